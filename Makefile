@@ -1,0 +1,52 @@
+# The one task runner: README.md and .ci/run call exactly these targets.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STORAGE ?= ./loanrisk-data
+
+.PHONY: demo test lint typecheck unit bench lock clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "loanrisk needs Python 3.11, found " + sys.version'
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: $(BIN)/python requirements/runtime.lock pyproject.toml
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/runtime.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements/dev.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.lock
+	touch $@
+
+## demo: set up, then run the main job on the built-in sample (local storage under $(STORAGE))
+demo: $(VENV)/.runtime
+	$(BIN)/loanrisk demo --storage $(STORAGE)
+
+## test: set up, then lint, type-check and run the whole test suite
+test: lint typecheck unit
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy
+
+unit: $(VENV)/.dev
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/pytest
+
+## bench: the data-processing benchmark (see benchmarks/README.md)
+bench: $(VENV)/.dev
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_data.py
+
+## lock: re-resolve requirements/*.lock from pyproject.toml in throw-away venvs
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install --quiet .
+	.lock-venv/bin/pip freeze --exclude loanrisk > requirements/runtime.lock
+	.lock-venv/bin/pip install --quiet '.[dev]'
+	(echo '-r runtime.lock'; .lock-venv/bin/pip freeze --exclude loanrisk | grep -vxFf requirements/runtime.lock) > requirements/dev.lock
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(STORAGE)

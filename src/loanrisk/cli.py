@@ -1,0 +1,210 @@
+"""The ``loanrisk`` command line: a thin front end over the library."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import fsspec
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from loanrisk.data.datasets import DatasetCatalogue
+from loanrisk.data.ingest import read_csv, read_parquet
+from loanrisk.data.process import process_dataset
+from loanrisk.data.sample import generate_sample
+from loanrisk.errors import InvalidInput, LoanRiskError, NotFound
+from loanrisk.schema import Validated, validate_frame
+from loanrisk.settings import Settings
+from loanrisk.storage import open_storage, storage_options
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+data_app = typer.Typer(no_args_is_help=True, help="Process, list and inspect datasets.")
+app.add_typer(data_app, name="data")
+
+out = Console()
+err = Console(stderr=True)
+
+SAMPLE_ROWS = 20_000
+StorageOpt = Annotated[
+    str | None, typer.Option("--storage", help="Storage root: a directory or s3://bucket/prefix.")
+]
+DirectoryOpt = Annotated[
+    str, typer.Option("--directory", "-d", help="Directory of the storage holding datasets.")
+]
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """One line on stderr and a non-zero exit: 2 for bad input, 1 for everything else."""
+    try:
+        yield
+    except (InvalidInput, NotFound) as exc:
+        _fail(exc.message, 2)
+    except LoanRiskError as exc:
+        _fail(exc.message, 1)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        _fail(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}", 2)
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _load_source(source: str, settings: Settings) -> Validated:
+    if source == "sample":
+        return validate_frame(generate_sample(SAMPLE_ROWS, seed=settings.seed))
+    reader = read_parquet if source.endswith(".parquet") else read_csv
+    if "://" in source:
+        try:
+            with fsspec.open(source, "rb", **storage_options(settings, source)) as stream:
+                return reader(stream)
+        except FileNotFoundError:
+            raise InvalidInput(f"no such object: {source}") from None
+    if not Path(source).is_file():
+        raise InvalidInput(f"no such file: {source}")
+    return reader(source)
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[str, int, int], None]]:
+    columns = (
+        TextColumn("{task.description:<8}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+def _summary(manifest: dict[str, Any], storage_url: str) -> None:
+    rows, rate, quality = manifest["rows"], manifest["label_rate"], manifest["quality"]
+    table = Table(title=f"dataset {manifest['id']}", show_header=False, title_justify="left")
+    table.add_row("stored in", f"{storage_url}/{manifest['directory']}/datasets/{manifest['id']}")
+    table.add_row("source", manifest["source"])
+    expanded = " (expanded)" if manifest["expanded"] else ""
+    table.add_row(
+        "rows",
+        f"{rows['input']:,} in -> {rows['total']:,}{expanded}: "
+        f"{rows['train']:,} train / {rows['test']:,} test",
+    )
+    table.add_row("default rate", f"{rate['train']:.2%} train, {rate['test']:.2%} test")
+    table.add_row(
+        "features", f"{len(manifest['feature_columns'])} (spec {manifest['feature_spec']})"
+    )
+    table.add_row("timings", ", ".join(f"{k} {v:.2f}s" for k, v in manifest["timings"].items()))
+    warnings = quality["warnings"]
+    table.add_row("data quality", f"{len(warnings)} warning(s)" if warnings else "no warnings")
+    for warning in warnings[:5]:
+        table.add_row("", f"- {warning}")
+    out.print(table)
+
+
+@data_app.command("process")
+def data_process(
+    source: Annotated[str, typer.Argument(help="A CSV/Parquet path, an s3:// URI, or 'sample'.")],
+    size: Annotated[int | None, typer.Option(help="Expand to this many rows.", min=1)] = None,
+    storage: StorageOpt = None,
+    directory: DirectoryOpt = "data",
+    seed: Annotated[int | None, typer.Option(help="Seed of expansion and split.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+) -> None:
+    """Validate SOURCE, expand it to --size rows, split, fit the preprocessing, and store it."""
+    with _errors():
+        settings = _settings(storage=storage, seed=seed)
+        target = open_storage(settings)
+        loans = _load_source(source, settings)
+        with _progress() as progress:
+            manifest = process_dataset(
+                loans,
+                target,
+                source=source,
+                size=size,
+                directory=directory,
+                seed=settings.seed,
+                test_fraction=settings.test_fraction,
+                progress=progress,
+            )
+        if as_json:
+            out.print_json(json.dumps(manifest))
+        else:
+            _summary(manifest, target.url)
+
+
+@data_app.command("list")
+def data_list(storage: StorageOpt = None, directory: DirectoryOpt = "data") -> None:
+    """List the datasets in a directory, oldest first."""
+    with _errors():
+        catalogue = DatasetCatalogue(open_storage(_settings(storage=storage)), directory)
+        table = Table("id", "source", "size", "train", "test", "default rate", "created")
+        for m in catalogue.list():
+            table.add_row(
+                m["id"],
+                m["source"],
+                str(m["requested_size"] or ""),
+                f"{m['rows']['train']:,}",
+                f"{m['rows']['test']:,}",
+                f"{m['label_rate']['total']:.2%}",
+                m["created_at"][:19],
+            )
+        out.print(table)
+
+
+@data_app.command("show")
+def data_show(
+    dataset: Annotated[str, typer.Argument(help="A dataset id, or 'latest'.")],
+    storage: StorageOpt = None,
+    directory: DirectoryOpt = "data",
+) -> None:
+    """Print a dataset's manifest (JSON), including its data-quality report."""
+    with _errors():
+        catalogue = DatasetCatalogue(open_storage(_settings(storage=storage)), directory)
+        out.print_json(json.dumps(catalogue.resolve(dataset)))
+
+
+@app.command()
+def demo(storage: StorageOpt = None) -> None:
+    """The main job on the embedded default: process the built-in sample into local storage."""
+    with _errors():
+        settings = _settings(storage=storage)
+        target = open_storage(settings)
+        err.print(f"Processing {SAMPLE_ROWS:,} built-in sample loans into {target.url} ...")
+        loans = _load_source("sample", settings)
+        with _progress() as progress:
+            manifest = process_dataset(
+                loans,
+                target,
+                source="sample",
+                seed=settings.seed,
+                test_fraction=settings.test_fraction,
+                progress=progress,
+            )
+        _summary(manifest, target.url)
+
+
+def main() -> None:
+    app(prog_name="loanrisk")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

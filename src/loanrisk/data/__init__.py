@@ -1,0 +1,1 @@
+"""Loan data: ingestion, the built-in sample, expansion, splitting, and datasets on storage."""

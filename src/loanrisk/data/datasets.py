@@ -1,0 +1,114 @@
+"""Datasets on storage: processed train/test Parquet, the FeatureSpec, and a manifest.
+
+Layout, under a directory of the storage (the reference's ``data_directory``)::
+
+    <directory>/datasets/<id>/train.parquet
+                             /test.parquet
+                             /feature_spec.json
+                             /manifest.json     <- written last: a dataset exists once it has one
+
+A dataset is found by id, or by the size it was processed with (the reference's ``size``:
+``/train`` with the same ``size`` finds what ``/data_processing`` stored), newest first.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from loanrisk.errors import InvalidInput, NotFound
+from loanrisk.features.spec import FeatureSpec
+from loanrisk.schema import CATEGORICAL_BY_NAME, FEATURES, LABEL
+from loanrisk.storage.base import Storage
+
+MANIFEST = "manifest.json"
+SPEC = "feature_spec.json"
+Split = Literal["train", "test"]
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """A validated frame as Parquet bytes (categoricals stored as dictionaries)."""
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
+    return buffer.getvalue()
+
+
+def conform(frame: pd.DataFrame) -> pd.DataFrame:
+    """Give categoricals read back from Parquet the schema's categories (and code order)."""
+    for name, spec in CATEGORICAL_BY_NAME.items():
+        if name in frame.columns:
+            frame[name] = pd.Categorical(
+                frame[name].astype("string"), categories=list(spec.categories)
+            )
+    return frame[[c for c in (*FEATURES, LABEL) if c in frame.columns]]
+
+
+@dataclass(frozen=True)
+class DatasetCatalogue:
+    """The datasets under one directory of a storage."""
+
+    storage: Storage
+    directory: str = "data"
+
+    @property
+    def root(self) -> str:
+        return self.storage.join(self.directory, "datasets")
+
+    def path(self, dataset_id: str, name: str = "") -> str:
+        if not dataset_id or "/" in dataset_id or dataset_id.startswith("."):
+            raise InvalidInput(f"invalid dataset id {dataset_id!r}")
+        return self.storage.join(self.root, dataset_id, name)
+
+    def list(self) -> list[dict[str, Any]]:
+        """Manifests of every complete dataset, oldest first."""
+        manifests = []
+        for dataset_id in self.storage.list(self.root):
+            try:
+                manifests.append(self.get(dataset_id))
+            except NotFound:
+                continue  # in progress or abandoned: no manifest yet
+        return sorted(manifests, key=lambda m: (m["created_at"], m["id"]))
+
+    def get(self, dataset_id: str) -> dict[str, Any]:
+        try:
+            data = self.storage.read_bytes(self.path(dataset_id, MANIFEST))
+        except NotFound:
+            raise NotFound(f"no dataset {dataset_id!r} in {self.directory!r}") from None
+        manifest: dict[str, Any] = json.loads(data)
+        return manifest
+
+    def find(self, *, size: int | None = None) -> dict[str, Any]:
+        """The newest dataset (processed with ``size``, when given)."""
+        matches = [m for m in self.list() if size is None or m.get("requested_size") == size]
+        if not matches:
+            wanted = f" processed with size {size}" if size is not None else ""
+            raise NotFound(f"no dataset{wanted} in {self.directory!r}")
+        return matches[-1]
+
+    def resolve(self, ref: str) -> dict[str, Any]:
+        """A manifest by id, or ``latest``."""
+        return self.find() if ref == "latest" else self.get(ref)
+
+    def load_split(self, dataset_id: str, split: Split) -> pd.DataFrame:
+        with self.storage.open_read(self.path(dataset_id, f"{split}.parquet")) as stream:
+            return conform(pd.read_parquet(stream))
+
+    def load_spec(self, dataset_id: str) -> FeatureSpec:
+        return FeatureSpec.from_json(self.storage.read_bytes(self.path(dataset_id, SPEC)))
+
+    def write_file(self, dataset_id: str, name: str, data: bytes) -> None:
+        self.storage.write_bytes(self.path(dataset_id, name), data)
+
+    def publish(self, manifest: dict[str, Any]) -> None:
+        """Write the manifest last: from this moment the dataset is listed and found."""
+        body = json.dumps(manifest, indent=2, sort_keys=False).encode() + b"\n"
+        self.storage.write_bytes(self.path(manifest["id"], MANIFEST), body)
+
+    def delete(self, dataset_id: str) -> None:
+        self.storage.delete(self.path(dataset_id))

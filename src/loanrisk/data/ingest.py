@@ -1,0 +1,131 @@
+"""Reading raw loan CSV (and Parquet) into validated frames.
+
+CSV is read with pandas' C parser; the text is checked first for what a loan file can never
+be (binary data, another encoding, absurdly long fields) so such input fails with one clear
+message instead of a parser trace. A UTF-8 BOM and CRLF line endings are accepted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import IO, Any, cast
+
+import pandas as pd
+
+from loanrisk.errors import InvalidInput
+from loanrisk.schema import CATEGORICAL_BY_NAME, LABEL, Mode, Validated, validate_frame
+
+#: A field longer than this is not a loan attribute; it is refused before parsing.
+MAX_FIELD_CHARS = 10_000
+_PROBE_BYTES = 1 << 16
+
+Source = bytes | str | IO[bytes]
+
+
+def _probe(head: bytes) -> None:
+    if not head.strip():
+        raise InvalidInput("empty file: no header and no loans")
+    if b"\x00" in head:
+        raise InvalidInput("binary data: the file is not CSV text")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut at the probe's end is not an encoding error.
+        if exc.start < len(head) - 4:
+            raise InvalidInput(f"not UTF-8 text: undecodable byte at offset {exc.start}") from None
+    _check_header(head)
+
+
+def _check_header(head: bytes) -> None:
+    # pandas renames a repeated column to "name.1"; a repeated loan column is ambiguous.
+    first_line = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0]
+    names = [n.strip().lower() for n in next(csv.reader([first_line]), [])]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InvalidInput(
+            f"duplicate column(s): {', '.join(repeated)}",
+            details={"issues": [{"problem": "duplicate_column", "columns": repeated}]},
+        )
+
+
+def read_csv(source: Source, *, mode: Mode = "train") -> Validated:
+    """Read and validate a loan CSV from bytes, a local path, or a binary stream.
+
+    Raises :class:`InvalidInput` for empty, binary or non-UTF-8 input, malformed CSV (with
+    the line number), and every schema problem :func:`loanrisk.schema.validate_frame` finds.
+    """
+    stream: IO[bytes]
+    if isinstance(source, bytes):
+        stream = io.BytesIO(source)
+    elif isinstance(source, str):
+        try:
+            stream = open(source, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            raise InvalidInput(f"no such file: {source}") from None
+    else:
+        stream = source
+    try:
+        # Peek, not read: the parser must still see the whole stream.
+        buffered: Any = stream if hasattr(stream, "peek") else io.BufferedReader(cast(Any, stream))
+        _probe(buffered.peek(_PROBE_BYTES)[:_PROBE_BYTES])
+        frame = _parse(buffered)
+    finally:
+        if isinstance(source, str):
+            stream.close()
+    return validate_frame(frame, mode=mode)
+
+
+def _parse(stream: IO[bytes]) -> pd.DataFrame:
+    # Categorical and label columns stay text so "  rent " and "1 " are cleaned, not guessed.
+    text_columns = dict.fromkeys((*CATEGORICAL_BY_NAME, LABEL), "string")
+    try:
+        return pd.read_csv(
+            stream,
+            encoding="utf-8-sig",
+            dtype=text_columns,
+            skipinitialspace=True,
+            engine="c",
+            low_memory=False,
+            quoting=csv.QUOTE_MINIMAL,
+            on_bad_lines="error",
+        ).pipe(_check_field_sizes)
+    except pd.errors.EmptyDataError:
+        raise InvalidInput("empty file: no header and no loans") from None
+    except pd.errors.ParserError as exc:
+        raise InvalidInput(f"malformed CSV: {_parser_message(exc)}") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"not UTF-8 text: undecodable byte at offset {exc.start}") from None
+
+
+def _parser_message(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[-1]
+    return text.removeprefix("Error tokenizing data. C error: ")
+
+
+def _check_field_sizes(frame: pd.DataFrame) -> pd.DataFrame:
+    for name in frame.columns:
+        if len(str(name)) > MAX_FIELD_CHARS:
+            raise InvalidInput(f"a header field is longer than {MAX_FIELD_CHARS} characters")
+        column = frame[name]
+        if column.dtype == object or isinstance(column.dtype, pd.StringDtype):
+            lengths = column.astype("string").str.len()
+            if (lengths > MAX_FIELD_CHARS).any():
+                row = int(lengths.to_numpy(na_value=0).argmax()) + 1
+                raise InvalidInput(
+                    f"column {str(name)!r}: a field longer than {MAX_FIELD_CHARS} characters "
+                    f"at row {row}"
+                )
+    return frame
+
+
+def read_parquet(source: str | IO[bytes], *, mode: Mode = "train") -> Validated:
+    """Read and validate loans stored as Parquet (same rules as CSV)."""
+    try:
+        frame = pd.read_parquet(source)
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"not a readable Parquet file: {exc}") from None
+    for name in CATEGORICAL_BY_NAME:
+        if name in frame.columns:
+            frame[name] = frame[name].astype("string")
+    return validate_frame(frame, mode=mode)

@@ -1,0 +1,59 @@
+"""Column statistics stored in dataset manifests, for data-quality reports and drift checks.
+
+Numeric columns get moments, quantiles and a histogram over decile edges (so a later batch
+can be binned on the same edges and compared, e.g. by population stability index);
+categorical columns get counts per category.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from loanrisk.schema import CATEGORICAL_BY_NAME, FEATURES, NUMERIC_BY_NAME
+
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+
+
+def _numeric_stats(values: np.ndarray) -> dict[str, Any]:
+    present = values[~np.isnan(values)]
+    out: dict[str, Any] = {"count": int(present.size), "missing": int(values.size - present.size)}
+    if present.size == 0:
+        return out
+    quantiles = np.quantile(present, QUANTILES)
+    edges = np.unique(np.quantile(present, np.linspace(0, 1, 11)))
+    counts, _ = np.histogram(present, bins=edges) if edges.size > 1 else ([present.size], None)
+    out |= {
+        "mean": float(present.mean()),
+        "std": float(present.std()),
+        "min": float(present.min()),
+        "max": float(present.max()),
+        "quantiles": {
+            f"p{round(q * 100)}": float(v) for q, v in zip(QUANTILES, quantiles, strict=True)
+        },
+        "histogram": {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]},
+    }
+    return out
+
+
+def _categorical_stats(values: pd.Categorical) -> dict[str, Any]:
+    codes = np.asarray(values.codes)
+    counts = np.bincount(codes[codes >= 0], minlength=len(values.categories))
+    return {
+        "count": int((codes >= 0).sum()),
+        "missing": int((codes < 0).sum()),
+        "counts": {str(c): int(n) for c, n in zip(values.categories, counts, strict=True)},
+    }
+
+
+def column_stats(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Statistics of every feature column of a validated frame."""
+    stats: dict[str, dict[str, Any]] = {}
+    for name in FEATURES:
+        if name in NUMERIC_BY_NAME:
+            stats[name] = _numeric_stats(frame[name].to_numpy(dtype=np.float64, na_value=np.nan))
+        elif name in CATEGORICAL_BY_NAME:
+            stats[name] = _categorical_stats(frame[name].array)
+    return stats

@@ -1,0 +1,57 @@
+"""The one error tree of loanrisk.
+
+Library code raises these; front ends translate them (the CLI to a one-line message and an
+exit code, the HTTP service to a status and a JSON body). Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LoanRiskError(Exception):
+    """Base of every error loanrisk raises on purpose.
+
+    ``code`` is a stable machine-readable name; ``details`` is JSON-serialisable context
+    (for validation errors: the grouped issues with row numbers and columns).
+    """
+
+    code = "loanrisk_error"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class InvalidInput(LoanRiskError):
+    """The caller's data or arguments are wrong; retrying the same input fails the same way."""
+
+    code = "invalid_input"
+
+
+class PathNotAllowed(InvalidInput):
+    """A caller-supplied path or bucket lies outside the configured storage roots."""
+
+    code = "path_not_allowed"
+
+
+class NotFound(LoanRiskError):
+    """A named dataset, model, version or file does not exist."""
+
+    code = "not_found"
+
+
+class Conflict(LoanRiskError):
+    """The request is valid but clashes with the current state (e.g. an id already taken)."""
+
+    code = "conflict"
+
+
+class StorageError(LoanRiskError):
+    """The storage backend failed (unreachable, permission denied, corrupt object)."""
+
+    code = "storage_error"

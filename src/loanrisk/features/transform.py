@@ -1,0 +1,118 @@
+"""The numpy-only transform: a FeatureSpec applied to a batch or to one record.
+
+It reproduces sklearn's ColumnTransformer output (parity test: max abs difference <= 1e-6 on
+the public dataset, NaN in the same places) at a fraction of the cost: sklearn spends ~12 ms
+on one row, :meth:`FeatureTransformer.transform_record` a few microseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from loanrisk.features.spec import FeatureSpec
+from loanrisk.schema import CATEGORICAL_BY_NAME
+
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def yeo_johnson(x: np.ndarray, lmbda: float) -> np.ndarray:
+    """Yeo-Johnson exactly as scipy computes it (``expm1``/``log1p`` forms); NaN stays NaN."""
+    out = np.empty_like(x, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        pos = x >= 0
+    neg = ~pos
+    if abs(lmbda) < _EPS:
+        out[pos] = np.log1p(x[pos])
+    else:
+        out[pos] = np.expm1(lmbda * np.log1p(x[pos])) / lmbda
+    if abs(lmbda - 2) > _EPS:
+        out[neg] = -np.expm1((2 - lmbda) * np.log1p(-x[neg])) / (2 - lmbda)
+    else:
+        out[neg] = -np.log1p(-x[neg])
+    return out
+
+
+def _yeo_johnson_scalar(x: float, lmbda: float) -> float:
+    if x != x:  # NaN
+        return x
+    if x >= 0:
+        if abs(lmbda) < _EPS:
+            return math.log1p(x)
+        return math.expm1(lmbda * math.log1p(x)) / lmbda
+    if abs(lmbda - 2) > _EPS:
+        return -math.expm1((2 - lmbda) * math.log1p(-x)) / (2 - lmbda)
+    return -math.log1p(-x)
+
+
+class FeatureTransformer:
+    """Applies a :class:`FeatureSpec`. Build once per spec; it is immutable and thread-safe."""
+
+    def __init__(self, spec: FeatureSpec) -> None:
+        self.spec = spec
+        self.n_features = len(spec.output_columns)
+        offset = len(spec.imputed) + len(spec.power)
+        self._onehot_offsets: list[int] = []
+        # Per one-hot column: schema category code -> output slot (-1: not in the vocabulary).
+        self._code_to_slot: list[np.ndarray] = []
+        self._slot_by_value: list[dict[str, int]] = []
+        for column in spec.onehot:
+            self._onehot_offsets.append(offset)
+            slots = {value: offset + i for i, value in enumerate(column.categories)}
+            self._slot_by_value.append(slots)
+            schema_categories = CATEGORICAL_BY_NAME[column.name].categories
+            self._code_to_slot.append(
+                np.array([slots.get(c, -1) for c in schema_categories] + [-1], dtype=np.int64)
+            )
+            offset += len(column.categories)
+
+    def transform(self, frame: pd.DataFrame, *, dtype: type = np.float64) -> np.ndarray:
+        """Transform a validated frame into an ``(n_rows, n_features)`` array.
+
+        Categoricals must be pandas Categoricals over the schema's categories (as
+        :func:`loanrisk.schema.validate_frame` returns them); missing values are NaN.
+        """
+        n = len(frame)
+        out: np.ndarray = np.zeros((n, self.n_features), dtype=dtype)
+        col = 0
+        for imputed in self.spec.imputed:
+            values = frame[imputed.name].to_numpy(dtype=np.float64, na_value=np.nan)
+            out[:, col] = np.where(np.isnan(values), imputed.median, values)
+            col += 1
+        for power in self.spec.power:
+            values = frame[power.name].to_numpy(dtype=np.float64, na_value=np.nan)
+            out[:, col] = (yeo_johnson(values, power.lmbda) - power.mean) / power.scale
+            col += 1
+        rows = np.arange(n)
+        for column, code_to_slot in zip(self.spec.onehot, self._code_to_slot, strict=True):
+            codes = frame[column.name].cat.codes.to_numpy()  # -1 for missing -> last entry
+            slots = code_to_slot[codes]
+            known = slots >= 0
+            out[rows[known], slots[known]] = 1
+        return out
+
+    def transform_record(self, record: Mapping[str, Any]) -> list[float]:
+        """Transform one clean record (numbers or None; upper-case category strings or None).
+
+        No pandas and no numpy arrays: this is the per-request path.
+        """
+        out = [0.0] * self.n_features
+        col = 0
+        for imputed in self.spec.imputed:
+            value = record.get(imputed.name)
+            out[col] = imputed.median if value is None or value != value else float(value)
+            col += 1
+        for power in self.spec.power:
+            value = record.get(power.name)
+            x = math.nan if value is None else float(value)
+            out[col] = (_yeo_johnson_scalar(x, power.lmbda) - power.mean) / power.scale
+            col += 1
+        for column, slots in zip(self.spec.onehot, self._slot_by_value, strict=True):
+            slot = slots.get(record.get(column.name))  # type: ignore[arg-type]
+            if slot is not None:
+                out[slot] = 1.0
+        return out

@@ -1,0 +1,351 @@
+"""The loan record: columns, types, allowed categories and ranges, and their validation.
+
+What is an error and what is cleaned (docs/data.md has the full table):
+
+* errors (the whole input is refused, with every problem grouped by column and capped):
+  a missing required column, non-numeric text in a numeric column, a missing value in a
+  required column, an impossible value (negative amount, age over 150, label not 0/1), an
+  unknown category in training data, an input with no rows;
+* cleaned (noted in the report, never an error): surrounding whitespace, the case of category
+  values and column names, a UTF-8 BOM, CRLF line endings, extra columns (dropped);
+* flagged (kept, counted in the report with example rows): values outside the plausible range,
+  such as the public dataset's ages of 144 and employment lengths of 123 years.
+
+Row numbers in messages are 1-based data rows: row 1 is the first loan after the header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from loanrisk.errors import InvalidInput
+
+LABEL = "loan_status"
+MAX_EXAMPLE_ROWS = 5
+MAX_ISSUES = 25
+
+Mode = Literal["train", "score"]
+
+
+@dataclass(frozen=True)
+class NumericColumn:
+    """A numeric feature. ``valid`` bounds are hard (outside: error); ``plausible`` are soft."""
+
+    name: str
+    required: bool
+    valid: tuple[float, float]
+    plausible: tuple[float, float]
+    description: str
+
+
+@dataclass(frozen=True)
+class CategoricalColumn:
+    """A categorical feature; values are matched case-insensitively and stored upper-case."""
+
+    name: str
+    categories: tuple[str, ...]
+    description: str
+    required: bool = True
+
+
+INF = float("inf")
+
+NUMERIC: tuple[NumericColumn, ...] = (
+    NumericColumn("person_age", True, (0, 150), (18, 100), "age in years"),
+    NumericColumn("person_income", True, (0, INF), (1_000, 5_000_000), "yearly income"),
+    NumericColumn("person_emp_length", False, (0, 150), (0, 60), "employment length, years"),
+    NumericColumn("loan_amnt", True, (0, INF), (100, 100_000), "amount borrowed"),
+    NumericColumn("loan_int_rate", False, (0, 100), (1, 40), "interest rate, percent"),
+    NumericColumn("loan_percent_income", True, (0, 100), (0, 1), "loan amount / income"),
+    NumericColumn("cb_person_cred_hist_length", False, (0, 150), (0, 60), "credit history, years"),
+)
+
+CATEGORICAL: tuple[CategoricalColumn, ...] = (
+    CategoricalColumn(
+        "person_home_ownership", ("RENT", "OWN", "MORTGAGE", "OTHER"), "home ownership"
+    ),
+    CategoricalColumn(
+        "loan_intent",
+        ("PERSONAL", "EDUCATION", "MEDICAL", "VENTURE", "HOMEIMPROVEMENT", "DEBTCONSOLIDATION"),
+        "purpose of the loan",
+    ),
+    CategoricalColumn("loan_grade", ("A", "B", "C", "D", "E", "F", "G"), "lender's grade"),
+    CategoricalColumn("cb_person_default_on_file", ("Y", "N"), "earlier default on file"),
+)
+
+#: The 11 features in the public dataset's file order.
+FEATURES: tuple[str, ...] = (
+    "person_age",
+    "person_income",
+    "person_home_ownership",
+    "person_emp_length",
+    "loan_intent",
+    "loan_grade",
+    "loan_amnt",
+    "loan_int_rate",
+    "loan_percent_income",
+    "cb_person_default_on_file",
+    "cb_person_cred_hist_length",
+)
+NUMERIC_BY_NAME: dict[str, NumericColumn] = {c.name: c for c in NUMERIC}
+CATEGORICAL_BY_NAME: dict[str, CategoricalColumn] = {c.name: c for c in CATEGORICAL}
+
+
+def schema_hash() -> str:
+    """A short hash of the schema; stored in manifests so data and models can be matched."""
+    doc = {
+        "features": FEATURES,
+        "numeric": [asdict(c) for c in NUMERIC],
+        "categorical": [asdict(c) for c in CATEGORICAL],
+        "label": LABEL,
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Issue:
+    """One grouped problem: a column, what is wrong, how many rows, and the first few."""
+
+    column: str | None
+    problem: str
+    message: str
+    count: int = 0
+    rows: list[int] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        where = f"column {self.column!r}: " if self.column else ""
+        text = f"{where}{self.message}"
+        if self.rows:
+            shown = ", ".join(
+                f"{r} ({e!r})" if e else str(r)
+                for r, e in zip(self.rows, self.examples or [""] * len(self.rows), strict=True)
+            )
+            more = f" and {self.count - len(self.rows)} more" if self.count > len(self.rows) else ""
+            text += f" at row{'s' if self.count > 1 else ''} {shown}{more}"
+        return text
+
+
+@dataclass
+class ValidationReport:
+    """What validation found and did, stored in dataset manifests as the data-quality report."""
+
+    rows: int = 0
+    dropped_columns: list[str] = field(default_factory=list)
+    cleaned: dict[str, int] = field(default_factory=dict)
+    missing: dict[str, int] = field(default_factory=dict)
+    flagged: list[Issue] = field(default_factory=list)
+    unknown_categories: list[Issue] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        out = [f"extra column {c!r} dropped" for c in self.dropped_columns]
+        out += [i.describe() for i in self.flagged + self.unknown_categories]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "dropped_columns": self.dropped_columns,
+            "cleaned": self.cleaned,
+            "missing": self.missing,
+            "flagged": [asdict(i) for i in self.flagged],
+            "unknown_categories": [asdict(i) for i in self.unknown_categories],
+            "warnings": self.warnings,
+        }
+
+
+@dataclass
+class Validated:
+    """Clean, typed loans: float64 numerics, upper-case categoricals, int8 label if present."""
+
+    frame: pd.DataFrame
+    report: ValidationReport
+
+
+def _positions(mask: np.ndarray[Any, np.dtype[np.bool_]]) -> tuple[int, list[int]]:
+    idx = np.flatnonzero(mask)
+    return int(idx.size), [int(i) + 1 for i in idx[:MAX_EXAMPLE_ROWS]]
+
+
+def _issue(
+    column: str | None,
+    problem: str,
+    message: str,
+    mask: np.ndarray[Any, np.dtype[np.bool_]],
+    values: pd.Series[Any] | None = None,
+) -> Issue:
+    count, rows = _positions(mask)
+    examples = [str(values.iloc[r - 1]) for r in rows] if values is not None else []
+    return Issue(column, problem, message, count, rows, examples)
+
+
+def _normalise_columns(frame: pd.DataFrame, report: ValidationReport) -> pd.DataFrame:
+    renamed = {c: str(c).strip().lstrip("\ufeff").strip().lower() for c in frame.columns}
+    if any(str(k) != v for k, v in renamed.items()):
+        report.cleaned["column_names"] = sum(str(k) != v for k, v in renamed.items())
+    frame = frame.rename(columns=renamed)
+    duplicated = frame.columns[frame.columns.duplicated()].tolist()
+    if duplicated:
+        raise InvalidInput(
+            f"duplicate column(s): {', '.join(sorted(set(duplicated)))}",
+            details={"issues": [{"problem": "duplicate_column", "columns": duplicated}]},
+        )
+    return frame
+
+
+def _numeric(
+    raw: pd.Series[Any], spec: NumericColumn, errors: list[Issue], report: ValidationReport
+) -> np.ndarray[Any, np.dtype[np.float64]]:
+    if pd.api.types.is_bool_dtype(raw):
+        mask = raw.notna().to_numpy()
+        errors.append(_issue(spec.name, "not_numeric", "true/false is not a number", mask))
+        return np.full(len(raw), np.nan)
+    bad = np.zeros(len(raw), dtype=bool)
+    if pd.api.types.is_numeric_dtype(raw):
+        values = raw.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+        bad = np.isinf(values)
+        if bad.any():
+            errors.append(_issue(spec.name, "not_numeric", "not a finite number", bad, raw))
+            values[bad] = np.nan
+    else:
+        text = raw.astype("string").str.strip()
+        blank = text.isna() | (text == "")
+        values = pd.to_numeric(text.mask(blank), errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )
+        bad = (np.isnan(values) | np.isinf(values)) & ~blank.to_numpy()
+        if bad.any():
+            errors.append(_issue(spec.name, "not_numeric", "not a number", bad, raw))
+            values[bad] = np.nan
+        values[blank.to_numpy()] = np.nan
+    missing = np.isnan(values)
+    if not pd.api.types.is_numeric_dtype(raw):
+        missing &= ~bad  # already reported as not a number
+    report.missing[spec.name] = int(missing.sum())
+    if spec.required and missing.any():
+        errors.append(_issue(spec.name, "missing", "required value missing", missing))
+    low, high = spec.valid
+    with np.errstate(invalid="ignore"):
+        impossible = (values < low) | (values > high)
+    if impossible.any():
+        allowed = f"at least {low:g}" if high == INF else f"{low:g} to {high:g}"
+        message = f"impossible value (must be {allowed})"
+        errors.append(_issue(spec.name, "out_of_range", message, impossible, raw))
+    low, high = spec.plausible
+    with np.errstate(invalid="ignore"):
+        odd = ((values < low) | (values > high)) & ~impossible
+    if odd.any():
+        message = f"outside the plausible range {low:g} to {high:g} (kept)"
+        report.flagged.append(_issue(spec.name, "implausible", message, odd, raw))
+    return values
+
+
+def _dtype(spec: CategoricalColumn) -> pd.CategoricalDtype:
+    return pd.CategoricalDtype(list(spec.categories))
+
+
+def _categorical(
+    raw: pd.Series[Any],
+    spec: CategoricalColumn,
+    mode: Mode,
+    errors: list[Issue],
+    report: ValidationReport,
+) -> pd.Categorical:
+    # Factorise first: a 4M-row column has a handful of distinct values to clean.
+    codes, uniques = pd.factorize(raw.astype("string"), use_na_sentinel=True)
+    cleaned_uniques = [str(u).strip().upper() for u in uniques]
+    changed = [i for i, (u, c) in enumerate(zip(uniques, cleaned_uniques, strict=True)) if u != c]
+    if changed:
+        report.cleaned[spec.name] = int(np.isin(codes, changed).sum())
+    allowed = {c: i for i, c in enumerate(spec.categories)}
+    lookup = np.array([allowed.get(c, -2) if c else -1 for c in cleaned_uniques] + [-1])
+    mapped = lookup[codes]  # code -1 (missing) indexes the trailing -1
+    missing = mapped == -1
+    report.missing[spec.name] = int(missing.sum())
+    if missing.any() and spec.required:
+        errors.append(_issue(spec.name, "missing", "required value missing", missing))
+    unknown = mapped == -2
+    if unknown.any():
+        message = f"unknown category (allowed: {', '.join(spec.categories)})"
+        issue = _issue(spec.name, "unknown_category", message, unknown, raw)
+        (errors if mode == "train" else report.unknown_categories).append(issue)
+    out = np.where(mapped < 0, -1, mapped)
+    categorical: pd.Categorical = pd.Categorical.from_codes(out, dtype=_dtype(spec))
+    return categorical
+
+
+def _label(raw: pd.Series[Any], errors: list[Issue]) -> np.ndarray[Any, np.dtype[np.int8]]:
+    text = raw.astype("string").str.strip()
+    values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isin(values, (0.0, 1.0))
+    if bad.any():
+        errors.append(_issue(LABEL, "bad_label", "label must be 0 or 1", bad, raw))
+    return np.where(bad, 0, values).astype(np.int8)
+
+
+def validate_frame(frame: pd.DataFrame, *, mode: Mode = "train") -> Validated:
+    """Validate and clean a frame of loans.
+
+    ``mode="train"`` requires the label and refuses unknown categories; ``mode="score"``
+    ignores the label if present and reports unknown categories as warnings (they encode as
+    all-zero one-hot columns, as the reference does).
+
+    Returns a :class:`Validated` with columns in :data:`FEATURES` order (plus the label in
+    train mode). Raises :class:`InvalidInput` whose message names the first problems and whose
+    ``details["issues"]`` lists every group, each with a count and the first row numbers.
+    """
+    report = ValidationReport()
+    frame = _normalise_columns(frame, report)
+    wanted = set(FEATURES) | ({LABEL} if mode == "train" else set())
+    missing_columns = [c for c in (*FEATURES, LABEL) if c in wanted and c not in frame.columns]
+    if missing_columns:
+        raise InvalidInput(
+            f"missing required column(s): {', '.join(missing_columns)}",
+            details={"issues": [{"problem": "missing_column", "columns": missing_columns}]},
+        )
+    report.dropped_columns = [c for c in frame.columns if c not in wanted and c != LABEL]
+    if len(frame) == 0:
+        raise InvalidInput("no rows: the input has a header but no loans")
+    report.rows = len(frame)
+
+    errors: list[Issue] = []
+    out: dict[str, Any] = {}
+    for name in FEATURES:
+        if name in NUMERIC_BY_NAME:
+            out[name] = _numeric(frame[name], NUMERIC_BY_NAME[name], errors, report)
+        else:
+            spec = CATEGORICAL_BY_NAME[name]
+            out[name] = _categorical(frame[name], spec, mode, errors, report)
+    if mode == "train":
+        out[LABEL] = _label(frame[LABEL], errors)
+    if errors:
+        raise invalid_from_issues(errors)
+    return Validated(pd.DataFrame(out, copy=False), report)
+
+
+def invalid_from_issues(issues: Sequence[Issue]) -> InvalidInput:
+    """One :class:`InvalidInput` for many grouped issues: the message names the first three."""
+    total = sum(i.count for i in issues)
+    head = "; ".join(i.describe() for i in issues[:3])
+    extra = len(issues) - 3
+    more = f" (+{extra} more problem{'s' if extra > 1 else ''})" if extra > 0 else ""
+    return InvalidInput(
+        f"{total} invalid value{'s' if total != 1 else ''}: {head}{more}",
+        details={"issues": [asdict(i) for i in issues[:MAX_ISSUES]], "invalid_values": total},
+    )
+
+
+def validate_records(records: Iterable[Mapping[str, Any]], *, mode: Mode = "score") -> Validated:
+    """Validate loans given as mappings (e.g. parsed JSON); see :func:`validate_frame`."""
+    rows = list(records)
+    if not rows:
+        raise InvalidInput("no records given")
+    return validate_frame(pd.DataFrame.from_records(rows), mode=mode)

@@ -1,0 +1,32 @@
+"""Storage backends: local directories and S3 through fsspec, and memory for tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loanrisk.settings import Settings
+from loanrisk.storage.base import Storage, normalise_relative
+from loanrisk.storage.fs import FsspecStorage
+from loanrisk.storage.memory import MemoryStorage
+
+__all__ = ["FsspecStorage", "MemoryStorage", "Storage", "normalise_relative", "open_storage"]
+
+
+def storage_options(settings: Settings, url: str) -> dict[str, Any]:
+    """fsspec options for ``url`` from settings (S3 endpoint and region)."""
+    if not url.startswith("s3://"):
+        return {}
+    client: dict[str, Any] = {}
+    if settings.s3_endpoint_url:
+        client["endpoint_url"] = settings.s3_endpoint_url
+    if settings.s3_region:
+        client["region_name"] = settings.s3_region
+    return {"client_kwargs": client} if client else {}
+
+
+def open_storage(settings: Settings, url: str | None = None) -> Storage:
+    """The storage at ``url`` (default: ``settings.storage``)."""
+    target = url or settings.storage
+    if target.startswith("memory://"):
+        return MemoryStorage(target.removeprefix("memory://"))
+    return FsspecStorage(target, storage_options=storage_options(settings, target))

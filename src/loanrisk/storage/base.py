@@ -1,0 +1,96 @@
+"""The storage interface and the confinement of caller-supplied paths.
+
+Paths inside a storage are POSIX-style and relative to its root ("data/datasets/x.json").
+Everything that comes from a caller goes through :meth:`Storage.resolve` first: ``..`` that
+leaves the root, absolute paths and URIs outside the root, and (on local disks) symlinks that
+lead outside are refused with :class:`~loanrisk.errors.PathNotAllowed`.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import IO
+
+from loanrisk.errors import PathNotAllowed
+
+
+def normalise_relative(path: str) -> str:
+    """Normalise a relative path; refuse one that climbs out (``a/../../b``) or is absolute."""
+    text = path.replace("\\", "/").strip()
+    if "\x00" in text:
+        raise PathNotAllowed("path contains a NUL byte")
+    if text.startswith("/"):
+        raise PathNotAllowed(f"absolute path {path!r} is not inside the storage root")
+    norm = posixpath.normpath(text) if text else "."
+    if norm == ".." or norm.startswith("../"):
+        raise PathNotAllowed(f"path {path!r} leaves the storage root")
+    return "" if norm == "." else norm
+
+
+class Storage(ABC):
+    """A rooted store of files: a local directory, an S3 prefix, or memory (for tests).
+
+    Writes are atomic: a reader sees the old content or the new, never a part, and a write
+    that fails (or a process that dies while writing) leaves nothing under the final name.
+    """
+
+    #: The root as a URL (``file:///abs/dir``, ``s3://bucket/prefix``, ``memory://name``).
+    url: str
+
+    def resolve(self, user_path: str) -> str:
+        """Turn a caller-supplied path (relative, or absolute/URI inside the root) into a
+        storage path. Raises :class:`PathNotAllowed` for anything outside the root."""
+        return self._confine(normalise_relative(self._strip_root(user_path)))
+
+    def _strip_root(self, user_path: str) -> str:
+        return user_path
+
+    def _confine(self, relative: str) -> str:
+        return relative
+
+    def join(self, *parts: str) -> str:
+        """Join trusted path parts (refusing any that climb out)."""
+        return normalise_relative("/".join(p.strip("/") for p in parts if p.strip("/")))
+
+    @abstractmethod
+    def read_bytes(self, path: str) -> bytes:
+        """Whole content; raises NotFound when absent, StorageError on backend failure."""
+
+    @abstractmethod
+    def open_read(self, path: str) -> AbstractContextManager[IO[bytes]]:
+        """A binary stream for reading, for content too large to hold in memory."""
+
+    @abstractmethod
+    def open_write(self, path: str) -> AbstractContextManager[IO[bytes]]:
+        """A binary stream whose content appears under ``path`` only when the block exits
+        without an exception; otherwise nothing is left behind."""
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Atomically (re)place ``path`` with ``data``."""
+        with self.open_write(path) as stream:
+            stream.write(data)
+
+    @abstractmethod
+    def exists(self, path: str) -> bool:
+        """Whether a file (not a directory) exists at ``path``."""
+
+    @abstractmethod
+    def list(self, path: str = "") -> list[str]:
+        """Names (not paths) of the files and directories directly under ``path``, sorted;
+        empty when ``path`` does not exist."""
+
+    @abstractmethod
+    def delete(self, path: str) -> None:
+        """Remove a file, or a directory with everything under it; absent is not an error."""
+
+    def walk_files(self, path: str = "") -> Iterator[str]:
+        """Every file under ``path`` (recursively), as storage paths, sorted."""
+        for name in self.list(path):
+            child = self.join(path, name)
+            if self.exists(child):
+                yield child
+            else:
+                yield from self.walk_files(child)

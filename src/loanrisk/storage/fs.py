@@ -1,0 +1,171 @@
+"""FsspecStorage: local directories and object stores (s3://) behind one :class:`Storage`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import uuid
+from collections.abc import Iterator
+from typing import IO, Any
+
+import fsspec
+
+from loanrisk.errors import NotFound, PathNotAllowed, StorageError
+from loanrisk.storage.base import Storage
+
+
+@contextlib.contextmanager
+def _backend_errors(path: str) -> Iterator[None]:
+    try:
+        yield
+    except FileNotFoundError:
+        raise NotFound(f"no such file: {path}") from None
+    except PermissionError as exc:
+        raise StorageError(f"permission denied on {path}: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise StorageError(f"storage failed on {path}: {exc}") from None
+
+
+class FsspecStorage(Storage):
+    """A :class:`Storage` rooted at a local directory or an ``s3://bucket/prefix``.
+
+    Local writes go to a hidden temporary file in the same directory, are fsync'ed, and are
+    renamed over the target (``os.replace`` is atomic on POSIX). Object-store writes are a
+    single PUT or a multipart upload, which the store makes visible only when complete; an
+    exception inside :meth:`open_write` aborts the upload, so nothing appears.
+    """
+
+    def __init__(self, url: str, *, storage_options: dict[str, Any] | None = None) -> None:
+        protocol = url.split("://", 1)[0] if "://" in url else "file"
+        options = dict(storage_options or {})
+        if protocol == "file":
+            root = os.path.realpath(url.removeprefix("file://"))
+            os.makedirs(root, exist_ok=True)
+            self._root = root
+            self.url = f"file://{root}"
+        else:
+            # Listings are never cached: another replica may have written since.
+            options.setdefault("use_listings_cache", False)
+            self._root = url.split("://", 1)[1].rstrip("/")
+            self.url = f"{protocol}://{self._root}"
+        self.protocol = protocol
+        self.fs: Any = fsspec.filesystem(protocol, **options)
+
+    # -- paths -------------------------------------------------------------------------
+
+    @property
+    def is_local(self) -> bool:
+        return self.protocol == "file"
+
+    def _strip_root(self, user_path: str) -> str:
+        text = user_path.strip()
+        if self.is_local:
+            text = text.removeprefix("file://")
+            if text.startswith("/"):
+                real = os.path.realpath(text)
+                if real == self._root or real.startswith(self._root + os.sep):
+                    return os.path.relpath(real, self._root)
+                raise PathNotAllowed(f"path {user_path!r} is outside the storage root")
+            return text
+        if "://" in text:
+            scheme, rest = text.split("://", 1)
+            rest = posixpath.normpath(rest) if rest else rest
+            if scheme == self.protocol and (
+                rest == self._root or rest.startswith(self._root + "/")
+            ):
+                return rest[len(self._root) :].lstrip("/")
+            raise PathNotAllowed(f"location {user_path!r} is outside the storage root {self.url}")
+        return text
+
+    def _confine(self, relative: str) -> str:
+        if self.is_local:
+            real = os.path.realpath(os.path.join(self._root, relative))
+            if real != self._root and not real.startswith(self._root + os.sep):
+                raise PathNotAllowed(f"path {relative!r} leads outside the storage root")
+        return relative
+
+    def _full(self, path: str) -> str:
+        relative = self._confine(self.join(path))
+        return posixpath.join(self._root, relative) if relative else self._root
+
+    def local_path(self, path: str) -> str:
+        """The OS path of a storage path (local storage only)."""
+        if not self.is_local:
+            raise StorageError(f"{self.url} is not a local directory")
+        return self._full(path)
+
+    # -- operations --------------------------------------------------------------------
+
+    def read_bytes(self, path: str) -> bytes:
+        full = self._full(path)
+        with _backend_errors(path):
+            data: bytes = self.fs.cat_file(full)
+            return data
+
+    @contextlib.contextmanager
+    def open_read(self, path: str) -> Iterator[IO[bytes]]:
+        full = self._full(path)
+        with _backend_errors(path):
+            stream = self.fs.open(full, "rb")
+        try:
+            yield stream
+        finally:
+            stream.close()
+
+    @contextlib.contextmanager
+    def open_write(self, path: str) -> Iterator[IO[bytes]]:
+        full = self._full(path)
+        if self.is_local:
+            with self._local_write(full, path) as stream:
+                yield stream
+            return
+        with _backend_errors(path):
+            stream = self.fs.open(full, "wb")
+        try:
+            yield stream
+        except BaseException:
+            stream.discard()  # abort the upload: close() would commit the partial object
+            stream.closed = True  # and keep the file's finaliser from trying to
+            raise
+        with _backend_errors(path):
+            stream.close()
+
+    @contextlib.contextmanager
+    def _local_write(self, full: str, path: str) -> Iterator[IO[bytes]]:
+        directory, name = os.path.split(full)
+        with _backend_errors(path):
+            os.makedirs(directory, exist_ok=True)
+        temporary = os.path.join(directory, f".{name}.tmp-{uuid.uuid4().hex}")
+        try:
+            with _backend_errors(path), open(temporary, "xb") as stream:
+                yield stream
+                stream.flush()
+                os.fsync(stream.fileno())
+            with _backend_errors(path):
+                os.replace(temporary, full)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+
+    def exists(self, path: str) -> bool:
+        full = self._full(path)
+        with _backend_errors(path):
+            return bool(self.fs.isfile(full))
+
+    def list(self, path: str = "") -> list[str]:
+        full = self._full(path)
+        with _backend_errors(path):
+            try:
+                entries = self.fs.ls(full, detail=False)
+            except FileNotFoundError:
+                return []
+        names = {posixpath.basename(str(e).rstrip("/")) for e in entries}
+        # Hidden names are in-flight temporary files of atomic writes.
+        return sorted(n for n in names if n and not n.startswith("."))
+
+    def delete(self, path: str) -> None:
+        full = self._full(path)
+        with _backend_errors(path):
+            if self.fs.exists(full):
+                self.fs.rm(full, recursive=True)

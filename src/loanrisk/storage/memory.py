@@ -1,0 +1,62 @@
+"""MemoryStorage: the in-process test double of :class:`Storage`, with the same contract."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO
+
+from loanrisk.errors import NotFound
+from loanrisk.storage.base import Storage
+
+
+class MemoryStorage(Storage):
+    """Files in a dict, guarded by a lock. Directories exist implicitly, as on S3."""
+
+    def __init__(self, name: str = "test") -> None:
+        self.url = f"memory://{name}"
+        self._files: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def _strip_root(self, user_path: str) -> str:
+        if user_path.startswith(self.url):
+            return user_path[len(self.url) :].lstrip("/")
+        return user_path
+
+    def read_bytes(self, path: str) -> bytes:
+        with self._lock:
+            try:
+                return self._files[self.join(path)]
+            except KeyError:
+                raise NotFound(f"no such file: {path}") from None
+
+    @contextmanager
+    def open_read(self, path: str) -> Iterator[IO[bytes]]:
+        yield io.BytesIO(self.read_bytes(path))
+
+    @contextmanager
+    def open_write(self, path: str) -> Iterator[IO[bytes]]:
+        key = self.join(path)
+        buffer = io.BytesIO()
+        yield buffer
+        with self._lock:
+            self._files[key] = buffer.getvalue()
+
+    def exists(self, path: str) -> bool:
+        with self._lock:
+            return self.join(path) in self._files
+
+    def list(self, path: str = "") -> list[str]:
+        prefix = self.join(path)
+        prefix = f"{prefix}/" if prefix else ""
+        with self._lock:
+            names = {k[len(prefix) :].split("/", 1)[0] for k in self._files if k.startswith(prefix)}
+        return sorted(names)
+
+    def delete(self, path: str) -> None:
+        key = self.join(path)
+        with self._lock:
+            for name in [k for k in self._files if k == key or k.startswith(f"{key}/")]:
+                del self._files[name]

@@ -1,0 +1,95 @@
+"""Shared fixtures: the public dataset, storages (memory, local, a real S3 server)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loanrisk.data.ingest import read_csv
+from loanrisk.schema import Validated
+from loanrisk.settings import Settings
+from loanrisk.storage import FsspecStorage, MemoryStorage, Storage, open_storage
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_CSV = ROOT.parent / "shared" / "data" / "credit_risk_dataset.csv"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def real_csv() -> Path:
+    assert REAL_CSV.is_file(), f"the public dataset is expected at {REAL_CSV}"
+    return REAL_CSV
+
+
+@pytest.fixture(scope="session")
+def real_loans(real_csv: Path) -> Validated:
+    return read_csv(str(real_csv))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3-protocol server (moto in server mode) on a loopback port, for the session."""
+    port = free_port()
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)  # noqa: S310 - loopback
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("the S3 test server did not start") from None
+            time.sleep(0.1)
+    try:
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture
+def s3_settings(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings pointing at a fresh bucket on the S3 test server."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    import boto3
+
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(
+        Bucket=bucket
+    )
+    return Settings(storage=f"s3://{bucket}/loanrisk", s3_endpoint_url=s3_endpoint)
+
+
+@pytest.fixture(params=["memory", "local", "s3"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    """Every storage backend, each behind the same contract."""
+    if request.param == "memory":
+        return MemoryStorage()
+    if request.param == "local":
+        return FsspecStorage(str(tmp_path / "root"))
+    return open_storage(request.getfixturevalue("s3_settings"))

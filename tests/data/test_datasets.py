@@ -1,0 +1,116 @@
+"""Processing into datasets on storage: manifest, lookup by id and size, nothing half-done."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from loanrisk.data.datasets import DatasetCatalogue
+from loanrisk.data.process import process_dataset
+from loanrisk.data.sample import generate_sample
+from loanrisk.errors import InvalidInput, NotFound
+from loanrisk.features.transform import FeatureTransformer
+from loanrisk.schema import LABEL, Validated, schema_hash, validate_frame
+from loanrisk.storage import MemoryStorage, Storage
+
+
+@pytest.fixture(scope="module")
+def sample_loans() -> Validated:
+    return validate_frame(generate_sample(4_000, seed=2))
+
+
+def test_processing_stores_splits_spec_and_manifest(
+    storage: Storage, sample_loans: Validated
+) -> None:
+    stages: set[str] = set()
+    manifest = process_dataset(
+        sample_loans,
+        storage,
+        source="sample",
+        size=10_000,
+        directory="data",
+        progress=lambda stage, done, total: stages.add(stage),
+    )
+    assert stages == {"expand", "split", "fit", "write"}
+    assert manifest["rows"] == {"input": 4_000, "total": 10_000, "train": 7_500, "test": 2_500}
+    assert manifest["expanded"] is True
+    assert manifest["schema_hash"] == schema_hash()
+    assert abs(manifest["label_rate"]["train"] - manifest["label_rate"]["test"]) < 1e-3
+    assert manifest["columns"]["loan_grade"]["counts"]["A"] > 0
+    assert manifest["columns"]["person_age"]["histogram"]["counts"]
+    assert manifest["quality"]["rows"] == 4_000
+
+    catalogue = DatasetCatalogue(storage, "data")
+    assert catalogue.get(manifest["id"]) == manifest
+    for name, meta in manifest["files"].items():
+        data = storage.read_bytes(catalogue.path(manifest["id"], name))
+        assert hashlib.sha256(data).hexdigest() == meta["sha256"]
+    train = catalogue.load_split(manifest["id"], "train")
+    test = catalogue.load_split(manifest["id"], "test")
+    assert len(train) == 7_500 and len(test) == 2_500
+    assert train[LABEL].dtype == np.int8
+    spec = catalogue.load_spec(manifest["id"])
+    assert spec.fingerprint() == manifest["feature_spec"]
+    assert FeatureTransformer(spec).transform(test).shape == (2_500, 26)
+
+
+def test_datasets_are_found_by_id_by_size_and_latest(sample_loans: Validated) -> None:
+    storage = MemoryStorage()
+    small = process_dataset(sample_loans, storage, source="s", size=1_000, directory="d")
+    big = process_dataset(sample_loans, storage, source="s", size=6_000, directory="d")
+    newer_small = process_dataset(sample_loans, storage, source="s", size=1_000, directory="d")
+    catalogue = DatasetCatalogue(storage, "d")
+    assert [m["id"] for m in catalogue.list()] == [small["id"], big["id"], newer_small["id"]]
+    assert catalogue.find(size=6_000)["id"] == big["id"]
+    assert catalogue.find(size=1_000)["id"] == newer_small["id"]
+    assert catalogue.resolve("latest")["id"] == newer_small["id"]
+    assert small["rows"]["total"] == 4_000 and small["expanded"] is False
+    with pytest.raises(NotFound, match="no dataset processed with size 7"):
+        catalogue.find(size=7)
+    with pytest.raises(NotFound, match="no dataset 'ds-nope'"):
+        catalogue.get("ds-nope")
+    assert DatasetCatalogue(storage, "elsewhere").list() == []
+    with pytest.raises(InvalidInput):
+        catalogue.get("../d")
+
+
+class FailingStorage(MemoryStorage):
+    """Memory storage whose writes of one file name fail, as a full disk would."""
+
+    def __init__(self, failing: str) -> None:
+        super().__init__()
+        self.failing = failing
+
+    @contextmanager
+    def open_write(self, path: str) -> Iterator[IO[bytes]]:
+        if path.endswith(self.failing):
+            raise OSError("disk full")
+        with super().open_write(path) as stream:
+            yield stream
+
+
+@pytest.mark.parametrize("failing", ["test.parquet", "manifest.json"])
+def test_a_failure_while_writing_leaves_no_dataset_behind(
+    sample_loans: Validated, failing: str
+) -> None:
+    storage = FailingStorage(failing)
+    with pytest.raises(OSError, match="disk full"):
+        process_dataset(sample_loans, storage, source="sample")
+    assert DatasetCatalogue(storage).list() == []
+    assert list(storage.walk_files()) == []
+
+
+def test_the_split_read_back_equals_what_was_split(sample_loans: Validated) -> None:
+    storage = MemoryStorage()
+    manifest = process_dataset(sample_loans, storage, source="sample", seed=4)
+    catalogue = DatasetCatalogue(storage)
+    both = pd.concat([catalogue.load_split(manifest["id"], s) for s in ("train", "test")])
+    assert len(both) == len(sample_loans.frame)
+    assert both[LABEL].sum() == sample_loans.frame[LABEL].sum()
+    assert sorted(both["person_income"]) == sorted(sample_loans.frame["person_income"])

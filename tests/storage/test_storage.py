@@ -1,0 +1,165 @@
+"""The storage contract on every backend: atomic writes, listing, confinement."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from loanrisk.errors import NotFound, PathNotAllowed
+from loanrisk.settings import Settings
+from loanrisk.storage import FsspecStorage, Storage, open_storage
+
+
+class Boom(Exception):
+    pass
+
+
+def test_write_read_list_delete(storage: Storage) -> None:
+    storage.write_bytes("a/b/one.json", b"1")
+    storage.write_bytes("a/two.bin", b"2" * 10)
+    assert storage.read_bytes("a/b/one.json") == b"1"
+    assert storage.exists("a/two.bin") and not storage.exists("a/b")
+    assert storage.list("a") == ["b", "two.bin"]
+    assert storage.list("nowhere") == []
+    assert list(storage.walk_files("a")) == ["a/b/one.json", "a/two.bin"]
+    with storage.open_read("a/two.bin") as stream:
+        assert stream.read() == b"2" * 10
+    storage.write_bytes("a/two.bin", b"new")
+    assert storage.read_bytes("a/two.bin") == b"new"
+    storage.delete("a")
+    assert storage.list("a") == []
+    storage.delete("a")  # absent is fine
+
+
+def test_reading_a_missing_file_is_not_found(storage: Storage) -> None:
+    with pytest.raises(NotFound, match=r"no such file: nope\.txt"):
+        storage.read_bytes("nope.txt")
+
+
+def test_a_failed_write_leaves_nothing_and_keeps_the_old_content(storage: Storage) -> None:
+    storage.write_bytes("keep.txt", b"old")
+    with pytest.raises(Boom), storage.open_write("keep.txt") as stream:
+        stream.write(b"half of the new")
+        raise Boom
+    with pytest.raises(Boom), storage.open_write("fresh.txt") as stream:
+        stream.write(b"x" * 1000)
+        raise Boom
+    assert storage.read_bytes("keep.txt") == b"old"
+    assert not storage.exists("fresh.txt")
+    assert storage.list() == ["keep.txt"]
+
+
+def test_a_reader_sees_the_old_content_while_a_write_is_in_progress(storage: Storage) -> None:
+    storage.write_bytes("f.txt", b"old")
+    with storage.open_write("f.txt") as stream:
+        stream.write(b"new content")
+        assert storage.read_bytes("f.txt") == b"old"
+    assert storage.read_bytes("f.txt") == b"new content"
+
+
+@pytest.mark.parametrize("path", ["..", "../x", "a/../../x", "/etc/passwd", "a/\x00b"])
+def test_paths_that_leave_the_root_are_refused(storage: Storage, path: str) -> None:
+    with pytest.raises(PathNotAllowed):
+        storage.resolve(path)
+
+
+def test_harmless_relative_paths_are_normalised(storage: Storage) -> None:
+    assert storage.resolve("a/./b/../c") == "a/c"
+    assert storage.resolve("") == ""
+
+
+def test_symlinks_that_escape_the_root_are_refused(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret")
+    storage = FsspecStorage(str(root))
+    (root / "link").symlink_to(outside)
+    (root / "inside").mkdir()
+    (root / "ok").symlink_to(root / "inside")
+    for path in ("link", "link/secret.txt"):
+        with pytest.raises(PathNotAllowed, match="outside the storage root"):
+            storage.resolve(path)
+    with pytest.raises(PathNotAllowed):
+        storage.read_bytes("link/secret.txt")
+    with pytest.raises(PathNotAllowed):
+        storage.write_bytes("link/planted.txt", b"x")
+    assert not (outside / "planted.txt").exists()
+    assert storage.resolve("ok") == "ok"
+
+
+def test_absolute_local_paths_inside_the_root_are_accepted(tmp_path: Path) -> None:
+    storage = FsspecStorage(str(tmp_path / "share"))
+    assert storage.resolve(str(tmp_path / "share" / "data")) == "data"
+    assert storage.resolve(str(tmp_path / "share")) == ""
+    with pytest.raises(PathNotAllowed):
+        storage.resolve(str(tmp_path / "share-other"))
+
+
+def test_s3_uris_outside_the_root_are_refused(s3_settings: Settings) -> None:
+    storage = open_storage(s3_settings)
+    assert storage.resolve(f"{storage.url}/data/x.csv") == "data/x.csv"
+    for uri in ("s3://other-bucket/x", f"{storage.url}-evil/x", "file:///etc/passwd"):
+        with pytest.raises(PathNotAllowed):
+            storage.resolve(uri)
+
+
+@pytest.mark.s3
+def test_a_failed_multipart_upload_leaves_no_object(s3_settings: Settings) -> None:
+    storage = open_storage(s3_settings)
+    chunk = os.urandom(1 << 20)
+    with pytest.raises(Boom), storage.open_write("big.bin") as stream:
+        for _ in range(12):  # > 5 MiB: s3fs has started a multipart upload
+            stream.write(chunk)
+        raise Boom
+    assert not storage.exists("big.bin")
+    with storage.open_write("big.bin") as stream:
+        for _ in range(12):
+            stream.write(chunk)
+    assert len(storage.read_bytes("big.bin")) == 12 << 20
+
+
+CRASH = """
+import os, sys
+from loanrisk.storage import FsspecStorage
+storage = FsspecStorage(sys.argv[1])
+with storage.open_write("model.bin") as stream:
+    stream.write(b"half")
+    stream.flush()
+    os._exit(3)
+"""
+
+
+def test_a_process_killed_mid_write_leaves_nothing_visible(tmp_path: Path) -> None:
+    storage = FsspecStorage(str(tmp_path))
+    storage.write_bytes("model.bin", b"complete")
+    done = subprocess.run([sys.executable, "-c", CRASH, str(tmp_path)], check=False)
+    assert done.returncode == 3
+    assert storage.read_bytes("model.bin") == b"complete"
+    assert storage.list() == ["model.bin"]
+
+
+def test_concurrent_writers_never_produce_a_mixed_file(storage: Storage) -> None:
+    payloads = [bytes([i]) * 200_000 for i in range(4)]
+
+    def write(data: bytes) -> None:
+        for _ in range(3):
+            storage.write_bytes("shared.bin", data)
+
+    threads = [threading.Thread(target=write, args=(p,)) for p in payloads]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert storage.read_bytes("shared.bin") in payloads
+
+
+def test_settings_refuse_unknown_schemes_and_insecure_production() -> None:
+    with pytest.raises(ValueError, match="unsupported storage scheme"):
+        Settings(storage="ftp://host/x")
+    with pytest.raises(ValueError, match="plain-HTTP"):
+        Settings(environment="production", s3_endpoint_url="http://s3.local")

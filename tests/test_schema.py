@@ -1,0 +1,139 @@
+"""Validation: the corpus of broken files, cleaning, flagging, grouping and capping."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from loanrisk.data.ingest import read_csv
+from loanrisk.errors import InvalidInput
+from loanrisk.schema import (
+    CATEGORICAL_BY_NAME,
+    FEATURES,
+    LABEL,
+    MAX_EXAMPLE_ROWS,
+    Validated,
+    validate_frame,
+    validate_records,
+)
+
+from .conftest import FIXTURES
+
+BAD = FIXTURES / "bad_csv"
+EXPECTED: dict[str, str] = json.loads((BAD / "expected.json").read_text())
+
+
+def test_the_corpus_covers_every_file() -> None:
+    assert sorted(EXPECTED) == sorted(p.name for p in BAD.glob("*.csv"))
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_broken_file_fails_with_its_exact_message(name: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        read_csv(str(BAD / name))
+    assert caught.value.message == EXPECTED[name]
+
+
+def test_bytes_and_streams_are_read_like_paths() -> None:
+    data = (BAD / "non_numeric.csv").read_bytes()
+    with pytest.raises(InvalidInput, match="not a number at row 2"):
+        read_csv(data)
+    with (BAD / "non_numeric.csv").open("rb") as stream, pytest.raises(InvalidInput):
+        read_csv(stream)
+
+
+def test_a_missing_file_is_invalid_input() -> None:
+    with pytest.raises(InvalidInput, match="no such file"):
+        read_csv("/nonexistent/loans.csv")
+
+
+def test_messy_but_valid_file_is_cleaned_and_the_cleaning_reported() -> None:
+    loans = read_csv(str(FIXTURES / "messy_valid.csv"))
+    frame = loans.frame
+    assert list(frame.columns) == [*FEATURES, LABEL]
+    assert frame["person_home_ownership"].tolist() == ["RENT", "OWN", "MORTGAGE", "RENT"]
+    assert frame["person_age"].tolist() == [22.0, 21.0, 25.0, 23.0]
+    assert frame[LABEL].tolist() == [1, 0, 1, 1]
+    report = loans.report
+    assert report.dropped_columns == ["comment"]
+    assert "extra column 'comment' dropped" in report.warnings
+    assert report.cleaned["column_names"] == 12
+    assert report.cleaned["person_home_ownership"] == 4
+
+
+def test_out_of_range_but_plausible_values_are_flagged_not_dropped(real_loans: Validated) -> None:
+    assert len(real_loans.frame) == 32_581
+    flagged = {issue.column: issue for issue in real_loans.report.flagged}
+    assert flagged["person_age"].count == 5  # ages 123 and 144
+    assert flagged["person_age"].examples[0] == "144"
+    assert flagged["person_emp_length"].count == 2  # 123 years
+    assert real_loans.frame["person_age"].max() == 144
+    assert real_loans.report.missing["loan_int_rate"] == 3_116
+    assert real_loans.report.missing["person_emp_length"] == 895
+
+
+def test_types_of_clean_data(real_loans: Validated) -> None:
+    frame = real_loans.frame
+    assert frame[LABEL].dtype == np.int8
+    for name, spec in CATEGORICAL_BY_NAME.items():
+        assert list(frame[name].cat.categories) == list(spec.categories)
+    assert frame["loan_int_rate"].dtype == np.float64
+
+
+def test_one_bad_cell_in_a_large_frame_gives_one_precise_message(real_loans: Validated) -> None:
+    big = pd.concat([real_loans.frame] * 16, ignore_index=True)  # ~520k rows
+    big = big.astype({"loan_grade": "string", "person_income": "string"})
+    big.loc[400_000, "person_income"] = "12k"
+    big.loc[400_001, "loan_grade"] = "Q"
+    with pytest.raises(InvalidInput) as caught:
+        validate_frame(big)
+    message = caught.value.message
+    assert message.startswith("2 invalid values: ")
+    assert "column 'person_income': not a number at row 400001 ('12k')" in message
+    assert "column 'loan_grade': unknown category" in message
+    assert len(caught.value.details["issues"]) == 2
+
+
+def test_many_bad_rows_are_grouped_and_capped(real_loans: Validated) -> None:
+    frame = real_loans.frame.copy()
+    frame["loan_amnt"] = -1.0
+    with pytest.raises(InvalidInput) as caught:
+        validate_frame(frame)
+    (issue,) = caught.value.details["issues"]
+    assert issue["count"] == 32_581
+    assert issue["rows"] == list(range(1, MAX_EXAMPLE_ROWS + 1))
+    assert "and 32576 more" in caught.value.message
+
+
+def test_unknown_category_is_an_error_in_training_but_a_warning_when_scoring() -> None:
+    record = {
+        "person_age": 30,
+        "person_income": 50_000,
+        "person_home_ownership": "YURT",
+        "person_emp_length": 3,
+        "loan_intent": "personal",
+        "loan_grade": "b",
+        "loan_amnt": 5_000,
+        "loan_int_rate": None,
+        "loan_percent_income": 0.1,
+        "cb_person_default_on_file": "N",
+        "cb_person_cred_hist_length": 4,
+    }
+    with pytest.raises(InvalidInput, match="unknown category"):
+        validate_records([{**record, LABEL: 0}], mode="train")
+    scored = validate_records([record], mode="score")
+    assert scored.frame["person_home_ownership"].isna().tolist() == [True]
+    assert scored.frame["loan_grade"].tolist() == ["B"]
+    assert [i.column for i in scored.report.unknown_categories] == ["person_home_ownership"]
+    assert LABEL not in scored.frame.columns
+
+
+def test_booleans_are_not_numbers_and_empty_records_are_refused() -> None:
+    frame = pd.DataFrame({name: [True] for name in FEATURES})
+    with pytest.raises(InvalidInput, match="true/false is not a number"):
+        validate_frame(frame, mode="score")
+    with pytest.raises(InvalidInput, match="no records given"):
+        validate_records([])
