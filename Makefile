@@ -36,9 +36,10 @@ typecheck: $(VENV)/.dev
 unit: $(VENV)/.dev
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/pytest
 
-## bench: the data-processing benchmark (see benchmarks/README.md)
+## bench: the benchmarks (see benchmarks/README.md)
 bench: $(VENV)/.dev
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_data.py
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_transform.py
 
 ## lock: re-resolve requirements/*.lock from pyproject.toml in throw-away venvs
 lock:

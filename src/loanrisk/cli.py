@@ -100,6 +100,8 @@ def _progress() -> Iterator[Callable[[str, int, int], None]]:
 def _summary(manifest: dict[str, Any], storage_url: str) -> None:
     rows, rate, quality = manifest["rows"], manifest["label_rate"], manifest["quality"]
     table = Table(title=f"dataset {manifest['id']}", show_header=False, title_justify="left")
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
     table.add_row("stored in", f"{storage_url}/{manifest['directory']}/datasets/{manifest['id']}")
     table.add_row("source", manifest["source"])
     expanded = " (expanded)" if manifest["expanded"] else ""

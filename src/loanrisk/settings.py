@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-
-def _available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
 
 
 class Settings(BaseSettings):
@@ -40,11 +32,6 @@ class Settings(BaseSettings):
     seed: int = Field(0, description="Seed of expansion, splitting and the built-in sample.")
     test_fraction: float = Field(
         0.25, gt=0.0, lt=1.0, description="Share of rows held out as the test split."
-    )
-    nthread: int = Field(
-        default_factory=_available_cores,
-        ge=1,
-        description="Threads for numeric work (XGBoost); default: the cores this process may use.",
     )
 
     @field_validator("storage")

@@ -1,0 +1,33 @@
+"""The benchmarks still run (at tiny sizes; nothing here is timed or judged by speed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from .conftest import ROOT
+
+
+def run_benchmark(script: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_data_benchmark_runs_both_approaches_and_prints_the_ratio() -> None:
+    out = run_benchmark("bench_data.py", "--size", "40000", "--repeat", "1")
+    assert "loanrisk" in out
+    assert "reference" in out
+    assert "speed-up (reference / loanrisk):" in out
+
+
+def test_transform_benchmark_prints_both_paths_and_the_ratio() -> None:
+    out = run_benchmark("bench_transform.py", "--calls", "50")
+    assert "loanrisk transform_record" in out
+    assert "sklearn ColumnTransformer" in out
+    assert "speed-up (sklearn / loanrisk, medians):" in out
