@@ -15,8 +15,9 @@ $(VENV)/.runtime: $(BIN)/python requirements/runtime.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements/dev.lock
+$(VENV)/.dev: $(VENV)/.runtime requirements/dev.lock tests/azurite/package-lock.json
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.lock
+	npm ci --prefix tests/azurite --no-audit --no-fund --loglevel=error
 	touch $@
 
 ## demo: set up, then run the main job on the built-in sample (local storage under $(STORAGE))

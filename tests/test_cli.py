@@ -84,7 +84,6 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, args: list[str], messag
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.s3
 def test_process_from_s3_into_s3(s3_settings: Settings) -> None:
     import boto3
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +29,17 @@ class Settings(BaseSettings):
         description="S3-compatible endpoint (e.g. MinIO, SeaweedFS); None means AWS S3.",
     )
     s3_region: str | None = Field(None, description="S3 region; None lets boto3 decide.")
+    azure_connection_string: SecretStr | None = Field(
+        None,
+        description="Azure Storage connection string for az:// storage (e.g. Azurite's).",
+    )
+    azure_account_name: str | None = Field(
+        None,
+        description=(
+            "Azure Storage account for az:// storage without a connection string; credentials "
+            "then come from the environment (managed identity, workload identity, az login)."
+        ),
+    )
     seed: int = Field(0, description="Seed of expansion, splitting and the built-in sample.")
     test_fraction: float = Field(
         0.25, gt=0.0, lt=1.0, description="Share of rows held out as the test split."
@@ -38,8 +49,10 @@ class Settings(BaseSettings):
     @classmethod
     def _storage_scheme(cls, value: str) -> str:
         scheme = value.split("://", 1)[0] if "://" in value else "file"
-        if scheme not in {"file", "s3", "memory"}:
-            raise ValueError(f"unsupported storage scheme {scheme!r}: use a directory or s3://")
+        if scheme not in {"file", "s3", "az", "abfs", "memory"}:
+            raise ValueError(
+                f"unsupported storage scheme {scheme!r}: use a directory, s3:// or az://"
+            )
         return value
 
     @model_validator(mode="after")
@@ -48,4 +61,10 @@ class Settings(BaseSettings):
             raise ValueError("production refuses a plain-HTTP S3 endpoint; use https://")
         if self.environment == "production" and self.storage.startswith("memory://"):
             raise ValueError("production refuses in-memory storage: nothing would survive")
+        secret = self.azure_connection_string
+        plain_http = (
+            secret is not None and "DefaultEndpointsProtocol=http;" in secret.get_secret_value()
+        )
+        if self.environment == "production" and plain_http:
+            raise ValueError("production refuses a plain-HTTP Azure endpoint; use https")
         return self

@@ -100,20 +100,26 @@ def test_absolute_local_paths_inside_the_root_are_accepted(tmp_path: Path) -> No
         storage.resolve(str(tmp_path / "share-other"))
 
 
-def test_s3_uris_outside_the_root_are_refused(s3_settings: Settings) -> None:
-    storage = open_storage(s3_settings)
+@pytest.mark.parametrize("backend", ["s3", "azure"])
+def test_object_store_uris_outside_the_root_are_refused(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    storage = open_storage(request.getfixturevalue(f"{backend}_settings"))
     assert storage.resolve(f"{storage.url}/data/x.csv") == "data/x.csv"
-    for uri in ("s3://other-bucket/x", f"{storage.url}-evil/x", "file:///etc/passwd"):
+    others = ("s3://other-bucket/x", "az://other-container/x", f"{storage.url}-evil/x")
+    for uri in (*others, "file:///etc/passwd", f"{storage.url}/../x"):
         with pytest.raises(PathNotAllowed):
             storage.resolve(uri)
 
 
-@pytest.mark.s3
-def test_a_failed_multipart_upload_leaves_no_object(s3_settings: Settings) -> None:
-    storage = open_storage(s3_settings)
+@pytest.mark.parametrize("backend", ["s3", "azure"])
+def test_a_failed_large_upload_leaves_no_object(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    storage = open_storage(request.getfixturevalue(f"{backend}_settings"))
     chunk = os.urandom(1 << 20)
     with pytest.raises(Boom), storage.open_write("big.bin") as stream:
-        for _ in range(12):  # > 5 MiB: s3fs has started a multipart upload
+        for _ in range(12):  # > 5 MiB: larger than one upload part
             stream.write(chunk)
         raise Boom
     assert not storage.exists("big.bin")
@@ -163,3 +169,9 @@ def test_settings_refuse_unknown_schemes_and_insecure_production() -> None:
         Settings(storage="ftp://host/x")
     with pytest.raises(ValueError, match="plain-HTTP"):
         Settings(environment="production", s3_endpoint_url="http://s3.local")
+    with pytest.raises(ValueError, match="plain-HTTP Azure"):
+        Settings(
+            environment="production",
+            storage="az://c/p",
+            azure_connection_string="DefaultEndpointsProtocol=http;AccountName=a;",
+        )

@@ -13,7 +13,13 @@ __all__ = ["FsspecStorage", "MemoryStorage", "Storage", "normalise_relative", "o
 
 
 def storage_options(settings: Settings, url: str) -> dict[str, Any]:
-    """fsspec options for ``url`` from settings (S3 endpoint and region)."""
+    """fsspec options for ``url`` from settings (S3 endpoint and region, Azure account)."""
+    if url.startswith(("az://", "abfs://")):
+        if settings.azure_connection_string is not None:
+            return {"connection_string": settings.azure_connection_string.get_secret_value()}
+        if settings.azure_account_name:
+            return {"account_name": settings.azure_account_name, "anon": False}
+        return {}
     if not url.startswith("s3://"):
         return {}
     client: dict[str, Any] = {}

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import posixpath
+import tempfile
 import uuid
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import fsspec
 
@@ -28,12 +29,13 @@ def _backend_errors(path: str) -> Iterator[None]:
 
 
 class FsspecStorage(Storage):
-    """A :class:`Storage` rooted at a local directory or an ``s3://bucket/prefix``.
+    """A :class:`Storage` rooted at a local directory, ``s3://bucket/prefix`` or
+    ``az://container/prefix`` (Azure Blob).
 
     Local writes go to a hidden temporary file in the same directory, are fsync'ed, and are
-    renamed over the target (``os.replace`` is atomic on POSIX). Object-store writes are a
-    single PUT or a multipart upload, which the store makes visible only when complete; an
-    exception inside :meth:`open_write` aborts the upload, so nothing appears.
+    renamed over the target (``os.replace`` is atomic on POSIX). Object-store writes are
+    spooled to a local temporary file and uploaded in one operation after the writer is done;
+    the store makes the object visible only when the upload completes.
     """
 
     def __init__(self, url: str, *, storage_options: dict[str, Any] | None = None) -> None:
@@ -120,16 +122,21 @@ class FsspecStorage(Storage):
             with self._local_write(full, path) as stream:
                 yield stream
             return
+        # Spool locally, upload once the block succeeded: S3 and Azure expose an object only
+        # when its upload completes, so a failure anywhere leaves nothing under the name.
+        with tempfile.NamedTemporaryFile(prefix="loanrisk-upload-") as spool:
+            yield cast(IO[bytes], spool)
+            spool.flush()
+            with _backend_errors(path):
+                self.fs.put_file(spool.name, full)
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        if self.is_local:
+            super().write_bytes(path, data)
+            return
+        full = self._full(path)
         with _backend_errors(path):
-            stream = self.fs.open(full, "wb")
-        try:
-            yield stream
-        except BaseException:
-            stream.discard()  # abort the upload: close() would commit the partial object
-            stream.closed = True  # and keep the file's finaliser from trying to
-            raise
-        with _backend_errors(path):
-            stream.close()
+            self.fs.pipe_file(full, data)  # one request: visible whole or not at all
 
     @contextlib.contextmanager
     def _local_write(self, full: str, path: str) -> Iterator[IO[bytes]]:
