@@ -98,3 +98,57 @@ def test_process_from_s3_into_s3(s3_settings: Settings) -> None:
     assert "s3://" in listed.stdout
     missing = run("data", "process", f"s3://{bucket}/raw/nope.csv", env=env)
     assert missing.returncode == 2 and "no such object" in missing.stderr
+
+
+@pytest.fixture(scope="module")
+def demo_storage(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A storage holding the demo's dataset and no model (the error cases write nothing)."""
+    path = tmp_path_factory.mktemp("demo")
+    assert run("demo", "--storage", str(path)).returncode == 0
+    return path
+
+
+def test_train_continue_promote_and_roll_back(tmp_path: Path) -> None:
+    storage = ["--storage", str(tmp_path)]
+    assert run("demo", *storage).returncode == 0
+    first = run("train", *storage, "--rounds", "20")
+    assert first.returncode == 0, first.stderr
+    assert "model loan-default version 1" in first.stdout
+    assert "production │ promoted" in first.stdout
+    second = run("train", *storage, "--rounds", "5", "--continue-from", "production",
+                 "--param", "max_depth=4", "--json")  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    manifest = json.loads(second.stdout)
+    assert manifest["rounds"]["total_trees"] == 25
+    assert manifest["params"]["max_depth"] == 4
+    listed = run("models", "list", *storage)
+    assert "production -> 1" in listed.stdout
+    promoted = run("models", "promote", "loan-default", "2", *storage)
+    assert "production -> version 2 (was 1)" in promoted.stdout
+    rolled = run("models", "rollback", "loan-default", *storage)
+    assert "production -> version 1 (was 2)" in rolled.stdout
+    shown = json.loads(run("models", "show", "loan-default", "production", *storage).stdout)
+    assert shown["manifest"]["version"] == 1
+    assert "Default" in shown["report"]["classification_report"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--continue-from", "production"],
+         "error: cannot continue training model 'loan-default' from 'production'"),
+        (["train", "--param", "max_depth=-2", "--rounds", "2"],
+         "error: XGBoost refused the training"),
+        (["train", "--size", "77"], "error: no dataset processed with size 77"),
+        (["models", "promote", "loan-default", "1", "--alias", "latest"],
+         "error: 'latest' always means the newest version"),
+        (["models", "show", "../etc"], "error: invalid model name '../etc'"),
+    ],
+)  # fmt: skip
+def test_training_errors_exit_2_with_one_line(
+    demo_storage: Path, args: list[str], message: str
+) -> None:
+    done = run(*args, "--storage", str(demo_storage))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().startswith(message), done.stderr
+    assert "Traceback" not in done.stderr

@@ -19,14 +19,20 @@ from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.data.ingest import read_csv, read_parquet
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
-from loanrisk.errors import InvalidInput, LoanRiskError, NotFound
+from loanrisk.errors import Cancelled, InvalidInput, LoanRiskError, NotFound
+from loanrisk.registry.models import PRODUCTION, ModelRegistry
 from loanrisk.schema import Validated, validate_frame
 from loanrisk.settings import Settings
 from loanrisk.storage import open_storage, storage_options
+from loanrisk.training.job import TrainingRequest
+from loanrisk.training.runner import train_in_subprocess
+from loanrisk.training.train import DEFAULT_ROUNDS, RoundProgress, parse_param
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 data_app = typer.Typer(no_args_is_help=True, help="Process, list and inspect datasets.")
 app.add_typer(data_app, name="data")
+models_app = typer.Typer(no_args_is_help=True, help="List, inspect, promote and roll back models.")
+app.add_typer(models_app, name="models")
 
 out = Console()
 err = Console(stderr=True)
@@ -52,6 +58,8 @@ def _errors() -> Iterator[None]:
         yield
     except (InvalidInput, NotFound) as exc:
         _fail(exc.message, 2)
+    except (Cancelled, KeyboardInterrupt):
+        _fail("cancelled: nothing was published", 130)
     except LoanRiskError as exc:
         _fail(exc.message, 1)
     except ValidationError as exc:
@@ -63,19 +71,19 @@ def _settings(**overrides: Any) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def _load_source(source: str, settings: Settings) -> Validated:
+def _load_source(source: str, settings: Settings, keep: list[str] | None = None) -> Validated:
     if source == "sample":
-        return validate_frame(generate_sample(SAMPLE_ROWS, seed=settings.seed))
+        return validate_frame(generate_sample(SAMPLE_ROWS, seed=settings.seed), keep=keep or ())
     reader = read_parquet if source.endswith(".parquet") else read_csv
     if "://" in source:
         try:
             with fsspec.open(source, "rb", **storage_options(settings, source)) as stream:
-                return reader(stream)
+                return reader(stream, keep=keep or ())
         except FileNotFoundError:
             raise InvalidInput(f"no such object: {source}") from None
     if not Path(source).is_file():
         raise InvalidInput(f"no such file: {source}")
-    return reader(source)
+    return reader(source, keep=keep or ())
 
 
 @contextmanager
@@ -129,13 +137,17 @@ def data_process(
     storage: StorageOpt = None,
     directory: DirectoryOpt = "data",
     seed: Annotated[int | None, typer.Option(help="Seed of expansion and split.")] = None,
+    keep_column: Annotated[
+        list[str] | None,
+        typer.Option(help="Extra column to keep, not as a feature (e.g. for fairness)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
     """Validate SOURCE, expand it to --size rows, split, fit the preprocessing, and store it."""
     with _errors():
         settings = _settings(storage=storage, seed=seed)
         target = open_storage(settings)
-        loans = _load_source(source, settings)
+        loans = _load_source(source, settings, keep_column)
         with _progress() as progress:
             manifest = process_dataset(
                 loans,
@@ -202,6 +214,150 @@ def demo(storage: StorageOpt = None) -> None:
                 progress=progress,
             )
         _summary(manifest, target.url)
+
+
+ModelDirOpt = Annotated[
+    str, typer.Option("--model-directory", help="Directory of the storage holding models.")
+]
+
+
+def _train_summary(result: dict[str, Any]) -> None:
+    manifest, report = result["manifest"], result["report"]
+    classes = report["classification_report"]
+    table = Table(title=f"model {manifest['name']} version {manifest['version']}",
+                  show_header=False, title_justify="left")  # fmt: skip
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    parent = manifest["parent"]
+    table.add_row("parent", f"version {parent['version']}" if parent else "none (new model)")
+    table.add_row("dataset", manifest["dataset"]["id"])
+    rounds = manifest["rounds"]
+    table.add_row("rounds", f"{rounds['trained']} new, {rounds['total_trees']} trees in all")
+    table.add_row("AUC", f"{report['auc']:.4f}")
+    table.add_row("accuracy", f"{classes['accuracy']:.4f}")
+    default = classes["Default"]
+    table.add_row("Default", f"precision {default['precision']:.3f}, recall "
+                  f"{default['recall']:.3f}, f1 {default['f1-score']:.3f}")  # fmt: skip
+    table.add_row("Brier / KS", f"{report['brier']:.4f} / {report['ks']:.4f}")
+    table.add_row("timings", ", ".join(f"{k} {v:.2f}s" for k, v in manifest["timings"].items()))
+    table.add_row("production", "promoted" if result["promoted"] else "unchanged")
+    out.print(table)
+
+
+@app.command()
+def train(
+    dataset: Annotated[str, typer.Option(help="Dataset id, or 'latest'.")] = "latest",
+    size: Annotated[
+        int | None, typer.Option(help="Use the newest dataset processed with this --size.")
+    ] = None,
+    storage: StorageOpt = None,
+    directory: DirectoryOpt = "data",
+    model_directory: ModelDirOpt = "models",
+    model: Annotated[str, typer.Option(help="Model name.")] = "loan-default",
+    continue_from: Annotated[
+        str | None, typer.Option(help="Continue from a version number or alias (production).")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option(help="XGBoost parameter key=value (repeatable).")
+    ] = None,
+    rounds: Annotated[int, typer.Option(min=1, help="Boosting rounds to add.")] = DEFAULT_ROUNDS,
+    early_stopping: Annotated[
+        int | None, typer.Option(min=1, help="Stop after N rounds without improvement.")
+    ] = None,
+    promote: Annotated[
+        bool | None, typer.Option("--promote/--no-promote", help="Move 'production' to it.")
+    ] = None,
+    protected_attribute: Annotated[
+        str | None, typer.Option(help="Column for the fairness report (kept, not a feature).")
+    ] = None,
+    privileged_value: Annotated[
+        str | None, typer.Option(help="Value of the protected attribute that is privileged.")
+    ] = None,
+    nthread: Annotated[int | None, typer.Option(min=1, help="Training threads.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Train (or continue training) a model on a dataset and publish it as a new version."""
+    with _errors():
+        settings = _settings(storage=storage, nthread=nthread)
+        request = TrainingRequest(
+            dataset=dataset, dataset_size=size, data_directory=directory,
+            model_directory=model_directory, model_name=model, continue_from=continue_from,
+            params=dict(parse_param(p) for p in param or []), rounds=rounds,
+            early_stopping_rounds=early_stopping, promote=promote,
+            protected_attribute=protected_attribute, privileged_value=privileged_value,
+            seed=settings.seed,
+        )  # fmt: skip
+        with _progress() as progress:
+
+            def show(p: RoundProgress) -> None:
+                progress(f"train (eta {p.eta:.0f}s)" if p.done < p.total else "train", p.done,
+                         p.total)  # fmt: skip
+
+            result = train_in_subprocess(request, settings, on_progress=show)
+        if as_json:
+            out.print_json(json.dumps(result["manifest"]))
+        else:
+            _train_summary(result)
+
+
+@models_app.command("list")
+def models_list(storage: StorageOpt = None, model_directory: ModelDirOpt = "models") -> None:
+    """Every model with its versions and aliases."""
+    with _errors():
+        registry = ModelRegistry(open_storage(_settings(storage=storage)), model_directory)
+        table = Table("model", "versions", "latest", "aliases")
+        for name in registry.models():
+            versions = registry.versions(name)
+            aliases = ", ".join(f"{a} -> {r['version']}" for a, r in registry.aliases(name).items())
+            table.add_row(name, str(len(versions)), str(versions[-1]), aliases)
+        out.print(table)
+
+
+@models_app.command("show")
+def models_show(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="Version number or alias.")] = "latest",
+    storage: StorageOpt = None,
+    model_directory: ModelDirOpt = "models",
+) -> None:
+    """A version's manifest and evaluation report, as JSON."""
+    with _errors():
+        registry = ModelRegistry(open_storage(_settings(storage=storage)), model_directory)
+        number = registry.resolve(model, version)
+        doc = {
+            "manifest": registry.manifest(model, number),
+            "report": registry.report(model, number),
+        }
+        out.print_json(json.dumps(doc))
+
+
+@models_app.command("promote")
+def models_promote(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="Version number (or alias) to promote.")],
+    alias: Annotated[str, typer.Option(help="Alias to move.")] = PRODUCTION,
+    storage: StorageOpt = None,
+    model_directory: ModelDirOpt = "models",
+) -> None:
+    """Point an alias (production) at a version."""
+    with _errors():
+        registry = ModelRegistry(open_storage(_settings(storage=storage)), model_directory)
+        record = registry.promote(model, version, alias)
+        out.print(f"{model}: {alias} -> version {record['version']} (was {record['previous']})")
+
+
+@models_app.command("rollback")
+def models_rollback(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str, typer.Option(help="Alias to move back.")] = PRODUCTION,
+    storage: StorageOpt = None,
+    model_directory: ModelDirOpt = "models",
+) -> None:
+    """Move an alias back to the version it pointed at before."""
+    with _errors():
+        registry = ModelRegistry(open_storage(_settings(storage=storage)), model_directory)
+        record = registry.rollback(model, alias)
+        out.print(f"{model}: {alias} -> version {record['version']} (was {record['previous']})")
 
 
 def main() -> None:

@@ -55,3 +55,9 @@ class StorageError(LoanRiskError):
     """The storage backend failed (unreachable, permission denied, corrupt object)."""
 
     code = "storage_error"
+
+
+class Cancelled(LoanRiskError):
+    """A long-running job (training) was cancelled on request; it published nothing."""
+
+    code = "cancelled"

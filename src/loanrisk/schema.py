@@ -291,12 +291,16 @@ def _label(raw: pd.Series[Any], errors: list[Issue]) -> np.ndarray[Any, np.dtype
     return np.where(bad, 0, values).astype(np.int8)
 
 
-def validate_frame(frame: pd.DataFrame, *, mode: Mode = "train") -> Validated:
+def validate_frame(
+    frame: pd.DataFrame, *, mode: Mode = "train", keep: Sequence[str] = ()
+) -> Validated:
     """Validate and clean a frame of loans.
 
     ``mode="train"`` requires the label and refuses unknown categories; ``mode="score"``
     ignores the label if present and reports unknown categories as warnings (they encode as
-    all-zero one-hot columns, as the reference does).
+    all-zero one-hot columns, as the reference does). Columns named in ``keep`` (for example a
+    protected attribute for the fairness report) are carried along as categorical text, never
+    as features; other extra columns are dropped with a warning.
 
     Returns a :class:`Validated` with columns in :data:`FEATURES` order (plus the label in
     train mode). Raises :class:`InvalidInput` whose message names the first problems and whose
@@ -304,14 +308,21 @@ def validate_frame(frame: pd.DataFrame, *, mode: Mode = "train") -> Validated:
     """
     report = ValidationReport()
     frame = _normalise_columns(frame, report)
+    kept = [k.strip().lower() for k in keep]
+    clash = [k for k in kept if k in FEATURES or k == LABEL]
+    if clash:
+        raise InvalidInput(f"kept column(s) {', '.join(clash)} are loan features, not extras")
     wanted = set(FEATURES) | ({LABEL} if mode == "train" else set())
-    missing_columns = [c for c in (*FEATURES, LABEL) if c in wanted and c not in frame.columns]
+    required = [*FEATURES, LABEL, *kept]
+    missing_columns = [c for c in required if (c in wanted or c in kept) and c not in frame.columns]
     if missing_columns:
         raise InvalidInput(
             f"missing required column(s): {', '.join(missing_columns)}",
             details={"issues": [{"problem": "missing_column", "columns": missing_columns}]},
         )
-    report.dropped_columns = [c for c in frame.columns if c not in wanted and c != LABEL]
+    report.dropped_columns = [
+        c for c in frame.columns if c not in wanted and c != LABEL and c not in kept
+    ]
     if len(frame) == 0:
         raise InvalidInput("no rows: the input has a header but no loans")
     report.rows = len(frame)
@@ -326,6 +337,8 @@ def validate_frame(frame: pd.DataFrame, *, mode: Mode = "train") -> Validated:
             out[name] = _categorical(frame[name], spec, mode, errors, report)
     if mode == "train":
         out[LABEL] = _label(frame[LABEL], errors)
+    for name in kept:
+        out[name] = pd.Categorical(frame[name].astype("string").str.strip())
     if errors:
         raise invalid_from_issues(errors)
     return Validated(pd.DataFrame(out, copy=False), report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -39,6 +40,11 @@ class Settings(BaseSettings):
             "Azure Storage account for az:// storage without a connection string; credentials "
             "then come from the environment (managed identity, workload identity, az login)."
         ),
+    )
+    nthread: int = Field(
+        default_factory=lambda: len(os.sched_getaffinity(0)),
+        ge=1,
+        description="Threads for training; default: the cores this process may use.",
     )
     seed: int = Field(0, description="Seed of expansion, splitting and the built-in sample.")
     test_fraction: float = Field(

@@ -175,3 +175,22 @@ def test_settings_refuse_unknown_schemes_and_insecure_production() -> None:
             storage="az://c/p",
             azure_connection_string="DefaultEndpointsProtocol=http;AccountName=a;",
         )
+
+
+def test_exclusive_create_lets_exactly_one_writer_win(storage: Storage) -> None:
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def claim(i: int) -> None:
+        won = storage.create_exclusive("claims/1", f"writer {i}".encode())
+        with lock:
+            results.append(won)
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False] * 5 + [True]
+    assert storage.read_bytes("claims/1").startswith(b"writer ")
+    assert storage.create_exclusive("claims/2", b"x") is True

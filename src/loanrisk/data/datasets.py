@@ -46,7 +46,11 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
             frame[name] = pd.Categorical(
                 frame[name].astype("string"), categories=list(spec.categories)
             )
-    return frame[[c for c in (*FEATURES, LABEL) if c in frame.columns]]
+    known = [c for c in (*FEATURES, LABEL) if c in frame.columns]
+    kept = [c for c in frame.columns if c not in known]  # e.g. a protected attribute
+    for name in kept:
+        frame[name] = frame[name].astype("category")
+    return frame[known + kept]
 
 
 @dataclass(frozen=True)

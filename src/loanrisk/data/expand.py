@@ -66,6 +66,10 @@ def expand(
     # "A category drawn uniformly from that column's values": the values present in the input.
     present = {c: np.unique(v[v >= 0]).astype(np.int8) for c, v in source_codes.items()}
     label = frame[LABEL].to_numpy() if LABEL in frame.columns else None
+    # Kept extra columns (e.g. a protected attribute) are repeated as they are, without noise.
+    extras = {c: frame[c].cat.codes.to_numpy() for c in frame.columns
+              if c not in FEATURES and c != LABEL}  # fmt: skip
+    extra_codes = {c: np.empty(size, dtype=v.dtype) for c, v in extras.items()}
     labels = np.empty(size, dtype=np.int8) if label is not None else None
 
     for chunk, start in enumerate(range(0, size, CHUNK_ROWS)):
@@ -91,6 +95,8 @@ def expand(
             out_codes[start:stop] = chunk_codes
         if labels is not None and label is not None:
             labels[start:stop] = label[rows]
+        for name, source in extras.items():
+            extra_codes[name][start:stop] = source[rows]
         if progress is not None:
             progress(stop, size)
 
@@ -103,4 +109,6 @@ def expand(
             columns[name] = pd.Categorical.from_codes(codes[name], categories=categories)
     if labels is not None:
         columns[LABEL] = labels
+    for name, extra in extra_codes.items():
+        columns[name] = pd.Categorical.from_codes(extra, categories=frame[name].cat.categories)
     return pd.DataFrame(columns, copy=False)

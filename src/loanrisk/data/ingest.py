@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from typing import IO, Any, cast
 
 import pandas as pd
@@ -49,7 +50,7 @@ def _check_header(head: bytes) -> None:
         )
 
 
-def read_csv(source: Source, *, mode: Mode = "train") -> Validated:
+def read_csv(source: Source, *, mode: Mode = "train", keep: Sequence[str] = ()) -> Validated:
     """Read and validate a loan CSV from bytes, a local path, or a binary stream.
 
     Raises :class:`InvalidInput` for empty, binary or non-UTF-8 input, malformed CSV (with
@@ -73,7 +74,7 @@ def read_csv(source: Source, *, mode: Mode = "train") -> Validated:
     finally:
         if isinstance(source, str):
             stream.close()
-    return validate_frame(frame, mode=mode)
+    return validate_frame(frame, mode=mode, keep=keep)
 
 
 def _parse(stream: IO[bytes]) -> pd.DataFrame:
@@ -119,7 +120,9 @@ def _check_field_sizes(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def read_parquet(source: str | IO[bytes], *, mode: Mode = "train") -> Validated:
+def read_parquet(
+    source: str | IO[bytes], *, mode: Mode = "train", keep: Sequence[str] = ()
+) -> Validated:
     """Read and validate loans stored as Parquet (same rules as CSV)."""
     try:
         frame = pd.read_parquet(source)
@@ -128,4 +131,4 @@ def read_parquet(source: str | IO[bytes], *, mode: Mode = "train") -> Validated:
     for name in CATEGORICAL_BY_NAME:
         if name in frame.columns:
             frame[name] = frame[name].astype("string")
-    return validate_frame(frame, mode=mode)
+    return validate_frame(frame, mode=mode, keep=keep)

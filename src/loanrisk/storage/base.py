@@ -74,6 +74,12 @@ class Storage(ABC):
             stream.write(data)
 
     @abstractmethod
+    def create_exclusive(self, path: str, data: bytes) -> bool:
+        """Create ``path`` with ``data`` only if nothing is there: True if this call created it,
+        False if it already existed. Safe across processes and machines (the basis of
+        registry version numbers and locks)."""
+
+    @abstractmethod
     def exists(self, path: str) -> bool:
         """Whether a file (not a directory) exists at ``path``."""
 

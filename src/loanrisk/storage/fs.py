@@ -20,6 +20,8 @@ from loanrisk.storage.base import Storage
 def _backend_errors(path: str) -> Iterator[None]:
     try:
         yield
+    except FileExistsError:
+        raise  # an answer, not a failure: create_exclusive lost the race
     except FileNotFoundError:
         raise NotFound(f"no such file: {path}") from None
     except PermissionError as exc:
@@ -154,6 +156,23 @@ class FsspecStorage(Storage):
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
+
+    def create_exclusive(self, path: str, data: bytes) -> bool:
+        full = self._full(path)
+        try:
+            if self.is_local:
+                with _backend_errors(path):
+                    os.makedirs(os.path.dirname(full), exist_ok=True)
+                    fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                    with os.fdopen(fd, "wb") as stream:
+                        stream.write(data)
+                return True
+            # S3 and Azure: a conditional PUT (If-None-Match: *), decided by the store itself.
+            with _backend_errors(path), self.fs.open(full, "xb") as stream:
+                stream.write(data)
+            return True
+        except FileExistsError:
+            return False
 
     def exists(self, path: str) -> bool:
         full = self._full(path)

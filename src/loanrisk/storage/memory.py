@@ -44,6 +44,14 @@ class MemoryStorage(Storage):
         with self._lock:
             self._files[key] = buffer.getvalue()
 
+    def create_exclusive(self, path: str, data: bytes) -> bool:
+        key = self.join(path)
+        with self._lock:
+            if key in self._files:
+                return False
+            self._files[key] = data
+            return True
+
     def exists(self, path: str) -> bool:
         with self._lock:
             return self.join(path) in self._files

@@ -1,0 +1,250 @@
+"""ModelRegistry: versions of named models on a :class:`~loanrisk.storage.Storage`.
+
+Layout, under the registry root (the reference's ``model_directory``)::
+
+    <root>/<name>/versions/<n>/claim.json          taken first, exclusively: n is ours alone
+                              /model.ubj           XGBoost UBJSON (never a pickle)
+                              /feature_spec.json   the preprocessing the model was trained with
+                              /report.json         the evaluation report
+                              /manifest.json       written last: the version exists once it has one
+    <root>/<name>/aliases/<alias>.json             {"version", "previous", "history", ...}
+
+Version numbers are claimed with an exclusive create (O_EXCL locally, If-None-Match: * on S3
+and Azure), so two publishers finishing at once get two numbers and neither overwrites the
+other. A publisher killed before its manifest leaves a claimed, incomplete number that is never
+listed or loaded; the next publisher takes the number after it. ``latest`` is not stored: it is
+the highest complete version, so it cannot race. Other aliases (``production``) are moved
+explicitly and remember their previous target, so a rollback is one call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import xgboost as xgb
+
+from loanrisk.errors import Conflict, InvalidInput, NotFound, StorageError
+from loanrisk.features.spec import FeatureSpec
+from loanrisk.storage.base import Storage
+
+MODEL_FILE = "model.ubj"
+SPEC_FILE = "feature_spec.json"
+REPORT_FILE = "report.json"
+MANIFEST_FILE = "manifest.json"
+CLAIM_FILE = "claim.json"
+LATEST = "latest"
+PRODUCTION = "production"
+HISTORY_LENGTH = 50
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def check_name(kind: str, name: str) -> str:
+    """Model and alias names: letters, digits, '.', '_', '-'; no paths, at most 64 chars."""
+    if not _NAME.match(name) or ".." in name:
+        raise InvalidInput(
+            f"invalid {kind} name {name!r}: use letters, digits, '.', '_' or '-' (max 64)"
+        )
+    return name
+
+
+def _json(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, indent=2).encode() + b"\n"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified model version, ready to score."""
+
+    name: str
+    version: int
+    booster: xgb.Booster
+    spec: FeatureSpec
+    manifest: dict[str, Any]
+    report: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ModelRegistry:
+    """The models under one directory of a storage."""
+
+    storage: Storage
+    root: str = "models"
+
+    def _path(self, *parts: str) -> str:
+        return self.storage.join(self.root, *parts)
+
+    def _version_dir(self, name: str, version: int) -> str:
+        return self._path(check_name("model", name), "versions", str(version))
+
+    # -- reading -----------------------------------------------------------------------
+
+    def models(self) -> list[str]:
+        """Names of models with at least one complete version."""
+        return [n for n in self.storage.list(self.root) if _NAME.match(n) and self.versions(n)]
+
+    def _numbers(self, name: str) -> list[int]:
+        entries = self.storage.list(self._path(check_name("model", name), "versions"))
+        return sorted(int(e) for e in entries if e.isdigit())
+
+    def versions(self, name: str) -> list[int]:
+        """Complete versions of ``name``, ascending (claimed but unfinished ones are left out)."""
+        return [
+            v
+            for v in self._numbers(name)
+            if self.storage.exists(self.storage.join(self._version_dir(name, v), MANIFEST_FILE))
+        ]
+
+    def manifest(self, name: str, version: int) -> dict[str, Any]:
+        path = self.storage.join(self._version_dir(name, version), MANIFEST_FILE)
+        try:
+            doc: dict[str, Any] = json.loads(self.storage.read_bytes(path))
+        except NotFound:
+            raise NotFound(f"model {name!r} has no version {version}") from None
+        return doc
+
+    def report(self, name: str, version: int) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads(self._verified(name, version, REPORT_FILE))
+        return doc
+
+    def aliases(self, name: str) -> dict[str, dict[str, Any]]:
+        """Every stored alias of ``name`` with its record (``latest`` is derived, not listed)."""
+        out = {}
+        for entry in self.storage.list(self._path(check_name("model", name), "aliases")):
+            if entry.endswith(".json"):
+                alias = entry.removesuffix(".json")
+                out[alias] = self._alias(name, alias)
+        return out
+
+    def _alias(self, name: str, alias: str) -> dict[str, Any]:
+        path = self._path(
+            check_name("model", name), "aliases", f"{check_name('alias', alias)}.json"
+        )
+        try:
+            doc: dict[str, Any] = json.loads(self.storage.read_bytes(path))
+        except NotFound:
+            raise NotFound(f"model {name!r} has no alias {alias!r}") from None
+        return doc
+
+    def resolve(self, name: str, ref: str | int) -> int:
+        """A version number from a number, ``"3"``, ``"v3"``, ``latest`` or an alias name."""
+        text = str(ref).strip()
+        if text.removeprefix("v").isdigit():
+            version = int(text.removeprefix("v"))
+            self.manifest(name, version)  # exists and is complete
+            return version
+        if text == LATEST:
+            versions = self.versions(name)
+            if not versions:
+                raise NotFound(f"model {name!r} has no versions")
+            return versions[-1]
+        return int(self._alias(name, text)["version"])
+
+    def _verified(self, name: str, version: int, file: str) -> bytes:
+        manifest = self.manifest(name, version)
+        data = self.storage.read_bytes(self.storage.join(self._version_dir(name, version), file))
+        expected = manifest["files"][file]["sha256"]
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise StorageError(
+                f"model {name!r} version {version}: {file} does not match its recorded hash"
+            )
+        return data
+
+    def load(self, name: str, ref: str | int = LATEST) -> LoadedModel:
+        """Load and verify a version (every file's SHA-256 against the manifest)."""
+        version = self.resolve(name, ref)
+        booster = xgb.Booster()
+        booster.load_model(bytearray(self._verified(name, version, MODEL_FILE)))
+        return LoadedModel(
+            name=name,
+            version=version,
+            booster=booster,
+            spec=FeatureSpec.from_json(self._verified(name, version, SPEC_FILE)),
+            manifest=self.manifest(name, version),
+            report=json.loads(self._verified(name, version, REPORT_FILE)),
+        )
+
+    # -- writing -----------------------------------------------------------------------
+
+    def _claim(self, name: str) -> int:
+        claim = _json({"pid": os.getpid(), "host": socket.gethostname(), "claimed_at": _now()})
+        candidate = max(self._numbers(name), default=0) + 1
+        while not self.storage.create_exclusive(
+            self.storage.join(self._version_dir(name, candidate), CLAIM_FILE), claim
+        ):
+            candidate += 1
+        return candidate
+
+    def publish(
+        self,
+        name: str,
+        *,
+        booster: xgb.Booster,
+        spec: FeatureSpec,
+        report: dict[str, Any],
+        metadata: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Publish a new immutable version; return its manifest.
+
+        ``metadata`` goes into the manifest (parent, dataset id, parameters, timings ...);
+        the registry adds the version, the file hashes and the creation time.
+        """
+        check_name("model", name)
+        files = {
+            MODEL_FILE: bytes(booster.save_raw("ubj")),
+            SPEC_FILE: spec.to_json().encode(),
+            REPORT_FILE: _json(report),
+        }
+        version = self._claim(name)
+        directory = self._version_dir(name, version)
+        for file, data in files.items():
+            self.storage.write_bytes(self.storage.join(directory, file), data)
+        manifest = {
+            "name": name,
+            "version": version,
+            **metadata,
+            "files": {
+                f: {"sha256": hashlib.sha256(d).hexdigest(), "bytes": len(d)}
+                for f, d in files.items()
+            },
+            "created_at": _now(),
+        }
+        self.storage.write_bytes(self.storage.join(directory, MANIFEST_FILE), _json(manifest))
+        return manifest
+
+    def promote(self, name: str, version: int | str, alias: str = PRODUCTION) -> dict[str, Any]:
+        """Point ``alias`` at a version, remembering where it pointed before."""
+        if check_name("alias", alias) == LATEST:
+            raise InvalidInput("'latest' always means the newest version; it cannot be moved")
+        target = self.resolve(name, version)
+        try:
+            current = self._alias(name, alias)
+        except NotFound:
+            current = {"version": None, "history": []}
+        record = {
+            "alias": alias,
+            "version": target,
+            "previous": current["version"],
+            "updated_at": _now(),
+            "history": [*current["history"], {"version": target, "at": _now()}][-HISTORY_LENGTH:],
+        }
+        self.storage.write_bytes(self._path(name, "aliases", f"{alias}.json"), _json(record))
+        return record
+
+    def rollback(self, name: str, alias: str = PRODUCTION) -> dict[str, Any]:
+        """Move ``alias`` back to its previous target."""
+        current = self._alias(name, alias)
+        if current["previous"] is None:
+            raise Conflict(f"alias {alias!r} of model {name!r} has no previous version")
+        return self.promote(name, int(current["previous"]), alias)

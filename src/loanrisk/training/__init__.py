@@ -1,0 +1,1 @@
+"""Training, evaluation and fairness; jobs that publish to the model registry."""

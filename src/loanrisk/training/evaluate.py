@@ -1,0 +1,81 @@
+"""Evaluation of predicted default probabilities against the truth.
+
+The report holds the reference's classification report (per class "Non-Default" and
+"Default": precision, recall, f1-score, support; accuracy; macro and weighted averages) and
+AUC, plus log loss, Brier score, the KS statistic, the confusion matrix at the threshold,
+ROC curve points (at most 200) and a 10-bin calibration table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import (
+    brier_score_loss,
+    classification_report,
+    confusion_matrix,
+    log_loss,
+    roc_auc_score,
+    roc_curve,
+)
+
+from loanrisk.errors import InvalidInput
+
+CLASS_NAMES = ("Non-Default", "Default")
+MAX_ROC_POINTS = 200
+CALIBRATION_BINS = 10
+
+
+def _downsample(n: int, keep: int) -> np.ndarray:
+    if n <= keep:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, keep)).astype(np.int64))
+
+
+def evaluate(
+    labels: np.ndarray, probability: np.ndarray, *, threshold: float = 0.5
+) -> dict[str, Any]:
+    """Evaluate probabilities of default (class 1). A label is 1 when probability > threshold."""
+    labels = np.asarray(labels).astype(np.int64)
+    probability = np.asarray(probability, dtype=np.float64)
+    if labels.shape != probability.shape or labels.size == 0:
+        raise InvalidInput("labels and probabilities must be non-empty and of the same length")
+    if np.unique(labels).size < 2:
+        raise InvalidInput("evaluation needs both defaults and non-defaults in the test split")
+    predicted = (probability > threshold).astype(np.int64)
+    report = classification_report(
+        labels, predicted, labels=[0, 1], target_names=list(CLASS_NAMES),
+        output_dict=True, zero_division=0,
+    )  # fmt: skip
+    fpr, tpr, thresholds = roc_curve(labels, probability)
+    keep = _downsample(fpr.size, MAX_ROC_POINTS)
+    (tn, fp), (fn, tp) = confusion_matrix(labels, predicted, labels=[0, 1])
+    edges = np.linspace(0, 1, CALIBRATION_BINS + 1)
+    bins = np.clip(np.digitize(probability, edges[1:-1]), 0, CALIBRATION_BINS - 1)
+    calibration = []
+    for b in range(CALIBRATION_BINS):
+        inside = bins == b
+        count = int(inside.sum())
+        calibration.append({
+            "bin": [float(edges[b]), float(edges[b + 1])],
+            "count": count,
+            "mean_predicted": float(probability[inside].mean()) if count else None,
+            "observed_rate": float(labels[inside].mean()) if count else None,
+        })  # fmt: skip
+    return {
+        "threshold": threshold,
+        "classification_report": report,
+        "auc": float(roc_auc_score(labels, probability)),
+        "log_loss": float(log_loss(labels, np.clip(probability, 1e-15, 1 - 1e-15), labels=[0, 1])),
+        "brier": float(brier_score_loss(labels, probability)),
+        "ks": float(np.max(tpr - fpr)),
+        "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+        "roc_curve": {
+            "fpr": [float(x) for x in fpr[keep]],
+            "tpr": [float(x) for x in tpr[keep]],
+            "thresholds": [float(min(x, 1.0)) for x in thresholds[keep]],
+        },
+        "calibration": calibration,
+        "rows": int(labels.size),
+    }

@@ -1,0 +1,196 @@
+"""The training job: dataset -> (parent model) -> encode -> train -> evaluate -> publish.
+
+Continued training encodes the new dataset with the **parent's** FeatureSpec, never the
+dataset's own: the model's trees split on the parent's encoding, and serving uses the parent's
+spec too. Datasets store raw loans, so re-encoding is exact; categories the parent never saw
+encode as all-zero one-hot columns (as in scoring) and are counted in the manifest.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import sklearn
+import xgboost as xgb
+
+import loanrisk
+from loanrisk.data.datasets import DatasetCatalogue
+from loanrisk.data.split import split_indices
+from loanrisk.errors import InvalidInput, NotFound
+from loanrisk.features.spec import FeatureSpec
+from loanrisk.features.transform import FeatureTransformer
+from loanrisk.registry.models import PRODUCTION, LoadedModel, ModelRegistry
+from loanrisk.schema import LABEL
+from loanrisk.storage.base import Storage
+from loanrisk.training.evaluate import evaluate
+from loanrisk.training.fairness import parity_report
+from loanrisk.training.train import DEFAULT_PARAMS, DEFAULT_ROUNDS, RoundProgress, train_booster
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """What to train. ``dataset`` is an id or ``latest``; ``dataset_size`` instead finds the
+    newest dataset processed with that size (the reference's ``/train`` ``size``)."""
+
+    dataset: str = "latest"
+    dataset_size: int | None = None
+    data_directory: str = "data"
+    model_directory: str = "models"
+    model_name: str = "loan-default"
+    continue_from: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    rounds: int = DEFAULT_ROUNDS
+    early_stopping_rounds: int | None = None
+    validation_fraction: float = 0.1
+    threshold: float = 0.5
+    promote: bool | None = None
+    protected_attribute: str | None = None
+    privileged_value: str | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    manifest: dict[str, Any]
+    report: dict[str, Any]
+    promoted: bool
+
+
+def _unknown_categories(frame: Any, spec: FeatureSpec) -> dict[str, int]:
+    out = {}
+    for column in spec.onehot:
+        values = frame[column.name]
+        known = values.isin(list(column.categories)) | values.isna()
+        if int((~known).sum()):
+            out[column.name] = int((~known).sum())
+    return out
+
+
+def _load_parent(registry: ModelRegistry, request: TrainingRequest) -> LoadedModel | None:
+    if request.continue_from is None:
+        return None
+    try:
+        return registry.load(request.model_name, request.continue_from)
+    except NotFound as exc:
+        raise NotFound(
+            f"cannot continue training model {request.model_name!r} from "
+            f"{request.continue_from!r}: {exc.message}"
+        ) from None
+
+
+def run_training(
+    request: TrainingRequest,
+    storage: Storage,
+    *,
+    nthread: int,
+    progress: Callable[[RoundProgress], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> TrainingResult:
+    """Train, evaluate on the dataset's test split, publish a new version, maybe promote it.
+
+    ``promote=None`` promotes to ``production`` only when the model has no production version
+    yet. A cancelled or failed training publishes nothing.
+    """
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    catalogue = DatasetCatalogue(storage, request.data_directory)
+    if request.dataset_size is not None:
+        dataset = catalogue.find(size=request.dataset_size)
+    else:
+        dataset = catalogue.resolve(request.dataset)
+    registry = ModelRegistry(storage, request.model_directory)
+    parent = _load_parent(registry, request)
+    spec = parent.spec if parent else catalogue.load_spec(dataset["id"])
+    train = catalogue.load_split(dataset["id"], "train")
+    test = catalogue.load_split(dataset["id"], "test")
+    timings["load"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    transformer = FeatureTransformer(spec)
+    features = transformer.transform(train, dtype=np.float32)
+    labels = train[LABEL].to_numpy()
+    validation = None
+    if request.early_stopping_rounds is not None:
+        fit_rows, valid_rows = split_indices(
+            labels, len(labels), test_fraction=request.validation_fraction, seed=request.seed
+        )
+        validation = (features[valid_rows], labels[valid_rows])
+        features, labels = features[fit_rows], labels[fit_rows]
+    test_features = transformer.transform(test, dtype=np.float32)
+    timings["encode"] = time.perf_counter() - clock
+
+    params = {**DEFAULT_PARAMS, **request.params}
+    outcome = train_booster(
+        features, labels, params=params, rounds=request.rounds, nthread=nthread,
+        init_model=parent.booster if parent else None, validation=validation,
+        early_stopping_rounds=request.early_stopping_rounds,
+        progress=progress, should_cancel=should_cancel,
+    )  # fmt: skip
+    booster = outcome.booster
+    if outcome.best_iteration is not None:
+        booster = booster[: outcome.best_iteration + 1]  # publish the best trees only
+    timings["train"] = outcome.seconds
+
+    clock = time.perf_counter()
+    probability = booster.predict(xgb.DMatrix(test_features, nthread=nthread))
+    report = evaluate(test[LABEL].to_numpy(), probability, threshold=request.threshold)
+    if request.protected_attribute is not None:
+        report["fairness"] = _fairness(request, test, probability)
+    timings["evaluate"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    metadata = {
+        "parent": {"name": parent.name, "version": parent.version} if parent else None,
+        "dataset": {"id": dataset["id"], "directory": request.data_directory,
+                    "requested_size": dataset.get("requested_size"), "rows": dataset["rows"]},
+        "feature_spec": {"fingerprint": spec.fingerprint(),
+                         "source": "parent" if parent else "dataset",
+                         "unknown_categories": _unknown_categories(train, spec)},
+        "params": params,
+        "rounds": {"requested": request.rounds, "trained": outcome.rounds,
+                   "best_iteration": outcome.best_iteration,
+                   "total_trees": booster.num_boosted_rounds()},
+        "threshold": request.threshold,
+        "metrics": {"auc": report["auc"], "log_loss": report["log_loss"],
+                    "brier": report["brier"],
+                    "accuracy": report["classification_report"]["accuracy"]},
+        "request": asdict(request),
+        "nthread": nthread,
+        "libraries": {"loanrisk": loanrisk.__version__, "xgboost": xgb.__version__,
+                      "scikit-learn": sklearn.__version__, "numpy": np.__version__,
+                      "python": platform.python_version()},
+    }  # fmt: skip
+    manifest = registry.publish(
+        request.model_name, booster=booster, spec=spec, report=report, metadata=metadata
+    )
+    promote = request.promote
+    if promote is None:
+        promote = PRODUCTION not in registry.aliases(request.model_name)
+    if promote:
+        registry.promote(request.model_name, manifest["version"], PRODUCTION)
+    timings["publish"] = time.perf_counter() - clock
+    manifest["timings"] = {k: round(v, 4) for k, v in timings.items()}
+    return TrainingResult(manifest, report, promote)
+
+
+def _fairness(request: TrainingRequest, test: Any, probability: np.ndarray) -> dict[str, Any]:
+    column = request.protected_attribute
+    if column not in test.columns:
+        raise InvalidInput(
+            f"protected attribute {column!r} is not in the dataset: process the data with "
+            f"--keep-column {column}"
+        )
+    if request.privileged_value is None:
+        raise InvalidInput("a protected attribute needs the privileged value")
+    privileged = (test[column].astype("string") == request.privileged_value).to_numpy(
+        dtype=bool, na_value=False
+    )
+    return parity_report(
+        test[LABEL].to_numpy(), probability, privileged, attribute=str(column),
+        privileged_value=request.privileged_value, threshold=request.threshold,
+    )  # fmt: skip

@@ -1,0 +1,53 @@
+"""Training in a separate process: progress, result, errors, cancellation."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from loanrisk.data.process import process_dataset
+from loanrisk.data.sample import generate_sample
+from loanrisk.errors import Cancelled, NotFound
+from loanrisk.registry import ModelRegistry
+from loanrisk.schema import validate_frame
+from loanrisk.settings import Settings
+from loanrisk.storage import FsspecStorage
+from loanrisk.training.job import TrainingRequest
+from loanrisk.training.runner import train_in_subprocess
+from loanrisk.training.train import RoundProgress
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    storage = FsspecStorage(str(tmp_path))
+    process_dataset(validate_frame(generate_sample(3_000)), storage, source="sample")
+    return Settings(storage=str(tmp_path), nthread=1)
+
+
+def test_training_runs_in_a_child_process_and_reports_progress(settings: Settings) -> None:
+    seen: list[RoundProgress] = []
+    result = train_in_subprocess(TrainingRequest(rounds=8), settings, on_progress=seen.append)
+    assert [p.done for p in seen] == list(range(1, 9))
+    assert result["manifest"]["version"] == 1
+    assert result["promoted"] is True
+    assert ModelRegistry(FsspecStorage(settings.storage)).versions("loan-default") == [1]
+
+
+def test_errors_in_the_child_come_back_as_the_same_error(settings: Settings) -> None:
+    with pytest.raises(NotFound, match="cannot continue training"):
+        train_in_subprocess(TrainingRequest(continue_from="production"), settings)
+
+
+def test_cancelling_publishes_nothing(settings: Settings) -> None:
+    cancel = threading.Event()
+
+    def on_progress(progress: RoundProgress) -> None:
+        if progress.done >= 2:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        train_in_subprocess(TrainingRequest(rounds=5_000), settings, on_progress=on_progress,
+                            cancel=cancel)  # fmt: skip
+    assert ModelRegistry(FsspecStorage(settings.storage)).models() == []
