@@ -274,6 +274,10 @@ def train(
         str | None, typer.Option(help="Value of the protected attribute that is privileged.")
     ] = None,
     nthread: Annotated[int | None, typer.Option(min=1, help="Training threads.")] = None,
+    dask_scheduler: Annotated[
+        str | None,
+        typer.Option(help="Train on this Dask cluster (tcp://host:8786) with xgboost.dask."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Train (or continue training) a model on a dataset and publish it as a new version."""
@@ -287,13 +291,21 @@ def train(
             protected_attribute=protected_attribute, privileged_value=privileged_value,
             seed=settings.seed,
         )  # fmt: skip
-        with _progress() as progress:
+        if dask_scheduler is not None:
+            from loanrisk.training.distributed import train_distributed
 
-            def show(p: RoundProgress) -> None:
-                progress(f"train (eta {p.eta:.0f}s)" if p.done < p.total else "train", p.done,
-                         p.total)  # fmt: skip
+            err.print(f"Training on the Dask cluster at {dask_scheduler} ...")
+            trained = train_distributed(request, settings, scheduler=dask_scheduler)
+            result = {"manifest": trained.manifest, "report": trained.report,
+                      "promoted": trained.promoted}  # fmt: skip
+        else:
+            with _progress() as progress:
 
-            result = train_in_subprocess(request, settings, on_progress=show)
+                def show(p: RoundProgress) -> None:
+                    label = f"train (eta {p.eta:.0f}s)" if p.done < p.total else "train"
+                    progress(label, p.done, p.total)
+
+                result = train_in_subprocess(request, settings, on_progress=show)
         if as_json:
             out.print_json(json.dumps(result["manifest"]))
         else:

@@ -61,13 +61,14 @@ class TrainingResult:
     promoted: bool
 
 
-def _unknown_categories(frame: Any, spec: FeatureSpec) -> dict[str, int]:
+def _unknown_categories(dataset: dict[str, Any], spec: FeatureSpec) -> dict[str, int]:
+    """Training rows per column whose category the spec does not know (from the manifest)."""
     out = {}
     for column in spec.onehot:
-        values = frame[column.name]
-        known = values.isin(list(column.categories)) | values.isna()
-        if int((~known).sum()):
-            out[column.name] = int((~known).sum())
+        counts = dataset["columns"][column.name]["counts"]
+        unknown = sum(n for value, n in counts.items() if value not in column.categories)
+        if unknown:
+            out[column.name] = unknown
     return out
 
 
@@ -81,6 +82,89 @@ def _load_parent(registry: ModelRegistry, request: TrainingRequest) -> LoadedMod
             f"cannot continue training model {request.model_name!r} from "
             f"{request.continue_from!r}: {exc.message}"
         ) from None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What both the single-process and the Dask training start from."""
+
+    dataset: dict[str, Any]
+    registry: ModelRegistry
+    parent: LoadedModel | None
+    spec: FeatureSpec
+    catalogue: DatasetCatalogue
+
+
+def prepare(request: TrainingRequest, storage: Storage) -> Prepared:
+    """Find the dataset, load the parent (for continued training) and pick the spec."""
+    catalogue = DatasetCatalogue(storage, request.data_directory)
+    if request.dataset_size is not None:
+        dataset = catalogue.find(size=request.dataset_size)
+    else:
+        dataset = catalogue.resolve(request.dataset)
+    registry = ModelRegistry(storage, request.model_directory)
+    parent = _load_parent(registry, request)
+    spec = parent.spec if parent else catalogue.load_spec(dataset["id"])
+    return Prepared(dataset, registry, parent, spec, catalogue)
+
+
+def evaluate_and_publish(
+    request: TrainingRequest,
+    prepared: Prepared,
+    booster: xgb.Booster,
+    *,
+    trained_rounds: int,
+    best_iteration: int | None,
+    nthread: int,
+    timings: dict[str, float],
+    extra: dict[str, Any] | None = None,
+) -> TrainingResult:
+    """Evaluate ``booster`` on the dataset's test split, publish it, and maybe promote it."""
+    clock = time.perf_counter()
+    test = prepared.catalogue.load_split(prepared.dataset["id"], "test")
+    test_features = FeatureTransformer(prepared.spec).transform(test, dtype=np.float32)
+    probability = booster.predict(xgb.DMatrix(test_features, nthread=nthread))
+    report = evaluate(test[LABEL].to_numpy(), probability, threshold=request.threshold)
+    if request.protected_attribute is not None:
+        report["fairness"] = _fairness(request, test, probability)
+    timings["evaluate"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    dataset, parent, spec = prepared.dataset, prepared.parent, prepared.spec
+    metadata = {
+        "parent": {"name": parent.name, "version": parent.version} if parent else None,
+        "dataset": {"id": dataset["id"], "directory": request.data_directory,
+                    "requested_size": dataset.get("requested_size"), "rows": dataset["rows"]},
+        "feature_spec": {"fingerprint": spec.fingerprint(),
+                         "source": "parent" if parent else "dataset",
+                         "unknown_categories": _unknown_categories(dataset, spec)},
+        "params": {**DEFAULT_PARAMS, **request.params},
+        "rounds": {"requested": request.rounds, "trained": trained_rounds,
+                   "best_iteration": best_iteration,
+                   "total_trees": booster.num_boosted_rounds()},
+        "threshold": request.threshold,
+        "metrics": {"auc": report["auc"], "log_loss": report["log_loss"],
+                    "brier": report["brier"],
+                    "accuracy": report["classification_report"]["accuracy"]},
+        "request": asdict(request),
+        "nthread": nthread,
+        "libraries": {"loanrisk": loanrisk.__version__, "xgboost": xgb.__version__,
+                      "scikit-learn": sklearn.__version__, "numpy": np.__version__,
+                      "python": platform.python_version()},
+        **(extra or {}),
+    }  # fmt: skip
+    registry = prepared.registry
+    manifest = registry.publish(
+        request.model_name, booster=booster, spec=spec, report=report, metadata=metadata
+    )
+    promote = request.promote
+    if promote is None:
+        promote = PRODUCTION not in registry.aliases(request.model_name)
+    if promote:
+        registry.promote(request.model_name, manifest["version"], PRODUCTION)
+    timings["publish"] = time.perf_counter() - clock
+    manifest["timings"] = {k: round(v, 4) for k, v in timings.items()}
+    return TrainingResult(manifest, report, promote)
 
 
 def run_training(
@@ -98,22 +182,14 @@ def run_training(
     """
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    catalogue = DatasetCatalogue(storage, request.data_directory)
-    if request.dataset_size is not None:
-        dataset = catalogue.find(size=request.dataset_size)
-    else:
-        dataset = catalogue.resolve(request.dataset)
-    registry = ModelRegistry(storage, request.model_directory)
-    parent = _load_parent(registry, request)
-    spec = parent.spec if parent else catalogue.load_spec(dataset["id"])
-    train = catalogue.load_split(dataset["id"], "train")
-    test = catalogue.load_split(dataset["id"], "test")
+    prepared = prepare(request, storage)
+    train = prepared.catalogue.load_split(prepared.dataset["id"], "train")
     timings["load"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    transformer = FeatureTransformer(spec)
-    features = transformer.transform(train, dtype=np.float32)
+    features = FeatureTransformer(prepared.spec).transform(train, dtype=np.float32)
     labels = train[LABEL].to_numpy()
+    del train
     validation = None
     if request.early_stopping_rounds is not None:
         fit_rows, valid_rows = split_indices(
@@ -121,61 +197,23 @@ def run_training(
         )
         validation = (features[valid_rows], labels[valid_rows])
         features, labels = features[fit_rows], labels[fit_rows]
-    test_features = transformer.transform(test, dtype=np.float32)
     timings["encode"] = time.perf_counter() - clock
 
-    params = {**DEFAULT_PARAMS, **request.params}
     outcome = train_booster(
-        features, labels, params=params, rounds=request.rounds, nthread=nthread,
-        init_model=parent.booster if parent else None, validation=validation,
-        early_stopping_rounds=request.early_stopping_rounds,
+        features, labels, params={**DEFAULT_PARAMS, **request.params}, rounds=request.rounds,
+        nthread=nthread, init_model=prepared.parent.booster if prepared.parent else None,
+        validation=validation, early_stopping_rounds=request.early_stopping_rounds,
         progress=progress, should_cancel=should_cancel,
     )  # fmt: skip
+    del features, labels, validation
     booster = outcome.booster
     if outcome.best_iteration is not None:
         booster = booster[: outcome.best_iteration + 1]  # publish the best trees only
     timings["train"] = outcome.seconds
-
-    clock = time.perf_counter()
-    probability = booster.predict(xgb.DMatrix(test_features, nthread=nthread))
-    report = evaluate(test[LABEL].to_numpy(), probability, threshold=request.threshold)
-    if request.protected_attribute is not None:
-        report["fairness"] = _fairness(request, test, probability)
-    timings["evaluate"] = time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    metadata = {
-        "parent": {"name": parent.name, "version": parent.version} if parent else None,
-        "dataset": {"id": dataset["id"], "directory": request.data_directory,
-                    "requested_size": dataset.get("requested_size"), "rows": dataset["rows"]},
-        "feature_spec": {"fingerprint": spec.fingerprint(),
-                         "source": "parent" if parent else "dataset",
-                         "unknown_categories": _unknown_categories(train, spec)},
-        "params": params,
-        "rounds": {"requested": request.rounds, "trained": outcome.rounds,
-                   "best_iteration": outcome.best_iteration,
-                   "total_trees": booster.num_boosted_rounds()},
-        "threshold": request.threshold,
-        "metrics": {"auc": report["auc"], "log_loss": report["log_loss"],
-                    "brier": report["brier"],
-                    "accuracy": report["classification_report"]["accuracy"]},
-        "request": asdict(request),
-        "nthread": nthread,
-        "libraries": {"loanrisk": loanrisk.__version__, "xgboost": xgb.__version__,
-                      "scikit-learn": sklearn.__version__, "numpy": np.__version__,
-                      "python": platform.python_version()},
-    }  # fmt: skip
-    manifest = registry.publish(
-        request.model_name, booster=booster, spec=spec, report=report, metadata=metadata
-    )
-    promote = request.promote
-    if promote is None:
-        promote = PRODUCTION not in registry.aliases(request.model_name)
-    if promote:
-        registry.promote(request.model_name, manifest["version"], PRODUCTION)
-    timings["publish"] = time.perf_counter() - clock
-    manifest["timings"] = {k: round(v, 4) for k, v in timings.items()}
-    return TrainingResult(manifest, report, promote)
+    return evaluate_and_publish(
+        request, prepared, booster, trained_rounds=outcome.rounds,
+        best_iteration=outcome.best_iteration, nthread=nthread, timings=timings,
+    )  # fmt: skip
 
 
 def _fairness(request: TrainingRequest, test: Any, probability: np.ndarray) -> dict[str, Any]:

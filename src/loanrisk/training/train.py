@@ -121,7 +121,9 @@ def train_booster(
         raise InvalidInput("early stopping needs a validation slice")
     callback = ProgressCallback(rounds, progress, should_cancel)
     train = xgb.DMatrix(features, label=labels, nthread=nthread)
-    evals = [(train, "train")]
+    # Metrics on the whole training set every round would cost as much as a few extra trees:
+    # only a validation slice is evaluated while training.
+    evals = []
     if validation is not None:
         evals.append((xgb.DMatrix(validation[0], label=validation[1], nthread=nthread), "valid"))
     start = time.perf_counter()

@@ -1,0 +1,94 @@
+"""Training on a Dask cluster with ``xgboost.dask``: the same model, published the same way.
+
+For data that outgrows one machine. The workers read the dataset's training Parquet straight
+from the shared storage (a mounted directory, S3 or Azure; not memory), encode their own
+partitions with the FeatureSpec, and XGBoost trains across them. Evaluation on the test split
+and publishing go through the same code as single-process training, so the registry holds the
+same kind of version. Needs the ``dask`` extra: ``pip install 'loanrisk[dask]'``.
+
+Not supported here (yet): per-round progress and cancellation (xgboost.dask runs the rounds
+on the workers), and early stopping.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from loanrisk.data.datasets import conform
+from loanrisk.errors import InvalidInput
+from loanrisk.features.spec import FeatureSpec
+from loanrisk.features.transform import FeatureTransformer
+from loanrisk.schema import LABEL
+from loanrisk.settings import Settings
+from loanrisk.storage import FsspecStorage, open_storage, storage_options
+from loanrisk.training.job import (
+    TrainingRequest,
+    TrainingResult,
+    evaluate_and_publish,
+    prepare,
+)
+from loanrisk.training.train import DEFAULT_PARAMS
+
+
+def _encode(part: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    features = FeatureTransformer(spec).transform(conform(part), dtype=np.float32)
+    return pd.DataFrame(features, columns=list(spec.output_columns))
+
+
+def train_distributed(
+    request: TrainingRequest, settings: Settings, *, scheduler: str
+) -> TrainingResult:
+    """Train on the Dask cluster at ``scheduler`` (e.g. ``tcp://10.0.0.5:8786``) and publish.
+
+    Raises :class:`InvalidInput` for an unsupported request (memory storage, early stopping)
+    and whatever the registry and dataset lookups raise (NotFound ...).
+    """
+    try:
+        import dask.dataframe as dd
+        import xgboost.dask as dxgb
+        from dask.distributed import Client
+    except ImportError:  # pragma: no cover - the extra is installed in tests
+        raise InvalidInput("distributed training needs the dask extra: loanrisk[dask]") from None
+    if request.early_stopping_rounds is not None:
+        raise InvalidInput("early stopping is not supported in distributed training")
+    storage = open_storage(settings)
+    if not isinstance(storage, FsspecStorage):
+        raise InvalidInput("distributed training reads from shared storage, not memory")
+
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    prepared = prepare(request, storage)
+    spec = prepared.spec
+    url = f"{storage.url}/{prepared.catalogue.path(prepared.dataset['id'], 'train.parquet')}"
+    with Client(scheduler) as client:  # type: ignore[no-untyped-call]
+        workers = len(client.scheduler_info()["workers"])
+        frame = dd.read_parquet(url, storage_options=storage_options(settings, url))
+        frame = frame.repartition(npartitions=max(workers, frame.npartitions))
+        meta = pd.DataFrame({c: pd.Series(dtype=np.float32) for c in spec.output_columns})
+        features = frame.map_partitions(_encode, spec, meta=meta)
+        labels = frame[LABEL]
+        matrix = dxgb.DaskDMatrix(client, features, labels)
+        timings["load"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        output: dict[str, Any] = dxgb.train(
+            client,
+            {**DEFAULT_PARAMS, **request.params, "nthread": settings.nthread},
+            matrix,
+            num_boost_round=request.rounds,
+            xgb_model=prepared.parent.booster if prepared.parent else None,
+        )
+        timings["train"] = time.perf_counter() - clock
+    booster = output["booster"]
+    # Same model shape as single-process training, which trains and scores on plain arrays.
+    booster.feature_names = None
+    booster.feature_types = None
+    return evaluate_and_publish(
+        request, prepared, booster, trained_rounds=request.rounds, best_iteration=None,
+        nthread=settings.nthread, timings=timings,
+        extra={"distributed": {"scheduler": scheduler, "workers": workers}},
+    )  # fmt: skip
