@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +40,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_until_serving(process: subprocess.Popen[bytes], port: int, what: str) -> None:
+    """Wait (30 s at most) until ``process`` accepts connections on the loopback ``port``."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(0.1)
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """A real S3-protocol server (moto in server mode) on a loopback port, for the session."""
@@ -53,16 +66,7 @@ def s3_endpoint() -> Iterator[str]:
         env=env,
     )
     endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)  # noqa: S310 - loopback
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("the S3 test server did not start") from None
-            time.sleep(0.1)
+    wait_until_serving(process, port, "the S3 test server (moto)")
     try:
         yield endpoint
     finally:
@@ -104,16 +108,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("Azurite did not start") from None
-            time.sleep(0.1)
+    wait_until_serving(process, port, "Azurite")
     try:
         yield (
             "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"

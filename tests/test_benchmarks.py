@@ -31,3 +31,10 @@ def test_transform_benchmark_prints_both_paths_and_the_ratio() -> None:
     assert "loanrisk transform_record" in out
     assert "sklearn ColumnTransformer" in out
     assert "speed-up (sklearn / loanrisk, medians):" in out
+
+
+def test_training_benchmark_reports_quality_and_overhead() -> None:
+    out = run_benchmark("bench_train.py", "--sizes", "30000", "--no-continued")
+    assert "quality on credit_risk_dataset.csv" in out
+    assert "bare xgb.train" in out
+    assert "overhead" in out

@@ -30,13 +30,17 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
-def test_demo_processes_the_built_in_sample(tmp_path: Path) -> None:
+def test_demo_processes_the_built_in_sample_and_trains_on_it(tmp_path: Path) -> None:
     done = run("demo", "--storage", str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert "15,000 train / 5,000 test" in done.stdout
     assert "data quality" in done.stdout
+    assert "model loan-default version 1" in done.stdout
+    assert "rounds     │ 500 new, 500 trees in all" in done.stdout
     listed = run("data", "list", "--storage", str(tmp_path))
     assert listed.returncode == 0 and "sample" in listed.stdout
+    models = run("models", "list", "--storage", str(tmp_path))
+    assert "production -> 1" in models.stdout
 
 
 def test_process_a_csv_with_expansion_then_show_it(tmp_path: Path) -> None:
@@ -102,15 +106,15 @@ def test_process_from_s3_into_s3(s3_settings: Settings) -> None:
 
 @pytest.fixture(scope="module")
 def demo_storage(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A storage holding the demo's dataset and no model (the error cases write nothing)."""
+    """A storage holding the sample's dataset and no model (the error cases write nothing)."""
     path = tmp_path_factory.mktemp("demo")
-    assert run("demo", "--storage", str(path)).returncode == 0
+    assert run("data", "process", "sample", "--storage", str(path)).returncode == 0
     return path
 
 
 def test_train_continue_promote_and_roll_back(tmp_path: Path) -> None:
     storage = ["--storage", str(tmp_path)]
-    assert run("demo", *storage).returncode == 0
+    assert run("data", "process", "sample", *storage).returncode == 0
     first = run("train", *storage, "--rounds", "20")
     assert first.returncode == 0, first.stderr
     assert "model loan-default version 1" in first.stdout

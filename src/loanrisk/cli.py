@@ -198,7 +198,7 @@ def data_show(
 
 @app.command()
 def demo(storage: StorageOpt = None) -> None:
-    """The main job on the embedded default: process the built-in sample into local storage."""
+    """The main job on the embedded default: process the built-in sample, then train on it."""
     with _errors():
         settings = _settings(storage=storage)
         target = open_storage(settings)
@@ -214,6 +214,13 @@ def demo(storage: StorageOpt = None) -> None:
                 progress=progress,
             )
         _summary(manifest, target.url)
+        err.print(f"Training the reference's model ({DEFAULT_ROUNDS} rounds) on it ...")
+        request = TrainingRequest(dataset=manifest["id"], seed=settings.seed)
+        with _progress() as progress:
+            result = train_in_subprocess(
+                request, settings, on_progress=lambda p: progress("train", p.done, p.total)
+            )
+        _train_summary(result)
 
 
 ModelDirOpt = Annotated[
@@ -312,11 +319,19 @@ def train(
             _train_summary(result)
 
 
+def _registry(storage: str | None, model_directory: str) -> ModelRegistry:
+    return ModelRegistry(open_storage(_settings(storage=storage)), model_directory)
+
+
+def _print_alias(model: str, alias: str, record: dict[str, Any]) -> None:
+    out.print(f"{model}: {alias} -> version {record['version']} (was {record['previous']})")
+
+
 @models_app.command("list")
 def models_list(storage: StorageOpt = None, model_directory: ModelDirOpt = "models") -> None:
     """Every model with its versions and aliases."""
     with _errors():
-        registry = ModelRegistry(open_storage(_settings(storage=storage)), model_directory)
+        registry = _registry(storage, model_directory)
         table = Table("model", "versions", "latest", "aliases")
         for name in registry.models():
             versions = registry.versions(name)
@@ -334,7 +349,7 @@ def models_show(
 ) -> None:
     """A version's manifest and evaluation report, as JSON."""
     with _errors():
-        registry = ModelRegistry(open_storage(_settings(storage=storage)), model_directory)
+        registry = _registry(storage, model_directory)
         number = registry.resolve(model, version)
         doc = {
             "manifest": registry.manifest(model, number),
@@ -353,9 +368,9 @@ def models_promote(
 ) -> None:
     """Point an alias (production) at a version."""
     with _errors():
-        registry = ModelRegistry(open_storage(_settings(storage=storage)), model_directory)
+        registry = _registry(storage, model_directory)
         record = registry.promote(model, version, alias)
-        out.print(f"{model}: {alias} -> version {record['version']} (was {record['previous']})")
+        _print_alias(model, alias, record)
 
 
 @models_app.command("rollback")
@@ -367,9 +382,9 @@ def models_rollback(
 ) -> None:
     """Move an alias back to the version it pointed at before."""
     with _errors():
-        registry = ModelRegistry(open_storage(_settings(storage=storage)), model_directory)
+        registry = _registry(storage, model_directory)
         record = registry.rollback(model, alias)
-        out.print(f"{model}: {alias} -> version {record['version']} (was {record['previous']})")
+        _print_alias(model, alias, record)
 
 
 def main() -> None:

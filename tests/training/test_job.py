@@ -35,6 +35,10 @@ def test_training_publishes_an_evaluated_version_on_every_storage(storage: Stora
     assert manifest["rounds"] == {"requested": 20, "trained": 20, "best_iteration": None,
                                   "total_trees": 20}  # fmt: skip
     assert manifest["params"]["max_depth"] == 10  # the reference's parameters by default
+    stored = ModelRegistry(storage).manifest("loan-default", 1)
+    assert set(stored["timings"]) == {"load", "encode", "train", "evaluate"}
+    assert set(manifest["timings"]) == {"load", "encode", "train", "evaluate", "publish"}
+    assert stored["libraries"]["xgboost"] == xgb.__version__
     assert result.promoted is True
     assert 0.7 < result.report["auc"] < 1
     loaded = ModelRegistry(storage).load("loan-default", "production")

@@ -148,6 +148,7 @@ def evaluate_and_publish(
                     "accuracy": report["classification_report"]["accuracy"]},
         "request": asdict(request),
         "nthread": nthread,
+        "timings": {k: round(v, 4) for k, v in timings.items()},
         "libraries": {"loanrisk": loanrisk.__version__, "xgboost": xgb.__version__,
                       "scikit-learn": sklearn.__version__, "numpy": np.__version__,
                       "python": platform.python_version()},
@@ -162,8 +163,8 @@ def evaluate_and_publish(
         promote = PRODUCTION not in registry.aliases(request.model_name)
     if promote:
         registry.promote(request.model_name, manifest["version"], PRODUCTION)
-    timings["publish"] = time.perf_counter() - clock
-    manifest["timings"] = {k: round(v, 4) for k, v in timings.items()}
+    # The stored manifest has every stage but publishing itself; the caller gets that too.
+    manifest["timings"]["publish"] = round(time.perf_counter() - clock, 4)
     return TrainingResult(manifest, report, promote)
 
 
