@@ -156,3 +156,34 @@ def test_training_errors_exit_2_with_one_line(
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().startswith(message), done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_predict_streams_a_csv_to_storage_and_explains_records(tmp_path: Path) -> None:
+    storage = ["--storage", str(tmp_path / "store")]
+    assert run("demo", *storage).returncode == 0
+    source = tmp_path / "loans.csv"
+    lines = REAL_CSV.read_text().splitlines()[:6]
+    rows = [line.split(",") for line in lines]
+    source.write_text("\n".join(",".join(r[:8] + r[9:]) for r in rows) + "\n")  # no label
+    to_stdout = run("predict", str(source), *storage)
+    assert to_stdout.returncode == 0, to_stdout.stderr
+    assert to_stdout.stdout.splitlines()[0] == "row,probability,label,band"
+    assert len(to_stdout.stdout.splitlines()) == 6
+    assert "5 loans scored, 0 rejected" in to_stdout.stderr
+    stored = run("predict", str(source), *storage, "--output", "scores/out.csv")
+    assert stored.returncode == 0
+    assert (tmp_path / "store/scores/out.csv").read_text() == to_stdout.stdout
+    record = dict(zip(rows[0], rows[1], strict=True))
+    record.pop("loan_status")
+    explained = subprocess.run(
+        [str(LOANRISK), "predict", "-", *storage, "--explain"], input=json.dumps([record]),
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    result = json.loads(explained.stdout)["results"][0]
+    assert len(result["reasons"]) == 4
+    escape = run("predict", str(source), *storage, "--output", "../../x.csv")
+    assert escape.returncode == 2
+    assert "leaves the storage root" in escape.stderr
+    no_model = run("predict", str(source), "--storage", str(tmp_path / "empty"))
+    assert no_model.returncode == 2
+    assert "has no alias 'production'" in no_model.stderr

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, cast
 
 import fsspec
 import typer
@@ -20,6 +22,8 @@ from loanrisk.data.ingest import read_csv, read_parquet
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.errors import Cancelled, InvalidInput, LoanRiskError, NotFound
+from loanrisk.inference.backends import BackendChoice
+from loanrisk.inference.scorer import OnError, Scorer
 from loanrisk.registry.models import PRODUCTION, ModelRegistry
 from loanrisk.schema import Validated, validate_frame
 from loanrisk.settings import Settings
@@ -385,6 +389,76 @@ def models_rollback(
         registry = _registry(storage, model_directory)
         record = registry.rollback(model, alias)
         _print_alias(model, alias, record)
+
+
+def _model_ref(text: str) -> tuple[str, str]:
+    name, _, ref = text.partition("@")
+    return name, ref or PRODUCTION
+
+
+@app.command()
+def predict(
+    source: Annotated[str, typer.Argument(help="A CSV path, an s3:// or az:// URI, or '-'.")],
+    storage: StorageOpt = None,
+    model_directory: ModelDirOpt = "models",
+    model: Annotated[
+        str, typer.Option(help="NAME[@VERSION|ALIAS], default alias production.")
+    ] = "loan-default@production",
+    output: Annotated[
+        str | None,
+        typer.Option(help="Write the results CSV to this path of the storage (else stdout)."),
+    ] = None,
+    skip_bad_rows: Annotated[
+        bool, typer.Option(help="Score the good rows and report the bad ones (else refuse).")
+    ] = False,
+    id_column: Annotated[str | None, typer.Option(help="Carry this input column along.")] = None,
+    explain: Annotated[
+        bool, typer.Option(help="Add the top reasons per loan (JSON records input only).")
+    ] = False,
+    backend: Annotated[str, typer.Option(help="auto, onedal or xgboost.")] = "auto",
+) -> None:
+    """Score loans: a CSV file (streamed in chunks, any size) or JSON records on stdin."""
+    with _errors():
+        settings = _settings(storage=storage)
+        target = open_storage(settings)
+        name, ref = _model_ref(model)
+        loaded = ModelRegistry(target, model_directory).load(name, ref)
+        scorer = Scorer(loaded, backend=cast(BackendChoice, backend), nthread=settings.nthread)
+        err.print(f"Scoring with {name} version {loaded.version} ({scorer.backend.name}) ...")
+        on_error: OnError = "skip" if skip_bad_rows else "raise"
+        if explain:
+            records = json.loads(sys.stdin.read() if source == "-" else Path(source).read_text())
+            records = records if isinstance(records, list) else [records]
+            out.print_json(json.dumps(scorer.score_records(records, on_error=on_error,
+                                                           explain=True)))  # fmt: skip
+            return
+        with contextlib.ExitStack() as stack:
+            stream: Any
+            if source == "-":
+                stream = sys.stdin.buffer
+            elif "://" in source:
+                stream = stack.enter_context(
+                    fsspec.open(source, "rb", **storage_options(settings, source))
+                )
+            elif Path(source).is_file():
+                stream = stack.enter_context(open(source, "rb"))
+            else:
+                raise InvalidInput(f"no such file: {source}")
+            sink = (
+                stack.enter_context(target.open_write(target.resolve(output))) if output
+                else sys.stdout.buffer
+            )  # fmt: skip
+            with _progress() as progress:
+                summary = scorer.score_csv(
+                    stream, sink, on_error=on_error, id_column=id_column,
+                    progress=lambda rows: progress("score", rows, rows),
+                )  # fmt: skip
+        sink_name = f"{target.url}/{target.resolve(output)}" if output else "stdout"
+        err.print(f"{summary['scored']:,} loans scored, {summary['rejected']:,} rejected "
+                  f"-> {sink_name}")  # fmt: skip
+        for issue in summary["issues"][:5]:
+            err.print(f"  rejected: column {issue['column']!r}: {issue['message']} "
+                      f"({issue['count']} rows, first {issue['rows'][:5]})")  # fmt: skip
 
 
 def main() -> None:

@@ -30,6 +30,8 @@ from loanrisk.errors import InvalidInput
 LABEL = "loan_status"
 MAX_EXAMPLE_ROWS = 5
 MAX_ISSUES = 25
+#: Rejected row numbers listed in a report (the count is always exact).
+MAX_REJECTED_ROWS = 10_000
 
 Mode = Literal["train", "score"]
 
@@ -143,6 +145,8 @@ class ValidationReport:
     missing: dict[str, int] = field(default_factory=dict)
     flagged: list[Issue] = field(default_factory=list)
     unknown_categories: list[Issue] = field(default_factory=list)
+    rejected: list[Issue] = field(default_factory=list)
+    rejected_rows: list[int] = field(default_factory=list)
 
     @property
     def warnings(self) -> list[str]:
@@ -158,21 +162,49 @@ class ValidationReport:
             "missing": self.missing,
             "flagged": [asdict(i) for i in self.flagged],
             "unknown_categories": [asdict(i) for i in self.unknown_categories],
+            "rejected": [asdict(i) for i in self.rejected],
+            "rejected_rows": self.rejected_rows[:MAX_REJECTED_ROWS],
             "warnings": self.warnings,
         }
 
 
 @dataclass
 class Validated:
-    """Clean, typed loans: float64 numerics, upper-case categoricals, int8 label if present."""
+    """Clean, typed loans: float64 numerics, upper-case categoricals, int8 label if present.
+
+    ``row_numbers`` are the 1-based input row numbers of the frame's rows (rejected rows are
+    missing from it when validation dropped them)."""
 
     frame: pd.DataFrame
     report: ValidationReport
+    row_numbers: np.ndarray[Any, np.dtype[np.int64]] = field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64)
+    )
 
 
-def _positions(mask: np.ndarray[Any, np.dtype[np.bool_]]) -> tuple[int, list[int]]:
+class _Problems:
+    """Grouped issues, and which rows they touch (for dropping bad rows instead of failing)."""
+
+    def __init__(self, n: int, offset: int) -> None:
+        self.issues: list[Issue] = []
+        self.rows = np.zeros(n, dtype=bool)
+        self.offset = offset
+
+    def add(
+        self,
+        column: str | None,
+        problem: str,
+        message: str,
+        mask: np.ndarray[Any, np.dtype[np.bool_]],
+        values: pd.Series[Any] | None = None,
+    ) -> None:
+        self.issues.append(_issue(column, problem, message, mask, values, self.offset))
+        self.rows |= mask
+
+
+def _positions(mask: np.ndarray[Any, np.dtype[np.bool_]], offset: int = 0) -> tuple[int, list[int]]:
     idx = np.flatnonzero(mask)
-    return int(idx.size), [int(i) + 1 for i in idx[:MAX_EXAMPLE_ROWS]]
+    return int(idx.size), [int(i) + 1 + offset for i in idx[:MAX_EXAMPLE_ROWS]]
 
 
 def _issue(
@@ -181,9 +213,10 @@ def _issue(
     message: str,
     mask: np.ndarray[Any, np.dtype[np.bool_]],
     values: pd.Series[Any] | None = None,
+    offset: int = 0,
 ) -> Issue:
-    count, rows = _positions(mask)
-    examples = [str(values.iloc[r - 1]) for r in rows] if values is not None else []
+    count, rows = _positions(mask, offset)
+    examples = [str(values.iloc[r - 1 - offset]) for r in rows] if values is not None else []
     return Issue(column, problem, message, count, rows, examples)
 
 
@@ -202,18 +235,18 @@ def _normalise_columns(frame: pd.DataFrame, report: ValidationReport) -> pd.Data
 
 
 def _numeric(
-    raw: pd.Series[Any], spec: NumericColumn, errors: list[Issue], report: ValidationReport
+    raw: pd.Series[Any], spec: NumericColumn, errors: _Problems, report: ValidationReport
 ) -> np.ndarray[Any, np.dtype[np.float64]]:
     if pd.api.types.is_bool_dtype(raw):
         mask = raw.notna().to_numpy()
-        errors.append(_issue(spec.name, "not_numeric", "true/false is not a number", mask))
+        errors.add(spec.name, "not_numeric", "true/false is not a number", mask)
         return np.full(len(raw), np.nan)
     bad = np.zeros(len(raw), dtype=bool)
     if pd.api.types.is_numeric_dtype(raw):
         values = raw.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
         bad = np.isinf(values)
         if bad.any():
-            errors.append(_issue(spec.name, "not_numeric", "not a finite number", bad, raw))
+            errors.add(spec.name, "not_numeric", "not a finite number", bad, raw)
             values[bad] = np.nan
     else:
         text = raw.astype("string").str.strip()
@@ -223,7 +256,7 @@ def _numeric(
         )
         bad = (np.isnan(values) | np.isinf(values)) & ~blank.to_numpy()
         if bad.any():
-            errors.append(_issue(spec.name, "not_numeric", "not a number", bad, raw))
+            errors.add(spec.name, "not_numeric", "not a number", bad, raw)
             values[bad] = np.nan
         values[blank.to_numpy()] = np.nan
     missing = np.isnan(values)
@@ -231,20 +264,20 @@ def _numeric(
         missing &= ~bad  # already reported as not a number
     report.missing[spec.name] = int(missing.sum())
     if spec.required and missing.any():
-        errors.append(_issue(spec.name, "missing", "required value missing", missing))
+        errors.add(spec.name, "missing", "required value missing", missing)
     low, high = spec.valid
     with np.errstate(invalid="ignore"):
         impossible = (values < low) | (values > high)
     if impossible.any():
         allowed = f"at least {low:g}" if high == INF else f"{low:g} to {high:g}"
         message = f"impossible value (must be {allowed})"
-        errors.append(_issue(spec.name, "out_of_range", message, impossible, raw))
+        errors.add(spec.name, "out_of_range", message, impossible, raw)
     low, high = spec.plausible
     with np.errstate(invalid="ignore"):
         odd = ((values < low) | (values > high)) & ~impossible
     if odd.any():
         message = f"outside the plausible range {low:g} to {high:g} (kept)"
-        report.flagged.append(_issue(spec.name, "implausible", message, odd, raw))
+        report.flagged.append(_issue(spec.name, "implausible", message, odd, raw, errors.offset))
     return values
 
 
@@ -256,7 +289,7 @@ def _categorical(
     raw: pd.Series[Any],
     spec: CategoricalColumn,
     mode: Mode,
-    errors: list[Issue],
+    errors: _Problems,
     report: ValidationReport,
 ) -> pd.Categorical:
     # Factorise first: a 4M-row column has a handful of distinct values to clean.
@@ -271,28 +304,36 @@ def _categorical(
     missing = mapped == -1
     report.missing[spec.name] = int(missing.sum())
     if missing.any() and spec.required:
-        errors.append(_issue(spec.name, "missing", "required value missing", missing))
+        errors.add(spec.name, "missing", "required value missing", missing)
     unknown = mapped == -2
     if unknown.any():
         message = f"unknown category (allowed: {', '.join(spec.categories)})"
-        issue = _issue(spec.name, "unknown_category", message, unknown, raw)
-        (errors if mode == "train" else report.unknown_categories).append(issue)
+        if mode == "train":
+            errors.add(spec.name, "unknown_category", message, unknown, raw)
+        else:
+            issue = _issue(spec.name, "unknown_category", message, unknown, raw, errors.offset)
+            report.unknown_categories.append(issue)
     out = np.where(mapped < 0, -1, mapped)
     categorical: pd.Categorical = pd.Categorical.from_codes(out, dtype=_dtype(spec))
     return categorical
 
 
-def _label(raw: pd.Series[Any], errors: list[Issue]) -> np.ndarray[Any, np.dtype[np.int8]]:
+def _label(raw: pd.Series[Any], errors: _Problems) -> np.ndarray[Any, np.dtype[np.int8]]:
     text = raw.astype("string").str.strip()
     values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isin(values, (0.0, 1.0))
     if bad.any():
-        errors.append(_issue(LABEL, "bad_label", "label must be 0 or 1", bad, raw))
+        errors.add(LABEL, "bad_label", "label must be 0 or 1", bad, raw)
     return np.where(bad, 0, values).astype(np.int8)
 
 
 def validate_frame(
-    frame: pd.DataFrame, *, mode: Mode = "train", keep: Sequence[str] = ()
+    frame: pd.DataFrame,
+    *,
+    mode: Mode = "train",
+    keep: Sequence[str] = (),
+    on_error: Literal["raise", "drop"] = "raise",
+    row_offset: int = 0,
 ) -> Validated:
     """Validate and clean a frame of loans.
 
@@ -304,7 +345,9 @@ def validate_frame(
 
     Returns a :class:`Validated` with columns in :data:`FEATURES` order (plus the label in
     train mode). Raises :class:`InvalidInput` whose message names the first problems and whose
-    ``details["issues"]`` lists every group, each with a count and the first row numbers.
+    ``details["issues"]`` lists every group, each with a count and the first row numbers; with
+    ``on_error="drop"`` the rows with problems are left out instead and listed in
+    ``report.rejected``. ``row_offset`` shifts row numbers (for the chunks of a long file).
     """
     report = ValidationReport()
     frame = _normalise_columns(frame, report)
@@ -327,7 +370,7 @@ def validate_frame(
         raise InvalidInput("no rows: the input has a header but no loans")
     report.rows = len(frame)
 
-    errors: list[Issue] = []
+    errors = _Problems(len(frame), row_offset)
     out: dict[str, Any] = {}
     for name in FEATURES:
         if name in NUMERIC_BY_NAME:
@@ -339,9 +382,16 @@ def validate_frame(
         out[LABEL] = _label(frame[LABEL], errors)
     for name in kept:
         out[name] = pd.Categorical(frame[name].astype("string").str.strip())
-    if errors:
-        raise invalid_from_issues(errors)
-    return Validated(pd.DataFrame(out, copy=False), report)
+    numbers = np.arange(row_offset + 1, row_offset + len(frame) + 1)
+    result = pd.DataFrame(out, copy=False)
+    if errors.issues and on_error == "raise":
+        raise invalid_from_issues(errors.issues)
+    if errors.issues:
+        report.rejected = errors.issues
+        report.rejected_rows = [int(r) for r in numbers[errors.rows]]
+        result = result[~errors.rows].reset_index(drop=True)
+        numbers = numbers[~errors.rows]
+    return Validated(result, report, numbers)
 
 
 def invalid_from_issues(issues: Sequence[Issue]) -> InvalidInput:

@@ -7,9 +7,10 @@ message instead of a parser trace. A UTF-8 BOM and CRLF line endings are accepte
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import IO, Any, cast
 
 import pandas as pd
@@ -77,26 +78,46 @@ def read_csv(source: Source, *, mode: Mode = "train", keep: Sequence[str] = ()) 
     return validate_frame(frame, mode=mode, keep=keep)
 
 
-def _parse(stream: IO[bytes]) -> pd.DataFrame:
+_READ_OPTIONS: dict[str, Any] = {
+    "encoding": "utf-8-sig",
     # Categorical and label columns stay text so "  rent " and "1 " are cleaned, not guessed.
-    text_columns = dict.fromkeys((*CATEGORICAL_BY_NAME, LABEL), "string")
+    "dtype": dict.fromkeys((*CATEGORICAL_BY_NAME, LABEL), "string"),
+    "skipinitialspace": True,
+    "engine": "c",
+    "quoting": csv.QUOTE_MINIMAL,
+    "on_bad_lines": "error",
+}
+
+
+@contextlib.contextmanager
+def _csv_errors() -> Iterator[None]:
     try:
-        return pd.read_csv(
-            stream,
-            encoding="utf-8-sig",
-            dtype=text_columns,
-            skipinitialspace=True,
-            engine="c",
-            low_memory=False,
-            quoting=csv.QUOTE_MINIMAL,
-            on_bad_lines="error",
-        ).pipe(_check_field_sizes)
+        yield
     except pd.errors.EmptyDataError:
         raise InvalidInput("empty file: no header and no loans") from None
     except pd.errors.ParserError as exc:
         raise InvalidInput(f"malformed CSV: {_parser_message(exc)}") from None
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"not UTF-8 text: undecodable byte at offset {exc.start}") from None
+
+
+def _parse(stream: IO[bytes]) -> pd.DataFrame:
+    with _csv_errors():
+        frame = pd.read_csv(stream, low_memory=False, **_READ_OPTIONS)
+    return _check_field_sizes(frame)
+
+
+def iter_csv_chunks(stream: IO[bytes], *, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
+    """Read a CSV of any size as ``(row_offset, frame)`` chunks of ``chunk_rows`` rows, with
+    the same checks as :func:`read_csv` (binary data, encoding, malformed lines, huge fields).
+    The frames are raw: validate each with ``validate_frame(..., row_offset=offset)``."""
+    buffered: Any = stream if hasattr(stream, "peek") else io.BufferedReader(cast(Any, stream))
+    _probe(buffered.peek(_PROBE_BYTES)[:_PROBE_BYTES])
+    offset = 0
+    with _csv_errors():
+        for chunk in pd.read_csv(buffered, chunksize=chunk_rows, **_READ_OPTIONS):
+            yield offset, _check_field_sizes(chunk)
+            offset += len(chunk)
 
 
 def _parser_message(exc: Exception) -> str:

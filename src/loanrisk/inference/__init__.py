@@ -1,0 +1,1 @@
+"""Scoring: backends (oneDAL, XGBoost), the scorer, reason codes, the hot-swapping cache."""

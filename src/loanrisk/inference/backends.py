@@ -1,0 +1,123 @@
+"""Prediction backends: oneDAL (daal4py) first, XGBoost as the reference and the fallback.
+
+A backend turns a float32 feature matrix into probabilities of default. The oneDAL model is
+converted from the XGBoost booster once per model version (``daal4py.mb.convert_model``),
+then checked against XGBoost on a probe set built from the model's own FeatureSpec (missing
+values, unknown categories, extremes); if any probability differs by more than 1e-5, the
+disagreement is logged and XGBoost serves instead. Known conversion bugs exist upstream:
+this check is what makes oneDAL safe to be the default.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal, Protocol
+
+import numpy as np
+import xgboost as xgb
+
+from loanrisk.errors import InvalidInput
+from loanrisk.features.spec import FeatureSpec
+
+log = logging.getLogger(__name__)
+
+BackendChoice = Literal["auto", "onedal", "xgboost"]
+PARITY_TOLERANCE = 1e-5
+
+
+class Backend(Protocol):
+    name: str
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """Probabilities of default (class 1), float64, one per row of ``features``."""
+        ...
+
+
+class XGBoostBackend:
+    name = "xgboost"
+
+    def __init__(self, booster: xgb.Booster, *, nthread: int = 1) -> None:
+        self.booster = booster
+        self.booster.set_param({"nthread": nthread})
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        return np.asarray(self.booster.inplace_predict(features), dtype=np.float64)
+
+
+class OneDALBackend:
+    name = "onedal"
+
+    def __init__(self, booster: xgb.Booster) -> None:
+        import daal4py
+
+        self.model = daal4py.mb.convert_model(booster)
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict_proba(features)[:, 1], dtype=np.float64)
+
+
+def onedal_available() -> bool:
+    try:
+        import daal4py  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def probe_set(spec: FeatureSpec, *, rows: int = 256, seed: int = 0) -> np.ndarray:
+    """Encoded probe rows from the spec: typical and extreme values, NaN where the transform
+    lets it through, all-zero one-hot blocks (unknown categories), and random mixes."""
+    rng = np.random.default_rng(seed)
+    n_numeric = len(spec.imputed) + len(spec.power)
+    width = len(spec.output_columns)
+    out = np.zeros((rows, width), dtype=np.float32)
+    out[:, :n_numeric] = rng.normal(0, 1.5, size=(rows, n_numeric))
+    out[: rows // 8, :n_numeric] *= 10  # extremes
+    for i, median in enumerate(c.median for c in spec.imputed):
+        out[rows // 8 : rows // 4, i] = median
+    nan_rows = slice(rows // 4, rows // 2)
+    power = slice(len(spec.imputed), n_numeric)
+    out[nan_rows, power] = np.where(
+        rng.random((rows // 4, len(spec.power))) < 0.3, np.nan, out[nan_rows, power]
+    )
+    offset = n_numeric
+    for column in spec.onehot:
+        k = len(column.categories)
+        picks = rng.integers(0, k + 1, rows)  # k means "unknown": the block stays all zero
+        known = picks < k
+        out[np.flatnonzero(known), offset + picks[known]] = 1
+        offset += k
+    return out
+
+
+def make_backend(
+    booster: xgb.Booster,
+    spec: FeatureSpec,
+    *,
+    choice: BackendChoice = "auto",
+    nthread: int = 1,
+    tolerance: float = PARITY_TOLERANCE,
+) -> tuple[Backend, str | None]:
+    """The backend to serve ``booster`` with, and why it is not oneDAL (None when it is)."""
+    reference = XGBoostBackend(booster, nthread=nthread)
+    if choice == "xgboost":
+        return reference, "xgboost chosen in settings"
+    if choice not in ("auto", "onedal"):
+        raise InvalidInput(f"unknown backend {choice!r}: use auto, onedal or xgboost")
+    if not onedal_available():
+        if choice == "onedal":
+            raise InvalidInput("the oneDAL backend needs daal4py (scikit-learn-intelex)")
+        return reference, "daal4py is not installed"
+    probe = probe_set(spec)
+    try:
+        onedal = OneDALBackend(booster)
+        difference = float(
+            np.nanmax(np.abs(onedal.predict_proba(probe) - reference.predict_proba(probe)))
+        )
+    except Exception as exc:  # daal4py refuses some models; XGBoost can always serve
+        log.warning("oneDAL failed on this model, serving with XGBoost: %r", exc)
+        return reference, f"oneDAL failed on this model: {exc!r}"
+    if not difference <= tolerance:
+        log.warning("oneDAL disagrees with XGBoost by %.3g, serving with XGBoost", difference)
+        return reference, f"oneDAL disagreed with XGBoost by {difference:.3g} on the probe set"
+    return onedal, None

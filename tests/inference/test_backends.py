@@ -1,0 +1,66 @@
+"""Backends: oneDAL equals XGBoost on the public dataset; fallbacks are real and explained."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xgboost as xgb
+
+from loanrisk.data.datasets import DatasetCatalogue
+from loanrisk.errors import InvalidInput
+from loanrisk.features.transform import FeatureTransformer
+from loanrisk.inference.backends import OneDALBackend, XGBoostBackend, make_backend, probe_set
+from loanrisk.registry import LoadedModel
+from loanrisk.schema import Validated
+from loanrisk.storage import MemoryStorage
+
+
+def test_onedal_matches_xgboost_on_the_public_dataset(
+    model: LoadedModel, real_loans: Validated
+) -> None:
+    features = FeatureTransformer(model.spec).transform(real_loans.frame, dtype=np.float32)
+    # The public data's gaps are all imputed; add rows where NaN reaches the trees (age, income).
+    with_gaps = features[:500].copy()
+    with_gaps[::2, 3] = np.nan
+    with_gaps[::3, 4] = np.nan
+    features = np.vstack([features, with_gaps])
+    expected = model.booster.predict(xgb.DMatrix(features))
+    onedal = OneDALBackend(model.booster).predict_proba(features)
+    stock = XGBoostBackend(model.booster).predict_proba(features)
+    assert features.shape == (33_081, 26)
+    assert np.max(np.abs(onedal - expected)) <= 1e-5
+    assert np.max(np.abs(stock - expected)) <= 1e-6
+
+
+def test_auto_serves_with_onedal_after_the_probe_agrees(model: LoadedModel) -> None:
+    backend, reason = make_backend(model.booster, model.spec)
+    assert (backend.name, reason) == ("onedal", None)
+    probe = probe_set(model.spec)
+    assert np.isnan(probe).any()
+    onehot = probe[:, 7:11]  # person_home_ownership block
+    assert (onehot.sum(axis=1) == 0).any()  # unknown categories are probed
+    assert (onehot.sum(axis=1) == 1).any()
+
+
+def test_disagreement_falls_back_to_xgboost_with_the_reason(model: LoadedModel) -> None:
+    backend, reason = make_backend(model.booster, model.spec, tolerance=-1.0)
+    assert backend.name == "xgboost"
+    assert reason is not None and "disagreed with XGBoost" in reason
+
+
+def test_a_model_onedal_cannot_serve_falls_back(model: LoadedModel) -> None:
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(300, 26)).astype(np.float32)
+    regression = xgb.train({"objective": "reg:squarederror"},
+                           xgb.DMatrix(features, label=features[:, 0]), 5)  # fmt: skip
+    backend, reason = make_backend(regression, model.spec)
+    assert backend.name == "xgboost"
+    assert reason is not None and "oneDAL failed on this model" in reason
+
+
+def test_explicit_choices(model: LoadedModel, trained: tuple[MemoryStorage, str]) -> None:
+    backend, reason = make_backend(model.booster, model.spec, choice="xgboost")
+    assert (backend.name, reason) == ("xgboost", "xgboost chosen in settings")
+    with pytest.raises(InvalidInput, match="unknown backend"):
+        make_backend(model.booster, model.spec, choice="tpu")  # type: ignore[arg-type]
+    assert DatasetCatalogue(trained[0]).list()
