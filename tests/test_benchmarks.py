@@ -38,3 +38,12 @@ def test_training_benchmark_reports_quality_and_overhead() -> None:
     assert "quality on credit_risk_dataset.csv" in out
     assert "bare xgb.train" in out
     assert "overhead" in out
+
+
+def test_scoring_benchmark_compares_three_approaches_and_one_loan() -> None:
+    out = run_benchmark("bench_score.py", "--train-rows", "40000", "--rounds", "20",
+                        "--rows", "5000", "--repeat", "1", "--calls", "50")  # fmt: skip
+    for approach in ("loanrisk", "reference", "stock xgboost"):
+        assert approach in out
+    assert "max |p(loanrisk) - p(reference)|" in out
+    assert "loanrisk score_record" in out

@@ -187,3 +187,21 @@ def test_predict_streams_a_csv_to_storage_and_explains_records(tmp_path: Path) -
     no_model = run("predict", str(source), "--storage", str(tmp_path / "empty"))
     assert no_model.returncode == 2
     assert "has no alias 'production'" in no_model.stderr
+
+
+def test_predict_follows_the_threshold_and_band_settings(tmp_path: Path) -> None:
+    storage = ["--storage", str(tmp_path)]
+    assert run("demo", *storage).returncode == 0
+    source = tmp_path / "loans.csv"
+    rows = [line.split(",") for line in REAL_CSV.read_text().splitlines()[:4]]
+    source.write_text("\n".join(",".join(r[:8] + r[9:]) for r in rows) + "\n")
+    env = {"LOANRISK_THRESHOLD": "0.999", "LOANRISK_BAND_CUTOFFS": "[0.999]",
+           "LOANRISK_BAND_NAMES": '["fine", "bad"]', "LOANRISK_BACKEND": "xgboost"}  # fmt: skip
+    done = run("predict", str(source), *storage, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "(xgboost)" in done.stderr
+    lines = done.stdout.splitlines()[1:]
+    assert [line.split(",")[2:] for line in lines] == [["False", "fine"]] * 3
+    bad = run("predict", str(source), *storage, env={"LOANRISK_BACKEND": "gpu"})
+    assert bad.returncode == 2
+    assert "invalid setting backend" in bad.stderr

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, cast
+from typing import Annotated, Any, NoReturn
 
 import fsspec
 import typer
@@ -22,8 +22,7 @@ from loanrisk.data.ingest import read_csv, read_parquet
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.errors import Cancelled, InvalidInput, LoanRiskError, NotFound
-from loanrisk.inference.backends import BackendChoice
-from loanrisk.inference.scorer import OnError, Scorer
+from loanrisk.inference.scorer import Bands, OnError, Scorer
 from loanrisk.registry.models import PRODUCTION, ModelRegistry
 from loanrisk.schema import Validated, validate_frame
 from loanrisk.settings import Settings
@@ -398,7 +397,9 @@ def _model_ref(text: str) -> tuple[str, str]:
 
 @app.command()
 def predict(
-    source: Annotated[str, typer.Argument(help="A CSV path, an s3:// or az:// URI, or '-'.")],
+    source: Annotated[
+        str, typer.Argument(help="A CSV or Parquet path, an s3:// or az:// URI, or '-' (CSV).")
+    ],
     storage: StorageOpt = None,
     model_directory: ModelDirOpt = "models",
     model: Annotated[
@@ -415,15 +416,21 @@ def predict(
     explain: Annotated[
         bool, typer.Option(help="Add the top reasons per loan (JSON records input only).")
     ] = False,
-    backend: Annotated[str, typer.Option(help="auto, onedal or xgboost.")] = "auto",
+    backend: Annotated[
+        str | None, typer.Option(help="auto, onedal or xgboost (default: the setting).")
+    ] = None,
 ) -> None:
     """Score loans: a CSV file (streamed in chunks, any size) or JSON records on stdin."""
     with _errors():
-        settings = _settings(storage=storage)
+        settings = _settings(storage=storage, backend=backend)
         target = open_storage(settings)
         name, ref = _model_ref(model)
         loaded = ModelRegistry(target, model_directory).load(name, ref)
-        scorer = Scorer(loaded, backend=cast(BackendChoice, backend), nthread=settings.nthread)
+        scorer = Scorer(
+            loaded, backend=settings.backend, nthread=settings.nthread,
+            threshold=settings.threshold,
+            bands=Bands(settings.band_cutoffs, settings.band_names),
+        )  # fmt: skip
         err.print(f"Scoring with {name} version {loaded.version} ({scorer.backend.name}) ...")
         on_error: OnError = "skip" if skip_bad_rows else "raise"
         if explain:
@@ -448,8 +455,9 @@ def predict(
                 stack.enter_context(target.open_write(target.resolve(output))) if output
                 else sys.stdout.buffer
             )  # fmt: skip
+            score = scorer.score_parquet if source.endswith(".parquet") else scorer.score_csv
             with _progress() as progress:
-                summary = scorer.score_csv(
+                summary = score(
                     stream, sink, on_error=on_error, id_column=id_column,
                     progress=lambda rows: progress("score", rows, rows),
                 )  # fmt: skip

@@ -46,6 +46,18 @@ class Settings(BaseSettings):
         ge=1,
         description="Threads for training; default: the cores this process may use.",
     )
+    backend: Literal["auto", "onedal", "xgboost"] = Field(
+        "auto", description="Scoring backend: auto = oneDAL when daal4py is importable."
+    )
+    threshold: float = Field(
+        0.5, gt=0.0, lt=1.0, description="Decision threshold: label = probability > threshold."
+    )
+    band_cutoffs: tuple[float, ...] = Field(
+        (0.2, 0.5), description="Risk band cut-offs, ascending (JSON list in the environment)."
+    )
+    band_names: tuple[str, ...] = Field(
+        ("low", "medium", "high"), description="Risk band names, one more than the cut-offs."
+    )
     seed: int = Field(0, description="Seed of expansion, splitting and the built-in sample.")
     test_fraction: float = Field(
         0.25, gt=0.0, lt=1.0, description="Share of rows held out as the test split."

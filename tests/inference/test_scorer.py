@@ -250,3 +250,19 @@ def test_a_million_row_csv_streams_in_bounded_memory(
     assert peak < loaded + 120, figures
     with (tmp_path / "scores.csv").open() as written:
         assert sum(1 for _ in written) == 1_000_001
+
+
+def test_parquet_scores_like_csv_with_rows_numbered_across_batches(scorer: Scorer) -> None:
+    rows = [dict(RECORD, person_income=30_000 + 1_000 * i) for i in range(10)]
+    rows[4]["loan_amnt"] = -3
+    frame = pd.DataFrame(rows)
+    parquet, csv_out, parquet_out = io.BytesIO(), io.BytesIO(), io.BytesIO()
+    frame.to_parquet(parquet)
+    parquet.seek(0)
+    from_parquet = scorer.score_parquet(parquet, parquet_out, chunk_rows=3, on_error="skip")
+    from_csv = scorer.score_csv(io.BytesIO(frame.to_csv(index=False).encode()), csv_out,
+                                chunk_rows=3, on_error="skip")  # fmt: skip
+    assert from_parquet["rejected_rows"] == from_csv["rejected_rows"] == [5]
+    assert parquet_out.getvalue() == csv_out.getvalue()
+    with pytest.raises(InvalidInput, match="not a readable Parquet file"):
+        scorer.score_parquet(io.BytesIO(b"PAR1 not really"), io.BytesIO())

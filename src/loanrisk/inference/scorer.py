@@ -13,12 +13,13 @@ import bisect
 import csv
 import io
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from loanrisk.data.ingest import iter_csv_chunks
 from loanrisk.errors import InvalidInput
@@ -54,6 +55,13 @@ class Bands:
     def of_many(self, probability: np.ndarray) -> np.ndarray:
         names: np.ndarray = np.array(self.names, dtype=object)
         return names[np.searchsorted(np.array(self.cutoffs), probability, side="right")]
+
+
+def _with_offsets(frames: Iterator[pd.DataFrame]) -> Iterator[tuple[int, pd.DataFrame]]:
+    offset = 0
+    for frame in frames:
+        yield offset, frame
+        offset += len(frame)
 
 
 class Scorer:
@@ -175,6 +183,26 @@ class Scorer:
         })  # fmt: skip
         return results, loans.report.to_dict()
 
+    def score_parquet(
+        self,
+        source: IO[bytes],
+        output: IO[bytes] | None = None,
+        *,
+        on_error: OnError = "raise",
+        chunk_rows: int = CHUNK_ROWS,
+        id_column: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`score_csv` for Parquet input (read batch by batch, bounded memory)."""
+        try:
+            batches = pq.ParquetFile(source).iter_batches(batch_size=chunk_rows)
+        except (OSError, ValueError) as exc:
+            raise InvalidInput(f"not a readable Parquet file: {exc}") from None
+        return self._score_chunks(
+            _with_offsets(b.to_pandas() for b in batches), output,
+            on_error=on_error, id_column=id_column, progress=progress,
+        )  # fmt: skip
+
     def score_csv(
         self,
         source: IO[bytes],
@@ -188,11 +216,25 @@ class Scorer:
         """Stream a CSV of any size through the model in chunks (bounded memory), writing
         ``row[,id],probability,label,band`` CSV to ``output``. Returns counts and the
         rejected rows. With ``on_error="raise"`` the first bad chunk stops the batch."""
+        return self._score_chunks(
+            iter_csv_chunks(source, chunk_rows=chunk_rows), output,
+            on_error=on_error, id_column=id_column, progress=progress,
+        )  # fmt: skip
+
+    def _score_chunks(
+        self,
+        chunks: Iterator[tuple[int, pd.DataFrame]],
+        output: IO[bytes] | None,
+        *,
+        on_error: OnError,
+        id_column: str | None,
+        progress: Callable[[int], None] | None,
+    ) -> dict[str, Any]:
         scored = rejected = 0
         issues: list[Any] = []
         rejected_rows: list[int] = []
         header_written = False
-        for offset, chunk in iter_csv_chunks(source, chunk_rows=chunk_rows):
+        for offset, chunk in chunks:
             ids = chunk[id_column].to_numpy() if id_column and id_column in chunk.columns else None
             if id_column and ids is None:
                 raise InvalidInput(f"id column {id_column!r} is not in the input")
