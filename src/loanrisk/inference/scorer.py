@@ -28,7 +28,7 @@ from loanrisk.inference.backends import BackendChoice, make_backend
 from loanrisk.inference.explain import reason_codes
 from loanrisk.inference.records import CleanRecord, clean_record, require_clean
 from loanrisk.registry.models import LoadedModel
-from loanrisk.schema import validate_frame
+from loanrisk.schema import MAX_ISSUES, MAX_REJECTED_ROWS, validate_frame
 
 OnError = Literal["raise", "skip"]
 CHUNK_ROWS = 100_000
@@ -247,7 +247,7 @@ class Scorer:
             scored += len(results)
             rejected += len(report["rejected_rows"])
             issues += report["rejected"]
-            rejected_rows += report["rejected_rows"][: 10_000 - len(rejected_rows)]
+            rejected_rows += report["rejected_rows"][: MAX_REJECTED_ROWS - len(rejected_rows)]
             if output is not None:
                 text = io.StringIO()
                 results.to_csv(text, index=False, header=not header_written,
@@ -257,4 +257,4 @@ class Scorer:
             if progress is not None:
                 progress(offset + len(chunk))
         return {"scored": scored, "rejected": rejected, "rejected_rows": rejected_rows,
-                "issues": issues[:25], **self.describe()}  # fmt: skip
+                "issues": issues[:MAX_ISSUES], **self.describe()}  # fmt: skip
