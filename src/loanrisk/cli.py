@@ -469,6 +469,28 @@ def predict(
                       f"({issue['count']} rows, first {issue['rows'][:5]})")  # fmt: skip
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (the reference's container port).")] = 5000,
+    storage: StorageOpt = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API (uvicorn; each worker loads the model and follows its alias)."""
+    import os
+
+    import uvicorn
+
+    with _errors():
+        settings = _settings(storage=storage)
+        # Workers are separate processes: they read their settings from the environment.
+        os.environ["LOANRISK_STORAGE"] = settings.storage
+        err.print(f"loanrisk serving {settings.storage} on http://{host}:{port} "
+                  f"({workers} worker{'s' if workers > 1 else ''})")  # fmt: skip
+        uvicorn.run("loanrisk.service.app:app_from_environment", factory=True, host=host,
+                    port=port, workers=workers, log_level="warning")  # fmt: skip
+
+
 def main() -> None:
     app(prog_name="loanrisk")
 

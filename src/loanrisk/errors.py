@@ -39,6 +39,12 @@ class PathNotAllowed(InvalidInput):
     code = "path_not_allowed"
 
 
+class TooLarge(InvalidInput):
+    """The input exceeds a configured limit (records per request, upload size)."""
+
+    code = "too_large"
+
+
 class NotFound(LoanRiskError):
     """A named dataset, model, version or file does not exist."""
 

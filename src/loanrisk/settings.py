@@ -58,6 +58,15 @@ class Settings(BaseSettings):
     band_names: tuple[str, ...] = Field(
         ("low", "medium", "high"), description="Risk band names, one more than the cut-offs."
     )
+    model_name: str = Field("loan-default", description="Model the service scores with.")
+    model_alias: str = Field(
+        "production", description="Alias (or 'latest') of that model the service follows."
+    )
+    model_directory: str = Field("models", description="Directory of the storage with models.")
+    reload_interval: float = Field(
+        5.0, gt=0, description="Seconds between checks for a moved alias (hot reload)."
+    )
+    max_records: int = Field(10_000, ge=1, description="Most loans in one JSON request.")
     seed: int = Field(0, description="Seed of expansion, splitting and the built-in sample.")
     test_fraction: float = Field(
         0.25, gt=0.0, lt=1.0, description="Share of rows held out as the test split."

@@ -1,0 +1,38 @@
+"""Liveness and readiness, with their KServe v2 aliases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from loanrisk.errors import Conflict, LoanRiskError
+from loanrisk.service.deps import ServicesDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+@router.get("/v2/health/live", include_in_schema=False)
+async def live() -> dict[str, str]:
+    """The process is up and answering."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "storage unreachable"}})
+@router.get("/v2/health/ready", include_in_schema=False)
+async def ready(services: ServicesDep) -> JSONResponse:
+    """Ready: the storage answers. Reports whether a model is loaded (scoring without one
+    answers 409, it does not make the replica unready: data and training still work)."""
+    body: dict[str, Any] = {"status": "ready", "storage": services.storage.url}
+    try:
+        await run_in_threadpool(services.storage.list, services.settings.model_directory)
+    except LoanRiskError as exc:
+        return JSONResponse({"status": "unready", "reason": exc.message}, 503)
+    try:
+        body["model"] = services.cache().current().describe()
+    except Conflict:
+        body["model"] = None
+    return JSONResponse(body)
