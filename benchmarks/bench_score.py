@@ -28,12 +28,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from _timing import p99, time_calls
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.data.expand import expand
 from loanrisk.data.ingest import read_csv
@@ -41,18 +41,13 @@ from loanrisk.data.process import process_dataset
 from loanrisk.features.fit import fit_column_transformer, sklearn_input
 from loanrisk.inference.scorer import Scorer
 from loanrisk.registry import ModelRegistry
-from loanrisk.schema import LABEL
+from loanrisk.schema import EXAMPLE_LOAN, LABEL
 from loanrisk.storage import FsspecStorage
 from loanrisk.training.job import TrainingRequest, run_training
 
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "credit_risk_dataset.csv"
 NTHREAD = len(os.sched_getaffinity(0))
-RECORD = {
-    "person_age": 22, "person_income": 59000, "person_home_ownership": "RENT",
-    "person_emp_length": 123, "loan_intent": "PERSONAL", "loan_grade": "D",
-    "loan_amnt": 35000, "loan_int_rate": 16.02, "loan_percent_income": 0.59,
-    "cb_person_default_on_file": "Y", "cb_person_cred_hist_length": 3,
-}  # fmt: skip
+RECORD = EXAMPLE_LOAN
 
 SETUP = """
 import json, resource, sys, time
@@ -129,16 +124,6 @@ def child(script: str, root: str, csv: Path, out: Path) -> dict[str, float]:
     return result
 
 
-def timings(call: object, calls: int) -> list[float]:
-    assert callable(call)
-    out = []
-    for _ in range(calls):
-        start = time.perf_counter_ns()
-        call()
-        out.append((time.perf_counter_ns() - start) / 1000)
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
@@ -193,12 +178,12 @@ def main() -> None:
             features = preprocessor.transform(sklearn_input(pd.DataFrame([RECORD])))
             return float(daal_model.predict_proba(features)[0, 1])
 
-        ours_one = timings(lambda: scorer.score_record(RECORD), args.calls)
-        theirs_one = timings(reference_one, args.calls)
+        ours_one = time_calls(lambda: scorer.score_record(RECORD), args.calls)
+        theirs_one = time_calls(reference_one, args.calls)
         print(f"\none loan, dict in -> result out, {args.calls} calls ({scorer.backend.name})")
         for name, values in (("loanrisk score_record", ours_one), ("reference path", theirs_one)):
-            p99 = statistics.quantiles(values, n=100)[98]
-            print(f"  {name:<22} median {statistics.median(values):9.1f} µs   p99 {p99:9.1f} µs")
+            tail = p99(values)
+            print(f"  {name:<22} median {statistics.median(values):9.1f} µs   p99 {tail:9.1f} µs")
         ratio = statistics.median(theirs_one) / statistics.median(ours_one)
         print(f"  loanrisk is {ratio:.0f}x faster (medians)")
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
 import pandas as pd
 
+from _timing import p99, time_calls
 from loanrisk.data.ingest import read_csv
 from loanrisk.data.split import split_frame
 from loanrisk.features.fit import (
@@ -23,24 +23,10 @@ from loanrisk.features.fit import (
     spec_from_column_transformer,
 )
 from loanrisk.features.transform import FeatureTransformer
+from loanrisk.schema import EXAMPLE_LOAN
 
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "credit_risk_dataset.csv"
-RECORD = {
-    "person_age": 22, "person_income": 59000, "person_home_ownership": "RENT",
-    "person_emp_length": 123.0, "loan_intent": "PERSONAL", "loan_grade": "D",
-    "loan_amnt": 35000, "loan_int_rate": 16.02, "loan_percent_income": 0.59,
-    "cb_person_default_on_file": "Y", "cb_person_cred_hist_length": 3,
-}  # fmt: skip
-
-
-def timings(call: object, calls: int) -> list[float]:
-    assert callable(call)
-    out = []
-    for _ in range(calls):
-        start = time.perf_counter_ns()
-        call()
-        out.append((time.perf_counter_ns() - start) / 1000)
-    return out
+RECORD = EXAMPLE_LOAN
 
 
 def main() -> None:
@@ -53,16 +39,16 @@ def main() -> None:
     ours = FeatureTransformer(spec_from_column_transformer(fitted, rows=len(train)))
     one_row = sklearn_input(pd.DataFrame([RECORD]))
     results = {
-        "loanrisk transform_record": timings(lambda: ours.transform_record(RECORD), args.calls),
-        "sklearn ColumnTransformer": timings(lambda: fitted.transform(one_row), args.calls),
+        "loanrisk transform_record": time_calls(lambda: ours.transform_record(RECORD), args.calls),
+        "sklearn ColumnTransformer": time_calls(lambda: fitted.transform(one_row), args.calls),
     }
     print(f"one-record preprocessing, {args.calls} calls each")
     print(f"{'path':<28} {'median µs':>10} {'p99 µs':>10}")
     medians = {}
     for name, values in results.items():
         medians[name] = statistics.median(values)
-        p99 = statistics.quantiles(values, n=100)[98]
-        print(f"{name:<28} {medians[name]:10.1f} {p99:10.1f}")
+        tail = p99(values)
+        print(f"{name:<28} {medians[name]:10.1f} {tail:10.1f}")
     ratio = medians["sklearn ColumnTransformer"] / medians["loanrisk transform_record"]
     print(f"speed-up (sklearn / loanrisk, medians): {ratio:.0f}x")
 

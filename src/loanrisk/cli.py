@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -477,9 +478,7 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Serve the HTTP API (uvicorn; each worker loads the model and follows its alias)."""
-    import os
-
-    import uvicorn
+    import uvicorn  # imported here: only the server needs it
 
     with _errors():
         settings = _settings(storage=storage)

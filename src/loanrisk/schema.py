@@ -96,6 +96,13 @@ FEATURES: tuple[str, ...] = (
     "cb_person_default_on_file",
     "cb_person_cred_hist_length",
 )
+#: The loan the reference's users send in its sample /predict request (REFERENCE.md).
+EXAMPLE_LOAN: dict[str, Any] = {
+    "person_age": 22, "person_income": 59000, "person_home_ownership": "RENT",
+    "person_emp_length": 123, "loan_intent": "PERSONAL", "loan_grade": "D",
+    "loan_amnt": 35000, "loan_int_rate": 16.02, "loan_percent_income": 0.59,
+    "cb_person_default_on_file": "Y", "cb_person_cred_hist_length": 3,
+}  # fmt: skip
 NUMERIC_BY_NAME: dict[str, NumericColumn] = {c.name: c for c in NUMERIC}
 CATEGORICAL_BY_NAME: dict[str, CategoricalColumn] = {c.name: c for c in CATEGORICAL}
 

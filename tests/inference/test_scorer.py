@@ -23,17 +23,12 @@ from loanrisk.inference.explain import attribute_matrix
 from loanrisk.inference.records import CleanRecord, clean_record
 from loanrisk.inference.scorer import Bands, Scorer
 from loanrisk.registry import LoadedModel, ModelRegistry
-from loanrisk.schema import FEATURES, LABEL, Validated
+from loanrisk.schema import EXAMPLE_LOAN, FEATURES, LABEL, Validated
 from loanrisk.storage import FsspecStorage, MemoryStorage
 
 from ..conftest import REAL_CSV
 
-RECORD: dict[str, Any] = {
-    "person_age": 22, "person_income": 59000, "person_home_ownership": "RENT",
-    "person_emp_length": 123, "loan_intent": "PERSONAL", "loan_grade": "D",
-    "loan_amnt": 35000, "loan_int_rate": 16.02, "loan_percent_income": 0.59,
-    "cb_person_default_on_file": "Y", "cb_person_cred_hist_length": 3,
-}  # fmt: skip
+RECORD = EXAMPLE_LOAN
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.registry import ModelRegistry
-from loanrisk.schema import validate_frame
+from loanrisk.schema import EXAMPLE_LOAN, validate_frame
 from loanrisk.service import create_app
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage
@@ -25,12 +25,7 @@ from loanrisk.training.job import TrainingRequest, run_training
 
 from ..conftest import free_port, wait_until_serving
 
-LOAN: dict[str, Any] = {
-    "person_age": 22, "person_income": 59000, "person_home_ownership": "RENT",
-    "person_emp_length": 123, "loan_intent": "PERSONAL", "loan_grade": "D",
-    "loan_amnt": 35000, "loan_int_rate": 16.02, "loan_percent_income": 0.59,
-    "cb_person_default_on_file": "Y", "cb_person_cred_hist_length": 3,
-}  # fmt: skip
+LOAN = EXAMPLE_LOAN
 
 
 @pytest.fixture(scope="module")

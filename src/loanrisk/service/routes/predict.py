@@ -11,16 +11,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from loanrisk.errors import InvalidInput, TooLarge
+from loanrisk.schema import EXAMPLE_LOAN
 from loanrisk.service.deps import ServicesDep
 
 router = APIRouter(tags=["scoring"])
 
-EXAMPLE_LOAN = {
-    "person_age": 22, "person_income": 59000, "person_home_ownership": "RENT",
-    "person_emp_length": 123, "loan_intent": "PERSONAL", "loan_grade": "D",
-    "loan_amnt": 35000, "loan_int_rate": 16.02, "loan_percent_income": 0.59,
-    "cb_person_default_on_file": "Y", "cb_person_cred_hist_length": 3,
-}  # fmt: skip
 
 OPENAPI = {
     "requestBody": {
