@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -137,3 +138,14 @@ def test_booleans_are_not_numbers_and_empty_records_are_refused() -> None:
         validate_frame(frame, mode="score")
     with pytest.raises(InvalidInput, match="no records given"):
         validate_records([])
+
+
+def test_chunked_reading_names_the_file_row_of_a_huge_field() -> None:
+    from loanrisk.data.ingest import iter_csv_chunks
+
+    lines = (FIXTURES / "messy_valid.csv").read_text().splitlines()
+    header, row = lines[0], lines[1]
+    huge = row.replace("PERSONAL", "X" * 20_000)
+    data = "\n".join([header, row, row, row, huge, row]).encode()
+    with pytest.raises(InvalidInput, match=r"at row 4$"):
+        list(iter_csv_chunks(io.BytesIO(data), chunk_rows=2))

@@ -261,3 +261,15 @@ def test_parquet_scores_like_csv_with_rows_numbered_across_batches(scorer: Score
     assert parquet_out.getvalue() == csv_out.getvalue()
     with pytest.raises(InvalidInput, match="not a readable Parquet file"):
         scorer.score_parquet(io.BytesIO(b"PAR1 not really"), io.BytesIO())
+
+
+def test_the_rejected_count_is_exact_beyond_the_listed_rows(scorer: Scorer) -> None:
+    from loanrisk.schema import MAX_REJECTED_ROWS
+
+    bad = MAX_REJECTED_ROWS + 50
+    frame = pd.DataFrame([RECORD] * 5 + [{**RECORD, "loan_amnt": -1}] * bad)
+    summary = scorer.score_csv(io.BytesIO(frame.to_csv(index=False).encode()), None,
+                               on_error="skip")  # fmt: skip
+    assert (summary["scored"], summary["rejected"]) == (5, bad)
+    assert len(summary["rejected_rows"]) == MAX_REJECTED_ROWS
+    assert summary["rejected_rows"][0] == 6

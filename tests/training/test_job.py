@@ -132,9 +132,16 @@ def test_fairness_report_on_a_kept_protected_attribute() -> None:
     assert groups["privileged"]["size"] + groups["non_privileged"]["size"] == 2_000
     assert set(fairness["parity"]) == {"PPV", "FDR", "NPV", "FOR", "TPR", "FNR", "TNR", "FPR"}
     assert not any(c.startswith("applicant_group") for c in result.manifest["feature_spec"])
+    seen: list[object] = []
     with pytest.raises(InvalidInput, match="--keep-column gender"):
         run_training(TrainingRequest(rounds=2, protected_attribute="gender",
-                                     privileged_value="f"), storage, nthread=1)  # fmt: skip
+                                     privileged_value="f"), storage, nthread=1,
+                     progress=seen.append)  # fmt: skip
+    with pytest.raises(InvalidInput, match="needs the privileged value"):
+        run_training(TrainingRequest(rounds=2, protected_attribute="applicant_group"), storage,
+                     nthread=1, progress=seen.append)  # fmt: skip
+    assert seen == []  # refused before a single round was trained
+    assert ModelRegistry(storage).versions("loan-default") == [1]
 
 
 def test_kept_columns_survive_expansion_and_storage() -> None:
@@ -142,6 +149,7 @@ def test_kept_columns_survive_expansion_and_storage() -> None:
     frame = generate_sample(1_000, seed=6).assign(branch="north")
     dataset = process_dataset(validate_frame(frame, keep=["branch"]), storage, source="s",
                               size=3_000)  # fmt: skip
+    assert dataset["kept_columns"] == ["branch"]
     train = DatasetCatalogue(storage).load_split(dataset["id"], "train")
     assert (train["branch"] == "north").all()
     assert isinstance(train["branch"].dtype, pd.CategoricalDtype)

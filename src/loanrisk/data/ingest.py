@@ -116,7 +116,7 @@ def iter_csv_chunks(stream: IO[bytes], *, chunk_rows: int) -> Iterator[tuple[int
     offset = 0
     with _csv_errors():
         for chunk in pd.read_csv(buffered, chunksize=chunk_rows, **_READ_OPTIONS):
-            yield offset, _check_field_sizes(chunk)
+            yield offset, _check_field_sizes(chunk, offset)
             offset += len(chunk)
 
 
@@ -125,7 +125,7 @@ def _parser_message(exc: Exception) -> str:
     return text.removeprefix("Error tokenizing data. C error: ")
 
 
-def _check_field_sizes(frame: pd.DataFrame) -> pd.DataFrame:
+def _check_field_sizes(frame: pd.DataFrame, row_offset: int = 0) -> pd.DataFrame:
     for name in frame.columns:
         if len(str(name)) > MAX_FIELD_CHARS:
             raise InvalidInput(f"a header field is longer than {MAX_FIELD_CHARS} characters")
@@ -133,7 +133,7 @@ def _check_field_sizes(frame: pd.DataFrame) -> pd.DataFrame:
         if column.dtype == object or isinstance(column.dtype, pd.StringDtype):
             lengths = column.astype("string").str.len()
             if (lengths > MAX_FIELD_CHARS).any():
-                row = int(lengths.to_numpy(na_value=0).argmax()) + 1
+                row = int(lengths.to_numpy(na_value=0).argmax()) + 1 + row_offset
                 raise InvalidInput(
                     f"column {str(name)!r}: a field longer than {MAX_FIELD_CHARS} characters "
                     f"at row {row}"

@@ -17,7 +17,7 @@ from loanrisk.data.expand import expand
 from loanrisk.data.split import split_frame
 from loanrisk.data.stats import column_stats
 from loanrisk.features.fit import fit_feature_spec
-from loanrisk.schema import LABEL, Validated, schema_hash
+from loanrisk.schema import FEATURES, LABEL, Validated, schema_hash
 from loanrisk.storage.base import Storage
 
 #: ``progress(stage, done, total)``; stages: expand, split, fit, write.
@@ -103,6 +103,7 @@ def process_dataset(
                 "test": float(np.mean(test[LABEL])),
             },
             "schema_hash": schema_hash(),
+            "kept_columns": [c for c in train.columns if c not in FEATURES and c != LABEL],
             "feature_spec": spec.fingerprint(),
             "feature_columns": list(spec.output_columns),
             "columns": stats,

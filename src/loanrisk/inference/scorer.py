@@ -245,7 +245,7 @@ class Scorer:
             if ids is not None:
                 results.insert(1, id_column or "id", ids[results["row"].to_numpy() - 1 - offset])
             scored += len(results)
-            rejected += len(report["rejected_rows"])
+            rejected += len(chunk) - len(results)  # the report's row list is capped
             issues += report["rejected"]
             rejected_rows += report["rejected_rows"][: MAX_REJECTED_ROWS - len(rejected_rows)]
             if output is not None:

@@ -98,13 +98,14 @@ class ModelRegistry:
         entries = self.storage.list(self._path(check_name("model", name), "versions"))
         return sorted(int(e) for e in entries if e.isdigit())
 
+    def _complete(self, name: str, version: int) -> bool:
+        return self.storage.exists(
+            self.storage.join(self._version_dir(name, version), MANIFEST_FILE)
+        )
+
     def versions(self, name: str) -> list[int]:
         """Complete versions of ``name``, ascending (claimed but unfinished ones are left out)."""
-        return [
-            v
-            for v in self._numbers(name)
-            if self.storage.exists(self.storage.join(self._version_dir(name, v), MANIFEST_FILE))
-        ]
+        return [v for v in self._numbers(name) if self._complete(name, v)]
 
     def manifest(self, name: str, version: int) -> dict[str, Any]:
         path = self.storage.join(self._version_dir(name, version), MANIFEST_FILE)
@@ -145,10 +146,11 @@ class ModelRegistry:
             self.manifest(name, version)  # exists and is complete
             return version
         if text == LATEST:
-            versions = self.versions(name)
-            if not versions:
-                raise NotFound(f"model {name!r} has no versions")
-            return versions[-1]
+            # Newest first: one check in the usual case (a service may ask every few seconds).
+            for version in reversed(self._numbers(name)):
+                if self._complete(name, version):
+                    return version
+            raise NotFound(f"model {name!r} has no versions")
         return int(self._alias(name, text)["version"])
 
     def _verified(self, name: str, version: int, file: str) -> bytes:

@@ -102,6 +102,7 @@ def prepare(request: TrainingRequest, storage: Storage) -> Prepared:
         dataset = catalogue.find(size=request.dataset_size)
     else:
         dataset = catalogue.resolve(request.dataset)
+    _check_fairness_request(request, dataset)
     registry = ModelRegistry(storage, request.model_directory)
     parent = _load_parent(registry, request)
     spec = parent.spec if parent else catalogue.load_spec(dataset["id"])
@@ -217,19 +218,27 @@ def run_training(
     )  # fmt: skip
 
 
-def _fairness(request: TrainingRequest, test: Any, probability: np.ndarray) -> dict[str, Any]:
+def _check_fairness_request(request: TrainingRequest, dataset: dict[str, Any]) -> None:
+    """Refuse a fairness request that cannot be met before any training is spent on it."""
     column = request.protected_attribute
-    if column not in test.columns:
+    if column is None:
+        return
+    if column not in dataset.get("kept_columns", []):
         raise InvalidInput(
             f"protected attribute {column!r} is not in the dataset: process the data with "
             f"--keep-column {column}"
         )
     if request.privileged_value is None:
         raise InvalidInput("a protected attribute needs the privileged value")
+
+
+def _fairness(request: TrainingRequest, test: Any, probability: np.ndarray) -> dict[str, Any]:
+    column = str(request.protected_attribute)
+    assert request.privileged_value is not None  # checked by _check_fairness_request
     privileged = (test[column].astype("string") == request.privileged_value).to_numpy(
         dtype=bool, na_value=False
     )
     return parity_report(
-        test[LABEL].to_numpy(), probability, privileged, attribute=str(column),
+        test[LABEL].to_numpy(), probability, privileged, attribute=column,
         privileged_value=request.privileged_value, threshold=request.threshold,
     )  # fmt: skip
