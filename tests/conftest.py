@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,9 +41,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until_serving(process: subprocess.Popen[bytes], port: int, what: str) -> None:
-    """Wait (30 s at most) until ``process`` accepts connections on the loopback ``port``."""
-    deadline = time.monotonic() + 30
+def wait_until_serving(
+    process: subprocess.Popen[Any], port: int, what: str, *, timeout: float = 30
+) -> None:
+    """Wait until ``process`` accepts connections on the loopback ``port``."""
+    deadline = time.monotonic() + timeout
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()

@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx2 as httpx
 import pytest
 
+from loanrisk.schema import EXAMPLE_LOAN
 from loanrisk.settings import Settings
 
-from .conftest import FIXTURES, REAL_CSV
+from .conftest import FIXTURES, REAL_CSV, free_port, wait_until_serving
 
 LOANRISK = shutil.which("loanrisk", path=os.path.dirname(sys.executable))
 
@@ -30,13 +33,28 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
-def test_demo_processes_the_built_in_sample_and_trains_on_it(tmp_path: Path) -> None:
-    done = run("demo", "--storage", str(tmp_path))
-    assert done.returncode == 0, done.stderr
-    assert "15,000 train / 5,000 test" in done.stdout
-    assert "data quality" in done.stdout
-    assert "model loan-default version 1" in done.stdout
-    assert "rounds     │ 500 new, 500 trees in all" in done.stdout
+def test_demo_processes_trains_and_serves_the_built_in_sample(tmp_path: Path) -> None:
+    port = free_port()
+    demo = subprocess.Popen(
+        [str(LOANRISK), "demo", "--storage", str(tmp_path), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    try:
+        wait_until_serving(demo, port, "loanrisk demo", timeout=240)
+        base = f"http://127.0.0.1:{port}"
+        scored = httpx.post(f"{base}/v1/predict", json=EXAMPLE_LOAN, timeout=30).json()
+        assert scored["model"]["version"] == 1
+    finally:
+        demo.send_signal(signal.SIGINT)
+        stdout, stderr = demo.communicate(timeout=60)
+    assert demo.returncode == 0, stderr
+    assert "15,000 train / 5,000 test" in stdout
+    assert "data quality" in stdout
+    assert "model loan-default version 1" in stdout
+    assert "rounds     │ 500 new, 500 trees in all" in stdout
+    assert f"curl -X POST http://127.0.0.1:{port}/v1/predict" in stderr
+    assert "the service is OPEN" in stderr
     listed = run("data", "list", "--storage", str(tmp_path))
     assert listed.returncode == 0 and "sample" in listed.stdout
     models = run("models", "list", "--storage", str(tmp_path))
@@ -160,7 +178,7 @@ def test_training_errors_exit_2_with_one_line(
 
 def test_predict_streams_a_csv_to_storage_and_explains_records(tmp_path: Path) -> None:
     storage = ["--storage", str(tmp_path / "store")]
-    assert run("demo", *storage).returncode == 0
+    assert run("demo", "--no-serve", *storage).returncode == 0
     source = tmp_path / "loans.csv"
     lines = REAL_CSV.read_text().splitlines()[:6]
     rows = [line.split(",") for line in lines]
@@ -191,7 +209,7 @@ def test_predict_streams_a_csv_to_storage_and_explains_records(tmp_path: Path) -
 
 def test_predict_follows_the_threshold_and_band_settings(tmp_path: Path) -> None:
     storage = ["--storage", str(tmp_path)]
-    assert run("demo", *storage).returncode == 0
+    assert run("demo", "--no-serve", *storage).returncode == 0
     source = tmp_path / "loans.csv"
     rows = [line.split(",") for line in REAL_CSV.read_text().splitlines()[:4]]
     source.write_text("\n".join(",".join(r[:8] + r[9:]) for r in rows) + "\n")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -201,10 +200,17 @@ def data_show(
 
 
 @app.command()
-def demo(storage: StorageOpt = None) -> None:
-    """The main job on the embedded default: process the built-in sample, then train on it."""
+def demo(
+    storage: StorageOpt = None,
+    serve: Annotated[
+        bool, typer.Option(help="Then serve the model on 127.0.0.1:5000 until Ctrl-C.")
+    ] = True,
+    port: Annotated[int | None, typer.Option(help="Port to serve on [5000].")] = None,
+) -> None:
+    """The main job on the embedded default: process the built-in sample, train on it and
+    serve the model, printing requests to paste."""
     with _errors():
-        settings = _settings(storage=storage)
+        settings = _settings(storage=storage, port=port)
         target = open_storage(settings)
         err.print(f"Processing {SAMPLE_ROWS:,} built-in sample loans into {target.url} ...")
         loans = _load_source("sample", settings)
@@ -219,12 +225,15 @@ def demo(storage: StorageOpt = None) -> None:
             )
         _summary(manifest, target.url)
         err.print(f"Training the reference's model ({DEFAULT_ROUNDS} rounds) on it ...")
-        request = TrainingRequest(dataset=manifest["id"], seed=settings.seed)
+        request = TrainingRequest(dataset=manifest["id"], seed=settings.seed, promote=True)
         with _progress() as progress:
             result = train_in_subprocess(
                 request, settings, on_progress=lambda p: progress("train", p.done, p.total)
             )
         _train_summary(result)
+    if serve:
+        with _errors():
+            _serve(settings)
 
 
 ModelDirOpt = Annotated[
@@ -472,22 +481,26 @@ def predict(
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port (the reference's container port).")] = 5000,
+    host: Annotated[str | None, typer.Option(help="Address to bind [127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (the reference's) [5000].")] = None,
     storage: StorageOpt = None,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes [1].")] = None,
 ) -> None:
     """Serve the HTTP API (uvicorn; each worker loads the model and follows its alias)."""
-    import uvicorn  # imported here: only the server needs it
-
     with _errors():
-        settings = _settings(storage=storage)
-        # Workers are separate processes: they read their settings from the environment.
-        os.environ["LOANRISK_STORAGE"] = settings.storage
-        err.print(f"loanrisk serving {settings.storage} on http://{host}:{port} "
-                  f"({workers} worker{'s' if workers > 1 else ''})")  # fmt: skip
-        uvicorn.run("loanrisk.service.app:app_from_environment", factory=True, host=host,
-                    port=port, workers=workers, log_level="warning")  # fmt: skip
+        _serve(_settings(storage=storage, host=host, port=port, workers=workers))
+
+
+def _serve(settings: Settings) -> None:
+    from loanrisk.service.server import example_requests, run_server
+
+    plural = "s" if settings.workers > 1 else ""
+    err.print(f"loanrisk serving {settings.storage} on http://{settings.host}:{settings.port} "
+              f"({settings.workers} worker{plural}). Try:")  # fmt: skip
+    err.print(example_requests(settings), highlight=False, soft_wrap=True)
+    if not (settings.api_keys or settings.api_keys_file):
+        err.print("[bold red]WARNING: no API keys configured: the service is OPEN.[/]")
+    run_server(settings)
 
 
 def main() -> None:

@@ -67,3 +67,31 @@ class Cancelled(LoanRiskError):
     """A long-running job (training) was cancelled on request; it published nothing."""
 
     code = "cancelled"
+
+
+class Unauthenticated(LoanRiskError):
+    """The request carries no API key, or one that is not known."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(LoanRiskError):
+    """The API key is known but lacks the scope the request needs."""
+
+    code = "forbidden"
+
+
+_BY_CODE: dict[str, type[LoanRiskError]] = {
+    cls.code: cls
+    for cls in (InvalidInput, PathNotAllowed, TooLarge, NotFound, Conflict, StorageError,
+                Cancelled, Unauthenticated, Forbidden)
+}  # fmt: skip
+
+
+def error_from_dict(doc: dict[str, Any]) -> LoanRiskError:
+    """Rebuild an error from :meth:`LoanRiskError.to_dict` (sent across a process boundary)."""
+    cls = _BY_CODE.get(str(doc.get("code")), LoanRiskError)
+    error = cls(str(doc.get("message")), details=doc.get("details") or {})
+    if cls is LoanRiskError and doc.get("code"):
+        error.code = str(doc["code"])
+    return error

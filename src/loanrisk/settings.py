@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -72,6 +73,51 @@ class Settings(BaseSettings):
         0.25, gt=0.0, lt=1.0, description="Share of rows held out as the test split."
     )
 
+    host: str = Field("127.0.0.1", description="Address `loanrisk serve` binds.")
+    port: int = Field(5000, ge=1, le=65535, description="Port (the reference's container port).")
+    workers: int = Field(1, ge=1, description="Server worker processes (one per core).")
+    api_keys: tuple[SecretStr, ...] = Field(
+        (),
+        description=(
+            "API keys as 'scope:key' or 'scope:sha256:<hex digest of key>' (scope 'score' or "
+            "'admin'; JSON list in the environment). None and no file: the service runs open."
+        ),
+    )
+    api_keys_file: Path | None = Field(
+        None,
+        description="A mounted secret file with one 'scope:key' (or hashed) entry per line.",
+    )
+    max_request_bytes: int = Field(
+        32 * 2**20, ge=1024, description="Largest JSON request body (413 beyond)."
+    )
+    max_upload_bytes: int = Field(
+        4 * 2**30, ge=1024, description="Largest upload (multipart file or CSV body; 413 beyond)."
+    )
+    mount_path: str = Field(
+        "/loan_app/azure-fileshare",
+        description=(
+            "The path the reference's clients send as az_file_path (its file-share mount); "
+            "it stands for the storage root, so their requests work unchanged on any storage."
+        ),
+    )
+    buckets: tuple[str, ...] = Field(
+        ("loan-default",),
+        description=(
+            "Bucket names the reference's clients may send; each stands for the storage root "
+            "(an s3:// storage's own bucket is always allowed). Any other bucket is refused."
+        ),
+    )
+    job_directory: str = Field("jobs", description="Directory of the storage with job records.")
+    max_jobs: int = Field(
+        1, ge=1, description="Jobs (data, training, batch scoring) one replica runs at once."
+    )
+    job_heartbeat: float = Field(
+        2.0, gt=0, description="Seconds between heartbeats of a running job's record."
+    )
+    job_stale_after: float = Field(
+        30.0, gt=0, description="A job without a heartbeat for this long is marked failed."
+    )
+
     @field_validator("storage")
     @classmethod
     def _storage_scheme(cls, value: str) -> str:
@@ -94,4 +140,6 @@ class Settings(BaseSettings):
         )
         if self.environment == "production" and plain_http:
             raise ValueError("production refuses a plain-HTTP Azure endpoint; use https")
+        if self.job_stale_after <= 2 * self.job_heartbeat:
+            raise ValueError("job_stale_after must exceed two job heartbeats")
         return self

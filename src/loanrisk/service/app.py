@@ -11,52 +11,84 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 import loanrisk
+from loanrisk.errors import Conflict
+from loanrisk.jobs.manager import JobManager
 from loanrisk.service import errors
-from loanrisk.service.routes import health, legacy, predict
+from loanrisk.service.auth import ApiKeys
+from loanrisk.service.metrics import Metrics
+from loanrisk.service.middleware import BodyLimit, Observe
+from loanrisk.service.routes import datasets, health, jobs, legacy, models, predict
 from loanrisk.service.state import Services
 from loanrisk.settings import Settings
 from loanrisk.storage import open_storage
 
 log = logging.getLogger("loanrisk.service")
 
+OPEN_WARNING = (
+    "NO API KEYS CONFIGURED: the service is OPEN; anyone who reaches it can upload data, "
+    "train and promote models. Set LOANRISK_API_KEYS or LOANRISK_API_KEYS_FILE."
+)
 
-async def _reload_forever(services: Services, interval: float) -> None:
+
+def _note_serving(services: Services, metrics: Metrics) -> None:
+    for cache in list(services.caches.values()):
+        with contextlib.suppress(Conflict):
+            scorer = cache.current()
+            metrics.serving(scorer.model.name, scorer.version, scorer.backend.name)
+
+
+async def _reload_forever(services: Services, metrics: Metrics, interval: float) -> None:
     """Hot reload: follow the alias of every model in use (another replica may move it)."""
     while True:
         await asyncio.sleep(interval)
         try:
             await run_in_threadpool(services.refresh_all)
+            _note_serving(services, metrics)
         except Exception:  # a storage hiccup must not end the reload loop
             log.exception("model reload failed; serving the current model")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The application; storage, registry and model cache are built when it starts."""
+    """The application; storage, jobs, keys and the model cache are built when it starts."""
     settings = settings or Settings()
+    metrics = Metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = Services(settings, open_storage(settings))
+        storage = open_storage(settings)
+        keys = ApiKeys.from_settings(settings)
+        if keys.open:
+            log.warning(OPEN_WARNING)
+        manager = JobManager(settings, storage, on_finish=metrics.job_ended)
+        services = Services(settings, storage, manager, keys, metrics)
         await run_in_threadpool(services.cache().refresh)
+        _note_serving(services, metrics)
         app.state.services = services
-        reloader = asyncio.create_task(_reload_forever(services, settings.reload_interval))
+        reloader = asyncio.create_task(_reload_forever(services, metrics, settings.reload_interval))
+        log.info("loanrisk ready", extra={"storage": storage.url, "auth": not keys.open})
         try:
             yield
         finally:
             reloader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reloader
+            await run_in_threadpool(manager.shutdown)
 
     app = FastAPI(
         title="loanrisk",
         version=loanrisk.__version__,
-        description="Loan default risk: probabilities of default from loan applications.",
+        description=(
+            "Loan default risk: process loan data, train and publish XGBoost models, score "
+            "loans (oneDAL). The v1 API, plus the reference system's routes unchanged. "
+            "Send `Authorization: Bearer <key>` when the service has API keys."
+        ),
         lifespan=lifespan,
     )
     errors.install(app)
-    app.include_router(health.router)
-    app.include_router(predict.router)
-    app.include_router(legacy.router)
+    for module in (health, predict, datasets, models, jobs, legacy):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(Observe, metrics=metrics)
     return app
 
 

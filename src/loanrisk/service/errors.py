@@ -14,6 +14,8 @@ from loanrisk import errors
 log = logging.getLogger("loanrisk.service")
 
 STATUS: dict[type[errors.LoanRiskError], int] = {
+    errors.Unauthenticated: 401,
+    errors.Forbidden: 403,
     errors.PathNotAllowed: 403,
     errors.TooLarge: 413,
     errors.InvalidInput: 422,
@@ -38,7 +40,9 @@ def error_body(code: str, message: str, details: object = None) -> dict[str, obj
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.LoanRiskError)
     async def loanrisk_error(request: Request, exc: errors.LoanRiskError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_of(exc))
+        status = status_of(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(error_body(exc.code, exc.message, exc.details), status, headers)
 
     @app.exception_handler(RequestValidationError)
     async def request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -53,6 +57,7 @@ def install(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         error_id = uuid.uuid4().hex
         log.exception("unexpected error %s on %s %s", error_id, request.method, request.url.path)
-        body = error_body("internal", f"unexpected error; quote error id {error_id}",
-                          {"error_id": error_id})  # fmt: skip
+        body = error_body(
+            "internal", f"unexpected error; quote error id {error_id}", {"error_id": error_id}
+        )
         return JSONResponse(body, 500)

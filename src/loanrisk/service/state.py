@@ -5,34 +5,92 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from loanrisk.errors import NotFound
 from loanrisk.inference.cache import ModelCache
 from loanrisk.inference.scorer import Bands, Scorer
-from loanrisk.registry.models import LoadedModel, ModelRegistry
+from loanrisk.jobs.manager import JobManager
+from loanrisk.registry.models import LoadedModel, ModelRegistry, check_name
+from loanrisk.service.auth import ApiKeys
+from loanrisk.service.locations import Locations
+from loanrisk.service.metrics import Metrics
 from loanrisk.settings import Settings
 from loanrisk.storage import Storage
+
+#: Most models one replica keeps scorers for (clients name models; memory must stay bounded).
+MAX_CACHED_MODELS = 8
+
+
+def training_scope(model_directory: str, name: str) -> str:
+    """The lock that keeps two trainings of one model from interleaving (on any replica)."""
+    return f"training of model {name!r} in {model_directory or '/'!r}"
 
 
 @dataclass
 class Services:
     settings: Settings
     storage: Storage
+    jobs: JobManager
+    keys: ApiKeys
+    metrics: Metrics
     caches: dict[tuple[str, str, str], ModelCache] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    @property
+    def locations(self) -> Locations:
+        return Locations(self.settings, self.storage)
+
     def build_scorer(self, model: LoadedModel) -> Scorer:
         s = self.settings
-        return Scorer(model, backend=s.backend, nthread=1, threshold=s.threshold,
-                      bands=Bands(s.band_cutoffs, s.band_names))  # fmt: skip
+        return Scorer(
+            model,
+            backend=s.backend,
+            nthread=1,
+            threshold=s.threshold,
+            bands=Bands(s.band_cutoffs, s.band_names),
+        )
 
     def cache(self, directory: str | None = None, name: str | None = None) -> ModelCache:
         """The cache of one model (default: the configured one), created on first use."""
         s = self.settings
-        key = (directory or s.model_directory, name or s.model_name, s.model_alias)
+        key = (
+            directory or s.model_directory,
+            check_name("model", name or s.model_name),
+            s.model_alias,
+        )
         with self._lock:
             if key not in self.caches:
                 registry = ModelRegistry(self.storage, key[0])
                 self.caches[key] = ModelCache(registry, key[1], key[2], build=self.build_scorer)
             return self.caches[key]
+
+    def scorer_of(self, directory: str, name: str) -> Scorer:
+        """The serving scorer of a model the client names (loaded on first use; models that
+        do not exist are not cached, and at most :data:`MAX_CACHED_MODELS` are)."""
+        s = self.settings
+        key = (directory, check_name("model", name), s.model_alias)
+        cache = self.caches.get(key)
+        if cache is None:
+            registry = ModelRegistry(self.storage, directory)
+            if name not in registry.models():
+                raise NotFound(f"no model {name!r} in {directory or 'the storage root'!r}")
+            with self._lock:
+                if key not in self.caches and len(self.caches) >= MAX_CACHED_MODELS:
+                    self.caches.pop(next(k for k in self.caches if k != self._default_key()))
+                cache = self.caches.setdefault(
+                    key, ModelCache(registry, name, s.model_alias, build=self.build_scorer)
+                )
+            cache.refresh()
+        return cache.current()
+
+    def _default_key(self) -> tuple[str, str, str]:
+        s = self.settings
+        return (s.model_directory, s.model_name, s.model_alias)
+
+    def refresh_model(self, directory: str, name: str) -> None:
+        """Follow a model's alias now (after this replica trained it), not on the next tick."""
+        cache = self.caches.get((directory, name, self.settings.model_alias))
+        if cache is not None:
+            cache.refresh()
 
     def refresh_all(self) -> None:
         for cache in list(self.caches.values()):

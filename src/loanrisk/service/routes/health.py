@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from loanrisk.errors import Conflict, LoanRiskError
@@ -36,3 +36,12 @@ async def ready(services: ServicesDep) -> JSONResponse:
     except Conflict:
         body["model"] = None
     return JSONResponse(body)
+
+
+@router.get("/metrics", response_class=Response, summary="Prometheus metrics")
+async def metrics(services: ServicesDep) -> Response:
+    """Requests by route and status, latency histograms, predictions by model version and
+    label, jobs by kind and state with durations, and the served model version and backend
+    (``loanrisk_model_info``); summed over every worker of this replica."""
+    body = await run_in_threadpool(services.metrics.exposition)
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

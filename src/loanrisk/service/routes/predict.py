@@ -4,17 +4,48 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
+import secrets
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from loanrisk.errors import InvalidInput, TooLarge
+from loanrisk.registry.models import check_name
 from loanrisk.schema import EXAMPLE_LOAN
+from loanrisk.service.auth import ADMIN, SCORE, require
 from loanrisk.service.deps import ServicesDep
+from loanrisk.service.routes.jobs import accepted
 
 router = APIRouter(tags=["scoring"])
+
+
+class BatchBody(BaseModel):
+    """Score a CSV or Parquet file on the storage into a results CSV on the storage."""
+
+    source: str = Field(description="Path (or URI inside the storage root) of the loans.")
+    output: str | None = Field(None, description="Results CSV path (default: predictions/).")
+    model: str | None = Field(None, description="Model name (default: the served model).")
+    model_directory: str | None = Field(None, description="Folder of the storage with models.")
+    on_error: Literal["raise", "skip"] = Field("raise", description="Refuse or skip bad rows.")
+    id_column: str | None = Field(None, description="An input column to carry along.")
+
+    model_config = {
+        "extra": "forbid",
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "source": "incoming/loans-2026-11.csv",
+                    "output": "predictions/loans-2026-11.csv",
+                    "on_error": "skip",
+                    "id_column": "application_id",
+                }
+            ]
+        },
+    }
 
 
 OPENAPI = {
@@ -62,15 +93,17 @@ def _parse_json(body: bytes) -> tuple[list[Any], dict[str, Any]]:
     raise InvalidInput('send a loan object, a list of loans, or {"records": [...]}')
 
 
-@router.post("/v1/predict", openapi_extra=OPENAPI, summary="Score loans")
+@router.post(
+    "/v1/predict", openapi_extra=OPENAPI, summary="Score loans", dependencies=[require(SCORE)]
+)
 async def predict(request: Request, services: ServicesDep) -> Response:
     """Score loans given as JSON (one object, a list, or ``{"records": [...], "explain",
     "top_k", "on_error"}``) or as CSV (``Content-Type: text/csv``; CSV back unless
     ``Accept: application/json``). Each result: probability of default, label, band, warnings
     (and reasons when asked). Bad loans: 422 naming record and field, or, with
     ``on_error: "skip"``, scored without them and listed in ``rejected``. No model: 409."""
-    scorer = services.cache().current()
     body = await request.body()
+    scorer = services.cache().current()
     content_type = request.headers.get("content-type", "application/json").split(";")[0]
     if content_type == "text/csv":
         output = io.BytesIO()
@@ -83,18 +116,65 @@ async def predict(request: Request, services: ServicesDep) -> Response:
             output,
             on_error=on_error,  # type: ignore[arg-type]
         )
+        services.metrics.predicted(scorer.model.name, scorer.version, _csv_labels(output))
         if "application/json" in request.headers.get("accept", ""):
             return JSONResponse({"summary": summary, "csv": output.getvalue().decode()})
-        return Response(output.getvalue(), media_type="text/csv",
-                        headers={"X-Loanrisk-Model-Version": str(scorer.version)})  # fmt: skip
+        return Response(
+            output.getvalue(),
+            media_type="text/csv",
+            headers={"X-Loanrisk-Model-Version": str(scorer.version)},
+        )
     records, options = _parse_json(body)
     if len(records) > services.settings.max_records:
         raise TooLarge(f"{len(records)} records: at most {services.settings.max_records} a request")
     if options.get("on_error", "raise") not in ("raise", "skip"):
         raise InvalidInput("on_error must be 'raise' or 'skip'")
     result = await run_in_threadpool(
-        scorer.score_records, records, on_error=options.get("on_error", "raise"),
-        explain=bool(options.get("explain", False)), top_k=int(options.get("top_k", 4)),
-    )  # fmt: skip
+        scorer.score_records,
+        records,
+        on_error=options.get("on_error", "raise"),
+        explain=bool(options.get("explain", False)),
+        top_k=int(options.get("top_k", 4)),
+    )
+    services.metrics.predicted(
+        scorer.model.name, scorer.version, [r["label"] for r in result["results"]]
+    )
     model = {"name": scorer.model.name, "version": scorer.version, "backend": scorer.backend.name}
     return JSONResponse({"model": model, **result})
+
+
+def _csv_labels(output: io.BytesIO) -> list[bool]:
+    lines = output.getvalue().decode().splitlines()
+    if not lines:
+        return []
+    column = lines[0].split(",").index("label")
+    return [line.split(",")[column] == "True" for line in lines[1:]]
+
+
+@router.post(
+    "/v1/batch-predictions",
+    status_code=202,
+    summary="Score a stored file (a job)",
+    dependencies=[require(ADMIN)],
+)
+async def batch_predict(body: BatchBody, services: ServicesDep) -> JSONResponse:
+    """Stream a CSV or Parquet file of any size through the model; the results CSV is written
+    atomically (a failed batch leaves no output). Answers 202 with the job record."""
+    s = services.settings
+    source = services.storage.resolve(body.source)
+    if not await run_in_threadpool(services.storage.exists, source):
+        raise InvalidInput(f"no file at {body.source!r}", details={"field": "source"})
+    stem = source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
+    output = services.storage.resolve(body.output or f"predictions/{stem}-{stamp}.csv")
+    params = {
+        "source": source,
+        "output": output,
+        "model_name": check_name("model", body.model or s.model_name),
+        "model_directory": services.storage.resolve(body.model_directory or s.model_directory),
+        "ref": s.model_alias,
+        "on_error": body.on_error,
+        "id_column": body.id_column,
+    }
+    record, _ = await run_in_threadpool(services.jobs.submit, "score", params)
+    return accepted(record)

@@ -1,0 +1,107 @@
+"""Running one task of :mod:`loanrisk.jobs.tasks` in a fresh child process.
+
+The child opens the storage from the settings, runs the task, and sends progress, the result
+or the error back over a queue. Cancelling sets an event the task checks as it goes; a
+cancelled task publishes nothing. A child that dies (killed, out of memory) is reported as a
+failure, never waited on forever. On Linux the child is also killed when its parent dies, so a
+crashed server never leaves an orphan that publishes behind its back.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing as mp
+import os
+import queue
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from loanrisk import errors
+from loanrisk.settings import Settings
+
+Progress = Callable[[dict[str, Any]], None]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the request was in place
+        os._exit(1)
+
+
+def _child(
+    task: str, params: dict[str, Any], settings: Settings, parent: int, out: Any, cancel: Any
+) -> None:
+    _die_with_parent(parent)
+    from loanrisk.jobs.tasks import TASKS  # imported in the child: heavy modules
+
+    try:
+        result = TASKS[task](
+            params,
+            settings,
+            progress=lambda doc: out.put(("progress", doc)),
+            should_cancel=cancel.is_set,
+        )
+        out.put(("done", result))
+    except errors.LoanRiskError as exc:
+        out.put(("error", exc.to_dict()))
+    except Exception as exc:  # reported to the parent, which raises it
+        out.put(("error", {"code": "internal", "message": f"{task} failed: {exc!r}"}))
+
+
+def run_in_process(
+    task: str,
+    params: dict[str, Any],
+    settings: Settings,
+    *,
+    on_progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    poll_seconds: float = 0.2,
+) -> dict[str, Any]:
+    """Run ``task`` with ``params`` in a fresh process and return its result.
+
+    Raises what the task raised (:class:`~loanrisk.errors.Cancelled` after ``cancel`` is set),
+    or :class:`~loanrisk.errors.LoanRiskError` when the process died without an answer. An
+    interrupt in the caller (Ctrl-C) cancels the child before it propagates.
+    """
+    context = mp.get_context("spawn")
+    events = context.Queue()
+    stop = context.Event()
+    process = context.Process(
+        target=_child, args=(task, params, settings, os.getpid(), events, stop), daemon=True
+    )
+    process.start()
+    try:
+        while True:
+            if cancel is not None and cancel.is_set():
+                stop.set()
+            try:
+                kind, payload = events.get(timeout=poll_seconds)
+            except queue.Empty:
+                if not process.is_alive() and events.empty():
+                    code = process.exitcode
+                    raise errors.LoanRiskError(
+                        f"the {task} process died without an answer (exit code {code})"
+                    ) from None
+                continue
+            if kind == "progress" and on_progress is not None:
+                on_progress(payload)
+            elif kind == "done":
+                result: dict[str, Any] = payload
+                return result
+            elif kind == "error":
+                raise errors.error_from_dict(payload)
+    finally:
+        stop.set()
+        process.join(30)
+        if process.is_alive():
+            process.kill()
+            process.join()
+        events.close()

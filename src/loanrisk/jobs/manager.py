@@ -1,0 +1,203 @@
+"""The job manager of one replica: queue, concurrency limit, heartbeats, cancellation.
+
+Each job gets a thread that waits for one of ``max_jobs`` slots, then runs the task in a child
+process (CPU work never touches the server's event loop or its GIL). The record on the shared
+storage is rewritten at every state change and on every heartbeat, with the latest progress.
+Jobs that must not interleave (two trainings of one model) take a storage lock when they are
+submitted: the second is refused with :class:`~loanrisk.errors.Conflict` naming the first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from loanrisk.errors import Cancelled, LoanRiskError
+from loanrisk.jobs.child import run_in_process
+from loanrisk.jobs.store import TERMINAL, JobStore, now, stamp
+from loanrisk.settings import Settings
+from loanrisk.storage.base import Storage
+
+log = logging.getLogger("loanrisk.jobs")
+
+
+@dataclass
+class _Running:
+    record: dict[str, Any]
+    lock_scope: str | None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    done: Future[dict[str, Any]] = field(default_factory=Future)
+    guard: threading.Lock = field(default_factory=threading.Lock)
+
+
+class JobManager:
+    """Runs this replica's jobs; answers for every replica's through the :class:`JobStore`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        *,
+        on_finish: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = JobStore(storage, settings.job_directory, stale_after=settings.job_stale_after)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._on_finish = on_finish
+        self._slots = threading.Semaphore(settings.max_jobs)
+        self._running: dict[str, _Running] = {}
+        self._mutex = threading.Lock()
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeats, name="job-heartbeat", daemon=True)
+        self._beat.start()
+
+    def submit(
+        self,
+        kind: str,
+        params: dict[str, Any],
+        *,
+        lock_scope: str | None = None,
+    ) -> tuple[dict[str, Any], Future[dict[str, Any]]]:
+        """Queue a job; returns its record and a future of its final record."""
+        record = self.store.new(kind, params, owner=self.owner)
+        if lock_scope is not None:
+            self.store.acquire(lock_scope, record["id"])
+        try:
+            self.store.save(record)
+        except LoanRiskError:
+            if lock_scope is not None:
+                self.store.release(lock_scope, record["id"])
+            raise
+        job = _Running(record, lock_scope)
+        with self._mutex:
+            self._running[record["id"]] = job
+        threading.Thread(target=self._run, args=(job,), name=record["id"], daemon=True).start()
+        return dict(record), job.done
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        job = self._running.get(job_id)
+        if job is not None:
+            with job.guard:
+                return dict(job.record)
+        return self.store.get(job_id)
+
+    def future(self, job_id: str) -> Future[dict[str, Any]] | None:
+        """The future of a job this replica runs (None for other replicas' jobs)."""
+        job = self._running.get(job_id)
+        return job.done if job is not None else None
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Ask a job to stop, whichever replica runs it; returns its record as it stands."""
+        record = self.store.request_cancel(job_id)
+        job = self._running.get(job_id)
+        if job is not None:
+            job.cancel.set()
+        return record
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Cancel this replica's jobs and wait for them to record their end."""
+        self._stop.set()
+        with self._mutex:
+            jobs = list(self._running.values())
+        for job in jobs:
+            job.cancel.set()
+        deadline = time.monotonic() + timeout
+        for job in jobs:
+            try:
+                job.done.result(max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                log.warning("job %s did not stop within %.0f s", job.record["id"], timeout)
+
+    def _update(self, job: _Running, **changes: Any) -> None:
+        with job.guard:
+            job.record.update(changes, heartbeat_at=stamp(now()))
+            self.store.save(job.record)
+
+    def _progress(self, job: _Running, doc: dict[str, Any]) -> None:
+        with job.guard:
+            job.record["progress"] = doc  # written on the next heartbeat
+
+    def _run(self, job: _Running) -> None:
+        record = job.record
+        took_slot = False
+        queued = 0.0
+        clock = time.monotonic()
+        try:
+            while not self._slots.acquire(timeout=0.2):
+                if job.cancel.is_set():
+                    raise Cancelled("cancelled while queued; it never ran")
+            took_slot = True
+            queued = time.monotonic() - clock
+            self._update(job, state="running", started_at=stamp(now()))
+            result = run_in_process(
+                record["kind"],
+                record["params"],
+                self.settings,
+                on_progress=lambda doc: self._progress(job, doc),
+                cancel=job.cancel,
+            )
+            final: dict[str, Any] = {"state": "succeeded", "result": result}
+        except Cancelled as exc:
+            final = {"state": "cancelled", "error": exc.to_dict()}
+        except LoanRiskError as exc:
+            final = {"state": "failed", "error": exc.to_dict()}
+        except Exception:
+            error_id = uuid.uuid4().hex
+            log.exception("job %s failed unexpectedly (error id %s)", record["id"], error_id)
+            final = {
+                "state": "failed",
+                "error": {
+                    "code": "internal",
+                    "details": {"error_id": error_id},
+                    "message": f"unexpected error; error id {error_id}",
+                },
+            }
+        finally:
+            if took_slot:
+                self._slots.release()
+        total = time.monotonic() - clock
+        timings = {"queued_s": round(queued if took_slot else total, 3), "total_s": round(total, 3)}
+        try:
+            self._update(job, **final, finished_at=stamp(now()), timings=timings)
+        except LoanRiskError:
+            log.exception("could not record the end of job %s", record["id"])
+        finally:
+            self._finish(job)
+
+    def _finish(self, job: _Running) -> None:
+        job_id = job.record["id"]
+        try:
+            if job.lock_scope is not None:
+                self.store.release(job.lock_scope, job_id)
+            self.store.clear_cancel(job_id)
+        except LoanRiskError:
+            log.exception("cleaning up after job %s", job_id)
+        with self._mutex:
+            self._running.pop(job_id, None)
+        if self._on_finish is not None:
+            self._on_finish(dict(job.record))
+        job.done.set_result(dict(job.record))
+        log.info("job %s %s", job_id, job.record["state"])
+
+    def _heartbeats(self) -> None:
+        while not self._stop.wait(self.settings.job_heartbeat):
+            with self._mutex:
+                jobs = list(self._running.values())
+            for job in jobs:
+                try:
+                    if self.store.cancel_requested(job.record["id"]):
+                        job.cancel.set()
+                    with job.guard:
+                        if job.record["state"] not in TERMINAL:
+                            job.record["heartbeat_at"] = stamp(now())
+                            self.store.save(job.record)
+                except LoanRiskError:
+                    log.exception("heartbeat of job %s failed", job.record["id"])

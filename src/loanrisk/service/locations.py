@@ -1,0 +1,58 @@
+"""Where the reference's clients point: its file-share mount, buckets, keys and local paths,
+translated into paths of our storage, or refused.
+
+The reference trusted these paths (a client could read or write anywhere the pod could). Here
+``az_file_path`` must be the configured mount path (which stands for the storage root) or a
+folder inside the root; ``bucket`` must be an allowed bucket; keys and local paths must stay
+inside the root. Anything else is :class:`~loanrisk.errors.PathNotAllowed`, never followed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loanrisk.errors import PathNotAllowed
+from loanrisk.settings import Settings
+from loanrisk.storage.base import Storage
+
+
+def given(value: object) -> str | None:
+    """The reference's clients send the string "None" (or nothing) for an absent value."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if text in ("", "None", "none", "null") else text
+
+
+@dataclass(frozen=True)
+class Locations:
+    settings: Settings
+    storage: Storage
+
+    def mount(self, az_file_path: str | None) -> str:
+        """The storage folder an ``az_file_path`` names ("" for the root)."""
+        if az_file_path is None:
+            return ""
+        text = az_file_path.strip()
+        mount = self.settings.mount_path.rstrip("/")
+        if text.rstrip("/") == mount:
+            return ""
+        if text.startswith(mount + "/"):
+            return self.storage.resolve(text[len(mount) + 1 :])
+        return self.storage.resolve(text)
+
+    def inside(self, base: str, path: str | None, default: str) -> str:
+        """``path`` (relative to ``base``, or absolute inside the root) as a storage path."""
+        return self.storage.join(base, self.storage.resolve(path or default))
+
+    def bucket(self, bucket: str | None) -> str:
+        """Check a bucket; every allowed bucket stands for the storage root ("")."""
+        allowed = set(self.settings.buckets)
+        if self.storage.url.startswith("s3://"):
+            allowed.add(self.storage.url.removeprefix("s3://").split("/", 1)[0])
+        if bucket is not None and bucket not in allowed:
+            raise PathNotAllowed(
+                f"bucket {bucket!r} is not allowed; allowed: {', '.join(sorted(allowed))}",
+                details={"field": "bucket", "allowed": sorted(allowed)},
+            )
+        return ""

@@ -1,0 +1,116 @@
+"""Prometheus metrics that stay right with several worker processes.
+
+``loanrisk serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before its workers
+start; each worker then records into files there and ``/metrics`` (answered by any worker)
+aggregates every worker's. Without that variable (one process, tests) the app's own registry
+answers. Each app builds its own metrics: nothing is created at import.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    10.0,
+    30.0,
+    120.0,
+)
+JOB_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "loanrisk_http_requests",
+            "HTTP requests by route and status.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "loanrisk_http_request_duration_seconds",
+            "Time to answer, by route.",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.predictions = Counter(
+            "loanrisk_predictions",
+            "Loans scored, by model and label.",
+            ["model", "version", "label"],
+            registry=r,
+        )
+        self.jobs = Counter(
+            "loanrisk_jobs",
+            "Jobs ended on this replica, by kind and state.",
+            ["kind", "state"],
+            registry=r,
+        )
+        self.job_seconds = Histogram(
+            "loanrisk_job_duration_seconds",
+            "Job run time, by kind.",
+            ["kind"],
+            buckets=JOB_BUCKETS,
+            registry=r,
+        )
+        self.model = Gauge(
+            "loanrisk_model_info",
+            "1 for the model version and backend a worker serves.",
+            ["model", "version", "backend"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self._serving: dict[str, tuple[str, str]] = {}
+
+    def predicted(self, model: str, version: int, labels: list[bool]) -> None:
+        defaults = sum(labels)
+        if defaults:
+            self.predictions.labels(model, str(version), "default").inc(defaults)
+        if len(labels) - defaults:
+            self.predictions.labels(model, str(version), "non_default").inc(len(labels) - defaults)
+
+    def serving(self, model: str, version: int, backend: str) -> None:
+        now = (str(version), backend)
+        before = self._serving.get(model)
+        if before == now:
+            return
+        if before is not None:
+            self.model.labels(model, *before).set(0)
+        self.model.labels(model, *now).set(1)
+        self._serving[model] = now
+
+    def job_ended(self, record: dict[str, object]) -> None:
+        kind, state = str(record["kind"]), str(record["state"])
+        self.jobs.labels(kind, state).inc()
+        timings = record.get("timings")
+        if isinstance(timings, dict) and "total_s" in timings:
+            self.job_seconds.labels(kind).observe(float(timings["total_s"]))
+
+    def exposition(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)

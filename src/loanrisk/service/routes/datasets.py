@@ -1,0 +1,138 @@
+"""``/v1/datasets``: process raw loans into a dataset (a job); list; manifest; quality."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from loanrisk.data.datasets import DatasetCatalogue
+from loanrisk.errors import InvalidInput
+from loanrisk.service import uploads
+from loanrisk.service.auth import ADMIN, require
+from loanrisk.service.deps import ServicesDep
+from loanrisk.service.routes.jobs import accepted
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], dependencies=[require(ADMIN)])
+
+Directory = Annotated[str, Query(description="Folder of the storage holding datasets.")]
+
+
+class FromStorage(BaseModel):
+    """Process a raw loan CSV already on the storage."""
+
+    source: str = Field(description="Path (or URI inside the storage root) of the raw CSV.")
+    size: int | None = Field(None, ge=1, description="Expand to this many rows (benchmarks).")
+    directory: str = Field("data", description="Folder of the storage for the dataset.")
+    keep_columns: list[str] = Field([], description="Extra columns to carry (not features).")
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {"source": "raw/credit_risk_dataset.csv", "size": 1_000_000, "directory": "data"}
+            ]
+        }
+    }
+
+
+OPENAPI = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": FromStorage.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "The raw loan CSV.",
+                        },
+                        "size": {"type": "integer"},
+                        "directory": {"type": "string"},
+                        "keep_columns": {"type": "string", "description": "Comma-separated."},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+@router.post("", status_code=202, openapi_extra=OPENAPI, summary="Process raw loans (a job)")
+async def create_dataset(request: Request, services: ServicesDep) -> JSONResponse:
+    """Validate, expand (``size``), split and fit the preprocessing: a job, answered 202 with
+    its record; the job's result holds the dataset manifest. Upload the CSV as ``file``
+    (multipart, streamed to the storage) or name one on the storage (JSON ``source``)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        async with request.form(max_files=1, max_fields=16) as form:
+            try:
+                body = FromStorage(
+                    source="upload",
+                    size=form.get("size") or None,
+                    directory=str(form.get("directory") or "data"),
+                    keep_columns=[c for c in str(form.get("keep_columns") or "").split(",") if c],
+                )
+            except ValueError as exc:
+                raise InvalidInput(f"invalid form: {exc}") from None
+            source, name = await uploads.stage(
+                form.get("file"), services.storage, services.settings.job_directory
+            )
+        staged = True
+    else:
+        try:
+            body = FromStorage.model_validate(json.loads(await request.body()))
+        except ValueError as exc:
+            raise InvalidInput(f"invalid request: {exc}") from None
+        source = services.storage.resolve(body.source)
+        name, staged = body.source, False
+        if not await run_in_threadpool(services.storage.exists, source):
+            raise InvalidInput(f"no file at {body.source!r}", details={"field": "source"})
+    params = {
+        "source": source,
+        "source_name": name,
+        "size": body.size,
+        "directory": services.storage.resolve(body.directory),
+        "keep_columns": body.keep_columns,
+        "delete_source": staged,
+    }
+    record, _ = await run_in_threadpool(services.jobs.submit, "process_data", params)
+    return accepted(record)
+
+
+def _summary(manifest: dict[str, Any]) -> dict[str, Any]:
+    keys = ("id", "directory", "source", "requested_size", "rows", "label_rate", "created_at")
+    return {k: manifest.get(k) for k in keys}
+
+
+@router.get("", summary="List datasets (oldest first)")
+async def list_datasets(services: ServicesDep, directory: Directory = "data") -> dict[str, Any]:
+    catalogue = DatasetCatalogue(services.storage, services.storage.resolve(directory))
+    return {"datasets": [_summary(m) for m in await run_in_threadpool(catalogue.list)]}
+
+
+@router.get("/{dataset_id}", summary="A dataset's manifest")
+async def get_dataset(
+    dataset_id: str, services: ServicesDep, directory: Directory = "data"
+) -> dict[str, Any]:
+    """Rows, label rates, column statistics, the quality report, files with hashes, timings.
+    ``latest`` names the newest."""
+    catalogue = DatasetCatalogue(services.storage, services.storage.resolve(directory))
+    return await run_in_threadpool(catalogue.resolve, dataset_id)
+
+
+@router.get("/{dataset_id}/quality", summary="A dataset's data-quality report")
+async def get_quality(
+    dataset_id: str, services: ServicesDep, directory: Directory = "data"
+) -> dict[str, Any]:
+    """What validation cleaned, flagged (implausible but kept), dropped and found missing."""
+    catalogue = DatasetCatalogue(services.storage, services.storage.resolve(directory))
+    manifest = await run_in_threadpool(catalogue.resolve, dataset_id)
+    return {"id": manifest["id"], "quality": manifest["quality"]}

@@ -1,0 +1,162 @@
+"""``/v1/models``: train a new version (a job), list models and versions, reports, aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from loanrisk.registry.models import ModelRegistry, check_name
+from loanrisk.service.auth import ADMIN, require
+from loanrisk.service.deps import ServicesDep
+from loanrisk.service.routes.jobs import accepted
+from loanrisk.service.state import Services, training_scope
+from loanrisk.training.train import DEFAULT_ROUNDS
+
+router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[require(ADMIN)])
+
+ModelDir = Annotated[str | None, Query(description="Folder of the storage with models.")]
+
+
+class TrainBody(BaseModel):
+    """A new version of the model: trained from scratch, or continued from an existing one."""
+
+    dataset: str = Field("latest", description="Dataset id, or 'latest'.")
+    dataset_size: int | None = Field(None, description="Instead: newest dataset of this size.")
+    data_directory: str = Field("data", description="Folder of the storage with datasets.")
+    continue_from: str | None = Field(None, description="Version or alias to continue from.")
+    params: dict[str, Any] = Field({}, description="XGBoost parameters over the reference's.")
+    rounds: int = Field(DEFAULT_ROUNDS, ge=1, le=100_000, description="Boosting rounds to add.")
+    early_stopping_rounds: int | None = Field(None, ge=1, description="Stop without progress.")
+    validation_fraction: float = Field(0.1, gt=0, lt=0.5, description="For early stopping.")
+    promote: bool | None = Field(None, description="Move 'production' to it (None: if unset).")
+    protected_attribute: str | None = Field(
+        None, description="Fairness report over this kept column (never a feature)."
+    )
+    privileged_value: str | None = Field(None, description="Its privileged value.")
+
+    model_config = {
+        "extra": "forbid",
+        "json_schema_extra": {
+            "examples": [
+                {"dataset": "latest", "rounds": 500},
+                {"dataset_size": 1_000_000, "continue_from": "production", "promote": True},
+                {"params": {"max_depth": 6}, "early_stopping_rounds": 20},
+            ]
+        },
+    }
+
+
+class AliasBody(BaseModel):
+    version: int | str = Field(description="Version number, 'vN', 'latest' or another alias.")
+
+    model_config = {"extra": "forbid", "json_schema_extra": {"examples": [{"version": 3}]}}
+
+
+def _registry(services: Services, directory: str | None) -> ModelRegistry:
+    folder = services.storage.resolve(directory or services.settings.model_directory)
+    return ModelRegistry(services.storage, folder)
+
+
+@router.post(
+    "/{name}/versions",
+    status_code=202,
+    summary="Train a new version (a job)",
+    responses={409: {"description": "this model is already being trained"}},
+)
+async def train(
+    name: str, body: TrainBody, services: ServicesDep, model_directory: ModelDir = None
+) -> JSONResponse:
+    """Starts a training job and answers 202 with its record. One training per model at a
+    time, across replicas: a second one is refused with 409 naming the running job."""
+    registry = _registry(services, model_directory)
+    params = {
+        **body.model_dump(),
+        "model_name": check_name("model", name),
+        "model_directory": registry.root,
+        "seed": services.settings.seed,
+        "threshold": services.settings.threshold,
+        "data_directory": services.storage.resolve(body.data_directory),
+    }
+    record, _ = await run_in_threadpool(
+        services.jobs.submit, "train", params, lock_scope=training_scope(registry.root, name)
+    )
+    return accepted(record)
+
+
+def _describe(registry: ModelRegistry, name: str) -> dict[str, Any]:
+    return {"name": name, "versions": registry.versions(name), "aliases": registry.aliases(name)}
+
+
+@router.get("", summary="List models")
+async def list_models(services: ServicesDep, model_directory: ModelDir = None) -> dict[str, Any]:
+    registry = _registry(services, model_directory)
+
+    def describe_all() -> list[dict[str, Any]]:
+        return [_describe(registry, n) for n in registry.models()]
+
+    return {"models": await run_in_threadpool(describe_all)}
+
+
+@router.get("/{name}", summary="A model's versions and aliases")
+async def get_model(
+    name: str, services: ServicesDep, model_directory: ModelDir = None
+) -> dict[str, Any]:
+    registry = _registry(services, model_directory)
+    return await run_in_threadpool(_describe, registry, check_name("model", name))
+
+
+@router.get("/{name}/versions/{ref}", summary="A version's manifest")
+async def get_version(
+    name: str, ref: str, services: ServicesDep, model_directory: ModelDir = None
+) -> dict[str, Any]:
+    """``ref``: a number, ``vN``, ``latest`` or an alias (``production``)."""
+    registry = _registry(services, model_directory)
+
+    def manifest() -> dict[str, Any]:
+        return registry.manifest(name, registry.resolve(check_name("model", name), ref))
+
+    return await run_in_threadpool(manifest)
+
+
+@router.get("/{name}/versions/{ref}/report", summary="A version's evaluation report")
+async def get_report(
+    name: str, ref: str, services: ServicesDep, model_directory: ModelDir = None
+) -> dict[str, Any]:
+    """Per-class precision/recall/F1, AUC, log loss, Brier, KS, confusion matrix, ROC,
+    calibration (and fairness, when asked at training)."""
+    registry = _registry(services, model_directory)
+
+    def report() -> dict[str, Any]:
+        return registry.report(name, registry.resolve(check_name("model", name), ref))
+
+    return await run_in_threadpool(report)
+
+
+@router.put("/{name}/aliases/{alias}", summary="Point an alias at a version (promote)")
+async def promote(
+    name: str, alias: str, body: AliasBody, services: ServicesDep, model_directory: ModelDir = None
+) -> dict[str, Any]:
+    """Every replica serving this alias swaps to the version within the reload interval."""
+    registry = _registry(services, model_directory)
+    result = await run_in_threadpool(
+        registry.promote, check_name("model", name), body.version, check_name("alias", alias)
+    )
+    await run_in_threadpool(services.refresh_model, registry.root, name)
+    return result
+
+
+@router.post("/{name}/aliases/{alias}/rollback", summary="Move an alias back")
+async def rollback(
+    name: str, alias: str, services: ServicesDep, model_directory: ModelDir = None
+) -> dict[str, Any]:
+    """Back to the version the alias pointed at before its last move."""
+    registry = _registry(services, model_directory)
+    result = await run_in_threadpool(
+        registry.rollback, check_name("model", name), check_name("alias", alias)
+    )
+    await run_in_threadpool(services.refresh_model, registry.root, name)
+    return result

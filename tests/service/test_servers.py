@@ -1,0 +1,149 @@
+"""Real ``loanrisk serve`` processes on one storage: jobs and models seen across replicas, a
+server killed while training, metrics summed over workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+
+from loanrisk.data.process import process_dataset
+from loanrisk.data.sample import generate_sample
+from loanrisk.registry import ModelRegistry
+from loanrisk.schema import EXAMPLE_LOAN, validate_frame
+from loanrisk.storage import FsspecStorage
+from loanrisk.training.job import TrainingRequest, run_training
+
+from ..conftest import free_port, wait_until_serving
+
+LOANRISK = os.path.join(os.path.dirname(sys.executable), "loanrisk")
+FAST = {"LOANRISK_RELOAD_INTERVAL": "0.3", "LOANRISK_JOB_HEARTBEAT": "0.3",
+        "LOANRISK_JOB_STALE_AFTER": "2", "LOANRISK_NTHREAD": "1"}  # fmt: skip
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A storage with a dataset and version 1 in production."""
+    path = tmp_path / "shared"
+    storage = FsspecStorage(str(path))
+    process_dataset(validate_frame(generate_sample(3_000)), storage, source="sample")
+    run_training(TrainingRequest(rounds=10), storage, nthread=1)
+    return path
+
+
+Start = Callable[..., tuple[subprocess.Popen[bytes], str]]
+
+
+@pytest.fixture
+def start(root: Path) -> Iterator[Start]:
+    servers: list[subprocess.Popen[bytes]] = []
+
+    def launch(*args: str) -> tuple[subprocess.Popen[bytes], str]:
+        port = free_port()
+        server = subprocess.Popen(
+            [LOANRISK, "serve", "--port", str(port), "--storage", str(root), *args],
+            env={**os.environ, **FAST}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        servers.append(server)
+        wait_until_serving(server, port, "loanrisk serve", timeout=60)
+        return server, f"http://127.0.0.1:{port}"
+
+    yield launch
+    for server in servers:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(30)
+
+
+def until(check: Callable[[], Any], *, timeout: float = 60, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not met within {timeout} s")
+
+
+def version_served(base: str) -> int:
+    response = httpx.post(f"{base}/v1/predict", json=EXAMPLE_LOAN, timeout=30)
+    assert response.status_code == 200, response.text
+    return int(response.json()["model"]["version"])
+
+
+def test_train_on_one_replica_and_the_other_follows(start: Start) -> None:
+    _, one = start()
+    _, other = start()
+    assert version_served(other) == 1
+    accepted = httpx.post(f"{one}/v1/models/loan-default/versions",
+                          json={"rounds": 10, "promote": True}, timeout=30)  # fmt: skip
+    assert accepted.status_code == 202
+    job = accepted.headers["location"]
+    # The other replica answers for the job: its state is on the shared storage.
+    record = until(lambda: (r := httpx.get(f"{other}{job}", timeout=10).json())["state"]
+                   in ("succeeded", "failed") and r, what="job end")  # fmt: skip
+    assert record["state"] == "succeeded", record["error"]
+    clock = time.monotonic()
+    until(lambda: version_served(other) == 2, timeout=10, what="version 2 on the other replica")
+    assert time.monotonic() - clock < 5
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_a_server_killed_while_training(start: Start, root: Path) -> None:
+    server, base = start()
+    accepted = httpx.post(f"{base}/v1/models/loan-default/versions",
+                          json={"rounds": 100_000, "promote": True}, timeout=30)  # fmt: skip
+    job = accepted.headers["location"]
+    until(lambda: (httpx.get(f"{base}{job}", timeout=10).json().get("progress") or {}).get(
+        "done", 0) > 5, what="training under way")  # fmt: skip
+    trainers = _children(server.pid)
+    assert trainers, "the training runs in a child process"
+    server.send_signal(signal.SIGKILL)
+    server.wait(10)
+    until(lambda: not any(_alive(p) for p in trainers), timeout=10, what="trainer gone")
+
+    _, restarted = start()
+    record = until(lambda: (r := httpx.get(f"{restarted}{job}", timeout=10).json())["state"]
+                   != "running" and r, timeout=15, what="job marked failed")  # fmt: skip
+    assert record["state"] == "failed"
+    assert record["error"]["code"] == "worker_lost"
+    assert version_served(restarted) == 1
+    assert ModelRegistry(FsspecStorage(str(root))).versions("loan-default") == [1]
+    # The dead job's training lock is taken over: the model can be trained again.
+    again = httpx.post(f"{restarted}/v1/models/loan-default/versions", json={"rounds": 5},
+                       timeout=30)  # fmt: skip
+    assert again.status_code == 202, again.text
+
+
+def test_metrics_add_up_over_workers(start: Start) -> None:
+    _, base = start("--workers", "2")
+    with httpx.Client(timeout=30) as client:
+        for _ in range(20):
+            assert client.post(f"{base}/v1/predict", json=EXAMPLE_LOAN).status_code == 200
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    line = 'loanrisk_http_requests_total{method="POST",route="/v1/predict",status="200"}'
+    (total,) = [float(x.rsplit(" ", 1)[1]) for x in text.splitlines() if x.startswith(line)]
+    assert total == 20
+    assert 'loanrisk_model_info{backend="onedal",model="loan-default",version="1"} 1.0' in text

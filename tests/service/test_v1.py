@@ -1,0 +1,240 @@
+"""The v1 API: datasets, training, models and aliases, batch scoring and jobs, end to end
+through the real app, with jobs in real child processes and their state on the storage."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from loanrisk.data.sample import generate_sample
+from loanrisk.registry import ModelRegistry
+from loanrisk.schema import EXAMPLE_LOAN
+from loanrisk.service import create_app
+from loanrisk.settings import Settings
+from loanrisk.storage import FsspecStorage
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    path = tmp_path / "store"
+    path.mkdir()
+    generate_sample(3_000).to_csv(path / "raw.csv", index=False)
+    return path
+
+
+@pytest.fixture
+def client(root: Path) -> Iterator[TestClient]:
+    settings = Settings(
+        storage=str(root), nthread=1, reload_interval=0.2, job_heartbeat=0.2, job_stale_after=1.0
+    )
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def finished(client: TestClient, accepted: Any, timeout: float = 120) -> dict[str, Any]:
+    assert accepted.status_code == 202, accepted.text
+    location = accepted.headers["location"]
+    assert location == f"/v1/jobs/{accepted.json()['id']}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record: dict[str, Any] = client.get(location).json()
+        if record["state"] in ("succeeded", "failed", "cancelled"):
+            return record
+        time.sleep(0.1)
+    raise AssertionError(f"job still {record['state']} after {timeout} s")
+
+
+def test_datasets_from_an_upload_and_from_the_storage(client: TestClient, root: Path) -> None:
+    upload = (root / "raw.csv").read_bytes()
+    job = finished(
+        client,
+        client.post(
+            "/v1/datasets", files={"file": ("my loans.csv", upload)}, data={"size": "4000"}
+        ),
+    )
+    assert job["state"] == "succeeded", job["error"]
+    assert job["kind"] == "process_data"
+    assert job["result"]["dataset"]["rows"]["total"] == 4_000
+    assert job["timings"]["total_s"] > 0
+    assert not list(root.glob("jobs/uploads/*/*"))  # the staged upload is gone
+    stored = finished(client, client.post("/v1/datasets", json={"source": "raw.csv"}))
+    assert stored["state"] == "succeeded"
+
+    listed = client.get("/v1/datasets").json()["datasets"]
+    assert [d["source"] for d in listed] == ["my_loans.csv", "raw.csv"]
+    newest = client.get("/v1/datasets/latest").json()
+    assert newest["id"] == listed[-1]["id"]
+    quality = client.get(f"/v1/datasets/{newest['id']}/quality").json()
+    assert quality["quality"]["rows"] == 3_000
+    assert client.get("/v1/datasets/ds-nope").status_code == 404
+
+
+def test_a_bad_upload_fails_its_job_with_the_row_and_column(client: TestClient) -> None:
+    frame = generate_sample(5).astype({"person_age": object})
+    frame.loc[2, "person_age"] = "old"
+    bad = frame.to_csv(index=False).encode()
+    job = finished(client, client.post("/v1/datasets", files={"file": ("bad.csv", bad)}))
+    assert job["state"] == "failed"
+    assert job["error"]["code"] == "invalid_input"
+    (issue,) = job["error"]["details"]["issues"]
+    assert issue["column"] == "person_age"
+    assert issue["rows"] == [3]  # the third loan (1-based, header not counted)
+
+
+def test_train_promote_rollback_and_batch_score(client: TestClient, root: Path) -> None:
+    assert (
+        finished(client, client.post("/v1/datasets", json={"source": "raw.csv"}))["state"]
+        == "succeeded"
+    )
+    first = finished(client, client.post("/v1/models/risk/versions", json={"rounds": 30}))
+    assert first["state"] == "succeeded", first["error"]
+    assert first["progress"]["done"] == 30
+    assert first["result"]["manifest"]["version"] == 1
+    second = finished(
+        client,
+        client.post(
+            "/v1/models/risk/versions",
+            json={"rounds": 10, "continue_from": "production", "promote": False},
+        ),
+    )
+    assert second["result"]["promoted"] is False
+
+    model = client.get("/v1/models/risk").json()
+    assert model["versions"] == [1, 2]
+    assert model["aliases"]["production"]["version"] == 1
+    assert [m["name"] for m in client.get("/v1/models").json()["models"]] == ["risk"]
+    assert client.get("/v1/models/risk/versions/latest").json()["version"] == 2
+    report = client.get("/v1/models/risk/versions/v1/report").json()
+    assert {"auc", "classification_report", "roc_curve"} <= set(report)
+
+    assert client.put("/v1/models/risk/aliases/production", json={"version": 2}).status_code == 200
+    assert client.get("/v1/models/risk").json()["aliases"]["production"]["version"] == 2
+    back = client.post("/v1/models/risk/aliases/production/rollback")
+    assert back.status_code == 200, back.text
+    assert client.get("/v1/models/risk").json()["aliases"]["production"]["version"] == 1
+
+    scored = finished(
+        client,
+        client.post(
+            "/v1/batch-predictions",
+            json={"source": "raw.csv", "model": "risk", "output": "out/scored.csv"},
+        ),
+    )
+    assert scored["state"] == "succeeded", scored["error"]
+    assert scored["result"]["summary"]["scored"] == 3_000
+    assert scored["result"]["model"]["version"] == 1
+    lines = (root / "out" / "scored.csv").read_text().splitlines()
+    assert lines[0].startswith("row,probability,label,band")
+    assert len(lines) == 3_001
+    error = client.post("/v1/batch-predictions", json={"source": "nope.csv"}).json()["error"]
+    assert error["details"] == {"field": "source"}
+    bad = client.post("/v1/models/risk/versions", json={"rounds": 0, "colour": "red"})
+    assert bad.status_code == 422
+    assert {f["field"] for f in bad.json()["error"]["details"]["fields"]} == {
+        "body.rounds",
+        "body.colour",
+    }
+
+
+def test_one_training_per_model_at_a_time_and_cancel(client: TestClient, root: Path) -> None:
+    assert (
+        finished(client, client.post("/v1/datasets", json={"source": "raw.csv"}))["state"]
+        == "succeeded"
+    )
+    long = client.post("/v1/models/risk/versions", json={"rounds": 100_000})
+    assert long.status_code == 202
+    job_id = long.json()["id"]
+    second = client.post("/v1/models/risk/versions", json={"rounds": 5})
+    assert second.status_code == 409
+    assert second.json()["error"]["details"] == {"job": job_id}
+    deadline = time.monotonic() + 60
+    while client.get(f"/v1/jobs/{job_id}").json()["state"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    # Another model may train, but waits for the replica's one job slot (max_jobs=1).
+    other = client.post("/v1/models/other/versions", json={"rounds": 5})
+    time.sleep(0.5)
+    assert client.get(other.headers["location"]).json()["state"] == "queued"
+
+    assert client.post(f"/v1/jobs/{job_id}/cancel").status_code == 202
+    ended = finished(client, long)
+    assert ended["state"] == "cancelled"
+    assert finished(client, other)["state"] == "succeeded"
+    assert ModelRegistry(FsspecStorage(str(root))).models() == ["other"]
+    again = client.post(f"/v1/jobs/{job_id}/cancel")
+    assert again.status_code == 409
+    # The lock went with the job: the model can be trained again.
+    assert (
+        finished(client, client.post("/v1/models/risk/versions", json={"rounds": 5}))["state"]
+        == "succeeded"
+    )
+
+
+def test_a_job_whose_replica_died_is_reported_failed(client: TestClient, root: Path) -> None:
+    beat = (datetime.now(UTC) - timedelta(seconds=5)).isoformat()
+    record = {
+        "id": "job-20260101T000000Z-train-deadbeef",
+        "kind": "train",
+        "state": "running",
+        "params": {},
+        "owner": "gone:1",
+        "created_at": beat,
+        "started_at": beat,
+        "finished_at": None,
+        "heartbeat_at": beat,
+        "progress": None,
+        "result": None,
+        "error": None,
+        "timings": {},
+    }
+    (root / "jobs").mkdir(exist_ok=True)
+    (root / "jobs" / f"{record['id']}.json").write_text(json.dumps(record))
+    seen = client.get(f"/v1/jobs/{record['id']}").json()
+    assert seen["state"] == "failed"
+    assert seen["error"]["code"] == "worker_lost"
+    stored = json.loads((root / "jobs" / f"{record['id']}.json").read_text())
+    assert stored["state"] == "failed"
+    assert client.get("/v1/jobs").json()["jobs"][0]["id"] == record["id"]
+    assert client.get("/v1/jobs/job-nope").status_code == 404
+    assert client.get("/v1/jobs/not-a-job").status_code == 422
+
+
+def test_metrics_and_request_ids(client: TestClient) -> None:
+    assert (
+        finished(client, client.post("/v1/datasets", json={"source": "raw.csv"}))["state"]
+        == "succeeded"
+    )
+    assert (
+        finished(client, client.post("/v1/models/loan-default/versions", json={"rounds": 5}))[
+            "state"
+        ]
+        == "succeeded"
+    )
+    deadline = time.monotonic() + 10
+    while client.post("/v1/predict", json=EXAMPLE_LOAN).status_code != 200:
+        assert time.monotonic() < deadline  # the reload loop picks up the first version
+        time.sleep(0.1)
+    response = client.post(
+        "/v1/predict", json=[EXAMPLE_LOAN] * 3, headers={"X-Request-ID": "abc-123"}
+    )
+    assert response.headers["x-request-id"] == "abc-123"
+    assert len(client.get("/healthz").headers["x-request-id"]) == 16
+    text = client.get("/metrics").text
+    assert 'loanrisk_http_requests_total{method="POST",route="/v1/predict",status="200"}' in text
+    assert 'loanrisk_http_request_duration_seconds_bucket{le="0.005",method="POST"' in text
+    predicted = [
+        line
+        for line in text.splitlines()
+        if line.startswith("loanrisk_predictions_total{") and 'version="1"' in line
+    ]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in predicted) == 4
+    assert 'loanrisk_jobs_total{kind="train",state="succeeded"} 1.0' in text
+    assert 'loanrisk_model_info{backend="onedal",model="loan-default",version="1"} 1.0' in text
+    assert 'route="/v1/jobs/{job_id}"' in text  # templates, not raw paths
