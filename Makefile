@@ -15,9 +15,15 @@ $(VENV)/.runtime: $(BIN)/python requirements/runtime.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements/dev.lock tests/azurite/package-lock.json
+$(VENV)/.dev: $(VENV)/.runtime requirements/dev.lock tests/azurite/package-lock.json requirements/debian.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.lock
 	npm ci --prefix tests/azurite --no-audit --no-fund --loglevel=error
+	@missing=$$(for p in $$(grep -v '^#' requirements/debian.txt); do command -v $$p >/dev/null || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null \
+	  || { echo "could not install $$missing (needs root and Debian's package registry)"; exit 1; }; \
+	fi
 	touch $@
 
 ## demo: set up, then run the main job on the built-in sample (local storage under $(STORAGE))
@@ -41,6 +47,9 @@ unit: $(VENV)/.dev
 bench: $(VENV)/.dev
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_data.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_transform.py
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_train.py
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_score.py
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_http.py
 
 ## lock: re-resolve requirements/*.lock from pyproject.toml in throw-away venvs
 lock:

@@ -47,3 +47,13 @@ def test_scoring_benchmark_compares_three_approaches_and_one_loan() -> None:
         assert approach in out
     assert "max |p(loanrisk) - p(reference)|" in out
     assert "loanrisk score_record" in out
+
+
+def test_http_benchmark_loads_a_real_server_with_wrk() -> None:
+    out = run_benchmark("bench_http.py", "--duration", "1", "--connections", "1,2",
+                        "--calls", "50", "--csv-rows", "2000", "--repeat", "1",
+                        "--rounds", "20")  # fmt: skip
+    assert "GET /healthz" in out
+    assert "POST /v1/predict" in out
+    assert "server-side time for one loan" in out
+    assert "CSV of 2,000 loans" in out

@@ -3,6 +3,7 @@ server killed while training, metrics summed over workers."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -46,12 +47,13 @@ Start = Callable[..., tuple[subprocess.Popen[bytes], str]]
 def start(root: Path) -> Iterator[Start]:
     servers: list[subprocess.Popen[bytes]] = []
 
-    def launch(*args: str) -> tuple[subprocess.Popen[bytes], str]:
+    def launch(*args: str, log: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
         port = free_port()
-        server = subprocess.Popen(
-            [LOANRISK, "serve", "--port", str(port), "--storage", str(root), *args],
-            env={**os.environ, **FAST}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        with open(log or os.devnull, "wb") as stderr:
+            server = subprocess.Popen(
+                [LOANRISK, "serve", "--port", str(port), "--storage", str(root), *args],
+                env={**os.environ, **FAST}, stdout=subprocess.DEVNULL, stderr=stderr,
+            )  # fmt: skip
         servers.append(server)
         wait_until_serving(server, port, "loanrisk serve", timeout=60)
         return server, f"http://127.0.0.1:{port}"
@@ -137,13 +139,26 @@ def test_a_server_killed_while_training(start: Start, root: Path) -> None:
     assert again.status_code == 202, again.text
 
 
-def test_metrics_add_up_over_workers(start: Start) -> None:
-    _, base = start("--workers", "2")
+def test_metrics_add_up_over_workers_and_logs_are_json(start: Start, tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    server, base = start("--workers", "2", log=log)
     with httpx.Client(timeout=30) as client:
-        for _ in range(20):
-            assert client.post(f"{base}/v1/predict", json=EXAMPLE_LOAN).status_code == 200
+        for number in range(20):
+            response = client.post(f"{base}/v1/predict", json=EXAMPLE_LOAN,
+                                   headers={"X-Request-ID": f"req-{number}"})  # fmt: skip
+            assert response.status_code == 200
     text = httpx.get(f"{base}/metrics", timeout=10).text
     line = 'loanrisk_http_requests_total{method="POST",route="/v1/predict",status="200"}'
     (total,) = [float(x.rsplit(" ", 1)[1]) for x in text.splitlines() if x.startswith(line)]
     assert total == 20
     assert 'loanrisk_model_info{backend="onedal",model="loan-default",version="1"} 1.0' in text
+    server.terminate()
+    server.wait(30)
+    # The CLI's greeting is for people; everything the server logs is one JSON object a line.
+    text = log.read_text()
+    lines = [json.loads(line) for line in text[text.index("\n{") + 1 :].splitlines()]
+    access = [doc for doc in lines if doc["logger"] == "loanrisk.access"]
+    assert {doc["request_id"] for doc in access} >= {f"req-{n}" for n in range(20)}
+    assert all(doc["status"] == 200 and doc["ms"] > 0 for doc in access if doc["path"] ==
+               "/v1/predict")  # fmt: skip
+    assert any("NO API KEYS CONFIGURED" in doc["message"] for doc in lines)

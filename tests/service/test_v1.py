@@ -238,3 +238,21 @@ def test_metrics_and_request_ids(client: TestClient) -> None:
     assert 'loanrisk_jobs_total{kind="train",state="succeeded"} 1.0' in text
     assert 'loanrisk_model_info{backend="onedal",model="loan-default",version="1"} 1.0' in text
     assert 'route="/v1/jobs/{job_id}"' in text  # templates, not raw paths
+
+
+def test_an_unexpected_fault_is_a_500_with_an_error_id_in_the_log(
+    root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    job_id = "job-20260101T000000Z-train-0badc0de"
+    (root / "jobs").mkdir(exist_ok=True)
+    (root / "jobs" / f"{job_id}.json").write_text("{ this is not JSON")  # a corrupt record
+    app = create_app(Settings(storage=str(root)))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get(f"/v1/jobs/{job_id}")
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert error["code"] == "internal"
+    assert "Traceback" not in response.text
+    error_id = error["details"]["error_id"]
+    assert error_id in error["message"]
+    assert any(error_id in r.getMessage() and r.exc_info for r in caplog.records)

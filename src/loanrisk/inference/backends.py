@@ -56,6 +56,15 @@ class OneDALBackend:
         return np.asarray(self.model.predict_proba(features)[:, 1], dtype=np.float64)
 
 
+def limit_onedal_threads(nthread: int) -> None:
+    """Cap oneDAL's threads in this process (a server worker scores one request per thread;
+    more threads per call only contend with the other workers)."""
+    if onedal_available():
+        import daal4py
+
+        daal4py.daalinit(nthread)
+
+
 def onedal_available() -> bool:
     try:
         import daal4py  # noqa: F401

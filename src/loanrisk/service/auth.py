@@ -100,7 +100,7 @@ def presented_key(request: Request) -> str | None:
 def require(scope: str) -> Any:
     """A route dependency that lets through keys with ``scope`` (or any, when open)."""
 
-    def check(request: Request) -> None:
+    async def check(request: Request) -> None:  # async: no threadpool hop
         keys: ApiKeys = request.app.state.services.keys
         keys.check(presented_key(request), scope)
 

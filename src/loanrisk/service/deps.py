@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from loanrisk.service.state import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """Async on purpose: a sync dependency would cost a threadpool hop per request."""
     services: Services = request.app.state.services
     return services
 

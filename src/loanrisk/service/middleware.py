@@ -80,7 +80,8 @@ async def _reject(send: Send, message: str) -> None:
 
 class Observe:
     """Gives each request an id (the client's ``X-Request-ID`` when sane), echoes it in the
-    response, logs one JSON access line and records the request metrics by route template."""
+    response with the time the app took (``Server-Timing: app;dur=<ms>``), logs one JSON
+    access line and records the request metrics by route template."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -100,7 +101,12 @@ class Observe:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                spent = (time.perf_counter() - clock) * 1000
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", rid.encode()),
+                    (b"server-timing", f"app;dur={spent:.3f}".encode()),
+                ]
             await send(message)
 
         try:

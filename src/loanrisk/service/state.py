@@ -11,6 +11,7 @@ from loanrisk.inference.scorer import Bands, Scorer
 from loanrisk.jobs.manager import JobManager
 from loanrisk.registry.models import LoadedModel, ModelRegistry, check_name
 from loanrisk.service.auth import ApiKeys
+from loanrisk.service.batching import ScoringQueue
 from loanrisk.service.locations import Locations
 from loanrisk.service.metrics import Metrics
 from loanrisk.settings import Settings
@@ -33,6 +34,8 @@ class Services:
     keys: ApiKeys
     metrics: Metrics
     caches: dict[tuple[str, str, str], ModelCache] = field(default_factory=dict)
+    #: Scores small JSON requests, batched, on one thread per worker.
+    scoring: ScoringQueue = field(default_factory=ScoringQueue)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import secrets
@@ -21,6 +22,9 @@ from loanrisk.service.deps import ServicesDep
 from loanrisk.service.routes.jobs import accepted
 
 router = APIRouter(tags=["scoring"])
+
+#: Requests with at most this many loans are batched on the worker's scoring thread.
+SMALL_REQUEST = 64
 
 
 class BatchBody(BaseModel):
@@ -129,13 +133,18 @@ async def predict(request: Request, services: ServicesDep) -> Response:
         raise TooLarge(f"{len(records)} records: at most {services.settings.max_records} a request")
     if options.get("on_error", "raise") not in ("raise", "skip"):
         raise InvalidInput("on_error must be 'raise' or 'skip'")
-    result = await run_in_threadpool(
-        scorer.score_records,
-        records,
-        on_error=options.get("on_error", "raise"),
-        explain=bool(options.get("explain", False)),
-        top_k=int(options.get("top_k", 4)),
-    )
+    on_error = options.get("on_error", "raise")
+    explain, top_k = bool(options.get("explain", False)), int(options.get("top_k", 4))
+    if len(records) <= SMALL_REQUEST:
+        result = await services.scoring.score(
+            scorer, records, on_error=on_error, explain=explain, top_k=top_k
+        )
+    else:  # a big batch must not hold up the small requests queued for the scoring thread
+        result = await run_in_threadpool(
+            functools.partial(
+                scorer.score_records, records, on_error=on_error, explain=explain, top_k=top_k
+            )
+        )
     services.metrics.predicted(
         scorer.model.name, scorer.version, [r["label"] for r in result["results"]]
     )

@@ -1,0 +1,150 @@
+"""Adaptive batching of small scoring requests: one scoring thread per worker.
+
+Concurrent requests queue here; whenever the scoring thread is free it takes everything that
+is waiting (up to ``max_records`` loans) and scores it in one call, then hands each request
+its own part. An idle server pays one thread hand-off per request, as with a thread pool; a
+busy one pays one per batch, and oneDAL scores a batch of 16 loans in about 60% of the time
+16 single calls take. One thread also means no GIL convoy of dozens of threads (the p99 of
+a thread-per-request design at 32 connections). Requests that ask for reasons are scored
+alone (reason codes cost more than the batch saves).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from loanrisk.inference.scorer import OnError, Scorer
+
+
+@dataclass
+class _Request:
+    scorer: Scorer
+    records: Sequence[Mapping[str, Any]]
+    on_error: OnError
+    explain: bool
+    top_k: int
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[dict[str, Any]]
+
+
+def _deliver(
+    request: _Request,
+    result: dict[str, Any] | None,
+    error: BaseException | None,
+) -> None:
+    def settle() -> None:
+        if request.future.done():  # the client went away
+            return
+        if error is not None:
+            request.future.set_exception(error)
+        else:
+            request.future.set_result(result or {})
+
+    request.loop.call_soon_threadsafe(settle)
+
+
+class ScoringQueue:
+    def __init__(self, *, max_records: int = 256) -> None:
+        self.max_records = max_records
+        self._pending: list[_Request] = []
+        self._ready = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="scoring", daemon=True)
+        self._thread.start()
+
+    async def score(
+        self,
+        scorer: Scorer,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        on_error: OnError = "raise",
+        explain: bool = False,
+        top_k: int = 4,
+    ) -> dict[str, Any]:
+        """:meth:`Scorer.score_records`, batched with whatever else is waiting."""
+        loop = asyncio.get_running_loop()
+        request = _Request(scorer, records, on_error, explain, top_k, loop, loop.create_future())
+        with self._ready:
+            self._pending.append(request)
+            self._ready.notify()
+        return await request.future
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+
+    def _take(self) -> list[_Request] | None:
+        with self._ready:
+            while not self._pending and not self._closed:
+                self._ready.wait()
+            if self._closed:
+                return None
+            batch: list[_Request] = []
+            size = 0
+            while self._pending and (
+                not batch or size + len(self._pending[0].records) <= self.max_records
+            ):
+                request = self._pending.pop(0)
+                batch.append(request)
+                size += len(request.records)
+            return batch
+
+    def _run(self) -> None:
+        while (batch := self._take()) is not None:
+            alone = [r for r in batch if r.explain]
+            together: dict[int, list[_Request]] = {}
+            for request in batch:
+                if not request.explain:
+                    together.setdefault(id(request.scorer), []).append(request)
+            for request in alone:
+                self._score_alone(request)
+            for group in together.values():
+                self._score_together(group)
+
+    @staticmethod
+    def _score_alone(request: _Request) -> None:
+        try:
+            result = request.scorer.score_records(
+                request.records,
+                on_error=request.on_error,
+                explain=request.explain,
+                top_k=request.top_k,
+            )
+        except Exception as exc:  # the request's own error (a bug: 500 with an error id)
+            _deliver(request, None, exc)
+            return
+        _deliver(request, result, None)
+
+    def _score_together(self, group: list[_Request]) -> None:
+        if len(group) == 1:
+            self._score_alone(group[0])
+            return
+        combined = [record for request in group for record in request.records]
+        try:
+            scored = group[0].scorer.score_records(combined, on_error="skip")
+        except Exception:
+            for request in group:  # rare (e.g. a record that is not an object): one by one
+                self._score_alone(request)
+            return
+        results, rejected = iter(scored["results"]), iter(scored["rejected"])
+        next_result, next_rejected = next(results, None), next(rejected, None)
+        offset = 0
+        for request in group:
+            end = offset + len(request.records)
+            mine, refused = [], []
+            while next_result is not None and next_result["record"] < end:
+                mine.append({**next_result, "record": next_result["record"] - offset})
+                next_result = next(results, None)
+            while next_rejected is not None and next_rejected["record"] < end:
+                refused.append({**next_rejected, "record": next_rejected["record"] - offset})
+                next_rejected = next(rejected, None)
+            if refused and request.on_error == "raise":
+                self._score_alone(request)  # raises the error naming its first bad record
+            else:
+                _deliver(request, {"results": mine, "rejected": refused}, None)
+            offset = end

@@ -1,0 +1,90 @@
+"""Job records on a storage: staleness, cancel markers, locks across replicas."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from loanrisk.errors import Conflict, InvalidInput, NotFound, error_from_dict
+from loanrisk.jobs.store import JobStore, now, stamp
+from loanrisk.storage import MemoryStorage
+
+
+@pytest.fixture
+def store() -> JobStore:
+    return JobStore(MemoryStorage(), "jobs", stale_after=10)
+
+
+def test_a_record_round_trips_and_lists_newest_first(store: JobStore) -> None:
+    first = store.new("train", {"rounds": 5}, owner="a:1")
+    store.save(first)
+    second = store.new("score", {}, owner="b:2")
+    second["id"] = second["id"].replace("-score-", "-zscore-")  # same second: force order
+    store.save(second)
+    assert store.get(first["id"]) == first
+    assert [r["id"] for r in store.list()] == [second["id"], first["id"]]
+    assert store.list(limit=1)[0]["id"] == second["id"]
+    with pytest.raises(NotFound):
+        store.get("job-20260101T000000Z-train-00000000")
+    with pytest.raises(InvalidInput):
+        store.get("../secrets")
+    with pytest.raises(InvalidInput):
+        store.new("mine_bitcoin", {}, owner="x")
+
+
+def test_a_silent_job_is_failed_for_everyone(store: JobStore) -> None:
+    record = store.new("train", {}, owner="gone:9")
+    record.update(state="running", heartbeat_at=stamp(now() - timedelta(seconds=11)))
+    store.save(record)
+    seen = store.get(record["id"])
+    assert seen["state"] == "failed"
+    assert seen["error"]["code"] == "worker_lost"
+    assert "gone:9" in seen["error"]["message"]
+    fresh = store.new("train", {}, owner="alive:1")
+    fresh["state"] = "running"
+    store.save(fresh)
+    assert store.get(fresh["id"])["state"] == "running"
+
+
+def test_cancel_markers(store: JobStore) -> None:
+    record = store.new("train", {}, owner="a:1")
+    store.save(record)
+    assert not store.cancel_requested(record["id"])
+    store.request_cancel(record["id"])
+    assert store.cancel_requested(record["id"])
+    store.clear_cancel(record["id"])
+    record["state"] = "succeeded"
+    store.save(record)
+    with pytest.raises(Conflict, match="already succeeded"):
+        store.request_cancel(record["id"])
+
+
+def test_a_lock_is_exclusive_until_its_job_ends_or_dies(store: JobStore) -> None:
+    holder = store.new("train", {}, owner="a:1")
+    holder["state"] = "running"
+    store.save(holder)
+    store.acquire("model m", holder["id"])
+    with pytest.raises(Conflict) as refused:
+        store.acquire("model m", "job-20260101T000000Z-train-11111111")
+    assert refused.value.details == {"job": holder["id"]}
+    store.acquire("model other", "job-20260101T000000Z-train-22222222")  # other scopes free
+
+    store.release("model m", "job-20260101T000000Z-train-11111111")  # not the holder: no-op
+    with pytest.raises(Conflict):
+        store.acquire("model m", "job-20260101T000000Z-train-11111111")
+
+    holder.update(heartbeat_at=stamp(now() - timedelta(seconds=60)))  # the replica died
+    store.save(holder)
+    store.acquire("model m", "job-20260101T000000Z-train-33333333")  # taken over
+    store.release("model m", "job-20260101T000000Z-train-33333333")
+    store.acquire("model m", "job-20260101T000000Z-train-44444444")
+
+
+def test_errors_cross_the_process_boundary_as_themselves() -> None:
+    error = error_from_dict({"code": "conflict", "message": "busy", "details": {"job": "j"}})
+    assert isinstance(error, Conflict)
+    assert error.details == {"job": "j"}
+    odd = error_from_dict({"code": "worker_lost", "message": "gone"})
+    assert odd.code == "worker_lost"
+    assert odd.message == "gone"

@@ -1,0 +1,91 @@
+"""Batched scoring gives every request exactly what scoring it alone gives."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from loanrisk.data.process import process_dataset
+from loanrisk.data.sample import generate_sample
+from loanrisk.errors import InvalidInput
+from loanrisk.inference.scorer import Scorer
+from loanrisk.registry import ModelRegistry
+from loanrisk.schema import EXAMPLE_LOAN, validate_frame
+from loanrisk.service.batching import ScoringQueue
+from loanrisk.storage import FsspecStorage
+from loanrisk.training.job import TrainingRequest, run_training
+
+
+@pytest.fixture(scope="module")
+def scorer(tmp_path_factory: pytest.TempPathFactory) -> Scorer:
+    storage = FsspecStorage(str(tmp_path_factory.mktemp("batching")))
+    process_dataset(validate_frame(generate_sample(2_000)), storage, source="sample")
+    run_training(TrainingRequest(rounds=20), storage, nthread=1)
+    return Scorer(ModelRegistry(storage).load("loan-default"))
+
+
+def loans(n: int, grade: str = "A") -> list[dict[str, object]]:
+    return [{**EXAMPLE_LOAN, "loan_grade": grade, "loan_amnt": 1_000 * (i + 1)} for i in range(n)]
+
+
+BAD = {**EXAMPLE_LOAN, "loan_amnt": "lots"}
+
+
+def scored_alone(scorer: Scorer, records: list[dict[str, object]], on_error: str,
+                 explain: bool) -> object:  # fmt: skip
+    try:
+        return scorer.score_records(records, on_error=on_error, explain=explain)  # type: ignore[arg-type]
+    except InvalidInput as exc:
+        return exc
+
+
+def test_concurrent_requests_get_their_own_results_and_errors(scorer: Scorer) -> None:
+    requests = [
+        (loans(3), "raise", False),
+        ([loans(1)[0], BAD, loans(2, "C")[1]], "skip", False),
+        ([BAD, *loans(2)], "raise", False),
+        (loans(2, "G"), "raise", True),
+        (loans(5, "B"), "skip", False),
+        ([{"person_age": "x"}], "skip", False),
+    ]
+
+    async def run_all() -> list[object]:
+        queue = ScoringQueue(max_records=8)
+        try:
+            return await asyncio.gather(
+                *(queue.score(scorer, records, on_error=on_error, explain=explain)  # type: ignore[arg-type]
+                  for records, on_error, explain in requests),
+                return_exceptions=True,
+            )  # fmt: skip
+        finally:
+            queue.close()
+
+    outcomes = asyncio.run(run_all())
+    for (records, on_error, explain), outcome in zip(requests, outcomes, strict=True):
+        alone = scored_alone(scorer, records, on_error, explain)
+        if isinstance(alone, InvalidInput):
+            assert isinstance(outcome, InvalidInput)
+            assert outcome.message == alone.message
+            assert outcome.message.startswith("record 0: loan_amnt")
+        else:
+            assert outcome == alone
+    assert len(outcomes[1]["rejected"]) == 1  # type: ignore[index]
+    assert outcomes[1]["rejected"][0]["record"] == 1  # type: ignore[index]
+    assert [r["record"] for r in outcomes[4]["results"]] == [0, 1, 2, 3, 4]  # type: ignore[index]
+    assert "reasons" in outcomes[3]["results"][0]  # type: ignore[index]
+
+
+def test_a_request_whose_client_left_does_not_stop_the_queue(scorer: Scorer) -> None:
+    async def run() -> object:
+        queue = ScoringQueue()
+        try:
+            abandoned = asyncio.ensure_future(queue.score(scorer, loans(50)))
+            await asyncio.sleep(0)
+            abandoned.cancel()
+            return await queue.score(scorer, loans(1))
+        finally:
+            queue.close()
+
+    result = asyncio.run(run())
+    assert len(result["results"]) == 1  # type: ignore[index]
