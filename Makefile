@@ -10,12 +10,11 @@ $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "loanrisk needs Python 3.11, found " + sys.version'
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.runtime: $(BIN)/python requirements/runtime.lock pyproject.toml
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/runtime.lock
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+$(VENV)/.runtime: $(BIN)/python requirements/runtime.lock requirements/install.sh pyproject.toml
+	sh requirements/install.sh $(VENV) runtime --editable
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements/dev.lock tests/azurite/package-lock.json requirements/debian.txt
+$(VENV)/.dev: $(VENV)/.runtime requirements/dask.lock requirements/dev.lock tests/azurite/package-lock.json requirements/debian.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.lock
 	npm ci --prefix tests/azurite --no-audit --no-fund --loglevel=error
 	@missing=$$(for p in $$(grep -v '^#' requirements/debian.txt); do command -v $$p >/dev/null || echo $$p; done); \
@@ -34,8 +33,8 @@ demo: $(VENV)/.runtime
 test: lint typecheck unit
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks deploy
+	$(BIN)/ruff format --check src tests benchmarks deploy
 
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
@@ -55,8 +54,10 @@ bench: $(VENV)/.dev
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install --quiet .
 	.lock-venv/bin/pip freeze --exclude loanrisk > requirements/runtime.lock
+	.lock-venv/bin/pip install --quiet '.[dask]'
+	(echo '-r runtime.lock'; .lock-venv/bin/pip freeze --exclude loanrisk | grep -vxFf requirements/runtime.lock) > requirements/dask.lock
 	.lock-venv/bin/pip install --quiet '.[dev]'
-	(echo '-r runtime.lock'; .lock-venv/bin/pip freeze --exclude loanrisk | grep -vxFf requirements/runtime.lock) > requirements/dev.lock
+	(echo '-r dask.lock'; .lock-venv/bin/pip freeze --exclude loanrisk | grep -vxFf requirements/runtime.lock | grep -vxFf requirements/dask.lock) > requirements/dev.lock
 	rm -rf .lock-venv
 
 clean:

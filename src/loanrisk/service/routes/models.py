@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -109,17 +110,27 @@ async def get_model(
     return await run_in_threadpool(_describe, registry, check_name("model", name))
 
 
+async def _of_version(
+    services: Services,
+    directory: str | None,
+    name: str,
+    ref: str,
+    read: Callable[[ModelRegistry, str, int], dict[str, Any]],
+) -> dict[str, Any]:
+    registry = _registry(services, directory)
+
+    def run() -> dict[str, Any]:
+        return read(registry, name, registry.resolve(check_name("model", name), ref))
+
+    return await run_in_threadpool(run)
+
+
 @router.get("/{name}/versions/{ref}", summary="A version's manifest")
 async def get_version(
     name: str, ref: str, services: ServicesDep, model_directory: ModelDir = None
 ) -> dict[str, Any]:
     """``ref``: a number, ``vN``, ``latest`` or an alias (``production``)."""
-    registry = _registry(services, model_directory)
-
-    def manifest() -> dict[str, Any]:
-        return registry.manifest(name, registry.resolve(check_name("model", name), ref))
-
-    return await run_in_threadpool(manifest)
+    return await _of_version(services, model_directory, name, ref, ModelRegistry.manifest)
 
 
 @router.get("/{name}/versions/{ref}/report", summary="A version's evaluation report")
@@ -128,12 +139,7 @@ async def get_report(
 ) -> dict[str, Any]:
     """Per-class precision/recall/F1, AUC, log loss, Brier, KS, confusion matrix, ROC,
     calibration (and fairness, when asked at training)."""
-    registry = _registry(services, model_directory)
-
-    def report() -> dict[str, Any]:
-        return registry.report(name, registry.resolve(check_name("model", name), ref))
-
-    return await run_in_threadpool(report)
+    return await _of_version(services, model_directory, name, ref, ModelRegistry.report)
 
 
 @router.put("/{name}/aliases/{alias}", summary="Point an alias at a version (promote)")

@@ -1,0 +1,270 @@
+"""Every Kubernetes manifest rendered with kustomize and validated strictly for Kubernetes
+1.29 and 1.32, then checked against the app: routes, ports, labels, settings, commands."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from loanrisk.service import create_app
+from loanrisk.service.auth import ApiKeys
+from loanrisk.settings import Settings
+
+from .conftest import KUBERNETES, cli_context, render
+
+VERSIONS = ("1.29.0", "1.32.0")
+OVERLAYS = ("overlays/aws", "overlays/azure-sgx", "overlays/local")
+TRAINING = ("overlays/aws/train", "overlays/azure-sgx/train", "overlays/local/train", "dask/train")
+ALL = (*OVERLAYS, *TRAINING, "dask")
+ENTRYPOINT = ["loanrisk", "serve"]  # the image's (tests/deploy/test_dockerfile.py)
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (found,) = by_kind(objects, kind)
+    return found
+
+
+def strict(obj: dict[str, Any]) -> None:
+    for version in VERSIONS:
+        kubernetes_validate.validate(obj, version, strict=True)
+
+
+def as_pod(pod_spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "check"}, "spec": pod_spec}
+
+
+@pytest.mark.parametrize("kustomization", ALL)
+def test_every_object_is_valid_kubernetes(kustomization: str) -> None:
+    objects = render(kustomization)
+    assert objects
+    for obj in objects:
+        if obj["kind"] == "DaskCluster":
+            check_dask_cluster(obj)
+            continue
+        strict(obj)  # SchemaNotFoundError (an unknown kind or version) fails the test too
+
+
+def test_the_validation_is_strict_and_knows_every_kind() -> None:
+    deployment = api(render("overlays/local"))
+    typo = copy.deepcopy(deployment)
+    typo["spec"]["replica"] = typo["spec"].pop("replicas")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        strict(typo)
+    with pytest.raises(kubernetes_validate.SchemaNotFoundError):
+        strict({**deployment, "apiVersion": "apps/v2"})
+
+
+def check_dask_cluster(cluster: dict[str, Any]) -> None:
+    """The operator's CRD is not in Kubernetes' schemas: its embedded pod and service specs
+    are validated as the built-in objects they become."""
+    assert cluster["apiVersion"] == "kubernetes.dask.org/v1"
+    spec = cluster["spec"]
+    assert set(spec) == {"worker", "scheduler"}
+    assert spec["worker"]["replicas"] >= 1
+    strict(as_pod(spec["worker"]["spec"]))
+    strict(as_pod(spec["scheduler"]["spec"]))
+    strict({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "check"},
+            "spec": spec["scheduler"]["service"]})  # fmt: skip
+    ports = {p["port"] for p in spec["scheduler"]["service"]["ports"]}
+    assert 8786 in ports
+
+
+def api(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (deployment,) = [
+        d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "loanrisk"
+    ]
+    return deployment
+
+
+def environment(objects: list[dict[str, Any]], container: dict[str, Any]) -> dict[str, str]:
+    configmaps = {c["metadata"]["name"]: c["data"] for c in by_kind(objects, "ConfigMap")}
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env.update(configmaps[source["configMapRef"]["name"]])
+    env.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
+    return env
+
+
+def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings exactly as the pod builds them (unknown LOANRISK_* variables are refused)."""
+    with monkeypatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith("LOANRISK_")]:
+            patch.delenv(name)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        return Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_service_matches_the_app(overlay: str, monkeypatch: pytest.MonkeyPatch,
+                                     tmp_path: Path) -> None:  # fmt: skip
+    objects = render(overlay)
+    deployment = api(objects)
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    settings = settings_from(environment(objects, container), monkeypatch)
+
+    # Probes hit routes the app serves (asked of the app itself, on a scratch storage), on
+    # the port it listens on.
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["http"] == settings.port == 5000
+    assert settings.host == "0.0.0.0"  # noqa: S104 (inside the pod, behind the Service)
+    local = settings.model_copy(update={"storage": str(tmp_path), "api_keys_file": None})
+    with TestClient(create_app(local)) as client:
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            assert client.get(container[probe]["httpGet"]["path"]).status_code == 200
+            assert container[probe]["httpGet"]["port"] == "http"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert "command" not in container and "args" not in container
+    assert cli_context(ENTRYPOINT).command.name == "serve"
+
+    # The load balancer, autoscaler and disruption budget point at these pods.
+    labels = pod["metadata"]["labels"]
+    service = one(objects, "Service")
+    assert service["spec"]["type"] == "LoadBalancer"
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (port,) = service["spec"]["ports"]
+    assert (port["port"], port["targetPort"]) == (8080, "http")
+    hpa = one(objects, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                             "name": "loanrisk"}  # fmt: skip
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["resource"]["target"] == {"type": "Utilization", "averageUtilization": 50}
+    pdb = one(objects, "PodDisruptionBudget")
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+    # Safe by default: non-root, read-only root, keys always configured.
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert settings.environment == ("development" if overlay.endswith("local") else "production")
+    assert str(settings.api_keys_file).startswith(
+        next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "api-keys")
+    )
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["api-keys"]["secret"]["secretName"] == "loanrisk-api-keys"
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert "/tmp" in mounts  # uploads spool and metrics live there; the root is read-only
+
+    # CPU consistent with the worker count and threads.
+    limits = container["resources"]["limits"]
+    cpu = float(str(limits["cpu"]).removesuffix("m")) / (1000 if "m" in str(limits["cpu"]) else 1)
+    assert settings.workers <= cpu and settings.nthread <= cpu
+    assert pod["spec"]["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+
+
+def test_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    objects = render("overlays/aws")
+    deployment = api(objects)
+    assert deployment["spec"]["replicas"] == 3
+    assert one(objects, "HorizontalPodAutoscaler")["spec"]["maxReplicas"] == 6
+    account = one(objects, "ServiceAccount")
+    assert (
+        deployment["spec"]["template"]["spec"]["serviceAccountName"] == account["metadata"]["name"]
+    )
+    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith(
+        "arn:aws:iam::"
+    )
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    settings = settings_from(environment(objects, container), monkeypatch)
+    assert settings.storage.startswith("s3://loan-default/")
+    assert "loan-default" in settings.buckets
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):  # the role, never keys
+        assert name not in str(objects)
+
+    cluster = yaml.safe_load((KUBERNETES / "overlays/aws/eksctl-cluster.yaml").read_text())
+    assert (cluster["apiVersion"], cluster["kind"]) == ("eksctl.io/v1alpha5", "ClusterConfig")
+    (nodes,) = cluster["managedNodeGroups"]
+    assert (nodes["instanceType"], nodes["desiredCapacity"]) == ("m5.large", 3)
+    assert cluster["iam"]["withOIDC"] is True
+    (role,) = cluster["iam"]["serviceAccounts"]
+    assert role["metadata"] == {"name": account["metadata"]["name"], "namespace": "loanrisk"}
+    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith(
+        "/" + role["roleName"]
+    )
+
+
+def test_azure_sgx(monkeypatch: pytest.MonkeyPatch) -> None:
+    objects = render("overlays/azure-sgx")
+    deployment = api(objects)
+    spec = deployment["spec"]["template"]["spec"]
+    (term,) = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"]  # fmt: skip
+    assert term["matchExpressions"] == [{"key": "agentpool", "operator": "In",
+                                         "values": ["intelsgx"]}]  # fmt: skip
+    (container,) = spec["containers"]
+    epc = "kubernetes.azure.com/sgx_epc_mem_in_MiB"
+    assert container["resources"]["requests"][epc] == container["resources"]["limits"][epc] == "10"
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "azure-fileshare")
+    assert mount["mountPath"] == "/loan_app/azure-fileshare"
+    settings = settings_from(environment(objects, container), monkeypatch)
+    assert settings.storage == settings.mount_path == mount["mountPath"]
+    claim = one(objects, "PersistentVolumeClaim")
+    volume = one(objects, "PersistentVolume")
+    assert next(v for v in spec["volumes"] if v["name"] == "azure-fileshare")[
+        "persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]  # fmt: skip
+    assert claim["spec"]["volumeName"] == volume["metadata"]["name"]
+    for obj in (claim, volume):
+        assert obj["spec"]["accessModes"] == ["ReadWriteMany"]
+        assert obj["spec"]["storageClassName"] == "azurefile-csi"
+    assert volume["spec"]["capacity"]["storage"] == claim["spec"]["resources"]["requests"][
+        "storage"] == "20Gi"  # fmt: skip
+    assert volume["spec"]["csi"]["driver"] == "file.csi.azure.com"
+    assert volume["spec"]["csi"]["nodeStageSecretRef"]["name"] == "azure-storage-account"
+    assert "uid=10001" in volume["spec"]["mountOptions"]  # the image's user can write
+    assert deployment["spec"]["replicas"] == 1
+    assert one(objects, "HorizontalPodAutoscaler")["spec"]["maxReplicas"] == 5
+
+
+def test_local_keys_are_digests_the_app_accepts() -> None:
+    secret = one(render("overlays/local"), "Secret")
+    entries = base64.b64decode(secret["data"]["api-keys"]).decode()
+    lines = [line for line in entries.splitlines() if line and not line.startswith("#")]
+    assert lines and all(":sha256:" in line for line in lines)
+    keys = ApiKeys.from_settings(Settings(_env_file=None, api_keys=tuple(lines)))  # type: ignore[call-arg,arg-type]
+    assert sorted(keys.scopes.values()) == ["admin", "score"]
+
+
+@pytest.mark.parametrize("kustomization", TRAINING)
+def test_training_jobs_run_real_cli_commands(kustomization: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    (job,) = by_kind(render(kustomization), "Job")
+    spec = job["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    context = cli_context([*container["command"], *container["args"]])
+    assert context.command.name == "train"
+    assert context.params["promote"] is True
+    assert spec["restartPolicy"] == "Never"
+    assert job["spec"]["backoffLimit"] == 0
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    threads = context.params["nthread"]
+    if threads is not None:
+        assert threads <= float(container["resources"]["limits"]["cpu"])
+    if kustomization == "dask/train":
+        assert context.params["dask_scheduler"].startswith("tcp://loanrisk-dask-scheduler.")
+
+
+def test_the_dask_cluster_runs_what_the_dask_image_installs() -> None:
+    cluster = one(render("dask"), "DaskCluster")
+    worker = cluster["spec"]["worker"]["spec"]["containers"][0]
+    scheduler = cluster["spec"]["scheduler"]["spec"]["containers"][0]
+    assert worker["command"][:2] == ["dask", "worker"]
+    assert scheduler["command"] == ["dask", "scheduler"]
+    lock = (KUBERNETES.parents[1] / "requirements" / "dask.lock").read_text()
+    assert "distributed==" in lock and "dask==" in lock
+    assert worker["image"] == scheduler["image"]
+    assert cluster["spec"]["worker"]["spec"]["serviceAccountName"] == "loanrisk"
