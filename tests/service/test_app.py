@@ -84,6 +84,19 @@ def test_csv_in_csv_out(client: TestClient) -> None:
     assert as_json["summary"]["scored"] == 1
 
 
+def test_a_csv_bigger_than_the_memory_spool_streams_through(client: TestClient) -> None:
+    loans = generate_sample(180_000, seed=3).drop(columns=["loan_status"])
+    loans.loc[7, "loan_amnt"] = -5  # one bad row, skipped and reported
+    body = loans.to_csv(index=False).encode()
+    assert len(body) > 8 * 2**20  # past the in-memory part of the spool
+    response = client.post("/v1/predict?on_error=skip", content=body,
+                           headers={"Content-Type": "text/csv"})  # fmt: skip
+    assert response.status_code == 200
+    lines = response.text.splitlines()
+    assert len(lines) == 1 + 180_000 - 1
+    assert [line.split(",")[0] for line in lines[7:10]] == ["7", "9", "10"]
+
+
 @pytest.mark.parametrize(
     ("body", "status", "code", "message"),
     [

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import functools
-import io
 import json
 import secrets
+import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import IO, Any, Literal, cast
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -20,11 +21,15 @@ from loanrisk.schema import EXAMPLE_LOAN
 from loanrisk.service.auth import ADMIN, SCORE, require
 from loanrisk.service.deps import ServicesDep
 from loanrisk.service.routes.jobs import accepted
+from loanrisk.service.state import Services
 
 router = APIRouter(tags=["scoring"])
 
 #: Requests with at most this many loans are batched on the worker's scoring thread.
 SMALL_REQUEST = 64
+#: CSV bodies and results stay in memory up to this size, then go to a temporary file.
+SPOOL_BYTES = 8 * 2**20
+CHUNK_BYTES = 2**20
 
 
 class BatchBody(BaseModel):
@@ -106,28 +111,11 @@ async def predict(request: Request, services: ServicesDep) -> Response:
     ``Accept: application/json``). Each result: probability of default, label, band, warnings
     (and reasons when asked). Bad loans: 422 naming record and field, or, with
     ``on_error: "skip"``, scored without them and listed in ``rejected``. No model: 409."""
-    body = await request.body()
-    scorer = services.cache().current()
     content_type = request.headers.get("content-type", "application/json").split(";")[0]
     if content_type == "text/csv":
-        output = io.BytesIO()
-        on_error = request.query_params.get("on_error", "raise")
-        if on_error not in ("raise", "skip"):
-            raise InvalidInput("on_error must be 'raise' or 'skip'")
-        summary = await run_in_threadpool(
-            scorer.score_csv,
-            io.BytesIO(body),
-            output,
-            on_error=on_error,  # type: ignore[arg-type]
-        )
-        services.metrics.predicted(scorer.model.name, scorer.version, _csv_labels(output))
-        if "application/json" in request.headers.get("accept", ""):
-            return JSONResponse({"summary": summary, "csv": output.getvalue().decode()})
-        return Response(
-            output.getvalue(),
-            media_type="text/csv",
-            headers={"X-Loanrisk-Model-Version": str(scorer.version)},
-        )
+        return await _score_csv_body(request, services)
+    body = await request.body()
+    scorer = services.cache().current()
     records, options = _parse_json(body)
     if len(records) > services.settings.max_records:
         raise TooLarge(f"{len(records)} records: at most {services.settings.max_records} a request")
@@ -152,12 +140,68 @@ async def predict(request: Request, services: ServicesDep) -> Response:
     return JSONResponse({"model": model, **result})
 
 
-def _csv_labels(output: io.BytesIO) -> list[bool]:
-    lines = output.getvalue().decode().splitlines()
-    if not lines:
-        return []
-    column = lines[0].split(",").index("label")
-    return [line.split(",")[column] == "True" for line in lines[1:]]
+async def _spool(request: Request) -> IO[bytes]:
+    """The request body in a temporary file (in memory up to 8 MiB), never whole in memory."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (returned open)
+    try:
+        async for chunk in request.stream():
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return cast(IO[bytes], spool)
+
+
+def _labels(output: IO[bytes]) -> list[bool]:
+    output.seek(0)
+    header = output.readline().decode().rstrip("\r\n").split(",")
+    column = header.index("label") if "label" in header else None
+    labels = [line.decode().split(",")[column] == "True" for line in output] if column else []
+    output.seek(0)
+    return labels
+
+
+def _chunks(output: IO[bytes]) -> Iterator[bytes]:
+    try:
+        while chunk := output.read(CHUNK_BYTES):
+            yield chunk
+    finally:
+        output.close()
+
+
+async def _score_csv_body(request: Request, services: Services) -> Response:
+    """CSV in, streamed through the model; CSV out (or JSON with ``Accept: application/json``).
+    Both sides go through temporary files, so a big batch does not sit in memory."""
+    on_error = request.query_params.get("on_error", "raise")
+    if on_error not in ("raise", "skip"):
+        raise InvalidInput("on_error must be 'raise' or 'skip'")
+    source = await _spool(request)
+    output = cast(IO[bytes], tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115 (closed by _chunks or below)
+    try:
+        scorer = services.cache().current()
+        summary = await run_in_threadpool(
+            scorer.score_csv,
+            source,
+            output,
+            on_error=on_error,  # type: ignore[arg-type]
+        )
+        labels = await run_in_threadpool(_labels, output)
+    except BaseException:
+        output.close()
+        raise
+    finally:
+        source.close()
+    services.metrics.predicted(scorer.model.name, scorer.version, labels)
+    if "application/json" in request.headers.get("accept", ""):
+        with output:
+            text = output.read().decode()
+        return JSONResponse({"summary": summary, "csv": text})
+    return StreamingResponse(
+        _chunks(output),
+        media_type="text/csv",
+        headers={"X-Loanrisk-Model-Version": str(scorer.version)},
+    )
 
 
 @router.post(
