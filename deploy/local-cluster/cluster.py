@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -51,9 +50,9 @@ def free_port(*, plus: int = 0) -> int:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        if not plus or port + plus > 65535:
-            if not plus:
-                return port
+        if not plus:
+            return port
+        if port + plus > 65535:
             continue
         with socket.socket() as other:
             try:
@@ -304,20 +303,9 @@ def time_to_every_replica(cluster: LocalCluster, loan: dict[str, Any], version: 
     raise RuntimeError(f"version {version} did not reach every replica within {timeout} s")
 
 
-def _wrk(url: str, duration: int, connections: int, script: Path) -> tuple[float, float, float]:
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
-                          "-s", str(script), url], capture_output=True, text=True,
-                         check=True).stdout  # fmt: skip
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    units = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
-    latency = {q: float(v) * units[u] for q, v, u in
-               re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", out, re.MULTILINE)}  # fmt: skip
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    assert errors is None, out
-    return rate, latency["50"], latency["99"]
-
-
 def bench(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from bench_http import run_wrk  # the HTTP benchmark's wrk runner and output parser
     from loanrisk.data.sample import generate_sample
     from loanrisk.schema import EXAMPLE_LOAN
 
@@ -337,10 +325,10 @@ def bench(args: argparse.Namespace) -> None:
                               f"'Bearer {SCORE_KEY}'\nwrk.body = '{body}'\n")  # fmt: skip
             time.sleep(2 * float(cluster.settings["LOANRISK_RELOAD_INTERVAL"]))
             for connections in (int(c) for c in args.connections.split(",")):
-                rate, p50, p99 = _wrk(f"{cluster.url}/v1/predict", args.duration,
-                                      connections, script)  # fmt: skip
-                print(f"{replicas:>8}  {connections:>11}  {rate:>5.0f}  {p50:>6.2f}  "
-                      f"{p99:>6.2f}")  # fmt: skip
+                result = run_wrk(f"{cluster.url}/v1/predict", connections, args.duration, script)
+                assert result["non_2xx"] == 0, result
+                print(f"{replicas:>8}  {connections:>11}  {result['rps']:>5.0f}  "
+                      f"{result['p50_ms']:>6.2f}  {result['p99_ms']:>6.2f}")  # fmt: skip
             if replicas > 1:
                 seed(cluster, csv, rounds=args.rounds)  # version 2, promoted
                 times = [time_to_every_replica(cluster, EXAMPLE_LOAN, v) for v in (1, 2, 1)]

@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning(OPEN_WARNING)
         manager = JobManager(settings, storage, on_finish=metrics.job_ended)
         services = Services(settings, storage, manager, keys, metrics)
-        await run_in_threadpool(services.cache().refresh)
+        await run_in_threadpool(services.served.refresh)
         _note_serving(services, metrics)
         app.state.services = services
         reloader = asyncio.create_task(_reload_forever(services, metrics, settings.reload_interval))

@@ -9,9 +9,11 @@ inside the root. Anything else is :class:`~loanrisk.errors.PathNotAllowed`, neve
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from loanrisk.errors import PathNotAllowed
+from loanrisk.errors import InvalidInput, PathNotAllowed
 from loanrisk.settings import Settings
 from loanrisk.storage.base import Storage
 
@@ -22,6 +24,11 @@ def given(value: object) -> str | None:
         return None
     text = str(value).strip()
     return None if text in ("", "None", "none", "null") else text
+
+
+def unique_stamp() -> str:
+    """Time and randomness for a result file's name: two requests never write one file."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,13 @@ class Locations:
     def inside(self, base: str, path: str | None, default: str) -> str:
         """``path`` (relative to ``base``, or absolute inside the root) as a storage path."""
         return self.storage.join(base, self.storage.resolve(path or default))
+
+    def existing(self, path: str, field: str = "source") -> str:
+        """A caller's path to a file that must exist (blocking: call it off the event loop)."""
+        resolved = self.storage.resolve(path)
+        if not self.storage.exists(resolved):
+            raise InvalidInput(f"no file at {path!r}", details={"field": field})
+        return resolved
 
     def bucket(self, bucket: str | None) -> str:
         """Check a bucket; every allowed bucket stands for the storage root ("")."""

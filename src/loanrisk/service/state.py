@@ -52,46 +52,38 @@ class Services:
             bands=Bands(s.band_cutoffs, s.band_names),
         )
 
-    def cache(self, directory: str | None = None, name: str | None = None) -> ModelCache:
-        """The cache of one model (default: the configured one), created on first use."""
+    def __post_init__(self) -> None:
         s = self.settings
-        key = (
-            directory or s.model_directory,
-            check_name("model", name or s.model_name),
-            s.model_alias,
-        )
-        with self._lock:
-            if key not in self.caches:
-                registry = ModelRegistry(self.storage, key[0])
-                self.caches[key] = ModelCache(registry, key[1], key[2], build=self.build_scorer)
-            return self.caches[key]
+        #: The configured model's cache: what ``/v1/predict`` scores with. Built once, so the
+        #: hot path does no name check, lock or lookup; never evicted.
+        self.served = self._new_cache(s.model_directory, check_name("model", s.model_name))
+        self.caches[self._key(s.model_directory, s.model_name)] = self.served
+
+    def _key(self, directory: str, name: str) -> tuple[str, str, str]:
+        return (directory, name, self.settings.model_alias)
+
+    def _new_cache(self, directory: str, name: str) -> ModelCache:
+        registry = ModelRegistry(self.storage, directory)
+        return ModelCache(registry, name, self.settings.model_alias, build=self.build_scorer)
 
     def scorer_of(self, directory: str, name: str) -> Scorer:
         """The serving scorer of a model the client names (loaded on first use; models that
         do not exist are not cached, and at most :data:`MAX_CACHED_MODELS` are)."""
-        s = self.settings
-        key = (directory, check_name("model", name), s.model_alias)
+        key = self._key(directory, check_name("model", name))
         cache = self.caches.get(key)
         if cache is None:
-            registry = ModelRegistry(self.storage, directory)
-            if name not in registry.models():
+            if name not in ModelRegistry(self.storage, directory).models():
                 raise NotFound(f"no model {name!r} in {directory or 'the storage root'!r}")
             with self._lock:
                 if key not in self.caches and len(self.caches) >= MAX_CACHED_MODELS:
-                    self.caches.pop(next(k for k in self.caches if k != self._default_key()))
-                cache = self.caches.setdefault(
-                    key, ModelCache(registry, name, s.model_alias, build=self.build_scorer)
-                )
+                    self.caches.pop(next(k for k, c in self.caches.items() if c is not self.served))
+                cache = self.caches.setdefault(key, self._new_cache(directory, name))
             cache.refresh()
         return cache.current()
 
-    def _default_key(self) -> tuple[str, str, str]:
-        s = self.settings
-        return (s.model_directory, s.model_name, s.model_alias)
-
     def refresh_model(self, directory: str, name: str) -> None:
         """Follow a model's alias now (after this replica trained it), not on the next tick."""
-        cache = self.caches.get((directory, name, self.settings.model_alias))
+        cache = self.caches.get(self._key(directory, name))
         if cache is not None:
             cache.refresh()
 

@@ -23,13 +23,15 @@ def safe_name(filename: str | None, default: str = "upload.csv") -> str:
     return cleaned or default
 
 
-def _copy(source: IO[bytes], storage: Storage, path: str) -> int:
+def _copy(source: IO[bytes], storage: Storage, path: str, name: str) -> None:
     written = 0
     with storage.open_write(path) as sink:
         while chunk := source.read(CHUNK):
             sink.write(chunk)
             written += len(chunk)
-    return written
+    if written == 0:
+        storage.delete(path)
+        raise InvalidInput(f"the uploaded file {name!r} is empty", details={"field": "file"})
 
 
 async def stage(upload: object, storage: Storage, directory: str) -> tuple[str, str]:
@@ -38,8 +40,5 @@ async def stage(upload: object, storage: Storage, directory: str) -> tuple[str, 
         raise InvalidInput("'file' must be a file upload", details={"field": "file"})
     name = safe_name(upload.filename)
     path = storage.join(directory, "uploads", secrets.token_hex(8), name)
-    written = await run_in_threadpool(_copy, upload.file, storage, path)
-    if written == 0:
-        storage.delete(path)
-        raise InvalidInput(f"the uploaded file {name!r} is empty", details={"field": "file"})
+    await run_in_threadpool(_copy, upload.file, storage, path, name)
     return path, name

@@ -91,10 +91,8 @@ async def create_dataset(request: Request, services: ServicesDep) -> JSONRespons
             body = FromStorage.model_validate(json.loads(await request.body()))
         except ValueError as exc:
             raise InvalidInput(f"invalid request: {exc}") from None
-        source = services.storage.resolve(body.source)
+        source = await run_in_threadpool(services.locations.existing, body.source)
         name, staged = body.source, False
-        if not await run_in_threadpool(services.storage.exists, source):
-            raise InvalidInput(f"no file at {body.source!r}", details={"field": "source"})
     params = {
         "source": source,
         "source_name": name,

@@ -32,7 +32,7 @@ async def ready(services: ServicesDep) -> JSONResponse:
     except LoanRiskError as exc:
         return JSONResponse({"status": "unready", "reason": exc.message}, 503)
     try:
-        body["model"] = services.cache().current().describe()
+        body["model"] = services.served.current().describe()
     except Conflict:
         body["model"] = None
     return JSONResponse(body)

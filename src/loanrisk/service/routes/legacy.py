@@ -12,10 +12,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import secrets
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 from fastapi import APIRouter, Request
@@ -28,7 +26,7 @@ from loanrisk.registry.models import check_name
 from loanrisk.service import uploads
 from loanrisk.service.auth import ADMIN, SCORE, require
 from loanrisk.service.deps import ServicesDep
-from loanrisk.service.locations import given
+from loanrisk.service.locations import given, unique_stamp
 from loanrisk.service.state import Services, training_scope
 from loanrisk.service.waiting import outcome
 
@@ -240,9 +238,10 @@ async def train(request: Request, services: ServicesDep) -> dict[str, Any]:
 # -- predict -----------------------------------------------------------------------------
 
 
-def _score_upload(scorer: Scorer, upload: UploadFile) -> tuple[pd.DataFrame, bytes]:
+def _score_csv(scorer: Scorer, stream: IO[bytes]) -> tuple[pd.DataFrame, bytes]:
+    """A CSV of loans scored: the results as a frame and as the CSV the scorer wrote."""
     output = io.BytesIO()
-    scorer.score_csv(upload.file, output)
+    scorer.score_csv(stream, output)
     data = output.getvalue()
     results = (
         pd.read_csv(io.BytesIO(data)) if data else pd.DataFrame({"probability": [], "label": []})
@@ -267,9 +266,8 @@ async def predict(request: Request, services: ServicesDep) -> dict[str, Any]:
             if not isinstance(upload, UploadFile):
                 raise InvalidInput("'file' must be a CSV upload", details={"field": "file"})
             scorer = await run_in_threadpool(services.scorer_of, model_dir, name)
-            results, data = await run_in_threadpool(_score_upload, scorer, upload)
-            stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
-            path = services.storage.join(samples, f"predictions-{stamp}.csv")
+            results, data = await run_in_threadpool(_score_csv, scorer, upload.file)
+            path = services.storage.join(samples, f"predictions-{unique_stamp()}.csv")
             await run_in_threadpool(services.storage.write_bytes, path, data)
             index = [str(i) for i in range(len(results))]
             services.metrics.predicted(name, scorer.version, [bool(v) for v in results["label"]])
@@ -322,8 +320,5 @@ async def predict(request: Request, services: ServicesDep) -> dict[str, Any]:
 
 
 def _score_stored(services: Services, scorer: Scorer, path: str) -> pd.DataFrame:
-    output = io.BytesIO()
     with services.storage.open_read(path) as stream:
-        scorer.score_csv(stream, output)
-    data = output.getvalue()
-    return pd.read_csv(io.BytesIO(data)) if data else pd.DataFrame({"probability": [], "label": []})
+        return _score_csv(scorer, stream)[0]

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
-import secrets
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import IO, Any, Literal, cast
 
 from fastapi import APIRouter, Request
@@ -20,6 +18,7 @@ from loanrisk.registry.models import check_name
 from loanrisk.schema import EXAMPLE_LOAN
 from loanrisk.service.auth import ADMIN, SCORE, require
 from loanrisk.service.deps import ServicesDep
+from loanrisk.service.locations import unique_stamp
 from loanrisk.service.routes.jobs import accepted
 from loanrisk.service.state import Services
 
@@ -115,7 +114,7 @@ async def predict(request: Request, services: ServicesDep) -> Response:
     if content_type == "text/csv":
         return await _score_csv_body(request, services)
     body = await request.body()
-    scorer = services.cache().current()
+    scorer = services.served.current()
     records, options = _parse_json(body)
     if len(records) > services.settings.max_records:
         raise TooLarge(f"{len(records)} records: at most {services.settings.max_records} a request")
@@ -179,7 +178,7 @@ async def _score_csv_body(request: Request, services: Services) -> Response:
     source = await _spool(request)
     output = cast(IO[bytes], tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115 (closed by _chunks or below)
     try:
-        scorer = services.cache().current()
+        scorer = services.served.current()
         summary = await run_in_threadpool(
             scorer.score_csv,
             source,
@@ -214,12 +213,9 @@ async def batch_predict(body: BatchBody, services: ServicesDep) -> JSONResponse:
     """Stream a CSV or Parquet file of any size through the model; the results CSV is written
     atomically (a failed batch leaves no output). Answers 202 with the job record."""
     s = services.settings
-    source = services.storage.resolve(body.source)
-    if not await run_in_threadpool(services.storage.exists, source):
-        raise InvalidInput(f"no file at {body.source!r}", details={"field": "source"})
+    source = await run_in_threadpool(services.locations.existing, body.source)
     stem = source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
-    output = services.storage.resolve(body.output or f"predictions/{stem}-{stamp}.csv")
+    output = services.storage.resolve(body.output or f"predictions/{stem}-{unique_stamp()}.csv")
     params = {
         "source": source,
         "output": output,
