@@ -69,13 +69,22 @@ def start_server(root: Path, port: int, workers: int) -> subprocess.Popen[bytes]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).json()["model"]:
-                return server
+            ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).json()["model"]
         except (httpx.HTTPError, KeyError, ValueError):
-            pass
+            ready = False
+        if ready and listening(port) == workers:
+            return server
         time.sleep(0.2)
     server.kill()
     raise SystemExit("the server did not become ready")
+
+
+def listening(port: int) -> int:
+    """How many sockets listen on the loopback ``port``: one per started worker (each has
+    its own), so a run does not begin while a worker is still loading (wrk would open all
+    its connections to the workers already up)."""
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(int(f[1].split(":")[1], 16) == port and f[3] == "0A" for f in map(str.split, lines))
 
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}

@@ -494,13 +494,15 @@ def serve(
 def _serve(settings: Settings) -> None:
     from loanrisk.service.server import example_requests, run_server
 
-    plural = "s" if settings.workers > 1 else ""
-    err.print(f"loanrisk serving {settings.storage} on http://{settings.host}:{settings.port} "
-              f"({settings.workers} worker{plural}). Try:")  # fmt: skip
-    err.print(example_requests(settings), highlight=False, soft_wrap=True)
-    if not (settings.api_keys or settings.api_keys_file):
-        err.print("[bold red]WARNING: no API keys configured: the service is OPEN.[/]")
-    run_server(settings)
+    def announce() -> None:
+        plural = "s" if settings.workers > 1 else ""
+        err.print(f"loanrisk serving {settings.storage} on http://{settings.host}:"
+                  f"{settings.port} ({settings.workers} worker{plural}). Try:")  # fmt: skip
+        err.print(example_requests(settings), highlight=False, soft_wrap=True)
+        if not (settings.api_keys or settings.api_keys_file):
+            err.print("[bold red]WARNING: no API keys configured: the service is OPEN.[/]")
+
+    run_server(settings, announce)
 
 
 def main() -> None:

@@ -1,11 +1,12 @@
 """Real ``loanrisk serve`` processes on one storage: jobs and models seen across replicas, a
-server killed while training, metrics summed over workers."""
+server killed while training, metrics summed over workers, connections spread over workers."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -162,3 +163,80 @@ def test_metrics_add_up_over_workers_and_logs_are_json(start: Start, tmp_path: P
     assert all(doc["status"] == 200 and doc["ms"] > 0 for doc in access if doc["path"] ==
                "/v1/predict")  # fmt: skip
     assert any("NO API KEYS CONFIGURED" in doc["message"] for doc in lines)
+
+
+def _tcp(port: int) -> dict[str, str]:
+    """Socket inode -> TCP state (``0A`` listening, ``01`` established) on local ``port``."""
+    found = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port:
+            found[fields[9]] = fields[3]
+    return found
+
+
+def _sockets(pid: int, state: str, port: int) -> set[str]:
+    """The inodes of the sockets on ``port`` in ``state`` that process ``pid`` holds."""
+    inodes = {inode for inode, s in _tcp(port).items() if s == state}
+    held = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            held.add(target[8:-1])
+    return held
+
+
+def _listeners(server: subprocess.Popen[bytes], port: int) -> dict[int, set[str]]:
+    """Worker pid -> its listening sockets on ``port``."""
+    found = {pid: _sockets(pid, "0A", port) for pid in _children(server.pid) if _alive(pid)}
+    return {pid: inodes for pid, inodes in found.items() if inodes}
+
+
+def _own_sockets(server: subprocess.Popen[bytes], port: int) -> dict[int, set[str]] | None:
+    """The workers' listening sockets once two workers each listen on a socket of their own."""
+    found = _listeners(server, port)
+    return found if len(found) == 2 and not set.intersection(*found.values()) else None
+
+
+def _connect(port: int, count: int) -> list[socket.socket]:
+    """``count`` keep-alive connections opened at once, each answered once (so accepted)."""
+    connections = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(count)]
+    for sock in connections:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: loanrisk\r\n\r\n")
+    for sock in connections:
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+    return connections
+
+
+def test_workers_listen_each_and_share_the_connections(start: Start) -> None:
+    server, base = start("--workers", "2")
+    port = int(base.rsplit(":", 1)[1])
+    workers = list(until(lambda: _own_sockets(server, port), what="two workers listening"))
+
+    connections = _connect(port, 32)
+    held = {pid: len(_sockets(pid, "01", port)) for pid in workers}
+    for sock in connections:
+        sock.close()
+    # Spread by a hash of each connection: fewer than 4 of 32 on one worker has odds of
+    # about 1 in 400,000. Sharing one socket gave splits such as 1/31 and 6/26.
+    assert sum(held.values()) == 32 and min(held.values()) >= 4, held
+
+    # Another server on the port is refused, not let into the group of sockets.
+    second = subprocess.run(
+        [LOANRISK, "serve", "--port", str(port), "--workers", "2"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, **FAST},
+    )  # fmt: skip
+    assert second.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in second.stderr
+
+    # A worker that dies is replaced, and its replacement listens on a socket of its own.
+    os.kill(workers[0], signal.SIGKILL)
+    replaced = until(lambda: (w := _own_sockets(server, port)) and workers[0] not in w and w,
+                     what="a replacement worker")  # fmt: skip
+    assert workers[1] in replaced
+    with httpx.Client(timeout=30) as client:
+        assert all(client.post(f"{base}/v1/predict", json=EXAMPLE_LOAN).status_code == 200
+                   for _ in range(10))  # fmt: skip
