@@ -240,3 +240,17 @@ def test_workers_listen_each_and_share_the_connections(start: Start) -> None:
     with httpx.Client(timeout=30) as client:
         assert all(client.post(f"{base}/v1/predict", json=EXAMPLE_LOAN).status_code == 200
                    for _ in range(10))  # fmt: skip
+
+        # The dead worker's model version is not reported as served after a promotion.
+        job = client.post(f"{base}/v1/models/loan-default/versions",
+                          json={"rounds": 5, "promote": True}).headers["location"]  # fmt: skip
+        until(lambda: client.get(f"{base}{job}").json()["state"] == "succeeded",
+              what="version 2 trained")  # fmt: skip
+
+        def served() -> dict[str, float]:
+            info = [line for line in client.get(f"{base}/metrics").text.splitlines()
+                    if line.startswith("loanrisk_model_info{")]  # fmt: skip
+            return {line.split('version="')[1].split('"')[0]: float(line.split()[-1])
+                    for line in info}  # fmt: skip
+
+        until(lambda: served() == {"1": 0.0, "2": 1.0}, timeout=15, what="only v2 served")

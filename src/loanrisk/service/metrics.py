@@ -2,13 +2,17 @@
 
 ``loanrisk serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before its workers
 start; each worker then records into files there and ``/metrics`` (answered by any worker)
-aggregates every worker's. Without that variable (one process, tests) the app's own registry
-answers. Each app builds its own metrics: nothing is created at import.
+aggregates every worker's. Counters keep what a dead worker counted; the serving-model gauge
+forgets a dead worker (uvicorn replaces it, and the replacement reports for itself). Without
+that variable (one process, tests) the app's own registry answers. Each app builds its own
+metrics: nothing is created at import.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from pathlib import Path
 
 from prometheus_client import (
     CollectorRegistry,
@@ -109,8 +113,30 @@ class Metrics:
             self.job_seconds.labels(kind).observe(float(timings["total_s"]))
 
     def exposition(self) -> bytes:
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if directory:
+            _forget_dead_workers(directory)
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's process
+        return True
+    return True
+
+
+def _forget_dead_workers(directory: str) -> None:
+    """Drop the live-gauge files of workers that are gone, so a dead worker's model version
+    does not stay reported as served next to its replacement's."""
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        pid = path.stem.rsplit("_", 1)[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):  # another worker got there first
+                multiprocess.mark_process_dead(int(pid), directory)  # type: ignore[no-untyped-call]
