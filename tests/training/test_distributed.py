@@ -53,12 +53,26 @@ def test_distributed_training_matches_single_process_training(
     assert more.manifest["rounds"]["total_trees"] == 70
 
 
-def test_distributed_training_refuses_what_it_cannot_do(cluster: LocalCluster) -> None:
+def test_distributed_early_stopping_publishes_the_best_trees_only(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    storage = FsspecStorage(str(tmp_path))
+    process_dataset(validate_frame(generate_sample(8_000, seed=11)), storage, source="sample")
+    request = TrainingRequest(rounds=400, early_stopping_rounds=5, params={"learning_rate": 0.5})
+    result = train_distributed(request, Settings(storage=str(tmp_path), nthread=1),
+                               scheduler=cluster.scheduler_address)  # fmt: skip
+    rounds = result.manifest["rounds"]
+    assert rounds["best_iteration"] is not None
+    assert rounds["total_trees"] == rounds["best_iteration"] + 1 < 400
+    assert rounds["trained"] > rounds["best_iteration"]  # it trained on past the best
+    published = ModelRegistry(storage).load("loan-default", "production").booster
+    assert published.num_boosted_rounds() == rounds["total_trees"]
+    assert result.report["auc"] > 0.8
+
+
+def test_distributed_training_refuses_memory_storage(cluster: LocalCluster) -> None:
     with pytest.raises(InvalidInput, match="not memory"):
         train_distributed(TrainingRequest(), Settings(storage="memory://x"),
-                          scheduler=cluster.scheduler_address)  # fmt: skip
-    with pytest.raises(InvalidInput, match="early stopping"):
-        train_distributed(TrainingRequest(early_stopping_rounds=3), Settings(storage="memory://x"),
                           scheduler=cluster.scheduler_address)  # fmt: skip
 
 

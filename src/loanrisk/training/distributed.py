@@ -6,8 +6,10 @@ partitions with the FeatureSpec, and XGBoost trains across them. Evaluation on t
 and publishing go through the same code as single-process training, so the registry holds the
 same kind of version. Needs the ``dask`` extra: ``pip install 'loanrisk[dask]'``.
 
-Not supported here (yet): per-round progress and cancellation (xgboost.dask runs the rounds
-on the workers), and early stopping.
+Early stopping holds out ``validation_fraction`` of the training rows, a random split of
+each partition (not stratified by label, unlike the single-process split), and publishes the
+best trees only. Not supported here (yet): per-round progress and cancellation (xgboost.dask
+runs the rounds on the workers).
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ def train_distributed(
 ) -> TrainingResult:
     """Train on the Dask cluster at ``scheduler`` (e.g. ``tcp://10.0.0.5:8786``) and publish.
 
-    Raises :class:`InvalidInput` for an unsupported request (memory storage, early stopping)
-    and whatever the registry and dataset lookups raise (NotFound ...).
+    Raises :class:`InvalidInput` for an unsupported request (memory storage) and whatever the
+    registry and dataset lookups raise (NotFound ...).
     """
     try:
         import dask.dataframe as dd
@@ -53,8 +55,6 @@ def train_distributed(
         from dask.distributed import Client
     except ImportError:  # pragma: no cover - the extra is installed in tests
         raise InvalidInput("distributed training needs the dask extra: loanrisk[dask]") from None
-    if request.early_stopping_rounds is not None:
-        raise InvalidInput("early stopping is not supported in distributed training")
     storage = open_storage(settings)
     if not isinstance(storage, FsspecStorage):
         raise InvalidInput("distributed training reads from shared storage, not memory")
@@ -69,26 +69,42 @@ def train_distributed(
         frame = dd.read_parquet(url, storage_options=storage_options(settings, url))
         frame = frame.repartition(npartitions=max(workers, frame.npartitions))
         meta = pd.DataFrame({c: pd.Series(dtype=np.float32) for c in spec.output_columns})
-        features = frame.map_partitions(_encode, spec, meta=meta)
-        labels = frame[LABEL]
-        matrix = dxgb.DaskDMatrix(client, features, labels)
+
+        def matrix(part: dd.DataFrame) -> dxgb.DaskDMatrix:
+            features = part.map_partitions(_encode, spec, meta=meta)  # type: ignore[no-untyped-call]
+            return dxgb.DaskDMatrix(client, features, part[LABEL])
+
+        evals = []
+        if request.early_stopping_rounds is not None:
+            fraction = request.validation_fraction
+            frame, held_out = frame.random_split([1 - fraction, fraction],
+                                                 random_state=request.seed)  # fmt: skip
+            evals.append((matrix(held_out), "valid"))
+        train = matrix(frame)
         timings["load"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
         output: dict[str, Any] = dxgb.train(
             client,
             {**DEFAULT_PARAMS, **request.params, "nthread": settings.nthread},
-            matrix,
+            train,
             num_boost_round=request.rounds,
+            evals=evals,
+            early_stopping_rounds=request.early_stopping_rounds,
             xgb_model=prepared.parent.booster if prepared.parent else None,
         )
         timings["train"] = time.perf_counter() - clock
     booster = output["booster"]
+    parent_rounds = prepared.parent.booster.num_boosted_rounds() if prepared.parent else 0
+    trained = booster.num_boosted_rounds() - parent_rounds
+    best = booster.best_iteration if request.early_stopping_rounds is not None else None
+    if best is not None:
+        booster = booster[: best + 1]  # publish the best trees only
     # Same model shape as single-process training, which trains and scores on plain arrays.
     booster.feature_names = None
     booster.feature_types = None
     return evaluate_and_publish(
-        request, prepared, booster, trained_rounds=request.rounds, best_iteration=None,
+        request, prepared, booster, trained_rounds=trained, best_iteration=best,
         nthread=settings.nthread, timings=timings,
         extra={"distributed": {"scheduler": scheduler, "workers": workers}},
     )  # fmt: skip
