@@ -95,16 +95,12 @@ def train_distributed(
         )
         timings["train"] = time.perf_counter() - clock
     booster = output["booster"]
-    parent_rounds = prepared.parent.booster.num_boosted_rounds() if prepared.parent else 0
-    trained = booster.num_boosted_rounds() - parent_rounds
     best = booster.best_iteration if request.early_stopping_rounds is not None else None
-    if best is not None:
-        booster = booster[: best + 1]  # publish the best trees only
     # Same model shape as single-process training, which trains and scores on plain arrays.
     booster.feature_names = None
     booster.feature_types = None
     return evaluate_and_publish(
-        request, prepared, booster, trained_rounds=trained, best_iteration=best,
+        request, prepared, booster, best_iteration=best,
         nthread=settings.nthread, timings=timings,
         extra={"distributed": {"scheduler": scheduler, "workers": workers}},
     )  # fmt: skip

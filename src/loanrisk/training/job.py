@@ -114,13 +114,20 @@ def evaluate_and_publish(
     prepared: Prepared,
     booster: xgb.Booster,
     *,
-    trained_rounds: int,
     best_iteration: int | None,
     nthread: int,
     timings: dict[str, float],
     extra: dict[str, Any] | None = None,
 ) -> TrainingResult:
-    """Evaluate ``booster`` on the dataset's test split, publish it, and maybe promote it."""
+    """Evaluate ``booster`` on the dataset's test split, publish it, and maybe promote it.
+
+    ``booster`` is the whole trained model (the parent's trees first); after early stopping
+    (``best_iteration``) only the trees up to the best iteration are evaluated and published.
+    """
+    parent_rounds = prepared.parent.booster.num_boosted_rounds() if prepared.parent else 0
+    trained_rounds = booster.num_boosted_rounds() - parent_rounds
+    if best_iteration is not None:
+        booster = booster[: best_iteration + 1]
     clock = time.perf_counter()
     test = prepared.catalogue.load_split(prepared.dataset["id"], "test")
     test_features = FeatureTransformer(prepared.spec).transform(test, dtype=np.float32)
@@ -208,13 +215,10 @@ def run_training(
         progress=progress, should_cancel=should_cancel,
     )  # fmt: skip
     del features, labels, validation
-    booster = outcome.booster
-    if outcome.best_iteration is not None:
-        booster = booster[: outcome.best_iteration + 1]  # publish the best trees only
     timings["train"] = outcome.seconds
     return evaluate_and_publish(
-        request, prepared, booster, trained_rounds=outcome.rounds,
-        best_iteration=outcome.best_iteration, nthread=nthread, timings=timings,
+        request, prepared, outcome.booster, best_iteration=outcome.best_iteration,
+        nthread=nthread, timings=timings,
     )  # fmt: skip
 
 
