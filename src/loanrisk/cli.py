@@ -22,7 +22,7 @@ from loanrisk.data.ingest import read_csv, read_parquet
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.errors import Cancelled, InvalidInput, LoanRiskError, NotFound
-from loanrisk.inference.scorer import Bands, OnError, Scorer
+from loanrisk.inference.scorer import OnError, scorer_from_settings, servable_check
 from loanrisk.registry.models import PRODUCTION, ModelRegistry
 from loanrisk.schema import Validated, validate_frame
 from loanrisk.settings import Settings
@@ -332,8 +332,8 @@ def train(
             _train_summary(result)
 
 
-def _registry(storage: str | None, model_directory: str) -> ModelRegistry:
-    return ModelRegistry(open_storage(_settings(storage=storage)), model_directory)
+def _registry(settings: Settings, model_directory: str) -> ModelRegistry:
+    return ModelRegistry(open_storage(settings), model_directory)
 
 
 def _print_alias(model: str, alias: str, record: dict[str, Any]) -> None:
@@ -344,7 +344,7 @@ def _print_alias(model: str, alias: str, record: dict[str, Any]) -> None:
 def models_list(storage: StorageOpt = None, model_directory: ModelDirOpt = "models") -> None:
     """Every model with its versions and aliases."""
     with _errors():
-        registry = _registry(storage, model_directory)
+        registry = _registry(_settings(storage=storage), model_directory)
         table = Table("model", "versions", "latest", "aliases")
         for name in registry.models():
             versions = registry.versions(name)
@@ -362,7 +362,7 @@ def models_show(
 ) -> None:
     """A version's manifest and evaluation report, as JSON."""
     with _errors():
-        registry = _registry(storage, model_directory)
+        registry = _registry(_settings(storage=storage), model_directory)
         number = registry.resolve(model, version)
         doc = {
             "manifest": registry.manifest(model, number),
@@ -381,8 +381,8 @@ def models_promote(
 ) -> None:
     """Point an alias (production) at a version."""
     with _errors():
-        registry = _registry(storage, model_directory)
-        record = registry.promote(model, version, alias)
+        registry = _registry(settings := _settings(storage=storage), model_directory)
+        record = registry.promote(model, version, alias, check=servable_check(settings))
         _print_alias(model, alias, record)
 
 
@@ -395,8 +395,8 @@ def models_rollback(
 ) -> None:
     """Move an alias back to the version it pointed at before."""
     with _errors():
-        registry = _registry(storage, model_directory)
-        record = registry.rollback(model, alias)
+        registry = _registry(settings := _settings(storage=storage), model_directory)
+        record = registry.rollback(model, alias, check=servable_check(settings))
         _print_alias(model, alias, record)
 
 
@@ -436,11 +436,7 @@ def predict(
         target = open_storage(settings)
         name, ref = _model_ref(model)
         loaded = ModelRegistry(target, model_directory).load(name, ref)
-        scorer = Scorer(
-            loaded, backend=settings.backend, nthread=settings.nthread,
-            threshold=settings.threshold,
-            bands=Bands(settings.band_cutoffs, settings.band_names),
-        )  # fmt: skip
+        scorer = scorer_from_settings(loaded, settings)
         err.print(f"Scoring with {name} version {loaded.version} ({scorer.backend.name}) ...")
         on_error: OnError = "skip" if skip_bad_rows else "raise"
         if explain:

@@ -6,6 +6,7 @@ exit code, the HTTP service to a status and a JSON body). Nothing here knows abo
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -95,3 +96,17 @@ def error_from_dict(doc: dict[str, Any]) -> LoanRiskError:
     if cls is LoanRiskError and doc.get("code"):
         error.code = str(doc["code"])
     return error
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s'\":,()\[\]]+/)*[^\s'\":,()\[\]]*")
+MAX_REASON_CHARS = 300
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line about ``exc`` that is safe to show a client: a loanrisk error's message, or
+    the type and first line of any other exception, with absolute paths replaced."""
+    if isinstance(exc, LoanRiskError):
+        return exc.message
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return _ABSOLUTE_PATH.sub("<path>", text)[:MAX_REASON_CHARS]

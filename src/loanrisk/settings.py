@@ -108,6 +108,13 @@ class Settings(BaseSettings):
         ),
     )
     job_directory: str = Field("jobs", description="Directory of the storage with job records.")
+    results_directory: str = Field(
+        "predictions",
+        description=(
+            "Directory of the storage that batch-scoring results go to; a client's output "
+            "path is placed inside it and never replaces an existing file."
+        ),
+    )
     max_jobs: int = Field(
         1, ge=1, description="Jobs (data, training, batch scoring) one replica runs at once."
     )
@@ -140,6 +147,20 @@ class Settings(BaseSettings):
         )
         if self.environment == "production" and plain_http:
             raise ValueError("production refuses a plain-HTTP Azure endpoint; use https")
+        areas = {
+            "model_directory": self.model_directory,
+            "job_directory": self.job_directory,
+            "results_directory": self.results_directory,
+        }
+        for name, area in areas.items():
+            for other, there in areas.items():
+                if name < other and _overlap(area, there):
+                    raise ValueError(f"{name} and {other} must not overlap ({area!r}, {there!r})")
         if self.job_stale_after <= 2 * self.job_heartbeat:
             raise ValueError("job_stale_after must exceed two job heartbeats")
         return self
+
+
+def _overlap(one: str, other: str) -> bool:
+    a, b = one.strip("/"), other.strip("/")
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/") or not a or not b

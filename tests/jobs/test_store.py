@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -45,6 +46,19 @@ def test_a_silent_job_is_failed_for_everyone(store: JobStore) -> None:
     fresh["state"] = "running"
     store.save(fresh)
     assert store.get(fresh["id"])["state"] == "running"
+
+
+def test_reading_never_writes_even_a_stale_job(store: JobStore) -> None:
+    record = store.new("train", {}, owner="gone:9")
+    record.update(state="running", heartbeat_at=stamp(now() - timedelta(seconds=11)))
+    store.save(record)
+    storage = store.storage
+    assert isinstance(storage, MemoryStorage)
+    storage.read_only = True
+    assert store.get(record["id"])["state"] == "failed"
+    assert [r["state"] for r in store.list()] == ["failed"]
+    storage.read_only = False
+    assert json.loads(storage.read_bytes(f"jobs/{record['id']}.json")) == record
 
 
 def test_cancel_markers(store: JobStore) -> None:

@@ -173,3 +173,22 @@ def test_a_process_killed_mid_publish_leaves_no_loadable_version(tmp_path: Path)
     assert publish(registry)["version"] == 3
     manifest = json.loads((tmp_path / "models/m/versions/3/manifest.json").read_text())
     assert manifest["version"] == 3
+
+
+def test_an_alias_never_moves_to_a_version_that_cannot_be_served() -> None:
+    storage = MemoryStorage()
+    registry = ModelRegistry(storage)
+    publish(registry)
+    publish(registry)
+    registry.promote("m", 1)
+    storage.write_bytes("models/m/versions/2/model.ubj", b"not a model")
+    with pytest.raises(Conflict, match=r"version 2 cannot be served: .*recorded hash"):
+        registry.promote("m", 2)
+    assert registry.resolve("m", "production") == 1
+
+    def refuse(loaded: object) -> None:
+        raise ValueError("scores nonsense")
+
+    with pytest.raises(Conflict, match="version 1 cannot be served: ValueError: scores nonsense"):
+        registry.promote("m", 1, "staging", check=refuse)
+    assert "staging" not in registry.aliases("m")

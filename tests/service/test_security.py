@@ -245,3 +245,54 @@ def test_bad_key_configuration_stops_the_start(root: Path) -> None:
     with pytest.raises(Exception, match="at least 16 characters"), TestClient(create_app(settings)):
         pass
     assert os.environ.get("LOANRISK_API_KEYS") is None
+
+
+def test_batch_outputs_stay_in_the_results_area_and_never_replace_a_file(
+    client: TestClient, root: Path
+) -> None:
+    alias = root / "models" / "loan-default" / "aliases" / "production.json"
+    alias.parent.mkdir(parents=True)
+    alias.write_text('{"version": 1}')
+    (root / "jobs").mkdir()
+    for output in (
+        "models/loan-default/aliases/production.json",
+        "/models/loan-default/aliases/production.json",
+        "../models/loan-default/aliases/production.json",
+        f"{root}/jobs/x.json",
+        "predictions/models/loan-default/aliases/production.csv",
+        "data/datasets/ds-1/train.csv",
+    ):
+        response = client.post(
+            "/v1/batch-predictions", json={"source": "raw.csv", "output": output}
+        )
+        assert response.status_code in (403, 422), (output, response.text)
+        assert str(root) not in response.text
+    assert alias.read_text() == '{"version": 1}'
+    assert not (root / "predictions").exists()
+
+    (root / "predictions").mkdir()
+    (root / "predictions" / "old.csv").write_text("kept")
+    for output in ("old.csv", "predictions/old.csv"):
+        error = refused(
+            client.post("/v1/batch-predictions", json={"source": "raw.csv", "output": output}),
+            409,
+        )
+        assert error["details"] == {"field": "output"}
+    assert (root / "predictions" / "old.csv").read_text() == "kept"
+
+    accepted = client.post("/v1/batch-predictions", json={"source": "raw.csv", "output": "a.csv"})
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.json()["params"]["output"] == "predictions/a.csv"
+
+
+def test_the_reference_sample_directory_must_be_a_folder_outside_kept_areas(
+    client: TestClient, root: Path
+) -> None:
+    (root / "taken").write_text("a file")
+    form = {"az_file_path": MOUNT, "model_directory": "models", "model_name": "XGBoost"}
+    error = refused(client.post("/predict", data={**form, "sample_directory": "taken"},
+                                files=CSV), 422)  # fmt: skip
+    assert error["details"] == {"field": "sample_directory"}
+    refused(client.post("/predict", data={**form, "sample_directory": "models/XGBoost/versions"},
+                        files=CSV))  # fmt: skip
+    assert (root / "taken").read_text() == "a file"

@@ -48,12 +48,15 @@ Start = Callable[..., tuple[subprocess.Popen[bytes], str]]
 def start(root: Path) -> Iterator[Start]:
     servers: list[subprocess.Popen[bytes]] = []
 
-    def launch(*args: str, log: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    def launch(
+        *args: str, log: Path | None = None, env: dict[str, str] | None = None
+    ) -> tuple[subprocess.Popen[bytes], str]:
         port = free_port()
         with open(log or os.devnull, "wb") as stderr:
             server = subprocess.Popen(
                 [LOANRISK, "serve", "--port", str(port), "--storage", str(root), *args],
-                env={**os.environ, **FAST}, stdout=subprocess.DEVNULL, stderr=stderr,
+                env={**os.environ, **FAST, **(env or {})}, stdout=subprocess.DEVNULL,
+                stderr=stderr,
             )  # fmt: skip
         servers.append(server)
         wait_until_serving(server, port, "loanrisk serve", timeout=60)
@@ -140,9 +143,16 @@ def test_a_server_killed_while_training(start: Start, root: Path) -> None:
     assert again.status_code == 202, again.text
 
 
-def test_metrics_add_up_over_workers_and_logs_are_json(start: Start, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_metrics_add_up_over_workers_and_logs_are_json(
+    start: Start, tmp_path: Path, workers: int
+) -> None:
     log = tmp_path / "server.log"
-    server, base = start("--workers", "2", log=log)
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    abandoned = temporary / "loanrisk-metrics-999999999-killed"  # a killed server's, pid gone
+    abandoned.mkdir()
+    server, base = start("--workers", str(workers), log=log, env={"TMPDIR": str(temporary)})
     with httpx.Client(timeout=30) as client:
         for number in range(20):
             response = client.post(f"{base}/v1/predict", json=EXAMPLE_LOAN,
@@ -155,6 +165,7 @@ def test_metrics_add_up_over_workers_and_logs_are_json(start: Start, tmp_path: P
     assert 'loanrisk_model_info{backend="onedal",model="loan-default",version="1"} 1.0' in text
     server.terminate()
     server.wait(30)
+    assert not list(temporary.iterdir())  # its own metrics files removed, the abandoned ones too
     # The CLI's greeting is for people; everything the server logs is one JSON object a line.
     text = log.read_text()
     lines = [json.loads(line) for line in text[text.index("\n{") + 1 :].splitlines()]

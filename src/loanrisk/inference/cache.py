@@ -5,22 +5,37 @@ points elsewhere, builds (or reuses) that version's scorer and swaps the referen
 is immutable, so a request that took the old one finishes on it while new requests get the
 new one: no request fails during a swap, and the oneDAL conversion is paid once per version,
 never per request.
+
+A version that cannot be loaded (corrupt files, a storage outage) never takes the service
+down: the cache keeps serving what it serves, or, when it serves nothing yet (a fresh start),
+falls back to the versions the alias pointed at before. ``problem`` says what went wrong; a
+failed version is tried again after :data:`RETRY_SECONDS`, not on every refresh.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from loanrisk.errors import Conflict, NotFound
+from loanrisk.errors import Conflict, NotFound, describe_error
 from loanrisk.inference.scorer import Scorer
 from loanrisk.registry.models import PRODUCTION, LoadedModel, ModelRegistry
+
+log = logging.getLogger("loanrisk.models")
+
+#: Seconds before a version that failed to load is tried again.
+RETRY_SECONDS = 60.0
+#: Most earlier versions tried when the alias's own version cannot be loaded at a fresh start.
+MAX_FALLBACKS = 3
 
 
 class ModelCache:
     """Scorers of one model, following ``ref`` (an alias such as ``production``, or
-    ``latest``); keeps the ``keep`` most recent versions' scorers for instant rollbacks."""
+    ``latest``); keeps the ``keep`` most recent versions' scorers for instant rollbacks.
+    ``on_failure(name, version)`` is called for every version that fails to load."""
 
     def __init__(
         self,
@@ -30,39 +45,102 @@ class ModelCache:
         *,
         build: Callable[[LoadedModel], Scorer] = Scorer,
         keep: int = 3,
+        on_failure: Callable[[str, int | None], None] | None = None,
     ) -> None:
         self.registry = registry
         self.name = name
         self.ref = ref
         self._build = build
         self._keep = keep
+        self._on_failure = on_failure
         self._scorers: OrderedDict[int, Scorer] = OrderedDict()
         self._current: Scorer | None = None
+        self._failed: dict[int, tuple[float, str]] = {}
         self._refreshing = threading.Lock()
+        #: Why the cache does not serve what ``ref`` names (None when it does).
+        self.problem: str | None = None
 
     def current(self) -> Scorer:
         """The serving scorer; :class:`Conflict` when no model has been loaded yet."""
         scorer = self._current  # one read: atomic, never half-swapped
         if scorer is None:
-            raise Conflict(f"no model to score with: model {self.name!r} has no {self.ref!r} yet")
+            why = f" ({self.problem})" if self.problem else ""
+            raise Conflict(
+                f"no model to score with: model {self.name!r} has no {self.ref!r} yet{why}"
+            )
         return scorer
 
     def refresh(self) -> bool:
-        """Follow the alias; True when the serving version changed. A model that does not
-        exist yet is not an error here (``current()`` says so)."""
+        """Follow the alias; True when the serving version changed. Never raises: a model
+        that does not exist yet is not an error here (``current()`` says so), and one that
+        cannot be loaded is reported in :attr:`problem`."""
         with self._refreshing:
             try:
                 version = self.registry.resolve(self.name, self.ref)
             except NotFound:
+                self.problem = None
+                return False
+            except Exception as exc:  # storage outage: keep serving what we serve
+                self._report(None, describe_error(exc))
                 return False
             if self._current is not None and self._current.version == version:
+                self.problem = None
                 return False
-            scorer = self._scorers.get(version)
+            scorer = self._scorer(version)
+            if scorer is None and self._current is None:
+                scorer = self._fallback(version)
             if scorer is None:
-                scorer = self._build(self.registry.load(self.name, version))
-                self._scorers[version] = scorer
-                while len(self._scorers) > self._keep:
-                    self._scorers.popitem(last=False)
-            self._scorers.move_to_end(version)
+                return False
+            self._scorers.move_to_end(scorer.version)
+            changed = self._current is None or self._current.version != scorer.version
             self._current = scorer
-            return True
+            return changed
+
+    def _scorer(self, version: int) -> Scorer | None:
+        """The scorer of ``version``, built if need be; None (and :attr:`problem`) if it
+        cannot be loaded."""
+        scorer = self._scorers.get(version)
+        if scorer is not None:
+            self.problem = None
+            return scorer
+        failed = self._failed.get(version)
+        if failed is not None and time.monotonic() - failed[0] < RETRY_SECONDS:
+            self._report(version, failed[1], again=True)
+            return None
+        try:
+            scorer = self._build(self.registry.load(self.name, version))
+        except Exception as exc:  # corrupt files, a storage outage, a model oneDAL refuses
+            reason = describe_error(exc)
+            self._failed[version] = (time.monotonic(), reason)
+            self._report(version, reason)
+            return None
+        self._failed.pop(version, None)
+        self._scorers[version] = scorer
+        while len(self._scorers) > self._keep:
+            self._scorers.popitem(last=False)
+        self.problem = None
+        return scorer
+
+    def _fallback(self, broken: int) -> Scorer | None:
+        problem = self.problem
+        for version in self.registry.earlier_targets(self.name, self.ref, broken)[:MAX_FALLBACKS]:
+            scorer = self._scorer(version)
+            if scorer is not None:
+                self.problem = f"{problem}; serving version {version} instead"
+                log.warning("model %s: %s", self.name, self.problem)
+                return scorer
+        self.problem = problem
+        return None
+
+    def _report(self, version: int | None, reason: str, *, again: bool = False) -> None:
+        serving = f"; serving version {self._current.version}" if self._current is not None else ""
+        self.problem = (
+            f"{self.ref!r} names version {version}, which failed to load: {reason}{serving}"
+            if version is not None
+            else f"cannot resolve {self.ref!r}: {reason}{serving}"
+        )
+        if again:
+            return
+        log.error("model %s: %s", self.name, self.problem)
+        if self._on_failure is not None:
+            self._on_failure(self.name, version)

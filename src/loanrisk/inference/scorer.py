@@ -28,7 +28,8 @@ from loanrisk.inference.backends import BackendChoice, make_backend
 from loanrisk.inference.explain import reason_codes
 from loanrisk.inference.records import CleanRecord, clean_record, require_clean
 from loanrisk.registry.models import LoadedModel
-from loanrisk.schema import MAX_ISSUES, MAX_REJECTED_ROWS, validate_frame
+from loanrisk.schema import EXAMPLE_LOAN, MAX_ISSUES, MAX_REJECTED_ROWS, validate_frame
+from loanrisk.settings import Settings
 
 OnError = Literal["raise", "skip"]
 CHUNK_ROWS = 100_000
@@ -258,3 +259,31 @@ class Scorer:
                 progress(offset + len(chunk))
         return {"scored": scored, "rejected": rejected, "rejected_rows": rejected_rows,
                 "issues": issues[:MAX_ISSUES], **self.describe()}  # fmt: skip
+
+
+def scorer_from_settings(
+    model: LoadedModel, settings: Settings, *, nthread: int | None = None
+) -> Scorer:
+    """The scorer the settings ask for (backend, threshold, bands); ``nthread`` defaults to
+    the setting (the service passes 1: one scoring thread per worker)."""
+    return Scorer(
+        model,
+        backend=settings.backend,
+        nthread=nthread or settings.nthread,
+        threshold=settings.threshold,
+        bands=Bands(settings.band_cutoffs, settings.band_names),
+    )
+
+
+def servable_check(settings: Settings) -> Callable[[LoadedModel], Scorer]:
+    """A check for :meth:`ModelRegistry.promote`: the version builds a scorer (the oneDAL
+    parity check included) and scores a loan to a probability in [0, 1]."""
+
+    def check(model: LoadedModel) -> Scorer:
+        scorer = scorer_from_settings(model, settings, nthread=1)
+        probability = scorer.score_record(EXAMPLE_LOAN)["probability"]
+        if not 0.0 <= probability <= 1.0:
+            raise InvalidInput(f"it scores a loan to {probability!r}, not a probability")
+        return scorer
+
+    return check

@@ -89,6 +89,19 @@ class JobManager:
                 return dict(job.record)
         return self.store.get(job_id)
 
+    def list(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest ``limit`` jobs of every replica, newest first; this replica's own jobs
+        as it knows them (so a heartbeat that could not be stored never makes them stale)."""
+        records = self.store.list(limit=limit)
+        with self._mutex:
+            own = dict(self._running)
+        for index, record in enumerate(records):
+            job = own.get(record["id"])
+            if job is not None:
+                with job.guard:
+                    records[index] = dict(job.record)
+        return records
+
     def future(self, job_id: str) -> Future[dict[str, Any]] | None:
         """The future of a job this replica runs (None for other replicas' jobs)."""
         job = self._running.get(job_id)

@@ -2,9 +2,10 @@
 
 A record is one JSON file, ``<directory>/<id>.json``, rewritten whole (atomically) by the
 replica running the job: at each state change and on every heartbeat. A queued or running job
-whose heartbeat is older than ``stale_after`` seconds belongs to a replica that died: readers
-report it (and store it) as failed, so no job stays "running" forever. A cancel request from
-any replica is a marker file the running replica notices on its next heartbeat.
+whose heartbeat is older than ``stale_after`` seconds belongs to a replica that died (or can no
+longer write to the storage): readers report it as failed, so no job stays "running" forever.
+Reading never writes: the record on the storage stays the running replica's own. A cancel
+request from any replica is a marker file the running replica notices on its next heartbeat.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ class JobStore:
         self.storage.write_bytes(self._path(record["id"]), json.dumps(record).encode())
 
     def get(self, job_id: str) -> dict[str, Any]:
-        """The record, with a dead replica's job reported (and stored) as failed."""
+        """The record, with a dead replica's job reported as failed (not stored: reading
+        never writes)."""
         try:
             record: dict[str, Any] = json.loads(self.storage.read_bytes(self._path(job_id)))
         except NotFound:
@@ -108,13 +110,13 @@ class JobStore:
             error={
                 "code": "worker_lost",
                 "message": (
-                    f"the replica running this job ({record['owner']}) stopped: no heartbeat for "
-                    f"{silent:.0f} s; nothing it was writing was published"
+                    f"the replica running this job ({record['owner']}) stopped or cannot write "
+                    f"to the storage: no heartbeat for {silent:.0f} s; nothing it was writing "
+                    "was published"
                 ),
                 "details": {},
             },
         )
-        self.save(record)
         return record
 
     def request_cancel(self, job_id: str) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from typing import Any
 
 from loanrisk.data.ingest import read_csv
 from loanrisk.data.process import process_dataset
-from loanrisk.errors import Cancelled
-from loanrisk.inference.scorer import Bands, Scorer
+from loanrisk.errors import Cancelled, Conflict
+from loanrisk.inference.scorer import scorer_from_settings
 from loanrisk.registry.models import ModelRegistry
 from loanrisk.settings import Settings
 from loanrisk.storage import open_storage
@@ -104,13 +104,7 @@ def score(
     storage = open_storage(settings)
     registry = ModelRegistry(storage, params.get("model_directory", settings.model_directory))
     loaded = registry.load(params["model_name"], params.get("ref", settings.model_alias))
-    scorer = Scorer(
-        loaded,
-        backend=settings.backend,
-        nthread=settings.nthread,
-        threshold=settings.threshold,
-        bands=Bands(settings.band_cutoffs, settings.band_names),
-    )
+    scorer = scorer_from_settings(loaded, settings)
 
     def rows(done: int) -> None:
         if should_cancel():
@@ -118,6 +112,8 @@ def score(
         progress({"stage": "score", "done": done, "total": None})
 
     source: str = params["source"]
+    if storage.exists(params["output"]):  # written since the job was accepted
+        raise Conflict(f"output {params['output']!r} exists already; results never replace a file")
     run = scorer.score_parquet if source.endswith(".parquet") else scorer.score_csv
     with storage.open_read(source) as stream, storage.open_write(params["output"]) as sink:
         summary = run(

@@ -24,13 +24,14 @@ import json
 import os
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import xgboost as xgb
 
-from loanrisk.errors import Conflict, InvalidInput, NotFound, StorageError
+from loanrisk.errors import Conflict, InvalidInput, NotFound, StorageError, describe_error
 from loanrisk.features.spec import FeatureSpec
 from loanrisk.storage.base import Storage
 
@@ -153,6 +154,24 @@ class ModelRegistry:
             raise NotFound(f"model {name!r} has no versions")
         return int(self._alias(name, text)["version"])
 
+    def earlier_targets(self, name: str, ref: str, broken: int) -> list[int]:
+        """Versions to serve instead of ``broken`` (which ``ref`` names but cannot be
+        loaded), most recent first: the versions the alias pointed at before, or, for
+        ``latest``, the versions below it."""
+        if ref == LATEST:
+            candidates = list(reversed(self.versions(name)))
+        else:
+            try:
+                history = self._alias(name, ref)["history"]
+            except (NotFound, KeyError, TypeError):
+                return []
+            candidates = [int(h["version"]) for h in reversed(history)]
+        seen: list[int] = []
+        for version in candidates:
+            if version != broken and version not in seen and self._complete(name, version):
+                seen.append(version)
+        return seen
+
     def _verified(self, name: str, version: int, file: str) -> bytes:
         manifest = self.manifest(name, version)
         data = self.storage.read_bytes(self.storage.join(self._version_dir(name, version), file))
@@ -225,11 +244,40 @@ class ModelRegistry:
         self.storage.write_bytes(self.storage.join(directory, MANIFEST_FILE), _json(manifest))
         return manifest
 
-    def promote(self, name: str, version: int | str, alias: str = PRODUCTION) -> dict[str, Any]:
-        """Point ``alias`` at a version, remembering where it pointed before."""
+    def verify(
+        self, name: str, version: int, check: Callable[[LoadedModel], object] | None = None
+    ) -> LoadedModel:
+        """Load ``version`` (every file against its hash, the booster and the feature spec
+        parsed) and run ``check`` on it (e.g. build a scorer and score a loan); any failure
+        is a :class:`Conflict` saying the version cannot be served."""
+        try:
+            loaded = self.load(name, version)
+            if check is not None:
+                check(loaded)
+        except NotFound:
+            raise
+        except Exception as exc:  # corrupt or unservable: say so, never move an alias to it
+            raise Conflict(
+                f"model {name!r} version {version} cannot be served: {describe_error(exc)}",
+                details={"version": version},
+            ) from None
+        return loaded
+
+    def promote(
+        self,
+        name: str,
+        version: int | str,
+        alias: str = PRODUCTION,
+        *,
+        check: Callable[[LoadedModel], object] | None = None,
+    ) -> dict[str, Any]:
+        """Point ``alias`` at a version, remembering where it pointed before. The version is
+        verified first (:meth:`verify`, with ``check``): an alias never moves to a version
+        that cannot be served."""
         if check_name("alias", alias) == LATEST:
             raise InvalidInput("'latest' always means the newest version; it cannot be moved")
         target = self.resolve(name, version)
+        self.verify(name, target, check)
         try:
             current = self._alias(name, alias)
         except NotFound:
@@ -244,9 +292,15 @@ class ModelRegistry:
         self.storage.write_bytes(self._path(name, "aliases", f"{alias}.json"), _json(record))
         return record
 
-    def rollback(self, name: str, alias: str = PRODUCTION) -> dict[str, Any]:
-        """Move ``alias`` back to its previous target."""
+    def rollback(
+        self,
+        name: str,
+        alias: str = PRODUCTION,
+        *,
+        check: Callable[[LoadedModel], object] | None = None,
+    ) -> dict[str, Any]:
+        """Move ``alias`` back to its previous target (verified as :meth:`promote` does)."""
         current = self._alias(name, alias)
         if current["previous"] is None:
             raise Conflict(f"alias {alias!r} of model {name!r} has no previous version")
-        return self.promote(name, int(current["previous"]), alias)
+        return self.promote(name, int(current["previous"]), alias, check=check)

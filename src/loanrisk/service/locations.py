@@ -13,9 +13,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from loanrisk.errors import InvalidInput, PathNotAllowed
+from loanrisk.errors import Conflict, InvalidInput, PathNotAllowed
 from loanrisk.settings import Settings
 from loanrisk.storage.base import Storage
+
+#: Folder names that hold what loanrisk keeps (datasets, model versions and aliases, staged
+#: uploads): no result a client asks for is written among them.
+KEPT_FOLDERS = frozenset({"datasets", "versions", "aliases", "uploads"})
 
 
 def given(value: object) -> str | None:
@@ -70,3 +74,46 @@ class Locations:
                 details={"field": "bucket", "allowed": sorted(allowed)},
             )
         return ""
+
+    def _refuse_kept_area(self, path: str, field: str) -> None:
+        s = self.settings
+        parts = path.split("/")
+        kept = KEPT_FOLDERS.intersection(parts[:-1]) or any(
+            path == area or path.startswith(area + "/")
+            for area in (s.model_directory.strip("/"), s.job_directory.strip("/"))
+        )
+        if kept:
+            raise PathNotAllowed(
+                f"{field} {path!r} lies among the models, datasets or job records; "
+                "results are never written there",
+                details={"field": field},
+            )
+
+    def output(self, path: str | None, default_name: str, field: str = "output") -> str:
+        """Where a batch result goes: ``path`` (or ``default_name``) inside the results
+        directory, never over an existing file (blocking: call it off the event loop)."""
+        area = self.settings.results_directory.strip("/")
+        relative = self.storage.resolve(path) if path else default_name
+        inside = relative.startswith(area + "/")
+        full = relative if inside else self.storage.join(area, relative)
+        if not full.endswith(".csv"):
+            raise InvalidInput(f"{field} must name a .csv file", details={"field": field})
+        self._refuse_kept_area(full, field)
+        if self.storage.exists(full):
+            raise Conflict(
+                f"{field} {full!r} exists already; results never replace a file",
+                details={"field": field},
+            )
+        if self.storage.list(full):
+            raise InvalidInput(f"{field} {full!r} is a directory", details={"field": field})
+        return full
+
+    def results_folder(self, path: str, field: str) -> str:
+        """A folder a client names for results files (the reference's ``sample_directory``):
+        not a file, not among the models, datasets or job records."""
+        self._refuse_kept_area(path + "/x", field)
+        if self.storage.exists(path):
+            raise InvalidInput(
+                f"{field} {path!r} is a file, not a directory", details={"field": field}
+            )
+        return path

@@ -1,11 +1,15 @@
 """Prometheus metrics that stay right with several worker processes.
 
-``loanrisk serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before its workers
-start; each worker then records into files there and ``/metrics`` (answered by any worker)
-aggregates every worker's. Counters keep what a dead worker counted; the serving-model gauge
-forgets a dead worker (uvicorn replaces it, and the replacement reports for itself). Without
-that variable (one process, tests) the app's own registry answers. Each app builds its own
-metrics: nothing is created at import.
+With several workers, ``loanrisk serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh
+directory before it spawns them; each worker then records into files there and ``/metrics``
+(answered by any worker) aggregates every worker's. Counters keep what a dead worker counted;
+the serving-model gauge forgets a dead worker (uvicorn replaces it, and the replacement reports
+for itself). With one worker (each Kubernetes pod) the app's own registry answers.
+
+Which of the two holds is decided by ``prometheus_client`` itself, once, when it is imported:
+it records into files only if the variable was set by then. :func:`records_to_files` asks it,
+so a variable set later (after the import) can never make ``/metrics`` read an empty
+directory. Each app builds its own metrics: nothing is created at import.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    values,
 )
 
 LATENCY_BUCKETS = (
@@ -86,7 +91,16 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.model_load_failures = Counter(
+            "loanrisk_model_load_failures",
+            "Model versions that failed to load (corrupt files, storage outages), by model.",
+            ["model", "version"],
+            registry=r,
+        )
         self._serving: dict[str, tuple[str, str]] = {}
+
+    def model_load_failed(self, model: str, version: int | None) -> None:
+        self.model_load_failures.labels(model, "" if version is None else str(version)).inc()
 
     def predicted(self, model: str, version: int, labels: list[bool]) -> None:
         defaults = sum(labels)
@@ -114,7 +128,7 @@ class Metrics:
 
     def exposition(self) -> bytes:
         directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-        if directory:
+        if directory and records_to_files():
             _forget_dead_workers(directory)
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -122,7 +136,13 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def _alive(pid: int) -> bool:
+def records_to_files() -> bool:
+    """Whether this process's metrics are written to the multi-process directory (decided
+    by ``prometheus_client`` when it was imported), rather than kept in memory."""
+    return values.ValueClass is not values.MutexValue
+
+
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -137,6 +157,6 @@ def _forget_dead_workers(directory: str) -> None:
     does not stay reported as served next to its replacement's."""
     for path in Path(directory).glob("gauge_live*_*.db"):
         pid = path.stem.rsplit("_", 1)[1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             with contextlib.suppress(FileNotFoundError):  # another worker got there first
                 multiprocess.mark_process_dead(int(pid), directory)  # type: ignore[no-untyped-call]

@@ -2,32 +2,61 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import shutil
 import socket
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
 from loanrisk.errors import Conflict
 from loanrisk.schema import EXAMPLE_LOAN
 from loanrisk.service.logs import log_config
+from loanrisk.service.metrics import process_alive
 from loanrisk.settings import Settings
 
+METRICS_PREFIX = "loanrisk-metrics-"
 
-def _metrics_directory() -> None:
-    """Point every worker at one fresh directory for Prometheus' multi-process files."""
+
+def _collect_abandoned_metrics(parent: Path) -> None:
+    """Remove the metrics directories of servers that are gone (killed before cleaning up).
+    Each is named after the pid of the server that made it."""
+    for directory in parent.glob(f"{METRICS_PREFIX}*"):
+        pid = directory.name.removeprefix(METRICS_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _metrics_directory(workers: int) -> Iterator[None]:
+    """With several workers, point them all at one directory for Prometheus' multi-process
+    files (one given in ``PROMETHEUS_MULTIPROC_DIR``, emptied; else a fresh one, removed when
+    the server stops). One worker keeps its metrics in memory: no directory at all."""
     given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if given:
         directory = Path(given)
         directory.mkdir(parents=True, exist_ok=True)
         for stale in directory.glob("*.db"):  # a previous run's counters are not ours
             stale.unlink()
-    else:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="loanrisk-metrics-")
+        yield
+        return
+    parent = Path(tempfile.gettempdir())
+    _collect_abandoned_metrics(parent)
+    if workers == 1:
+        yield
+        return
+    made = tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-", dir=parent)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    try:
+        yield
+    finally:
+        del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        shutil.rmtree(made, ignore_errors=True)
 
 
 def example_requests(settings: Settings) -> str:
@@ -117,14 +146,14 @@ def run_server(settings: Settings, announce: Callable[[], None] | None = None) -
     _refuse_taken_port(settings.host, settings.port)
     if announce is not None:
         announce()
-    _metrics_directory()
     options: dict[str, Any] = {
         "factory": True, "host": settings.host, "port": settings.port,
         "workers": settings.workers, "log_config": log_config(), "access_log": False,
         "timeout_graceful_shutdown": 30,
     }  # fmt: skip
-    if settings.workers == 1:
-        uvicorn.run(APP, **options)
-        return
-    listener = WorkerListener(settings.host, settings.port)
-    Multiprocess(uvicorn.Config(APP, **options), sockets=[cast(socket.socket, listener)]).run()
+    with _metrics_directory(settings.workers):
+        if settings.workers == 1:
+            uvicorn.run(APP, **options)
+            return
+        listener = WorkerListener(settings.host, settings.port)
+        Multiprocess(uvicorn.Config(APP, **options), sockets=[cast(socket.socket, listener)]).run()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from loanrisk.errors import NotFound
 from loanrisk.inference.cache import ModelCache
-from loanrisk.inference.scorer import Bands, Scorer
+from loanrisk.inference.scorer import Scorer, scorer_from_settings
 from loanrisk.jobs.manager import JobManager
 from loanrisk.registry.models import LoadedModel, ModelRegistry, check_name
 from loanrisk.service.auth import ApiKeys
@@ -43,14 +43,7 @@ class Services:
         return Locations(self.settings, self.storage)
 
     def build_scorer(self, model: LoadedModel) -> Scorer:
-        s = self.settings
-        return Scorer(
-            model,
-            backend=s.backend,
-            nthread=1,
-            threshold=s.threshold,
-            bands=Bands(s.band_cutoffs, s.band_names),
-        )
+        return scorer_from_settings(model, self.settings, nthread=1)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -64,7 +57,13 @@ class Services:
 
     def _new_cache(self, directory: str, name: str) -> ModelCache:
         registry = ModelRegistry(self.storage, directory)
-        return ModelCache(registry, name, self.settings.model_alias, build=self.build_scorer)
+        return ModelCache(
+            registry,
+            name,
+            self.settings.model_alias,
+            build=self.build_scorer,
+            on_failure=self.metrics.model_load_failed,
+        )
 
     def scorer_of(self, directory: str, name: str) -> Scorer:
         """The serving scorer of a model the client names (loaded on first use; models that

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO
 
-from loanrisk.errors import NotFound
+from loanrisk.errors import NotFound, StorageError
 from loanrisk.storage.base import Storage
 
 
@@ -19,6 +19,12 @@ class MemoryStorage(Storage):
         self.url = f"memory://{name}"
         self._files: dict[str, bytes] = {}
         self._lock = threading.Lock()
+        #: Set to refuse every write, as a read-only volume or a revoked write role does.
+        self.read_only = False
+
+    def _writable(self, path: str) -> None:
+        if self.read_only:
+            raise StorageError(f"permission denied on {path}: read-only storage")
 
     def _strip_root(self, user_path: str) -> str:
         if user_path.startswith(self.url):
@@ -38,6 +44,7 @@ class MemoryStorage(Storage):
 
     @contextmanager
     def open_write(self, path: str) -> Iterator[IO[bytes]]:
+        self._writable(path)
         key = self.join(path)
         buffer = io.BytesIO()
         yield buffer
@@ -45,6 +52,7 @@ class MemoryStorage(Storage):
             self._files[key] = buffer.getvalue()
 
     def create_exclusive(self, path: str, data: bytes) -> bool:
+        self._writable(path)
         key = self.join(path)
         with self._lock:
             if key in self._files:
@@ -64,6 +72,7 @@ class MemoryStorage(Storage):
         return sorted(names)
 
     def delete(self, path: str) -> None:
+        self._writable(path)
         key = self.join(path)
         with self._lock:
             for name in [k for k in self._files if k == key or k.startswith(f"{key}/")]:

@@ -17,15 +17,18 @@ router = APIRouter(tags=["health"])
 @router.get("/healthz")
 @router.get("/v2/health/live", include_in_schema=False)
 async def live() -> dict[str, str]:
-    """The process is up and answering."""
+    """The process is up and answering (nothing else: no model or storage state makes a
+    replica fail its liveness check)."""
     return {"status": "ok"}
 
 
 @router.get("/readyz", responses={503: {"description": "storage unreachable"}})
 @router.get("/v2/health/ready", include_in_schema=False)
 async def ready(services: ServicesDep) -> JSONResponse:
-    """Ready: the storage answers. Reports whether a model is loaded (scoring without one
-    answers 409, it does not make the replica unready: data and training still work)."""
+    """Ready: the storage answers. Reports the model loaded, and in ``model_problem`` why it
+    is not the version the alias names (a version that failed to load: the replica keeps
+    serving the last good one). A missing model does not make the replica unready (scoring
+    answers 409; data and training still work)."""
     body: dict[str, Any] = {"status": "ready", "storage": services.storage.url}
     try:
         await run_in_threadpool(services.storage.list, services.settings.model_directory)
@@ -35,6 +38,7 @@ async def ready(services: ServicesDep) -> JSONResponse:
         body["model"] = services.served.current().describe()
     except Conflict:
         body["model"] = None
+    body["model_problem"] = services.served.problem
     return JSONResponse(body)
 
 

@@ -39,7 +39,7 @@ def accepted(record: dict[str, Any]) -> JSONResponse:
 async def list_jobs(
     services: ServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> dict[str, Any]:
-    return {"jobs": await run_in_threadpool(services.jobs.store.list, limit=limit)}
+    return {"jobs": await run_in_threadpool(services.jobs.list, limit=limit)}
 
 
 @router.get(

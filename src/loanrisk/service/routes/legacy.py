@@ -260,7 +260,11 @@ async def predict(request: Request, services: ServicesDep) -> dict[str, Any]:
             root = where.mount(given(doc.get("az_file_path")))
             model_dir = where.inside(root, given(doc.get("model_directory")), "models")
             name = given(doc.get("model_name")) or services.settings.model_name
-            samples = where.inside(root, given(doc.get("sample_directory")), "samples")
+            samples = await run_in_threadpool(
+                where.results_folder,
+                where.inside(root, given(doc.get("sample_directory")), "samples"),
+                "sample_directory",
+            )
             where.inside(root, given(doc.get("data_directory")), "data")  # confined, unused
             upload = doc.get("file")
             if not isinstance(upload, UploadFile):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -10,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from loanrisk.inference.scorer import servable_check
 from loanrisk.registry.models import ModelRegistry, check_name
 from loanrisk.service.auth import ADMIN, require
 from loanrisk.service.deps import ServicesDep
@@ -142,14 +144,26 @@ async def get_report(
     return await _of_version(services, model_directory, name, ref, ModelRegistry.report)
 
 
-@router.put("/{name}/aliases/{alias}", summary="Point an alias at a version (promote)")
+@router.put(
+    "/{name}/aliases/{alias}",
+    summary="Point an alias at a version (promote)",
+    responses={409: {"description": "the version cannot be served (corrupt, unloadable)"}},
+)
 async def promote(
     name: str, alias: str, body: AliasBody, services: ServicesDep, model_directory: ModelDir = None
 ) -> dict[str, Any]:
-    """Every replica serving this alias swaps to the version within the reload interval."""
+    """The version is verified first (file hashes, loading, the oneDAL parity check, one
+    loan scored): a version that cannot be served is refused with 409 and the alias stays.
+    Every replica serving this alias swaps to the version within the reload interval."""
     registry = _registry(services, model_directory)
     result = await run_in_threadpool(
-        registry.promote, check_name("model", name), body.version, check_name("alias", alias)
+        functools.partial(
+            registry.promote,
+            check_name("model", name),
+            body.version,
+            check_name("alias", alias),
+            check=servable_check(services.settings),
+        )
     )
     await run_in_threadpool(services.refresh_model, registry.root, name)
     return result
@@ -162,7 +176,12 @@ async def rollback(
     """Back to the version the alias pointed at before its last move."""
     registry = _registry(services, model_directory)
     result = await run_in_threadpool(
-        registry.rollback, check_name("model", name), check_name("alias", alias)
+        functools.partial(
+            registry.rollback,
+            check_name("model", name),
+            check_name("alias", alias),
+            check=servable_check(services.settings),
+        )
     )
     await run_in_threadpool(services.refresh_model, registry.root, name)
     return result

@@ -35,7 +35,13 @@ class BatchBody(BaseModel):
     """Score a CSV or Parquet file on the storage into a results CSV on the storage."""
 
     source: str = Field(description="Path (or URI inside the storage root) of the loans.")
-    output: str | None = Field(None, description="Results CSV path (default: predictions/).")
+    output: str | None = Field(
+        None,
+        description=(
+            "Results CSV path inside the results directory (setting results_directory, "
+            "default predictions/); refused when the file exists. Default: a new name."
+        ),
+    )
     model: str | None = Field(None, description="Model name (default: the served model).")
     model_directory: str | None = Field(None, description="Folder of the storage with models.")
     on_error: Literal["raise", "skip"] = Field("raise", description="Refuse or skip bad rows.")
@@ -208,6 +214,10 @@ async def _score_csv_body(request: Request, services: Services) -> Response:
     status_code=202,
     summary="Score a stored file (a job)",
     dependencies=[require(ADMIN)],
+    responses={
+        403: {"description": "output among the models, datasets or job records"},
+        409: {"description": "the output file exists already"},
+    },
 )
 async def batch_predict(body: BatchBody, services: ServicesDep) -> JSONResponse:
     """Stream a CSV or Parquet file of any size through the model; the results CSV is written
@@ -215,7 +225,9 @@ async def batch_predict(body: BatchBody, services: ServicesDep) -> JSONResponse:
     s = services.settings
     source = await run_in_threadpool(services.locations.existing, body.source)
     stem = source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    output = services.storage.resolve(body.output or f"predictions/{stem}-{unique_stamp()}.csv")
+    output = await run_in_threadpool(
+        services.locations.output, body.output, f"{stem}-{unique_stamp()}.csv"
+    )
     params = {
         "source": source,
         "output": output,
