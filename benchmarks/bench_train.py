@@ -51,7 +51,8 @@ print(json.dumps({"seconds": seconds, "rss": resource.getrusage(resource.RUSAGE_
 BARE = """
 import json, resource, sys, time
 import numpy as np, xgboost as xgb
-from loanrisk.training.train import DEFAULT_PARAMS, DEFAULT_ROUNDS
+from loanrisk.contracts import DEFAULT_ROUNDS
+from loanrisk.training.train import DEFAULT_PARAMS
 features, labels, nthread = np.load(sys.argv[1]), np.load(sys.argv[2]), int(sys.argv[3])
 start = time.perf_counter()
 matrix = xgb.DMatrix(features, label=labels, nthread=nthread)

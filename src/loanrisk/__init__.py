@@ -13,34 +13,90 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-from loanrisk.data.datasets import DatasetCatalogue
-from loanrisk.data.expand import expand
-from loanrisk.data.ingest import read_csv, read_parquet
-from loanrisk.data.process import process_dataset
-from loanrisk.data.sample import generate_sample
-from loanrisk.data.split import split_frame
-from loanrisk.errors import (
-    Cancelled,
-    Conflict,
-    InvalidInput,
-    LoanRiskError,
-    NotFound,
-    PathNotAllowed,
-    StorageError,
-    TooLarge,
-)
-from loanrisk.features.fit import fit_feature_spec
-from loanrisk.features.spec import FeatureSpec
-from loanrisk.features.transform import FeatureTransformer
-from loanrisk.inference.cache import ModelCache
-from loanrisk.inference.scorer import Bands, Scorer
-from loanrisk.registry import LoadedModel, ModelRegistry
-from loanrisk.schema import Validated, validate_frame, validate_records
-from loanrisk.settings import Settings
-from loanrisk.storage import FsspecStorage, MemoryStorage, Storage, open_storage
-from loanrisk.training.evaluate import evaluate
-from loanrisk.training.job import TrainingRequest, TrainingResult, run_training
-from loanrisk.training.runner import train_in_subprocess
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loanrisk.data.datasets import DatasetCatalogue
+    from loanrisk.data.expand import expand
+    from loanrisk.data.ingest import read_csv, read_parquet
+    from loanrisk.data.process import process_dataset
+    from loanrisk.data.sample import generate_sample
+    from loanrisk.data.split import split_frame
+    from loanrisk.errors import (
+        Cancelled,
+        Conflict,
+        InvalidInput,
+        LoanRiskError,
+        NotFound,
+        PathNotAllowed,
+        StorageError,
+        TooLarge,
+    )
+    from loanrisk.features.fit import fit_feature_spec
+    from loanrisk.features.spec import FeatureSpec
+    from loanrisk.features.transform import FeatureTransformer
+    from loanrisk.inference.cache import ModelCache
+    from loanrisk.inference.scorer import Bands, Scorer
+    from loanrisk.jobs.training import train_in_subprocess
+    from loanrisk.registry import LoadedModel, ModelRegistry
+    from loanrisk.schema import Validated, validate_frame, validate_records
+    from loanrisk.settings import Settings
+    from loanrisk.storage import FsspecStorage, MemoryStorage, Storage, open_storage
+    from loanrisk.training.evaluate import evaluate
+    from loanrisk.training.job import TrainingRequest, TrainingResult, run_training
+
+#: Where each public name lives. Imported on first use, so that importing a light module
+#: (``loanrisk.errors``, ``loanrisk.settings``) never loads pandas, scikit-learn or xgboost.
+_LAZY = {
+    "Bands": "loanrisk.inference.scorer",
+    "Cancelled": "loanrisk.errors",
+    "Conflict": "loanrisk.errors",
+    "DatasetCatalogue": "loanrisk.data.datasets",
+    "FeatureSpec": "loanrisk.features.spec",
+    "FeatureTransformer": "loanrisk.features.transform",
+    "FsspecStorage": "loanrisk.storage",
+    "InvalidInput": "loanrisk.errors",
+    "LoadedModel": "loanrisk.registry",
+    "LoanRiskError": "loanrisk.errors",
+    "MemoryStorage": "loanrisk.storage",
+    "ModelCache": "loanrisk.inference.cache",
+    "ModelRegistry": "loanrisk.registry",
+    "NotFound": "loanrisk.errors",
+    "PathNotAllowed": "loanrisk.errors",
+    "Scorer": "loanrisk.inference.scorer",
+    "Settings": "loanrisk.settings",
+    "Storage": "loanrisk.storage",
+    "StorageError": "loanrisk.errors",
+    "TooLarge": "loanrisk.errors",
+    "TrainingRequest": "loanrisk.training.job",
+    "TrainingResult": "loanrisk.training.job",
+    "Validated": "loanrisk.schema",
+    "evaluate": "loanrisk.training.evaluate",
+    "expand": "loanrisk.data.expand",
+    "fit_feature_spec": "loanrisk.features.fit",
+    "generate_sample": "loanrisk.data.sample",
+    "open_storage": "loanrisk.storage",
+    "process_dataset": "loanrisk.data.process",
+    "read_csv": "loanrisk.data.ingest",
+    "read_parquet": "loanrisk.data.ingest",
+    "run_training": "loanrisk.training.job",
+    "split_frame": "loanrisk.data.split",
+    "train_in_subprocess": "loanrisk.jobs.training",
+    "validate_frame": "loanrisk.schema",
+    "validate_records": "loanrisk.schema",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loanrisk' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Bands",

@@ -17,19 +17,19 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from loanrisk.contracts import DEFAULT_ROUNDS, TrainingRequest
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.data.ingest import read_csv, read_parquet
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.errors import Cancelled, InvalidInput, LoanRiskError, NotFound
 from loanrisk.inference.scorer import OnError, scorer_from_settings, servable_check
+from loanrisk.jobs.training import train_in_subprocess
 from loanrisk.registry.models import PRODUCTION, ModelRegistry
 from loanrisk.schema import Validated, validate_frame
 from loanrisk.settings import Settings
 from loanrisk.storage import open_storage, storage_options
-from loanrisk.training.job import TrainingRequest
-from loanrisk.training.runner import train_in_subprocess
-from loanrisk.training.train import DEFAULT_ROUNDS, RoundProgress, parse_param
+from loanrisk.training.train import RoundProgress, parse_param
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 data_app = typer.Typer(no_args_is_help=True, help="Process, list and inspect datasets.")

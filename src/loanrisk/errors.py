@@ -46,6 +46,24 @@ class TooLarge(InvalidInput):
     code = "too_large"
 
 
+class UnsupportedMediaType(InvalidInput):
+    """The request body's content type is not one the route reads."""
+
+    code = "unsupported_media_type"
+
+
+class TooBusy(LoanRiskError):
+    """A bounded queue is full; retry after ``retry_after`` seconds."""
+
+    code = "too_busy"
+
+    def __init__(
+        self, message: str, *, retry_after: int = 5, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, details={"retry_after": retry_after, **(details or {})})
+        self.retry_after = retry_after
+
+
 class NotFound(LoanRiskError):
     """A named dataset, model, version or file does not exist."""
 
@@ -84,8 +102,8 @@ class Forbidden(LoanRiskError):
 
 _BY_CODE: dict[str, type[LoanRiskError]] = {
     cls.code: cls
-    for cls in (InvalidInput, PathNotAllowed, TooLarge, NotFound, Conflict, StorageError,
-                Cancelled, Unauthenticated, Forbidden)
+    for cls in (InvalidInput, PathNotAllowed, TooLarge, UnsupportedMediaType, TooBusy, NotFound,
+                Conflict, StorageError, Cancelled, Unauthenticated, Forbidden)
 }  # fmt: skip
 
 

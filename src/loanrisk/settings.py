@@ -68,6 +68,14 @@ class Settings(BaseSettings):
         5.0, gt=0, description="Seconds between checks for a moved alias (hot reload)."
     )
     max_records: int = Field(10_000, ge=1, description="Most loans in one JSON request.")
+    max_size: int = Field(
+        20_000_000,
+        ge=1,
+        description=(
+            "Largest expansion size a request may ask for (rows; 422 beyond). Expansion holds "
+            "about 0.2 GiB per million rows."
+        ),
+    )
     seed: int = Field(0, description="Seed of expansion, splitting and the built-in sample.")
     test_fraction: float = Field(
         0.25, gt=0.0, lt=1.0, description="Share of rows held out as the test split."
@@ -86,6 +94,14 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = Field(
         None,
         description="A mounted secret file with one 'scope:key' (or hashed) entry per line.",
+    )
+    max_inline_rows: int = Field(
+        10_000,
+        ge=1,
+        description=(
+            "Most results the reference's CSV /predict answers inline; the results file on "
+            "the storage holds every row, and the answer says where."
+        ),
     )
     max_request_bytes: int = Field(
         32 * 2**20, ge=1024, description="Largest JSON request body (413 beyond)."
@@ -117,6 +133,11 @@ class Settings(BaseSettings):
     )
     max_jobs: int = Field(
         1, ge=1, description="Jobs (data, training, batch scoring) one replica runs at once."
+    )
+    max_queued_jobs: int = Field(
+        8,
+        ge=0,
+        description="Jobs one replica keeps waiting for a slot; beyond, 429 with Retry-After.",
     )
     job_heartbeat: float = Field(
         2.0, gt=0, description="Seconds between heartbeats of a running job's record."

@@ -102,9 +102,10 @@ def test_a_csv_bigger_than_the_memory_spool_streams_through(client: TestClient) 
     [
         ({**LOAN, "loan_amnt": -1}, 422, "invalid_input",
          "record 0: loan_amnt: impossible value -1 (must be at least 0)"),
-        ({"records": "nope"}, 422, "invalid_input", "'records' must be a list of loans"),
+        ({"records": "nope"}, 422, "invalid_input", "body.records: Input should be a valid list"),
         ([LOAN] * 51, 413, "too_large", "51 records: at most 50 a request"),
-        ({"records": [LOAN], "on_error": "maybe"}, 422, "invalid_input", "on_error must be"),
+        ({"records": [LOAN], "on_error": "maybe"}, 422, "invalid_input",
+         "body.on_error: Input should be 'raise' or 'skip'"),
     ],
 )  # fmt: skip
 def test_bad_requests_get_the_error_shape(

@@ -134,7 +134,7 @@ def test_bad_fields_are_4xx_naming_the_field(client: TestClient) -> None:
     error = refused(client.post("/data", json={"bucket": "loan-default", "key": "nope.csv"}), 422)
     assert "no raw CSV" in str(error["message"])
     assert refused(
-        client.post("/train", content=b"<xml/>", headers={"content-type": "application/xml"}), 422
+        client.post("/train", content=b"<xml/>", headers={"content-type": "application/xml"}), 415
     )
     assert refused(
         client.post("/train", content=b"{not json", headers={"content-type": "application/json"}),

@@ -59,7 +59,6 @@ def expand(
         raise ValueError("cannot expand an empty table")
     if size <= n:
         return frame
-    seeds = np.random.SeedSequence(seed).spawn((size + CHUNK_ROWS - 1) // CHUNK_ROWS)
     numeric = {c: np.empty(size, dtype=np.float64) for c in FEATURES if c in NUMERIC_BY_NAME}
     codes = {c: np.empty(size, dtype=np.int8) for c in FEATURES if c in CATEGORICAL_BY_NAME}
     source_codes = {c: frame[c].cat.codes.to_numpy() for c in codes}
@@ -74,7 +73,9 @@ def expand(
 
     for chunk, start in enumerate(range(0, size, CHUNK_ROWS)):
         stop = min(start + CHUNK_ROWS, size)
-        rng = np.random.default_rng(seeds[chunk])
+        # The chunk's child of SeedSequence(seed), made when needed: the same stream as
+        # ``SeedSequence(seed).spawn(n)[chunk]``, without a list of n seeds up front.
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(chunk,)))
         rows = np.arange(start, stop) % n
         m = stop - start
         for name, out in numeric.items():

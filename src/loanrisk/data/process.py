@@ -16,6 +16,7 @@ from loanrisk.data.datasets import SPEC, DatasetCatalogue, parquet_bytes
 from loanrisk.data.expand import expand
 from loanrisk.data.split import split_frame
 from loanrisk.data.stats import column_stats
+from loanrisk.errors import InvalidInput
 from loanrisk.features.fit import fit_feature_spec
 from loanrisk.schema import FEATURES, LABEL, Validated, schema_hash
 from loanrisk.storage.base import Storage
@@ -59,7 +60,10 @@ def process_dataset(
 
     clock = time.perf_counter()
     report("split", 0, 1)
-    train, test = split_frame(frame, test_fraction=test_fraction, seed=seed, stratify=stratify)
+    try:
+        train, test = split_frame(frame, test_fraction=test_fraction, seed=seed, stratify=stratify)
+    except ValueError as exc:  # too few rows (or of one class) for a train and a test part
+        raise InvalidInput(f"cannot split the loans into train and test: {exc}") from None
     total_rows, label_rate = len(frame), float(frame[LABEL].mean())
     del frame
     report("split", 1, 1)

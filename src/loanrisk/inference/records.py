@@ -76,6 +76,10 @@ def clean_record(record: Mapping[str, Any]) -> CleanRecord | list[FieldError]:
             allowed = f"at least {low:g}" if high == math.inf else f"{low:g} to {high:g}"
             problems.append(FieldError(spec.name, f"impossible value {raw!r} (must be {allowed})"))
             continue
+        plausible_low, plausible_high = spec.plausible
+        if number is not None and not plausible_low <= number <= plausible_high:
+            warnings.append(f"{spec.name}: {raw!r} is outside the plausible range "
+                            f"{plausible_low:g} to {plausible_high:g} (scored)")  # fmt: skip
         out[spec.name] = number
     for category in CATEGORICAL:
         raw = lowered.get(category.name)

@@ -193,6 +193,7 @@ class Scorer:
         chunk_rows: int = CHUNK_ROWS,
         id_column: str | None = None,
         progress: Callable[[int], None] | None = None,
+        on_results: Callable[[pd.DataFrame], None] | None = None,
     ) -> dict[str, Any]:
         """:meth:`score_csv` for Parquet input (read batch by batch, bounded memory)."""
         try:
@@ -201,7 +202,7 @@ class Scorer:
             raise InvalidInput(f"not a readable Parquet file: {exc}") from None
         return self._score_chunks(
             _with_offsets(b.to_pandas() for b in batches), output,
-            on_error=on_error, id_column=id_column, progress=progress,
+            on_error=on_error, id_column=id_column, progress=progress, on_results=on_results,
         )  # fmt: skip
 
     def score_csv(
@@ -213,13 +214,16 @@ class Scorer:
         chunk_rows: int = CHUNK_ROWS,
         id_column: str | None = None,
         progress: Callable[[int], None] | None = None,
+        on_results: Callable[[pd.DataFrame], None] | None = None,
     ) -> dict[str, Any]:
         """Stream a CSV of any size through the model in chunks (bounded memory), writing
-        ``row[,id],probability,label,band`` CSV to ``output``. Returns counts and the
-        rejected rows. With ``on_error="raise"`` the first bad chunk stops the batch."""
+        ``row[,id],probability,label,band`` CSV to ``output`` and handing each chunk's
+        results frame to ``on_results``. Returns counts (``scored``, ``defaults``,
+        ``rejected``) and the rejected rows. With ``on_error="raise"`` the first bad chunk
+        stops the batch."""
         return self._score_chunks(
             iter_csv_chunks(source, chunk_rows=chunk_rows), output,
-            on_error=on_error, id_column=id_column, progress=progress,
+            on_error=on_error, id_column=id_column, progress=progress, on_results=on_results,
         )  # fmt: skip
 
     def _score_chunks(
@@ -230,8 +234,9 @@ class Scorer:
         on_error: OnError,
         id_column: str | None,
         progress: Callable[[int], None] | None,
+        on_results: Callable[[pd.DataFrame], None] | None,
     ) -> dict[str, Any]:
-        scored = rejected = 0
+        scored = rejected = defaults = 0
         issues: list[Any] = []
         rejected_rows: list[int] = []
         header_written = False
@@ -246,6 +251,7 @@ class Scorer:
             if ids is not None:
                 results.insert(1, id_column or "id", ids[results["row"].to_numpy() - 1 - offset])
             scored += len(results)
+            defaults += int(results["label"].sum())
             rejected += len(chunk) - len(results)  # the report's row list is capped
             issues += report["rejected"]
             rejected_rows += report["rejected_rows"][: MAX_REJECTED_ROWS - len(rejected_rows)]
@@ -255,9 +261,12 @@ class Scorer:
                                float_format="%.8g", quoting=csv.QUOTE_MINIMAL)  # fmt: skip
                 output.write(text.getvalue().encode())
                 header_written = True
+            if on_results is not None:
+                on_results(results)
             if progress is not None:
                 progress(offset + len(chunk))
-        return {"scored": scored, "rejected": rejected, "rejected_rows": rejected_rows,
+        return {"scored": scored, "defaults": defaults, "rejected": rejected,
+                "rejected_rows": rejected_rows,
                 "issues": issues[:MAX_ISSUES], **self.describe()}  # fmt: skip
 
 

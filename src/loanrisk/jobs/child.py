@@ -10,21 +10,27 @@ crashed server never leaves an orphan that publishes behind its back.
 from __future__ import annotations
 
 import ctypes
+import logging
 import multiprocessing as mp
 import os
 import queue
 import signal
 import sys
 import threading
+import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from loanrisk import errors
+from loanrisk.contracts import JOB_KINDS, JobParams
 from loanrisk.settings import Settings
 
 Progress = Callable[[dict[str, Any]], None]
 
 _PR_SET_PDEATHSIG = 1
+#: Seconds a cancelled task may take to stop by itself before it is killed.
+CANCEL_GRACE = 5.0
 
 
 def _die_with_parent(parent: int) -> None:
@@ -36,14 +42,13 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _child(
-    task: str, params: dict[str, Any], settings: Settings, parent: int, out: Any, cancel: Any
-) -> None:
+def _child(params: JobParams, settings: Settings, parent: int, out: Any, cancel: Any) -> None:
     _die_with_parent(parent)
-    from loanrisk.jobs.tasks import TASKS  # imported in the child: heavy modules
+    from loanrisk.jobs.tasks import run_task  # imported in the child: heavy modules
 
+    task = JOB_KINDS[type(params)]
     try:
-        result = TASKS[task](
+        result = run_task(
             params,
             settings,
             progress=lambda doc: out.put(("progress", doc)),
@@ -52,36 +57,49 @@ def _child(
         out.put(("done", result))
     except errors.LoanRiskError as exc:
         out.put(("error", exc.to_dict()))
-    except Exception as exc:  # reported to the parent, which raises it
-        out.put(("error", {"code": "internal", "message": f"{task} failed: {exc!r}"}))
+    except Exception:  # logged here with an id; the parent reports the id, not the text
+        error_id = uuid.uuid4().hex
+        logging.getLogger("loanrisk.jobs").exception("%s failed (error id %s)", task, error_id)
+        message = f"unexpected error in {task}; quote error id {error_id}"
+        out.put(("error", {"code": "internal", "message": message,
+                           "details": {"error_id": error_id}}))  # fmt: skip
 
 
 def run_in_process(
-    task: str,
-    params: dict[str, Any],
+    params: JobParams,
     settings: Settings,
     *,
     on_progress: Progress | None = None,
     cancel: threading.Event | None = None,
     poll_seconds: float = 0.2,
+    cancel_grace: float = CANCEL_GRACE,
 ) -> dict[str, Any]:
-    """Run ``task`` with ``params`` in a fresh process and return its result.
+    """Run the task ``params`` describe (its kind: :data:`~loanrisk.contracts.JOB_KINDS`)
+    in a fresh process and return its result.
 
     Raises what the task raised (:class:`~loanrisk.errors.Cancelled` after ``cancel`` is set),
     or :class:`~loanrisk.errors.LoanRiskError` when the process died without an answer. An
-    interrupt in the caller (Ctrl-C) cancels the child before it propagates.
+    interrupt in the caller (Ctrl-C) cancels the child before it propagates. A child that
+    has not stopped ``cancel_grace`` seconds after a cancel (stuck in one long step) is
+    killed: a cancel always ends the job within seconds.
     """
+    task = JOB_KINDS[type(params)]
     context = mp.get_context("spawn")
     events = context.Queue()
     stop = context.Event()
     process = context.Process(
-        target=_child, args=(task, params, settings, os.getpid(), events, stop), daemon=True
+        target=_child, args=(params, settings, os.getpid(), events, stop), daemon=True
     )
     process.start()
+    cancelled_at: float | None = None
     try:
         while True:
             if cancel is not None and cancel.is_set():
                 stop.set()
+                cancelled_at = cancelled_at or time.monotonic()
+                if time.monotonic() - cancelled_at > cancel_grace:
+                    process.kill()
+                    raise errors.Cancelled(f"{task} cancelled: stopped; nothing was published")
             try:
                 kind, payload = events.get(timeout=poll_seconds)
             except queue.Empty:

@@ -20,18 +20,24 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from loanrisk.errors import Cancelled, LoanRiskError
+from loanrisk.contracts import JOB_KINDS, JobParams
+from loanrisk.errors import Cancelled, LoanRiskError, TooBusy
 from loanrisk.jobs.child import run_in_process
+from loanrisk.jobs.cleanup import clean_up
 from loanrisk.jobs.store import TERMINAL, JobStore, now, stamp
 from loanrisk.settings import Settings
 from loanrisk.storage.base import Storage
 
 log = logging.getLogger("loanrisk.jobs")
 
+#: Seconds a client refused for a full queue is asked to wait before it retries.
+RETRY_AFTER = 10
+
 
 @dataclass
 class _Running:
     record: dict[str, Any]
+    params: JobParams
     lock_scope: str | None
     cancel: threading.Event = field(default_factory=threading.Event)
     done: Future[dict[str, Any]] = field(default_factory=Future)
@@ -49,6 +55,7 @@ class JobManager:
         on_finish: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.storage = storage
         self.store = JobStore(storage, settings.job_directory, stale_after=settings.job_stale_after)
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self._on_finish = on_finish
@@ -61,13 +68,24 @@ class JobManager:
 
     def submit(
         self,
-        kind: str,
-        params: dict[str, Any],
+        params: JobParams,
         *,
         lock_scope: str | None = None,
     ) -> tuple[dict[str, Any], Future[dict[str, Any]]]:
-        """Queue a job; returns its record and a future of its final record."""
-        record = self.store.new(kind, params, owner=self.owner)
+        """Queue a job; returns its record and a future of its final record. When this
+        replica already holds ``max_jobs`` running and ``max_queued_jobs`` waiting jobs, the
+        job is refused with :class:`TooBusy` (429, ``Retry-After``)."""
+        with self._mutex:
+            waiting = len(self._running)
+        if waiting >= self.settings.max_jobs + self.settings.max_queued_jobs:
+            raise TooBusy(
+                f"{waiting} jobs are running or queued on this replica (at most "
+                f"{self.settings.max_jobs} running and {self.settings.max_queued_jobs} queued); "
+                "retry later",
+                retry_after=RETRY_AFTER,
+            )
+        record = self.store.new(JOB_KINDS[type(params)], params.model_dump(mode="json"),
+                                owner=self.owner)  # fmt: skip
         if lock_scope is not None:
             self.store.acquire(lock_scope, record["id"])
         try:
@@ -76,7 +94,7 @@ class JobManager:
             if lock_scope is not None:
                 self.store.release(lock_scope, record["id"])
             raise
-        job = _Running(record, lock_scope)
+        job = _Running(record, params, lock_scope)
         with self._mutex:
             self._running[record["id"]] = job
         threading.Thread(target=self._run, args=(job,), name=record["id"], daemon=True).start()
@@ -151,8 +169,7 @@ class JobManager:
             queued = time.monotonic() - clock
             self._update(job, state="running", started_at=stamp(now()))
             result = run_in_process(
-                record["kind"],
-                record["params"],
+                job.params,
                 self.settings,
                 on_progress=lambda doc: self._progress(job, doc),
                 cancel=job.cancel,
@@ -188,6 +205,7 @@ class JobManager:
     def _finish(self, job: _Running) -> None:
         job_id = job.record["id"]
         try:
+            clean_up(job.params, self.storage)
             if job.lock_scope is not None:
                 self.store.release(job.lock_scope, job_id)
             self.store.clear_cancel(job_id)

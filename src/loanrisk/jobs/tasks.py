@@ -1,8 +1,10 @@
-"""The tasks a job can run, each ``task(params, settings, *, progress, should_cancel) -> dict``.
+"""The tasks a job can run, one per kind of typed parameters (:mod:`loanrisk.contracts`):
+``task(params, settings, *, progress, should_cancel) -> dict``.
 
-``params`` and the returned dict are plain JSON: they cross a process boundary and are stored
-in the job's record. Every task runs in a child process (:func:`~loanrisk.jobs.run_in_process`)
-and publishes nothing when it fails or is cancelled.
+The parameters were checked where the job was submitted; the returned dict is plain JSON (it
+crosses a process boundary and is stored in the job's record). Every task runs in a child
+process (:func:`~loanrisk.jobs.run_in_process`) and publishes nothing when it fails or is
+cancelled.
 """
 
 from __future__ import annotations
@@ -10,29 +12,30 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from loanrisk.contracts import JobParams, ProcessDataJob, ScoreJob, TrainingRequest
 from loanrisk.data.ingest import read_csv
 from loanrisk.data.process import process_dataset
 from loanrisk.errors import Cancelled, Conflict
 from loanrisk.inference.scorer import scorer_from_settings
+from loanrisk.jobs.cleanup import clean_up
 from loanrisk.registry.models import ModelRegistry
 from loanrisk.settings import Settings
 from loanrisk.storage import open_storage
-from loanrisk.training.job import TrainingRequest, run_training
+from loanrisk.training.job import run_training
 from loanrisk.training.train import RoundProgress
 
 Progress = Callable[[dict[str, Any]], None]
-Task = Callable[..., dict[str, Any]]
 
 
 def process_data(
-    params: dict[str, Any],
+    params: ProcessDataJob,
     settings: Settings,
     *,
     progress: Progress,
     should_cancel: Callable[[], bool],
 ) -> dict[str, Any]:
     """Raw CSV on the storage (``source``) -> validated -> expanded to ``size`` -> dataset in
-    ``directory``. ``delete_source`` removes the CSV afterwards (an upload's staging copy)."""
+    ``directory``. A staged upload is removed afterwards, whatever the outcome."""
     storage = open_storage(settings)
 
     def stage(name: str, done: int, total: int) -> None:
@@ -40,35 +43,34 @@ def process_data(
             raise Cancelled("data processing cancelled; no dataset was published")
         progress({"stage": name, "done": done, "total": total})
 
-    stage("validate", 0, 1)
-    with storage.open_read(params["source"]) as stream:
-        loans = read_csv(stream, keep=params.get("keep_columns") or ())
-    stage("validate", 1, 1)
     try:
+        stage("validate", 0, 1)
+        with storage.open_read(params.source) as stream:
+            loans = read_csv(stream, keep=params.keep_columns)
+        stage("validate", 1, 1)
         manifest = process_dataset(
             loans,
             storage,
-            source=params.get("source_name") or params["source"],
-            size=params.get("size"),
-            directory=params.get("directory", "data"),
+            source=params.source_name,
+            size=params.size,
+            directory=params.directory,
             seed=settings.seed,
             test_fraction=settings.test_fraction,
             progress=stage,
         )
     finally:
-        if params.get("delete_source"):
-            storage.delete(params["source"])
+        clean_up(params, storage)
     return {"dataset": manifest}
 
 
 def train(
-    params: dict[str, Any],
+    params: TrainingRequest,
     settings: Settings,
     *,
     progress: Progress,
     should_cancel: Callable[[], bool],
 ) -> dict[str, Any]:
-    """Train a new model version from the :class:`TrainingRequest` fields in ``params``."""
+    """Train a new model version as ``params`` asks."""
 
     def rounds(p: RoundProgress) -> None:
         progress(
@@ -83,7 +85,7 @@ def train(
         )
 
     result = run_training(
-        TrainingRequest(**params),
+        params,
         open_storage(settings),
         nthread=settings.nthread,
         progress=rounds,
@@ -93,7 +95,7 @@ def train(
 
 
 def score(
-    params: dict[str, Any],
+    params: ScoreJob,
     settings: Settings,
     *,
     progress: Progress,
@@ -102,8 +104,8 @@ def score(
     """Score the CSV or Parquet file ``source`` with model ``model_name`` at ``ref`` and write
     the results CSV to ``output`` (atomically: a failed batch leaves no output)."""
     storage = open_storage(settings)
-    registry = ModelRegistry(storage, params.get("model_directory", settings.model_directory))
-    loaded = registry.load(params["model_name"], params.get("ref", settings.model_alias))
+    registry = ModelRegistry(storage, params.model_directory)
+    loaded = registry.load(params.model_name, params.ref)
     scorer = scorer_from_settings(loaded, settings)
 
     def rows(done: int) -> None:
@@ -111,20 +113,27 @@ def score(
             raise Cancelled("batch scoring cancelled; no output was written")
         progress({"stage": "score", "done": done, "total": None})
 
-    source: str = params["source"]
-    if storage.exists(params["output"]):  # written since the job was accepted
-        raise Conflict(f"output {params['output']!r} exists already; results never replace a file")
-    run = scorer.score_parquet if source.endswith(".parquet") else scorer.score_csv
-    with storage.open_read(source) as stream, storage.open_write(params["output"]) as sink:
+    if storage.exists(params.output):  # written since the job was accepted
+        raise Conflict(f"output {params.output!r} exists already; results never replace a file")
+    run = scorer.score_parquet if params.source.endswith(".parquet") else scorer.score_csv
+    with storage.open_read(params.source) as stream, storage.open_write(params.output) as sink:
         summary = run(
-            stream,
-            sink,
-            on_error=params.get("on_error", "raise"),
-            id_column=params.get("id_column"),
-            progress=rows,
+            stream, sink, on_error=params.on_error, id_column=params.id_column, progress=rows
         )
     model = {"name": loaded.name, "version": loaded.version, "backend": scorer.backend.name}
-    return {"output": params["output"], "model": model, "summary": summary}
+    return {"output": params.output, "model": model, "summary": summary}
 
 
-TASKS: dict[str, Task] = {"process_data": process_data, "train": train, "score": score}
+def run_task(
+    params: JobParams,
+    settings: Settings,
+    *,
+    progress: Progress,
+    should_cancel: Callable[[], bool],
+) -> dict[str, Any]:
+    """Run the task of ``params``'s kind."""
+    if isinstance(params, ProcessDataJob):
+        return process_data(params, settings, progress=progress, should_cancel=should_cancel)
+    if isinstance(params, TrainingRequest):
+        return train(params, settings, progress=progress, should_cancel=should_cancel)
+    return score(params, settings, progress=progress, should_cancel=should_cancel)

@@ -45,6 +45,8 @@ PRODUCTION = "production"
 HISTORY_LENGTH = 50
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: A version number as written in paths and references: ASCII digits, at most nine.
+_NUMBER = re.compile(r"^[0-9]{1,9}$")
 
 
 def check_name(kind: str, name: str) -> str:
@@ -97,7 +99,7 @@ class ModelRegistry:
 
     def _numbers(self, name: str) -> list[int]:
         entries = self.storage.list(self._path(check_name("model", name), "versions"))
-        return sorted(int(e) for e in entries if e.isdigit())
+        return sorted(int(e) for e in entries if _NUMBER.match(e))
 
     def _complete(self, name: str, version: int) -> bool:
         return self.storage.exists(
@@ -142,10 +144,12 @@ class ModelRegistry:
     def resolve(self, name: str, ref: str | int) -> int:
         """A version number from a number, ``"3"``, ``"v3"``, ``latest`` or an alias name."""
         text = str(ref).strip()
-        if text.removeprefix("v").isdigit():
+        if _NUMBER.match(text.removeprefix("v")):
             version = int(text.removeprefix("v"))
             self.manifest(name, version)  # exists and is complete
             return version
+        if text[:1].isdigit() or text.removeprefix("v")[:1].isdigit():
+            raise InvalidInput(f"invalid version {text[:20]!r}: a number of at most nine digits")
         if text == LATEST:
             # Newest first: one check in the usual case (a service may ask every few seconds).
             for version in reversed(self._numbers(name)):

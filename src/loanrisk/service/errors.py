@@ -7,9 +7,12 @@ import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loanrisk import errors
+from loanrisk.service.bodies import invalid_fields
 
 log = logging.getLogger("loanrisk.service")
 
@@ -18,11 +21,23 @@ STATUS: dict[type[errors.LoanRiskError], int] = {
     errors.Forbidden: 403,
     errors.PathNotAllowed: 403,
     errors.TooLarge: 413,
+    errors.UnsupportedMediaType: 415,
+    errors.TooBusy: 429,
     errors.InvalidInput: 422,
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.Cancelled: 409,
     errors.StorageError: 503,
+}
+
+
+#: Error codes of the HTTP errors the framework raises itself.
+HTTP_CODES = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
 }
 
 
@@ -42,7 +57,19 @@ def install(app: FastAPI) -> None:
     async def loanrisk_error(request: Request, exc: errors.LoanRiskError) -> JSONResponse:
         status = status_of(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(exc, errors.TooBusy):
+            headers = {"Retry-After": str(exc.retry_after)}
         return JSONResponse(error_body(exc.code, exc.message, exc.details), status, headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """Unknown routes, wrong methods and unparseable bodies, in the one error shape."""
+        if exc.status_code < 400:  # not an error (e.g. 304)
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        code = HTTP_CODES.get(exc.status_code, "invalid_request")
+        return JSONResponse(
+            error_body(code, str(exc.detail)), exc.status_code, getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -52,6 +79,13 @@ def install(app: FastAPI) -> None:
         first = problems[0] if problems else {"field": "", "message": "invalid request"}
         message = f"{first['field']}: {first['message']}"
         return JSONResponse(error_body("invalid_request", message, {"fields": problems}), 422)
+
+    @app.exception_handler(ValidationError)
+    async def model_invalid(request: Request, exc: ValidationError) -> JSONResponse:
+        """A typed model built from request values refused them (a safety net: routes
+        validate their input first)."""
+        error = invalid_fields(exc, "request")
+        return JSONResponse(error_body(error.code, error.message, error.details), 422)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

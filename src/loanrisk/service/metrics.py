@@ -103,11 +103,13 @@ class Metrics:
         self.model_load_failures.labels(model, "" if version is None else str(version)).inc()
 
     def predicted(self, model: str, version: int, labels: list[bool]) -> None:
-        defaults = sum(labels)
+        self.predicted_counts(model, version, scored=len(labels), defaults=sum(labels))
+
+    def predicted_counts(self, model: str, version: int, *, scored: int, defaults: int) -> None:
         if defaults:
             self.predictions.labels(model, str(version), "default").inc(defaults)
-        if len(labels) - defaults:
-            self.predictions.labels(model, str(version), "non_default").inc(len(labels) - defaults)
+        if scored - defaults:
+            self.predictions.labels(model, str(version), "non_default").inc(scored - defaults)
 
     def serving(self, model: str, version: int, backend: str) -> None:
         now = (str(version), backend)

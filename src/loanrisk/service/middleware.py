@@ -15,13 +15,21 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loanrisk.errors import TooLarge
+from loanrisk.service.bodies import CSV, MULTIPART, media_type
 from loanrisk.service.logs import request_id
 from loanrisk.service.metrics import Metrics
 from loanrisk.settings import Settings
 
 log = logging.getLogger("loanrisk.access")
 
-UPLOAD_TYPES = (b"multipart/form-data", b"text/csv", b"application/octet-stream")
+#: The routes that read an upload, and the media type each reads it as: only these get the
+#: upload limit. Any other body (whatever it claims to be) gets the request-body limit.
+UPLOAD_ROUTES: dict[str, str] = {
+    "/v1/predict": CSV,
+    "/v1/datasets": MULTIPART,
+    "/data_processing": MULTIPART,
+    "/predict": MULTIPART,
+}
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -34,7 +42,9 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 class BodyLimit:
     """413 for bodies over the limit: at once from ``Content-Length``, else while reading.
-    Uploads (multipart, CSV) get ``max_upload_bytes``; everything else ``max_request_bytes``."""
+    Uploads (the media type a route of :data:`UPLOAD_ROUTES` reads as one) get
+    ``max_upload_bytes``; every other body ``max_request_bytes``, so a JSON document sent as
+    ``application/octet-stream`` or ``TEXT/CSV`` is held to the JSON limit."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
@@ -44,8 +54,8 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        content_type = (_header(scope, b"content-type") or b"").split(b";")[0].strip().lower()
-        upload = content_type in UPLOAD_TYPES
+        kind = media_type(_header(scope, b"content-type"))
+        upload = UPLOAD_ROUTES.get(scope["path"].rstrip("/")) == kind
         limit = self.settings.max_upload_bytes if upload else self.settings.max_request_bytes
         what = "upload" if upload else "request body"
         length = _header(scope, b"content-length")

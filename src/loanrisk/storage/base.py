@@ -14,14 +14,25 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import IO
 
-from loanrisk.errors import PathNotAllowed
+from loanrisk.errors import InvalidInput, PathNotAllowed
+
+#: Longest name of one file or folder: what every backend stores, with room for the hidden
+#: temporary name of an atomic write (file systems allow 255 bytes).
+MAX_NAME_BYTES = 200
+#: Longest path inside a storage.
+MAX_PATH_BYTES = 1024
 
 
 def normalise_relative(path: str) -> str:
-    """Normalise a relative path; refuse one that climbs out (``a/../../b``) or is absolute."""
+    """Normalise a relative path; refuse one that climbs out (``a/../../b``) or is absolute,
+    and one no storage can hold (a NUL byte, over-long names)."""
     text = path.replace("\\", "/").strip()
     if "\x00" in text:
         raise PathNotAllowed("path contains a NUL byte")
+    if len(text.encode()) > MAX_PATH_BYTES:
+        raise InvalidInput(f"path of {len(text.encode())} bytes: at most {MAX_PATH_BYTES}")
+    if any(len(part.encode()) > MAX_NAME_BYTES for part in text.split("/")):
+        raise InvalidInput(f"a name in path {text[:60]!r}... is over {MAX_NAME_BYTES} bytes")
     if text.startswith("/"):
         raise PathNotAllowed(f"absolute path {path!r} is not inside the storage root")
     norm = posixpath.normpath(text) if text else "."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import posixpath
 import tempfile
@@ -12,7 +13,7 @@ from typing import IO, Any, cast
 
 import fsspec
 
-from loanrisk.errors import NotFound, PathNotAllowed, StorageError
+from loanrisk.errors import InvalidInput, NotFound, PathNotAllowed, StorageError, describe_error
 from loanrisk.storage.base import Storage
 
 
@@ -24,10 +25,18 @@ def _backend_errors(path: str) -> Iterator[None]:
         raise  # an answer, not a failure: create_exclusive lost the race
     except FileNotFoundError:
         raise NotFound(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise InvalidInput(f"{path} is a directory, not a file") from None
+    except NotADirectoryError:
+        raise InvalidInput(f"a part of {path} is a file, not a directory") from None
     except PermissionError as exc:
-        raise StorageError(f"permission denied on {path}: {exc}") from None
-    except (OSError, ValueError) as exc:
-        raise StorageError(f"storage failed on {path}: {exc}") from None
+        raise StorageError(f"permission denied on {path}: {describe_error(exc)}") from None
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise InvalidInput(f"a name in {path} is too long for the storage") from None
+        raise StorageError(f"storage failed on {path}: {describe_error(exc)}") from None
+    except ValueError as exc:
+        raise StorageError(f"storage failed on {path}: {describe_error(exc)}") from None
 
 
 class FsspecStorage(Storage):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,7 @@ import sklearn
 import xgboost as xgb
 
 import loanrisk
+from loanrisk.contracts import TrainingRequest as TrainingRequest
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.data.split import split_indices
 from loanrisk.errors import InvalidInput, NotFound
@@ -29,29 +30,7 @@ from loanrisk.schema import LABEL
 from loanrisk.storage.base import Storage
 from loanrisk.training.evaluate import evaluate
 from loanrisk.training.fairness import parity_report
-from loanrisk.training.train import DEFAULT_PARAMS, DEFAULT_ROUNDS, RoundProgress, train_booster
-
-
-@dataclass(frozen=True)
-class TrainingRequest:
-    """What to train. ``dataset`` is an id or ``latest``; ``dataset_size`` instead finds the
-    newest dataset processed with that size (the reference's ``/train`` ``size``)."""
-
-    dataset: str = "latest"
-    dataset_size: int | None = None
-    data_directory: str = "data"
-    model_directory: str = "models"
-    model_name: str = "loan-default"
-    continue_from: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    rounds: int = DEFAULT_ROUNDS
-    early_stopping_rounds: int | None = None
-    validation_fraction: float = 0.1
-    threshold: float = 0.5
-    promote: bool | None = None
-    protected_attribute: str | None = None
-    privileged_value: str | None = None
-    seed: int = 0
+from loanrisk.training.train import DEFAULT_PARAMS, RoundProgress, train_booster
 
 
 @dataclass(frozen=True)
@@ -154,7 +133,7 @@ def evaluate_and_publish(
         "metrics": {"auc": report["auc"], "log_loss": report["log_loss"],
                     "brier": report["brier"],
                     "accuracy": report["classification_report"]["accuracy"]},
-        "request": asdict(request),
+        "request": request.model_dump(mode="json"),
         "nthread": nthread,
         "timings": {k: round(v, 4) for k, v in timings.items()},
         "libraries": {"loanrisk": loanrisk.__version__, "xgboost": xgb.__version__,

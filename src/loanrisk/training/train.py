@@ -22,7 +22,6 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "max_depth": 10,
     "min_child_weight": 6,
 }
-DEFAULT_ROUNDS = 500
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -10,10 +9,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from loanrisk.contracts import ProcessDataJob, check_size
 from loanrisk.data.datasets import DatasetCatalogue
-from loanrisk.errors import InvalidInput
 from loanrisk.service import uploads
 from loanrisk.service.auth import ADMIN, require
+from loanrisk.service.bodies import JSON, MULTIPART, parse_json, parse_model, require_media_type
 from loanrisk.service.deps import ServicesDep
 from loanrisk.service.routes.jobs import accepted
 
@@ -28,14 +28,17 @@ class FromStorage(BaseModel):
     source: str = Field(description="Path (or URI inside the storage root) of the raw CSV.")
     size: int | None = Field(None, ge=1, description="Expand to this many rows (benchmarks).")
     directory: str = Field("data", description="Folder of the storage for the dataset.")
-    keep_columns: list[str] = Field([], description="Extra columns to carry (not features).")
+    keep_columns: list[str] = Field(
+        [], max_length=32, description="Extra columns to carry (not features)."
+    )
 
     model_config = {
+        "extra": "forbid",
         "json_schema_extra": {
             "examples": [
                 {"source": "raw/credit_risk_dataset.csv", "size": 1_000_000, "directory": "data"}
             ]
-        }
+        },
     }
 
 
@@ -70,38 +73,37 @@ async def create_dataset(request: Request, services: ServicesDep) -> JSONRespons
     """Validate, expand (``size``), split and fit the preprocessing: a job, answered 202 with
     its record; the job's result holds the dataset manifest. Upload the CSV as ``file``
     (multipart, streamed to the storage) or name one on the storage (JSON ``source``)."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "multipart/form-data":
+    content_type = require_media_type(request, (MULTIPART, JSON), default=JSON)
+    if content_type == MULTIPART:
         async with request.form(max_files=1, max_fields=16) as form:
-            try:
-                body = FromStorage(
-                    source="upload",
-                    size=form.get("size") or None,
-                    directory=str(form.get("directory") or "data"),
-                    keep_columns=[c for c in str(form.get("keep_columns") or "").split(",") if c],
-                )
-            except ValueError as exc:
-                raise InvalidInput(f"invalid form: {exc}") from None
+            fields = {
+                "source": "upload",
+                "size": form.get("size") or None,
+                "directory": str(form.get("directory") or "data"),
+                "keep_columns": [c for c in str(form.get("keep_columns") or "").split(",") if c],
+            }
+            body = parse_model(FromStorage, fields, prefix="form")
+            check_size(body.size, services.settings)
+            directory = services.storage.resolve(body.directory)
             source, name = await uploads.stage(
                 form.get("file"), services.storage, services.settings.job_directory
             )
         staged = True
     else:
-        try:
-            body = FromStorage.model_validate(json.loads(await request.body()))
-        except ValueError as exc:
-            raise InvalidInput(f"invalid request: {exc}") from None
+        body = parse_model(FromStorage, parse_json(await request.body()))
+        check_size(body.size, services.settings)
+        directory = services.storage.resolve(body.directory)
         source = await run_in_threadpool(services.locations.existing, body.source)
         name, staged = body.source, False
-    params = {
-        "source": source,
-        "source_name": name,
-        "size": body.size,
-        "directory": services.storage.resolve(body.directory),
-        "keep_columns": body.keep_columns,
-        "delete_source": staged,
-    }
-    record, _ = await run_in_threadpool(services.jobs.submit, "process_data", params)
+    params = ProcessDataJob(
+        source=source,
+        source_name=name,
+        size=body.size,
+        directory=directory,
+        keep_columns=tuple(body.keep_columns),
+        staged=staged,
+    )
+    record, _ = await run_in_threadpool(services.jobs.submit, params)
     return accepted(record)
 
 

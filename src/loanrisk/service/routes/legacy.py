@@ -10,9 +10,10 @@ on, so the server keeps answering while it trains; paths are confined to the sto
 from __future__ import annotations
 
 import contextlib
-import io
-import json
+import functools
+import math
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import IO, Any
 
 import pandas as pd
@@ -20,19 +21,22 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from loanrisk.contracts import ProcessDataJob, TrainingRequest, check_size
 from loanrisk.errors import InvalidInput, TooLarge
 from loanrisk.inference.scorer import Scorer
 from loanrisk.registry.models import check_name
 from loanrisk.service import uploads
 from loanrisk.service.auth import ADMIN, SCORE, require
+from loanrisk.service.bodies import JSON, MULTIPART, URLENCODED, parse_json, require_media_type
 from loanrisk.service.deps import ServicesDep
 from loanrisk.service.locations import given, unique_stamp
 from loanrisk.service.state import Services, training_scope
 from loanrisk.service.waiting import outcome
+from loanrisk.settings import Settings
 
 router = APIRouter(tags=["reference-compatible"])
 
-FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+MAX_SIZE_CHARS = 40
 CLASSES = ("Non-Default", "Default", "accuracy", "macro avg", "weighted avg")
 
 
@@ -46,38 +50,32 @@ async def ping() -> dict[str, str]:
 async def _fields(request: Request) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """``("form", fields)`` for the Azure flavour, ``("json", fields)`` for the AWS one; an
     uploaded file's spool is closed when the block ends."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type in FORM_TYPES:
+    content_type = require_media_type(request, (MULTIPART, URLENCODED, JSON), default=JSON)
+    if content_type in (MULTIPART, URLENCODED):
         async with request.form(max_files=1, max_fields=32) as form:
             yield "form", dict(form)
         return
-    if content_type not in ("application/json", ""):
-        raise InvalidInput(
-            f"unsupported content type {content_type!r}: send a multipart form "
-            "(Azure flavour) or JSON (AWS flavour)"
-        )
-    try:
-        doc = json.loads(await request.body() or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+    doc = parse_json(await request.body() or b"{}")
     if not isinstance(doc, dict):
         raise InvalidInput("the body must be a JSON object of fields")
     yield "json", doc
 
 
-def _size(value: object) -> int | None:
+def _size(value: object, settings: Settings) -> int | None:
+    """The reference's ``size``: a whole number of rows, as a number or text ("4000000",
+    "4e6", "4000000.0"), within the configured ceiling."""
     text = given(value)
     if text is None:
         return None
     try:
-        size = int(float(text))
+        number = float(text)
     except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or not number.is_integer() or len(text) > MAX_SIZE_CHARS:
         raise InvalidInput(
-            f"size must be a whole number of rows, not {text!r}", details={"field": "size"}
-        ) from None
-    if size < 1:
-        raise InvalidInput("size must be at least 1", details={"field": "size"})
-    return size
+            f"size must be a whole number of rows, not {text[:40]!r}", details={"field": "size"}
+        )
+    return check_size(int(number), settings)
 
 
 def _flag(value: object) -> bool:
@@ -103,14 +101,10 @@ def _aws_folder(services: Services, doc: dict[str, Any], key: str, local: str, d
 async def _process(
     services: Services, source: str, name: str, *, directory: str, size: int | None, staged: bool
 ) -> dict[str, Any]:
-    params = {
-        "source": source,
-        "source_name": name,
-        "size": size,
-        "directory": directory,
-        "delete_source": staged,
-    }
-    record, _ = await run_in_threadpool(services.jobs.submit, "process_data", params)
+    params = ProcessDataJob(
+        source=source, source_name=name, size=size, directory=directory, staged=staged
+    )
+    record, _ = await run_in_threadpool(services.jobs.submit, params)
     result = await outcome(services, record)
     manifest = result["dataset"]
     return {
@@ -131,7 +125,7 @@ async def data_processing(request: Request, services: ServicesDep) -> dict[str, 
     async with _fields(request) as (_, form):
         root = services.locations.mount(given(form.get("az_file_path")))
         directory = services.locations.inside(root, given(form.get("data_directory")), "data")
-        size = _size(form.get("size"))
+        size = _size(form.get("size"), services.settings)
         upload = form.get("file")
         source, name = await uploads.stage(
             upload, services.storage, services.settings.job_directory
@@ -166,7 +160,12 @@ async def data(request: Request, services: ServicesDep) -> dict[str, Any]:
         directory = where.inside("", given(doc.get("target_path")), folder or "data")
         name = source.rsplit("/", 1)[-1]
         body = await _process(
-            services, source, name, directory=directory, size=_size(doc.get("size")), staged=False
+            services,
+            source,
+            name,
+            directory=directory,
+            size=_size(doc.get("size"), services.settings),
+            staged=False,
         )
         return {
             "msg": f"{name} successfully processed and saved",
@@ -202,18 +201,20 @@ async def train(request: Request, services: ServicesDep) -> dict[str, Any]:
             data_dir = _aws_folder(services, doc, "data_key", "local_data_path", "data")
             model_dir = _aws_folder(services, doc, "model_key", "local_model_path", "model")
         name = check_name("model", given(doc.get("model_name")) or services.settings.model_name)
-        params = {
-            "dataset_size": _size(doc.get("size")),
-            "data_directory": data_dir,
-            "model_directory": model_dir,
-            "model_name": name,
-            "promote": True,
-            "continue_from": "production" if _flag(doc.get("continue_training")) else None,
-            "seed": services.settings.seed,
-            "threshold": services.settings.threshold,
-        }
+        params = TrainingRequest(
+            dataset_size=_size(doc.get("size"), services.settings),
+            data_directory=data_dir,
+            model_directory=model_dir,
+            model_name=name,
+            promote=True,
+            continue_from="production" if _flag(doc.get("continue_training")) else None,
+            seed=services.settings.seed,
+            threshold=services.settings.threshold,
+        )
         record, _ = await run_in_threadpool(
-            services.jobs.submit, "train", params, lock_scope=training_scope(model_dir, name)
+            functools.partial(
+                services.jobs.submit, params, lock_scope=training_scope(model_dir, name)
+            )
         )
         result = await outcome(services, record)
         await run_in_threadpool(services.refresh_model, model_dir, name)
@@ -238,15 +239,41 @@ async def train(request: Request, services: ServicesDep) -> dict[str, Any]:
 # -- predict -----------------------------------------------------------------------------
 
 
-def _score_csv(scorer: Scorer, stream: IO[bytes]) -> tuple[pd.DataFrame, bytes]:
-    """A CSV of loans scored: the results as a frame and as the CSV the scorer wrote."""
-    output = io.BytesIO()
-    scorer.score_csv(stream, output)
-    data = output.getvalue()
-    results = (
-        pd.read_csv(io.BytesIO(data)) if data else pd.DataFrame({"probability": [], "label": []})
-    )
-    return results, data
+@dataclass
+class _Scored:
+    """A CSV scored into a results file: the counts, and the first rows for the answer."""
+
+    summary: dict[str, Any]
+    head: pd.DataFrame
+    path: str
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.head) < int(self.summary["scored"])
+
+    def describe(self) -> dict[str, Any]:
+        return {"results_path": self.path, "rows": self.summary["scored"],
+                "inline_rows": len(self.head), "truncated": self.truncated}  # fmt: skip
+
+
+def _score_into(
+    services: Services, scorer: Scorer, stream: IO[bytes], path: str, *, inline: int
+) -> _Scored:
+    """Stream a CSV of loans through ``scorer`` into a new results file at ``path`` (every
+    row), keeping only the first ``inline`` results in memory for the answer."""
+    head: list[pd.DataFrame] = []
+    kept = 0
+
+    def keep(results: pd.DataFrame) -> None:
+        nonlocal kept
+        if kept < inline:
+            head.append(results.iloc[: inline - kept])
+            kept += len(head[-1])
+
+    with services.storage.open_write(path) as sink:
+        summary = scorer.score_csv(stream, sink, on_results=keep)
+    frame = pd.concat(head) if head else pd.DataFrame({"probability": [], "label": []})
+    return _Scored(summary, frame, path)
 
 
 @router.post("/predict", dependencies=[require(SCORE)])
@@ -270,11 +297,14 @@ async def predict(request: Request, services: ServicesDep) -> dict[str, Any]:
             if not isinstance(upload, UploadFile):
                 raise InvalidInput("'file' must be a CSV upload", details={"field": "file"})
             scorer = await run_in_threadpool(services.scorer_of, model_dir, name)
-            results, data = await run_in_threadpool(_score_csv, scorer, upload.file)
             path = services.storage.join(samples, f"predictions-{unique_stamp()}.csv")
-            await run_in_threadpool(services.storage.write_bytes, path, data)
+            scored = await run_in_threadpool(
+                functools.partial(_score_into, services, scorer, upload.file, path,
+                                  inline=services.settings.max_inline_rows)
+            )  # fmt: skip
+            results = scored.head
             index = [str(i) for i in range(len(results))]
-            services.metrics.predicted(name, scorer.version, [bool(v) for v in results["label"]])
+            _count(services, name, scorer, scored.summary)
             return {
                 "Message": "Model Inference Complete",
                 "Prediction Output": {
@@ -285,7 +315,7 @@ async def predict(request: Request, services: ServicesDep) -> dict[str, Any]:
                         zip(index, (str(bool(v)) for v in results["label"]), strict=True)
                     ),
                 },
-                "results_path": path,
+                **scored.describe(),
                 "model": {"name": name, "version": scorer.version},
             }
         model_dir = _aws_folder(services, doc, "model_key", "local_model_path", "model")
@@ -306,23 +336,39 @@ async def predict(request: Request, services: ServicesDep) -> dict[str, Any]:
             if len(sample) > services.settings.max_records:
                 raise TooLarge(f"{len(sample)} loans: at most {services.settings.max_records}")
         scorer = await run_in_threadpool(services.scorer_of, model_dir, name)
+        extra: dict[str, Any] = {}
         if csv_payload is not None:
-            frame = await run_in_threadpool(_score_stored, services, scorer, path)
+            stored = await run_in_threadpool(_score_stored, services, scorer, path)
+            frame = stored.head
             pairs = [
                 [str(bool(lab)), float(p)]
                 for lab, p in zip(frame["label"], frame["probability"], strict=True)
             ]
+            _count(services, name, scorer, stored.summary)
+            extra = stored.describe()
         else:
-            scored = await run_in_threadpool(scorer.score_records, sample)
-            pairs = [[str(r["label"]), r["probability"]] for r in scored["results"]]
-        services.metrics.predicted(name, scorer.version, [row[0] == "True" for row in pairs])
+            records = await run_in_threadpool(scorer.score_records, sample)
+            pairs = [[str(r["label"]), r["probability"]] for r in records["results"]]
+            services.metrics.predicted(name, scorer.version, [row[0] == "True" for row in pairs])
         return {
             "msg": "Model Inference Complete",
             "Prediction Output": pairs,
+            **extra,
             "model": {"name": name, "version": scorer.version},
         }
 
 
-def _score_stored(services: Services, scorer: Scorer, path: str) -> pd.DataFrame:
+def _count(services: Services, name: str, scorer: Scorer, summary: dict[str, Any]) -> None:
+    services.metrics.predicted_counts(
+        name, scorer.version, scored=summary["scored"], defaults=summary["defaults"]
+    )
+
+
+def _score_stored(services: Services, scorer: Scorer, path: str) -> _Scored:
+    """A stored CSV scored into a new file of the results area."""
+    stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    output = services.locations.output(None, f"{stem}-{unique_stamp()}.csv")
     with services.storage.open_read(path) as stream:
-        return _score_csv(scorer, stream)[0]
+        return _score_into(
+            services, scorer, stream, output, inline=services.settings.max_inline_rows
+        )

@@ -11,13 +11,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from loanrisk.contracts import DEFAULT_ROUNDS, TrainingRequest
 from loanrisk.inference.scorer import servable_check
 from loanrisk.registry.models import ModelRegistry, check_name
 from loanrisk.service.auth import ADMIN, require
 from loanrisk.service.deps import ServicesDep
 from loanrisk.service.routes.jobs import accepted
 from loanrisk.service.state import Services, training_scope
-from loanrisk.training.train import DEFAULT_ROUNDS
 
 router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[require(ADMIN)])
 
@@ -28,7 +28,9 @@ class TrainBody(BaseModel):
     """A new version of the model: trained from scratch, or continued from an existing one."""
 
     dataset: str = Field("latest", description="Dataset id, or 'latest'.")
-    dataset_size: int | None = Field(None, description="Instead: newest dataset of this size.")
+    dataset_size: int | None = Field(
+        None, ge=1, description="Instead: newest dataset of this size."
+    )
     data_directory: str = Field("data", description="Folder of the storage with datasets.")
     continue_from: str | None = Field(None, description="Version or alias to continue from.")
     params: dict[str, Any] = Field({}, description="XGBoost parameters over the reference's.")
@@ -76,16 +78,18 @@ async def train(
     """Starts a training job and answers 202 with its record. One training per model at a
     time, across replicas: a second one is refused with 409 naming the running job."""
     registry = _registry(services, model_directory)
-    params = {
-        **body.model_dump(),
-        "model_name": check_name("model", name),
-        "model_directory": registry.root,
-        "seed": services.settings.seed,
-        "threshold": services.settings.threshold,
-        "data_directory": services.storage.resolve(body.data_directory),
-    }
+    params = TrainingRequest(
+        **body.model_dump(exclude={"data_directory"}),
+        model_name=check_name("model", name),
+        model_directory=registry.root,
+        seed=services.settings.seed,
+        threshold=services.settings.threshold,
+        data_directory=services.storage.resolve(body.data_directory),
+    )
     record, _ = await run_in_threadpool(
-        services.jobs.submit, "train", params, lock_scope=training_scope(registry.root, name)
+        functools.partial(
+            services.jobs.submit, params, lock_scope=training_scope(registry.root, name)
+        )
     )
     return accepted(record)
 

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import functools
-import json
 import tempfile
 from collections.abc import Iterator
-from typing import IO, Any, Literal, cast
+from typing import IO, Annotated, Literal, cast
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from loanrisk.contracts import OnError, PredictOptions, ScoreJob
 from loanrisk.errors import InvalidInput, TooLarge
 from loanrisk.registry.models import check_name
 from loanrisk.schema import EXAMPLE_LOAN
 from loanrisk.service.auth import ADMIN, SCORE, require
+from loanrisk.service.bodies import CSV, JSON, parse_json, parse_model, require_media_type
 from loanrisk.service.deps import ServicesDep
 from loanrisk.service.locations import unique_stamp
 from loanrisk.service.routes.jobs import accepted
@@ -67,7 +68,13 @@ OPENAPI = {
         "required": True,
         "content": {
             "application/json": {
-                "schema": {"type": "object"},
+                "schema": {
+                    "anyOf": [
+                        PredictOptions.model_json_schema(),
+                        {"type": "object", "description": "One loan."},
+                        {"type": "array", "items": {"type": "object"}, "description": "Loans."},
+                    ]
+                },
                 "examples": {
                     "one loan": {"value": EXAMPLE_LOAN},
                     "many, with reasons": {
@@ -89,45 +96,42 @@ OPENAPI = {
 }
 
 
-def _parse_json(body: bytes) -> tuple[list[Any], dict[str, Any]]:
-    try:
-        doc = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+def _parse_request(body: bytes) -> PredictOptions:
+    """A loan object, a list of loans, or ``{"records": [...], options}``, typed."""
+    doc = parse_json(body)
     if isinstance(doc, list):
-        return doc, {}
+        return PredictOptions(records=doc)
     if isinstance(doc, dict) and "records" in doc:
-        records = doc["records"]
-        if not isinstance(records, list):
-            raise InvalidInput("'records' must be a list of loans")
-        options = {k: doc[k] for k in ("explain", "top_k", "on_error") if k in doc}
-        return records, options
+        return parse_model(PredictOptions, doc)
     if isinstance(doc, dict):
-        return [doc], {}
+        return PredictOptions(records=[doc])
     raise InvalidInput('send a loan object, a list of loans, or {"records": [...]}')
 
 
 @router.post(
     "/v1/predict", openapi_extra=OPENAPI, summary="Score loans", dependencies=[require(SCORE)]
 )
-async def predict(request: Request, services: ServicesDep) -> Response:
+async def predict(
+    request: Request,
+    services: ServicesDep,
+    on_error: Annotated[
+        OnError, Query(description="CSV bodies: refuse the batch, or skip bad rows.")
+    ] = "raise",
+) -> Response:
     """Score loans given as JSON (one object, a list, or ``{"records": [...], "explain",
     "top_k", "on_error"}``) or as CSV (``Content-Type: text/csv``; CSV back unless
     ``Accept: application/json``). Each result: probability of default, label, band, warnings
     (and reasons when asked). Bad loans: 422 naming record and field, or, with
     ``on_error: "skip"``, scored without them and listed in ``rejected``. No model: 409."""
-    content_type = request.headers.get("content-type", "application/json").split(";")[0]
-    if content_type == "text/csv":
-        return await _score_csv_body(request, services)
+    if require_media_type(request, (JSON, CSV), default=JSON) == CSV:
+        return await _score_csv_body(request, services, on_error)
     body = await request.body()
     scorer = services.served.current()
-    records, options = _parse_json(body)
+    options = _parse_request(body)
+    records, on_error = options.records, options.on_error
+    explain, top_k = options.explain, options.top_k
     if len(records) > services.settings.max_records:
         raise TooLarge(f"{len(records)} records: at most {services.settings.max_records} a request")
-    if options.get("on_error", "raise") not in ("raise", "skip"):
-        raise InvalidInput("on_error must be 'raise' or 'skip'")
-    on_error = options.get("on_error", "raise")
-    explain, top_k = bool(options.get("explain", False)), int(options.get("top_k", 4))
     if len(records) <= SMALL_REQUEST:
         result = await services.scoring.score(
             scorer, records, on_error=on_error, explain=explain, top_k=top_k
@@ -158,15 +162,6 @@ async def _spool(request: Request) -> IO[bytes]:
     return cast(IO[bytes], spool)
 
 
-def _labels(output: IO[bytes]) -> list[bool]:
-    output.seek(0)
-    header = output.readline().decode().rstrip("\r\n").split(",")
-    column = header.index("label") if "label" in header else None
-    labels = [line.decode().split(",")[column] == "True" for line in output] if column else []
-    output.seek(0)
-    return labels
-
-
 def _chunks(output: IO[bytes]) -> Iterator[bytes]:
     try:
         while chunk := output.read(CHUNK_BYTES):
@@ -175,12 +170,9 @@ def _chunks(output: IO[bytes]) -> Iterator[bytes]:
         output.close()
 
 
-async def _score_csv_body(request: Request, services: Services) -> Response:
+async def _score_csv_body(request: Request, services: Services, on_error: OnError) -> Response:
     """CSV in, streamed through the model; CSV out (or JSON with ``Accept: application/json``).
     Both sides go through temporary files, so a big batch does not sit in memory."""
-    on_error = request.query_params.get("on_error", "raise")
-    if on_error not in ("raise", "skip"):
-        raise InvalidInput("on_error must be 'raise' or 'skip'")
     source = await _spool(request)
     output = cast(IO[bytes], tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115 (closed by _chunks or below)
     try:
@@ -189,15 +181,17 @@ async def _score_csv_body(request: Request, services: Services) -> Response:
             scorer.score_csv,
             source,
             output,
-            on_error=on_error,  # type: ignore[arg-type]
+            on_error=on_error,
         )
-        labels = await run_in_threadpool(_labels, output)
+        output.seek(0)
     except BaseException:
         output.close()
         raise
     finally:
         source.close()
-    services.metrics.predicted(scorer.model.name, scorer.version, labels)
+    services.metrics.predicted_counts(
+        scorer.model.name, scorer.version, scored=summary["scored"], defaults=summary["defaults"]
+    )
     if "application/json" in request.headers.get("accept", ""):
         with output:
             text = output.read().decode()
@@ -228,14 +222,14 @@ async def batch_predict(body: BatchBody, services: ServicesDep) -> JSONResponse:
     output = await run_in_threadpool(
         services.locations.output, body.output, f"{stem}-{unique_stamp()}.csv"
     )
-    params = {
-        "source": source,
-        "output": output,
-        "model_name": check_name("model", body.model or s.model_name),
-        "model_directory": services.storage.resolve(body.model_directory or s.model_directory),
-        "ref": s.model_alias,
-        "on_error": body.on_error,
-        "id_column": body.id_column,
-    }
-    record, _ = await run_in_threadpool(services.jobs.submit, "score", params)
+    params = ScoreJob(
+        source=source,
+        output=output,
+        model_name=check_name("model", body.model or s.model_name),
+        model_directory=services.storage.resolve(body.model_directory or s.model_directory),
+        ref=s.model_alias,
+        on_error=body.on_error,
+        id_column=body.id_column,
+    )
+    record, _ = await run_in_threadpool(services.jobs.submit, params)
     return accepted(record)

@@ -10,12 +10,12 @@ import pytest
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.errors import Cancelled, NotFound
+from loanrisk.jobs.training import train_in_subprocess
 from loanrisk.registry import ModelRegistry
 from loanrisk.schema import validate_frame
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage
 from loanrisk.training.job import TrainingRequest
-from loanrisk.training.runner import train_in_subprocess
 from loanrisk.training.train import RoundProgress
 
 

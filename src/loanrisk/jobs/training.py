@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
+from loanrisk.contracts import TrainingRequest
 from loanrisk.jobs.child import run_in_process
 from loanrisk.settings import Settings
-from loanrisk.training.job import TrainingRequest
 from loanrisk.training.train import RoundProgress
 
 
@@ -32,4 +31,4 @@ def train_in_subprocess(
             on_progress(RoundProgress(doc["done"], doc["total"], doc["elapsed"], doc["eta"],
                                       doc["metrics"]))  # fmt: skip
 
-    return run_in_process("train", asdict(request), settings, on_progress=forward, cancel=cancel)
+    return run_in_process(request, settings, on_progress=forward, cancel=cancel)

@@ -1,0 +1,110 @@
+"""Typed contracts, defined once: what clients send and what jobs carry.
+
+Every value a client controls is parsed into one of these models where it enters (an HTTP
+route, a CLI option, a job submission); the layers below take the typed object, never a loose
+dict. Models are strict where a lenient parse would change meaning (``"false"`` is not
+``True``; ``"4"`` is not a count), and forbid unknown fields so a misspelt option is refused,
+not ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
+from loanrisk.errors import InvalidInput
+from loanrisk.schema import FEATURES
+from loanrisk.settings import Settings
+
+OnError = Literal["raise", "skip"]
+#: Boosting rounds of a training, as the reference's 500.
+DEFAULT_ROUNDS = 500
+
+
+class PredictOptions(BaseModel):
+    """``POST /v1/predict`` with options: ``{"records": [...], "explain", "top_k",
+    "on_error"}``. Each record is checked on its own (a bad one is named by its index)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    records: list[Any] = Field(description="The loans, as JSON objects.")
+    explain: StrictBool = Field(False, description="Add the top reasons per loan.")
+    top_k: StrictInt = Field(4, ge=1, le=len(FEATURES), description="Reasons per loan.")
+    on_error: OnError = Field("raise", description="Refuse the request, or skip bad loans.")
+
+
+class _Job(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProcessDataJob(_Job):
+    """A data-processing job: a raw CSV on the storage -> validated -> expanded -> dataset."""
+
+    source: str = Field(description="Storage path of the raw CSV (already confined).")
+    source_name: str = Field(description="The name the client knows it by (for manifests).")
+    size: int | None = Field(None, ge=1, description="Expand to this many rows.")
+    directory: str = Field("data", description="Storage folder of the dataset.")
+    keep_columns: tuple[str, ...] = Field((), description="Extra columns to carry along.")
+    staged: bool = Field(False, description="The source is a staged upload: delete it after.")
+
+
+class TrainingRequest(_Job):
+    """What to train. ``dataset`` is an id or ``latest``; ``dataset_size`` instead finds the
+    newest dataset processed with that size (the reference's ``/train`` ``size``)."""
+
+    dataset: str = "latest"
+    dataset_size: int | None = Field(None, ge=1)
+    data_directory: str = "data"
+    model_directory: str = "models"
+    model_name: str = "loan-default"
+    continue_from: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    rounds: int = Field(DEFAULT_ROUNDS, ge=1, le=100_000)
+    early_stopping_rounds: int | None = Field(None, ge=1)
+    validation_fraction: float = Field(0.1, gt=0, lt=0.5)
+    threshold: float = Field(0.5, gt=0, lt=1)
+    promote: bool | None = None
+    protected_attribute: str | None = None
+    privileged_value: str | None = None
+    seed: int = 0
+
+
+class ScoreJob(_Job):
+    """A batch-scoring job: a stored CSV or Parquet file -> a results CSV on the storage."""
+
+    source: str = Field(description="Storage path of the loans (already confined).")
+    output: str = Field(description="Storage path of the results CSV (a new file).")
+    model_name: str
+    model_directory: str
+    ref: str = Field(description="Version or alias to score with.")
+    on_error: OnError = "raise"
+    id_column: str | None = None
+
+
+JobParams = ProcessDataJob | TrainingRequest | ScoreJob
+JOB_KINDS: dict[type[BaseModel], str] = {
+    ProcessDataJob: "process_data",
+    TrainingRequest: "train",
+    ScoreJob: "score",
+}
+PARAMS_OF_KIND: dict[str, type[JobParams]] = {
+    "process_data": ProcessDataJob,
+    "train": TrainingRequest,
+    "score": ScoreJob,
+}
+
+
+def check_size(size: int | None, settings: Settings, *, field: str = "size") -> int | None:
+    """A requested expansion size within the configured ceiling (``max_size``)."""
+    if size is None:
+        return None
+    if size < 1:
+        raise InvalidInput(f"{field} must be at least 1", details={"field": field})
+    if size > settings.max_size:
+        raise InvalidInput(
+            f"{field} of {size:,} rows is over the limit of {settings.max_size:,} "
+            "(setting max_size)",
+            details={"field": field, "max": settings.max_size},
+        )
+    return size
