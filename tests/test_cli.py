@@ -21,7 +21,9 @@ from .conftest import FIXTURES, REAL_CSV, free_port, wait_until_serving
 LOANRISK = shutil.which("loanrisk", path=os.path.dirname(sys.executable))
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     assert LOANRISK, "the loanrisk entry point is not installed next to this Python"
     return subprocess.run(
         [LOANRISK, *args],
@@ -30,6 +32,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         timeout=300,
         check=False,
         env={**os.environ, **(env or {}), "COLUMNS": "200"},
+        cwd=cwd,
     )
 
 
@@ -176,7 +179,9 @@ def test_training_errors_exit_2_with_one_line(
     assert "Traceback" not in done.stderr
 
 
-def test_predict_streams_a_csv_to_storage_and_explains_records(tmp_path: Path) -> None:
+def test_predict_streams_a_csv_to_the_path_typed_and_explains_csv_and_json(
+    tmp_path: Path,
+) -> None:
     storage = ["--storage", str(tmp_path / "store")]
     assert run("demo", "--no-serve", *storage).returncode == 0
     source = tmp_path / "loans.csv"
@@ -188,20 +193,35 @@ def test_predict_streams_a_csv_to_storage_and_explains_records(tmp_path: Path) -
     assert to_stdout.stdout.splitlines()[0] == "row,probability,label,band"
     assert len(to_stdout.stdout.splitlines()) == 6
     assert "5 loans scored, 0 rejected" in to_stdout.stderr
-    stored = run("predict", str(source), *storage, "--output", "scores/out.csv")
-    assert stored.returncode == 0
-    assert (tmp_path / "store/scores/out.csv").read_text() == to_stdout.stdout
+    here = tmp_path / "work"
+    (here / "scores").mkdir(parents=True)
+    stored = run("predict", str(source), *storage, "--output", "scores/out.csv", cwd=here)
+    assert stored.returncode == 0, stored.stderr
+    assert (here / "scores/out.csv").read_text() == to_stdout.stdout
+    outside = tmp_path / "elsewhere.csv"  # an absolute path of the user's own: fine
+    assert run("predict", str(source), *storage, "--output", str(outside)).returncode == 0
+    assert outside.read_text() == to_stdout.stdout
+
+    explained_csv = run("predict", str(source), *storage, "--explain")
+    assert explained_csv.returncode == 0, explained_csv.stderr
+    header = explained_csv.stdout.splitlines()[0].split(",")
+    assert header[:4] == ["row", "probability", "label", "band"]
+    assert header[4:6] == ["reason_1", "reason_1_value"]
+    assert "reason_4_value" in header
+    first = explained_csv.stdout.splitlines()[1].split(",")
+    assert first[4] in rows[0]  # a loan attribute's name
+
     record = dict(zip(rows[0], rows[1], strict=True))
     record.pop("loan_status")
-    explained = subprocess.run(
-        [str(LOANRISK), "predict", "-", *storage, "--explain"], input=json.dumps([record]),
-        capture_output=True, text=True, check=True, timeout=120,
-    )  # fmt: skip
+    records = tmp_path / "loans.json"
+    records.write_text(json.dumps([record]))
+    explained = run("predict", str(records), *storage, "--explain")
+    assert explained.returncode == 0, explained.stderr
     result = json.loads(explained.stdout)["results"][0]
     assert len(result["reasons"]) == 4
-    escape = run("predict", str(source), *storage, "--output", "../../x.csv")
-    assert escape.returncode == 2
-    assert "leaves the storage root" in escape.stderr
+    folder = run("predict", str(source), *storage, "--output", str(here))
+    assert folder.returncode == 2
+    assert "is a directory" in folder.stderr
     no_model = run("predict", str(source), "--storage", str(tmp_path / "empty"))
     assert no_model.returncode == 2
     assert "has no alias 'production'" in no_model.stderr
@@ -223,3 +243,54 @@ def test_predict_follows_the_threshold_and_band_settings(tmp_path: Path) -> None
     bad = run("predict", str(source), *storage, env={"LOANRISK_BACKEND": "gpu"})
     assert bad.returncode == 2
     assert "invalid setting backend" in bad.stderr
+
+
+def test_data_with_missing_values_is_kept_and_unusable_rows_can_be_dropped(
+    tmp_path: Path,
+) -> None:
+    lines = REAL_CSV.read_text().splitlines()[:401]
+    header = lines[0].split(",")
+    income, label = header.index("person_income"), header.index("loan_status")
+    rows = [line.split(",") for line in lines[1:]]
+    rows[0][income] = ""
+    rows[1][label] = ""
+    source = tmp_path / "loans.csv"
+    source.write_text("\n".join([lines[0], *(",".join(r) for r in rows)]) + "\n")
+    storage = ["--storage", str(tmp_path / "store")]
+
+    refused = run("data", "process", str(source), *storage)
+    assert refused.returncode == 2
+    assert "column 'loan_status': label must be 0 or 1 at row 2" in refused.stderr
+
+    done = run("data", "process", str(source), *storage, "--skip-bad-rows", "--json")
+    assert done.returncode == 0, done.stderr
+    assert "dropped 1 row(s) that cannot be used: rows 2" in done.stderr
+    manifest = json.loads(done.stdout)
+    assert manifest["rows"]["input"] == 399
+    assert manifest["quality"]["missing"]["person_income"] == 1
+    assert manifest["quality"]["rejected_rows"] == [2]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["data", "process", "ONE_ROW"], {}, "error: cannot split the loans into train and test"),
+        (["data", "process", "sample", "--size", "30000000"], {},
+         "error: --size of 30,000,000 rows is over the limit of 20,000,000"),
+        (["serve"], {"LOANRISK_API_KEYS": '["admin:short"]'},
+         "error: LOANRISK_API_KEYS entry 1: keys need at least 16 characters"),
+        (["serve"], {"LOANRISK_ENVIRONMENT": "production"},
+         "error: production refuses to serve without API keys"),
+    ],
+)  # fmt: skip
+def test_more_bad_input_exits_2_with_one_line(
+    tmp_path: Path, args: list[str], env: dict[str, str], message: str
+) -> None:
+    one_row = tmp_path / "one.csv"
+    one_row.write_text("\n".join(REAL_CSV.read_text().splitlines()[:2]) + "\n")
+    args = [str(one_row) if a == "ONE_ROW" else a for a in args]
+    done = run(*args, "--storage", str(tmp_path / "store"), env=env)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[0].startswith(message), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr

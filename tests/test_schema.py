@@ -149,3 +149,33 @@ def test_chunked_reading_names_the_file_row_of_a_huge_field() -> None:
     data = "\n".join([header, row, row, row, huge, row]).encode()
     with pytest.raises(InvalidInput, match=r"at row 4$"):
         list(iter_csv_chunks(io.BytesIO(data), chunk_rows=2))
+
+
+def test_missing_feature_values_are_kept_and_counted() -> None:
+    text = (BAD / "missing_label_value.csv").read_text().splitlines()
+    header, rows = text[0], text[2:]
+    rows[0] = ",,RENT,5,EDUCATION,,1000,11.14,0,0.1,N,2"
+    loans = read_csv(("\n".join([header, *rows]) + "\n").encode())
+    assert len(loans.frame) == 3
+    report = loans.report.to_dict()
+    assert report["missing"]["person_age"] == 1
+    assert report["missing"]["person_income"] == 1
+    assert report["missing"]["loan_grade"] == 1
+
+
+def test_rows_that_cannot_be_used_can_be_dropped_with_their_row_numbers() -> None:
+    loans = read_csv(str(BAD / "missing_label_value.csv"), on_error="drop")
+    assert len(loans.frame) == 3
+    assert loans.report.rejected_rows == [1]
+
+
+def test_a_long_header_is_read_whole() -> None:
+    text = (BAD / "missing_label_value.csv").read_text().splitlines()
+    extra = [f"x{i}" for i in range(2_000)]  # an 11,000-character header
+    lines = [",".join([text[0], *extra]), *(",".join([row, *([""] * 2_000)]) for row in text[2:])]
+    loans = read_csv(("\n".join(lines) + "\n").encode())
+    assert loans.report.dropped_columns == extra
+    with pytest.raises(InvalidInput, match="duplicate column"):
+        read_csv(("\n".join([lines[0] + ",x15", *(r + "," for r in lines[1:])]) + "\n").encode())
+    with pytest.raises(InvalidInput, match="header line is longer than 65,536 bytes"):
+        read_csv(("a," * 40_000 + "\n1\n").encode())

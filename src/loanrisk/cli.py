@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import IO, Annotated, Any, Literal, NoReturn
 
 import fsspec
 import typer
@@ -17,18 +17,18 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from loanrisk.contracts import DEFAULT_ROUNDS, TrainingRequest
+from loanrisk.contracts import DEFAULT_ROUNDS, TrainingRequest, check_size
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.data.ingest import read_csv, read_parquet
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
-from loanrisk.errors import Cancelled, InvalidInput, LoanRiskError, NotFound
+from loanrisk.errors import Cancelled, InvalidInput, LoanRiskError, NotFound, describe_error
 from loanrisk.inference.scorer import OnError, scorer_from_settings, servable_check
 from loanrisk.jobs.training import train_in_subprocess
 from loanrisk.registry.models import PRODUCTION, ModelRegistry
 from loanrisk.schema import Validated, validate_frame
 from loanrisk.settings import Settings
-from loanrisk.storage import open_storage, storage_options
+from loanrisk.storage import FsspecStorage, open_storage, storage_options
 from loanrisk.training.train import RoundProgress, parse_param
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -74,19 +74,27 @@ def _settings(**overrides: Any) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def _load_source(source: str, settings: Settings, keep: list[str] | None = None) -> Validated:
+def _load_source(
+    source: str,
+    settings: Settings,
+    keep: list[str] | None = None,
+    *,
+    skip_bad_rows: bool = False,
+) -> Validated:
+    on_error: Literal["raise", "drop"] = "drop" if skip_bad_rows else "raise"
     if source == "sample":
-        return validate_frame(generate_sample(SAMPLE_ROWS, seed=settings.seed), keep=keep or ())
+        sample = generate_sample(SAMPLE_ROWS, seed=settings.seed)
+        return validate_frame(sample, keep=keep or (), on_error=on_error)
     reader = read_parquet if source.endswith(".parquet") else read_csv
     if "://" in source:
         try:
             with fsspec.open(source, "rb", **storage_options(settings, source)) as stream:
-                return reader(stream, keep=keep or ())
+                return reader(stream, keep=keep or (), on_error=on_error)
         except FileNotFoundError:
             raise InvalidInput(f"no such object: {source}") from None
     if not Path(source).is_file():
         raise InvalidInput(f"no such file: {source}")
-    return reader(source, keep=keep or ())
+    return reader(source, keep=keep or (), on_error=on_error)
 
 
 @contextmanager
@@ -144,13 +152,19 @@ def data_process(
         list[str] | None,
         typer.Option(help="Extra column to keep, not as a feature (e.g. for fairness)."),
     ] = None,
+    skip_bad_rows: Annotated[
+        bool,
+        typer.Option(help="Drop the rows that cannot be used (listed by row) instead of refusing."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
     """Validate SOURCE, expand it to --size rows, split, fit the preprocessing, and store it."""
     with _errors():
         settings = _settings(storage=storage, seed=seed)
+        check_size(size, settings, field="--size")
         target = open_storage(settings)
-        loans = _load_source(source, settings, keep_column)
+        loans = _load_source(source, settings, keep_column, skip_bad_rows=skip_bad_rows)
+        _report_dropped(loans)
         with _progress() as progress:
             manifest = process_dataset(
                 loans,
@@ -166,6 +180,17 @@ def data_process(
             out.print_json(json.dumps(manifest))
         else:
             _summary(manifest, target.url)
+
+
+def _report_dropped(loans: Validated) -> None:
+    report = loans.report
+    if not report.rejected_rows:
+        return
+    rows = report.rejected_rows
+    listed = ", ".join(map(str, rows[:10])) + (" ..." if len(rows) > 10 else "")
+    err.print(f"dropped {len(rows):,} row(s) that cannot be used: rows {listed}", highlight=False)
+    for issue in report.rejected[:5]:
+        err.print(f"  {issue.describe()}", highlight=False, soft_wrap=True)
 
 
 @data_app.command("list")
@@ -408,7 +433,10 @@ def _model_ref(text: str) -> tuple[str, str]:
 @app.command()
 def predict(
     source: Annotated[
-        str, typer.Argument(help="A CSV or Parquet path, an s3:// or az:// URI, or '-' (CSV).")
+        str,
+        typer.Argument(
+            help="A CSV, Parquet or JSON (records) path, an s3:// or az:// URI, or '-' (CSV)."
+        ),
     ],
     storage: StorageOpt = None,
     model_directory: ModelDirOpt = "models",
@@ -417,14 +445,18 @@ def predict(
     ] = "loan-default@production",
     output: Annotated[
         str | None,
-        typer.Option(help="Write the results CSV to this path of the storage (else stdout)."),
+        typer.Option(
+            help="Write the results CSV to this local path (relative to the current "
+            "directory) or s3:// / az:// URI, atomically (else stdout)."
+        ),
     ] = None,
     skip_bad_rows: Annotated[
         bool, typer.Option(help="Score the good rows and report the bad ones (else refuse).")
     ] = False,
     id_column: Annotated[str | None, typer.Option(help="Carry this input column along.")] = None,
     explain: Annotated[
-        bool, typer.Option(help="Add the top reasons per loan (JSON records input only).")
+        bool,
+        typer.Option(help="Add the top reasons per loan (CSV: reason_<i> and its value)."),
     ] = False,
     backend: Annotated[
         str | None, typer.Option(help="auto, onedal or xgboost (default: the setting).")
@@ -439,11 +471,10 @@ def predict(
         scorer = scorer_from_settings(loaded, settings)
         err.print(f"Scoring with {name} version {loaded.version} ({scorer.backend.name}) ...")
         on_error: OnError = "skip" if skip_bad_rows else "raise"
-        if explain:
-            records = json.loads(sys.stdin.read() if source == "-" else Path(source).read_text())
-            records = records if isinstance(records, list) else [records]
-            out.print_json(json.dumps(scorer.score_records(records, on_error=on_error,
-                                                           explain=True)))  # fmt: skip
+        if source.endswith(".json"):
+            records = _json_records(source)
+            scored = scorer.score_records(records, on_error=on_error, explain=explain)
+            out.print_json(json.dumps(scored))
             return
         with contextlib.ExitStack() as stack:
             stream: Any
@@ -458,21 +489,47 @@ def predict(
             else:
                 raise InvalidInput(f"no such file: {source}")
             sink = (
-                stack.enter_context(target.open_write(target.resolve(output))) if output
+                stack.enter_context(_open_output(output, settings)) if output
                 else sys.stdout.buffer
             )  # fmt: skip
             score = scorer.score_parquet if source.endswith(".parquet") else scorer.score_csv
             with _progress() as progress:
                 summary = score(
-                    stream, sink, on_error=on_error, id_column=id_column,
+                    stream, sink, on_error=on_error, id_column=id_column, explain=explain,
                     progress=lambda rows: progress("score", rows, rows),
                 )  # fmt: skip
-        sink_name = f"{target.url}/{target.resolve(output)}" if output else "stdout"
+        sink_name = output or "stdout"
         err.print(f"{summary['scored']:,} loans scored, {summary['rejected']:,} rejected "
                   f"-> {sink_name}")  # fmt: skip
         for issue in summary["issues"][:5]:
             err.print(f"  rejected: column {issue['column']!r}: {issue['message']} "
                       f"({issue['count']} rows, first {issue['rows'][:5]})")  # fmt: skip
+
+
+def _json_records(source: str) -> list[Any]:
+    try:
+        doc = json.loads(Path(source).read_text())
+    except FileNotFoundError:
+        raise InvalidInput(f"no such file: {source}") from None
+    except (ValueError, RecursionError) as exc:
+        raise InvalidInput(f"{source} is not JSON: {describe_error(exc)}") from None
+    return doc if isinstance(doc, list) else [doc]
+
+
+def _open_output(output: str, settings: Settings) -> contextlib.AbstractContextManager[IO[bytes]]:
+    """The path a person typed, written atomically: a local path (relative to the current
+    directory) or an s3:// / az:// URI. Confinement is for the service's clients, not for a
+    user's own files."""
+    if "://" in output:
+        parent, name = output.rsplit("/", 1)
+        folder = FsspecStorage(parent, storage_options=storage_options(settings, output))
+    else:
+        path = Path(output).resolve()
+        if path.is_dir():
+            raise InvalidInput(f"--output {output} is a directory")
+        parent, name = str(path.parent), path.name
+        folder = FsspecStorage(parent)
+    return folder.open_write(name)
 
 
 @app.command()
@@ -488,7 +545,10 @@ def serve(
 
 
 def _serve(settings: Settings) -> None:
+    from loanrisk.service.auth import ApiKeys
     from loanrisk.service.server import example_requests, run_server
+
+    ApiKeys.from_settings(settings)  # bad keys: one line here, not a trace from each worker
 
     def announce() -> None:
         plural = "s" if settings.workers > 1 else ""

@@ -2,10 +2,13 @@
 
 What is an error and what is cleaned (docs/data.md has the full table):
 
-* errors (the whole input is refused, with every problem grouped by column and capped):
-  a missing required column, non-numeric text in a numeric column, a missing value in a
-  required column, an impossible value (negative amount, age over 150, label not 0/1), an
-  unknown category in training data, an input with no rows;
+* errors (the input is refused, with every problem grouped by column and capped; or, with
+  ``on_error="drop"``, only the rows concerned are dropped and listed): a missing column,
+  non-numeric text in a numeric column, an impossible value (negative amount, age over 150),
+  a label that is missing or not 0/1, an unknown category in training data, no rows;
+* missing feature values (counted in the report, never an error): the model handles them,
+  as the reference does. A missing number is imputed where the preprocessing imputes it and
+  left missing for XGBoost elsewhere; a missing category encodes as none of the categories;
 * cleaned (noted in the report, never an error): surrounding whitespace, the case of category
   values and column names, a UTF-8 BOM, CRLF line endings, extra columns (dropped);
 * flagged (kept, counted in the report with example rows): values outside the plausible range,
@@ -54,18 +57,18 @@ class CategoricalColumn:
     name: str
     categories: tuple[str, ...]
     description: str
-    required: bool = True
+    required: bool = False
 
 
 INF = float("inf")
 
 NUMERIC: tuple[NumericColumn, ...] = (
-    NumericColumn("person_age", True, (0, 150), (18, 100), "age in years"),
-    NumericColumn("person_income", True, (0, INF), (1_000, 5_000_000), "yearly income"),
+    NumericColumn("person_age", False, (0, 150), (18, 100), "age in years"),
+    NumericColumn("person_income", False, (0, INF), (1_000, 5_000_000), "yearly income"),
     NumericColumn("person_emp_length", False, (0, 150), (0, 60), "employment length, years"),
-    NumericColumn("loan_amnt", True, (0, INF), (100, 100_000), "amount borrowed"),
+    NumericColumn("loan_amnt", False, (0, INF), (100, 100_000), "amount borrowed"),
     NumericColumn("loan_int_rate", False, (0, 100), (1, 40), "interest rate, percent"),
-    NumericColumn("loan_percent_income", True, (0, 100), (0, 1), "loan amount / income"),
+    NumericColumn("loan_percent_income", False, (0, 100), (0, 1), "loan amount / income"),
     NumericColumn("cb_person_cred_hist_length", False, (0, 150), (0, 60), "credit history, years"),
 )
 

@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `loanrisk serve` binds.")
     port: int = Field(5000, ge=1, le=65535, description="Port (the reference's container port).")
     workers: int = Field(1, ge=1, description="Server worker processes (one per core).")
+    worker_healthcheck_timeout: int = Field(
+        60,
+        ge=5,
+        description=(
+            "Seconds a worker may leave the supervisor's health check unanswered before it is "
+            "replaced. A starting worker imports the ML libraries and converts the model; on "
+            "a busy machine that can stall its answer past uvicorn's default of 5 s."
+        ),
+    )
     api_keys: tuple[SecretStr, ...] = Field(
         (),
         description=(

@@ -79,12 +79,11 @@ def test_result_shape_label_and_band(scorer: Scorer) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"person_income": None}, "person_income: required value missing"),
         ({"loan_amnt": -5}, "loan_amnt: impossible value -5 (must be at least 0)"),
         ({"person_age": "old"}, "person_age: not a number ('old')"),
         ({"person_age": True}, "person_age: true/false is not a number"),
         ({"loan_grade": 3}, "loan_grade: expected text, got 3"),
-        ({"loan_grade": None, "loan_amnt": "x"}, "loan_amnt: not a number ('x'); loan_grade"),
+        ({"loan_grade": 7, "loan_amnt": "x"}, "loan_amnt: not a number ('x'); loan_grade"),
     ],
 )
 def test_bad_records_are_rejected_naming_the_field(
@@ -102,14 +101,26 @@ def test_unknown_categories_and_missing_optional_values_are_scored_and_flagged(
                                   "branch": "north"})  # fmt: skip
     assert 0 <= result["probability"] <= 1
     assert any("loan_intent: unknown category 'holiday'" in w for w in result["warnings"])
-    assert "loan_int_rate: missing, imputed" in result["warnings"]
+    assert "loan_int_rate: missing, scored as missing" in result["warnings"]
     assert "ignored field(s): branch" in result["warnings"]
     assert isinstance(clean_record({**RECORD, "person_age": " 30 "}), CleanRecord)
     assert clean_record("not a mapping") != []  # type: ignore[arg-type]
 
 
+def test_missing_values_anywhere_are_scored_as_missing_with_a_warning(scorer: Scorer) -> None:
+    result = scorer.score_record({**RECORD, "person_income": None, "loan_grade": " ",
+                                  "person_age": ""})  # fmt: skip
+    assert 0 <= result["probability"] <= 1
+    assert "person_income: missing, scored as missing" in result["warnings"]
+    assert "person_age: missing, scored as missing" in result["warnings"]
+    assert "loan_grade: missing, scored as none of the categories" in result["warnings"]
+    huge = scorer.score_record({**RECORD, "person_income": 1e308})
+    assert any("person_income: 1e+308 is outside the plausible range" in w
+               for w in huge["warnings"])  # fmt: skip
+
+
 def test_a_batch_with_bad_rows_is_refused_or_scored_without_them(scorer: Scorer) -> None:
-    records = [RECORD, {**RECORD, "loan_amnt": -1}, RECORD, {**RECORD, "person_age": None}]
+    records = [RECORD, {**RECORD, "loan_amnt": -1}, RECORD, {**RECORD, "person_age": "old"}]
     with pytest.raises(InvalidInput, match="record 1: loan_amnt"):
         scorer.score_records(records)
     skipped = scorer.score_records(records, on_error="skip")

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -194,3 +195,21 @@ def test_exclusive_create_lets_exactly_one_writer_win(storage: Storage) -> None:
     assert sorted(results) == [False] * 5 + [True]
     assert storage.read_bytes("claims/1").startswith(b"writer ")
     assert storage.create_exclusive("claims/2", b"x") is True
+
+
+def test_temporary_files_of_killed_writers_are_collected(tmp_path: Path) -> None:
+    storage = FsspecStorage(str(tmp_path / "root"))
+    storage.write_bytes("models/m/versions/1/manifest.json", b"{}")
+    folder = tmp_path / "root" / "models" / "m" / "versions" / "1"
+    abandoned = folder / f".model.ubj.tmp-{'a' * 32}"
+    in_flight = folder / f".report.json.tmp-{'b' * 32}"
+    lookalike = folder / ".hidden.tmp-notours"
+    for path in (abandoned, in_flight, lookalike):
+        path.write_bytes(b"partial")
+    two_hours_ago = time.time() - 7200
+    os.utime(abandoned, (two_hours_ago, two_hours_ago))
+    os.utime(lookalike, (two_hours_ago, two_hours_ago))
+    assert storage.collect_abandoned_writes() == 1
+    assert not abandoned.exists()
+    assert in_flight.exists() and lookalike.exists()
+    assert storage.read_bytes("models/m/versions/1/manifest.json") == b"{}"

@@ -11,7 +11,7 @@ import contextlib
 import csv
 import io
 from collections.abc import Iterator, Sequence
-from typing import IO, Any, cast
+from typing import IO, Any, Literal, cast
 
 import pandas as pd
 
@@ -39,8 +39,24 @@ def _probe(head: bytes) -> None:
     _check_header(head)
 
 
+@contextlib.contextmanager
+def _peekable(stream: IO[bytes]) -> Iterator[Any]:
+    """``stream`` behind a buffer that can show the whole probe, detached afterwards (the
+    caller's stream stays the caller's to close). A stream's own ``peek`` shows only what
+    its buffer holds, 8 KiB by default: a longer header came out cut, and its last name
+    looked like a repeat of an earlier one."""
+    buffered = io.BufferedReader(cast(Any, stream), buffer_size=_PROBE_BYTES)
+    try:
+        yield buffered
+    finally:
+        with contextlib.suppress(ValueError):  # the stream was closed under us
+            buffered.detach()
+
+
 def _check_header(head: bytes) -> None:
     # pandas renames a repeated column to "name.1"; a repeated loan column is ambiguous.
+    if b"\n" not in head and len(head) >= _PROBE_BYTES:
+        raise InvalidInput(f"the header line is longer than {_PROBE_BYTES:,} bytes")
     first_line = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0]
     names = [n.strip().lower() for n in next(csv.reader([first_line]), [])]
     repeated = sorted({n for n in names if names.count(n) > 1})
@@ -51,8 +67,15 @@ def _check_header(head: bytes) -> None:
         )
 
 
-def read_csv(source: Source, *, mode: Mode = "train", keep: Sequence[str] = ()) -> Validated:
-    """Read and validate a loan CSV from bytes, a local path, or a binary stream.
+def read_csv(
+    source: Source,
+    *,
+    mode: Mode = "train",
+    keep: Sequence[str] = (),
+    on_error: Literal["raise", "drop"] = "raise",
+) -> Validated:
+    """Read and validate a loan CSV from bytes, a local path, or a binary stream
+    (``on_error="drop"`` leaves out the rows that cannot be used, listed in the report).
 
     Raises :class:`InvalidInput` for empty, binary or non-UTF-8 input, malformed CSV (with
     the line number), and every schema problem :func:`loanrisk.schema.validate_frame` finds.
@@ -69,13 +92,13 @@ def read_csv(source: Source, *, mode: Mode = "train", keep: Sequence[str] = ()) 
         stream = source
     try:
         # Peek, not read: the parser must still see the whole stream.
-        buffered: Any = stream if hasattr(stream, "peek") else io.BufferedReader(cast(Any, stream))
-        _probe(buffered.peek(_PROBE_BYTES)[:_PROBE_BYTES])
-        frame = _parse(buffered)
+        with _peekable(stream) as buffered:
+            _probe(buffered.peek(_PROBE_BYTES)[:_PROBE_BYTES])
+            frame = _parse(buffered)
     finally:
         if isinstance(source, str):
             stream.close()
-    return validate_frame(frame, mode=mode, keep=keep)
+    return validate_frame(frame, mode=mode, keep=keep, on_error=on_error)
 
 
 _READ_OPTIONS: dict[str, Any] = {
@@ -111,13 +134,13 @@ def iter_csv_chunks(stream: IO[bytes], *, chunk_rows: int) -> Iterator[tuple[int
     """Read a CSV of any size as ``(row_offset, frame)`` chunks of ``chunk_rows`` rows, with
     the same checks as :func:`read_csv` (binary data, encoding, malformed lines, huge fields).
     The frames are raw: validate each with ``validate_frame(..., row_offset=offset)``."""
-    buffered: Any = stream if hasattr(stream, "peek") else io.BufferedReader(cast(Any, stream))
-    _probe(buffered.peek(_PROBE_BYTES)[:_PROBE_BYTES])
-    offset = 0
-    with _csv_errors():
-        for chunk in pd.read_csv(buffered, chunksize=chunk_rows, **_READ_OPTIONS):
-            yield offset, _check_field_sizes(chunk, offset)
-            offset += len(chunk)
+    with _peekable(stream) as buffered:
+        _probe(buffered.peek(_PROBE_BYTES)[:_PROBE_BYTES])
+        offset = 0
+        with _csv_errors():
+            for chunk in pd.read_csv(buffered, chunksize=chunk_rows, **_READ_OPTIONS):
+                yield offset, _check_field_sizes(chunk, offset)
+                offset += len(chunk)
 
 
 def _parser_message(exc: Exception) -> str:
@@ -142,7 +165,11 @@ def _check_field_sizes(frame: pd.DataFrame, row_offset: int = 0) -> pd.DataFrame
 
 
 def read_parquet(
-    source: str | IO[bytes], *, mode: Mode = "train", keep: Sequence[str] = ()
+    source: str | IO[bytes],
+    *,
+    mode: Mode = "train",
+    keep: Sequence[str] = (),
+    on_error: Literal["raise", "drop"] = "raise",
 ) -> Validated:
     """Read and validate loans stored as Parquet (same rules as CSV)."""
     try:
@@ -152,4 +179,4 @@ def read_parquet(
     for name in CATEGORICAL_BY_NAME:
         if name in frame.columns:
             frame[name] = frame[name].astype("string")
-    return validate_frame(frame, mode=mode, keep=keep)
+    return validate_frame(frame, mode=mode, keep=keep, on_error=on_error)

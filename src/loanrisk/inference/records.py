@@ -62,7 +62,7 @@ def clean_record(record: Mapping[str, Any]) -> CleanRecord | list[FieldError]:
             if spec.required:
                 problems.append(FieldError(spec.name, "required value missing"))
             else:
-                warnings.append(f"{spec.name}: missing, imputed")
+                warnings.append(f"{spec.name}: missing, scored as missing")
             out[spec.name] = None
             continue
         try:
@@ -84,7 +84,11 @@ def clean_record(record: Mapping[str, Any]) -> CleanRecord | list[FieldError]:
     for category in CATEGORICAL:
         raw = lowered.get(category.name)
         if raw is None or (isinstance(raw, str) and not raw.strip()):
-            problems.append(FieldError(category.name, "required value missing"))
+            if category.required:
+                problems.append(FieldError(category.name, "required value missing"))
+            else:
+                warnings.append(f"{category.name}: missing, scored as none of the categories")
+            out[category.name] = None
             continue
         if not isinstance(raw, str):
             problems.append(FieldError(category.name, f"expected text, got {raw!r}"))

@@ -166,22 +166,41 @@ class Scorer:
     # -- batches ----------------------------------------------------------------------
 
     def score_frame(
-        self, frame: pd.DataFrame, *, on_error: OnError = "raise", row_offset: int = 0
+        self,
+        frame: pd.DataFrame,
+        *,
+        on_error: OnError = "raise",
+        row_offset: int = 0,
+        explain: bool = False,
+        top_k: int = 4,
     ) -> tuple[pd.DataFrame, dict[str, Any]]:
         """Score a raw frame of loans: ``(results, report)``; results have the input ``row``
-        number (1-based), ``probability``, ``label`` and ``band``."""
+        number (1-based), ``probability``, ``label`` and ``band``; with ``explain``, also
+        ``reason_1`` .. ``reason_<top_k>`` (the attributes that raised the risk most, empty
+        where fewer did) and ``reason_<i>_value`` (the applicant's value)."""
         loans = validate_frame(frame, mode="score", row_offset=row_offset,
                                on_error="drop" if on_error == "skip" else "raise")  # fmt: skip
-        probability = (
-            self.backend.predict_proba(self.transformer.transform(loans.frame, dtype=np.float32))
-            if len(loans.frame) else np.zeros(0)
-        )  # fmt: skip
+        features = self.transformer.transform(loans.frame, dtype=np.float32)
+        probability = self.backend.predict_proba(features) if len(loans.frame) else np.zeros(0)
         results = pd.DataFrame({
             "row": loans.row_numbers,
             "probability": probability,
             "label": probability > self.threshold,
             "band": self.bands.of_many(probability),
         })  # fmt: skip
+        if explain:
+            frame = loans.frame.astype(object).where(loans.frame.notna(), None)
+            values: list[dict[str, Any]] = [
+                {str(k): v for k, v in row.items()} for row in frame.to_dict("records")
+            ]
+            reasons = (
+                reason_codes(self.model.booster, self.model.spec, features, values, top_k=top_k)
+                if values else []
+            )  # fmt: skip
+            for i in range(top_k):
+                top = [r[i] if i < len(r) else None for r in reasons]
+                results[f"reason_{i + 1}"] = [t["feature"] if t else "" for t in top]
+                results[f"reason_{i + 1}_value"] = [t["value"] if t else None for t in top]
         return results, loans.report.to_dict()
 
     def score_parquet(
@@ -194,6 +213,8 @@ class Scorer:
         id_column: str | None = None,
         progress: Callable[[int], None] | None = None,
         on_results: Callable[[pd.DataFrame], None] | None = None,
+        explain: bool = False,
+        top_k: int = 4,
     ) -> dict[str, Any]:
         """:meth:`score_csv` for Parquet input (read batch by batch, bounded memory)."""
         try:
@@ -203,6 +224,7 @@ class Scorer:
         return self._score_chunks(
             _with_offsets(b.to_pandas() for b in batches), output,
             on_error=on_error, id_column=id_column, progress=progress, on_results=on_results,
+            explain=explain, top_k=top_k,
         )  # fmt: skip
 
     def score_csv(
@@ -215,6 +237,8 @@ class Scorer:
         id_column: str | None = None,
         progress: Callable[[int], None] | None = None,
         on_results: Callable[[pd.DataFrame], None] | None = None,
+        explain: bool = False,
+        top_k: int = 4,
     ) -> dict[str, Any]:
         """Stream a CSV of any size through the model in chunks (bounded memory), writing
         ``row[,id],probability,label,band`` CSV to ``output`` and handing each chunk's
@@ -224,6 +248,7 @@ class Scorer:
         return self._score_chunks(
             iter_csv_chunks(source, chunk_rows=chunk_rows), output,
             on_error=on_error, id_column=id_column, progress=progress, on_results=on_results,
+            explain=explain, top_k=top_k,
         )  # fmt: skip
 
     def _score_chunks(
@@ -235,6 +260,8 @@ class Scorer:
         id_column: str | None,
         progress: Callable[[int], None] | None,
         on_results: Callable[[pd.DataFrame], None] | None,
+        explain: bool = False,
+        top_k: int = 4,
     ) -> dict[str, Any]:
         scored = rejected = defaults = 0
         issues: list[Any] = []
@@ -246,7 +273,7 @@ class Scorer:
                 raise InvalidInput(f"id column {id_column!r} is not in the input")
             results, report = self.score_frame(
                 chunk.drop(columns=[id_column] if ids is not None else []),
-                on_error=on_error, row_offset=offset,
+                on_error=on_error, row_offset=offset, explain=explain, top_k=top_k,
             )  # fmt: skip
             if ids is not None:
                 results.insert(1, id_column or "id", ids[results["row"].to_numpy() - 1 - offset])

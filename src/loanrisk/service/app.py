@@ -22,7 +22,7 @@ from loanrisk.service.middleware import BodyLimit, Observe
 from loanrisk.service.routes import datasets, health, jobs, legacy, models, predict
 from loanrisk.service.state import Services
 from loanrisk.settings import Settings
-from loanrisk.storage import open_storage
+from loanrisk.storage import FsspecStorage, Storage, open_storage
 
 log = logging.getLogger("loanrisk.service")
 
@@ -50,6 +50,19 @@ async def _reload_forever(services: Services, metrics: Metrics, interval: float)
             log.exception("model reload failed; serving the current model")
 
 
+async def _collect_abandoned_writes(storage: Storage) -> None:
+    """Remove what writers killed mid-write left on a local storage (off the start-up path)."""
+    if not isinstance(storage, FsspecStorage):
+        return
+    try:
+        removed = await run_in_threadpool(storage.collect_abandoned_writes)
+    except OSError:
+        log.exception("collecting abandoned temporary files failed")
+        return
+    if removed:
+        log.info("removed %d abandoned temporary file(s)", removed)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The application; storage, jobs, keys and the model cache are built when it starts."""
     settings = settings or Settings()
@@ -66,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = Services(settings, storage, manager, keys, metrics)
         await run_in_threadpool(services.served.refresh)
         _note_serving(services, metrics)
+        collector = asyncio.create_task(_collect_abandoned_writes(storage))
         app.state.services = services
         reloader = asyncio.create_task(_reload_forever(services, metrics, settings.reload_interval))
         # Everything loaded so far lives as long as the process: keep it out of the garbage
@@ -75,9 +89,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            reloader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reloader
+            for task in (reloader, collector):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await run_in_threadpool(manager.shutdown)
             services.scoring.close()
 

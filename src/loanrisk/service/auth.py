@@ -69,6 +69,11 @@ class ApiKeys:
             except OSError as exc:
                 raise InvalidInput(f"cannot read the API keys file: {exc}") from None
             entries += _parse(text.splitlines(), str(settings.api_keys_file))
+        if not entries and settings.environment == "production":
+            raise InvalidInput(
+                "production refuses to serve without API keys: set LOANRISK_API_KEYS or "
+                "LOANRISK_API_KEYS_FILE"
+            )
         return cls(dict(entries))
 
     @property

@@ -150,6 +150,7 @@ def run_server(settings: Settings, announce: Callable[[], None] | None = None) -
         "factory": True, "host": settings.host, "port": settings.port,
         "workers": settings.workers, "log_config": log_config(), "access_log": False,
         "timeout_graceful_shutdown": 30,
+        "timeout_worker_healthcheck": settings.worker_healthcheck_timeout,
     }  # fmt: skip
     with _metrics_directory(settings.workers):
         if settings.workers == 1:

@@ -6,7 +6,9 @@ import contextlib
 import errno
 import os
 import posixpath
+import re
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from typing import IO, Any, cast
@@ -15,6 +17,11 @@ import fsspec
 
 from loanrisk.errors import InvalidInput, NotFound, PathNotAllowed, StorageError, describe_error
 from loanrisk.storage.base import Storage
+
+#: The hidden temporary name of a local atomic write (see ``_local_write``).
+_TEMPORARY = re.compile(r"^\..+\.tmp-[0-9a-f]{32}$")
+#: A temporary file this old belongs to a writer that died (no write takes an hour).
+ABANDONED_AFTER = 3600.0
 
 
 @contextlib.contextmanager
@@ -165,6 +172,25 @@ class FsspecStorage(Storage):
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
+
+    def collect_abandoned_writes(self, *, older_than: float = ABANDONED_AFTER) -> int:
+        """Remove the temporary files of local writes whose writer died (killed while
+        publishing) more than ``older_than`` seconds ago; how many were removed. Object
+        stores have none: their uploads are spooled outside the store."""
+        if not self.is_local:
+            return 0
+        removed = 0
+        cutoff = time.time() - older_than
+        for directory, _, names in os.walk(self._root):
+            for name in names:
+                if not _TEMPORARY.match(name):
+                    continue
+                path = os.path.join(directory, name)
+                with contextlib.suppress(FileNotFoundError):  # another replica was quicker
+                    if os.lstat(path).st_mtime < cutoff:
+                        os.unlink(path)
+                        removed += 1
+        return removed
 
     def create_exclusive(self, path: str, data: bytes) -> bool:
         full = self._full(path)
