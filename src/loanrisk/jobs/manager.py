@@ -74,7 +74,17 @@ class JobManager:
     ) -> tuple[dict[str, Any], Future[dict[str, Any]]]:
         """Queue a job; returns its record and a future of its final record. When this
         replica already holds ``max_jobs`` running and ``max_queued_jobs`` waiting jobs, the
-        job is refused with :class:`TooBusy` (429, ``Retry-After``)."""
+        job is refused with :class:`TooBusy` (429, ``Retry-After``). A refused job leaves
+        nothing behind (its staged upload is removed)."""
+        try:
+            return self._submit(params, lock_scope)
+        except BaseException:
+            clean_up(params, self.storage)
+            raise
+
+    def _submit(
+        self, params: JobParams, lock_scope: str | None
+    ) -> tuple[dict[str, Any], Future[dict[str, Any]]]:
         with self._mutex:
             waiting = len(self._running)
         if waiting >= self.settings.max_jobs + self.settings.max_queued_jobs:

@@ -15,11 +15,11 @@ import loanrisk
 from loanrisk.errors import Conflict
 from loanrisk.inference.backends import limit_onedal_threads
 from loanrisk.jobs.manager import JobManager
-from loanrisk.service import errors
+from loanrisk.service import errors, openapi
 from loanrisk.service.auth import ApiKeys
 from loanrisk.service.metrics import Metrics
 from loanrisk.service.middleware import BodyLimit, Observe
-from loanrisk.service.routes import datasets, health, jobs, legacy, models, predict
+from loanrisk.service.routes import datasets, health, jobs, models, predict, reference
 from loanrisk.service.state import Services
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, Storage, open_storage
@@ -107,7 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (health, predict, datasets, models, jobs, legacy):
+    openapi.install(app)
+    for module in (health, predict, datasets, models, jobs, reference):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(Observe, metrics=metrics)

@@ -89,7 +89,10 @@ OPENAPI = {
             },
             "text/csv": {
                 "schema": {"type": "string"},
-                "example": "person_age,person_income,...\n22,59000,...",
+                "example": ",".join(EXAMPLE_LOAN)
+                + "\n"
+                + ",".join(str(v) for v in EXAMPLE_LOAN.values())
+                + "\n",
             },
         },
     }

@@ -1,0 +1,99 @@
+"""The OpenAPI document, made true: every error status a route can answer, with its shape.
+
+FastAPI documents the success answers and, for routes with typed parameters, a 422 in its
+own ``{"detail": [...]}`` shape, which this service never sends. Here every operation gets
+the errors it can return in the one error shape (``service/errors.py``): the client errors of
+authentication, missing things, clashes and bad input; the body errors of routes that read a
+body; 429 for routes that start jobs; and 500/503, which any route that touches the storage
+can answer. The schema is built once, when first asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string", "description": "Stable machine-readable name."},
+                "message": {"type": "string", "description": "What is wrong, for a person."},
+                "details": {"type": "object", "description": "Fields, rows, limits, ids."},
+            },
+        }
+    },
+}
+DESCRIPTIONS = {
+    400: "the body cannot be parsed (broken JSON or multipart)",
+    401: "no API key, or an unknown one",
+    403: "the key lacks the scope, or a path leaves the storage",
+    404: "no such route, dataset, model, version or job",
+    409: "the request clashes with the current state (no model yet, busy, exists)",
+    413: "the body or a count is over its limit",
+    415: "a content type the route does not read",
+    422: "invalid input, naming the field",
+    429: "this replica's job queue is full; retry after Retry-After seconds",
+    500: "an unexpected error; quote its error id",
+    503: "the storage is unreachable or failing",
+}
+#: Routes anyone may call, answered without the storage (so without 4xx of their own).
+OPEN = {"/healthz", "/ping", "/metrics", "/readyz", "/"}
+#: Routes that start a job: a full queue answers 429.
+JOB_ROUTES = {
+    ("post", "/v1/datasets"),
+    ("post", "/v1/models/{name}/versions"),
+    ("post", "/v1/batch-predictions"),
+    ("post", "/data"),
+    ("post", "/data_processing"),
+    ("post", "/train"),
+}
+
+
+def _error_codes(path: str, method: str) -> list[int]:
+    if path in OPEN:
+        return [500, 503] if path == "/readyz" else [500]
+    codes = [401, 403, 404, 409, 422, 500, 503]
+    if method in ("post", "put"):
+        codes += [400, 413, 415]
+    if (method, path) in JOB_ROUTES:
+        codes.append(429)
+    return sorted(codes)
+
+
+def error_responses(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with the error answers of every operation in the one error shape."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR
+    content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            for code in _error_codes(path, method):
+                entry = responses.setdefault(str(code), {"description": DESCRIPTIONS[code]})
+                entry["content"] = content
+    schemas = schema["components"]["schemas"]
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    return schema
+
+
+def install(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = error_responses(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=app.routes,
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,130 @@
+"""The OpenAPI request bodies of the reference's routes, as its clients send them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loanrisk.schema import EXAMPLE_LOAN
+from loanrisk.service.bodies import JSON, MULTIPART
+
+_TEXT = {"type": "string"}
+_FILE = {"type": "string", "format": "binary", "description": "A loan CSV."}
+_SIZE = {"oneOf": [{"type": "integer"}, {"type": "string"}], "description": "Rows."}
+
+
+def _body(
+    form: dict[str, Any],
+    aws: dict[str, Any],
+    *,
+    form_example: dict[str, Any],
+    aws_example: dict[str, Any] | None,
+    required: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The request body the reference's clients send: a multipart form (Azure flavour), and
+    JSON (AWS flavour) where that flavour has the route."""
+    content: dict[str, Any] = {}
+    if form:
+        content[MULTIPART] = {
+            "schema": {"type": "object", "properties": form, "required": list(required)},
+            "example": form_example,
+        }
+    if aws_example is not None:
+        content[JSON] = {"schema": {"type": "object", "properties": aws},
+                         "example": aws_example}  # fmt: skip
+    return {"requestBody": {"required": True, "content": content}}
+
+
+_AZURE = {"az_file_path": _TEXT, "data_directory": _TEXT}
+_AWS_MODEL = {"bucket": _TEXT, "backend": _TEXT, "model_key": _TEXT, "model_name": _TEXT,
+              "local_model_path": _TEXT, "data_key": _TEXT, "local_data_path": _TEXT}  # fmt: skip
+DATA_PROCESSING = _body(
+    {**_AZURE, "file": _FILE, "size": _SIZE},
+    {},
+    form_example={
+        "az_file_path": "/loan_app/azure-fileshare",
+        "data_directory": "data",
+        "size": 4_000_000,
+    },
+    aws_example=None,
+    required=("file",),
+)
+DATA = _body(
+    {},
+    {
+        "bucket": _TEXT,
+        "backend": _TEXT,
+        "key": _TEXT,
+        "target_path": _TEXT,
+        "local_path": _TEXT,
+        "size": _SIZE,
+    },
+    form_example={},
+    aws_example={
+        "bucket": "loan-default",
+        "backend": "s3",
+        "key": "data/credit_risk_dataset.csv",
+        "target_path": "None",
+        "local_path": "None",
+        "size": 400_000,
+    },
+)
+TRAIN = _body(
+    {
+        **_AZURE,
+        "model_directory": _TEXT,
+        "model_name": _TEXT,
+        "continue_training": _TEXT,
+        "size": _SIZE,
+    },
+    {**_AWS_MODEL, "size": _SIZE, "continue_training": _TEXT},
+    form_example={
+        "az_file_path": "/loan_app/azure-fileshare",
+        "data_directory": "data",
+        "model_directory": "models",
+        "model_name": "XGBoost",
+        "continue_training": "False",
+        "size": 4_000_000,
+    },
+    aws_example={
+        "bucket": "loan-default",
+        "backend": "s3",
+        "local_model_path": "None",
+        "data_key": "data",
+        "model_key": "model",
+        "model_name": "model.joblib",
+        "local_data_path": "None",
+    },
+)
+PREDICT = _body(
+    {
+        **_AZURE,
+        "file": _FILE,
+        "model_directory": _TEXT,
+        "model_name": _TEXT,
+        "sample_directory": _TEXT,
+    },
+    {
+        **_AWS_MODEL,
+        "sample": {"type": "array", "items": {"type": "object"}},
+        "csv_payload": _TEXT,
+        "preprocessor_path": _TEXT,
+    },
+    form_example={
+        "az_file_path": "/loan_app/azure-fileshare",
+        "data_directory": "data",
+        "model_directory": "models",
+        "model_name": "XGBoost",
+        "sample_directory": "samples",
+    },
+    aws_example={
+        "backend": "s3",
+        "model_name": "model.joblib",
+        "data_key": "data",
+        "bucket": "loan-default",
+        "model_key": "model",
+        "sample": [EXAMPLE_LOAN],
+        "local_model_path": "None",
+        "preprocessor_path": "None",
+    },
+    required=(),
+)

@@ -1,0 +1,140 @@
+"""What both flavours of the reference's routes share: reading the fields, the reference's
+loose values (``"None"``, ``size`` as text), running a job to its end, scoring a CSV into a
+results file with a bounded head for the answer."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import IO, Any, Literal
+
+import pandas as pd
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from loanrisk.contracts import ProcessDataJob, check_size
+from loanrisk.errors import InvalidInput
+from loanrisk.inference.scorer import Scorer
+from loanrisk.service.bodies import JSON, MULTIPART, URLENCODED, parse_json, require_media_type
+from loanrisk.service.locations import given, unique_stamp
+from loanrisk.service.state import Services
+from loanrisk.service.waiting import outcome
+from loanrisk.settings import Settings
+
+MAX_SIZE_CHARS = 40
+CLASSES = ("Non-Default", "Default", "accuracy", "macro avg", "weighted avg")
+Flavour = Literal["azure", "aws"]
+
+
+@contextlib.asynccontextmanager
+async def read_fields(request: Request) -> AsyncIterator[tuple[Flavour, dict[str, Any]]]:
+    """``("azure", fields)`` for a form, ``("aws", fields)`` for JSON; an uploaded file's
+    spool is closed when the block ends."""
+    content_type = require_media_type(request, (MULTIPART, URLENCODED, JSON), default=JSON)
+    if content_type in (MULTIPART, URLENCODED):
+        async with request.form(max_files=1, max_fields=32) as form:
+            yield "azure", dict(form)
+        return
+    doc = parse_json(await request.body() or b"{}")
+    if not isinstance(doc, dict):
+        raise InvalidInput("the body must be a JSON object of fields")
+    yield "aws", doc
+
+
+def size_of(value: object, settings: Settings) -> int | None:
+    """The reference's ``size``: a whole number of rows, as a number or text ("4000000",
+    "4e6", "4000000.0"), within the configured ceiling."""
+    text = given(value)
+    if text is None:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or not number.is_integer() or len(text) > MAX_SIZE_CHARS:
+        raise InvalidInput(
+            f"size must be a whole number of rows, not {text[:40]!r}", details={"field": "size"}
+        )
+    return check_size(int(number), settings)
+
+
+def flag_of(value: object) -> bool:
+    text = (given(value) or "false").lower()
+    if text not in ("true", "false", "1", "0", "yes", "no"):
+        raise InvalidInput(f"expected True or False, not {value!r}")
+    return text in ("true", "1", "yes")
+
+
+async def process(
+    services: Services, source: str, name: str, *, directory: str, size: int | None, staged: bool
+) -> dict[str, Any]:
+    params = ProcessDataJob(
+        source=source, source_name=name, size=size, directory=directory, staged=staged
+    )
+    record, _ = await run_in_threadpool(services.jobs.submit, params)
+    result = await outcome(services, record)
+    manifest = result["dataset"]
+    return {
+        "dataset": {
+            "id": manifest["id"],
+            "directory": directory,
+            "rows": manifest["rows"],
+            "quality": manifest["quality"],
+        },
+        "job": record["id"],
+    }
+
+
+@dataclass
+class Scored:
+    """A CSV scored into a results file: the counts, and the first rows for the answer."""
+
+    summary: dict[str, Any]
+    head: pd.DataFrame
+    path: str
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.head) < int(self.summary["scored"])
+
+    def describe(self) -> dict[str, Any]:
+        return {"results_path": self.path, "rows": self.summary["scored"],
+                "inline_rows": len(self.head), "truncated": self.truncated}  # fmt: skip
+
+
+def score_into(
+    services: Services, scorer: Scorer, stream: IO[bytes], path: str, *, inline: int
+) -> Scored:
+    """Stream a CSV of loans through ``scorer`` into a new results file at ``path`` (every
+    row), keeping only the first ``inline`` results in memory for the answer."""
+    head: list[pd.DataFrame] = []
+    kept = 0
+
+    def keep(results: pd.DataFrame) -> None:
+        nonlocal kept
+        if kept < inline:
+            head.append(results.iloc[: inline - kept])
+            kept += len(head[-1])
+
+    with services.storage.open_write(path) as sink:
+        summary = scorer.score_csv(stream, sink, on_results=keep)
+    frame = pd.concat(head) if head else pd.DataFrame({"probability": [], "label": []})
+    return Scored(summary, frame, path)
+
+
+def count(services: Services, name: str, scorer: Scorer, summary: dict[str, Any]) -> None:
+    services.metrics.predicted_counts(
+        name, scorer.version, scored=summary["scored"], defaults=summary["defaults"]
+    )
+
+
+def score_stored(services: Services, scorer: Scorer, path: str) -> Scored:
+    """A stored CSV scored into a new file of the results area."""
+    stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    output = services.locations.output(None, f"{stem}-{unique_stamp()}.csv")
+    with services.storage.open_read(path) as stream:
+        return score_into(
+            services, scorer, stream, output, inline=services.settings.max_inline_rows
+        )

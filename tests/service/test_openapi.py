@@ -1,0 +1,114 @@
+"""The OpenAPI document is true: every example in it is accepted by the route it documents,
+and every operation lists its errors in the one error shape."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from loanrisk.data.process import process_dataset
+from loanrisk.data.sample import generate_sample
+from loanrisk.schema import validate_frame
+from loanrisk.service import create_app
+from loanrisk.settings import Settings
+from loanrisk.storage import FsspecStorage
+from loanrisk.training.job import TrainingRequest, run_training
+
+#: Files the examples name, created on the storage so that the examples can be accepted.
+EXAMPLE_FILES = (
+    "raw/credit_risk_dataset.csv",
+    "data/credit_risk_dataset.csv",
+    "incoming/loans-2026-11.csv",
+)
+#: Answers that say the request itself was wrong: an example must never get one.
+REFUSALS = {400, 413, 415, 422}
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    root = tmp_path_factory.mktemp("openapi")
+    storage = FsspecStorage(str(root))
+    process_dataset(validate_frame(generate_sample(1_000)), storage, source="sample")
+    run_training(TrainingRequest(rounds=3), storage, nthread=1)
+    raw = generate_sample(200).to_csv(index=False).encode()
+    for name in EXAMPLE_FILES:
+        storage.write_bytes(name, raw)
+    # One job slot, no queue: the examples that start jobs are parsed, checked and then
+    # answered 429 while a long job holds the slot, so none of them trains for minutes.
+    settings = Settings(storage=str(root), max_jobs=1, max_queued_jobs=0)
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def examples(document: dict[str, Any]) -> Iterator[tuple[str, str, str, Any]]:
+    """(method, path, media type, example) for every request-body example in the document."""
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            content = operation.get("requestBody", {}).get("content", {})
+            for media, body in content.items():
+                schema = body.get("schema", {})
+                if "$ref" in schema:
+                    schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+                found = [body["example"]] if "example" in body else []
+                found += [e["value"] for e in body.get("examples", {}).values()]
+                found += schema.get("examples", [])
+                for example in found:
+                    yield method, path, media, example
+
+
+def concrete(path: str) -> str:
+    return path.replace("{name}", "loan-default").replace("{alias}", "production")
+
+
+def send(client: TestClient, method: str, path: str, media: str, example: Any) -> Any:
+    url = concrete(path)
+    if media == "multipart/form-data":
+        files = {"file": ("loans.csv", generate_sample(50).to_csv(index=False), "text/csv")}
+        return client.request(method, url, data=example, files=files)
+    if media == "text/csv":
+        return client.request(method, url, content=example, headers={"content-type": media})
+    return client.request(method, url, json=example)
+
+
+def test_every_example_is_accepted_by_its_route(client: TestClient) -> None:
+    busy = client.post("/v1/datasets", json={"source": "raw/credit_risk_dataset.csv",
+                                             "size": 20_000_000})  # fmt: skip
+    assert busy.status_code == 202, busy.text
+    found = list(examples(client.get("/openapi.json").json()))
+    assert len(found) >= 12
+    try:
+        for method, path, media, example in found:
+            response = send(client, method, path, media, example)
+            assert response.status_code not in REFUSALS, (method, path, media, response.text)
+            assert response.status_code < 500, (method, path, media, response.text)
+    finally:
+        job = busy.headers["location"]
+        client.post(f"{job}/cancel")
+        deadline = time.monotonic() + 30
+        while client.get(job).json()["state"] in ("queued", "running"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    uploads = Path(client.app.state.services.storage.local_path("jobs"))  # type: ignore[attr-defined]
+    assert not list(uploads.glob("uploads/*/*"))  # refused jobs left no staged upload
+
+
+def test_every_operation_documents_its_errors_in_the_error_shape(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    assert "Error" in document["components"]["schemas"]
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert "500" in responses, (method, path)
+            for status, answer in responses.items():
+                if int(status) >= 400:
+                    schema = answer["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/Error"}, (method, path)
+    predict = document["paths"]["/v1/predict"]["post"]["responses"]
+    assert {"401", "403", "409", "413", "415", "422"} <= set(predict)
+    assert "429" in document["paths"]["/train"]["post"]["responses"]
