@@ -57,3 +57,10 @@ def test_http_benchmark_loads_a_real_server_with_wrk() -> None:
     assert "POST /v1/predict" in out
     assert "server-side time for one loan" in out
     assert "CSV of 2,000 loans" in out
+
+
+def test_memory_benchmark_prints_both_reads_and_the_expansion_table() -> None:
+    out = run_benchmark("bench_memory.py", "--rows", "20000", "--sizes", "50000")
+    assert "chunked GiB" in out and "whole GiB" in out
+    assert "process_dataset peak RSS" in out
+    assert "50,000" in out

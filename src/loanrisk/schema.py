@@ -404,6 +404,72 @@ def validate_frame(
     return Validated(result, report, numbers)
 
 
+def _merge_issues(groups: Iterable[Sequence[Issue]]) -> list[Issue]:
+    """Issues of consecutive chunks as one list: the same problem of the same column is one
+    issue, with the counts added and the first rows kept."""
+    merged: dict[tuple[str | None, str, str], Issue] = {}
+    for issues in groups:
+        for issue in issues:
+            key = (issue.column, issue.problem, issue.message)
+            into = merged.setdefault(key, Issue(issue.column, issue.problem, issue.message))
+            room = MAX_EXAMPLE_ROWS - len(into.rows)
+            into.count += issue.count
+            into.rows += issue.rows[:room]
+            into.examples += issue.examples[:room] if issue.examples else []
+    return list(merged.values())
+
+
+def merge_reports(reports: Sequence[ValidationReport]) -> ValidationReport:
+    """The report of a file validated chunk by chunk, as if validated whole."""
+    merged = ValidationReport(
+        rows=sum(r.rows for r in reports),
+        dropped_columns=reports[0].dropped_columns if reports else [],
+        flagged=_merge_issues(r.flagged for r in reports),
+        unknown_categories=_merge_issues(r.unknown_categories for r in reports),
+        rejected=_merge_issues(r.rejected for r in reports),
+    )
+    for report in reports:
+        for name, count in report.cleaned.items():
+            merged.cleaned[name] = merged.cleaned.get(name, 0) + count
+        for name, count in report.missing.items():
+            merged.missing[name] = merged.missing.get(name, 0) + count
+        merged.rejected_rows += report.rejected_rows
+    return merged
+
+
+def validate_chunks(
+    chunks: Iterable[tuple[int, pd.DataFrame]],
+    *,
+    mode: Mode = "train",
+    keep: Sequence[str] = (),
+    on_error: Literal["raise", "drop"] = "raise",
+) -> Validated:
+    """Validate a long input chunk by chunk (``(row_offset, raw frame)`` pairs, e.g. from
+    :func:`loanrisk.data.ingest.iter_csv_chunks`): only one raw chunk is held at a time, and
+    the validated rows are compact (numbers and category codes). Problems are gathered over
+    every chunk, so the counts in the message (``on_error="raise"``) or the report
+    (``"drop"``) are exact, as if the input had been validated whole."""
+    frames: list[pd.DataFrame] = []
+    reports: list[ValidationReport] = []
+    numbers: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+    for offset, chunk in chunks:
+        if len(chunk) == 0:
+            continue
+        part = validate_frame(chunk, mode=mode, keep=keep, on_error="drop", row_offset=offset)
+        frames.append(part.frame)
+        reports.append(part.report)
+        numbers.append(part.row_numbers)
+    if not frames:
+        raise InvalidInput("no rows: the input has a header but no loans")
+    report = merge_reports(reports)
+    if report.rejected and on_error == "raise":
+        raise invalid_from_issues(report.rejected)
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    for name in (k.strip().lower() for k in keep):  # each chunk found its own categories
+        frame[name] = frame[name].astype("string").astype("category")
+    return Validated(frame, report, np.concatenate(numbers))
+
+
 def invalid_from_issues(issues: Sequence[Issue]) -> InvalidInput:
     """One :class:`InvalidInput` for many grouped issues: the message names the first three."""
     total = sum(i.count for i in issues)

@@ -13,6 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from loanrisk.service import create_app
 from loanrisk.service.auth import ApiKeys
@@ -121,7 +122,11 @@ def test_the_service_matches_the_app(overlay: str, monkeypatch: pytest.MonkeyPat
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports["http"] == settings.port == 5000
     assert settings.host == "0.0.0.0"  # noqa: S104 (inside the pod, behind the Service)
-    local = settings.model_copy(update={"storage": str(tmp_path), "api_keys_file": None})
+    # The mounted key file is not here: a key of the test's own (production refuses none).
+    key = (SecretStr("admin:" + "k" * 32),)
+    local = settings.model_copy(
+        update={"storage": str(tmp_path), "api_keys_file": None, "api_keys": key}
+    )
     with TestClient(create_app(local)) as client:
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             assert client.get(container[probe]["httpGet"]["path"]).status_code == 200

@@ -13,10 +13,12 @@ A dataset is found by id, or by the size it was processed with (the reference's 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import pandas as pd
 import pyarrow as pa
@@ -32,11 +34,48 @@ SPEC = "feature_spec.json"
 Split = Literal["train", "test"]
 
 
-def parquet_bytes(frame: pd.DataFrame) -> bytes:
-    """A validated frame as Parquet bytes (categoricals stored as dictionaries)."""
-    buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
-    return buffer.getvalue()
+class _Hashing(io.RawIOBase):
+    """Passes writes on to a stream, hashing and counting them; closing it leaves the
+    stream open (the storage commits it)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self.hash = hashlib.sha256()
+        self.bytes = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self.hash.update(view)
+        self.bytes += len(view)
+        self._stream.write(view)
+        return len(view)
+
+
+class ParquetSink:
+    """Validated frames written one after another as one Parquet file (a row group each) to
+    a binary stream: the file is never whole in memory."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._out = _Hashing(stream)
+        self._writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def append(self, frame: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._out, table.schema)
+        self._writer.write_table(table)
+        self.rows += len(frame)
+
+    def close(self) -> dict[str, Any]:
+        """Finish the file; its ``{"sha256", "bytes"}``."""
+        if self._writer is None:
+            raise ValueError("nothing was written")
+        self._writer.close()
+        return {"sha256": self._out.hash.hexdigest(), "bytes": self._out.bytes}
 
 
 def conform(frame: pd.DataFrame) -> pd.DataFrame:
@@ -108,6 +147,10 @@ class DatasetCatalogue:
 
     def write_file(self, dataset_id: str, name: str, data: bytes) -> None:
         self.storage.write_bytes(self.path(dataset_id, name), data)
+
+    def open_file(self, dataset_id: str, name: str) -> AbstractContextManager[IO[bytes]]:
+        """A stream whose content becomes the dataset's file ``name`` when it closes cleanly."""
+        return self.storage.open_write(self.path(dataset_id, name))
 
     def publish(self, manifest: dict[str, Any]) -> None:
         """Write the manifest last: from this moment the dataset is listed and found."""

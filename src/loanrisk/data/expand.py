@@ -10,13 +10,14 @@ differ from the reference, on purpose:
 * noised values are clipped to the schema's valid range (the reference can produce an
   employment length of -1 years, which our own validation would refuse);
 * it is vectorised and seeded (``numpy.random.Generator``, one stream per fixed-size chunk),
-  so the same seed and size give the same rows, and it fills one preallocated table chunk by
-  chunk: peak memory is the output plus one chunk's working set, never a list of rows.
+  so the same seed and size give the same rows, and it is made chunk by chunk
+  (:func:`expand_chunks`): a consumer that writes each chunk away holds one chunk, never the
+  expanded table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -52,24 +53,39 @@ def expand(
     ``size <= len(frame)`` (no expansion, as in the reference).
 
     ``frame`` must be validated (float64 numerics, categoricals with the schema's categories,
-    optional int8 label). ``progress(done, total)`` is called after every chunk.
+    optional int8 label). ``progress(done, total)`` is called after every chunk. The whole
+    result is in memory: :func:`expand_chunks` gives it chunk by chunk instead.
     """
+    if size <= len(frame):
+        if len(frame) == 0:
+            raise ValueError("cannot expand an empty table")
+        return frame
+    return pd.concat(list(expand_chunks(frame, size, seed=seed, progress=progress)),
+                     ignore_index=True)  # fmt: skip
+
+
+def expand_chunks(
+    frame: pd.DataFrame,
+    size: int,
+    *,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> Iterator[pd.DataFrame]:
+    """The rows of :func:`expand` (``size > len(frame)``), :data:`CHUNK_ROWS` at a time:
+    nothing proportional to ``size`` is ever held, and the rows are the same as
+    :func:`expand`'s for the same seed."""
     n = len(frame)
     if n == 0:
         raise ValueError("cannot expand an empty table")
-    if size <= n:
-        return frame
-    numeric = {c: np.empty(size, dtype=np.float64) for c in FEATURES if c in NUMERIC_BY_NAME}
-    codes = {c: np.empty(size, dtype=np.int8) for c in FEATURES if c in CATEGORICAL_BY_NAME}
-    source_codes = {c: frame[c].cat.codes.to_numpy() for c in codes}
+    numeric = [c for c in FEATURES if c in NUMERIC_BY_NAME]
+    categorical = [c for c in FEATURES if c in CATEGORICAL_BY_NAME]
+    source_codes = {c: frame[c].cat.codes.to_numpy() for c in categorical}
     # "A category drawn uniformly from that column's values": the values present in the input.
     present = {c: np.unique(v[v >= 0]).astype(np.int8) for c, v in source_codes.items()}
     label = frame[LABEL].to_numpy() if LABEL in frame.columns else None
     # Kept extra columns (e.g. a protected attribute) are repeated as they are, without noise.
     extras = {c: frame[c].cat.codes.to_numpy() for c in frame.columns
               if c not in FEATURES and c != LABEL}  # fmt: skip
-    extra_codes = {c: np.empty(size, dtype=v.dtype) for c, v in extras.items()}
-    labels = np.empty(size, dtype=np.int8) if label is not None else None
 
     for chunk, start in enumerate(range(0, size, CHUNK_ROWS)):
         stop = min(start + CHUNK_ROWS, size)
@@ -78,7 +94,8 @@ def expand(
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(chunk,)))
         rows = np.arange(start, stop) % n
         m = stop - start
-        for name, out in numeric.items():
+        columns: dict[str, object] = {}
+        for name in numeric:
             kind, a, b = _NOISE[name]
             values = frame[name].to_numpy()[rows]
             if kind == "int":
@@ -88,28 +105,21 @@ def expand(
             else:
                 values = values + rng.normal(a, b, m)
             low, high = NUMERIC_BY_NAME[name].valid
-            np.clip(values, low, high, out=out[start:stop])
-        for name, out_codes in codes.items():
+            columns[name] = np.clip(values, low, high)
+        for name in categorical:
             chunk_codes = source_codes[name][rows]
             swap = (rng.random(m) < CATEGORY_SWAP_PROBABILITY) & (chunk_codes >= 0)
             chunk_codes[swap] = rng.choice(present[name], size=int(swap.sum()))
-            out_codes[start:stop] = chunk_codes
-        if labels is not None and label is not None:
-            labels[start:stop] = label[rows]
-        for name, source in extras.items():
-            extra_codes[name][start:stop] = source[rows]
+            columns[name] = pd.Categorical.from_codes(
+                chunk_codes, categories=frame[name].cat.categories
+            )
+        ordered: dict[str, object] = {name: columns[name] for name in FEATURES}
+        if label is not None:
+            ordered[LABEL] = label[rows]
+        for name, codes in extras.items():
+            ordered[name] = pd.Categorical.from_codes(
+                codes[rows], categories=frame[name].cat.categories
+            )
         if progress is not None:
             progress(stop, size)
-
-    columns: dict[str, object] = {}
-    for name in FEATURES:
-        if name in numeric:
-            columns[name] = numeric[name]
-        else:
-            categories = frame[name].cat.categories
-            columns[name] = pd.Categorical.from_codes(codes[name], categories=categories)
-    if labels is not None:
-        columns[LABEL] = labels
-    for name, extra in extra_codes.items():
-        columns[name] = pd.Categorical.from_codes(extra, categories=frame[name].cat.categories)
-    return pd.DataFrame(columns, copy=False)
+        yield pd.DataFrame(ordered, copy=False)

@@ -10,16 +10,25 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import IO, Any, Literal, cast
 
 import pandas as pd
 
 from loanrisk.errors import InvalidInput
-from loanrisk.schema import CATEGORICAL_BY_NAME, LABEL, Mode, Validated, validate_frame
+from loanrisk.schema import (
+    CATEGORICAL_BY_NAME,
+    LABEL,
+    Mode,
+    Validated,
+    validate_chunks,
+    validate_frame,
+)
 
 #: A field longer than this is not a loan attribute; it is refused before parsing.
 MAX_FIELD_CHARS = 10_000
+#: Rows parsed and validated at a time.
+CHUNK_ROWS = 100_000
 _PROBE_BYTES = 1 << 16
 
 Source = bytes | str | IO[bytes]
@@ -77,8 +86,10 @@ def read_csv(
     """Read and validate a loan CSV from bytes, a local path, or a binary stream
     (``on_error="drop"`` leaves out the rows that cannot be used, listed in the report).
 
-    Raises :class:`InvalidInput` for empty, binary or non-UTF-8 input, malformed CSV (with
-    the line number), and every schema problem :func:`loanrisk.schema.validate_frame` finds.
+    The text is parsed and validated :data:`CHUNK_ROWS` rows at a time, so memory holds one
+    chunk of raw text plus the compact validated rows, whatever the file's size. Raises
+    :class:`InvalidInput` for empty, binary or non-UTF-8 input, malformed CSV (with the line
+    number), and every schema problem :func:`loanrisk.schema.validate_frame` finds.
     """
     stream: IO[bytes]
     if isinstance(source, bytes):
@@ -91,14 +102,12 @@ def read_csv(
     else:
         stream = source
     try:
-        # Peek, not read: the parser must still see the whole stream.
-        with _peekable(stream) as buffered:
-            _probe(buffered.peek(_PROBE_BYTES)[:_PROBE_BYTES])
-            frame = _parse(buffered)
+        # Closed before the stream, however validation ends.
+        with contextlib.closing(iter_csv_chunks(stream, chunk_rows=CHUNK_ROWS)) as chunks:
+            return validate_chunks(chunks, mode=mode, keep=keep, on_error=on_error)
     finally:
         if isinstance(source, str):
             stream.close()
-    return validate_frame(frame, mode=mode, keep=keep, on_error=on_error)
 
 
 _READ_OPTIONS: dict[str, Any] = {
@@ -124,21 +133,17 @@ def _csv_errors() -> Iterator[None]:
         raise InvalidInput(f"not UTF-8 text: undecodable byte at offset {exc.start}") from None
 
 
-def _parse(stream: IO[bytes]) -> pd.DataFrame:
-    with _csv_errors():
-        frame = pd.read_csv(stream, low_memory=False, **_READ_OPTIONS)
-    return _check_field_sizes(frame)
-
-
-def iter_csv_chunks(stream: IO[bytes], *, chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
+def iter_csv_chunks(
+    stream: IO[bytes], *, chunk_rows: int
+) -> Generator[tuple[int, pd.DataFrame], None, None]:
     """Read a CSV of any size as ``(row_offset, frame)`` chunks of ``chunk_rows`` rows, with
     the same checks as :func:`read_csv` (binary data, encoding, malformed lines, huge fields).
     The frames are raw: validate each with ``validate_frame(..., row_offset=offset)``."""
     with _peekable(stream) as buffered:
         _probe(buffered.peek(_PROBE_BYTES)[:_PROBE_BYTES])
         offset = 0
-        with _csv_errors():
-            for chunk in pd.read_csv(buffered, chunksize=chunk_rows, **_READ_OPTIONS):
+        with _csv_errors(), pd.read_csv(buffered, chunksize=chunk_rows, **_READ_OPTIONS) as reader:
+            for chunk in reader:
                 yield offset, _check_field_sizes(chunk, offset)
                 offset += len(chunk)
 

@@ -1,4 +1,8 @@
-"""The data-processing job: validated loans -> expanded -> split -> fitted -> stored dataset."""
+"""The data-processing job: validated loans -> expanded -> split -> fitted -> stored dataset.
+
+The rows stream: each chunk of an expansion is split and appended to the train and test
+Parquet files on the storage before the next is made, so memory does not grow with ``size``.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,15 @@ import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 import loanrisk
-from loanrisk.data.datasets import SPEC, DatasetCatalogue, parquet_bytes
-from loanrisk.data.expand import expand
+from loanrisk.data.datasets import SPEC, DatasetCatalogue, ParquetSink
+from loanrisk.data.expand import expand_chunks
 from loanrisk.data.split import split_frame
 from loanrisk.data.stats import column_stats
 from loanrisk.errors import InvalidInput
@@ -44,72 +50,106 @@ def process_dataset(
     """Process validated loans into a dataset on ``storage`` and return its manifest.
 
     ``size`` expands the data to that many rows (no expansion when it is not larger than the
-    input, as in the reference). Nothing is listed until every file is written: a failure at
-    any step leaves no dataset behind under the catalogue.
+    input, as in the reference). An expansion is made, split and written chunk by chunk
+    (:data:`~loanrisk.data.expand.CHUNK_ROWS` rows), so memory holds the input, one chunk and
+    the rows the preprocessing is fitted on (the training part of the first chunk, at most
+    :data:`MAX_FIT_ROWS` of them), never the expanded table. Nothing is listed
+    until every file is written: a failure at any step leaves no dataset behind.
     """
     report = progress or (lambda stage, done, total: None)
     catalogue = DatasetCatalogue(storage, directory)
     now = datetime.now(UTC)
     dataset_id = new_dataset_id(now)
-    timings: dict[str, float] = {}
-
-    clock = time.perf_counter()
-    target = size if size is not None else len(loans.frame)
-    frame = expand(loans.frame, target, seed=seed, progress=lambda d, t: report("expand", d, t))
-    timings["expand"] = time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    report("split", 0, 1)
+    timings = dict.fromkeys(("expand", "split", "fit", "write"), 0.0)
+    frame = loans.frame
+    target = size if size is not None else len(frame)
+    expanded = target > len(frame)
+    totals = {"rows": 0, "train": 0, "test": 0, "defaults": 0, "train_defaults": 0}
+    fit_rows: pd.DataFrame | None = None
     try:
-        train, test = split_frame(frame, test_fraction=test_fraction, seed=seed, stratify=stratify)
-    except ValueError as exc:  # too few rows (or of one class) for a train and a test part
-        raise InvalidInput(f"cannot split the loans into train and test: {exc}") from None
-    total_rows, label_rate = len(frame), float(frame[LABEL].mean())
-    del frame
-    report("split", 1, 1)
-    timings["split"] = time.perf_counter() - clock
+        with catalogue.open_file(dataset_id, "train.parquet") as train_file, \
+                catalogue.open_file(dataset_id, "test.parquet") as test_file:  # fmt: skip
+            sinks = {"train": ParquetSink(train_file), "test": ParquetSink(test_file)}
+            clock = time.perf_counter()
+            chunks = (
+                expand_chunks(frame, target, seed=seed, progress=partial(report, "expand"))
+                if expanded else iter([frame])
+            )  # fmt: skip
+            for number, chunk in enumerate(chunks):
+                timings["expand"] += time.perf_counter() - clock
+                clock = time.perf_counter()
+                report("split", number, number + 1)
+                # One stream per chunk of an expansion; the input's own split keeps ``seed``.
+                train, test = split_frame(
+                    chunk, test_fraction=test_fraction, seed=[seed, number] if expanded else seed,
+                    stratify=stratify, allow_empty=expanded,
+                )  # fmt: skip
+                timings["split"] += time.perf_counter() - clock
+                clock = time.perf_counter()
+                for name, part in (("train", train), ("test", test)):
+                    if len(part):
+                        sinks[name].append(part)
+                        totals[name] += len(part)
+                timings["write"] += time.perf_counter() - clock
+                totals["rows"] += len(chunk)
+                totals["defaults"] += int(chunk[LABEL].sum())
+                totals["train_defaults"] += int(train[LABEL].sum())
+                if fit_rows is None:
+                    fit_rows = train
+                del chunk, train, test
+                clock = time.perf_counter()
+            if totals["train"] == 0 or totals["test"] == 0:
+                raise InvalidInput(
+                    f"cannot split the loans into train and test: {totals['rows']} rows are "
+                    f"too few to split {1 - test_fraction:.0%}/{test_fraction:.0%}"
+                )
+            report("split", 1, 1)
+            clock = time.perf_counter()
+            files = {name: sink.close() for name, sink in (
+                ("train.parquet", sinks["train"]), ("test.parquet", sinks["test"]))}  # fmt: skip
+            timings["write"] += time.perf_counter() - clock
 
-    clock = time.perf_counter()
-    report("fit", 0, 1)
-    spec = fit_feature_spec(train)
-    stats = column_stats(train)
-    report("fit", 1, 1)
-    timings["fit"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        report("fit", 0, 1)
+        assert fit_rows is not None
+        fit_rows = _fit_sample(fit_rows, seed)
+        spec = fit_feature_spec(fit_rows)
+        stats = column_stats(fit_rows)
+        report("fit", 1, 1)
+        timings["fit"] = time.perf_counter() - clock
 
-    clock = time.perf_counter()
-    files: dict[str, dict[str, Any]] = {}
-    parts = (("train.parquet", train), ("test.parquet", test), (SPEC, None))
-    try:
-        for done, (name, part) in enumerate(parts):
-            report("write", done, len(parts))
-            data = parquet_bytes(part) if part is not None else spec.to_json().encode()
-            catalogue.write_file(dataset_id, name, data)
-            files[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-        timings["write"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        report("write", 2, 3)
+        spec_bytes = spec.to_json().encode()
+        catalogue.write_file(dataset_id, SPEC, spec_bytes)
+        files[SPEC] = {"sha256": hashlib.sha256(spec_bytes).hexdigest(), "bytes": len(spec_bytes)}
+        timings["write"] += time.perf_counter() - clock
+        test_defaults = totals["defaults"] - totals["train_defaults"]
         manifest = {
             "id": dataset_id,
             "directory": directory,
             "source": source,
             "requested_size": size,
-            "expanded": target > len(loans.frame),
+            "expanded": expanded,
             "seed": seed,
             "test_fraction": test_fraction,
             "stratified": stratify,
             "rows": {
-                "input": len(loans.frame),
-                "total": total_rows,
-                "train": len(train),
-                "test": len(test),
+                "input": len(frame),
+                "total": totals["rows"],
+                "train": totals["train"],
+                "test": totals["test"],
             },
             "label_rate": {
-                "total": label_rate,
-                "train": float(np.mean(train[LABEL])),
-                "test": float(np.mean(test[LABEL])),
+                "total": totals["defaults"] / totals["rows"],
+                "train": totals["train_defaults"] / totals["train"],
+                "test": test_defaults / totals["test"],
             },
             "schema_hash": schema_hash(),
-            "kept_columns": [c for c in train.columns if c not in FEATURES and c != LABEL],
+            "kept_columns": [c for c in frame.columns if c not in FEATURES and c != LABEL],
             "feature_spec": spec.fingerprint(),
             "feature_columns": list(spec.output_columns),
+            "fitted_on_rows": len(fit_rows),
             "columns": stats,
             "quality": loans.report.to_dict(),
             "files": files,
@@ -121,5 +161,19 @@ def process_dataset(
     except BaseException:
         catalogue.delete(dataset_id)
         raise
-    report("write", len(parts), len(parts))
+    report("write", 3, 3)
     return manifest
+
+
+#: Most training rows the preprocessing is fitted on (and the column statistics taken from).
+MAX_FIT_ROWS = 1_000_000
+
+
+def _fit_sample(train: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The rows to fit on: all of them up to :data:`MAX_FIT_ROWS`, else a seeded sample
+    (medians, Yeo-Johnson lambdas and means of a million rows are those of the population
+    to well within what the model can tell apart)."""
+    if len(train) <= MAX_FIT_ROWS:
+        return train
+    rows = np.random.default_rng([seed, 1]).choice(len(train), MAX_FIT_ROWS, replace=False)
+    return train.take(np.sort(rows)).reset_index(drop=True)

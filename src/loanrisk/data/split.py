@@ -13,13 +13,15 @@ def split_indices(
     n: int,
     *,
     test_fraction: float = 0.25,
-    seed: int = 0,
+    seed: int | list[int] = 0,
+    allow_empty: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return sorted (train, test) row positions.
 
     With ``labels`` the split is stratified: each class contributes ``round(test_fraction *
     count)`` rows to the test part, so both parts keep the label rate. Without labels it is a
-    plain random split. Raises ``ValueError`` when either part would be empty.
+    plain random split. Raises ``ValueError`` when either part would be empty (unless
+    ``allow_empty``: one chunk of a longer input may be too small for both).
     """
     if not 0 < test_fraction < 1:
         raise ValueError("test_fraction must lie strictly between 0 and 1")
@@ -33,7 +35,7 @@ def split_indices(
     mask = np.ones(n, dtype=bool)
     mask[test] = False
     train = np.flatnonzero(mask)
-    if train.size == 0 or test.size == 0:
+    if (train.size == 0 or test.size == 0) and not allow_empty:
         raise ValueError(
             f"{n} rows are too few to split {1 - test_fraction:.0%}/{test_fraction:.0%}"
         )
@@ -41,11 +43,17 @@ def split_indices(
 
 
 def split_frame(
-    frame: pd.DataFrame, *, test_fraction: float = 0.25, seed: int = 0, stratify: bool = True
+    frame: pd.DataFrame,
+    *,
+    test_fraction: float = 0.25,
+    seed: int | list[int] = 0,
+    stratify: bool = True,
+    allow_empty: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split a validated loans frame into (train, test) frames with fresh 0-based indexes."""
     labels = frame[LABEL].to_numpy() if stratify and LABEL in frame.columns else None
-    train, test = split_indices(labels, len(frame), test_fraction=test_fraction, seed=seed)
+    train, test = split_indices(labels, len(frame), test_fraction=test_fraction, seed=seed,
+                                allow_empty=allow_empty)  # fmt: skip
     return (
         frame.take(train).reset_index(drop=True),
         frame.take(test).reset_index(drop=True),

@@ -10,6 +10,7 @@ them (``on_error="skip"``), the bad rows reported by row number either way.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import csv
 import io
 import time
@@ -245,11 +246,12 @@ class Scorer:
         results frame to ``on_results``. Returns counts (``scored``, ``defaults``,
         ``rejected``) and the rejected rows. With ``on_error="raise"`` the first bad chunk
         stops the batch."""
-        return self._score_chunks(
-            iter_csv_chunks(source, chunk_rows=chunk_rows), output,
-            on_error=on_error, id_column=id_column, progress=progress, on_results=on_results,
-            explain=explain, top_k=top_k,
-        )  # fmt: skip
+        with contextlib.closing(iter_csv_chunks(source, chunk_rows=chunk_rows)) as chunks:
+            return self._score_chunks(
+                chunks, output,
+                on_error=on_error, id_column=id_column, progress=progress,
+                on_results=on_results, explain=explain, top_k=top_k,
+            )  # fmt: skip
 
     def _score_chunks(
         self,

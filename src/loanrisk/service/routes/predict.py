@@ -112,7 +112,16 @@ def _parse_request(body: bytes) -> PredictOptions:
 
 
 @router.post(
-    "/v1/predict", openapi_extra=OPENAPI, summary="Score loans", dependencies=[require(SCORE)]
+    "/v1/predict",
+    openapi_extra=OPENAPI,
+    summary="Score loans",
+    dependencies=[require(SCORE)],
+    responses={
+        200: {
+            "description": "The scores: JSON, or CSV for a CSV body (unless Accept asks JSON).",
+            "content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}},
+        }
+    },
 )
 async def predict(
     request: Request,
