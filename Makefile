@@ -45,6 +45,7 @@ unit: $(VENV)/.dev
 ## bench: the benchmarks (see benchmarks/README.md)
 bench: $(VENV)/.dev
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_data.py
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_memory.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_transform.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_train.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_score.py

@@ -116,7 +116,8 @@ def error_from_dict(doc: dict[str, Any]) -> LoanRiskError:
     return error
 
 
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s'\":,()\[\]]+/)*[^\s'\":,()\[\]]*")
+#: An absolute path of two or more parts (``/tmp/x``), not a ratio such as ``75%/25%``.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.%])/(?:[^\s'\":,()\[\]/]+/)+[^\s'\":,()\[\]]*")
 MAX_REASON_CHARS = 300
 
 

@@ -213,3 +213,10 @@ def test_temporary_files_of_killed_writers_are_collected(tmp_path: Path) -> None
     assert not abandoned.exists()
     assert in_flight.exists() and lookalike.exists()
     assert storage.read_bytes("models/m/versions/1/manifest.json") == b"{}"
+
+
+def test_an_error_of_the_writer_is_its_own_not_a_storage_error(storage: Storage) -> None:
+    with pytest.raises(ZeroDivisionError), storage.open_write("x/y.bin") as stream:
+        stream.write(b"partial")
+        _ = 1 / 0
+    assert not storage.exists("x/y.bin")

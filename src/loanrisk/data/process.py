@@ -80,10 +80,15 @@ def process_dataset(
                 clock = time.perf_counter()
                 report("split", number, number + 1)
                 # One stream per chunk of an expansion; the input's own split keeps ``seed``.
-                train, test = split_frame(
-                    chunk, test_fraction=test_fraction, seed=[seed, number] if expanded else seed,
-                    stratify=stratify, allow_empty=expanded,
-                )  # fmt: skip
+                try:
+                    train, test = split_frame(
+                        chunk, test_fraction=test_fraction, stratify=stratify,
+                        seed=[seed, number] if expanded else seed, allow_empty=expanded,
+                    )  # fmt: skip
+                except ValueError as exc:  # too few rows (or of one class) for both parts
+                    raise InvalidInput(
+                        f"cannot split the loans into train and test: {exc}"
+                    ) from None
                 timings["split"] += time.perf_counter() - clock
                 clock = time.perf_counter()
                 for name, part in (("train", train), ("test", test)):

@@ -22,7 +22,8 @@ from collections.abc import Callable
 
 from loanrisk.errors import Conflict, NotFound, describe_error
 from loanrisk.inference.scorer import Scorer
-from loanrisk.registry.models import PRODUCTION, LoadedModel, ModelRegistry
+from loanrisk.registry.models import PRODUCTION, LoadedModel, ModelRegistry, check_name
+from loanrisk.storage.base import Storage
 
 log = logging.getLogger("loanrisk.models")
 
@@ -144,3 +145,65 @@ class ModelCache:
         log.error("model %s: %s", self.name, self.problem)
         if self._on_failure is not None:
             self._on_failure(self.name, version)
+
+
+#: Most models one replica keeps scorers for (clients name models; memory must stay bounded).
+MAX_CACHED_MODELS = 8
+
+
+class ModelCaches:
+    """The model caches of one service: the configured model's (``served``, what
+    ``/v1/predict`` scores with, built once and never evicted) and those of models clients
+    name by folder and name (loaded on first use; at most :data:`MAX_CACHED_MODELS`, models
+    that do not exist are not cached). Every cache follows the same alias."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        directory: str,
+        name: str,
+        ref: str,
+        build: Callable[[LoadedModel], Scorer],
+        on_failure: Callable[[str, int | None], None] | None = None,
+    ) -> None:
+        self.storage = storage
+        self.ref = ref
+        self._build = build
+        self._on_failure = on_failure
+        self._caches: dict[tuple[str, str], ModelCache] = {}
+        self._lock = threading.Lock()
+        self.served = self._new(directory, check_name("model", name))
+        self._caches[(directory, name)] = self.served
+
+    def _new(self, directory: str, name: str) -> ModelCache:
+        return ModelCache(ModelRegistry(self.storage, directory), name, self.ref,
+                          build=self._build, on_failure=self._on_failure)  # fmt: skip
+
+    def all(self) -> list[ModelCache]:
+        return list(self._caches.values())
+
+    def scorer_of(self, directory: str, name: str) -> Scorer:
+        """The serving scorer of a model a client names (blocking: call it off the loop)."""
+        key = (directory, check_name("model", name))
+        cache = self._caches.get(key)
+        if cache is None:
+            if name not in ModelRegistry(self.storage, directory).models():
+                raise NotFound(f"no model {name!r} in {directory or 'the storage root'!r}")
+            with self._lock:
+                if key not in self._caches and len(self._caches) >= MAX_CACHED_MODELS:
+                    oldest = next(k for k, c in self._caches.items() if c is not self.served)
+                    self._caches.pop(oldest)
+                cache = self._caches.setdefault(key, self._new(directory, name))
+            cache.refresh()
+        return cache.current()
+
+    def refresh(self, directory: str, name: str) -> None:
+        """Follow a model's alias now (after this replica trained it), not on the next tick."""
+        cache = self._caches.get((directory, name))
+        if cache is not None:
+            cache.refresh()
+
+    def refresh_all(self) -> None:
+        for cache in self.all():
+            cache.refresh()

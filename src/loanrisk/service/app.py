@@ -33,7 +33,7 @@ OPEN_WARNING = (
 
 
 def _note_serving(services: Services, metrics: Metrics) -> None:
-    for cache in list(services.caches.values()):
+    for cache in services.models.all():
         with contextlib.suppress(Conflict):
             scorer = cache.current()
             metrics.serving(scorer.model.name, scorer.version, scorer.backend.name)
@@ -44,7 +44,7 @@ async def _reload_forever(services: Services, metrics: Metrics, interval: float)
     while True:
         await asyncio.sleep(interval)
         try:
-            await run_in_threadpool(services.refresh_all)
+            await run_in_threadpool(services.models.refresh_all)
             _note_serving(services, metrics)
         except Exception:  # a storage hiccup must not end the reload loop
             log.exception("model reload failed; serving the current model")
@@ -76,8 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if keys.open:
             log.warning(OPEN_WARNING)
         manager = JobManager(settings, storage, on_finish=metrics.job_ended)
-        services = Services(settings, storage, manager, keys, metrics)
-        await run_in_threadpool(services.served.refresh)
+        services = Services.build(settings, storage, manager, keys, metrics)
+        await run_in_threadpool(services.models.served.refresh)
         _note_serving(services, metrics)
         collector = asyncio.create_task(_collect_abandoned_writes(storage))
         app.state.services = services

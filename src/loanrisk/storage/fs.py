@@ -163,10 +163,13 @@ class FsspecStorage(Storage):
             os.makedirs(directory, exist_ok=True)
         temporary = os.path.join(directory, f".{name}.tmp-{uuid.uuid4().hex}")
         try:
-            with _backend_errors(path), open(temporary, "xb") as stream:
-                yield stream
-                stream.flush()
-                os.fsync(stream.fileno())
+            with _backend_errors(path):
+                stream = open(temporary, "xb")  # noqa: SIM115 (closed below)
+            with stream:
+                yield stream  # the caller's errors are the caller's: not mapped here
+                with _backend_errors(path):
+                    stream.flush()
+                    os.fsync(stream.fileno())
             with _backend_errors(path):
                 os.replace(temporary, full)
         finally:

@@ -14,7 +14,7 @@ from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.service import uploads
 from loanrisk.service.auth import ADMIN, require
 from loanrisk.service.bodies import JSON, MULTIPART, parse_json, parse_model, require_media_type
-from loanrisk.service.deps import ServicesDep
+from loanrisk.service.deps import ServicesDep, StorageDep
 from loanrisk.service.routes.jobs import accepted
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], dependencies=[require(ADMIN)])
@@ -113,26 +113,26 @@ def _summary(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("", summary="List datasets (oldest first)")
-async def list_datasets(services: ServicesDep, directory: Directory = "data") -> dict[str, Any]:
-    catalogue = DatasetCatalogue(services.storage, services.storage.resolve(directory))
+async def list_datasets(storage: StorageDep, directory: Directory = "data") -> dict[str, Any]:
+    catalogue = DatasetCatalogue(storage, storage.resolve(directory))
     return {"datasets": [_summary(m) for m in await run_in_threadpool(catalogue.list)]}
 
 
 @router.get("/{dataset_id}", summary="A dataset's manifest")
 async def get_dataset(
-    dataset_id: str, services: ServicesDep, directory: Directory = "data"
+    dataset_id: str, storage: StorageDep, directory: Directory = "data"
 ) -> dict[str, Any]:
     """Rows, label rates, column statistics, the quality report, files with hashes, timings.
     ``latest`` names the newest."""
-    catalogue = DatasetCatalogue(services.storage, services.storage.resolve(directory))
+    catalogue = DatasetCatalogue(storage, storage.resolve(directory))
     return await run_in_threadpool(catalogue.resolve, dataset_id)
 
 
 @router.get("/{dataset_id}/quality", summary="A dataset's data-quality report")
 async def get_quality(
-    dataset_id: str, services: ServicesDep, directory: Directory = "data"
+    dataset_id: str, storage: StorageDep, directory: Directory = "data"
 ) -> dict[str, Any]:
     """What validation cleaned, flagged (implausible but kept), dropped and found missing."""
-    catalogue = DatasetCatalogue(services.storage, services.storage.resolve(directory))
+    catalogue = DatasetCatalogue(storage, storage.resolve(directory))
     manifest = await run_in_threadpool(catalogue.resolve, dataset_id)
     return {"id": manifest["id"], "quality": manifest["quality"]}

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from loanrisk.errors import Conflict, LoanRiskError
-from loanrisk.service.deps import ServicesDep
+from loanrisk.service.deps import MetricsDep, ModelsDep, SettingsDep, StorageDep
 
 router = APIRouter(tags=["health"])
 
@@ -24,28 +24,28 @@ async def live() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "storage unreachable"}})
 @router.get("/v2/health/ready", include_in_schema=False)
-async def ready(services: ServicesDep) -> JSONResponse:
+async def ready(storage: StorageDep, settings: SettingsDep, models: ModelsDep) -> JSONResponse:
     """Ready: the storage answers. Reports the model loaded, and in ``model_problem`` why it
     is not the version the alias names (a version that failed to load: the replica keeps
     serving the last good one). A missing model does not make the replica unready (scoring
     answers 409; data and training still work)."""
-    body: dict[str, Any] = {"status": "ready", "storage": services.storage.url}
+    body: dict[str, Any] = {"status": "ready", "storage": storage.url}
     try:
-        await run_in_threadpool(services.storage.list, services.settings.model_directory)
+        await run_in_threadpool(storage.list, settings.model_directory)
     except LoanRiskError as exc:
         return JSONResponse({"status": "unready", "reason": exc.message}, 503)
     try:
-        body["model"] = services.served.current().describe()
+        body["model"] = models.served.current().describe()
     except Conflict:
         body["model"] = None
-    body["model_problem"] = services.served.problem
+    body["model_problem"] = models.served.problem
     return JSONResponse(body)
 
 
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics")
-async def metrics(services: ServicesDep) -> Response:
+async def metrics(recorded: MetricsDep) -> Response:
     """Requests by route and status, latency histograms, predictions by model version and
     label, jobs by kind and state with durations, and the served model version and backend
     (``loanrisk_model_info``); summed over every worker of this replica."""
-    body = await run_in_threadpool(services.metrics.exposition)
+    body = await run_in_threadpool(recorded.exposition)
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

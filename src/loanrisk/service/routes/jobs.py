@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from loanrisk.service.auth import ADMIN, require
-from loanrisk.service.deps import ServicesDep
+from loanrisk.service.deps import JobsDep
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[require(ADMIN)])
 
@@ -37,9 +37,9 @@ def accepted(record: dict[str, Any]) -> JSONResponse:
 
 @router.get("", summary="List jobs (newest first)")
 async def list_jobs(
-    services: ServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    jobs: JobsDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> dict[str, Any]:
-    return {"jobs": await run_in_threadpool(services.jobs.list, limit=limit)}
+    return {"jobs": await run_in_threadpool(jobs.list, limit=limit)}
 
 
 @router.get(
@@ -50,10 +50,10 @@ async def list_jobs(
         404: {"description": "no such job"},
     },
 )
-async def get_job(job_id: str, services: ServicesDep) -> dict[str, Any]:
+async def get_job(job_id: str, jobs: JobsDep) -> dict[str, Any]:
     """State (queued, running, succeeded, failed, cancelled), progress, timings, and the
     result or error. A job whose replica died is reported failed (no heartbeat)."""
-    return await run_in_threadpool(services.jobs.get, job_id)
+    return await run_in_threadpool(jobs.get, job_id)
 
 
 @router.post(
@@ -62,7 +62,7 @@ async def get_job(job_id: str, services: ServicesDep) -> dict[str, Any]:
     summary="Cancel a job",
     responses={409: {"description": "the job already ended"}},
 )
-async def cancel_job(job_id: str, services: ServicesDep) -> dict[str, Any]:
+async def cancel_job(job_id: str, jobs: JobsDep) -> dict[str, Any]:
     """Ask the job to stop (whichever replica runs it); it publishes nothing. Follow
     ``GET /v1/jobs/{id}`` until its state is ``cancelled``."""
-    return await run_in_threadpool(services.jobs.cancel, job_id)
+    return await run_in_threadpool(jobs.cancel, job_id)

@@ -169,7 +169,7 @@ async def promote(
             check=servable_check(services.settings),
         )
     )
-    await run_in_threadpool(services.refresh_model, registry.root, name)
+    await run_in_threadpool(services.models.refresh, registry.root, name)
     return result
 
 
@@ -187,5 +187,5 @@ async def rollback(
             check=servable_check(services.settings),
         )
     )
-    await run_in_threadpool(services.refresh_model, registry.root, name)
+    await run_in_threadpool(services.models.refresh, registry.root, name)
     return result

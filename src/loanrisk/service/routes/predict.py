@@ -138,7 +138,7 @@ async def predict(
     if require_media_type(request, (JSON, CSV), default=JSON) == CSV:
         return await _score_csv_body(request, services, on_error)
     body = await request.body()
-    scorer = services.served.current()
+    scorer = services.models.served.current()
     options = _parse_request(body)
     records, on_error = options.records, options.on_error
     explain, top_k = options.explain, options.top_k
@@ -188,7 +188,7 @@ async def _score_csv_body(request: Request, services: Services, on_error: OnErro
     source = await _spool(request)
     output = cast(IO[bytes], tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115 (closed by _chunks or below)
     try:
-        scorer = services.served.current()
+        scorer = services.models.served.current()
         summary = await run_in_threadpool(
             scorer.score_csv,
             source,

@@ -93,7 +93,7 @@ async def predict(services: Services, doc: dict[str, Any]) -> dict[str, Any]:
             )
         if len(sample) > services.settings.max_records:
             raise TooLarge(f"{len(sample)} loans: at most {services.settings.max_records}")
-    scorer = await run_in_threadpool(services.scorer_of, model_dir, name)
+    scorer = await run_in_threadpool(services.models.scorer_of, model_dir, name)
     extra: dict[str, Any] = {}
     if csv_payload is not None:
         stored = await run_in_threadpool(score_stored, services, scorer, path)

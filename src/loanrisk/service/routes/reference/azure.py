@@ -69,7 +69,7 @@ async def predict(services: Services, form: dict[str, Any]) -> dict[str, Any]:
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise InvalidInput("'file' must be a CSV upload", details={"field": "file"})
-    scorer = await run_in_threadpool(services.scorer_of, model_dir, name)
+    scorer = await run_in_threadpool(services.models.scorer_of, model_dir, name)
     path = services.storage.join(samples, f"predictions-{unique_stamp()}.csv")
     scored = await run_in_threadpool(
         functools.partial(score_into, services, scorer, upload.file, path,
