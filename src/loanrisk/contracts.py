@@ -95,6 +95,46 @@ PARAMS_OF_KIND: dict[str, type[JobParams]] = {
 }
 
 
+JobKind = Literal["process_data", "train", "score"]
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+ACTIVE: tuple[JobState, ...] = ("queued", "running")
+TERMINAL: tuple[JobState, ...] = ("succeeded", "failed", "cancelled")
+
+
+class ErrorDoc(BaseModel):
+    """An error as it crosses a process boundary or is stored: the HTTP error's fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: str
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobRecord(BaseModel):
+    """A job as stored on the shared storage and answered by ``/v1/jobs``. Replaced whole
+    (``model_copy(update=...)``) at every change, never edited in place."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(description="job-<created>-<kind>-<random>")
+    kind: JobKind
+    state: JobState
+    params: dict[str, Any] = Field(description="The job's typed parameters, as JSON.")
+    owner: str = Field(description="host:pid of the replica that runs it.")
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    heartbeat_at: str
+    progress: dict[str, Any] | None = Field(None, description="stage, done, total (, eta).")
+    result: dict[str, Any] | None = None
+    error: ErrorDoc | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
+
+    def typed_params(self) -> JobParams:
+        return PARAMS_OF_KIND[self.kind].model_validate(self.params)
+
+
 def check_size(size: int | None, settings: Settings, *, field: str = "size") -> int | None:
     """A requested expansion size within the configured ceiling (``max_size``)."""
     if size is None:

@@ -248,9 +248,18 @@ def test_an_unexpected_fault_is_a_500_with_an_error_id_in_the_log(
     (root / "jobs").mkdir(exist_ok=True)
     (root / "jobs" / f"{job_id}.json").write_text("{ this is not JSON")  # a corrupt record
     app = create_app(Settings(storage=str(root)))
+
+    def broken() -> None:  # a fault no code path expects: a bug
+        raise ZeroDivisionError("secret internals")
+
+    app.add_api_route("/broken", broken)
     with TestClient(app, raise_server_exceptions=False) as client:
-        response = client.get(f"/v1/jobs/{job_id}")
+        corrupt = client.get(f"/v1/jobs/{job_id}")
+        response = client.get("/broken")
+    assert corrupt.status_code == 503
+    assert corrupt.json()["error"]["message"] == f"the record of job {job_id!r} is corrupt"
     assert response.status_code == 500
+    assert "secret internals" not in response.text
     error = response.json()["error"]
     assert error["code"] == "internal"
     assert "Traceback" not in response.text

@@ -20,7 +20,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from loanrisk.contracts import JOB_KINDS, JobParams
+from loanrisk.contracts import JOB_KINDS, ErrorDoc, JobParams, JobRecord
 from loanrisk.errors import Cancelled, LoanRiskError, TooBusy
 from loanrisk.jobs.child import run_in_process
 from loanrisk.jobs.cleanup import clean_up
@@ -36,12 +36,18 @@ RETRY_AFTER = 10
 
 @dataclass
 class _Running:
-    record: dict[str, Any]
+    """A job this replica runs: its latest record (replaced whole, under ``guard``)."""
+
+    record: JobRecord
     params: JobParams
     lock_scope: str | None
     cancel: threading.Event = field(default_factory=threading.Event)
-    done: Future[dict[str, Any]] = field(default_factory=Future)
+    done: Future[JobRecord] = field(default_factory=Future)
     guard: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def id(self) -> str:
+        return self.record.id
 
 
 class JobManager:
@@ -52,7 +58,7 @@ class JobManager:
         settings: Settings,
         storage: Storage,
         *,
-        on_finish: Callable[[dict[str, Any]], None] | None = None,
+        on_finish: Callable[[JobRecord], None] | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
@@ -71,7 +77,7 @@ class JobManager:
         params: JobParams,
         *,
         lock_scope: str | None = None,
-    ) -> tuple[dict[str, Any], Future[dict[str, Any]]]:
+    ) -> tuple[JobRecord, Future[JobRecord]]:
         """Queue a job; returns its record and a future of its final record. When this
         replica already holds ``max_jobs`` running and ``max_queued_jobs`` waiting jobs, the
         job is refused with :class:`TooBusy` (429, ``Retry-After``). A refused job leaves
@@ -84,7 +90,7 @@ class JobManager:
 
     def _submit(
         self, params: JobParams, lock_scope: str | None
-    ) -> tuple[dict[str, Any], Future[dict[str, Any]]]:
+    ) -> tuple[JobRecord, Future[JobRecord]]:
         with self._mutex:
             waiting = len(self._running)
         if waiting >= self.settings.max_jobs + self.settings.max_queued_jobs:
@@ -97,45 +103,39 @@ class JobManager:
         record = self.store.new(JOB_KINDS[type(params)], params.model_dump(mode="json"),
                                 owner=self.owner)  # fmt: skip
         if lock_scope is not None:
-            self.store.acquire(lock_scope, record["id"])
+            self.store.acquire(lock_scope, record.id)
         try:
             self.store.save(record)
         except LoanRiskError:
             if lock_scope is not None:
-                self.store.release(lock_scope, record["id"])
+                self.store.release(lock_scope, record.id)
             raise
         job = _Running(record, params, lock_scope)
         with self._mutex:
-            self._running[record["id"]] = job
-        threading.Thread(target=self._run, args=(job,), name=record["id"], daemon=True).start()
-        return dict(record), job.done
+            self._running[record.id] = job
+        threading.Thread(target=self._run, args=(job,), name=record.id, daemon=True).start()
+        return record, job.done
 
-    def get(self, job_id: str) -> dict[str, Any]:
+    def get(self, job_id: str) -> JobRecord:
         job = self._running.get(job_id)
         if job is not None:
-            with job.guard:
-                return dict(job.record)
+            return job.record  # one read of an immutable record
         return self.store.get(job_id)
 
-    def list(self, *, limit: int = 100) -> list[dict[str, Any]]:
+    def list(self, *, limit: int = 100) -> list[JobRecord]:
         """The newest ``limit`` jobs of every replica, newest first; this replica's own jobs
         as it knows them (so a heartbeat that could not be stored never makes them stale)."""
         records = self.store.list(limit=limit)
         with self._mutex:
             own = dict(self._running)
-        for index, record in enumerate(records):
-            job = own.get(record["id"])
-            if job is not None:
-                with job.guard:
-                    records[index] = dict(job.record)
-        return records
+        return [own[r.id].record if r.id in own else r for r in records]
 
-    def future(self, job_id: str) -> Future[dict[str, Any]] | None:
+    def future(self, job_id: str) -> Future[JobRecord] | None:
         """The future of a job this replica runs (None for other replicas' jobs)."""
         job = self._running.get(job_id)
         return job.done if job is not None else None
 
-    def cancel(self, job_id: str) -> dict[str, Any]:
+    def cancel(self, job_id: str) -> JobRecord:
         """Ask a job to stop, whichever replica runs it; returns its record as it stands."""
         record = self.store.request_cancel(job_id)
         job = self._running.get(job_id)
@@ -155,19 +155,18 @@ class JobManager:
             try:
                 job.done.result(max(0.0, deadline - time.monotonic()))
             except TimeoutError:
-                log.warning("job %s did not stop within %.0f s", job.record["id"], timeout)
+                log.warning("job %s did not stop within %.0f s", job.id, timeout)
 
     def _update(self, job: _Running, **changes: Any) -> None:
         with job.guard:
-            job.record.update(changes, heartbeat_at=stamp(now()))
+            job.record = job.record.model_copy(update={**changes, "heartbeat_at": stamp(now())})
             self.store.save(job.record)
 
     def _progress(self, job: _Running, doc: dict[str, Any]) -> None:
-        with job.guard:
-            job.record["progress"] = doc  # written on the next heartbeat
+        with job.guard:  # stored on the next heartbeat
+            job.record = job.record.model_copy(update={"progress": doc})
 
     def _run(self, job: _Running) -> None:
-        record = job.record
         took_slot = False
         queued = 0.0
         clock = time.monotonic()
@@ -186,19 +185,19 @@ class JobManager:
             )
             final: dict[str, Any] = {"state": "succeeded", "result": result}
         except Cancelled as exc:
-            final = {"state": "cancelled", "error": exc.to_dict()}
+            final = {"state": "cancelled", "error": ErrorDoc(**exc.to_dict())}
         except LoanRiskError as exc:
-            final = {"state": "failed", "error": exc.to_dict()}
+            final = {"state": "failed", "error": ErrorDoc(**exc.to_dict())}
         except Exception:
             error_id = uuid.uuid4().hex
-            log.exception("job %s failed unexpectedly (error id %s)", record["id"], error_id)
+            log.exception("job %s failed unexpectedly (error id %s)", job.id, error_id)
             final = {
                 "state": "failed",
-                "error": {
-                    "code": "internal",
-                    "details": {"error_id": error_id},
-                    "message": f"unexpected error; error id {error_id}",
-                },
+                "error": ErrorDoc(
+                    code="internal",
+                    message=f"unexpected error; error id {error_id}",
+                    details={"error_id": error_id},
+                ),
             }
         finally:
             if took_slot:
@@ -208,12 +207,12 @@ class JobManager:
         try:
             self._update(job, **final, finished_at=stamp(now()), timings=timings)
         except LoanRiskError:
-            log.exception("could not record the end of job %s", record["id"])
+            log.exception("could not record the end of job %s", job.id)
         finally:
             self._finish(job)
 
     def _finish(self, job: _Running) -> None:
-        job_id = job.record["id"]
+        job_id = job.id
         try:
             clean_up(job.params, self.storage)
             if job.lock_scope is not None:
@@ -224,9 +223,9 @@ class JobManager:
         with self._mutex:
             self._running.pop(job_id, None)
         if self._on_finish is not None:
-            self._on_finish(dict(job.record))
-        job.done.set_result(dict(job.record))
-        log.info("job %s %s", job_id, job.record["state"])
+            self._on_finish(job.record)
+        job.done.set_result(job.record)
+        log.info("job %s %s", job_id, job.record.state)
 
     def _heartbeats(self) -> None:
         while not self._stop.wait(self.settings.job_heartbeat):
@@ -234,11 +233,13 @@ class JobManager:
                 jobs = list(self._running.values())
             for job in jobs:
                 try:
-                    if self.store.cancel_requested(job.record["id"]):
+                    if self.store.cancel_requested(job.id):
                         job.cancel.set()
                     with job.guard:
-                        if job.record["state"] not in TERMINAL:
-                            job.record["heartbeat_at"] = stamp(now())
+                        if job.record.state not in TERMINAL:
+                            job.record = job.record.model_copy(
+                                update={"heartbeat_at": stamp(now())}
+                            )
                             self.store.save(job.record)
                 except LoanRiskError:
-                    log.exception("heartbeat of job %s failed", job.record["id"])
+                    log.exception("heartbeat of job %s failed", job.id)

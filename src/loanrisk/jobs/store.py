@@ -14,14 +14,16 @@ import hashlib
 import json
 import secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import get_args
 
-from loanrisk.errors import Conflict, InvalidInput, NotFound
+from pydantic import ValidationError
+
+from loanrisk.contracts import ACTIVE, TERMINAL, ErrorDoc, JobKind, JobRecord
+from loanrisk.errors import Conflict, InvalidInput, NotFound, StorageError
 from loanrisk.storage.base import Storage
 
-ACTIVE = ("queued", "running")
-TERMINAL = ("succeeded", "failed", "cancelled")
-KINDS = ("process_data", "train", "score")
+__all__ = ["ACTIVE", "TERMINAL", "JobStore", "new_job_id", "now", "stamp"]
+KINDS: tuple[str, ...] = get_args(JobKind)
 
 
 def now() -> datetime:
@@ -49,41 +51,33 @@ class JobStore:
             raise InvalidInput(f"invalid job id {job_id!r}")
         return self.storage.join(self.directory, job_id + suffix)
 
-    def new(self, kind: str, params: dict[str, Any], *, owner: str) -> dict[str, Any]:
+    def new(self, kind: str, params: dict[str, object], *, owner: str) -> JobRecord:
         """A fresh queued record (not saved yet)."""
         if kind not in KINDS:
             raise InvalidInput(f"unknown job kind {kind!r}")
         created = stamp(now())
-        record = {
-            "id": new_job_id(kind),
-            "kind": kind,
-            "state": "queued",
-            "params": params,
-            "owner": owner,
-            "created_at": created,
-            "started_at": None,
-            "finished_at": None,
-            "heartbeat_at": created,
-            "progress": None,
-            "result": None,
-            "error": None,
-            "timings": {},
-        }
-        return record
+        return JobRecord.model_validate({
+            "id": new_job_id(kind), "kind": kind, "state": "queued", "params": params,
+            "owner": owner, "created_at": created, "heartbeat_at": created,
+        })  # fmt: skip
 
-    def save(self, record: dict[str, Any]) -> None:
-        self.storage.write_bytes(self._path(record["id"]), json.dumps(record).encode())
+    def save(self, record: JobRecord) -> None:
+        self.storage.write_bytes(self._path(record.id), record.model_dump_json().encode())
 
-    def get(self, job_id: str) -> dict[str, Any]:
+    def get(self, job_id: str) -> JobRecord:
         """The record, with a dead replica's job reported as failed (not stored: reading
         never writes)."""
         try:
-            record: dict[str, Any] = json.loads(self.storage.read_bytes(self._path(job_id)))
+            data = self.storage.read_bytes(self._path(job_id))
         except NotFound:
             raise NotFound(f"no job {job_id!r}") from None
+        try:
+            record = JobRecord.model_validate_json(data)
+        except ValidationError:
+            raise StorageError(f"the record of job {job_id!r} is corrupt") from None
         return self._expire(record)
 
-    def list(self, *, limit: int = 100) -> list[dict[str, Any]]:
+    def list(self, *, limit: int = 100) -> list[JobRecord]:
         """The newest ``limit`` jobs, newest first."""
         # Ids start with their creation time, so name order is age order.
         names = sorted(
@@ -97,32 +91,25 @@ class JobStore:
                 continue
         return records
 
-    def _expire(self, record: dict[str, Any]) -> dict[str, Any]:
-        if record["state"] not in ACTIVE:
+    def _expire(self, record: JobRecord) -> JobRecord:
+        if record.state not in ACTIVE:
             return record
-        beat = datetime.fromisoformat(record["heartbeat_at"])
-        silent = (now() - beat).total_seconds()
+        silent = (now() - datetime.fromisoformat(record.heartbeat_at)).total_seconds()
         if silent <= self.stale_after:
             return record
-        record.update(
-            state="failed",
-            finished_at=stamp(now()),
-            error={
-                "code": "worker_lost",
-                "message": (
-                    f"the replica running this job ({record['owner']}) stopped or cannot write "
-                    f"to the storage: no heartbeat for {silent:.0f} s; nothing it was writing "
-                    "was published"
-                ),
-                "details": {},
-            },
+        message = (
+            f"the replica running this job ({record.owner}) stopped or cannot write to the "
+            f"storage: no heartbeat for {silent:.0f} s; nothing it was writing was published"
         )
-        return record
+        return record.model_copy(update={
+            "state": "failed", "finished_at": stamp(now()),
+            "error": ErrorDoc(code="worker_lost", message=message),
+        })  # fmt: skip
 
-    def request_cancel(self, job_id: str) -> dict[str, Any]:
+    def request_cancel(self, job_id: str) -> JobRecord:
         record = self.get(job_id)
-        if record["state"] in TERMINAL:
-            raise Conflict(f"job {job_id} already {record['state']}; nothing to cancel")
+        if record.state in TERMINAL:
+            raise Conflict(f"job {job_id} already {record.state}; nothing to cancel")
         self.storage.write_bytes(self._path(job_id, ".cancel"), b"{}")
         return record
 
@@ -149,8 +136,8 @@ class JobStore:
             except NotFound:
                 continue  # released in between
             try:
-                state = self.get(holder)["state"]
-            except NotFound:
+                state = self.get(holder).state
+            except (NotFound, StorageError):
                 state = "failed"
             if state in ACTIVE:
                 raise Conflict(

@@ -28,6 +28,8 @@ from prometheus_client import (
     values,
 )
 
+from loanrisk.contracts import JobRecord
+
 LATENCY_BUCKETS = (
     0.0005,
     0.001,
@@ -121,12 +123,10 @@ class Metrics:
         self.model.labels(model, *now).set(1)
         self._serving[model] = now
 
-    def job_ended(self, record: dict[str, object]) -> None:
-        kind, state = str(record["kind"]), str(record["state"])
-        self.jobs.labels(kind, state).inc()
-        timings = record.get("timings")
-        if isinstance(timings, dict) and "total_s" in timings:
-            self.job_seconds.labels(kind).observe(float(timings["total_s"]))
+    def job_ended(self, record: JobRecord) -> None:
+        self.jobs.labels(record.kind, record.state).inc()
+        if "total_s" in record.timings:
+            self.job_seconds.labels(record.kind).observe(record.timings["total_s"])
 
     def exposition(self) -> bytes:
         directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")

@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from loanrisk.contracts import JobRecord
 from loanrisk.errors import error_from_dict
 from loanrisk.service.state import Services
 
 
-async def outcome(services: Services, record: dict[str, Any]) -> dict[str, Any]:
+async def outcome(services: Services, record: JobRecord) -> dict[str, Any]:
     """The job's result once it ends; its error, raised, when it failed or was cancelled."""
-    future = services.jobs.future(record["id"])
-    final = (
-        await asyncio.wrap_future(future) if future is not None else services.jobs.get(record["id"])
-    )
-    if final["state"] != "succeeded":
-        error = error_from_dict(final["error"] or {"message": f"job {final['state']}"})
-        error.details = {**error.details, "job": final["id"]}
+    future = services.jobs.future(record.id)
+    if future is not None:
+        final = await asyncio.wrap_future(future)
+    else:
+        final = services.jobs.get(record.id)
+    if final.state != "succeeded" or final.result is None:
+        doc = final.error.model_dump() if final.error else {"message": f"job {final.state}"}
+        error = error_from_dict(doc)
+        error.details = {**error.details, "job": final.id}
         raise error
-    result: dict[str, Any] = final["result"]
-    return result
+    return final.result

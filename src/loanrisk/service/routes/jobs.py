@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from loanrisk.contracts import JobRecord
 from loanrisk.service.auth import ADMIN, require
 from loanrisk.service.deps import JobsDep
 
@@ -30,16 +32,19 @@ EXAMPLE = {
 }
 
 
-def accepted(record: dict[str, Any]) -> JSONResponse:
+def accepted(record: JobRecord) -> JSONResponse:
     """202 with the job record and where to follow it."""
-    return JSONResponse(record, 202, headers={"Location": f"/v1/jobs/{record['id']}"})
+    body = record.model_dump(mode="json")
+    return JSONResponse(body, 202, headers={"Location": f"/v1/jobs/{record.id}"})
+
+
+class JobList(BaseModel):
+    jobs: list[JobRecord]
 
 
 @router.get("", summary="List jobs (newest first)")
-async def list_jobs(
-    jobs: JobsDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
-) -> dict[str, Any]:
-    return {"jobs": await run_in_threadpool(jobs.list, limit=limit)}
+async def list_jobs(jobs: JobsDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> JobList:
+    return JobList(jobs=await run_in_threadpool(jobs.list, limit=limit))
 
 
 @router.get(
@@ -50,7 +55,7 @@ async def list_jobs(
         404: {"description": "no such job"},
     },
 )
-async def get_job(job_id: str, jobs: JobsDep) -> dict[str, Any]:
+async def get_job(job_id: str, jobs: JobsDep) -> JobRecord:
     """State (queued, running, succeeded, failed, cancelled), progress, timings, and the
     result or error. A job whose replica died is reported failed (no heartbeat)."""
     return await run_in_threadpool(jobs.get, job_id)
@@ -62,7 +67,7 @@ async def get_job(job_id: str, jobs: JobsDep) -> dict[str, Any]:
     summary="Cancel a job",
     responses={409: {"description": "the job already ended"}},
 )
-async def cancel_job(job_id: str, jobs: JobsDep) -> dict[str, Any]:
+async def cancel_job(job_id: str, jobs: JobsDep) -> JobRecord:
     """Ask the job to stop (whichever replica runs it); it publishes nothing. Follow
     ``GET /v1/jobs/{id}`` until its state is ``cancelled``."""
     return await run_in_threadpool(jobs.cancel, job_id)

@@ -81,7 +81,7 @@ async def train(request: Request, services: ServicesDep) -> dict[str, Any]:
         )
         result = await outcome(services, record)
         await run_in_threadpool(services.models.refresh, model_dir, name)
-        model = {"name": name, "version": result["manifest"]["version"], "job": record["id"]}
+        model = {"name": name, "version": result["manifest"]["version"], "job": record.id}
         if flavour == "azure":
             return azure.trained(name, result["report"], model)
         return aws.trained(result["report"], model)

@@ -83,7 +83,7 @@ async def process(
             "rows": manifest["rows"],
             "quality": manifest["quality"],
         },
-        "job": record["id"],
+        "job": record.id,
     }
 
 
