@@ -38,8 +38,8 @@ loans = read_csv(csv)
 manifest = process_dataset(loans, FsspecStorage(out), source=csv, size=size)
 seconds = time.perf_counter() - start
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({"seconds": seconds, "rss": rss, "rows": manifest["rows"]["total"],
-                  "stages": manifest["timings"]}))
+print(json.dumps({"seconds": seconds, "rss": rss, "rows": manifest.rows.total,
+                  "stages": manifest.timings}))
 """
 
 REFERENCE = """

@@ -49,7 +49,7 @@ from loanrisk.data.process import process_dataset
 from loanrisk.storage import FsspecStorage
 loans = read_csv(sys.argv[1])
 manifest = process_dataset(loans, FsspecStorage(sys.argv[3]), source="bench", size=int(sys.argv[2]))
-print(json.dumps({"rows": manifest["rows"]["total"],
+print(json.dumps({"rows": manifest.rows.total,
                   "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
 """
 

@@ -137,7 +137,7 @@ def main() -> None:
         storage = FsspecStorage(root)
         loans = read_csv(str(args.csv))
         dataset = process_dataset(loans, storage, source="bench", size=args.train_rows)
-        run_training(TrainingRequest(dataset=dataset["id"], model_name="bench",
+        run_training(TrainingRequest(dataset=dataset.id, model_name="bench",
                                      rounds=args.rounds), storage, nthread=NTHREAD)  # fmt: skip
         batch = Path(root) / "batch.csv"
         expand(loans.frame, args.rows, seed=99).drop(columns=[LABEL]).head(args.rows).to_csv(
@@ -171,7 +171,7 @@ def main() -> None:
         model = ModelRegistry(storage).load("bench", "latest")
         scorer = Scorer(model)
         catalogue = DatasetCatalogue(storage)
-        preprocessor = fit_column_transformer(catalogue.load_split(dataset["id"], "train"))
+        preprocessor = fit_column_transformer(catalogue.load_split(dataset.id, "train"))
         daal_model = scorer.backend.model  # type: ignore[attr-defined]
 
         def reference_one() -> float:

@@ -74,7 +74,7 @@ def child(script: str, *args: str) -> dict[str, object]:
 def quality(csv: Path, root: str) -> None:
     storage = FsspecStorage(root)
     dataset = process_dataset(read_csv(str(csv)), storage, source=csv.name, directory="quality")
-    request = TrainingRequest(dataset=dataset["id"], data_directory="quality", model_name="quality")
+    request = TrainingRequest(dataset=dataset.id, data_directory="quality", model_name="quality")
     result = run_training(request, storage, nthread=NTHREAD)
     report = result.report
     print(f"quality on {csv.name} (75/25 stratified, seed 0, reference parameters, 500 rounds): "
@@ -86,8 +86,8 @@ def overhead(csv: Path, root: str, size: int, repeat: int) -> str:
     storage = FsspecStorage(root)
     dataset = process_dataset(read_csv(str(csv)), storage, source=csv.name, size=size)
     catalogue = DatasetCatalogue(storage)
-    train = catalogue.load_split(dataset["id"], "train")
-    spec = catalogue.load_spec(dataset["id"])
+    train = catalogue.load_split(dataset.id, "train")
+    spec = catalogue.load_spec(dataset.id)
     arrays = Path(root) / f"arrays-{size}"
     arrays.mkdir()
     np.save(arrays / "x.npy", FeatureTransformer(spec).transform(train, dtype=np.float32))
@@ -95,27 +95,25 @@ def overhead(csv: Path, root: str, size: int, repeat: int) -> str:
     del train
     ours, bare = [], []
     for _ in range(repeat):
-        ours.append(child(OURS, root, dataset["id"], str(NTHREAD), "{}"))
+        ours.append(child(OURS, root, dataset.id, str(NTHREAD), "{}"))
         bare.append(child(BARE, str(arrays / "x.npy"), str(arrays / "y.npy"), str(NTHREAD)))
     ours_s = statistics.median(float(str(r["seconds"])) for r in ours)
     bare_s = statistics.median(float(str(r["seconds"])) for r in bare)
     ours_gib = float(str(ours[-1]["rss"])) / 2**30
     bare_gib = float(str(bare[-1]["rss"])) / 2**30
-    print(f"\n{size:,} rows ({dataset['rows']['train']:,} train) x 500 rounds, {NTHREAD} threads, "
+    print(f"\n{size:,} rows ({dataset.rows.train:,} train) x 500 rounds, {NTHREAD} threads, "
           f"median of {repeat}")  # fmt: skip
     print(f"  bare xgb.train   {bare_s:8.1f}s   peak RSS {bare_gib:.2f} GiB")
     print(f"  loanrisk job     {ours_s:8.1f}s   peak RSS {ours_gib:.2f} GiB")
     print(f"  overhead         {ours_s - bare_s:8.1f}s = {(ours_s - bare_s) / bare_s:.1%} of bare")
     print(f"  loanrisk stages (last run): {ours[-1]['timings']}")
-    return str(dataset["id"])
+    return str(dataset.id)
 
 
 def continued(csv: Path, root: str) -> None:
     storage = FsspecStorage(root)
     batch = process_dataset(read_csv(str(csv)), storage, source=csv.name, size=1_000_000, seed=7)
-    result = child(
-        OURS, root, batch["id"], str(NTHREAD), json.dumps({"continue_from": "production"})
-    )
+    result = child(OURS, root, batch.id, str(NTHREAD), json.dumps({"continue_from": "production"}))
     print(f"\ncontinued training: +500 rounds on a new 1,000,000-row batch: "
           f"{float(str(result['seconds'])):.1f}s (stages {result['timings']})")  # fmt: skip
 

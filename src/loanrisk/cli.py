@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from loanrisk.contracts import DEFAULT_ROUNDS, TrainingRequest, check_size
+from loanrisk.contracts import DEFAULT_ROUNDS, DatasetManifest, TrainingRequest, check_size
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.data.ingest import read_csv, read_parquet
 from loanrisk.data.process import process_dataset
@@ -116,24 +116,21 @@ def _progress() -> Iterator[Callable[[str, int, int], None]]:
         yield update
 
 
-def _summary(manifest: dict[str, Any], storage_url: str) -> None:
-    rows, rate, quality = manifest["rows"], manifest["label_rate"], manifest["quality"]
-    table = Table(title=f"dataset {manifest['id']}", show_header=False, title_justify="left")
+def _summary(manifest: DatasetManifest, storage_url: str) -> None:
+    rows, rate, quality = manifest.rows, manifest.label_rate, manifest.quality
+    table = Table(title=f"dataset {manifest.id}", show_header=False, title_justify="left")
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")
-    table.add_row("stored in", f"{storage_url}/{manifest['directory']}/datasets/{manifest['id']}")
-    table.add_row("source", manifest["source"])
-    expanded = " (expanded)" if manifest["expanded"] else ""
+    table.add_row("stored in", f"{storage_url}/{manifest.directory}/datasets/{manifest.id}")
+    table.add_row("source", manifest.source)
+    expanded = " (expanded)" if manifest.expanded else ""
     table.add_row(
         "rows",
-        f"{rows['input']:,} in -> {rows['total']:,}{expanded}: "
-        f"{rows['train']:,} train / {rows['test']:,} test",
+        f"{rows.input:,} in -> {rows.total:,}{expanded}: {rows.train:,} train / {rows.test:,} test",
     )
-    table.add_row("default rate", f"{rate['train']:.2%} train, {rate['test']:.2%} test")
-    table.add_row(
-        "features", f"{len(manifest['feature_columns'])} (spec {manifest['feature_spec']})"
-    )
-    table.add_row("timings", ", ".join(f"{k} {v:.2f}s" for k, v in manifest["timings"].items()))
+    table.add_row("default rate", f"{rate.train:.2%} train, {rate.test:.2%} test")
+    table.add_row("features", f"{len(manifest.feature_columns)} (spec {manifest.feature_spec})")
+    table.add_row("timings", ", ".join(f"{k} {v:.2f}s" for k, v in manifest.timings.items()))
     warnings = quality["warnings"]
     table.add_row("data quality", f"{len(warnings)} warning(s)" if warnings else "no warnings")
     for warning in warnings[:5]:
@@ -177,7 +174,7 @@ def data_process(
                 progress=progress,
             )
         if as_json:
-            out.print_json(json.dumps(manifest))
+            out.print_json(manifest.model_dump_json())
         else:
             _summary(manifest, target.url)
 
@@ -201,13 +198,13 @@ def data_list(storage: StorageOpt = None, directory: DirectoryOpt = "data") -> N
         table = Table("id", "source", "size", "train", "test", "default rate", "created")
         for m in catalogue.list():
             table.add_row(
-                m["id"],
-                m["source"],
-                str(m["requested_size"] or ""),
-                f"{m['rows']['train']:,}",
-                f"{m['rows']['test']:,}",
-                f"{m['label_rate']['total']:.2%}",
-                m["created_at"][:19],
+                m.id,
+                m.source,
+                str(m.requested_size or ""),
+                f"{m.rows.train:,}",
+                f"{m.rows.test:,}",
+                f"{m.label_rate.total:.2%}",
+                m.created_at[:19],
             )
         out.print(table)
 
@@ -221,7 +218,7 @@ def data_show(
     """Print a dataset's manifest (JSON), including its data-quality report."""
     with _errors():
         catalogue = DatasetCatalogue(open_storage(_settings(storage=storage)), directory)
-        out.print_json(json.dumps(catalogue.resolve(dataset)))
+        out.print_json(catalogue.resolve(dataset).model_dump_json())
 
 
 @app.command()
@@ -250,7 +247,7 @@ def demo(
             )
         _summary(manifest, target.url)
         err.print(f"Training the reference's model ({DEFAULT_ROUNDS} rounds) on it ...")
-        request = TrainingRequest(dataset=manifest["id"], seed=settings.seed, promote=True)
+        request = TrainingRequest(dataset=manifest.id, seed=settings.seed, promote=True)
         with _progress() as progress:
             result = train_in_subprocess(
                 request, settings, on_progress=lambda p: progress("train", p.done, p.total)

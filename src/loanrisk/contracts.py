@@ -95,6 +95,61 @@ PARAMS_OF_KIND: dict[str, type[JobParams]] = {
 }
 
 
+class FileEntry(BaseModel):
+    """A stored file as a manifest records it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sha256: str
+    bytes: int
+
+
+class RowCounts(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: int = Field(description="Loans in the raw input (after validation).")
+    total: int = Field(description="Rows after expansion.")
+    train: int
+    test: int
+
+
+class LabelRates(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    total: float
+    train: float
+    test: float
+
+
+class DatasetManifest(BaseModel):
+    """A processed dataset, as its ``manifest.json`` records it (written last: a dataset
+    exists once it has one). Fields another version of loanrisk wrote are kept."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    id: str
+    directory: str
+    source: str
+    requested_size: int | None
+    expanded: bool
+    seed: int
+    test_fraction: float
+    stratified: bool
+    rows: RowCounts
+    label_rate: LabelRates
+    schema_hash: str
+    kept_columns: list[str] = Field(default_factory=list)
+    feature_spec: str = Field(description="The fitted FeatureSpec's fingerprint.")
+    feature_columns: list[str]
+    fitted_on_rows: int | None = Field(None, description="Training rows the spec was fitted on.")
+    columns: dict[str, dict[str, Any]] = Field(description="Statistics per feature column.")
+    quality: dict[str, Any] = Field(description="The data-quality report of validation.")
+    files: dict[str, FileEntry]
+    timings: dict[str, float]
+    created_at: str
+    loanrisk_version: str
+
+
 JobKind = Literal["process_data", "train", "score"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 ACTIVE: tuple[JobState, ...] = ("queued", "running")

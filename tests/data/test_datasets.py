@@ -38,25 +38,27 @@ def test_processing_stores_splits_spec_and_manifest(
         progress=lambda stage, done, total: stages.add(stage),
     )
     assert stages == {"expand", "split", "fit", "write"}
-    assert manifest["rows"] == {"input": 4_000, "total": 10_000, "train": 7_500, "test": 2_500}
-    assert manifest["expanded"] is True
-    assert manifest["schema_hash"] == schema_hash()
-    assert abs(manifest["label_rate"]["train"] - manifest["label_rate"]["test"]) < 1e-3
-    assert manifest["columns"]["loan_grade"]["counts"]["A"] > 0
-    assert manifest["columns"]["person_age"]["histogram"]["counts"]
-    assert manifest["quality"]["rows"] == 4_000
+    assert manifest.rows.model_dump() == {"input": 4_000, "total": 10_000, "train": 7_500,
+                                          "test": 2_500}  # fmt: skip
+    assert manifest.expanded is True
+    assert manifest.schema_hash == schema_hash()
+    assert abs(manifest.label_rate.train - manifest.label_rate.test) < 1e-3
+    assert manifest.columns["loan_grade"]["counts"]["A"] > 0
+    assert manifest.columns["person_age"]["histogram"]["counts"]
+    assert manifest.quality["rows"] == 4_000
 
     catalogue = DatasetCatalogue(storage, "data")
-    assert catalogue.get(manifest["id"]) == manifest
-    for name, meta in manifest["files"].items():
-        data = storage.read_bytes(catalogue.path(manifest["id"], name))
-        assert hashlib.sha256(data).hexdigest() == meta["sha256"]
-    train = catalogue.load_split(manifest["id"], "train")
-    test = catalogue.load_split(manifest["id"], "test")
+    assert catalogue.get(manifest.id) == manifest
+    for name, meta in manifest.files.items():
+        data = storage.read_bytes(catalogue.path(manifest.id, name))
+        assert hashlib.sha256(data).hexdigest() == meta.sha256
+        assert len(data) == meta.bytes
+    train = catalogue.load_split(manifest.id, "train")
+    test = catalogue.load_split(manifest.id, "test")
     assert len(train) == 7_500 and len(test) == 2_500
     assert train[LABEL].dtype == np.int8
-    spec = catalogue.load_spec(manifest["id"])
-    assert spec.fingerprint() == manifest["feature_spec"]
+    spec = catalogue.load_spec(manifest.id)
+    assert spec.fingerprint() == manifest.feature_spec
     assert FeatureTransformer(spec).transform(test).shape == (2_500, 26)
 
 
@@ -66,11 +68,11 @@ def test_datasets_are_found_by_id_by_size_and_latest(sample_loans: Validated) ->
     big = process_dataset(sample_loans, storage, source="s", size=6_000, directory="d")
     newer_small = process_dataset(sample_loans, storage, source="s", size=1_000, directory="d")
     catalogue = DatasetCatalogue(storage, "d")
-    assert [m["id"] for m in catalogue.list()] == [small["id"], big["id"], newer_small["id"]]
-    assert catalogue.find(size=6_000)["id"] == big["id"]
-    assert catalogue.find(size=1_000)["id"] == newer_small["id"]
-    assert catalogue.resolve("latest")["id"] == newer_small["id"]
-    assert small["rows"]["total"] == 4_000 and small["expanded"] is False
+    assert [m.id for m in catalogue.list()] == [small.id, big.id, newer_small.id]
+    assert catalogue.find(size=6_000).id == big.id
+    assert catalogue.find(size=1_000).id == newer_small.id
+    assert catalogue.resolve("latest").id == newer_small.id
+    assert small.rows.total == 4_000 and small.expanded is False
     with pytest.raises(NotFound, match="no dataset processed with size 7"):
         catalogue.find(size=7)
     with pytest.raises(NotFound, match="no dataset 'ds-nope'"):
@@ -110,7 +112,7 @@ def test_the_split_read_back_equals_what_was_split(sample_loans: Validated) -> N
     storage = MemoryStorage()
     manifest = process_dataset(sample_loans, storage, source="sample", seed=4)
     catalogue = DatasetCatalogue(storage)
-    both = pd.concat([catalogue.load_split(manifest["id"], s) for s in ("train", "test")])
+    both = pd.concat([catalogue.load_split(manifest.id, s) for s in ("train", "test")])
     assert len(both) == len(sample_loans.frame)
     assert both[LABEL].sum() == sample_loans.frame[LABEL].sum()
     assert sorted(both["person_income"]) == sorted(sample_loans.frame["person_income"])

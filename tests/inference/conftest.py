@@ -18,7 +18,7 @@ def trained(real_loans: Validated) -> tuple[MemoryStorage, str]:
     dataset = process_dataset(real_loans, storage, source="public")
     run_training(TrainingRequest(rounds=60, params={"max_depth": 6}), storage, nthread=2)
     run_training(TrainingRequest(rounds=30, params={"max_depth": 4}), storage, nthread=2)
-    return storage, str(dataset["id"])
+    return storage, dataset.id
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ def sample_dataset(storage: Storage, *, n: int = 3_000, seed: int = 0, **kwargs:
     frame = generate_sample(n, seed=seed)
     keep = kwargs.pop("keep", ())
     loans = validate_frame(frame, keep=keep)  # type: ignore[arg-type]
-    return str(process_dataset(loans, storage, source="sample", **kwargs)["id"])  # type: ignore[arg-type]
+    return process_dataset(loans, storage, source="sample", **kwargs).id  # type: ignore[arg-type]
 
 
 def test_training_publishes_an_evaluated_version_on_every_storage(storage: Storage) -> None:
@@ -77,7 +77,7 @@ def test_continued_training_re_encodes_a_dataset_with_another_spec_into_the_pare
     with_other = generate_sample(3_000, seed=4)
     with_other.loc[:99, "person_home_ownership"] = "OTHER"
     dataset = process_dataset(validate_frame(with_other), storage, source="with OTHER")
-    own_spec = DatasetCatalogue(storage).load_spec(dataset["id"])
+    own_spec = DatasetCatalogue(storage).load_spec(dataset.id)
     assert own_spec.fingerprint() != parent.manifest["feature_spec"]["fingerprint"]
     child = run_training(TrainingRequest(rounds=5, continue_from="1"), storage, nthread=1)
     spec = child.manifest["feature_spec"]
@@ -149,8 +149,8 @@ def test_kept_columns_survive_expansion_and_storage() -> None:
     frame = generate_sample(1_000, seed=6).assign(branch="north")
     dataset = process_dataset(validate_frame(frame, keep=["branch"]), storage, source="s",
                               size=3_000)  # fmt: skip
-    assert dataset["kept_columns"] == ["branch"]
-    train = DatasetCatalogue(storage).load_split(dataset["id"], "train")
+    assert dataset.kept_columns == ["branch"]
+    train = DatasetCatalogue(storage).load_split(dataset.id, "train")
     assert (train["branch"] == "north").all()
     assert isinstance(train["branch"].dtype, pd.CategoricalDtype)
     with pytest.raises(InvalidInput, match="missing required column"):

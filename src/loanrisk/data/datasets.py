@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import IO, Any, Literal
@@ -23,8 +22,10 @@ from typing import IO, Any, Literal
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import ValidationError
 
-from loanrisk.errors import InvalidInput, NotFound
+from loanrisk.contracts import DatasetManifest, FileEntry
+from loanrisk.errors import InvalidInput, NotFound, StorageError
 from loanrisk.features.spec import FeatureSpec
 from loanrisk.schema import CATEGORICAL_BY_NAME, FEATURES, LABEL
 from loanrisk.storage.base import Storage
@@ -70,12 +71,12 @@ class ParquetSink:
         self._writer.write_table(table)
         self.rows += len(frame)
 
-    def close(self) -> dict[str, Any]:
-        """Finish the file; its ``{"sha256", "bytes"}``."""
+    def close(self) -> FileEntry:
+        """Finish the file; its hash and size."""
         if self._writer is None:
             raise ValueError("nothing was written")
         self._writer.close()
-        return {"sha256": self._out.hash.hexdigest(), "bytes": self._out.bytes}
+        return FileEntry(sha256=self._out.hash.hexdigest(), bytes=self._out.bytes)
 
 
 def conform(frame: pd.DataFrame) -> pd.DataFrame:
@@ -108,7 +109,7 @@ class DatasetCatalogue:
             raise InvalidInput(f"invalid dataset id {dataset_id!r}")
         return self.storage.join(self.root, dataset_id, name)
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[DatasetManifest]:
         """Manifests of every complete dataset, oldest first."""
         manifests = []
         for dataset_id in self.storage.list(self.root):
@@ -116,25 +117,27 @@ class DatasetCatalogue:
                 manifests.append(self.get(dataset_id))
             except NotFound:
                 continue  # in progress or abandoned: no manifest yet
-        return sorted(manifests, key=lambda m: (m["created_at"], m["id"]))
+        return sorted(manifests, key=lambda m: (m.created_at, m.id))
 
-    def get(self, dataset_id: str) -> dict[str, Any]:
+    def get(self, dataset_id: str) -> DatasetManifest:
         try:
             data = self.storage.read_bytes(self.path(dataset_id, MANIFEST))
         except NotFound:
             raise NotFound(f"no dataset {dataset_id!r} in {self.directory!r}") from None
-        manifest: dict[str, Any] = json.loads(data)
-        return manifest
+        try:
+            return DatasetManifest.model_validate_json(data)
+        except ValidationError:
+            raise StorageError(f"the manifest of dataset {dataset_id!r} is corrupt") from None
 
-    def find(self, *, size: int | None = None) -> dict[str, Any]:
+    def find(self, *, size: int | None = None) -> DatasetManifest:
         """The newest dataset (processed with ``size``, when given)."""
-        matches = [m for m in self.list() if size is None or m.get("requested_size") == size]
+        matches = [m for m in self.list() if size is None or m.requested_size == size]
         if not matches:
             wanted = f" processed with size {size}" if size is not None else ""
             raise NotFound(f"no dataset{wanted} in {self.directory!r}")
         return matches[-1]
 
-    def resolve(self, ref: str) -> dict[str, Any]:
+    def resolve(self, ref: str) -> DatasetManifest:
         """A manifest by id, or ``latest``."""
         return self.find() if ref == "latest" else self.get(ref)
 
@@ -152,10 +155,10 @@ class DatasetCatalogue:
         """A stream whose content becomes the dataset's file ``name`` when it closes cleanly."""
         return self.storage.open_write(self.path(dataset_id, name))
 
-    def publish(self, manifest: dict[str, Any]) -> None:
+    def publish(self, manifest: DatasetManifest) -> None:
         """Write the manifest last: from this moment the dataset is listed and found."""
-        body = json.dumps(manifest, indent=2, sort_keys=False).encode() + b"\n"
-        self.storage.write_bytes(self.path(manifest["id"], MANIFEST), body)
+        body = manifest.model_dump_json(indent=2).encode() + b"\n"
+        self.storage.write_bytes(self.path(manifest.id, MANIFEST), body)
 
     def delete(self, dataset_id: str) -> None:
         self.storage.delete(self.path(dataset_id))

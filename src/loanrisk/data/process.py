@@ -12,12 +12,12 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 import loanrisk
+from loanrisk.contracts import DatasetManifest, FileEntry, LabelRates, RowCounts
 from loanrisk.data.datasets import SPEC, DatasetCatalogue, ParquetSink
 from loanrisk.data.expand import expand_chunks
 from loanrisk.data.split import split_frame
@@ -46,7 +46,7 @@ def process_dataset(
     test_fraction: float = 0.25,
     stratify: bool = True,
     progress: StageProgress | None = None,
-) -> dict[str, Any]:
+) -> DatasetManifest:
     """Process validated loans into a dataset on ``storage`` and return its manifest.
 
     ``size`` expands the data to that many rows (no expansion when it is not larger than the
@@ -110,7 +110,7 @@ def process_dataset(
                 )
             report("split", 1, 1)
             clock = time.perf_counter()
-            files = {name: sink.close() for name, sink in (
+            files: dict[str, FileEntry] = {name: sink.close() for name, sink in (
                 ("train.parquet", sinks["train"]), ("test.parquet", sinks["test"]))}  # fmt: skip
             timings["write"] += time.perf_counter() - clock
 
@@ -127,41 +127,38 @@ def process_dataset(
         report("write", 2, 3)
         spec_bytes = spec.to_json().encode()
         catalogue.write_file(dataset_id, SPEC, spec_bytes)
-        files[SPEC] = {"sha256": hashlib.sha256(spec_bytes).hexdigest(), "bytes": len(spec_bytes)}
+        files[SPEC] = FileEntry(sha256=hashlib.sha256(spec_bytes).hexdigest(),
+                                bytes=len(spec_bytes))  # fmt: skip
         timings["write"] += time.perf_counter() - clock
         test_defaults = totals["defaults"] - totals["train_defaults"]
-        manifest = {
-            "id": dataset_id,
-            "directory": directory,
-            "source": source,
-            "requested_size": size,
-            "expanded": expanded,
-            "seed": seed,
-            "test_fraction": test_fraction,
-            "stratified": stratify,
-            "rows": {
-                "input": len(frame),
-                "total": totals["rows"],
-                "train": totals["train"],
-                "test": totals["test"],
-            },
-            "label_rate": {
-                "total": totals["defaults"] / totals["rows"],
-                "train": totals["train_defaults"] / totals["train"],
-                "test": test_defaults / totals["test"],
-            },
-            "schema_hash": schema_hash(),
-            "kept_columns": [c for c in frame.columns if c not in FEATURES and c != LABEL],
-            "feature_spec": spec.fingerprint(),
-            "feature_columns": list(spec.output_columns),
-            "fitted_on_rows": len(fit_rows),
-            "columns": stats,
-            "quality": loans.report.to_dict(),
-            "files": files,
-            "timings": {k: round(v, 4) for k, v in timings.items()},
-            "created_at": now.isoformat(),
-            "loanrisk_version": loanrisk.__version__,
-        }
+        manifest = DatasetManifest(
+            id=dataset_id,
+            directory=directory,
+            source=source,
+            requested_size=size,
+            expanded=expanded,
+            seed=seed,
+            test_fraction=test_fraction,
+            stratified=stratify,
+            rows=RowCounts(input=len(frame), total=totals["rows"], train=totals["train"],
+                           test=totals["test"]),
+            label_rate=LabelRates(
+                total=totals["defaults"] / totals["rows"],
+                train=totals["train_defaults"] / totals["train"],
+                test=test_defaults / totals["test"],
+            ),
+            schema_hash=schema_hash(),
+            kept_columns=[str(c) for c in frame.columns if c not in FEATURES and c != LABEL],
+            feature_spec=spec.fingerprint(),
+            feature_columns=list(spec.output_columns),
+            fitted_on_rows=len(fit_rows),
+            columns=stats,
+            quality=loans.report.to_dict(),
+            files=files,
+            timings={k: round(v, 4) for k, v in timings.items()},
+            created_at=now.isoformat(),
+            loanrisk_version=loanrisk.__version__,
+        )  # fmt: skip
         catalogue.publish(manifest)
     except BaseException:
         catalogue.delete(dataset_id)

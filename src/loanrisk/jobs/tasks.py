@@ -60,7 +60,7 @@ def process_data(
         )
     finally:
         clean_up(params, storage)
-    return {"dataset": manifest}
+    return {"dataset": manifest.model_dump(mode="json")}
 
 
 def train(

@@ -63,7 +63,7 @@ def train_distributed(
     clock = time.perf_counter()
     prepared = prepare(request, storage)
     spec = prepared.spec
-    url = f"{storage.url}/{prepared.catalogue.path(prepared.dataset['id'], 'train.parquet')}"
+    url = f"{storage.url}/{prepared.catalogue.path(prepared.dataset.id, 'train.parquet')}"
     with Client(scheduler) as client:  # type: ignore[no-untyped-call]
         workers = len(client.scheduler_info()["workers"])
         frame = dd.read_parquet(url, storage_options=storage_options(settings, url))

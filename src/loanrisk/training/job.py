@@ -19,6 +19,7 @@ import sklearn
 import xgboost as xgb
 
 import loanrisk
+from loanrisk.contracts import DatasetManifest
 from loanrisk.contracts import TrainingRequest as TrainingRequest
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.data.split import split_indices
@@ -40,11 +41,11 @@ class TrainingResult:
     promoted: bool
 
 
-def _unknown_categories(dataset: dict[str, Any], spec: FeatureSpec) -> dict[str, int]:
+def _unknown_categories(dataset: DatasetManifest, spec: FeatureSpec) -> dict[str, int]:
     """Training rows per column whose category the spec does not know (from the manifest)."""
     out = {}
     for column in spec.onehot:
-        counts = dataset["columns"][column.name]["counts"]
+        counts = dataset.columns[column.name]["counts"]
         unknown = sum(n for value, n in counts.items() if value not in column.categories)
         if unknown:
             out[column.name] = unknown
@@ -67,7 +68,7 @@ def _load_parent(registry: ModelRegistry, request: TrainingRequest) -> LoadedMod
 class Prepared:
     """What both the single-process and the Dask training start from."""
 
-    dataset: dict[str, Any]
+    dataset: DatasetManifest
     registry: ModelRegistry
     parent: LoadedModel | None
     spec: FeatureSpec
@@ -84,7 +85,7 @@ def prepare(request: TrainingRequest, storage: Storage) -> Prepared:
     _check_fairness_request(request, dataset)
     registry = ModelRegistry(storage, request.model_directory)
     parent = _load_parent(registry, request)
-    spec = parent.spec if parent else catalogue.load_spec(dataset["id"])
+    spec = parent.spec if parent else catalogue.load_spec(dataset.id)
     return Prepared(dataset, registry, parent, spec, catalogue)
 
 
@@ -108,7 +109,7 @@ def evaluate_and_publish(
     if best_iteration is not None:
         booster = booster[: best_iteration + 1]
     clock = time.perf_counter()
-    test = prepared.catalogue.load_split(prepared.dataset["id"], "test")
+    test = prepared.catalogue.load_split(prepared.dataset.id, "test")
     test_features = FeatureTransformer(prepared.spec).transform(test, dtype=np.float32)
     probability = booster.predict(xgb.DMatrix(test_features, nthread=nthread))
     report = evaluate(test[LABEL].to_numpy(), probability, threshold=request.threshold)
@@ -120,8 +121,9 @@ def evaluate_and_publish(
     dataset, parent, spec = prepared.dataset, prepared.parent, prepared.spec
     metadata = {
         "parent": {"name": parent.name, "version": parent.version} if parent else None,
-        "dataset": {"id": dataset["id"], "directory": request.data_directory,
-                    "requested_size": dataset.get("requested_size"), "rows": dataset["rows"]},
+        "dataset": {"id": dataset.id, "directory": request.data_directory,
+                    "requested_size": dataset.requested_size,
+                    "rows": dataset.rows.model_dump()},
         "feature_spec": {"fingerprint": spec.fingerprint(),
                          "source": "parent" if parent else "dataset",
                          "unknown_categories": _unknown_categories(dataset, spec)},
@@ -171,7 +173,7 @@ def run_training(
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     prepared = prepare(request, storage)
-    train = prepared.catalogue.load_split(prepared.dataset["id"], "train")
+    train = prepared.catalogue.load_split(prepared.dataset.id, "train")
     timings["load"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -201,12 +203,12 @@ def run_training(
     )  # fmt: skip
 
 
-def _check_fairness_request(request: TrainingRequest, dataset: dict[str, Any]) -> None:
+def _check_fairness_request(request: TrainingRequest, dataset: DatasetManifest) -> None:
     """Refuse a fairness request that cannot be met before any training is spent on it."""
     column = request.protected_attribute
     if column is None:
         return
-    if column not in dataset.get("kept_columns", []):
+    if column not in dataset.kept_columns:
         raise InvalidInput(
             f"protected attribute {column!r} is not in the dataset: process the data with "
             f"--keep-column {column}"

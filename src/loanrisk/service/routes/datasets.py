@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from loanrisk.contracts import ProcessDataJob, check_size
+from loanrisk.contracts import DatasetManifest, ProcessDataJob, check_size
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.service import uploads
 from loanrisk.service.auth import ADMIN, require
@@ -107,9 +107,11 @@ async def create_dataset(request: Request, services: ServicesDep) -> JSONRespons
     return accepted(record)
 
 
-def _summary(manifest: dict[str, Any]) -> dict[str, Any]:
-    keys = ("id", "directory", "source", "requested_size", "rows", "label_rate", "created_at")
-    return {k: manifest.get(k) for k in keys}
+SUMMARY = {"id", "directory", "source", "requested_size", "rows", "label_rate", "created_at"}
+
+
+def _summary(manifest: DatasetManifest) -> dict[str, Any]:
+    return manifest.model_dump(mode="json", include=SUMMARY)
 
 
 @router.get("", summary="List datasets (oldest first)")
@@ -121,7 +123,7 @@ async def list_datasets(storage: StorageDep, directory: Directory = "data") -> d
 @router.get("/{dataset_id}", summary="A dataset's manifest")
 async def get_dataset(
     dataset_id: str, storage: StorageDep, directory: Directory = "data"
-) -> dict[str, Any]:
+) -> DatasetManifest:
     """Rows, label rates, column statistics, the quality report, files with hashes, timings.
     ``latest`` names the newest."""
     catalogue = DatasetCatalogue(storage, storage.resolve(directory))
@@ -135,4 +137,4 @@ async def get_quality(
     """What validation cleaned, flagged (implausible but kept), dropped and found missing."""
     catalogue = DatasetCatalogue(storage, storage.resolve(directory))
     manifest = await run_in_threadpool(catalogue.resolve, dataset_id)
-    return {"id": manifest["id"], "quality": manifest["quality"]}
+    return {"id": manifest.id, "quality": manifest.quality}
