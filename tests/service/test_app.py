@@ -82,6 +82,13 @@ def test_csv_in_csv_out(client: TestClient) -> None:
     as_json = client.post("/v1/predict", content=csv, headers={
         "Content-Type": "text/csv", "Accept": "application/json"}).json()  # fmt: skip
     assert as_json["summary"]["scored"] == 1
+    many = csv + (",".join(str(v) for v in LOAN.values()) + "\n") * 60  # over max_records 50
+    too_many = client.post("/v1/predict", content=many, headers={
+        "Content-Type": "text/csv", "Accept": "application/json"})  # fmt: skip
+    assert too_many.status_code == 413
+    assert "ask for CSV" in too_many.json()["error"]["message"]
+    streamed = client.post("/v1/predict", content=many, headers={"Content-Type": "text/csv"})
+    assert len(streamed.text.splitlines()) == 1 + 61
 
 
 def test_a_csv_bigger_than_the_memory_spool_streams_through(client: TestClient) -> None:

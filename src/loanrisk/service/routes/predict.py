@@ -205,6 +205,14 @@ async def _score_csv_body(request: Request, services: Services, on_error: OnErro
         scorer.model.name, scorer.version, scored=summary["scored"], defaults=summary["defaults"]
     )
     if "application/json" in request.headers.get("accept", ""):
+        limit = services.settings.max_records
+        if summary["scored"] > limit:  # a JSON answer is held whole: CSV streams instead
+            output.close()
+            raise TooLarge(
+                f"{summary['scored']:,} loans scored: a JSON answer holds at most {limit:,}; "
+                "ask for CSV (Accept: text/csv) to stream them all",
+                details={"max": limit},
+            )
         with output:
             text = output.read().decode()
         return JSONResponse({"summary": summary, "csv": text})
