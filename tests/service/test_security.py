@@ -130,7 +130,8 @@ def test_bad_fields_are_4xx_naming_the_field(client: TestClient) -> None:
         ),
         422,
     )
-    assert error["details"] == {"field": "size"}
+    assert error["details"]["field"] == "size"
+    assert "a whole number of rows" in str(error["message"])
     error = refused(client.post("/data", json={"bucket": "loan-default", "key": "nope.csv"}), 422)
     assert "no raw CSV" in str(error["message"])
     assert refused(

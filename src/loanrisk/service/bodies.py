@@ -78,7 +78,10 @@ def invalid_fields(exc: ValidationError, prefix: str = "body") -> InvalidInput:
         for e in exc.errors(include_url=False, include_input=False)
     ]
     first = problems[0] if problems else {"field": prefix, "message": "invalid"}
-    return InvalidInput(f"{first['field']}: {first['message']}", details={"fields": problems})
+    return InvalidInput(
+        f"{first['field']}: {first['message']}",
+        details={"field": first["field"], "fields": problems},
+    )
 
 
 async def json_body(request: Request, model: type[M]) -> M:

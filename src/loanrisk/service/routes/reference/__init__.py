@@ -16,15 +16,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from loanrisk.contracts import TrainingRequest
+from loanrisk.contracts import TrainingRequest, check_size
 from loanrisk.errors import InvalidInput
 from loanrisk.registry.models import check_name
 from loanrisk.service.auth import ADMIN, SCORE, require
 from loanrisk.service.deps import ServicesDep
-from loanrisk.service.locations import given
 from loanrisk.service.routes.reference import aws, azure
 from loanrisk.service.routes.reference.bodies import DATA, DATA_PROCESSING, PREDICT, TRAIN
-from loanrisk.service.routes.reference.common import flag_of, read_fields, size_of
+from loanrisk.service.routes.reference.common import read_fields
 from loanrisk.service.state import training_scope
 from loanrisk.service.waiting import outcome
 
@@ -63,14 +62,14 @@ async def train(request: Request, services: ServicesDep) -> dict[str, Any]:
     async with read_fields(request) as (flavour, fields):
         flavour_module = azure if flavour == "azure" else aws
         data_dir, model_dir = flavour_module.folders(services, fields)
-        name = check_name("model", given(fields.get("model_name")) or services.settings.model_name)
+        name = check_name("model", fields.model_name or services.settings.model_name)
         params = TrainingRequest(
-            dataset_size=size_of(fields.get("size"), services.settings),
+            dataset_size=check_size(fields.size, services.settings),
             data_directory=data_dir,
             model_directory=model_dir,
             model_name=name,
             promote=True,
-            continue_from="production" if flag_of(fields.get("continue_training")) else None,
+            continue_from="production" if fields.continue_training else None,
             seed=services.settings.seed,
             threshold=services.settings.threshold,
         )

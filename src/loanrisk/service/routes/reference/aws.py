@@ -7,57 +7,51 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from loanrisk.contracts import check_size
 from loanrisk.errors import InvalidInput, TooLarge
-from loanrisk.service.locations import given
-from loanrisk.service.routes.reference.common import (
-    CLASSES,
-    count,
-    process,
-    score_stored,
-    size_of,
-)
+from loanrisk.service.routes.reference.common import CLASSES, count, process, score_stored
+from loanrisk.service.routes.reference.fields import ReferenceFields
 from loanrisk.service.state import Services
 
 
-def _local(doc: dict[str, Any]) -> bool:
-    return (given(doc.get("backend")) or "s3").lower() == "local"
-
-
-def folder(services: Services, doc: dict[str, Any], key: str, local: str, default: str) -> str:
-    """The folder a request names: ``<key>`` in an allowed bucket (backend s3) or the local
+def folder(
+    services: Services, doc: ReferenceFields, key: str | None, local: str | None, default: str
+) -> str:
+    """The folder a request names: ``key`` in an allowed bucket (backend s3) or the ``local``
     path (backend local)."""
     where = services.locations
-    if _local(doc) and given(doc.get(local)):
-        return where.inside("", given(doc.get(local)), default)
-    where.bucket(given(doc.get("bucket")))
-    return where.inside("", given(doc.get(key)), default)
+    if doc.backend == "local" and local:
+        return where.inside("", local, default)
+    where.bucket(doc.bucket)
+    return where.inside("", key, default)
 
 
-def folders(services: Services, doc: dict[str, Any]) -> tuple[str, str]:
+def folders(services: Services, doc: ReferenceFields) -> tuple[str, str]:
     """The data and model folders a request names."""
     return (
-        folder(services, doc, "data_key", "local_data_path", "data"),
-        folder(services, doc, "model_key", "local_model_path", "model"),
+        folder(services, doc, doc.data_key, doc.local_data_path, "data"),
+        folder(services, doc, doc.model_key, doc.local_model_path, "model"),
     )
 
 
-async def data(services: Services, doc: dict[str, Any]) -> dict[str, Any]:
+async def data(services: Services, doc: ReferenceFields) -> dict[str, Any]:
     """Process the raw CSV at ``key`` of an allowed ``bucket`` (or at ``local_path``) into
     ``target_path`` (default: the key's folder)."""
     where = services.locations
-    field = "local_path" if _local(doc) else "key"
-    if not _local(doc):
-        where.bucket(given(doc.get("bucket")))
-    raw = given(doc.get(field))
+    local = doc.backend == "local"
+    field = "local_path" if local else "key"
+    if not local:
+        where.bucket(doc.bucket)
+    raw = doc.local_path if local else doc.key
     if raw is None:
         raise InvalidInput(f"{field} names the raw CSV", details={"field": field})
     source = where.inside("", raw, raw)
     if not await run_in_threadpool(services.storage.exists, source):
         raise InvalidInput(f"no raw CSV at {source!r}", details={"field": field})
     parent = source.rsplit("/", 1)[0] if "/" in source else ""
-    directory = where.inside("", given(doc.get("target_path")), parent or "data")
+    directory = where.inside("", doc.target_path, parent or "data")
     name = source.rsplit("/", 1)[-1]
-    size = size_of(doc.get("size"), services.settings)
+    size = check_size(doc.size, services.settings)
     body = await process(services, source, name, directory=directory, size=size, staged=False)
     message = f"{name} successfully processed and saved"
     return {"msg": message, "Message": message, **body}
@@ -73,21 +67,20 @@ def trained(report: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def predict(services: Services, doc: dict[str, Any]) -> dict[str, Any]:
+async def predict(services: Services, doc: ReferenceFields) -> dict[str, Any]:
     """Score ``sample`` (loans) or the stored CSV ``csv_payload`` (into a new results file,
     answering its first ``max_inline_rows`` rows)."""
     where = services.locations
     _, model_dir = folders(services, doc)
-    where.inside("", given(doc.get("preprocessor_path")), "")  # confined, unused: the model has it
-    name = given(doc.get("model_name")) or services.settings.model_name
-    csv_payload = given(doc.get("csv_payload"))
-    sample: Any = doc.get("sample")
+    where.inside("", doc.preprocessor_path, "")  # confined, unused: the model has its spec
+    name = doc.model_name or services.settings.model_name
+    csv_payload = doc.csv_payload
+    sample = doc.sample
     if csv_payload is not None:
-        where.bucket(given(doc.get("bucket")))
+        where.bucket(doc.bucket)
         path = where.inside("", csv_payload, csv_payload)
     else:
-        sample = [sample] if isinstance(sample, dict) else sample
-        if not isinstance(sample, list) or not sample:
+        if not sample:
             raise InvalidInput(
                 "send 'sample' (a list of loans) or 'csv_payload'", details={"field": "sample"}
             )
@@ -105,7 +98,7 @@ async def predict(services: Services, doc: dict[str, Any]) -> dict[str, Any]:
         count(services, name, scorer, stored.summary)
         extra = stored.describe()
     else:
-        records = await run_in_threadpool(scorer.score_records, sample)
+        records = await run_in_threadpool(scorer.score_records, sample or [])
         pairs = [[str(r["label"]), r["probability"]] for r in records["results"]]
         services.metrics.predicted(name, scorer.version, [row[0] == "True" for row in pairs])
     return {

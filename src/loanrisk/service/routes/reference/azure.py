@@ -8,30 +8,29 @@ from typing import Any
 
 import pandas as pd
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
+from loanrisk.contracts import check_size
 from loanrisk.errors import InvalidInput
 from loanrisk.service import uploads
-from loanrisk.service.locations import given, unique_stamp
-from loanrisk.service.routes.reference.common import CLASSES, count, process, score_into, size_of
+from loanrisk.service.locations import unique_stamp
+from loanrisk.service.routes.reference.common import CLASSES, count, process, score_into
+from loanrisk.service.routes.reference.fields import ReferenceFields
 from loanrisk.service.state import Services
 
 
-def folders(services: Services, form: dict[str, Any]) -> tuple[str, str]:
+def folders(services: Services, form: ReferenceFields) -> tuple[str, str]:
     """The data and model folders a form names, inside the mount."""
     where = services.locations
-    root = where.mount(given(form.get("az_file_path")))
-    data_dir = where.inside(root, given(form.get("data_directory")), "data")
-    model_dir = where.inside(root, given(form.get("model_directory")), "models")
+    root = where.mount(form.az_file_path)
+    data_dir = where.inside(root, form.data_directory, "data")
+    model_dir = where.inside(root, form.model_directory, "models")
     return data_dir, model_dir
 
 
-async def data_processing(services: Services, form: dict[str, Any]) -> dict[str, Any]:
+async def data_processing(services: Services, form: ReferenceFields) -> dict[str, Any]:
     data_dir, _ = folders(services, form)
-    size = size_of(form.get("size"), services.settings)
-    source, name = await uploads.stage(
-        form.get("file"), services.storage, services.settings.job_directory
-    )
+    size = check_size(form.size, services.settings)
+    source, name = await uploads.stage(form.file, services.storage, services.settings.job_directory)
     body = await process(services, source, name, directory=data_dir, size=size, staged=True)
     return {"Message": f"{name} successfully processed and saved", **body}
 
@@ -54,20 +53,19 @@ def trained(name: str, report: dict[str, Any], model: dict[str, Any]) -> dict[st
     }
 
 
-async def predict(services: Services, form: dict[str, Any]) -> dict[str, Any]:
+async def predict(services: Services, form: ReferenceFields) -> dict[str, Any]:
     """Score the uploaded CSV into a new results file under ``sample_directory``; answer the
     first rows (``max_inline_rows``) in the reference's shape, and where the rest are."""
     where = services.locations
-    root = where.mount(given(form.get("az_file_path")))
+    root = where.mount(form.az_file_path)
     _, model_dir = folders(services, form)
-    name = given(form.get("model_name")) or services.settings.model_name
+    name = form.model_name or services.settings.model_name
     samples = await run_in_threadpool(
-        where.results_folder,
-        where.inside(root, given(form.get("sample_directory")), "samples"),
+        where.results_folder, where.inside(root, form.sample_directory, "samples"),
         "sample_directory",
-    )
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
+    )  # fmt: skip
+    upload = form.file
+    if upload is None:
         raise InvalidInput("'file' must be a CSV upload", details={"field": "file"})
     scorer = await run_in_threadpool(services.models.scorer_of, model_dir, name)
     path = services.storage.join(samples, f"predictions-{unique_stamp()}.csv")

@@ -5,7 +5,6 @@ results file with a bounded head for the answer."""
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import IO, Any, Literal
@@ -14,57 +13,39 @@ import pandas as pd
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from loanrisk.contracts import ProcessDataJob, check_size
+from loanrisk.contracts import ProcessDataJob
 from loanrisk.errors import InvalidInput
 from loanrisk.inference.scorer import Scorer
-from loanrisk.service.bodies import JSON, MULTIPART, URLENCODED, parse_json, require_media_type
-from loanrisk.service.locations import given, unique_stamp
+from loanrisk.service.bodies import (
+    JSON,
+    MULTIPART,
+    URLENCODED,
+    parse_json,
+    parse_model,
+    require_media_type,
+)
+from loanrisk.service.locations import unique_stamp
+from loanrisk.service.routes.reference.fields import ReferenceFields
 from loanrisk.service.state import Services
 from loanrisk.service.waiting import outcome
-from loanrisk.settings import Settings
 
-MAX_SIZE_CHARS = 40
 CLASSES = ("Non-Default", "Default", "accuracy", "macro avg", "weighted avg")
 Flavour = Literal["azure", "aws"]
 
 
 @contextlib.asynccontextmanager
-async def read_fields(request: Request) -> AsyncIterator[tuple[Flavour, dict[str, Any]]]:
-    """``("azure", fields)`` for a form, ``("aws", fields)`` for JSON; an uploaded file's
-    spool is closed when the block ends."""
+async def read_fields(request: Request) -> AsyncIterator[tuple[Flavour, ReferenceFields]]:
+    """``("azure", fields)`` for a form, ``("aws", fields)`` for JSON, typed; an uploaded
+    file's spool is closed when the block ends."""
     content_type = require_media_type(request, (MULTIPART, URLENCODED, JSON), default=JSON)
     if content_type in (MULTIPART, URLENCODED):
         async with request.form(max_files=1, max_fields=32) as form:
-            yield "azure", dict(form)
+            yield "azure", parse_model(ReferenceFields, dict(form), prefix="")
         return
     doc = parse_json(await request.body() or b"{}")
     if not isinstance(doc, dict):
         raise InvalidInput("the body must be a JSON object of fields")
-    yield "aws", doc
-
-
-def size_of(value: object, settings: Settings) -> int | None:
-    """The reference's ``size``: a whole number of rows, as a number or text ("4000000",
-    "4e6", "4000000.0"), within the configured ceiling."""
-    text = given(value)
-    if text is None:
-        return None
-    try:
-        number = float(text)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number) or not number.is_integer() or len(text) > MAX_SIZE_CHARS:
-        raise InvalidInput(
-            f"size must be a whole number of rows, not {text[:40]!r}", details={"field": "size"}
-        )
-    return check_size(int(number), settings)
-
-
-def flag_of(value: object) -> bool:
-    text = (given(value) or "false").lower()
-    if text not in ("true", "false", "1", "0", "yes", "no"):
-        raise InvalidInput(f"expected True or False, not {value!r}")
-    return text in ("true", "1", "yes")
+    yield "aws", parse_model(ReferenceFields, doc, prefix="")
 
 
 async def process(
