@@ -17,7 +17,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from loanrisk.contracts import DEFAULT_ROUNDS, DatasetManifest, TrainingRequest, check_size
+from loanrisk.contracts import (
+    DEFAULT_ROUNDS,
+    DatasetManifest,
+    ModelManifest,
+    TrainingRequest,
+    check_size,
+)
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.data.ingest import read_csv, read_parquet
 from loanrisk.data.process import process_dataset
@@ -252,7 +258,11 @@ def demo(
             result = train_in_subprocess(
                 request, settings, on_progress=lambda p: progress("train", p.done, p.total)
             )
-        _train_summary(result)
+        _train_summary(
+            ModelManifest.model_validate(result["manifest"]),
+            result["report"],
+            bool(result["promoted"]),
+        )
     if serve:
         with _errors():
             _serve(settings)
@@ -263,17 +273,16 @@ ModelDirOpt = Annotated[
 ]
 
 
-def _train_summary(result: dict[str, Any]) -> None:
-    manifest, report = result["manifest"], result["report"]
+def _train_summary(manifest: ModelManifest, report: dict[str, Any], promoted: bool) -> None:
     classes = report["classification_report"]
-    table = Table(title=f"model {manifest['name']} version {manifest['version']}",
+    table = Table(title=f"model {manifest.name} version {manifest.version}",
                   show_header=False, title_justify="left")  # fmt: skip
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")
-    parent = manifest["parent"]
-    table.add_row("parent", f"version {parent['version']}" if parent else "none (new model)")
-    table.add_row("dataset", manifest["dataset"]["id"])
-    rounds = manifest["rounds"]
+    parent = manifest.parent
+    table.add_row("parent", f"version {parent.version}" if parent else "none (new model)")
+    table.add_row("dataset", (manifest.dataset or {}).get("id", "?"))
+    rounds = manifest.rounds
     table.add_row("rounds", f"{rounds['trained']} new, {rounds['total_trees']} trees in all")
     table.add_row("AUC", f"{report['auc']:.4f}")
     table.add_row("accuracy", f"{classes['accuracy']:.4f}")
@@ -281,8 +290,8 @@ def _train_summary(result: dict[str, Any]) -> None:
     table.add_row("Default", f"precision {default['precision']:.3f}, recall "
                   f"{default['recall']:.3f}, f1 {default['f1-score']:.3f}")  # fmt: skip
     table.add_row("Brier / KS", f"{report['brier']:.4f} / {report['ks']:.4f}")
-    table.add_row("timings", ", ".join(f"{k} {v:.2f}s" for k, v in manifest["timings"].items()))
-    table.add_row("production", "promoted" if result["promoted"] else "unchanged")
+    table.add_row("timings", ", ".join(f"{k} {v:.2f}s" for k, v in manifest.timings.items()))
+    table.add_row("production", "promoted" if promoted else "unchanged")
     out.print(table)
 
 
@@ -338,8 +347,7 @@ def train(
 
             err.print(f"Training on the Dask cluster at {dask_scheduler} ...")
             trained = train_distributed(request, settings, scheduler=dask_scheduler)
-            result = {"manifest": trained.manifest, "report": trained.report,
-                      "promoted": trained.promoted}  # fmt: skip
+            manifest, report, promoted = trained.manifest, trained.report, trained.promoted
         else:
             with _progress() as progress:
 
@@ -348,10 +356,12 @@ def train(
                     progress(label, p.done, p.total)
 
                 result = train_in_subprocess(request, settings, on_progress=show)
+            manifest = ModelManifest.model_validate(result["manifest"])
+            report, promoted = result["report"], bool(result["promoted"])
         if as_json:
-            out.print_json(json.dumps(result["manifest"]))
+            out.print_json(manifest.model_dump_json())
         else:
-            _train_summary(result)
+            _train_summary(manifest, report, promoted)
 
 
 def _registry(settings: Settings, model_directory: str) -> ModelRegistry:
@@ -387,7 +397,7 @@ def models_show(
         registry = _registry(_settings(storage=storage), model_directory)
         number = registry.resolve(model, version)
         doc = {
-            "manifest": registry.manifest(model, number),
+            "manifest": registry.manifest(model, number).model_dump(mode="json"),
             "report": registry.report(model, number),
         }
         out.print_json(json.dumps(doc))

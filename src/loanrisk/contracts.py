@@ -150,6 +150,37 @@ class DatasetManifest(BaseModel):
     loanrisk_version: str
 
 
+class ModelRef(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    version: int
+
+
+class ModelManifest(BaseModel):
+    """A published model version, as its ``manifest.json`` records it (written last: the
+    version exists once it has one). The registry fills ``name``, ``version``, ``files`` and
+    ``created_at``; a training fills the rest. Fields another version wrote are kept."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str
+    version: int
+    files: dict[str, FileEntry]
+    created_at: str
+    parent: ModelRef | None = None
+    dataset: dict[str, Any] | None = Field(None, description="id, directory, size and rows.")
+    feature_spec: dict[str, Any] | None = Field(None, description="fingerprint and source.")
+    params: dict[str, Any] = Field(default_factory=dict, description="XGBoost parameters.")
+    rounds: dict[str, Any] = Field(default_factory=dict)
+    threshold: float | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    request: dict[str, Any] | None = None
+    nthread: int | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
+    libraries: dict[str, str] = Field(default_factory=dict)
+
+
 JobKind = Literal["process_data", "train", "score"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 ACTIVE: tuple[JobState, ...] = ("queued", "running")

@@ -39,15 +39,15 @@ def test_publish_and_load_round_trip(storage: Storage) -> None:
     registry = ModelRegistry(storage)
     first = publish(registry, dataset={"id": "ds-1"})
     second = publish(registry)
-    assert (first["version"], second["version"]) == (1, 2)
+    assert (first.version, second.version) == (1, 2)
     assert registry.versions("m") == [1, 2]
     assert registry.models() == ["m"]
     loaded = registry.load("m", "latest")
     assert loaded.version == 2
     assert loaded.spec == SPEC
     assert loaded.booster.num_boosted_rounds() == 3
-    assert registry.load("m", 1).manifest["dataset"] == {"id": "ds-1"}
-    assert set(first["files"]) == {"model.ubj", "feature_spec.json", "report.json"}
+    assert registry.load("m", 1).manifest.dataset == {"id": "ds-1"}
+    assert set(first.files) == {"model.ubj", "feature_spec.json", "report.json"}
     assert registry.report("m", 1) == {"auc": 0.9}
 
 
@@ -105,14 +105,14 @@ def test_a_claimed_but_unfinished_version_is_invisible_and_skipped() -> None:
     storage.create_exclusive("models/m/versions/2/claim.json", b"{}")  # a publisher that died
     assert registry.versions("m") == [1]
     assert registry.resolve("m", "latest") == 1
-    assert publish(registry)["version"] == 3
+    assert publish(registry).version == 3
 
 
 def _publish_in_process(settings: Settings, barrier: Any, results: Any) -> None:
     registry = ModelRegistry(open_storage(settings))
     barrier.wait()
     manifest = registry.publish("m", booster=tiny_booster(), spec=SPEC, report={}, metadata={})
-    results.put(manifest["version"])
+    results.put(manifest.version)
 
 
 @pytest.mark.parametrize("backend", ["local", "s3"])
@@ -170,7 +170,7 @@ def test_a_process_killed_mid_publish_leaves_no_loadable_version(tmp_path: Path)
     assert (tmp_path / "models/m/versions/2/model.ubj").exists()  # it did get that far
     assert registry.versions("m") == [1]
     assert registry.load("m", "latest").version == 1
-    assert publish(registry)["version"] == 3
+    assert publish(registry).version == 3
     manifest = json.loads((tmp_path / "models/m/versions/3/manifest.json").read_text())
     assert manifest["version"] == 3
 

@@ -119,7 +119,7 @@ def test_azure_flavour_process_train_predict_continue(
     assert continued.status_code == 200, continued.text
     assert continued.json()["model"]["version"] == 2
     manifest = ModelRegistry(storage, "models").manifest("XGBoost", 2)
-    assert manifest["parent"]["version"] == 1
+    assert manifest.parent is not None and manifest.parent.version == 1
     assert predict()["model"] == {"name": "XGBoost", "version": 2}
 
 

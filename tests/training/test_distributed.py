@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from dask.distributed import LocalCluster
 
+from loanrisk.contracts import ModelRef
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.errors import InvalidInput
@@ -38,10 +39,10 @@ def test_distributed_training_matches_single_process_training(
     distributed = train_distributed(request, settings, scheduler=cluster.scheduler_address)
     single = run_training(TrainingRequest(rounds=60, model_name="single"), storage, nthread=1)
     assert abs(distributed.report["auc"] - single.report["auc"]) < 0.01
-    shared = set(single.manifest) - {"timings"}
-    assert shared <= set(distributed.manifest)
-    assert distributed.manifest["distributed"]["workers"] == 2
-    assert distributed.manifest["rounds"]["total_trees"] == 60
+    shared = set(single.manifest.model_dump()) - {"timings"}
+    assert shared <= set(distributed.manifest.model_dump())
+    assert distributed.manifest.model_extra["distributed"]["workers"] == 2
+    assert distributed.manifest.rounds["total_trees"] == 60
     registry = ModelRegistry(storage)
     assert registry.load("distributed", "production").booster.num_boosted_rounds() == 60
 
@@ -49,8 +50,8 @@ def test_distributed_training_matches_single_process_training(
         TrainingRequest(rounds=10, model_name="distributed", continue_from="production"),
         settings, scheduler=cluster.scheduler_address,
     )  # fmt: skip
-    assert more.manifest["parent"] == {"name": "distributed", "version": 1}
-    assert more.manifest["rounds"]["total_trees"] == 70
+    assert more.manifest.parent == ModelRef(name="distributed", version=1)
+    assert more.manifest.rounds["total_trees"] == 70
 
 
 def test_distributed_early_stopping_publishes_the_best_trees_only(
@@ -61,7 +62,7 @@ def test_distributed_early_stopping_publishes_the_best_trees_only(
     request = TrainingRequest(rounds=400, early_stopping_rounds=5, params={"learning_rate": 0.5})
     result = train_distributed(request, Settings(storage=str(tmp_path), nthread=1),
                                scheduler=cluster.scheduler_address)  # fmt: skip
-    rounds = result.manifest["rounds"]
+    rounds = result.manifest.rounds
     assert rounds["best_iteration"] is not None
     assert rounds["total_trees"] == rounds["best_iteration"] + 1 < 400
     assert rounds["trained"] > rounds["best_iteration"]  # it trained on past the best

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
+from loanrisk.contracts import ModelRef
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
@@ -29,16 +30,16 @@ def test_training_publishes_an_evaluated_version_on_every_storage(storage: Stora
     dataset = sample_dataset(storage)
     result = run_training(TrainingRequest(rounds=20), storage, nthread=1)
     manifest = result.manifest
-    assert manifest["version"] == 1
-    assert manifest["dataset"]["id"] == dataset
-    assert manifest["parent"] is None
-    assert manifest["rounds"] == {"requested": 20, "trained": 20, "best_iteration": None,
+    assert manifest.version == 1
+    assert manifest.dataset["id"] == dataset
+    assert manifest.parent is None
+    assert manifest.rounds == {"requested": 20, "trained": 20, "best_iteration": None,
                                   "total_trees": 20}  # fmt: skip
-    assert manifest["params"]["max_depth"] == 10  # the reference's parameters by default
+    assert manifest.params["max_depth"] == 10  # the reference's parameters by default
     stored = ModelRegistry(storage).manifest("loan-default", 1)
-    assert set(stored["timings"]) == {"load", "encode", "train", "evaluate"}
-    assert set(manifest["timings"]) == {"load", "encode", "train", "evaluate", "publish"}
-    assert stored["libraries"]["xgboost"] == xgb.__version__
+    assert set(stored.timings) == {"load", "encode", "train", "evaluate"}
+    assert set(manifest.timings) == {"load", "encode", "train", "evaluate", "publish"}
+    assert stored.libraries["xgboost"] == xgb.__version__
     assert result.promoted is True
     assert 0.7 < result.report["auc"] < 1
     loaded = ModelRegistry(storage).load("loan-default", "production")
@@ -58,11 +59,11 @@ def test_continued_training_adds_rounds_and_records_its_parent() -> None:
     second = run_training(TrainingRequest(rounds=10, continue_from="production"), storage,
                           nthread=1)  # fmt: skip
     manifest = second.manifest
-    assert manifest["parent"] == {"name": "loan-default", "version": 1}
-    assert manifest["dataset"]["id"] == newer
-    assert manifest["rounds"]["total_trees"] == 15 + 10
-    assert manifest["feature_spec"]["source"] == "parent"
-    assert manifest["feature_spec"]["fingerprint"] == first.manifest["feature_spec"]["fingerprint"]
+    assert manifest.parent == ModelRef(name="loan-default", version=1)
+    assert manifest.dataset["id"] == newer
+    assert manifest.rounds["total_trees"] == 15 + 10
+    assert manifest.feature_spec["source"] == "parent"
+    assert manifest.feature_spec["fingerprint"] == first.manifest.feature_spec["fingerprint"]
     assert second.promoted is False  # production existed: promotion is explicit from now on
     assert ModelRegistry(storage).resolve("loan-default", "production") == 1
 
@@ -73,15 +74,15 @@ def test_continued_training_re_encodes_a_dataset_with_another_spec_into_the_pare
     without_other = without_other[without_other["person_home_ownership"] != "OTHER"]
     process_dataset(validate_frame(without_other), storage, source="no OTHER")
     parent = run_training(TrainingRequest(rounds=5), storage, nthread=1)
-    assert "OTHER" not in parent.manifest["feature_spec"]["fingerprint"]
+    assert "OTHER" not in parent.manifest.feature_spec["fingerprint"]
     with_other = generate_sample(3_000, seed=4)
     with_other.loc[:99, "person_home_ownership"] = "OTHER"
     dataset = process_dataset(validate_frame(with_other), storage, source="with OTHER")
     own_spec = DatasetCatalogue(storage).load_spec(dataset.id)
-    assert own_spec.fingerprint() != parent.manifest["feature_spec"]["fingerprint"]
+    assert own_spec.fingerprint() != parent.manifest.feature_spec["fingerprint"]
     child = run_training(TrainingRequest(rounds=5, continue_from="1"), storage, nthread=1)
-    spec = child.manifest["feature_spec"]
-    assert spec["fingerprint"] == parent.manifest["feature_spec"]["fingerprint"]
+    spec = child.manifest.feature_spec
+    assert spec["fingerprint"] == parent.manifest.feature_spec["fingerprint"]
     assert 50 <= spec["unknown_categories"]["person_home_ownership"] <= 100
 
 
@@ -100,8 +101,8 @@ def test_the_dataset_is_found_by_the_size_it_was_processed_with() -> None:
     big = sample_dataset(storage, size=6_000)
     sample_dataset(storage)
     result = run_training(TrainingRequest(rounds=3, dataset_size=6_000), storage, nthread=1)
-    assert result.manifest["dataset"]["id"] == big
-    assert result.manifest["dataset"]["rows"]["total"] == 6_000
+    assert result.manifest.dataset["id"] == big
+    assert result.manifest.dataset["rows"]["total"] == 6_000
 
 
 def test_early_stopping_publishes_the_best_trees_only() -> None:
@@ -111,7 +112,7 @@ def test_early_stopping_publishes_the_best_trees_only() -> None:
         TrainingRequest(rounds=400, early_stopping_rounds=5, params={"learning_rate": 0.5}),
         storage, nthread=1,
     )  # fmt: skip
-    rounds = result.manifest["rounds"]
+    rounds = result.manifest.rounds
     assert rounds["best_iteration"] is not None
     assert rounds["total_trees"] == rounds["best_iteration"] + 1 < 400
 
@@ -131,7 +132,7 @@ def test_fairness_report_on_a_kept_protected_attribute() -> None:
     groups = fairness["groups"]
     assert groups["privileged"]["size"] + groups["non_privileged"]["size"] == 2_000
     assert set(fairness["parity"]) == {"PPV", "FDR", "NPV", "FOR", "TPR", "FNR", "TNR", "FPR"}
-    assert not any(c.startswith("applicant_group") for c in result.manifest["feature_spec"])
+    assert not any(c.startswith("applicant_group") for c in result.manifest.feature_spec)
     seen: list[object] = []
     with pytest.raises(InvalidInput, match="--keep-column gender"):
         run_training(TrainingRequest(rounds=2, protected_attribute="gender",

@@ -91,7 +91,8 @@ def train(
         progress=rounds,
         should_cancel=should_cancel,
     )
-    return {"manifest": result.manifest, "report": result.report, "promoted": result.promoted}
+    return {"manifest": result.manifest.model_dump(mode="json"), "report": result.report,
+            "promoted": result.promoted}  # fmt: skip
 
 
 def score(

@@ -30,7 +30,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import xgboost as xgb
+from pydantic import ValidationError
 
+from loanrisk.contracts import FileEntry, ModelManifest
 from loanrisk.errors import Conflict, InvalidInput, NotFound, StorageError, describe_error
 from loanrisk.features.spec import FeatureSpec
 from loanrisk.storage.base import Storage
@@ -74,7 +76,7 @@ class LoadedModel:
     version: int
     booster: xgb.Booster
     spec: FeatureSpec
-    manifest: dict[str, Any]
+    manifest: ModelManifest
     report: dict[str, Any]
 
 
@@ -110,13 +112,17 @@ class ModelRegistry:
         """Complete versions of ``name``, ascending (claimed but unfinished ones are left out)."""
         return [v for v in self._numbers(name) if self._complete(name, v)]
 
-    def manifest(self, name: str, version: int) -> dict[str, Any]:
+    def manifest(self, name: str, version: int) -> ModelManifest:
         path = self.storage.join(self._version_dir(name, version), MANIFEST_FILE)
         try:
-            doc: dict[str, Any] = json.loads(self.storage.read_bytes(path))
+            data = self.storage.read_bytes(path)
         except NotFound:
             raise NotFound(f"model {name!r} has no version {version}") from None
-        return doc
+        try:
+            return ModelManifest.model_validate_json(data)
+        except ValidationError:
+            message = f"model {name!r} version {version}: its manifest is corrupt"
+            raise StorageError(message) from None
 
     def report(self, name: str, version: int) -> dict[str, Any]:
         doc: dict[str, Any] = json.loads(self._verified(name, version, REPORT_FILE))
@@ -179,7 +185,7 @@ class ModelRegistry:
     def _verified(self, name: str, version: int, file: str) -> bytes:
         manifest = self.manifest(name, version)
         data = self.storage.read_bytes(self.storage.join(self._version_dir(name, version), file))
-        expected = manifest["files"][file]["sha256"]
+        expected = manifest.files[file].sha256
         if hashlib.sha256(data).hexdigest() != expected:
             raise StorageError(
                 f"model {name!r} version {version}: {file} does not match its recorded hash"
@@ -219,7 +225,7 @@ class ModelRegistry:
         spec: FeatureSpec,
         report: dict[str, Any],
         metadata: dict[str, Any],
-    ) -> dict[str, Any]:
+    ) -> ModelManifest:
         """Publish a new immutable version; return its manifest.
 
         ``metadata`` goes into the manifest (parent, dataset id, parameters, timings ...);
@@ -235,17 +241,18 @@ class ModelRegistry:
         directory = self._version_dir(name, version)
         for file, data in files.items():
             self.storage.write_bytes(self.storage.join(directory, file), data)
-        manifest = {
+        manifest = ModelManifest.model_validate({
+            **metadata,
             "name": name,
             "version": version,
-            **metadata,
             "files": {
-                f: {"sha256": hashlib.sha256(d).hexdigest(), "bytes": len(d)}
+                f: FileEntry(sha256=hashlib.sha256(d).hexdigest(), bytes=len(d))
                 for f, d in files.items()
             },
             "created_at": _now(),
-        }
-        self.storage.write_bytes(self.storage.join(directory, MANIFEST_FILE), _json(manifest))
+        })  # fmt: skip
+        body = manifest.model_dump_json(indent=2).encode() + b"\n"
+        self.storage.write_bytes(self.storage.join(directory, MANIFEST_FILE), body)
         return manifest
 
     def verify(

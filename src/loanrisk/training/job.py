@@ -19,7 +19,7 @@ import sklearn
 import xgboost as xgb
 
 import loanrisk
-from loanrisk.contracts import DatasetManifest
+from loanrisk.contracts import DatasetManifest, ModelManifest
 from loanrisk.contracts import TrainingRequest as TrainingRequest
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.data.split import split_indices
@@ -36,7 +36,7 @@ from loanrisk.training.train import DEFAULT_PARAMS, RoundProgress, train_booster
 
 @dataclass(frozen=True)
 class TrainingResult:
-    manifest: dict[str, Any]
+    manifest: ModelManifest
     report: dict[str, Any]
     promoted: bool
 
@@ -151,10 +151,10 @@ def evaluate_and_publish(
     if promote is None:
         promote = PRODUCTION not in registry.aliases(request.model_name)
     if promote:
-        registry.promote(request.model_name, manifest["version"], PRODUCTION)
+        registry.promote(request.model_name, manifest.version, PRODUCTION)
     # The stored manifest has every stage but publishing itself; the caller gets that too.
-    manifest["timings"]["publish"] = round(time.perf_counter() - clock, 4)
-    return TrainingResult(manifest, report, promote)
+    timings = {**manifest.timings, "publish": round(time.perf_counter() - clock, 4)}
+    return TrainingResult(manifest.model_copy(update={"timings": timings}), report, promote)
 
 
 def run_training(

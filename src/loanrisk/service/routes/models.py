@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from loanrisk.contracts import DEFAULT_ROUNDS, TrainingRequest
+from loanrisk.contracts import DEFAULT_ROUNDS, ModelManifest, TrainingRequest
 from loanrisk.inference.scorer import servable_check
 from loanrisk.registry.models import ModelRegistry, check_name
 from loanrisk.service.auth import ADMIN, require
 from loanrisk.service.deps import ServicesDep
 from loanrisk.service.routes.jobs import accepted
 from loanrisk.service.state import Services, training_scope
+
+T = TypeVar("T")
 
 router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[require(ADMIN)])
 
@@ -121,11 +123,11 @@ async def _of_version(
     directory: str | None,
     name: str,
     ref: str,
-    read: Callable[[ModelRegistry, str, int], dict[str, Any]],
-) -> dict[str, Any]:
+    read: Callable[[ModelRegistry, str, int], T],
+) -> T:
     registry = _registry(services, directory)
 
-    def run() -> dict[str, Any]:
+    def run() -> T:
         return read(registry, name, registry.resolve(check_name("model", name), ref))
 
     return await run_in_threadpool(run)
@@ -134,7 +136,7 @@ async def _of_version(
 @router.get("/{name}/versions/{ref}", summary="A version's manifest")
 async def get_version(
     name: str, ref: str, services: ServicesDep, model_directory: ModelDir = None
-) -> dict[str, Any]:
+) -> ModelManifest:
     """``ref``: a number, ``vN``, ``latest`` or an alias (``production``)."""
     return await _of_version(services, model_directory, name, ref, ModelRegistry.manifest)
 
