@@ -61,7 +61,7 @@ storage = FsspecStorage(root)
 model = ModelRegistry(storage).load("bench", "latest")
 def sklearn_fitted():
     catalogue = DatasetCatalogue(storage)
-    return fit_column_transformer(catalogue.load_split(model.manifest["dataset"]["id"], "train"))
+    return fit_column_transformer(catalogue.load_split(model.manifest.dataset["id"], "train"))
 def done(seconds, probability, **extra):
     np.save(out, probability)
     print(json.dumps({"seconds": seconds,

@@ -45,7 +45,7 @@ result = run_training(TrainingRequest(dataset=dataset, promote=True, **extra), F
                       nthread=nthread)
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                  * 1024, "timings": result.manifest["timings"], "auc": result.report["auc"]}))
+                  * 1024, "timings": result.manifest.timings, "auc": result.report["auc"]}))
 """
 
 BARE = """
