@@ -21,6 +21,7 @@ from loanrisk.contracts import (
     DEFAULT_ROUNDS,
     DatasetManifest,
     ModelManifest,
+    OnError,
     TrainingRequest,
     check_size,
 )
@@ -29,7 +30,7 @@ from loanrisk.data.ingest import read_csv, read_parquet
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.errors import Cancelled, InvalidInput, LoanRiskError, NotFound, describe_error
-from loanrisk.inference.scorer import OnError, scorer_from_settings, servable_check
+from loanrisk.inference.scorer import scorer_from_settings, servable_check
 from loanrisk.jobs.training import train_in_subprocess
 from loanrisk.registry.models import PRODUCTION, ModelRegistry
 from loanrisk.schema import Validated, validate_frame

@@ -88,11 +88,6 @@ JOB_KINDS: dict[type[BaseModel], str] = {
     TrainingRequest: "train",
     ScoreJob: "score",
 }
-PARAMS_OF_KIND: dict[str, type[JobParams]] = {
-    "process_data": ProcessDataJob,
-    "train": TrainingRequest,
-    "score": ScoreJob,
-}
 
 
 class FileEntry(BaseModel):
@@ -216,9 +211,6 @@ class JobRecord(BaseModel):
     result: dict[str, Any] | None = None
     error: ErrorDoc | None = None
     timings: dict[str, float] = Field(default_factory=dict)
-
-    def typed_params(self) -> JobParams:
-        return PARAMS_OF_KIND[self.kind].model_validate(self.params)
 
 
 def check_size(size: int | None, settings: Settings, *, field: str = "size") -> int | None:

@@ -64,7 +64,7 @@ def process_dataset(
     frame = loans.frame
     target = size if size is not None else len(frame)
     expanded = target > len(frame)
-    totals = {"rows": 0, "train": 0, "test": 0, "defaults": 0, "train_defaults": 0}
+    totals = {"rows": 0, "defaults": 0, "train_defaults": 0}
     fit_rows: pd.DataFrame | None = None
     try:
         with catalogue.open_file(dataset_id, "train.parquet") as train_file, \
@@ -94,7 +94,6 @@ def process_dataset(
                 for name, part in (("train", train), ("test", test)):
                     if len(part):
                         sinks[name].append(part)
-                        totals[name] += len(part)
                 timings["write"] += time.perf_counter() - clock
                 totals["rows"] += len(chunk)
                 totals["defaults"] += int(chunk[LABEL].sum())
@@ -103,7 +102,8 @@ def process_dataset(
                     fit_rows = train
                 del chunk, train, test
                 clock = time.perf_counter()
-            if totals["train"] == 0 or totals["test"] == 0:
+            train_rows, test_rows = sinks["train"].rows, sinks["test"].rows
+            if train_rows == 0 or test_rows == 0:
                 raise InvalidInput(
                     f"cannot split the loans into train and test: {totals['rows']} rows are "
                     f"too few to split {1 - test_fraction:.0%}/{test_fraction:.0%}"
@@ -140,12 +140,12 @@ def process_dataset(
             seed=seed,
             test_fraction=test_fraction,
             stratified=stratify,
-            rows=RowCounts(input=len(frame), total=totals["rows"], train=totals["train"],
-                           test=totals["test"]),
+            rows=RowCounts(input=len(frame), total=totals["rows"], train=train_rows,
+                           test=test_rows),
             label_rate=LabelRates(
                 total=totals["defaults"] / totals["rows"],
-                train=totals["train_defaults"] / totals["train"],
-                test=test_defaults / totals["test"],
+                train=totals["train_defaults"] / train_rows,
+                test=test_defaults / test_rows,
             ),
             schema_hash=schema_hash(),
             kept_columns=[str(c) for c in frame.columns if c not in FEATURES and c != LABEL],

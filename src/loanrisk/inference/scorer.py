@@ -16,12 +16,13 @@ import io
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from loanrisk.contracts import OnError
 from loanrisk.data.ingest import iter_csv_chunks
 from loanrisk.errors import InvalidInput
 from loanrisk.features.transform import FeatureTransformer
@@ -32,7 +33,6 @@ from loanrisk.registry.models import LoadedModel
 from loanrisk.schema import EXAMPLE_LOAN, MAX_ISSUES, MAX_REJECTED_ROWS, validate_frame
 from loanrisk.settings import Settings
 
-OnError = Literal["raise", "skip"]
 CHUNK_ROWS = 100_000
 
 

@@ -17,7 +17,6 @@ from loanrisk.data.ingest import read_csv
 from loanrisk.data.process import process_dataset
 from loanrisk.errors import Cancelled, Conflict
 from loanrisk.inference.scorer import scorer_from_settings
-from loanrisk.jobs.cleanup import clean_up
 from loanrisk.registry.models import ModelRegistry
 from loanrisk.settings import Settings
 from loanrisk.storage import open_storage
@@ -35,7 +34,7 @@ def process_data(
     should_cancel: Callable[[], bool],
 ) -> dict[str, Any]:
     """Raw CSV on the storage (``source``) -> validated -> expanded to ``size`` -> dataset in
-    ``directory``. A staged upload is removed afterwards, whatever the outcome."""
+    ``directory``. (A staged upload is removed by the job manager however the job ends.)"""
     storage = open_storage(settings)
 
     def stage(name: str, done: int, total: int) -> None:
@@ -43,23 +42,20 @@ def process_data(
             raise Cancelled("data processing cancelled; no dataset was published")
         progress({"stage": name, "done": done, "total": total})
 
-    try:
-        stage("validate", 0, 1)
-        with storage.open_read(params.source) as stream:
-            loans = read_csv(stream, keep=params.keep_columns)
-        stage("validate", 1, 1)
-        manifest = process_dataset(
-            loans,
-            storage,
-            source=params.source_name,
-            size=params.size,
-            directory=params.directory,
-            seed=settings.seed,
-            test_fraction=settings.test_fraction,
-            progress=stage,
-        )
-    finally:
-        clean_up(params, storage)
+    stage("validate", 0, 1)
+    with storage.open_read(params.source) as stream:
+        loans = read_csv(stream, keep=params.keep_columns)
+    stage("validate", 1, 1)
+    manifest = process_dataset(
+        loans,
+        storage,
+        source=params.source_name,
+        size=params.size,
+        directory=params.directory,
+        seed=settings.seed,
+        test_fraction=settings.test_fraction,
+        progress=stage,
+    )
     return {"dataset": manifest.model_dump(mode="json")}
 
 

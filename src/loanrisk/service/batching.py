@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from loanrisk.inference.scorer import OnError, Scorer
+from loanrisk.contracts import OnError
+from loanrisk.inference.scorer import Scorer
 
 
 @dataclass

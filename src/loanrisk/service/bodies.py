@@ -82,9 +82,3 @@ def invalid_fields(exc: ValidationError, prefix: str = "body") -> InvalidInput:
         f"{first['field']}: {first['message']}",
         details={"field": first["field"], "fields": problems},
     )
-
-
-async def json_body(request: Request, model: type[M]) -> M:
-    """A JSON request body (``Content-Type: application/json``) as ``model``."""
-    require_media_type(request, (JSON,), default=JSON)
-    return parse_model(model, parse_json(await request.body()))

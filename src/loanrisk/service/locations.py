@@ -75,30 +75,32 @@ class Locations:
             )
         return ""
 
-    def _refuse_kept_area(self, path: str, field: str) -> None:
+    def _refuse_kept_area(self, folder: str, field: str) -> None:
+        """Refuse a folder for results that lies among what loanrisk keeps."""
         s = self.settings
-        parts = path.split("/")
-        kept = KEPT_FOLDERS.intersection(parts[:-1]) or any(
-            path == area or path.startswith(area + "/")
+        kept = KEPT_FOLDERS.intersection(folder.split("/")) or any(
+            folder == area or folder.startswith(area + "/")
             for area in (s.model_directory.strip("/"), s.job_directory.strip("/"))
         )
         if kept:
             raise PathNotAllowed(
-                f"{field} {path!r} lies among the models, datasets or job records; "
+                f"{field} {folder!r} lies among the models, datasets or job records; "
                 "results are never written there",
                 details={"field": field},
             )
 
-    def output(self, path: str | None, default_name: str, field: str = "output") -> str:
-        """Where a batch result goes: ``path`` (or ``default_name``) inside the results
-        directory, never over an existing file (blocking: call it off the event loop)."""
+    def output(self, path: str | None, source: str, field: str = "output") -> str:
+        """Where the results of scoring ``source`` go: ``path`` (default: a new name after
+        the source) inside the results directory, never over an existing file (blocking:
+        call it off the event loop)."""
         area = self.settings.results_directory.strip("/")
-        relative = self.storage.resolve(path) if path else default_name
+        stem = source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        relative = self.storage.resolve(path) if path else f"{stem}-{unique_stamp()}.csv"
         inside = relative.startswith(area + "/")
         full = relative if inside else self.storage.join(area, relative)
         if not full.endswith(".csv"):
             raise InvalidInput(f"{field} must name a .csv file", details={"field": field})
-        self._refuse_kept_area(full, field)
+        self._refuse_kept_area(full.rsplit("/", 1)[0], field)
         if self.storage.exists(full):
             raise Conflict(
                 f"{field} {full!r} exists already; results never replace a file",
@@ -111,7 +113,7 @@ class Locations:
     def results_folder(self, path: str, field: str) -> str:
         """A folder a client names for results files (the reference's ``sample_directory``):
         not a file, not among the models, datasets or job records."""
-        self._refuse_kept_area(path + "/x", field)
+        self._refuse_kept_area(path, field)
         if self.storage.exists(path):
             raise InvalidInput(
                 f"{field} {path!r} is a file, not a directory", details={"field": field}

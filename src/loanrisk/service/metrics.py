@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -106,6 +107,12 @@ class Metrics:
 
     def predicted(self, model: str, version: int, labels: list[bool]) -> None:
         self.predicted_counts(model, version, scored=len(labels), defaults=sum(labels))
+
+    def predicted_batch(self, model: str, version: int, summary: dict[str, Any]) -> None:
+        """A streamed batch, from the scorer's summary (``scored``, ``defaults``)."""
+        self.predicted_counts(
+            model, version, scored=summary["scored"], defaults=summary["defaults"]
+        )
 
     def predicted_counts(self, model: str, version: int, *, scored: int, defaults: int) -> None:
         if defaults:

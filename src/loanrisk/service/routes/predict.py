@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import tempfile
 from collections.abc import Iterator
-from typing import IO, Annotated, Literal, cast
+from typing import IO, Annotated, cast
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -19,7 +19,6 @@ from loanrisk.schema import EXAMPLE_LOAN
 from loanrisk.service.auth import ADMIN, SCORE, require
 from loanrisk.service.bodies import CSV, JSON, parse_json, parse_model, require_media_type
 from loanrisk.service.deps import ServicesDep
-from loanrisk.service.locations import unique_stamp
 from loanrisk.service.routes.jobs import accepted
 from loanrisk.service.state import Services
 
@@ -45,7 +44,7 @@ class BatchBody(BaseModel):
     )
     model: str | None = Field(None, description="Model name (default: the served model).")
     model_directory: str | None = Field(None, description="Folder of the storage with models.")
-    on_error: Literal["raise", "skip"] = Field("raise", description="Refuse or skip bad rows.")
+    on_error: OnError = Field("raise", description="Refuse or skip bad rows.")
     id_column: str | None = Field(None, description="An input column to carry along.")
 
     model_config = {
@@ -201,9 +200,7 @@ async def _score_csv_body(request: Request, services: Services, on_error: OnErro
         raise
     finally:
         source.close()
-    services.metrics.predicted_counts(
-        scorer.model.name, scorer.version, scored=summary["scored"], defaults=summary["defaults"]
-    )
+    services.metrics.predicted_batch(scorer.model.name, scorer.version, summary)
     if "application/json" in request.headers.get("accept", ""):
         limit = services.settings.max_records
         if summary["scored"] > limit:  # a JSON answer is held whole: CSV streams instead
@@ -238,10 +235,7 @@ async def batch_predict(body: BatchBody, services: ServicesDep) -> JSONResponse:
     atomically (a failed batch leaves no output). Answers 202 with the job record."""
     s = services.settings
     source = await run_in_threadpool(services.locations.existing, body.source)
-    stem = source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    output = await run_in_threadpool(
-        services.locations.output, body.output, f"{stem}-{unique_stamp()}.csv"
-    )
+    output = await run_in_threadpool(services.locations.output, body.output, source)
     params = ScoreJob(
         source=source,
         output=output,

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import check_size
 from loanrisk.errors import InvalidInput, TooLarge
-from loanrisk.service.routes.reference.common import CLASSES, count, process, score_stored
+from loanrisk.service.routes.reference.common import CLASSES, process, score_stored
 from loanrisk.service.routes.reference.fields import ReferenceFields
 from loanrisk.service.state import Services
 
@@ -95,7 +95,7 @@ async def predict(services: Services, doc: ReferenceFields) -> dict[str, Any]:
             [str(bool(label)), float(p)]
             for label, p in zip(frame["label"], frame["probability"], strict=True)
         ]
-        count(services, name, scorer, stored.summary)
+        services.metrics.predicted_batch(name, scorer.version, stored.summary)
         extra = stored.describe()
     else:
         records = await run_in_threadpool(scorer.score_records, sample or [])

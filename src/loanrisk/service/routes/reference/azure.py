@@ -13,7 +13,7 @@ from loanrisk.contracts import check_size
 from loanrisk.errors import InvalidInput
 from loanrisk.service import uploads
 from loanrisk.service.locations import unique_stamp
-from loanrisk.service.routes.reference.common import CLASSES, count, process, score_into
+from loanrisk.service.routes.reference.common import CLASSES, process, score_into
 from loanrisk.service.routes.reference.fields import ReferenceFields
 from loanrisk.service.state import Services
 
@@ -73,7 +73,7 @@ async def predict(services: Services, form: ReferenceFields) -> dict[str, Any]:
         functools.partial(score_into, services, scorer, upload.file, path,
                           inline=services.settings.max_inline_rows)
     )  # fmt: skip
-    count(services, name, scorer, scored.summary)
+    services.metrics.predicted_batch(name, scorer.version, scored.summary)
     results = scored.head
     index = [str(i) for i in range(len(results))]
     return {

@@ -24,7 +24,6 @@ from loanrisk.service.bodies import (
     parse_model,
     require_media_type,
 )
-from loanrisk.service.locations import unique_stamp
 from loanrisk.service.routes.reference.fields import ReferenceFields
 from loanrisk.service.state import Services
 from loanrisk.service.waiting import outcome
@@ -105,16 +104,9 @@ def score_into(
     return Scored(summary, frame, path)
 
 
-def count(services: Services, name: str, scorer: Scorer, summary: dict[str, Any]) -> None:
-    services.metrics.predicted_counts(
-        name, scorer.version, scored=summary["scored"], defaults=summary["defaults"]
-    )
-
-
 def score_stored(services: Services, scorer: Scorer, path: str) -> Scored:
     """A stored CSV scored into a new file of the results area."""
-    stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    output = services.locations.output(None, f"{stem}-{unique_stamp()}.csv")
+    output = services.locations.output(None, path)
     with services.storage.open_read(path) as stream:
         return score_into(
             services, scorer, stream, output, inline=services.settings.max_inline_rows
