@@ -41,9 +41,12 @@ from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.inference.scorer import Scorer
 from loanrisk.registry import ModelRegistry
-from loanrisk.schema import EXAMPLE_LOAN, LABEL, validate_frame
+from loanrisk.schema import builtin_schema, validate_frame
 from loanrisk.storage import FsspecStorage
 from loanrisk.training.job import TrainingRequest, run_training
+
+EXAMPLE_LOAN = builtin_schema().example_record()
+LABEL = builtin_schema().label_name
 
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "credit_risk_dataset.csv"
 LOANRISK = Path(sys.executable).parent / "loanrisk"

@@ -41,10 +41,12 @@ from loanrisk.data.process import process_dataset
 from loanrisk.features.fit import fit_column_transformer, sklearn_input
 from loanrisk.inference.scorer import Scorer
 from loanrisk.registry import ModelRegistry
-from loanrisk.schema import EXAMPLE_LOAN, LABEL
+from loanrisk.schema import builtin_schema
 from loanrisk.storage import FsspecStorage
 from loanrisk.training.job import TrainingRequest, run_training
 
+EXAMPLE_LOAN = builtin_schema().example_record()
+LABEL = builtin_schema().label_name
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "credit_risk_dataset.csv"
 NTHREAD = len(os.sched_getaffinity(0))
 RECORD = EXAMPLE_LOAN
@@ -106,6 +108,7 @@ STOCK = (
     SETUP
     + """
 import xgboost as xgb
+
 preprocessor = sklearn_fitted()
 model.booster.set_param({"nthread": int(sys.argv[4])})
 start = time.perf_counter()

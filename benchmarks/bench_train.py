@@ -28,12 +28,13 @@ from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.data.ingest import read_csv
 from loanrisk.data.process import process_dataset
 from loanrisk.features.transform import FeatureTransformer
-from loanrisk.schema import LABEL
+from loanrisk.schema import builtin_schema
 from loanrisk.storage import FsspecStorage
 from loanrisk.training.job import TrainingRequest, run_training
 
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "credit_risk_dataset.csv"
 NTHREAD = len(os.sched_getaffinity(0))
+LABEL = builtin_schema().label_name
 
 OURS = """
 import json, resource, sys, time
@@ -53,6 +54,7 @@ import json, resource, sys, time
 import numpy as np, xgboost as xgb
 from loanrisk.contracts import DEFAULT_ROUNDS
 from loanrisk.training.train import DEFAULT_PARAMS
+
 features, labels, nthread = np.load(sys.argv[1]), np.load(sys.argv[2]), int(sys.argv[3])
 start = time.perf_counter()
 matrix = xgb.DMatrix(features, label=labels, nthread=nthread)

@@ -23,7 +23,9 @@ from loanrisk.features.fit import (
     spec_from_column_transformer,
 )
 from loanrisk.features.transform import FeatureTransformer
-from loanrisk.schema import EXAMPLE_LOAN
+from loanrisk.schema import builtin_schema
+
+EXAMPLE_LOAN = builtin_schema().example_record()
 
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "credit_risk_dataset.csv"
 RECORD = EXAMPLE_LOAN

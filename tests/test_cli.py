@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from loanrisk.schema import EXAMPLE_LOAN
 from loanrisk.settings import Settings
+from tests.builtin import EXAMPLE_LOAN
 
 from .conftest import FIXTURES, REAL_CSV, free_port, wait_until_serving
 

@@ -8,15 +8,15 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Annotated, Any, Literal, NoReturn
+from typing import IO, Annotated, Any, Literal
 
 import fsspec
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from loanrisk.cli_common import StorageOpt, cli_errors, err, out, settings_from
+from loanrisk.cli_schema import schema_app
 from loanrisk.contracts import (
     DEFAULT_ROUNDS,
     DatasetManifest,
@@ -29,11 +29,11 @@ from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.data.ingest import read_csv, read_parquet
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
-from loanrisk.errors import Cancelled, InvalidInput, LoanRiskError, NotFound, describe_error
+from loanrisk.errors import InvalidInput, describe_error
 from loanrisk.inference.scorer import scorer_from_settings, servable_check
 from loanrisk.jobs.training import train_in_subprocess
 from loanrisk.registry.models import PRODUCTION, ModelRegistry
-from loanrisk.schema import Validated, validate_frame
+from loanrisk.schema import LoanSchema, Validated, builtin_schema, read_schema, validate_frame
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, open_storage, storage_options
 from loanrisk.training.train import RoundProgress, parse_param
@@ -43,42 +43,12 @@ data_app = typer.Typer(no_args_is_help=True, help="Process, list and inspect dat
 app.add_typer(data_app, name="data")
 models_app = typer.Typer(no_args_is_help=True, help="List, inspect, promote and roll back models.")
 app.add_typer(models_app, name="models")
-
-out = Console()
-err = Console(stderr=True)
+app.add_typer(schema_app, name="schema")
 
 SAMPLE_ROWS = 20_000
-StorageOpt = Annotated[
-    str | None, typer.Option("--storage", help="Storage root: a directory or s3://bucket/prefix.")
-]
 DirectoryOpt = Annotated[
     str, typer.Option("--directory", "-d", help="Directory of the storage holding datasets.")
 ]
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """One line on stderr and a non-zero exit: 2 for bad input, 1 for everything else."""
-    try:
-        yield
-    except (InvalidInput, NotFound) as exc:
-        _fail(exc.message, 2)
-    except (Cancelled, KeyboardInterrupt):
-        _fail("cancelled: nothing was published", 130)
-    except LoanRiskError as exc:
-        _fail(exc.message, 1)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        _fail(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}", 2)
-
-
-def _settings(**overrides: Any) -> Settings:
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
 def _load_source(
@@ -87,21 +57,37 @@ def _load_source(
     keep: list[str] | None = None,
     *,
     skip_bad_rows: bool = False,
+    schema: LoanSchema | None = None,
 ) -> Validated:
     on_error: Literal["raise", "drop"] = "drop" if skip_bad_rows else "raise"
     if source == "sample":
+        if schema is not None and schema != builtin_schema():
+            raise InvalidInput(
+                "the built-in sample is data of the built-in schema: give your own data "
+                "with --schema (a CSV path, or --source for demo)"
+            )
         sample = generate_sample(SAMPLE_ROWS, seed=settings.seed)
         return validate_frame(sample, keep=keep or (), on_error=on_error)
     reader = read_parquet if source.endswith(".parquet") else read_csv
+
+    def read(where: str | IO[bytes]) -> Validated:
+        return reader(where, schema=schema, keep=keep or (), on_error=on_error)
+
     if "://" in source:
         try:
             with fsspec.open(source, "rb", **storage_options(settings, source)) as stream:
-                return reader(stream, keep=keep or (), on_error=on_error)
+                return read(stream)
         except FileNotFoundError:
             raise InvalidInput(f"no such object: {source}") from None
     if not Path(source).is_file():
         raise InvalidInput(f"no such file: {source}")
-    return reader(source, keep=keep or (), on_error=on_error)
+    return read(source)
+
+
+SchemaOpt = Annotated[
+    Path | None,
+    typer.Option(help="The data's declared schema, YAML or JSON (default: the built-in one)."),
+]
 
 
 @contextmanager
@@ -136,6 +122,7 @@ def _summary(manifest: DatasetManifest, storage_url: str) -> None:
         f"{rows.input:,} in -> {rows.total:,}{expanded}: {rows.train:,} train / {rows.test:,} test",
     )
     table.add_row("default rate", f"{rate.train:.2%} train, {rate.test:.2%} test")
+    table.add_row("schema", f"{manifest.schema_name} ({manifest.schema_hash})")
     table.add_row("features", f"{len(manifest.feature_columns)} (spec {manifest.feature_spec})")
     table.add_row("timings", ", ".join(f"{k} {v:.2f}s" for k, v in manifest.timings.items()))
     warnings = quality["warnings"]
@@ -161,13 +148,16 @@ def data_process(
         typer.Option(help="Drop the rows that cannot be used (listed by row) instead of refusing."),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+    schema: SchemaOpt = None,
 ) -> None:
     """Validate SOURCE, expand it to --size rows, split, fit the preprocessing, and store it."""
-    with _errors():
-        settings = _settings(storage=storage, seed=seed)
+    with cli_errors():
+        settings = settings_from(storage=storage, seed=seed)
         check_size(size, settings, field="--size")
+        declared = read_schema(schema) if schema is not None else None
         target = open_storage(settings)
-        loans = _load_source(source, settings, keep_column, skip_bad_rows=skip_bad_rows)
+        loans = _load_source(source, settings, keep_column, skip_bad_rows=skip_bad_rows,
+                             schema=declared)  # fmt: skip
         _report_dropped(loans)
         with _progress() as progress:
             manifest = process_dataset(
@@ -179,6 +169,7 @@ def data_process(
                 seed=settings.seed,
                 test_fraction=settings.test_fraction,
                 progress=progress,
+                schema=declared,
             )
         if as_json:
             out.print_json(manifest.model_dump_json())
@@ -200,8 +191,8 @@ def _report_dropped(loans: Validated) -> None:
 @data_app.command("list")
 def data_list(storage: StorageOpt = None, directory: DirectoryOpt = "data") -> None:
     """List the datasets in a directory, oldest first."""
-    with _errors():
-        catalogue = DatasetCatalogue(open_storage(_settings(storage=storage)), directory)
+    with cli_errors():
+        catalogue = DatasetCatalogue(open_storage(settings_from(storage=storage)), directory)
         table = Table("id", "source", "size", "train", "test", "default rate", "created")
         for m in catalogue.list():
             table.add_row(
@@ -223,8 +214,8 @@ def data_show(
     directory: DirectoryOpt = "data",
 ) -> None:
     """Print a dataset's manifest (JSON), including its data-quality report."""
-    with _errors():
-        catalogue = DatasetCatalogue(open_storage(_settings(storage=storage)), directory)
+    with cli_errors():
+        catalogue = DatasetCatalogue(open_storage(settings_from(storage=storage)), directory)
         out.print_json(catalogue.resolve(dataset).model_dump_json())
 
 
@@ -235,22 +226,32 @@ def demo(
         bool, typer.Option(help="Then serve the model on 127.0.0.1:5000 until Ctrl-C.")
     ] = True,
     port: Annotated[int | None, typer.Option(help="Port to serve on [5000].")] = None,
+    schema: SchemaOpt = None,
+    source: Annotated[
+        str | None, typer.Option(help="Your loan CSV (with --schema) instead of the sample.")
+    ] = None,
 ) -> None:
     """The main job on the embedded default: process the built-in sample, train on it and
-    serve the model, printing requests to paste."""
-    with _errors():
-        settings = _settings(storage=storage, port=port)
+    serve the model, printing requests to paste. With --schema and --source, the same flow
+    on your own data."""
+    with cli_errors():
+        settings = settings_from(storage=storage, port=port)
+        if (schema is None) != (source is None):
+            raise InvalidInput("--schema and --source go together: your data and its schema")
+        declared = read_schema(schema) if schema is not None else None
         target = open_storage(settings)
-        err.print(f"Processing {SAMPLE_ROWS:,} built-in sample loans into {target.url} ...")
-        loans = _load_source("sample", settings)
+        what = source or f"{SAMPLE_ROWS:,} built-in sample loans"
+        err.print(f"Processing {what} into {target.url} ...", highlight=False)
+        loans = _load_source(source or "sample", settings, schema=declared)
         with _progress() as progress:
             manifest = process_dataset(
                 loans,
                 target,
-                source="sample",
+                source=source or "sample",
                 seed=settings.seed,
                 test_fraction=settings.test_fraction,
                 progress=progress,
+                schema=declared,
             )
         _summary(manifest, target.url)
         err.print(f"Training the reference's model ({DEFAULT_ROUNDS} rounds) on it ...")
@@ -265,8 +266,8 @@ def demo(
             bool(result["promoted"]),
         )
     if serve:
-        with _errors():
-            _serve(settings)
+        with cli_errors():
+            _serve(settings, declared)
 
 
 ModelDirOpt = Annotated[
@@ -283,6 +284,8 @@ def _train_summary(manifest: ModelManifest, report: dict[str, Any], promoted: bo
     parent = manifest.parent
     table.add_row("parent", f"version {parent.version}" if parent else "none (new model)")
     table.add_row("dataset", (manifest.dataset or {}).get("id", "?"))
+    if manifest.schema_ref is not None:
+        table.add_row("schema", f"{manifest.schema_ref.name} ({manifest.schema_ref.hash})")
     rounds = manifest.rounds
     table.add_row("rounds", f"{rounds['trained']} new, {rounds['total_trees']} trees in all")
     table.add_row("AUC", f"{report['auc']:.4f}")
@@ -333,8 +336,8 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Train (or continue training) a model on a dataset and publish it as a new version."""
-    with _errors():
-        settings = _settings(storage=storage, nthread=nthread)
+    with cli_errors():
+        settings = settings_from(storage=storage, nthread=nthread)
         request = TrainingRequest(
             dataset=dataset, dataset_size=size, data_directory=directory,
             model_directory=model_directory, model_name=model, continue_from=continue_from,
@@ -376,8 +379,8 @@ def _print_alias(model: str, alias: str, record: dict[str, Any]) -> None:
 @models_app.command("list")
 def models_list(storage: StorageOpt = None, model_directory: ModelDirOpt = "models") -> None:
     """Every model with its versions and aliases."""
-    with _errors():
-        registry = _registry(_settings(storage=storage), model_directory)
+    with cli_errors():
+        registry = _registry(settings_from(storage=storage), model_directory)
         table = Table("model", "versions", "latest", "aliases")
         for name in registry.models():
             versions = registry.versions(name)
@@ -394,8 +397,8 @@ def models_show(
     model_directory: ModelDirOpt = "models",
 ) -> None:
     """A version's manifest and evaluation report, as JSON."""
-    with _errors():
-        registry = _registry(_settings(storage=storage), model_directory)
+    with cli_errors():
+        registry = _registry(settings_from(storage=storage), model_directory)
         number = registry.resolve(model, version)
         doc = {
             "manifest": registry.manifest(model, number).model_dump(mode="json"),
@@ -413,8 +416,8 @@ def models_promote(
     model_directory: ModelDirOpt = "models",
 ) -> None:
     """Point an alias (production) at a version."""
-    with _errors():
-        registry = _registry(settings := _settings(storage=storage), model_directory)
+    with cli_errors():
+        registry = _registry(settings := settings_from(storage=storage), model_directory)
         record = registry.promote(model, version, alias, check=servable_check(settings))
         _print_alias(model, alias, record)
 
@@ -427,8 +430,8 @@ def models_rollback(
     model_directory: ModelDirOpt = "models",
 ) -> None:
     """Move an alias back to the version it pointed at before."""
-    with _errors():
-        registry = _registry(settings := _settings(storage=storage), model_directory)
+    with cli_errors():
+        registry = _registry(settings := settings_from(storage=storage), model_directory)
         record = registry.rollback(model, alias, check=servable_check(settings))
         _print_alias(model, alias, record)
 
@@ -471,8 +474,8 @@ def predict(
     ] = None,
 ) -> None:
     """Score loans: a CSV file (streamed in chunks, any size) or JSON records on stdin."""
-    with _errors():
-        settings = _settings(storage=storage, backend=backend)
+    with cli_errors():
+        settings = settings_from(storage=storage, backend=backend)
         target = open_storage(settings)
         name, ref = _model_ref(model)
         loaded = ModelRegistry(target, model_directory).load(name, ref)
@@ -548,11 +551,11 @@ def serve(
     workers: Annotated[int | None, typer.Option(min=1, help="Worker processes [1].")] = None,
 ) -> None:
     """Serve the HTTP API (uvicorn; each worker loads the model and follows its alias)."""
-    with _errors():
-        _serve(_settings(storage=storage, host=host, port=port, workers=workers))
+    with cli_errors():
+        _serve(settings_from(storage=storage, host=host, port=port, workers=workers))
 
 
-def _serve(settings: Settings) -> None:
+def _serve(settings: Settings, schema: LoanSchema | None = None) -> None:
     from loanrisk.service.auth import ApiKeys
     from loanrisk.service.server import example_requests, run_server
 
@@ -562,7 +565,7 @@ def _serve(settings: Settings) -> None:
         plural = "s" if settings.workers > 1 else ""
         err.print(f"loanrisk serving {settings.storage} on http://{settings.host}:"
                   f"{settings.port} ({settings.workers} worker{plural}). Try:")  # fmt: skip
-        err.print(example_requests(settings), highlight=False, soft_wrap=True)
+        err.print(example_requests(settings, schema), highlight=False, soft_wrap=True)
         if not (settings.api_keys or settings.api_keys_file):
             err.print("[bold red]WARNING: no API keys configured: the service is OPEN.[/]")
 

@@ -14,12 +14,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from loanrisk.errors import InvalidInput
-from loanrisk.schema import FEATURES
+from loanrisk.schema import LoanSchema
 from loanrisk.settings import Settings
 
 OnError = Literal["raise", "skip"]
 #: Boosting rounds of a training, as the reference's 500.
 DEFAULT_ROUNDS = 500
+#: Most reasons asked for per loan (a model has at most as many as its schema has features).
+MAX_REASONS = 50
 
 
 class PredictOptions(BaseModel):
@@ -30,7 +32,7 @@ class PredictOptions(BaseModel):
 
     records: list[Any] = Field(description="The loans, as JSON objects.")
     explain: StrictBool = Field(False, description="Add the top reasons per loan.")
-    top_k: StrictInt = Field(4, ge=1, le=len(FEATURES), description="Reasons per loan.")
+    top_k: StrictInt = Field(4, ge=1, le=MAX_REASONS, description="Reasons per loan.")
     on_error: OnError = Field("raise", description="Refuse the request, or skip bad loans.")
 
 
@@ -46,6 +48,7 @@ class ProcessDataJob(_Job):
     size: int | None = Field(None, ge=1, description="Expand to this many rows.")
     directory: str = Field("data", description="Storage folder of the dataset.")
     keep_columns: tuple[str, ...] = Field((), description="Extra columns to carry along.")
+    loan_schema: LoanSchema | None = Field(None, description="Declared schema; default built-in.")
     staged: bool = Field(False, description="The source is a staged upload: delete it after.")
 
 
@@ -133,6 +136,7 @@ class DatasetManifest(BaseModel):
     rows: RowCounts
     label_rate: LabelRates
     schema_hash: str
+    schema_name: str = Field("credit-risk", description="The declared schema's name.")
     kept_columns: list[str] = Field(default_factory=list)
     feature_spec: str = Field(description="The fitted FeatureSpec's fingerprint.")
     feature_columns: list[str]
@@ -143,6 +147,15 @@ class DatasetManifest(BaseModel):
     timings: dict[str, float]
     created_at: str
     loanrisk_version: str
+
+
+class SchemaRef(BaseModel):
+    """A declared schema as manifests name it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    hash: str
 
 
 class ModelRef(BaseModel):
@@ -157,13 +170,18 @@ class ModelManifest(BaseModel):
     version exists once it has one). The registry fills ``name``, ``version``, ``files`` and
     ``created_at``; a training fills the rest. Fields another version wrote are kept."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(
+        extra="allow", frozen=True, validate_by_name=True, serialize_by_alias=True
+    )
 
     name: str
     version: int
     files: dict[str, FileEntry]
     created_at: str
     parent: ModelRef | None = None
+    schema_ref: SchemaRef | None = Field(
+        None, alias="schema", description="The declared schema it was trained on."
+    )
     dataset: dict[str, Any] | None = Field(None, description="id, directory, size and rows.")
     feature_spec: dict[str, Any] | None = Field(None, description="fingerprint and source.")
     params: dict[str, Any] = Field(default_factory=dict, description="XGBoost parameters.")

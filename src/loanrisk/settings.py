@@ -133,6 +133,9 @@ class Settings(BaseSettings):
         ),
     )
     job_directory: str = Field("jobs", description="Directory of the storage with job records.")
+    schema_directory: str = Field(
+        "schemas", description="Directory of the storage with named loan schemas."
+    )
     results_directory: str = Field(
         "predictions",
         description=(
@@ -181,6 +184,7 @@ class Settings(BaseSettings):
             "model_directory": self.model_directory,
             "job_directory": self.job_directory,
             "results_directory": self.results_directory,
+            "schema_directory": self.schema_directory,
         }
         for name, area in areas.items():
             for other, there in areas.items():

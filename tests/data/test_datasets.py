@@ -16,8 +16,9 @@ from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.errors import InvalidInput, NotFound
 from loanrisk.features.transform import FeatureTransformer
-from loanrisk.schema import LABEL, Validated, schema_hash, validate_frame
+from loanrisk.schema import Validated, builtin_schema, validate_frame
 from loanrisk.storage import MemoryStorage, Storage
+from tests.builtin import LABEL
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,8 @@ def test_processing_stores_splits_spec_and_manifest(
     assert manifest.rows.model_dump() == {"input": 4_000, "total": 10_000, "train": 7_500,
                                           "test": 2_500}  # fmt: skip
     assert manifest.expanded is True
-    assert manifest.schema_hash == schema_hash()
+    assert manifest.schema_hash == builtin_schema().fingerprint()
+    assert manifest.schema_name == builtin_schema().name
     assert abs(manifest.label_rate.train - manifest.label_rate.test) < 1e-3
     assert manifest.columns["loan_grade"]["counts"]["A"] > 0
     assert manifest.columns["person_age"]["histogram"]["counts"]

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from loanrisk.data.expand import CHUNK_ROWS, expand
-from loanrisk.schema import LABEL, Validated
+from loanrisk.schema import Validated
+from tests.builtin import LABEL
 
 from ..conftest import REAL_CSV
 

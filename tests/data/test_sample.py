@@ -12,7 +12,8 @@ from loanrisk.data.sample import GRADE_SHARE, HOME_SHARE, generate_sample
 from loanrisk.data.split import split_frame
 from loanrisk.features.fit import fit_feature_spec
 from loanrisk.features.transform import FeatureTransformer
-from loanrisk.schema import LABEL, validate_frame
+from loanrisk.schema import validate_frame
+from tests.builtin import LABEL
 
 PUBLIC_DEFAULT_RATE_BY_GRADE = {"A": 0.0996, "B": 0.1628, "C": 0.2073, "D": 0.5905, "E": 0.6442}
 

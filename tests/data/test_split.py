@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from loanrisk.data.split import split_frame, split_indices
-from loanrisk.schema import LABEL, Validated
+from loanrisk.schema import Validated
+from tests.builtin import LABEL
 
 
 def test_split_is_75_25_stratified_and_disjoint(real_loans: Validated) -> None:

@@ -19,7 +19,7 @@ import httpx2 as httpx
 import pytest
 
 from loanrisk.data.sample import generate_sample
-from loanrisk.schema import EXAMPLE_LOAN
+from tests.builtin import EXAMPLE_LOAN
 
 from .conftest import DEPLOY
 

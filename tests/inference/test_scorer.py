@@ -23,8 +23,9 @@ from loanrisk.inference.explain import attribute_matrix
 from loanrisk.inference.records import CleanRecord, clean_record
 from loanrisk.inference.scorer import Bands, Scorer
 from loanrisk.registry import LoadedModel, ModelRegistry
-from loanrisk.schema import EXAMPLE_LOAN, FEATURES, LABEL, Validated
+from loanrisk.schema import Validated
 from loanrisk.storage import FsspecStorage, MemoryStorage
+from tests.builtin import EXAMPLE_LOAN, FEATURES, LABEL
 
 from ..conftest import REAL_CSV
 

@@ -16,6 +16,7 @@ import xgboost as xgb
 from loanrisk.errors import Conflict, InvalidInput, NotFound, StorageError
 from loanrisk.features.spec import FeatureSpec, ImputedColumn
 from loanrisk.registry import ModelRegistry
+from loanrisk.schema import builtin_schema
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, MemoryStorage, Storage, open_storage
 
@@ -47,7 +48,8 @@ def test_publish_and_load_round_trip(storage: Storage) -> None:
     assert loaded.spec == SPEC
     assert loaded.booster.num_boosted_rounds() == 3
     assert registry.load("m", 1).manifest.dataset == {"id": "ds-1"}
-    assert set(first.files) == {"model.ubj", "feature_spec.json", "report.json"}
+    assert set(first.files) == {"model.ubj", "feature_spec.json", "schema.json", "report.json"}
+    assert loaded.schema == builtin_schema()
     assert registry.report("m", 1) == {"auc": 0.9}
 
 

@@ -11,10 +11,11 @@ from loanrisk.data.sample import generate_sample
 from loanrisk.errors import InvalidInput
 from loanrisk.inference.scorer import Scorer
 from loanrisk.registry import ModelRegistry
-from loanrisk.schema import EXAMPLE_LOAN, validate_frame
+from loanrisk.schema import validate_frame
 from loanrisk.service.batching import ScoringQueue
 from loanrisk.storage import FsspecStorage
 from loanrisk.training.job import TrainingRequest, run_training
+from tests.builtin import EXAMPLE_LOAN
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,12 @@ from fastapi.testclient import TestClient
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.registry import ModelRegistry
-from loanrisk.schema import EXAMPLE_LOAN, validate_frame
+from loanrisk.schema import validate_frame
 from loanrisk.service import create_app
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage
 from loanrisk.training.job import TrainingRequest, run_training
+from tests.builtin import EXAMPLE_LOAN
 
 LOANRISK = os.path.join(os.path.dirname(sys.executable), "loanrisk")
 

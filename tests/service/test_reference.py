@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from loanrisk.registry import ModelRegistry
-from loanrisk.schema import EXAMPLE_LOAN, LABEL
 from loanrisk.service import create_app
 from loanrisk.settings import Settings
 from loanrisk.storage import open_storage
+from tests.builtin import EXAMPLE_LOAN, LABEL
 
 from ..conftest import REAL_CSV
 

@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from loanrisk.data.sample import generate_sample
-from loanrisk.schema import EXAMPLE_LOAN
 from loanrisk.service import create_app
 from loanrisk.service.auth import digest
 from loanrisk.settings import Settings
+from tests.builtin import EXAMPLE_LOAN
 
 MOUNT = "/loan_app/azure-fileshare"
 SCORE_KEY = "score-key-0123456789abcdef"

@@ -20,9 +20,10 @@ import pytest
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.registry import ModelRegistry
-from loanrisk.schema import EXAMPLE_LOAN, validate_frame
+from loanrisk.schema import validate_frame
 from loanrisk.storage import FsspecStorage
 from loanrisk.training.job import TrainingRequest, run_training
+from tests.builtin import EXAMPLE_LOAN
 
 from ..conftest import free_port, wait_until_serving
 

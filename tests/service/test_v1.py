@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 
 from loanrisk.data.sample import generate_sample
 from loanrisk.registry import ModelRegistry
-from loanrisk.schema import EXAMPLE_LOAN
 from loanrisk.service import create_app
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage
+from tests.builtin import EXAMPLE_LOAN
 
 
 @pytest.fixture

@@ -14,9 +14,10 @@ from loanrisk.data.sample import generate_sample
 from loanrisk.errors import InvalidInput, NotFound
 from loanrisk.features.transform import FeatureTransformer
 from loanrisk.registry import ModelRegistry
-from loanrisk.schema import LABEL, validate_frame
+from loanrisk.schema import validate_frame
 from loanrisk.storage import MemoryStorage, Storage
 from loanrisk.training.job import TrainingRequest, run_training
+from tests.builtin import LABEL
 
 
 def sample_dataset(storage: Storage, *, n: int = 3_000, seed: int = 0, **kwargs: object) -> str:

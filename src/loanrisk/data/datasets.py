@@ -5,6 +5,7 @@ Layout, under a directory of the storage (the reference's ``data_directory``)::
     <directory>/datasets/<id>/train.parquet
                              /test.parquet
                              /feature_spec.json
+                             /schema.json       the declared schema the loans were validated with
                              /manifest.json     <- written last: a dataset exists once it has one
 
 A dataset is found by id, or by the size it was processed with (the reference's ``size``:
@@ -27,11 +28,12 @@ from pydantic import ValidationError
 from loanrisk.contracts import DatasetManifest, FileEntry
 from loanrisk.errors import InvalidInput, NotFound, StorageError
 from loanrisk.features.spec import FeatureSpec
-from loanrisk.schema import CATEGORICAL_BY_NAME, FEATURES, LABEL
+from loanrisk.schema import LoanSchema, builtin_schema, parse_schema
 from loanrisk.storage.base import Storage
 
 MANIFEST = "manifest.json"
 SPEC = "feature_spec.json"
+SCHEMA = "schema.json"
 Split = Literal["train", "test"]
 
 
@@ -79,14 +81,15 @@ class ParquetSink:
         return FileEntry(sha256=self._out.hash.hexdigest(), bytes=self._out.bytes)
 
 
-def conform(frame: pd.DataFrame) -> pd.DataFrame:
+def conform(frame: pd.DataFrame, schema: LoanSchema | None = None) -> pd.DataFrame:
     """Give categoricals read back from Parquet the schema's categories (and code order)."""
-    for name, spec in CATEGORICAL_BY_NAME.items():
-        if name in frame.columns:
-            frame[name] = pd.Categorical(
-                frame[name].astype("string"), categories=list(spec.categories)
+    schema = schema or builtin_schema()
+    for column in schema.features:
+        if column.categories is not None and column.name in frame.columns:
+            frame[column.name] = pd.Categorical(
+                frame[column.name].astype("string"), categories=list(column.categories)
             )
-    known = [c for c in (*FEATURES, LABEL) if c in frame.columns]
+    known = [c for c in (*schema.feature_names, schema.label_name) if c in frame.columns]
     kept = [c for c in frame.columns if c not in known]  # e.g. a protected attribute
     for name in kept:
         frame[name] = frame[name].astype("category")
@@ -142,8 +145,18 @@ class DatasetCatalogue:
         return self.find() if ref == "latest" else self.get(ref)
 
     def load_split(self, dataset_id: str, split: Split) -> pd.DataFrame:
+        schema = self.load_schema(dataset_id)
         with self.storage.open_read(self.path(dataset_id, f"{split}.parquet")) as stream:
-            return conform(pd.read_parquet(stream))
+            return conform(pd.read_parquet(stream), schema)
+
+    def load_schema(self, dataset_id: str) -> LoanSchema:
+        """The schema the dataset was validated with (datasets processed before schemas
+        existed: the built-in one)."""
+        try:
+            text = self.storage.read_bytes(self.path(dataset_id, SCHEMA))
+        except NotFound:
+            return builtin_schema()
+        return parse_schema(text, source=f"dataset {dataset_id!r} schema")
 
     def load_spec(self, dataset_id: str) -> FeatureSpec:
         return FeatureSpec.from_json(self.storage.read_bytes(self.path(dataset_id, SPEC)))

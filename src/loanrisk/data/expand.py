@@ -1,14 +1,19 @@
 """Synthetic expansion of a loans table to N rows, for benchmarking at scale.
 
 Follows the reference (REFERENCE.md, pipeline step 1): rows are repeated in order until there
-are ``size`` of them, then every row gets noise so copies differ; the label is kept. Where we
-differ from the reference, on purpose:
+are ``size`` of them, then every row gets noise so copies differ; the label is kept. The noise
+is the schema's, per declared type: each number gets its column's ``noise`` (default: normal
+with 1% of the column's standard deviation for numeric columns, an integer in {-1, 0, +1} for
+integer ones), and each category, ordinal or boolean value is redrawn with the column's
+``swap`` probability (default 0.1, the reference's) from the values present. The built-in
+schema declares the reference's noise, except where we differ on purpose:
 
 * integer noise on age and employment length is drawn from {-1, 0, +1}; the reference's draw
   (``randint(-1, 0)`` semantics) can only subtract, which shifts both columns down by 0.5 years
   on average. Credit-history noise stays in {0, +1} as in the reference;
-* noised values are clipped to the schema's valid range (the reference can produce an
-  employment length of -1 years, which our own validation would refuse);
+* noised values are clipped to the column's valid range (the reference can produce an
+  employment length of -1 years, which our own validation would refuse), and integer columns
+  stay whole;
 * it is vectorised and seeded (``numpy.random.Generator``, one stream per fixed-size chunk),
   so the same seed and size give the same rows, and it is made chunk by chunk
   (:func:`expand_chunks`): a consumer that writes each chunk away holds one chunk, never the
@@ -22,24 +27,27 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from loanrisk.schema import CATEGORICAL_BY_NAME, FEATURES, LABEL, NUMERIC_BY_NAME
+from loanrisk.schema import Column, LoanSchema, builtin_schema
+from loanrisk.schema.model import Noise
 
 #: Rows per chunk. Part of the seeding contract: changing it changes the generated rows.
 CHUNK_ROWS = 1 << 20
 
 Progress = Callable[[int, int], None]
 
-#: (kind, spread) per numeric column: "int" adds an integer in [low, high], "normal" N(0, sd).
-_NOISE: dict[str, tuple[str, float, float]] = {
-    "person_age": ("int", -1, 1),
-    "person_income": ("normal", 0, 10),
-    "person_emp_length": ("int", -1, 1),
-    "loan_amnt": ("normal", 0, 5),
-    "loan_int_rate": ("normal", 0, 0.2),
-    "loan_percent_income": ("thousandths", 0, 99),
-    "cb_person_cred_hist_length": ("int", 0, 1),
-}
-CATEGORY_SWAP_PROBABILITY = 0.1
+#: Share of a column's standard deviation that a numeric column's default noise has.
+DEFAULT_NOISE_SHARE = 0.01
+
+
+def _noise(column: Column, values: np.ndarray) -> Noise:
+    """The column's declared noise, or its type's default (sized on the input's values)."""
+    if column.noise is not None and (column.noise.kind != "normal" or column.noise.sd is not None):
+        return column.noise
+    if column.type == "integer" and column.noise is None:
+        return Noise(kind="integers", low=-1, high=1)
+    present = values[~np.isnan(values)]
+    sd = float(present.std()) * DEFAULT_NOISE_SHARE if present.size else 0.0
+    return Noise(kind="normal", sd=sd)
 
 
 def expand(
@@ -48,6 +56,7 @@ def expand(
     *,
     seed: int = 0,
     progress: Progress | None = None,
+    schema: LoanSchema | None = None,
 ) -> pd.DataFrame:
     """Return ``frame`` expanded to ``size`` rows with noise, or ``frame`` itself when
     ``size <= len(frame)`` (no expansion, as in the reference).
@@ -60,8 +69,8 @@ def expand(
         if len(frame) == 0:
             raise ValueError("cannot expand an empty table")
         return frame
-    return pd.concat(list(expand_chunks(frame, size, seed=seed, progress=progress)),
-                     ignore_index=True)  # fmt: skip
+    chunks = expand_chunks(frame, size, seed=seed, progress=progress, schema=schema)
+    return pd.concat(list(chunks), ignore_index=True)
 
 
 def expand_chunks(
@@ -70,6 +79,7 @@ def expand_chunks(
     *,
     seed: int = 0,
     progress: Progress | None = None,
+    schema: LoanSchema | None = None,
 ) -> Iterator[pd.DataFrame]:
     """The rows of :func:`expand` (``size > len(frame)``), :data:`CHUNK_ROWS` at a time:
     nothing proportional to ``size`` is ever held, and the rows are the same as
@@ -77,15 +87,19 @@ def expand_chunks(
     n = len(frame)
     if n == 0:
         raise ValueError("cannot expand an empty table")
-    numeric = [c for c in FEATURES if c in NUMERIC_BY_NAME]
-    categorical = [c for c in FEATURES if c in CATEGORICAL_BY_NAME]
-    source_codes = {c: frame[c].cat.codes.to_numpy() for c in categorical}
+    schema = schema or builtin_schema()
+    features, label_name = schema.feature_names, schema.label_name
+    numbers = [c for c in schema.features if c.type in ("numeric", "integer")]
+    noise = {c.name: _noise(c, frame[c.name].to_numpy(dtype=np.float64)) for c in numbers}
+    categorical = [c for c in schema.features if c.type in ("categorical", "ordinal")]
+    booleans = [c for c in schema.features if c.type == "boolean"]
+    source_codes = {c.name: frame[c.name].cat.codes.to_numpy() for c in categorical}
     # "A category drawn uniformly from that column's values": the values present in the input.
-    present = {c: np.unique(v[v >= 0]).astype(np.int8) for c, v in source_codes.items()}
-    label = frame[LABEL].to_numpy() if LABEL in frame.columns else None
+    present = {c: np.unique(v[v >= 0]).astype(np.int16) for c, v in source_codes.items()}
+    label = frame[label_name].to_numpy() if label_name in frame.columns else None
     # Kept extra columns (e.g. a protected attribute) are repeated as they are, without noise.
     extras = {c: frame[c].cat.codes.to_numpy() for c in frame.columns
-              if c not in FEATURES and c != LABEL}  # fmt: skip
+              if c not in features and c != label_name}  # fmt: skip
 
     for chunk, start in enumerate(range(0, size, CHUNK_ROWS)):
         stop = min(start + CHUNK_ROWS, size)
@@ -95,27 +109,33 @@ def expand_chunks(
         rows = np.arange(start, stop) % n
         m = stop - start
         columns: dict[str, object] = {}
-        for name in numeric:
-            kind, a, b = _NOISE[name]
-            values = frame[name].to_numpy()[rows]
-            if kind == "int":
-                values = values + rng.integers(int(a), int(b) + 1, m)
-            elif kind == "thousandths":
-                values = values + rng.integers(int(a), int(b) + 1, m) / 1000
-            else:
-                values = values + rng.normal(a, b, m)
-            low, high = NUMERIC_BY_NAME[name].valid
-            columns[name] = np.clip(values, low, high)
-        for name in categorical:
+        for column in numbers:
+            kind = noise[column.name]
+            values = frame[column.name].to_numpy()[rows]
+            if kind.kind == "integers":
+                values = values + rng.integers(kind.low, kind.high + 1, m) * kind.step
+            elif kind.kind == "normal":
+                values = values + rng.normal(0, kind.sd or 0.0, m)
+                if column.type == "integer":
+                    values = np.round(values)
+            valid = column.valid_range
+            columns[column.name] = np.clip(values, valid.low, valid.high)
+        for column in categorical:
+            name = column.name
             chunk_codes = source_codes[name][rows]
-            swap = (rng.random(m) < CATEGORY_SWAP_PROBABILITY) & (chunk_codes >= 0)
+            swap = (rng.random(m) < column.swap) & (chunk_codes >= 0)
             chunk_codes[swap] = rng.choice(present[name], size=int(swap.sum()))
             columns[name] = pd.Categorical.from_codes(
                 chunk_codes, categories=frame[name].cat.categories
             )
-        ordered: dict[str, object] = {name: columns[name] for name in FEATURES}
+        for column in booleans:
+            values = frame[column.name].to_numpy()[rows].copy()
+            flip = (rng.random(m) < column.swap) & ~np.isnan(values)
+            values[flip] = rng.integers(0, 2, int(flip.sum()))
+            columns[column.name] = values
+        ordered: dict[str, object] = {name: columns[name] for name in features}
         if label is not None:
-            ordered[LABEL] = label[rows]
+            ordered[label_name] = label[rows]
         for name, codes in extras.items():
             ordered[name] = pd.Categorical.from_codes(
                 codes[rows], categories=frame[name].cat.categories

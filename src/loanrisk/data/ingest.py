@@ -17,10 +17,10 @@ import pandas as pd
 
 from loanrisk.errors import InvalidInput
 from loanrisk.schema import (
-    CATEGORICAL_BY_NAME,
-    LABEL,
+    LoanSchema,
     Mode,
     Validated,
+    builtin_schema,
     validate_chunks,
     validate_frame,
 )
@@ -79,6 +79,7 @@ def _check_header(head: bytes) -> None:
 def read_csv(
     source: Source,
     *,
+    schema: LoanSchema | None = None,
     mode: Mode = "train",
     keep: Sequence[str] = (),
     on_error: Literal["raise", "drop"] = "raise",
@@ -89,7 +90,8 @@ def read_csv(
     The text is parsed and validated :data:`CHUNK_ROWS` rows at a time, so memory holds one
     chunk of raw text plus the compact validated rows, whatever the file's size. Raises
     :class:`InvalidInput` for empty, binary or non-UTF-8 input, malformed CSV (with the line
-    number), and every schema problem :func:`loanrisk.schema.validate_frame` finds.
+    number), and every problem :func:`loanrisk.schema.validate_frame` finds against
+    ``schema`` (default: the built-in one).
     """
     stream: IO[bytes]
     if isinstance(source, bytes):
@@ -103,17 +105,24 @@ def read_csv(
         stream = source
     try:
         # Closed before the stream, however validation ends.
-        with contextlib.closing(iter_csv_chunks(stream, chunk_rows=CHUNK_ROWS)) as chunks:
-            return validate_chunks(chunks, mode=mode, keep=keep, on_error=on_error)
+        chunks_of = iter_csv_chunks(stream, chunk_rows=CHUNK_ROWS, schema=schema)
+        with contextlib.closing(chunks_of) as chunks:
+            return validate_chunks(chunks, schema=schema, mode=mode, keep=keep,
+                                   on_error=on_error)  # fmt: skip
     finally:
         if isinstance(source, str):
             stream.close()
 
 
+def text_columns(schema: LoanSchema) -> list[str]:
+    """Columns read as text, so "  rent ", "1 " and "007" are cleaned, not guessed: every
+    declared column that is not a number."""
+    return [c.name for c in schema.columns if c.type not in ("numeric", "integer")
+            or c.role == "label"]  # fmt: skip
+
+
 _READ_OPTIONS: dict[str, Any] = {
     "encoding": "utf-8-sig",
-    # Categorical and label columns stay text so "  rent " and "1 " are cleaned, not guessed.
-    "dtype": dict.fromkeys((*CATEGORICAL_BY_NAME, LABEL), "string"),
     "skipinitialspace": True,
     "engine": "c",
     "quoting": csv.QUOTE_MINIMAL,
@@ -134,15 +143,26 @@ def _csv_errors() -> Iterator[None]:
 
 
 def iter_csv_chunks(
-    stream: IO[bytes], *, chunk_rows: int
+    stream: IO[bytes],
+    *,
+    chunk_rows: int,
+    schema: LoanSchema | None = None,
+    all_text: bool = False,
 ) -> Generator[tuple[int, pd.DataFrame], None, None]:
     """Read a CSV of any size as ``(row_offset, frame)`` chunks of ``chunk_rows`` rows, with
     the same checks as :func:`read_csv` (binary data, encoding, malformed lines, huge fields).
-    The frames are raw: validate each with ``validate_frame(..., row_offset=offset)``."""
+    The frames are raw: validate each with ``validate_frame(..., row_offset=offset)``. The
+    schema's text columns are read as text (``all_text``: every column, for drafting a
+    schema from the file)."""
     with _peekable(stream) as buffered:
         _probe(buffered.peek(_PROBE_BYTES)[:_PROBE_BYTES])
         offset = 0
-        with _csv_errors(), pd.read_csv(buffered, chunksize=chunk_rows, **_READ_OPTIONS) as reader:
+        text: Any = (
+            "string" if all_text
+            else dict.fromkeys(text_columns(schema or builtin_schema()), "string")
+        )  # fmt: skip
+        with _csv_errors(), pd.read_csv(buffered, chunksize=chunk_rows, dtype=text,
+                                        **_READ_OPTIONS) as reader:  # fmt: skip
             for chunk in reader:
                 yield offset, _check_field_sizes(chunk, offset)
                 offset += len(chunk)
@@ -172,6 +192,7 @@ def _check_field_sizes(frame: pd.DataFrame, row_offset: int = 0) -> pd.DataFrame
 def read_parquet(
     source: str | IO[bytes],
     *,
+    schema: LoanSchema | None = None,
     mode: Mode = "train",
     keep: Sequence[str] = (),
     on_error: Literal["raise", "drop"] = "raise",
@@ -181,7 +202,7 @@ def read_parquet(
         frame = pd.read_parquet(source)
     except (OSError, ValueError) as exc:
         raise InvalidInput(f"not a readable Parquet file: {exc}") from None
-    for name in CATEGORICAL_BY_NAME:
+    for name in text_columns(schema or builtin_schema()):
         if name in frame.columns:
             frame[name] = frame[name].astype("string")
-    return validate_frame(frame, mode=mode, keep=keep, on_error=on_error)
+    return validate_frame(frame, schema=schema, mode=mode, keep=keep, on_error=on_error)

@@ -18,13 +18,13 @@ import pandas as pd
 
 import loanrisk
 from loanrisk.contracts import DatasetManifest, FileEntry, LabelRates, RowCounts
-from loanrisk.data.datasets import SPEC, DatasetCatalogue, ParquetSink
+from loanrisk.data.datasets import SCHEMA, SPEC, DatasetCatalogue, ParquetSink
 from loanrisk.data.expand import expand_chunks
 from loanrisk.data.split import split_frame
 from loanrisk.data.stats import column_stats
 from loanrisk.errors import InvalidInput
 from loanrisk.features.fit import fit_feature_spec
-from loanrisk.schema import FEATURES, LABEL, Validated, schema_hash
+from loanrisk.schema import LoanSchema, Validated, builtin_schema
 from loanrisk.storage.base import Storage
 
 #: ``progress(stage, done, total)``; stages: expand, split, fit, write.
@@ -46,8 +46,12 @@ def process_dataset(
     test_fraction: float = 0.25,
     stratify: bool = True,
     progress: StageProgress | None = None,
+    schema: LoanSchema | None = None,
 ) -> DatasetManifest:
     """Process validated loans into a dataset on ``storage`` and return its manifest.
+
+    ``loans`` were validated against ``schema`` (default: the built-in one); the dataset
+    stores it, and the split is stratified on its label.
 
     ``size`` expands the data to that many rows (no expansion when it is not larger than the
     input, as in the reference). An expansion is made, split and written chunk by chunk
@@ -57,6 +61,8 @@ def process_dataset(
     until every file is written: a failure at any step leaves no dataset behind.
     """
     report = progress or (lambda stage, done, total: None)
+    schema = schema or builtin_schema()
+    label = schema.label_name
     catalogue = DatasetCatalogue(storage, directory)
     now = datetime.now(UTC)
     dataset_id = new_dataset_id(now)
@@ -72,7 +78,8 @@ def process_dataset(
             sinks = {"train": ParquetSink(train_file), "test": ParquetSink(test_file)}
             clock = time.perf_counter()
             chunks = (
-                expand_chunks(frame, target, seed=seed, progress=partial(report, "expand"))
+                expand_chunks(frame, target, seed=seed, progress=partial(report, "expand"),
+                              schema=schema)
                 if expanded else iter([frame])
             )  # fmt: skip
             for number, chunk in enumerate(chunks):
@@ -84,6 +91,7 @@ def process_dataset(
                     train, test = split_frame(
                         chunk, test_fraction=test_fraction, stratify=stratify,
                         seed=[seed, number] if expanded else seed, allow_empty=expanded,
+                        label=label,
                     )  # fmt: skip
                 except ValueError as exc:  # too few rows (or of one class) for both parts
                     raise InvalidInput(
@@ -96,8 +104,8 @@ def process_dataset(
                         sinks[name].append(part)
                 timings["write"] += time.perf_counter() - clock
                 totals["rows"] += len(chunk)
-                totals["defaults"] += int(chunk[LABEL].sum())
-                totals["train_defaults"] += int(train[LABEL].sum())
+                totals["defaults"] += int(chunk[label].sum())
+                totals["train_defaults"] += int(train[label].sum())
                 if fit_rows is None:
                     fit_rows = train
                 del chunk, train, test
@@ -118,17 +126,17 @@ def process_dataset(
         report("fit", 0, 1)
         assert fit_rows is not None
         fit_rows = _fit_sample(fit_rows, seed)
-        spec = fit_feature_spec(fit_rows)
-        stats = column_stats(fit_rows)
+        spec = fit_feature_spec(fit_rows, schema)
+        stats = column_stats(fit_rows, schema)
         report("fit", 1, 1)
         timings["fit"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
         report("write", 2, 3)
-        spec_bytes = spec.to_json().encode()
-        catalogue.write_file(dataset_id, SPEC, spec_bytes)
-        files[SPEC] = FileEntry(sha256=hashlib.sha256(spec_bytes).hexdigest(),
-                                bytes=len(spec_bytes))  # fmt: skip
+        for name, body in ((SPEC, spec.to_json()), (SCHEMA, schema.to_json())):
+            data = body.encode()
+            catalogue.write_file(dataset_id, name, data)
+            files[name] = FileEntry(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
         timings["write"] += time.perf_counter() - clock
         test_defaults = totals["defaults"] - totals["train_defaults"]
         manifest = DatasetManifest(
@@ -140,15 +148,19 @@ def process_dataset(
             seed=seed,
             test_fraction=test_fraction,
             stratified=stratify,
-            rows=RowCounts(input=len(frame), total=totals["rows"], train=train_rows,
-                           test=test_rows),
+            rows=RowCounts(
+                input=len(frame), total=totals["rows"], train=train_rows, test=test_rows
+            ),
             label_rate=LabelRates(
                 total=totals["defaults"] / totals["rows"],
                 train=totals["train_defaults"] / train_rows,
                 test=test_defaults / test_rows,
             ),
-            schema_hash=schema_hash(),
-            kept_columns=[str(c) for c in frame.columns if c not in FEATURES and c != LABEL],
+            schema_hash=schema.fingerprint(),
+            schema_name=schema.name,
+            kept_columns=[
+                str(c) for c in frame.columns if c not in schema.feature_names and c != label
+            ],
             feature_spec=spec.fingerprint(),
             feature_columns=list(spec.output_columns),
             fitted_on_rows=len(fit_rows),
@@ -158,7 +170,7 @@ def process_dataset(
             timings={k: round(v, 4) for k, v in timings.items()},
             created_at=now.isoformat(),
             loanrisk_version=loanrisk.__version__,
-        )  # fmt: skip
+        )
         catalogue.publish(manifest)
     except BaseException:
         catalogue.delete(dataset_id)

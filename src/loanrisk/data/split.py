@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from loanrisk.schema import LABEL
+from loanrisk.schema import builtin_schema
 
 
 def split_indices(
@@ -49,9 +49,13 @@ def split_frame(
     seed: int | list[int] = 0,
     stratify: bool = True,
     allow_empty: bool = False,
+    label: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split a validated loans frame into (train, test) frames with fresh 0-based indexes."""
-    labels = frame[LABEL].to_numpy() if stratify and LABEL in frame.columns else None
+    """Split a validated loans frame into (train, test) frames with fresh 0-based indexes,
+    stratified on the ``label`` column (the schema's declared label; default the built-in
+    schema's) when it is there."""
+    label = label or builtin_schema().label_name
+    labels = frame[label].to_numpy() if stratify and label in frame.columns else None
     train, test = split_indices(labels, len(frame), test_fraction=test_fraction, seed=seed,
                                 allow_empty=allow_empty)  # fmt: skip
     return (

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loanrisk.schema import CATEGORICAL_BY_NAME, FEATURES, NUMERIC_BY_NAME
+from loanrisk.schema import LoanSchema, builtin_schema
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
@@ -48,12 +48,15 @@ def _categorical_stats(values: pd.Categorical) -> dict[str, Any]:
     }
 
 
-def column_stats(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """Statistics of every feature column of a validated frame."""
+def column_stats(
+    frame: pd.DataFrame, schema: LoanSchema | None = None
+) -> dict[str, dict[str, Any]]:
+    """Statistics of every feature column of a validated frame (booleans as 0/1 numbers)."""
     stats: dict[str, dict[str, Any]] = {}
-    for name in FEATURES:
-        if name in NUMERIC_BY_NAME:
-            stats[name] = _numeric_stats(frame[name].to_numpy(dtype=np.float64, na_value=np.nan))
-        elif name in CATEGORICAL_BY_NAME:
-            stats[name] = _categorical_stats(frame[name].array)
+    for column in (schema or builtin_schema()).features:
+        if column.type in ("categorical", "ordinal"):
+            stats[column.name] = _categorical_stats(frame[column.name].array)
+        else:
+            values = frame[column.name].to_numpy(dtype=np.float64, na_value=np.nan)
+            stats[column.name] = _numeric_stats(values)
     return stats

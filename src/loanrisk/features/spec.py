@@ -15,7 +15,10 @@ from typing import Any
 from loanrisk.errors import InvalidInput
 
 FORMAT = "loanrisk.feature_spec"
-VERSION = 1
+#: Version 1 has imputed, power and one-hot columns (the reference's preprocessing); version 2
+#: adds scaled, passthrough and ordinal columns. A spec is written as version 1 when it has
+#: none of those, so older readers still read it, and never read a v2 spec wrongly.
+VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,30 @@ class PowerColumn:
 
 
 @dataclass(frozen=True)
+class ScaledColumn:
+    """Standardised: ``(x - mean) / scale``; a missing value stays missing."""
+
+    name: str
+    mean: float
+    scale: float
+
+
+@dataclass(frozen=True)
+class PassthroughColumn:
+    """The number as it is (booleans as 0/1); a missing value stays missing."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class OrdinalColumn:
+    """The category's position in the declared order (0, 1, ...); unknown or missing: NaN."""
+
+    name: str
+    categories: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class OneHotColumn:
     """One output column per category seen in training; an unknown or missing value is all 0."""
 
@@ -46,35 +73,51 @@ class OneHotColumn:
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """Output columns are: imputed columns, then power columns, then one-hot blocks, in order."""
+    """Output columns are: imputed, power, scaled, passthrough and ordinal columns (one each),
+    then the one-hot blocks, in this order."""
 
     imputed: tuple[ImputedColumn, ...]
     power: tuple[PowerColumn, ...]
     onehot: tuple[OneHotColumn, ...]
     fitted: dict[str, Any] = field(default_factory=dict, compare=False)
+    scaled: tuple[ScaledColumn, ...] = ()
+    passthrough: tuple[PassthroughColumn, ...] = ()
+    ordinal: tuple[OrdinalColumn, ...] = ()
+
+    @property
+    def single_columns(self) -> tuple[str, ...]:
+        """Inputs that become one output column each, in output order."""
+        groups = (self.imputed, self.power, self.scaled, self.passthrough, self.ordinal)
+        return tuple(c.name for group in groups for c in group)
 
     @property
     def output_columns(self) -> tuple[str, ...]:
-        names = [c.name for c in self.imputed] + [c.name for c in self.power]
+        names = list(self.single_columns)
         for column in self.onehot:
             names += [f"{column.name}={category}" for category in column.categories]
         return tuple(names)
 
     @property
     def input_columns(self) -> tuple[str, ...]:
-        names = [c.name for c in self.imputed] + [c.name for c in self.power]
-        return tuple(names + [c.name for c in self.onehot])
+        return self.single_columns + tuple(c.name for c in self.onehot)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        extended = bool(self.scaled or self.passthrough or self.ordinal)
+        doc: dict[str, Any] = {
             "format": FORMAT,
-            "version": VERSION,
+            "version": VERSION if extended else 1,
             "imputed": [asdict(c) for c in self.imputed],
             "power": [asdict(c) for c in self.power],
-            "onehot": [{"name": c.name, "categories": list(c.categories)} for c in self.onehot],
-            "output_columns": list(self.output_columns),
-            "fitted": self.fitted,
         }
+        if extended:
+            doc["scaled"] = [asdict(c) for c in self.scaled]
+            doc["passthrough"] = [asdict(c) for c in self.passthrough]
+            doc["ordinal"] = [{"name": c.name, "categories": list(c.categories)}
+                              for c in self.ordinal]  # fmt: skip
+        doc["onehot"] = [{"name": c.name, "categories": list(c.categories)} for c in self.onehot]
+        doc["output_columns"] = list(self.output_columns)
+        doc["fitted"] = self.fitted
+        return doc
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
@@ -92,10 +135,10 @@ class FeatureSpec:
             doc = json.loads(text)
             if doc.get("format") != FORMAT:
                 raise InvalidInput(f"not a feature spec (format {doc.get('format')!r})")
-            if doc.get("version") != VERSION:
+            if doc.get("version") not in (1, VERSION):
                 raise InvalidInput(
                     f"feature spec version {doc.get('version')!r} is not supported "
-                    f"(this loanrisk reads version {VERSION})"
+                    f"(this loanrisk reads versions 1 to {VERSION})"
                 )
             return cls(
                 imputed=tuple(
@@ -112,6 +155,17 @@ class FeatureSpec:
                     for c in doc["onehot"]
                 ),
                 fitted=dict(doc.get("fitted", {})),
+                scaled=tuple(
+                    ScaledColumn(str(c["name"]), float(c["mean"]), float(c["scale"]))
+                    for c in doc.get("scaled", ())
+                ),
+                passthrough=tuple(
+                    PassthroughColumn(str(c["name"])) for c in doc.get("passthrough", ())
+                ),
+                ordinal=tuple(
+                    OrdinalColumn(str(c["name"]), tuple(str(v) for v in c["categories"]))
+                    for c in doc.get("ordinal", ())
+                ),
             )
         except InvalidInput:
             raise

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from loanrisk.features.spec import FeatureSpec
-from loanrisk.schema import CATEGORICAL_BY_NAME
 
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -55,26 +54,25 @@ class FeatureTransformer:
     def __init__(self, spec: FeatureSpec) -> None:
         self.spec = spec
         self.n_features = len(spec.output_columns)
-        offset = len(spec.imputed) + len(spec.power)
-        self._onehot_offsets: list[int] = []
-        # Per one-hot column: schema category code -> output slot (-1: not in the vocabulary).
-        self._code_to_slot: list[np.ndarray] = []
+        offset = len(spec.single_columns)
+        # Per one-hot column: category value -> output slot.
         self._slot_by_value: list[dict[str, int]] = []
         for column in spec.onehot:
-            self._onehot_offsets.append(offset)
-            slots = {value: offset + i for i, value in enumerate(column.categories)}
-            self._slot_by_value.append(slots)
-            schema_categories = CATEGORICAL_BY_NAME[column.name].categories
-            self._code_to_slot.append(
-                np.array([slots.get(c, -1) for c in schema_categories] + [-1], dtype=np.int64)
+            self._slot_by_value.append(
+                {value: offset + i for i, value in enumerate(column.categories)}
             )
             offset += len(column.categories)
+        self._position: list[dict[str, float]] = [
+            {value: float(i) for i, value in enumerate(column.categories)}
+            for column in spec.ordinal
+        ]
 
     def transform(self, frame: pd.DataFrame, *, dtype: type = np.float64) -> np.ndarray:
         """Transform a validated frame into an ``(n_rows, n_features)`` array.
 
-        Categoricals must be pandas Categoricals over the schema's categories (as
-        :func:`loanrisk.schema.validate_frame` returns them); missing values are NaN.
+        Categoricals must be pandas Categoricals (as :func:`loanrisk.schema.validate_frame`
+        returns them); values outside the spec's vocabulary encode as none of its columns
+        (one-hot) or NaN (ordinal). Missing numbers are NaN.
         """
         n = len(frame)
         out: np.ndarray = np.zeros((n, self.n_features), dtype=dtype)
@@ -87,10 +85,26 @@ class FeatureTransformer:
             values = frame[power.name].to_numpy(dtype=np.float64, na_value=np.nan)
             out[:, col] = (yeo_johnson(values, power.lmbda) - power.mean) / power.scale
             col += 1
+        for scaled in self.spec.scaled:
+            values = frame[scaled.name].to_numpy(dtype=np.float64, na_value=np.nan)
+            out[:, col] = (values - scaled.mean) / scaled.scale
+            col += 1
+        for passthrough in self.spec.passthrough:
+            out[:, col] = frame[passthrough.name].to_numpy(dtype=np.float64, na_value=np.nan)
+            col += 1
+        for ordinal, position in zip(self.spec.ordinal, self._position, strict=True):
+            values = frame[ordinal.name].array
+            lookup = np.array([position.get(str(c), np.nan) for c in values.categories]
+                              + [np.nan])  # fmt: skip
+            out[:, col] = lookup[np.asarray(values.codes)]  # code -1 (missing) -> NaN
+            col += 1
         rows = np.arange(n)
-        for column, code_to_slot in zip(self.spec.onehot, self._code_to_slot, strict=True):
-            codes = frame[column.name].cat.codes.to_numpy()  # -1 for missing -> last entry
-            slots = code_to_slot[codes]
+        for column, slots_by_value in zip(self.spec.onehot, self._slot_by_value, strict=True):
+            values = frame[column.name].array
+            code_to_slot = np.array(
+                [slots_by_value.get(str(c), -1) for c in values.categories] + [-1], dtype=np.int64
+            )
+            slots = code_to_slot[np.asarray(values.codes)]  # -1 for missing -> last entry
             known = slots >= 0
             out[rows[known], slots[known]] = 1
         return out
@@ -110,6 +124,17 @@ class FeatureTransformer:
             value = record.get(power.name)
             x = math.nan if value is None else float(value)
             out[col] = (_yeo_johnson_scalar(x, power.lmbda) - power.mean) / power.scale
+            col += 1
+        for scaled in self.spec.scaled:
+            value = record.get(scaled.name)
+            out[col] = math.nan if value is None else (float(value) - scaled.mean) / scaled.scale
+            col += 1
+        for passthrough in self.spec.passthrough:
+            value = record.get(passthrough.name)
+            out[col] = math.nan if value is None else float(value)
+            col += 1
+        for ordinal, position in zip(self.spec.ordinal, self._position, strict=True):
+            out[col] = position.get(record.get(ordinal.name), math.nan)  # type: ignore[arg-type]
             col += 1
         for column, slots in zip(self.spec.onehot, self._slot_by_value, strict=True):
             slot = slots.get(record.get(column.name))  # type: ignore[arg-type]

@@ -71,6 +71,10 @@ class ModelCache:
             )
         return scorer
 
+    def serving(self) -> Scorer | None:
+        """The serving scorer, or None before one is loaded (never raises, never loads)."""
+        return self._current
+
     def refresh(self) -> bool:
         """Follow the alias; True when the serving version changed. Never raises: a model
         that does not exist yet is not an error here (``current()`` says so), and one that

@@ -16,6 +16,7 @@ import numpy as np
 import xgboost as xgb
 
 from loanrisk.features.spec import FeatureSpec
+from loanrisk.schema import LoanSchema, builtin_schema
 
 
 def attribute_matrix(spec: FeatureSpec) -> tuple[list[str], np.ndarray]:
@@ -34,18 +35,32 @@ def reason_codes(
     values: Sequence[Mapping[str, Any]],
     *,
     top_k: int = 4,
+    schema: LoanSchema | None = None,
 ) -> list[list[dict[str, Any]]]:
     """Per row, up to ``top_k`` attributes that raised the risk, largest first:
-    ``{"feature", "value", "contribution"}`` (contribution in log-odds)."""
+    ``{"feature", "name", "reason", "value", "contribution"}`` (contribution in log-odds;
+    ``name`` and ``reason`` are the schema's plain-language title and reason text)."""
     contributions = booster.predict(xgb.DMatrix(features), pred_contribs=True)[:, :-1]
     attributes, matrix = attribute_matrix(spec)
+    words = _words(attributes, schema or builtin_schema())
     by_attribute = contributions @ matrix
     out = []
     for row, record in zip(by_attribute, values, strict=True):
         order = [i for i in np.argsort(-row) if row[i] > 0][:top_k]
         out.append([
-            {"feature": attributes[i], "value": record.get(attributes[i]),
+            {"feature": attributes[i], **words[i], "value": record.get(attributes[i]),
              "contribution": round(float(row[i]), 6)}
             for i in order
         ])  # fmt: skip
+    return out
+
+
+def _words(attributes: Sequence[str], schema: LoanSchema) -> list[dict[str, str]]:
+    """Each attribute's declared title and reason (a generic reason where none is declared)."""
+    out = []
+    for name in attributes:
+        column = schema.by_name.get(name)
+        title = column.label_text if column else name
+        reason = column.reason if column and column.reason else f"{title} raised the risk"
+        out.append({"name": title, "reason": reason})
     return out

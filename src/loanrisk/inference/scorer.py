@@ -28,9 +28,9 @@ from loanrisk.errors import InvalidInput
 from loanrisk.features.transform import FeatureTransformer
 from loanrisk.inference.backends import BackendChoice, make_backend
 from loanrisk.inference.explain import reason_codes
-from loanrisk.inference.records import CleanRecord, clean_record, require_clean
+from loanrisk.inference.records import CleanRecord, RecordRules, clean_record, require_clean
 from loanrisk.registry.models import LoadedModel
-from loanrisk.schema import EXAMPLE_LOAN, MAX_ISSUES, MAX_REJECTED_ROWS, validate_frame
+from loanrisk.schema import MAX_ISSUES, MAX_REJECTED_ROWS, validate_frame
 from loanrisk.settings import Settings
 
 CHUNK_ROWS = 100_000
@@ -80,6 +80,8 @@ class Scorer:
     ) -> None:
         started = time.perf_counter()
         self.model = model
+        self.schema = model.schema
+        self.rules = RecordRules(model.schema)
         self.transformer = FeatureTransformer(model.spec)
         self.backend, self.fallback_reason = make_backend(
             model.booster, model.spec, choice=backend, nthread=nthread
@@ -96,6 +98,7 @@ class Scorer:
         return {
             "model": self.model.name,
             "version": self.model.version,
+            "schema": {"name": self.schema.name, "hash": self.schema.fingerprint()},
             "backend": self.backend.name,
             "fallback_reason": self.fallback_reason,
             "threshold": self.threshold,
@@ -115,13 +118,14 @@ class Scorer:
     def score_record(self, record: Mapping[str, Any], *, explain: bool = False,
                      top_k: int = 4) -> dict[str, Any]:  # fmt: skip
         """One loan; raises :class:`InvalidInput` naming the bad fields."""
-        clean = require_clean(record)
+        clean = require_clean(record, self.rules)
         row = np.array([self.transformer.transform_record(clean.values)], dtype=np.float32)
         result = self._result(float(self.backend.predict_proba(row)[0]))
         result["warnings"] = clean.warnings
         if explain:
             result["reasons"] = reason_codes(self.model.booster, self.model.spec, row,
-                                             [clean.values], top_k=top_k)[0]  # fmt: skip
+                                             [clean.values], top_k=top_k,
+                                             schema=self.schema)[0]  # fmt: skip
         return result
 
     def score_records(
@@ -139,11 +143,11 @@ class Scorer:
         good: list[tuple[int, CleanRecord]] = []
         rejected = []
         for index, record in enumerate(records):
-            clean = clean_record(record)
+            clean = clean_record(record, self.rules)
             if isinstance(clean, CleanRecord):
                 good.append((index, clean))
             elif on_error == "raise":
-                require_clean(record, index=index)
+                require_clean(record, self.rules, index=index)
             else:
                 rejected.append({"record": index, "fields": [
                     {"field": p.field, "message": p.message} for p in clean]})  # fmt: skip
@@ -154,7 +158,7 @@ class Scorer:
             probabilities = self.backend.predict_proba(matrix)
             reasons = (
                 reason_codes(self.model.booster, self.model.spec, matrix,
-                             [c.values for _, c in good], top_k=top_k)
+                             [c.values for _, c in good], top_k=top_k, schema=self.schema)
                 if explain else None
             )  # fmt: skip
             for i, ((index, clean), p) in enumerate(zip(good, probabilities, strict=True)):
@@ -179,7 +183,7 @@ class Scorer:
         number (1-based), ``probability``, ``label`` and ``band``; with ``explain``, also
         ``reason_1`` .. ``reason_<top_k>`` (the attributes that raised the risk most, empty
         where fewer did) and ``reason_<i>_value`` (the applicant's value)."""
-        loans = validate_frame(frame, mode="score", row_offset=row_offset,
+        loans = validate_frame(frame, schema=self.schema, mode="score", row_offset=row_offset,
                                on_error="drop" if on_error == "skip" else "raise")  # fmt: skip
         features = self.transformer.transform(loans.frame, dtype=np.float32)
         probability = self.backend.predict_proba(features) if len(loans.frame) else np.zeros(0)
@@ -195,7 +199,8 @@ class Scorer:
                 {str(k): v for k, v in row.items()} for row in frame.to_dict("records")
             ]
             reasons = (
-                reason_codes(self.model.booster, self.model.spec, features, values, top_k=top_k)
+                reason_codes(self.model.booster, self.model.spec, features, values, top_k=top_k,
+                             schema=self.schema)
                 if values else []
             )  # fmt: skip
             for i in range(top_k):
@@ -242,11 +247,13 @@ class Scorer:
         top_k: int = 4,
     ) -> dict[str, Any]:
         """Stream a CSV of any size through the model in chunks (bounded memory), writing
-        ``row[,id],probability,label,band`` CSV to ``output`` and handing each chunk's
+        ``row[,id],probability,label,band`` CSV to ``output`` (the id is ``id_column``, or
+        the schema's id column when the input has it) and handing each chunk's
         results frame to ``on_results``. Returns counts (``scored``, ``defaults``,
         ``rejected``) and the rejected rows. With ``on_error="raise"`` the first bad chunk
         stops the batch."""
-        with contextlib.closing(iter_csv_chunks(source, chunk_rows=chunk_rows)) as chunks:
+        chunks_of = iter_csv_chunks(source, chunk_rows=chunk_rows, schema=self.schema)
+        with contextlib.closing(chunks_of) as chunks:
             return self._score_chunks(
                 chunks, output,
                 on_error=on_error, id_column=id_column, progress=progress,
@@ -269,7 +276,10 @@ class Scorer:
         issues: list[Any] = []
         rejected_rows: list[int] = []
         header_written = False
+        declared_id = self.schema.id_name
         for offset, chunk in chunks:
+            if id_column is None and declared_id is not None and declared_id in chunk.columns:
+                id_column = declared_id  # the schema's id column names each result
             ids = chunk[id_column].to_numpy() if id_column and id_column in chunk.columns else None
             if id_column and ids is None:
                 raise InvalidInput(f"id column {id_column!r} is not in the input")
@@ -319,7 +329,7 @@ def servable_check(settings: Settings) -> Callable[[LoadedModel], Scorer]:
 
     def check(model: LoadedModel) -> Scorer:
         scorer = scorer_from_settings(model, settings, nthread=1)
-        probability = scorer.score_record(EXAMPLE_LOAN)["probability"]
+        probability = scorer.score_record(model.schema.example_record())["probability"]
         if not 0.0 <= probability <= 1.0:
             raise InvalidInput(f"it scores a loan to {probability!r}, not a probability")
         return scorer

@@ -44,7 +44,7 @@ def process_data(
 
     stage("validate", 0, 1)
     with storage.open_read(params.source) as stream:
-        loans = read_csv(stream, keep=params.keep_columns)
+        loans = read_csv(stream, schema=params.loan_schema, keep=params.keep_columns)
     stage("validate", 1, 1)
     manifest = process_dataset(
         loans,
@@ -55,6 +55,7 @@ def process_data(
         seed=settings.seed,
         test_fraction=settings.test_fraction,
         progress=stage,
+        schema=params.loan_schema,
     )
     return {"dataset": manifest.model_dump(mode="json")}
 

@@ -5,6 +5,7 @@ Layout, under the registry root (the reference's ``model_directory``)::
     <root>/<name>/versions/<n>/claim.json          taken first, exclusively: n is ours alone
                               /model.ubj           XGBoost UBJSON (never a pickle)
                               /feature_spec.json   the preprocessing the model was trained with
+                              /schema.json         the declared schema of its training data
                               /report.json         the evaluation report
                               /manifest.json       written last: the version exists once it has one
     <root>/<name>/aliases/<alias>.json             {"version", "previous", "history", ...}
@@ -35,10 +36,12 @@ from pydantic import ValidationError
 from loanrisk.contracts import FileEntry, ModelManifest
 from loanrisk.errors import Conflict, InvalidInput, NotFound, StorageError, describe_error
 from loanrisk.features.spec import FeatureSpec
+from loanrisk.schema import LoanSchema, builtin_schema, parse_schema
 from loanrisk.storage.base import Storage
 
 MODEL_FILE = "model.ubj"
 SPEC_FILE = "feature_spec.json"
+SCHEMA_FILE = "schema.json"
 REPORT_FILE = "report.json"
 MANIFEST_FILE = "manifest.json"
 CLAIM_FILE = "claim.json"
@@ -78,6 +81,7 @@ class LoadedModel:
     spec: FeatureSpec
     manifest: ModelManifest
     report: dict[str, Any]
+    schema: LoanSchema
 
 
 @dataclass(frozen=True)
@@ -197,14 +201,28 @@ class ModelRegistry:
         version = self.resolve(name, ref)
         booster = xgb.Booster()
         booster.load_model(bytearray(self._verified(name, version, MODEL_FILE)))
+        manifest = self.manifest(name, version)
         return LoadedModel(
             name=name,
             version=version,
             booster=booster,
             spec=FeatureSpec.from_json(self._verified(name, version, SPEC_FILE)),
-            manifest=self.manifest(name, version),
+            manifest=manifest,
             report=json.loads(self._verified(name, version, REPORT_FILE)),
+            schema=self._schema(name, version, manifest),
         )
+
+    def _schema(self, name: str, version: int, manifest: ModelManifest) -> LoanSchema:
+        """The version's schema (versions published before schemas: the built-in one)."""
+        if SCHEMA_FILE not in manifest.files:
+            return builtin_schema()
+        text = self._verified(name, version, SCHEMA_FILE)
+        return parse_schema(text, source=f"model {name!r} version {version} schema")
+
+    def schema(self, name: str, ref: str | int = LATEST) -> LoanSchema:
+        """The schema a version was trained on (verified against its hash)."""
+        version = self.resolve(name, ref)
+        return self._schema(name, version, self.manifest(name, version))
 
     # -- writing -----------------------------------------------------------------------
 
@@ -225,16 +243,21 @@ class ModelRegistry:
         spec: FeatureSpec,
         report: dict[str, Any],
         metadata: dict[str, Any],
+        schema: LoanSchema | None = None,
     ) -> ModelManifest:
         """Publish a new immutable version; return its manifest.
 
         ``metadata`` goes into the manifest (parent, dataset id, parameters, timings ...);
-        the registry adds the version, the file hashes and the creation time.
+        the registry adds the version, the file hashes, the schema's name and hash, and the
+        creation time. ``schema`` (default: the built-in one) is stored with the version:
+        scoring validates records against it.
         """
         check_name("model", name)
+        schema = schema or builtin_schema()
         files = {
             MODEL_FILE: bytes(booster.save_raw("ubj")),
             SPEC_FILE: spec.to_json().encode(),
+            SCHEMA_FILE: schema.to_json().encode(),
             REPORT_FILE: _json(report),
         }
         version = self._claim(name)
@@ -245,6 +268,7 @@ class ModelRegistry:
             **metadata,
             "name": name,
             "version": version,
+            "schema": {"name": schema.name, "hash": schema.fingerprint()},
             "files": {
                 f: FileEntry(sha256=hashlib.sha256(d).hexdigest(), bytes=len(d))
                 for f, d in files.items()

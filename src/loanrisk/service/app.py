@@ -19,7 +19,7 @@ from loanrisk.service import errors, openapi
 from loanrisk.service.auth import ApiKeys
 from loanrisk.service.metrics import Metrics
 from loanrisk.service.middleware import BodyLimit, Observe
-from loanrisk.service.routes import datasets, health, jobs, models, predict, reference
+from loanrisk.service.routes import datasets, health, jobs, models, predict, reference, schemas
 from loanrisk.service.state import Services
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, Storage, open_storage
@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     openapi.install(app)
-    for module in (health, predict, datasets, models, jobs, reference):
+    for module in (health, predict, datasets, models, schemas, jobs, reference):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(Observe, metrics=metrics)

@@ -80,11 +80,15 @@ class Locations:
         s = self.settings
         kept = KEPT_FOLDERS.intersection(folder.split("/")) or any(
             folder == area or folder.startswith(area + "/")
-            for area in (s.model_directory.strip("/"), s.job_directory.strip("/"))
+            for area in (
+                s.model_directory.strip("/"),
+                s.job_directory.strip("/"),
+                s.schema_directory.strip("/"),
+            )
         )
         if kept:
             raise PathNotAllowed(
-                f"{field} {folder!r} lies among the models, datasets or job records; "
+                f"{field} {folder!r} lies among the models, datasets, schemas or job records; "
                 "results are never written there",
                 details={"field": field},
             )

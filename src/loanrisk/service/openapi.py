@@ -5,7 +5,8 @@ own ``{"detail": [...]}`` shape, which this service never sends. Here every oper
 the errors it can return in the one error shape (``service/errors.py``): the client errors of
 authentication, missing things, clashes and bad input; the body errors of routes that read a
 body; 429 for routes that start jobs; and 500/503, which any route that touches the storage
-can answer. The schema is built once, when first asked for.
+can answer. The schema is built once, when first asked for; ``/v1/predict``'s request body
+then follows the declared schema of the model the service serves (rebuilt when it changes).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+
+from loanrisk.schema import LoanSchema, builtin_schema
+from loanrisk.service.loan_docs import predict_body
 
 ERROR = {
     "type": "object",
@@ -83,7 +87,16 @@ def error_responses(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _served_schema(app: FastAPI) -> LoanSchema:
+    """The declared schema of the model being served (the built-in one before any loads)."""
+    services = getattr(app.state, "services", None)
+    scorer = services.models.served.serving() if services is not None else None
+    return scorer.schema if scorer is not None else builtin_schema()
+
+
 def install(app: FastAPI) -> None:
+    described: dict[str, str] = {}
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             app.openapi_schema = error_responses(
@@ -94,6 +107,11 @@ def install(app: FastAPI) -> None:
                     routes=app.routes,
                 )
             )
+        schema = _served_schema(app)
+        if described.get("hash") != schema.fingerprint():
+            operation = app.openapi_schema["paths"]["/v1/predict"]["post"]
+            operation["requestBody"] = predict_body(schema)
+            described["hash"] = schema.fingerprint()
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from loanrisk.errors import Conflict
-from loanrisk.schema import EXAMPLE_LOAN
+from loanrisk.schema import LoanSchema, builtin_schema
 from loanrisk.service.logs import log_config
 from loanrisk.service.metrics import process_alive
 from loanrisk.settings import Settings
@@ -59,12 +59,14 @@ def _metrics_directory(workers: int) -> Iterator[None]:
         shutil.rmtree(made, ignore_errors=True)
 
 
-def example_requests(settings: Settings) -> str:
-    """Requests a person can paste once the server answers."""
+def example_requests(settings: Settings, schema: LoanSchema | None = None) -> str:
+    """Requests a person can paste once the server answers (a loan of ``schema``, default
+    the built-in one)."""
     base = f"http://{settings.host}:{settings.port}"
-    loan = json.dumps(EXAMPLE_LOAN)
+    example = (schema or builtin_schema()).example_record()
+    loan = json.dumps(example)
     reference = {"model_name": settings.model_name, "model_key": settings.model_directory}
-    legacy = json.dumps({**reference, "sample": [EXAMPLE_LOAN]})
+    legacy = json.dumps({**reference, "sample": [example]})
     auth = "" if not (settings.api_keys or settings.api_keys_file) else (
         ' -H "Authorization: Bearer $LOANRISK_KEY"'
     )  # fmt: skip

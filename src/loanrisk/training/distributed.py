@@ -24,7 +24,7 @@ from loanrisk.data.datasets import conform
 from loanrisk.errors import InvalidInput
 from loanrisk.features.spec import FeatureSpec
 from loanrisk.features.transform import FeatureTransformer
-from loanrisk.schema import LABEL
+from loanrisk.schema import LoanSchema
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, open_storage, storage_options
 from loanrisk.training.job import (
@@ -36,8 +36,8 @@ from loanrisk.training.job import (
 from loanrisk.training.train import DEFAULT_PARAMS
 
 
-def _encode(part: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
-    features = FeatureTransformer(spec).transform(conform(part), dtype=np.float32)
+def _encode(part: pd.DataFrame, spec: FeatureSpec, schema: LoanSchema) -> pd.DataFrame:
+    features = FeatureTransformer(spec).transform(conform(part, schema), dtype=np.float32)
     return pd.DataFrame(features, columns=list(spec.output_columns))
 
 
@@ -71,8 +71,8 @@ def train_distributed(
         meta = pd.DataFrame({c: pd.Series(dtype=np.float32) for c in spec.output_columns})
 
         def matrix(part: dd.DataFrame) -> dxgb.DaskDMatrix:
-            features = part.map_partitions(_encode, spec, meta=meta)  # type: ignore[no-untyped-call]
-            return dxgb.DaskDMatrix(client, features, part[LABEL])
+            features = part.map_partitions(_encode, spec, prepared.schema, meta=meta)  # type: ignore[no-untyped-call]
+            return dxgb.DaskDMatrix(client, features, part[prepared.schema.label_name])
 
         evals = []
         if request.early_stopping_rounds is not None:

@@ -3,7 +3,9 @@
 Continued training encodes the new dataset with the **parent's** FeatureSpec, never the
 dataset's own: the model's trees split on the parent's encoding, and serving uses the parent's
 spec too. Datasets store raw loans, so re-encoding is exact; categories the parent never saw
-encode as all-zero one-hot columns (as in scoring) and are counted in the manifest.
+encode as all-zero one-hot columns (as in scoring) and are counted in the manifest. The new
+dataset's declared schema must be compatible with the parent's (:func:`incompatibilities`):
+added categories are fine, a changed type or a missing feature is refused before training.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from loanrisk.errors import InvalidInput, NotFound
 from loanrisk.features.spec import FeatureSpec
 from loanrisk.features.transform import FeatureTransformer
 from loanrisk.registry.models import PRODUCTION, LoadedModel, ModelRegistry
-from loanrisk.schema import LABEL
+from loanrisk.schema import LoanSchema, incompatibilities
 from loanrisk.storage.base import Storage
 from loanrisk.training.evaluate import evaluate
 from loanrisk.training.fairness import parity_report
@@ -73,6 +75,7 @@ class Prepared:
     parent: LoadedModel | None
     spec: FeatureSpec
     catalogue: DatasetCatalogue
+    schema: LoanSchema
 
 
 def prepare(request: TrainingRequest, storage: Storage) -> Prepared:
@@ -82,11 +85,21 @@ def prepare(request: TrainingRequest, storage: Storage) -> Prepared:
         dataset = catalogue.find(size=request.dataset_size)
     else:
         dataset = catalogue.resolve(request.dataset)
-    _check_fairness_request(request, dataset)
+    schema = catalogue.load_schema(dataset.id)
+    _check_fairness_request(request, dataset, schema)
     registry = ModelRegistry(storage, request.model_directory)
     parent = _load_parent(registry, request)
+    if parent is not None:
+        problems = incompatibilities(parent.schema, schema)
+        if problems:
+            raise InvalidInput(
+                f"cannot continue training {parent.name!r} version {parent.version} (schema "
+                f"{parent.schema.name!r}) on dataset {dataset.id!r} (schema {schema.name!r}): "
+                + "; ".join(problems),
+                details={"problems": problems},
+            )
     spec = parent.spec if parent else catalogue.load_spec(dataset.id)
-    return Prepared(dataset, registry, parent, spec, catalogue)
+    return Prepared(dataset, registry, parent, spec, catalogue, schema)
 
 
 def evaluate_and_publish(
@@ -112,9 +125,13 @@ def evaluate_and_publish(
     test = prepared.catalogue.load_split(prepared.dataset.id, "test")
     test_features = FeatureTransformer(prepared.spec).transform(test, dtype=np.float32)
     probability = booster.predict(xgb.DMatrix(test_features, nthread=nthread))
-    report = evaluate(test[LABEL].to_numpy(), probability, threshold=request.threshold)
-    if request.protected_attribute is not None:
-        report["fairness"] = _fairness(request, test, probability)
+    labels = test[prepared.schema.label_name].to_numpy()
+    report = evaluate(labels, probability, threshold=request.threshold)
+    fairness = [_fairness(request, column, value, labels, test, probability)
+                for column, value in _fairness_groups(request, prepared.schema)]  # fmt: skip
+    if fairness:
+        report["fairness"] = fairness[0]
+        report["fairness_by_attribute"] = {f["attribute"]: f for f in fairness}
     timings["evaluate"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -145,8 +162,9 @@ def evaluate_and_publish(
     }  # fmt: skip
     registry = prepared.registry
     manifest = registry.publish(
-        request.model_name, booster=booster, spec=spec, report=report, metadata=metadata
-    )
+        request.model_name, booster=booster, spec=spec, report=report, metadata=metadata,
+        schema=prepared.schema,
+    )  # fmt: skip
     promote = request.promote
     if promote is None:
         promote = PRODUCTION not in registry.aliases(request.model_name)
@@ -178,7 +196,7 @@ def run_training(
 
     clock = time.perf_counter()
     features = FeatureTransformer(prepared.spec).transform(train, dtype=np.float32)
-    labels = train[LABEL].to_numpy()
+    labels = train[prepared.schema.label_name].to_numpy()
     del train
     validation = None
     if request.early_stopping_rounds is not None:
@@ -203,27 +221,50 @@ def run_training(
     )  # fmt: skip
 
 
-def _check_fairness_request(request: TrainingRequest, dataset: DatasetManifest) -> None:
+def _check_fairness_request(
+    request: TrainingRequest, dataset: DatasetManifest, schema: LoanSchema
+) -> None:
     """Refuse a fairness request that cannot be met before any training is spent on it."""
     column = request.protected_attribute
     if column is None:
         return
+    if column in schema.feature_names:
+        raise InvalidInput(
+            f"protected attribute {column!r} is a feature of schema {schema.name!r}; a "
+            "protected attribute is never a feature: declare it with role protected"
+        )
     if column not in dataset.kept_columns:
         raise InvalidInput(
-            f"protected attribute {column!r} is not in the dataset: process the data with "
-            f"--keep-column {column}"
+            f"protected attribute {column!r} is not in the dataset: declare it in the schema "
+            f"with role protected, or process the data with --keep-column {column}"
         )
-    if request.privileged_value is None:
+    declared = schema.by_name.get(column)
+    if request.privileged_value is None and (declared is None or declared.privileged is None):
         raise InvalidInput("a protected attribute needs the privileged value")
 
 
-def _fairness(request: TrainingRequest, test: Any, probability: np.ndarray) -> dict[str, Any]:
-    column = str(request.protected_attribute)
-    assert request.privileged_value is not None  # checked by _check_fairness_request
-    privileged = (test[column].astype("string") == request.privileged_value).to_numpy(
-        dtype=bool, na_value=False
-    )
+def _fairness_groups(request: TrainingRequest, schema: LoanSchema) -> list[tuple[str, str]]:
+    """(attribute, privileged value) pairs to report parity for: the request's, else every
+    protected column of the schema that declares its privileged value."""
+    if request.protected_attribute is not None:
+        declared = schema.by_name.get(request.protected_attribute)
+        value = request.privileged_value or (declared.privileged if declared else None)
+        assert value is not None  # checked by _check_fairness_request
+        return [(request.protected_attribute, value)]
+    return [(c.name, c.privileged) for c in schema.protected if c.privileged is not None]
+
+
+def _fairness(
+    request: TrainingRequest,
+    column: str,
+    privileged_value: str,
+    labels: np.ndarray,
+    test: Any,
+    probability: np.ndarray,
+) -> dict[str, Any]:
+    values = test[column].astype("string").str.strip().str.upper()
+    privileged = (values == privileged_value.strip().upper()).to_numpy(dtype=bool, na_value=False)
     return parity_report(
-        test[LABEL].to_numpy(), probability, privileged, attribute=column,
-        privileged_value=request.privileged_value, threshold=request.threshold,
+        labels, probability, privileged, attribute=column,
+        privileged_value=privileged_value, threshold=request.threshold,
     )  # fmt: skip

@@ -11,11 +11,15 @@ from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import DatasetManifest, ProcessDataJob, check_size
 from loanrisk.data.datasets import DatasetCatalogue
+from loanrisk.errors import InvalidInput, NotFound
+from loanrisk.schema import LoanSchema, parse_schema, schema_from_doc
 from loanrisk.service import uploads
 from loanrisk.service.auth import ADMIN, require
 from loanrisk.service.bodies import JSON, MULTIPART, parse_json, parse_model, require_media_type
 from loanrisk.service.deps import ServicesDep, StorageDep
 from loanrisk.service.routes.jobs import accepted
+from loanrisk.service.routes.schemas import store_of
+from loanrisk.service.state import Services
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], dependencies=[require(ADMIN)])
 
@@ -30,6 +34,14 @@ class FromStorage(BaseModel):
     directory: str = Field("data", description="Folder of the storage for the dataset.")
     keep_columns: list[str] = Field(
         [], max_length=32, description="Extra columns to carry (not features)."
+    )
+    loan_schema: dict[str, Any] | None = Field(
+        None,
+        alias="schema",
+        description="The loans' declared schema, inline (docs/schema.md); default built-in.",
+    )
+    schema_name: str | None = Field(
+        None, description="Or the name of a stored schema (PUT /v1/schemas/{name})."
     )
 
     model_config = {
@@ -60,6 +72,8 @@ OPENAPI = {
                         "size": {"type": "integer"},
                         "directory": {"type": "string"},
                         "keep_columns": {"type": "string", "description": "Comma-separated."},
+                        "schema": {"type": "string", "description": "A schema, JSON or YAML."},
+                        "schema_name": {"type": "string", "description": "A stored schema."},
                     },
                 }
             },
@@ -81,8 +95,12 @@ async def create_dataset(request: Request, services: ServicesDep) -> JSONRespons
                 "size": form.get("size") or None,
                 "directory": str(form.get("directory") or "data"),
                 "keep_columns": [c for c in str(form.get("keep_columns") or "").split(",") if c],
+                "schema_name": form.get("schema_name") or None,
             }
             body = parse_model(FromStorage, fields, prefix="form")
+            text = form.get("schema")
+            inline = parse_schema(str(text), source="form.schema") if text else None
+            schema = await _schema(body, inline, services)
             check_size(body.size, services.settings)
             directory = services.storage.resolve(body.directory)
             source, name = await uploads.stage(
@@ -91,6 +109,9 @@ async def create_dataset(request: Request, services: ServicesDep) -> JSONRespons
         staged = True
     else:
         body = parse_model(FromStorage, parse_json(await request.body()))
+        inline = (schema_from_doc(body.loan_schema, source="schema")
+                  if body.loan_schema is not None else None)  # fmt: skip
+        schema = await _schema(body, inline, services)
         check_size(body.size, services.settings)
         directory = services.storage.resolve(body.directory)
         source = await run_in_threadpool(services.locations.existing, body.source)
@@ -102,12 +123,28 @@ async def create_dataset(request: Request, services: ServicesDep) -> JSONRespons
         directory=directory,
         keep_columns=tuple(body.keep_columns),
         staged=staged,
+        loan_schema=schema,
     )
     record, _ = await run_in_threadpool(services.jobs.submit, params)
     return accepted(record)
 
 
-SUMMARY = {"id", "directory", "source", "requested_size", "rows", "label_rate", "created_at"}
+async def _schema(
+    body: FromStorage, inline: LoanSchema | None, services: Services
+) -> LoanSchema | None:
+    """The schema a request names: inline, or stored under ``schema_name`` (not both)."""
+    if inline is not None and body.schema_name is not None:
+        raise InvalidInput("send schema or schema_name, not both", details={"field": "schema"})
+    if body.schema_name is None:
+        return inline
+    try:
+        return await run_in_threadpool(store_of(services).get, body.schema_name)
+    except NotFound as exc:
+        raise InvalidInput(exc.message, details={"field": "schema_name"}) from None
+
+
+SUMMARY = {"id", "directory", "source", "requested_size", "rows", "label_rate", "schema_name",
+           "created_at"}  # fmt: skip
 
 
 def _summary(manifest: DatasetManifest) -> dict[str, Any]:

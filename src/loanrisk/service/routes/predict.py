@@ -15,10 +15,11 @@ from starlette.concurrency import run_in_threadpool
 from loanrisk.contracts import OnError, PredictOptions, ScoreJob
 from loanrisk.errors import InvalidInput, TooLarge
 from loanrisk.registry.models import check_name
-from loanrisk.schema import EXAMPLE_LOAN
+from loanrisk.schema import builtin_schema
 from loanrisk.service.auth import ADMIN, SCORE, require
 from loanrisk.service.bodies import CSV, JSON, parse_json, parse_model, require_media_type
 from loanrisk.service.deps import ServicesDep
+from loanrisk.service.loan_docs import predict_body
 from loanrisk.service.routes.jobs import accepted
 from loanrisk.service.state import Services
 
@@ -62,42 +63,6 @@ class BatchBody(BaseModel):
     }
 
 
-OPENAPI = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "anyOf": [
-                        PredictOptions.model_json_schema(),
-                        {"type": "object", "description": "One loan."},
-                        {"type": "array", "items": {"type": "object"}, "description": "Loans."},
-                    ]
-                },
-                "examples": {
-                    "one loan": {"value": EXAMPLE_LOAN},
-                    "many, with reasons": {
-                        "value": {
-                            "records": [EXAMPLE_LOAN],
-                            "explain": True,
-                            "top_k": 4,
-                            "on_error": "skip",
-                        }
-                    },
-                },
-            },
-            "text/csv": {
-                "schema": {"type": "string"},
-                "example": ",".join(EXAMPLE_LOAN)
-                + "\n"
-                + ",".join(str(v) for v in EXAMPLE_LOAN.values())
-                + "\n",
-            },
-        },
-    }
-}
-
-
 def _parse_request(body: bytes) -> PredictOptions:
     """A loan object, a list of loans, or ``{"records": [...], options}``, typed."""
     doc = parse_json(body)
@@ -112,7 +77,8 @@ def _parse_request(body: bytes) -> PredictOptions:
 
 @router.post(
     "/v1/predict",
-    openapi_extra=OPENAPI,
+    # The served model's fields replace these when the description is asked for.
+    openapi_extra={"requestBody": predict_body(builtin_schema())},
     summary="Score loans",
     dependencies=[require(SCORE)],
     responses={

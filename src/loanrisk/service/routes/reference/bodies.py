@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loanrisk.schema import EXAMPLE_LOAN
+from loanrisk.schema import builtin_schema
 from loanrisk.service.bodies import JSON, MULTIPART
 
 _TEXT = {"type": "string"}
@@ -122,7 +122,7 @@ PREDICT = _body(
         "data_key": "data",
         "bucket": "loan-default",
         "model_key": "model",
-        "sample": [EXAMPLE_LOAN],
+        "sample": [builtin_schema().example_record()],
         "local_model_path": "None",
         "preprocessor_path": "None",
     },

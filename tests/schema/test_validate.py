@@ -11,17 +11,10 @@ import pytest
 
 from loanrisk.data.ingest import read_csv
 from loanrisk.errors import InvalidInput
-from loanrisk.schema import (
-    CATEGORICAL_BY_NAME,
-    FEATURES,
-    LABEL,
-    MAX_EXAMPLE_ROWS,
-    Validated,
-    validate_frame,
-    validate_records,
-)
-
-from .conftest import FIXTURES
+from loanrisk.schema import Validated, validate_frame, validate_records
+from loanrisk.schema.validate import MAX_EXAMPLE_ROWS
+from tests.builtin import FEATURES, LABEL, SCHEMA
+from tests.conftest import FIXTURES
 
 BAD = FIXTURES / "bad_csv"
 EXPECTED: dict[str, str] = json.loads((BAD / "expected.json").read_text())
@@ -79,8 +72,9 @@ def test_out_of_range_but_plausible_values_are_flagged_not_dropped(real_loans: V
 def test_types_of_clean_data(real_loans: Validated) -> None:
     frame = real_loans.frame
     assert frame[LABEL].dtype == np.int8
-    for name, spec in CATEGORICAL_BY_NAME.items():
-        assert list(frame[name].cat.categories) == list(spec.categories)
+    for spec in SCHEMA.features:
+        if spec.categories is not None:
+            assert list(frame[spec.name].cat.categories) == list(spec.categories)
     assert frame["loan_int_rate"].dtype == np.float64
 
 

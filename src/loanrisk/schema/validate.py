@@ -1,14 +1,16 @@
-"""The loan record: columns, types, allowed categories and ranges, and their validation.
+"""Validating loans against a declared schema, with row/column-precise errors.
 
 What is an error and what is cleaned (docs/data.md has the full table):
 
 * errors (the input is refused, with every problem grouped by column and capped; or, with
   ``on_error="drop"``, only the rows concerned are dropped and listed): a missing column,
   non-numeric text in a numeric column, an impossible value (negative amount, age over 150),
-  a label that is missing or not 0/1, an unknown category in training data, no rows;
-* missing feature values (counted in the report, never an error): the model handles them,
-  as the reference does. A missing number is imputed where the preprocessing imputes it and
-  left missing for XGBoost elsewhere; a missing category encodes as none of the categories;
+  a label that is missing or neither a declared positive nor negative value, an unknown
+  category in training data (as the column's ``unknown`` policy says), no rows;
+* missing feature values (counted in the report; an error only where the column declares
+  ``missing: refuse``): the model handles them, as the reference does. A missing number is
+  imputed where the preprocessing imputes it and left missing for XGBoost elsewhere; a
+  missing category encodes as none of the categories;
 * cleaned (noted in the report, never an error): surrounding whitespace, the case of category
   values and column names, a UTF-8 BOM, CRLF line endings, extra columns (dropped);
 * flagged (kept, counted in the report with example rows): values outside the plausible range,
@@ -19,8 +21,6 @@ Row numbers in messages are 1-based data rows: row 1 is the first loan after the
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -29,96 +29,15 @@ import numpy as np
 import pandas as pd
 
 from loanrisk.errors import InvalidInput
+from loanrisk.schema.files import builtin_schema
+from loanrisk.schema.model import FALSE_TOKENS, TRUE_TOKENS, Column, LoanSchema, label_token
 
-LABEL = "loan_status"
 MAX_EXAMPLE_ROWS = 5
 MAX_ISSUES = 25
 #: Rejected row numbers listed in a report (the count is always exact).
 MAX_REJECTED_ROWS = 10_000
 
 Mode = Literal["train", "score"]
-
-
-@dataclass(frozen=True)
-class NumericColumn:
-    """A numeric feature. ``valid`` bounds are hard (outside: error); ``plausible`` are soft."""
-
-    name: str
-    required: bool
-    valid: tuple[float, float]
-    plausible: tuple[float, float]
-    description: str
-
-
-@dataclass(frozen=True)
-class CategoricalColumn:
-    """A categorical feature; values are matched case-insensitively and stored upper-case."""
-
-    name: str
-    categories: tuple[str, ...]
-    description: str
-    required: bool = False
-
-
-INF = float("inf")
-
-NUMERIC: tuple[NumericColumn, ...] = (
-    NumericColumn("person_age", False, (0, 150), (18, 100), "age in years"),
-    NumericColumn("person_income", False, (0, INF), (1_000, 5_000_000), "yearly income"),
-    NumericColumn("person_emp_length", False, (0, 150), (0, 60), "employment length, years"),
-    NumericColumn("loan_amnt", False, (0, INF), (100, 100_000), "amount borrowed"),
-    NumericColumn("loan_int_rate", False, (0, 100), (1, 40), "interest rate, percent"),
-    NumericColumn("loan_percent_income", False, (0, 100), (0, 1), "loan amount / income"),
-    NumericColumn("cb_person_cred_hist_length", False, (0, 150), (0, 60), "credit history, years"),
-)
-
-CATEGORICAL: tuple[CategoricalColumn, ...] = (
-    CategoricalColumn(
-        "person_home_ownership", ("RENT", "OWN", "MORTGAGE", "OTHER"), "home ownership"
-    ),
-    CategoricalColumn(
-        "loan_intent",
-        ("PERSONAL", "EDUCATION", "MEDICAL", "VENTURE", "HOMEIMPROVEMENT", "DEBTCONSOLIDATION"),
-        "purpose of the loan",
-    ),
-    CategoricalColumn("loan_grade", ("A", "B", "C", "D", "E", "F", "G"), "lender's grade"),
-    CategoricalColumn("cb_person_default_on_file", ("Y", "N"), "earlier default on file"),
-)
-
-#: The 11 features in the public dataset's file order.
-FEATURES: tuple[str, ...] = (
-    "person_age",
-    "person_income",
-    "person_home_ownership",
-    "person_emp_length",
-    "loan_intent",
-    "loan_grade",
-    "loan_amnt",
-    "loan_int_rate",
-    "loan_percent_income",
-    "cb_person_default_on_file",
-    "cb_person_cred_hist_length",
-)
-#: The loan the reference's users send in its sample /predict request (REFERENCE.md).
-EXAMPLE_LOAN: dict[str, Any] = {
-    "person_age": 22, "person_income": 59000, "person_home_ownership": "RENT",
-    "person_emp_length": 123, "loan_intent": "PERSONAL", "loan_grade": "D",
-    "loan_amnt": 35000, "loan_int_rate": 16.02, "loan_percent_income": 0.59,
-    "cb_person_default_on_file": "Y", "cb_person_cred_hist_length": 3,
-}  # fmt: skip
-NUMERIC_BY_NAME: dict[str, NumericColumn] = {c.name: c for c in NUMERIC}
-CATEGORICAL_BY_NAME: dict[str, CategoricalColumn] = {c.name: c for c in CATEGORICAL}
-
-
-def schema_hash() -> str:
-    """A short hash of the schema; stored in manifests so data and models can be matched."""
-    doc = {
-        "features": FEATURES,
-        "numeric": [asdict(c) for c in NUMERIC],
-        "categorical": [asdict(c) for c in CATEGORICAL],
-        "label": LABEL,
-    }
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -180,7 +99,8 @@ class ValidationReport:
 
 @dataclass
 class Validated:
-    """Clean, typed loans: float64 numerics, upper-case categoricals, int8 label if present.
+    """Clean, typed loans: float64 numbers (booleans as 0/1), categoricals over the schema's
+    categories (upper-case), an int8 label if present, and carried columns as text.
 
     ``row_numbers`` are the 1-based input row numbers of the frame's rows (rejected rows are
     missing from it when validation dropped them)."""
@@ -245,7 +165,7 @@ def _normalise_columns(frame: pd.DataFrame, report: ValidationReport) -> pd.Data
 
 
 def _numeric(
-    raw: pd.Series[Any], spec: NumericColumn, errors: _Problems, report: ValidationReport
+    raw: pd.Series[Any], spec: Column, errors: _Problems, report: ValidationReport
 ) -> np.ndarray[Any, np.dtype[np.float64]]:
     if pd.api.types.is_bool_dtype(raw):
         mask = raw.notna().to_numpy()
@@ -272,32 +192,71 @@ def _numeric(
     missing = np.isnan(values)
     if not pd.api.types.is_numeric_dtype(raw):
         missing &= ~bad  # already reported as not a number
-    report.missing[spec.name] = int(missing.sum())
-    if spec.required and missing.any():
-        errors.add(spec.name, "missing", "required value missing", missing)
-    low, high = spec.valid
+    _missing(spec, missing, errors, report)
+    if spec.type == "integer":
+        with np.errstate(invalid="ignore"):
+            fractional = ~np.isnan(values) & (values != np.round(values))
+        if fractional.any():
+            errors.add(spec.name, "not_integer", "not a whole number", fractional, raw)
+            values[fractional] = np.nan
+    valid = spec.valid_range
     with np.errstate(invalid="ignore"):
-        impossible = (values < low) | (values > high)
+        impossible = (values < valid.low) | (values > valid.high)
     if impossible.any():
-        allowed = f"at least {low:g}" if high == INF else f"{low:g} to {high:g}"
-        message = f"impossible value (must be {allowed})"
+        message = f"impossible value (must be {valid.describe()})"
         errors.add(spec.name, "out_of_range", message, impossible, raw)
-    low, high = spec.plausible
-    with np.errstate(invalid="ignore"):
-        odd = ((values < low) | (values > high)) & ~impossible
-    if odd.any():
-        message = f"outside the plausible range {low:g} to {high:g} (kept)"
-        report.flagged.append(_issue(spec.name, "implausible", message, odd, raw, errors.offset))
+    if spec.plausible is not None:
+        low, high = spec.plausible.low, spec.plausible.high
+        with np.errstate(invalid="ignore"):
+            odd = ((values < low) | (values > high)) & ~impossible
+        if odd.any():
+            message = f"outside the plausible range {spec.plausible.describe()} (kept)"
+            report.flagged.append(_issue(spec.name, "implausible", message, odd, raw,
+                                         errors.offset))  # fmt: skip
     return values
 
 
-def _dtype(spec: CategoricalColumn) -> pd.CategoricalDtype:
-    return pd.CategoricalDtype(list(spec.categories))
+def _missing(
+    spec: Column,
+    missing: np.ndarray[Any, np.dtype[np.bool_]],
+    errors: _Problems,
+    report: ValidationReport,
+) -> None:
+    report.missing[spec.name] = int(missing.sum())
+    if spec.missing == "refuse" and missing.any():
+        errors.add(spec.name, "missing", "required value missing", missing)
+
+
+def _tokens(raw: pd.Series[Any]) -> tuple[np.ndarray[Any, Any], list[str]]:
+    """Codes of the distinct values (-1 where missing) and each value stripped, lower-cased."""
+    codes, uniques = pd.factorize(raw.astype("string"), use_na_sentinel=True)
+    return codes, [str(u).strip().lower() for u in uniques]
+
+
+def _boolean(
+    raw: pd.Series[Any], spec: Column, errors: _Problems, report: ValidationReport
+) -> np.ndarray[Any, np.dtype[np.float64]]:
+    codes, tokens = _tokens(raw)
+    lookup = np.array(
+        [1.0 if t in TRUE_TOKENS else 0.0 if t in FALSE_TOKENS else np.nan if not t else -1.0
+         for t in tokens] + [np.nan]
+    )  # fmt: skip
+    values: np.ndarray[Any, np.dtype[np.float64]] = lookup[codes]
+    bad = values == -1.0
+    if bad.any():
+        errors.add(spec.name, "not_boolean", "not true/false (or yes/no, y/n, 1/0)", bad, raw)
+        values[bad] = np.nan
+    _missing(spec, np.isnan(values) & ~bad, errors, report)
+    return values
+
+
+def _dtype(spec: Column) -> pd.CategoricalDtype:
+    return pd.CategoricalDtype(list(spec.categories or ()))
 
 
 def _categorical(
     raw: pd.Series[Any],
-    spec: CategoricalColumn,
+    spec: Column,
     mode: Mode,
     errors: _Problems,
     report: ValidationReport,
@@ -308,17 +267,18 @@ def _categorical(
     changed = [i for i, (u, c) in enumerate(zip(uniques, cleaned_uniques, strict=True)) if u != c]
     if changed:
         report.cleaned[spec.name] = int(np.isin(codes, changed).sum())
-    allowed = {c: i for i, c in enumerate(spec.categories)}
+    categories = spec.categories or ()
+    allowed = {c: i for i, c in enumerate(categories)}
     lookup = np.array([allowed.get(c, -2) if c else -1 for c in cleaned_uniques] + [-1])
     mapped = lookup[codes]  # code -1 (missing) indexes the trailing -1
-    missing = mapped == -1
-    report.missing[spec.name] = int(missing.sum())
-    if missing.any() and spec.required:
-        errors.add(spec.name, "missing", "required value missing", missing)
     unknown = mapped == -2
+    _missing(spec, mapped == -1, errors, report)
     if unknown.any():
-        message = f"unknown category (allowed: {', '.join(spec.categories)})"
-        if mode == "train":
+        message = f"unknown category (allowed: {', '.join(categories)})"
+        refuse = spec.unknown == "refuse" or (
+            spec.unknown == "refuse_in_training" and mode == "train"
+        )
+        if refuse:
             errors.add(spec.name, "unknown_category", message, unknown, raw)
         else:
             issue = _issue(spec.name, "unknown_category", message, unknown, raw, errors.offset)
@@ -328,69 +288,110 @@ def _categorical(
     return categorical
 
 
-def _label(raw: pd.Series[Any], errors: _Problems) -> np.ndarray[Any, np.dtype[np.int8]]:
-    text = raw.astype("string").str.strip()
-    values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = ~np.isin(values, (0.0, 1.0))
+def _label(
+    raw: pd.Series[Any], spec: Column, errors: _Problems
+) -> np.ndarray[Any, np.dtype[np.int8]]:
+    codes, uniques = pd.factorize(raw.astype("string"), use_na_sentinel=True)
+    positive = {label_token(v) for v in spec.positive_values}
+    negative = spec.negative_values
+    negatives = None if negative is None else {label_token(v) for v in negative}
+    values = []
+    for unique in uniques:
+        token = label_token(unique)
+        if token in positive:
+            values.append(1)
+        elif token and (negatives is None or token in negatives):
+            values.append(0)
+        else:
+            values.append(-1)
+    mapped = np.array([*values, -1], dtype=np.int8)[codes]
+    bad = mapped == -1
     if bad.any():
-        errors.add(LABEL, "bad_label", "label must be 0 or 1", bad, raw)
-    return np.where(bad, 0, values).astype(np.int8)
+        allowed = [str(v) for v in negative or ()] + [str(v) for v in spec.positive_values]
+        message = (f"label must be {', '.join(allowed[:-1])} or {allowed[-1]}"
+                   if negative is not None else "label missing")  # fmt: skip
+        errors.add(spec.name, "bad_label", message, bad, raw)
+    return np.where(bad, 0, mapped).astype(np.int8)
+
+
+def _date(raw: pd.Series[Any], spec: Column, errors: _Problems) -> None:
+    text = raw.astype("string").str.strip()
+    present = text.notna() & (text != "")
+    parsed = pd.to_datetime(
+        text.where(present), errors="coerce", format=spec.date_format or "ISO8601"
+    )
+    bad = (present & parsed.isna()).to_numpy(dtype=bool, na_value=False)
+    if bad.any():
+        expected = spec.date_format or "an ISO date, e.g. 2024-03-31"
+        errors.add(spec.name, "not_a_date", f"not a date (expected {expected})", bad, raw)
 
 
 def validate_frame(
     frame: pd.DataFrame,
     *,
+    schema: LoanSchema | None = None,
     mode: Mode = "train",
     keep: Sequence[str] = (),
     on_error: Literal["raise", "drop"] = "raise",
     row_offset: int = 0,
 ) -> Validated:
-    """Validate and clean a frame of loans.
+    """Validate and clean a frame of loans against ``schema`` (default: the built-in one).
 
-    ``mode="train"`` requires the label and refuses unknown categories; ``mode="score"``
-    ignores the label if present and reports unknown categories as warnings (they encode as
-    all-zero one-hot columns, as the reference does). Columns named in ``keep`` (for example a
-    protected attribute for the fairness report) are carried along as categorical text, never
-    as features; other extra columns are dropped with a warning.
+    ``mode="train"`` requires the label and the schema's protected and kept columns, and
+    applies each column's ``unknown`` policy for training data; ``mode="score"`` ignores the
+    label if present and, for ``unknown: refuse_in_training`` columns, reports unknown
+    categories as warnings (they encode as all-zero one-hot columns, as the reference does).
+    Protected and kept columns, and those named in ``keep``, are carried along as text,
+    never as features; id and ignored columns are dropped; other extra columns are dropped
+    with a warning.
 
-    Returns a :class:`Validated` with columns in :data:`FEATURES` order (plus the label in
-    train mode). Raises :class:`InvalidInput` whose message names the first problems and whose
-    ``details["issues"]`` lists every group, each with a count and the first row numbers; with
-    ``on_error="drop"`` the rows with problems are left out instead and listed in
-    ``report.rejected``. ``row_offset`` shifts row numbers (for the chunks of a long file).
+    Returns a :class:`Validated` with the features in schema order (plus the label in train
+    mode, then carried columns). Raises :class:`InvalidInput` whose message names the first
+    problems and whose ``details["issues"]`` lists every group, each with a count and the
+    first row numbers; with ``on_error="drop"`` the rows with problems are left out instead
+    and listed in ``report.rejected``. ``row_offset`` shifts row numbers (for the chunks of
+    a long file).
     """
+    schema = schema or builtin_schema()
     report = ValidationReport()
     frame = _normalise_columns(frame, report)
-    kept = [k.strip().lower() for k in keep]
-    clash = [k for k in kept if k in FEATURES or k == LABEL]
+    label = schema.label_name
+    features = schema.feature_names
+    declared = schema.by_name
+    extra_kept = [k.strip().lower() for k in keep]
+    clash = [k for k in extra_kept if k in features or k == label]
     if clash:
         raise InvalidInput(f"kept column(s) {', '.join(clash)} are loan features, not extras")
-    wanted = set(FEATURES) | ({LABEL} if mode == "train" else set())
-    required = [*FEATURES, LABEL, *kept]
-    missing_columns = [c for c in required if (c in wanted or c in kept) and c not in frame.columns]
+    carried = [c.name for c in schema.carried] if mode == "train" else []
+    kept = list(dict.fromkeys([*carried, *(k for k in extra_kept if k not in carried)]))
+    required = [*features, *([label] if mode == "train" else []), *kept]
+    missing_columns = [c for c in required if c not in frame.columns]
     if missing_columns:
         raise InvalidInput(
             f"missing required column(s): {', '.join(missing_columns)}",
             details={"issues": [{"problem": "missing_column", "columns": missing_columns}]},
         )
-    report.dropped_columns = [
-        c for c in frame.columns if c not in wanted and c != LABEL and c not in kept
-    ]
+    report.dropped_columns = [c for c in frame.columns if c not in declared and c not in kept]
     if len(frame) == 0:
         raise InvalidInput("no rows: the input has a header but no loans")
     report.rows = len(frame)
 
     errors = _Problems(len(frame), row_offset)
     out: dict[str, Any] = {}
-    for name in FEATURES:
-        if name in NUMERIC_BY_NAME:
-            out[name] = _numeric(frame[name], NUMERIC_BY_NAME[name], errors, report)
+    for spec in schema.features:
+        raw = frame[spec.name]
+        if spec.type in ("numeric", "integer"):
+            out[spec.name] = _numeric(raw, spec, errors, report)
+        elif spec.type == "boolean":
+            out[spec.name] = _boolean(raw, spec, errors, report)
         else:
-            spec = CATEGORICAL_BY_NAME[name]
-            out[name] = _categorical(frame[name], spec, mode, errors, report)
+            out[spec.name] = _categorical(raw, spec, mode, errors, report)
     if mode == "train":
-        out[LABEL] = _label(frame[LABEL], errors)
+        out[label] = _label(frame[label], schema.label, errors)
     for name in kept:
+        column = declared.get(name)
+        if column is not None and column.type == "date":
+            _date(frame[name], column, errors)
         out[name] = pd.Categorical(frame[name].astype("string").str.strip())
     numbers = np.arange(row_offset + 1, row_offset + len(frame) + 1)
     result = pd.DataFrame(out, copy=False)
@@ -440,6 +441,7 @@ def merge_reports(reports: Sequence[ValidationReport]) -> ValidationReport:
 def validate_chunks(
     chunks: Iterable[tuple[int, pd.DataFrame]],
     *,
+    schema: LoanSchema | None = None,
     mode: Mode = "train",
     keep: Sequence[str] = (),
     on_error: Literal["raise", "drop"] = "raise",
@@ -455,7 +457,8 @@ def validate_chunks(
     for offset, chunk in chunks:
         if len(chunk) == 0:
             continue
-        part = validate_frame(chunk, mode=mode, keep=keep, on_error="drop", row_offset=offset)
+        part = validate_frame(chunk, schema=schema, mode=mode, keep=keep, on_error="drop",
+                              row_offset=offset)  # fmt: skip
         frames.append(part.frame)
         reports.append(part.report)
         numbers.append(part.row_numbers)
@@ -465,8 +468,11 @@ def validate_chunks(
     if report.rejected and on_error == "raise":
         raise invalid_from_issues(report.rejected)
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    for name in (k.strip().lower() for k in keep):  # each chunk found its own categories
-        frame[name] = frame[name].astype("string").astype("category")
+    schema = schema or builtin_schema()
+    known = {*schema.feature_names, schema.label_name}
+    for name in frame.columns:  # carried columns: each chunk found its own categories
+        if name not in known:
+            frame[name] = frame[name].astype("string").astype("category")
     return Validated(frame, report, np.concatenate(numbers))
 
 
@@ -482,9 +488,14 @@ def invalid_from_issues(issues: Sequence[Issue]) -> InvalidInput:
     )
 
 
-def validate_records(records: Iterable[Mapping[str, Any]], *, mode: Mode = "score") -> Validated:
+def validate_records(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    schema: LoanSchema | None = None,
+    mode: Mode = "score",
+) -> Validated:
     """Validate loans given as mappings (e.g. parsed JSON); see :func:`validate_frame`."""
     rows = list(records)
     if not rows:
         raise InvalidInput("no records given")
-    return validate_frame(pd.DataFrame.from_records(rows), mode=mode)
+    return validate_frame(pd.DataFrame.from_records(rows), schema=schema, mode=mode)

@@ -1,0 +1,48 @@
+"""What every ``loanrisk`` command shares: the consoles, the storage option, and one line on
+stderr with a meaningful exit code for every failure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from loanrisk.errors import Cancelled, InvalidInput, LoanRiskError, NotFound
+from loanrisk.settings import Settings
+
+out = Console()
+err = Console(stderr=True)
+
+StorageOpt = Annotated[
+    str | None, typer.Option("--storage", help="Storage root: a directory or s3://bucket/prefix.")
+]
+
+
+def fail(message: str, code: int) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def cli_errors() -> Iterator[None]:
+    """One line on stderr and a non-zero exit: 2 for bad input, 1 for everything else."""
+    try:
+        yield
+    except (InvalidInput, NotFound) as exc:
+        fail(exc.message, 2)
+    except (Cancelled, KeyboardInterrupt):
+        fail("cancelled: nothing was published", 130)
+    except LoanRiskError as exc:
+        fail(exc.message, 1)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}", 2)
+
+
+def settings_from(**overrides: Any) -> Settings:
+    """Settings from the environment, with the options given on the command line."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

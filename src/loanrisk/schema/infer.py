@@ -1,0 +1,234 @@
+"""Drafting a schema from data: ``loanrisk schema infer FILE.csv``.
+
+The draft is for a person to review, not to trust: each column carries a comment with what
+was observed (type evidence, distinct values, missing rate, range) and, where the guess is
+weak, a ``REVIEW`` note. Rules, in order, for each column of a sample of the file:
+
+* every present value a number: ``integer`` (all whole) or ``numeric``, with ``valid.min: 0``
+  when nothing is negative and the observed range as ``plausible``; all-distinct whole
+  numbers whose name says id become the ``id`` column;
+* two values that read as true/false (true/false, yes/no, y/n): ``boolean``;
+* at most ``max_categories`` distinct values: ``categorical``, most frequent first;
+* mostly dates: ``date``, role ``ignored`` (a date is not a feature; derive a number);
+* all values distinct: the ``id`` column (the first such), else ``ignored``;
+* more distinct text values than ``max_categories``: ``ignored``, never silently a category.
+
+The label is ``--label``, or a two-valued column named like a label (``loan_status``,
+``default``, ``target``, ``bad`` ...). Its positive value is ``1``, or a value that reads as
+a default (``bad``, ``default``, ``yes`` ...), else the rarer value, marked for review.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from loanrisk.errors import InvalidInput
+from loanrisk.schema.model import FALSE_TOKENS, TRUE_TOKENS, LoanSchema
+
+#: Rows read to draft a schema (the first ones of the file).
+SAMPLE_ROWS = 200_000
+MAX_CATEGORIES = 50
+#: Share of present values that must parse for a column to be read as numbers or dates.
+PARSE_SHARE = 0.99
+_LABEL_NAMES = re.compile(r"(^|_)(status|default|defaulted|label|target|bad|outcome|y)($|_)")
+_POSITIVE_WORDS = ("1", "bad", "default", "defaulted", "charged off", "yes", "y", "true")
+_ID_NAMES = re.compile(r"(^|_)(id|key|number|no|ref|reference)($|_)")
+
+
+@dataclass
+class Draft:
+    """A drafted schema and, per column, the notes written above it in the YAML."""
+
+    schema: LoanSchema
+    notes: dict[str, list[str]] = field(default_factory=dict)
+    rows: int = 0
+    source: str = ""
+
+
+def _numbers(text: pd.Series[Any]) -> pd.Series[Any]:
+    return pd.to_numeric(text, errors="coerce")
+
+
+def _looks_like_dates(text: pd.Series[Any]) -> bool:
+    sample = text.head(1000)
+    if sample.str.fullmatch(r"[+-]?\d+(\.\d+)?").mean() > 0.5:  # plain numbers are not dates
+        return False
+    parsed = pd.to_datetime(sample, errors="coerce", format="ISO8601")
+    return bool(parsed.notna().mean() >= PARSE_SHARE)
+
+
+def _round(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else float(f"{value:.6g}")
+
+
+def _label_column(name: str, text: pd.Series[Any], notes: list[str]) -> dict[str, Any]:
+    values = text.str.strip()
+    counts = values.value_counts()
+    if len(counts) != 2:
+        raise InvalidInput(
+            f"label {name!r} has {len(counts)} distinct values "
+            f"({', '.join(map(str, counts.index[:5]))}); a label has two"
+        )
+    numbers = _numbers(values)
+    if numbers.notna().all() and set(numbers.unique()) == {0, 1}:
+        return {"name": name, "role": "label", "type": "integer", "positive": [1],
+                "negative": [0]}  # fmt: skip
+    words = [str(v) for v in counts.index]
+    positive = next((w for w in words if w.lower() in _POSITIVE_WORDS), None)
+    if positive is None:
+        positive = words[-1]  # the rarer one: defaults are the minority in loan books
+        notes.append(f"REVIEW: is {positive!r} the value of a default? (guessed: the rarer one)")
+    negative = next(w for w in words if w != positive)
+    return {"name": name, "role": "label", "type": "categorical", "positive": [positive],
+            "negative": [negative]}  # fmt: skip
+
+
+def _draft_column(
+    name: str, text: pd.Series[Any], *, max_categories: int, have_id: bool
+) -> tuple[dict[str, Any], list[str]]:
+    present = text[text.notna() & (text.str.strip() != "")].str.strip()
+    total, gaps = len(text), len(text) - len(present)
+    notes = [f"missing {gaps:,} of {total:,} ({gaps / max(total, 1):.1%})"]
+    if present.empty:
+        notes.append("REVIEW: no values in the sample; ignored")
+        return {"name": name, "role": "ignored", "type": "numeric"}, notes
+    numbers = _numbers(present)
+    parsed = numbers.notna().mean()
+    distinct = present.nunique()
+    if parsed >= PARSE_SHARE:
+        if parsed < 1:
+            bad = present[numbers.isna()].head(3).tolist()
+            notes.append(f"REVIEW: {int(numbers.isna().sum())} values are not numbers, e.g. {bad}")
+        values = numbers.dropna().to_numpy(dtype=np.float64)
+        whole = bool(np.all(values == np.round(values)))
+        low, high = float(values.min()), float(values.max())
+        p1, p99 = np.quantile(values, [0.01, 0.99])
+        notes.append(
+            f"{distinct:,} distinct; observed {low:g} to {high:g} (1%: {p1:g}, 99%: {p99:g})"
+        )
+        if whole and distinct == len(present) and not have_id and _ID_NAMES.search(name):
+            notes.append("all distinct whole numbers named like an id: the id column")
+            return {"name": name, "role": "id", "type": "integer"}, notes
+        column: dict[str, Any] = {"name": name, "type": "integer" if whole else "numeric"}
+        if low >= 0:
+            column["valid"] = {"min": 0}
+        column["plausible"] = {"min": _round(low), "max": _round(high)}
+        return column, notes
+    tokens = {v.lower() for v in present.unique()[: max_categories + 1]}
+    if distinct == 2 and tokens <= {*TRUE_TOKENS, *FALSE_TOKENS} - {"1", "0"}:
+        notes.append(f"two values read as true/false: {', '.join(sorted(present.unique()))}")
+        return {"name": name, "type": "boolean"}, notes
+    if distinct <= max_categories:
+        counts = present.str.upper().value_counts()
+        notes.append("counts: " + ", ".join(f"{k} {v:,}" for k, v in counts.head(12).items())
+                     + (" ..." if len(counts) > 12 else ""))  # fmt: skip
+        notes.append("REVIEW: if the categories have an order, make it ordinal and order them")
+        return {"name": name, "type": "categorical", "categories": list(counts.index)}, notes
+    if _looks_like_dates(present):
+        notes.append("dates: a date is not a feature; derive a number from it (ignored here)")
+        return {"name": name, "role": "ignored", "type": "date"}, notes
+    if distinct == len(present) and not have_id:
+        notes.append("every value distinct: the id column")
+        return {"name": name, "role": "id", "type": "categorical"}, notes
+    notes.append(
+        f"REVIEW: {distinct:,} distinct text values, more than {max_categories} for a "
+        "category: ignored. Group them into fewer categories to use the column"
+    )
+    return {"name": name, "role": "ignored", "type": "categorical"}, notes
+
+
+def infer_schema(
+    stream: IO[bytes],
+    *,
+    label: str | None = None,
+    name: str = "my-loans",
+    max_categories: int = MAX_CATEGORIES,
+    sample_rows: int = SAMPLE_ROWS,
+    source: str = "",
+) -> Draft:
+    """Draft a schema from the first ``sample_rows`` rows of a CSV (see the module's rules).
+    Raises :class:`InvalidInput` for unreadable CSV, or when no label can be found."""
+    from loanrisk.data.ingest import iter_csv_chunks  # data imports the schema package
+
+    with contextlib.closing(
+        iter_csv_chunks(stream, chunk_rows=sample_rows, all_text=True)
+    ) as chunks:
+        first = next(chunks, None)
+    if first is None or len(first[1]) == 0:
+        raise InvalidInput("no rows: the input has a header but no loans")
+    frame = first[1]
+    frame.columns = [str(c).strip().lstrip("\ufeff").strip().lower() for c in frame.columns]
+    label_name = label.strip().lower() if label else _guess_label(frame)
+    if label_name not in frame.columns:
+        raise InvalidInput(f"label column {label_name!r} is not in the file "
+                           f"(columns: {', '.join(frame.columns)})")  # fmt: skip
+    columns: list[dict[str, Any]] = []
+    notes: dict[str, list[str]] = {}
+    have_id = False
+    for column_name in frame.columns:
+        text = frame[column_name].astype("string")
+        if column_name == label_name:
+            notes[column_name] = []
+            columns.append(_label_column(column_name, text.dropna(), notes[column_name]))
+            continue
+        column, notes[column_name] = _draft_column(
+            column_name, text, max_categories=max_categories, have_id=have_id
+        )
+        have_id = have_id or column.get("role") == "id"
+        columns.append(column)
+    doc = {"name": name, "columns": columns}
+    try:
+        schema = LoanSchema.model_validate(doc)
+    except ValueError as exc:
+        raise InvalidInput(f"cannot draft a schema from this file: {exc}") from None
+    return Draft(schema, notes, rows=len(frame), source=source)
+
+
+def _guess_label(frame: pd.DataFrame) -> str:
+    for name in frame.columns:
+        values = frame[name].dropna().astype("string").str.strip()
+        if _LABEL_NAMES.search(name) and values.nunique() == 2:
+            return str(name)
+    raise InvalidInput("no label column found: name it with --label COLUMN")
+
+
+def render_yaml(draft: Draft) -> str:
+    """The draft as commented YAML, for a person to review (docs/schema.md)."""
+    lines = [
+        f"# Draft schema for {draft.source or 'a loan file'}, from its first {draft.rows:,} rows.",
+        "# Review every column, above all those marked REVIEW: roles (feature, label, id,",
+        "# protected, kept, ignored), types, ranges, categories and their order, preprocessing",
+        "# (numbers: none, median, power or scale; categories: onehot or ordinal), the",
+        "# direction of risk (risk: increasing | decreasing) and a plain-language title and",
+        "# reason. docs/schema.md explains each field. Check it with: loanrisk schema check FILE",
+        "format: loanrisk.schema",
+        "version: 1",
+        f"name: {draft.schema.name}",
+        "columns:",
+    ]
+    for column in draft.schema.columns:
+        for note in draft.notes.get(column.name, []):
+            lines.append(f"  # {note}")
+        doc = _whole(column.model_dump(mode="json", exclude_defaults=True))
+        body = yaml.safe_dump([doc], sort_keys=False, default_flow_style=None, width=96,
+                              allow_unicode=True)  # fmt: skip
+        lines += ["  " + line for line in body.rstrip("\n").splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+def _whole(value: Any) -> Any:
+    """Floats that are whole numbers written as integers (``min: 0``, not ``min: 0.0``)."""
+    if isinstance(value, dict):
+        return {k: _whole(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

@@ -1,0 +1,122 @@
+"""``/v1/schemas``: named loan schemas on the storage, for datasets to name.
+
+Reading is open to any key that may score (a schema says which fields a loan has); storing
+one needs the admin scope. A schema is sent as JSON, or as YAML (``application/yaml``), as
+the files ``loanrisk schema infer`` drafts.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from loanrisk.errors import InvalidInput, TooLarge
+from loanrisk.registry.models import ModelRegistry, check_name
+from loanrisk.schema import parse_schema, schema_from_doc
+from loanrisk.schema.files import MAX_SCHEMA_BYTES
+from loanrisk.schema.store import SchemaStore
+from loanrisk.service.auth import ADMIN, SCORE, require
+from loanrisk.service.bodies import JSON, parse_json, require_media_type
+from loanrisk.service.deps import ServicesDep
+from loanrisk.service.state import Services
+
+router = APIRouter(tags=["schemas"])
+YAML = ("application/yaml", "application/x-yaml", "text/yaml")
+
+
+def store_of(services: Services) -> SchemaStore:
+    directory = services.storage.resolve(services.settings.schema_directory)
+    return SchemaStore(services.storage, directory)
+
+
+def _doc(schema: Any) -> dict[str, Any]:
+    out: dict[str, Any] = schema.model_dump(mode="json", exclude_defaults=True)
+    out["hash"] = schema.fingerprint()
+    return out
+
+
+@router.get("/v1/schemas", summary="List named schemas", dependencies=[require(SCORE)])
+async def list_schemas(services: ServicesDep) -> dict[str, Any]:
+    """Names of the stored schemas and of the built-in one."""
+    return {"schemas": await run_in_threadpool(store_of(services).names)}
+
+
+@router.get("/v1/schemas/{name}", summary="A named schema", dependencies=[require(SCORE)])
+async def get_schema(name: str, services: ServicesDep) -> dict[str, Any]:
+    """The schema (fields left at their defaults are left out) and its hash."""
+    return _doc(await run_in_threadpool(store_of(services).get, name))
+
+
+@router.put(
+    "/v1/schemas/{name}",
+    summary="Store a named schema",
+    dependencies=[require(ADMIN)],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {
+                    "schema": {
+                        "type": "object",
+                        "description": "A loan schema: "
+                        "docs/schema.md; JSON Schema: docs/schema.schema.json",
+                    }
+                },
+                "application/yaml": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def put_schema(name: str, request: Request, services: ServicesDep) -> dict[str, Any]:
+    """Validates the schema (422 with one line per problem) and stores it under ``name``,
+    which must be the schema's own ``name``. The built-in schema's name is refused (409)."""
+    kind = require_media_type(request, (JSON, *YAML), default=JSON)
+    body = await request.body()
+    if len(body) > MAX_SCHEMA_BYTES:
+        raise TooLarge(f"a schema of {len(body):,} bytes: at most {MAX_SCHEMA_BYTES:,}")
+    schema = (
+        schema_from_doc(parse_json(body), source="body") if kind == JSON
+        else parse_schema(body, source="body")
+    )  # fmt: skip
+    if schema.name != name:
+        raise InvalidInput(
+            f"the schema is named {schema.name!r}, not {name!r}", details={"field": "name"}
+        )
+    await run_in_threadpool(store_of(services).put, schema)
+    return _doc(schema)
+
+
+@router.get(
+    "/v1/models/{name}/schema",
+    summary="The schema a model scores",
+    dependencies=[require(SCORE)],
+)
+async def get_model_schema(
+    name: str,
+    services: ServicesDep,
+    ref: Annotated[
+        str | None, Query(description="Version or alias (default: the served alias).")
+    ] = None,
+    model_directory: Annotated[
+        str | None, Query(description="Folder of the storage with models.")
+    ] = None,
+) -> dict[str, Any]:
+    """The declared schema the version was trained on: the fields ``/v1/predict`` expects
+    (each named; ``null`` for a missing value), their types, ranges and categories."""
+    settings = services.settings
+    folder = services.storage.resolve(model_directory or settings.model_directory)
+    registry = ModelRegistry(services.storage, folder)
+    alias = ref or settings.model_alias
+    served = services.models.served
+    scorer = served.serving()
+    if (scorer is not None and name == served.name and alias == served.ref
+            and folder == served.registry.root):  # fmt: skip
+        return {"model": name, "version": scorer.version, "schema": _doc(scorer.schema)}
+
+    def read() -> dict[str, Any]:
+        version = registry.resolve(check_name("model", name), alias)
+        return {"model": name, "version": version, "schema": _doc(registry.schema(name, version))}
+
+    return await run_in_threadpool(read)
