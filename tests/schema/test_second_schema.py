@@ -66,6 +66,13 @@ def test_the_cli_runs_the_whole_flow_on_the_second_schema(files: Path, tmp_path:
     assert model.report["fairness"]["attribute"] == "region"
     assert model.report["fairness"]["privileged_value"] == "north"
 
+    shown = run("schema", "show", "--model", "loan-default@production", "--storage", store,
+                "--json")  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["name"] == "second"
+    assert "bureau_score" in run("schema", "show", "--model", "loan-default", "--storage",
+                                 store).stdout  # fmt: skip
+
     scored = run("predict", str(files / "new.csv"), "--storage", store, "--explain")
     assert scored.returncode == 0, scored.stderr
     lines = scored.stdout.splitlines()

@@ -137,8 +137,13 @@ def _power_columns(names: Sequence[str], power: Any) -> tuple[PowerColumn, ...]:
     )
 
 
-def _numbers(train: pd.DataFrame, name: str) -> np.ndarray:
-    return train[name].to_numpy(dtype=np.float64, na_value=np.nan)
+def _present(train: pd.DataFrame, name: str, purpose: str) -> np.ndarray:
+    """The column's values that are not missing; :class:`InvalidInput` when none are."""
+    values = train[name].to_numpy(dtype=np.float64, na_value=np.nan)
+    present: np.ndarray = values[~np.isnan(values)]
+    if present.size == 0:
+        raise InvalidInput(f"column {name!r} has no values to {purpose}")
+    return present
 
 
 def fit_feature_spec(train: pd.DataFrame, schema: LoanSchema | None = None) -> FeatureSpec:
@@ -152,23 +157,17 @@ def fit_feature_spec(train: pd.DataFrame, schema: LoanSchema | None = None) -> F
     """
     schema = schema or builtin_schema()
     groups = _groups(schema)
-    imputed = []
-    for name in groups["median"]:
-        values = _numbers(train, name)
-        present = values[~np.isnan(values)]
-        if present.size == 0:
-            raise InvalidInput(f"column {name!r} has no values to take a median of")
-        imputed.append(ImputedColumn(name, float(np.median(present))))
+    imputed = [
+        ImputedColumn(name, float(np.median(_present(train, name, "take a median of"))))
+        for name in groups["median"]
+    ]
     power = None
     if groups["power"]:
         power = PowerTransformer(method="yeo-johnson", standardize=True)
         power.fit(train[groups["power"]].to_numpy(dtype=np.float64, na_value=np.nan))
     scaled = []
     for name in groups["scale"]:
-        values = _numbers(train, name)
-        present = values[~np.isnan(values)]
-        if present.size == 0:
-            raise InvalidInput(f"column {name!r} has no values to standardise")
+        present = _present(train, name, "standardise")
         std = float(present.std())
         scaled.append(ScaledColumn(name, float(present.mean()), std if std > 0 else 1.0))
     onehot = []

@@ -62,6 +62,7 @@ class FeatureTransformer:
                 {value: offset + i for i, value in enumerate(column.categories)}
             )
             offset += len(column.categories)
+        self._extended = bool(spec.scaled or spec.passthrough or spec.ordinal)
         self._position: list[dict[str, float]] = [
             {value: float(i) for i, value in enumerate(column.categories)}
             for column in spec.ordinal
@@ -109,6 +110,20 @@ class FeatureTransformer:
             out[rows[known], slots[known]] = 1
         return out
 
+    def _extended_steps(self, record: Mapping[str, Any], out: list[float], col: int) -> int:
+        for scaled in self.spec.scaled:
+            value = record.get(scaled.name)
+            out[col] = math.nan if value is None else (float(value) - scaled.mean) / scaled.scale
+            col += 1
+        for passthrough in self.spec.passthrough:
+            value = record.get(passthrough.name)
+            out[col] = math.nan if value is None else float(value)
+            col += 1
+        for ordinal, position in zip(self.spec.ordinal, self._position, strict=True):
+            out[col] = position.get(record.get(ordinal.name), math.nan)  # type: ignore[arg-type]
+            col += 1
+        return col
+
     def transform_record(self, record: Mapping[str, Any]) -> list[float]:
         """Transform one clean record (numbers or None; upper-case category strings or None).
 
@@ -125,17 +140,8 @@ class FeatureTransformer:
             x = math.nan if value is None else float(value)
             out[col] = (_yeo_johnson_scalar(x, power.lmbda) - power.mean) / power.scale
             col += 1
-        for scaled in self.spec.scaled:
-            value = record.get(scaled.name)
-            out[col] = math.nan if value is None else (float(value) - scaled.mean) / scaled.scale
-            col += 1
-        for passthrough in self.spec.passthrough:
-            value = record.get(passthrough.name)
-            out[col] = math.nan if value is None else float(value)
-            col += 1
-        for ordinal, position in zip(self.spec.ordinal, self._position, strict=True):
-            out[col] = position.get(record.get(ordinal.name), math.nan)  # type: ignore[arg-type]
-            col += 1
+        if self._extended:  # the reference's preprocessing skips these steps
+            col = self._extended_steps(record, out, col)
         for column, slots in zip(self.spec.onehot, self._slot_by_value, strict=True):
             slot = slots.get(record.get(column.name))  # type: ignore[arg-type]
             if slot is not None:

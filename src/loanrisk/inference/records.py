@@ -19,7 +19,7 @@ from functools import cache
 from typing import Any
 
 from loanrisk.errors import InvalidInput
-from loanrisk.schema import LoanSchema, builtin_schema
+from loanrisk.schema import Column, LoanSchema, builtin_schema
 from loanrisk.schema.model import FALSE_TOKENS, TRUE_TOKENS
 
 
@@ -37,7 +37,7 @@ class FieldError:
     message: str
 
 
-def _number(value: Any) -> float | None:
+def _number(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("true/false is not a number")
     if isinstance(value, int | float):
@@ -51,13 +51,24 @@ def _number(value: Any) -> float | None:
     return number
 
 
+#: A field the record does not have (``None`` is a field sent as null).
+ABSENT = object()
+
+
+def _plausible(column: Column) -> tuple[float, float, str]:
+    box = column.plausible
+    return (box.low, box.high, box.describe()) if box else (-math.inf, math.inf, "")
+
+
 class RecordRules:
     """A schema's rules for one record, compiled once (a scorer holds one per model)."""
 
     def __init__(self, schema: LoanSchema) -> None:
         self.schema = schema
+        # Plain floats, not the schema's objects: this runs for every loan scored.
         self.numbers = [
-            (c.name, c.missing == "refuse", c.type == "integer", c.valid_range, c.plausible)
+            (c.name, c.missing == "refuse", c.type == "integer", c.valid_range.low,
+             c.valid_range.high, c.valid_range.describe(), *_plausible(c))
             for c in schema.features if c.type in ("numeric", "integer")
         ]  # fmt: skip
         self.booleans = [(c.name, c.missing == "refuse") for c in schema.features
@@ -92,13 +103,13 @@ def clean_record(
         return [FieldError("", "a loan record must be a JSON object")]
     rules = rules or _builtin_rules()
     lowered = {str(k).strip().lower(): v for k, v in record.items()}
-    if not rules.features <= lowered.keys():
-        return _shape(lowered, rules)
     out: dict[str, Any] = {}
     warnings: list[str] = []
     problems: list[FieldError] = []
-    for name, required, integer, valid, plausible in rules.numbers:
-        raw = lowered[name]
+    for name, required, integer, low, high, valid_text, p_low, p_high, p_text in rules.numbers:
+        raw = lowered.get(name, ABSENT)
+        if raw is ABSENT:
+            return _shape(lowered, rules)
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             if required:
                 problems.append(FieldError(name, "required value missing"))
@@ -112,23 +123,19 @@ def clean_record(
             reason = str(exc) if "number" in str(exc) else "not a number"
             problems.append(FieldError(name, f"{reason} ({raw!r})"))
             continue
-        if integer and number is not None and number != int(number):
+        if integer and number != int(number):
             problems.append(FieldError(name, f"not a whole number ({raw!r})"))
             continue
-        if number is not None and not valid.low <= number <= valid.high:
-            problems.append(FieldError(name, f"impossible value {raw!r} "
-                                             f"(must be {valid.describe()})"))  # fmt: skip
+        if not low <= number <= high:
+            problems.append(FieldError(name, f"impossible value {raw!r} (must be {valid_text})"))
             continue
-        if (
-            plausible is not None
-            and number is not None
-            and not (plausible.low <= number <= plausible.high)
-        ):
-            warnings.append(f"{name}: {raw!r} is outside the plausible range "
-                            f"{plausible.describe()} (scored)")  # fmt: skip
+        if not p_low <= number <= p_high:
+            warnings.append(f"{name}: {raw!r} is outside the plausible range {p_text} (scored)")
         out[name] = number
     for name, required in rules.booleans:
-        raw = lowered[name]
+        raw = lowered.get(name, ABSENT)
+        if raw is ABSENT:
+            return _shape(lowered, rules)
         token = str(raw).strip().lower() if raw is not None else ""
         if isinstance(raw, bool):
             out[name] = 1.0 if raw else 0.0
@@ -143,7 +150,9 @@ def clean_record(
         else:
             problems.append(FieldError(name, f"not true/false ({raw!r})"))
     for name, required, allowed, allowed_text, refuse_unknown in rules.categories:
-        raw = lowered[name]
+        raw = lowered.get(name, ABSENT)
+        if raw is ABSENT:
+            return _shape(lowered, rules)
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             if required:
                 problems.append(FieldError(name, "required value missing"))
