@@ -39,7 +39,15 @@ if TYPE_CHECKING:
     from loanrisk.inference.scorer import Bands, Scorer
     from loanrisk.jobs.training import train_in_subprocess
     from loanrisk.registry import LoadedModel, ModelRegistry
-    from loanrisk.schema import Validated, validate_frame, validate_records
+    from loanrisk.schema import (
+        LoanSchema,
+        Validated,
+        builtin_schema,
+        read_schema,
+        validate_frame,
+        validate_records,
+    )
+    from loanrisk.schema.infer import infer_schema
     from loanrisk.settings import Settings
     from loanrisk.storage import FsspecStorage, MemoryStorage, Storage, open_storage
     from loanrisk.training.evaluate import evaluate
@@ -58,6 +66,7 @@ _LAZY = {
     "InvalidInput": "loanrisk.errors",
     "LoadedModel": "loanrisk.registry",
     "LoanRiskError": "loanrisk.errors",
+    "LoanSchema": "loanrisk.schema",
     "MemoryStorage": "loanrisk.storage",
     "ModelCache": "loanrisk.inference.cache",
     "ModelRegistry": "loanrisk.registry",
@@ -71,14 +80,17 @@ _LAZY = {
     "TrainingRequest": "loanrisk.training.job",
     "TrainingResult": "loanrisk.training.job",
     "Validated": "loanrisk.schema",
+    "builtin_schema": "loanrisk.schema",
     "evaluate": "loanrisk.training.evaluate",
     "expand": "loanrisk.data.expand",
     "fit_feature_spec": "loanrisk.features.fit",
     "generate_sample": "loanrisk.data.sample",
+    "infer_schema": "loanrisk.schema.infer",
     "open_storage": "loanrisk.storage",
     "process_dataset": "loanrisk.data.process",
     "read_csv": "loanrisk.data.ingest",
     "read_parquet": "loanrisk.data.ingest",
+    "read_schema": "loanrisk.schema",
     "run_training": "loanrisk.training.job",
     "split_frame": "loanrisk.data.split",
     "train_in_subprocess": "loanrisk.jobs.training",
@@ -109,6 +121,7 @@ __all__ = [
     "InvalidInput",
     "LoadedModel",
     "LoanRiskError",
+    "LoanSchema",
     "MemoryStorage",
     "ModelCache",
     "ModelRegistry",
@@ -123,14 +136,17 @@ __all__ = [
     "TrainingResult",
     "Validated",
     "__version__",
+    "builtin_schema",
     "evaluate",
     "expand",
     "fit_feature_spec",
     "generate_sample",
+    "infer_schema",
     "open_storage",
     "process_dataset",
     "read_csv",
     "read_parquet",
+    "read_schema",
     "run_training",
     "split_frame",
     "train_in_subprocess",

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from loanrisk.errors import InvalidInput, TooLarge
 from loanrisk.registry.models import ModelRegistry, check_name
-from loanrisk.schema import parse_schema, schema_from_doc
+from loanrisk.schema import LoanSchema, parse_schema, schema_from_doc
 from loanrisk.schema.files import MAX_SCHEMA_BYTES
 from loanrisk.schema.store import SchemaStore
 from loanrisk.service.auth import ADMIN, SCORE, require
@@ -31,7 +31,7 @@ def store_of(services: Services) -> SchemaStore:
     return SchemaStore(services.storage, directory)
 
 
-def _doc(schema: Any) -> dict[str, Any]:
+def _doc(schema: LoanSchema) -> dict[str, Any]:
     out: dict[str, Any] = schema.model_dump(mode="json", exclude_defaults=True)
     out["hash"] = schema.fingerprint()
     return out
