@@ -63,11 +63,13 @@ def prepare(root: Path, source: Path, rounds: int) -> None:
     run_training(TrainingRequest(rounds=rounds), storage, nthread=len(os.sched_getaffinity(0)))
 
 
-def start_server(root: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_server(
+    root: Path, port: int, workers: int, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(
         [str(LOANRISK), "serve", "--port", str(port), "--storage", str(root),
          "--workers", str(workers)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})},
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -107,8 +109,10 @@ def run_wrk(url: str, connections: int, duration: int, script: Path | None) -> d
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s))$", out, re.MULTILINE))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    answered = re.search(r"(\d+) requests in", out)
     return {"rps": rate, "p50_ms": _ms(latency["50"]), "p99_ms": _ms(latency["99"]),
-            "non_2xx": float(errors.group(1)) if errors else 0.0}  # fmt: skip
+            "non_2xx": float(errors.group(1)) if errors else 0.0,
+            "requests": float(answered.group(1)) if answered else 0.0}  # fmt: skip
 
 
 def server_side(base: str, calls: int) -> list[float]:

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from loanrisk.cli_common import StorageOpt, cli_errors, err, out, settings_from
+from loanrisk.cli_monitor import monitor_app, outcomes_app
 from loanrisk.cli_schema import schema_app
 from loanrisk.contracts import (
     DEFAULT_ROUNDS,
@@ -30,8 +31,9 @@ from loanrisk.data.ingest import read_csv, read_parquet
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.errors import InvalidInput, describe_error
-from loanrisk.inference.scorer import scorer_from_settings, servable_check
+from loanrisk.inference.scorer import Scorer, scorer_from_settings, servable_check
 from loanrisk.jobs.training import train_in_subprocess
+from loanrisk.monitoring.log import PredictionLog, prediction_log
 from loanrisk.registry.models import PRODUCTION, ModelRegistry
 from loanrisk.schema import LoanSchema, Validated, builtin_schema, read_schema, validate_frame
 from loanrisk.settings import Settings
@@ -44,6 +46,8 @@ app.add_typer(data_app, name="data")
 models_app = typer.Typer(no_args_is_help=True, help="List, inspect, promote and roll back models.")
 app.add_typer(models_app, name="models")
 app.add_typer(schema_app, name="schema")
+app.add_typer(monitor_app, name="monitor")
+app.add_typer(outcomes_app, name="outcomes")
 
 SAMPLE_ROWS = 20_000
 DirectoryOpt = Annotated[
@@ -482,39 +486,64 @@ def predict(
         scorer = scorer_from_settings(loaded, settings)
         err.print(f"Scoring with {name} version {loaded.version} ({scorer.backend.name}) ...")
         on_error: OnError = "skip" if skip_bad_rows else "raise"
-        if source.endswith(".json"):
-            records = _json_records(source)
-            scored = scorer.score_records(records, on_error=on_error, explain=explain)
-            out.print_json(json.dumps(scored))
-            return
-        with contextlib.ExitStack() as stack:
-            stream: Any
-            if source == "-":
-                stream = sys.stdin.buffer
-            elif "://" in source:
-                stream = stack.enter_context(
-                    fsspec.open(source, "rb", **storage_options(settings, source))
-                )
-            elif Path(source).is_file():
-                stream = stack.enter_context(open(source, "rb"))
-            else:
-                raise InvalidInput(f"no such file: {source}")
-            sink = (
-                stack.enter_context(_open_output(output, settings)) if output
-                else sys.stdout.buffer
+        log = prediction_log(settings, target) if settings.prediction_log else None
+        try:
+            _predict(scorer, source, output, settings, log, on_error=on_error,
+                     id_column=id_column, explain=explain)  # fmt: skip
+        finally:
+            if log is not None:
+                log.close()
+
+
+def _predict(
+    scorer: Scorer,
+    source: str,
+    output: str | None,
+    settings: Settings,
+    log: PredictionLog | None,
+    *,
+    on_error: OnError,
+    id_column: str | None,
+    explain: bool,
+) -> None:
+    if source.endswith(".json"):
+        records = _json_records(source)
+        scored = scorer.score_records(records, on_error=on_error, explain=explain)
+        if log is not None:
+            log.scored_records(scorer, records, scored, source="cli")
+        out.print_json(json.dumps(scored))
+        return
+    with contextlib.ExitStack() as stack:
+        stream: Any
+        if source == "-":
+            stream = sys.stdin.buffer
+        elif "://" in source:
+            stream = stack.enter_context(
+                fsspec.open(source, "rb", **storage_options(settings, source))
+            )
+        elif Path(source).is_file():
+            stream = stack.enter_context(open(source, "rb"))
+        else:
+            raise InvalidInput(f"no such file: {source}")
+        sink = (
+            stack.enter_context(_open_output(output, settings)) if output
+            else sys.stdout.buffer
+        )  # fmt: skip
+        score = scorer.score_parquet if source.endswith(".parquet") else scorer.score_csv
+        on_scored = (log.chunk_recorder(scorer, source="cli", id_column=id_column)
+                     if log is not None else None)  # fmt: skip
+        with _progress() as progress:
+            summary = score(
+                stream, sink, on_error=on_error, id_column=id_column, explain=explain,
+                progress=lambda rows: progress("score", rows, rows),
+                on_scored=on_scored,
             )  # fmt: skip
-            score = scorer.score_parquet if source.endswith(".parquet") else scorer.score_csv
-            with _progress() as progress:
-                summary = score(
-                    stream, sink, on_error=on_error, id_column=id_column, explain=explain,
-                    progress=lambda rows: progress("score", rows, rows),
-                )  # fmt: skip
-        sink_name = output or "stdout"
-        err.print(f"{summary['scored']:,} loans scored, {summary['rejected']:,} rejected "
-                  f"-> {sink_name}")  # fmt: skip
-        for issue in summary["issues"][:5]:
-            err.print(f"  rejected: column {issue['column']!r}: {issue['message']} "
-                      f"({issue['count']} rows, first {issue['rows'][:5]})")  # fmt: skip
+    sink_name = output or "stdout"
+    err.print(f"{summary['scored']:,} loans scored, {summary['rejected']:,} rejected "
+              f"-> {sink_name}")  # fmt: skip
+    for issue in summary["issues"][:5]:
+        err.print(f"  rejected: column {issue['column']!r}: {issue['message']} "
+                  f"({issue['count']} rows, first {issue['rows'][:5]})")  # fmt: skip
 
 
 def _json_records(source: str) -> list[Any]:

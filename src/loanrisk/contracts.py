@@ -83,6 +83,7 @@ class ScoreJob(_Job):
     ref: str = Field(description="Version or alias to score with.")
     on_error: OnError = "raise"
     id_column: str | None = None
+    request_id: str | None = Field(None, description="The submitting request's id (logged).")
 
 
 JobParams = ProcessDataJob | TrainingRequest | ScoreJob

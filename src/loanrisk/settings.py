@@ -136,6 +136,33 @@ class Settings(BaseSettings):
     schema_directory: str = Field(
         "schemas", description="Directory of the storage with named loan schemas."
     )
+    prediction_log: bool = Field(
+        True, description="Record every scored loan in the prediction log (docs/monitoring.md)."
+    )
+    log_directory: str = Field(
+        "prediction-log", description="Directory of the storage with the prediction log."
+    )
+    log_flush_seconds: float = Field(
+        5.0, gt=0, le=3600, description="Seconds between writes of the buffered log records."
+    )
+    log_flush_rows: int = Field(
+        10_000, ge=1, description="Buffered log records that trigger a write before the interval."
+    )
+    log_max_buffered_rows: int = Field(
+        200_000, ge=1, description="Most log records held in memory; more are dropped, counted."
+    )
+    outcome_directory: str = Field(
+        "outcomes", description="Directory of the storage with loan outcomes."
+    )
+    max_outcome_rows: int = Field(
+        1_000_000, ge=1, description="Most outcomes in one upload (POST /v1/outcomes, CLI)."
+    )
+    drift_interval: float = Field(
+        300.0, ge=0, description="Seconds between refreshes of the loanrisk_psi gauges (0: off)."
+    )
+    drift_window_hours: float = Field(
+        24.0, gt=0, le=24 * 366, description="Hours of the prediction log the gauges cover."
+    )
     results_directory: str = Field(
         "predictions",
         description=(
@@ -185,6 +212,8 @@ class Settings(BaseSettings):
             "job_directory": self.job_directory,
             "results_directory": self.results_directory,
             "schema_directory": self.schema_directory,
+            "log_directory": self.log_directory,
+            "outcome_directory": self.outcome_directory,
         }
         for name, area in areas.items():
             for other, there in areas.items():

@@ -79,7 +79,8 @@ class RecordRules:
             for c in schema.features if c.type in ("categorical", "ordinal")
         ]  # fmt: skip
         self.features = frozenset(schema.feature_names)
-        self.known = frozenset(c.name for c in schema.columns)
+        # ``id``: the caller's loan id in JSON records (the prediction log keeps it).
+        self.known = frozenset([*(c.name for c in schema.columns), "id"])
 
 
 def _shape(lowered: Mapping[str, Any], rules: RecordRules) -> list[FieldError]:

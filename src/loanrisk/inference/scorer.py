@@ -34,6 +34,8 @@ from loanrisk.schema import MAX_ISSUES, MAX_REJECTED_ROWS, validate_frame
 from loanrisk.settings import Settings
 
 CHUNK_ROWS = 100_000
+#: ``on_scored(offset, raw chunk, results)``: a chunk of a batch and what it scored.
+OnScored = Callable[[int, pd.DataFrame, pd.DataFrame], None]
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,7 @@ class Scorer:
         on_results: Callable[[pd.DataFrame], None] | None = None,
         explain: bool = False,
         top_k: int = 4,
+        on_scored: OnScored | None = None,
     ) -> dict[str, Any]:
         """:meth:`score_csv` for Parquet input (read batch by batch, bounded memory)."""
         try:
@@ -230,7 +233,7 @@ class Scorer:
         return self._score_chunks(
             _with_offsets(b.to_pandas() for b in batches), output,
             on_error=on_error, id_column=id_column, progress=progress, on_results=on_results,
-            explain=explain, top_k=top_k,
+            explain=explain, top_k=top_k, on_scored=on_scored,
         )  # fmt: skip
 
     def score_csv(
@@ -245,19 +248,21 @@ class Scorer:
         on_results: Callable[[pd.DataFrame], None] | None = None,
         explain: bool = False,
         top_k: int = 4,
+        on_scored: OnScored | None = None,
     ) -> dict[str, Any]:
         """Stream a CSV of any size through the model in chunks (bounded memory), writing
         ``row[,id],probability,label,band`` CSV to ``output`` (the id is ``id_column``, or
         the schema's id column when the input has it) and handing each chunk's
         results frame to ``on_results``. Returns counts (``scored``, ``defaults``,
         ``rejected``) and the rejected rows. With ``on_error="raise"`` the first bad chunk
-        stops the batch."""
+        stops the batch. ``on_scored(offset, raw chunk, results)`` sees each chunk as read
+        and its results (the prediction log records them)."""
         chunks_of = iter_csv_chunks(source, chunk_rows=chunk_rows, schema=self.schema)
         with contextlib.closing(chunks_of) as chunks:
             return self._score_chunks(
                 chunks, output,
                 on_error=on_error, id_column=id_column, progress=progress,
-                on_results=on_results, explain=explain, top_k=top_k,
+                on_results=on_results, explain=explain, top_k=top_k, on_scored=on_scored,
             )  # fmt: skip
 
     def _score_chunks(
@@ -271,6 +276,7 @@ class Scorer:
         on_results: Callable[[pd.DataFrame], None] | None,
         explain: bool = False,
         top_k: int = 4,
+        on_scored: OnScored | None = None,
     ) -> dict[str, Any]:
         scored = rejected = defaults = 0
         issues: list[Any] = []
@@ -302,6 +308,8 @@ class Scorer:
                 header_written = True
             if on_results is not None:
                 on_results(results)
+            if on_scored is not None:
+                on_scored(offset, chunk, results)
             if progress is not None:
                 progress(offset + len(chunk))
         return {"scored": scored, "defaults": defaults, "rejected": rejected,

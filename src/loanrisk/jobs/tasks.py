@@ -17,6 +17,7 @@ from loanrisk.data.ingest import read_csv
 from loanrisk.data.process import process_dataset
 from loanrisk.errors import Cancelled, Conflict
 from loanrisk.inference.scorer import scorer_from_settings
+from loanrisk.monitoring.log import prediction_log
 from loanrisk.registry.models import ModelRegistry
 from loanrisk.settings import Settings
 from loanrisk.storage import open_storage
@@ -114,10 +115,18 @@ def score(
     if storage.exists(params.output):  # written since the job was accepted
         raise Conflict(f"output {params.output!r} exists already; results never replace a file")
     run = scorer.score_parquet if params.source.endswith(".parquet") else scorer.score_csv
-    with storage.open_read(params.source) as stream, storage.open_write(params.output) as sink:
-        summary = run(
-            stream, sink, on_error=params.on_error, id_column=params.id_column, progress=rows
-        )
+    log = prediction_log(settings, storage) if settings.prediction_log else None
+    on_scored = (log.chunk_recorder(scorer, source="batch", request_id=params.request_id,
+                                    id_column=params.id_column)
+                 if log is not None else None)  # fmt: skip
+    try:
+        with storage.open_read(params.source) as stream, \
+                storage.open_write(params.output) as sink:  # fmt: skip
+            summary = run(stream, sink, on_error=params.on_error, id_column=params.id_column,
+                          progress=rows, on_scored=on_scored)  # fmt: skip
+    finally:
+        if log is not None:
+            log.close()
     model = {"name": loaded.name, "version": loaded.version, "backend": scorer.backend.name}
     return {"output": params.output, "model": model, "summary": summary}
 

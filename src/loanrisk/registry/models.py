@@ -6,6 +6,7 @@ Layout, under the registry root (the reference's ``model_directory``)::
                               /model.ubj           XGBoost UBJSON (never a pickle)
                               /feature_spec.json   the preprocessing the model was trained with
                               /schema.json         the declared schema of its training data
+                              /profile.json        the training data's bins (monitoring)
                               /report.json         the evaluation report
                               /manifest.json       written last: the version exists once it has one
     <root>/<name>/aliases/<alias>.json             {"version", "previous", "history", ...}
@@ -42,6 +43,7 @@ from loanrisk.storage.base import Storage
 MODEL_FILE = "model.ubj"
 SPEC_FILE = "feature_spec.json"
 SCHEMA_FILE = "schema.json"
+PROFILE_FILE = "profile.json"
 REPORT_FILE = "report.json"
 MANIFEST_FILE = "manifest.json"
 CLAIM_FILE = "claim.json"
@@ -219,6 +221,12 @@ class ModelRegistry:
         text = self._verified(name, version, SCHEMA_FILE)
         return parse_schema(text, source=f"model {name!r} version {version} schema")
 
+    def file(self, name: str, version: int, file: str) -> bytes | None:
+        """An optional file of a version, verified against its hash (None: it has none)."""
+        if file not in self.manifest(name, version).files:
+            return None
+        return self._verified(name, version, file)
+
     def schema(self, name: str, ref: str | int = LATEST) -> LoanSchema:
         """The schema a version was trained on (verified against its hash)."""
         version = self.resolve(name, ref)
@@ -244,13 +252,15 @@ class ModelRegistry:
         report: dict[str, Any],
         metadata: dict[str, Any],
         schema: LoanSchema | None = None,
+        extra_files: dict[str, bytes] | None = None,
     ) -> ModelManifest:
         """Publish a new immutable version; return its manifest.
 
         ``metadata`` goes into the manifest (parent, dataset id, parameters, timings ...);
         the registry adds the version, the file hashes, the schema's name and hash, and the
         creation time. ``schema`` (default: the built-in one) is stored with the version:
-        scoring validates records against it.
+        scoring validates records against it. ``extra_files`` (e.g. the reference profile)
+        are stored and hashed with the rest.
         """
         check_name("model", name)
         schema = schema or builtin_schema()
@@ -259,6 +269,7 @@ class ModelRegistry:
             SPEC_FILE: spec.to_json().encode(),
             SCHEMA_FILE: schema.to_json().encode(),
             REPORT_FILE: _json(report),
+            **(extra_files or {}),
         }
         version = self._claim(name)
         directory = self._version_dir(name, version)

@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -15,11 +16,21 @@ import loanrisk
 from loanrisk.errors import Conflict
 from loanrisk.inference.backends import limit_onedal_threads
 from loanrisk.jobs.manager import JobManager
+from loanrisk.monitoring.reports import drift_for
 from loanrisk.service import errors, openapi
 from loanrisk.service.auth import ApiKeys
 from loanrisk.service.metrics import Metrics
 from loanrisk.service.middleware import BodyLimit, Observe
-from loanrisk.service.routes import datasets, health, jobs, models, predict, reference, schemas
+from loanrisk.service.routes import (
+    datasets,
+    health,
+    jobs,
+    models,
+    monitoring,
+    predict,
+    reference,
+    schemas,
+)
 from loanrisk.service.state import Services
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, Storage, open_storage
@@ -48,6 +59,30 @@ async def _reload_forever(services: Services, metrics: Metrics, interval: float)
             _note_serving(services, metrics)
         except Exception:  # a storage hiccup must not end the reload loop
             log.exception("model reload failed; serving the current model")
+
+
+async def _watch_drift(services: Services, metrics: Metrics) -> None:
+    """Refresh the ``loanrisk_psi`` gauges of the served version from the prediction log,
+    over the last ``drift_window_hours``, every ``drift_interval`` seconds."""
+    settings = services.settings
+    served = services.models.served
+    while True:
+        await asyncio.sleep(settings.drift_interval)
+        scorer = served.serving()
+        if scorer is None:
+            continue
+        until = datetime.now(UTC)
+        since = until - timedelta(hours=settings.drift_window_hours)
+        try:
+            report = await run_in_threadpool(
+                drift_for, services.storage, served.registry,
+                services.storage.resolve(settings.log_directory), served.name, scorer.version,
+                since=since, until=until,
+            )  # fmt: skip
+        except Exception:  # a storage hiccup must not end the loop
+            log.exception("drift refresh failed; the gauges keep their last values")
+            continue
+        metrics.drift(report)
 
 
 async def _collect_abandoned_writes(storage: Storage) -> None:
@@ -82,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         collector = asyncio.create_task(_collect_abandoned_writes(storage))
         app.state.services = services
         reloader = asyncio.create_task(_reload_forever(services, metrics, settings.reload_interval))
+        watcher = (asyncio.create_task(_watch_drift(services, metrics))
+                   if settings.drift_interval and services.log is not None else None)  # fmt: skip
         # Everything loaded so far lives as long as the process: keep it out of the garbage
         # collector's full passes (which otherwise pause requests for tens of ms).
         gc.freeze()
@@ -89,12 +126,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            for task in (reloader, collector):
+            for task in (reloader, collector, *([watcher] if watcher else [])):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await run_in_threadpool(manager.shutdown)
             services.scoring.close()
+            if services.log is not None:
+                await run_in_threadpool(services.log.close)  # a clean shutdown loses nothing
 
     app = FastAPI(
         title="loanrisk",
@@ -108,7 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     openapi.install(app)
-    for module in (health, predict, datasets, models, schemas, jobs, reference):
+    for module in (health, predict, datasets, models, schemas, monitoring, jobs, reference):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(Observe, metrics=metrics)

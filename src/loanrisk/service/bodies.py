@@ -9,7 +9,8 @@ allows are refused as the client's error, never reaching a handler as a huge or 
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+import tempfile
+from typing import IO, Any, TypeVar, cast
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
@@ -24,6 +25,8 @@ MULTIPART = "multipart/form-data"
 URLENCODED = "application/x-www-form-urlencoded"
 #: No loan attribute, count or version needs a longer integer.
 MAX_INT_DIGITS = 30
+#: CSV bodies and results stay in memory up to this size, then go to a temporary file.
+SPOOL_BYTES = 8 * 2**20
 
 
 def media_type(value: str | bytes | None) -> str:
@@ -82,3 +85,16 @@ def invalid_fields(exc: ValidationError, prefix: str = "body") -> InvalidInput:
         f"{first['field']}: {first['message']}",
         details={"field": first["field"], "fields": problems},
     )
+
+
+async def spool_body(request: Request) -> IO[bytes]:
+    """The request body in a temporary file (in memory up to 8 MiB), never whole in memory."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (returned open)
+    try:
+        async for chunk in request.stream():
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return cast(IO[bytes], spool)

@@ -84,12 +84,14 @@ class Locations:
                 s.model_directory.strip("/"),
                 s.job_directory.strip("/"),
                 s.schema_directory.strip("/"),
+                s.log_directory.strip("/"),
+                s.outcome_directory.strip("/"),
             )
         )
         if kept:
             raise PathNotAllowed(
-                f"{field} {folder!r} lies among the models, datasets, schemas or job records; "
-                "results are never written there",
+                f"{field} {folder!r} lies among the models, datasets, schemas, job records "
+                "or the prediction log and outcomes; results are never written there",
                 details={"field": field},
             )
 

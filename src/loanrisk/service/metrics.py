@@ -30,6 +30,7 @@ from prometheus_client import (
 )
 
 from loanrisk.contracts import JobRecord
+from loanrisk.monitoring.drift import DriftReport
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -100,7 +101,34 @@ class Metrics:
             ["model", "version"],
             registry=r,
         )
+        self.log_rows = Counter(
+            "loanrisk_prediction_log_rows",
+            "Scored loans written to the prediction log (written) or dropped because its "
+            "buffer was full (dropped).",
+            ["outcome"],
+            registry=r,
+        )
+        self.psi = Gauge(
+            "loanrisk_psi",
+            "Stability index of the served version's recent loans against its training data: "
+            'PSI of the score (feature="score") and CSI of each feature.',
+            ["model", "version", "feature"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self._serving: dict[str, tuple[str, str]] = {}
+
+    def drift(self, report: DriftReport) -> None:
+        """Set the stability gauges from a drift report (nothing when the window is empty)."""
+        items = ([report.score] if report.score else []) + report.features
+        for item in items:
+            self.psi.labels(report.model, str(report.version), item.name).set(item.index)
+
+    def log_written(self, rows: int) -> None:
+        self.log_rows.labels("written").inc(rows)
+
+    def log_dropped(self, rows: int) -> None:
+        self.log_rows.labels("dropped").inc(rows)
 
     def model_load_failed(self, model: str, version: int | None) -> None:
         self.model_load_failures.labels(model, "" if version is None else str(version)).inc()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from loanrisk.inference.cache import ModelCaches
 from loanrisk.inference.scorer import scorer_from_settings
 from loanrisk.jobs.manager import JobManager
+from loanrisk.monitoring.log import PredictionLog, prediction_log
 from loanrisk.service.auth import ApiKeys
 from loanrisk.service.batching import ScoringQueue
 from loanrisk.service.locations import Locations
@@ -33,6 +34,8 @@ class Services:
     models: ModelCaches
     #: Scores small JSON requests, batched, on one thread per worker.
     scoring: ScoringQueue = field(default_factory=ScoringQueue)
+    #: The prediction log's writer (None when the setting turns it off).
+    log: PredictionLog | None = None
 
     @classmethod
     def build(
@@ -46,7 +49,12 @@ class Services:
             build=lambda model: scorer_from_settings(model, settings, nthread=1),
             on_failure=metrics.model_load_failed,
         )
-        return cls(settings, storage, jobs, keys, metrics, models)
+        log = (
+            prediction_log(settings, storage, on_dropped=metrics.log_dropped,
+                           on_written=metrics.log_written)
+            if settings.prediction_log else None
+        )  # fmt: skip
+        return cls(settings, storage, jobs, keys, metrics, models, log=log)
 
     @property
     def locations(self) -> Locations:

@@ -28,7 +28,8 @@ from loanrisk.data.split import split_indices
 from loanrisk.errors import InvalidInput, NotFound
 from loanrisk.features.spec import FeatureSpec
 from loanrisk.features.transform import FeatureTransformer
-from loanrisk.registry.models import PRODUCTION, LoadedModel, ModelRegistry
+from loanrisk.monitoring.profile import profile_of
+from loanrisk.registry.models import PRODUCTION, PROFILE_FILE, LoadedModel, ModelRegistry
 from loanrisk.schema import LoanSchema, incompatibilities
 from loanrisk.storage.base import Storage
 from loanrisk.training.evaluate import evaluate
@@ -160,10 +161,15 @@ def evaluate_and_publish(
                       "python": platform.python_version()},
         **(extra or {}),
     }  # fmt: skip
+    train = prepared.catalogue.load_split(dataset.id, "train")
+    profile = profile_of(train, prepared.schema, spec, booster, seed=request.seed,
+                         nthread=nthread)  # fmt: skip
+    del train
     registry = prepared.registry
     manifest = registry.publish(
         request.model_name, booster=booster, spec=spec, report=report, metadata=metadata,
         schema=prepared.schema,
+        extra_files={PROFILE_FILE: profile.model_dump_json().encode()},
     )  # fmt: skip
     promote = request.promote
     if promote is None:

@@ -17,9 +17,18 @@ from loanrisk.errors import InvalidInput, TooLarge
 from loanrisk.registry.models import check_name
 from loanrisk.schema import builtin_schema
 from loanrisk.service.auth import ADMIN, SCORE, require
-from loanrisk.service.bodies import CSV, JSON, parse_json, parse_model, require_media_type
+from loanrisk.service.bodies import (
+    CSV,
+    JSON,
+    SPOOL_BYTES,
+    parse_json,
+    parse_model,
+    require_media_type,
+    spool_body,
+)
 from loanrisk.service.deps import ServicesDep
 from loanrisk.service.loan_docs import predict_body
+from loanrisk.service.logs import request_id
 from loanrisk.service.routes.jobs import accepted
 from loanrisk.service.state import Services
 
@@ -27,8 +36,6 @@ router = APIRouter(tags=["scoring"])
 
 #: Requests with at most this many loans are batched on the worker's scoring thread.
 SMALL_REQUEST = 64
-#: CSV bodies and results stay in memory up to this size, then go to a temporary file.
-SPOOL_BYTES = 8 * 2**20
 CHUNK_BYTES = 2**20
 
 
@@ -122,21 +129,11 @@ async def predict(
     services.metrics.predicted(
         scorer.model.name, scorer.version, [r["label"] for r in result["results"]]
     )
+    if services.log is not None:
+        services.log.scored_records(scorer, records, result, source="v1",
+                                    request_id=request_id.get())  # fmt: skip
     model = {"name": scorer.model.name, "version": scorer.version, "backend": scorer.backend.name}
     return JSONResponse({"model": model, **result})
-
-
-async def _spool(request: Request) -> IO[bytes]:
-    """The request body in a temporary file (in memory up to 8 MiB), never whole in memory."""
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (returned open)
-    try:
-        async for chunk in request.stream():
-            spool.write(chunk)
-    except BaseException:
-        spool.close()
-        raise
-    spool.seek(0)
-    return cast(IO[bytes], spool)
 
 
 def _chunks(output: IO[bytes]) -> Iterator[bytes]:
@@ -150,15 +147,17 @@ def _chunks(output: IO[bytes]) -> Iterator[bytes]:
 async def _score_csv_body(request: Request, services: Services, on_error: OnError) -> Response:
     """CSV in, streamed through the model; CSV out (or JSON with ``Accept: application/json``).
     Both sides go through temporary files, so a big batch does not sit in memory."""
-    source = await _spool(request)
+    source = await spool_body(request)
     output = cast(IO[bytes], tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115 (closed by _chunks or below)
     try:
         scorer = services.models.served.current()
+        log = services.log
+        on_scored = (log.chunk_recorder(scorer, source="v1-csv", request_id=request_id.get())
+                     if log is not None else None)  # fmt: skip
         summary = await run_in_threadpool(
-            scorer.score_csv,
-            source,
-            output,
-            on_error=on_error,
+            functools.partial(
+                scorer.score_csv, source, output, on_error=on_error, on_scored=on_scored
+            )
         )
         output.seek(0)
     except BaseException:
@@ -210,6 +209,7 @@ async def batch_predict(body: BatchBody, services: ServicesDep) -> JSONResponse:
         ref=s.model_alias,
         on_error=body.on_error,
         id_column=body.id_column,
+        request_id=request_id.get(),
     )
     record, _ = await run_in_threadpool(services.jobs.submit, params)
     return accepted(record)

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import check_size
 from loanrisk.errors import InvalidInput, TooLarge
+from loanrisk.service.logs import request_id
 from loanrisk.service.routes.reference.common import CLASSES, process, score_stored
 from loanrisk.service.routes.reference.fields import ReferenceFields
 from loanrisk.service.state import Services
@@ -101,6 +102,9 @@ async def predict(services: Services, doc: ReferenceFields) -> dict[str, Any]:
         records = await run_in_threadpool(scorer.score_records, sample or [])
         pairs = [[str(r["label"]), r["probability"]] for r in records["results"]]
         services.metrics.predicted(name, scorer.version, [row[0] == "True" for row in pairs])
+        if services.log is not None:
+            services.log.scored_records(scorer, sample or [], records, source="reference",
+                                        request_id=request_id.get())  # fmt: skip
     return {
         "msg": "Model Inference Complete",
         "Prediction Output": pairs,

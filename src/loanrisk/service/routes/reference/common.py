@@ -24,6 +24,7 @@ from loanrisk.service.bodies import (
     parse_model,
     require_media_type,
 )
+from loanrisk.service.logs import request_id
 from loanrisk.service.routes.reference.fields import ReferenceFields
 from loanrisk.service.state import Services
 from loanrisk.service.waiting import outcome
@@ -98,8 +99,11 @@ def score_into(
             head.append(results.iloc[: inline - kept])
             kept += len(head[-1])
 
+    log = services.log
+    on_scored = (log.chunk_recorder(scorer, source="reference", request_id=request_id.get())
+                 if log is not None else None)  # fmt: skip
     with services.storage.open_write(path) as sink:
-        summary = scorer.score_csv(stream, sink, on_results=keep)
+        summary = scorer.score_csv(stream, sink, on_results=keep, on_scored=on_scored)
     frame = pd.concat(head) if head else pd.DataFrame({"probability": [], "label": []})
     return Scored(summary, frame, path)
 

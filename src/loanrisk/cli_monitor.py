@@ -1,0 +1,160 @@
+"""``loanrisk monitor`` (drift, realized performance) and ``loanrisk outcomes add``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from loanrisk.cli_common import StorageOpt, cli_errors, err, out, settings_from
+from loanrisk.errors import InvalidInput
+from loanrisk.monitoring.drift import DriftReport
+from loanrisk.monitoring.log import read_log
+from loanrisk.monitoring.outcomes import read_outcome_csv, store_outcomes, summary
+from loanrisk.monitoring.reports import drift_for, performance_for, window_with_outcomes
+from loanrisk.registry.models import PRODUCTION, ModelRegistry
+from loanrisk.storage import open_storage
+
+monitor_app = typer.Typer(
+    no_args_is_help=True, help="Drift and realized performance of the scored loans."
+)
+outcomes_app = typer.Typer(no_args_is_help=True, help="What became of scored loans.")
+#: The window when --since is not given: the usual monthly stability check.
+DEFAULT_DAYS = 30
+SinceOpt = Annotated[str | None, typer.Option(help="Window start, ISO (default: 30 days ago).")]
+UntilOpt = Annotated[str | None, typer.Option(help="Window end, ISO (default: now).")]
+NameOpt = Annotated[str, typer.Option("--model", help="Model name.")]
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def parse_time(text: str | None, option: str) -> datetime | None:
+    """An ISO date or date-time (UTC unless it says otherwise)."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{option}: {text!r} is not an ISO date or date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _table(report: DriftReport) -> Table:
+    window = (f"{report.since:%Y-%m-%d %H:%M} to {report.until:%Y-%m-%d %H:%M} UTC"
+              if report.since and report.until else "all logged loans")  # fmt: skip
+    title = f"drift of {report.model} version {report.version}, {window}: {report.rows:,} loans"
+    table = Table("variable", "index", "band", title=title, title_justify="left")
+    rows = ([report.score] if report.score else []) + report.features
+    for item in rows:
+        name = "score (PSI)" if item.name == "score" else item.name
+        table.add_row(name, f"{item.index:.4f}", item.band)
+    return table
+
+
+@monitor_app.command("drift")
+def drift(
+    model: Annotated[
+        str, typer.Option(help="NAME[@VERSION|ALIAS].")
+    ] = f"loan-default@{PRODUCTION}",
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    storage: StorageOpt = None,
+    model_directory: Annotated[
+        str, typer.Option("--model-directory", help="Directory of the storage holding models.")
+    ] = "models",
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+    export_window: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the window's loans that have outcomes to this Parquet "
+            "file, as training data for `loanrisk data process` (never over a file)."
+        ),
+    ] = None,
+) -> None:
+    """PSI of the score and CSI of each feature (worst first) for a window of the prediction
+    log, against the version's training profile: < 0.1 stable, 0.1-0.25 investigate,
+    > 0.25 shift."""
+    with cli_errors():
+        settings = settings_from(storage=storage)
+        target = open_storage(settings)
+        end = parse_time(until, "--until") or datetime.now(UTC)
+        start = parse_time(since, "--since") or end - timedelta(days=DEFAULT_DAYS)
+        name, _, ref = model.partition("@")
+        if export_window is not None and export_window.exists():
+            raise InvalidInput(f"{export_window} exists: choose a new file")
+        registry = ModelRegistry(target, model_directory)
+        log_directory = target.resolve(settings.log_directory)
+        report = drift_for(target, registry, log_directory, name, ref or PRODUCTION,
+                           since=start, until=end)  # fmt: skip
+        if export_window is not None:
+            rows = window_with_outcomes(target, registry, log_directory,
+                                        target.resolve(settings.outcome_directory), name,
+                                        ref or PRODUCTION, since=start, until=end)  # fmt: skip
+            rows.to_parquet(export_window, index=False)
+            err.print(f"{len(rows):,} loans with outcomes written to {export_window}",
+                      highlight=False)  # fmt: skip
+        if as_json:
+            out.print_json(json.dumps(report.to_dict()))
+        else:
+            out.print(_table(report))
+
+
+@monitor_app.command("performance")
+def performance(
+    model: NameOpt = "loan-default",
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    storage: StorageOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+) -> None:
+    """Realized performance per version: the loans scored in the window joined to their
+    outcomes; AUC, Brier, and the default rate against the predicted PD per band."""
+    with cli_errors():
+        settings = settings_from(storage=storage)
+        target = open_storage(settings)
+        end = parse_time(until, "--until") or datetime.now(UTC)
+        start = parse_time(since, "--since") or end - timedelta(days=DEFAULT_DAYS)
+        report = performance_for(target, target.resolve(settings.log_directory),
+                                 target.resolve(settings.outcome_directory), model,
+                                 since=start, until=end)  # fmt: skip
+        if as_json:
+            out.print_json(json.dumps(report))
+            return
+        table = Table("version", "scored", "with outcome", "AUC", "Brier", "default rate",
+                      title=f"realized performance of {model}", title_justify="left")  # fmt: skip
+        for row in report["versions"]:
+            table.add_row(str(row["version"]), f"{row['scored']:,}", f"{row['with_outcome']:,}",
+                          _number(row["auc"]), _number(row["brier"]),
+                          _number(row["default_rate"]))  # fmt: skip
+        out.print(table)
+
+
+@outcomes_app.command("add")
+def add(
+    file: Annotated[Path, typer.Argument(help="CSV: loan_id, defaulted (0/1), observed_on.")],
+    model: Annotated[
+        str, typer.Option(help="Count unknown loan ids against this model's log.")
+    ] = "loan-default",
+    storage: StorageOpt = None,
+) -> None:
+    """Store observed outcomes (idempotent on the loan id; the latest upload wins). Loan ids
+    the model's prediction log does not know are counted, not refused."""
+    with cli_errors():
+        settings = settings_from(storage=storage)
+        target = open_storage(settings)
+        if not file.is_file():
+            raise InvalidInput(f"no such file: {file}")
+        with file.open("rb") as stream:
+            outcomes = read_outcome_csv(stream, max_rows=settings.max_outcome_rows)
+        store_outcomes(target, target.resolve(settings.outcome_directory), outcomes)
+        known = read_log(target, target.resolve(settings.log_directory), model=model)["loan_id"]
+        counts = summary(outcomes, known.dropna())
+        out.print(f"{counts['stored']:,} outcomes stored ({counts['received']:,} rows); "
+                  f"{counts['unknown_loans']:,} name loans {model!r} has not logged",
+                  highlight=False)  # fmt: skip

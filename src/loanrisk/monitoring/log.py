@@ -1,0 +1,362 @@
+"""The prediction log: every scored loan, as Parquet on the shared storage.
+
+Layout, under a directory of the storage (setting ``log_directory``)::
+
+    <directory>/model=<name>/day=<YYYY-MM-DD>/<writer>-<n>.parquet
+
+Each writer (one per process: a replica's worker, a batch job, a CLI run) names its files
+after its host, pid and a random token, so writers never contend; any process reads every
+file of a model as one table (:func:`read_log`). A row holds the time, the request id, the
+caller's loan id, the model, version and backend, where it was scored (``source``), the loan
+as received (``features``, JSON: it round-trips exactly), and the probability, label and band.
+
+Scoring never waits on the log: :meth:`PredictionLog.record` appends to a bounded buffer (a
+pointer to what was scored; nothing is serialised on the request path) and a background
+thread writes every ``flush_seconds`` or ``flush_rows`` rows. A clean shutdown
+(:meth:`PredictionLog.close`) writes what is buffered; a process killed with SIGKILL loses at
+most what arrived since the last flush. When the buffer is full, new rows are dropped and
+counted (``on_dropped``), never waited for; a failed write is retried at the next flush while
+there is room.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from loanrisk.errors import InvalidInput, NotFound
+from loanrisk.settings import Settings
+from loanrisk.storage.base import Storage
+
+if TYPE_CHECKING:
+    from loanrisk.inference.scorer import Scorer
+
+log = logging.getLogger("loanrisk.monitoring")
+
+COLUMNS = pa.schema([
+    ("time", pa.timestamp("us", tz="UTC")),
+    ("request_id", pa.string()),
+    ("loan_id", pa.string()),
+    ("model", pa.string()),
+    ("version", pa.int64()),
+    ("backend", pa.string()),
+    ("source", pa.string()),
+    ("features", pa.string()),
+    ("probability", pa.float64()),
+    ("label", pa.bool_()),
+    ("band", pa.string()),
+])  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What one scoring call produced, as the front end saw it (serialised off the request
+    path). ``loans`` are the raw records (or a raw frame); ``results`` their scores."""
+
+    at: float
+    request_id: str | None
+    model: str
+    version: int
+    backend: str
+    source: str
+    loans: Sequence[Mapping[str, Any]] | pd.DataFrame
+    results: Sequence[Mapping[str, Any]] | pd.DataFrame
+    #: Fields (columns) holding the caller's loan id, the first present wins.
+    id_fields: tuple[str, ...]
+    rows: int
+    #: Row number of the frame's first loan minus one (``results["row"]`` counts from 1).
+    offset: int = 0
+
+
+def _id_fields(*names: str | None) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(n for n in names if n))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=str, separators=(",", ":"), allow_nan=True)
+
+
+def _clean(value: Any) -> Any:
+    """A cell of a raw frame as JSON can hold it (NaN and missing become null)."""
+    if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _rows(item: Scored) -> dict[str, list[Any]]:
+    """The log rows of one scoring call."""
+    out: dict[str, list[Any]] = {name: [] for name in COLUMNS.names}
+    if isinstance(item.results, pd.DataFrame):
+        frame = item.loans
+        assert isinstance(frame, pd.DataFrame)
+        results = item.results
+        positions = results["row"].to_numpy() - 1 - item.offset
+        raw = frame.iloc[positions]
+        names = [str(c) for c in raw.columns]
+        values = raw.to_numpy(dtype=object)
+        records = [dict(zip(names, map(_clean, row), strict=True)) for row in values]
+        probability = results["probability"].to_numpy(dtype=np.float64).tolist()
+        label = results["label"].to_numpy(dtype=bool).tolist()
+        band = results["band"].astype(str).tolist()
+    else:
+        loans = item.loans
+        assert not isinstance(loans, pd.DataFrame)
+        records = [dict(loans[int(r["record"])]) for r in item.results]
+        probability = [float(r["probability"]) for r in item.results]
+        label = [bool(r["label"]) for r in item.results]
+        band = [str(r["band"]) for r in item.results]
+    at = datetime.fromtimestamp(item.at, UTC)
+    for record in records:
+        loan_id = next((record[f] for f in item.id_fields if record.get(f) is not None), None)
+        out["loan_id"].append(None if loan_id is None else str(loan_id))
+        out["features"].append(_json(record))
+    n = len(records)
+    out["time"] = [at] * n
+    out["request_id"] = [item.request_id] * n
+    out["model"] = [item.model] * n
+    out["version"] = [item.version] * n
+    out["backend"] = [item.backend] * n
+    out["source"] = [item.source] * n
+    out["probability"], out["label"], out["band"] = probability, label, band
+    return out
+
+
+class PredictionLog:
+    """A buffered writer of the prediction log (thread-safe; one per process)."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        directory: str,
+        *,
+        flush_seconds: float = 5.0,
+        flush_rows: int = 10_000,
+        max_buffered_rows: int = 200_000,
+        on_dropped: Callable[[int], None] | None = None,
+        on_written: Callable[[int], None] | None = None,
+    ) -> None:
+        self.storage = storage
+        self.directory = directory
+        self.flush_seconds = flush_seconds
+        self.flush_rows = flush_rows
+        self.max_buffered_rows = max_buffered_rows
+        self._on_dropped = on_dropped or (lambda n: None)
+        self._on_written = on_written or (lambda n: None)
+        self.writer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._items: deque[Scored] = deque()
+        self._buffered = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._flushing = threading.Lock()
+        self._sequence = 0
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    # -- the request path ----------------------------------------------------------------
+
+    def scored_records(
+        self,
+        scorer: Scorer,
+        records: Sequence[Mapping[str, Any]],
+        result: Mapping[str, Any],
+        *,
+        source: str,
+        request_id: str | None = None,
+    ) -> None:
+        """Log the loans of :meth:`Scorer.score_records`; the loan id is the record's
+        ``id`` field, or the schema's id column."""
+        results = result["results"]
+        self.record(Scored(time.time(), request_id, scorer.model.name, scorer.version,
+                           scorer.backend.name, source, records, results,
+                           _id_fields(scorer.schema.id_name, "id"), len(results)))  # fmt: skip
+
+    def chunk_recorder(
+        self,
+        scorer: Scorer,
+        *,
+        source: str,
+        request_id: str | None = None,
+        id_column: str | None = None,
+    ) -> Callable[[int, pd.DataFrame, pd.DataFrame], None]:
+        """An ``on_scored`` callback for :meth:`Scorer.score_csv` / ``score_parquet``: logs
+        each chunk's loans (the loan id from ``id_column``, or the schema's id column)."""
+        id_fields = _id_fields(id_column, scorer.schema.id_name)
+
+        def on_scored(offset: int, chunk: pd.DataFrame, results: pd.DataFrame) -> None:
+            self.record(Scored(time.time(), request_id, scorer.model.name, scorer.version,
+                               scorer.backend.name, source, chunk, results, id_fields,
+                               len(results), offset))  # fmt: skip
+
+        return on_scored
+
+    def record(self, item: Scored) -> None:
+        """Buffer one scoring call's rows; never blocks on storage. Over the buffer's
+        bound the rows are dropped and counted."""
+        if item.rows == 0:
+            return
+        with self._lock:
+            if self._closed or self._buffered + item.rows > self.max_buffered_rows:
+                self.dropped += item.rows
+                dropped = True
+            else:
+                self._items.append(item)
+                self._buffered += item.rows
+                dropped = False
+            wake = self._buffered >= self.flush_rows
+        if dropped:
+            self._on_dropped(item.rows)
+        elif wake:
+            self._wake.set()
+
+    # -- the background writer -------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            if not self._closed:
+                self.flush()
+
+    def flush(self) -> int:
+        """Write what is buffered now; the number of rows written."""
+        with self._flushing:
+            with self._lock:
+                items = list(self._items)
+                self._items.clear()
+                self._buffered = 0
+            if not items:
+                return 0
+            try:
+                written = self._write(items)
+            except Exception:
+                log.exception("prediction log: a write failed; retrying at the next flush")
+                self._requeue(items)
+                return 0
+            self._on_written(written)
+            return written
+
+    def _requeue(self, items: list[Scored]) -> None:
+        with self._lock:
+            for item in items:
+                if self._buffered + item.rows <= self.max_buffered_rows:
+                    self._items.append(item)
+                    self._buffered += item.rows
+                else:
+                    self.dropped += item.rows
+                    self._on_dropped(item.rows)
+
+    def _write(self, items: list[Scored]) -> int:
+        columns: dict[str, list[Any]] = {name: [] for name in COLUMNS.names}
+        for item in items:
+            for name, values in _rows(item).items():
+                columns[name] += values
+        table = pa.Table.from_pydict(columns, schema=COLUMNS)
+        days = pc.strftime(table["time"], format="%Y-%m-%d").to_pylist()
+        groups: dict[tuple[str, str], list[int]] = {}
+        for index, (model, day) in enumerate(zip(table["model"].to_pylist(), days, strict=True)):
+            groups.setdefault((model, day), []).append(index)
+        for (model, day), rows in groups.items():
+            buffer = io.BytesIO()
+            pq.write_table(table.take(rows), buffer, compression="zstd")
+            self._sequence += 1
+            name = f"{self.writer}-{self._sequence:08d}.parquet"
+            path = self.storage.join(self.directory, f"model={model}", f"day={day}", name)
+            self.storage.write_bytes(path, buffer.getvalue())
+        return int(table.num_rows)
+
+    def close(self) -> None:
+        """Stop the background writer and write what is buffered (a clean shutdown)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._wake.set()
+        self._thread.join(timeout=max(self.flush_seconds, 1.0) + 5)
+        self.flush()
+
+
+def prediction_log(
+    settings: Settings,
+    storage: Storage,
+    *,
+    on_dropped: Callable[[int], None] | None = None,
+    on_written: Callable[[int], None] | None = None,
+) -> PredictionLog:
+    """The writer the settings describe (directory, flush interval and rows, buffer bound)."""
+    return PredictionLog(
+        storage, storage.resolve(settings.log_directory),
+        flush_seconds=settings.log_flush_seconds, flush_rows=settings.log_flush_rows,
+        max_buffered_rows=settings.log_max_buffered_rows,
+        on_dropped=on_dropped, on_written=on_written,
+    )  # fmt: skip
+
+
+def _day(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value.removeprefix("day="))
+    except ValueError:
+        return None
+
+
+def read_log(
+    storage: Storage,
+    directory: str,
+    *,
+    model: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    version: int | None = None,
+) -> pd.DataFrame:
+    """Every logged loan of ``model`` scored in ``[since, until)`` (of ``version``, when
+    given), oldest first, as one frame with the log's columns."""
+    if since is not None and until is not None and since >= until:
+        raise InvalidInput("since must be before until")
+    root = storage.join(directory, f"model={model}")
+    tables = []
+    try:
+        days = storage.list(root)
+    except NotFound:
+        days = []
+    for entry in days:
+        day = _day(entry)
+        if day is None:
+            continue
+        if since is not None and day < since.date():
+            continue
+        if until is not None and day > (until - timedelta(microseconds=1)).date():
+            continue
+        folder = storage.join(root, entry)
+        for name in storage.list(folder):
+            if name.endswith(".parquet"):
+                data = storage.read_bytes(storage.join(folder, name))
+                tables.append(pq.read_table(io.BytesIO(data), schema=COLUMNS))
+    table = pa.concat_tables(tables) if tables else COLUMNS.empty_table()
+    frame: pd.DataFrame = table.to_pandas()
+    keep = np.ones(len(frame), dtype=bool)
+    if since is not None:
+        keep &= (frame["time"] >= pd.Timestamp(since)).to_numpy()
+    if until is not None:
+        keep &= (frame["time"] < pd.Timestamp(until)).to_numpy()
+    if version is not None:
+        keep &= (frame["version"] == version).to_numpy()
+    selected: pd.DataFrame = frame[keep].sort_values("time", kind="stable")
+    return selected.reset_index(drop=True)

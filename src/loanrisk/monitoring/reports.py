@@ -1,0 +1,106 @@
+"""Monitoring reports, as the CLI, the service's routes and its gauges ask for them: drift of
+a version (its profile, stored or made on demand from its dataset, against a window of the
+prediction log), realized performance (the log joined to outcomes), and the window's loans
+with outcomes as training data."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from loanrisk.data.datasets import DatasetCatalogue
+from loanrisk.errors import Conflict
+from loanrisk.monitoring.drift import DriftReport, drift_report
+from loanrisk.monitoring.log import read_log
+from loanrisk.monitoring.outcomes import read_outcomes
+from loanrisk.monitoring.performance import joined, performance_report, training_rows
+from loanrisk.monitoring.profile import Profile, profile_of
+from loanrisk.registry.models import PROFILE_FILE, LoadedModel, ModelRegistry
+from loanrisk.storage.base import Storage
+
+#: Profiles made on demand, kept per process (versions are immutable).
+_MADE: OrderedDict[tuple[str, str, int], Profile] = OrderedDict()
+_LOCK = threading.Lock()
+MAX_MADE = 16
+
+
+def version_profile(registry: ModelRegistry, model: LoadedModel) -> Profile:
+    """The version's stored profile, or one made from its training dataset (for versions
+    published before profiles existed)."""
+    stored = registry.file(model.name, model.version, PROFILE_FILE)
+    if stored is not None:
+        return Profile.model_validate_json(stored)
+    key = (registry.root, model.name, model.version)
+    with _LOCK:
+        if key in _MADE:
+            return _MADE[key]
+    dataset = model.manifest.dataset or {}
+    if "id" not in dataset:
+        raise Conflict(f"model {model.name!r} version {model.version} has no profile and "
+                       "names no dataset to make one from")  # fmt: skip
+    catalogue = DatasetCatalogue(registry.storage, str(dataset.get("directory", "data")))
+    train = catalogue.load_split(str(dataset["id"]), "train")
+    profile = profile_of(train, model.schema, model.spec, model.booster)
+    with _LOCK:
+        _MADE[key] = profile
+        while len(_MADE) > MAX_MADE:
+            _MADE.popitem(last=False)
+    return profile
+
+
+def drift_for(
+    storage: Storage,
+    registry: ModelRegistry,
+    log_directory: str,
+    name: str,
+    ref: str | int,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> DriftReport:
+    """Drift of version ``ref`` of model ``name`` over ``[since, until)`` of the log."""
+    model = registry.load(name, ref)
+    profile = version_profile(registry, model)
+    log = read_log(storage, log_directory, model=name, since=since, until=until,
+                   version=model.version)  # fmt: skip
+    return drift_report(log, profile, model.schema, model=name, version=model.version,
+                        since=since, until=until)  # fmt: skip
+
+
+def performance_for(
+    storage: Storage,
+    log_directory: str,
+    outcome_directory: str,
+    name: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    """Realized performance of every version of ``name`` that scored loans in the window."""
+    log = read_log(storage, log_directory, model=name, since=since, until=until)
+    report = performance_report(log, read_outcomes(storage, outcome_directory), model=name)
+    return {**report, "since": since.isoformat() if since else None,
+            "until": until.isoformat() if until else None}  # fmt: skip
+
+
+def window_with_outcomes(
+    storage: Storage,
+    registry: ModelRegistry,
+    log_directory: str,
+    outcome_directory: str,
+    name: str,
+    ref: str | int,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> pd.DataFrame:
+    """The loans version ``ref`` scored in the window that have an outcome, as training data
+    of its schema (``loanrisk data process`` takes them)."""
+    model = registry.load(name, ref)
+    log = read_log(storage, log_directory, model=name, since=since, until=until,
+                   version=model.version)  # fmt: skip
+    return training_rows(joined(log, read_outcomes(storage, outcome_directory)), model.schema)

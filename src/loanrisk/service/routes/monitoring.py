@@ -1,0 +1,157 @@
+"""Monitoring routes (docs/monitoring.md): the drift of a version's logged loans, outcomes,
+and realized performance."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from loanrisk.errors import InvalidInput, TooLarge
+from loanrisk.monitoring.log import read_log
+from loanrisk.monitoring.outcomes import (
+    Outcome,
+    outcomes_frame,
+    read_outcome_csv,
+    store_outcomes,
+    summary,
+)
+from loanrisk.monitoring.reports import drift_for, performance_for
+from loanrisk.registry.models import ModelRegistry, check_name
+from loanrisk.service.auth import ADMIN, require
+from loanrisk.service.bodies import (
+    CSV,
+    JSON,
+    parse_json,
+    parse_model,
+    require_media_type,
+    spool_body,
+)
+from loanrisk.service.deps import ServicesDep
+
+router = APIRouter(tags=["monitoring"], dependencies=[require(ADMIN)])
+#: The window when ``since`` is not given: the usual monthly stability check.
+DEFAULT_DAYS = 30
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@router.get("/v1/models/{name}/drift", summary="Drift of a version's scored loans")
+async def get_drift(
+    name: str,
+    services: ServicesDep,
+    since: Annotated[
+        datetime | None, Query(description="Window start (default: 30 days ago).")
+    ] = None,
+    until: Annotated[datetime | None, Query(description="Window end (default: now).")] = None,
+    version: Annotated[
+        str | None, Query(description="Version or alias (default: the served alias).")
+    ] = None,
+    model_directory: Annotated[
+        str | None, Query(description="Folder of the storage with models.")
+    ] = None,
+) -> dict[str, Any]:
+    """PSI of the score and CSI of each feature, worst first, for the loans the version
+    scored in ``[since, until)`` against its training profile; each with its band (< 0.1
+    stable, 0.1 to 0.25 investigate, > 0.25 shift) and the shares per bin."""
+    settings = services.settings
+    start, end = _window(since, until)
+    folder = services.storage.resolve(model_directory or settings.model_directory)
+    registry = ModelRegistry(services.storage, folder)
+    report = await run_in_threadpool(
+        drift_for, services.storage, registry, services.storage.resolve(settings.log_directory),
+        check_name("model", name), version or settings.model_alias, since=start, until=end,
+    )  # fmt: skip
+    return report.to_dict()
+
+
+def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    end = _utc(until) or datetime.now(UTC)
+    start = _utc(since) or end - timedelta(days=DEFAULT_DAYS)
+    if start >= end:
+        raise InvalidInput("since must be before until", details={"field": "since"})
+    return start, end
+
+
+EXAMPLE_OUTCOME: dict[str, Any] = {"loan_id": "L-1", "defaulted": 1, "observed_on": "2026-11-30"}
+
+
+class OutcomesBody(BaseModel):
+    """Observed outcomes of scored loans."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"outcomes": [EXAMPLE_OUTCOME]}]},
+    )
+
+    outcomes: list[Outcome] = Field(min_length=1, description="loan_id, defaulted, observed_on.")
+    model: str | None = Field(None, description="Count unknown ids against this model's log.")
+
+
+@router.post(
+    "/v1/outcomes",
+    summary="Store loan outcomes",
+    openapi_extra={"requestBody": {"required": True, "content": {
+        JSON: {"schema": OutcomesBody.model_json_schema()},
+        CSV: {"schema": {"type": "string"}, "example":
+              "loan_id,defaulted,observed_on\nL-1,1,2026-11-30\n"}}}},
+)  # fmt: skip
+async def post_outcomes(
+    request: Request,
+    services: ServicesDep,
+    model: Annotated[str | None, Query(description="CSV: count unknown ids of this model.")] = None,
+) -> dict[str, Any]:
+    """What became of scored loans (JSON ``{"outcomes": [...]}`` or a CSV with ``loan_id``,
+    ``defaulted`` (0/1) and ``observed_on``): stored, idempotent on the loan id (the latest
+    upload wins). Bad rows are refused with their row and column (422); loan ids the
+    prediction log does not know are counted, not refused."""
+    settings = services.settings
+    limit = settings.max_outcome_rows
+    if require_media_type(request, (JSON, CSV), default=JSON) == CSV:
+        spool = await spool_body(request)
+        try:
+            outcomes = await run_in_threadpool(read_outcome_csv, spool, max_rows=limit)
+        finally:
+            spool.close()
+    else:
+        body = parse_model(OutcomesBody, parse_json(await request.body()))
+        if len(body.outcomes) > limit:
+            raise TooLarge(f"{len(body.outcomes):,} outcomes: at most {limit:,} at once")
+        outcomes, model = outcomes_frame(body.outcomes), body.model or model
+    name = check_name("model", model or settings.model_name)
+    storage = services.storage
+
+    def store() -> dict[str, Any]:
+        store_outcomes(storage, storage.resolve(settings.outcome_directory), outcomes)
+        known = read_log(storage, storage.resolve(settings.log_directory), model=name)
+        return {"model": name, **summary(outcomes, known["loan_id"].dropna())}
+
+    return await run_in_threadpool(store)
+
+
+@router.get("/v1/models/{name}/performance", summary="Realized performance per version")
+async def get_performance(
+    name: str,
+    services: ServicesDep,
+    since: Annotated[
+        datetime | None, Query(description="Window start (default: 30 days ago).")
+    ] = None,
+    until: Annotated[datetime | None, Query(description="Window end (default: now).")] = None,
+) -> dict[str, Any]:
+    """The loans each version scored in ``[since, until)`` joined to their outcomes: how many
+    have one, the realized AUC and Brier score, and per band the observed default rate
+    against the mean predicted PD."""
+    start, end = _window(since, until)
+    storage, settings = services.storage, services.settings
+    return await run_in_threadpool(
+        performance_for, storage, storage.resolve(settings.log_directory),
+        storage.resolve(settings.outcome_directory), check_name("model", name),
+        since=start, until=end,
+    )  # fmt: skip
