@@ -69,6 +69,13 @@ def drift(
         str, typer.Option("--model-directory", help="Directory of the storage holding models.")
     ] = "models",
     as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+    save: Annotated[
+        bool,
+        typer.Option(
+            help="Also store the report as JSON on the storage, under "
+            "<log directory>/reports/ (what the daily CronJob does)."
+        ),
+    ] = False,
     export_window: Annotated[
         Path | None,
         typer.Option(
@@ -99,6 +106,11 @@ def drift(
             rows.to_parquet(export_window, index=False)
             err.print(f"{len(rows):,} loans with outcomes written to {export_window}",
                       highlight=False)  # fmt: skip
+        if save:
+            stored = f"drift-{name}-v{report.version}-{end:%Y%m%dT%H%M%SZ}.json"
+            path = target.join(log_directory, "reports", stored)
+            target.write_bytes(path, json.dumps(report.to_dict(), indent=2).encode())
+            err.print(f"report stored at {target.url}/{path}", highlight=False)
         if as_json:
             out.print_json(json.dumps(report.to_dict()))
         else:

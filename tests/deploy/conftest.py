@@ -36,6 +36,13 @@ def cli_context(argv: list[str]) -> Any:
     assert argv[0] == "loanrisk", argv
     group: Any = typer.main.get_command(app)
     with group.make_context("loanrisk", argv[1:], resilient_parsing=False) as top:
-        name, command, rest = group.resolve_command(top, argv[1:])
-        assert command is not None, f"no command {name!r}"
-        return command.make_context(name or "", rest, parent=top)
+        parent, rest = top, argv[1:]
+        while True:  # through sub-groups (``loanrisk monitor drift``) to the command
+            name, command, rest = group.resolve_command(parent, rest)
+            assert command is not None, f"no command {name!r}"
+            if not isinstance(command, typer.core.TyperGroup):
+                return command.make_context(name or "", rest, parent=parent)
+            # Sub-groups take no options of their own: the rest names the command.
+            parent = command.make_context(name or "", list(rest), parent=parent,
+                                          resilient_parsing=True)  # fmt: skip
+            group = command

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import copy
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from loanrisk.service import create_app
 from loanrisk.service.auth import ApiKeys
@@ -24,8 +25,13 @@ from .conftest import KUBERNETES, cli_context, render
 VERSIONS = ("1.29.0", "1.32.0")
 OVERLAYS = ("overlays/aws", "overlays/azure-sgx", "overlays/local")
 TRAINING = ("overlays/aws/train", "overlays/azure-sgx/train", "overlays/local/train", "dask/train")
-ALL = (*OVERLAYS, *TRAINING, "dask")
+DRIFT = ("overlays/aws/drift", "overlays/azure-sgx/drift", "overlays/local/drift")
+ALL = (*OVERLAYS, *TRAINING, *DRIFT, "dask")
 ENTRYPOINT = ["loanrisk", "serve"]  # the image's (tests/deploy/test_dockerfile.py)
+#: A Prometheus duration, as the prometheus-operator CRD's pattern for ``for``/``interval``.
+DURATION = (
+    r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+)
 
 
 def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -261,6 +267,65 @@ def test_training_jobs_run_real_cli_commands(kustomization: str,
         assert threads <= float(container["resources"]["limits"]["cpu"])
     if kustomization == "dask/train":
         assert context.params["dask_scheduler"].startswith("tcp://loanrisk-dask-scheduler.")
+
+
+@pytest.mark.parametrize("kustomization", DRIFT)
+def test_the_daily_drift_report_runs_a_real_cli_command(kustomization: str) -> None:
+    (cronjob,) = by_kind(render(kustomization), "CronJob")
+    spec = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    context = cli_context([*container["command"], *container["args"]])
+    assert context.command.name == "drift"
+    assert context.params["save"] is True and context.params["model"].endswith("@production")
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["envFrom"] == [{"configMapRef": {"name": "loanrisk-settings"}}]
+
+
+class _Rule(BaseModel):
+    """One rule of a PrometheusRule, as the prometheus-operator CRD defines it (v1)."""
+
+    model_config = ConfigDict(extra="forbid")
+    alert: str
+    expr: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    for_: str | None = Field(None, alias="for", pattern=DURATION)
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    interval: str | None = Field(None, pattern=DURATION)
+    rules: list[_Rule]
+
+
+class _RuleSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    groups: list[_Group]
+
+
+def test_the_alerts_are_valid_rules_over_metrics_the_app_exports(tmp_path: Path) -> None:
+    (rule,) = render("monitoring")
+    assert (rule["apiVersion"], rule["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
+    # Its metadata is an ObjectMeta: validated as a built-in object's.
+    strict({"apiVersion": "v1", "kind": "ConfigMap", "metadata": rule["metadata"]})
+    spec = _RuleSpec.model_validate(rule["spec"])
+    alerts = {r.alert: r for g in spec.groups for r in g.rules}
+    assert set(alerts) == {"LoanriskScoreDrift", "LoanriskFeatureDrift", "LoanriskErrorRate",
+                           "LoanriskScoringLatency", "LoanriskTrainingFailed",
+                           "LoanriskPredictionLogDropping"}  # fmt: skip
+    assert "> 0.25" in alerts["LoanriskScoreDrift"].expr
+    assert all(r.labels["severity"] in ("warning", "critical") for r in alerts.values())
+    # Every metric an alert reads is one the app exports (a renamed metric breaks this).
+    with TestClient(create_app(Settings(storage=str(tmp_path), drift_interval=0))) as client:
+        exported = client.get("/metrics").text
+    families = set(re.findall(r"^# TYPE (\w+) (\w+)", exported, re.MULTILINE))
+    names = {f for f, _ in families} | {f"{f}_total" for f, t in families if t == "counter"}
+    names |= {f"{f}_bucket" for f, t in families if t == "histogram"}
+    for alert in alerts.values():
+        used = set(re.findall(r"\b(loanrisk_\w+)", alert.expr))
+        assert used and used <= names, (alert.alert, used - names)
 
 
 def test_the_dask_cluster_runs_what_the_dask_image_installs() -> None:

@@ -91,6 +91,18 @@ def test_a_full_buffer_drops_and_counts_and_never_blocks() -> None:
     assert len(read_log(storage, "log", model="loan-default")) == 2
 
 
+def test_a_blocking_log_of_a_batch_writes_instead_of_dropping() -> None:
+    storage = MemoryStorage()
+    scorer = trained(storage)
+    log = PredictionLog(storage, "log", flush_seconds=60, max_buffered_rows=3, blocking=True)
+    frame = pd.DataFrame([EXAMPLE_LOAN] * 10)
+    scorer.score_csv(io.BytesIO(frame.to_csv(index=False).encode()), chunk_rows=2,
+                     on_scored=log.chunk_recorder(scorer, source="batch"))  # fmt: skip
+    log.close()
+    assert log.dropped == 0
+    assert len(read_log(storage, "log", model="loan-default")) == 10
+
+
 class FailingOnce(MemoryStorage):
     """A storage whose first write of a log file fails (an S3 outage, say)."""
 

@@ -11,12 +11,13 @@ caller's loan id, the model, version and backend, where it was scored (``source`
 as received (``features``, JSON: it round-trips exactly), and the probability, label and band.
 
 Scoring never waits on the log: :meth:`PredictionLog.record` appends to a bounded buffer (a
-pointer to what was scored; nothing is serialised on the request path) and a background
-thread writes every ``flush_seconds`` or ``flush_rows`` rows. A clean shutdown
-(:meth:`PredictionLog.close`) writes what is buffered; a process killed with SIGKILL loses at
-most what arrived since the last flush. When the buffer is full, new rows are dropped and
-counted (``on_dropped``), never waited for; a failed write is retried at the next flush while
-there is room.
+pointer to what was scored; nothing is serialised on the request path). A background thread
+turns the buffer into Arrow tables ten times a second (a few milliseconds each, so requests
+are never held up for long) and writes them every ``flush_seconds``
+(or at ``flush_rows`` rows). A clean shutdown (:meth:`PredictionLog.close`) writes what is
+buffered; a process killed with SIGKILL loses at most what arrived since the last write. When
+the buffer is full, new rows are dropped and counted (``on_dropped``), never waited for; a
+failed write is kept and retried at the next one (the bound still holds meanwhile).
 """
 
 from __future__ import annotations
@@ -89,8 +90,8 @@ def _id_fields(*names: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(n for n in names if n))
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, default=str, separators=(",", ":"), allow_nan=True)
+#: One encoder for every row (``json.dumps`` with options builds a new one per call).
+_ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
 
 
 def _clean(value: Any) -> Any:
@@ -100,9 +101,8 @@ def _clean(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _rows(item: Scored) -> dict[str, list[Any]]:
-    """The log rows of one scoring call."""
-    out: dict[str, list[Any]] = {name: [] for name in COLUMNS.names}
+def _append_rows(item: Scored, out: dict[str, list[Any]]) -> None:
+    """Append the log rows of one scoring call to the columns ``out``."""
     if isinstance(item.results, pd.DataFrame):
         frame = item.loans
         assert isinstance(frame, pd.DataFrame)
@@ -110,32 +110,32 @@ def _rows(item: Scored) -> dict[str, list[Any]]:
         positions = results["row"].to_numpy() - 1 - item.offset
         raw = frame.iloc[positions]
         names = [str(c) for c in raw.columns]
-        values = raw.to_numpy(dtype=object)
-        records = [dict(zip(names, map(_clean, row), strict=True)) for row in values]
-        probability = results["probability"].to_numpy(dtype=np.float64).tolist()
-        label = results["label"].to_numpy(dtype=bool).tolist()
-        band = results["band"].astype(str).tolist()
+        records: list[Mapping[str, Any]] = [
+            dict(zip(names, map(_clean, row), strict=True)) for row in raw.to_numpy(dtype=object)
+        ]
+        out["probability"] += results["probability"].to_numpy(dtype=np.float64).tolist()
+        out["label"] += results["label"].to_numpy(dtype=bool).tolist()
+        out["band"] += results["band"].astype(str).tolist()
     else:
         loans = item.loans
         assert not isinstance(loans, pd.DataFrame)
-        records = [dict(loans[int(r["record"])]) for r in item.results]
-        probability = [float(r["probability"]) for r in item.results]
-        label = [bool(r["label"]) for r in item.results]
-        band = [str(r["band"]) for r in item.results]
-    at = datetime.fromtimestamp(item.at, UTC)
+        records = []
+        for result in item.results:
+            records.append(loans[int(result["record"])])
+            out["probability"].append(float(result["probability"]))
+            out["label"].append(bool(result["label"]))
+            out["band"].append(str(result["band"]))
+    encode = _ENCODER.encode
     for record in records:
         loan_id = next((record[f] for f in item.id_fields if record.get(f) is not None), None)
         out["loan_id"].append(None if loan_id is None else str(loan_id))
-        out["features"].append(_json(record))
+        out["features"].append(encode(record))
     n = len(records)
-    out["time"] = [at] * n
-    out["request_id"] = [item.request_id] * n
-    out["model"] = [item.model] * n
-    out["version"] = [item.version] * n
-    out["backend"] = [item.backend] * n
-    out["source"] = [item.source] * n
-    out["probability"], out["label"], out["band"] = probability, label, band
-    return out
+    at = datetime.fromtimestamp(item.at, UTC)
+    for name, value in (("time", at), ("request_id", item.request_id), ("model", item.model),
+                        ("version", item.version), ("backend", item.backend),
+                        ("source", item.source)):  # fmt: skip
+        out[name] += [value] * n
 
 
 class PredictionLog:
@@ -151,8 +151,12 @@ class PredictionLog:
         max_buffered_rows: int = 200_000,
         on_dropped: Callable[[int], None] | None = None,
         on_written: Callable[[int], None] | None = None,
+        blocking: bool = False,
     ) -> None:
         self.storage = storage
+        #: Batch jobs and the CLI wait for room instead of dropping (no caller is waiting on
+        #: them); the service never waits.
+        self.blocking = blocking
         self.directory = directory
         self.flush_seconds = flush_seconds
         self.flush_rows = flush_rows
@@ -161,7 +165,14 @@ class PredictionLog:
         self._on_written = on_written or (lambda n: None)
         self.writer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._items: deque[Scored] = deque()
+        #: Rows held (buffered calls and converted tables) until written: the bound's count.
         self._buffered = 0
+        self._converted: list[pa.Table] = []
+        self._converted_rows = 0
+        self._last_write = time.monotonic()
+        #: Buffered calls are converted this often (and written every flush_seconds): each
+        #: conversion holds the interpreter for a few milliseconds at most.
+        self.convert_seconds = min(0.1, flush_seconds)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
@@ -210,9 +221,11 @@ class PredictionLog:
 
     def record(self, item: Scored) -> None:
         """Buffer one scoring call's rows; never blocks on storage. Over the buffer's
-        bound the rows are dropped and counted."""
+        bound the rows are dropped and counted (a ``blocking`` log writes first instead)."""
         if item.rows == 0:
             return
+        if self.blocking and self._buffered + item.rows > self.max_buffered_rows:
+            self.flush()  # a batch: write what waits, here, then take the chunk
         with self._lock:
             if self._closed or self._buffered + item.rows > self.max_buffered_rows:
                 self.dropped += item.rows
@@ -231,52 +244,66 @@ class PredictionLog:
 
     def _run(self) -> None:
         while not self._closed:
-            self._wake.wait(self.flush_seconds)
+            self._wake.wait(self.convert_seconds)
             self._wake.clear()
-            if not self._closed:
-                self.flush()
+            if self._closed:
+                break
+            with self._flushing:
+                self._convert()
+                due = time.monotonic() - self._last_write >= self.flush_seconds
+                if due or self._converted_rows >= self.flush_rows:
+                    self._write_converted()
+
+    def _convert(self) -> None:
+        """Turn the buffered calls into an Arrow table now: the Python objects of requests
+        die young (a long-lived backlog would make the collector's full passes, and one big
+        conversion, stall requests), and what waits for the write is compact."""
+        with self._lock:
+            items = list(self._items)
+            self._items.clear()
+        if not items:
+            return
+        columns: dict[str, list[Any]] = {name: [] for name in COLUMNS.names}
+        for item in items:
+            _append_rows(item, columns)
+        table = pa.Table.from_pydict(columns, schema=COLUMNS)
+        with self._lock:
+            self._converted.append(table)
+            self._converted_rows += table.num_rows
 
     def flush(self) -> int:
         """Write what is buffered now; the number of rows written."""
         with self._flushing:
-            with self._lock:
-                items = list(self._items)
-                self._items.clear()
-                self._buffered = 0
-            if not items:
-                return 0
-            try:
-                written = self._write(items)
-            except Exception:
-                log.exception("prediction log: a write failed; retrying at the next flush")
-                self._requeue(items)
-                return 0
-            self._on_written(written)
-            return written
+            self._convert()
+            return self._write_converted()
 
-    def _requeue(self, items: list[Scored]) -> None:
+    def _write_converted(self) -> int:
         with self._lock:
-            for item in items:
-                if self._buffered + item.rows <= self.max_buffered_rows:
-                    self._items.append(item)
-                    self._buffered += item.rows
-                else:
-                    self.dropped += item.rows
-                    self._on_dropped(item.rows)
+            tables, self._converted = self._converted, []
+        self._last_write = time.monotonic()
+        if not tables:
+            return 0
+        try:
+            written = self._write(pa.concat_tables(tables))
+        except Exception:
+            log.exception("prediction log: a write failed; retrying at the next flush")
+            with self._lock:
+                self._converted = tables + self._converted
+            return 0
+        with self._lock:
+            self._converted_rows -= written
+            self._buffered -= written
+        self._on_written(written)
+        return written
 
-    def _write(self, items: list[Scored]) -> int:
-        columns: dict[str, list[Any]] = {name: [] for name in COLUMNS.names}
-        for item in items:
-            for name, values in _rows(item).items():
-                columns[name] += values
-        table = pa.Table.from_pydict(columns, schema=COLUMNS)
-        days = pc.strftime(table["time"], format="%Y-%m-%d").to_pylist()
-        groups: dict[tuple[str, str], list[int]] = {}
-        for index, (model, day) in enumerate(zip(table["model"].to_pylist(), days, strict=True)):
-            groups.setdefault((model, day), []).append(index)
-        for (model, day), rows in groups.items():
+    def _write(self, table: pa.Table) -> int:
+        days = pc.strftime(table["time"], format="%Y-%m-%d")
+        keys = pc.binary_join_element_wise(table["model"], days, "\x00")
+        for key in pc.unique(keys).to_pylist():
+            model, day = key.split("\x00")
+            part = table.filter(pc.equal(keys, key))
             buffer = io.BytesIO()
-            pq.write_table(table.take(rows), buffer, compression="zstd")
+            pq.write_table(part, buffer, compression="zstd")
             self._sequence += 1
             name = f"{self.writer}-{self._sequence:08d}.parquet"
             path = self.storage.join(self.directory, f"model={model}", f"day={day}", name)
@@ -300,13 +327,15 @@ def prediction_log(
     *,
     on_dropped: Callable[[int], None] | None = None,
     on_written: Callable[[int], None] | None = None,
+    blocking: bool = False,
 ) -> PredictionLog:
-    """The writer the settings describe (directory, flush interval and rows, buffer bound)."""
+    """The writer the settings describe (directory, flush interval and rows, buffer bound);
+    ``blocking`` for batch jobs and the CLI, which wait for room rather than drop rows."""
     return PredictionLog(
         storage, storage.resolve(settings.log_directory),
         flush_seconds=settings.log_flush_seconds, flush_rows=settings.log_flush_rows,
         max_buffered_rows=settings.log_max_buffered_rows,
-        on_dropped=on_dropped, on_written=on_written,
+        on_dropped=on_dropped, on_written=on_written, blocking=blocking,
     )  # fmt: skip
 
 

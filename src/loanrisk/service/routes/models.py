@@ -24,6 +24,9 @@ T = TypeVar("T")
 router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[require(ADMIN)])
 
 ModelDir = Annotated[str | None, Query(description="Folder of the storage with models.")]
+VersionRef = Annotated[
+    str | None, Query(description="Version or alias (default: the served alias).")
+]
 
 
 class TrainBody(BaseModel):

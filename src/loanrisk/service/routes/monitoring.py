@@ -31,10 +31,13 @@ from loanrisk.service.bodies import (
     spool_body,
 )
 from loanrisk.service.deps import ServicesDep
+from loanrisk.service.routes.models import ModelDir, VersionRef
 
 router = APIRouter(tags=["monitoring"], dependencies=[require(ADMIN)])
 #: The window when ``since`` is not given: the usual monthly stability check.
 DEFAULT_DAYS = 30
+Since = Annotated[datetime | None, Query(description="Window start (default: 30 days ago).")]
+Until = Annotated[datetime | None, Query(description="Window end (default: now).")]
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -47,16 +50,10 @@ def _utc(moment: datetime | None) -> datetime | None:
 async def get_drift(
     name: str,
     services: ServicesDep,
-    since: Annotated[
-        datetime | None, Query(description="Window start (default: 30 days ago).")
-    ] = None,
-    until: Annotated[datetime | None, Query(description="Window end (default: now).")] = None,
-    version: Annotated[
-        str | None, Query(description="Version or alias (default: the served alias).")
-    ] = None,
-    model_directory: Annotated[
-        str | None, Query(description="Folder of the storage with models.")
-    ] = None,
+    since: Since = None,
+    until: Until = None,
+    version: VersionRef = None,
+    model_directory: ModelDir = None,
 ) -> dict[str, Any]:
     """PSI of the score and CSI of each feature, worst first, for the loans the version
     scored in ``[since, until)`` against its training profile; each with its band (< 0.1
@@ -140,10 +137,8 @@ async def post_outcomes(
 async def get_performance(
     name: str,
     services: ServicesDep,
-    since: Annotated[
-        datetime | None, Query(description="Window start (default: 30 days ago).")
-    ] = None,
-    until: Annotated[datetime | None, Query(description="Window end (default: now).")] = None,
+    since: Since = None,
+    until: Until = None,
 ) -> dict[str, Any]:
     """The loans each version scored in ``[since, until)`` joined to their outcomes: how many
     have one, the realized AUC and Brier score, and per band the observed default rate

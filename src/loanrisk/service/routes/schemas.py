@@ -7,9 +7,9 @@ the files ``loanrisk schema infer`` drafts.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from loanrisk.errors import InvalidInput, TooLarge
@@ -20,6 +20,7 @@ from loanrisk.schema.store import SchemaStore
 from loanrisk.service.auth import ADMIN, SCORE, require
 from loanrisk.service.bodies import JSON, parse_json, require_media_type
 from loanrisk.service.deps import ServicesDep
+from loanrisk.service.routes.models import ModelDir, VersionRef
 from loanrisk.service.state import Services
 
 router = APIRouter(tags=["schemas"])
@@ -96,12 +97,8 @@ async def put_schema(name: str, request: Request, services: ServicesDep) -> dict
 async def get_model_schema(
     name: str,
     services: ServicesDep,
-    ref: Annotated[
-        str | None, Query(description="Version or alias (default: the served alias).")
-    ] = None,
-    model_directory: Annotated[
-        str | None, Query(description="Folder of the storage with models.")
-    ] = None,
+    ref: VersionRef = None,
+    model_directory: ModelDir = None,
 ) -> dict[str, Any]:
     """The declared schema the version was trained on: the fields ``/v1/predict`` expects
     (each named; ``null`` for a missing value), their types, ranges and categories."""
