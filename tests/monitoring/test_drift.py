@@ -165,10 +165,13 @@ def test_the_cli_prints_the_worst_features_first(root: Path) -> None:
     lines = [x for x in table.stdout.splitlines() if "│" in x]
     assert "score (PSI)" in lines[0]
     assert any(name in lines[1] for name in ("person_income", "loan_grade"))
-    done = subprocess.run([LOANRISK, "monitor", "drift", "--storage", str(root), "--json"],
-                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    done = subprocess.run([LOANRISK, "monitor", "drift", "--storage", str(root), "--json",
+                           "--save"], capture_output=True, text=True, timeout=120,
+                          check=False)  # fmt: skip
     doc: dict[str, Any] = json.loads(done.stdout)
     assert doc["rows"] == 2_000 and doc["epsilon"] == EPSILON
+    (stored,) = (root / "prediction-log" / "reports").glob("drift-loan-default-v1-*.json")
+    assert json.loads(stored.read_text()) == doc  # what the daily CronJob keeps
     bad = subprocess.run([LOANRISK, "monitor", "drift", "--storage", str(root), "--since", "x"],
                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert bad.returncode == 2 and "--since: 'x' is not an ISO date" in bad.stderr
