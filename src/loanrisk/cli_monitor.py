@@ -13,7 +13,7 @@ from rich.table import Table
 from loanrisk.cli_common import StorageOpt, cli_errors, err, out, settings_from
 from loanrisk.errors import InvalidInput
 from loanrisk.monitoring.drift import DriftReport
-from loanrisk.monitoring.log import read_log
+from loanrisk.monitoring.log import compact_log, read_log
 from loanrisk.monitoring.outcomes import read_outcome_csv, store_outcomes, summary
 from loanrisk.monitoring.reports import drift_for, performance_for, window_with_outcomes
 from loanrisk.registry.models import PRODUCTION, ModelRegistry
@@ -169,4 +169,19 @@ def add(
         counts = summary(outcomes, known.dropna())
         out.print(f"{counts['stored']:,} outcomes stored ({counts['received']:,} rows); "
                   f"{counts['unknown_loans']:,} name loans {model!r} has not logged",
+                  highlight=False)  # fmt: skip
+
+
+@monitor_app.command("compact")
+def compact(
+    model: NameOpt = "loan-default",
+    storage: StorageOpt = None,
+) -> None:
+    """Merge each past day's prediction-log files into one (the log writes a file per
+    process every few seconds; reading a month is faster from one file a day)."""
+    with cli_errors():
+        settings = settings_from(storage=storage)
+        target = open_storage(settings)
+        done = compact_log(target, target.resolve(settings.log_directory), model=model)
+        out.print(f"{done['days']} day(s) compacted, {done['files_removed']} file(s) merged",
                   highlight=False)  # fmt: skip

@@ -270,16 +270,23 @@ def test_training_jobs_run_real_cli_commands(kustomization: str,
 
 
 @pytest.mark.parametrize("kustomization", DRIFT)
-def test_the_daily_drift_report_runs_a_real_cli_command(kustomization: str) -> None:
-    (cronjob,) = by_kind(render(kustomization), "CronJob")
-    spec = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    (container,) = spec["containers"]
-    context = cli_context([*container["command"], *container["args"]])
-    assert context.command.name == "drift"
-    assert context.params["save"] is True and context.params["model"].endswith("@production")
-    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert container["envFrom"] == [{"configMapRef": {"name": "loanrisk-settings"}}]
+def test_the_daily_monitoring_jobs_run_real_cli_commands(kustomization: str) -> None:
+    cronjobs = {c["metadata"]["name"]: c for c in by_kind(render(kustomization), "CronJob")}
+    assert set(cronjobs) == {"loanrisk-drift", "loanrisk-log-compact"}
+    commands = {}
+    for name, cronjob in cronjobs.items():
+        spec = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        commands[name] = cli_context([*container["command"], *container["args"]])
+        assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["envFrom"] == [{"configMapRef": {"name": "loanrisk-settings"}}]
+        if kustomization.endswith("aws/drift"):  # S3 through the IAM role of the account
+            assert spec["serviceAccountName"] == "loanrisk"
+    drift = commands["loanrisk-drift"]
+    assert drift.command.name == "drift"
+    assert drift.params["save"] is True and drift.params["model"].endswith("@production")
+    assert commands["loanrisk-log-compact"].command.name == "compact"
 
 
 class _Rule(BaseModel):

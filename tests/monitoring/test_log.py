@@ -23,7 +23,7 @@ from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.errors import StorageError
 from loanrisk.inference.scorer import Scorer
-from loanrisk.monitoring.log import PredictionLog, read_log
+from loanrisk.monitoring.log import PredictionLog, Scored, read_log
 from loanrisk.registry import ModelRegistry
 from loanrisk.schema import validate_frame
 from loanrisk.service import create_app
@@ -236,3 +236,36 @@ def test_two_replicas_logging_at_once_lose_nothing(tmp_path: Path) -> None:
     assert rows["loan_id"].nunique() == 300
     writers = {p.name.rsplit("-", 1)[0] for p in (root / "prediction-log").rglob("*.parquet")}
     assert len(writers) >= 2  # every process (replica or worker) writes its own files
+
+
+def test_compaction_merges_past_days_and_keeps_every_row(tmp_path: Path) -> None:
+    storage = FsspecStorage(str(tmp_path / "store"))
+    scorer = trained(storage)
+    yesterday = time.time() - 86_400
+    log = PredictionLog(storage, "log", flush_seconds=60)
+    for i in range(3):  # three writes of yesterday, one of today
+        loans = [{**EXAMPLE_LOAN, "id": f"Y{i}"}]
+        log.record(Scored(yesterday + i, None, "loan-default", 1, "xgboost", "v1", loans,
+                          scorer.score_records(loans)["results"], ("id",), 1))  # fmt: skip
+        log.flush()
+    log.scored_records(scorer, [{**EXAMPLE_LOAN, "id": "T"}],
+                       scorer.score_records([EXAMPLE_LOAN]), source="v1")  # fmt: skip
+    log.close()
+    before = read_log(storage, "log", model="loan-default")
+    folder = tmp_path / "store" / "log" / "model=loan-default"
+    env = {**os.environ, "LOANRISK_LOG_DIRECTORY": "log"}
+    done = subprocess.run(
+        [LOANRISK, "monitor", "compact", "--storage", str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 day(s) compacted, 3 file(s) merged" in done.stdout
+    days = sorted(folder.iterdir())
+    assert [len(list(d.glob("*.parquet"))) for d in days] == [1, 1]
+    assert next(days[0].glob("*.parquet")).name.startswith("compacted-")
+    after = read_log(storage, "log", model="loan-default")
+    pd.testing.assert_frame_equal(before, after)

@@ -389,3 +389,40 @@ def read_log(
         keep &= (frame["version"] == version).to_numpy()
     selected: pd.DataFrame = frame[keep].sort_values("time", kind="stable")
     return selected.reset_index(drop=True)
+
+
+def compact_log(
+    storage: Storage, directory: str, *, model: str, before: date | None = None
+) -> dict[str, int]:
+    """Merge each past day's files of ``model`` into one (days before ``before``, default
+    today in UTC: writers only ever add to the current day). The merged file is written
+    first and only the files it holds are removed, so a reader sees every row at every
+    moment (at worst some twice, for an instant) and a late file written meanwhile stays.
+    Returns how many days were compacted and files removed."""
+    cutoff = before or datetime.now(UTC).date()
+    root = storage.join(directory, f"model={model}")
+    try:
+        days = storage.list(root)
+    except NotFound:
+        days = []
+    compacted = removed = 0
+    for entry in days:
+        day = _day(entry)
+        if day is None or day >= cutoff:
+            continue
+        folder = storage.join(root, entry)
+        names = [n for n in storage.list(folder) if n.endswith(".parquet")]
+        if len(names) < 2:
+            continue
+        tables = [pq.read_table(io.BytesIO(storage.read_bytes(storage.join(folder, n))),
+                                schema=COLUMNS) for n in names]  # fmt: skip
+        merged = pa.concat_tables(tables).sort_by("time")
+        buffer = io.BytesIO()
+        pq.write_table(merged, buffer, compression="zstd")
+        name = f"compacted-{secrets.token_hex(6)}.parquet"
+        storage.write_bytes(storage.join(folder, name), buffer.getvalue())
+        for old in names:
+            storage.delete(storage.join(folder, old))
+        compacted += 1
+        removed += len(names)
+    return {"days": compacted, "files_removed": removed}
