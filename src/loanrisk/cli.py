@@ -486,7 +486,7 @@ def predict(
         scorer = scorer_from_settings(loaded, settings)
         err.print(f"Scoring with {name} version {loaded.version} ({scorer.backend.name}) ...")
         on_error: OnError = "skip" if skip_bad_rows else "raise"
-        log = prediction_log(settings, target, blocking=True) if settings.prediction_log else None
+        log = prediction_log(settings, target) if settings.prediction_log else None
         try:
             _predict(scorer, source, output, settings, log, on_error=on_error,
                      id_column=id_column, explain=explain)  # fmt: skip

@@ -10,9 +10,10 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx2 as httpx
 import pandas as pd
@@ -91,16 +92,16 @@ def test_a_full_buffer_drops_and_counts_and_never_blocks() -> None:
     assert len(read_log(storage, "log", model="loan-default")) == 2
 
 
-def test_a_blocking_log_of_a_batch_writes_instead_of_dropping() -> None:
+def test_a_batch_s_chunks_are_written_as_they_come_and_never_dropped() -> None:
     storage = MemoryStorage()
     scorer = trained(storage)
-    log = PredictionLog(storage, "log", flush_seconds=60, max_buffered_rows=3, blocking=True)
-    frame = pd.DataFrame([EXAMPLE_LOAN] * 10)
-    scorer.score_csv(io.BytesIO(frame.to_csv(index=False).encode()), chunk_rows=2,
+    log = PredictionLog(storage, "log", flush_seconds=60, max_buffered_rows=3)
+    frame = pd.DataFrame([EXAMPLE_LOAN] * 25_000)  # a chunk of 25,000: three slices
+    scorer.score_csv(io.BytesIO(frame.to_csv(index=False).encode()), chunk_rows=25_000,
                      on_scored=log.chunk_recorder(scorer, source="batch"))  # fmt: skip
+    assert len(read_log(storage, "log", model="loan-default")) == 25_000  # before the close
     log.close()
     assert log.dropped == 0
-    assert len(read_log(storage, "log", model="loan-default")) == 10
 
 
 class FailingOnce(MemoryStorage):
@@ -108,11 +109,18 @@ class FailingOnce(MemoryStorage):
 
     failed = False
 
-    def write_bytes(self, path: str, data: bytes) -> None:
-        if path.endswith(".parquet") and not self.failed:
+    def _fail_once(self, path: str) -> None:
+        if path.startswith("log/") and not self.failed:
             self.failed = True
             raise StorageError("the storage is unreachable")
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        self._fail_once(path)
         super().write_bytes(path, data)
+
+    def open_write(self, path: str) -> AbstractContextManager[IO[bytes]]:
+        self._fail_once(path)
+        return super().open_write(path)
 
 
 def test_a_failed_write_is_retried_at_the_next_flush() -> None:
@@ -124,6 +132,19 @@ def test_a_failed_write_is_retried_at_the_next_flush() -> None:
     assert log.flush() == 1
     log.close()
     assert len(read_log(storage, "log", model="loan-default")) == 1
+
+
+def test_a_batch_chunk_the_storage_refuses_is_counted_and_scoring_goes_on() -> None:
+    storage = FailingOnce()
+    scorer = trained(storage)
+    dropped: list[int] = []
+    log = PredictionLog(storage, "log", flush_seconds=60, on_dropped=dropped.append)
+    frame = pd.DataFrame([EXAMPLE_LOAN] * 4)
+    summary = scorer.score_csv(io.BytesIO(frame.to_csv(index=False).encode()), chunk_rows=2,
+                               on_scored=log.chunk_recorder(scorer, source="batch"))  # fmt: skip
+    log.close()
+    assert summary["scored"] == 4 and dropped == [2]
+    assert len(read_log(storage, "log", model="loan-default")) == 2
 
 
 def test_the_flush_interval_writes_without_a_shutdown() -> None:

@@ -115,7 +115,7 @@ def score(
     if storage.exists(params.output):  # written since the job was accepted
         raise Conflict(f"output {params.output!r} exists already; results never replace a file")
     run = scorer.score_parquet if params.source.endswith(".parquet") else scorer.score_csv
-    log = prediction_log(settings, storage, blocking=True) if settings.prediction_log else None
+    log = prediction_log(settings, storage) if settings.prediction_log else None
     on_scored = (log.chunk_recorder(scorer, source="batch", request_id=params.request_id,
                                     id_column=params.id_column)
                  if log is not None else None)  # fmt: skip

@@ -22,6 +22,7 @@ failed write is kept and retried at the next one (the bound still holds meanwhil
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -138,6 +139,29 @@ def _append_rows(item: Scored, out: dict[str, list[Any]]) -> None:
         out[name] += [value] * n
 
 
+#: Rows of a batch's chunk converted at a time (bounds the Python objects made for it).
+SLICE_ROWS = 10_000
+
+
+def _table(items: Sequence[Scored]) -> pa.Table:
+    columns: dict[str, list[Any]] = {name: [] for name in COLUMNS.names}
+    for item in items:
+        _append_rows(item, columns)
+    return pa.Table.from_pydict(columns, schema=COLUMNS)
+
+
+def _slices(item: Scored) -> list[Scored]:
+    """A chunk's call as calls of at most :data:`SLICE_ROWS` results each."""
+    results = item.results
+    if not isinstance(results, pd.DataFrame) or len(results) <= SLICE_ROWS:
+        return [item]
+    return [
+        dataclasses.replace(item, results=results.iloc[start:start + SLICE_ROWS],
+                            rows=min(SLICE_ROWS, len(results) - start))
+        for start in range(0, len(results), SLICE_ROWS)
+    ]  # fmt: skip
+
+
 class PredictionLog:
     """A buffered writer of the prediction log (thread-safe; one per process)."""
 
@@ -151,12 +175,8 @@ class PredictionLog:
         max_buffered_rows: int = 200_000,
         on_dropped: Callable[[int], None] | None = None,
         on_written: Callable[[int], None] | None = None,
-        blocking: bool = False,
     ) -> None:
         self.storage = storage
-        #: Batch jobs and the CLI wait for room instead of dropping (no caller is waiting on
-        #: them); the service never waits.
-        self.blocking = blocking
         self.directory = directory
         self.flush_seconds = flush_seconds
         self.flush_rows = flush_rows
@@ -213,19 +233,45 @@ class PredictionLog:
         id_fields = _id_fields(id_column, scorer.schema.id_name)
 
         def on_scored(offset: int, chunk: pd.DataFrame, results: pd.DataFrame) -> None:
-            self.record(Scored(time.time(), request_id, scorer.model.name, scorer.version,
-                               scorer.backend.name, source, chunk, results, id_fields,
-                               len(results), offset))  # fmt: skip
+            self.write_now(Scored(time.time(), request_id, scorer.model.name, scorer.version,
+                                  scorer.backend.name, source, chunk, results, id_fields,
+                                  len(results), offset))  # fmt: skip
 
         return on_scored
 
-    def record(self, item: Scored) -> None:
-        """Buffer one scoring call's rows; never blocks on storage. Over the buffer's
-        bound the rows are dropped and counted (a ``blocking`` log writes first instead)."""
+    def write_now(self, item: Scored) -> None:
+        """Write a batch's chunk as one file, in the caller's thread (a batch job, the CLI, or
+        a CSV body scored off the event loop): nothing of it waits in memory, and nothing is
+        dropped unless the storage fails (then counted, and the scoring goes on). It is
+        converted and written :data:`SLICE_ROWS` rows at a time (a row group
+        each), so a 100,000-row chunk never exists as Python objects or as one table."""
         if item.rows == 0:
             return
-        if self.blocking and self._buffered + item.rows > self.max_buffered_rows:
-            self.flush()  # a batch: write what waits, here, then take the chunk
+        day = datetime.fromtimestamp(item.at, UTC).strftime("%Y-%m-%d")
+        try:
+            with self._flushing, self.storage.open_write(self._path(item.model, day)) as out:
+                writer = pq.ParquetWriter(out, COLUMNS, compression="zstd")
+                for part in _slices(item):
+                    writer.write_table(_table([part]))
+                writer.close()
+        except Exception:  # the log must never fail the scoring it records
+            log.exception("prediction log: a batch chunk could not be written; counted dropped")
+            with self._lock:
+                self.dropped += item.rows
+            self._on_dropped(item.rows)
+            return
+        self._on_written(item.rows)
+
+    def _path(self, model: str, day: str) -> str:
+        self._sequence += 1
+        name = f"{self.writer}-{self._sequence:08d}.parquet"
+        return self.storage.join(self.directory, f"model={model}", f"day={day}", name)
+
+    def record(self, item: Scored) -> None:
+        """Buffer one scoring call's rows; never blocks on storage. Over the buffer's
+        bound the rows are dropped and counted."""
+        if item.rows == 0:
+            return
         with self._lock:
             if self._closed or self._buffered + item.rows > self.max_buffered_rows:
                 self.dropped += item.rows
@@ -263,10 +309,7 @@ class PredictionLog:
             self._items.clear()
         if not items:
             return
-        columns: dict[str, list[Any]] = {name: [] for name in COLUMNS.names}
-        for item in items:
-            _append_rows(item, columns)
-        table = pa.Table.from_pydict(columns, schema=COLUMNS)
+        table = _table(items)
         with self._lock:
             self._converted.append(table)
             self._converted_rows += table.num_rows
@@ -304,10 +347,7 @@ class PredictionLog:
             part = table.filter(pc.equal(keys, key))
             buffer = io.BytesIO()
             pq.write_table(part, buffer, compression="zstd")
-            self._sequence += 1
-            name = f"{self.writer}-{self._sequence:08d}.parquet"
-            path = self.storage.join(self.directory, f"model={model}", f"day={day}", name)
-            self.storage.write_bytes(path, buffer.getvalue())
+            self.storage.write_bytes(self._path(model, day), buffer.getvalue())
         return int(table.num_rows)
 
     def close(self) -> None:
@@ -327,15 +367,13 @@ def prediction_log(
     *,
     on_dropped: Callable[[int], None] | None = None,
     on_written: Callable[[int], None] | None = None,
-    blocking: bool = False,
 ) -> PredictionLog:
-    """The writer the settings describe (directory, flush interval and rows, buffer bound);
-    ``blocking`` for batch jobs and the CLI, which wait for room rather than drop rows."""
+    """The writer the settings describe (directory, flush interval and rows, buffer bound)."""
     return PredictionLog(
         storage, storage.resolve(settings.log_directory),
         flush_seconds=settings.log_flush_seconds, flush_rows=settings.log_flush_rows,
         max_buffered_rows=settings.log_max_buffered_rows,
-        on_dropped=on_dropped, on_written=on_written, blocking=blocking,
+        on_dropped=on_dropped, on_written=on_written,
     )  # fmt: skip
 
 
