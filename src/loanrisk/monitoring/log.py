@@ -249,7 +249,7 @@ class PredictionLog:
             return
         day = datetime.fromtimestamp(item.at, UTC).strftime("%Y-%m-%d")
         try:
-            with self._flushing, self.storage.open_write(self._path(item.model, day)) as out:
+            with self.storage.open_write(self._path(item.model, day)) as out:
                 writer = pq.ParquetWriter(out, COLUMNS, compression="zstd")
                 for part in _slices(item):
                     writer.write_table(_table([part]))
@@ -263,8 +263,11 @@ class PredictionLog:
         self._on_written(item.rows)
 
     def _path(self, model: str, day: str) -> str:
-        self._sequence += 1
-        name = f"{self.writer}-{self._sequence:08d}.parquet"
+        """A new file's path (its number taken under the lock: batches write concurrently)."""
+        with self._lock:
+            self._sequence += 1
+            number = self._sequence
+        name = f"{self.writer}-{number:08d}.parquet"
         return self.storage.join(self.directory, f"model={model}", f"day={day}", name)
 
     def record(self, item: Scored) -> None:
