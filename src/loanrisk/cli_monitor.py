@@ -13,9 +13,14 @@ from rich.table import Table
 from loanrisk.cli_common import StorageOpt, cli_errors, err, out, settings_from
 from loanrisk.errors import InvalidInput
 from loanrisk.monitoring.drift import DriftReport
-from loanrisk.monitoring.log import compact_log, read_log
-from loanrisk.monitoring.outcomes import read_outcome_csv, store_outcomes, summary
-from loanrisk.monitoring.reports import drift_for, performance_for, window_with_outcomes
+from loanrisk.monitoring.log import compact_log
+from loanrisk.monitoring.outcomes import read_outcome_csv
+from loanrisk.monitoring.reports import (
+    add_outcomes,
+    drift_for,
+    performance_for,
+    window_with_outcomes,
+)
 from loanrisk.registry.models import PRODUCTION, ModelRegistry
 from loanrisk.storage import open_storage
 
@@ -164,9 +169,10 @@ def add(
             raise InvalidInput(f"no such file: {file}")
         with file.open("rb") as stream:
             outcomes = read_outcome_csv(stream, max_rows=settings.max_outcome_rows)
-        store_outcomes(target, target.resolve(settings.outcome_directory), outcomes)
-        known = read_log(target, target.resolve(settings.log_directory), model=model)["loan_id"]
-        counts = summary(outcomes, known.dropna())
+        counts = add_outcomes(
+            target, target.resolve(settings.outcome_directory),
+            target.resolve(settings.log_directory), outcomes, model=model,
+        )  # fmt: skip
         out.print(f"{counts['stored']:,} outcomes stored ({counts['received']:,} rows); "
                   f"{counts['unknown_loans']:,} name loans {model!r} has not logged",
                   highlight=False)  # fmt: skip

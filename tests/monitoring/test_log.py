@@ -267,7 +267,7 @@ def test_compaction_merges_past_days_and_keeps_every_row(tmp_path: Path) -> None
     for i in range(3):  # three writes of yesterday, one of today
         loans = [{**EXAMPLE_LOAN, "id": f"Y{i}"}]
         log.record(Scored(yesterday + i, None, "loan-default", 1, "xgboost", "v1", loans,
-                          scorer.score_records(loans)["results"], ("id",), 1))  # fmt: skip
+                          scorer.score_records(loans)["results"], ("id",)))  # fmt: skip
         log.flush()
     log.scored_records(scorer, [{**EXAMPLE_LOAN, "id": "T"}],
                        scorer.score_records([EXAMPLE_LOAN]), source="v1")  # fmt: skip

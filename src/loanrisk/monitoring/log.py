@@ -32,7 +32,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -82,9 +82,12 @@ class Scored:
     results: Sequence[Mapping[str, Any]] | pd.DataFrame
     #: Fields (columns) holding the caller's loan id, the first present wins.
     id_fields: tuple[str, ...]
-    rows: int
     #: Row number of the frame's first loan minus one (``results["row"]`` counts from 1).
     offset: int = 0
+
+    @property
+    def rows(self) -> int:
+        return len(self.results)
 
 
 def _id_fields(*names: str | None) -> tuple[str, ...]:
@@ -156,8 +159,7 @@ def _slices(item: Scored) -> list[Scored]:
     if not isinstance(results, pd.DataFrame) or len(results) <= SLICE_ROWS:
         return [item]
     return [
-        dataclasses.replace(item, results=results.iloc[start:start + SLICE_ROWS],
-                            rows=min(SLICE_ROWS, len(results) - start))
+        dataclasses.replace(item, results=results.iloc[start:start + SLICE_ROWS])
         for start in range(0, len(results), SLICE_ROWS)
     ]  # fmt: skip
 
@@ -218,7 +220,7 @@ class PredictionLog:
         results = result["results"]
         self.record(Scored(time.time(), request_id, scorer.model.name, scorer.version,
                            scorer.backend.name, source, records, results,
-                           _id_fields(scorer.schema.id_name, "id"), len(results)))  # fmt: skip
+                           _id_fields(scorer.schema.id_name, "id")))  # fmt: skip
 
     def chunk_recorder(
         self,
@@ -235,7 +237,7 @@ class PredictionLog:
         def on_scored(offset: int, chunk: pd.DataFrame, results: pd.DataFrame) -> None:
             self.write_now(Scored(time.time(), request_id, scorer.model.name, scorer.version,
                                   scorer.backend.name, source, chunk, results, id_fields,
-                                  len(results), offset))  # fmt: skip
+                                  offset))  # fmt: skip
 
         return on_scored
 
@@ -380,6 +382,26 @@ def prediction_log(
     )  # fmt: skip
 
 
+def _day_files(
+    storage: Storage, directory: str, model: str
+) -> Iterator[tuple[date, str, list[str]]]:
+    """Each day partition of ``model``'s log: its date, folder and Parquet file names."""
+    root = storage.join(directory, f"model={model}")
+    try:
+        entries = storage.list(root)
+    except NotFound:
+        return
+    for entry in entries:
+        day = _day(entry)
+        if day is not None:
+            folder = storage.join(root, entry)
+            yield day, folder, [n for n in storage.list(folder) if n.endswith(".parquet")]
+
+
+def _read(storage: Storage, path: str) -> pa.Table:
+    return pq.read_table(io.BytesIO(storage.read_bytes(path)), schema=COLUMNS)
+
+
 def _day(value: str) -> date | None:
     try:
         return date.fromisoformat(value.removeprefix("day="))
@@ -400,25 +422,13 @@ def read_log(
     given), oldest first, as one frame with the log's columns."""
     if since is not None and until is not None and since >= until:
         raise InvalidInput("since must be before until")
-    root = storage.join(directory, f"model={model}")
     tables = []
-    try:
-        days = storage.list(root)
-    except NotFound:
-        days = []
-    for entry in days:
-        day = _day(entry)
-        if day is None:
-            continue
+    for day, folder, names in _day_files(storage, directory, model):
         if since is not None and day < since.date():
             continue
         if until is not None and day > (until - timedelta(microseconds=1)).date():
             continue
-        folder = storage.join(root, entry)
-        for name in storage.list(folder):
-            if name.endswith(".parquet"):
-                data = storage.read_bytes(storage.join(folder, name))
-                tables.append(pq.read_table(io.BytesIO(data), schema=COLUMNS))
+        tables += [_read(storage, storage.join(folder, name)) for name in names]
     table = pa.concat_tables(tables) if tables else COLUMNS.empty_table()
     frame: pd.DataFrame = table.to_pandas()
     keep = np.ones(len(frame), dtype=bool)
@@ -441,22 +451,11 @@ def compact_log(
     moment (at worst some twice, for an instant) and a late file written meanwhile stays.
     Returns how many days were compacted and files removed."""
     cutoff = before or datetime.now(UTC).date()
-    root = storage.join(directory, f"model={model}")
-    try:
-        days = storage.list(root)
-    except NotFound:
-        days = []
     compacted = removed = 0
-    for entry in days:
-        day = _day(entry)
-        if day is None or day >= cutoff:
+    for day, folder, names in _day_files(storage, directory, model):
+        if day >= cutoff or len(names) < 2:
             continue
-        folder = storage.join(root, entry)
-        names = [n for n in storage.list(folder) if n.endswith(".parquet")]
-        if len(names) < 2:
-            continue
-        tables = [pq.read_table(io.BytesIO(storage.read_bytes(storage.join(folder, n))),
-                                schema=COLUMNS) for n in names]  # fmt: skip
+        tables = [_read(storage, storage.join(folder, name)) for name in names]
         merged = pa.concat_tables(tables).sort_by("time")
         buffer = io.BytesIO()
         pq.write_table(merged, buffer, compression="zstd")

@@ -116,6 +116,15 @@ def build_profile(frame: pd.DataFrame, schema: LoanSchema, probability: np.ndarr
                    score=numeric_bins(probability))  # fmt: skip
 
 
+def profile_sample(frame: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
+    """A seeded sample of at most :data:`SCORE_SAMPLE_ROWS` rows (all of them, below that):
+    what a profile is counted on. A training keeps it before it lets its rows go."""
+    if len(frame) <= SCORE_SAMPLE_ROWS:
+        return frame
+    rows = np.random.default_rng([seed, 2]).choice(len(frame), SCORE_SAMPLE_ROWS, replace=False)
+    return frame.take(np.sort(rows)).reset_index(drop=True)
+
+
 def profile_of(
     frame: pd.DataFrame,
     schema: LoanSchema,
@@ -125,12 +134,9 @@ def profile_of(
     seed: int = 0,
     nthread: int = 1,
 ) -> Profile:
-    """The profile of a version: a seeded sample of at most :data:`SCORE_SAMPLE_ROWS` of its
-    validated training rows, binned, and scored by ``booster`` for the score's bins."""
-    if len(frame) > SCORE_SAMPLE_ROWS:
-        rows = np.random.default_rng([seed, 2]).choice(len(frame), SCORE_SAMPLE_ROWS,
-                                                       replace=False)  # fmt: skip
-        frame = frame.take(np.sort(rows)).reset_index(drop=True)
+    """The profile of a version: :func:`profile_sample` of its validated training rows,
+    binned, and scored by ``booster`` for the score's bins."""
+    frame = profile_sample(frame, seed=seed)
     features = FeatureTransformer(spec).transform(frame, dtype=np.float32)
     probability = booster.predict(xgb.DMatrix(features, nthread=nthread))
     return build_profile(frame, schema, probability)

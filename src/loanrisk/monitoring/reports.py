@@ -16,7 +16,7 @@ from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import Conflict
 from loanrisk.monitoring.drift import DriftReport, drift_report
 from loanrisk.monitoring.log import read_log
-from loanrisk.monitoring.outcomes import read_outcomes
+from loanrisk.monitoring.outcomes import read_outcomes, store_outcomes, summary
 from loanrisk.monitoring.performance import joined, performance_report, training_rows
 from loanrisk.monitoring.profile import Profile, profile_of
 from loanrisk.registry.models import PROFILE_FILE, LoadedModel, ModelRegistry
@@ -104,3 +104,17 @@ def window_with_outcomes(
     log = read_log(storage, log_directory, model=name, since=since, until=until,
                    version=model.version)  # fmt: skip
     return training_rows(joined(log, read_outcomes(storage, outcome_directory)), model.schema)
+
+
+def add_outcomes(
+    storage: Storage,
+    outcome_directory: str,
+    log_directory: str,
+    outcomes: pd.DataFrame,
+    *,
+    model: str,
+) -> dict[str, Any]:
+    """Store parsed outcomes, and count those naming loans ``model``'s log does not know."""
+    store_outcomes(storage, outcome_directory, outcomes)
+    known = read_log(storage, log_directory, model=model)["loan_id"].dropna()
+    return {"model": model, **summary(outcomes, known)}

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import sklearn
 import xgboost as xgb
 
@@ -28,7 +29,7 @@ from loanrisk.data.split import split_indices
 from loanrisk.errors import InvalidInput, NotFound
 from loanrisk.features.spec import FeatureSpec
 from loanrisk.features.transform import FeatureTransformer
-from loanrisk.monitoring.profile import profile_of
+from loanrisk.monitoring.profile import profile_of, profile_sample
 from loanrisk.registry.models import PRODUCTION, PROFILE_FILE, LoadedModel, ModelRegistry
 from loanrisk.schema import LoanSchema, incompatibilities
 from loanrisk.storage.base import Storage
@@ -112,11 +113,14 @@ def evaluate_and_publish(
     nthread: int,
     timings: dict[str, float],
     extra: dict[str, Any] | None = None,
+    profile_rows: pd.DataFrame | None = None,
 ) -> TrainingResult:
     """Evaluate ``booster`` on the dataset's test split, publish it, and maybe promote it.
 
     ``booster`` is the whole trained model (the parent's trees first); after early stopping
     (``best_iteration``) only the trees up to the best iteration are evaluated and published.
+    ``profile_rows`` are the training rows the reference profile is counted on (default: read
+    from the dataset).
     """
     parent_rounds = prepared.parent.booster.num_boosted_rounds() if prepared.parent else 0
     trained_rounds = booster.num_boosted_rounds() - parent_rounds
@@ -161,10 +165,11 @@ def evaluate_and_publish(
                       "python": platform.python_version()},
         **(extra or {}),
     }  # fmt: skip
-    train = prepared.catalogue.load_split(dataset.id, "train")
-    profile = profile_of(train, prepared.schema, spec, booster, seed=request.seed,
+    if profile_rows is None:  # the Dask path: its rows were never here
+        profile_rows = prepared.catalogue.load_split(dataset.id, "train")
+    profile = profile_of(profile_rows, prepared.schema, spec, booster, seed=request.seed,
                          nthread=nthread)  # fmt: skip
-    del train
+    del profile_rows
     registry = prepared.registry
     manifest = registry.publish(
         request.model_name, booster=booster, spec=spec, report=report, metadata=metadata,
@@ -203,6 +208,7 @@ def run_training(
     clock = time.perf_counter()
     features = FeatureTransformer(prepared.spec).transform(train, dtype=np.float32)
     labels = train[prepared.schema.label_name].to_numpy()
+    profile_rows = profile_sample(train, seed=request.seed)  # kept: train is not read twice
     del train
     validation = None
     if request.early_stopping_rounds is not None:
@@ -223,7 +229,7 @@ def run_training(
     timings["train"] = outcome.seconds
     return evaluate_and_publish(
         request, prepared, outcome.booster, best_iteration=outcome.best_iteration,
-        nthread=nthread, timings=timings,
+        nthread=nthread, timings=timings, profile_rows=profile_rows,
     )  # fmt: skip
 
 

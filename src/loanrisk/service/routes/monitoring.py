@@ -3,6 +3,7 @@ and realized performance."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -11,15 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from loanrisk.errors import InvalidInput, TooLarge
-from loanrisk.monitoring.log import read_log
 from loanrisk.monitoring.outcomes import (
     Outcome,
     outcomes_frame,
     read_outcome_csv,
-    store_outcomes,
-    summary,
 )
-from loanrisk.monitoring.reports import drift_for, performance_for
+from loanrisk.monitoring.reports import add_outcomes, drift_for, performance_for
 from loanrisk.registry.models import ModelRegistry, check_name
 from loanrisk.service.auth import ADMIN, require
 from loanrisk.service.bodies import (
@@ -122,15 +120,14 @@ async def post_outcomes(
         if len(body.outcomes) > limit:
             raise TooLarge(f"{len(body.outcomes):,} outcomes: at most {limit:,} at once")
         outcomes, model = outcomes_frame(body.outcomes), body.model or model
-    name = check_name("model", model or settings.model_name)
     storage = services.storage
-
-    def store() -> dict[str, Any]:
-        store_outcomes(storage, storage.resolve(settings.outcome_directory), outcomes)
-        known = read_log(storage, storage.resolve(settings.log_directory), model=name)
-        return {"model": name, **summary(outcomes, known["loan_id"].dropna())}
-
-    return await run_in_threadpool(store)
+    return await run_in_threadpool(
+        functools.partial(
+            add_outcomes, storage, storage.resolve(settings.outcome_directory),
+            storage.resolve(settings.log_directory), outcomes,
+            model=check_name("model", model or settings.model_name),
+        )
+    )  # fmt: skip
 
 
 @router.get("/v1/models/{name}/performance", summary="Realized performance per version")
