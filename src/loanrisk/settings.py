@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class Settings(BaseSettings):
@@ -64,6 +67,31 @@ class Settings(BaseSettings):
         "production", description="Alias (or 'latest') of that model the service follows."
     )
     model_directory: str = Field("models", description="Directory of the storage with models.")
+    shadow_alias: str | None = Field(
+        None,
+        description=(
+            "Also score every request with this alias's version (e.g. 'challenger'), off the "
+            "response path: its answers go to the prediction log with role 'shadow', never "
+            "to the caller (docs/champion-challenger.md)."
+        ),
+    )
+    canary: str | None = Field(
+        None,
+        description=(
+            "'<alias>:<percent>' (e.g. 'challenger:10'): that share of loans is answered by "
+            "the alias's version, sticky by a hash of the loan id."
+        ),
+    )
+    shadow_max_queued_rows: int = Field(
+        20_000,
+        ge=1,
+        description="Most loans waiting for shadow scoring; more are dropped, counted.",
+    )
+    compare_max_rows: int = Field(
+        1_000_000,
+        ge=1_000,
+        description="Most held-out loans a comparison scores (a seeded sample beyond).",
+    )
     reload_interval: float = Field(
         5.0, gt=0, description="Seconds between checks for a moved alias (hot reload)."
     )
@@ -185,6 +213,34 @@ class Settings(BaseSettings):
         30.0, gt=0, description="A job without a heartbeat for this long is marked failed."
     )
 
+    @field_validator("shadow_alias")
+    @classmethod
+    def _alias_name(cls, value: str | None) -> str | None:
+        if value is not None and (not _ALIAS.match(value) or ".." in value):
+            raise ValueError("an alias name: letters, digits, '.', '_' or '-' (max 64)")
+        return value
+
+    @field_validator("canary")
+    @classmethod
+    def _canary_split(cls, value: str | None) -> str | None:
+        if value is not None:
+            alias, _, percent = value.rpartition(":")
+            try:
+                share = float(percent)
+            except ValueError:
+                share = -1.0
+            if not _ALIAS.match(alias) or ".." in alias or not 0 < share <= 100:
+                raise ValueError("'<alias>:<percent>', e.g. 'challenger:10' (0 < percent <= 100)")
+        return value
+
+    @property
+    def canary_split(self) -> tuple[str, float] | None:
+        """The canary setting as (alias, percent of loans), or None."""
+        if self.canary is None:
+            return None
+        alias, _, percent = self.canary.rpartition(":")
+        return alias, float(percent)
+
     @field_validator("storage")
     @classmethod
     def _storage_scheme(cls, value: str) -> str:
@@ -219,6 +275,11 @@ class Settings(BaseSettings):
             for other, there in areas.items():
                 if name < other and _overlap(area, there):
                     raise ValueError(f"{name} and {other} must not overlap ({area!r}, {there!r})")
+        split = self.canary_split
+        for setting, alias in (("shadow_alias", self.shadow_alias),
+                               ("canary", split[0] if split else None)):  # fmt: skip
+            if alias in (self.model_alias, "latest"):
+                raise ValueError(f"{setting} must name another alias than model_alias")
         if self.job_stale_after <= 2 * self.job_heartbeat:
             raise ValueError("job_stale_after must exceed two job heartbeats")
         return self

@@ -67,7 +67,8 @@ def test_single_record_path_equals_batch_and_csv_paths(
 
 def test_result_shape_label_and_band(scorer: Scorer) -> None:
     result = scorer.score_record(RECORD)
-    assert set(result) == {"probability", "label", "band", "warnings"}
+    assert set(result) == {"version", "probability", "label", "band", "warnings"}
+    assert result["version"] == scorer.version
     assert result["label"] == (result["probability"] > 0.5)
     assert result["band"] == Bands().of(result["probability"])
     strict = Scorer(scorer.model, threshold=0.99, bands=Bands((0.5,), ("ok", "bad")))

@@ -163,7 +163,9 @@ def test_metrics_add_up_over_workers_and_logs_are_json(
     line = 'loanrisk_http_requests_total{method="POST",route="/v1/predict",status="200"}'
     (total,) = [float(x.rsplit(" ", 1)[1]) for x in text.splitlines() if x.startswith(line)]
     assert total == 20
-    assert 'loanrisk_model_info{backend="onedal",model="loan-default",version="1"} 1.0' in text
+    served = 'loanrisk_model_info{backend="onedal",model="loan-default",role="champion"'
+    served += ',version="1"}'
+    assert f"{served} 1.0" in text
     server.terminate()
     server.wait(30)
     assert not list(temporary.iterdir())  # its own metrics files removed, the abandoned ones too

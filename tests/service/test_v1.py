@@ -237,7 +237,9 @@ def test_metrics_and_request_ids(client: TestClient) -> None:
     ]
     assert sum(float(line.rsplit(" ", 1)[1]) for line in predicted) == 4
     assert 'loanrisk_jobs_total{kind="train",state="succeeded"} 1.0' in text
-    assert 'loanrisk_model_info{backend="onedal",model="loan-default",version="1"} 1.0' in text
+    served = 'loanrisk_model_info{backend="onedal",model="loan-default",role="champion"'
+    served += ',version="1"}'
+    assert f"{served} 1.0" in text
     assert 'route="/v1/jobs/{job_id}"' in text  # templates, not raw paths
 
 

@@ -10,6 +10,11 @@ A version that cannot be loaded (corrupt files, a storage outage) never takes th
 down: the cache keeps serving what it serves, or, when it serves nothing yet (a fresh start),
 falls back to the versions the alias pointed at before. ``problem`` says what went wrong; a
 failed version is tried again after :data:`RETRY_SECONDS`, not on every refresh.
+
+A cache may have companions that follow other aliases of the same model: a ``shadow`` (scored
+alongside every request, never answering) and a ``canary`` (answering a share of loans, see
+:mod:`loanrisk.inference.routing`). They are refreshed with it; when their alias goes away
+(or is retired) they stop serving, where the champion keeps what it has.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from loanrisk.errors import Conflict, NotFound, describe_error
+from loanrisk.inference.routing import CanaryRule
 from loanrisk.inference.scorer import Scorer
 from loanrisk.registry.models import PRODUCTION, LoadedModel, ModelRegistry, check_name
 from loanrisk.storage.base import Storage
@@ -47,8 +53,10 @@ class ModelCache:
         build: Callable[[LoadedModel], Scorer] = Scorer,
         keep: int = 3,
         on_failure: Callable[[str, int | None], None] | None = None,
+        optional: bool = False,
     ) -> None:
         self.registry = registry
+        self.optional = optional
         self.name = name
         self.ref = ref
         self._build = build
@@ -60,6 +68,10 @@ class ModelCache:
         self._refreshing = threading.Lock()
         #: Why the cache does not serve what ``ref`` names (None when it does).
         self.problem: str | None = None
+        #: Companions: the shadow alias's cache, and the canary alias's with its share.
+        self.shadow: ModelCache | None = None
+        self.canary: ModelCache | None = None
+        self.canary_rule: CanaryRule | None = None
 
     def current(self) -> Scorer:
         """The serving scorer; :class:`Conflict` when no model has been loaded yet."""
@@ -75,15 +87,36 @@ class ModelCache:
         """The serving scorer, or None before one is loaded (never raises, never loads)."""
         return self._current
 
+    def shadow_scorer(self) -> Scorer | None:
+        """The shadow's scorer when it serves another version than this cache."""
+        return _other(self.shadow, self._current)
+
+    def canary_scorer(self) -> Scorer | None:
+        """The canary's scorer when it serves another version than this cache."""
+        return _other(self.canary, self._current)
+
+    def companions(self) -> list[ModelCache]:
+        return [c for c in (self.shadow, self.canary) if c is not None]
+
     def refresh(self) -> bool:
-        """Follow the alias; True when the serving version changed. Never raises: a model
-        that does not exist yet is not an error here (``current()`` says so), and one that
-        cannot be loaded is reported in :attr:`problem`."""
+        """Follow the alias (and the companions theirs); True when the serving version
+        changed. Never raises: a model that does not exist yet is not an error here
+        (``current()`` says so), and one that cannot be loaded is reported in
+        :attr:`problem`."""
+        changed = self._follow()
+        for companion in self.companions():
+            companion.refresh()
+        return changed
+
+    def _follow(self) -> bool:
         with self._refreshing:
             try:
                 version = self.registry.resolve(self.name, self.ref)
             except NotFound:
                 self.problem = None
+                if self.optional:  # a shadow or canary alias removed: stop using it
+                    changed, self._current = self._current is not None, None
+                    return changed
                 return False
             except Exception as exc:  # storage outage: keep serving what we serve
                 self._report(None, describe_error(exc))
@@ -151,6 +184,13 @@ class ModelCache:
             self._on_failure(self.name, version)
 
 
+def _other(companion: ModelCache | None, champion: Scorer | None) -> Scorer | None:
+    scorer = companion.serving() if companion is not None else None
+    if scorer is None or champion is None or scorer.version == champion.version:
+        return None
+    return scorer
+
+
 #: Most models one replica keeps scorers for (clients name models; memory must stay bounded).
 MAX_CACHED_MODELS = 8
 
@@ -159,7 +199,8 @@ class ModelCaches:
     """The model caches of one service: the configured model's (``served``, what
     ``/v1/predict`` scores with, built once and never evicted) and those of models clients
     name by folder and name (loaded on first use; at most :data:`MAX_CACHED_MODELS`, models
-    that do not exist are not cached). Every cache follows the same alias."""
+    that do not exist are not cached). Every cache follows the same alias, with the same
+    companions (``shadow_alias``; ``canary``: alias and percent of loans)."""
 
     def __init__(
         self,
@@ -170,9 +211,13 @@ class ModelCaches:
         ref: str,
         build: Callable[[LoadedModel], Scorer],
         on_failure: Callable[[str, int | None], None] | None = None,
+        shadow_alias: str | None = None,
+        canary: tuple[str, float] | None = None,
     ) -> None:
         self.storage = storage
         self.ref = ref
+        self.shadow_alias = shadow_alias
+        self.canary = canary
         self._build = build
         self._on_failure = on_failure
         self._caches: dict[tuple[str, str], ModelCache] = {}
@@ -181,14 +226,29 @@ class ModelCaches:
         self._caches[(directory, name)] = self.served
 
     def _new(self, directory: str, name: str) -> ModelCache:
-        return ModelCache(ModelRegistry(self.storage, directory), name, self.ref,
-                          build=self._build, on_failure=self._on_failure)  # fmt: skip
+        registry = ModelRegistry(self.storage, directory)
+
+        def cache(ref: str, *, optional: bool = False) -> ModelCache:
+            return ModelCache(registry, name, ref, build=self._build,
+                              on_failure=self._on_failure, optional=optional)  # fmt: skip
+
+        champion = cache(self.ref)
+        if self.shadow_alias is not None:
+            champion.shadow = cache(self.shadow_alias, optional=True)
+        if self.canary is not None:
+            champion.canary = cache(self.canary[0], optional=True)
+            champion.canary_rule = CanaryRule(self.canary[1])
+        return champion
 
     def all(self) -> list[ModelCache]:
         return list(self._caches.values())
 
     def scorer_of(self, directory: str, name: str) -> Scorer:
         """The serving scorer of a model a client names (blocking: call it off the loop)."""
+        return self.cache_of(directory, name).current()
+
+    def cache_of(self, directory: str, name: str) -> ModelCache:
+        """The cache of a model a client names, loaded on first use (blocking)."""
         key = (directory, check_name("model", name))
         cache = self._caches.get(key)
         if cache is None:
@@ -200,7 +260,7 @@ class ModelCaches:
                     self._caches.pop(oldest)
                 cache = self._caches.setdefault(key, self._new(directory, name))
             cache.refresh()
-        return cache.current()
+        return cache
 
     def refresh(self, directory: str, name: str) -> None:
         """Follow a model's alias now (after this replica trained it), not on the next tick."""

@@ -110,6 +110,7 @@ class Scorer:
 
     def _result(self, probability: float) -> dict[str, Any]:
         return {
+            "version": self.model.version,
             "probability": probability,
             "label": probability > self.threshold,
             "band": self.bands.of(probability),
@@ -264,6 +265,21 @@ class Scorer:
                 on_error=on_error, id_column=id_column, progress=progress,
                 on_results=on_results, explain=explain, top_k=top_k, on_scored=on_scored,
             )  # fmt: skip
+
+    def score_chunk(
+        self,
+        offset: int,
+        chunk: pd.DataFrame,
+        *,
+        on_error: OnError = "skip",
+        id_column: str | None = None,
+        on_scored: OnScored | None = None,
+    ) -> dict[str, Any]:
+        """One chunk of a batch another scorer read (rows ``offset + 1`` on), scored as
+        :meth:`score_csv` scores each of its chunks, with nothing written; its summary."""
+        return self._score_chunks(iter([(offset, chunk)]), None, on_error=on_error,
+                                  id_column=id_column, progress=None, on_results=None,
+                                  on_scored=on_scored)  # fmt: skip
 
     def _score_chunks(
         self,

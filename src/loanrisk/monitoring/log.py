@@ -8,7 +8,11 @@ Each writer (one per process: a replica's worker, a batch job, a CLI run) names 
 after its host, pid and a random token, so writers never contend; any process reads every
 file of a model as one table (:func:`read_log`). A row holds the time, the request id, the
 caller's loan id, the model, version and backend, where it was scored (``source``), the loan
-as received (``features``, JSON: it round-trips exactly), and the probability, label and band.
+as received (``features``, JSON: it round-trips exactly), the probability, label and band, and
+the ``role`` of the version that scored it: ``champion`` (the served alias), ``canary`` (a
+share of loans answered by the canary alias) or ``shadow`` (scored alongside, never returned;
+its rows share the request id and loan id of the answer's). Files written before roles existed
+read as ``champion``.
 
 Scoring never waits on the log: :meth:`PredictionLog.record` appends to a bounded buffer (a
 pointer to what was scored; nothing is serialised on the request path). A background thread
@@ -64,7 +68,11 @@ COLUMNS = pa.schema([
     ("probability", pa.float64()),
     ("label", pa.bool_()),
     ("band", pa.string()),
+    ("role", pa.string()),
 ])  # fmt: skip
+
+#: The roles a version scores in (see the module's docstring).
+CHAMPION, CANARY, SHADOW = "champion", "canary", "shadow"
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,7 @@ class Scored:
     id_fields: tuple[str, ...]
     #: Row number of the frame's first loan minus one (``results["row"]`` counts from 1).
     offset: int = 0
+    role: str = CHAMPION
 
     @property
     def rows(self) -> int:
@@ -138,7 +147,7 @@ def _append_rows(item: Scored, out: dict[str, list[Any]]) -> None:
     at = datetime.fromtimestamp(item.at, UTC)
     for name, value in (("time", at), ("request_id", item.request_id), ("model", item.model),
                         ("version", item.version), ("backend", item.backend),
-                        ("source", item.source)):  # fmt: skip
+                        ("source", item.source), ("role", item.role)):  # fmt: skip
         out[name] += [value] * n
 
 
@@ -214,13 +223,14 @@ class PredictionLog:
         *,
         source: str,
         request_id: str | None = None,
+        role: str = CHAMPION,
     ) -> None:
         """Log the loans of :meth:`Scorer.score_records`; the loan id is the record's
         ``id`` field, or the schema's id column."""
         results = result["results"]
         self.record(Scored(time.time(), request_id, scorer.model.name, scorer.version,
                            scorer.backend.name, source, records, results,
-                           _id_fields(scorer.schema.id_name, "id")))  # fmt: skip
+                           _id_fields(scorer.schema.id_name, "id"), role=role))  # fmt: skip
 
     def chunk_recorder(
         self,
@@ -229,6 +239,7 @@ class PredictionLog:
         source: str,
         request_id: str | None = None,
         id_column: str | None = None,
+        role: str = CHAMPION,
     ) -> Callable[[int, pd.DataFrame, pd.DataFrame], None]:
         """An ``on_scored`` callback for :meth:`Scorer.score_csv` / ``score_parquet``: logs
         each chunk's loans (the loan id from ``id_column``, or the schema's id column)."""
@@ -237,7 +248,7 @@ class PredictionLog:
         def on_scored(offset: int, chunk: pd.DataFrame, results: pd.DataFrame) -> None:
             self.write_now(Scored(time.time(), request_id, scorer.model.name, scorer.version,
                                   scorer.backend.name, source, chunk, results, id_fields,
-                                  offset))  # fmt: skip
+                                  offset, role))  # fmt: skip
 
         return on_scored
 
@@ -431,6 +442,7 @@ def read_log(
         tables += [_read(storage, storage.join(folder, name)) for name in names]
     table = pa.concat_tables(tables) if tables else COLUMNS.empty_table()
     frame: pd.DataFrame = table.to_pandas()
+    frame["role"] = frame["role"].fillna(CHAMPION)
     keep = np.ones(len(frame), dtype=bool)
     if since is not None:
         keep &= (frame["time"] >= pd.Timestamp(since)).to_numpy()

@@ -16,6 +16,7 @@ import loanrisk
 from loanrisk.errors import Conflict
 from loanrisk.inference.backends import limit_onedal_threads
 from loanrisk.jobs.manager import JobManager
+from loanrisk.monitoring.log import CANARY, SHADOW
 from loanrisk.monitoring.reports import drift_for
 from loanrisk.service import errors, openapi
 from loanrisk.service.auth import ApiKeys
@@ -48,6 +49,9 @@ def _note_serving(services: Services, metrics: Metrics) -> None:
         with contextlib.suppress(Conflict):
             scorer = cache.current()
             metrics.serving(scorer.model.name, scorer.version, scorer.backend.name)
+        for role, other in ((SHADOW, cache.shadow_scorer()), (CANARY, cache.canary_scorer())):
+            version, backend = (other.version, other.backend.name) if other else (None, "")
+            metrics.serving(cache.name, version, backend, role)
 
 
 async def _reload_forever(services: Services, metrics: Metrics, interval: float) -> None:
@@ -132,6 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await task
             await run_in_threadpool(manager.shutdown)
             services.scoring.close()
+            if services.shadow_scoring is not None:
+                services.shadow_scoring.close()
             if services.log is not None:
                 await run_in_threadpool(services.log.close)  # a clean shutdown loses nothing
 

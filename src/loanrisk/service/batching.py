@@ -48,6 +48,28 @@ def _deliver(
     request.loop.call_soon_threadsafe(settle)
 
 
+def split_scored(scored: Mapping[str, Any], sizes: Sequence[int]) -> list[dict[str, Any]]:
+    """The results and rejections of one :meth:`Scorer.score_records` call over several
+    requests' records put end to end, given back per request (``sizes``: each one's count),
+    each ``record`` index counted within its request again."""
+    results, rejected = iter(scored["results"]), iter(scored["rejected"])
+    next_result, next_rejected = next(results, None), next(rejected, None)
+    parts = []
+    offset = 0
+    for size in sizes:
+        end = offset + size
+        mine, refused = [], []
+        while next_result is not None and next_result["record"] < end:
+            mine.append({**next_result, "record": next_result["record"] - offset})
+            next_result = next(results, None)
+        while next_rejected is not None and next_rejected["record"] < end:
+            refused.append({**next_rejected, "record": next_rejected["record"] - offset})
+            next_rejected = next(rejected, None)
+        parts.append({"results": mine, "rejected": refused})
+        offset = end
+    return parts
+
+
 class ScoringQueue:
     def __init__(self, *, max_records: int = 256) -> None:
         self.max_records = max_records
@@ -132,20 +154,9 @@ class ScoringQueue:
             for request in group:  # rare (e.g. a record that is not an object): one by one
                 self._score_alone(request)
             return
-        results, rejected = iter(scored["results"]), iter(scored["rejected"])
-        next_result, next_rejected = next(results, None), next(rejected, None)
-        offset = 0
-        for request in group:
-            end = offset + len(request.records)
-            mine, refused = [], []
-            while next_result is not None and next_result["record"] < end:
-                mine.append({**next_result, "record": next_result["record"] - offset})
-                next_result = next(results, None)
-            while next_rejected is not None and next_rejected["record"] < end:
-                refused.append({**next_rejected, "record": next_rejected["record"] - offset})
-                next_rejected = next(rejected, None)
-            if refused and request.on_error == "raise":
+        parts = split_scored(scored, [len(request.records) for request in group])
+        for request, part in zip(group, parts, strict=True):
+            if part["rejected"] and request.on_error == "raise":
                 self._score_alone(request)  # raises the error naming its first bad record
             else:
-                _deliver(request, {"results": mine, "rejected": refused}, None)
-            offset = end
+                _deliver(request, part, None)

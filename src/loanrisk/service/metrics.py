@@ -31,6 +31,7 @@ from prometheus_client import (
 
 from loanrisk.contracts import JobRecord
 from loanrisk.monitoring.drift import DriftReport
+from loanrisk.monitoring.log import CHAMPION
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -71,8 +72,8 @@ class Metrics:
         )
         self.predictions = Counter(
             "loanrisk_predictions",
-            "Loans scored, by model and label.",
-            ["model", "version", "label"],
+            "Loans scored, by model, version, role (champion, canary, shadow) and label.",
+            ["model", "version", "role", "label"],
             registry=r,
         )
         self.jobs = Counter(
@@ -90,8 +91,9 @@ class Metrics:
         )
         self.model = Gauge(
             "loanrisk_model_info",
-            "1 for the model version and backend a worker serves.",
-            ["model", "version", "backend"],
+            "1 for each model version and backend a worker serves, by role (champion, "
+            "canary, shadow).",
+            ["model", "version", "backend", "role"],
             registry=r,
             multiprocess_mode="livemax",
         )
@@ -116,7 +118,14 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
-        self._serving: dict[str, tuple[str, str]] = {}
+        self.shadow_rows = Counter(
+            "loanrisk_shadow_rows",
+            "Loans handed to shadow scoring: scored, dropped (its queue was full) or failed "
+            "(the shadow version raised).",
+            ["outcome"],
+            registry=r,
+        )
+        self._serving: dict[tuple[str, str], tuple[str, str]] = {}
 
     def drift(self, report: DriftReport) -> None:
         """Set the stability gauges from a drift report (nothing when the window is empty)."""
@@ -133,30 +142,42 @@ class Metrics:
     def model_load_failed(self, model: str, version: int | None) -> None:
         self.model_load_failures.labels(model, "" if version is None else str(version)).inc()
 
-    def predicted(self, model: str, version: int, labels: list[bool]) -> None:
-        self.predicted_counts(model, version, scored=len(labels), defaults=sum(labels))
+    def predicted(self, model: str, version: int, labels: list[bool], role: str = CHAMPION) -> None:
+        self.predicted_counts(model, version, scored=len(labels), defaults=sum(labels),
+                              role=role)  # fmt: skip
 
-    def predicted_batch(self, model: str, version: int, summary: dict[str, Any]) -> None:
+    def predicted_batch(
+        self, model: str, version: int, summary: dict[str, Any], role: str = CHAMPION
+    ) -> None:
         """A streamed batch, from the scorer's summary (``scored``, ``defaults``)."""
         self.predicted_counts(
-            model, version, scored=summary["scored"], defaults=summary["defaults"]
+            model, version, scored=summary["scored"], defaults=summary["defaults"], role=role
         )
 
-    def predicted_counts(self, model: str, version: int, *, scored: int, defaults: int) -> None:
+    def predicted_counts(
+        self, model: str, version: int, *, scored: int, defaults: int, role: str = CHAMPION
+    ) -> None:
         if defaults:
-            self.predictions.labels(model, str(version), "default").inc(defaults)
+            self.predictions.labels(model, str(version), role, "default").inc(defaults)
         if scored - defaults:
-            self.predictions.labels(model, str(version), "non_default").inc(scored - defaults)
+            self.predictions.labels(model, str(version), role, "non_default").inc(scored - defaults)
 
-    def serving(self, model: str, version: int, backend: str) -> None:
-        now = (str(version), backend)
-        before = self._serving.get(model)
+    def shadow(self, outcome: str, rows: int) -> None:
+        self.shadow_rows.labels(outcome).inc(rows)
+
+    def serving(self, model: str, version: int | None, backend: str, role: str = CHAMPION) -> None:
+        """Note what a worker serves in ``role`` (``version`` None: nothing any more)."""
+        now = None if version is None else (str(version), backend)
+        before = self._serving.get((model, role))
         if before == now:
             return
         if before is not None:
-            self.model.labels(model, *before).set(0)
-        self.model.labels(model, *now).set(1)
-        self._serving[model] = now
+            self.model.labels(model, *before, role).set(0)
+        if now is None:
+            self._serving.pop((model, role), None)
+            return
+        self.model.labels(model, *now, role).set(1)
+        self._serving[(model, role)] = now
 
     def job_ended(self, record: JobRecord) -> None:
         self.jobs.labels(record.kind, record.state).inc()

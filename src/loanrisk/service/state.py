@@ -12,6 +12,7 @@ from loanrisk.service.auth import ApiKeys
 from loanrisk.service.batching import ScoringQueue
 from loanrisk.service.locations import Locations
 from loanrisk.service.metrics import Metrics
+from loanrisk.service.shadow import ShadowScoring
 from loanrisk.settings import Settings
 from loanrisk.storage import Storage
 
@@ -36,6 +37,14 @@ class Services:
     scoring: ScoringQueue = field(default_factory=ScoringQueue)
     #: The prediction log's writer (None when the setting turns it off).
     log: PredictionLog | None = None
+    #: Scores what the champion scored with the shadow alias's version (None: no shadow).
+    shadow_scoring: ShadowScoring | None = None
+
+    @property
+    def shadow(self) -> ShadowScoring:
+        """The shadow's queue (only asked for when a shadow version is being served)."""
+        assert self.shadow_scoring is not None, "no shadow alias is configured"
+        return self.shadow_scoring
 
     @classmethod
     def build(
@@ -48,13 +57,20 @@ class Services:
             ref=settings.model_alias,
             build=lambda model: scorer_from_settings(model, settings, nthread=1),
             on_failure=metrics.model_load_failed,
+            shadow_alias=settings.shadow_alias,
+            canary=settings.canary_split,
         )
         log = (
             prediction_log(settings, storage, on_dropped=metrics.log_dropped,
                            on_written=metrics.log_written)
             if settings.prediction_log else None
         )  # fmt: skip
-        return cls(settings, storage, jobs, keys, metrics, models, log=log)
+        shadow = (
+            ShadowScoring(max_queued_rows=settings.shadow_max_queued_rows, log=log,
+                          metrics=metrics)
+            if settings.shadow_alias else None
+        )  # fmt: skip
+        return cls(settings, storage, jobs, keys, metrics, models, log=log, shadow_scoring=shadow)
 
     @property
     def locations(self) -> Locations:

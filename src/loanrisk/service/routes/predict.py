@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import tempfile
 from collections.abc import Iterator
-from typing import IO, Annotated, cast
+from typing import IO, Annotated, Any, cast
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import OnError, PredictOptions, ScoreJob
 from loanrisk.errors import InvalidInput, TooLarge
+from loanrisk.inference.scorer import Scorer
 from loanrisk.registry.models import check_name
 from loanrisk.schema import builtin_schema
 from loanrisk.service.auth import ADMIN, SCORE, require
@@ -30,12 +31,11 @@ from loanrisk.service.deps import ServicesDep
 from loanrisk.service.loan_docs import predict_body
 from loanrisk.service.logs import request_id
 from loanrisk.service.routes.jobs import accepted
+from loanrisk.service.scoring import chunk_observer, score_records
 from loanrisk.service.state import Services
 
 router = APIRouter(tags=["scoring"])
 
-#: Requests with at most this many loans are batched on the worker's scoring thread.
-SMALL_REQUEST = 64
 CHUNK_BYTES = 2**20
 
 
@@ -110,30 +110,25 @@ async def predict(
     if require_media_type(request, (JSON, CSV), default=JSON) == CSV:
         return await _score_csv_body(request, services, on_error)
     body = await request.body()
-    scorer = services.models.served.current()
+    served = services.models.served
+    served.current()  # no model: 409 before the body is parsed
     options = _parse_request(body)
-    records, on_error = options.records, options.on_error
-    explain, top_k = options.explain, options.top_k
+    records = options.records
     if len(records) > services.settings.max_records:
         raise TooLarge(f"{len(records)} records: at most {services.settings.max_records} a request")
-    if len(records) <= SMALL_REQUEST:
-        result = await services.scoring.score(
-            scorer, records, on_error=on_error, explain=explain, top_k=top_k
-        )
-    else:  # a big batch must not hold up the small requests queued for the scoring thread
-        result = await run_in_threadpool(
-            functools.partial(
-                scorer.score_records, records, on_error=on_error, explain=explain, top_k=top_k
-            )
-        )
-    services.metrics.predicted(
-        scorer.model.name, scorer.version, [r["label"] for r in result["results"]]
-    )
-    if services.log is not None:
-        services.log.scored_records(scorer, records, result, source="v1",
-                                    request_id=request_id.get())  # fmt: skip
-    model = {"name": scorer.model.name, "version": scorer.version, "backend": scorer.backend.name}
-    return JSONResponse({"model": model, **result})
+    answer = await score_records(services, served, records, source="v1",
+                                 on_error=options.on_error, explain=options.explain,
+                                 top_k=options.top_k)  # fmt: skip
+    doc: dict[str, Any] = {"model": _described(answer.champion), **answer.result}
+    versions = str(answer.champion.version)
+    if answer.canary is not None:
+        doc["canary"] = _described(answer.canary)
+        versions += f",{answer.canary.version}"
+    return JSONResponse(doc, headers={"X-Loanrisk-Model-Version": versions})
+
+
+def _described(scorer: Scorer) -> dict[str, Any]:
+    return {"name": scorer.model.name, "version": scorer.version, "backend": scorer.backend.name}
 
 
 def _chunks(output: IO[bytes]) -> Iterator[bytes]:
@@ -150,10 +145,9 @@ async def _score_csv_body(request: Request, services: Services, on_error: OnErro
     source = await spool_body(request)
     output = cast(IO[bytes], tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115 (closed by _chunks or below)
     try:
-        scorer = services.models.served.current()
-        log = services.log
-        on_scored = (log.chunk_recorder(scorer, source="v1-csv", request_id=request_id.get())
-                     if log is not None else None)  # fmt: skip
+        served = services.models.served
+        scorer = served.current()
+        on_scored = chunk_observer(services, served, scorer, source="v1-csv")
         summary = await run_in_threadpool(
             functools.partial(
                 scorer.score_csv, source, output, on_error=on_error, on_scored=on_scored

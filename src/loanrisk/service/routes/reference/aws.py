@@ -9,9 +9,9 @@ from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import check_size
 from loanrisk.errors import InvalidInput, TooLarge
-from loanrisk.service.logs import request_id
 from loanrisk.service.routes.reference.common import CLASSES, process, score_stored
 from loanrisk.service.routes.reference.fields import ReferenceFields
+from loanrisk.service.scoring import score_records
 from loanrisk.service.state import Services
 
 
@@ -87,27 +87,27 @@ async def predict(services: Services, doc: ReferenceFields) -> dict[str, Any]:
             )
         if len(sample) > services.settings.max_records:
             raise TooLarge(f"{len(sample)} loans: at most {services.settings.max_records}")
-    scorer = await run_in_threadpool(services.models.scorer_of, model_dir, name)
+    cache = await run_in_threadpool(services.models.cache_of, model_dir, name)
     extra: dict[str, Any] = {}
     if csv_payload is not None:
-        stored = await run_in_threadpool(score_stored, services, scorer, path)
+        stored = await run_in_threadpool(score_stored, services, cache, path)
         frame = stored.head
         pairs = [
             [str(bool(label)), float(p)]
             for label, p in zip(frame["label"], frame["probability"], strict=True)
         ]
-        services.metrics.predicted_batch(name, scorer.version, stored.summary)
+        version = int(stored.summary["version"])
+        services.metrics.predicted_batch(name, version, stored.summary)
         extra = stored.describe()
     else:
-        records = await run_in_threadpool(scorer.score_records, sample or [])
-        pairs = [[str(r["label"]), r["probability"]] for r in records["results"]]
-        services.metrics.predicted(name, scorer.version, [row[0] == "True" for row in pairs])
-        if services.log is not None:
-            services.log.scored_records(scorer, sample or [], records, source="reference",
-                                        request_id=request_id.get())  # fmt: skip
+        answer = await score_records(services, cache, sample or [], source="reference")
+        pairs = [[str(r["label"]), r["probability"]] for r in answer.result["results"]]
+        version = answer.champion.version
+        if answer.canary is not None:
+            extra = {"canary": {"name": name, "version": answer.canary.version}}
     return {
         "msg": "Model Inference Complete",
         "Prediction Output": pairs,
         **extra,
-        "model": {"name": name, "version": scorer.version},
+        "model": {"name": name, "version": version},
     }

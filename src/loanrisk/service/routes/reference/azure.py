@@ -67,13 +67,14 @@ async def predict(services: Services, form: ReferenceFields) -> dict[str, Any]:
     upload = form.file
     if upload is None:
         raise InvalidInput("'file' must be a CSV upload", details={"field": "file"})
-    scorer = await run_in_threadpool(services.models.scorer_of, model_dir, name)
+    cache = await run_in_threadpool(services.models.cache_of, model_dir, name)
     path = services.storage.join(samples, f"predictions-{unique_stamp()}.csv")
     scored = await run_in_threadpool(
-        functools.partial(score_into, services, scorer, upload.file, path,
+        functools.partial(score_into, services, cache, upload.file, path,
                           inline=services.settings.max_inline_rows)
     )  # fmt: skip
-    services.metrics.predicted_batch(name, scorer.version, scored.summary)
+    version = int(scored.summary["version"])
+    services.metrics.predicted_batch(name, version, scored.summary)
     results = scored.head
     index = [str(i) for i in range(len(results))]
     return {
@@ -83,5 +84,5 @@ async def predict(services: Services, form: ReferenceFields) -> dict[str, Any]:
             "Prediction": dict(zip(index, (str(bool(v)) for v in results["label"]), strict=True)),
         },
         **scored.describe(),
-        "model": {"name": name, "version": scorer.version},
+        "model": {"name": name, "version": version},
     }

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import ProcessDataJob
 from loanrisk.errors import InvalidInput
-from loanrisk.inference.scorer import Scorer
+from loanrisk.inference.cache import ModelCache
 from loanrisk.service.bodies import (
     JSON,
     MULTIPART,
@@ -24,8 +24,8 @@ from loanrisk.service.bodies import (
     parse_model,
     require_media_type,
 )
-from loanrisk.service.logs import request_id
 from loanrisk.service.routes.reference.fields import ReferenceFields
+from loanrisk.service.scoring import chunk_observer
 from loanrisk.service.state import Services
 from loanrisk.service.waiting import outcome
 
@@ -86,10 +86,11 @@ class Scored:
 
 
 def score_into(
-    services: Services, scorer: Scorer, stream: IO[bytes], path: str, *, inline: int
+    services: Services, cache: ModelCache, stream: IO[bytes], path: str, *, inline: int
 ) -> Scored:
-    """Stream a CSV of loans through ``scorer`` into a new results file at ``path`` (every
-    row), keeping only the first ``inline`` results in memory for the answer."""
+    """Stream a CSV of loans through ``cache``'s champion into a new results file at ``path``
+    (every row), keeping only the first ``inline`` results in memory for the answer; the
+    chunks go to the prediction log and the shadow."""
     head: list[pd.DataFrame] = []
     kept = 0
 
@@ -99,19 +100,16 @@ def score_into(
             head.append(results.iloc[: inline - kept])
             kept += len(head[-1])
 
-    log = services.log
-    on_scored = (log.chunk_recorder(scorer, source="reference", request_id=request_id.get())
-                 if log is not None else None)  # fmt: skip
+    scorer = cache.current()
+    on_scored = chunk_observer(services, cache, scorer, source="reference")
     with services.storage.open_write(path) as sink:
         summary = scorer.score_csv(stream, sink, on_results=keep, on_scored=on_scored)
     frame = pd.concat(head) if head else pd.DataFrame({"probability": [], "label": []})
     return Scored(summary, frame, path)
 
 
-def score_stored(services: Services, scorer: Scorer, path: str) -> Scored:
+def score_stored(services: Services, cache: ModelCache, path: str) -> Scored:
     """A stored CSV scored into a new file of the results area."""
     output = services.locations.output(None, path)
     with services.storage.open_read(path) as stream:
-        return score_into(
-            services, scorer, stream, output, inline=services.settings.max_inline_rows
-        )
+        return score_into(services, cache, stream, output, inline=services.settings.max_inline_rows)

@@ -1,0 +1,163 @@
+"""A scoring request as the routing settings say: the champion answers (the canary a sticky
+share of the loans), each role's loans are counted and logged, and the shadow is handed the
+loans after the answer is made. The v1 routes and the reference's ``/predict`` share this."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from starlette.concurrency import run_in_threadpool
+
+from loanrisk.contracts import OnError
+from loanrisk.inference.cache import ModelCache
+from loanrisk.inference.records import require_clean
+from loanrisk.inference.scorer import Scorer
+from loanrisk.monitoring.log import CANARY, CHAMPION
+from loanrisk.service.logs import request_id
+from loanrisk.service.state import Services
+
+#: Requests with at most this many loans are batched on the worker's scoring thread.
+SMALL_REQUEST = 64
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The merged result (``results`` in request order, each naming its ``version``, and
+    ``rejected``), the champion's scorer, and the canary's when it answered any loan."""
+
+    result: dict[str, Any]
+    champion: Scorer
+    canary: Scorer | None
+
+
+async def _score(
+    services: Services,
+    scorer: Scorer,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    on_error: OnError,
+    explain: bool,
+    top_k: int,
+) -> dict[str, Any]:
+    if len(records) <= SMALL_REQUEST:
+        return await services.scoring.score(scorer, records, on_error=on_error, explain=explain,
+                                            top_k=top_k)  # fmt: skip
+    # a big batch must not hold up the small requests queued for the scoring thread
+    return await run_in_threadpool(
+        functools.partial(
+            scorer.score_records, records, on_error=on_error, explain=explain, top_k=top_k
+        )
+    )
+
+
+def _record(
+    services: Services,
+    scorer: Scorer,
+    records: Sequence[Mapping[str, Any]],
+    result: Mapping[str, Any],
+    *,
+    role: str,
+    source: str,
+) -> None:
+    labels = [bool(r["label"]) for r in result["results"]]
+    services.metrics.predicted(scorer.model.name, scorer.version, labels, role)
+    if services.log is not None:
+        services.log.scored_records(scorer, records, result, source=source,
+                                    request_id=request_id.get(), role=role)  # fmt: skip
+
+
+async def score_records(
+    services: Services,
+    cache: ModelCache,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    source: str,
+    on_error: OnError = "raise",
+    explain: bool = False,
+    top_k: int = 4,
+) -> Answer:
+    """Score JSON loans with ``cache``'s champion (and canary), record them, and hand them
+    to its shadow. With ``on_error="raise"`` a bad loan refuses the whole request, named by
+    its index in the request whichever version it was routed to."""
+    champion = cache.current()
+    canary = cache.canary_scorer()
+    rule = cache.canary_rule
+    shadow = cache.shadow_scorer()
+    if canary is None or rule is None:
+        result = await _score(services, champion, records, on_error=on_error, explain=explain,
+                              top_k=top_k)  # fmt: skip
+        _record(services, champion, records, result, role=CHAMPION, source=source)
+        answer = Answer(result, champion, None)
+    else:
+        id_fields = [f for f in (champion.schema.id_name, "id") if f]
+        answer = await _score_split(services, champion, canary, rule.split(records, id_fields),
+                                    records, on_error=on_error, explain=explain, top_k=top_k,
+                                    source=source)  # fmt: skip
+    if shadow is not None:
+        services.shadow.records(shadow, records, source=source, request_id=request_id.get())
+    return answer
+
+
+async def _score_split(
+    services: Services,
+    champion: Scorer,
+    canary: Scorer,
+    split: tuple[list[int], list[int]],
+    records: Sequence[Mapping[str, Any]],
+    *,
+    on_error: OnError,
+    explain: bool,
+    top_k: int,
+    source: str,
+) -> Answer:
+    groups = [(champion, CHAMPION, split[0]), (canary, CANARY, split[1])]
+    groups = [g for g in groups if g[2]]
+    parts = await asyncio.gather(*(
+        _score(services, scorer, [records[i] for i in indexes], on_error="skip",
+               explain=explain, top_k=top_k)
+        for scorer, _, indexes in groups
+    ))  # fmt: skip
+    rejected = sorted(
+        ({**r, "record": indexes[r["record"]]}
+         for (_, _, indexes), part in zip(groups, parts, strict=True) for r in part["rejected"]),
+        key=lambda r: int(r["record"]),
+    )  # fmt: skip
+    if rejected and on_error == "raise":
+        first = int(rejected[0]["record"])
+        scorer = next(s for s, _, indexes in groups if first in indexes)
+        require_clean(records[first], scorer.rules, index=first)  # raises, naming the field
+    results = []
+    for (scorer, role, indexes), part in zip(groups, parts, strict=True):
+        _record(services, scorer, [records[i] for i in indexes], part, role=role, source=source)
+        results += [{**r, "record": indexes[r["record"]]} for r in part["results"]]
+    results.sort(key=lambda r: int(r["record"]))
+    answered = canary if split[1] else None
+    return Answer({"results": results, "rejected": rejected}, champion, answered)
+
+
+OnScored = Callable[[int, pd.DataFrame, pd.DataFrame], None]
+
+
+def chunk_observer(services: Services, cache: ModelCache, scorer: Scorer, *,
+                   source: str) -> OnScored | None:  # fmt: skip
+    """The ``on_scored`` callback of a batch the champion ``scorer`` streams: its chunks go
+    to the prediction log and to the shadow (None when neither is on)."""
+    rid = request_id.get()
+    log = services.log
+    logged = (log.chunk_recorder(scorer, source=source, request_id=rid)
+              if log is not None else None)  # fmt: skip
+    shadow = cache.shadow_scorer()
+    if shadow is None:
+        return logged
+
+    def on_scored(offset: int, chunk: pd.DataFrame, results: pd.DataFrame) -> None:
+        if logged is not None:
+            logged(offset, chunk, results)
+        services.shadow.chunk(shadow, offset, chunk, source=source, request_id=rid)
+
+    return on_scored
