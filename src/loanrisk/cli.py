@@ -16,6 +16,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from loanrisk.cli_common import StorageOpt, cli_errors, err, out, settings_from
+from loanrisk.cli_models import ModelDirOpt, model_ref, models_app
 from loanrisk.cli_monitor import monitor_app, outcomes_app
 from loanrisk.cli_schema import schema_app
 from loanrisk.contracts import (
@@ -31,10 +32,10 @@ from loanrisk.data.ingest import read_csv, read_parquet
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.errors import InvalidInput, describe_error
-from loanrisk.inference.scorer import Scorer, scorer_from_settings, servable_check
+from loanrisk.inference.scorer import Scorer, scorer_from_settings
 from loanrisk.jobs.training import train_in_subprocess
 from loanrisk.monitoring.log import PredictionLog, prediction_log
-from loanrisk.registry.models import PRODUCTION, ModelRegistry
+from loanrisk.registry.models import ModelRegistry
 from loanrisk.schema import LoanSchema, Validated, builtin_schema, read_schema, validate_frame
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, open_storage, storage_options
@@ -43,7 +44,6 @@ from loanrisk.training.train import RoundProgress, parse_param
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 data_app = typer.Typer(no_args_is_help=True, help="Process, list and inspect datasets.")
 app.add_typer(data_app, name="data")
-models_app = typer.Typer(no_args_is_help=True, help="List, inspect, promote and roll back models.")
 app.add_typer(models_app, name="models")
 app.add_typer(schema_app, name="schema")
 app.add_typer(monitor_app, name="monitor")
@@ -274,11 +274,6 @@ def demo(
             _serve(settings, declared)
 
 
-ModelDirOpt = Annotated[
-    str, typer.Option("--model-directory", help="Directory of the storage holding models.")
-]
-
-
 def _train_summary(manifest: ModelManifest, report: dict[str, Any], promoted: bool) -> None:
     classes = report["classification_report"]
     table = Table(title=f"model {manifest.name} version {manifest.version}",
@@ -372,79 +367,6 @@ def train(
             _train_summary(manifest, report, promoted)
 
 
-def _registry(settings: Settings, model_directory: str) -> ModelRegistry:
-    return ModelRegistry(open_storage(settings), model_directory)
-
-
-def _print_alias(model: str, alias: str, record: dict[str, Any]) -> None:
-    out.print(f"{model}: {alias} -> version {record['version']} (was {record['previous']})")
-
-
-@models_app.command("list")
-def models_list(storage: StorageOpt = None, model_directory: ModelDirOpt = "models") -> None:
-    """Every model with its versions and aliases."""
-    with cli_errors():
-        registry = _registry(settings_from(storage=storage), model_directory)
-        table = Table("model", "versions", "latest", "aliases")
-        for name in registry.models():
-            versions = registry.versions(name)
-            aliases = ", ".join(f"{a} -> {r['version']}" for a, r in registry.aliases(name).items())
-            table.add_row(name, str(len(versions)), str(versions[-1]), aliases)
-        out.print(table)
-
-
-@models_app.command("show")
-def models_show(
-    model: Annotated[str, typer.Argument(help="Model name.")],
-    version: Annotated[str, typer.Argument(help="Version number or alias.")] = "latest",
-    storage: StorageOpt = None,
-    model_directory: ModelDirOpt = "models",
-) -> None:
-    """A version's manifest and evaluation report, as JSON."""
-    with cli_errors():
-        registry = _registry(settings_from(storage=storage), model_directory)
-        number = registry.resolve(model, version)
-        doc = {
-            "manifest": registry.manifest(model, number).model_dump(mode="json"),
-            "report": registry.report(model, number),
-        }
-        out.print_json(json.dumps(doc))
-
-
-@models_app.command("promote")
-def models_promote(
-    model: Annotated[str, typer.Argument(help="Model name.")],
-    version: Annotated[str, typer.Argument(help="Version number (or alias) to promote.")],
-    alias: Annotated[str, typer.Option(help="Alias to move.")] = PRODUCTION,
-    storage: StorageOpt = None,
-    model_directory: ModelDirOpt = "models",
-) -> None:
-    """Point an alias (production) at a version."""
-    with cli_errors():
-        registry = _registry(settings := settings_from(storage=storage), model_directory)
-        record = registry.promote(model, version, alias, check=servable_check(settings))
-        _print_alias(model, alias, record)
-
-
-@models_app.command("rollback")
-def models_rollback(
-    model: Annotated[str, typer.Argument(help="Model name.")],
-    alias: Annotated[str, typer.Option(help="Alias to move back.")] = PRODUCTION,
-    storage: StorageOpt = None,
-    model_directory: ModelDirOpt = "models",
-) -> None:
-    """Move an alias back to the version it pointed at before."""
-    with cli_errors():
-        registry = _registry(settings := settings_from(storage=storage), model_directory)
-        record = registry.rollback(model, alias, check=servable_check(settings))
-        _print_alias(model, alias, record)
-
-
-def _model_ref(text: str) -> tuple[str, str]:
-    name, _, ref = text.partition("@")
-    return name, ref or PRODUCTION
-
-
 @app.command()
 def predict(
     source: Annotated[
@@ -481,7 +403,7 @@ def predict(
     with cli_errors():
         settings = settings_from(storage=storage, backend=backend)
         target = open_storage(settings)
-        name, ref = _model_ref(model)
+        name, ref = model_ref(model)
         loaded = ModelRegistry(target, model_directory).load(name, ref)
         scorer = scorer_from_settings(loaded, settings)
         err.print(f"Scoring with {name} version {loaded.version} ({scorer.backend.name}) ...")

@@ -125,7 +125,8 @@ class Settings(BaseSettings):
         (),
         description=(
             "API keys as 'scope:key' or 'scope:sha256:<hex digest of key>' (scope 'score' or "
-            "'admin'; JSON list in the environment). None and no file: the service runs open."
+            "'admin'), optionally named 'name=scope:key' (alias histories record the name); "
+            "a JSON list in the environment. None and no file: the service runs open."
         ),
     )
     api_keys_file: Path | None = Field(

@@ -242,8 +242,9 @@ class PredictionLog:
         role: str = CHAMPION,
     ) -> Callable[[int, pd.DataFrame, pd.DataFrame], None]:
         """An ``on_scored`` callback for :meth:`Scorer.score_csv` / ``score_parquet``: logs
-        each chunk's loans (the loan id from ``id_column``, or the schema's id column)."""
-        id_fields = _id_fields(id_column, scorer.schema.id_name)
+        each chunk's loans (the loan id from ``id_column``, the schema's id column, or an
+        ``id`` column, as JSON loans name theirs)."""
+        id_fields = _id_fields(id_column, scorer.schema.id_name, "id")
 
         def on_scored(offset: int, chunk: pd.DataFrame, results: pd.DataFrame) -> None:
             self.write_now(Scored(time.time(), request_id, scorer.model.name, scorer.version,

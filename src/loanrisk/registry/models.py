@@ -11,6 +11,11 @@ Layout, under the registry root (the reference's ``model_directory``)::
                               /manifest.json       written last: the version exists once it has one
     <root>/<name>/aliases/<alias>.json             {"version", "previous", "history", ...}
 
+An alias's history records every move: the version, when, who (an API key's name, or the
+user and host of a CLI run) and why (a reason given by the mover). A retired alias (a
+challenger discarded) keeps its file and history with ``version`` null; it resolves to
+nothing until it is moved again.
+
 Version numbers are claimed with an exclusive create (O_EXCL locally, If-None-Match: * on S3
 and Azure), so two publishers finishing at once get two numbers and neither overwrites the
 other. A publisher killed before its manifest leaves a claimed, incomplete number that is never
@@ -168,7 +173,10 @@ class ModelRegistry:
                 if self._complete(name, version):
                     return version
             raise NotFound(f"model {name!r} has no versions")
-        return int(self._alias(name, text)["version"])
+        record = self._alias(name, text)
+        if record["version"] is None:
+            raise NotFound(f"alias {text!r} of model {name!r} is retired")
+        return int(record["version"])
 
     def earlier_targets(self, name: str, ref: str, broken: int) -> list[int]:
         """Versions to serve instead of ``broken`` (which ``ref`` names but cannot be
@@ -181,7 +189,7 @@ class ModelRegistry:
                 history = self._alias(name, ref)["history"]
             except (NotFound, KeyError, TypeError):
                 return []
-            candidates = [int(h["version"]) for h in reversed(history)]
+            candidates = [int(h["version"]) for h in reversed(history) if h["version"] is not None]
         seen: list[int] = []
         for version in candidates:
             if version != broken and version not in seen and self._complete(name, version):
@@ -316,27 +324,54 @@ class ModelRegistry:
         alias: str = PRODUCTION,
         *,
         check: Callable[[LoadedModel], object] | None = None,
+        by: str | None = None,
+        reason: str | None = None,
     ) -> dict[str, Any]:
-        """Point ``alias`` at a version, remembering where it pointed before. The version is
-        verified first (:meth:`verify`, with ``check``): an alias never moves to a version
-        that cannot be served."""
+        """Point ``alias`` at a version, remembering where it pointed before, who moved it
+        (``by``) and why (``reason``). The version is verified first (:meth:`verify`, with
+        ``check``): an alias never moves to a version that cannot be served."""
         if check_name("alias", alias) == LATEST:
             raise InvalidInput("'latest' always means the newest version; it cannot be moved")
         target = self.resolve(name, version)
         self.verify(name, target, check)
+        return self._move(name, alias, target, by=by, reason=reason)
+
+    def _move(
+        self, name: str, alias: str, target: int | None, *, by: str | None, reason: str | None
+    ) -> dict[str, Any]:
         try:
             current = self._alias(name, alias)
         except NotFound:
             current = {"version": None, "history": []}
+        now = _now()
+        move = {"version": target, "at": now, "by": by, "reason": reason}
+        previous = current["version"]
+        if previous is None and target is not None:  # after a retirement: its last target
+            previous = next((h["version"] for h in reversed(current["history"])
+                             if h["version"] is not None), None)  # fmt: skip
         record = {
             "alias": alias,
             "version": target,
-            "previous": current["version"],
-            "updated_at": _now(),
-            "history": [*current["history"], {"version": target, "at": _now()}][-HISTORY_LENGTH:],
+            "previous": previous,
+            "updated_at": now,
+            "updated_by": by,
+            "reason": reason,
+            "history": [*current["history"], move][-HISTORY_LENGTH:],
         }
         self.storage.write_bytes(self._path(name, "aliases", f"{alias}.json"), _json(record))
         return record
+
+    def retire(
+        self, name: str, alias: str, *, by: str | None = None, reason: str | None = None
+    ) -> dict[str, Any]:
+        """Unset ``alias`` (a challenger discarded): it resolves to nothing, its history
+        stays, and a rollback points it back at the version it named."""
+        if check_name("alias", alias) == LATEST:
+            raise InvalidInput("'latest' always means the newest version; it cannot be retired")
+        current = self._alias(name, alias)
+        if current["version"] is None:
+            raise Conflict(f"alias {alias!r} of model {name!r} is retired already")
+        return self._move(name, alias, None, by=by, reason=reason)
 
     def rollback(
         self,
@@ -344,9 +379,12 @@ class ModelRegistry:
         alias: str = PRODUCTION,
         *,
         check: Callable[[LoadedModel], object] | None = None,
+        by: str | None = None,
+        reason: str | None = None,
     ) -> dict[str, Any]:
         """Move ``alias`` back to its previous target (verified as :meth:`promote` does)."""
         current = self._alias(name, alias)
         if current["previous"] is None:
             raise Conflict(f"alias {alias!r} of model {name!r} has no previous version")
-        return self.promote(name, int(current["previous"]), alias, check=check)
+        return self.promote(name, int(current["previous"]), alias, check=check, by=by,
+                            reason=reason or "rollback")  # fmt: skip

@@ -2,8 +2,10 @@
 includes ``score``).
 
 Keys come from the settings (``LOANRISK_API_KEYS``) or a mounted secret file
-(``LOANRISK_API_KEYS_FILE``), one ``scope:key`` or ``scope:sha256:<hex>`` entry each. Only
-SHA-256 digests are kept in memory, compared in constant time. Clients send
+(``LOANRISK_API_KEYS_FILE``), one ``scope:key`` or ``scope:sha256:<hex>`` entry each,
+optionally named: ``name=scope:key`` (the name is what an alias's history records as the
+mover; an unnamed key is ``<scope>-<first 8 hex digits of its digest>``). Only SHA-256
+digests are kept in memory, compared in constant time. Clients send
 ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. With no keys at all the service runs
 open, as the reference did, and says so loudly when it starts.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -24,23 +27,33 @@ from loanrisk.settings import Settings
 SCORE = "score"
 ADMIN = "admin"
 SCOPES = (SCORE, ADMIN)
+_KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+#: Who moved an alias when the service runs without keys.
+ANONYMOUS = "anonymous (open service)"
 
 
 def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _parse(entries: Iterable[str], origin: str) -> list[tuple[str, str]]:
+def _parse(entries: Iterable[str], origin: str) -> list[tuple[str, str, str]]:
+    """(digest, scope, name) of each entry."""
     parsed = []
     for number, raw in enumerate(entries, start=1):
         entry = raw.strip()
         if not entry or entry.startswith("#"):
             continue
-        scope, sep, secret = entry.partition(":")
+        head, sep, secret = entry.partition(":")
+        name, named, scope = head.rpartition("=")
         if not sep or scope not in SCOPES or not secret:
             raise InvalidInput(
                 f"{origin} entry {number}: expected 'score:<key>' or "
-                "'admin:<key>' (or '<scope>:sha256:<hex>')"
+                "'admin:<key>' (or '<scope>:sha256:<hex>'), optionally 'name=' first"
+            )
+        if named and not _KEY_NAME.match(name):
+            raise InvalidInput(
+                f"{origin} entry {number}: a key name is letters, digits, '.', '_', '@' or "
+                "'-' (max 64)"
             )
         if secret.startswith("sha256:"):
             hexdigest = secret.removeprefix("sha256:").lower()
@@ -50,15 +63,16 @@ def _parse(entries: Iterable[str], origin: str) -> list[tuple[str, str]]:
             if len(secret) < 16:
                 raise InvalidInput(f"{origin} entry {number}: keys need at least 16 characters")
             hexdigest = digest(secret)
-        parsed.append((hexdigest, scope))
+        parsed.append((hexdigest, scope, name if named else f"{scope}-{hexdigest[:8]}"))
     return parsed
 
 
 @dataclass(frozen=True)
 class ApiKeys:
-    """Known key digests and their scopes; empty means the service is open."""
+    """Known key digests with their scopes and names; empty means the service is open."""
 
     scopes: dict[str, str]
+    names: dict[str, str]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiKeys:
@@ -74,25 +88,26 @@ class ApiKeys:
                 "production refuses to serve without API keys: set LOANRISK_API_KEYS or "
                 "LOANRISK_API_KEYS_FILE"
             )
-        return cls(dict(entries))
+        return cls({d: s for d, s, _ in entries}, {d: n for d, _, n in entries})
 
     @property
     def open(self) -> bool:
         return not self.scopes
 
-    def check(self, presented: str | None, needed: str) -> str | None:
-        """The key's scope; raises when the key is missing, unknown or lacks ``needed``."""
+    def check(self, presented: str | None, needed: str) -> str:
+        """The key's name; raises when the key is missing, unknown or lacks ``needed``."""
         if self.open:
-            return None
+            return ANONYMOUS
         if not presented:
             raise Unauthenticated("an API key is required: send 'Authorization: Bearer <key>'")
         found = digest(presented)
-        scope = next((s for d, s in self.scopes.items() if hmac.compare_digest(d, found)), None)
-        if scope is None:
+        known = next((d for d in self.scopes if hmac.compare_digest(d, found)), None)
+        if known is None:
             raise Unauthenticated("unknown API key")
+        scope = self.scopes[known]
         if needed == ADMIN and scope != ADMIN:
             raise Forbidden(f"this key has scope {scope!r}; the request needs {needed!r}")
-        return scope
+        return self.names[known]
 
 
 def presented_key(request: Request) -> str | None:
@@ -103,10 +118,16 @@ def presented_key(request: Request) -> str | None:
 
 
 def require(scope: str) -> Any:
-    """A route dependency that lets through keys with ``scope`` (or any, when open)."""
+    """A route dependency that lets through keys with ``scope`` (or any, when open); the
+    key's name is kept for the route (:func:`caller`)."""
 
     async def check(request: Request) -> None:  # async: no threadpool hop
         keys: ApiKeys = request.app.state.services.keys
-        keys.check(presented_key(request), scope)
+        request.state.caller = keys.check(presented_key(request), scope)
 
     return Depends(check)
+
+
+def caller(request: Request) -> str:
+    """The name of the key that made ``request`` (after :func:`require` let it through)."""
+    return str(getattr(request.state, "caller", ANONYMOUS))

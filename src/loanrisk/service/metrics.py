@@ -120,8 +120,8 @@ class Metrics:
         )
         self.shadow_rows = Counter(
             "loanrisk_shadow_rows",
-            "Loans handed to shadow scoring: scored, dropped (its queue was full) or failed "
-            "(the shadow version raised).",
+            "Loans handed to shadow scoring: scored, refused (by the shadow version's "
+            "schema), dropped (its queue was full) or failed (the shadow version raised).",
             ["outcome"],
             registry=r,
         )

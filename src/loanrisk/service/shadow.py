@@ -6,7 +6,8 @@ per worker scores them. The JSON loans of every waiting request are scored in on
 scoring queue does for the champion. A CSV body's chunks are scored one by one. The queue holds
 at most ``max_queued_rows`` loans: beyond, loans are dropped and counted, so a slow shadow
 never holds memory or the caller. A shadow that raises fails only its own loans, counted as
-``failed``; the caller's answer was sent before it ran. The thread is a daemon: on shutdown
+``failed``, and loans its schema refuses are counted as ``refused``; the caller's answer was
+sent before it ran. The thread is a daemon: on shutdown
 the loans still queued are dropped (and counted), never waited for.
 """
 
@@ -163,7 +164,10 @@ class ShadowScoring:
             if self._log is not None:
                 self._log.scored_records(scorer, item.records, part, source=item.source,
                                          request_id=item.request_id, role=SHADOW)  # fmt: skip
-        self._metrics.shadow("scored", rows)
+        refused = len(scored["rejected"])
+        self._metrics.shadow("scored", rows - refused)
+        if refused:  # loans the champion took and the shadow's schema does not
+            self._metrics.shadow("refused", refused)
 
     def _score_chunk(self, item: _Chunk) -> None:
         scorer = item.scorer
@@ -176,7 +180,9 @@ class ShadowScoring:
             self._failed(scorer, item.rows, exc)
             return
         self._metrics.predicted_batch(scorer.model.name, scorer.version, summary, SHADOW)
-        self._metrics.shadow("scored", item.rows)
+        self._metrics.shadow("scored", summary["scored"])
+        if summary["rejected"]:
+            self._metrics.shadow("refused", summary["rejected"])
 
     def _failed(self, scorer: Scorer, rows: int, exc: Exception) -> None:
         self._metrics.shadow("failed", rows)

@@ -180,7 +180,9 @@ def evaluate_and_publish(
     if promote is None:
         promote = PRODUCTION not in registry.aliases(request.model_name)
     if promote:
-        registry.promote(request.model_name, manifest.version, PRODUCTION)
+        reason = "trained with promote" if request.promote else "the model's first production"
+        registry.promote(request.model_name, manifest.version, PRODUCTION, by="training",
+                         reason=reason)  # fmt: skip
     # The stored manifest has every stage but publishing itself; the caller gets that too.
     timings = {**manifest.timings, "publish": round(time.perf_counter() - clock, 4)}
     return TrainingResult(manifest.model_copy(update={"timings": timings}), report, promote)

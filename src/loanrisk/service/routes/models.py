@@ -6,15 +6,16 @@ import functools
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import DEFAULT_ROUNDS, ModelManifest, TrainingRequest
 from loanrisk.inference.scorer import servable_check
+from loanrisk.monitoring.compare import MAX_AUC_DROP, guard_promotion
 from loanrisk.registry.models import ModelRegistry, check_name
-from loanrisk.service.auth import ADMIN, require
+from loanrisk.service.auth import ADMIN, caller, require
 from loanrisk.service.deps import ServicesDep
 from loanrisk.service.routes.jobs import accepted
 from loanrisk.service.state import Services, training_scope
@@ -60,10 +61,45 @@ class TrainBody(BaseModel):
     }
 
 
+#: A dataset id as clients may name one (ids are made by processing; no paths).
+DATASET_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+Reason = Annotated[
+    str | None,
+    Field(max_length=500, description="Why: recorded in the alias's history with the key's name."),
+]
+
+
 class AliasBody(BaseModel):
     version: int | str = Field(description="Version number, 'vN', 'latest' or another alias.")
+    reason: Reason = None
+    if_not_worse: bool = Field(
+        False,
+        description="Refuse (409, with the comparison) when the version's AUC is below the "
+        "alias's version's on the same held-out split by more than max_auc_drop.",
+    )
+    max_auc_drop: float = Field(MAX_AUC_DROP, ge=0.0, le=1.0, description="For if_not_worse.")
+    dataset: str | None = Field(
+        None,
+        pattern=DATASET_ID,
+        description="Dataset whose test split if_not_worse compares on (default: the version's).",
+    )
 
-    model_config = {"extra": "forbid", "json_schema_extra": {"examples": [{"version": 3}]}}
+    model_config = {
+        "extra": "forbid",
+        "json_schema_extra": {
+            "examples": [
+                {"version": 3, "reason": "quarterly refresh"},
+                {"version": 4, "if_not_worse": True, "max_auc_drop": 0.002,
+                 "reason": "challenger after a day in the shadow"},
+            ]
+        },
+    }  # fmt: skip
+
+
+class ReasonBody(BaseModel):
+    reason: Reason = None
+
+    model_config = {"extra": "forbid"}
 
 
 def _registry(services: Services, directory: str | None) -> ModelRegistry:
@@ -159,30 +195,47 @@ async def get_report(
     responses={409: {"description": "the version cannot be served (corrupt, unloadable)"}},
 )
 async def promote(
-    name: str, alias: str, body: AliasBody, services: ServicesDep, model_directory: ModelDir = None
+    name: str,
+    alias: str,
+    body: AliasBody,
+    request: Request,
+    services: ServicesDep,
+    model_directory: ModelDir = None,
 ) -> dict[str, Any]:
     """The version is verified first (file hashes, loading, the oneDAL parity check, one
     loan scored): a version that cannot be served is refused with 409 and the alias stays.
-    Every replica serving this alias swaps to the version within the reload interval."""
+    With ``if_not_worse``, a version worse than the alias's on the same held-out loans is
+    refused with 409 and the comparison. The move is recorded with the key's name and the
+    reason. Every replica following this alias swaps to the version within the reload
+    interval."""
     registry = _registry(services, model_directory)
-    result = await run_in_threadpool(
-        functools.partial(
-            registry.promote,
-            check_name("model", name),
-            body.version,
-            check_name("alias", alias),
-            check=servable_check(services.settings),
-        )
-    )
+    name, alias = check_name("model", name), check_name("alias", alias)
+
+    def guarded() -> dict[str, Any]:
+        if body.if_not_worse:
+            guard_promotion(services.storage, registry, services.settings, name,
+                            registry.resolve(name, body.version), alias,
+                            max_auc_drop=body.max_auc_drop, dataset=body.dataset)  # fmt: skip
+        return registry.promote(name, body.version, alias,
+                                check=servable_check(services.settings),
+                                by=caller(request), reason=body.reason)  # fmt: skip
+
+    result = await run_in_threadpool(guarded)
     await run_in_threadpool(services.models.refresh, registry.root, name)
     return result
 
 
 @router.post("/{name}/aliases/{alias}/rollback", summary="Move an alias back")
 async def rollback(
-    name: str, alias: str, services: ServicesDep, model_directory: ModelDir = None
+    name: str,
+    alias: str,
+    request: Request,
+    services: ServicesDep,
+    body: ReasonBody | None = None,
+    model_directory: ModelDir = None,
 ) -> dict[str, Any]:
-    """Back to the version the alias pointed at before its last move."""
+    """Back to the version the alias pointed at before its last move (recorded with the
+    key's name and the reason)."""
     registry = _registry(services, model_directory)
     result = await run_in_threadpool(
         functools.partial(
@@ -190,6 +243,37 @@ async def rollback(
             check_name("model", name),
             check_name("alias", alias),
             check=servable_check(services.settings),
+            by=caller(request),
+            reason=body.reason if body else None,
+        )
+    )
+    await run_in_threadpool(services.models.refresh, registry.root, name)
+    return result
+
+
+@router.post(
+    "/{name}/aliases/{alias}/retire",
+    summary="Retire an alias (discard a challenger)",
+    responses={409: {"description": "the alias is retired already"}},
+)
+async def retire(
+    name: str,
+    alias: str,
+    request: Request,
+    services: ServicesDep,
+    body: ReasonBody | None = None,
+    model_directory: ModelDir = None,
+) -> dict[str, Any]:
+    """The alias resolves to nothing from now on: replicas stop shadow or canary scoring
+    with it within the reload interval. Its history stays; a rollback brings it back."""
+    registry = _registry(services, model_directory)
+    result = await run_in_threadpool(
+        functools.partial(
+            registry.retire,
+            check_name("model", name),
+            check_name("alias", alias),
+            by=caller(request),
+            reason=body.reason if body else None,
         )
     )
     await run_in_threadpool(services.models.refresh, registry.root, name)

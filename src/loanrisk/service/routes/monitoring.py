@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from loanrisk.errors import InvalidInput, TooLarge
+from loanrisk.monitoring.compare import Versions, compare
 from loanrisk.monitoring.outcomes import (
     Outcome,
     outcomes_frame,
@@ -29,7 +30,7 @@ from loanrisk.service.bodies import (
     spool_body,
 )
 from loanrisk.service.deps import ServicesDep
-from loanrisk.service.routes.models import ModelDir, VersionRef
+from loanrisk.service.routes.models import DATASET_ID, ModelDir, VersionRef
 
 router = APIRouter(tags=["monitoring"], dependencies=[require(ADMIN)])
 #: The window when ``since`` is not given: the usual monthly stability check.
@@ -65,6 +66,42 @@ async def get_drift(
         check_name("model", name), version or settings.model_alias, since=start, until=end,
     )  # fmt: skip
     return report.to_dict()
+
+
+VersionOf = Annotated[str, Query(description="Version number, 'vN', 'latest' or an alias.")]
+
+
+@router.get("/v1/models/{name}/compare", summary="Compare two versions (champion, challenger)")
+async def get_comparison(
+    name: str,
+    a: VersionOf,
+    b: VersionOf,
+    services: ServicesDep,
+    dataset: Annotated[
+        str | None,
+        Query(pattern=DATASET_ID, description="Dataset whose test split both score [b's]."),
+    ] = None,
+    since: Since = None,
+    until: Until = None,
+    model_directory: ModelDir = None,
+) -> dict[str, Any]:
+    """``a`` and ``b`` on a held-out split (AUC, Brier and KS of each; the AUC difference
+    b - a with its DeLong 95% interval and p-value), on the loans both scored in the
+    prediction log in ``[since, until)`` (agreement, decisions flipped at the threshold in
+    each direction, PSI between the score distributions, mean and max absolute difference)
+    and, where outcomes are known, the realized AUC of each on the same loans."""
+    settings = services.settings
+    start, end = _window(since, until)
+    folder = services.storage.resolve(model_directory or settings.model_directory)
+    registry = ModelRegistry(services.storage, folder)
+    model = check_name("model", name)
+
+    def run() -> dict[str, Any]:
+        versions = Versions(model, registry.resolve(model, a), registry.resolve(model, b))
+        return compare(services.storage, settings, versions, registry=registry,
+                       dataset=dataset, since=start, until=end, nthread=1)  # fmt: skip
+
+    return await run_in_threadpool(run)
 
 
 def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:

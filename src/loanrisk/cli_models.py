@@ -1,0 +1,246 @@
+"""``loanrisk models``: list and inspect versions, compare two, promote (guarded or not),
+roll back, and retire an alias."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from loanrisk.cli_common import StorageOpt, cli_errors, err, out, settings_from
+from loanrisk.cli_monitor import parse_time
+from loanrisk.errors import InvalidInput
+from loanrisk.inference.scorer import servable_check
+from loanrisk.monitoring.compare import MAX_AUC_DROP, Versions, compare, guard_promotion
+from loanrisk.registry.models import PRODUCTION, ModelRegistry
+from loanrisk.settings import Settings
+from loanrisk.storage import open_storage
+
+models_app = typer.Typer(
+    no_args_is_help=True,
+    help="List, inspect, compare, promote, roll back and retire model versions.",
+)
+ModelDirOpt = Annotated[
+    str, typer.Option("--model-directory", help="Directory of the storage holding models.")
+]
+AliasOpt = Annotated[str, typer.Option(help="Alias to move.")]
+ReasonOpt = Annotated[
+    str | None, typer.Option(help="Why: recorded in the alias's history with who did it.")
+]
+#: The live window of a comparison when --since is not given.
+DEFAULT_DAYS = 30
+
+
+def model_ref(text: str) -> tuple[str, str]:
+    """``NAME[@VERSION|ALIAS]`` (the alias defaults to production)."""
+    name, _, ref = text.partition("@")
+    return name, ref or PRODUCTION
+
+
+def _registry(settings: Settings, model_directory: str) -> ModelRegistry:
+    return ModelRegistry(open_storage(settings), model_directory)
+
+
+def _print_alias(model: str, alias: str, record: dict[str, Any]) -> None:
+    out.print(f"{model}: {alias} -> version {record['version']} (was {record['previous']})")
+
+
+def cli_user() -> str:
+    """Who runs this command, for an alias's history: ``user@host (cli)``."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a container user without a name
+        user = f"uid {os.getuid()}"
+    return f"{user}@{socket.gethostname()} (cli)"
+
+
+@models_app.command("list")
+def models_list(storage: StorageOpt = None, model_directory: ModelDirOpt = "models") -> None:
+    """Every model with its versions and aliases."""
+    with cli_errors():
+        registry = _registry(settings_from(storage=storage), model_directory)
+        table = Table("model", "versions", "latest", "aliases")
+        for name in registry.models():
+            versions = registry.versions(name)
+            aliases = ", ".join(
+                f"{a} -> {r['version'] if r['version'] is not None else 'retired'}"
+                for a, r in registry.aliases(name).items()
+            )
+            table.add_row(name, str(len(versions)), str(versions[-1]), aliases)
+        out.print(table)
+
+
+@models_app.command("show")
+def models_show(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="Version number or alias.")] = "latest",
+    storage: StorageOpt = None,
+    model_directory: ModelDirOpt = "models",
+) -> None:
+    """A version's manifest and evaluation report, as JSON."""
+    with cli_errors():
+        registry = _registry(settings_from(storage=storage), model_directory)
+        number = registry.resolve(model, version)
+        doc = {
+            "manifest": registry.manifest(model, number).model_dump(mode="json"),
+            "report": registry.report(model, number),
+        }
+        out.print_json(json.dumps(doc))
+
+
+@models_app.command("promote")
+def models_promote(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="Version number (or alias) to promote.")],
+    alias: AliasOpt = PRODUCTION,
+    reason: ReasonOpt = None,
+    if_not_worse: Annotated[
+        bool,
+        typer.Option(
+            "--if-not-worse",
+            help="Refuse when the version's AUC is below the alias's version's on the same "
+            "held-out split by more than --max-auc-drop.",
+        ),
+    ] = False,
+    max_auc_drop: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="AUC drop --if-not-worse allows.")
+    ] = MAX_AUC_DROP,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="Dataset whose held-out split --if-not-worse uses [the version's]."),
+    ] = None,
+    storage: StorageOpt = None,
+    model_directory: ModelDirOpt = "models",
+) -> None:
+    """Point an alias (production) at a version; with --if-not-worse only when it is at
+    least as good as the alias's version on the same held-out loans."""
+    with cli_errors():
+        settings = settings_from(storage=storage)
+        registry = _registry(settings, model_directory)
+        if if_not_worse:
+            target = registry.resolve(model, version)
+            checked = guard_promotion(
+                registry.storage, registry, settings, model, target, alias,
+                max_auc_drop=max_auc_drop, dataset=dataset,
+            )  # fmt: skip
+            if checked is not None:
+                err.print(f"held-out AUC {checked['b']['auc']:.4f} against "
+                          f"{checked['a']['auc']:.4f} on {checked['rows']:,} loans of dataset "
+                          f"{checked['dataset']}: not worse")  # fmt: skip
+        record = registry.promote(model, version, alias, check=servable_check(settings),
+                                  by=cli_user(), reason=reason)  # fmt: skip
+        _print_alias(model, alias, record)
+
+
+@models_app.command("rollback")
+def models_rollback(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str, typer.Option(help="Alias to move back.")] = PRODUCTION,
+    reason: ReasonOpt = None,
+    storage: StorageOpt = None,
+    model_directory: ModelDirOpt = "models",
+) -> None:
+    """Move an alias back to the version it pointed at before."""
+    with cli_errors():
+        registry = _registry(settings := settings_from(storage=storage), model_directory)
+        record = registry.rollback(model, alias, check=servable_check(settings), by=cli_user(),
+                                   reason=reason)  # fmt: skip
+        _print_alias(model, alias, record)
+
+
+@models_app.command("retire")
+def models_retire(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str, typer.Option(help="Alias to retire (e.g. challenger).")],
+    reason: ReasonOpt = None,
+    storage: StorageOpt = None,
+    model_directory: ModelDirOpt = "models",
+) -> None:
+    """Unset an alias (discard a challenger): shadow and canary stop using it within the
+    reload interval; its history stays, and a rollback brings it back."""
+    with cli_errors():
+        registry = _registry(settings_from(storage=storage), model_directory)
+        record = registry.retire(model, alias, by=cli_user(), reason=reason)
+        out.print(f"{model}: {alias} retired (was version {record['previous']})")
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _print_comparison(report: dict[str, Any]) -> None:
+    a, b = report["a"], report["b"]
+    held = report["held_out"]
+    if held is None:
+        out.print(f"held out: not compared ({report['held_out_problem']})")
+    else:
+        sampled = f", a sample of {held['sampled_from']:,}" if held["sampled_from"] else ""
+        title = f"dataset {held['dataset']}: {held['rows']:,} test loans{sampled}"
+        table = Table("held out", f"version {a}", f"version {b}", title=title,
+                      title_justify="left")  # fmt: skip
+        for metric in ("auc", "brier", "ks"):
+            table.add_row(metric.upper() if metric != "brier" else "Brier",
+                          _number(held["a"][metric]), _number(held["b"][metric]))  # fmt: skip
+        out.print(table)
+        d = held["auc_difference"]
+        low, high = d["ci95"]
+        out.print(f"AUC difference (b - a): {d['b_minus_a']:+.4f}, 95% interval "
+                  f"[{low:+.4f}, {high:+.4f}], p = {d['p_value']:.3g} ({d['method']})")  # fmt: skip
+    live = report["live"]
+    out.print(f"\nlive log from {live['since']} to {live['until']}: {live['loans']:,} loans "
+              f"scored by both (version {a}: {live['scored']['a']:,}, "
+              f"version {b}: {live['scored']['b']:,})")  # fmt: skip
+    if live["loans"]:
+        flips = live["flips"]
+        out.print(f"  agreement {live['agreement']:.2%} at threshold {live['threshold']}")
+        out.print(f"  flips: {flips['a_approves_b_declines']:,} approved by {a} and declined "
+                  f"by {b}; {flips['a_declines_b_approves']:,} declined by {a} and approved "
+                  f"by {b}")  # fmt: skip
+        diff = live["abs_difference"]
+        out.print(f"  score PSI {live['score_psi']:.4f}; absolute difference mean "
+                  f"{diff['mean']:.4f}, max {diff['max']:.4f}")  # fmt: skip
+    realized = live["outcomes"]
+    out.print(f"  with outcomes: {realized['loans']:,} loans; realized AUC "
+              f"{_number(realized['a_auc']) or '-'} ({a}) against "
+              f"{_number(realized['b_auc']) or '-'} ({b})")  # fmt: skip
+
+
+@models_app.command("compare")
+def models_compare(
+    first: Annotated[str, typer.Argument(help="NAME@VERSION|ALIAS: a (e.g. the champion).")],
+    second: Annotated[str, typer.Argument(help="NAME@VERSION|ALIAS: b (the challenger).")],
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="Dataset whose test split both score (default: b's own)."),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Live window start, ISO (default: 30 days ago).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Live window end, ISO (default: now).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+    storage: StorageOpt = None,
+    model_directory: ModelDirOpt = "models",
+) -> None:
+    """Two versions on held-out loans (AUC, Brier, KS, the AUC difference's DeLong interval)
+    and on the live log (agreement, flipped decisions, score PSI, realized AUC)."""
+    with cli_errors():
+        settings = settings_from(storage=storage)
+        registry = _registry(settings, model_directory)
+        (name, ref_a), (other, ref_b) = model_ref(first), model_ref(second)
+        if name != other:
+            raise InvalidInput(f"compare two versions of one model, not {name!r} and {other!r}")
+        versions = Versions(name, registry.resolve(name, ref_a), registry.resolve(name, ref_b))
+        end = parse_time(until, "--until") or datetime.now(UTC)
+        start = parse_time(since, "--since") or end - timedelta(days=DEFAULT_DAYS)
+        report = compare(registry.storage, settings, versions, registry=registry,
+                         dataset=dataset, since=start, until=end)  # fmt: skip
+        if as_json:
+            out.print_json(json.dumps(report))
+        else:
+            _print_comparison(report)

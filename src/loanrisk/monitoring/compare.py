@@ -1,0 +1,215 @@
+"""Champion against challenger: two versions of a model compared on a held-out split (AUC,
+Brier, KS, and the AUC difference with its DeLong interval), on the live prediction log (the
+loans both scored: agreement, flipped decisions, score PSI, differences), and on the outcomes
+of those loans (realized AUC of each); and the guard of a promotion that must not make the
+model worse.
+
+Held out means the test split of a processed dataset: by default the dataset the candidate
+(``b``) was trained on, which neither version trained on when ``b`` continued ``a`` on new
+data; ``--dataset`` picks another. Beyond ``compare_max_rows`` rows, a seeded sample is used.
+On the log, two rows are the same loan when they share the request id and the loan as
+received, which is how the shadow records what the champion scored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from loanrisk.data.datasets import DatasetCatalogue
+from loanrisk.errors import Conflict, NotFound
+from loanrisk.inference.scorer import scorer_from_settings
+from loanrisk.monitoring.log import read_log
+from loanrisk.monitoring.outcomes import read_outcomes
+from loanrisk.monitoring.paired import agreement, brier, delong, ks_statistic, score_psi
+from loanrisk.registry.models import LoadedModel, ModelRegistry
+from loanrisk.settings import Settings
+from loanrisk.storage.base import Storage
+
+#: The largest AUC drop a guarded promotion allows by default.
+MAX_AUC_DROP = 0.002
+_PAIR_KEYS = ["request_id", "features", "_nth"]
+
+
+@dataclass(frozen=True)
+class Versions:
+    """The two versions compared: ``a`` (usually the champion) and ``b`` (the challenger)."""
+
+    name: str
+    a: int
+    b: int
+
+
+def _dataset_of(model: LoadedModel, dataset: str | None) -> tuple[str, str]:
+    """(directory, id) of the held-out split: ``dataset``, else the version's own."""
+    own = model.manifest.dataset or {}
+    directory = str(own.get("directory", "data"))
+    if dataset is not None:
+        return directory, dataset
+    if "id" not in own:
+        raise Conflict(f"model {model.name!r} version {model.version} names no dataset: "
+                       "give one to compare on")  # fmt: skip
+    return directory, str(own["id"])
+
+
+def held_out(
+    storage: Storage,
+    registry: ModelRegistry,
+    settings: Settings,
+    versions: Versions,
+    *,
+    dataset: str | None = None,
+    nthread: int | None = None,
+) -> dict[str, Any]:
+    """Both versions scored on one held-out split; the loans either refuses are left out of
+    both (and counted)."""
+    a = registry.load(versions.name, versions.a)
+    b = registry.load(versions.name, versions.b)
+    directory, dataset_id = _dataset_of(b, dataset)
+    catalogue = DatasetCatalogue(storage, directory)
+    manifest = catalogue.resolve(dataset_id)
+    label = catalogue.load_schema(manifest.id).label_name
+    test = catalogue.load_split(manifest.id, "test")
+    total = len(test)
+    if total > settings.compare_max_rows:
+        rows = np.sort(np.random.default_rng(settings.seed).choice(
+            total, settings.compare_max_rows, replace=False))  # fmt: skip
+        test = test.iloc[rows].reset_index(drop=True)
+    labels = test[label].to_numpy().astype(np.int64)
+    loans = test.drop(columns=[label])
+    scores = []
+    for model in (a, b):
+        scorer = scorer_from_settings(model, settings, nthread=nthread)
+        results, _ = scorer.score_frame(loans, on_error="skip")
+        scores.append(pd.Series(results["probability"].to_numpy(),
+                                index=results["row"].to_numpy() - 1))  # fmt: skip
+    both = scores[0].index.intersection(scores[1].index)
+    y = labels[both.to_numpy()]
+    pa, pb = scores[0][both].to_numpy(), scores[1][both].to_numpy()
+    auc = delong(y, pa, pb)
+    return {
+        "dataset": manifest.id,
+        "rows": int(both.size),
+        "left_out": len(test) - int(both.size),
+        "sampled_from": total if total > settings.compare_max_rows else None,
+        "a": {"auc": auc["a"], "brier": brier(y, pa), "ks": ks_statistic(y, pa)},
+        "b": {"auc": auc["b"], "brier": brier(y, pb), "ks": ks_statistic(y, pb)},
+        "auc_difference": _difference(auc),
+    }
+
+
+def _difference(auc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in auc.items() if k not in ("a", "b")}
+
+
+def _numbered(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows keyed for pairing: the same loan sent twice in one request is told apart by
+    its order."""
+    rows = rows.assign(request_id=rows["request_id"].fillna(""))
+    return rows.assign(_nth=rows.groupby(["request_id", "features"]).cumcount())
+
+
+def pair_log(log: pd.DataFrame, a: int, b: int) -> pd.DataFrame:
+    """The loans of the log both versions scored, one row each (columns ``_a``/``_b``)."""
+    columns = [*_PAIR_KEYS, "loan_id", "probability", "label"]
+    left = _numbered(log[log["version"] == a])[columns]
+    right = _numbered(log[log["version"] == b])[columns]
+    return left.merge(right, on=_PAIR_KEYS, suffixes=("_a", "_b"))
+
+
+def live(
+    log: pd.DataFrame, outcomes: pd.DataFrame, versions: Versions, *, threshold: float
+) -> dict[str, Any]:
+    """The comparison on the loans of ``log`` both versions scored (and their outcomes)."""
+    pairs = pair_log(log, versions.a, versions.b)
+    pa, pb = pairs["probability_a"].to_numpy(), pairs["probability_b"].to_numpy()
+    difference = np.abs(pa - pb)
+    report: dict[str, Any] = {
+        "scored": {"a": int((log["version"] == versions.a).sum()),
+                   "b": int((log["version"] == versions.b).sum())},
+        **agreement(pairs["label_a"].to_numpy(), pairs["label_b"].to_numpy()),
+        "threshold": threshold,
+        "score_psi": score_psi(pa, pb),
+        "abs_difference": {"mean": float(difference.mean()) if difference.size else None,
+                           "max": float(difference.max()) if difference.size else None},
+    }  # fmt: skip
+    known = pairs[pairs["loan_id_a"].notna()].merge(
+        outcomes, left_on="loan_id_a", right_on="loan_id", how="inner"
+    )
+    y = known["defaulted"].to_numpy(dtype=np.int64)
+    realized: dict[str, Any] = {"loans": len(known), "a_auc": None, "b_auc": None}
+    if 0 < y.sum() < y.size:
+        auc = delong(y, known["probability_a"].to_numpy(), known["probability_b"].to_numpy())
+        realized |= {"a_auc": auc["a"], "b_auc": auc["b"], "auc_difference": _difference(auc)}
+    report["outcomes"] = realized
+    return report
+
+
+def compare(
+    storage: Storage,
+    settings: Settings,
+    versions: Versions,
+    *,
+    registry: ModelRegistry,
+    dataset: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    nthread: int | None = None,
+) -> dict[str, Any]:
+    """Held out and live; a held-out comparison that cannot be made (no dataset) is
+    reported as ``held_out_problem`` with the live part still given."""
+    report: dict[str, Any] = {"model": versions.name, "a": versions.a, "b": versions.b}
+    try:
+        report["held_out"] = held_out(storage, registry, settings, versions, dataset=dataset,
+                                      nthread=nthread)  # fmt: skip
+    except (Conflict, NotFound) as exc:
+        report["held_out"], report["held_out_problem"] = None, exc.message
+    log = read_log(storage, storage.resolve(settings.log_directory), model=versions.name,
+                   since=since, until=until)  # fmt: skip
+    outcomes = read_outcomes(storage, storage.resolve(settings.outcome_directory))
+    report["live"] = {"since": since.isoformat() if since else None,
+                      "until": until.isoformat() if until else None,
+                      **live(log, outcomes, versions, threshold=settings.threshold)}  # fmt: skip
+    return report
+
+
+def guard_promotion(
+    storage: Storage,
+    registry: ModelRegistry,
+    settings: Settings,
+    name: str,
+    candidate: int,
+    alias: str,
+    *,
+    max_auc_drop: float = MAX_AUC_DROP,
+    dataset: str | None = None,
+) -> dict[str, Any] | None:
+    """Refuse (:class:`Conflict`, with the comparison) to move ``alias`` to ``candidate``
+    when it is worse than the alias's version on the same held-out split by more than
+    ``max_auc_drop`` of AUC; the held-out comparison when it is allowed (None when the alias
+    names no version yet, or names the candidate)."""
+    try:
+        current = registry.resolve(name, alias)
+    except NotFound:
+        return None
+    if current == candidate:
+        return None
+    report = held_out(storage, registry, settings, Versions(name, current, candidate),
+                      dataset=dataset)  # fmt: skip
+    drop = report["a"]["auc"] - report["b"]["auc"]
+    if drop > max_auc_drop:
+        low, high = report["auc_difference"]["ci95"]
+        raise Conflict(
+            f"version {candidate} is worse than version {current} ({alias}) on the held-out "
+            f"split of dataset {report['dataset']} ({report['rows']:,} loans): AUC "
+            f"{report['b']['auc']:.4f} against {report['a']['auc']:.4f}, a drop of "
+            f"{drop:.4f} > {max_auc_drop:g} allowed (95% interval of the difference "
+            f"[{low:+.4f}, {high:+.4f}]); Brier {report['b']['brier']:.4f} against "
+            f"{report['a']['brier']:.4f}. {alias!r} stays at version {current}.",
+            details={"comparison": report, "alias": alias, "version": current},
+        )
+    return report
