@@ -113,3 +113,55 @@ def test_a_cluster_behind_nginx(tmp_path: Path) -> None:
             upstreams = [score(client) for _ in range(30)]
         assert all(status == 200 for status, _ in upstreams)
         assert any(victim_address in upstream for _, upstream in upstreams)
+
+
+def test_moving_the_shadow_alias_under_load_fails_no_request(tmp_path: Path) -> None:
+    """Two replicas shadow-scoring with 'challenger'; the alias is moved, retired and rolled
+    back while a bounded load goes through nginx: every request answered 200 by the
+    champion, and both replicas scored shadow loans."""
+    csv = generate_sample(3_000).to_csv(index=False).encode()
+    cluster = lc.LocalCluster(tmp_path / "cluster", 2, reload_interval=0.3, heartbeat=0.5,
+                              stale_after=3.0)  # fmt: skip
+    cluster.settings["LOANRISK_SHADOW_ALIAS"] = "challenger"
+    with cluster:
+        assert lc.seed(cluster, csv, rounds=20)["state"] == "succeeded"
+        with httpx.Client(base_url=cluster.url, timeout=120) as client:
+            for rounds in (10, 30):  # versions 2 and 3
+                trained = client.post("/v1/models/loan-default/versions", headers=lc.admin(),
+                                      json={"rounds": rounds, "promote": False})  # fmt: skip
+                assert trained.status_code == 202, trained.text
+                assert lc.follow(client, trained.headers["location"])["state"] == "succeeded"
+            moved = client.put("/v1/models/loan-default/aliases/challenger",
+                               json={"version": 2}, headers=lc.admin())  # fmt: skip
+            assert moved.status_code == 200, moved.text
+
+        outcomes: list[tuple[int, Any]] = []
+
+        def load(worker: int) -> None:
+            with httpx.Client(base_url=cluster.url, timeout=30) as client:
+                for i in range(150):
+                    loan = {**EXAMPLE_LOAN, "id": f"W{worker}-{i}"}
+                    answer = client.post("/v1/predict", json=loan, headers={
+                        "Authorization": f"Bearer {lc.SCORE_KEY}"})  # fmt: skip
+                    version = answer.json()["model"]["version"] if answer.is_success else None
+                    outcomes.append((answer.status_code, version))
+
+        with ThreadPoolExecutor(4) as pool, httpx.Client(base_url=cluster.url, timeout=30) as c:
+            running = [pool.submit(load, w) for w in range(4)]
+            path = "/v1/models/loan-default/aliases/challenger"
+            for move in ({"version": 3}, "retire", "rollback", {"version": 2}):
+                while len(outcomes) < 100 * (1 + len([f for f in running if f.done()])):
+                    time.sleep(0.01)
+                time.sleep(0.5)
+                answer = (c.put(path, json=move, headers=lc.admin()) if isinstance(move, dict)
+                          else c.post(f"{path}/{move}", headers=lc.admin()))  # fmt: skip
+                assert answer.status_code == 200, answer.text
+            for future in running:
+                future.result()
+        assert len(outcomes) == 600
+        assert [o for o in outcomes if o != (200, 1)] == []  # the champion answered them all
+        for index in range(2):
+            text = httpx.get(f"{cluster.replica_url(index)}/metrics", timeout=10).text
+            scored = [float(x.rsplit(" ", 1)[1]) for x in text.splitlines()
+                      if x.startswith('loanrisk_shadow_rows_total{outcome="scored"}')]  # fmt: skip
+            assert scored and scored[0] > 0, f"replica {index} shadow-scored nothing"

@@ -204,6 +204,7 @@ class JobManager:
                 self._slots.release()
         total = time.monotonic() - clock
         timings = {"queued_s": round(queued if took_slot else total, 3), "total_s": round(total, 3)}
+        self._release(job)  # before the record says it ended: a client may go on at once
         try:
             self._update(job, **final, finished_at=stamp(now()), timings=timings)
         except LoanRiskError:
@@ -211,12 +212,18 @@ class JobManager:
         finally:
             self._finish(job)
 
+    def _release(self, job: _Running) -> None:
+        if job.lock_scope is None:
+            return
+        try:
+            self.store.release(job.lock_scope, job.id)
+        except LoanRiskError:
+            log.exception("releasing the lock of job %s", job.id)
+
     def _finish(self, job: _Running) -> None:
         job_id = job.id
         try:
             clean_up(job.params, self.storage)
-            if job.lock_scope is not None:
-                self.store.release(job.lock_scope, job_id)
             self.store.clear_cancel(job_id)
         except LoanRiskError:
             log.exception("cleaning up after job %s", job_id)
