@@ -17,13 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx2 as httpx
 
-from bench_http import DEFAULT_CSV, LUA, _free_port, prepare, run_wrk, start_server
+from _ab import add_options, side_by_side
+from bench_http import DEFAULT_CSV, LUA, prepare
 from loanrisk.monitoring.log import read_log
 from loanrisk.schema import builtin_schema
 from loanrisk.storage import FsspecStorage
@@ -38,10 +39,7 @@ def dropped(base: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=3)
+    add_options(parser)
     parser.add_argument("--rounds", type=int, default=500)
     parser.add_argument("--data", type=Path, default=DEFAULT_CSV)
     args = parser.parse_args()
@@ -53,40 +51,29 @@ def main() -> None:
         prepare(root, args.data, args.rounds)
         script = Path(tmp) / "predict.lua"
         script.write_text(LUA.format(body=json.dumps(builtin_schema().example_record())))
-        results: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
         logged_before = 0
+
+        def after(mode: str, base: str, result: dict[str, float]) -> Callable[[], str]:
+            lost_to_buffer = dropped(base)
+
+            def line() -> str:  # the server has stopped: its last rows are written
+                nonlocal logged_before
+                if mode != "log on":
+                    return ""
+                logged = len(read_log(FsspecStorage(str(root)), "prediction-log",
+                                      model="loan-default"))  # fmt: skip
+                text = (f"  answered {result['requests']:,.0f}, logged "
+                        f"{logged - logged_before:,}, dropped {lost_to_buffer:.0f}")  # fmt: skip
+                logged_before = logged
+                return text
+
+            return line
+
         print(f"\nwrk -t1 -c{args.connections}, {args.duration} s per run, "
               f"{args.workers} workers; POST /v1/predict, one loan")  # fmt: skip
-        for run in range(1, args.repeat + 1):
-            # Alternate which goes first: a drift of the shared machine hits both alike.
-            for mode in ("off", "on") if run % 2 else ("on", "off"):
-                port = _free_port()
-                base = f"http://127.0.0.1:{port}"
-                env = {"LOANRISK_PREDICTION_LOG": "true" if mode == "on" else "false"}
-                server = start_server(root, port, args.workers, env)
-                try:
-                    result = run_wrk(f"{base}/v1/predict", args.connections, args.duration,
-                                     script)  # fmt: skip
-                    lost_to_buffer = dropped(base) if mode == "on" else 0.0
-                finally:
-                    server.terminate()
-                    server.wait(60)
-                line = (f"  run {run} log {mode:<3} {result['rps']:>8.0f} req/s  "
-                        f"p99 {result['p99_ms']:>6.2f} ms")  # fmt: skip
-                if mode == "on":
-                    logged = len(read_log(FsspecStorage(str(root)), "prediction-log",
-                                          model="loan-default"))  # fmt: skip
-                    answered = f"{result['requests']:,.0f}"
-                    line += (f"  answered {answered}, logged {logged - logged_before:,}, "
-                             f"dropped {lost_to_buffer:.0f}")  # fmt: skip
-                    logged_before = logged
-                print(line, flush=True)
-                results[mode].append(result)
-        rps = {m: statistics.median(r["rps"] for r in results[m]) for m in results}
-        p99s = {m: statistics.median(r["p99_ms"] for r in results[m]) for m in results}
-        print(f"\nmedians: off {rps['off']:.0f} req/s (p99 {p99s['off']:.2f} ms), "
-              f"on {rps['on']:.0f} req/s (p99 {p99s['on']:.2f} ms): on/off "
-              f"{rps['on'] / rps['off']:.1%} of the throughput")  # fmt: skip
+        modes = {"log off": {"LOANRISK_PREDICTION_LOG": "false"},
+                 "log on": {"LOANRISK_PREDICTION_LOG": "true"}}  # fmt: skip
+        side_by_side(root, script, modes, args, after=after)
 
 
 if __name__ == "__main__":
