@@ -83,7 +83,7 @@ class Settings(BaseSettings):
         ),
     )
     shadow_max_queued_rows: int = Field(
-        20_000,
+        2_000,
         ge=1,
         description="Most loans waiting for shadow scoring; more are dropped, counted.",
     )

@@ -33,7 +33,8 @@ _PR_SET_PDEATHSIG = 1
 CANCEL_GRACE = 5.0
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
+    """On Linux, have the kernel kill this process when ``parent`` dies (no orphans)."""
     if sys.platform != "linux":
         return
     libc = ctypes.CDLL(None, use_errno=True)
@@ -43,7 +44,7 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _child(params: JobParams, settings: Settings, parent: int, out: Any, cancel: Any) -> None:
-    _die_with_parent(parent)
+    die_with_parent(parent)
     from loanrisk.jobs.tasks import run_task  # imported in the child: heavy modules
 
     task = JOB_KINDS[type(params)]

@@ -99,7 +99,8 @@ async def score_records(
                                     records, on_error=on_error, explain=explain, top_k=top_k,
                                     source=source)  # fmt: skip
     if shadow is not None:
-        services.shadow.records(shadow, records, source=source, request_id=request_id.get())
+        services.shadow.records(cache, answer.champion.version, records, source=source,
+                                request_id=request_id.get())  # fmt: skip
     return answer
 
 
@@ -158,6 +159,7 @@ def chunk_observer(services: Services, cache: ModelCache, scorer: Scorer, *,
     def on_scored(offset: int, chunk: pd.DataFrame, results: pd.DataFrame) -> None:
         if logged is not None:
             logged(offset, chunk, results)
-        services.shadow.chunk(shadow, offset, chunk, source=source, request_id=rid)
+        services.shadow.chunk(cache, scorer.version, offset, chunk, source=source,
+                              request_id=rid)  # fmt: skip
 
     return on_scored

@@ -65,11 +65,7 @@ class Services:
                            on_written=metrics.log_written)
             if settings.prediction_log else None
         )  # fmt: skip
-        shadow = (
-            ShadowScoring(max_queued_rows=settings.shadow_max_queued_rows, log=log,
-                          metrics=metrics)
-            if settings.shadow_alias else None
-        )  # fmt: skip
+        shadow = ShadowScoring(settings, metrics=metrics) if settings.shadow_alias else None
         return cls(settings, storage, jobs, keys, metrics, models, log=log, shadow_scoring=shadow)
 
     @property
