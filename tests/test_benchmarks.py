@@ -72,6 +72,15 @@ def test_log_benchmark_serves_with_the_log_off_and_on_and_counts_what_was_logged
     assert "of the throughput" in out
 
 
+def test_shadow_benchmark_serves_with_the_shadow_off_and_on_and_counts_its_loans() -> None:
+    out = run_benchmark("bench_shadow.py", "--duration", "1", "--connections", "2",
+                        "--repeat", "1", "--rounds", "20")  # fmt: skip
+    assert "run 1 shadow off" in out and "run 1 shadow on" in out
+    line = out.split("run 1 shadow on")[1].split("\n")[0]
+    assert "shadow scored" in line and "dropped" in line and "failed 0" in line
+    assert "of the throughput" in out and "p99 x" in out
+
+
 def test_memory_benchmark_prints_both_reads_and_the_expansion_table() -> None:
     out = run_benchmark("bench_memory.py", "--rows", "20000", "--sizes", "50000")
     assert "chunked GiB" in out and "whole GiB" in out

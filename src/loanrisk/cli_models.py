@@ -180,10 +180,9 @@ def _print_comparison(report: dict[str, Any]) -> None:
     if held is None:
         out.print(f"held out: not compared ({report['held_out_problem']})")
     else:
-        sampled = f", a sample of {held['sampled_from']:,}" if held["sampled_from"] else ""
-        title = f"dataset {held['dataset']}: {held['rows']:,} test loans{sampled}"
-        table = Table("held out", f"version {a}", f"version {b}", title=title,
-                      title_justify="left")  # fmt: skip
+        sampled = f" (a sample of {held['sampled_from']:,})" if held["sampled_from"] else ""
+        out.print(f"held out: {held['rows']:,} test loans of dataset {held['dataset']}{sampled}")
+        table = Table("", f"version {a}", f"version {b}")
         for metric in ("auc", "brier", "ks"):
             table.add_row(metric.upper() if metric != "brier" else "Brier",
                           _number(held["a"][metric]), _number(held["b"][metric]))  # fmt: skip
@@ -193,9 +192,11 @@ def _print_comparison(report: dict[str, Any]) -> None:
         out.print(f"AUC difference (b - a): {d['b_minus_a']:+.4f}, 95% interval "
                   f"[{low:+.4f}, {high:+.4f}], p = {d['p_value']:.3g} ({d['method']})")  # fmt: skip
     live = report["live"]
-    out.print(f"\nlive log from {live['since']} to {live['until']}: {live['loans']:,} loans "
-              f"scored by both (version {a}: {live['scored']['a']:,}, "
-              f"version {b}: {live['scored']['b']:,})")  # fmt: skip
+    since, until = (datetime.fromisoformat(live[k]).strftime("%Y-%m-%d %H:%M")
+                    for k in ("since", "until"))  # fmt: skip
+    out.print(f"\nlive, {since} to {until} UTC: {live['loans']:,} loans scored by both "
+              f"(version {a} scored {live['scored']['a']:,}, version {b} "
+              f"{live['scored']['b']:,})")  # fmt: skip
     if live["loans"]:
         flips = live["flips"]
         out.print(f"  agreement {live['agreement']:.2%} at threshold {live['threshold']}")

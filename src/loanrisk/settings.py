@@ -85,7 +85,10 @@ class Settings(BaseSettings):
     shadow_max_queued_rows: int = Field(
         2_000,
         ge=1,
-        description="Most loans waiting for shadow scoring; more are dropped, counted.",
+        description=(
+            "Most loans a worker has handed to its shadow process and not yet seen scored; "
+            "more are dropped, counted."
+        ),
     )
     compare_max_rows: int = Field(
         1_000_000,
