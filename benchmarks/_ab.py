@@ -5,18 +5,27 @@ hits both alike), each run's requests/s and p99, and the medians with the ratio.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 from collections.abc import Callable
 from pathlib import Path
 
-from bench_http import _free_port, run_wrk, start_server
+from bench_http import DEFAULT_CSV, _free_port, run_wrk, start_server
 
 
-def add_options(parser: argparse.ArgumentParser) -> None:
+def parse_options(description: str) -> argparse.Namespace:
+    """The options every side-by-side benchmark takes; exits when wrk is missing."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=500)
+    parser.add_argument("--data", type=Path, default=DEFAULT_CSV)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: run `make bench-tools` (Debian package wrk)")
+    return args
 
 
 def side_by_side(

@@ -14,17 +14,15 @@ when wrk stops are answered and logged but not counted by wrk) and its dropped c
 
 from __future__ import annotations
 
-import argparse
 import json
-import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx2 as httpx
 
-from _ab import add_options, side_by_side
-from bench_http import DEFAULT_CSV, LUA, prepare
+from _ab import parse_options, side_by_side
+from bench_http import LUA, prepare
 from loanrisk.monitoring.log import read_log
 from loanrisk.schema import builtin_schema
 from loanrisk.storage import FsspecStorage
@@ -38,13 +36,7 @@ def dropped(base: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_options(parser)
-    parser.add_argument("--rounds", type=int, default=500)
-    parser.add_argument("--data", type=Path, default=DEFAULT_CSV)
-    args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: run `make bench-tools` (Debian package wrk)")
+    args = parse_options(__doc__.split("\n")[0])
     with tempfile.TemporaryDirectory(prefix="bench-log-") as tmp:
         root = Path(tmp) / "store"
         print(f"training the reference model ({args.rounds} rounds) ...", flush=True)

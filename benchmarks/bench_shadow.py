@@ -14,18 +14,16 @@ grows by at most 25% at 32 connections).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx2 as httpx
 
-from _ab import add_options, side_by_side
-from bench_http import DEFAULT_CSV, LUA, prepare
+from _ab import parse_options, side_by_side
+from bench_http import LUA, prepare
 from loanrisk.registry import ModelRegistry
 from loanrisk.schema import builtin_schema
 from loanrisk.storage import FsspecStorage
@@ -43,13 +41,7 @@ def shadow_rows(base: str) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_options(parser)
-    parser.add_argument("--rounds", type=int, default=500)
-    parser.add_argument("--data", type=Path, default=DEFAULT_CSV)
-    args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: run `make bench-tools` (Debian package wrk)")
+    args = parse_options(__doc__.split("\n")[0])
     with tempfile.TemporaryDirectory(prefix="bench-shadow-") as tmp:
         root = Path(tmp) / "store"
         print(f"training the champion and a challenger ({args.rounds} rounds each) ...",

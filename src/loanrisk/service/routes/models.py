@@ -236,19 +236,12 @@ async def rollback(
 ) -> dict[str, Any]:
     """Back to the version the alias pointed at before its last move (recorded with the
     key's name and the reason)."""
-    registry = _registry(services, model_directory)
-    result = await run_in_threadpool(
-        functools.partial(
-            registry.rollback,
-            check_name("model", name),
-            check_name("alias", alias),
-            check=servable_check(services.settings),
-            by=caller(request),
-            reason=body.reason if body else None,
-        )
-    )
-    await run_in_threadpool(services.models.refresh, registry.root, name)
-    return result
+    check = servable_check(services.settings)
+    return await _change_alias(
+        services, model_directory, name, alias,
+        lambda registry, model, to: registry.rollback(
+            model, to, check=check, by=caller(request), reason=body.reason if body else None),
+    )  # fmt: skip
 
 
 @router.post(
@@ -266,15 +259,24 @@ async def retire(
 ) -> dict[str, Any]:
     """The alias resolves to nothing from now on: replicas stop shadow or canary scoring
     with it within the reload interval. Its history stays; a rollback brings it back."""
-    registry = _registry(services, model_directory)
-    result = await run_in_threadpool(
-        functools.partial(
-            registry.retire,
-            check_name("model", name),
-            check_name("alias", alias),
-            by=caller(request),
-            reason=body.reason if body else None,
-        )
-    )
-    await run_in_threadpool(services.models.refresh, registry.root, name)
+    return await _change_alias(
+        services, model_directory, name, alias,
+        lambda registry, model, to: registry.retire(
+            model, to, by=caller(request), reason=body.reason if body else None),
+    )  # fmt: skip
+
+
+async def _change_alias(
+    services: Services,
+    directory: str | None,
+    name: str,
+    alias: str,
+    change: Callable[[ModelRegistry, str, str], dict[str, Any]],
+) -> dict[str, Any]:
+    """Apply ``change(registry, model, alias)`` off the loop, then follow it on this replica
+    at once (the others within their reload interval)."""
+    registry = _registry(services, directory)
+    model = check_name("model", name)
+    result = await run_in_threadpool(change, registry, model, check_name("alias", alias))
+    await run_in_threadpool(services.models.refresh, registry.root, model)
     return result
