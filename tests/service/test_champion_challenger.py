@@ -212,6 +212,12 @@ def test_the_canary_answers_its_loans_and_every_result_names_its_version(root: P
         assert [r["record"] for r in first.json()["results"]] == list(range(200))
         assert first.json()["canary"]["version"] == 2
         assert first.headers["x-loanrisk-model-version"] == "1,2"
+        reference = client.post("/predict", headers=ADMIN, json={
+            "sample": loans[:40], "backend": "local", "local_model_path": "models",
+            "model_name": "loan-default"})  # fmt: skip
+        assert reference.status_code == 200, reference.text
+        assert reference.json()["versions"] == expected[:40]
+        assert len(reference.json()["Prediction Output"]) == 40
         one = scorer(root, 2).score_records([loans[expected.index(2)]])["results"][0]
         assert first.json()["results"][expected.index(2)]["probability"] == pytest.approx(
             one["probability"], abs=1e-6)  # fmt: skip
@@ -225,10 +231,11 @@ def test_the_canary_answers_its_loans_and_every_result_names_its_version(root: P
         counted = sum(
             metric(client, f'loanrisk_predictions_total{{label="{label}",model="loan-default",'
                    'role="canary"') for label in ("default", "non_default"))  # fmt: skip
-        assert counted == 2 * expected.count(2)
+        canary_loans = 2 * expected.count(2) + expected[:40].count(2)
+        assert counted == canary_loans
     log = logged(root)
     assert (log.loc[log["role"] == "canary", "version"] == 2).all()
-    assert (log["role"] == "canary").sum() == 2 * expected.count(2)
+    assert (log["role"] == "canary").sum() == canary_loans
 
 
 # -- comparison and guarded promotion ----------------------------------------------------------

@@ -103,8 +103,9 @@ async def predict(services: Services, doc: ReferenceFields) -> dict[str, Any]:
         answer = await score_records(services, cache, sample or [], source="reference")
         pairs = [[str(r["label"]), r["probability"]] for r in answer.result["results"]]
         version = answer.champion.version
-        if answer.canary is not None:
-            extra = {"canary": {"name": name, "version": answer.canary.version}}
+        if answer.canary is not None:  # which version answered each pair
+            extra = {"canary": {"name": name, "version": answer.canary.version},
+                     "versions": [r["version"] for r in answer.result["results"]]}  # fmt: skip
     return {
         "msg": "Model Inference Complete",
         "Prediction Output": pairs,
