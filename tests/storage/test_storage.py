@@ -63,10 +63,16 @@ def test_a_reader_sees_the_old_content_while_a_write_is_in_progress(storage: Sto
     assert storage.read_bytes("f.txt") == b"new content"
 
 
-@pytest.mark.parametrize("path", ["..", "../x", "a/../../x", "/etc/passwd", "a/\x00b"])
+@pytest.mark.parametrize("path", ["..", "../x", "a/../../x", "/etc/passwd", "a/\x00b", "/a\x00"])
 def test_paths_that_leave_the_root_are_refused(storage: Storage, path: str) -> None:
     with pytest.raises(PathNotAllowed):
         storage.resolve(path)
+
+
+def test_an_absolute_local_path_with_a_nul_byte_is_refused_not_a_crash(tmp_path: Path) -> None:
+    storage = FsspecStorage(str(tmp_path))
+    with pytest.raises(PathNotAllowed, match="NUL byte"):
+        storage.resolve(f"{tmp_path}/models\x00")
 
 
 def test_harmless_relative_paths_are_normalised(storage: Storage) -> None:

@@ -54,6 +54,8 @@ class Storage(ABC):
     def resolve(self, user_path: str) -> str:
         """Turn a caller-supplied path (relative, or absolute/URI inside the root) into a
         storage path. Raises :class:`PathNotAllowed` for anything outside the root."""
+        if "\x00" in user_path:  # before any OS call: they raise ValueError on one
+            raise PathNotAllowed("path contains a NUL byte")
         return self._confine(normalise_relative(self._strip_root(user_path)))
 
     def _strip_root(self, user_path: str) -> str:
