@@ -50,6 +50,8 @@ bench: $(VENV)/.dev
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_train.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_score.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_http.py
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_log.py
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_shadow.py
 
 ## lock: re-resolve requirements/*.lock from pyproject.toml in throw-away venvs
 lock:

@@ -76,6 +76,13 @@ def test_a_logged_loan_s_raw_values_and_id_round_trip_exactly(storage: Storage) 
     later = datetime.now(UTC) + timedelta(hours=1)
     assert read_log(storage, "prediction-log", model="loan-default", since=later).empty
     assert read_log(storage, "prediction-log", model="other").empty
+    # Only the rows and columns asked for are read (a comparison reads two versions' scores).
+    some = read_log(storage, "prediction-log", model="loan-default", versions=[1],
+                    columns=["probability"], until=later)  # fmt: skip
+    assert list(some.columns) == ["time", "version", "role", "probability"]
+    assert some["probability"].tolist() == rows["probability"].tolist()
+    assert read_log(storage, "prediction-log", model="loan-default", versions=[2],
+                    columns=["loan_id"]).empty  # fmt: skip
 
 
 def test_a_full_buffer_drops_and_counts_and_never_blocks() -> None:

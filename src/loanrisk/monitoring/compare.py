@@ -33,6 +33,8 @@ from loanrisk.storage.base import Storage
 #: The largest AUC drop a guarded promotion allows by default.
 MAX_AUC_DROP = 0.002
 _PAIR_KEYS = ["request_id", "features", "_nth"]
+#: The log columns a comparison reads.
+LOG_COLUMNS = ("request_id", "features", "loan_id", "probability", "label")
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,8 @@ def compare(
     except (Conflict, NotFound) as exc:
         report["held_out"], report["held_out_problem"] = None, exc.message
     log = read_log(storage, storage.resolve(settings.log_directory), model=versions.name,
-                   since=since, until=until)  # fmt: skip
+                   since=since, until=until, versions=(versions.a, versions.b),
+                   columns=LOG_COLUMNS)  # fmt: skip
     outcomes = read_outcomes(storage, storage.resolve(settings.outcome_directory))
     report["live"] = {"since": since.isoformat() if since else None,
                       "until": until.isoformat() if until else None,

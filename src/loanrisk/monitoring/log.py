@@ -36,7 +36,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -410,8 +410,8 @@ def _day_files(
             yield day, folder, [n for n in storage.list(folder) if n.endswith(".parquet")]
 
 
-def _read(storage: Storage, path: str) -> pa.Table:
-    return pq.read_table(io.BytesIO(storage.read_bytes(path)), schema=COLUMNS)
+def _read(storage: Storage, path: str, columns: Sequence[str] | None = None) -> pa.Table:
+    return pq.read_table(io.BytesIO(storage.read_bytes(path)), schema=COLUMNS, columns=columns)
 
 
 def _day(value: str) -> date | None:
@@ -429,30 +429,51 @@ def read_log(
     since: datetime | None = None,
     until: datetime | None = None,
     version: int | None = None,
+    versions: Collection[int] | None = None,
+    columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Every logged loan of ``model`` scored in ``[since, until)`` (of ``version``, when
-    given), oldest first, as one frame with the log's columns."""
+    """Every logged loan of ``model`` scored in ``[since, until)`` (of ``version``, or of
+    ``versions``, when given), oldest first, as one frame with the log's columns (or with
+    ``columns`` and ``time``, ``version`` and ``role``). Each file is filtered as it is
+    read, so memory holds only the rows and columns asked for."""
     if since is not None and until is not None and since >= until:
         raise InvalidInput("since must be before until")
+    wanted = None if columns is None else list(dict.fromkeys(["time", "version", "role",
+                                                                *columns]))  # fmt: skip
+    chosen = [version] if version is not None else versions
     tables = []
     for day, folder, names in _day_files(storage, directory, model):
         if since is not None and day < since.date():
             continue
         if until is not None and day > (until - timedelta(microseconds=1)).date():
             continue
-        tables += [_read(storage, storage.join(folder, name)) for name in names]
-    table = pa.concat_tables(tables) if tables else COLUMNS.empty_table()
+        for name in names:
+            table = _read(storage, storage.join(folder, name), wanted)
+            tables.append(table.filter(_within(table, since, until, chosen)))
+    schema = COLUMNS if wanted is None else pa.schema([COLUMNS.field(c) for c in wanted])
+    table = pa.concat_tables(tables) if tables else schema.empty_table()
     frame: pd.DataFrame = table.to_pandas()
     frame["role"] = frame["role"].fillna(CHAMPION)
-    keep = np.ones(len(frame), dtype=bool)
-    if since is not None:
-        keep &= (frame["time"] >= pd.Timestamp(since)).to_numpy()
-    if until is not None:
-        keep &= (frame["time"] < pd.Timestamp(until)).to_numpy()
-    if version is not None:
-        keep &= (frame["version"] == version).to_numpy()
-    selected: pd.DataFrame = frame[keep].sort_values("time", kind="stable")
+    selected: pd.DataFrame = frame.sort_values("time", kind="stable")
     return selected.reset_index(drop=True)
+
+
+def _within(
+    table: pa.Table,
+    since: datetime | None,
+    until: datetime | None,
+    versions: Collection[int] | None,
+) -> pa.ChunkedArray | pa.Array:
+    keep = pc.is_valid(table["time"])
+    if since is not None:
+        keep = pc.and_(
+            keep, pc.greater_equal(table["time"], pa.scalar(since, COLUMNS.field("time").type))
+        )
+    if until is not None:
+        keep = pc.and_(keep, pc.less(table["time"], pa.scalar(until, COLUMNS.field("time").type)))
+    if versions is not None:
+        keep = pc.and_(keep, pc.is_in(table["version"], pa.array(list(versions), pa.int64())))
+    return keep
 
 
 def compact_log(
