@@ -30,6 +30,7 @@ from loanrisk.training.job import TrainingRequest, run_training
 from tests.builtin import EXAMPLE_LOAN
 
 from ..conftest import free_port, wait_until_serving
+from .test_servers import _alive, _children
 
 LOANRISK = os.path.join(os.path.dirname(sys.executable), "loanrisk")
 pytestmark = pytest.mark.timeout(300)
@@ -164,3 +165,36 @@ def test_a_slow_or_raising_shadow_changes_no_answer_and_both_roles_are_logged(
     assert set(shadow["version"]) == {2}  # the raising version logged nothing
     pairs = shadow.merge(champion, on=["request_id", "loan_id"], suffixes=("", "_champion"))
     assert len(pairs) == len(shadow) > 0  # each shadow row beside its champion row
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except FileNotFoundError:
+        return ""
+
+
+def test_each_worker_s_shadow_process_runs_idle_and_dies_with_its_worker(root: Path) -> None:
+    ModelRegistry(FsspecStorage(str(root)), "models").promote("loan-default", 2, "challenger")
+    server, base = serve(root, LOANRISK_SHADOW_ALIAS="challenger")
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # each worker (a child of the server) has its shadow process
+            found = {w: [c for c in _children(w) if "spawn_main" in _cmdline(c)]
+                     for w in _children(server.pid) if _alive(w)}  # fmt: skip
+            pairs = {w: shadows for w, shadows in found.items() if shadows}
+            if len(pairs) == 2:
+                break
+            assert time.monotonic() < deadline, found
+            time.sleep(0.2)
+        assert all(len(shadows) == 1 for shadows in pairs.values()), pairs
+        worker, (shadow,) = next(iter(pairs.items()))
+        assert os.sched_getscheduler(shadow) == os.SCHED_IDLE  # the workers come first
+        os.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _alive(shadow):
+            assert time.monotonic() < deadline, "the shadow process outlived its worker"
+            time.sleep(0.1)
+        assert httpx.post(f"{base}/v1/predict", json=EXAMPLE_LOAN, timeout=30).status_code == 200
+    finally:
+        stop(server)

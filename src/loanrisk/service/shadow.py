@@ -26,7 +26,7 @@ import pandas as pd
 from loanrisk.inference.cache import ModelCache
 from loanrisk.monitoring.log import SHADOW
 from loanrisk.service.metrics import Metrics
-from loanrisk.service.shadow_child import STOP, Work, run_shadow
+from loanrisk.service.shadow_child import STOP, Work, lowest_priority, run_shadow
 from loanrisk.settings import Settings
 
 log = logging.getLogger("loanrisk.shadow")
@@ -52,6 +52,8 @@ class ShadowScoring:
             name="loanrisk-shadow", daemon=True,
         )  # fmt: skip
         self._process.start()
+        assert self._process.pid is not None
+        lowest_priority(self._process.pid)  # already while it imports and loads the model
         self._lock = threading.Lock()
         self._in_flight = 0
         self._closed = False

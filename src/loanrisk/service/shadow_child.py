@@ -174,14 +174,15 @@ def _batches(work: list[Work]) -> list[list[Work]]:
     return batches
 
 
-def lowest_priority() -> None:
-    """Run only when a core would otherwise idle: Linux's SCHED_IDLE (a serving thread that
-    wakes takes the core at once), else the highest nice value."""
+def lowest_priority(pid: int = 0) -> None:
+    """Have process ``pid`` (0: this one) run only when a core would otherwise idle:
+    Linux's SCHED_IDLE (a serving thread that wakes takes the core at once), else the
+    highest nice value."""
     try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):
         with contextlib.suppress(OSError):
-            os.nice(NICE)
+            os.setpriority(os.PRIO_PROCESS, pid, NICE)
 
 
 def run_shadow(settings: Settings, parent: int, inbox: Any, outbox: Any) -> None:
