@@ -15,8 +15,8 @@ import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from loanrisk.cli_common import StorageOpt, cli_errors, err, out, settings_from
-from loanrisk.cli_models import ModelDirOpt, model_ref, models_app
+from loanrisk.cli_common import StorageOpt, cli_errors, err, model_ref, out, settings_from
+from loanrisk.cli_models import ModelDirOpt, models_app
 from loanrisk.cli_monitor import monitor_app, outcomes_app
 from loanrisk.cli_schema import schema_app
 from loanrisk.contracts import (

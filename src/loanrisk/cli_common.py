@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from loanrisk.errors import Cancelled, InvalidInput, LoanRiskError, NotFound
+from loanrisk.registry.models import PRODUCTION
 from loanrisk.settings import Settings
 
 out = Console()
@@ -41,6 +42,12 @@ def cli_errors() -> Iterator[None]:
     except ValidationError as exc:
         first = exc.errors()[0]
         fail(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}", 2)
+
+
+def model_ref(text: str) -> tuple[str, str]:
+    """``NAME[@VERSION|ALIAS]`` as (name, reference); the reference defaults to production."""
+    name, _, ref = text.partition("@")
+    return name, ref or PRODUCTION
 
 
 def settings_from(**overrides: Any) -> Settings:

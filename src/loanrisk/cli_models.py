@@ -7,17 +7,18 @@ import getpass
 import json
 import os
 import socket
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from loanrisk.cli_common import StorageOpt, cli_errors, err, out, settings_from
+from loanrisk.cli_common import StorageOpt, cli_errors, err, model_ref, out, settings_from
 from loanrisk.cli_monitor import parse_time
 from loanrisk.errors import InvalidInput
 from loanrisk.inference.scorer import servable_check
 from loanrisk.monitoring.compare import MAX_AUC_DROP, Versions, compare, guard_promotion
+from loanrisk.monitoring.reports import window
 from loanrisk.registry.models import PRODUCTION, ModelRegistry
 from loanrisk.settings import Settings
 from loanrisk.storage import open_storage
@@ -33,14 +34,6 @@ AliasOpt = Annotated[str, typer.Option(help="Alias to move.")]
 ReasonOpt = Annotated[
     str | None, typer.Option(help="Why: recorded in the alias's history with who did it.")
 ]
-#: The live window of a comparison when --since is not given.
-DEFAULT_DAYS = 30
-
-
-def model_ref(text: str) -> tuple[str, str]:
-    """``NAME[@VERSION|ALIAS]`` (the alias defaults to production)."""
-    name, _, ref = text.partition("@")
-    return name, ref or PRODUCTION
 
 
 def _registry(settings: Settings, model_directory: str) -> ModelRegistry:
@@ -237,8 +230,7 @@ def models_compare(
         if name != other:
             raise InvalidInput(f"compare two versions of one model, not {name!r} and {other!r}")
         versions = Versions(name, registry.resolve(name, ref_a), registry.resolve(name, ref_b))
-        end = parse_time(until, "--until") or datetime.now(UTC)
-        start = parse_time(since, "--since") or end - timedelta(days=DEFAULT_DAYS)
+        start, end = window(parse_time(since, "--since"), parse_time(until, "--until"))
         report = compare(registry.storage, settings, versions, registry=registry,
                          dataset=dataset, since=start, until=end)  # fmt: skip
         if as_json:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from loanrisk.cli_common import StorageOpt, cli_errors, err, out, settings_from
+from loanrisk.cli_common import StorageOpt, cli_errors, err, model_ref, out, settings_from
 from loanrisk.errors import InvalidInput
 from loanrisk.monitoring.drift import DriftReport
 from loanrisk.monitoring.log import compact_log
@@ -19,6 +19,7 @@ from loanrisk.monitoring.reports import (
     add_outcomes,
     drift_for,
     performance_for,
+    window,
     window_with_outcomes,
 )
 from loanrisk.registry.models import PRODUCTION, ModelRegistry
@@ -28,8 +29,6 @@ monitor_app = typer.Typer(
     no_args_is_help=True, help="Drift and realized performance of the scored loans."
 )
 outcomes_app = typer.Typer(no_args_is_help=True, help="What became of scored loans.")
-#: The window when --since is not given: the usual monthly stability check.
-DEFAULT_DAYS = 30
 SinceOpt = Annotated[str | None, typer.Option(help="Window start, ISO (default: 30 days ago).")]
 UntilOpt = Annotated[str | None, typer.Option(help="Window end, ISO (default: now).")]
 NameOpt = Annotated[str, typer.Option("--model", help="Model name.")]
@@ -95,19 +94,18 @@ def drift(
     with cli_errors():
         settings = settings_from(storage=storage)
         target = open_storage(settings)
-        end = parse_time(until, "--until") or datetime.now(UTC)
-        start = parse_time(since, "--since") or end - timedelta(days=DEFAULT_DAYS)
-        name, _, ref = model.partition("@")
+        start, end = window(parse_time(since, "--since"), parse_time(until, "--until"))
+        name, ref = model_ref(model)
         if export_window is not None and export_window.exists():
             raise InvalidInput(f"{export_window} exists: choose a new file")
         registry = ModelRegistry(target, model_directory)
         log_directory = target.resolve(settings.log_directory)
-        report = drift_for(target, registry, log_directory, name, ref or PRODUCTION,
+        report = drift_for(target, registry, log_directory, name, ref,
                            since=start, until=end)  # fmt: skip
         if export_window is not None:
             rows = window_with_outcomes(target, registry, log_directory,
                                         target.resolve(settings.outcome_directory), name,
-                                        ref or PRODUCTION, since=start, until=end)  # fmt: skip
+                                        ref, since=start, until=end)  # fmt: skip
             rows.to_parquet(export_window, index=False)
             err.print(f"{len(rows):,} loans with outcomes written to {export_window}",
                       highlight=False)  # fmt: skip
@@ -135,8 +133,7 @@ def performance(
     with cli_errors():
         settings = settings_from(storage=storage)
         target = open_storage(settings)
-        end = parse_time(until, "--until") or datetime.now(UTC)
-        start = parse_time(since, "--since") or end - timedelta(days=DEFAULT_DAYS)
+        start, end = window(parse_time(since, "--since"), parse_time(until, "--until"))
         report = performance_for(target, target.resolve(settings.log_directory),
                                  target.resolve(settings.outcome_directory), model,
                                  since=start, until=end)  # fmt: skip

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from loanrisk.cli_common import StorageOpt, cli_errors, out, settings_from
+from loanrisk.cli_common import StorageOpt, cli_errors, model_ref, out, settings_from
 from loanrisk.errors import InvalidInput
 from loanrisk.registry.models import ModelRegistry
 from loanrisk.schema import LoanSchema, builtin_schema, json_schema, read_schema
@@ -94,9 +94,9 @@ def show(
     with cli_errors():
         schema = builtin_schema()
         if model is not None:
-            name, _, ref = model.partition("@")
+            name, ref = model_ref(model)
             registry = ModelRegistry(open_storage(settings_from(storage=storage)), model_directory)
-            schema = registry.schema(name, ref or "production")
+            schema = registry.schema(name, ref)
         if as_json:
             out.print_json(schema.to_json())
         else:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
 from loanrisk.data.datasets import DatasetCatalogue
-from loanrisk.errors import Conflict
+from loanrisk.errors import Conflict, InvalidInput
 from loanrisk.monitoring.drift import DriftReport, drift_report
 from loanrisk.monitoring.log import read_log
 from loanrisk.monitoring.outcomes import read_outcomes, store_outcomes, summary
@@ -21,6 +21,26 @@ from loanrisk.monitoring.performance import joined, performance_report, training
 from loanrisk.monitoring.profile import Profile, profile_of
 from loanrisk.registry.models import PROFILE_FILE, LoadedModel, ModelRegistry
 from loanrisk.storage.base import Storage
+
+#: The window of a report when its start is not given: the usual monthly stability check.
+DEFAULT_DAYS = 30
+
+
+def window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    """``[since, until)`` of a report: until now and since :data:`DEFAULT_DAYS` before,
+    unless given; times without a zone are UTC. Refuses an empty window."""
+    end = _utc(until) or datetime.now(UTC)
+    start = _utc(since) or end - timedelta(days=DEFAULT_DAYS)
+    if start >= end:
+        raise InvalidInput("since must be before until", details={"field": "since"})
+    return start, end
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
 
 #: Profiles made on demand, kept per process (versions are immutable).
 _MADE: OrderedDict[tuple[str, str, int], Profile] = OrderedDict()

@@ -77,7 +77,7 @@ class ShadowScoring:
     ) -> None:
         """Have the shadow score JSON loans the champion (version ``champion``) scored."""
         self._send(Work(cache.registry.root, cache.name, champion, source, request_id,
-                        records=list(records)))  # fmt: skip
+                        records=records))  # fmt: skip
 
     def chunk(
         self,

@@ -102,7 +102,8 @@ class ReasonBody(BaseModel):
     model_config = {"extra": "forbid"}
 
 
-def _registry(services: Services, directory: str | None) -> ModelRegistry:
+def registry_of(services: Services, directory: str | None) -> ModelRegistry:
+    """The registry in ``directory`` of the storage (default: the setting), confined."""
     folder = services.storage.resolve(directory or services.settings.model_directory)
     return ModelRegistry(services.storage, folder)
 
@@ -118,7 +119,7 @@ async def train(
 ) -> JSONResponse:
     """Starts a training job and answers 202 with its record. One training per model at a
     time, across replicas: a second one is refused with 409 naming the running job."""
-    registry = _registry(services, model_directory)
+    registry = registry_of(services, model_directory)
     params = TrainingRequest(
         **body.model_dump(exclude={"data_directory"}),
         model_name=check_name("model", name),
@@ -141,7 +142,7 @@ def _describe(registry: ModelRegistry, name: str) -> dict[str, Any]:
 
 @router.get("", summary="List models")
 async def list_models(services: ServicesDep, model_directory: ModelDir = None) -> dict[str, Any]:
-    registry = _registry(services, model_directory)
+    registry = registry_of(services, model_directory)
 
     def describe_all() -> list[dict[str, Any]]:
         return [_describe(registry, n) for n in registry.models()]
@@ -153,7 +154,7 @@ async def list_models(services: ServicesDep, model_directory: ModelDir = None) -
 async def get_model(
     name: str, services: ServicesDep, model_directory: ModelDir = None
 ) -> dict[str, Any]:
-    registry = _registry(services, model_directory)
+    registry = registry_of(services, model_directory)
     return await run_in_threadpool(_describe, registry, check_name("model", name))
 
 
@@ -164,7 +165,7 @@ async def _of_version(
     ref: str,
     read: Callable[[ModelRegistry, str, int], T],
 ) -> T:
-    registry = _registry(services, directory)
+    registry = registry_of(services, directory)
 
     def run() -> T:
         return read(registry, name, registry.resolve(check_name("model", name), ref))
@@ -208,7 +209,7 @@ async def promote(
     refused with 409 and the comparison. The move is recorded with the key's name and the
     reason. Every replica following this alias swaps to the version within the reload
     interval."""
-    registry = _registry(services, model_directory)
+    registry = registry_of(services, model_directory)
     name, alias = check_name("model", name), check_name("alias", alias)
 
     def guarded() -> dict[str, Any]:
@@ -275,7 +276,7 @@ async def _change_alias(
 ) -> dict[str, Any]:
     """Apply ``change(registry, model, alias)`` off the loop, then follow it on this replica
     at once (the others within their reload interval)."""
-    registry = _registry(services, directory)
+    registry = registry_of(services, directory)
     model = check_name("model", name)
     result = await run_in_threadpool(change, registry, model, check_name("alias", alias))
     await run_in_threadpool(services.models.refresh, registry.root, model)

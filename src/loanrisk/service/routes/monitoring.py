@@ -4,22 +4,22 @@ and realized performance."""
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from loanrisk.errors import InvalidInput, TooLarge
+from loanrisk.errors import TooLarge
 from loanrisk.monitoring.compare import Versions, compare
 from loanrisk.monitoring.outcomes import (
     Outcome,
     outcomes_frame,
     read_outcome_csv,
 )
-from loanrisk.monitoring.reports import add_outcomes, drift_for, performance_for
-from loanrisk.registry.models import ModelRegistry, check_name
+from loanrisk.monitoring.reports import add_outcomes, drift_for, performance_for, window
+from loanrisk.registry.models import check_name
 from loanrisk.service.auth import ADMIN, require
 from loanrisk.service.bodies import (
     CSV,
@@ -30,19 +30,11 @@ from loanrisk.service.bodies import (
     spool_body,
 )
 from loanrisk.service.deps import ServicesDep
-from loanrisk.service.routes.models import DATASET_ID, ModelDir, VersionRef
+from loanrisk.service.routes.models import DATASET_ID, ModelDir, VersionRef, registry_of
 
 router = APIRouter(tags=["monitoring"], dependencies=[require(ADMIN)])
-#: The window when ``since`` is not given: the usual monthly stability check.
-DEFAULT_DAYS = 30
 Since = Annotated[datetime | None, Query(description="Window start (default: 30 days ago).")]
 Until = Annotated[datetime | None, Query(description="Window end (default: now).")]
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @router.get("/v1/models/{name}/drift", summary="Drift of a version's scored loans")
@@ -58,9 +50,8 @@ async def get_drift(
     scored in ``[since, until)`` against its training profile; each with its band (< 0.1
     stable, 0.1 to 0.25 investigate, > 0.25 shift) and the shares per bin."""
     settings = services.settings
-    start, end = _window(since, until)
-    folder = services.storage.resolve(model_directory or settings.model_directory)
-    registry = ModelRegistry(services.storage, folder)
+    start, end = window(since, until)
+    registry = registry_of(services, model_directory)
     report = await run_in_threadpool(
         drift_for, services.storage, registry, services.storage.resolve(settings.log_directory),
         check_name("model", name), version or settings.model_alias, since=start, until=end,
@@ -91,9 +82,8 @@ async def get_comparison(
     each direction, PSI between the score distributions, mean and max absolute difference)
     and, where outcomes are known, the realized AUC of each on the same loans."""
     settings = services.settings
-    start, end = _window(since, until)
-    folder = services.storage.resolve(model_directory or settings.model_directory)
-    registry = ModelRegistry(services.storage, folder)
+    start, end = window(since, until)
+    registry = registry_of(services, model_directory)
     model = check_name("model", name)
 
     def run() -> dict[str, Any]:
@@ -102,14 +92,6 @@ async def get_comparison(
                        dataset=dataset, since=start, until=end, nthread=1)  # fmt: skip
 
     return await run_in_threadpool(run)
-
-
-def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
-    end = _utc(until) or datetime.now(UTC)
-    start = _utc(since) or end - timedelta(days=DEFAULT_DAYS)
-    if start >= end:
-        raise InvalidInput("since must be before until", details={"field": "since"})
-    return start, end
 
 
 EXAMPLE_OUTCOME: dict[str, Any] = {"loan_id": "L-1", "defaulted": 1, "observed_on": "2026-11-30"}
@@ -177,7 +159,7 @@ async def get_performance(
     """The loans each version scored in ``[since, until)`` joined to their outcomes: how many
     have one, the realized AUC and Brier score, and per band the observed default rate
     against the mean predicted PD."""
-    start, end = _window(since, until)
+    start, end = window(since, until)
     storage, settings = services.storage, services.settings
     return await run_in_threadpool(
         performance_for, storage, storage.resolve(settings.log_directory),
