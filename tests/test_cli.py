@@ -243,6 +243,9 @@ def test_predict_follows_the_threshold_and_band_settings(tmp_path: Path) -> None
     bad = run("predict", str(source), *storage, env={"LOANRISK_BACKEND": "gpu"})
     assert bad.returncode == 2
     assert "invalid setting backend" in bad.stderr
+    clash = run("predict", str(source), *storage, env={"LOANRISK_CANARY": "production:10"})
+    assert clash.returncode == 2  # a check across settings names no single one
+    assert "invalid settings: Value error, canary must name another alias" in clash.stderr
 
 
 def test_data_with_missing_values_is_kept_and_unusable_rows_can_be_dropped(

@@ -41,7 +41,9 @@ def cli_errors() -> Iterator[None]:
         fail(exc.message, 1)
     except ValidationError as exc:
         first = exc.errors()[0]
-        fail(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}", 2)
+        where = ".".join(map(str, first["loc"]))  # empty: a check across settings
+        fail(f"invalid setting {where}: {first['msg']}" if where
+             else f"invalid settings: {first['msg']}", 2)  # fmt: skip
 
 
 def model_ref(text: str) -> tuple[str, str]:
