@@ -115,6 +115,12 @@ def test_a_cluster_behind_nginx(tmp_path: Path) -> None:
         assert any(victim_address in upstream for _, upstream in upstreams)
 
 
+def shadow_scored(cluster: Any, index: int) -> float:
+    text = httpx.get(f"{cluster.replica_url(index)}/metrics", timeout=10).text
+    prefix = 'loanrisk_shadow_rows_total{outcome="scored"}'
+    return sum(float(x.rsplit(" ", 1)[1]) for x in text.splitlines() if x.startswith(prefix))
+
+
 def test_moving_the_shadow_alias_under_load_fails_no_request(tmp_path: Path) -> None:
     """Two replicas shadow-scoring with 'challenger'; the alias is moved, retired and rolled
     back while a bounded load goes through nginx: every request answered 200 by the
@@ -160,8 +166,11 @@ def test_moving_the_shadow_alias_under_load_fails_no_request(tmp_path: Path) -> 
                 future.result()
         assert len(outcomes) == 600
         assert [o for o in outcomes if o != (200, 1)] == []  # the champion answered them all
+        # The shadow runs on idle time only: what it was handed under load is scored once the
+        # load ends (each worker reports it back; wait for the reports, not for a number).
         for index in range(2):
-            text = httpx.get(f"{cluster.replica_url(index)}/metrics", timeout=10).text
-            scored = [float(x.rsplit(" ", 1)[1]) for x in text.splitlines()
-                      if x.startswith('loanrisk_shadow_rows_total{outcome="scored"}')]  # fmt: skip
-            assert scored and scored[0] > 0, f"replica {index} shadow-scored nothing"
+            deadline = time.monotonic() + 60
+            while (scored := shadow_scored(cluster, index)) == 0:
+                assert time.monotonic() < deadline, f"replica {index} shadow-scored nothing"
+                time.sleep(0.5)
+            assert scored > 0
