@@ -1,5 +1,5 @@
-"""``loanrisk models``: list and inspect versions, compare two, promote (guarded or not),
-roll back, and retire an alias."""
+"""``loanrisk models``: list and inspect versions, a version's model card, compare two, promote
+(guarded or not), roll back, and retire an alias."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import getpass
 import json
 import os
 import socket
+import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,6 +22,7 @@ from loanrisk.inference.scorer import servable_check
 from loanrisk.monitoring.compare import MAX_AUC_DROP, Versions, compare, guard_promotion
 from loanrisk.monitoring.reports import window
 from loanrisk.registry.models import PRODUCTION, ModelRegistry
+from loanrisk.reporting.card import model_card
 from loanrisk.settings import Settings
 from loanrisk.storage import open_storage
 
@@ -85,6 +88,31 @@ def models_show(
             "report": registry.report(model, number),
         }
         out.print_json(json.dumps(doc))
+
+
+@models_app.command("card")
+def models_card(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION|ALIAS (default alias: production).")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the card here [stdout].")
+    ] = None,
+    storage: StorageOpt = None,
+    model_directory: ModelDirOpt = "models",
+) -> None:
+    """A version's model card: one self-contained HTML file (inline charts, no external
+    requests) with its details, data, evaluation, fairness, limitations and monitoring plan."""
+    with cli_errors():
+        settings = settings_from(storage=storage)
+        name, version = model_ref(ref)
+        html = model_card(_registry(settings, model_directory), name, version, settings)
+        if output is None:
+            sys.stdout.write(html)
+            return
+        try:
+            output.write_text(html, encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(f"cannot write {output}: {exc.strerror}") from None
+        err.print(f"model card of {name}@{version} written to {output}", highlight=False)
 
 
 @models_app.command("promote")

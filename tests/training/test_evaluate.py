@@ -62,6 +62,17 @@ def test_calibration_table_has_ten_bins_covering_every_row(
     assert low["observed_rate"] == pytest.approx(labels[inside].mean())
 
 
+def test_score_distribution_counts_each_label_in_twenty_bins() -> None:
+    labels = np.array([0, 0, 0, 1, 1])
+    probability = np.array([0.01, 0.04, 0.51, 0.97, 1.0])
+    distribution = evaluate(labels, probability)["score_distribution"]
+    assert distribution["edges"][0] == 0.0 and distribution["edges"][-1] == 1.0
+    assert len(distribution["edges"]) == 21
+    assert distribution["non_default"][0] == 2 and distribution["non_default"][10] == 1
+    assert sum(distribution["non_default"]) == 3
+    assert distribution["default"][19] == 2 and sum(distribution["default"]) == 2
+
+
 def test_degenerate_input_is_refused() -> None:
     with pytest.raises(InvalidInput, match="both defaults and non-defaults"):
         evaluate(np.zeros(5), np.full(5, 0.3))

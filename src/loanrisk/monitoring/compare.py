@@ -170,14 +170,27 @@ def compare(
                                       nthread=nthread)  # fmt: skip
     except (Conflict, NotFound) as exc:
         report["held_out"], report["held_out_problem"] = None, exc.message
+    report["live"] = live_comparison(storage, settings, versions, since=since, until=until)
+    return report
+
+
+def live_comparison(
+    storage: Storage,
+    settings: Settings,
+    versions: Versions,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    """The live part of :func:`compare` alone: the loans both versions scored in the window
+    (a shadow or a canary against the champion), read from the prediction log."""
     log = read_log(storage, storage.resolve(settings.log_directory), model=versions.name,
                    since=since, until=until, versions=(versions.a, versions.b),
                    columns=LOG_COLUMNS)  # fmt: skip
     outcomes = read_outcomes(storage, storage.resolve(settings.outcome_directory))
-    report["live"] = {"since": since.isoformat() if since else None,
-                      "until": until.isoformat() if until else None,
-                      **live(log, outcomes, versions, threshold=settings.threshold)}  # fmt: skip
-    return report
+    return {"since": since.isoformat() if since else None,
+            "until": until.isoformat() if until else None,
+            **live(log, outcomes, versions, threshold=settings.threshold)}  # fmt: skip
 
 
 def guard_promotion(

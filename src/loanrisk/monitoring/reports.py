@@ -91,6 +91,35 @@ def drift_for(
                         since=since, until=until)  # fmt: skip
 
 
+def drift_by_day(
+    storage: Storage,
+    registry: ModelRegistry,
+    log_directory: str,
+    name: str,
+    ref: str | int,
+    *,
+    since: datetime,
+    until: datetime,
+) -> list[dict[str, Any]]:
+    """The drift of each UTC day of ``[since, until)`` (``to_dict`` reports, oldest first;
+    days without loans have ``rows`` 0): the log is read once for the whole window."""
+    model = registry.load(name, ref)
+    profile = version_profile(registry, model)
+    log = read_log(storage, log_directory, model=name, since=since, until=until,
+                   version=model.version)  # fmt: skip
+    days = log["time"].dt.tz_convert(UTC).dt.floor("D") if not log.empty else log["time"]
+    out = []
+    day = datetime(since.year, since.month, since.day, tzinfo=UTC)
+    while day < until:
+        end = day + timedelta(days=1)
+        rows = log[days == pd.Timestamp(day)] if not log.empty else log
+        report = drift_report(rows, profile, model.schema, model=name, version=model.version,
+                              since=max(day, since), until=min(end, until))  # fmt: skip
+        out.append(report.to_dict())
+        day = end
+    return out
+
+
 def performance_for(
     storage: Storage,
     log_directory: str,

@@ -13,6 +13,8 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 import loanrisk
+from loanrisk.console import docs as console_docs
+from loanrisk.console import routes as console
 from loanrisk.errors import Conflict
 from loanrisk.inference.backends import limit_onedal_threads
 from loanrisk.jobs.manager import JobManager
@@ -150,11 +152,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "Send `Authorization: Bearer <key>` when the service has API keys."
         ),
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
     openapi.install(app)
     for module in (health, predict, datasets, models, schemas, monitoring, jobs, reference):
         app.include_router(module.router)
+    console_docs.install(app)
+    console.install(app)
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(Observe, metrics=metrics)
     return app

@@ -27,6 +27,7 @@ log = logging.getLogger("loanrisk.access")
 UPLOAD_ROUTES: dict[str, str] = {
     "/v1/predict": CSV,
     "/v1/datasets": MULTIPART,
+    "/console/datasets": MULTIPART,
     "/data_processing": MULTIPART,
     "/predict": MULTIPART,
 }

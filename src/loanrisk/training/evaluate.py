@@ -3,7 +3,8 @@
 The report holds the reference's classification report (per class "Non-Default" and
 "Default": precision, recall, f1-score, support; accuracy; macro and weighted averages) and
 AUC, plus log loss, Brier score, the KS statistic, the confusion matrix at the threshold,
-ROC curve points (at most 200) and a 10-bin calibration table.
+ROC curve points (at most 200), a 10-bin calibration table and the distribution of scores
+by true label (20 bins of width 0.05).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from loanrisk.errors import InvalidInput
 CLASS_NAMES = ("Non-Default", "Default")
 MAX_ROC_POINTS = 200
 CALIBRATION_BINS = 10
+SCORE_BINS = 20
 
 
 def _downsample(n: int, keep: int) -> np.ndarray:
@@ -63,6 +65,12 @@ def evaluate(
             "mean_predicted": float(probability[inside].mean()) if count else None,
             "observed_rate": float(labels[inside].mean()) if count else None,
         })  # fmt: skip
+    score_edges = np.linspace(0, 1, SCORE_BINS + 1)
+    distribution = {
+        "edges": [float(x) for x in score_edges],
+        **{name: [int(c) for c in np.histogram(probability[labels == cls], score_edges)[0]]
+           for cls, name in ((0, "non_default"), (1, "default"))},
+    }  # fmt: skip
     return {
         "threshold": threshold,
         "classification_report": report,
@@ -77,5 +85,6 @@ def evaluate(
             "thresholds": [float(min(x, 1.0)) for x in thresholds[keep]],
         },
         "calibration": calibration,
+        "score_distribution": distribution,
         "rows": int(labels.size),
     }

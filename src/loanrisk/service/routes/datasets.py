@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from loanrisk.contracts import DatasetManifest, ProcessDataJob, check_size
 from loanrisk.data.datasets import DatasetCatalogue
@@ -90,23 +91,7 @@ async def create_dataset(request: Request, services: ServicesDep) -> JSONRespons
     content_type = require_media_type(request, (MULTIPART, JSON), default=JSON)
     if content_type == MULTIPART:
         async with request.form(max_files=1, max_fields=16) as form:
-            fields = {
-                "source": "upload",
-                "size": form.get("size") or None,
-                "directory": str(form.get("directory") or "data"),
-                "keep_columns": [c for c in str(form.get("keep_columns") or "").split(",") if c],
-                "schema_name": form.get("schema_name") or None,
-            }
-            body = parse_model(FromStorage, fields, prefix="form")
-            text = form.get("schema")
-            inline = parse_schema(str(text), source="form.schema") if text else None
-            schema = await _schema(body, inline, services)
-            check_size(body.size, services.settings)
-            directory = services.storage.resolve(body.directory)
-            source, name = await uploads.stage(
-                form.get("file"), services.storage, services.settings.job_directory
-            )
-        staged = True
+            params = await from_form(form, services)
     else:
         body = parse_model(FromStorage, parse_json(await request.body()))
         inline = (schema_from_doc(body.loan_schema, source="schema")
@@ -115,18 +100,35 @@ async def create_dataset(request: Request, services: ServicesDep) -> JSONRespons
         check_size(body.size, services.settings)
         directory = services.storage.resolve(body.directory)
         source = await run_in_threadpool(services.locations.existing, body.source)
-        name, staged = body.source, False
-    params = ProcessDataJob(
-        source=source,
-        source_name=name,
-        size=body.size,
-        directory=directory,
-        keep_columns=tuple(body.keep_columns),
-        staged=staged,
-        loan_schema=schema,
-    )
+        params = ProcessDataJob(source=source, source_name=body.source, size=body.size,
+                                directory=directory, keep_columns=tuple(body.keep_columns),
+                                staged=False, loan_schema=schema)  # fmt: skip
     record, _ = await run_in_threadpool(services.jobs.submit, params)
     return accepted(record)
+
+
+async def from_form(form: FormData, services: Services) -> ProcessDataJob:
+    """The processing job of an upload form (this route's, or the console's): its fields
+    checked, then the file staged on the storage, chunk by chunk."""
+    fields = {
+        "source": "upload",
+        "size": form.get("size") or None,
+        "directory": str(form.get("directory") or "data"),
+        "keep_columns": [c for c in str(form.get("keep_columns") or "").split(",") if c],
+        "schema_name": form.get("schema_name") or None,
+    }
+    body = parse_model(FromStorage, fields, prefix="form")
+    text = form.get("schema")
+    inline = parse_schema(str(text), source="form.schema") if text else None
+    schema = await _schema(body, inline, services)
+    check_size(body.size, services.settings)
+    directory = services.storage.resolve(body.directory)
+    source, name = await uploads.stage(
+        form.get("file"), services.storage, services.settings.job_directory
+    )
+    return ProcessDataJob(source=source, source_name=name, size=body.size, directory=directory,
+                          keep_columns=tuple(body.keep_columns), staged=True,
+                          loan_schema=schema)  # fmt: skip
 
 
 async def _schema(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -15,6 +15,7 @@ from loanrisk.contracts import DEFAULT_ROUNDS, ModelManifest, TrainingRequest
 from loanrisk.inference.scorer import servable_check
 from loanrisk.monitoring.compare import MAX_AUC_DROP, guard_promotion
 from loanrisk.registry.models import ModelRegistry, check_name
+from loanrisk.reporting.card import model_card
 from loanrisk.service.auth import ADMIN, caller, require
 from loanrisk.service.deps import ServicesDep
 from loanrisk.service.routes.jobs import accepted
@@ -61,6 +62,8 @@ class TrainBody(BaseModel):
     }
 
 
+#: What a card may load: nothing but its own inline styles and data: images.
+CARD_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 #: A dataset id as clients may name one (ids are made by processing; no paths).
 DATASET_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 Reason = Annotated[
@@ -188,6 +191,25 @@ async def get_report(
     """Per-class precision/recall/F1, AUC, log loss, Brier, KS, confusion matrix, ROC,
     calibration (and fairness, when asked at training)."""
     return await _of_version(services, model_directory, name, ref, ModelRegistry.report)
+
+
+@router.get(
+    "/{name}/versions/{ref}/card",
+    summary="A version's model card (HTML)",
+    response_class=HTMLResponse,
+    responses={200: {"content": {"text/html": {}}, "description": "A self-contained page."}},
+)
+async def get_card(
+    name: str, ref: str, services: ServicesDep, model_directory: ModelDir = None
+) -> HTMLResponse:
+    """One self-contained HTML file: details, intended use, training data and its quality,
+    the evaluation with its charts (ROC, calibration, scores by label, confusion matrix,
+    features by gain), fairness, limitations and the monitoring plan. Inline images only:
+    it reads offline and prints to PDF."""
+    registry = registry_of(services, model_directory)
+    html = await run_in_threadpool(model_card, registry, check_name("model", name), ref,
+                                   services.settings)  # fmt: skip
+    return HTMLResponse(html, headers={"Content-Security-Policy": CARD_POLICY})
 
 
 @router.put(

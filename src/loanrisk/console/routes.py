@@ -1,0 +1,349 @@
+"""The console (docs/console.md): server-rendered pages at ``/`` and under ``/console``.
+
+Models with their versions and aliases (promote and roll back for admins), a version's report
+with its charts and model card, datasets with their quality and an upload form, jobs with live
+progress and cancel, and monitoring. Pages read through the same registry, catalogue and job
+manager as the API; forms go through the same checks (typed fields, confined paths, upload
+limits) and are refused with a page naming the problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from loanrisk.console import views
+from loanrisk.console.session import (
+    CSRF_FIELD,
+    MAX_KEY_LENGTH,
+    LoginRequired,
+    Viewer,
+    check_key,
+    check_write,
+    clear_login,
+    csrf_token,
+    keep_csrf,
+    login_url,
+    safe_next,
+    set_login,
+    viewer,
+)
+from loanrisk.data.datasets import DatasetCatalogue
+from loanrisk.errors import Forbidden, InvalidInput, LoanRiskError
+from loanrisk.inference.scorer import servable_check
+from loanrisk.registry.models import PRODUCTION, check_name
+from loanrisk.reporting.card import model_card, templates
+from loanrisk.reporting.facts import version_facts
+from loanrisk.service.errors import status_of
+from loanrisk.service.routes.datasets import from_form
+from loanrisk.service.routes.models import CARD_POLICY, registry_of
+from loanrisk.service.state import Services
+
+router = APIRouter(include_in_schema=False)
+ViewerDep = Annotated[Viewer, Depends(viewer)]
+#: Pages load their own stylesheet and script only; nothing may frame them.
+PAGE_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+               "script-src 'self'; frame-ancestors 'none'; form-action 'self'")  # fmt: skip
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """A rendered page with the console's security headers (and the CSRF cookie if new)."""
+    services = _services(request)
+    html = templates().get_template(template).render(
+        request=request, csrf=csrf_token(request), csrf_field=CSRF_FIELD,
+        settings=services.settings, path=request.url.path, **context,
+    )  # fmt: skip
+    response = HTMLResponse(html, status, headers={
+        "Content-Security-Policy": PAGE_POLICY, "X-Frame-Options": "DENY",
+        "Referrer-Policy": "same-origin", "Cache-Control": "no-store",
+    })  # fmt: skip
+    keep_csrf(response, request)
+    return response
+
+
+async def _guarded(
+    request: Request, who: Viewer | None, work: Callable[[], Awaitable[Response]]
+) -> Response:
+    """Run a page; a loanrisk error becomes an error page with the API's status code."""
+    try:
+        return await work()
+    except LoanRiskError as exc:
+        return page(request, "error.html", status_of(exc), viewer=who, error=exc)
+
+
+async def _write(request: Request, who: Viewer) -> dict[str, Any]:
+    """A write's form, after the CSRF and scope checks."""
+    async with request.form(max_files=0, max_fields=16) as form:
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    check_write(request, fields.get(CSRF_FIELD))
+    if not who.admin:
+        raise Forbidden("this key has scope 'score'; changes need an admin key")
+    return fields
+
+
+# -- login -------------------------------------------------------------------------------
+
+
+@router.get("/")
+async def home() -> RedirectResponse:
+    return RedirectResponse("/console/", 303)
+
+
+@router.get("/console/login")
+async def login_form(request: Request, next: str = "/") -> Response:
+    return page(request, "login.html", viewer=None, next=safe_next(next), error=None)
+
+
+@router.post("/console/login")
+async def login(request: Request) -> Response:
+    async with request.form(max_files=0, max_fields=4) as form:
+        key, sent, target = (str(form.get(f) or "") for f in ("key", CSRF_FIELD, "next"))
+    target = safe_next(target)
+    try:
+        check_write(request, sent)
+        if not key or len(key) > MAX_KEY_LENGTH:
+            raise InvalidInput("enter an API key", details={"field": "key"})
+        check_key(_services(request).keys, key)
+    except LoanRiskError as exc:
+        return page(request, "login.html", status_of(exc), viewer=None, next=target, error=exc)
+    response = RedirectResponse(target, 303)
+    set_login(response, request, key)
+    return response
+
+
+@router.post("/console/logout")
+async def logout(request: Request) -> Response:
+    async with request.form(max_files=0, max_fields=2) as form:
+        check_write(request, form.get(CSRF_FIELD))
+    response = RedirectResponse("/console/login", 303)
+    clear_login(response)
+    return response
+
+
+# -- models ------------------------------------------------------------------------------
+
+
+@router.get("/console/")
+async def models_page(request: Request, who: ViewerDep) -> Response:
+    services = _services(request)
+    registry = registry_of(services, None)
+
+    def read() -> list[views.ModelOverview]:
+        return [views.model_overview(registry, name) for name in registry.models()]
+
+    async def work() -> Response:
+        models = await run_in_threadpool(read)
+        model, _, alias = request.query_params.get("moved", "").partition("/")
+        moved = next(({"model": m.name, "alias": alias, **m.aliases[alias]} for m in models
+                      if m.name == model and alias in m.aliases), None)  # fmt: skip
+        return page(request, "models.html", viewer=who, models=models, moved=moved)
+
+    return await _guarded(request, who, work)
+
+
+class AliasForm(BaseModel):
+    """The promote and rollback forms."""
+
+    action: str = Field(pattern="^(promote|rollback)$")
+    alias: str = Field(PRODUCTION, min_length=1, max_length=64)
+    version: str | None = Field(None, max_length=12)
+    reason: str = Field(min_length=1, max_length=500, description="Recorded in the history.")
+    confirm: str = Field(pattern="^yes$", description="The confirmation box was ticked.")
+
+
+def _form(model: type[BaseModel], fields: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(map(str, first["loc"]))
+        messages = {"confirm": "tick the box to confirm", "reason": "give a reason"}
+        raise InvalidInput(f"{field}: {messages.get(field, first['msg'])}",
+                           details={"field": field}) from None  # fmt: skip
+
+
+@router.post("/console/models/{name}/aliases")
+async def change_alias(name: str, request: Request, who: ViewerDep) -> Response:
+    services = _services(request)
+
+    async def work() -> Response:
+        body = _form(AliasForm, await _write(request, who))
+        registry = registry_of(services, None)
+        model, alias = check_name("model", name), check_name("alias", body.alias)
+        check = servable_check(services.settings)
+        if body.action == "promote":
+            if not body.version:
+                raise InvalidInput("version: choose a version", details={"field": "version"})
+            await run_in_threadpool(lambda: registry.promote(
+                model, body.version, alias, check=check, by=who.name,
+                reason=body.reason))  # fmt: skip
+        else:
+            await run_in_threadpool(lambda: registry.rollback(
+                model, alias, check=check, by=who.name, reason=body.reason))  # fmt: skip
+        await run_in_threadpool(services.models.refresh, registry.root, model)
+        return RedirectResponse(f"/console/?moved={model}/{alias}#model-{model}", 303)
+
+    return await _guarded(request, who, work)
+
+
+@router.get("/console/models/{name}/versions/{ref}")
+async def version_page(name: str, ref: str, request: Request, who: ViewerDep) -> Response:
+    registry = registry_of(_services(request), None)
+
+    async def work() -> Response:
+        facts = await run_in_threadpool(version_facts, registry, check_name("model", name), ref)
+        return page(request, "version.html", viewer=who, facts=facts)
+
+    return await _guarded(request, who, work)
+
+
+@router.get("/console/models/{name}/versions/{ref}/card")
+async def card_page(name: str, ref: str, request: Request, who: ViewerDep) -> Response:
+    services = _services(request)
+    registry = registry_of(services, None)
+
+    async def work() -> Response:
+        html = await run_in_threadpool(model_card, registry, check_name("model", name), ref,
+                                       services.settings)  # fmt: skip
+        return HTMLResponse(html, headers={"Content-Security-Policy": CARD_POLICY})
+
+    return await _guarded(request, who, work)
+
+
+# -- datasets ----------------------------------------------------------------------------
+
+
+def _catalogue(services: Services) -> DatasetCatalogue:
+    return DatasetCatalogue(services.storage, services.storage.resolve("data"))
+
+
+@router.get("/console/datasets")
+async def datasets_page(request: Request, who: ViewerDep) -> Response:
+    catalogue = _catalogue(_services(request))
+
+    async def work() -> Response:
+        listed = await run_in_threadpool(catalogue.list)
+        return page(request, "datasets.html", viewer=who, datasets=list(reversed(listed)))
+
+    return await _guarded(request, who, work)
+
+
+@router.post("/console/datasets")
+async def upload(request: Request, who: ViewerDep) -> Response:
+    services = _services(request)
+
+    async def work() -> Response:
+        async with request.form(max_files=1, max_fields=8) as form:
+            check_write(request, form.get(CSRF_FIELD))
+            if not who.admin:
+                raise Forbidden("this key has scope 'score'; uploads need an admin key")
+            params = await from_form(form, services)
+        record, _ = await run_in_threadpool(services.jobs.submit, params)
+        return RedirectResponse(f"/console/jobs/{record.id}", 303)
+
+    return await _guarded(request, who, work)
+
+
+@router.get("/console/datasets/{dataset_id}")
+async def dataset_page(dataset_id: str, request: Request, who: ViewerDep) -> Response:
+    catalogue = _catalogue(_services(request))
+
+    async def work() -> Response:
+        manifest = await run_in_threadpool(catalogue.resolve, dataset_id)
+        return page(request, "dataset.html", viewer=who, data=manifest)
+
+    return await _guarded(request, who, work)
+
+
+# -- jobs --------------------------------------------------------------------------------
+
+
+@router.get("/console/jobs")
+async def jobs_page(request: Request, who: ViewerDep) -> Response:
+    jobs = _services(request).jobs
+
+    async def work() -> Response:
+        return page(request, "jobs.html", viewer=who,
+                    jobs=await run_in_threadpool(jobs.list, limit=100))  # fmt: skip
+
+    return await _guarded(request, who, work)
+
+
+@router.get("/console/jobs/{job_id}")
+async def job_page(job_id: str, request: Request, who: ViewerDep) -> Response:
+    jobs = _services(request).jobs
+
+    async def work() -> Response:
+        record = await run_in_threadpool(jobs.get, job_id)
+        return page(request, "job.html", viewer=who, job=record)
+
+    return await _guarded(request, who, work)
+
+
+@router.get("/console/jobs/{job_id}/state")
+async def job_state(job_id: str, request: Request, who: ViewerDep) -> Response:
+    """The job record as JSON, for the job page's live progress (polled once a second)."""
+    try:
+        record = await run_in_threadpool(_services(request).jobs.get, job_id)
+    except LoanRiskError as exc:
+        return JSONResponse({"error": exc.to_dict()}, status_of(exc))
+    return JSONResponse(record.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
+
+
+@router.post("/console/jobs/{job_id}/cancel")
+async def cancel(job_id: str, request: Request, who: ViewerDep) -> Response:
+    jobs = _services(request).jobs
+
+    async def work() -> Response:
+        await _write(request, who)
+        await run_in_threadpool(jobs.cancel, job_id)
+        return RedirectResponse(f"/console/jobs/{job_id}", 303)
+
+    return await _guarded(request, who, work)
+
+
+# -- monitoring --------------------------------------------------------------------------
+
+
+@router.get("/console/monitoring")
+async def monitoring_page(
+    request: Request,
+    who: ViewerDep,
+    days: Annotated[int, Query(ge=1, le=366)] = 14,
+) -> Response:
+    services = _services(request)
+    settings = services.settings
+
+    async def work() -> Response:
+        registry = registry_of(services, None)
+        report = await run_in_threadpool(views.monitoring, services.storage, registry, settings,
+                                         settings.model_name, days)  # fmt: skip
+        return page(request, "monitoring.html", viewer=who, report=report,
+                    choices=views.DAY_CHOICES)  # fmt: skip
+
+    return await _guarded(request, who, work)
+
+
+def install(app: FastAPI) -> None:
+    """Add the console's pages, its static files, and the redirect to the login form."""
+    app.include_router(router)
+    app.mount("/console/static", StaticFiles(packages=[("loanrisk", "static")]), name="static")
+
+    @app.exception_handler(LoginRequired)
+    async def to_login(request: Request, exc: LoginRequired) -> Response:
+        if request.method != "GET" or request.url.path.endswith("/state"):
+            return JSONResponse(
+                {"error": {"code": "unauthenticated", "message": "log in again"}}, 401
+            )
+        return RedirectResponse(login_url(exc.target), 303)

@@ -1,0 +1,113 @@
+"""What each console page shows, read from the storage (blocking: routes run these off the
+event loop). Pages only format what these return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from loanrisk.errors import Conflict, LoanRiskError, NotFound
+from loanrisk.monitoring.compare import Versions, live_comparison
+from loanrisk.monitoring.reports import drift_by_day, performance_for
+from loanrisk.registry.models import ModelRegistry
+from loanrisk.reporting.charts import Chart, drift_over_time
+from loanrisk.settings import Settings
+from loanrisk.storage.base import Storage
+
+#: Versions listed per model, newest first (older ones stay reachable by URL and API).
+MAX_VERSIONS = 50
+#: Alias moves shown per alias.
+MAX_HISTORY = 10
+#: The monitoring page's windows, in days.
+DAY_CHOICES = (7, 14, 30, 90)
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: int
+    created_at: str
+    parent: str | None
+    dataset: str | None
+    auc: float | None
+    brier: float | None
+    aliases: list[str]
+
+
+@dataclass(frozen=True)
+class ModelOverview:
+    name: str
+    versions: list[VersionRow]
+    aliases: dict[str, dict[str, Any]]
+    total_versions: int
+
+
+def model_overview(registry: ModelRegistry, name: str) -> ModelOverview:
+    versions = registry.versions(name)
+    aliases = registry.aliases(name)
+    by_version: dict[int, list[str]] = {}
+    for alias, record in aliases.items():
+        if record.get("version") is not None:
+            by_version.setdefault(int(record["version"]), []).append(alias)
+    if versions:
+        by_version.setdefault(versions[-1], []).insert(0, "latest")
+    rows = []
+    for number in reversed(versions[-MAX_VERSIONS:]):
+        m = registry.manifest(name, number)
+        rows.append(VersionRow(
+            number, m.created_at, f"{m.parent.name}@{m.parent.version}" if m.parent else None,
+            str((m.dataset or {}).get("id")) if m.dataset else None,
+            m.metrics.get("auc"), m.metrics.get("brier"), sorted(by_version.get(number, [])),
+        ))  # fmt: skip
+    for record in aliases.values():
+        record["history"] = list(reversed(record.get("history", [])))[:MAX_HISTORY]
+    return ModelOverview(name, rows, aliases, len(versions))
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    model: str
+    version: int | None
+    days: int
+    problem: str | None
+    chart: Chart | None
+    latest: dict[str, Any] | None
+    performance: dict[str, Any] | None
+    challengers: list[tuple[str, int, dict[str, Any]]]
+
+
+def monitoring(
+    storage: Storage, registry: ModelRegistry, settings: Settings, name: str, days: int
+) -> Monitoring:
+    """Drift of the served version by day, realized performance, and the live comparison of
+    the shadow and canary versions against it, over the last ``days`` days."""
+    until = datetime.now(UTC)
+    since = until - timedelta(days=days)
+    log_directory = storage.resolve(settings.log_directory)
+    try:
+        version = registry.resolve(name, settings.model_alias)
+    except (NotFound, Conflict) as exc:
+        return Monitoring(name, None, days, exc.message, None, None, None, [])
+    try:
+        daily = drift_by_day(storage, registry, log_directory, name, version, since=since,
+                             until=until)  # fmt: skip
+    except LoanRiskError as exc:
+        return Monitoring(name, version, days, exc.message, None, None, None, [])
+    scored = [d for d in daily if d["rows"]]
+    performance = performance_for(storage, log_directory,
+                                  storage.resolve(settings.outcome_directory), name,
+                                  since=since, until=until)  # fmt: skip
+    challengers = []
+    canary = settings.canary_split
+    aliases = [settings.shadow_alias, canary[0] if canary else None]
+    for alias in dict.fromkeys(a for a in aliases if a):
+        try:
+            other = registry.resolve(name, alias)
+        except NotFound:
+            continue
+        if other != version:
+            live = live_comparison(storage, settings, Versions(name, version, other),
+                                   since=since, until=until)  # fmt: skip
+            challengers.append((alias, other, live))
+    return Monitoring(name, version, days, None, drift_over_time(daily),
+                      scored[-1] if scored else None, performance, challengers)  # fmt: skip

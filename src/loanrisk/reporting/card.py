@@ -1,0 +1,56 @@
+"""Model cards: one self-contained HTML file per model version (inline SVG charts and styles,
+no script, no external request: its Content-Security-Policy forbids them), readable offline and
+printable to PDF. Sections follow the Model Card Toolkit and a model-risk review: details,
+intended use, data, quantitative analysis, fairness, limitations, monitoring plan."""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+from importlib import resources
+
+import jinja2
+
+import loanrisk
+from loanrisk.registry.models import ModelRegistry
+from loanrisk.reporting.facts import limitations, monitoring_plan, version_facts
+from loanrisk.reporting.formats import FILTERS
+from loanrisk.settings import Settings
+
+
+@functools.cache
+def templates() -> jinja2.Environment:
+    """The package's templates (console pages and cards), HTML-escaped by default."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("loanrisk", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(FILTERS)
+    return env
+
+
+@functools.cache
+def stylesheet() -> str:
+    return resources.files("loanrisk").joinpath("static", "style.css").read_text()
+
+
+def model_card(registry: ModelRegistry, name: str, ref: str | int, settings: Settings) -> str:
+    """The card of version ``ref`` of ``name``, as HTML."""
+    facts = version_facts(registry, name, ref)
+    return (
+        templates()
+        .get_template("card.html")
+        .render(
+            facts=facts,
+            m=facts.manifest,
+            data=facts.dataset,
+            limitations=limitations(facts),
+            plan=monitoring_plan(facts, settings),
+            css=stylesheet(),
+            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            loanrisk_version=loanrisk.__version__,
+        )
+    )

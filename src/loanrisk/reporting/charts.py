@@ -1,0 +1,255 @@
+"""Charts of a version's report and of its monitoring, rendered on the server as inline SVG by
+pygal (docs/console.md says why pygal): no browser, no network, no script in the output.
+
+Every :class:`Chart` carries its numbers as a table too, the text alternative the console and
+the model card show beside the picture.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pygal
+from pygal.style import Style
+
+from loanrisk.monitoring.drift import SHIFT, STABLE
+from loanrisk.reporting.formats import DASH, MISSING, count, decimal, percent
+
+# pygal appends a legacy import hook (for its world-map plugins, unused here) that has no
+# find_spec, so every import after it raises an ImportWarning; take it out again.
+sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, pygal.PluginImportFixer)]
+
+#: The console's palette: blue for the model, orange for defaults, grey for references.
+STYLE = Style(
+    background="white",
+    plot_background="white",
+    foreground="#1f2933",
+    foreground_strong="#1f2933",
+    foreground_subtle="#7b8794",
+    opacity="0.85",
+    opacity_hover="0.95",
+    colors=("#1f6fb2", "#d9730d", "#7b8794", "#2f9e44", "#c92a2a", "#6741d9", "#0c8599"),
+    font_family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
+    label_font_size=13,
+    major_label_font_size=13,
+    legend_font_size=13,
+    title_font_size=15,
+    value_font_size=11,
+    tooltip_font_size=12,
+)
+#: pygal embeds its configuration as an inline script for its (unused) tooltip library; pages
+#: and cards forbid scripts, so it is cut out.
+_SCRIPT = re.compile(r"<script\b.*?</script>", re.DOTALL)
+DASHED = {"dasharray": "6, 4", "width": 1.5}
+#: Parity ratios inside [0.8, 1.25] pass the four-fifths rule of thumb.
+FOUR_FIFTHS = (0.8, 1.25)
+BAND = f"{FOUR_FIFTHS[0]}{DASH}{FOUR_FIFTHS[1]}"
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A chart (``svg``, markup of a trusted renderer) and its numbers (``columns``,
+    ``rows``, already formatted) with a one-line ``summary`` for screen readers."""
+
+    key: str
+    title: str
+    summary: str
+    svg: str
+    columns: tuple[str, ...]
+    rows: Sequence[tuple[str, ...]]
+
+
+def _config(**options: Any) -> dict[str, Any]:
+    return {
+        "style": STYLE,
+        "js": [],  # no script, no tooltip library fetched from a CDN
+        "disable_xml_declaration": True,
+        "width": 640,
+        "height": 400,
+        "legend_at_bottom": True,
+        "truncate_legend": -1,
+        **options,
+    }
+
+
+def _render(chart: Any) -> str:
+    return _SCRIPT.sub("", str(chart.render(is_unicode=True)))
+
+
+def roc(report: Mapping[str, Any]) -> Chart:
+    curve = report["roc_curve"]
+    points = list(zip(curve["fpr"], curve["tpr"], strict=True))
+    chart = pygal.XY(**_config(
+        xrange=(0, 1), range=(0, 1), x_title="False positive rate", y_title="True positive rate",
+        show_dots=False, stroke_style={"width": 2.5},
+    ))  # fmt: skip
+    chart.add(f"Model (AUC {decimal(report['auc'])})", points)
+    chart.add("Chance", [(0, 0), (1, 1)], stroke_style=DASHED)
+    rows = [
+        (decimal(t, 3), percent(f), percent(r))
+        for f, r, t in zip(curve["fpr"], curve["tpr"], curve["thresholds"], strict=True)
+    ]
+    return Chart("roc", "ROC curve",
+                 f"ROC curve of {len(points)} points; AUC {decimal(report['auc'])}.",
+                 _render(chart), ("Threshold", "False positive rate", "True positive rate"),
+                 rows)  # fmt: skip
+
+
+def calibration(report: Mapping[str, Any]) -> Chart:
+    bins = [b for b in report["calibration"] if b["count"]]
+    chart = pygal.XY(**_config(
+        xrange=(0, 1), range=(0, 1), x_title="Mean predicted probability of default",
+        y_title="Observed default rate", print_labels=True, dots_size=5,
+    ))  # fmt: skip
+    chart.add("Model", [{"value": (b["mean_predicted"], b["observed_rate"]),
+                         "label": count(b["count"])} for b in bins])  # fmt: skip
+    chart.add("Perfect calibration", [(0, 0), (1, 1)], stroke_style=DASHED, show_dots=False)
+    rows = [
+        (f"{b['bin'][0]:.1f}{DASH}{b['bin'][1]:.1f}", count(b["count"]),
+         percent(b["mean_predicted"]), percent(b["observed_rate"]))
+        for b in report["calibration"]
+    ]  # fmt: skip
+    gap = max((abs(b["mean_predicted"] - b["observed_rate"]) for b in bins), default=0.0)
+    return Chart("calibration", "Calibration (reliability curve, loans per bin labelled)",
+                 f"Reliability curve over {len(bins)} non-empty bins; the largest gap between "
+                 f"predicted and observed default rate is {percent(gap)}.", _render(chart),
+                 ("Predicted bin", "Loans", "Mean predicted", "Observed default rate"),
+                 rows)  # fmt: skip
+
+
+def score_distribution(report: Mapping[str, Any]) -> Chart | None:
+    """Scores of the test loans by true label, as shares of each label (None for versions
+    published before the report recorded them)."""
+    distribution = report.get("score_distribution")
+    if distribution is None:
+        return None
+    edges = distribution["edges"]
+    labels = [f"{lo:.2f}{DASH}{hi:.2f}" for lo, hi in itertools.pairwise(edges)]
+    series = {"Non-default": distribution["non_default"], "Default": distribution["default"]}
+    totals = {name: max(sum(counts), 1) for name, counts in series.items()}
+    chart = pygal.Bar(**_config(
+        x_labels=labels, x_label_rotation=45, x_title="Predicted probability of default",
+        y_title="Share of the label's loans", value_formatter=lambda v: f"{v:.0%}",
+        show_minor_x_labels=False, x_labels_major_every=4,
+    ))  # fmt: skip
+    for name, counts in series.items():
+        chart.add(name, [c / totals[name] for c in counts])
+    rows = [
+        (label, count(n), percent(n / totals["Non-default"]), count(d),
+         percent(d / totals["Default"]))
+        for label, n, d in zip(labels, series["Non-default"], series["Default"], strict=True)
+    ]  # fmt: skip
+    return Chart("scores", "Score distribution by true label",
+                 f"Scores of {count(sum(series['Non-default']))} non-defaults and "
+                 f"{count(sum(series['Default']))} defaults in 20 bins.", _render(chart),
+                 ("Score bin", "Non-defaults", "Share", "Defaults", "Share"), rows)  # fmt: skip
+
+
+def confusion(report: Mapping[str, Any]) -> Chart:
+    m = report["confusion_matrix"]
+    threshold = report["threshold"]
+    chart = pygal.StackedBar(**_config(
+        x_labels=["Actual non-default", "Actual default"], y_title="Loans", print_values=True,
+        value_formatter=lambda v: f"{v:,.0f}",
+    ))  # fmt: skip
+    chart.add("Predicted non-default", [m["tn"], m["fn"]])
+    chart.add("Predicted default", [m["fp"], m["tp"]])
+    rows = [
+        ("Actual non-default", count(m["tn"]), count(m["fp"])),
+        ("Actual default", count(m["fn"]), count(m["tp"])),
+    ]
+    return Chart("confusion", f"Confusion matrix at threshold {threshold:g}",
+                 f"At threshold {threshold:g}: {count(m['tp'])} true positives, "
+                 f"{count(m['fp'])} false positives, {count(m['tn'])} true negatives, "
+                 f"{count(m['fn'])} false negatives.", _render(chart),
+                 ("", "Predicted non-default", "Predicted default"), rows)  # fmt: skip
+
+
+def importance(gain: Mapping[str, float], *, top: int = 15) -> Chart | None:
+    """The ``top`` features by total gain (None for a model without splits)."""
+    ranked = sorted(gain.items(), key=lambda item: item[1], reverse=True)[:top]
+    if not ranked:
+        return None
+    total = sum(gain.values()) or 1.0
+    chart = pygal.HorizontalBar(**_config(
+        show_legend=False, x_title="Share of total gain", value_formatter=lambda v: f"{v:.1%}",
+        height=max(260, 28 * len(ranked) + 80), x_labels=[f for f, _ in reversed(ranked)],
+        print_values=True,
+    ))  # fmt: skip
+    chart.add("Share of total gain", [value / total for _, value in reversed(ranked)])
+    rows = [(feature, decimal(value, 1), percent(value / total)) for feature, value in ranked]
+    return Chart("importance", f"Top {len(ranked)} features by gain",
+                 f"{ranked[0][0]} carries {percent(ranked[0][1] / total)} of the total gain.",
+                 _render(chart), ("Feature", "Total gain", "Share"), rows)  # fmt: skip
+
+
+def parity(fairness: Mapping[str, Any]) -> Chart:
+    ratios = fairness["parity"]
+    chart = pygal.HorizontalBar(**_config(
+        show_legend=False, x_title="Privileged / non-privileged rate",
+        value_formatter=lambda v: f"{v:.2f}", height=380,
+    ))  # fmt: skip
+    chart.x_labels = list(reversed(ratios))
+    chart.add("Parity ratio", list(reversed(ratios.values())))
+    groups = fairness["groups"]
+    rows = [(rate, decimal(groups["privileged"][rate], 3),
+             decimal(groups["non_privileged"][rate], 3), decimal(value, 3),
+             MISSING if value is None else ("within" if FOUR_FIFTHS[0] <= value <= FOUR_FIFTHS[1]
+                                        else "outside"))
+            for rate, value in ratios.items()]  # fmt: skip
+    outside = [r[0] for r in rows if r[4] == "outside"]
+    return Chart(f"parity-{fairness['attribute']}", f"Parity ratios over {fairness['attribute']}",
+                 f"{len(outside)} of {len(rows)} ratios outside {BAND}"
+                 + (f": {', '.join(outside)}." if outside else "."), _render(chart),
+                 ("Rate", "Privileged", "Non-privileged", "Ratio", BAND), rows)  # fmt: skip
+
+
+def drift_over_time(days: Sequence[Mapping[str, Any]], *, top: int = 6) -> Chart | None:
+    """PSI of the score and CSI of the ``top`` most-shifted features, one point per day, with
+    the 0.1 and 0.25 bands drawn; ``days`` are drift reports (``to_dict``) of single days."""
+    scored = [d for d in days if d["rows"]]
+    if not scored:
+        return None
+    worst: dict[str, float] = {}
+    for day in scored:
+        for feature in day["features"]:
+            worst[feature["name"]] = max(worst.get(feature["name"], 0.0), feature["index"])
+    names = ["score", *sorted(worst, key=lambda n: worst[n], reverse=True)[:top]]
+
+    def index(day: Mapping[str, Any], name: str) -> float | None:
+        if name == "score":
+            return day["score"]["index"] if day["score"] else None
+        return next((f["index"] for f in day["features"] if f["name"] == name), None)
+
+    labels = [str(d["since"])[:10] for d in scored]
+    chart = pygal.Line(**_config(
+        x_labels=labels, x_label_rotation=30, y_title="PSI / CSI", dots_size=3,
+        value_formatter=lambda v: f"{v:.3f}",
+    ))  # fmt: skip
+    for name in names:
+        chart.add(name if name != "score" else "score (PSI)", [index(d, name) for d in scored])
+    chart.add(f"{STABLE} investigate", [STABLE] * len(scored), stroke_style=DASHED,
+              show_dots=False)  # fmt: skip
+    chart.add(f"{SHIFT} shift", [SHIFT] * len(scored), stroke_style=DASHED, show_dots=False)
+    rows = [(label, count(d["rows"]), *(decimal(index(d, n), 3) for n in names))
+            for label, d in zip(labels, scored, strict=True)]  # fmt: skip
+    return Chart("drift", "Drift by day (PSI of the score, CSI of the most-shifted features)",
+                 f"{len(scored)} days with scored loans; bands at {STABLE} and {SHIFT}.",
+                 _render(chart), ("Day", "Loans", *names), rows)  # fmt: skip
+
+
+def report_charts(report: Mapping[str, Any], gain: Mapping[str, float]) -> list[Chart]:
+    """Every chart of a version: ROC, calibration, scores by label, confusion matrix, the top
+    features by gain and, when the report has one, the fairness parity ratios."""
+    charts = [roc(report), calibration(report), score_distribution(report), confusion(report),
+              importance(gain)]  # fmt: skip
+    by_attribute = report.get("fairness_by_attribute") or (
+        {report["fairness"]["attribute"]: report["fairness"]} if report.get("fairness") else {}
+    )
+    charts += [parity(fairness) for fairness in by_attribute.values()]
+    return [c for c in charts if c is not None]

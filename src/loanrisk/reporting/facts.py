@@ -1,0 +1,156 @@
+"""What is known about one model version, gathered once for its page in the console and for
+its model card: the manifest, the evaluation report, the dataset it was trained on (with its
+quality report), its aliases, the gain of each feature, and the limitations these facts imply.
+Nothing here is written by hand per version: every figure comes from stored records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from loanrisk.contracts import DatasetManifest, ModelManifest
+from loanrisk.data.datasets import DatasetCatalogue
+from loanrisk.errors import NotFound, StorageError
+from loanrisk.monitoring.compare import MAX_AUC_DROP
+from loanrisk.monitoring.drift import SHIFT, STABLE
+from loanrisk.registry.models import LoadedModel, ModelRegistry
+from loanrisk.reporting.charts import Chart, report_charts
+from loanrisk.reporting.formats import count, percent
+from loanrisk.schema import LoanSchema
+from loanrisk.settings import Settings
+
+#: A calibration bin off by more than this (absolute) is named in the limitations.
+CALIBRATION_GAP = 0.05
+#: A feature missing in more than this share of the training loans is named too.
+MISSING_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class VersionFacts:
+    name: str
+    version: int
+    manifest: ModelManifest
+    report: dict[str, Any]
+    schema: LoanSchema
+    aliases: list[str]
+    gain: dict[str, float]
+    dataset: DatasetManifest | None
+    dataset_note: str | None
+    charts: list[Chart] = field(default_factory=list)
+
+    @property
+    def classes(self) -> list[tuple[str, dict[str, float]]]:
+        """Per class and average: precision, recall, f1-score, support."""
+        table = self.report["classification_report"]
+        return [(k, v) for k, v in table.items() if isinstance(v, dict)]
+
+    @property
+    def fairness(self) -> list[dict[str, Any]]:
+        by_attribute = self.report.get("fairness_by_attribute")
+        if by_attribute:
+            return list(by_attribute.values())
+        return [self.report["fairness"]] if self.report.get("fairness") else []
+
+
+def gain_by_feature(model: LoadedModel) -> dict[str, float]:
+    """Total gain of each model input, by the FeatureSpec's output name."""
+    names = model.spec.output_columns
+    gain = model.booster.get_score(importance_type="total_gain")
+    out = {}
+    for key, value in gain.items():  # one value per feature for a binary model
+        index = int(key[1:]) if key.startswith("f") and key[1:].isdigit() else None
+        out[names[index] if index is not None and index < len(names) else key] = float(value)  # type: ignore[arg-type]
+    return out
+
+
+def _dataset(
+    registry: ModelRegistry, manifest: ModelManifest
+) -> tuple[DatasetManifest | None, str | None]:
+    recorded = manifest.dataset or {}
+    if "id" not in recorded:
+        return None, "The version records no training dataset."
+    catalogue = DatasetCatalogue(registry.storage, str(recorded.get("directory", "data")))
+    try:
+        return catalogue.get(str(recorded["id"])), None
+    except (NotFound, StorageError) as exc:
+        return None, f"Dataset {recorded['id']} cannot be read: {exc}."
+
+
+def version_facts(registry: ModelRegistry, name: str, ref: str | int) -> VersionFacts:
+    model = registry.load(name, ref)
+    aliases = sorted(alias for alias, record in registry.aliases(name).items()
+                     if record.get("version") == model.version)  # fmt: skip
+    if max(registry.versions(name)) == model.version:
+        aliases.insert(0, "latest")
+    dataset, note = _dataset(registry, model.manifest)
+    gain = gain_by_feature(model)
+    return VersionFacts(name, model.version, model.manifest, model.report, model.schema, aliases,
+                        gain, dataset, note, report_charts(model.report, gain))  # fmt: skip
+
+
+def limitations(facts: VersionFacts) -> list[str]:
+    """Limits of the version that its own records show."""
+    out = []
+    data = facts.dataset
+    if data is not None:
+        out.append(
+            f"Trained on {count(data.rows.train)} loans of dataset {data.id} (source "
+            f"{data.source!r}, default rate {percent(data.label_rate.train)}). Applicants unlike "
+            "these loans are outside its experience; the drift checks below watch for them."
+        )
+        if data.expanded:
+            out.append(
+                f"The dataset was expanded synthetically from {count(data.rows.input)} to "
+                f"{count(data.rows.total)} rows: its test figures include synthetic loans and "
+                "may overstate performance on real applicants."
+            )
+        rows = max(int(data.quality.get("rows") or 0), 1)
+        for column, missing in sorted((data.quality.get("missing") or {}).items()):
+            if missing / rows > MISSING_SHARE:
+                out.append(f"{column} was missing in {percent(missing / rows)} of the raw loans "
+                           "and was filled with the training median.")  # fmt: skip
+        warnings = data.quality.get("warnings") or []
+        if warnings:
+            out.append(f"Validation flagged {len(warnings)} problem(s) in the raw data, listed "
+                       "under the training data.")  # fmt: skip
+    elif facts.dataset_note:
+        out.append(facts.dataset_note)
+    for row in facts.report["calibration"]:
+        if row["count"] and abs(row["mean_predicted"] - row["observed_rate"]) > CALIBRATION_GAP:
+            out.append(
+                f"Probabilities between {row['bin'][0]:.1f} and {row['bin'][1]:.1f} are "
+                f"miscalibrated: predicted {percent(row['mean_predicted'])} on average, observed "
+                f"{percent(row['observed_rate'])} ({count(row['count'])} loans). Do not read "
+                "them as a PD for pricing or provisions without calibration."
+            )
+    if not facts.fairness:
+        out.append("No protected attribute was given at training: fairness was not assessed.")
+    out.append(
+        f"The label is a fixed cut at probability {facts.report['threshold']:g}; its error "
+        "rates (the confusion matrix) change with the threshold."
+    )
+    return out
+
+
+def monitoring_plan(facts: VersionFacts, settings: Settings) -> list[tuple[str, str, str]]:
+    """(metric, threshold, action) rows: what watching this version in production means."""
+    hours = settings.drift_window_hours
+    matrix = facts.report["confusion_matrix"]
+    labelled = (matrix["tp"] + matrix["fp"]) / max(sum(matrix.values()), 1)
+    return [
+        ("PSI of the score, CSI of each feature, over the last "
+         f"{hours:g} hours of the prediction log",
+         f"< {STABLE} stable; {STABLE} to {SHIFT} investigate; > {SHIFT} shift",
+         "Investigate the features that moved; above the shift band, retrain on recent loans "
+         "(loanrisk monitor drift; gauge loanrisk_psi)."),
+        ("Realized AUC and Brier on loans whose outcome is known",
+         f"AUC below the test AUC by more than {MAX_AUC_DROP}",
+         "Compare with a challenger trained on recent outcomes (loanrisk monitor performance)."),
+        ("A challenger against this version, on the same held-out and live loans",
+         f"promotion refused if its AUC is lower by more than {MAX_AUC_DROP}",
+         "Shadow or canary it first (docs/champion-challenger.md); promote with --if-not-worse."),
+        ("Share of loans labelled default (loanrisk_predictions_total by label)",
+         f"far from the test split's {percent(labelled)}",
+         "A moved approval rate with stable drift bands points at the threshold or the "
+         "applicant mix; check both before retraining."),
+    ]  # fmt: skip
