@@ -24,9 +24,10 @@ from loanrisk.inference.scorer import Scorer
 from loanrisk.monitoring.drift import EPSILON, psi
 from loanrisk.monitoring.log import PredictionLog
 from loanrisk.monitoring.profile import Profile, numeric_bins
-from loanrisk.monitoring.reports import drift_for, version_profile
+from loanrisk.monitoring.reports import drift_by_day, drift_for, version_profile
 from loanrisk.registry import ModelRegistry
 from loanrisk.registry.models import PROFILE_FILE
+from loanrisk.reporting.charts import drift_over_time
 from loanrisk.schema import validate_frame
 from loanrisk.service import create_app
 from loanrisk.settings import Settings
@@ -113,6 +114,31 @@ def test_a_stable_stream_is_stable_and_a_shifted_one_shows_where(root: Path) -> 
     assert grade["band"] == "shift"
     assert [b["bin"] for b in grade["bins"]][-2:] == ["(other)", "(missing)"]
     assert sum(b["actual"] for b in grade["bins"]) == pytest.approx(1.0)
+
+
+def test_drift_by_day_splits_the_window_into_utc_days(root: Path) -> None:
+    storage = FsspecStorage(str(root))
+    registry = ModelRegistry(storage)
+    log_stream(storage, shifted(generate_sample(2_000, seed=4)))
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    window = {"since": today - timedelta(days=2), "until": today + timedelta(days=1)}
+    days = drift_by_day(storage, registry, "prediction-log", "loan-default", "production",
+                        **window)  # fmt: skip
+    assert [d["since"][:10] for d in days] == [
+        (today - timedelta(days=n)).date().isoformat() for n in (2, 1, 0)
+    ]
+    assert [d["rows"] for d in days] == [0, 0, 2_000]
+    alone = drift_for(storage, registry, "prediction-log", "loan-default", "production",
+                      since=today, until=today + timedelta(days=1)).to_dict()  # fmt: skip
+    assert days[-1]["features"] == alone["features"] and days[-1]["score"] == alone["score"]
+    chart = drift_over_time(days)
+    assert chart is not None and [row[:2] for row in chart.rows] == [
+        (today.date().isoformat(), "2,000")
+    ]
+    assert chart.columns[:3] == ("Day", "Loans", "score")
+    worst = max(alone["features"], key=lambda f: f["index"])
+    assert chart.columns[3] == worst["name"] and chart.rows[0][3] == f"{worst['index']:,.3f}"
+    assert drift_over_time(days[:2]) is None  # no loans: nothing to draw
 
 
 def test_a_version_without_a_profile_gets_one_from_its_dataset(root: Path) -> None:

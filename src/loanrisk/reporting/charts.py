@@ -226,16 +226,19 @@ def drift_over_time(days: Sequence[Mapping[str, Any]], *, top: int = 6) -> Chart
             return day["score"]["index"] if day["score"] else None
         return next((f["index"] for f in day["features"] if f["name"] == name), None)
 
-    labels = [str(d["since"])[:10] for d in scored]
+    labels = [str(d["since"])[:10] for d in days]  # the whole window, days without loans too
     chart = pygal.Line(**_config(
         x_labels=labels, x_label_rotation=30, y_title="PSI / CSI", dots_size=3,
-        value_formatter=lambda v: f"{v:.3f}",
+        value_formatter=lambda v: f"{v:.3f}", show_minor_x_labels=False,
+        x_labels_major_every=max(1, len(labels) // 10), legend_at_bottom_columns=3,
     ))  # fmt: skip
     for name in names:
-        chart.add(name if name != "score" else "score (PSI)", [index(d, name) for d in scored])
-    chart.add(f"{STABLE} investigate", [STABLE] * len(scored), stroke_style=DASHED,
+        chart.add(name if name != "score" else "score (PSI)",
+                  [index(d, name) if d["rows"] else None for d in days])  # fmt: skip
+    chart.add(f"{STABLE} investigate", [STABLE] * len(days), stroke_style=DASHED,
               show_dots=False)  # fmt: skip
-    chart.add(f"{SHIFT} shift", [SHIFT] * len(scored), stroke_style=DASHED, show_dots=False)
+    chart.add(f"{SHIFT} shift", [SHIFT] * len(days), stroke_style=DASHED, show_dots=False)
+    labels = [str(d["since"])[:10] for d in scored]
     rows = [(label, count(d["rows"]), *(decimal(index(d, n), 3) for n in names))
             for label, d in zip(labels, scored, strict=True)]  # fmt: skip
     return Chart("drift", "Drift by day (PSI of the score, CSI of the most-shifted features)",
