@@ -346,6 +346,7 @@ def up(args: argparse.Namespace) -> None:
             print(f"replica {index}: {cluster.replica_url(index)}")
         print(f"S3:       {cluster.settings['LOANRISK_S3_ENDPOINT_URL']}  bucket {BUCKET}")
         print(f"keys:     admin {ADMIN_KEY}, score {SCORE_KEY}")
+        print(f"console:  {cluster.url}/ (log in with either key)")
         print(f"logs:     {directory}/*.log")
         print(f"try:      curl -H 'Authorization: Bearer {ADMIN_KEY}' {cluster.url}/v1/models")
         with contextlib.suppress(KeyboardInterrupt):

@@ -59,6 +59,8 @@ def test_without_a_login_every_page_redirects_to_the_login_form(client: TestClie
         assert response.status_code == 303
         assert response.headers["location"] == f"/console/login?next={path}"
     assert client.get("/console/jobs/x/state").status_code == 401
+    expired = client.post("/console/models/loan-default/aliases", data={"action": "promote"})
+    assert expired.headers["location"] == "/console/login?next=/console/"
 
 
 def test_a_wrong_key_is_refused_and_a_login_cookie_is_locked_down(

@@ -8,6 +8,7 @@ idempotent scoring elsewhere), the job it ran is marked failed, and it rejoins a
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -113,6 +114,23 @@ def test_a_cluster_behind_nginx(tmp_path: Path) -> None:
             upstreams = [score(client) for _ in range(30)]
         assert all(status == 200 for status, _ in upstreams)
         assert any(victim_address in upstream for _, upstream in upstreams)
+
+        # The console through nginx: one login holds on every replica (its cookies carry all
+        # there is), and a promotion from it reaches every replica.
+        with httpx.Client(base_url=cluster.url, timeout=30) as browser:
+            form = re.search(r'name="csrf" value="([^"]+)"', browser.get("/console/login").text)
+            assert form is not None
+            login = browser.post("/console/login", data={
+                "key": lc.ADMIN_KEY, "csrf": form.group(1), "next": "/console/"})  # fmt: skip
+            assert login.status_code == 303, login.text
+            pages = [browser.get("/console/") for _ in range(12)]
+            assert all(p.status_code == 200 and "Log out" in p.text for p in pages)
+            assert len({p.headers["x-upstream"] for p in pages}) == 3
+            moved = browser.post("/console/models/loan-default/aliases", data={
+                "csrf": form.group(1), "action": "promote", "version": "1",
+                "alias": "production", "reason": "back to v1", "confirm": "yes"})  # fmt: skip
+            assert moved.status_code == 303, moved.text
+        assert lc.time_to_every_replica(cluster, EXAMPLE_LOAN, 1) <= RELOAD + 3
 
 
 def shadow_scored(cluster: Any, index: int) -> float:

@@ -342,8 +342,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, exc: LoginRequired) -> Response:
-        if request.method != "GET" or request.url.path.endswith("/state"):
+        if request.url.path.endswith("/state"):  # the job page's polling: it stops and says so
             return JSONResponse(
                 {"error": {"code": "unauthenticated", "message": "log in again"}}, 401
             )
-        return RedirectResponse(login_url(exc.target), 303)
+        # A form sent after the login expired: log in again, then back to the console (the
+        # form is not replayed: its CSRF token and its intent are the person's to confirm).
+        target = exc.target if request.method == "GET" else "/console/"
+        return RedirectResponse(login_url(target), 303)

@@ -33,8 +33,14 @@
   }
   function poll() {
     fetch("/console/jobs/" + encodeURIComponent(id) + "/state", { credentials: "same-origin", cache: "no-store" })
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (job) { if (!job || !show(job)) { window.setTimeout(poll, 1000); } })
+      .then(function (r) {
+        if (r.status === 401) { text("job-stage", "Log in again to follow this job."); return "stop"; }
+        return r.ok ? r.json() : null;
+      })
+      .then(function (job) {
+        if (job === "stop") { return; }
+        if (!job || !show(job)) { window.setTimeout(poll, 1000); }
+      })
       .catch(function () { window.setTimeout(poll, 2000); });
   }
   if (ended.indexOf(section.dataset.state) < 0) { window.setTimeout(poll, 500); }
