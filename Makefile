@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STORAGE ?= ./loanrisk-data
 
-.PHONY: demo test lint typecheck unit bench lock clean
+.PHONY: demo test lint typecheck unit bench lock proto clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "loanrisk needs Python 3.11, found " + sys.version'
@@ -14,8 +14,9 @@ $(VENV)/.runtime: $(BIN)/python requirements/runtime.lock requirements/install.s
 	sh requirements/install.sh $(VENV) runtime --editable
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements/dask.lock requirements/dev.lock tests/azurite/package-lock.json requirements/debian.txt
+$(VENV)/.dev: $(VENV)/.runtime requirements/dask.lock requirements/dev.lock requirements/kserve.lock tests/azurite/package-lock.json requirements/debian.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements/kserve.lock
 	npm ci --prefix tests/azurite --no-audit --no-fund --loglevel=error
 	@missing=$$(for p in $$(grep -v '^#' requirements/debian.txt); do command -v $$p >/dev/null || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -52,6 +53,12 @@ bench: $(VENV)/.dev
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_http.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_log.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_shadow.py
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_oip.py
+
+## proto: regenerate the OIP gRPC modules from src/loanrisk/oip/oip.proto (committed)
+proto: $(VENV)/.dev
+	cd src && ../$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. \
+	  --grpc_python_out=. loanrisk/oip/oip.proto
 
 ## lock: re-resolve requirements/*.lock from pyproject.toml in throw-away venvs
 lock:

@@ -81,6 +81,13 @@ def test_shadow_benchmark_serves_with_the_shadow_off_and_on_and_counts_its_loans
     assert "of the throughput" in out and "p99 x" in out
 
 
+def test_oip_benchmark_compares_the_oip_route_with_v1() -> None:
+    out = run_benchmark("bench_oip.py", "--duration", "1", "--connections", "2",
+                        "--repeat", "1", "--rounds", "20")  # fmt: skip
+    assert "c2 run 1 v1" in out and "c2 run 1 oip" in out
+    assert "of v1's throughput" in out
+
+
 def test_memory_benchmark_prints_both_reads_and_the_expansion_table() -> None:
     out = run_benchmark("bench_memory.py", "--rows", "20000", "--sizes", "50000")
     assert "chunked GiB" in out and "whole GiB" in out

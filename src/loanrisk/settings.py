@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `loanrisk serve` binds.")
     port: int = Field(5000, ge=1, le=65535, description="Port (the reference's container port).")
     workers: int = Field(1, ge=1, description="Server worker processes (one per core).")
+    grpc_port: int | None = Field(
+        None, ge=1, le=65535,
+        description="Also serve the Open Inference Protocol over gRPC on this port (docs/oip.md).",
+    )  # fmt: skip
     worker_healthcheck_timeout: int = Field(
         60,
         ge=5,

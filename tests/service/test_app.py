@@ -49,7 +49,7 @@ def client(root: Path) -> Iterator[TestClient]:
 
 
 def test_health_and_readiness_report_the_model(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/healthz").json() == {"status": "ok", "live": True}  # OIP reads live
     assert client.get("/v2/health/live").status_code == 200
     ready = client.get("/readyz").json()
     assert ready["status"] == "ready"

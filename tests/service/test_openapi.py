@@ -62,7 +62,11 @@ def examples(document: dict[str, Any]) -> Iterator[tuple[str, str, str, Any]]:
 
 
 def concrete(path: str) -> str:
-    return path.replace("{name}", "loan-default").replace("{alias}", "production")
+    return (
+        path.replace("{name}", "loan-default")
+        .replace("{alias}", "production")
+        .replace("{version}", "1")
+    )
 
 
 def send(client: TestClient, method: str, path: str, media: str, example: Any) -> Any:
@@ -108,7 +112,12 @@ def test_every_operation_documents_its_errors_in_the_error_shape(client: TestCli
             for status, answer in responses.items():
                 if int(status) >= 400:
                     schema = answer["content"]["application/json"]["schema"]
-                    assert schema == {"$ref": "#/components/schemas/Error"}, (method, path)
+                    shape = "OipError" if path.startswith("/v2") else "Error"  # OIP's own
+                    assert schema == {"$ref": f"#/components/schemas/{shape}"}, (method, path)
+    assert document["components"]["schemas"]["OipError"]["properties"]["error"] == {
+        "type": "string", "description": "What is wrong, for a person."}  # fmt: skip
+    infer = document["paths"]["/v2/models/{name}/infer"]["post"]["responses"]
+    assert {"400", "401", "404", "413", "422"} <= set(infer)
     predict = document["paths"]["/v1/predict"]["post"]["responses"]
     assert {"401", "403", "409", "413", "415", "422"} <= set(predict)
     assert "429" in document["paths"]["/train"]["post"]["responses"]

@@ -134,6 +134,18 @@ class ModelCache:
             self._current = scorer
             return changed
 
+    def version_scorer(self, version: int) -> Scorer:
+        """The scorer of exactly ``version`` (built on first use, then kept with the others;
+        blocking): NotFound when the version does not exist, Conflict when it cannot load."""
+        self.registry.manifest(self.name, version)  # raises NotFound
+        with self._refreshing:
+            serving_problem = self.problem  # what the alias's version has, kept as it is
+            scorer = self._scorer(version)
+            problem, self.problem = self.problem, serving_problem
+        if scorer is None:
+            raise Conflict(f"model {self.name!r} version {version} cannot be served: {problem}")
+        return scorer
+
     def _scorer(self, version: int) -> Scorer | None:
         """The scorer of ``version``, built if need be; None (and :attr:`problem`) if it
         cannot be loaded."""
@@ -246,6 +258,10 @@ class ModelCaches:
     def scorer_of(self, directory: str, name: str) -> Scorer:
         """The serving scorer of a model a client names (blocking: call it off the loop)."""
         return self.cache_of(directory, name).current()
+
+    def cached(self, directory: str, name: str) -> ModelCache | None:
+        """The cache of a model already in use (no loading: safe on the event loop)."""
+        return self._caches.get((directory, name))
 
     def cache_of(self, directory: str, name: str) -> ModelCache:
         """The cache of a model a client names, loaded on first use (blocking)."""

@@ -73,6 +73,8 @@ COLUMNS = pa.schema([
 
 #: The roles a version scores in (see the module's docstring).
 CHAMPION, CANARY, SHADOW = "champion", "canary", "shadow"
+#: A version a client named explicitly (OIP's ``/versions/{v}``), not the alias's.
+DIRECT = "direct"
 
 
 @dataclass(frozen=True)

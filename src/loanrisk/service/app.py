@@ -20,6 +20,7 @@ from loanrisk.inference.backends import limit_onedal_threads
 from loanrisk.jobs.manager import JobManager
 from loanrisk.monitoring.log import CANARY, SHADOW
 from loanrisk.monitoring.reports import drift_for
+from loanrisk.oip import rest as oip_rest
 from loanrisk.service import errors, openapi
 from loanrisk.service.auth import ApiKeys
 from loanrisk.service.metrics import Metrics
@@ -127,6 +128,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    if settings.drift_interval and services.log is not None else None)  # fmt: skip
         # Everything loaded so far lives as long as the process: keep it out of the garbage
         # collector's full passes (which otherwise pause requests for tens of ms).
+        grpc_server = None
+        if settings.grpc_port:
+            # Imported only when asked for: its messages (package ``inference``) would clash
+            # with a client library's in the same process (tritonclient registers the same).
+            from loanrisk.oip import grpc_service
+
+            grpc_server = grpc_service.start(services, asyncio.get_running_loop())
         gc.freeze()
         log.info("loanrisk ready", extra={"storage": storage.url, "auth": not keys.open})
         try:
@@ -136,6 +144,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if grpc_server is not None:
+                await run_in_threadpool(lambda: grpc_server.stop(grace=5).wait())
             await run_in_threadpool(manager.shutdown)
             services.scoring.close()
             if services.shadow_scoring is not None:
@@ -157,7 +167,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     openapi.install(app)
-    for module in (health, predict, datasets, models, schemas, monitoring, jobs, reference):
+    for module in (health, predict, datasets, models, schemas, monitoring, jobs, reference,
+                   oip_rest):  # fmt: skip
         app.include_router(module.router)
     console_docs.install(app)
     console.install(app)

@@ -34,6 +34,12 @@ ERROR = {
         }
     },
 }
+#: The Open Inference Protocol's own error shape, which its routes (``/v2``) answer in.
+OIP_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string", "description": "What is wrong, for a person."}},
+}
 DESCRIPTIONS = {
     400: "the body cannot be parsed (broken JSON or multipart)",
     401: "no API key, or an unknown one",
@@ -73,14 +79,19 @@ def _error_codes(path: str, method: str) -> list[int]:
 
 def error_responses(schema: dict[str, Any]) -> dict[str, Any]:
     """``schema`` with the error answers of every operation in the one error shape."""
-    schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Error"], components["OipError"] = ERROR, OIP_ERROR
     content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    oip = {"application/json": {"schema": {"$ref": "#/components/schemas/OipError"}}}
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
-            for code in _error_codes(path, method):
+            codes = _error_codes(path, method)
+            if path.startswith("/v2") and 400 not in codes:
+                codes = sorted([*codes, 400])  # a version that is not a number
+            for code in codes:
                 entry = responses.setdefault(str(code), {"description": DESCRIPTIONS[code]})
-                entry["content"] = content
+                entry["content"] = oip if path.startswith("/v2") else content
     schemas = schema["components"]["schemas"]
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)

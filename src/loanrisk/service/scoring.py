@@ -141,6 +141,24 @@ async def _score_split(
     return Answer({"results": results, "rejected": rejected}, champion, answered)
 
 
+async def score_version(
+    services: Services,
+    scorer: Scorer,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    role: str,
+    source: str,
+    explain: bool = False,
+    top_k: int = 4,
+) -> dict[str, Any]:
+    """Score with exactly ``scorer`` (a version a client named), counted and logged under
+    ``role``; no canary, no shadow."""
+    result = await _score(services, scorer, records, on_error="raise", explain=explain,
+                          top_k=top_k)  # fmt: skip
+    _record(services, scorer, records, result, role=role, source=source)
+    return result
+
+
 OnScored = Callable[[int, pd.DataFrame, pd.DataFrame], None]
 
 

@@ -1,4 +1,5 @@
-"""Liveness and readiness, with their KServe v2 aliases."""
+"""Liveness and readiness, with their Open Inference Protocol v2 aliases (whose clients read
+``live`` and ``ready``)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ router = APIRouter(tags=["health"])
 
 @router.get("/healthz")
 @router.get("/v2/health/live", include_in_schema=False)
-async def live() -> dict[str, str]:
+async def live() -> dict[str, Any]:
     """The process is up and answering (nothing else: no model or storage state makes a
     replica fail its liveness check)."""
-    return {"status": "ok"}
+    return {"status": "ok", "live": True}
 
 
 @router.get("/readyz", responses={503: {"description": "storage unreachable"}})
@@ -29,11 +30,11 @@ async def ready(storage: StorageDep, settings: SettingsDep, models: ModelsDep) -
     is not the version the alias names (a version that failed to load: the replica keeps
     serving the last good one). A missing model does not make the replica unready (scoring
     answers 409; data and training still work)."""
-    body: dict[str, Any] = {"status": "ready", "storage": storage.url}
+    body: dict[str, Any] = {"status": "ready", "ready": True, "storage": storage.url}
     try:
         await run_in_threadpool(storage.list, settings.model_directory)
     except LoanRiskError as exc:
-        return JSONResponse({"status": "unready", "reason": exc.message}, 503)
+        return JSONResponse({"status": "unready", "ready": False, "reason": exc.message}, 503)
     try:
         body["model"] = models.served.current().describe()
     except Conflict:

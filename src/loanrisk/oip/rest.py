@@ -1,0 +1,169 @@
+"""Open Inference Protocol v2 over HTTP (``/v2``), as KServe, Triton and MLServer clients
+speak it (docs/oip.md). Errors are OIP's ``{"error": "..."}``: 400 for tensors that do not
+fit, 422 for loans that fail the schema's rules (as ``/v1/predict``), 401/403/404/409/413 as
+everywhere else. Auth scopes and metrics are v1's: health (``/v2/health/live`` and ``/ready``,
+the service's ``/healthz`` and ``/readyz``) is open, the rest needs ``score``.
+
+Triton's binary tensor data extension is understood: a request whose
+``Inference-Header-Content-Length`` header gives the JSON's length, followed by each input
+marked ``"parameters": {"binary_data_size": n}`` as raw little-endian bytes (tritonclient's
+default). Outputs are always JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from loanrisk.errors import LoanRiskError
+from loanrisk.oip import serve, tensors
+from loanrisk.oip.tensors import BadTensor
+from loanrisk.schema import builtin_schema
+from loanrisk.service.auth import SCORE, presented_key
+from loanrisk.service.bodies import parse_json
+from loanrisk.service.errors import status_of
+from loanrisk.service.state import Services
+
+router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
+HEADER_LENGTH = "inference-header-content-length"
+
+
+def oip_error(exc: LoanRiskError) -> JSONResponse:
+    status = 400 if isinstance(exc, BadTensor) else status_of(exc)
+    return JSONResponse({"error": exc.message}, status)
+
+
+async def _guard(
+    request: Request, scope: str | None, work: Callable[[Services], Awaitable[Response]]
+) -> Response:
+    """Check the key (when ``scope``), run, and answer any loanrisk error in OIP's shape."""
+    services: Services = request.app.state.services
+    try:
+        if scope is not None:
+            request.state.caller = services.keys.check(presented_key(request), scope)
+        return await work(services)
+    except LoanRiskError as exc:
+        return oip_error(exc)
+
+
+# -- health and metadata -----------------------------------------------------------------
+
+
+@router.get("", summary="Server metadata")
+async def server_metadata(request: Request) -> Response:
+    async def work(_: Services) -> Response:
+        return JSONResponse(serve.SERVER)
+
+    return await _guard(request, SCORE, work)
+
+
+async def _metadata(request: Request, name: str, version: str | None) -> Response:
+    async def work(services: Services) -> Response:
+        return JSONResponse(await serve.metadata(services, name, version))
+
+    return await _guard(request, SCORE, work)
+
+
+@router.get("/models/{name}", summary="Model metadata (the served alias's version)")
+async def model_metadata(name: str, request: Request) -> Response:
+    return await _metadata(request, name, None)
+
+
+@router.get("/models/{name}/versions/{version}", summary="Model metadata (one version)")
+async def version_metadata(name: str, version: str, request: Request) -> Response:
+    return await _metadata(request, name, version)
+
+
+async def _ready(request: Request, name: str, version: str | None) -> Response:
+    async def work(services: Services) -> Response:
+        up = await serve.model_ready(services, name, version)
+        return JSONResponse({"name": name, "ready": up}, 200 if up else 503)
+
+    return await _guard(request, SCORE, work)
+
+
+@router.get("/models/{name}/ready", summary="Model ready")
+async def model_ready(name: str, request: Request) -> Response:
+    return await _ready(request, name, None)
+
+
+@router.get("/models/{name}/versions/{version}/ready", summary="Model version ready")
+async def version_ready(name: str, version: str, request: Request) -> Response:
+    return await _ready(request, name, version)
+
+
+# -- inference ---------------------------------------------------------------------------
+
+
+def split_binary(request: tensors.InferenceRequest, raw: bytes) -> dict[str, bytes]:
+    """The raw bytes of each input marked ``binary_data_size``, in the inputs' order."""
+    out, offset = {}, 0
+    for tensor in request.inputs:
+        size = (tensor.parameters or {}).get("binary_data_size")
+        if size is None:
+            continue
+        if not isinstance(size, int) or size < 0 or offset + size > len(raw):
+            raise BadTensor(f"input {tensor.name!r}: binary_data_size {size!r} does not fit "
+                            f"the {len(raw)} bytes after the JSON header")  # fmt: skip
+        out[tensor.name] = raw[offset : offset + size]
+        offset += size
+    if offset != len(raw):
+        raise BadTensor(f"{len(raw) - offset} bytes after the inputs' binary data")
+    return out
+
+
+async def parse_body(request: Request) -> tuple[tensors.InferenceRequest, dict[str, bytes]]:
+    body = await request.body()
+    header = request.headers.get(HEADER_LENGTH)
+    if header is None:
+        return tensors.parse_request(parse_json(body, nan=True)), {}
+    if not header.isdigit() or int(header) > len(body):
+        raise BadTensor(f"{HEADER_LENGTH} {header[:20]!r} does not fit a {len(body)}-byte body")
+    length = int(header)
+    parsed = tensors.parse_request(parse_json(body[:length], nan=True))
+    return parsed, split_binary(parsed, body[length:])
+
+
+async def _infer(request: Request, name: str, version: str | None) -> Response:
+    async def work(services: Services) -> Response:
+        parsed, binary = await parse_body(request)
+        return JSONResponse(await serve.infer(services, name, version, parsed, binary))
+
+    return await _guard(request, SCORE, work)
+
+
+def _example() -> dict[str, Any]:
+    """One loan of the built-in schema, one input per attribute."""
+    schema = builtin_schema()
+    inputs = [{"name": c.name, "shape": [1],
+               "datatype": "BYTES" if c.type in tensors.TEXT else "FP64",
+               "data": [c.example_value()]} for c in schema.features]  # fmt: skip
+    return {"id": "42", "inputs": inputs,
+            "outputs": [{"name": "probability"}, {"name": "band"}]}  # fmt: skip
+
+
+#: The request body as the OpenAPI description shows it (the route reads it itself, also in
+#: the binary extension's framing).
+INFER_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {
+            "schema": tensors.InferenceRequest.model_json_schema(), "example": _example(),
+        }},
+    }
+}  # fmt: skip
+
+
+@router.post("/models/{name}/infer", summary="Score loans (the served alias's version)",
+             openapi_extra=INFER_BODY)  # fmt: skip
+async def infer(name: str, request: Request) -> Response:
+    return await _infer(request, name, None)
+
+
+@router.post("/models/{name}/versions/{version}/infer", summary="Score loans with one version",
+             openapi_extra=INFER_BODY)  # fmt: skip
+async def infer_version(name: str, version: str, request: Request) -> Response:
+    return await _infer(request, name, version)

@@ -1,0 +1,105 @@
+"""What the OIP routes and the gRPC service do, whatever carries the request: find the
+model's cache, say whether it is ready, describe it, and score a parsed request with the
+served alias's version (canary and shadow included, as ``/v1/predict``) or with exactly the
+version named."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+import loanrisk
+from loanrisk.errors import LoanRiskError, NotFound
+from loanrisk.inference.cache import ModelCache
+from loanrisk.monitoring.log import CHAMPION, DIRECT
+from loanrisk.oip import tensors
+from loanrisk.oip.tensors import BadTensor, InferenceRequest
+from loanrisk.registry.models import check_name
+from loanrisk.service.scoring import score_records, score_version
+from loanrisk.service.state import Services
+
+SERVER: dict[str, Any] = {"name": "loanrisk", "version": loanrisk.__version__,
+                          "extensions": ["binary_tensor_data"]}  # fmt: skip
+SOURCE = "oip"
+_VERSION = re.compile(r"^[0-9]{1,9}$")
+
+
+async def cache_of(services: Services, name: str) -> ModelCache:
+    directory = services.settings.model_directory
+    cached = services.models.cached(directory, check_name("model", name))
+    if cached is not None:
+        return cached
+    return await run_in_threadpool(services.models.cache_of, directory, name)
+
+
+def version_number(text: str) -> int:
+    if not _VERSION.match(text):
+        raise BadTensor(f"invalid version {text[:20]!r}: a version number")
+    return int(text)
+
+
+async def metadata(services: Services, name: str, version: str | None) -> dict[str, Any]:
+    cache = await cache_of(services, name)
+    if version is None:
+        scorer = cache.current()
+    else:
+        scorer = await run_in_threadpool(cache.version_scorer, version_number(version))
+    versions = await run_in_threadpool(cache.registry.versions, cache.name)
+    return tensors.model_metadata(cache.name, versions, scorer.schema)
+
+
+async def model_ready(services: Services, name: str, version: str | None) -> bool:
+    """Whether the model (that version) can score now; NotFound when it does not exist."""
+    cache = await cache_of(services, name)
+    try:
+        if version is None:
+            cache.current()
+        else:
+            await run_in_threadpool(cache.version_scorer, version_number(version))
+    except NotFound:
+        raise
+    except LoanRiskError:
+        return False
+    return True
+
+
+async def infer(
+    services: Services,
+    name: str,
+    version: str | None,
+    parsed: InferenceRequest,
+    binary: Mapping[str, bytes],
+) -> dict[str, Any]:
+    """The inference response (``outputs`` as JSON-ready tensors)."""
+    if parsed.model_name not in (None, name) or parsed.model_version not in (None, version):
+        raise BadTensor(
+            f"the body names model {parsed.model_name!r} version "
+            f"{parsed.model_version!r}; the path names {name!r} version {version!r}"
+        )
+    names = tensors.requested(parsed)
+    explain = "reasons" in names
+    cache = await cache_of(services, name)
+    max_records = services.settings.max_records
+    if version is None:
+        champion = cache.current()
+        records = tensors.loans(parsed, champion.schema, max_records=max_records, binary=binary)
+        answer = await score_records(services, cache, records, source=SOURCE, explain=explain)
+        results, served = answer.result["results"], champion.version
+        versions = sorted({int(r["version"]) for r in results})
+    else:
+        scorer = await run_in_threadpool(cache.version_scorer, version_number(version))
+        records = tensors.loans(parsed, scorer.schema, max_records=max_records, binary=binary)
+        role = CHAMPION if scorer is cache.serving() else DIRECT
+        result = await score_version(services, scorer, records, role=role, source=SOURCE,
+                                     explain=explain)  # fmt: skip
+        results, served, versions = result["results"], scorer.version, [scorer.version]
+    body: dict[str, Any] = {"model_name": cache.name, "model_version": str(served),
+                            "outputs": tensors.outputs(results, names)}  # fmt: skip
+    if parsed.id is not None:
+        body["id"] = parsed.id
+    if versions != [served]:  # a canary answered some loans
+        body["parameters"] = {"versions": ",".join(map(str, versions))}
+    return body

@@ -1,0 +1,310 @@
+"""Open Inference Protocol v2 tensors (kserve/open-inference-protocol) as loans, and scores
+as tensors; shared by the REST routes and the gRPC service.
+
+A request carries the loans in one of two forms:
+
+- **columnar**: one input per attribute of the model's schema, shape ``[N]`` (or ``[N, 1]``),
+  ``BYTES`` for text and categories, ``FP64``/``FP32``/``INT64``/``INT32``/``BOOL`` for
+  numbers (MLServer's ``"parameters": {"content_type": "pd"}`` is this form); an input named
+  after the schema's id column (or ``id``) names the loans in the prediction log;
+- **matrix**: a single ``BYTES`` or ``FP64`` input of shape ``[N, k]``, the k attributes in the
+  schema's order.
+
+The loans then go through the same record validation as ``/v1/predict``. Outputs:
+``probability`` (FP64), ``label`` (BOOL), ``band`` (BYTES), and, when asked for, ``reasons``
+(BYTES, a JSON list per loan).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from loanrisk.errors import InvalidInput, TooLarge
+from loanrisk.schema import LoanSchema
+
+Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
+                   "INT64", "FP16", "FP32", "FP64", "BYTES"]  # fmt: skip
+NUMBERS = frozenset({"FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT64",
+                     "UINT32", "UINT16", "UINT8", "BOOL"})  # fmt: skip
+#: numpy types of the fixed-size datatypes, as sent in binary (little-endian).
+NUMPY = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
+         "INT8": "<i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8", "FP16": "<f2",
+         "FP32": "<f4", "FP64": "<f8"}  # fmt: skip
+#: Schema column types sent as BYTES (the rest are numbers).
+TEXT = frozenset({"categorical", "ordinal", "date"})
+OUTPUTS = ("probability", "label", "band", "reasons")
+DEFAULT_OUTPUTS = ("probability", "label", "band")
+MAX_INPUTS = 64
+_NAME = r"^[A-Za-z0-9_.\-]{1,64}$"
+
+
+class BadTensor(InvalidInput):
+    """A request whose tensors do not fit the protocol or the model (OIP answers 400)."""
+
+    code = "bad_tensor"
+
+
+class RequestInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=_NAME)
+    shape: list[int] = Field(min_length=1, max_length=2)
+    datatype: Datatype
+    parameters: dict[str, Any] | None = None
+    data: list[Any] | None = None
+
+
+class RequestOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=_NAME)
+    parameters: dict[str, Any] | None = None
+
+
+class InferenceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(None, max_length=256)
+    # Not in the protocol's request, but sent by KServe's client; must agree with the path.
+    model_name: str | None = Field(None, max_length=64)
+    model_version: str | None = Field(None, max_length=12)
+    parameters: dict[str, Any] | None = None
+    inputs: list[RequestInput] = Field(min_length=1, max_length=MAX_INPUTS)
+    outputs: list[RequestOutput] | None = Field(None, max_length=len(OUTPUTS))
+
+
+def parse_request(doc: Any) -> InferenceRequest:
+    """The request's JSON, typed; a structural problem names its place (``inputs.0.shape``)."""
+    try:
+        return InferenceRequest.model_validate(doc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        raise BadTensor(f"{where}: {first['msg']}", details={"field": where}) from None
+
+
+def _flat(values: list[Any]) -> list[Any]:
+    """Tensor data in its natural (nested) form or flattened, as one flat list."""
+    if not any(isinstance(v, list) for v in values):
+        return values
+    out: list[Any] = []
+    for value in values:
+        out.extend(_flat(value) if isinstance(value, list) else [value])
+    return out
+
+
+def _size(shape: Sequence[int]) -> int:
+    return math.prod(shape)
+
+
+def decode_bytes(raw: bytes, name: str) -> list[str]:
+    """A binary BYTES tensor: each element a 4-byte little-endian length, then its bytes."""
+    out, offset = [], 0
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            raise BadTensor(f"input {name!r}: truncated BYTES element")
+        (length,) = struct.unpack_from("<I", raw, offset)
+        offset += 4
+        if offset + length > len(raw):
+            raise BadTensor(f"input {name!r}: truncated BYTES element")
+        out.append(_text(raw[offset : offset + length], name))
+        offset += length
+    return out
+
+
+def _text(value: bytes, name: str) -> str:
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        raise BadTensor(f"input {name!r}: BYTES elements must be UTF-8 text") from None
+
+
+def decode_binary(datatype: str, raw: bytes, name: str) -> list[Any]:
+    """The elements of a tensor sent as raw bytes (binary extension, gRPC raw contents)."""
+    if datatype == "BYTES":
+        return decode_bytes(raw, name)
+    width = np.dtype(NUMPY[datatype]).itemsize
+    if len(raw) % width:
+        raise BadTensor(f"input {name!r}: {len(raw)} bytes is not a whole number of "
+                        f"{datatype} elements")  # fmt: skip
+    return np.frombuffer(raw, dtype=NUMPY[datatype]).tolist()  # type: ignore[no-any-return]
+
+
+def _values(tensor: RequestInput, data: list[Any] | None) -> list[Any]:
+    if data is None:
+        raise BadTensor(f"input {tensor.name!r} has no data", details={"field": tensor.name})
+    flat = _flat(data)
+    if len(flat) != _size(tensor.shape):
+        raise BadTensor(f"input {tensor.name!r}: shape {tensor.shape} holds "
+                        f"{_size(tensor.shape)} elements, its data has {len(flat)}",
+                        details={"field": tensor.name})  # fmt: skip
+    if tensor.datatype == "BYTES":
+        if not all(isinstance(v, str) for v in flat):
+            raise BadTensor(f"input {tensor.name!r}: BYTES data must be strings",
+                            details={"field": tensor.name})  # fmt: skip
+        return flat
+    if not all(isinstance(v, (int, float)) for v in flat):  # bool is an int
+        raise BadTensor(f"input {tensor.name!r}: {tensor.datatype} data must be numbers",
+                        details={"field": tensor.name})  # fmt: skip
+    if tensor.datatype == "BOOL":
+        return [bool(v) for v in flat]
+    if any(isinstance(v, float) and math.isinf(v) for v in flat):
+        raise BadTensor(f"input {tensor.name!r}: infinite values are not numbers a loan has",
+                        details={"field": tensor.name})  # fmt: skip
+    # NaN is a missing value: the schema's ``missing`` rule decides, as for v1's null.
+    return [None if isinstance(v, float) and math.isnan(v) else v for v in flat]
+
+
+def loans(
+    request: InferenceRequest,
+    schema: LoanSchema,
+    *,
+    max_records: int,
+    binary: Mapping[str, bytes] | None = None,
+) -> list[dict[str, Any]]:
+    """The request's loans as JSON-like records (validated later, as v1's are).
+    ``binary`` holds inputs sent as raw bytes, by name."""
+    binary = binary or {}
+    features = schema.feature_names
+
+    def data_of(tensor: RequestInput) -> list[Any]:
+        raw = binary.get(tensor.name)
+        return _values(tensor, decode_binary(tensor.datatype, raw, tensor.name)
+                       if raw is not None else tensor.data)  # fmt: skip
+
+    if len(request.inputs) == 1 and len(request.inputs[0].shape) == 2 \
+            and request.inputs[0].shape[1] != 1:  # fmt: skip
+        tensor = request.inputs[0]
+        rows, width = tensor.shape
+        if width != len(features):
+            raise BadTensor(f"input {tensor.name!r}: shape [N, {width}], but the model's schema "
+                            f"{schema.name!r} has {len(features)} attributes: "
+                            f"{', '.join(features)}", details={"field": tensor.name})  # fmt: skip
+        if tensor.datatype not in ("BYTES", "FP64"):
+            raise BadTensor(f"input {tensor.name!r}: a [N, {width}] input is BYTES or FP64, "
+                            f"not {tensor.datatype}", details={"field": tensor.name})  # fmt: skip
+        _check_rows(rows, max_records)
+        flat = data_of(tensor)
+        loans = [dict(zip(features, flat[i * width : (i + 1) * width], strict=True))
+                 for i in range(rows)]  # fmt: skip
+        if tensor.datatype == "BYTES":  # numbers arrive as text: read them as v1 reads JSON
+            numbers = [c.name for c in schema.features if c.type not in TEXT]
+            for loan in loans:
+                for name in numbers:
+                    loan[name] = _number(loan[name], name)
+        return loans
+    return _columnar(request, schema, max_records, data_of)
+
+
+def _number(text: str, name: str) -> float | None:
+    if text.strip() in ("", "nan", "NaN", "null", "None"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise BadTensor(
+            f"attribute {name!r}: {text[:40]!r} is not a number", details={"field": name}
+        ) from None
+
+
+def _check_rows(rows: int, max_records: int) -> None:
+    if rows < 1:
+        raise BadTensor("no loans: the first dimension of the inputs is 0")
+    if rows > max_records:
+        raise TooLarge(f"{rows} loans: at most {max_records} a request",
+                       details={"limit": max_records})  # fmt: skip
+
+
+def _columnar(request: InferenceRequest, schema: LoanSchema, max_records: int,
+              data_of: Any) -> list[dict[str, Any]]:  # fmt: skip
+    by_name = {c.name: c for c in schema.columns}
+    ids = {n for n in (schema.id_name, "id") if n}
+    names = [t.name for t in request.inputs]
+    unknown = [n for n in names if n not in by_name and n not in ids]
+    missing = [f for f in schema.feature_names if f not in names]
+    if unknown or missing:
+        parts = ([f"missing input(s) {', '.join(missing)}"] if missing else []) + (
+            [f"unknown input(s) {', '.join(unknown)}"] if unknown else [])  # fmt: skip
+        raise BadTensor(f"{'; '.join(parts)}: send one input per attribute of the schema "
+                        f"{schema.name!r} ({', '.join(schema.feature_names)}), or one "
+                        "[N, k] input",
+                        details={"missing": missing, "unknown": unknown})  # fmt: skip
+    if len(set(names)) != len(names):
+        raise BadTensor("an input is given twice")
+    columns: dict[str, list[Any]] = {}
+    for tensor in request.inputs:
+        if len(tensor.shape) == 2 and tensor.shape[1] != 1:
+            raise BadTensor(f"input {tensor.name!r}: shape {tensor.shape}; one attribute per "
+                            "input is [N] or [N, 1]", details={"field": tensor.name})  # fmt: skip
+        column = by_name.get(tensor.name)
+        text = column is not None and column.type in TEXT
+        number = column is not None and not text
+        if (text and tensor.datatype != "BYTES") or (number and tensor.datatype not in NUMBERS):
+            wanted = "BYTES" if text else "a number type (FP64, FP32, INT64, INT32, BOOL)"
+            raise BadTensor(f"input {tensor.name!r}: {tensor.datatype}, but the attribute is "
+                            f"{column.type if column else 'an id'}: send {wanted}",
+                            details={"field": tensor.name})  # fmt: skip
+        columns[tensor.name] = data_of(tensor)
+    rows = {t.shape[0] for t in request.inputs}
+    if len(rows) != 1:
+        raise BadTensor(f"inputs of different lengths {sorted(rows)}: one loan per row")
+    (count,) = rows
+    _check_rows(count, max_records)
+    return [{name: values[i] for name, values in columns.items()} for i in range(count)]
+
+
+def requested(request: InferenceRequest) -> tuple[str, ...]:
+    """The outputs to return (default: probability, label and band)."""
+    if request.outputs is None:
+        return DEFAULT_OUTPUTS
+    names = tuple(o.name for o in request.outputs)
+    unknown = [n for n in names if n not in OUTPUTS]
+    if unknown:
+        raise BadTensor(f"unknown output(s) {', '.join(unknown)}: this model gives "
+                        f"{', '.join(OUTPUTS)}")  # fmt: skip
+    return names
+
+
+def outputs(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[dict[str, Any]]:
+    """The response's output tensors, in the order asked for."""
+    n = len(results)
+    columns: dict[str, tuple[str, list[Any]]] = {
+        "probability": ("FP64", [r["probability"] for r in results]),
+        "label": ("BOOL", [bool(r["label"]) for r in results]),
+        "band": ("BYTES", [str(r["band"]) for r in results]),
+    }
+    if "reasons" in names:
+        columns["reasons"] = ("BYTES", [json.dumps(r.get("reasons", [])) for r in results])
+    return [{"name": name, "datatype": columns[name][0], "shape": [n], "data": columns[name][1]}
+            for name in names]  # fmt: skip
+
+
+def model_metadata(name: str, versions: Sequence[int], schema: LoanSchema) -> dict[str, Any]:
+    """Inputs (one per attribute, and the [N, k] alternative's width in ``parameters``) and
+    outputs of a model."""
+    inputs = [
+        {"name": c.name,
+         "datatype": "BYTES" if c.type in TEXT else "FP64",
+         "shape": [-1]}
+        for c in schema.features
+    ]  # fmt: skip
+    return {
+        "name": name,
+        "versions": [str(v) for v in versions],
+        "platform": "xgboost_ubj",
+        "inputs": inputs,
+        "outputs": [
+            {"name": "probability", "datatype": "FP64", "shape": [-1]},
+            {"name": "label", "datatype": "BOOL", "shape": [-1]},
+            {"name": "band", "datatype": "BYTES", "shape": [-1]},
+            {"name": "reasons", "datatype": "BYTES", "shape": [-1]},
+        ],
+        "parameters": {"schema": schema.name, "matrix_columns": list(schema.feature_names)},
+    }
