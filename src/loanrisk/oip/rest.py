@@ -23,7 +23,6 @@ from loanrisk.oip import serve, tensors
 from loanrisk.oip.tensors import BadTensor
 from loanrisk.schema import builtin_schema
 from loanrisk.service.auth import SCORE, presented_key
-from loanrisk.service.bodies import parse_json
 from loanrisk.service.errors import status_of
 from loanrisk.service.state import Services
 
@@ -119,11 +118,11 @@ async def parse_body(request: Request) -> tuple[tensors.InferenceRequest, dict[s
     body = await request.body()
     header = request.headers.get(HEADER_LENGTH)
     if header is None:
-        return tensors.parse_request(parse_json(body, nan=True)), {}
+        return tensors.parse_request_json(body), {}
     if not header.isdigit() or int(header) > len(body):
         raise BadTensor(f"{HEADER_LENGTH} {header[:20]!r} does not fit a {len(body)}-byte body")
     length = int(header)
-    parsed = tensors.parse_request(parse_json(body[:length], nan=True))
+    parsed = tensors.parse_request_json(body[:length])
     return parsed, split_binary(parsed, body[length:])
 
 

@@ -81,18 +81,32 @@ class InferenceRequest(BaseModel):
 
 
 def parse_request(doc: Any) -> InferenceRequest:
-    """The request's JSON, typed; a structural problem names its place (``inputs.0.shape``)."""
+    """A request already decoded (gRPC's), typed; a structural problem names its place
+    (``inputs.0.shape``)."""
     try:
         return InferenceRequest.model_validate(doc)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(map(str, first["loc"]))
-        raise BadTensor(f"{where}: {first['msg']}", details={"field": where}) from None
+        raise _bad(exc) from None
+
+
+def parse_request_json(body: bytes) -> InferenceRequest:
+    """The request's JSON, parsed and typed in one pass (``NaN`` is a missing number, as
+    tritonclient writes it)."""
+    try:
+        return InferenceRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise _bad(exc) from None
+
+
+def _bad(exc: ValidationError) -> BadTensor:
+    first = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(map(str, first["loc"])) or "body"
+    return BadTensor(f"{where}: {first['msg']}", details={"field": where})
 
 
 def _flat(values: list[Any]) -> list[Any]:
     """Tensor data in its natural (nested) form or flattened, as one flat list."""
-    if not any(isinstance(v, list) for v in values):
+    if not values or (type(values[0]) is not list and not any(type(v) is list for v in values)):
         return values
     out: list[Any] = []
     for value in values:

@@ -9,7 +9,6 @@ allows are refused as the client's error, never reaching a handler as a huge or 
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 from typing import IO, Any, TypeVar, cast
 
@@ -58,19 +57,10 @@ def _no_constant(name: str) -> Any:
     raise InvalidInput(f"{name} is not a number JSON allows")
 
 
-def _nan_only(name: str) -> float:
-    if name != "NaN":
-        _no_constant(name)
-    return math.nan
-
-
-def parse_json(body: bytes, *, nan: bool = False) -> Any:
-    """The JSON document in ``body``; :class:`InvalidInput` naming what is wrong. ``nan``
-    admits the ``NaN`` token (OIP tensors: a missing number, as tritonclient sends it);
-    ``Infinity`` is refused either way."""
+def parse_json(body: bytes) -> Any:
+    """The JSON document in ``body``; :class:`InvalidInput` naming what is wrong."""
     try:
-        return json.loads(body, parse_int=_bounded_int,
-                          parse_constant=_nan_only if nan else _no_constant)  # fmt: skip
+        return json.loads(body, parse_int=_bounded_int, parse_constant=_no_constant)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"the body is not valid JSON: {exc}") from None
     except RecursionError:
