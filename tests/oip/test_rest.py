@@ -153,6 +153,8 @@ def test_bad_tensors_are_refused_with_a_4xx_naming_the_problem(served: Served) -
     refused(post(served, url, changed("loan_grade", datatype="FP64", data=[1.0, 2.0])), 400,
             "loan_grade", "BYTES")  # fmt: skip
     refused(post(served, url, changed("loan_amnt", data=["a", "b"])), 400, "must be numbers")
+    refused(post(served, url, changed("loan_amnt", data=[1, [2]])), 400, "must be numbers")
+    refused(post(served, url, changed("loan_grade", data=["A", 3])), 400, "must be strings")
     missing = {**good, "inputs": [t for t in good["inputs"] if t["name"] != "loan_grade"]}
     refused(post(served, url, missing), 400, "missing input(s) loan_grade")
     extra = {**good, "inputs": [*good["inputs"], {**good["inputs"][0], "name": "zip_code"}]}

@@ -106,7 +106,7 @@ def _bad(exc: ValidationError) -> BadTensor:
 
 def _flat(values: list[Any]) -> list[Any]:
     """Tensor data in its natural (nested) form or flattened, as one flat list."""
-    if not values or (type(values[0]) is not list and not any(type(v) is list for v in values)):
+    if not values or type(values[0]) is not list:  # flat (a list inside is refused later)
         return values
     out: list[Any] = []
     for value in values:
@@ -164,16 +164,26 @@ def _values(tensor: RequestInput, data: list[Any] | None) -> list[Any]:
             raise BadTensor(f"input {tensor.name!r}: BYTES data must be strings",
                             details={"field": tensor.name})  # fmt: skip
         return flat
-    if not all(isinstance(v, (int, float)) for v in flat):  # bool is an int
-        raise BadTensor(f"input {tensor.name!r}: {tensor.datatype} data must be numbers",
-                        details={"field": tensor.name})  # fmt: skip
     if tensor.datatype == "BOOL":
+        if not all(type(v) is bool or type(v) is int for v in flat):
+            raise BadTensor(f"input {tensor.name!r}: BOOL data must be booleans",
+                            details={"field": tensor.name})  # fmt: skip
         return [bool(v) for v in flat]
-    if any(isinstance(v, float) and math.isinf(v) for v in flat):
-        raise BadTensor(f"input {tensor.name!r}: infinite values are not numbers a loan has",
-                        details={"field": tensor.name})  # fmt: skip
-    # NaN is a missing value: the schema's ``missing`` rule decides, as for v1's null.
-    return [None if isinstance(v, float) and math.isnan(v) else v for v in flat]
+    out: list[Any] = []
+    for value in flat:  # one pass: this runs for every attribute of every request
+        kind = type(value)
+        if kind is float:
+            if value != value:  # NaN is a missing value: the schema's ``missing`` rule decides
+                out.append(None)
+                continue
+            if value in (math.inf, -math.inf):
+                raise BadTensor(f"input {tensor.name!r}: infinite values are not numbers a "
+                                "loan has", details={"field": tensor.name})  # fmt: skip
+        elif kind is not int and kind is not bool:
+            raise BadTensor(f"input {tensor.name!r}: {tensor.datatype} data must be numbers",
+                            details={"field": tensor.name})  # fmt: skip
+        out.append(value)
+    return out
 
 
 def loans(
@@ -238,7 +248,7 @@ def _check_rows(rows: int, max_records: int) -> None:
 
 def _columnar(request: InferenceRequest, schema: LoanSchema, max_records: int,
               data_of: Any) -> list[dict[str, Any]]:  # fmt: skip
-    by_name = {c.name: c for c in schema.columns}
+    by_name = schema.by_name
     ids = {n for n in (schema.id_name, "id") if n}
     names = [t.name for t in request.inputs]
     unknown = [n for n in names if n not in by_name and n not in ids]
