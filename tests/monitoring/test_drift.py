@@ -20,11 +20,12 @@ from fastapi.testclient import TestClient
 
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
+from loanrisk.errors import InvalidInput
 from loanrisk.inference.scorer import Scorer
 from loanrisk.monitoring.drift import EPSILON, psi
 from loanrisk.monitoring.log import PredictionLog
 from loanrisk.monitoring.profile import Profile, numeric_bins
-from loanrisk.monitoring.reports import drift_by_day, drift_for, version_profile
+from loanrisk.monitoring.reports import drift_by_day, drift_for, version_profile, window
 from loanrisk.registry import ModelRegistry
 from loanrisk.registry.models import PROFILE_FILE
 from loanrisk.reporting.charts import drift_over_time
@@ -114,6 +115,14 @@ def test_a_stable_stream_is_stable_and_a_shifted_one_shows_where(root: Path) -> 
     assert grade["band"] == "shift"
     assert [b["bin"] for b in grade["bins"]][-2:] == ["(other)", "(missing)"]
     assert sum(b["actual"] for b in grade["bins"]) == pytest.approx(1.0)
+
+
+def test_a_window_ending_at_the_start_of_time_is_refused_not_a_crash() -> None:
+    with pytest.raises(InvalidInput, match="until must be after") as refused:
+        window(None, datetime(1, 1, 1, tzinfo=UTC))  # found by the API fuzzer: it was a 500
+    assert refused.value.details == {"field": "until"}
+    start, end = window(None, datetime(1, 3, 1, tzinfo=UTC))
+    assert (end - start).days == 30
 
 
 def test_drift_by_day_splits_the_window_into_utc_days(root: Path) -> None:

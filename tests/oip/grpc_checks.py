@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -17,22 +16,7 @@ import tritonclient.grpc as triton
 from tritonclient.utils import InferenceServerException
 
 from tests.oip.conftest import LOANS, Served
-from tests.oip.test_rest import FEATURES, TEXT, expected
-
-
-def inputs_of(loans: list[dict[str, Any]]) -> list[triton.InferInput]:
-    out = []
-    for name in FEATURES:
-        values = [loan[name] for loan in loans]
-        if name in TEXT:
-            array, datatype = np.array(values, dtype=object), "BYTES"
-        else:
-            array = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-            datatype = "FP64"
-        tensor = triton.InferInput(name, [len(loans)], datatype)
-        tensor.set_data_from_numpy(array)
-        out.append(tensor)
-    return out
+from tests.oip.test_rest import FEATURES, columnar, expected
 
 
 def metadata(served: Served) -> dict[str, str]:
@@ -51,7 +35,7 @@ def check_metadata(client: triton.InferenceServerClient, served: Served) -> None
 
 
 def check_scores(client: triton.InferenceServerClient, served: Served) -> None:
-    result = client.infer("loan-default", inputs_of(LOANS), request_id="g-1",
+    result = client.infer("loan-default", columnar(LOANS, client=triton), request_id="g-1",
                           headers=metadata(served))  # fmt: skip
     truth = expected(served, 1, LOANS)["results"]
     np.testing.assert_allclose(result.as_numpy("probability"),
@@ -61,8 +45,8 @@ def check_scores(client: triton.InferenceServerClient, served: Served) -> None:
     response = result.get_response(as_json=True)
     assert (response["model_version"], response["id"]) == ("1", "g-1")
     wanted = [triton.InferRequestedOutput("reasons")]
-    named = client.infer("loan-default", inputs_of(LOANS), model_version="2", outputs=wanted,
-                         headers=metadata(served))  # fmt: skip
+    named = client.infer("loan-default", columnar(LOANS, client=triton), model_version="2",
+                         outputs=wanted, headers=metadata(served))  # fmt: skip
     reasons = [json.loads(r) for r in named.as_numpy("reasons")]
     truth = expected(served, 2, LOANS)["results"]
     assert [[x["feature"] for x in r] for r in reasons] == [
@@ -71,18 +55,18 @@ def check_scores(client: triton.InferenceServerClient, served: Served) -> None:
 
 def check_errors(client: triton.InferenceServerClient, served: Served) -> None:
     with pytest.raises(InferenceServerException, match="UNAUTHENTICATED"):
-        client.infer("loan-default", inputs_of(LOANS))
+        client.infer("loan-default", columnar(LOANS, client=triton))
     with pytest.raises(InferenceServerException, match="NOT_FOUND"):
-        client.infer("nope", inputs_of(LOANS), headers=metadata(served))
+        client.infer("nope", columnar(LOANS, client=triton), headers=metadata(served))
     with pytest.raises(InferenceServerException, match=r"INVALID_ARGUMENT.*person_age"):
-        client.infer("loan-default", inputs_of([{**LOANS[0], "person_age": 500}]),
+        client.infer("loan-default", columnar([{**LOANS[0], "person_age": 500}], client=triton),
                      headers=metadata(served))  # fmt: skip
-    partial = [t for t in inputs_of(LOANS) if t.name() != "loan_grade"]
+    partial = [t for t in columnar(LOANS, client=triton) if t.name() != "loan_grade"]
     with pytest.raises(InferenceServerException, match=r"missing input.*loan_grade"):
         client.infer("loan-default", partial, headers=metadata(served))
     wrong = triton.InferInput("loan_grade", [len(LOANS)], "FP64")
     wrong.set_data_from_numpy(np.ones(len(LOANS)))
-    typed = [wrong if t.name() == "loan_grade" else t for t in inputs_of(LOANS)]
+    typed = [wrong if t.name() == "loan_grade" else t for t in columnar(LOANS, client=triton)]
     with pytest.raises(InferenceServerException, match=r"loan_grade.*BYTES"):
         client.infer("loan-default", typed, headers=metadata(served))
 

@@ -32,7 +32,11 @@ def expected(served: Served, version: int, loans: list[dict[str, Any]]) -> dict[
     return scorer.score_records(loans, explain=True)
 
 
-def columnar(loans: list[dict[str, Any]], *, binary: bool = True) -> list[triton.InferInput]:
+def columnar(
+    loans: list[dict[str, Any]], *, binary: bool = True, client: Any = triton
+) -> list[Any]:
+    """One InferInput per attribute, of ``client`` (tritonclient.http, or .grpc, which sends
+    raw bytes always)."""
     inputs = []
     for name in FEATURES:
         values = [loan[name] for loan in loans]
@@ -41,8 +45,11 @@ def columnar(loans: list[dict[str, Any]], *, binary: bool = True) -> list[triton
         else:
             array = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
             datatype = "FP64"
-        tensor = triton.InferInput(name, [len(loans)], datatype)
-        tensor.set_data_from_numpy(array, binary_data=binary)
+        tensor = client.InferInput(name, [len(loans)], datatype)
+        if client is triton:
+            tensor.set_data_from_numpy(array, binary_data=binary)
+        else:
+            tensor.set_data_from_numpy(array)
         inputs.append(tensor)
     return inputs
 

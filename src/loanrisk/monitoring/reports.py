@@ -30,7 +30,11 @@ def window(since: datetime | None, until: datetime | None) -> tuple[datetime, da
     """``[since, until)`` of a report: until now and since :data:`DEFAULT_DAYS` before,
     unless given; times without a zone are UTC. Refuses an empty window."""
     end = _utc(until) or datetime.now(UTC)
-    start = _utc(since) or end - timedelta(days=DEFAULT_DAYS)
+    try:
+        start = _utc(since) or end - timedelta(days=DEFAULT_DAYS)
+    except OverflowError:  # ``until`` in the first days of year 1
+        raise InvalidInput(f"until must be after {DEFAULT_DAYS} days into year 1",
+                           details={"field": "until"}) from None
     if start >= end:
         raise InvalidInput("since must be before until", details={"field": "since"})
     return start, end
