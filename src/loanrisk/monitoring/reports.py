@@ -33,8 +33,9 @@ def window(since: datetime | None, until: datetime | None) -> tuple[datetime, da
     try:
         start = _utc(since) or end - timedelta(days=DEFAULT_DAYS)
     except OverflowError:  # ``until`` in the first days of year 1
-        raise InvalidInput(f"until must be after {DEFAULT_DAYS} days into year 1",
-                           details={"field": "until"}) from None
+        raise InvalidInput(
+            f"until must be after {DEFAULT_DAYS} days into year 1", details={"field": "until"}
+        ) from None
     if start >= end:
         raise InvalidInput("since must be before until", details={"field": "since"})
     return start, end
