@@ -76,6 +76,7 @@ def example_requests(settings: Settings, schema: LoanSchema | None = None) -> st
         f"  curl{auth} -X POST {base}/predict -H 'Content-Type: application/json' -d '{legacy}'",
         f"  curl{auth} {base}/v1/models",
         f"  open {base}/docs   (OpenAPI, every route with examples)",
+        f"  open {base}/       (the console: models, reports, datasets, jobs, monitoring)",
     ])  # fmt: skip
 
 
