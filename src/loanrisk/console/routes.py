@@ -38,11 +38,11 @@ from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import Forbidden, InvalidInput, LoanRiskError
 from loanrisk.inference.scorer import servable_check
 from loanrisk.registry.models import PRODUCTION, check_name
-from loanrisk.reporting.card import model_card, templates
+from loanrisk.reporting.card import templates
 from loanrisk.reporting.facts import version_facts
 from loanrisk.service.errors import status_of
 from loanrisk.service.routes.datasets import from_form
-from loanrisk.service.routes.models import CARD_POLICY, registry_of
+from loanrisk.service.routes.models import card_response, registry_of
 from loanrisk.service.state import Services
 
 router = APIRouter(include_in_schema=False)
@@ -214,9 +214,7 @@ async def card_page(name: str, ref: str, request: Request, who: ViewerDep) -> Re
     registry = registry_of(services, None)
 
     async def work() -> Response:
-        html = await run_in_threadpool(model_card, registry, check_name("model", name), ref,
-                                       services.settings)  # fmt: skip
-        return HTMLResponse(html, headers={"Content-Security-Policy": CARD_POLICY})
+        return await card_response(services, registry, name, ref)
 
     return await _guarded(request, who, work)
 

@@ -21,7 +21,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from loanrisk.errors import Forbidden, LoanRiskError
-from loanrisk.service.auth import ADMIN, SCORE, ApiKeys
+from loanrisk.service.auth import ADMIN, ANONYMOUS, SCORE, ApiKeys
 
 KEY_COOKIE = "loanrisk_key"
 CSRF_COOKIE = "loanrisk_csrf"
@@ -68,7 +68,7 @@ def viewer(request: Request) -> Viewer:
     """The logged-in viewer, or :class:`LoginRequired` (open service: an anonymous admin)."""
     keys = _keys(request)
     if keys.open:
-        return Viewer("anonymous (open service)", admin=True, open=True)
+        return Viewer(ANONYMOUS, admin=True, open=True)
     key = request.cookies.get(KEY_COOKIE, "")
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if not key or len(key) > MAX_KEY_LENGTH:
@@ -97,9 +97,15 @@ def _secure(request: Request) -> bool:
     return str(request.app.state.services.settings.environment) != "development"
 
 
-def set_login(response: Response, request: Request, key: str) -> None:
-    response.set_cookie(KEY_COOKIE, key, max_age=SESSION_SECONDS, httponly=True,
+def _set_cookie(response: Response, request: Request, name: str, value: str) -> None:
+    """A console cookie: unreadable by scripts, never sent by other sites, HTTPS-only outside
+    development, for a working day."""
+    response.set_cookie(name, value, max_age=SESSION_SECONDS, httponly=True,
                         samesite="strict", secure=_secure(request), path="/")  # fmt: skip
+
+
+def set_login(response: Response, request: Request, key: str) -> None:
+    _set_cookie(response, request, KEY_COOKIE, key)
 
 
 def clear_login(response: Response) -> None:
@@ -119,8 +125,7 @@ def keep_csrf(response: Response, request: Request) -> None:
     """Set the CSRF cookie when this request made a new token."""
     fresh = request.state.__dict__.get("csrf")
     if fresh:
-        response.set_cookie(CSRF_COOKIE, fresh, max_age=SESSION_SECONDS, httponly=True,
-                            samesite="strict", secure=_secure(request), path="/")  # fmt: skip
+        _set_cookie(response, request, CSRF_COOKIE, fresh)
 
 
 def check_write(request: Request, sent: object) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -22,20 +22,23 @@ from loanrisk.oip import oip_pb2_grpc as pb_grpc
 from loanrisk.oip import serve, tensors
 from loanrisk.oip.tensors import BadTensor
 from loanrisk.service.auth import SCORE
+from loanrisk.service.errors import status_of
 from loanrisk.service.state import Services
 
 T = TypeVar("T")
 #: Calls handled at once per worker (each waits on the event loop, which does the work).
 THREADS = 16
-CODES: dict[type[errors.LoanRiskError], grpc.StatusCode] = {
-    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
-    errors.Forbidden: grpc.StatusCode.PERMISSION_DENIED,
-    errors.TooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    errors.TooBusy: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    errors.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
-    errors.NotFound: grpc.StatusCode.NOT_FOUND,
-    errors.Conflict: grpc.StatusCode.FAILED_PRECONDITION,
-    errors.StorageError: grpc.StatusCode.UNAVAILABLE,
+#: gRPC's code for each HTTP status loanrisk's errors map to (service/errors.py).
+CODES = {
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.NOT_FOUND,
+    409: grpc.StatusCode.FAILED_PRECONDITION,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    415: grpc.StatusCode.INVALID_ARGUMENT,
+    422: grpc.StatusCode.INVALID_ARGUMENT,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    503: grpc.StatusCode.UNAVAILABLE,
 }
 _FIELDS = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents",
            "INT32": "int_contents", "INT64": "int64_contents", "UINT8": "uint_contents",
@@ -44,10 +47,7 @@ _FIELDS = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_conten
 
 
 def _code(exc: errors.LoanRiskError) -> grpc.StatusCode:
-    for cls in type(exc).__mro__:
-        if cls in CODES:
-            return CODES[cls]
-    return grpc.StatusCode.INTERNAL
+    return CODES.get(status_of(exc), grpc.StatusCode.INTERNAL)
 
 
 def _key(context: grpc.ServicerContext) -> str | None:
@@ -105,17 +105,13 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         self.loop = loop
 
     def _run(self, context: grpc.ServicerContext, scope: str | None,
-             work: Callable[[], Awaitable[T]]) -> T:  # fmt: skip
+             work: Callable[[], Coroutine[Any, Any, T]]) -> T:  # fmt: skip
         """Check the key, run ``work`` on the worker's event loop, map errors to codes."""
         try:
             if scope is not None:
                 self.services.keys.check(_key(context), scope)
 
-            async def call() -> T:
-                return await work()
-
-            coroutine: Coroutine[Any, Any, T] = call()
-            return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+            return asyncio.run_coroutine_threadsafe(work(), self.loop).result()
         except errors.LoanRiskError as exc:
             context.abort(_code(exc), exc.message)
             raise  # abort raises; this satisfies the type checker

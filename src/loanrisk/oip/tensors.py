@@ -31,14 +31,13 @@ from loanrisk.schema import LoanSchema
 
 Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
                    "INT64", "FP16", "FP32", "FP64", "BYTES"]  # fmt: skip
-NUMBERS = frozenset({"FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT64",
-                     "UINT32", "UINT16", "UINT8", "BOOL"})  # fmt: skip
 #: numpy types of the fixed-size datatypes, as sent in binary (little-endian).
 NUMPY = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
          "INT8": "<i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8", "FP16": "<f2",
          "FP32": "<f4", "FP64": "<f8"}  # fmt: skip
 #: Schema column types sent as BYTES (the rest are numbers).
 TEXT = frozenset({"categorical", "ordinal", "date"})
+NUMBERS = frozenset(NUMPY)  # every datatype but BYTES
 OUTPUTS = ("probability", "label", "band", "reasons")
 DEFAULT_OUTPUTS = ("probability", "label", "band")
 MAX_INPUTS = 64

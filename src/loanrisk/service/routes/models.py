@@ -206,7 +206,13 @@ async def get_card(
     the evaluation with its charts (ROC, calibration, scores by label, confusion matrix,
     features by gain), fairness, limitations and the monitoring plan. Inline images only:
     it reads offline and prints to PDF."""
-    registry = registry_of(services, model_directory)
+    return await card_response(services, registry_of(services, model_directory), name, ref)
+
+
+async def card_response(
+    services: Services, registry: ModelRegistry, name: str, ref: str
+) -> HTMLResponse:
+    """A version's model card, under a policy that lets it load nothing."""
     html = await run_in_threadpool(model_card, registry, check_name("model", name), ref,
                                    services.settings)  # fmt: skip
     return HTMLResponse(html, headers={"Content-Security-Policy": CARD_POLICY})
