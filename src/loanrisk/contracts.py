@@ -194,6 +194,14 @@ class ModelManifest(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)
     libraries: dict[str, str] = Field(default_factory=dict)
 
+    @property
+    def training_dataset(self) -> tuple[str, str] | None:
+        """(directory, id) of the dataset the version was trained on, when it names one."""
+        recorded = self.dataset or {}
+        if "id" not in recorded:
+            return None
+        return str(recorded.get("directory", "data")), str(recorded["id"])
+
 
 JobKind = Literal["process_data", "train", "score"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]

@@ -48,14 +48,13 @@ class Versions:
 
 def _dataset_of(model: LoadedModel, dataset: str | None) -> tuple[str, str]:
     """(directory, id) of the held-out split: ``dataset``, else the version's own."""
-    own = model.manifest.dataset or {}
-    directory = str(own.get("directory", "data"))
+    own = model.manifest.training_dataset
     if dataset is not None:
-        return directory, dataset
-    if "id" not in own:
+        return (own[0] if own else "data"), dataset
+    if own is None:
         raise Conflict(f"model {model.name!r} version {model.version} names no dataset: "
                        "give one to compare on")  # fmt: skip
-    return directory, str(own["id"])
+    return own
 
 
 def held_out(

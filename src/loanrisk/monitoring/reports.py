@@ -63,12 +63,12 @@ def version_profile(registry: ModelRegistry, model: LoadedModel) -> Profile:
     with _LOCK:
         if key in _MADE:
             return _MADE[key]
-    dataset = model.manifest.dataset or {}
-    if "id" not in dataset:
+    dataset = model.manifest.training_dataset
+    if dataset is None:
         raise Conflict(f"model {model.name!r} version {model.version} has no profile and "
                        "names no dataset to make one from")  # fmt: skip
-    catalogue = DatasetCatalogue(registry.storage, str(dataset.get("directory", "data")))
-    train = catalogue.load_split(str(dataset["id"]), "train")
+    directory, dataset_id = dataset
+    train = DatasetCatalogue(registry.storage, directory).load_split(dataset_id, "train")
     profile = profile_of(train, model.schema, model.spec, model.booster)
     with _LOCK:
         _MADE[key] = profile

@@ -66,14 +66,13 @@ def gain_by_feature(model: LoadedModel) -> dict[str, float]:
 def _dataset(
     registry: ModelRegistry, manifest: ModelManifest
 ) -> tuple[DatasetManifest | None, str | None]:
-    recorded = manifest.dataset or {}
-    if "id" not in recorded:
+    if manifest.training_dataset is None:
         return None, "The version records no training dataset."
-    catalogue = DatasetCatalogue(registry.storage, str(recorded.get("directory", "data")))
+    directory, dataset_id = manifest.training_dataset
     try:
-        return catalogue.get(str(recorded["id"])), None
+        return DatasetCatalogue(registry.storage, directory).get(dataset_id), None
     except (NotFound, StorageError) as exc:
-        return None, f"Dataset {recorded['id']} cannot be read: {exc}."
+        return None, f"Dataset {dataset_id} cannot be read: {exc}."
 
 
 def version_facts(registry: ModelRegistry, name: str, ref: str | int) -> VersionFacts:
