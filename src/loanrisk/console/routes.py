@@ -40,6 +40,7 @@ from loanrisk.inference.scorer import servable_check
 from loanrisk.registry.models import PRODUCTION, check_name
 from loanrisk.reporting.card import templates
 from loanrisk.reporting.facts import version_facts
+from loanrisk.service.bodies import invalid_fields
 from loanrisk.service.errors import status_of
 from loanrisk.service.routes.datasets import from_form
 from loanrisk.service.routes.models import card_response, registry_of
@@ -82,13 +83,18 @@ async def _guarded(
         return page(request, "error.html", status_of(exc), viewer=who, error=exc)
 
 
+def _may_write(request: Request, who: Viewer, sent: object) -> None:
+    """A form this site made (:func:`check_write`), sent by an admin."""
+    check_write(request, sent)
+    if not who.admin:
+        raise Forbidden("this key has scope 'score'; changes need an admin key")
+
+
 async def _write(request: Request, who: Viewer) -> dict[str, Any]:
     """A write's form, after the CSRF and scope checks."""
     async with request.form(max_files=0, max_fields=16) as form:
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
-    check_write(request, fields.get(CSRF_FIELD))
-    if not who.admin:
-        raise Forbidden("this key has scope 'score'; changes need an admin key")
+    _may_write(request, who, fields.get(CSRF_FIELD))
     return fields
 
 
@@ -162,15 +168,19 @@ class AliasForm(BaseModel):
     confirm: str = Field(pattern="^yes$", description="The confirmation box was ticked.")
 
 
+#: Plainer words than the validator's for the form fields people most often leave out.
+PLAIN = {"confirm": "tick the box to confirm", "reason": "give a reason"}
+
+
 def _form(model: type[BaseModel], fields: dict[str, Any]) -> Any:
     try:
         return model.model_validate(fields)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(map(str, first["loc"]))
-        messages = {"confirm": "tick the box to confirm", "reason": "give a reason"}
-        raise InvalidInput(f"{field}: {messages.get(field, first['msg'])}",
-                           details={"field": field}) from None  # fmt: skip
+        error = invalid_fields(exc, prefix="")
+        field = error.details["field"]
+        if field in PLAIN:
+            raise InvalidInput(f"{field}: {PLAIN[field]}", details=error.details) from None
+        raise error from None
 
 
 @router.post("/console/models/{name}/aliases")
@@ -243,9 +253,7 @@ async def upload(request: Request, who: ViewerDep) -> Response:
 
     async def work() -> Response:
         async with request.form(max_files=1, max_fields=8) as form:
-            check_write(request, form.get(CSRF_FIELD))
-            if not who.admin:
-                raise Forbidden("this key has scope 'score'; uploads need an admin key")
+            _may_write(request, who, form.get(CSRF_FIELD))
             params = await from_form(form, services)
         record, _ = await run_in_threadpool(services.jobs.submit, params)
         return RedirectResponse(f"/console/jobs/{record.id}", 303)
