@@ -14,9 +14,11 @@ $(VENV)/.runtime: $(BIN)/python requirements/runtime.lock requirements/install.s
 	sh requirements/install.sh $(VENV) runtime --editable
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements/dask.lock requirements/dev.lock requirements/kserve.lock tests/azurite/package-lock.json requirements/debian.txt
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.lock
+$(VENV)/.dev: $(VENV)/.runtime requirements/dask.lock requirements/dev.lock requirements/mlflow.lock requirements/kserve.lock requirements/mlflow-server.lock tests/azurite/package-lock.json requirements/debian.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.lock -r requirements/mlflow.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements/kserve.lock
+	$(PYTHON) -m venv $(VENV)/mlflow-server
+	$(VENV)/mlflow-server/bin/pip install --quiet --disable-pip-version-check -r requirements/mlflow-server.lock
 	npm ci --prefix tests/azurite --no-audit --no-fund --loglevel=error
 	@missing=$$(for p in $$(grep -v '^#' requirements/debian.txt); do command -v $$p >/dev/null || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -68,6 +70,12 @@ lock:
 	(echo '-r runtime.lock'; .lock-venv/bin/pip freeze --exclude loanrisk | grep -vxFf requirements/runtime.lock) > requirements/dask.lock
 	.lock-venv/bin/pip install --quiet '.[dev]'
 	(echo '-r dask.lock'; .lock-venv/bin/pip freeze --exclude loanrisk | grep -vxFf requirements/runtime.lock | grep -vxFf requirements/dask.lock) > requirements/dev.lock
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install --quiet -r requirements/runtime.lock '.[mlflow]'
+	(sed -n 1,2p requirements/mlflow.lock; echo '-r runtime.lock'; .lock-venv/bin/pip freeze --exclude loanrisk | grep -vxFf requirements/runtime.lock) > requirements/mlflow.lock.new
+	mv requirements/mlflow.lock.new requirements/mlflow.lock
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install --quiet "mlflow==$$(sed -n 's/^mlflow-skinny==//p' requirements/mlflow.lock)"
+	(sed -n 1,2p requirements/mlflow-server.lock; .lock-venv/bin/pip freeze) > requirements/mlflow-server.lock.new
+	mv requirements/mlflow-server.lock.new requirements/mlflow-server.lock
 	rm -rf .lock-venv
 
 clean:

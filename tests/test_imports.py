@@ -24,3 +24,18 @@ def test_the_public_api_is_still_importable_by_name() -> None:
     assert loanrisk.Scorer.__name__ == "Scorer"
     assert loanrisk.TrainingRequest(rounds=3).rounds == 3
     assert set(loanrisk.__all__) <= set(dir(loanrisk)) | set(loanrisk._LAZY) | {"__version__"}
+
+
+def test_the_service_and_the_command_line_never_import_mlflow() -> None:
+    """MLflow is an optional extra, absent from the server image: only exporting and logging a
+    run import it."""
+    code = (
+        "import sys, loanrisk.cli, loanrisk.jobs.tasks\n"
+        "from loanrisk.service import create_app\n"
+        "from loanrisk.settings import Settings\n"
+        "create_app(Settings(storage='memory://x'))\n"
+        "print('mlflow' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60)  # fmt: skip
+    assert done.stdout.strip() == "False"

@@ -332,11 +332,28 @@ def train(
         str | None,
         typer.Option(help="Train on this Dask cluster (tcp://host:8786) with xgboost.dask."),
     ] = None,
+    mlflow_tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="Log the run to this MLflow tracking server (needs loanrisk[mlflow])."),
+    ] = None,
+    mlflow_experiment: Annotated[
+        str | None, typer.Option(help="MLflow experiment [the model's name].")
+    ] = None,
+    mlflow_register: Annotated[
+        bool | None,
+        typer.Option(
+            "--mlflow-register/--no-mlflow-register",
+            help="Also register the version in MLflow, aliases mirrored.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Train (or continue training) a model on a dataset and publish it as a new version."""
     with cli_errors():
-        settings = settings_from(storage=storage, nthread=nthread)
+        settings = settings_from(storage=storage, nthread=nthread,
+                                 mlflow_tracking_uri=mlflow_tracking_uri,
+                                 mlflow_experiment=mlflow_experiment,
+                                 mlflow_register=mlflow_register)  # fmt: skip
         request = TrainingRequest(
             dataset=dataset, dataset_size=size, data_directory=directory,
             model_directory=model_directory, model_name=model, continue_from=continue_from,
@@ -351,6 +368,7 @@ def train(
             err.print(f"Training on the Dask cluster at {dask_scheduler} ...")
             trained = train_distributed(request, settings, scheduler=dask_scheduler)
             manifest, report, promoted = trained.manifest, trained.report, trained.promoted
+            logged = _mlflow_after_dask(settings, request, manifest)
         else:
             with _progress() as progress:
 
@@ -361,10 +379,39 @@ def train(
                 result = train_in_subprocess(request, settings, on_progress=show)
             manifest = ModelManifest.model_validate(result["manifest"])
             report, promoted = result["report"], bool(result["promoted"])
+            logged = result.get("mlflow")
         if as_json:
             out.print_json(manifest.model_dump_json())
         else:
             _train_summary(manifest, report, promoted)
+        if logged is not None:
+            _print_mlflow(logged)
+
+
+def _mlflow_after_dask(
+    settings: Settings, request: TrainingRequest, manifest: ModelManifest
+) -> dict[str, Any] | None:
+    """The Dask training's MLflow run (the single-process one logs from its child)."""
+    if settings.mlflow_tracking_uri is None:
+        return None
+    from loanrisk.interop.mlflow_run import log_training
+
+    registry = ModelRegistry(open_storage(settings), request.model_directory)
+    return log_training(settings, registry, manifest)
+
+
+def _print_mlflow(logged: dict[str, Any]) -> None:
+    if "warning" in logged:
+        err.print(f"[yellow]warning:[/] {logged['warning']}", highlight=False)
+        return
+    line = f"MLflow: run {logged['run_id']} in experiment {logged['experiment']!r}"
+    registered = logged["registered"]
+    if registered is not None:
+        aliases = ", ".join(registered["aliases"]) or "no aliases"
+        line += f"; registered as {registered['name']} version {registered['version']} ({aliases})"
+    err.print(line, highlight=False)
+    for alias, why in registered["aliases_refused"].items() if registered else ():
+        err.print(f"[yellow]warning:[/] MLflow refused alias {alias!r}: {why}", highlight=False)
 
 
 @app.command()

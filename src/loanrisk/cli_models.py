@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,6 +38,10 @@ AliasOpt = Annotated[str, typer.Option(help="Alias to move.")]
 ReasonOpt = Annotated[
     str | None, typer.Option(help="Why: recorded in the alias's history with who did it.")
 ]
+
+
+class ExportFormat(StrEnum):
+    mlflow = "mlflow"
 
 
 def _registry(settings: Settings, model_directory: str) -> ModelRegistry:
@@ -113,6 +118,29 @@ def models_card(
         except OSError as exc:
             raise InvalidInput(f"cannot write {output}: {exc.strerror}") from None
         err.print(f"model card of {name}@{version} written to {output}", highlight=False)
+
+
+@models_app.command("export")
+def models_export(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION|ALIAS (default alias: production).")],
+    directory: Annotated[Path, typer.Argument(help="New (or empty) directory to write.")],
+    export_format: Annotated[
+        ExportFormat, typer.Option("--format", help="What to write: an MLflow model.")
+    ] = ExportFormat.mlflow,
+    storage: StorageOpt = None,
+    model_directory: ModelDirOpt = "models",
+) -> None:
+    """Write a version in another tool's format: an MLflow model whose python_function
+    flavour scores raw loans as loanrisk does, with an xgboost flavour beside it (needs the
+    mlflow extra)."""
+    with cli_errors():
+        from loanrisk.interop.mlflow_model import export_mlflow
+
+        settings = settings_from(storage=storage)
+        name, version = model_ref(ref)
+        written = export_mlflow(_registry(settings, model_directory), name, version, directory,
+                                settings)  # fmt: skip
+        err.print(f"{name}@{version} written to {written} as an MLflow model", highlight=False)
 
 
 @models_app.command("promote")

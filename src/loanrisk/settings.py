@@ -11,6 +11,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: Where MLflow runs may be logged: a tracking server (MLflow 3 refuses new file stores).
+MLFLOW_SCHEMES = ("http", "https")
 
 
 class Settings(BaseSettings):
@@ -220,6 +222,24 @@ class Settings(BaseSettings):
     job_stale_after: float = Field(
         30.0, gt=0, description="A job without a heartbeat for this long is marked failed."
     )
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        description=(
+            "MLflow tracking server (http:// or https://) that every "
+            "training logs its run to; None: no MLflow. Needs the mlflow extra."
+        ),
+    )
+    mlflow_experiment: str | None = Field(
+        None, max_length=500, description="MLflow experiment of the runs [the model's name]."
+    )
+    mlflow_register: bool = Field(
+        False,
+        description="Also register each trained version in MLflow's model registry, with the "
+        "loanrisk aliases that point at it mirrored.",
+    )
+    mlflow_timeout: float = Field(
+        10.0, gt=0, le=600, description="Seconds one MLflow request may take before it fails."
+    )
 
     @field_validator("shadow_alias")
     @classmethod
@@ -257,6 +277,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"unsupported storage scheme {scheme!r}: use a directory, s3:// or az://"
             )
+        return value
+
+    @field_validator("mlflow_tracking_uri")
+    @classmethod
+    def _tracking_scheme(cls, value: str | None) -> str | None:
+        if value is not None and value.split(":", 1)[0] not in MLFLOW_SCHEMES:
+            raise ValueError(f"an MLflow tracking URI: {', '.join(MLFLOW_SCHEMES)}")
         return value
 
     @model_validator(mode="after")

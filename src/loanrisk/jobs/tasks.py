@@ -82,15 +82,23 @@ def train(
             }
         )
 
+    storage = open_storage(settings)
     result = run_training(
         params,
-        open_storage(settings),
+        storage,
         nthread=settings.nthread,
         progress=rounds,
         should_cancel=should_cancel,
     )
-    return {"manifest": result.manifest.model_dump(mode="json"), "report": result.report,
+    done = {"manifest": result.manifest.model_dump(mode="json"), "report": result.report,
             "promoted": result.promoted}  # fmt: skip
+    if settings.mlflow_tracking_uri is not None:  # published: from here on nothing is lost
+        from loanrisk.interop.mlflow_run import log_training
+
+        progress({"stage": "mlflow", "done": 0, "total": 1})
+        registry = ModelRegistry(storage, params.model_directory)
+        done["mlflow"] = log_training(settings, registry, result.manifest)
+    return done
 
 
 def score(
