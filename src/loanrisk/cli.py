@@ -293,9 +293,19 @@ def _train_summary(manifest: ModelManifest, report: dict[str, Any], promoted: bo
     table.add_row("Default", f"precision {default['precision']:.3f}, recall "
                   f"{default['recall']:.3f}, f1 {default['f1-score']:.3f}")  # fmt: skip
     table.add_row("Brier / KS", f"{report['brier']:.4f} / {report['ks']:.4f}")
+    table.add_row("monotone", _monotone_summary(report.get("monotonicity")))
     table.add_row("timings", ", ".join(f"{k} {v:.2f}s" for k, v in manifest.timings.items()))
     table.add_row("production", "promoted" if promoted else "unchanged")
     out.print(table)
+
+
+def _monotone_summary(check: dict[str, Any] | None) -> str:
+    if not check or not check["constraints"]:
+        return "no directions of risk declared"
+    broken = [name for name, feature in check["features"].items() if not feature["holds"]]
+    enforced = "enforced" if check["enforced"] else "not enforced"
+    return f"{enforced}; " + (f"moves against the declared direction: {', '.join(broken)}"
+                              if broken else "every declared direction holds")  # fmt: skip
 
 
 @app.command()
@@ -332,6 +342,13 @@ def train(
         str | None,
         typer.Option(help="Train on this Dask cluster (tcp://host:8786) with xgboost.dask."),
     ] = None,
+    monotone: Annotated[
+        bool | None,
+        typer.Option(
+            "--monotone/--no-monotone",
+            help="Constrain the model to the schema's directions of risk [the setting].",
+        ),
+    ] = None,
     mlflow_tracking_uri: Annotated[
         str | None,
         typer.Option(help="Log the run to this MLflow tracking server (needs loanrisk[mlflow])."),
@@ -360,7 +377,7 @@ def train(
             params=dict(parse_param(p) for p in param or []), rounds=rounds,
             early_stopping_rounds=early_stopping, promote=promote,
             protected_attribute=protected_attribute, privileged_value=privileged_value,
-            seed=settings.seed,
+            seed=settings.seed, monotone=settings.monotone if monotone is None else monotone,
         )  # fmt: skip
         if dask_scheduler is not None:
             from loanrisk.training.distributed import train_distributed

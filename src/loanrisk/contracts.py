@@ -71,6 +71,7 @@ class TrainingRequest(_Job):
     protected_attribute: str | None = None
     privileged_value: str | None = None
     seed: int = 0
+    monotone: bool = False
 
 
 class ScoreJob(_Job):

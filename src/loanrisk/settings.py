@@ -222,6 +222,11 @@ class Settings(BaseSettings):
     job_stale_after: float = Field(
         30.0, gt=0, description="A job without a heartbeat for this long is marked failed."
     )
+    monotone: bool = Field(
+        False,
+        description="Train with the schema's directions of risk as monotone constraints "
+        "(a request's own choice wins).",
+    )
     mlflow_tracking_uri: str | None = Field(
         None,
         description=(

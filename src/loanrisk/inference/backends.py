@@ -75,9 +75,10 @@ def onedal_available() -> bool:
 
 def probe_set(spec: FeatureSpec, *, rows: int = 256, seed: int = 0) -> np.ndarray:
     """Encoded probe rows from the spec: typical and extreme values, NaN where the transform
-    lets it through, all-zero one-hot blocks (unknown categories), and random mixes."""
+    lets it through, every position of an ordinal column (and NaN), all-zero one-hot blocks
+    (unknown categories), and random mixes."""
     rng = np.random.default_rng(seed)
-    n_numeric = len(spec.imputed) + len(spec.power)
+    n_numeric = len(spec.imputed) + len(spec.power) + len(spec.scaled) + len(spec.passthrough)
     width = len(spec.output_columns)
     out = np.zeros((rows, width), dtype=np.float32)
     out[:, :n_numeric] = rng.normal(0, 1.5, size=(rows, n_numeric))
@@ -89,7 +90,10 @@ def probe_set(spec: FeatureSpec, *, rows: int = 256, seed: int = 0) -> np.ndarra
     out[nan_rows, power] = np.where(
         rng.random((rows // 4, len(spec.power))) < 0.3, np.nan, out[nan_rows, power]
     )
-    offset = n_numeric
+    for i, column in enumerate(spec.ordinal, start=n_numeric):
+        positions = rng.integers(0, len(column.categories) + 1, rows).astype(np.float32)
+        out[:, i] = np.where(positions == len(column.categories), np.nan, positions)
+    offset = len(spec.single_columns)
     for column in spec.onehot:
         k = len(column.categories)
         picks = rng.integers(0, k + 1, rows)  # k means "unknown": the block stays all zero

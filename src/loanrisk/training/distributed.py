@@ -33,7 +33,6 @@ from loanrisk.training.job import (
     evaluate_and_publish,
     prepare,
 )
-from loanrisk.training.train import DEFAULT_PARAMS
 
 
 def _encode(part: pd.DataFrame, spec: FeatureSpec, schema: LoanSchema) -> pd.DataFrame:
@@ -86,7 +85,7 @@ def train_distributed(
         clock = time.perf_counter()
         output: dict[str, Any] = dxgb.train(
             client,
-            {**DEFAULT_PARAMS, **request.params, "nthread": settings.nthread},
+            {**prepared.params, "nthread": settings.nthread},
             train,
             num_boost_round=request.rounds,
             evals=evals,

@@ -35,6 +35,8 @@ from loanrisk.schema import LoanSchema, incompatibilities
 from loanrisk.storage.base import Storage
 from loanrisk.training.evaluate import evaluate
 from loanrisk.training.fairness import parity_report
+from loanrisk.training.monotone import check as monotone_check
+from loanrisk.training.monotone import constrained_spec, constraint_param, constraint_vector
 from loanrisk.training.train import DEFAULT_PARAMS, RoundProgress, train_booster
 
 
@@ -78,6 +80,18 @@ class Prepared:
     spec: FeatureSpec
     catalogue: DatasetCatalogue
     schema: LoanSchema
+    params: dict[str, Any]
+
+
+def training_params(request: TrainingRequest, spec: FeatureSpec, schema: LoanSchema
+                    ) -> dict[str, Any]:  # fmt: skip
+    """The reference's parameters, the request's over them, and the monotone constraints."""
+    params = {**DEFAULT_PARAMS, **request.params}
+    if request.monotone:
+        if "monotone_constraints" in request.params:
+            raise InvalidInput("give monotone or params.monotone_constraints, not both")
+        params["monotone_constraints"] = constraint_param(constraint_vector(spec, schema))
+    return params
 
 
 def prepare(request: TrainingRequest, storage: Storage) -> Prepared:
@@ -100,8 +114,14 @@ def prepare(request: TrainingRequest, storage: Storage) -> Prepared:
                 + "; ".join(problems),
                 details={"problems": problems},
             )
-    spec = parent.spec if parent else catalogue.load_spec(dataset.id)
-    return Prepared(dataset, registry, parent, spec, catalogue, schema)
+    if parent is not None:
+        spec = parent.spec
+    else:
+        spec = catalogue.load_spec(dataset.id)
+        if request.monotone:
+            spec = constrained_spec(spec, schema)
+    params = training_params(request, spec, schema)
+    return Prepared(dataset, registry, parent, spec, catalogue, schema, params)
 
 
 def evaluate_and_publish(
@@ -132,6 +152,10 @@ def evaluate_and_publish(
     probability = booster.predict(xgb.DMatrix(test_features, nthread=nthread))
     labels = test[prepared.schema.label_name].to_numpy()
     report = evaluate(labels, probability, threshold=request.threshold)
+    report["monotonicity"] = monotone_check(
+        lambda x: booster.predict(xgb.DMatrix(x, nthread=nthread)), prepared.spec,
+        prepared.schema, test, enforced=request.monotone, seed=request.seed,
+    )  # fmt: skip
     fairness = [_fairness(request, column, value, labels, test, probability)
                 for column, value in _fairness_groups(request, prepared.schema)]  # fmt: skip
     if fairness:
@@ -149,7 +173,9 @@ def evaluate_and_publish(
         "feature_spec": {"fingerprint": spec.fingerprint(),
                          "source": "parent" if parent else "dataset",
                          "unknown_categories": _unknown_categories(dataset, spec)},
-        "params": {**DEFAULT_PARAMS, **request.params},
+        "params": prepared.params,
+        "monotone": {"enforced": request.monotone,
+                     "constraints": report["monotonicity"]["constraints"]},
         "rounds": {"requested": request.rounds, "trained": trained_rounds,
                    "best_iteration": best_iteration,
                    "total_trees": booster.num_boosted_rounds()},
@@ -222,7 +248,7 @@ def run_training(
     timings["encode"] = time.perf_counter() - clock
 
     outcome = train_booster(
-        features, labels, params={**DEFAULT_PARAMS, **request.params}, rounds=request.rounds,
+        features, labels, params=prepared.params, rounds=request.rounds,
         nthread=nthread, init_model=prepared.parent.booster if prepared.parent else None,
         validation=validation, early_stopping_rounds=request.early_stopping_rounds,
         progress=progress, should_cancel=should_cancel,

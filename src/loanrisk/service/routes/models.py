@@ -49,6 +49,11 @@ class TrainBody(BaseModel):
         None, description="Fairness report over this kept column (never a feature)."
     )
     privileged_value: str | None = Field(None, description="Its privileged value.")
+    monotone: bool | None = Field(
+        None,
+        description="Constrain the model to the schema's directions of risk (None: the "
+        "setting). A continued training needs a parent trained with them.",
+    )
 
     model_config = {
         "extra": "forbid",
@@ -123,8 +128,10 @@ async def train(
     """Starts a training job and answers 202 with its record. One training per model at a
     time, across replicas: a second one is refused with 409 naming the running job."""
     registry = registry_of(services, model_directory)
+    settings = services.settings
     params = TrainingRequest(
-        **body.model_dump(exclude={"data_directory"}),
+        **body.model_dump(exclude={"data_directory", "monotone"}),
+        monotone=settings.monotone if body.monotone is None else body.monotone,
         model_name=check_name("model", name),
         model_directory=registry.root,
         seed=services.settings.seed,
