@@ -56,6 +56,7 @@ bench: $(VENV)/.dev
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_log.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_shadow.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_oip.py
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_quality.py --seeds 0 1 2
 
 ## proto: regenerate the OIP gRPC modules from src/loanrisk/oip/oip.proto (committed)
 proto: $(VENV)/.dev

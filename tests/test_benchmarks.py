@@ -93,3 +93,10 @@ def test_memory_benchmark_prints_both_reads_and_the_expansion_table() -> None:
     assert "chunked GiB" in out and "whole GiB" in out
     assert "process_dataset peak RSS" in out
     assert "50,000" in out
+
+
+def test_quality_benchmark_compares_the_credit_configurations() -> None:
+    out = run_benchmark("bench_quality.py", "--rounds", "20")
+    for name in ("reference", "reference + isotonic", "monotone + isotonic"):
+        assert f"\n{name} " in out
+    assert "AUC difference (monotone - reference):" in out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -206,10 +208,23 @@ def test_predict_streams_a_csv_to_the_path_typed_and_explains_csv_and_json(
     assert explained_csv.returncode == 0, explained_csv.stderr
     header = explained_csv.stdout.splitlines()[0].split(",")
     assert header[:4] == ["row", "probability", "label", "band"]
-    assert header[4:6] == ["reason_1", "reason_1_value"]
+    assert header[4:7] == ["reason_1", "reason_1_code", "reason_1_value"]
     assert "reason_4_value" in header
     first = explained_csv.stdout.splitlines()[1].split(",")
     assert first[4] in rows[0]  # a loan attribute's name
+    assert first[5].startswith("R")  # its reason code
+
+    notices = run("predict", str(source), *storage, "--decline-reasons")
+    assert notices.returncode == 0, notices.stderr
+    table = list(csv.DictReader(io.StringIO(notices.stdout)))
+    assert list(table[0])[-2:] == ["decline_codes", "decline_reasons"]
+    assert {r["label"] for r in table} == {"True", "False"}
+    for row in table:
+        declined = row["label"] == "True"
+        assert bool(row["decline_reasons"]) == declined and bool(row["decline_codes"]) == declined
+        if declined:
+            codes, statements = row["decline_codes"].split("; "), row["decline_reasons"].split("; ")
+            assert 1 <= len(codes) == len(statements) <= 4
 
     record = dict(zip(rows[0], rows[1], strict=True))
     record.pop("loan_status")

@@ -7,11 +7,13 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
 
 import fsspec
 import typer
+from pydantic import ValidationError
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -32,6 +34,7 @@ from loanrisk.data.ingest import read_csv, read_parquet
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.errors import InvalidInput, describe_error
+from loanrisk.inference.reasons import ReasonCatalog
 from loanrisk.inference.scorer import Scorer, scorer_from_settings
 from loanrisk.jobs.training import train_in_subprocess
 from loanrisk.monitoring.log import PredictionLog, prediction_log
@@ -294,9 +297,32 @@ def _train_summary(manifest: ModelManifest, report: dict[str, Any], promoted: bo
                   f"{default['recall']:.3f}, f1 {default['f1-score']:.3f}")  # fmt: skip
     table.add_row("Brier / KS", f"{report['brier']:.4f} / {report['ks']:.4f}")
     table.add_row("monotone", _monotone_summary(report.get("monotonicity")))
+    step = report.get("calibration_step")
+    if step:
+        before, after = step["before"], step["after"]
+        table.add_row("calibration", f"{step['method']} on {step['fitted']['rows']:,} held-out "
+                      f"rows: Brier {before['brier']:.4f} -> {after['brier']:.4f}, ECE "
+                      f"{before['ece']:.4f} -> {after['ece']:.4f}")  # fmt: skip
     table.add_row("timings", ", ".join(f"{k} {v:.2f}s" for k, v in manifest.timings.items()))
     table.add_row("production", "promoted" if promoted else "unchanged")
     out.print(table)
+
+
+class Calibrate(StrEnum):
+    none = "none"
+    isotonic = "isotonic"
+    platt = "platt"
+
+
+def _reason_catalog(path: Path) -> ReasonCatalog:
+    try:
+        return ReasonCatalog.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        raise InvalidInput(f"{path} is not a reason catalog: {where}: {first['msg']}") from None
 
 
 def _monotone_summary(check: dict[str, Any] | None) -> str:
@@ -349,6 +375,14 @@ def train(
             help="Constrain the model to the schema's directions of risk [the setting].",
         ),
     ] = None,
+    calibration: Annotated[
+        Calibrate | None,
+        typer.Option(help="Fit this calibration on held-out training rows [the setting]."),
+    ] = None,
+    reason_catalog: Annotated[
+        Path | None,
+        typer.Option(help="JSON reason catalog whose entries replace the schema's derived ones."),
+    ] = None,
     mlflow_tracking_uri: Annotated[
         str | None,
         typer.Option(help="Log the run to this MLflow tracking server (needs loanrisk[mlflow])."),
@@ -378,6 +412,8 @@ def train(
             early_stopping_rounds=early_stopping, promote=promote,
             protected_attribute=protected_attribute, privileged_value=privileged_value,
             seed=settings.seed, monotone=settings.monotone if monotone is None else monotone,
+            calibration=calibration.value if calibration else settings.calibration,
+            reason_catalog=_reason_catalog(reason_catalog) if reason_catalog else None,
         )  # fmt: skip
         if dask_scheduler is not None:
             from loanrisk.training.distributed import train_distributed
@@ -457,7 +493,14 @@ def predict(
     id_column: Annotated[str | None, typer.Option(help="Carry this input column along.")] = None,
     explain: Annotated[
         bool,
-        typer.Option(help="Add the top reasons per loan (CSV: reason_<i> and its value)."),
+        typer.Option(help="Add the top reasons per loan (CSV: reason_<i>, its code and value)."),
+    ] = False,
+    decline_reasons: Annotated[
+        bool,
+        typer.Option(
+            help="For each loan over the threshold, the reasons its adverse-action notice "
+            "states (CSV: decline_codes, decline_reasons)."
+        ),
     ] = False,
     backend: Annotated[
         str | None, typer.Option(help="auto, onedal or xgboost (default: the setting).")
@@ -475,7 +518,8 @@ def predict(
         log = prediction_log(settings, target) if settings.prediction_log else None
         try:
             _predict(scorer, source, output, settings, log, on_error=on_error,
-                     id_column=id_column, explain=explain)  # fmt: skip
+                     id_column=id_column, explain=explain,
+                     decline_reasons=decline_reasons)  # fmt: skip
         finally:
             if log is not None:
                 log.close()
@@ -491,10 +535,12 @@ def _predict(
     on_error: OnError,
     id_column: str | None,
     explain: bool,
+    decline_reasons: bool,
 ) -> None:
     if source.endswith(".json"):
         records = _json_records(source)
-        scored = scorer.score_records(records, on_error=on_error, explain=explain)
+        scored = scorer.score_records(records, on_error=on_error, explain=explain,
+                                      decline_reasons=decline_reasons)  # fmt: skip
         if log is not None:
             log.scored_records(scorer, records, scored, source="cli")
         out.print_json(json.dumps(scored))
@@ -522,7 +568,7 @@ def _predict(
             summary = score(
                 stream, sink, on_error=on_error, id_column=id_column, explain=explain,
                 progress=lambda rows: progress("score", rows, rows),
-                on_scored=on_scored,
+                on_scored=on_scored, decline_reasons=decline_reasons,
             )  # fmt: skip
     sink_name = output or "stdout"
     err.print(f"{summary['scored']:,} loans scored, {summary['rejected']:,} rejected "

@@ -14,8 +14,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from loanrisk.errors import InvalidInput
+from loanrisk.inference.reasons import ReasonCatalog
 from loanrisk.schema import LoanSchema
-from loanrisk.settings import Settings
+from loanrisk.settings import CalibrationChoice, Settings
 
 OnError = Literal["raise", "skip"]
 #: Boosting rounds of a training, as the reference's 500.
@@ -72,6 +73,12 @@ class TrainingRequest(_Job):
     privileged_value: str | None = None
     seed: int = 0
     monotone: bool = False
+    calibration: CalibrationChoice = "none"
+    calibration_fraction: float = Field(0.1, gt=0, lt=0.5)
+    reason_catalog: ReasonCatalog | None = Field(
+        None,
+        description="Reasons that replace the schema's derived ones, by attribute and direction.",
+    )
 
 
 class ScoreJob(_Job):
@@ -85,6 +92,8 @@ class ScoreJob(_Job):
     on_error: OnError = "raise"
     id_column: str | None = None
     request_id: str | None = Field(None, description="The submitting request's id (logged).")
+    explain: bool = False
+    decline_reasons: bool = False
 
 
 JobParams = ProcessDataJob | TrainingRequest | ScoreJob

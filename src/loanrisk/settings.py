@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: How a training calibrates its probabilities (loanrisk.inference.calibration).
+CalibrationChoice = Literal["none", "isotonic", "platt"]
 _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 #: Where MLflow runs may be logged: a tracking server (MLflow 3 refuses new file stores).
 MLFLOW_SCHEMES = ("http", "https")
@@ -226,6 +228,11 @@ class Settings(BaseSettings):
         False,
         description="Train with the schema's directions of risk as monotone constraints "
         "(a request's own choice wins).",
+    )
+    calibration: CalibrationChoice = Field(
+        "none",
+        description="Calibration a training fits on a held-out split of its training rows "
+        "and stores with the version (a request's own choice wins).",
     )
     mlflow_tracking_uri: str | None = Field(
         None,

@@ -17,11 +17,15 @@ from typer.testing import CliRunner
 
 from loanrisk.cli import app as cli
 from loanrisk.contracts import DatasetManifest
+from loanrisk.data.process import process_dataset
+from loanrisk.data.sample import generate_sample
 from loanrisk.registry import ModelRegistry
 from loanrisk.reporting.card import model_card
+from loanrisk.schema import validate_frame
 from loanrisk.service import create_app
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage
+from loanrisk.training.job import TrainingRequest, run_training
 
 from .conftest import ADMIN_KEY, HOSTILE_SOURCE, KEYS, SCORE_KEY
 
@@ -55,6 +59,13 @@ def figure(card: str, key: str) -> str:
     return found.group(0)
 
 
+def captioned(card: str, caption: str) -> str:
+    """The table whose caption starts with ``caption``."""
+    found = re.search(rf"<table[^>]*>\s*<caption>{caption}.*?</table>", card, re.DOTALL)
+    assert found, f"the card has no table captioned {caption!r}"
+    return found.group(0)
+
+
 def rows(fragment: str) -> list[list[str]]:
     """The cells of each body row of the tables in ``fragment``, as text."""
     out = []
@@ -73,9 +84,43 @@ def test_the_headline_metrics_are_the_reports(card: str, history: Path) -> None:
         "Brier": f"{report['brier']:.4f}",
         "Log loss": f"{report['log_loss']:.4f}",
         "KS": f"{report['ks']:.4f}",
+        "ECE": f"{report['ece']:.4f}",
         "Accuracy": f"{report['classification_report']['accuracy'] * 100:.2f}%",
         "Test loans": f"{report['rows']:,}",
     }
+
+
+def test_the_directions_of_risk_and_the_calibration_are_the_reports(
+    tmp_path: Path, history: Path, card: str
+) -> None:
+    """An unconstrained version's card says which directions fail; a monotone, calibrated
+    one shows its check and its calibration before and after, all from the report."""
+    unconstrained = report_of(history, 2)["monotonicity"]
+    shown = {r[0]: r[1:] for r in rows(captioned(card, "Directions of risk"))}
+    for name, f in unconstrained["features"].items():
+        assert shown[name] == ["never falls" if f["direction"] == "increasing" else "never rises",
+                               "yes" if f["holds"] else "no", f"{f['violations']:,}",
+                               f"{f['max_wrong_step']:.4f}"]  # fmt: skip
+    broken = [n for n, f in unconstrained["features"].items() if not f["holds"]]
+    assert broken and all(n in section(card, "limitations") for n in broken)
+
+    storage = FsspecStorage(str(tmp_path))
+    process_dataset(validate_frame(generate_sample(3_000, seed=5)), storage, source="sample")
+    run_training(TrainingRequest(rounds=30, params={"max_depth": 4}, monotone=True,
+                                 calibration="isotonic"), storage, nthread=1)  # fmt: skip
+    registry = ModelRegistry(storage, "models")
+    report = registry.report("loan-default", 1)
+    constrained = model_card(registry, "loan-default", 1, Settings(storage=str(tmp_path)))
+    shown = {r[0]: r[1:] for r in rows(captioned(constrained, "Directions of risk"))}
+    assert set(shown) == set(report["monotonicity"]["features"])
+    assert all(row[1] == "yes" for row in shown.values())
+    assert "enforced as monotone constraints" in constrained
+    step = report["calibration_step"]
+    shown = {r[0]: r[1:] for r in rows(captioned(constrained, "Calibration: isotonic"))}
+    for side in ("before", "after"):
+        figures = step[side]
+        assert shown[side] == [f"{figures[k]:.4f}" for k in ("brier", "log_loss", "ece")]
+    assert "moves against the declared direction" not in section(constrained, "limitations")
 
 
 def test_every_class_row_and_chart_table_is_the_reports(card: str, history: Path) -> None:

@@ -144,6 +144,36 @@ def test_train_promote_rollback_and_batch_score(client: TestClient, root: Path) 
     }
 
 
+def test_a_monotone_calibrated_version_with_a_catalog_and_a_batch_with_decline_reasons(
+    client: TestClient, root: Path
+) -> None:
+    assert (
+        finished(client, client.post("/v1/datasets", json={"source": "raw.csv"}))["state"]
+        == "succeeded"
+    )
+    catalog = {"reasons": [{"attribute": "loan_grade", "direction": "high", "code": "G7",
+                            "statement": "The loan's grade is high risk"}]}  # fmt: skip
+    body = {"rounds": 20, "monotone": True, "calibration": "platt", "reason_catalog": catalog}
+    trained = finished(client, client.post("/v1/models/risk/versions", json=body))
+    assert trained["state"] == "succeeded", trained["error"]
+    report = trained["result"]["report"]
+    assert report["monotonicity"]["enforced"] and report["monotonicity"]["holds"]
+    assert report["calibration_step"]["method"] == "platt"
+    bad = {"rounds": 5, "reason_catalog": {"reasons": [{"attribute": "loan_grade",
+           "direction": "sideways", "code": "G7", "statement": "x"}]}}  # fmt: skip
+    refused = client.post("/v1/models/risk/versions", json=bad)
+    assert refused.status_code == 422
+    assert "body.reason_catalog.reasons.0.direction" in refused.text
+
+    scored = finished(client, client.post("/v1/batch-predictions", json={
+        "source": "raw.csv", "model": "risk", "output": "notices.csv", "explain": True,
+        "decline_reasons": True}))  # fmt: skip
+    assert scored["state"] == "succeeded", scored["error"]
+    header = (root / "predictions" / "notices.csv").read_text().splitlines()[0].split(",")
+    assert header[4:7] == ["reason_1", "reason_1_code", "reason_1_value"]
+    assert header[-2:] == ["decline_codes", "decline_reasons"]
+
+
 def test_one_training_per_model_at_a_time_and_cancel(client: TestClient, root: Path) -> None:
     assert (
         finished(client, client.post("/v1/datasets", json={"source": "raw.csv"}))["state"]

@@ -18,6 +18,7 @@ import xgboost as xgb
 
 from loanrisk.errors import InvalidInput
 from loanrisk.features.spec import FeatureSpec
+from loanrisk.inference.calibration import Calibration
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,23 @@ class OneDALBackend:
         return np.asarray(self.model.predict_proba(features)[:, 1], dtype=np.float64)
 
 
+class CalibratedBackend:
+    """A backend followed by the version's calibration map (numpy, the same for every
+    backend)."""
+
+    def __init__(self, inner: Backend, calibration: Calibration) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.calibration = calibration
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        return self.calibration.apply(self.inner.predict_proba(features))
+
+
+def calibrated(backend: Backend, calibration: Calibration | None) -> Backend:
+    return backend if calibration is None else CalibratedBackend(backend, calibration)
+
+
 def limit_onedal_threads(nthread: int) -> None:
     """Cap oneDAL's threads in this process (a server worker scores one request per thread;
     more threads per call only contend with the other workers)."""
@@ -90,9 +108,9 @@ def probe_set(spec: FeatureSpec, *, rows: int = 256, seed: int = 0) -> np.ndarra
     out[nan_rows, power] = np.where(
         rng.random((rows // 4, len(spec.power))) < 0.3, np.nan, out[nan_rows, power]
     )
-    for i, column in enumerate(spec.ordinal, start=n_numeric):
-        positions = rng.integers(0, len(column.categories) + 1, rows).astype(np.float32)
-        out[:, i] = np.where(positions == len(column.categories), np.nan, positions)
+    for i, ordered in enumerate(spec.ordinal, start=n_numeric):
+        positions = rng.integers(0, len(ordered.categories) + 1, rows).astype(np.float32)
+        out[:, i] = np.where(positions == len(ordered.categories), np.nan, positions)
     offset = len(spec.single_columns)
     for column in spec.onehot:
         k = len(column.categories)
@@ -110,9 +128,11 @@ def make_backend(
     choice: BackendChoice = "auto",
     nthread: int = 1,
     tolerance: float = PARITY_TOLERANCE,
+    calibration: Calibration | None = None,
 ) -> tuple[Backend, str | None]:
-    """The backend to serve ``booster`` with, and why it is not oneDAL (None when it is)."""
-    reference = XGBoostBackend(booster, nthread=nthread)
+    """The backend to serve ``booster`` with (followed by ``calibration``, when given), and
+    why it is not oneDAL (None when it is). The parity check compares calibrated outputs."""
+    reference = calibrated(XGBoostBackend(booster, nthread=nthread), calibration)
     if choice == "xgboost":
         return reference, "xgboost chosen in settings"
     if choice not in ("auto", "onedal"):
@@ -123,7 +143,7 @@ def make_backend(
         return reference, "daal4py is not installed"
     probe = probe_set(spec)
     try:
-        onedal = OneDALBackend(booster)
+        onedal = calibrated(OneDALBackend(booster), calibration)
         difference = float(
             np.nanmax(np.abs(onedal.predict_proba(probe) - reference.predict_proba(probe)))
         )

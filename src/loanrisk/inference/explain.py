@@ -3,8 +3,10 @@
 ``Booster.predict(..., pred_contribs=True)`` gives each encoded column's contribution to the
 log-odds of default (plus a bias). One-hot columns are summed back to their raw attribute
 (``loan_grade=D`` and its siblings become ``loan_grade``), and the top-k attributes with a
-positive contribution are reported with the applicant's value: the material of an
-adverse-action notice ("principal reasons": high loan-to-income ratio, grade D ...).
+positive contribution are reported with the applicant's value and the version's reason
+catalog entry for the value's direction (:mod:`loanrisk.inference.reasons`): the material of
+an adverse-action notice. The contributions come from the booster whatever backend scores,
+so the reasons are the same on every backend.
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ import numpy as np
 import xgboost as xgb
 
 from loanrisk.features.spec import FeatureSpec
+from loanrisk.inference.reasons import ReasonCatalog, above_typical, derived_catalog, direction
 from loanrisk.schema import LoanSchema, builtin_schema
+
+#: A contribution (log-odds) below this did not raise the risk in any sense a notice means.
+MIN_CONTRIBUTION = 1e-6
 
 
 def attribute_matrix(spec: FeatureSpec) -> tuple[list[str], np.ndarray]:
@@ -36,31 +42,31 @@ def reason_codes(
     *,
     top_k: int = 4,
     schema: LoanSchema | None = None,
+    catalog: ReasonCatalog | None = None,
 ) -> list[list[dict[str, Any]]]:
     """Per row, up to ``top_k`` attributes that raised the risk, largest first:
-    ``{"feature", "name", "reason", "value", "contribution"}`` (contribution in log-odds;
-    ``name`` and ``reason`` are the schema's plain-language title and reason text)."""
+    ``{"feature", "name", "value", "direction", "code", "reason", "contribution"}``
+    (``reason`` is the catalog's statement; contribution in log-odds)."""
+    schema = schema or builtin_schema()
+    entries = (catalog or derived_catalog(schema)).lookup()
     contributions = booster.predict(xgb.DMatrix(features), pred_contribs=True)[:, :-1]
     attributes, matrix = attribute_matrix(spec)
-    words = _words(attributes, schema or builtin_schema())
+    above = above_typical(spec, features)
     by_attribute = contributions @ matrix
     out = []
-    for row, record in zip(by_attribute, values, strict=True):
-        order = [i for i in np.argsort(-row) if row[i] > 0][:top_k]
-        out.append([
-            {"feature": attributes[i], **words[i], "value": record.get(attributes[i]),
-             "contribution": round(float(row[i]), 6)}
-            for i in order
-        ])  # fmt: skip
-    return out
-
-
-def _words(attributes: Sequence[str], schema: LoanSchema) -> list[dict[str, str]]:
-    """Each attribute's declared title and reason (a generic reason where none is declared)."""
-    out = []
-    for name in attributes:
-        column = schema.by_name.get(name)
-        title = column.label_text if column else name
-        reason = column.reason if column and column.reason else f"{title} raised the risk"
-        out.append({"name": title, "reason": reason})
+    for r, (row, record) in enumerate(zip(by_attribute, values, strict=True)):
+        reasons = []
+        for i in [i for i in np.argsort(-row) if row[i] >= MIN_CONTRIBUTION][:top_k]:
+            name = attributes[i]
+            value = record.get(name)
+            way = direction(schema, entries, name, value,
+                            bool(above[name][r]) if name in above else None)  # fmt: skip
+            entry = entries.get((name, way))
+            reasons.append({
+                "feature": name, "name": schema.column(name).label_text, "value": value,
+                "direction": way, "code": entry.code if entry else None,
+                "reason": entry.statement if entry else f"{name} raised the risk",
+                "contribution": round(float(row[i]), 6),
+            })  # fmt: skip
+        out.append(reasons)
     return out

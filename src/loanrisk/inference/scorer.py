@@ -86,8 +86,9 @@ class Scorer:
         self.rules = RecordRules(model.schema)
         self.transformer = FeatureTransformer(model.spec)
         self.backend, self.fallback_reason = make_backend(
-            model.booster, model.spec, choice=backend, nthread=nthread
-        )
+            model.booster, model.spec, choice=backend, nthread=nthread,
+            calibration=model.calibration,
+        )  # fmt: skip
         self.threshold = threshold
         self.bands = bands or Bands()
         self.load_seconds = time.perf_counter() - started
@@ -108,6 +109,13 @@ class Scorer:
             "load_seconds": round(self.load_seconds, 4),
         }
 
+    def reasons(self, features: np.ndarray, values: Sequence[Mapping[str, Any]], *,
+                top_k: int = 4) -> list[list[dict[str, Any]]]:  # fmt: skip
+        """The reasons of encoded loans ``features`` (raw ``values``), from the version's
+        reason catalog (the schema's derived one for versions published before catalogs)."""
+        return reason_codes(self.model.booster, self.model.spec, features, values, top_k=top_k,
+                            schema=self.schema, catalog=self.model.reasons)  # fmt: skip
+
     def _result(self, probability: float) -> dict[str, Any]:
         return {
             "version": self.model.version,
@@ -126,9 +134,7 @@ class Scorer:
         result = self._result(float(self.backend.predict_proba(row)[0]))
         result["warnings"] = clean.warnings
         if explain:
-            result["reasons"] = reason_codes(self.model.booster, self.model.spec, row,
-                                             [clean.values], top_k=top_k,
-                                             schema=self.schema)[0]  # fmt: skip
+            result["reasons"] = self.reasons(row, [clean.values], top_k=top_k)[0]
         return result
 
     def score_records(
@@ -138,9 +144,12 @@ class Scorer:
         on_error: OnError = "raise",
         explain: bool = False,
         top_k: int = 4,
+        decline_reasons: bool = False,
     ) -> dict[str, Any]:
         """Many loans: ``{"results": [...], "rejected": [{"record", "fields"}]}``, in order;
-        each result carries its 0-based ``record`` index."""
+        each result carries its 0-based ``record`` index. ``decline_reasons`` adds, to each
+        loan over the threshold, the reasons its adverse-action notice states (``code``,
+        ``reason``); an approved loan has none."""
         if not records:
             raise InvalidInput("no records given")
         good: list[tuple[int, CleanRecord]] = []
@@ -160,14 +169,17 @@ class Scorer:
                               dtype=np.float32)  # fmt: skip
             probabilities = self.backend.predict_proba(matrix)
             reasons = (
-                reason_codes(self.model.booster, self.model.spec, matrix,
-                             [c.values for _, c in good], top_k=top_k, schema=self.schema)
-                if explain else None
+                self.reasons(matrix, [c.values for _, c in good], top_k=top_k)
+                if explain or decline_reasons else None
             )  # fmt: skip
             for i, ((index, clean), p) in enumerate(zip(good, probabilities, strict=True)):
                 result = {"record": index, **self._result(float(p)), "warnings": clean.warnings}
-                if reasons is not None:
+                if reasons is not None and explain:
                     result["reasons"] = reasons[i]
+                if reasons is not None and decline_reasons:
+                    result["decline_reasons"] = [
+                        {"code": r["code"], "reason": r["reason"]} for r in reasons[i]
+                    ] if result["label"] else []  # fmt: skip
                 results.append(result)
         return {"results": results, "rejected": rejected}
 
@@ -181,11 +193,15 @@ class Scorer:
         row_offset: int = 0,
         explain: bool = False,
         top_k: int = 4,
+        decline_reasons: bool = False,
     ) -> tuple[pd.DataFrame, dict[str, Any]]:
         """Score a raw frame of loans: ``(results, report)``; results have the input ``row``
         number (1-based), ``probability``, ``label`` and ``band``; with ``explain``, also
         ``reason_1`` .. ``reason_<top_k>`` (the attributes that raised the risk most, empty
-        where fewer did) and ``reason_<i>_value`` (the applicant's value)."""
+        where fewer did), ``reason_<i>_code`` (the catalog's code) and ``reason_<i>_value``
+        (the applicant's value); with ``decline_reasons``, ``decline_codes`` and
+        ``decline_reasons``: for each loan over the threshold, its reasons' codes and
+        statements (``; ``-separated), empty for an approved loan."""
         loans = validate_frame(frame, schema=self.schema, mode="score", row_offset=row_offset,
                                on_error="drop" if on_error == "skip" else "raise")  # fmt: skip
         features = self.transformer.transform(loans.frame, dtype=np.float32)
@@ -196,20 +212,27 @@ class Scorer:
             "label": probability > self.threshold,
             "band": self.bands.of_many(probability),
         })  # fmt: skip
-        if explain:
+        if explain or decline_reasons:
             frame = loans.frame.astype(object).where(loans.frame.notna(), None)
             values: list[dict[str, Any]] = [
                 {str(k): v for k, v in row.items()} for row in frame.to_dict("records")
             ]
-            reasons = (
-                reason_codes(self.model.booster, self.model.spec, features, values, top_k=top_k,
-                             schema=self.schema)
-                if values else []
-            )  # fmt: skip
-            for i in range(top_k):
+            reasons = self.reasons(features, values, top_k=top_k) if values else []
+            for i in range(top_k if explain else 0):
                 top = [r[i] if i < len(r) else None for r in reasons]
                 results[f"reason_{i + 1}"] = [t["feature"] if t else "" for t in top]
+                results[f"reason_{i + 1}_code"] = [t["code"] if t else "" for t in top]
                 results[f"reason_{i + 1}_value"] = [t["value"] if t else None for t in top]
+            if decline_reasons:
+                declined = results["label"].to_numpy()
+                results["decline_codes"] = [
+                    "; ".join(r["code"] or "" for r in rs) if d else ""
+                    for rs, d in zip(reasons, declined, strict=True)
+                ]
+                results["decline_reasons"] = [
+                    "; ".join(r["reason"] for r in rs) if d else ""
+                    for rs, d in zip(reasons, declined, strict=True)
+                ]
         return results, loans.report.to_dict()
 
     def score_parquet(
@@ -225,6 +248,7 @@ class Scorer:
         explain: bool = False,
         top_k: int = 4,
         on_scored: OnScored | None = None,
+        decline_reasons: bool = False,
     ) -> dict[str, Any]:
         """:meth:`score_csv` for Parquet input (read batch by batch, bounded memory)."""
         try:
@@ -234,7 +258,7 @@ class Scorer:
         return self._score_chunks(
             _with_offsets(b.to_pandas() for b in batches), output,
             on_error=on_error, id_column=id_column, progress=progress, on_results=on_results,
-            explain=explain, top_k=top_k, on_scored=on_scored,
+            explain=explain, top_k=top_k, on_scored=on_scored, decline_reasons=decline_reasons,
         )  # fmt: skip
 
     def score_csv(
@@ -250,6 +274,7 @@ class Scorer:
         explain: bool = False,
         top_k: int = 4,
         on_scored: OnScored | None = None,
+        decline_reasons: bool = False,
     ) -> dict[str, Any]:
         """Stream a CSV of any size through the model in chunks (bounded memory), writing
         ``row[,id],probability,label,band`` CSV to ``output`` (the id is ``id_column``, or
@@ -264,6 +289,7 @@ class Scorer:
                 chunks, output,
                 on_error=on_error, id_column=id_column, progress=progress,
                 on_results=on_results, explain=explain, top_k=top_k, on_scored=on_scored,
+                decline_reasons=decline_reasons,
             )  # fmt: skip
 
     def score_chunk(
@@ -293,6 +319,7 @@ class Scorer:
         explain: bool = False,
         top_k: int = 4,
         on_scored: OnScored | None = None,
+        decline_reasons: bool = False,
     ) -> dict[str, Any]:
         scored = rejected = defaults = 0
         issues: list[Any] = []
@@ -308,6 +335,7 @@ class Scorer:
             results, report = self.score_frame(
                 chunk.drop(columns=[id_column] if ids is not None else []),
                 on_error=on_error, row_offset=offset, explain=explain, top_k=top_k,
+                decline_reasons=decline_reasons,
             )  # fmt: skip
             if ids is not None:
                 results.insert(1, id_column or "id", ids[results["row"].to_numpy() - 1 - offset])

@@ -131,7 +131,8 @@ def score(
         with storage.open_read(params.source) as stream, \
                 storage.open_write(params.output) as sink:  # fmt: skip
             summary = run(stream, sink, on_error=params.on_error, id_column=params.id_column,
-                          progress=rows, on_scored=on_scored)  # fmt: skip
+                          progress=rows, on_scored=on_scored, explain=params.explain,
+                          decline_reasons=params.decline_reasons)  # fmt: skip
     finally:
         if log is not None:
             log.close()

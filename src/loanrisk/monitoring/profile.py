@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from loanrisk.features.spec import FeatureSpec
 from loanrisk.features.transform import FeatureTransformer
+from loanrisk.inference.calibration import Calibration
 from loanrisk.schema import LoanSchema
 
 FORMAT: Literal["loanrisk.profile"] = "loanrisk.profile"
@@ -133,10 +134,13 @@ def profile_of(
     *,
     seed: int = 0,
     nthread: int = 1,
+    calibration: Calibration | None = None,
 ) -> Profile:
     """The profile of a version: :func:`profile_sample` of its validated training rows,
-    binned, and scored by ``booster`` for the score's bins."""
+    binned, and scored by ``booster`` (then ``calibration``) for the score's bins."""
     frame = profile_sample(frame, seed=seed)
     features = FeatureTransformer(spec).transform(frame, dtype=np.float32)
     probability = booster.predict(xgb.DMatrix(features, nthread=nthread))
+    if calibration is not None:
+        probability = calibration.apply(probability)
     return build_profile(frame, schema, probability)

@@ -69,7 +69,8 @@ def version_profile(registry: ModelRegistry, model: LoadedModel) -> Profile:
                        "names no dataset to make one from")  # fmt: skip
     directory, dataset_id = dataset
     train = DatasetCatalogue(registry.storage, directory).load_split(dataset_id, "train")
-    profile = profile_of(train, model.schema, model.spec, model.booster)
+    profile = profile_of(train, model.schema, model.spec, model.booster,
+                         calibration=model.calibration)  # fmt: skip
     with _LOCK:
         _MADE[key] = profile
         while len(_MADE) > MAX_MADE:

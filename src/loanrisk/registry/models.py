@@ -7,6 +7,8 @@ Layout, under the registry root (the reference's ``model_directory``)::
                               /feature_spec.json   the preprocessing the model was trained with
                               /schema.json         the declared schema of its training data
                               /profile.json        the training data's bins (monitoring)
+                              /calibration.json    the calibration map, when trained with one
+                              /reasons.json        the adverse-action reason catalog
                               /report.json         the evaluation report
                               /manifest.json       written last: the version exists once it has one
     <root>/<name>/aliases/<alias>.json             {"version", "previous", "history", ...}
@@ -42,6 +44,8 @@ from pydantic import ValidationError
 from loanrisk.contracts import FileEntry, ModelManifest
 from loanrisk.errors import Conflict, InvalidInput, NotFound, StorageError, describe_error
 from loanrisk.features.spec import FeatureSpec
+from loanrisk.inference.calibration import Calibration
+from loanrisk.inference.reasons import ReasonCatalog
 from loanrisk.schema import LoanSchema, builtin_schema, parse_schema
 from loanrisk.storage.base import Storage
 
@@ -49,6 +53,8 @@ MODEL_FILE = "model.ubj"
 SPEC_FILE = "feature_spec.json"
 SCHEMA_FILE = "schema.json"
 PROFILE_FILE = "profile.json"
+CALIBRATION_FILE = "calibration.json"
+REASONS_FILE = "reasons.json"
 REPORT_FILE = "report.json"
 MANIFEST_FILE = "manifest.json"
 CLAIM_FILE = "claim.json"
@@ -89,6 +95,10 @@ class LoadedModel:
     manifest: ModelManifest
     report: dict[str, Any]
     schema: LoanSchema
+    calibration: Calibration | None = None
+    #: The adverse-action reason catalog (versions published before catalogs: None, and the
+    #: schema's derived catalog applies).
+    reasons: ReasonCatalog | None = None
 
 
 @dataclass(frozen=True)
@@ -220,7 +230,11 @@ class ModelRegistry:
             manifest=manifest,
             report=json.loads(self._verified(name, version, REPORT_FILE)),
             schema=self._schema(name, version, manifest),
-        )
+            calibration=(Calibration.from_json(self._verified(name, version, CALIBRATION_FILE))
+                         if CALIBRATION_FILE in manifest.files else None),
+            reasons=(ReasonCatalog.model_validate_json(self._verified(name, version, REASONS_FILE))
+                     if REASONS_FILE in manifest.files else None),
+        )  # fmt: skip
 
     def _schema(self, name: str, version: int, manifest: ModelManifest) -> LoanSchema:
         """The version's schema (versions published before schemas: the built-in one)."""

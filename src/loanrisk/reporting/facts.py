@@ -122,6 +122,13 @@ def limitations(facts: VersionFacts) -> list[str]:
                 f"{percent(row['observed_rate'])} ({count(row['count'])} loans). Do not read "
                 "them as a PD for pricing or provisions without calibration."
             )
+    check = facts.report.get("monotonicity") or {}
+    broken = [name for name, f in (check.get("features") or {}).items() if not f["holds"]]
+    if broken:
+        out.append(f"The PD moves against the declared direction of risk for {', '.join(broken)} "
+                   "(the check above): the model was not trained with monotone constraints, "
+                   "and a declined applicant may be told a reason the model does not apply "
+                   "consistently.")  # fmt: skip
     if not facts.fairness:
         out.append("No protected attribute was given at training: fairness was not assessed.")
     out.append(

@@ -54,6 +54,9 @@ def train_distributed(
         from dask.distributed import Client
     except ImportError:  # pragma: no cover - the extra is installed in tests
         raise InvalidInput("distributed training needs the dask extra: loanrisk[dask]") from None
+    if request.calibration != "none":
+        raise InvalidInput("calibration is fitted on a held-out split in single-process "
+                           "training; Dask training does not fit one (yet)")  # fmt: skip
     storage = open_storage(settings)
     if not isinstance(storage, FsspecStorage):
         raise InvalidInput("distributed training reads from shared storage, not memory")

@@ -3,7 +3,8 @@
 The report holds the reference's classification report (per class "Non-Default" and
 "Default": precision, recall, f1-score, support; accuracy; macro and weighted averages) and
 AUC, plus log loss, Brier score, the KS statistic, the confusion matrix at the threshold,
-ROC curve points (at most 200), a 10-bin calibration table and the distribution of scores
+ROC curve points (at most 200), a 10-bin calibration table with its expected calibration
+error (ECE) and the distribution of scores
 by true label (20 bins of width 0.05).
 """
 
@@ -22,6 +23,7 @@ from sklearn.metrics import (
 )
 
 from loanrisk.errors import InvalidInput
+from loanrisk.inference.calibration import expected_calibration_error
 
 CLASS_NAMES = ("Non-Default", "Default")
 MAX_ROC_POINTS = 200
@@ -85,6 +87,7 @@ def evaluate(
             "thresholds": [float(min(x, 1.0)) for x in thresholds[keep]],
         },
         "calibration": calibration,
+        "ece": expected_calibration_error(calibration),
         "score_distribution": distribution,
         "rows": int(labels.size),
     }

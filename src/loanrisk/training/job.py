@@ -29,8 +29,17 @@ from loanrisk.data.split import split_indices
 from loanrisk.errors import InvalidInput, NotFound
 from loanrisk.features.spec import FeatureSpec
 from loanrisk.features.transform import FeatureTransformer
+from loanrisk.inference.calibration import Calibration, fit_calibration
+from loanrisk.inference.reasons import ReasonCatalog, derived_catalog
 from loanrisk.monitoring.profile import profile_of, profile_sample
-from loanrisk.registry.models import PRODUCTION, PROFILE_FILE, LoadedModel, ModelRegistry
+from loanrisk.registry.models import (
+    CALIBRATION_FILE,
+    PRODUCTION,
+    PROFILE_FILE,
+    REASONS_FILE,
+    LoadedModel,
+    ModelRegistry,
+)
 from loanrisk.schema import LoanSchema, incompatibilities
 from loanrisk.storage.base import Storage
 from loanrisk.training.evaluate import evaluate
@@ -81,6 +90,7 @@ class Prepared:
     catalogue: DatasetCatalogue
     schema: LoanSchema
     params: dict[str, Any]
+    reasons: ReasonCatalog
 
 
 def training_params(request: TrainingRequest, spec: FeatureSpec, schema: LoanSchema
@@ -121,7 +131,8 @@ def prepare(request: TrainingRequest, storage: Storage) -> Prepared:
         if request.monotone:
             spec = constrained_spec(spec, schema)
     params = training_params(request, spec, schema)
-    return Prepared(dataset, registry, parent, spec, catalogue, schema, params)
+    reasons = derived_catalog(schema, request.reason_catalog)
+    return Prepared(dataset, registry, parent, spec, catalogue, schema, params, reasons)
 
 
 def evaluate_and_publish(
@@ -134,27 +145,48 @@ def evaluate_and_publish(
     timings: dict[str, float],
     extra: dict[str, Any] | None = None,
     profile_rows: pd.DataFrame | None = None,
+    calibration_rows: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> TrainingResult:
     """Evaluate ``booster`` on the dataset's test split, publish it, and maybe promote it.
 
     ``booster`` is the whole trained model (the parent's trees first); after early stopping
     (``best_iteration``) only the trees up to the best iteration are evaluated and published.
     ``profile_rows`` are the training rows the reference profile is counted on (default: read
-    from the dataset).
+    from the dataset). ``calibration_rows`` (encoded features, labels) are the held-out
+    training rows the request's calibration is fitted on.
     """
     parent_rounds = prepared.parent.booster.num_boosted_rounds() if prepared.parent else 0
     trained_rounds = booster.num_boosted_rounds() - parent_rounds
     if best_iteration is not None:
         booster = booster[: best_iteration + 1]
     clock = time.perf_counter()
+
+    def raw(features: np.ndarray) -> np.ndarray:
+        return np.asarray(booster.predict(xgb.DMatrix(features, nthread=nthread)))
+
+    calibration = None
+    if request.calibration != "none":
+        if calibration_rows is None:
+            raise InvalidInput("calibration needs its held-out split of the training rows")
+        calibration = fit_calibration(request.calibration, raw(calibration_rows[0]),
+                                      calibration_rows[1])  # fmt: skip
+
+    def predict(features: np.ndarray) -> np.ndarray:
+        return raw(features) if calibration is None else calibration.apply(raw(features))
+
     test = prepared.catalogue.load_split(prepared.dataset.id, "test")
     test_features = FeatureTransformer(prepared.spec).transform(test, dtype=np.float32)
-    probability = booster.predict(xgb.DMatrix(test_features, nthread=nthread))
+    uncalibrated = raw(test_features)
+    probability = uncalibrated if calibration is None else calibration.apply(uncalibrated)
     labels = test[prepared.schema.label_name].to_numpy()
     report = evaluate(labels, probability, threshold=request.threshold)
+    if calibration is not None:
+        report["calibration_step"] = _calibration_step(
+            calibration, evaluate(labels, uncalibrated, threshold=request.threshold), report
+        )
     report["monotonicity"] = monotone_check(
-        lambda x: booster.predict(xgb.DMatrix(x, nthread=nthread)), prepared.spec,
-        prepared.schema, test, enforced=request.monotone, seed=request.seed,
+        predict, prepared.spec, prepared.schema, test, enforced=request.monotone,
+        seed=request.seed,
     )  # fmt: skip
     fairness = [_fairness(request, column, value, labels, test, probability)
                 for column, value in _fairness_groups(request, prepared.schema)]  # fmt: skip
@@ -176,6 +208,8 @@ def evaluate_and_publish(
         "params": prepared.params,
         "monotone": {"enforced": request.monotone,
                      "constraints": report["monotonicity"]["constraints"]},
+        "calibration": ({"method": calibration.method, **calibration.fitted}
+                        if calibration is not None else None),
         "rounds": {"requested": request.rounds, "trained": trained_rounds,
                    "best_iteration": best_iteration,
                    "total_trees": booster.num_boosted_rounds()},
@@ -194,13 +228,15 @@ def evaluate_and_publish(
     if profile_rows is None:  # the Dask path: its rows were never here
         profile_rows = prepared.catalogue.load_split(dataset.id, "train")
     profile = profile_of(profile_rows, prepared.schema, spec, booster, seed=request.seed,
-                         nthread=nthread)  # fmt: skip
+                         nthread=nthread, calibration=calibration)  # fmt: skip
     del profile_rows
     registry = prepared.registry
     manifest = registry.publish(
         request.model_name, booster=booster, spec=spec, report=report, metadata=metadata,
         schema=prepared.schema,
-        extra_files={PROFILE_FILE: profile.model_dump_json().encode()},
+        extra_files={PROFILE_FILE: profile.model_dump_json().encode(),
+                     REASONS_FILE: prepared.reasons.model_dump_json(indent=2).encode(),
+                     **({CALIBRATION_FILE: calibration.to_json().encode()} if calibration else {})},
     )  # fmt: skip
     promote = request.promote
     if promote is None:
@@ -212,6 +248,20 @@ def evaluate_and_publish(
     # The stored manifest has every stage but publishing itself; the caller gets that too.
     timings = {**manifest.timings, "publish": round(time.perf_counter() - clock, 4)}
     return TrainingResult(manifest.model_copy(update={"timings": timings}), report, promote)
+
+
+def _calibration_step(
+    calibration: Calibration, before: dict[str, Any], after: dict[str, Any]
+) -> dict[str, Any]:
+    """The calibration's effect on the test split: Brier, log loss, ECE and the calibration
+    table of the booster's own probabilities (``before``) and the calibrated ones."""
+    figures = ("brier", "log_loss", "ece")
+    return {
+        "method": calibration.method,
+        "fitted": calibration.fitted,
+        "before": {**{k: before[k] for k in figures}, "calibration": before["calibration"]},
+        "after": {**{k: after[k] for k in figures}, "calibration": after["calibration"]},
+    }
 
 
 def run_training(
@@ -238,6 +288,13 @@ def run_training(
     labels = train[prepared.schema.label_name].to_numpy()
     profile_rows = profile_sample(train, seed=request.seed)  # kept: train is not read twice
     del train
+    held_out = None
+    if request.calibration != "none":  # held out of the training rows: never the test split
+        fit_rows, calibration_rows = split_indices(
+            labels, len(labels), test_fraction=request.calibration_fraction, seed=request.seed
+        )
+        held_out = (features[calibration_rows], labels[calibration_rows])
+        features, labels = features[fit_rows], labels[fit_rows]
     validation = None
     if request.early_stopping_rounds is not None:
         fit_rows, valid_rows = split_indices(
@@ -258,6 +315,7 @@ def run_training(
     return evaluate_and_publish(
         request, prepared, outcome.booster, best_iteration=outcome.best_iteration,
         nthread=nthread, timings=timings, profile_rows=profile_rows,
+        calibration_rows=held_out,
     )  # fmt: skip
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import DEFAULT_ROUNDS, ModelManifest, TrainingRequest
+from loanrisk.inference.reasons import ReasonCatalog
 from loanrisk.inference.scorer import servable_check
 from loanrisk.monitoring.compare import MAX_AUC_DROP, guard_promotion
 from loanrisk.registry.models import ModelRegistry, check_name
@@ -20,6 +21,7 @@ from loanrisk.service.auth import ADMIN, caller, require
 from loanrisk.service.deps import ServicesDep
 from loanrisk.service.routes.jobs import accepted
 from loanrisk.service.state import Services, training_scope
+from loanrisk.settings import CalibrationChoice
 
 T = TypeVar("T")
 
@@ -53,6 +55,19 @@ class TrainBody(BaseModel):
         None,
         description="Constrain the model to the schema's directions of risk (None: the "
         "setting). A continued training needs a parent trained with them.",
+    )
+    calibration: CalibrationChoice | None = Field(
+        None,
+        description="Fit this calibration on a held-out split of the training rows and apply "
+        "it wherever the version scores (None: the setting).",
+    )
+    calibration_fraction: float = Field(
+        0.1, gt=0, lt=0.5, description="Share of the training rows held out to calibrate."
+    )
+    reason_catalog: ReasonCatalog | None = Field(
+        None,
+        description="Adverse-action reasons (code, statement) that replace the schema's "
+        "derived ones, by attribute and direction; stored with the version.",
     )
 
     model_config = {
@@ -130,8 +145,9 @@ async def train(
     registry = registry_of(services, model_directory)
     settings = services.settings
     params = TrainingRequest(
-        **body.model_dump(exclude={"data_directory", "monotone"}),
+        **body.model_dump(exclude={"data_directory", "monotone", "calibration"}),
         monotone=settings.monotone if body.monotone is None else body.monotone,
+        calibration=body.calibration or settings.calibration,
         model_name=check_name("model", name),
         model_directory=registry.root,
         seed=services.settings.seed,

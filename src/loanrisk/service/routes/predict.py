@@ -54,6 +54,14 @@ class BatchBody(BaseModel):
     model_directory: str | None = Field(None, description="Folder of the storage with models.")
     on_error: OnError = Field("raise", description="Refuse or skip bad rows.")
     id_column: str | None = Field(None, description="An input column to carry along.")
+    explain: bool = Field(
+        False, description="Add reason_<i>, reason_<i>_code and reason_<i>_value columns."
+    )
+    decline_reasons: bool = Field(
+        False,
+        description="Add decline_codes and decline_reasons: for each loan over the "
+        "threshold, what its adverse-action notice states.",
+    )
 
     model_config = {
         "extra": "forbid",
@@ -204,6 +212,8 @@ async def batch_predict(body: BatchBody, services: ServicesDep) -> JSONResponse:
         on_error=body.on_error,
         id_column=body.id_column,
         request_id=request_id.get(),
+        explain=body.explain,
+        decline_reasons=body.decline_reasons,
     )
     record, _ = await run_in_threadpool(services.jobs.submit, params)
     return accepted(record)
