@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
@@ -14,13 +12,21 @@ from typing import IO, Annotated, Any, Literal
 import fsspec
 import typer
 from pydantic import ValidationError
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from loanrisk.cli_common import StorageOpt, cli_errors, err, model_ref, out, settings_from
+from loanrisk.cli_common import (
+    StorageOpt,
+    cli_errors,
+    err,
+    model_ref,
+    out,
+    progress_bar,
+    settings_from,
+)
 from loanrisk.cli_models import ModelDirOpt, models_app
 from loanrisk.cli_monitor import monitor_app, outcomes_app
 from loanrisk.cli_schema import schema_app
+from loanrisk.cli_tune import tune as tune_command
 from loanrisk.contracts import (
     DEFAULT_ROUNDS,
     DatasetManifest,
@@ -43,6 +49,7 @@ from loanrisk.schema import LoanSchema, Validated, builtin_schema, read_schema, 
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, open_storage, storage_options
 from loanrisk.training.train import RoundProgress, parse_param
+from loanrisk.training.tune import tuned_params
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 data_app = typer.Typer(no_args_is_help=True, help="Process, list and inspect datasets.")
@@ -51,6 +58,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(schema_app, name="schema")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(outcomes_app, name="outcomes")
+app.command("tune")(tune_command)
 
 SAMPLE_ROWS = 20_000
 DirectoryOpt = Annotated[
@@ -95,25 +103,6 @@ SchemaOpt = Annotated[
     Path | None,
     typer.Option(help="The data's declared schema, YAML or JSON (default: the built-in one)."),
 ]
-
-
-@contextmanager
-def _progress() -> Iterator[Callable[[str, int, int], None]]:
-    columns = (
-        TextColumn("{task.description:<8}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        yield update
 
 
 def _summary(manifest: DatasetManifest, storage_url: str) -> None:
@@ -166,7 +155,7 @@ def data_process(
         loans = _load_source(source, settings, keep_column, skip_bad_rows=skip_bad_rows,
                              schema=declared)  # fmt: skip
         _report_dropped(loans)
-        with _progress() as progress:
+        with progress_bar() as progress:
             manifest = process_dataset(
                 loans,
                 target,
@@ -250,7 +239,7 @@ def demo(
         what = source or f"{SAMPLE_ROWS:,} built-in sample loans"
         err.print(f"Processing {what} into {target.url} ...", highlight=False)
         loans = _load_source(source or "sample", settings, schema=declared)
-        with _progress() as progress:
+        with progress_bar() as progress:
             manifest = process_dataset(
                 loans,
                 target,
@@ -263,7 +252,7 @@ def demo(
         _summary(manifest, target.url)
         err.print(f"Training the reference's model ({DEFAULT_ROUNDS} rounds) on it ...")
         request = TrainingRequest(dataset=manifest.id, seed=settings.seed, promote=True)
-        with _progress() as progress:
+        with progress_bar() as progress:
             result = train_in_subprocess(
                 request, settings, on_progress=lambda p: progress("train", p.done, p.total)
             )
@@ -350,7 +339,14 @@ def train(
     param: Annotated[
         list[str] | None, typer.Option(help="XGBoost parameter key=value (repeatable).")
     ] = None,
-    rounds: Annotated[int, typer.Option(min=1, help="Boosting rounds to add.")] = DEFAULT_ROUNDS,
+    rounds: Annotated[
+        int | None,
+        typer.Option(min=1, help="Boosting rounds to add [500, or the tuned trial's]."),
+    ] = None,
+    params_from: Annotated[
+        str | None,
+        typer.Option(help="A tuning study of the dataset: NAME[:best|:lean] (loanrisk tune)."),
+    ] = None,
     early_stopping: Annotated[
         int | None, typer.Option(min=1, help="Stop after N rounds without improvement.")
     ] = None,
@@ -405,15 +401,25 @@ def train(
                                  mlflow_tracking_uri=mlflow_tracking_uri,
                                  mlflow_experiment=mlflow_experiment,
                                  mlflow_register=mlflow_register)  # fmt: skip
+        params = dict(parse_param(p) for p in param or [])
+        tuned = None
+        if params_from is not None:
+            if size is not None:
+                raise InvalidInput("--params-from reads the study of --dataset; not with --size")
+            tuned = tuned_params(open_storage(settings), directory, dataset, params_from)
+            params = {**tuned.params, **params}
+        if monotone is None:
+            monotone = tuned.monotone if tuned else settings.monotone
         request = TrainingRequest(
             dataset=dataset, dataset_size=size, data_directory=directory,
             model_directory=model_directory, model_name=model, continue_from=continue_from,
-            params=dict(parse_param(p) for p in param or []), rounds=rounds,
+            params=params, rounds=rounds or (tuned.rounds if tuned else DEFAULT_ROUNDS),
             early_stopping_rounds=early_stopping, promote=promote,
             protected_attribute=protected_attribute, privileged_value=privileged_value,
-            seed=settings.seed, monotone=settings.monotone if monotone is None else monotone,
+            seed=settings.seed, monotone=monotone,
             calibration=calibration.value if calibration else settings.calibration,
             reason_catalog=_reason_catalog(reason_catalog) if reason_catalog else None,
+            tuned_from=tuned.provenance if tuned else None,
         )  # fmt: skip
         if dask_scheduler is not None:
             from loanrisk.training.distributed import train_distributed
@@ -423,7 +429,7 @@ def train(
             manifest, report, promoted = trained.manifest, trained.report, trained.promoted
             logged = _mlflow_after_dask(settings, request, manifest)
         else:
-            with _progress() as progress:
+            with progress_bar() as progress:
 
                 def show(p: RoundProgress) -> None:
                     label = f"train (eta {p.eta:.0f}s)" if p.done < p.total else "train"
@@ -564,7 +570,7 @@ def _predict(
         score = scorer.score_parquet if source.endswith(".parquet") else scorer.score_csv
         on_scored = (log.chunk_recorder(scorer, source="cli", id_column=id_column)
                      if log is not None else None)  # fmt: skip
-        with _progress() as progress:
+        with progress_bar() as progress:
             summary = score(
                 stream, sink, on_error=on_error, id_column=id_column, explain=explain,
                 progress=lambda rows: progress("score", rows, rows),

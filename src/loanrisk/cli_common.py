@@ -3,13 +3,14 @@ stderr with a meaningful exit code for every failure."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from loanrisk.errors import Cancelled, InvalidInput, LoanRiskError, NotFound
 from loanrisk.registry.models import PRODUCTION
@@ -55,3 +56,24 @@ def model_ref(text: str) -> tuple[str, str]:
 def settings_from(**overrides: Any) -> Settings:
     """Settings from the environment, with the options given on the command line."""
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@contextmanager
+def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar per stage on stderr (shown on a terminal only): ``update(stage, done,
+    total)``."""
+    columns = (
+        TextColumn("{task.description:<8}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update

@@ -79,6 +79,9 @@ class TrainingRequest(_Job):
         None,
         description="Reasons that replace the schema's derived ones, by attribute and direction.",
     )
+    tuned_from: dict[str, Any] | None = Field(
+        None, description="The tuning study and trial the parameters came from (recorded)."
+    )
 
 
 class ScoreJob(_Job):
@@ -96,11 +99,33 @@ class ScoreJob(_Job):
     decline_reasons: bool = False
 
 
-JobParams = ProcessDataJob | TrainingRequest | ScoreJob
+#: A tuning study's name: letters, digits, '.', '_', '-'; never a path.
+STUDY_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class TuneJob(_Job):
+    """A hyperparameter search on a dataset's training split (``loanrisk tune``)."""
+
+    dataset: str = "latest"
+    data_directory: str = "data"
+    study: str = Field("tune", pattern=STUDY_NAME, description="Study name (resumed if stored).")
+    trials: int | None = Field(None, ge=1, le=10_000, description="Complete trials to reach.")
+    time_budget: float | None = Field(None, gt=0, le=7 * 86_400, description="Seconds.")
+    objective: Literal["auc", "auc-per-cost"] = "auc"
+    folds: int = Field(3, ge=2, le=10)
+    max_rounds: int = Field(2_000, ge=10, le=100_000)
+    early_stopping_rounds: int = Field(50, ge=1, le=1_000)
+    monotone: bool = False
+    lean_tolerance: float = Field(0.001, ge=0, le=0.1)
+    seed: int = 0
+
+
+JobParams = ProcessDataJob | TrainingRequest | ScoreJob | TuneJob
 JOB_KINDS: dict[type[BaseModel], str] = {
     ProcessDataJob: "process_data",
     TrainingRequest: "train",
     ScoreJob: "score",
+    TuneJob: "tune",
 }
 
 
@@ -213,7 +238,7 @@ class ModelManifest(BaseModel):
         return str(recorded.get("directory", "data")), str(recorded["id"])
 
 
-JobKind = Literal["process_data", "train", "score"]
+JobKind = Literal["process_data", "train", "score", "tune"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 ACTIVE: tuple[JobState, ...] = ("queued", "running")
 TERMINAL: tuple[JobState, ...] = ("succeeded", "failed", "cancelled")

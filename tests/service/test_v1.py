@@ -165,6 +165,11 @@ def test_a_monotone_calibrated_version_with_a_catalog_and_a_batch_with_decline_r
     assert refused.status_code == 422
     assert "body.reason_catalog.reasons.0.direction" in refused.text
 
+    unknown = client.post("/v1/models/risk/versions", json={"params_from": "nope:lean"})
+    assert unknown.status_code == 404 and "no tuning study 'nope'" in unknown.text
+    path_like = client.post("/v1/models/risk/versions", json={"params_from": "../x"})
+    assert path_like.status_code == 422 and "body.params_from" in path_like.text
+
     scored = finished(client, client.post("/v1/batch-predictions", json={
         "source": "raw.csv", "model": "risk", "output": "notices.csv", "explain": True,
         "decline_reasons": True}))  # fmt: skip

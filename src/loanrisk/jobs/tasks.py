@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from loanrisk.contracts import JobParams, ProcessDataJob, ScoreJob, TrainingRequest
+from loanrisk.contracts import JobParams, ProcessDataJob, ScoreJob, TrainingRequest, TuneJob
 from loanrisk.data.ingest import read_csv
 from loanrisk.data.process import process_dataset
 from loanrisk.errors import Cancelled, Conflict
@@ -140,6 +140,21 @@ def score(
     return {"output": params.output, "model": model, "summary": summary}
 
 
+def tune(
+    params: TuneJob,
+    settings: Settings,
+    *,
+    progress: Progress,
+    should_cancel: Callable[[], bool],
+) -> dict[str, Any]:
+    """Run or resume the tuning study ``params`` names; its summary (frontier, best, lean)."""
+    from loanrisk.training.tune import run_tuning
+
+    study = run_tuning(params, open_storage(settings), nthread=settings.nthread,
+                       progress=progress, should_cancel=should_cancel)  # fmt: skip
+    return study.summary()
+
+
 def run_task(
     params: JobParams,
     settings: Settings,
@@ -152,4 +167,6 @@ def run_task(
         return process_data(params, settings, progress=progress, should_cancel=should_cancel)
     if isinstance(params, TrainingRequest):
         return train(params, settings, progress=progress, should_cancel=should_cancel)
+    if isinstance(params, TuneJob):
+        return tune(params, settings, progress=progress, should_cancel=should_cancel)
     return score(params, settings, progress=progress, should_cancel=should_cancel)

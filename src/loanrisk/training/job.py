@@ -218,6 +218,7 @@ def evaluate_and_publish(
                     "brier": report["brier"],
                     "accuracy": report["classification_report"]["accuracy"]},
         "request": request.model_dump(mode="json"),
+        "tuned_from": request.tuned_from,
         "nthread": nthread,
         "timings": {k: round(v, 4) for k, v in timings.items()},
         "libraries": {"loanrisk": loanrisk.__version__, "xgboost": xgb.__version__,

@@ -22,6 +22,7 @@ from loanrisk.service.deps import ServicesDep
 from loanrisk.service.routes.jobs import accepted
 from loanrisk.service.state import Services, training_scope
 from loanrisk.settings import CalibrationChoice
+from loanrisk.training.tune import tuned_params
 
 T = TypeVar("T")
 
@@ -63,6 +64,12 @@ class TrainBody(BaseModel):
     )
     calibration_fraction: float = Field(
         0.1, gt=0, lt=0.5, description="Share of the training rows held out to calibrate."
+    )
+    params_from: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(:(best|lean))?$",
+        description="A tuning study of the dataset, NAME[:best|:lean]: its trial's parameters "
+        "(under params) and rounds (unless rounds is given).",
     )
     reason_catalog: ReasonCatalog | None = Field(
         None,
@@ -144,15 +151,26 @@ async def train(
     time, across replicas: a second one is refused with 409 naming the running job."""
     registry = registry_of(services, model_directory)
     settings = services.settings
+    data_directory = services.storage.resolve(body.data_directory)
+    fields = body.model_dump(exclude={"data_directory", "monotone", "calibration", "params_from"})
+    monotone = body.monotone
+    if body.params_from is not None:
+        tuned = await run_in_threadpool(tuned_params, services.storage, data_directory,
+                                        body.dataset, body.params_from)  # fmt: skip
+        fields["params"] = {**tuned.params, **body.params}
+        if "rounds" not in body.model_fields_set:
+            fields["rounds"] = tuned.rounds
+        monotone = tuned.monotone if monotone is None else monotone
+        fields["tuned_from"] = tuned.provenance
     params = TrainingRequest(
-        **body.model_dump(exclude={"data_directory", "monotone", "calibration"}),
-        monotone=settings.monotone if body.monotone is None else body.monotone,
+        **fields,
+        monotone=settings.monotone if monotone is None else monotone,
         calibration=body.calibration or settings.calibration,
         model_name=check_name("model", name),
         model_directory=registry.root,
         seed=services.settings.seed,
         threshold=services.settings.threshold,
-        data_directory=services.storage.resolve(body.data_directory),
+        data_directory=data_directory,
     )
     record, _ = await run_in_threadpool(
         functools.partial(
