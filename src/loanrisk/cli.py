@@ -44,7 +44,7 @@ from loanrisk.inference.reasons import ReasonCatalog
 from loanrisk.inference.scorer import Scorer, scorer_from_settings
 from loanrisk.jobs.training import train_in_subprocess
 from loanrisk.monitoring.log import PredictionLog, prediction_log
-from loanrisk.registry.models import ModelRegistry
+from loanrisk.registry.models import LoadedModel, ModelRegistry
 from loanrisk.schema import LoanSchema, Validated, builtin_schema, read_schema, validate_frame
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, open_storage, storage_options
@@ -511,6 +511,13 @@ def predict(
     backend: Annotated[
         str | None, typer.Option(help="auto, onedal or xgboost (default: the setting).")
     ] = None,
+    dask_scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Score Parquet partitions on this Dask cluster (tcp://host:8786); --output "
+            "is then a new directory of partitioned Parquet results."
+        ),
+    ] = None,
 ) -> None:
     """Score loans: a CSV file (streamed in chunks, any size) or JSON records on stdin."""
     with cli_errors():
@@ -518,9 +525,14 @@ def predict(
         target = open_storage(settings)
         name, ref = model_ref(model)
         loaded = ModelRegistry(target, model_directory).load(name, ref)
+        on_error: OnError = "skip" if skip_bad_rows else "raise"
+        if dask_scheduler is not None:
+            _predict_on_dask(loaded, settings, source, output, dask_scheduler,
+                             on_error=on_error, id_column=id_column, explain=explain,
+                             decline_reasons=decline_reasons)  # fmt: skip
+            return
         scorer = scorer_from_settings(loaded, settings)
         err.print(f"Scoring with {name} version {loaded.version} ({scorer.backend.name}) ...")
-        on_error: OnError = "skip" if skip_bad_rows else "raise"
         log = prediction_log(settings, target) if settings.prediction_log else None
         try:
             _predict(scorer, source, output, settings, log, on_error=on_error,
@@ -529,6 +541,29 @@ def predict(
         finally:
             if log is not None:
                 log.close()
+
+
+def _predict_on_dask(
+    loaded: LoadedModel,
+    settings: Settings,
+    source: str,
+    output: str | None,
+    scheduler: str,
+    **options: Any,
+) -> None:
+    from loanrisk.inference.distributed import score_on_dask
+
+    if output is None:
+        raise InvalidInput("scoring on Dask writes partitioned Parquet: give --output DIR")
+    written = fsspec.open(output, **storage_options(settings, output)).fs
+    if written.exists(output) and (not written.isdir(output) or written.ls(output)):
+        raise InvalidInput(f"--output {output} exists: results never replace files")
+    err.print(f"Scoring {source} with {loaded.name} version {loaded.version} on the Dask "
+              f"cluster at {scheduler} ...", highlight=False)  # fmt: skip
+    summary = score_on_dask(loaded, settings, source=source, output=output,
+                            scheduler=scheduler, **options)  # fmt: skip
+    err.print(f"{summary['scored']:,} loans scored in {summary['partitions']} partitions on "
+              f"{summary['workers']} workers -> {output}", highlight=False)  # fmt: skip
 
 
 def _predict(

@@ -26,7 +26,7 @@ VERSIONS = ("1.29.0", "1.32.0")
 OVERLAYS = ("overlays/aws", "overlays/azure-sgx", "overlays/local")
 TRAINING = ("overlays/aws/train", "overlays/azure-sgx/train", "overlays/local/train", "dask/train")
 DRIFT = ("overlays/aws/drift", "overlays/azure-sgx/drift", "overlays/local/drift")
-ALL = (*OVERLAYS, *TRAINING, *DRIFT, "dask")
+ALL = (*OVERLAYS, *TRAINING, *DRIFT, "dask", "dask/score")
 ENTRYPOINT = ["loanrisk", "serve"]  # the image's (tests/deploy/test_dockerfile.py)
 #: A Prometheus duration, as the prometheus-operator CRD's pattern for ``for``/``interval``.
 DURATION = (
@@ -267,6 +267,20 @@ def test_training_jobs_run_real_cli_commands(kustomization: str,
         assert threads <= float(container["resources"]["limits"]["cpu"])
     if kustomization == "dask/train":
         assert context.params["dask_scheduler"].startswith("tcp://loanrisk-dask-scheduler.")
+
+
+def test_the_dask_portfolio_scoring_job_runs_a_real_cli_command() -> None:
+    (job,) = by_kind(render("dask/score"), "Job")
+    spec = job["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    context = cli_context([*container["command"], *container["args"]])
+    assert context.command.name == "predict"
+    assert context.params["source"].startswith("s3://") and context.params["source"].endswith(
+        ".parquet")  # fmt: skip
+    assert context.params["output"].startswith("s3://")
+    assert context.params["dask_scheduler"].startswith("tcp://loanrisk-dask-scheduler.")
+    assert spec["serviceAccountName"] == "loanrisk" and job["spec"]["backoffLimit"] == 0
+    assert container["image"].split(":")[0].endswith("loanrisk-dask")
 
 
 @pytest.mark.parametrize("kustomization", DRIFT)
