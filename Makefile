@@ -57,6 +57,7 @@ bench: $(VENV)/.dev
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_shadow.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_oip.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_quality.py --seeds 0 1 2
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_lean.py --trials 20 --repeat 3 --scaling 10000 100000 1000000 10000000
 
 ## proto: regenerate the OIP gRPC modules from src/loanrisk/oip/oip.proto (committed)
 proto: $(VENV)/.dev

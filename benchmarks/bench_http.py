@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 
@@ -42,8 +43,10 @@ from loanrisk.data.sample import generate_sample
 from loanrisk.inference.scorer import Scorer
 from loanrisk.registry import ModelRegistry
 from loanrisk.schema import builtin_schema, validate_frame
+from loanrisk.settings import CalibrationChoice
 from loanrisk.storage import FsspecStorage
 from loanrisk.training.job import TrainingRequest, run_training
+from loanrisk.training.train import parse_param
 
 EXAMPLE_LOAN = builtin_schema().example_record()
 LABEL = builtin_schema().label_name
@@ -56,11 +59,16 @@ wrk.body = '{body}'
 """
 
 
-def prepare(root: Path, source: Path, rounds: int) -> None:
+def prepare(
+    root: Path, source: Path, rounds: int, params: dict[str, Any] | None = None,
+    calibration: CalibrationChoice = "none", monotone: bool = False,
+) -> None:  # fmt: skip
     storage = FsspecStorage(str(root))
     loans = read_csv(str(source)) if source.is_file() else validate_frame(generate_sample(20_000))
     process_dataset(loans, storage, source=str(source))
-    run_training(TrainingRequest(rounds=rounds), storage, nthread=len(os.sched_getaffinity(0)))
+    request = TrainingRequest(rounds=rounds, params=params or {}, calibration=calibration,
+                              monotone=monotone)  # fmt: skip
+    run_training(request, storage, nthread=len(os.sched_getaffinity(0)))
 
 
 def start_server(
@@ -135,14 +143,27 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=500)
     parser.add_argument("--data", type=Path, default=DEFAULT_CSV)
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        help="XGBoost parameter key=value (e.g. a tuned trial's), repeatable",
+    )
+    parser.add_argument("--calibration", choices=("none", "isotonic", "platt"), default="none")
+    parser.add_argument("--monotone", action="store_true")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: run `make bench-tools` (Debian package wrk)")
 
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
         root = Path(tmp) / "store"
-        print(f"training the reference model ({args.rounds} rounds) ...", flush=True)
-        prepare(root, args.data, args.rounds)
+        params = dict(parse_param(p) for p in args.param)
+        print(
+            f"training the model ({args.rounds} rounds, {params or 'the reference parameters'}"
+            f", calibration {args.calibration}, monotone {args.monotone}) ...",
+            flush=True,
+        )
+        prepare(root, args.data, args.rounds, params, args.calibration, args.monotone)
         port = int(os.environ.get("BENCH_PORT", "0")) or _free_port()
         base = f"http://127.0.0.1:{port}"
         server = start_server(root, port, args.workers)

@@ -22,18 +22,17 @@ predict on an already converted model).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from _timing import p99, time_calls
+from _timing import p99, run_child, time_calls
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.data.expand import expand
 from loanrisk.data.ingest import read_csv
@@ -119,12 +118,8 @@ done(time.perf_counter() - start, probability)
 )
 
 
-def child(script: str, root: str, csv: Path, out: Path) -> dict[str, float]:
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-    done = subprocess.run([sys.executable, "-c", script, root, str(csv), str(out), str(NTHREAD)],
-                          capture_output=True, text=True, check=True, env=env)  # fmt: skip
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+def child(script: str, root: str, csv: Path, out: Path) -> dict[str, Any]:
+    return run_child(script, root, str(csv), str(out), str(NTHREAD))
 
 
 def main() -> None:

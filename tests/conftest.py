@@ -141,3 +141,15 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     if request.param == "local":
         return FsspecStorage(str(tmp_path / "root"))
     return open_storage(request.getfixturevalue(f"{request.param}_settings"))
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """A real Dask LocalCluster: 2 worker processes of 1 thread, on 127.0.0.1."""
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+    ) as local:  # fmt: skip
+        yield local

@@ -100,3 +100,14 @@ def test_quality_benchmark_compares_the_credit_configurations() -> None:
     for name in ("reference", "reference + isotonic", "monotone + isotonic"):
         assert f"\n{name} " in out
     assert "AUC difference (monotone - reference):" in out
+
+
+def test_lean_benchmark_compares_quality_speed_and_one_loan() -> None:
+    out = run_benchmark("bench_lean.py", "--trials", "2", "--rounds", "20", "--rows", "5000",
+                        "--repeat", "1", "--calls", "50", "--scaling", "2000")  # fmt: skip
+    assert "AUC difference (lean - reference):" in out
+    assert "AUC difference (lean monotone - reference):" in out
+    for approach in ("stock xgboost, reference model", "loanrisk, lean", "loanrisk, lean monotone"):
+        assert approach in out
+    assert "one loan in-process, lean model" in out
+    assert "scaling, lean model" in out

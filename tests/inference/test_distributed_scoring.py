@@ -3,12 +3,10 @@ written as partitioned Parquet."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from dask.distributed import LocalCluster
 
 from loanrisk.data.process import process_dataset
@@ -20,15 +18,6 @@ from loanrisk.storage import FsspecStorage
 from loanrisk.training.job import TrainingRequest, run_training
 
 from ..test_cli import run
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-    ) as local:  # fmt: skip
-        yield local
 
 
 def test_dask_scoring_equals_single_process_scoring_row_for_row(

@@ -179,6 +179,33 @@ def test_a_monotone_calibrated_version_with_a_catalog_and_a_batch_with_decline_r
     assert header[-2:] == ["decline_codes", "decline_reasons"]
 
 
+def test_tune_as_a_job_then_train_from_its_lean_trial(client: TestClient, root: Path) -> None:
+    dataset = finished(client, client.post("/v1/datasets", json={"source": "raw.csv"}))
+    dataset_id = dataset["result"]["dataset"]["id"]
+    body = {"study": "q4", "trials": 2, "folds": 2, "objective": "auc-per-cost"}
+    tuned = finished(client, client.post("/v1/datasets/latest/studies", json=body))
+    assert tuned["state"] == "succeeded", tuned["error"]
+    assert tuned["kind"] == "tune" and tuned["progress"]["done"] == 2
+    summary = tuned["result"]
+    assert summary["dataset"] == dataset_id and summary["trials"] == 2
+    stored = client.get(f"/v1/datasets/{dataset_id}/studies/q4").json()
+    assert len(stored["trials"]) == 2 and stored["summary"]["lean"] == summary["lean"]
+    assert client.get(f"/v1/datasets/{dataset_id}/studies/nope").status_code == 404
+    refused = client.get(f"/v1/datasets/{dataset_id}/studies/-x")
+    assert refused.status_code == 422 and refused.json()["error"]["details"] == {"field": "study"}
+    bad = client.post("/v1/datasets/latest/studies", json={"study": "../x", "folds": 1})
+    assert bad.status_code == 422
+    assert {f["field"] for f in bad.json()["error"]["details"]["fields"]} == {
+        "body.study", "body.folds"}  # fmt: skip
+
+    trained = finished(client, client.post("/v1/models/risk/versions",
+                                           json={"params_from": "q4:lean"}))  # fmt: skip
+    assert trained["state"] == "succeeded", trained["error"]
+    manifest = trained["result"]["manifest"]
+    assert manifest["tuned_from"]["trial"] == summary["lean"]["number"]
+    assert manifest["rounds"]["trained"] == summary["lean"]["rounds"]
+
+
 def test_one_training_per_model_at_a_time_and_cancel(client: TestClient, root: Path) -> None:
     assert (
         finished(client, client.post("/v1/datasets", json={"source": "raw.csv"}))["state"]

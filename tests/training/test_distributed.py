@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,6 @@ from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage
 from loanrisk.training.distributed import train_distributed
 from loanrisk.training.job import TrainingRequest, run_training
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-    ) as local:  # fmt: skip
-        yield local
 
 
 def test_distributed_training_matches_single_process_training(

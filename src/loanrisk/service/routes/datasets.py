@@ -1,8 +1,11 @@
-"""``/v1/datasets``: process raw loans into a dataset (a job); list; manifest; quality."""
+"""``/v1/datasets``: process raw loans into a dataset (a job); list; manifest; quality; tuning
+studies on a dataset (a job) and their results."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import functools
+import re
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -10,7 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from loanrisk.contracts import DatasetManifest, ProcessDataJob, check_size
+from loanrisk.contracts import STUDY_NAME, DatasetManifest, ProcessDataJob, TuneJob, check_size
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import InvalidInput, NotFound
 from loanrisk.schema import LoanSchema, parse_schema, schema_from_doc
@@ -21,6 +24,7 @@ from loanrisk.service.deps import ServicesDep, StorageDep
 from loanrisk.service.routes.jobs import accepted
 from loanrisk.service.routes.schemas import store_of
 from loanrisk.service.state import Services
+from loanrisk.training.tune import load_study
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], dependencies=[require(ADMIN)])
 
@@ -177,3 +181,59 @@ async def get_quality(
     catalogue = DatasetCatalogue(storage, storage.resolve(directory))
     manifest = await run_in_threadpool(catalogue.resolve, dataset_id)
     return {"id": manifest.id, "quality": manifest.quality}
+
+
+class TuneBody(BaseModel):
+    """A hyperparameter search on the dataset's training split (see ``loanrisk tune``)."""
+
+    study: str = Field("tune", pattern=STUDY_NAME, description="Study name; a stored one resumes.")
+    trials: int | None = Field(None, ge=1, le=10_000, description="Complete trials to reach.")
+    time_budget: float | None = Field(
+        None, gt=0, le=7 * 86_400, description="Seconds after which no trial starts."
+    )
+    objective: Literal["auc", "auc-per-cost"] = Field("auc", description="What to search for.")
+    folds: int = Field(3, ge=2, le=10, description="Stratified cross-validation folds.")
+    monotone: bool = Field(False, description="Search with the schema's monotone constraints.")
+    lean_tolerance: float = Field(0.001, ge=0, le=0.1, description="For the lean pick.")
+
+    model_config = {"extra": "forbid", "json_schema_extra": {"examples": [
+        {"study": "q4", "trials": 30, "objective": "auc-per-cost"}]}}  # fmt: skip
+
+
+@router.post(
+    "/{dataset_id}/studies",
+    status_code=202,
+    summary="Tune on the dataset (a job)",
+    responses={409: {"description": "this study is already being tuned"}},
+)
+async def tune(
+    dataset_id: str, body: TuneBody, services: ServicesDep, directory: Directory = "data"
+) -> JSONResponse:
+    """Starts (or resumes) a tuning study as a job; the job's result is the study's summary
+    (frontier, best, lean). One run per study at a time, across replicas."""
+    folder = services.storage.resolve(directory)
+    catalogue = DatasetCatalogue(services.storage, folder)
+    manifest = await run_in_threadpool(catalogue.resolve, dataset_id)
+    params = TuneJob(dataset=manifest.id, data_directory=folder, seed=services.settings.seed,
+                     **body.model_dump())  # fmt: skip
+    scope = f"tuning study {body.study!r} of dataset {manifest.id!r} in {folder!r}"
+    record, _ = await run_in_threadpool(
+        functools.partial(services.jobs.submit, params, lock_scope=scope)
+    )
+    return accepted(record)
+
+
+@router.get("/{dataset_id}/studies/{study}", summary="A tuning study")
+async def get_study(
+    dataset_id: str, study: str, storage: StorageDep, directory: Directory = "data"
+) -> dict[str, Any]:
+    """The stored study: every complete trial, and its summary (frontier, best, lean)."""
+    if not re.match(STUDY_NAME, study):
+        raise InvalidInput("invalid study name: letters, digits, '.', '_' or '-' (max 64)",
+                           details={"field": "study"})  # fmt: skip
+    catalogue = DatasetCatalogue(storage, storage.resolve(directory))
+    manifest = await run_in_threadpool(catalogue.resolve, dataset_id)
+    stored = await run_in_threadpool(load_study, catalogue, manifest.id, study)
+    if stored is None or not stored.trials:
+        raise NotFound(f"dataset {manifest.id} has no tuning study {study!r}")
+    return {**stored.model_dump(mode="json"), "summary": stored.summary()}
