@@ -224,6 +224,12 @@ class Settings(BaseSettings):
     job_stale_after: float = Field(
         30.0, gt=0, description="A job without a heartbeat for this long is marked failed."
     )
+    dask_scheduler: str | None = Field(
+        None,
+        pattern=r"^(tcp|tls)://[A-Za-z0-9.\-\[\]:]+$",
+        description="Dask scheduler (tcp://host:8786) that batch-scoring jobs of Parquet files "
+        "run on; their results are then a folder of partitioned Parquet. None: in-process.",
+    )
     monotone: bool = Field(
         False,
         description="Train with the schema's directions of risk as monotone constraints "

@@ -8,15 +8,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from dask.distributed import LocalCluster
+from fastapi.testclient import TestClient
 
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.inference.scorer import Scorer
 from loanrisk.registry import ModelRegistry
 from loanrisk.schema import validate_frame
+from loanrisk.service import create_app
+from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage
 from loanrisk.training.job import TrainingRequest, run_training
 
+from ..service.test_v1 import finished
 from ..test_cli import run
 
 
@@ -73,3 +77,36 @@ def test_dask_scoring_equals_single_process_scoring_row_for_row(
     refused = run("predict", str(csv_input), "--storage", str(store), "--output", other,
                   "--dask-scheduler", cluster.scheduler_address)  # fmt: skip
     assert refused.returncode == 2 and "reads Parquet" in refused.stderr
+
+
+def test_the_services_batch_jobs_score_parquet_on_the_cluster_of_the_setting(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    storage = FsspecStorage(str(tmp_path))
+    process_dataset(validate_frame(generate_sample(3_000, seed=23)), storage, source="sample")
+    run_training(TrainingRequest(rounds=20, params={"max_depth": 4}), storage, nthread=1)
+    loans = generate_sample(4_000, seed=24).drop(columns=["loan_status"])
+    (tmp_path / "incoming").mkdir()
+    loans.to_parquet(tmp_path / "incoming" / "book.parquet", index=False)
+    loans.to_csv(tmp_path / "incoming" / "book.csv", index=False)
+    settings = Settings(storage=str(tmp_path), nthread=1, job_heartbeat=0.2, job_stale_after=1.0,
+                        dask_scheduler=cluster.scheduler_address)  # fmt: skip
+    with TestClient(create_app(settings)) as client:
+        body = {"source": "incoming/book.parquet", "output": "book.csv", "decline_reasons": True}
+        record = finished(client, client.post("/v1/batch-predictions", json=body))
+        assert record["state"] == "succeeded", record["error"]
+        result = record["result"]
+        assert result["output"] == "predictions/book" and result["summary"]["scored"] == 4_000
+        assert result["dask"]["workers"] == 2
+        again = finished(client, client.post("/v1/batch-predictions", json=body))
+        assert again["state"] == "failed" and "exists already" in again["error"]["message"]
+        as_csv = finished(client, client.post("/v1/batch-predictions",
+                                              json={"source": "incoming/book.csv"}))  # fmt: skip
+        assert as_csv["state"] == "succeeded" and as_csv["result"]["output"].endswith(".csv")
+    parts = sorted((tmp_path / "predictions" / "book").glob("*.parquet"))
+    scored = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    assert not (tmp_path / "predictions" / "book.partial").exists()
+    single, _ = Scorer(ModelRegistry(storage).load("loan-default", "production")).score_frame(
+        loans, decline_reasons=True)  # fmt: skip
+    assert np.abs(scored["probability"].to_numpy() - single["probability"].to_numpy()).max() < 1e-5
+    assert scored["decline_reasons"].astype(str).tolist() == single["decline_reasons"].tolist()

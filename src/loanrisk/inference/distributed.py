@@ -7,7 +7,8 @@ the same files the registry stores). Each worker builds the same :class:`Scorer`
 once per process and scores its partitions of the Parquet input. The results are written by
 the workers as partitioned Parquet under ``--output``, one file per input partition, in input
 order: ``probability``, ``label``, ``band`` (and the id column, the reason and decline
-columns when asked). Needs the ``dask`` extra.
+columns when asked). They are written to ``<output>.partial`` first and moved into place once
+every partition is written; a failed run removes them. Needs the ``dask`` extra.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+import fsspec
 import pandas as pd
 import xgboost as xgb
 
@@ -145,12 +147,23 @@ def score_on_dask(
         scored = frame.map_partitions(
             score_partition, files, on_error=on_error, meta=meta, **options
         )
-        # One pass: the scored partitions are written and counted from the same graph.
-        write = scored.to_parquet(output, storage_options=storage_options(settings, output),
-                                  write_index=False, compute=False)  # fmt: skip
-        _, rows, defaults = dask.compute(  # type: ignore[attr-defined,no-untyped-call]
-            write, scored["label"].size, scored["label"].sum()
-        )
+        # One pass: the scored partitions are written and counted from the same graph, into
+        # a ".partial" folder that becomes ``output`` only once every partition is written.
+        options = storage_options(settings, output)
+        fs, final = fsspec.core.url_to_fs(output, **options)
+        partial = final.rstrip("/") + ".partial"
+        target = fs.unstrip_protocol(partial) if "://" in output else partial
+        write = scored.to_parquet(target, storage_options=options, write_index=False,
+                                  compute=False)  # fmt: skip
+        try:
+            _, rows, defaults = dask.compute(  # type: ignore[attr-defined,no-untyped-call]
+                write, scored["label"].size, scored["label"].sum()
+            )
+        except BaseException:
+            if fs.exists(partial):
+                fs.rm(partial, recursive=True)
+            raise
+        fs.mv(partial, final.rstrip("/"), recursive=True)
     return {
         "scored": int(rows), "defaults": int(defaults),
         "partitions": frame.npartitions, "workers": workers, "output": output,
