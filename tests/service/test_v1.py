@@ -188,6 +188,8 @@ def test_tune_as_a_job_then_train_from_its_lean_trial(client: TestClient, root: 
     assert tuned["kind"] == "tune" and tuned["progress"]["done"] == 2
     summary = tuned["result"]
     assert summary["dataset"] == dataset_id and summary["trials"] == 2
+    page = client.get(f"/console/jobs/{tuned['id']}")
+    assert page.status_code == 200 and f"lean trial {summary['lean']['number']}" in page.text
     stored = client.get(f"/v1/datasets/{dataset_id}/studies/q4").json()
     assert len(stored["trials"]) == 2 and stored["summary"]["lean"] == summary["lean"]
     assert client.get(f"/v1/datasets/{dataset_id}/studies/nope").status_code == 404
