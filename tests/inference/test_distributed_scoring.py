@@ -98,8 +98,8 @@ def test_the_services_batch_jobs_score_parquet_on_the_cluster_of_the_setting(
         result = record["result"]
         assert result["output"] == "predictions/book" and result["summary"]["scored"] == 4_000
         assert result["dask"]["workers"] == 2
-        again = finished(client, client.post("/v1/batch-predictions", json=body))
-        assert again["state"] == "failed" and "exists already" in again["error"]["message"]
+        again = client.post("/v1/batch-predictions", json=body)
+        assert again.status_code == 409 and "'predictions/book' exists already" in again.text
         as_csv = finished(client, client.post("/v1/batch-predictions",
                                               json={"source": "incoming/book.csv"}))  # fmt: skip
         assert as_csv["state"] == "succeeded" and as_csv["result"]["output"].endswith(".csv")
