@@ -265,7 +265,7 @@ def run_tuning(
                        for t in study.trials])  # fmt: skip
     target = job.trials if job.trials is not None else (
         None if job.time_budget is not None else DEFAULT_TRIALS)  # fmt: skip
-    started = time.monotonic()
+    started, resumed = time.monotonic(), len(study.trials)
 
     def more() -> bool:
         if target is not None and len(study.trials) >= target:
@@ -289,8 +289,7 @@ def run_tuning(
         if progress is not None:
             elapsed = time.monotonic() - started
             done = len(study.trials)
-            eta = (elapsed / max(done - len(stored.trials if stored else []), 1)
-                   * (target - done)) if target is not None else None  # fmt: skip
+            eta = (elapsed / (done - resumed) * (target - done)) if target is not None else None
             progress({"stage": "tune", "done": done, "total": target, "elapsed": elapsed,
                       "eta": eta, "metrics": {"best_auc": study.best().auc,
                                               "lean_nodes": study.lean().nodes}})  # fmt: skip
