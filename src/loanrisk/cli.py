@@ -524,10 +524,11 @@ def predict(
         settings = settings_from(storage=storage, backend=backend)
         target = open_storage(settings)
         name, ref = model_ref(model)
-        loaded = ModelRegistry(target, model_directory).load(name, ref)
+        registry = ModelRegistry(target, model_directory)
+        loaded = registry.load(name, ref)
         on_error: OnError = "skip" if skip_bad_rows else "raise"
         if dask_scheduler is not None:
-            _predict_on_dask(loaded, settings, source, output, dask_scheduler,
+            _predict_on_dask(registry, loaded, settings, source, output, dask_scheduler,
                              on_error=on_error, id_column=id_column, explain=explain,
                              decline_reasons=decline_reasons)  # fmt: skip
             return
@@ -544,6 +545,7 @@ def predict(
 
 
 def _predict_on_dask(
+    registry: ModelRegistry,
     loaded: LoadedModel,
     settings: Settings,
     source: str,
@@ -560,8 +562,8 @@ def _predict_on_dask(
         raise InvalidInput(f"--output {output} exists: results never replace files")
     err.print(f"Scoring {source} with {loaded.name} version {loaded.version} on the Dask "
               f"cluster at {scheduler} ...", highlight=False)  # fmt: skip
-    summary = score_on_dask(loaded, settings, source=source, output=output,
-                            scheduler=scheduler, **options)  # fmt: skip
+    summary = score_on_dask(registry, loaded.name, loaded.version, settings, source=source,
+                            output=output, scheduler=scheduler, **options)  # fmt: skip
     err.print(f"{summary['scored']:,} loans scored in {summary['partitions']} partitions on "
               f"{summary['workers']} workers -> {output}", highlight=False)  # fmt: skip
 

@@ -1,87 +1,66 @@
 """Portfolio scoring on a Dask cluster: ``loanrisk predict 's3://bucket/portfolio/*.parquet'
 --dask-scheduler tcp://... --output s3://bucket/scored/``.
 
-The client loads and verifies the model version once and hands the workers its files
-(the booster's UBJSON, FeatureSpec, schema, calibration and reason catalog: bytes and JSON,
-the same files the registry stores). Each worker builds the same :class:`Scorer` from them
-once per process and scores its partitions of the Parquet input. The results are written by
-the workers as partitioned Parquet under ``--output``, one file per input partition, in input
-order: ``probability``, ``label``, ``band`` (and the id column, the reason and decline
-columns when asked). They are written to ``<output>.partial`` first and moved into place once
-every partition is written; a failed run removes them. Needs the ``dask`` extra.
+The client reads the model version's files once, each checked against its hash, and hands
+them to the workers: the booster's UBJSON, FeatureSpec, schema, calibration and reason
+catalog, as bytes and JSON, the same files the registry stores. Each worker puts them in a
+registry of its own, loads it as the service loads a version, and builds the same
+:class:`Scorer` once per process. It then scores its partitions of the Parquet input. The
+workers write the results as partitioned Parquet under ``--output``, one file per input
+partition, in input order: ``probability``, ``label``, ``band`` (and the id column, the
+reason and decline columns when asked). They are written to ``<output>.partial`` first and
+moved into place once every partition is written; a failed run removes them. Needs the
+``dask`` extra.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import fsspec
 import pandas as pd
-import xgboost as xgb
 
-from loanrisk.contracts import ModelManifest, OnError
+from loanrisk.contracts import OnError
 from loanrisk.errors import InvalidInput
-from loanrisk.features.spec import FeatureSpec
-from loanrisk.inference.calibration import Calibration
-from loanrisk.inference.reasons import ReasonCatalog
+from loanrisk.inference.backends import BackendChoice
 from loanrisk.inference.scorer import Bands, Scorer
-from loanrisk.registry.models import LoadedModel
-from loanrisk.schema import parse_schema
+from loanrisk.registry.models import ModelRegistry
 from loanrisk.settings import Settings
-from loanrisk.storage import storage_options
+from loanrisk.storage import MemoryStorage, storage_options
 
 
 @dataclass(frozen=True)
 class ModelFiles:
-    """A verified version as the workers receive it: its stored files, no Python objects."""
+    """A version as the workers receive it: its stored files (:meth:`ModelRegistry.version_files`,
+    bytes, no Python objects) and how to label its loans."""
 
     name: str
     version: int
-    booster: bytes
-    spec: str
-    schema: str
-    manifest: str
-    calibration: str | None
-    reasons: str | None
+    files: tuple[tuple[str, bytes], ...]
     threshold: float
     band_cutoffs: tuple[float, ...]
     band_names: tuple[str, ...]
-    backend: str
+    backend: BackendChoice
 
     @classmethod
-    def of(cls, model: LoadedModel, settings: Settings) -> ModelFiles:
+    def of(cls, registry: ModelRegistry, name: str, version: int, settings: Settings) -> ModelFiles:
         return cls(
-            name=model.name, version=model.version,
-            booster=bytes(model.booster.save_raw("ubj")), spec=model.spec.to_json(),
-            schema=model.schema.to_json(), manifest=model.manifest.model_dump_json(),
-            calibration=model.calibration.to_json() if model.calibration else None,
-            reasons=model.reasons.model_dump_json() if model.reasons else None,
+            name=name, version=version,
+            files=tuple(registry.version_files(name, version).items()),
             threshold=settings.threshold, band_cutoffs=settings.band_cutoffs,
             band_names=settings.band_names, backend=settings.backend,
         )  # fmt: skip
 
-    @property
-    def digest(self) -> str:
-        return hashlib.sha256(self.booster + self.spec.encode() + self.schema.encode()).hexdigest()
-
 
 @functools.lru_cache(maxsize=4)
 def _scorer(files: ModelFiles) -> Scorer:
-    """The worker's scorer of ``files``, built once per process (and model)."""
-    booster = xgb.Booster()
-    booster.load_model(bytearray(files.booster))
-    model = LoadedModel(
-        name=files.name, version=files.version, booster=booster,
-        spec=FeatureSpec.from_json(files.spec), manifest=ModelManifest.model_validate_json(
-            files.manifest), report={},
-        schema=parse_schema(files.schema, source=f"model {files.name!r} version {files.version}"),
-        calibration=Calibration.from_json(files.calibration) if files.calibration else None,
-        reasons=ReasonCatalog.model_validate_json(files.reasons) if files.reasons else None,
-    )  # fmt: skip
-    return Scorer(model, backend=files.backend,  # type: ignore[arg-type]
+    """The worker's scorer of ``files``, built once per process (and model): the version is
+    stored in a registry of its own and loaded, every file checked, as the service loads it."""
+    registry = ModelRegistry(MemoryStorage("dask-worker"), "models")
+    registry.add_version(files.name, files.version, dict(files.files))
+    return Scorer(registry.load(files.name, files.version), backend=files.backend,
                   threshold=files.threshold,
                   bands=Bands(files.band_cutoffs, files.band_names))  # fmt: skip
 
@@ -112,7 +91,9 @@ def score_partition(
 
 
 def score_on_dask(
-    model: LoadedModel,
+    registry: ModelRegistry,
+    name: str,
+    version: int,
     settings: Settings,
     *,
     source: str,
@@ -134,7 +115,7 @@ def score_on_dask(
     if not source.endswith(".parquet"):
         raise InvalidInput("scoring on a Dask cluster reads Parquet (a file, a glob or a "
                            "directory of .parquet files)")  # fmt: skip
-    files = ModelFiles.of(model, settings)
+    files = ModelFiles.of(registry, name, version, settings)
     with Client(scheduler) as client:  # type: ignore[no-untyped-call]
         workers = len(client.scheduler_info()["workers"])
         frame = dd.read_parquet(source, storage_options=storage_options(settings, source))
@@ -149,11 +130,11 @@ def score_on_dask(
         )
         # One pass: the scored partitions are written and counted from the same graph, into
         # a ".partial" folder that becomes ``output`` only once every partition is written.
-        options = storage_options(settings, output)
-        fs, final = fsspec.core.url_to_fs(output, **options)
+        written = storage_options(settings, output)
+        fs, final = fsspec.core.url_to_fs(output, **written)
         partial = final.rstrip("/") + ".partial"
         target = fs.unstrip_protocol(partial) if "://" in output else partial
-        write = scored.to_parquet(target, storage_options=options, write_index=False,
+        write = scored.to_parquet(target, storage_options=written, write_index=False,
                                   compute=False)  # fmt: skip
         try:
             _, rows, defaults = dask.compute(  # type: ignore[attr-defined,no-untyped-call]
@@ -167,5 +148,5 @@ def score_on_dask(
     return {
         "scored": int(rows), "defaults": int(defaults),
         "partitions": frame.npartitions, "workers": workers, "output": output,
-        "model": {"name": model.name, "version": model.version},
+        "model": {"name": name, "version": version},
     }  # fmt: skip

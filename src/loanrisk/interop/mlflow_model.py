@@ -31,7 +31,7 @@ import xgboost as xgb
 import loanrisk
 from loanrisk.errors import InvalidInput
 from loanrisk.interop.mlflow_pyfunc import MODELS, PYFUNC_FILE, PyfuncConfig
-from loanrisk.registry.models import MANIFEST_FILE, MODEL_FILE, ModelRegistry
+from loanrisk.registry.models import MODEL_FILE, ModelRegistry
 from loanrisk.schema import LoanSchema
 from loanrisk.schema.model import NUMBER_TYPES
 from loanrisk.settings import Settings
@@ -97,19 +97,6 @@ def requirements() -> list[str]:
     return [*pinned, f"mlflow-skinny=={importlib.metadata.version('mlflow-skinny')}"]
 
 
-def _version_files(registry: ModelRegistry, name: str, version: int, into: Path) -> None:
-    """The version's files, verified, as a one-version registry under ``into``."""
-    target = FsspecStorage(str(into))
-    manifest = registry.manifest(name, version)
-    directory = target.join(MODELS, name, "versions", str(version))
-    for file in manifest.files:
-        data = registry.file(name, version, file)
-        assert data is not None  # listed in the manifest
-        target.write_bytes(target.join(directory, file), data)
-    body = manifest.model_dump_json(indent=2).encode() + b"\n"
-    target.write_bytes(target.join(directory, MANIFEST_FILE), body)
-
-
 def export_mlflow(
     registry: ModelRegistry, name: str, ref: str | int, directory: Path, settings: Settings
 ) -> Path:
@@ -132,7 +119,8 @@ def export_mlflow(
     directory.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=directory.parent, prefix=f".{directory.name}.") as tmp:
         data = Path(tmp, "loanrisk")
-        _version_files(registry, name, version, data)
+        one = ModelRegistry(FsspecStorage(str(data)), MODELS)  # the version alone, verified
+        one.add_version(name, version, registry.version_files(name, version))
         Path(data, PYFUNC_FILE).write_text(config.model_dump_json(indent=2) + "\n")
         code = Path(tmp, "code", "loanrisk")
         shutil.copytree(Path(loanrisk.__file__).parent, code,

@@ -20,7 +20,7 @@ from loanrisk.inference.scorer import scorer_from_settings
 from loanrisk.monitoring.log import prediction_log
 from loanrisk.registry.models import LoadedModel, ModelRegistry
 from loanrisk.settings import Settings
-from loanrisk.storage import FsspecStorage, Storage, open_storage
+from loanrisk.storage import FsspecStorage, open_storage
 from loanrisk.training.job import run_training
 from loanrisk.training.train import RoundProgress
 
@@ -123,7 +123,7 @@ def score(
     if storage.exists(params.output):  # written since the job was accepted
         raise Conflict(f"output {params.output!r} exists already; results never replace a file")
     if settings.dask_scheduler is not None and params.source.endswith(".parquet"):
-        return _score_on_dask(params, settings, storage, loaded, progress)
+        return _score_on_dask(params, settings, registry, loaded, progress)
     run = scorer.score_parquet if params.source.endswith(".parquet") else scorer.score_csv
     log = prediction_log(settings, storage) if settings.prediction_log else None
     on_scored = (log.chunk_recorder(scorer, source="batch", request_id=params.request_id,
@@ -157,12 +157,13 @@ def tune(
     return study.summary()
 
 
-def _score_on_dask(params: ScoreJob, settings: Settings, storage: Storage, loaded: LoadedModel,
-                   progress: Progress) -> dict[str, Any]:  # fmt: skip
+def _score_on_dask(params: ScoreJob, settings: Settings, registry: ModelRegistry,
+                   loaded: LoadedModel, progress: Progress) -> dict[str, Any]:  # fmt: skip
     """A Parquet batch on the Dask cluster of the settings: the results are a folder of
     partitioned Parquet next to where the CSV would be (``<output>`` without ``.csv``)."""
     from loanrisk.inference.distributed import score_on_dask
 
+    storage = registry.storage
     if not isinstance(storage, FsspecStorage):
         raise InvalidInput("scoring on Dask needs shared storage (a directory, S3 or Azure)")
     folder = params.output.removesuffix(".csv")
@@ -171,7 +172,7 @@ def _score_on_dask(params: ScoreJob, settings: Settings, storage: Storage, loade
     assert settings.dask_scheduler is not None
     progress({"stage": "score", "done": 0, "total": None})
     summary = score_on_dask(
-        loaded, settings, source=f"{storage.url}/{params.source}",
+        registry, loaded.name, loaded.version, settings, source=f"{storage.url}/{params.source}",
         output=f"{storage.url}/{folder}", scheduler=settings.dask_scheduler,
         on_error=params.on_error, id_column=params.id_column, explain=params.explain,
         decline_reasons=params.decline_reasons,

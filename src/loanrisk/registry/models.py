@@ -33,7 +33,7 @@ import json
 import os
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -248,6 +248,22 @@ class ModelRegistry:
         if file not in self.manifest(name, version).files:
             return None
         return self._verified(name, version, file)
+
+    def version_files(self, name: str, version: int) -> dict[str, bytes]:
+        """Every file of a version, each verified against its hash, and its manifest: what
+        another registry stores to hold the same version (:meth:`add_version`)."""
+        manifest = self.manifest(name, version)
+        files = {file: self._verified(name, version, file) for file in manifest.files}
+        return {**files, MANIFEST_FILE: manifest.model_dump_json(indent=2).encode() + b"\n"}
+
+    def add_version(self, name: str, version: int, files: Mapping[str, bytes]) -> None:
+        """Store a version as :meth:`version_files` of another registry gave it (its manifest
+        last, so it exists only once complete); :meth:`load` verifies it as any other."""
+        directory = self._version_dir(name, version)
+        for file, data in files.items():
+            if file != MANIFEST_FILE:
+                self.storage.write_bytes(self.storage.join(directory, file), data)
+        self.storage.write_bytes(self.storage.join(directory, MANIFEST_FILE), files[MANIFEST_FILE])
 
     def schema(self, name: str, ref: str | int = LATEST) -> LoanSchema:
         """The schema a version was trained on (verified against its hash)."""
