@@ -23,12 +23,22 @@ import fsspec
 import pandas as pd
 
 from loanrisk.contracts import OnError
-from loanrisk.errors import InvalidInput
+from loanrisk.errors import Conflict, InvalidInput
 from loanrisk.inference.backends import BackendChoice
 from loanrisk.inference.scorer import Bands, Scorer
 from loanrisk.registry.models import ModelRegistry
 from loanrisk.settings import Settings
-from loanrisk.storage import MemoryStorage, storage_options
+from loanrisk.storage import MemoryStorage, Storage, storage_options
+
+
+def results_folder(storage: Storage, output: str) -> str:
+    """Where a batch job's results go when it scores on Dask: a folder named as its CSV would
+    be, without ``.csv``; :class:`Conflict` when it is taken (results never replace files)."""
+    folder = output.removesuffix(".csv")
+    if storage.exists(folder) or storage.list(folder):
+        raise Conflict(f"output {folder!r} exists already; results never replace files",
+                       details={"field": "output"})  # fmt: skip
+    return folder
 
 
 @dataclass(frozen=True)

@@ -161,14 +161,12 @@ def _score_on_dask(params: ScoreJob, settings: Settings, registry: ModelRegistry
                    loaded: LoadedModel, progress: Progress) -> dict[str, Any]:  # fmt: skip
     """A Parquet batch on the Dask cluster of the settings: the results are a folder of
     partitioned Parquet next to where the CSV would be (``<output>`` without ``.csv``)."""
-    from loanrisk.inference.distributed import score_on_dask
+    from loanrisk.inference.distributed import results_folder, score_on_dask
 
     storage = registry.storage
     if not isinstance(storage, FsspecStorage):
         raise InvalidInput("scoring on Dask needs shared storage (a directory, S3 or Azure)")
-    folder = params.output.removesuffix(".csv")
-    if storage.exists(folder) or storage.list(folder):
-        raise Conflict(f"output {folder!r} exists already; results never replace files")
+    folder = results_folder(storage, params.output)  # taken since the job was accepted?
     assert settings.dask_scheduler is not None
     progress({"stage": "score", "done": 0, "total": None})
     summary = score_on_dask(

@@ -13,7 +13,8 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import OnError, PredictOptions, ScoreJob
-from loanrisk.errors import Conflict, InvalidInput, TooLarge
+from loanrisk.errors import InvalidInput, TooLarge
+from loanrisk.inference.distributed import results_folder
 from loanrisk.inference.scorer import Scorer
 from loanrisk.registry.models import check_name
 from loanrisk.schema import builtin_schema
@@ -204,13 +205,7 @@ async def batch_predict(body: BatchBody, services: ServicesDep) -> JSONResponse:
     source = await run_in_threadpool(services.locations.existing, body.source)
     output = await run_in_threadpool(services.locations.output, body.output, source)
     if s.dask_scheduler is not None and source.endswith(".parquet"):  # results: a folder
-        folder = output.removesuffix(".csv")
-        taken = await run_in_threadpool(
-            lambda: services.storage.exists(folder) or bool(services.storage.list(folder))
-        )
-        if taken:
-            raise Conflict(f"output {folder!r} exists already; results never replace files",
-                           details={"field": "output"})  # fmt: skip
+        await run_in_threadpool(results_folder, services.storage, output)
     params = ScoreJob(
         source=source,
         output=output,
