@@ -225,6 +225,27 @@ def _connect(port: int, count: int) -> list[socket.socket]:
     return connections
 
 
+def test_a_worker_killed_during_its_health_check_is_replaced_at_once(start: Start) -> None:
+    """The supervisor pings each worker every half second and waits up to the health-check
+    timeout (60 s) for the answer. A worker stopped (so the ping is unanswered) and then
+    killed is replaced at once, and SIGTERM is obeyed at once, not after that timeout."""
+    server, base = start("--workers", "2", env={"LOANRISK_WORKER_HEALTHCHECK_TIMEOUT": "60"})
+    port = int(base.rsplit(":", 1)[1])
+    workers = list(until(lambda: _own_sockets(server, port), what="two workers listening"))
+    os.kill(workers[0], signal.SIGSTOP)
+    time.sleep(1.5)  # the supervisor has sent its ping and waits for the answer
+    os.kill(workers[0], signal.SIGKILL)
+    clock = time.monotonic()
+    until(lambda: (w := _own_sockets(server, port)) and workers[0] not in w, timeout=60,
+          what="a replacement worker")  # fmt: skip
+    assert time.monotonic() - clock < 15  # its start; the timeout would have been ~59 s
+    assert version_served(base) == 1
+    clock = time.monotonic()
+    server.send_signal(signal.SIGTERM)
+    server.wait(60)
+    assert time.monotonic() - clock < 15
+
+
 def test_workers_listen_each_and_share_the_connections(start: Start) -> None:
     server, base = start("--workers", "2")
     port = int(base.rsplit(":", 1)[1])

@@ -140,10 +140,11 @@ def run_server(settings: Settings, announce: Callable[[], None] | None = None) -
 
     Workers are separate processes that build their app from the environment, so every
     setting given here is passed on as ``LOANRISK_*``. With several workers, each listens on
-    the port itself (:class:`WorkerListener`); uvicorn's supervisor still starts, watches and
-    restarts them."""
+    the port itself (:class:`WorkerListener`); uvicorn's supervisor (:class:`Supervisor`)
+    starts, watches and restarts them."""
     import uvicorn  # only the server needs it
-    from uvicorn.supervisors import Multiprocess
+
+    from loanrisk.service.supervisor import Supervisor
 
     os.environ["LOANRISK_STORAGE"] = settings.storage
     _refuse_taken_port(settings.host, settings.port)
@@ -160,4 +161,4 @@ def run_server(settings: Settings, announce: Callable[[], None] | None = None) -
             uvicorn.run(APP, **options)
             return
         listener = WorkerListener(settings.host, settings.port)
-        Multiprocess(uvicorn.Config(APP, **options), sockets=[cast(socket.socket, listener)]).run()
+        Supervisor(uvicorn.Config(APP, **options), sockets=[cast(socket.socket, listener)]).run()
