@@ -15,6 +15,7 @@ from typing import IO, Any, Literal, cast
 
 import pandas as pd
 
+from loanrisk.data.readahead import read_ahead
 from loanrisk.errors import InvalidInput
 from loanrisk.schema import (
     LoanSchema,
@@ -105,7 +106,7 @@ def read_csv(
         stream = source
     try:
         # Closed before the stream, however validation ends.
-        chunks_of = iter_csv_chunks(stream, chunk_rows=CHUNK_ROWS, schema=schema)
+        chunks_of = read_ahead(iter_csv_chunks(stream, chunk_rows=CHUNK_ROWS, schema=schema))
         with contextlib.closing(chunks_of) as chunks:
             return validate_chunks(chunks, schema=schema, mode=mode, keep=keep,
                                    on_error=on_error)  # fmt: skip

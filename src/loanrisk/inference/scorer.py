@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from loanrisk.contracts import OnError
 from loanrisk.data.ingest import iter_csv_chunks
+from loanrisk.data.readahead import read_ahead
 from loanrisk.errors import InvalidInput
 from loanrisk.features.transform import FeatureTransformer
 from loanrisk.inference.backends import BackendChoice, make_backend
@@ -255,11 +256,14 @@ class Scorer:
             batches = pq.ParquetFile(source).iter_batches(batch_size=chunk_rows)
         except (OSError, ValueError) as exc:
             raise InvalidInput(f"not a readable Parquet file: {exc}") from None
-        return self._score_chunks(
-            _with_offsets(b.to_pandas() for b in batches), output,
-            on_error=on_error, id_column=id_column, progress=progress, on_results=on_results,
-            explain=explain, top_k=top_k, on_scored=on_scored, decline_reasons=decline_reasons,
-        )  # fmt: skip
+        chunks_of = read_ahead(_with_offsets(b.to_pandas() for b in batches))
+        with contextlib.closing(chunks_of) as chunks:
+            return self._score_chunks(
+                chunks, output,
+                on_error=on_error, id_column=id_column, progress=progress,
+                on_results=on_results, explain=explain, top_k=top_k, on_scored=on_scored,
+                decline_reasons=decline_reasons,
+            )  # fmt: skip
 
     def score_csv(
         self,
@@ -283,7 +287,7 @@ class Scorer:
         ``rejected``) and the rejected rows. With ``on_error="raise"`` the first bad chunk
         stops the batch. ``on_scored(offset, raw chunk, results)`` sees each chunk as read
         and its results (the prediction log records them)."""
-        chunks_of = iter_csv_chunks(source, chunk_rows=chunk_rows, schema=self.schema)
+        chunks_of = read_ahead(iter_csv_chunks(source, chunk_rows=chunk_rows, schema=self.schema))
         with contextlib.closing(chunks_of) as chunks:
             return self._score_chunks(
                 chunks, output,
