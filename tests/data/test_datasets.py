@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from loanrisk.data.datasets import DatasetCatalogue
@@ -118,3 +120,23 @@ def test_the_split_read_back_equals_what_was_split(sample_loans: Validated) -> N
     assert len(both) == len(sample_loans.frame)
     assert both[LABEL].sum() == sample_loans.frame[LABEL].sum()
     assert sorted(both["person_income"]) == sorted(sample_loans.frame["person_income"])
+
+
+def test_chosen_rows_are_read_a_row_group_at_a_time_as_the_whole_split_gives_them(
+    storage: Storage, sample_loans: Validated
+) -> None:
+    catalogue = DatasetCatalogue(storage, "data")
+    manifest = process_dataset(sample_loans, storage, source="sample", directory="data")
+    path = catalogue.path(manifest.id, "test.parquet")
+    table = pq.read_table(io.BytesIO(storage.read_bytes(path)))
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, row_group_size=128)  # several row groups, as an expansion has
+    storage.write_bytes(path, buffer.getvalue())
+    whole = catalogue.load_split(manifest.id, "test")
+    assert catalogue.count_rows(manifest.id, "test") == len(whole) == 1_000
+    edges = [0, 127, 128, 255, 256, 999]
+    rows = np.unique(np.r_[edges, np.random.default_rng(3).choice(1_000, 200, replace=False)])
+    taken = catalogue.load_rows(manifest.id, "test", rows)
+    pd.testing.assert_frame_equal(taken, whole.iloc[rows].reset_index(drop=True))
+    none = catalogue.load_rows(manifest.id, "test", np.array([], dtype=np.int64))
+    assert none.empty and list(none.columns) == list(whole.columns)

@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import IO, Any, Literal
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -148,6 +149,30 @@ class DatasetCatalogue:
         schema = self.load_schema(dataset_id)
         with self.storage.open_read(self.path(dataset_id, f"{split}.parquet")) as stream:
             return conform(pd.read_parquet(stream), schema)
+
+    def count_rows(self, dataset_id: str, split: Split) -> int:
+        """The split's row count, from the Parquet footer (no rows read)."""
+        with self.storage.open_read(self.path(dataset_id, f"{split}.parquet")) as stream:
+            return int(pq.ParquetFile(stream).metadata.num_rows)
+
+    def load_rows(self, dataset_id: str, split: Split, rows: np.ndarray) -> pd.DataFrame:
+        """The split's rows at the ascending positions ``rows`` (as :meth:`load_split`
+        would give them), read a row group at a time: memory holds one row group and the
+        rows taken, never the whole split."""
+        schema = self.load_schema(dataset_id)
+        with self.storage.open_read(self.path(dataset_id, f"{split}.parquet")) as stream:
+            parquet = pq.ParquetFile(stream)
+            tables = []
+            start = 0
+            for group in range(parquet.num_row_groups):
+                size = parquet.metadata.row_group(group).num_rows
+                low, high = np.searchsorted(rows, [start, start + size])
+                if high > low:
+                    taken = pa.array(rows[low:high] - start)
+                    tables.append(parquet.read_row_group(group).take(taken))
+                start += size
+            table = pa.concat_tables(tables) if tables else parquet.schema_arrow.empty_table()
+        return conform(table.to_pandas(), schema)
 
     def load_schema(self, dataset_id: str) -> LoanSchema:
         """The schema the dataset was validated with (datasets processed before schemas

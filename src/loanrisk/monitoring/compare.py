@@ -74,12 +74,13 @@ def held_out(
     catalogue = DatasetCatalogue(storage, directory)
     manifest = catalogue.resolve(dataset_id)
     label = catalogue.load_schema(manifest.id).label_name
-    test = catalogue.load_split(manifest.id, "test")
-    total = len(test)
-    if total > settings.compare_max_rows:
+    total = catalogue.count_rows(manifest.id, "test")
+    if total > settings.compare_max_rows:  # only the sample is read
         rows = np.sort(np.random.default_rng(settings.seed).choice(
             total, settings.compare_max_rows, replace=False))  # fmt: skip
-        test = test.iloc[rows].reset_index(drop=True)
+        test = catalogue.load_rows(manifest.id, "test", rows)
+    else:
+        test = catalogue.load_split(manifest.id, "test")
     labels = test[label].to_numpy().astype(np.int64)
     loans = test.drop(columns=[label])
     scores = []

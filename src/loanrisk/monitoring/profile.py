@@ -117,13 +117,20 @@ def build_profile(frame: pd.DataFrame, schema: LoanSchema, probability: np.ndarr
                    score=numeric_bins(probability))  # fmt: skip
 
 
+def sample_rows(total: int, *, seed: int = 0) -> np.ndarray | None:
+    """The ascending positions, among ``total`` rows, of :func:`profile_sample`'s rows
+    (None: all of them)."""
+    if total <= SCORE_SAMPLE_ROWS:
+        return None
+    rows = np.random.default_rng([seed, 2]).choice(total, SCORE_SAMPLE_ROWS, replace=False)
+    return np.sort(rows)
+
+
 def profile_sample(frame: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     """A seeded sample of at most :data:`SCORE_SAMPLE_ROWS` rows (all of them, below that):
     what a profile is counted on. A training keeps it before it lets its rows go."""
-    if len(frame) <= SCORE_SAMPLE_ROWS:
-        return frame
-    rows = np.random.default_rng([seed, 2]).choice(len(frame), SCORE_SAMPLE_ROWS, replace=False)
-    return frame.take(np.sort(rows)).reset_index(drop=True)
+    rows = sample_rows(len(frame), seed=seed)
+    return frame if rows is None else frame.take(rows).reset_index(drop=True)
 
 
 def profile_of(
