@@ -18,13 +18,14 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.errors import InvalidInput
 from loanrisk.inference.scorer import Scorer
 from loanrisk.monitoring.drift import EPSILON, psi
 from loanrisk.monitoring.log import PredictionLog
-from loanrisk.monitoring.profile import Profile, numeric_bins
+from loanrisk.monitoring.profile import SCORE_SAMPLE_ROWS, Profile, numeric_bins
 from loanrisk.monitoring.reports import drift_by_day, drift_for, version_profile, window
 from loanrisk.registry import ModelRegistry
 from loanrisk.registry.models import PROFILE_FILE
@@ -160,6 +161,32 @@ def test_a_version_without_a_profile_gets_one_from_its_dataset(root: Path) -> No
     assert PROFILE_FILE not in bare.files
     made = version_profile(registry, registry.load("bare", bare.version))
     assert made == stored
+
+
+def test_a_version_without_a_profile_reads_only_the_sample_of_a_large_dataset(
+    tmp_path: Path,
+) -> None:
+    """Past SCORE_SAMPLE_ROWS training rows, the profile made on demand reads only the
+    sampled rows, and equals the one the training stored."""
+    storage = FsspecStorage(str(tmp_path))
+    loans = validate_frame(generate_sample(3_000, seed=0))
+    process_dataset(loans, storage, source="sample", size=140_000)
+    run_training(TrainingRequest(rounds=5), storage, nthread=1)
+    registry = ModelRegistry(storage)
+    model = registry.load("loan-default", 1)
+    bare = registry.publish("bare", booster=model.booster, spec=model.spec, report={},
+                            metadata={"dataset": model.manifest.dataset})  # fmt: skip
+
+    def whole(*args: object) -> None:
+        raise AssertionError("the whole training split was read")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DatasetCatalogue, "load_split", whole)
+        made = version_profile(registry, registry.load("bare", bare.version))
+    assert made == Profile.model_validate_json(
+        registry.file("loan-default", 1, PROFILE_FILE) or b""
+    )
+    assert made.rows == SCORE_SAMPLE_ROWS
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from loanrisk.monitoring.drift import DriftReport, drift_report
 from loanrisk.monitoring.log import read_log
 from loanrisk.monitoring.outcomes import read_outcomes, store_outcomes, summary
 from loanrisk.monitoring.performance import joined, performance_report, training_rows
-from loanrisk.monitoring.profile import Profile, profile_of
+from loanrisk.monitoring.profile import Profile, profile_of, sample_rows
 from loanrisk.registry.models import PROFILE_FILE, LoadedModel, ModelRegistry
 from loanrisk.storage.base import Storage
 
@@ -48,7 +48,7 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 
 #: Profiles made on demand, kept per process (versions are immutable).
-_MADE: OrderedDict[tuple[str, str, int], Profile] = OrderedDict()
+_MADE: OrderedDict[tuple[str, str, str, int, str], Profile] = OrderedDict()
 _LOCK = threading.Lock()
 MAX_MADE = 16
 
@@ -59,7 +59,10 @@ def version_profile(registry: ModelRegistry, model: LoadedModel) -> Profile:
     stored = registry.file(model.name, model.version, PROFILE_FILE)
     if stored is not None:
         return Profile.model_validate_json(stored)
-    key = (registry.root, model.name, model.version)
+    # The storage and the version's own publication: two storages in one process (or a
+    # storage emptied and filled again) each have their own "version 1".
+    key = (registry.storage.url, registry.root, model.name, model.version,
+           model.manifest.created_at)  # fmt: skip
     with _LOCK:
         if key in _MADE:
             return _MADE[key]
@@ -68,7 +71,10 @@ def version_profile(registry: ModelRegistry, model: LoadedModel) -> Profile:
         raise Conflict(f"model {model.name!r} version {model.version} has no profile and "
                        "names no dataset to make one from")  # fmt: skip
     directory, dataset_id = dataset
-    train = DatasetCatalogue(registry.storage, directory).load_split(dataset_id, "train")
+    catalogue = DatasetCatalogue(registry.storage, directory)
+    rows = sample_rows(catalogue.count_rows(dataset_id, "train"))  # what profile_of keeps
+    train = (catalogue.load_split(dataset_id, "train") if rows is None
+             else catalogue.load_rows(dataset_id, "train", rows))  # fmt: skip
     profile = profile_of(train, model.schema, model.spec, model.booster,
                          calibration=model.calibration)  # fmt: skip
     with _LOCK:
