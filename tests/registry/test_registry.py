@@ -6,6 +6,7 @@ import json
 import multiprocessing as mp
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,59 @@ def test_two_processes_publishing_at_once_get_two_versions(
     assert registry.versions("m") == [1, 2, 3]
     for version in versions:
         assert registry.load("m", version).booster.num_boosted_rounds() == 3
+
+
+def _promote_in_process(settings: Settings, barrier: Any, by: str) -> None:
+    registry = ModelRegistry(open_storage(settings))
+    barrier.wait(60)
+    for move in range(4):
+        registry.promote("m", 1 + move % 2, "production", by=f"{by}-{move}")
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_moves_of_one_alias_at_once_from_three_processes_all_stay_in_its_history(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    settings = (
+        Settings(storage=str(tmp_path)) if backend == "local"
+        else request.getfixturevalue("s3_settings")
+    )  # fmt: skip
+    registry = ModelRegistry(open_storage(settings))
+    publish(registry)
+    publish(registry)
+    context = mp.get_context("spawn")
+    barrier = context.Barrier(3)
+    processes = [context.Process(target=_promote_in_process, args=(settings, barrier, f"p{i}"))
+                 for i in range(3)]  # fmt: skip
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join(120)
+    assert [p.exitcode for p in processes] == [0, 0, 0]
+    history = registry.aliases("m")["production"]["history"]
+    assert sorted(h["by"] for h in history) == sorted(f"p{i}-{m}" for i in range(3)
+                                                       for m in range(4))  # fmt: skip
+    assert registry.storage.list(registry.storage.join("models", "m", "aliases")) == [
+        "production.json"
+    ]  # the lock is gone
+
+
+def test_a_lock_left_by_a_dead_mover_is_taken_over_and_a_live_one_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from loanrisk.registry import alias_lock
+
+    registry = ModelRegistry(MemoryStorage())
+    publish(registry)
+    lock = "models/m/aliases/production.lock"
+    registry.storage.write_bytes(lock, json.dumps({"at": 0.0, "by": "gone:1"}).encode())
+    assert registry.promote("m", 1)["version"] == 1  # a lock from 1970: its mover died
+    assert not registry.storage.exists(lock)
+    monkeypatch.setattr(alias_lock, "WAIT_SECONDS", 0.3)
+    registry.storage.write_bytes(lock, json.dumps({"at": time.time()}).encode())
+    with pytest.raises(Conflict, match="'production' of model 'm' is being moved"):
+        registry.promote("m", 1)
+    assert registry.storage.exists(lock)  # another mover's lock is left alone
 
 
 KILL_MID_PUBLISH = """

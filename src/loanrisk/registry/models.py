@@ -46,6 +46,7 @@ from loanrisk.errors import Conflict, InvalidInput, NotFound, StorageError, desc
 from loanrisk.features.spec import FeatureSpec
 from loanrisk.inference.calibration import Calibration
 from loanrisk.inference.reasons import ReasonCatalog
+from loanrisk.registry.alias_lock import alias_lock
 from loanrisk.schema import LoanSchema, builtin_schema, parse_schema
 from loanrisk.storage.base import Storage
 
@@ -367,6 +368,13 @@ class ModelRegistry:
         return self._move(name, alias, target, by=by, reason=reason)
 
     def _move(
+        self, name: str, alias: str, target: int | None, *, by: str | None, reason: str | None
+    ) -> dict[str, Any]:
+        lock = self._path(name, "aliases", f"{alias}.lock")
+        with alias_lock(self.storage, lock, f"alias {alias!r} of model {name!r}"):
+            return self._write_move(name, alias, target, by=by, reason=reason)
+
+    def _write_move(
         self, name: str, alias: str, target: int | None, *, by: str | None, reason: str | None
     ) -> dict[str, Any]:
         try:
