@@ -101,7 +101,7 @@ def drift(
         registry = ModelRegistry(target, model_directory)
         log_directory = target.resolve(settings.log_directory)
         report = drift_for(target, registry, log_directory, name, ref,
-                           since=start, until=end)  # fmt: skip
+                           since=start, until=end, max_rows=settings.monitor_max_rows)  # fmt: skip
         if export_window is not None:
             rows = window_with_outcomes(target, registry, log_directory,
                                         target.resolve(settings.outcome_directory), name,
@@ -136,7 +136,8 @@ def performance(
         start, end = window(parse_time(since, "--since"), parse_time(until, "--until"))
         report = performance_for(target, target.resolve(settings.log_directory),
                                  target.resolve(settings.outcome_directory), model,
-                                 since=start, until=end)  # fmt: skip
+                                 since=start, until=end,
+                                 max_rows=settings.monitor_max_rows)  # fmt: skip
         if as_json:
             out.print_json(json.dumps(report))
             return

@@ -200,6 +200,14 @@ class Settings(BaseSettings):
     drift_interval: float = Field(
         300.0, ge=0, description="Seconds between refreshes of the loanrisk_psi gauges (0: off)."
     )
+    monitor_max_rows: int = Field(
+        200_000,
+        ge=1_000,
+        description=(
+            "Most logged loans a drift, performance or live-comparison report reads; past "
+            "it, a uniform sample of them (the report says so, and still counts them all)."
+        ),
+    )
     drift_window_hours: float = Field(
         24.0, gt=0, le=24 * 366, description="Hours of the prediction log the gauges cover."
     )

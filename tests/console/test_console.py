@@ -210,3 +210,24 @@ def test_the_api_documentation_uses_only_packaged_assets(client: TestClient) -> 
     assert set(listed) == {"swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js"}
     for name, digest in listed.items():
         assert hashlib.sha256(vendor.joinpath(name).read_bytes()).hexdigest() == digest, name
+
+
+def test_the_monitoring_page_says_when_its_figures_come_from_a_sample(
+    fresh_history: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOANRISK_API_KEYS", KEYS)
+    settings = Settings(storage=str(fresh_history), nthread=1, monitor_max_rows=1_000,
+                        log_flush_seconds=0.2)  # fmt: skip
+    loans = generate_sample(2_500, seed=9).drop(columns=["loan_status"])
+    records = loans.astype(object).where(loans.notna(), None).to_dict("records")
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        assert client.post("/v1/predict", json={"records": records[:1_250]},
+                           headers=headers).status_code == 200  # fmt: skip
+        assert client.post("/v1/predict", json={"records": records[1_250:]},
+                           headers=headers).status_code == 200  # fmt: skip
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        log_in(client, ADMIN_KEY)
+        page = client.get("/console/monitoring").text
+    assert re.search(r"\(2,500 loans; shares from a sample of [0-9,]+\)", page), page
+    assert "Outcomes and AUC from a uniform sample of" in page

@@ -118,6 +118,28 @@ def test_a_stable_stream_is_stable_and_a_shifted_one_shows_where(root: Path) -> 
     assert sum(b["actual"] for b in grade["bins"]) == pytest.approx(1.0)
 
 
+def test_past_monitor_max_rows_drift_comes_from_a_sample_and_still_counts_every_loan(
+    root: Path,
+) -> None:
+    storage = FsspecStorage(str(root))
+    registry = ModelRegistry(storage)
+    log_stream(storage, shifted(generate_sample(4_000, seed=5)))
+    full = drift_for(storage, registry, "prediction-log", "loan-default", "production")
+    part = drift_for(storage, registry, "prediction-log", "loan-default", "production",
+                     max_rows=1_000)  # fmt: skip
+    assert full.sampled is None and full.rows == part.rows == 4_000
+    assert part.sampled is not None and 500 <= part.sampled <= 1_000
+    assert part.to_dict()["sampled"] == part.sampled
+    indices = {f.name: f.index for f in full.features}
+    assert {f.name for f in part.features if f.index > 0.25} == {
+        f for f, index in indices.items() if index > 0.25
+    }  # the same shifts found, from a quarter of the loans
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    days = drift_by_day(storage, registry, "prediction-log", "loan-default", "production",
+                        since=today, until=today + timedelta(days=1), max_rows=1_000)  # fmt: skip
+    assert days[-1]["rows"] == 4_000 and days[-1]["sampled"] == part.sampled
+
+
 def test_a_window_ending_at_the_start_of_time_is_refused_not_a_crash() -> None:
     with pytest.raises(InvalidInput, match="until must be after") as refused:
         window(None, datetime(1, 1, 1, tzinfo=UTC))  # found by the API fuzzer: it was a 500

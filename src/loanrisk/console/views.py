@@ -90,13 +90,14 @@ def monitoring(
         return Monitoring(name, None, days, exc.message, None, None, None, [])
     try:
         daily = drift_by_day(storage, registry, log_directory, name, version, since=since,
-                             until=until)  # fmt: skip
+                             until=until, max_rows=settings.monitor_max_rows)  # fmt: skip
     except LoanRiskError as exc:
         return Monitoring(name, version, days, exc.message, None, None, None, [])
     scored = [d for d in daily if d["rows"]]
     performance = performance_for(storage, log_directory,
                                   storage.resolve(settings.outcome_directory), name,
-                                  since=since, until=until)  # fmt: skip
+                                  since=since, until=until,
+                                  max_rows=settings.monitor_max_rows)  # fmt: skip
     challengers = []
     canary = settings.canary_split
     aliases = [settings.shadow_alias, canary[0] if canary else None]

@@ -23,7 +23,7 @@ import pandas as pd
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import Conflict, NotFound
 from loanrisk.inference.scorer import scorer_from_settings
-from loanrisk.monitoring.log import read_log
+from loanrisk.monitoring.log import read_window
 from loanrisk.monitoring.outcomes import read_outcomes
 from loanrisk.monitoring.paired import agreement, brier, delong, ks_statistic, score_psi
 from loanrisk.registry.models import LoadedModel, ModelRegistry
@@ -184,13 +184,13 @@ def live_comparison(
 ) -> dict[str, Any]:
     """The live part of :func:`compare` alone: the loans both versions scored in the window
     (a shadow or a canary against the champion), read from the prediction log."""
-    log = read_log(storage, storage.resolve(settings.log_directory), model=versions.name,
-                   since=since, until=until, versions=(versions.a, versions.b),
-                   columns=LOG_COLUMNS)  # fmt: skip
+    log = read_window(storage, storage.resolve(settings.log_directory), model=versions.name,
+                      since=since, until=until, versions=(versions.a, versions.b),
+                      columns=LOG_COLUMNS, max_rows=settings.monitor_max_rows)  # fmt: skip
     outcomes = read_outcomes(storage, storage.resolve(settings.outcome_directory))
     return {"since": since.isoformat() if since else None,
-            "until": until.isoformat() if until else None,
-            **live(log, outcomes, versions, threshold=settings.threshold)}  # fmt: skip
+            "until": until.isoformat() if until else None, "sampled": log.sampled,
+            **live(log.frame, outcomes, versions, threshold=settings.threshold)}  # fmt: skip
 
 
 def guard_promotion(

@@ -85,13 +85,15 @@ class DriftReport:
     rejected: int
     score: Stability | None
     features: list[Stability] = field(default_factory=list)
+    #: The rows the shares come from, when a sample of ``rows`` (None: all of them).
+    sampled: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model, "version": self.version,
             "since": self.since.isoformat() if self.since else None,
             "until": self.until.isoformat() if self.until else None,
-            "rows": self.rows, "rejected": self.rejected,
+            "rows": self.rows, "sampled": self.sampled, "rejected": self.rejected,
             "bands": {"stable": f"< {STABLE}", "investigate": f"{STABLE} to {SHIFT}",
                       "shift": f"> {SHIFT}"},
             "epsilon": EPSILON,
@@ -109,12 +111,16 @@ def drift_report(
     version: int,
     since: datetime | None = None,
     until: datetime | None = None,
+    rows: int | None = None,
 ) -> DriftReport:
     """The drift of the logged loans ``log`` (rows of :func:`~loanrisk.monitoring.log.read_log`
-    for one version) against ``profile``. Loans are read back through the version's schema,
-    as they were scored; the few that no longer validate are counted in ``rejected``."""
+    for one version) against ``profile``; ``rows``: how many loans ``log`` is a sample of.
+    Loans are read back through the version's schema, as they were scored; the few that no
+    longer validate are counted in ``rejected`` (among those read)."""
+    total = len(log) if rows is None else rows
+    sampled = len(log) if total > len(log) else None
     if log.empty:
-        return DriftReport(model, version, since, until, 0, 0, None)
+        return DriftReport(model, version, since, until, total, 0, None, sampled=sampled)
     records = [json.loads(text) for text in log["features"]]
     loans = validate_frame(pd.DataFrame.from_records(records), schema=schema, mode="score",
                            on_error="drop")  # fmt: skip
@@ -127,5 +133,5 @@ def drift_report(
     score_bins = profile.score
     score = _stability("score", score_bins,
                        score_bins.count(log["probability"].to_numpy(dtype=np.float64)))  # fmt: skip
-    return DriftReport(model, version, since, until, len(log), len(log) - len(loans.frame),
-                       score, features)  # fmt: skip
+    return DriftReport(model, version, since, until, total, len(log) - len(loans.frame),
+                       score, features, sampled=sampled)  # fmt: skip

@@ -36,7 +36,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -423,6 +423,30 @@ def _day(value: str) -> date | None:
         return None
 
 
+@dataclass(frozen=True)
+class LogWindow:
+    """A window of the log as a report reads it: ``frame`` holds every row asked for, or a
+    uniform sample of them when there were more than the bound; ``rows`` counts them all,
+    ``days`` per UTC day and ``versions`` per version."""
+
+    frame: pd.DataFrame
+    rows: int
+    days: dict[date, int]
+    versions: dict[int, int]
+
+    @property
+    def sampled(self) -> int | None:
+        """How many rows the sample holds (None: every row is there)."""
+        return len(self.frame) if len(self.frame) < self.rows else None
+
+
+#: The log columns that decide whether a row is in a sample: a loan as received and its
+#: request, so the rows of one loan (a champion's and its shadow's) are in or out together.
+SAMPLE_KEY = ("request_id", "features")
+_HASH = "_hash"
+_MAX_SHIFT = 60
+
+
 def read_log(
     storage: Storage,
     directory: str,
@@ -438,12 +462,37 @@ def read_log(
     ``versions``, when given), oldest first, as one frame with the log's columns (or with
     ``columns`` and ``time``, ``version`` and ``role``). Each file is filtered as it is
     read, so memory holds only the rows and columns asked for."""
+    return read_window(storage, directory, model=model, since=since, until=until,
+                       version=version, versions=versions, columns=columns).frame  # fmt: skip
+
+
+def read_window(
+    storage: Storage,
+    directory: str,
+    *,
+    model: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    version: int | None = None,
+    versions: Collection[int] | None = None,
+    columns: Sequence[str] | None = None,
+    max_rows: int | None = None,
+) -> LogWindow:
+    """:func:`read_log`, counted, and bounded by ``max_rows``: past it, the rows kept are
+    those whose hash of :data:`SAMPLE_KEY` falls under a threshold, halved each time the
+    rows kept pass the bound. That is a uniform sample, the same on every read of the same
+    rows, holding both sides of a shadowed loan; memory holds at most ``max_rows`` rows and
+    one file."""
     if since is not None and until is not None and since >= until:
         raise InvalidInput("since must be before until")
+    extra = SAMPLE_KEY if max_rows is not None else ()
     wanted = None if columns is None else list(dict.fromkeys(["time", "version", "role",
-                                                                *columns]))  # fmt: skip
+                                                                *extra, *columns]))  # fmt: skip
     chosen = [version] if version is not None else versions
-    tables = []
+    tables: list[pa.Table] = []
+    kept = rows = shift = 0
+    days: dict[date, int] = {}
+    counts: dict[int, int] = {}
     for day, folder, names in _day_files(storage, directory, model):
         if since is not None and day < since.date():
             continue
@@ -451,13 +500,59 @@ def read_log(
             continue
         for name in names:
             table = _read(storage, storage.join(folder, name), wanted)
-            tables.append(table.filter(_within(table, since, until, chosen)))
+            table = table.filter(_within(table, since, until, chosen))
+            rows += table.num_rows
+            days[day] = days.get(day, 0) + table.num_rows
+            for item in pc.value_counts(table["version"]).to_pylist():
+                counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
+            if max_rows is None:
+                tables.append(table)
+                continue
+            table = _under(table.append_column(_HASH, _sample_hash(table)), shift)
+            tables.append(table)
+            kept += table.num_rows
+            while kept > max_rows:
+                fewer = [_under(t, shift + 1) for t in tables]
+                if shift + 1 > _MAX_SHIFT or not any(t.num_rows for t in fewer):
+                    # One loan logged over and over (one hash): cut to the bound instead.
+                    tables, kept = [pa.concat_tables(tables).slice(0, max_rows)], max_rows
+                    break
+                shift += 1
+                tables, kept = fewer, sum(t.num_rows for t in fewer)
     schema = COLUMNS if wanted is None else pa.schema([COLUMNS.field(c) for c in wanted])
     table = pa.concat_tables(tables) if tables else schema.empty_table()
+    if _HASH in table.column_names:
+        table = table.drop_columns([_HASH])
     frame: pd.DataFrame = table.to_pandas()
     frame["role"] = frame["role"].fillna(CHAMPION)
     selected: pd.DataFrame = frame.sort_values("time", kind="stable")
-    return selected.reset_index(drop=True)
+    return LogWindow(selected.reset_index(drop=True), rows, days, counts)
+
+
+def known_loan_ids(
+    storage: Storage, directory: str, *, model: str, among: Iterable[str]
+) -> set[str]:
+    """Which of the loan ids ``among`` ``model``'s log holds, read a file at a time (memory
+    holds one file's ids and the answer, however long the log)."""
+    wanted = pa.array(list(dict.fromkeys(among)), pa.string())
+    found: set[str] = set()
+    for _day, folder, names in _day_files(storage, directory, model):
+        for name in names:
+            ids = _read(storage, storage.join(folder, name), ["loan_id"])["loan_id"]
+            found.update(ids.filter(pc.is_in(ids, value_set=wanted)).to_pylist())
+    return found
+
+
+def _sample_hash(table: pa.Table) -> pa.Array:
+    keys = pd.DataFrame({name: table[name].to_pandas() for name in SAMPLE_KEY})
+    return pa.array(pd.util.hash_pandas_object(keys, index=False).to_numpy(), pa.uint64())
+
+
+def _under(table: pa.Table, shift: int) -> pa.Table:
+    """The rows whose hash is below 2 ** (64 - shift) (all of them at shift 0)."""
+    if shift == 0:
+        return table
+    return table.filter(pc.less(table[_HASH], pa.scalar(2 ** (64 - shift), pa.uint64())))
 
 
 def _within(

@@ -4,6 +4,7 @@ loans of a window that have outcomes, exported as training data (closing the loo
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -41,17 +42,23 @@ def _version(rows: pd.DataFrame, scored: int) -> dict[str, Any]:
     return out
 
 
-def performance_report(log: pd.DataFrame, outcomes: pd.DataFrame, *, model: str) -> dict[str, Any]:
-    """Per version: loans scored, loans with an outcome, realized AUC and Brier, and the
-    observed default rate against the mean predicted PD in each band."""
+def performance_report(
+    log: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    *,
+    model: str,
+    scored: Mapping[int, int] | None = None,
+) -> dict[str, Any]:
+    """Per version: loans scored (``scored``, when ``log`` is a sample of them), loans with
+    an outcome, realized AUC and Brier, and the observed default rate against the mean
+    predicted PD in each band."""
     matched = joined(log, outcomes)
-    versions = sorted(int(v) for v in log["version"].unique())
+    counts = scored or {int(v): int((log["version"] == v).sum()) for v in log["version"].unique()}
     return {
         "model": model,
         "versions": [
-            {"version": v, **_version(matched[matched["version"] == v],
-                                      int((log["version"] == v).sum()))}
-            for v in versions
+            {"version": v, **_version(matched[matched["version"] == v], counts[v])}
+            for v in sorted(counts)
         ],
     }  # fmt: skip
 

@@ -15,7 +15,7 @@ import pandas as pd
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import Conflict, InvalidInput
 from loanrisk.monitoring.drift import DriftReport, drift_report
-from loanrisk.monitoring.log import read_log
+from loanrisk.monitoring.log import LogWindow, known_loan_ids, read_log, read_window
 from loanrisk.monitoring.outcomes import read_outcomes, store_outcomes, summary
 from loanrisk.monitoring.performance import joined, performance_report, training_rows
 from loanrisk.monitoring.profile import Profile, profile_of, sample_rows
@@ -93,14 +93,33 @@ def drift_for(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
+    max_rows: int | None = None,
 ) -> DriftReport:
-    """Drift of version ``ref`` of model ``name`` over ``[since, until)`` of the log."""
+    """Drift of version ``ref`` of model ``name`` over ``[since, until)`` of the log (from a
+    sample of ``max_rows`` of its loans, past that)."""
+    model, profile, log = _version_window(storage, registry, log_directory, name, ref,
+                                          since=since, until=until, max_rows=max_rows)  # fmt: skip
+    return drift_report(log.frame, profile, model.schema, model=name, version=model.version,
+                        since=since, until=until, rows=log.rows)  # fmt: skip
+
+
+def _version_window(
+    storage: Storage,
+    registry: ModelRegistry,
+    log_directory: str,
+    name: str,
+    ref: str | int,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    max_rows: int | None,
+) -> tuple[LoadedModel, Profile, LogWindow]:
+    """The version, its profile and its loans of the window: what a drift report reads."""
     model = registry.load(name, ref)
     profile = version_profile(registry, model)
-    log = read_log(storage, log_directory, model=name, since=since, until=until,
-                   version=model.version)  # fmt: skip
-    return drift_report(log, profile, model.schema, model=name, version=model.version,
-                        since=since, until=until)  # fmt: skip
+    log = read_window(storage, log_directory, model=name, since=since, until=until,
+                      version=model.version, max_rows=max_rows)  # fmt: skip
+    return model, profile, log
 
 
 def drift_by_day(
@@ -112,13 +131,15 @@ def drift_by_day(
     *,
     since: datetime,
     until: datetime,
+    max_rows: int | None = None,
 ) -> list[dict[str, Any]]:
     """The drift of each UTC day of ``[since, until)`` (``to_dict`` reports, oldest first;
-    days without loans have ``rows`` 0): the log is read once for the whole window."""
-    model = registry.load(name, ref)
-    profile = version_profile(registry, model)
-    log = read_log(storage, log_directory, model=name, since=since, until=until,
-                   version=model.version)  # fmt: skip
+    days without loans have ``rows`` 0): the log is read once for the whole window (a
+    sample of ``max_rows`` of its loans, past that, each day's its share of it)."""
+    model, profile, window = _version_window(
+        storage, registry, log_directory, name, ref, since=since, until=until, max_rows=max_rows
+    )
+    log = window.frame
     days = log["time"].dt.tz_convert(UTC).dt.floor("D") if not log.empty else log["time"]
     out = []
     day = datetime(since.year, since.month, since.day, tzinfo=UTC)
@@ -126,7 +147,8 @@ def drift_by_day(
         end = day + timedelta(days=1)
         rows = log[days == pd.Timestamp(day)] if not log.empty else log
         report = drift_report(rows, profile, model.schema, model=name, version=model.version,
-                              since=max(day, since), until=min(end, until))  # fmt: skip
+                              since=max(day, since), until=min(end, until),
+                              rows=window.days.get(day.date(), 0))  # fmt: skip
         out.append(report.to_dict())
         day = end
     return out
@@ -140,12 +162,16 @@ def performance_for(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
+    max_rows: int | None = None,
 ) -> dict[str, Any]:
-    """Realized performance of every version of ``name`` that scored loans in the window."""
-    log = read_log(storage, log_directory, model=name, since=since, until=until)
-    report = performance_report(log, read_outcomes(storage, outcome_directory), model=name)
+    """Realized performance of every version of ``name`` that scored loans in the window
+    (on a sample of ``max_rows`` of them, past that; ``sampled`` then says how many)."""
+    log = read_window(storage, log_directory, model=name, since=since, until=until,
+                      max_rows=max_rows)  # fmt: skip
+    report = performance_report(log.frame, read_outcomes(storage, outcome_directory),
+                                model=name, scored=log.versions)  # fmt: skip
     return {**report, "since": since.isoformat() if since else None,
-            "until": until.isoformat() if until else None}  # fmt: skip
+            "until": until.isoformat() if until else None, "sampled": log.sampled}  # fmt: skip
 
 
 def window_with_outcomes(
@@ -177,5 +203,5 @@ def add_outcomes(
 ) -> dict[str, Any]:
     """Store parsed outcomes, and count those naming loans ``model``'s log does not know."""
     store_outcomes(storage, outcome_directory, outcomes)
-    known = read_log(storage, log_directory, model=model)["loan_id"].dropna()
+    known = known_loan_ids(storage, log_directory, model=model, among=outcomes["loan_id"])
     return {"model": model, **summary(outcomes, known)}

@@ -84,7 +84,7 @@ async def _watch_drift(services: Services, metrics: Metrics) -> None:
             report = await run_in_threadpool(
                 drift_for, services.storage, served.registry,
                 services.storage.resolve(settings.log_directory), served.name, scorer.version,
-                since=since, until=until,
+                since=since, until=until, max_rows=settings.monitor_max_rows,
             )  # fmt: skip
         except Exception:  # a storage hiccup must not end the loop
             log.exception("drift refresh failed; the gauges keep their last values")

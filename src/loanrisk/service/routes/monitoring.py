@@ -48,13 +48,16 @@ async def get_drift(
 ) -> dict[str, Any]:
     """PSI of the score and CSI of each feature, worst first, for the loans the version
     scored in ``[since, until)`` against its training profile; each with its band (< 0.1
-    stable, 0.1 to 0.25 investigate, > 0.25 shift) and the shares per bin."""
+    stable, 0.1 to 0.25 investigate, > 0.25 shift) and the shares per bin. Past
+    ``LOANRISK_MONITOR_MAX_ROWS`` loans the shares come from a uniform sample: ``rows``
+    counts every loan, ``sampled`` how many were read (null: all)."""
     settings = services.settings
     start, end = window(since, until)
     registry = registry_of(services, model_directory)
     report = await run_in_threadpool(
         drift_for, services.storage, registry, services.storage.resolve(settings.log_directory),
         check_name("model", name), version or settings.model_alias, since=start, until=end,
+        max_rows=settings.monitor_max_rows,
     )  # fmt: skip
     return report.to_dict()
 
@@ -158,11 +161,12 @@ async def get_performance(
 ) -> dict[str, Any]:
     """The loans each version scored in ``[since, until)`` joined to their outcomes: how many
     have one, the realized AUC and Brier score, and per band the observed default rate
-    against the mean predicted PD."""
+    against the mean predicted PD (from a uniform sample of ``LOANRISK_MONITOR_MAX_ROWS``
+    loans past that many: ``sampled``)."""
     start, end = window(since, until)
     storage, settings = services.storage, services.settings
     return await run_in_threadpool(
         performance_for, storage, storage.resolve(settings.log_directory),
         storage.resolve(settings.outcome_directory), check_name("model", name),
-        since=start, until=end,
+        since=start, until=end, max_rows=settings.monitor_max_rows,
     )  # fmt: skip
