@@ -118,14 +118,19 @@ def _publish_in_process(settings: Settings, barrier: Any, results: Any) -> None:
     results.put(manifest.version)
 
 
+def _shared_settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Settings of a storage several processes share: a local directory, or the S3 server."""
+    if backend == "local":
+        return Settings(storage=str(tmp_path))
+    settings: Settings = request.getfixturevalue("s3_settings")
+    return settings
+
+
 @pytest.mark.parametrize("backend", ["local", "s3"])
 def test_two_processes_publishing_at_once_get_two_versions(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    settings = (
-        Settings(storage=str(tmp_path)) if backend == "local"
-        else request.getfixturevalue("s3_settings")
-    )  # fmt: skip
+    settings = _shared_settings(backend, tmp_path, request)
     context = mp.get_context("spawn")
     barrier, results = context.Barrier(3), context.Queue()
     processes = [
@@ -156,10 +161,7 @@ def _promote_in_process(settings: Settings, barrier: Any, by: str) -> None:
 def test_moves_of_one_alias_at_once_from_three_processes_all_stay_in_its_history(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    settings = (
-        Settings(storage=str(tmp_path)) if backend == "local"
-        else request.getfixturevalue("s3_settings")
-    )  # fmt: skip
+    settings = _shared_settings(backend, tmp_path, request)
     registry = ModelRegistry(open_storage(settings))
     publish(registry)
     publish(registry)
