@@ -21,7 +21,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from loanrisk.errors import Forbidden, LoanRiskError
-from loanrisk.service.auth import ADMIN, ANONYMOUS, SCORE, ApiKeys
+from loanrisk.service.auth import ADMIN, ANONYMOUS, ApiKeys
 
 KEY_COOKIE = "loanrisk_key"
 CSRF_COOKIE = "loanrisk_csrf"
@@ -56,12 +56,8 @@ def _keys(request: Request) -> ApiKeys:
 
 def check_key(keys: ApiKeys, key: str) -> Viewer:
     """The viewer a key logs in as (raises Unauthenticated for an unknown key)."""
-    name = keys.check(key, SCORE)
-    try:
-        keys.check(key, ADMIN)
-    except Forbidden:
-        return Viewer(name, admin=False)
-    return Viewer(name, admin=True)
+    name, scope = keys.identify(key)
+    return Viewer(name, admin=scope == ADMIN)
 
 
 def viewer(request: Request) -> Viewer:

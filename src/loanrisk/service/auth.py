@@ -94,20 +94,25 @@ class ApiKeys:
     def open(self) -> bool:
         return not self.scopes
 
-    def check(self, presented: str | None, needed: str) -> str:
-        """The key's name; raises when the key is missing, unknown or lacks ``needed``."""
+    def identify(self, presented: str | None) -> tuple[str, str]:
+        """The key's name and scope (an open service: anonymous admin); raises
+        :class:`Unauthenticated` when the key is missing or unknown."""
         if self.open:
-            return ANONYMOUS
+            return ANONYMOUS, ADMIN
         if not presented:
             raise Unauthenticated("an API key is required: send 'Authorization: Bearer <key>'")
         found = digest(presented)
         known = next((d for d in self.scopes if hmac.compare_digest(d, found)), None)
         if known is None:
             raise Unauthenticated("unknown API key")
-        scope = self.scopes[known]
+        return self.names[known], self.scopes[known]
+
+    def check(self, presented: str | None, needed: str) -> str:
+        """The key's name; raises when the key is missing, unknown or lacks ``needed``."""
+        name, scope = self.identify(presented)
         if needed == ADMIN and scope != ADMIN:
             raise Forbidden(f"this key has scope {scope!r}; the request needs {needed!r}")
-        return self.names[known]
+        return name
 
 
 def presented_key(request: Request) -> str | None:
