@@ -10,7 +10,7 @@ from typing import Any
 from loanrisk.errors import Conflict, LoanRiskError, NotFound
 from loanrisk.monitoring.compare import Versions, live_comparison
 from loanrisk.monitoring.reports import drift_by_day, performance_for
-from loanrisk.registry.models import ModelRegistry
+from loanrisk.registry.models import ModelRegistry, aliases_by_version
 from loanrisk.reporting.charts import Chart, drift_over_time
 from loanrisk.settings import Settings
 from loanrisk.storage.base import Storage
@@ -45,19 +45,14 @@ class ModelOverview:
 def model_overview(registry: ModelRegistry, name: str) -> ModelOverview:
     versions = registry.versions(name)
     aliases = registry.aliases(name)
-    by_version: dict[int, list[str]] = {}
-    for alias, record in aliases.items():
-        if record.get("version") is not None:
-            by_version.setdefault(int(record["version"]), []).append(alias)
-    if versions:
-        by_version.setdefault(versions[-1], []).insert(0, "latest")
+    by_version = aliases_by_version(aliases, versions[-1] if versions else None)
     rows = []
     for number in reversed(versions[-MAX_VERSIONS:]):
         m = registry.manifest(name, number)
         rows.append(VersionRow(
             number, m.created_at, f"{m.parent.name}@{m.parent.version}" if m.parent else None,
             str((m.dataset or {}).get("id")) if m.dataset else None,
-            m.metrics.get("auc"), m.metrics.get("brier"), sorted(by_version.get(number, [])),
+            m.metrics.get("auc"), m.metrics.get("brier"), by_version.get(number, []),
         ))  # fmt: skip
     for record in aliases.values():
         record["history"] = list(reversed(record.get("history", [])))[:MAX_HISTORY]

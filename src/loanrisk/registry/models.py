@@ -77,6 +77,20 @@ def check_name(kind: str, name: str) -> str:
     return name
 
 
+def aliases_by_version(
+    aliases: Mapping[str, Mapping[str, Any]], newest: int | None
+) -> dict[int, list[str]]:
+    """Each version's aliases, from :meth:`ModelRegistry.aliases` and the newest version
+    number: ``latest`` first, then the others in name order (retired ones name none)."""
+    out: dict[int, list[str]] = {}
+    for alias, record in sorted(aliases.items()):
+        if record.get("version") is not None:
+            out.setdefault(int(record["version"]), []).append(alias)
+    if newest is not None:
+        out.setdefault(newest, []).insert(0, LATEST)
+    return out
+
+
 def _json(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, indent=2).encode() + b"\n"
 

@@ -13,7 +13,7 @@ from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import NotFound, StorageError
 from loanrisk.monitoring.compare import MAX_AUC_DROP
 from loanrisk.monitoring.drift import SHIFT, STABLE
-from loanrisk.registry.models import LoadedModel, ModelRegistry
+from loanrisk.registry.models import LoadedModel, ModelRegistry, aliases_by_version
 from loanrisk.reporting.charts import Chart, report_charts
 from loanrisk.reporting.formats import count, percent
 from loanrisk.schema import LoanSchema
@@ -77,10 +77,8 @@ def _dataset(
 
 def version_facts(registry: ModelRegistry, name: str, ref: str | int) -> VersionFacts:
     model = registry.load(name, ref)
-    aliases = sorted(alias for alias, record in registry.aliases(name).items()
-                     if record.get("version") == model.version)  # fmt: skip
-    if max(registry.versions(name)) == model.version:
-        aliases.insert(0, "latest")
+    newest = registry.resolve(name, "latest")
+    aliases = aliases_by_version(registry.aliases(name), newest).get(model.version, [])
     dataset, note = _dataset(registry, model.manifest)
     gain = gain_by_feature(model)
     return VersionFacts(name, model.version, model.manifest, model.report, model.schema, aliases,
