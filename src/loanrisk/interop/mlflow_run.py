@@ -30,9 +30,8 @@ from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import NotFound, describe_error
 from loanrisk.interop.mlflow_model import export_mlflow, require_mlflow
 from loanrisk.registry.models import LATEST, ModelRegistry
-from loanrisk.reporting.card import model_card
-from loanrisk.reporting.charts import report_charts
-from loanrisk.reporting.facts import gain_by_feature
+from loanrisk.reporting.card import card_of
+from loanrisk.reporting.facts import VersionFacts, version_facts
 from loanrisk.settings import Settings
 
 #: The report's classes as metric prefixes.
@@ -108,16 +107,13 @@ def _dataset(catalogue: DatasetCatalogue, dataset_id: str) -> DatasetManifest | 
         return None
 
 
-def _artifacts(registry: ModelRegistry, manifest: ModelManifest, settings: Settings,
-               into: Path) -> None:  # fmt: skip
-    name, version = manifest.name, manifest.version
-    loaded = registry.load(name, version)
-    into.joinpath("report.json").write_text(json.dumps(loaded.report, indent=2) + "\n")
-    into.joinpath("manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n")
-    into.joinpath("model_card.html").write_text(model_card(registry, name, version, settings))
+def _artifacts(facts: VersionFacts, settings: Settings, into: Path) -> None:
+    into.joinpath("report.json").write_text(json.dumps(facts.report, indent=2) + "\n")
+    into.joinpath("manifest.json").write_text(facts.manifest.model_dump_json(indent=2) + "\n")
+    into.joinpath("model_card.html").write_text(card_of(facts, settings))
     plots = into / "plots"
     plots.mkdir()
-    for chart in report_charts(loaded.report, gain_by_feature(loaded)):
+    for chart in facts.charts:
         plots.joinpath(f"{chart.key}.svg").write_text(chart.svg)
 
 
@@ -168,12 +164,12 @@ def _log_run(client: Any, run_id: str, registry: ModelRegistry,
     from mlflow.entities import Metric, Param
 
     now = int(time.time() * 1000)
-    metrics = [Metric(k, v, now, 0) for k, v in report_metrics(registry.report(
-        manifest.name, manifest.version)).items()]  # fmt: skip
+    facts = version_facts(registry, manifest.name, manifest.version)  # read once
+    metrics = [Metric(k, v, now, 0) for k, v in report_metrics(facts.report).items()]
     params = [Param(k, v) for k, v in run_params(manifest).items()]
     client.log_batch(run_id, metrics=metrics, params=params)
     with tempfile.TemporaryDirectory(prefix="loanrisk-mlflow-") as tmp:
-        _artifacts(registry, manifest, settings, Path(tmp))
+        _artifacts(facts, settings, Path(tmp))
         client.log_artifacts(run_id, tmp)
     if not settings.mlflow_register:
         return {"registered": None}
@@ -181,14 +177,13 @@ def _log_run(client: Any, run_id: str, registry: ModelRegistry,
         exported = export_mlflow(registry, manifest.name, manifest.version,
                                  Path(tmp, "model"), settings)  # fmt: skip
         client.log_artifacts(run_id, str(exported), "model")
-    return {"registered": _register(client, run_id, registry, manifest)}
+    return {"registered": _register(client, run_id, facts)}
 
 
-def _register(client: Any, run_id: str, registry: ModelRegistry,
-              manifest: ModelManifest) -> dict[str, Any]:  # fmt: skip
+def _register(client: Any, run_id: str, facts: VersionFacts) -> dict[str, Any]:
     from mlflow.exceptions import MlflowException
 
-    name = manifest.name
+    name = facts.name
     try:
         client.create_registered_model(name, description="Trained and published by loanrisk.")
     except MlflowException as exc:
@@ -196,10 +191,9 @@ def _register(client: Any, run_id: str, registry: ModelRegistry,
             raise
     source = f"{client.get_run(run_id).info.artifact_uri}/model"
     version = client.create_model_version(
-        name, source, run_id=run_id, tags={"loanrisk.version": str(manifest.version)}
+        name, source, run_id=run_id, tags={"loanrisk.version": str(facts.version)}
     )
-    aliases = [alias for alias, record in registry.aliases(name).items()
-               if record["version"] == manifest.version and alias != LATEST]  # fmt: skip
+    aliases = [alias for alias in facts.aliases if alias != LATEST]
     mirrored, refused = [], {}
     for alias in aliases:
         try:

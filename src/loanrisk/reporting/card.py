@@ -13,7 +13,7 @@ import jinja2
 
 import loanrisk
 from loanrisk.registry.models import ModelRegistry
-from loanrisk.reporting.facts import limitations, monitoring_plan, version_facts
+from loanrisk.reporting.facts import VersionFacts, limitations, monitoring_plan, version_facts
 from loanrisk.reporting.formats import FILTERS
 from loanrisk.settings import Settings
 
@@ -39,7 +39,11 @@ def stylesheet() -> str:
 
 def model_card(registry: ModelRegistry, name: str, ref: str | int, settings: Settings) -> str:
     """The card of version ``ref`` of ``name``, as HTML."""
-    facts = version_facts(registry, name, ref)
+    return card_of(version_facts(registry, name, ref), settings)
+
+
+def card_of(facts: VersionFacts, settings: Settings) -> str:
+    """The card of the version ``facts`` describe, as HTML."""
     return (
         templates()
         .get_template("card.html")
