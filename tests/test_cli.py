@@ -99,6 +99,14 @@ def test_process_a_csv_with_expansion_then_show_it(tmp_path: Path) -> None:
             ["data", "process", "sample", "--storage", "ftp://x/y"],
             "error: invalid setting storage: Value error, unsupported storage scheme 'ftp'",
         ),
+        (  # numpy's generator takes 0 .. 2**32 - 1: this was a traceback from inside training
+            ["data", "process", "sample", "--seed", "-1"],
+            "error: invalid setting seed: Input should be greater than or equal to 0",
+        ),
+        (
+            ["data", "process", "sample", "--seed", str(2**32)],
+            "error: invalid setting seed: Input should be less than or equal to 4294967295",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from loanrisk.errors import InvalidInput
 from loanrisk.inference.reasons import ReasonCatalog
 from loanrisk.schema import LoanSchema
-from loanrisk.settings import CalibrationChoice, Settings
+from loanrisk.settings import CalibrationChoice, Seed, Settings
 
 OnError = Literal["raise", "skip"]
 #: Boosting rounds of a training, as the reference's 500.
@@ -71,7 +71,7 @@ class TrainingRequest(_Job):
     promote: bool | None = None
     protected_attribute: str | None = None
     privileged_value: str | None = None
-    seed: int = 0
+    seed: Seed = 0
     monotone: bool = False
     calibration: CalibrationChoice = "none"
     calibration_fraction: float = Field(0.1, gt=0, lt=0.5)
@@ -117,7 +117,7 @@ class TuneJob(_Job):
     early_stopping_rounds: int = Field(50, ge=1, le=1_000)
     monotone: bool = False
     lean_tolerance: float = Field(0.001, ge=0, le=0.1)
-    seed: int = 0
+    seed: Seed = 0
 
 
 JobParams = ProcessDataJob | TrainingRequest | ScoreJob | TuneJob

@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: How a training calibrates its probabilities (loanrisk.inference.calibration).
 CalibrationChoice = Literal["none", "isotonic", "platt"]
+#: A seed: it reaches numpy's legacy generator (scikit-learn's splits), which takes 0 .. 2**32 - 1.
+SEED_MAX = 2**32 - 1
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
 _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 #: Where MLflow runs may be logged: a tracking server (MLflow 3 refuses new file stores).
 MLFLOW_SCHEMES = ("http", "https")
@@ -111,7 +114,9 @@ class Settings(BaseSettings):
             "about 0.2 GiB per million rows."
         ),
     )
-    seed: int = Field(0, description="Seed of expansion, splitting and the built-in sample.")
+    seed: int = Field(
+        0, ge=0, le=SEED_MAX, description="Seed of expansion, splitting and the built-in sample."
+    )
     test_fraction: float = Field(
         0.25, gt=0.0, lt=1.0, description="Share of rows held out as the test split."
     )
