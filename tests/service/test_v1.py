@@ -179,6 +179,36 @@ def test_a_monotone_calibrated_version_with_a_catalog_and_a_batch_with_decline_r
     assert header[-2:] == ["decline_codes", "decline_reasons"]
 
 
+REFUSED_TRAININGS = [
+    ({"dataset": "zz"}, 404, None, "no dataset 'zz'"),
+    ({"continue_from": "v9"}, 404, "continue_from", "cannot continue training model 'risk'"),
+    ({"continue_from": "a@b"}, 422, "continue_from", "invalid alias name 'a@b'"),
+    ({"protected_attribute": "nope"}, 422, "protected_attribute", "is not in the dataset"),
+    ({"monotone": True, "params": {"monotone_constraints": "(1)"}}, 422, "monotone", "not both"),
+    ({"params": {"max_depth": "deep"}}, 422, "params", "XGBoost refused the parameters"),
+    ({"reason_catalog": {"reasons": [{"attribute": "loan_status", "direction": "high",
+                                      "code": "X1", "statement": "s"}]}},
+     422, "reason_catalog", "'loan_status' is not a feature"),
+]  # fmt: skip
+
+
+def test_a_training_that_would_fail_is_refused_before_a_job_is_queued(
+    client: TestClient,
+) -> None:
+    processed = finished(client, client.post("/v1/datasets", json={"source": "raw.csv"}))
+    assert processed["state"] == "succeeded", processed["error"]
+    first = finished(client, client.post("/v1/models/risk/versions", json={"rounds": 5}))
+    assert first["state"] == "succeeded", first["error"]
+    jobs = len(client.get("/v1/jobs").json()["jobs"])
+    for body, status, field, message in REFUSED_TRAININGS:
+        refused = client.post("/v1/models/risk/versions", json={"rounds": 5, **body})
+        assert refused.status_code == status, (body, refused.text)
+        error = refused.json()["error"]
+        assert message in error["message"], (body, error)
+        assert error["details"].get("field") == field, (body, error)
+    assert len(client.get("/v1/jobs").json()["jobs"]) == jobs  # no job was queued
+
+
 def test_tune_as_a_job_then_train_from_its_lean_trial(client: TestClient, root: Path) -> None:
     dataset = finished(client, client.post("/v1/datasets", json={"source": "raw.csv"}))
     dataset_id = dataset["result"]["dataset"]["id"]

@@ -72,10 +72,11 @@ def _load_parent(registry: ModelRegistry, request: TrainingRequest) -> LoadedMod
         return None
     try:
         return registry.load(request.model_name, request.continue_from)
-    except NotFound as exc:
-        raise NotFound(
+    except (NotFound, InvalidInput) as exc:
+        raise type(exc)(
             f"cannot continue training model {request.model_name!r} from "
-            f"{request.continue_from!r}: {exc.message}"
+            f"{request.continue_from!r}: {exc.message}",
+            details={"field": "continue_from"},
         ) from None
 
 
@@ -99,7 +100,8 @@ def training_params(request: TrainingRequest, spec: FeatureSpec, schema: LoanSch
     params = {**DEFAULT_PARAMS, **request.params}
     if request.monotone:
         if "monotone_constraints" in request.params:
-            raise InvalidInput("give monotone or params.monotone_constraints, not both")
+            raise InvalidInput("give monotone or params.monotone_constraints, not both",
+                               details={"field": "monotone"})  # fmt: skip
         params["monotone_constraints"] = constraint_param(constraint_vector(spec, schema))
     return params
 
@@ -131,8 +133,25 @@ def prepare(request: TrainingRequest, storage: Storage) -> Prepared:
         if request.monotone:
             spec = constrained_spec(spec, schema)
     params = training_params(request, spec, schema)
-    reasons = derived_catalog(schema, request.reason_catalog)
+    try:
+        reasons = derived_catalog(schema, request.reason_catalog)
+    except InvalidInput as exc:
+        details = {**exc.details, "field": "reason_catalog"}
+        raise InvalidInput(exc.message, details=details) from None
     return Prepared(dataset, registry, parent, spec, catalogue, schema, params, reasons)
+
+
+def check_request(request: TrainingRequest, storage: Storage) -> None:
+    """What a training would refuse, found before its job is queued (the API answers 4xx,
+    not a job that fails): everything :func:`prepare` checks, and the parameters, which
+    XGBoost is given to train one round on two rows."""
+    prepared = prepare(request, storage)
+    features = np.zeros((2, len(prepared.spec.output_columns)), dtype=np.float32)
+    try:
+        xgb.train({**prepared.params, "nthread": 1}, xgb.DMatrix(features, label=[0, 1]), 1)
+    except xgb.core.XGBoostError as exc:
+        raise InvalidInput(f"XGBoost refused the parameters: {str(exc).splitlines()[0]}",
+                           details={"field": "params"}) from None  # fmt: skip
 
 
 def evaluate_and_publish(
@@ -330,16 +349,19 @@ def _check_fairness_request(
     if column in schema.feature_names:
         raise InvalidInput(
             f"protected attribute {column!r} is a feature of schema {schema.name!r}; a "
-            "protected attribute is never a feature: declare it with role protected"
+            "protected attribute is never a feature: declare it with role protected",
+            details={"field": "protected_attribute"},
         )
     if column not in dataset.kept_columns:
         raise InvalidInput(
             f"protected attribute {column!r} is not in the dataset: declare it in the schema "
-            f"with role protected, or process the data with --keep-column {column}"
+            f"with role protected, or process the data with --keep-column {column}",
+            details={"field": "protected_attribute"},
         )
     declared = schema.by_name.get(column)
     if request.privileged_value is None and (declared is None or declared.privileged is None):
-        raise InvalidInput("a protected attribute needs the privileged value")
+        raise InvalidInput("a protected attribute needs the privileged value",
+                           details={"field": "privileged_value"})  # fmt: skip
 
 
 def _fairness_groups(request: TrainingRequest, schema: LoanSchema) -> list[tuple[str, str]]:

@@ -22,6 +22,7 @@ from loanrisk.service.deps import ServicesDep
 from loanrisk.service.routes.jobs import accepted
 from loanrisk.service.state import Services, training_scope
 from loanrisk.settings import CalibrationChoice
+from loanrisk.training.job import check_request
 from loanrisk.training.tune import tuned_params
 
 T = TypeVar("T")
@@ -172,6 +173,7 @@ async def train(
         threshold=services.settings.threshold,
         data_directory=data_directory,
     )
+    await run_in_threadpool(check_request, params, services.storage)
     record, _ = await run_in_threadpool(
         functools.partial(
             services.jobs.submit, params, lock_scope=training_scope(registry.root, name)
