@@ -107,6 +107,10 @@ def test_process_a_csv_with_expansion_then_show_it(tmp_path: Path) -> None:
             ["data", "process", "sample", "--seed", str(2**32)],
             "error: invalid setting seed: Input should be less than or equal to 4294967295",
         ),
+        (  # checked as the setting is, before any connection is tried
+            ["predict", "x.parquet", "--dask-scheduler", "http://x:1", "--output", "out"],
+            "error: invalid setting dask_scheduler: String should match pattern",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:

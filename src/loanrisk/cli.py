@@ -400,7 +400,8 @@ def train(
         settings = settings_from(storage=storage, nthread=nthread,
                                  mlflow_tracking_uri=mlflow_tracking_uri,
                                  mlflow_experiment=mlflow_experiment,
-                                 mlflow_register=mlflow_register)  # fmt: skip
+                                 mlflow_register=mlflow_register,
+                                 dask_scheduler=dask_scheduler)  # fmt: skip
         params = dict(parse_param(p) for p in param or [])
         tuned = None
         if params_from is not None:
@@ -521,7 +522,8 @@ def predict(
 ) -> None:
     """Score loans: a CSV file (streamed in chunks, any size) or JSON records on stdin."""
     with cli_errors():
-        settings = settings_from(storage=storage, backend=backend)
+        # The scheduler is checked as the setting is (the setting itself is for batch jobs).
+        settings = settings_from(storage=storage, backend=backend, dask_scheduler=dask_scheduler)
         target = open_storage(settings)
         name, ref = model_ref(model)
         registry = ModelRegistry(target, model_directory)
