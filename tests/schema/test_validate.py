@@ -173,3 +173,23 @@ def test_a_long_header_is_read_whole() -> None:
         read_csv(("\n".join([lines[0] + ",x15", *(r + "," for r in lines[1:])]) + "\n").encode())
     with pytest.raises(InvalidInput, match="header line is longer than 65,536 bytes"):
         read_csv(("a," * 40_000 + "\n1\n").encode())
+
+
+def test_a_stored_file_s_columns_are_read_from_its_header_or_schema_alone() -> None:
+    from loanrisk.data.ingest import stored_columns
+    from loanrisk.storage import MemoryStorage
+
+    storage = MemoryStorage()
+    rows = "\n".join(f"{i},RENT" for i in range(50_000))  # far more than the header is read
+    storage.write_bytes("a.csv", ("\ufeffid, person_home_ownership\n" + rows).encode())
+    assert stored_columns(storage, "a.csv") == ["id", "person_home_ownership"]
+    buffer = io.BytesIO()
+    pd.DataFrame({"id": [1], "loan_amnt": [500.0]}).to_parquet(buffer)
+    storage.write_bytes("a.parquet", buffer.getvalue())
+    assert stored_columns(storage, "a.parquet") == ["id", "loan_amnt"]
+    storage.write_bytes("b.csv", b"\x00\x01binary")
+    with pytest.raises(InvalidInput, match="binary data"):
+        stored_columns(storage, "b.csv")
+    storage.write_bytes("b.parquet", b"not parquet")
+    with pytest.raises(InvalidInput, match="not a readable Parquet file"):
+        stored_columns(storage, "b.parquet")

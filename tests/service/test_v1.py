@@ -192,7 +192,7 @@ REFUSED_TRAININGS = [
 ]  # fmt: skip
 
 
-def test_a_training_that_would_fail_is_refused_before_a_job_is_queued(
+def test_a_training_batch_or_dataset_that_would_fail_is_refused_before_a_job_is_queued(
     client: TestClient,
 ) -> None:
     processed = finished(client, client.post("/v1/datasets", json={"source": "raw.csv"}))
@@ -207,6 +207,22 @@ def test_a_training_that_would_fail_is_refused_before_a_job_is_queued(
         assert message in error["message"], (body, error)
         assert error["details"].get("field") == field, (body, error)
     assert len(client.get("/v1/jobs").json()["jobs"]) == jobs  # no job was queued
+    refusals = [
+        ("/v1/batch-predictions", {"source": "raw.csv", "model": "nomodel"}, 404, "model",
+         "model 'nomodel' has no alias 'production'"),
+        ("/v1/batch-predictions", {"source": "raw.csv", "model": "risk@v9"}, 422, "model",
+         "invalid model name"),
+        ("/v1/batch-predictions", {"source": "raw.csv", "model": "risk", "id_column": "ref"},
+         422, "id_column", "id column 'ref' is not in raw.csv"),
+        ("/v1/datasets", {"source": "raw.csv", "keep_columns": ["Region", "branch"]}, 422,
+         "keep_columns", "kept column(s) not in the file: Region, branch"),
+    ]  # fmt: skip
+    for path, body, status, field, message in refusals:
+        refused = client.post(path, json=body)
+        assert refused.status_code == status, (body, refused.text)
+        error = refused.json()["error"]
+        assert message in error["message"] and error["details"]["field"] == field, (body, error)
+    assert len(client.get("/v1/jobs").json()["jobs"]) == jobs
 
 
 def test_tune_as_a_job_then_train_from_its_lean_trial(client: TestClient, root: Path) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Generator, Iterator, Sequence
 from typing import IO, Any, Literal, cast
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from loanrisk.data.readahead import read_ahead
 from loanrisk.errors import InvalidInput
@@ -25,6 +26,7 @@ from loanrisk.schema import (
     validate_chunks,
     validate_frame,
 )
+from loanrisk.storage.base import Storage
 
 #: A field longer than this is not a loan attribute; it is refused before parsing.
 MAX_FIELD_CHARS = 10_000
@@ -167,6 +169,22 @@ def iter_csv_chunks(
             for chunk in reader:
                 yield offset, _check_field_sizes(chunk, offset)
                 offset += len(chunk)
+
+
+def stored_columns(storage: Storage, path: str) -> list[str]:
+    """The columns of a stored CSV (its header, read as :func:`iter_csv_chunks` reads it, with
+    the same checks of the text) or Parquet file (its schema), without reading its rows."""
+    with storage.open_read(path) as stream:
+        if path.endswith(".parquet"):
+            try:
+                return [str(n) for n in pq.ParquetFile(stream).schema_arrow.names]
+            except (OSError, ValueError) as exc:
+                raise InvalidInput(f"not a readable Parquet file: {exc}") from None
+        head = stream.read(_PROBE_BYTES)
+    _probe(head)
+    with _csv_errors():
+        header = pd.read_csv(io.BytesIO(head), nrows=0, dtype="string", **_READ_OPTIONS)
+    return [str(c) for c in header.columns]
 
 
 def _parser_message(exc: Exception) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -15,6 +16,7 @@ from starlette.datastructures import FormData
 
 from loanrisk.contracts import STUDY_NAME, DatasetManifest, ProcessDataJob, TuneJob, check_size
 from loanrisk.data.datasets import DatasetCatalogue
+from loanrisk.data.ingest import stored_columns
 from loanrisk.errors import InvalidInput, NotFound
 from loanrisk.schema import LoanSchema, parse_schema, schema_from_doc
 from loanrisk.service import uploads
@@ -87,6 +89,18 @@ OPENAPI = {
 }
 
 
+def _check_kept(services: Services, source: str, keep: Sequence[str]) -> None:
+    try:
+        header = {c.strip().lstrip("\ufeff").strip().lower()
+                  for c in stored_columns(services.storage, source)}  # fmt: skip
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, details={**exc.details, "field": "source"}) from None
+    absent = [k for k in keep if k.strip().lower() not in header]
+    if absent:
+        raise InvalidInput(f"kept column(s) not in the file: {', '.join(absent)}",
+                           details={"field": "keep_columns", "columns": absent})  # fmt: skip
+
+
 @router.post("", status_code=202, openapi_extra=OPENAPI, summary="Process raw loans (a job)")
 async def create_dataset(request: Request, services: ServicesDep) -> JSONResponse:
     """Validate, expand (``size``), split and fit the preprocessing: a job, answered 202 with
@@ -104,6 +118,8 @@ async def create_dataset(request: Request, services: ServicesDep) -> JSONRespons
         check_size(body.size, services.settings)
         directory = services.storage.resolve(body.directory)
         source = await run_in_threadpool(services.locations.existing, body.source)
+        if body.keep_columns:  # what the job would refuse, refused before it is queued
+            await run_in_threadpool(_check_kept, services, source, body.keep_columns)
         params = ProcessDataJob(source=source, source_name=body.source, size=body.size,
                                 directory=directory, keep_columns=tuple(body.keep_columns),
                                 staged=False, loan_schema=schema)  # fmt: skip
