@@ -7,6 +7,8 @@ exit code, the HTTP service to a status and a JSON body). Nothing here knows abo
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -105,6 +107,16 @@ _BY_CODE: dict[str, type[LoanRiskError]] = {
     for cls in (InvalidInput, PathNotAllowed, TooLarge, UnsupportedMediaType, TooBusy, NotFound,
                 Conflict, StorageError, Cancelled, Unauthenticated, Forbidden)
 }  # fmt: skip
+
+
+@contextmanager
+def naming(field: str) -> Iterator[None]:
+    """Refusals (:class:`InvalidInput`, :class:`NotFound`) raised inside name the request's
+    ``field`` in their details, as a refusal at the edge must."""
+    try:
+        yield
+    except (InvalidInput, NotFound) as exc:
+        raise type(exc)(exc.message, details={**exc.details, "field": field}) from None
 
 
 def error_from_dict(doc: dict[str, Any]) -> LoanRiskError:

@@ -26,7 +26,7 @@ from loanrisk.contracts import DatasetManifest, ModelManifest
 from loanrisk.contracts import TrainingRequest as TrainingRequest
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.data.split import split_indices
-from loanrisk.errors import InvalidInput, NotFound
+from loanrisk.errors import InvalidInput, NotFound, naming
 from loanrisk.features.spec import FeatureSpec
 from loanrisk.features.transform import FeatureTransformer
 from loanrisk.inference.calibration import Calibration, fit_calibration
@@ -76,7 +76,7 @@ def _load_parent(registry: ModelRegistry, request: TrainingRequest) -> LoadedMod
         raise type(exc)(
             f"cannot continue training model {request.model_name!r} from "
             f"{request.continue_from!r}: {exc.message}",
-            details={"field": "continue_from"},
+            details={**exc.details, "field": "continue_from"},
         ) from None
 
 
@@ -133,11 +133,8 @@ def prepare(request: TrainingRequest, storage: Storage) -> Prepared:
         if request.monotone:
             spec = constrained_spec(spec, schema)
     params = training_params(request, spec, schema)
-    try:
+    with naming("reason_catalog"):
         reasons = derived_catalog(schema, request.reason_catalog)
-    except InvalidInput as exc:
-        details = {**exc.details, "field": "reason_catalog"}
-        raise InvalidInput(exc.message, details=details) from None
     return Prepared(dataset, registry, parent, spec, catalogue, schema, params, reasons)
 
 

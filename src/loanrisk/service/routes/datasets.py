@@ -17,7 +17,7 @@ from starlette.datastructures import FormData
 from loanrisk.contracts import STUDY_NAME, DatasetManifest, ProcessDataJob, TuneJob, check_size
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.data.ingest import stored_columns
-from loanrisk.errors import InvalidInput, NotFound
+from loanrisk.errors import InvalidInput, NotFound, naming
 from loanrisk.schema import LoanSchema, parse_schema, schema_from_doc
 from loanrisk.service import uploads
 from loanrisk.service.auth import ADMIN, require
@@ -90,11 +90,9 @@ OPENAPI = {
 
 
 def _check_kept(services: Services, source: str, keep: Sequence[str]) -> None:
-    try:
+    with naming("source"):
         header = {c.strip().lstrip("\ufeff").strip().lower()
                   for c in stored_columns(services.storage, source)}  # fmt: skip
-    except InvalidInput as exc:
-        raise InvalidInput(exc.message, details={**exc.details, "field": "source"}) from None
     absent = [k for k in keep if k.strip().lower() not in header]
     if absent:
         raise InvalidInput(f"kept column(s) not in the file: {', '.join(absent)}",

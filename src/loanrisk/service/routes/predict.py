@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import tempfile
-from collections.abc import Callable, Iterator
-from typing import IO, Annotated, Any, TypeVar, cast
+from collections.abc import Iterator
+from typing import IO, Annotated, Any, cast
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import OnError, PredictOptions, ScoreJob
 from loanrisk.data.ingest import stored_columns
-from loanrisk.errors import InvalidInput, NotFound, TooLarge
+from loanrisk.errors import InvalidInput, TooLarge, naming
 from loanrisk.inference.distributed import results_folder
 from loanrisk.inference.scorer import Scorer
 from loanrisk.registry.models import ModelRegistry, check_name
@@ -36,7 +36,6 @@ from loanrisk.service.routes.jobs import accepted
 from loanrisk.service.scoring import chunk_observer, score_records
 from loanrisk.service.state import Services
 
-T = TypeVar("T")
 router = APIRouter(tags=["scoring"])
 
 CHUNK_BYTES = 2**20
@@ -208,13 +207,14 @@ async def batch_predict(body: BatchBody, services: ServicesDep) -> JSONResponse:
     output = await run_in_threadpool(services.locations.output, body.output, source)
     if s.dask_scheduler is not None and source.endswith(".parquet"):  # results: a folder
         await run_in_threadpool(results_folder, services.storage, output)
-    name = _field("model", lambda: check_name("model", body.model or s.model_name))
     directory = services.storage.resolve(body.model_directory or s.model_directory)
-    registry = ModelRegistry(services.storage, directory)
-    await run_in_threadpool(_field, "model", lambda: registry.resolve(name, s.model_alias))
-    if body.id_column is not None:  # what the job would refuse, refused before it is queued
-        columns = await run_in_threadpool(_field, "source", lambda: stored_columns(
-            services.storage, source))  # fmt: skip
+    with naming("model"):  # what the job would refuse, refused before it is queued
+        name = check_name("model", body.model or s.model_name)
+        await run_in_threadpool(ModelRegistry(services.storage, directory).resolve, name,
+                                s.model_alias)  # fmt: skip
+    if body.id_column is not None:
+        with naming("source"):
+            columns = await run_in_threadpool(stored_columns, services.storage, source)
         if body.id_column not in columns:
             raise InvalidInput(f"id column {body.id_column!r} is not in {body.source}",
                                details={"field": "id_column"})  # fmt: skip
@@ -232,11 +232,3 @@ async def batch_predict(body: BatchBody, services: ServicesDep) -> JSONResponse:
     )
     record, _ = await run_in_threadpool(services.jobs.submit, params)
     return accepted(record)
-
-
-def _field(field: str, check: Callable[[], T]) -> T:
-    """``check()``, its refusal naming the request's ``field``."""
-    try:
-        return check()
-    except (InvalidInput, NotFound) as exc:
-        raise type(exc)(exc.message, details={**exc.details, "field": field}) from None
