@@ -35,7 +35,9 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     storage = FsspecStorage(str(root))
     process_dataset(validate_frame(generate_sample(1_000)), storage, source="sample")
     run_training(TrainingRequest(rounds=3), storage, nthread=1)
-    raw = generate_sample(200).to_csv(index=False).encode()
+    loans = generate_sample(200)
+    loans.insert(0, "application_id", [f"A-{i}" for i in range(len(loans))])  # the id_column
+    raw = loans.to_csv(index=False).encode()
     for name in EXAMPLE_FILES:
         storage.write_bytes(name, raw)
     # One job slot, no queue: the examples that start jobs are parsed, checked and then
