@@ -31,6 +31,7 @@ import yaml
 
 from loanrisk.errors import InvalidInput
 from loanrisk.schema.model import FALSE_TOKENS, TRUE_TOKENS, LoanSchema
+from loanrisk.schema.validate import header_name
 
 #: Rows read to draft a schema (the first ones of the file).
 SAMPLE_ROWS = 200_000
@@ -164,7 +165,7 @@ def infer_schema(
     if first is None or len(first[1]) == 0:
         raise InvalidInput("no rows: the input has a header but no loans")
     frame = first[1]
-    frame.columns = [str(c).strip().lstrip("\ufeff").strip().lower() for c in frame.columns]
+    frame.columns = [header_name(c) for c in frame.columns]
     label_name = label.strip().lower() if label else _guess_label(frame)
     if label_name not in frame.columns:
         raise InvalidInput(f"label column {label_name!r} is not in the file "

@@ -150,8 +150,14 @@ def _issue(
     return Issue(column, problem, message, count, rows, examples)
 
 
+def header_name(name: object) -> str:
+    """A column name as a file's header is matched against a schema: trimmed, without a
+    byte-order mark, lower case."""
+    return str(name).strip().lstrip("\ufeff").strip().lower()
+
+
 def _normalise_columns(frame: pd.DataFrame, report: ValidationReport) -> pd.DataFrame:
-    renamed = {c: str(c).strip().lstrip("\ufeff").strip().lower() for c in frame.columns}
+    renamed = {c: header_name(c) for c in frame.columns}
     if any(str(k) != v for k, v in renamed.items()):
         report.cleaned["column_names"] = sum(str(k) != v for k, v in renamed.items())
     frame = frame.rename(columns=renamed)

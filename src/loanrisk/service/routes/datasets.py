@@ -18,7 +18,7 @@ from loanrisk.contracts import STUDY_NAME, DatasetManifest, ProcessDataJob, Tune
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.data.ingest import stored_columns
 from loanrisk.errors import InvalidInput, NotFound, naming
-from loanrisk.schema import LoanSchema, parse_schema, schema_from_doc
+from loanrisk.schema import LoanSchema, header_name, parse_schema, schema_from_doc
 from loanrisk.service import uploads
 from loanrisk.service.auth import ADMIN, require
 from loanrisk.service.bodies import JSON, MULTIPART, parse_json, parse_model, require_media_type
@@ -91,9 +91,8 @@ OPENAPI = {
 
 def _check_kept(services: Services, source: str, keep: Sequence[str]) -> None:
     with naming("source"):
-        header = {c.strip().lstrip("\ufeff").strip().lower()
-                  for c in stored_columns(services.storage, source)}  # fmt: skip
-    absent = [k for k in keep if k.strip().lower() not in header]
+        header = {header_name(c) for c in stored_columns(services.storage, source)}
+    absent = [k for k in keep if k.strip().lower() not in header]  # as validation reads it
     if absent:
         raise InvalidInput(f"kept column(s) not in the file: {', '.join(absent)}",
                            details={"field": "keep_columns", "columns": absent})  # fmt: skip
