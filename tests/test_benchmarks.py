@@ -26,6 +26,25 @@ def test_data_benchmark_runs_both_approaches_and_prints_the_ratio() -> None:
     assert "speed-up (reference / loanrisk):" in out
 
 
+def test_calibration_size_benchmark_prints_the_change_per_size_and_method() -> None:
+    out = run_benchmark(
+        "bench_calibration_size.py",
+        "--data",
+        "credit",
+        "--seeds",
+        "0",
+        "--draws",
+        "2",
+        "--rounds",
+        "20",
+        "--variants",
+        "reference",
+    )
+    assert "credit, reference model" in out
+    assert "isotonic ΔBrier" in out and "platt ΔBrier" in out
+    assert "credit, reference: platt helps on average from" in out
+
+
 def test_transform_benchmark_prints_both_paths_and_the_ratio() -> None:
     out = run_benchmark("bench_transform.py", "--calls", "50")
     assert "loanrisk transform_record" in out

@@ -6,11 +6,14 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -179,6 +182,9 @@ def test_train_continue_promote_and_roll_back(tmp_path: Path) -> None:
         (["train", "--param", "max_depth=-2", "--rounds", "2"],
          "error: XGBoost refused the training"),
         (["train", "--size", "77"], "error: no dataset processed with size 77"),
+        (["train", "--calibration", "platt", "--calibration-fraction", "0.01"],
+         "error: platt calibration needs at least 50 defaults in its held-out set, and "
+         "calibration_fraction 0.01 of the 15,000 training loans holds out 150 loans"),
         (["models", "promote", "loan-default", "1", "--alias", "latest"],
          "error: 'latest' always means the newest version"),
         (["models", "show", "../etc"], "error: invalid model name '../etc'"),
@@ -190,6 +196,16 @@ def test_training_errors_exit_2_with_one_line(
     done = run(*args, "--storage", str(demo_storage))
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().startswith(message), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("fraction", ["0", "0.5", "x"])
+def test_a_calibration_fraction_outside_the_request_s_bounds_is_a_usage_error(
+    fraction: str,
+) -> None:
+    done = run("train", "--calibration-fraction", fraction, "--storage", "/nonexistent")
+    assert done.returncode == 2, done.stderr
+    assert "Invalid value for '--calibration-fraction'" in done.stderr
     assert "Traceback" not in done.stderr
 
 
@@ -246,6 +262,12 @@ def test_predict_streams_a_csv_to_the_path_typed_and_explains_csv_and_json(
     assert explained.returncode == 0, explained.stderr
     result = json.loads(explained.stdout)["results"][0]
     assert len(result["reasons"]) == 4
+    written = run(
+        "predict", str(records), *storage, "--explain", "--output", "scores/one.json", cwd=here
+    )
+    assert written.returncode == 0, written.stderr
+    assert json.loads((here / "scores/one.json").read_text()) == json.loads(explained.stdout)
+    assert "1 loans scored, 0 rejected -> scores/one.json" in written.stderr
     folder = run("predict", str(source), *storage, "--output", str(here))
     assert folder.returncode == 2
     assert "is a directory" in folder.stderr
@@ -324,3 +346,137 @@ def test_more_bad_input_exits_2_with_one_line(
     assert done.stderr.strip().splitlines()[0].startswith(message), done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert "Traceback" not in done.stderr
+
+
+def _commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every command of the tree under ``command``, with the words that reach it."""
+    yield path, command
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        yield from _commands(sub, (*path, name))
+
+
+def _squeezed(text: str) -> str:
+    """Text as compared across rich's rendering: no colour codes, box lines or whitespace
+    (so a help text wrapped over several lines of its table cell still matches)."""
+    return re.sub(r"\x1b\[[0-9;]*m|[\s│]", "", text)
+
+
+def test_every_bracket_of_the_help_is_shown() -> None:
+    """Rich markup takes ``[mlflow]`` or ``[the setting]`` for a tag and drops it: a help text
+    writes every bracket escaped (``\\[``), and each one with a bracket is shown whole."""
+    from typer.main import get_command
+    from typer.testing import CliRunner
+
+    from loanrisk.cli import app
+
+    runner = CliRunner()
+    checked: list[str] = []
+    for path, command in _commands(get_command(app)):
+        texts = [command.help or ""] + [
+            getattr(p, "help", None) or ""
+            for p in command.params
+            if not getattr(p, "hidden", False)
+        ]
+        wanted = [t.partition("\f")[0].replace("\\[", "[") for t in texts if "[" in t]
+        if not wanted:
+            continue
+        shown = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "240"})
+        assert shown.exit_code == 0, shown.output
+        for text in wanted:
+            assert _squeezed(text) in _squeezed(shown.output), (" ".join(path), text)
+        checked += wanted
+    assert any("(needs loanrisk[mlflow])" in text for text in checked)
+    assert any("directions of risk [the setting]" in text for text in checked)
+    assert any("NAME[@VERSION|ALIAS]" in text for text in checked)
+
+    # As a user sees it, from the installed entry point.
+    train = run("train", "--help").stdout
+    assert "(needs loanrisk[mlflow])" in train
+    assert "Constrain the model to the schema's directions of risk [the setting]." in train
+    top = run("--help").stdout
+    assert "or CSV on stdin ('-')" in top
+    assert "JSON records on stdin" not in top
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--band-cutoffs", "0.5,0.2"], "error: band cut-offs must increase: 0.5 then 0.2"),
+        (["--band-cutoffs", "0.1,x"], "error: --band-cutoffs '0.1,x': comma-separated numbers"),
+        (
+            ["--band-cutoffs", "0.1,0.2,0.3"],
+            "error: 3 band cut-off(s) make 4 bands: give 4 band names, not 3",
+        ),
+        (["--band-names", "a,,b"], "error: band name '': printable text of 1 to 40 characters"),
+        (["--threshold", "1.5"], "error: threshold 1.5 is not a probability in (0, 1)"),
+    ],
+)
+def test_train_refuses_a_decision_policy_that_is_not_one(
+    demo_storage: Path, args: list[str], message: str
+) -> None:
+    done = run("train", "--rounds", "2", *args, "--storage", str(demo_storage))
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(message), line
+    assert not (demo_storage / "models").exists()  # nothing trained
+
+
+def test_train_records_its_decision_policy_and_predict_follows_it(tmp_path: Path) -> None:
+    storage = ["--storage", str(tmp_path)]
+    assert run("data", "process", "sample", *storage).returncode == 0
+    trained = run(
+        "train",
+        *storage,
+        "--rounds",
+        "30",
+        "--threshold",
+        "0.15",
+        "--band-cutoffs",
+        "0.1, 0.2,0.4",
+        "--band-names",
+        "A,B, C,D",
+    )
+    assert trained.returncode == 0, trained.stderr
+    assert re.search(r"threshold\s+│ 0\.15: [\d,]+ defaults caught", trained.stdout)
+    assert re.search(r"bands\s+│ A \[0, 0\.1\): [\d,]+ loans", trained.stdout)
+    shown = json.loads(run("models", "show", "loan-default", *storage).stdout)
+    policy = {"threshold": 0.15, "band_cutoffs": [0.1, 0.2, 0.4], "band_names": list("ABCD")}
+    assert shown["manifest"]["policy"] == policy
+    source = tmp_path / "loans.csv"
+    lines = REAL_CSV.read_text().splitlines()[:40]
+    source.write_text("\n".join(",".join(r.split(",")[:8] + r.split(",")[9:]) for r in lines))
+
+    def scored(env: dict[str, str] | None = None) -> list[tuple[float, bool, str]]:
+        done = run("predict", str(source), *storage, env=env)
+        assert done.returncode == 0, done.stderr
+        rows = list(csv.DictReader(io.StringIO(done.stdout)))
+        return [(float(r["probability"]), r["label"] == "True", r["band"]) for r in rows]
+
+    for p, label, band in scored():  # the version's own policy
+        assert label == (p > 0.15) and band == "ABCD"[sum(p >= c for c in (0.1, 0.2, 0.4))]
+    for p, label, band in scored({"LOANRISK_THRESHOLD": "0.9"}):  # an explicit setting wins
+        assert label == (p > 0.9) and band in "ABCD"
+
+
+def test_an_unservable_version_is_published_not_promoted_and_exits_1(tmp_path: Path) -> None:
+    store = str(tmp_path / "store")
+    assert run("data", "process", "sample", "--size", "800", "--storage", store).returncode == 0
+    trained = run("train", "--rounds", "3", "--param", "booster=gblinear", "--storage", store)
+    assert trained.returncode == 1
+    last = trained.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: published, but not promoted: model 'loan-default' version 1")
+    assert "Traceback" not in trained.stderr
+    shown = run("models", "show", "loan-default", "--storage", store)
+    assert shown.returncode == 0, shown.stderr
+    assert "production" not in shown.stdout
+
+
+def test_a_failure_no_command_foresaw_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """A directory where a file is expected fails in the operating system, not in loanrisk's
+    checks: still one line and exit status 1."""
+    (tmp_path / "loans.csv").mkdir()
+    store = str(tmp_path / "store")
+    result = run("data", "process", str(tmp_path / "loans.csv"), "--storage", store)
+    assert result.returncode in (1, 2), result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -18,6 +18,7 @@ from loanrisk.cli_common import (
     StorageOpt,
     cli_errors,
     err,
+    fail,
     model_ref,
     out,
     progress_bar,
@@ -39,15 +40,17 @@ from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.data.ingest import read_csv, read_parquet
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
-from loanrisk.errors import InvalidInput, describe_error
+from loanrisk.errors import InvalidInput, LoanRiskError, describe_error
 from loanrisk.inference.reasons import ReasonCatalog
 from loanrisk.inference.scorer import Scorer, scorer_from_settings
 from loanrisk.jobs.training import train_in_subprocess
 from loanrisk.monitoring.log import PredictionLog, prediction_log
 from loanrisk.registry.models import LoadedModel, ModelRegistry
 from loanrisk.schema import LoanSchema, Validated, builtin_schema, read_schema, validate_frame
+from loanrisk.schema.model import MIN_GROUP_SIZE
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, open_storage, storage_options
+from loanrisk.training.policy import parent_policy, training_policy
 from loanrisk.training.train import RoundProgress, parse_param
 from loanrisk.training.tune import tuned_params
 
@@ -125,6 +128,8 @@ def _summary(manifest: DatasetManifest, storage_url: str) -> None:
     table.add_row("data quality", f"{len(warnings)} warning(s)" if warnings else "no warnings")
     for warning in warnings[:5]:
         table.add_row("", f"- {warning}")
+    if len(warnings) > 5:
+        table.add_row("", f"... and {len(warnings) - 5} more: loanrisk data show {manifest.id}")
     out.print(table)
 
 
@@ -221,7 +226,7 @@ def demo(
     serve: Annotated[
         bool, typer.Option(help="Then serve the model on 127.0.0.1:5000 until Ctrl-C.")
     ] = True,
-    port: Annotated[int | None, typer.Option(help="Port to serve on [5000].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to serve on \\[5000].")] = None,
     schema: SchemaOpt = None,
     source: Annotated[
         str | None, typer.Option(help="Your loan CSV (with --schema) instead of the sample.")
@@ -251,7 +256,12 @@ def demo(
             )
         _summary(manifest, target.url)
         err.print(f"Training the reference's model ({DEFAULT_ROUNDS} rounds) on it ...")
-        request = TrainingRequest(dataset=manifest.id, seed=settings.seed, promote=True)
+        request = TrainingRequest(
+            dataset=manifest.id,
+            seed=settings.seed,
+            promote=True,
+            **training_policy(settings).model_dump(),
+        )
         with progress_bar() as progress:
             result = train_in_subprocess(
                 request, settings, on_progress=lambda p: progress("train", p.done, p.total)
@@ -261,9 +271,33 @@ def demo(
             result["report"],
             bool(result["promoted"]),
         )
+        _refuse_unpromoted(result.get("not_promoted"))
     if serve:
         with cli_errors():
-            _serve(settings, declared)
+            _serve(settings)
+
+
+def _refuse_unpromoted(not_promoted: str | None) -> None:
+    """Exit 1 when training published a version it could not promote (unservable)."""
+    if not_promoted:
+        fail(f"published, but not promoted: {not_promoted}", 1)
+
+
+def _fairness_summary(report: dict[str, Any]) -> str:
+    """Each protected attribute: its privileged group and the evaluation loans in each
+    group, or why it was not assessed (the report and card have the parity ratios)."""
+    assessed = report.get("fairness_by_attribute") or (
+        {report["fairness"]["attribute"]: report["fairness"]} if report.get("fairness") else {}
+    )
+    parts = []
+    for name, item in assessed.items():
+        groups = item["groups"]
+        sizes = f"{groups['privileged']['size']:,} vs {groups['non_privileged']['size']:,} loans"
+        warned = f" (a group under {MIN_GROUP_SIZE}: noise)" if item.get("warnings") else ""
+        parts.append(f"{name} (privileged {item['privileged_value']}): {sizes}{warned}")
+    unassessed = report.get("fairness_not_assessed") or ()
+    parts += [f"{i['attribute']}: not assessed, {i['reason']}" for i in unassessed]
+    return "; ".join(parts)
 
 
 def _train_summary(manifest: ModelManifest, report: dict[str, Any], promoted: bool) -> None:
@@ -285,7 +319,27 @@ def _train_summary(manifest: ModelManifest, report: dict[str, Any], promoted: bo
     table.add_row("Default", f"precision {default['precision']:.3f}, recall "
                   f"{default['recall']:.3f}, f1 {default['f1-score']:.3f}")  # fmt: skip
     table.add_row("Brier / KS", f"{report['brier']:.4f} / {report['ks']:.4f}")
+    matrix = report["confusion_matrix"]
+    table.add_row(
+        "threshold",
+        f"{report['threshold']:g}: {matrix['tp']:,} defaults caught, "
+        f"{matrix['fn']:,} missed, {matrix['fp']:,} false alarms, "
+        f"{matrix['tn']:,} approved right",
+    )
+    if report.get("bands"):
+        table.add_row(
+            "bands",
+            "; ".join(
+                f"{b['band']} [{b['range'][0]:g}, {b['range'][1]:g}): {b['loans']:,} loans "
+                f"({b['share']:.1%}), default rate "
+                + ("-" if b["default_rate"] is None else f"{b['default_rate']:.1%}")
+                for b in report["bands"]
+            ),
+        )
     table.add_row("monotone", _monotone_summary(report.get("monotonicity")))
+    fairness = _fairness_summary(report)
+    if fairness:
+        table.add_row("fairness", fairness)
     step = report.get("calibration_step")
     if step:
         before, after = step["before"], step["after"]
@@ -303,6 +357,16 @@ class Calibrate(StrEnum):
     platt = "platt"
 
 
+def _calibration_fraction(value: float) -> float:
+    """``--calibration-fraction``, held to ``TrainingRequest``'s bounds where it is given
+    (a usage error naming the option, not a failed training)."""
+    try:
+        TrainingRequest.model_validate({"calibration_fraction": value})
+    except ValidationError as exc:
+        raise typer.BadParameter(exc.errors()[0]["msg"]) from None
+    return value
+
+
 def _reason_catalog(path: Path) -> ReasonCatalog:
     try:
         return ReasonCatalog.model_validate_json(path.read_bytes())
@@ -312,6 +376,24 @@ def _reason_catalog(path: Path) -> ReasonCatalog:
         first = exc.errors()[0]
         where = ".".join(map(str, first["loc"]))
         raise InvalidInput(f"{path} is not a reason catalog: {where}: {first['msg']}") from None
+
+
+def _cutoffs(text: str | None) -> list[float] | None:
+    """``--band-cutoffs 0.05,0.15,0.3`` as numbers (checked as a policy by the caller)."""
+    if text is None:
+        return None
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise InvalidInput(
+            f"--band-cutoffs {text!r}: comma-separated numbers, e.g. 0.05,0.15,0.3",
+            details={"field": "band_cutoffs"},
+        ) from None
+
+
+def _names(text: str | None) -> list[str] | None:
+    """``--band-names A,B,C,D`` as names, each trimmed."""
+    return None if text is None else [part.strip() for part in text.split(",")]
 
 
 def _monotone_summary(check: dict[str, Any] | None) -> str:
@@ -341,11 +423,11 @@ def train(
     ] = None,
     rounds: Annotated[
         int | None,
-        typer.Option(min=1, help="Boosting rounds to add [500, or the tuned trial's]."),
+        typer.Option(min=1, help="Boosting rounds to add \\[500, or the tuned trial's]."),
     ] = None,
     params_from: Annotated[
         str | None,
-        typer.Option(help="A tuning study of the dataset: NAME[:best|:lean] (loanrisk tune)."),
+        typer.Option(help="A tuning study of the dataset: NAME\\[:best|:lean] (loanrisk tune)."),
     ] = None,
     early_stopping: Annotated[
         int | None, typer.Option(min=1, help="Stop after N rounds without improvement.")
@@ -368,23 +450,31 @@ def train(
         bool | None,
         typer.Option(
             "--monotone/--no-monotone",
-            help="Constrain the model to the schema's directions of risk [the setting].",
+            help="Constrain the model to the schema's directions of risk \\[the setting].",
         ),
     ] = None,
     calibration: Annotated[
         Calibrate | None,
-        typer.Option(help="Fit this calibration on held-out training rows [the setting]."),
+        typer.Option(help="Fit this calibration on held-out training rows \\[the setting]."),
     ] = None,
+    calibration_fraction: Annotated[
+        float,
+        typer.Option(
+            callback=_calibration_fraction,
+            help="Share of the training rows held out to calibrate (above 0, below "
+            "0.5); too few held-out defaults for the method are refused.",
+        ),
+    ] = TrainingRequest.model_fields["calibration_fraction"].default,
     reason_catalog: Annotated[
         Path | None,
         typer.Option(help="JSON reason catalog whose entries replace the schema's derived ones."),
     ] = None,
     mlflow_tracking_uri: Annotated[
         str | None,
-        typer.Option(help="Log the run to this MLflow tracking server (needs loanrisk[mlflow])."),
+        typer.Option(help="Log the run to this MLflow tracking server (needs loanrisk\\[mlflow])."),
     ] = None,
     mlflow_experiment: Annotated[
-        str | None, typer.Option(help="MLflow experiment [the model's name].")
+        str | None, typer.Option(help="MLflow experiment \\[the model's name].")
     ] = None,
     mlflow_register: Annotated[
         bool | None,
@@ -393,9 +483,32 @@ def train(
             help="Also register the version in MLflow, aliases mirrored.",
         ),
     ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="Decision threshold recorded with the version, in (0, 1): default when the "
+            "probability is over it \\[LOANRISK_THRESHOLD if set, else the parent's, else 0.5].",
+        ),
+    ] = None,
+    band_cutoffs: Annotated[
+        str | None,
+        typer.Option(
+            help="Risk band cut-offs recorded with the version, comma-separated and increasing "
+            "(0.05,0.15,0.3) \\[as --threshold].",
+        ),
+    ] = None,
+    band_names: Annotated[
+        str | None,
+        typer.Option(
+            help="Risk band names, one more than the cut-offs: A,B,C,D \\[as --threshold]."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Train (or continue training) a model on a dataset and publish it as a new version."""
+    """Train (or continue training) a model on a dataset and publish it as a new version.
+
+    The version records its decision policy (threshold, risk bands); the service scores
+    with it unless LOANRISK_THRESHOLD or LOANRISK_BAND_* is set (docs/scoring.md)."""
     with cli_errors():
         settings = settings_from(storage=storage, nthread=nthread,
                                  mlflow_tracking_uri=mlflow_tracking_uri,
@@ -411,6 +524,20 @@ def train(
             params = {**tuned.params, **params}
         if monotone is None:
             monotone = tuned.monotone if tuned else settings.monotone
+        parent = (
+            parent_policy(
+                ModelRegistry(open_storage(settings), model_directory), model, continue_from
+            )
+            if continue_from
+            else None
+        )
+        policy = training_policy(
+            settings,
+            parent=parent,
+            threshold=threshold,
+            band_cutoffs=_cutoffs(band_cutoffs),
+            band_names=_names(band_names),
+        )
         request = TrainingRequest(
             dataset=dataset, dataset_size=size, data_directory=directory,
             model_directory=model_directory, model_name=model, continue_from=continue_from,
@@ -419,8 +546,10 @@ def train(
             protected_attribute=protected_attribute, privileged_value=privileged_value,
             seed=settings.seed, monotone=monotone,
             calibration=calibration.value if calibration else settings.calibration,
+            calibration_fraction=calibration_fraction,
             reason_catalog=_reason_catalog(reason_catalog) if reason_catalog else None,
             tuned_from=tuned.provenance if tuned else None,
+            **policy.model_dump(),
         )  # fmt: skip
         if dask_scheduler is not None:
             from loanrisk.training.distributed import train_distributed
@@ -428,6 +557,7 @@ def train(
             err.print(f"Training on the Dask cluster at {dask_scheduler} ...")
             trained = train_distributed(request, settings, scheduler=dask_scheduler)
             manifest, report, promoted = trained.manifest, trained.report, trained.promoted
+            not_promoted = trained.not_promoted
             logged = _mlflow_after_dask(settings, request, manifest)
         else:
             with progress_bar() as progress:
@@ -439,6 +569,7 @@ def train(
                 result = train_in_subprocess(request, settings, on_progress=show)
             manifest = ModelManifest.model_validate(result["manifest"])
             report, promoted = result["report"], bool(result["promoted"])
+            not_promoted = result.get("not_promoted")
             logged = result.get("mlflow")
         if as_json:
             out.print_json(manifest.model_dump_json())
@@ -446,6 +577,7 @@ def train(
             _train_summary(manifest, report, promoted)
         if logged is not None:
             _print_mlflow(logged)
+        _refuse_unpromoted(not_promoted)
 
 
 def _mlflow_after_dask(
@@ -479,13 +611,14 @@ def predict(
     source: Annotated[
         str,
         typer.Argument(
-            help="A CSV, Parquet or JSON (records) path, an s3:// or az:// URI, or '-' (CSV)."
+            help="A CSV or Parquet path or s3:// / az:// URI, a local .json file (one record "
+            "or a list), or '-': CSV on standard input."
         ),
     ],
     storage: StorageOpt = None,
     model_directory: ModelDirOpt = "models",
     model: Annotated[
-        str, typer.Option(help="NAME[@VERSION|ALIAS], default alias production.")
+        str, typer.Option(help="NAME\\[@VERSION|ALIAS], default alias production.")
     ] = "loan-default@production",
     output: Annotated[
         str | None,
@@ -520,7 +653,8 @@ def predict(
         ),
     ] = None,
 ) -> None:
-    """Score loans: a CSV file (streamed in chunks, any size) or JSON records on stdin."""
+    """Score loans: a CSV or Parquet file (streamed, any size), a local JSON file of
+    records, or CSV on stdin ('-')."""
     with cli_errors():
         # The scheduler is checked as the setting is (the setting itself is for batch jobs).
         settings = settings_from(storage=storage, backend=backend, dask_scheduler=dask_scheduler)
@@ -588,7 +722,13 @@ def _predict(
                                       decline_reasons=decline_reasons)  # fmt: skip
         if log is not None:
             log.scored_records(scorer, records, scored, source="cli")
-        out.print_json(json.dumps(scored))
+        if output is None:
+            out.print_json(json.dumps(scored))
+            return
+        with _open_output(output, settings) as sink:
+            sink.write(json.dumps(scored, indent=2).encode() + b"\n")
+        counts = f"{len(scored['results']):,} loans scored, {len(scored['rejected']):,} rejected"
+        err.print(f"{counts} -> {output}")
         return
     with contextlib.ExitStack() as stack:
         stream: Any
@@ -651,27 +791,39 @@ def _open_output(output: str, settings: Settings) -> contextlib.AbstractContextM
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to bind [127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (the reference's) [5000].")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind \\[127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (the reference's) \\[5000].")] = None,
     storage: StorageOpt = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes [1].")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes \\[1].")] = None,
 ) -> None:
     """Serve the HTTP API (uvicorn; each worker loads the model and follows its alias)."""
     with cli_errors():
         _serve(settings_from(storage=storage, host=host, port=port, workers=workers))
 
 
-def _serve(settings: Settings, schema: LoanSchema | None = None) -> None:
+def _serve(settings: Settings) -> None:
     from loanrisk.service.auth import ApiKeys
-    from loanrisk.service.server import example_requests, run_server
+    from loanrisk.service.server import example_requests, run_server, served_schema
 
     ApiKeys.from_settings(settings)  # bad keys: one line here, not a trace from each worker
 
     def announce() -> None:
         plural = "s" if settings.workers > 1 else ""
-        err.print(f"loanrisk serving {settings.storage} on http://{settings.host}:"
-                  f"{settings.port} ({settings.workers} worker{plural}). Try:")  # fmt: skip
-        err.print(example_requests(settings, schema), highlight=False, soft_wrap=True)
+        err.print(
+            f"loanrisk serving {settings.storage} on http://{settings.host}:"
+            f"{settings.port} ({settings.workers} worker{plural}).",
+            soft_wrap=True,
+        )
+        try:  # the examples are loans of the model the workers will load, in its schema
+            schema, problem = served_schema(settings), None
+        except LoanRiskError as exc:
+            schema, problem = None, exc.message
+        err.print(
+            example_requests(settings, schema, problem=problem),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         if not (settings.api_keys or settings.api_keys_file):
             err.print("[bold red]WARNING: no API keys configured: the service is OPEN.[/]")
 
@@ -679,7 +831,10 @@ def _serve(settings: Settings, schema: LoanSchema | None = None) -> None:
 
 
 def main() -> None:
-    app(prog_name="loanrisk")
+    """The ``loanrisk`` command: any failure that no command turned into its one line is
+    turned into one here (exit 1), never a traceback."""
+    with cli_errors():
+        app(prog_name="loanrisk")
 
 
 if __name__ == "__main__":  # pragma: no cover

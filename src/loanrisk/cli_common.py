@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from loanrisk.errors import Cancelled, InvalidInput, LoanRiskError, NotFound
+from loanrisk.errors import Cancelled, InvalidInput, LoanRiskError, NotFound, describe_error
 from loanrisk.registry.models import PRODUCTION
 from loanrisk.settings import Settings
 
@@ -31,7 +31,8 @@ def fail(message: str, code: int) -> NoReturn:
 
 @contextmanager
 def cli_errors() -> Iterator[None]:
-    """One line on stderr and a non-zero exit: 2 for bad input, 1 for everything else."""
+    """One line on stderr and a non-zero exit: 2 for bad input, 1 for everything else (an
+    unexpected error too: its one line, never a traceback)."""
     try:
         yield
     except (InvalidInput, NotFound) as exc:
@@ -45,6 +46,12 @@ def cli_errors() -> Iterator[None]:
         where = ".".join(map(str, first["loc"]))  # empty: a check across settings
         fail(f"invalid setting {where}: {first['msg']}" if where
              else f"invalid settings: {first['msg']}", 2)  # fmt: skip
+    except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
+        raise  # the command line's own exits and refusals
+    except OSError as exc:
+        fail(f"storage or system error: {describe_error(exc)}", 1)
+    except Exception as exc:  # a defect: say it in one line, never a traceback
+        fail(f"unexpected error: {describe_error(exc)}", 1)
 
 
 def model_ref(text: str) -> tuple[str, str]:

@@ -99,7 +99,7 @@ def models_show(
 def models_card(
     ref: Annotated[str, typer.Argument(help="NAME@VERSION|ALIAS (default alias: production).")],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the card here [stdout].")
+        Path | None, typer.Option("--output", "-o", help="Write the card here \\[stdout].")
     ] = None,
     storage: StorageOpt = None,
     model_directory: ModelDirOpt = "models",
@@ -154,21 +154,23 @@ def models_promote(
         typer.Option(
             "--if-not-worse",
             help="Refuse when the version's AUC is below the alias's version's on the same "
-            "held-out split by more than --max-auc-drop.",
+            "held-out split by more than --max-auc-drop beyond noise (the DeLong 95% "
+            "interval of the difference lies below -max-auc-drop).",
         ),
     ] = False,
     max_auc_drop: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="AUC drop --if-not-worse allows.")
+        float, typer.Option(min=0.0, max=1.0, help="AUC drop --if-not-worse tolerates.")
     ] = MAX_AUC_DROP,
     dataset: Annotated[
         str | None,
-        typer.Option(help="Dataset whose held-out split --if-not-worse uses [the version's]."),
+        typer.Option(help="Dataset whose held-out split --if-not-worse uses \\[the version's]."),
     ] = None,
     storage: StorageOpt = None,
     model_directory: ModelDirOpt = "models",
 ) -> None:
-    """Point an alias (production) at a version; with --if-not-worse only when it is at
-    least as good as the alias's version on the same held-out loans."""
+    """Point an alias (production) at a version; with --if-not-worse only when the
+    held-out loans do not show it worse than the alias's version by more than the allowed
+    drop."""
     with cli_errors():
         settings = settings_from(storage=storage)
         registry = _registry(settings, model_directory)
@@ -179,9 +181,15 @@ def models_promote(
                 max_auc_drop=max_auc_drop, dataset=dataset,
             )  # fmt: skip
             if checked is not None:
-                err.print(f"held-out AUC {checked['b']['auc']:.4f} against "
-                          f"{checked['a']['auc']:.4f} on {checked['rows']:,} loans of dataset "
-                          f"{checked['dataset']}: not worse")  # fmt: skip
+                low, high = checked["auc_difference"]["ci95"]
+                err.print(
+                    f"held-out AUC {checked['b']['auc']:.4f} against "
+                    f"{checked['a']['auc']:.4f} on {checked['rows']:,} loans of dataset "
+                    f"{checked['dataset']}: 95% interval of the difference "
+                    f"[{low:+.4f}, {high:+.4f}], not below -{max_auc_drop:g}: "
+                    "not worse",
+                    highlight=False,
+                )
         record = registry.promote(model, version, alias, check=servable_check(settings),
                                   by=cli_user(), reason=reason)  # fmt: skip
         _print_alias(model, alias, record)

@@ -18,6 +18,7 @@ from loanrisk.monitoring.outcomes import read_outcome_csv
 from loanrisk.monitoring.reports import (
     add_outcomes,
     drift_for,
+    outcome_values,
     performance_for,
     window,
     window_with_outcomes,
@@ -64,7 +65,7 @@ def _table(report: DriftReport) -> Table:
 @monitor_app.command("drift")
 def drift(
     model: Annotated[
-        str, typer.Option(help="NAME[@VERSION|ALIAS].")
+        str, typer.Option(help="NAME\\[@VERSION|ALIAS].")
     ] = f"loan-default@{PRODUCTION}",
     since: SinceOpt = None,
     until: UntilOpt = None,
@@ -152,21 +153,34 @@ def performance(
 
 @outcomes_app.command("add")
 def add(
-    file: Annotated[Path, typer.Argument(help="CSV: loan_id, defaulted (0/1), observed_on.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV: loan_id, defaulted (a value of the model's label, e.g. bad/good, or "
+            "1/0, true/false), observed_on."
+        ),
+    ],
     model: Annotated[
-        str, typer.Option(help="Count unknown loan ids against this model's log.")
+        str,
+        typer.Option(
+            help="The model that scored the loans: its served version's label reads "
+            "defaulted, its log counts unknown loan ids."
+        ),
     ] = "loan-default",
     storage: StorageOpt = None,
 ) -> None:
-    """Store observed outcomes (idempotent on the loan id; the latest upload wins). Loan ids
-    the model's prediction log does not know are counted, not refused."""
+    """Store observed outcomes (idempotent on the loan id; the latest upload wins). A
+    defaulted value the model's label does not know refuses the file (exit 2). Loan ids the
+    model's prediction log does not know are counted, not refused."""
     with cli_errors():
         settings = settings_from(storage=storage)
         target = open_storage(settings)
         if not file.is_file():
             raise InvalidInput(f"no such file: {file}")
+        registry = ModelRegistry(target, target.resolve(settings.model_directory))
+        values = outcome_values(registry, model, alias=settings.model_alias)
         with file.open("rb") as stream:
-            outcomes = read_outcome_csv(stream, max_rows=settings.max_outcome_rows)
+            outcomes = read_outcome_csv(stream, max_rows=settings.max_outcome_rows, values=values)
         counts = add_outcomes(
             target, target.resolve(settings.outcome_directory),
             target.resolve(settings.log_directory), outcomes, model=model,

@@ -33,7 +33,7 @@ def infer(
     output: Annotated[
         Path | None, typer.Option(help="Write the draft here (refused if it exists).")
     ] = None,
-    name: Annotated[str | None, typer.Option(help="Schema name [the file's stem].")] = None,
+    name: Annotated[str | None, typer.Option(help="Schema name \\[the file's stem].")] = None,
     max_categories: Annotated[
         int, typer.Option(min=2, help="More distinct text values than this: not a category.")
     ] = MAX_CATEGORIES,
@@ -82,7 +82,7 @@ def check(file: Annotated[Path, typer.Argument(help="A schema file (YAML or JSON
 @schema_app.command("show")
 def show(
     model: Annotated[
-        str | None, typer.Option(help="NAME[@VERSION|ALIAS]: the schema a model scores.")
+        str | None, typer.Option(help="NAME\\[@VERSION|ALIAS]: the schema a model scores.")
     ] = None,
     storage: StorageOpt = None,
     model_directory: Annotated[

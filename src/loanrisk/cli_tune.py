@@ -52,7 +52,7 @@ def tune(
     dataset: Annotated[str, typer.Option(help="Dataset id, or 'latest'.")] = "latest",
     study: Annotated[str, typer.Option(help="Study name; a stored study is resumed.")] = "tune",
     trials: Annotated[
-        int | None, typer.Option(min=1, help="Complete trials the study should reach [30].")
+        int | None, typer.Option(min=1, help="Complete trials the study should reach \\[30].")
     ] = None,
     time_budget: Annotated[
         str | None, typer.Option(help="Stop starting trials after this long (90s, 10m, 2h).")

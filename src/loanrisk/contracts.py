@@ -11,9 +11,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from loanrisk.errors import InvalidInput
+from loanrisk.inference.policy import (
+    DEFAULT_BAND_CUTOFFS,
+    DEFAULT_BAND_NAMES,
+    DecisionPolicy,
+    policy_problem,
+)
 from loanrisk.inference.reasons import ReasonCatalog
 from loanrisk.schema import LoanSchema
 from loanrisk.settings import CalibrationChoice, Seed, Settings
@@ -27,7 +33,8 @@ MAX_REASONS = 50
 
 class PredictOptions(BaseModel):
     """``POST /v1/predict`` with options: ``{"records": [...], "explain", "top_k",
-    "on_error"}``. Each record is checked on its own (a bad one is named by its index)."""
+    "on_error", "decline_reasons"}``. Each record is checked on its own (a bad one is named
+    by its index)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -35,6 +42,11 @@ class PredictOptions(BaseModel):
     explain: StrictBool = Field(False, description="Add the top reasons per loan.")
     top_k: StrictInt = Field(4, ge=1, le=MAX_REASONS, description="Reasons per loan.")
     on_error: OnError = Field("raise", description="Refuse the request, or skip bad loans.")
+    decline_reasons: StrictBool = Field(
+        False,
+        description="Add decline_reasons ([{code, reason}]) to each loan over the threshold: "
+        "what its adverse-action notice states (empty for an approved loan).",
+    )
 
 
 class _Job(BaseModel):
@@ -68,6 +80,12 @@ class TrainingRequest(_Job):
     early_stopping_rounds: int | None = Field(None, ge=1)
     validation_fraction: float = Field(0.1, gt=0, lt=0.5)
     threshold: float = Field(0.5, gt=0, lt=1)
+    band_cutoffs: tuple[float, ...] = Field(
+        DEFAULT_BAND_CUTOFFS, description="Risk band cut-offs recorded with the version."
+    )
+    band_names: tuple[str, ...] = Field(
+        DEFAULT_BAND_NAMES, description="Risk band names, one more than the cut-offs."
+    )
     promote: bool | None = None
     protected_attribute: str | None = None
     privileged_value: str | None = None
@@ -77,11 +95,26 @@ class TrainingRequest(_Job):
     calibration_fraction: float = Field(0.1, gt=0, lt=0.5)
     reason_catalog: ReasonCatalog | None = Field(
         None,
-        description="Reasons that replace the schema's derived ones, by attribute and direction.",
+        description="Reasons that replace the schema's derived ones, by attribute and direction "
+        "(and category: an entry with a value).",
     )
     tuned_from: dict[str, Any] | None = Field(
         None, description="The tuning study and trial the parameters came from (recorded)."
     )
+
+    @model_validator(mode="after")
+    def _policy_holds(self) -> TrainingRequest:
+        problem = policy_problem(self.threshold, self.band_cutoffs, self.band_names)
+        if problem is not None:
+            raise ValueError(problem[1])
+        return self
+
+    @property
+    def policy(self) -> DecisionPolicy:
+        """The decision policy the version records (threshold and risk bands)."""
+        return DecisionPolicy(
+            threshold=self.threshold, band_cutoffs=self.band_cutoffs, band_names=self.band_names
+        )
 
 
 class ScoreJob(_Job):
@@ -223,6 +256,11 @@ class ModelManifest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict, description="XGBoost parameters.")
     rounds: dict[str, Any] = Field(default_factory=dict)
     threshold: float | None = None
+    policy: DecisionPolicy | None = Field(
+        None,
+        description="The decision policy trained with (threshold, risk bands); None for "
+        "versions published before policies were recorded (the settings apply).",
+    )
     metrics: dict[str, float] = Field(default_factory=dict)
     request: dict[str, Any] | None = None
     nthread: int | None = None

@@ -3,8 +3,9 @@ real ``loanrisk serve``, with the network limited to 127.0.0.1 (any other reques
 and fails the test). Each page renders without console errors or failed requests, its charts
 are drawn (a screenshot of each chart area is not blank), it fits a phone's width, and a
 screenshot of it is kept in ``test-artifacts/console/``. Then the flows: log in and promote,
-upload a CSV and watch its job finish, cancel a running job, move by keyboard, and open a
-model card from ``file://`` with the network off."""
+upload a CSV and watch its job finish, upload loans of a stored schema chosen in the form,
+cancel a running job, move by keyboard, and open a model card from ``file://`` with the
+network off."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from loanrisk.data.sample import generate_sample
 from loanrisk.registry import ModelRegistry
 from loanrisk.storage import FsspecStorage
 from tests.builtin import EXAMPLE_LOAN
+from tests.schema.second import SECOND, second_loans
 
 from ..conftest import free_port, wait_until_serving
 from .conftest import ADMIN_KEY, KEYS, SCORE_KEY
@@ -254,6 +256,31 @@ def test_upload_a_csv_and_watch_the_job_finish(
     page.screenshot(path=ARTIFACTS / "job-succeeded.png", full_page=True)
     page.click("#job-result a")
     assert "new-loans.csv" in page.locator("main").inner_text()
+    watched.clean()
+
+
+def test_choose_a_stored_schema_for_an_upload(
+    browser: Browser, server: Server, tmp_path: Path
+) -> None:
+    stored = server.api("PUT", "/v1/schemas/second", json=SECOND)
+    assert stored.status_code == 200, stored.text
+    csv = tmp_path / "cards.csv"
+    second_loans(1_000).to_csv(csv, index=False)
+    watched = logged_in(browser, server, ADMIN_KEY, "phone")
+    page = watched.page
+    page.goto(server.url + "/console/datasets")
+    assert page.input_value("#schema_name") == "credit-risk"  # the built-in by default
+    page.set_input_files("#file", str(csv))
+    page.select_option("#schema_name", "second")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    page.click("form.upload button[type=submit]")
+    page.wait_for_url("**/console/jobs/job-*")
+    page.locator("#job-state", has_text="succeeded").wait_for(timeout=90_000)
+    page.wait_for_selector("#job-result a")
+    page.click("#job-result a")
+    assert "cards.csv" in page.locator("main").inner_text()
+    assert page.locator("xpath=//tr[th='Schema']/td").inner_text().startswith("second ")
+    page.screenshot(path=ARTIFACTS / "dataset-second-schema.png", full_page=True)
     watched.clean()
 
 

@@ -21,11 +21,12 @@ from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.registry import ModelRegistry
 from loanrisk.reporting.card import model_card
-from loanrisk.schema import validate_frame
+from loanrisk.schema import parse_schema, validate_frame
 from loanrisk.service import create_app
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage
 from loanrisk.training.job import TrainingRequest, run_training
+from tests.schema.second import second_loans, second_yaml
 
 from .conftest import ADMIN_KEY, HOSTILE_SOURCE, KEYS, SCORE_KEY
 
@@ -106,8 +107,17 @@ def test_the_directions_of_risk_and_the_calibration_are_the_reports(
 
     storage = FsspecStorage(str(tmp_path))
     process_dataset(validate_frame(generate_sample(3_000, seed=5)), storage, source="sample")
-    run_training(TrainingRequest(rounds=30, params={"max_depth": 4}, monotone=True,
-                                 calibration="isotonic"), storage, nthread=1)  # fmt: skip
+    run_training(
+        TrainingRequest(
+            rounds=30,
+            params={"max_depth": 4},
+            monotone=True,
+            calibration="isotonic",
+            calibration_fraction=0.45,
+        ),
+        storage,
+        nthread=1,
+    )
     registry = ModelRegistry(storage, "models")
     report = registry.report("loan-default", 1)
     constrained = model_card(registry, "loan-default", 1, Settings(storage=str(tmp_path)))
@@ -256,3 +266,14 @@ def test_the_route_serves_the_card_to_admins(client: TestClient, history: Path) 
         "text/html"
         in spec["/v1/models/{name}/versions/{ref}/card"]["get"]["responses"]["200"]["content"]
     )
+
+
+def test_the_intended_use_names_the_label_s_own_default_value(tmp_path: Path) -> None:
+    """A lender's label reads ``bad``, not 1: the card says so."""
+    storage = FsspecStorage(str(tmp_path))
+    schema = parse_schema(second_yaml())
+    loans = validate_frame(second_loans(1_500), schema=schema)
+    process_dataset(loans, storage, source="second", schema=schema)
+    run_training(TrainingRequest(rounds=5), storage, nthread=1)
+    text = model_card(ModelRegistry(storage), "loan-default", 1, Settings(storage=str(tmp_path)))
+    assert "<code>outcome</code> = <code>bad</code>" in section(text, "use")

@@ -1,7 +1,7 @@
 """The console through the real app: login and its cookie, read-only score keys, CSRF,
-promote and roll back with a reason, the upload form starting a job, escaping of what people
-typed, and the offline API documentation. (tests/console/test_browser.py drives it in
-Chromium.)"""
+promote and roll back with a reason, the upload form starting a job (with the built-in schema
+or a stored one), escaping of what people typed, and the offline API documentation.
+(tests/console/test_browser.py drives it in Chromium.)"""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,6 +21,7 @@ from markupsafe import escape
 from loanrisk.data.sample import generate_sample
 from loanrisk.service import create_app
 from loanrisk.settings import Settings
+from tests.schema.second import second_loans, second_yaml
 
 from .conftest import ADMIN_KEY, HOSTILE_REASON, HOSTILE_SOURCE, KEYS, SCORE_KEY
 
@@ -160,19 +162,28 @@ def test_what_people_typed_is_shown_as_text(client: TestClient) -> None:
     )
 
 
-def test_the_upload_form_starts_a_job_that_makes_a_dataset(client: TestClient) -> None:
-    log_in(client, ADMIN_KEY)
-    token = csrf(client, "/console/datasets")
-    body = generate_sample(600, seed=9).to_csv(index=False).encode()
-    response = client.post("/console/datasets", data={"csrf": token},
-                           files={"file": ("my loans.csv", body, "text/csv")})  # fmt: skip
-    assert response.status_code == 303
+def finished_job(client: TestClient, response: Any) -> tuple[str, dict[str, Any]]:
+    """The id and final record of the job a form's answer leads to (its page)."""
+    assert response.status_code == 303, response.text
     job = response.headers["location"].rsplit("/", 1)[-1]
     deadline = time.monotonic() + 60
     while (state := client.get(f"/console/jobs/{job}/state").json())["state"] not in (
         "succeeded", "failed"):  # fmt: skip
         assert time.monotonic() < deadline, state
         time.sleep(0.2)
+    return job, state
+
+
+def test_the_upload_form_starts_a_job_that_makes_a_dataset(client: TestClient) -> None:
+    log_in(client, ADMIN_KEY)
+    token = csrf(client, "/console/datasets")
+    body = generate_sample(600, seed=9).to_csv(index=False).encode()
+    response = client.post(
+        "/console/datasets",
+        data={"csrf": token},
+        files={"file": ("my loans.csv", body, "text/csv")},
+    )
+    job, state = finished_job(client, response)
     assert state["state"] == "succeeded", state
     page = client.get(f"/console/jobs/{job}").text
     dataset = state["result"]["dataset"]["id"]
@@ -184,6 +195,55 @@ def test_the_upload_form_starts_a_job_that_makes_a_dataset(client: TestClient) -
     bad_size = client.post("/console/datasets", data={"csrf": token, "size": "-3"},
                            files={"file": ("l.csv", body, "text/csv")})  # fmt: skip
     assert bad_size.status_code == 422 and "size" in bad_size.text
+
+
+def test_the_upload_form_processes_loans_of_a_stored_schema(client: TestClient) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    stored = client.put(
+        "/v1/schemas/second",
+        content=second_yaml(),
+        headers={**admin, "Content-Type": "application/yaml"},
+    )
+    assert stored.status_code == 200, stored.text
+    log_in(client, ADMIN_KEY)
+    page = client.get("/console/datasets").text
+    choices = re.findall(r"<option value=\"([^\"]+)\"( selected)?>", page)
+    assert choices == [("credit-risk", " selected"), ("second", "")]  # the built-in by default
+    token = csrf(client, "/console/datasets")
+    body = second_loans(800).to_csv(index=False).encode()
+    response = client.post(
+        "/console/datasets",
+        data={"csrf": token, "schema_name": "second"},
+        files={"file": ("cards.csv", body, "text/csv")},
+    )
+    _, state = finished_job(client, response)
+    assert state["state"] == "succeeded", state
+    dataset = state["result"]["dataset"]["id"]
+    manifest = client.get(f"/v1/datasets/{dataset}", headers=admin).json()
+    assert manifest["schema_name"] == "second"
+    assert "applied_on" in manifest["kept_columns"]
+    listed = client.get("/console/datasets").text
+    assert re.search(
+        rf"{dataset}</a></th><td class=\"text\">cards.csv</td>"
+        r"<td class=\"text\">second</td>",
+        listed,
+    )
+    unknown = client.post(
+        "/console/datasets",
+        data={"csrf": token, "schema_name": "nope"},
+        files={"file": ("cards.csv", body, "text/csv")},
+    )
+    assert unknown.status_code == 422 and "no schema &#39;nope&#39;" in unknown.text
+    wrong = client.post(
+        "/console/datasets",
+        data={"csrf": token},  # the built-in schema
+        files={"file": ("cards.csv", body, "text/csv")},
+    )
+    _, refused = finished_job(client, wrong)
+    assert refused["state"] == "failed"
+    assert "missing required column(s)" in json.dumps(refused["error"])
+    log_in(client, SCORE_KEY)
+    assert "schema_name" not in client.get("/console/datasets").text  # no form: read-only
 
 
 def test_an_open_service_shows_the_console_without_a_login(

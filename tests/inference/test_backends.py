@@ -8,6 +8,13 @@ import xgboost as xgb
 
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import InvalidInput
+from loanrisk.features.spec import (
+    FeatureSpec,
+    ImputedColumn,
+    OneHotColumn,
+    PassthroughColumn,
+    ScaledColumn,
+)
 from loanrisk.features.transform import FeatureTransformer
 from loanrisk.inference.backends import OneDALBackend, XGBoostBackend, make_backend, probe_set
 from loanrisk.registry import LoadedModel
@@ -45,7 +52,8 @@ def test_auto_serves_with_onedal_after_the_probe_agrees(model: LoadedModel) -> N
 def test_disagreement_falls_back_to_xgboost_with_the_reason(model: LoadedModel) -> None:
     backend, reason = make_backend(model.booster, model.spec, tolerance=-1.0)
     assert backend.name == "xgboost"
-    assert reason is not None and "disagreed with XGBoost" in reason
+    assert reason is not None and reason.cause == "disagreed"
+    assert "disagreed with XGBoost" in reason.reason
 
 
 def test_a_model_onedal_cannot_serve_falls_back(model: LoadedModel) -> None:
@@ -55,12 +63,51 @@ def test_a_model_onedal_cannot_serve_falls_back(model: LoadedModel) -> None:
                            xgb.DMatrix(features, label=features[:, 0]), 5)  # fmt: skip
     backend, reason = make_backend(regression, model.spec)
     assert backend.name == "xgboost"
-    assert reason is not None and "oneDAL failed on this model" in reason
+    assert reason is not None and reason.cause == "failed"
+    assert "oneDAL failed on this model" in reason.reason
 
 
 def test_explicit_choices(model: LoadedModel, trained: tuple[MemoryStorage, str]) -> None:
     backend, reason = make_backend(model.booster, model.spec, choice="xgboost")
-    assert (backend.name, reason) == ("xgboost", "xgboost chosen in settings")
+    assert (backend.name, reason) == ("xgboost", ("chosen", "xgboost chosen in settings"))
     with pytest.raises(InvalidInput, match="unknown backend"):
         make_backend(model.booster, model.spec, choice="tpu")  # type: ignore[arg-type]
     assert DatasetCatalogue(trained[0]).list()
+
+
+def test_the_probe_covers_scaled_and_passthrough_columns_and_onedal_serves(
+    model: LoadedModel,
+) -> None:
+    """The defect of the second wave: a spec with scaled and pass-through numbers (the
+    default ``preprocess: none`` of every drafted schema) broke the probe, outside the
+    fallback, so no such version could be served."""
+    spec = FeatureSpec(
+        imputed=(ImputedColumn("a", 1.0),),
+        power=(),
+        onehot=(OneHotColumn("kind", ("X", "Y")),),
+        scaled=(ScaledColumn("b", 0.0, 1.0),),
+        passthrough=(PassthroughColumn("c"), PassthroughColumn("d")),
+    )
+    probe = probe_set(spec)
+    assert probe.shape == (256, 6)
+    assert np.isnan(probe[:, 1:4]).any(axis=0).all()  # b, c and d are probed missing
+    assert not np.isnan(probe[:, 0]).any()  # an imputed column is never missing
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(400, 6)).astype(np.float32)
+    features[::5, 2] = np.nan
+    booster = xgb.train(
+        {"objective": "binary:logistic", "max_depth": 4},
+        xgb.DMatrix(features, label=features[:, 2] > 0),
+        10,
+    )
+    backend, reason = make_backend(booster, spec)
+    assert (backend.name, reason) == ("onedal", None)
+
+
+def test_any_failure_of_the_check_falls_back_under_auto(model: LoadedModel) -> None:
+    """A probe that cannot be built for the booster (here a spec of another width) is a
+    failed check, not an error: XGBoost serves, and says why."""
+    narrow = FeatureSpec(imputed=(ImputedColumn("a", 0.0),), power=(), onehot=())
+    backend, reason = make_backend(model.booster, narrow)
+    assert backend.name == "xgboost"
+    assert reason is not None and reason.cause == "failed"

@@ -30,8 +30,13 @@ def test_dask_scoring_equals_single_process_scoring_row_for_row(
     store = tmp_path / "store"
     storage = FsspecStorage(str(store))
     process_dataset(validate_frame(generate_sample(3_000, seed=21)), storage, source="sample")
-    run_training(TrainingRequest(rounds=30, params={"max_depth": 4}, calibration="isotonic"),
-                 storage, nthread=1)  # fmt: skip
+    run_training(
+        TrainingRequest(
+            rounds=30, params={"max_depth": 4}, calibration="isotonic", calibration_fraction=0.45
+        ),
+        storage,
+        nthread=1,
+    )
     portfolio = tmp_path / "portfolio"
     portfolio.mkdir()
     loans = generate_sample(9_000, seed=22).drop(columns=["loan_status"])

@@ -13,10 +13,12 @@ import pytest
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.errors import InvalidInput
-from loanrisk.inference.reasons import ReasonCatalog, ReasonEntry, derived_catalog
+from loanrisk.features.fit import fit_feature_spec
+from loanrisk.features.spec import FeatureSpec, PassthroughColumn
+from loanrisk.inference.reasons import ReasonCatalog, ReasonEntry, above_typical, derived_catalog
 from loanrisk.inference.scorer import Scorer
 from loanrisk.registry import ModelRegistry
-from loanrisk.schema import builtin_schema, validate_frame
+from loanrisk.schema import LoanSchema, builtin_schema, validate_frame
 from loanrisk.storage import MemoryStorage
 from loanrisk.training.job import TrainingRequest, run_training
 
@@ -119,3 +121,39 @@ def test_batches_carry_reason_and_decline_columns_the_same_as_records(
         else:
             assert row.decline_reasons == "" and record["decline_reasons"] == []
     assert table["label"].any() and not table["label"].all()
+
+
+def test_a_number_passed_through_is_typical_at_its_training_median() -> None:
+    """Drafted schemas pass numbers through (``preprocess: none``): 12 months in a job is
+    below typical when the median is 48, although it is above 0."""
+    schema = LoanSchema.model_validate(
+        {
+            "name": "x",
+            "columns": [
+                {
+                    "name": "months",
+                    "type": "integer",
+                    "risk": "decreasing",
+                    "reason": "Time in the current job is short",
+                },
+                {"name": "flag", "type": "boolean"},
+                {"name": "bad", "role": "label", "type": "integer"},
+            ],
+        }
+    )
+    train = pd.DataFrame(
+        {"months": [12.0, 48.0, 60.0, np.nan, 30.0, 90.0], "flag": [0.0, 1.0, 1.0, 0.0, 1.0, 0.0]}
+    )
+    spec = fit_feature_spec(train, schema)
+    assert spec.passthrough[0] == PassthroughColumn("months")
+    assert spec.passthrough[0].typical == 48.0
+    assert FeatureSpec.from_json(spec.to_json()).passthrough[0].typical == 48.0
+    features = np.array([[12.0, 1.0], [60.0, 0.0]], dtype=np.float32)
+    assert above_typical(spec, features)["months"].tolist() == [False, True]
+    plain = (PassthroughColumn("months"), PassthroughColumn("flag"))
+    old = FeatureSpec(imputed=(), power=(), onehot=(), passthrough=plain)
+    assert above_typical(old, features)["months"].tolist() == [True, True]  # 0, as before
+    assert spec.fingerprint() == old.fingerprint()  # the median does not change the output
+    catalog = derived_catalog(schema).lookup()
+    assert catalog[("months", "low")].statement == "Time in the current job is short"
+    assert catalog[("flag", "high")].statement == "flag: yes"

@@ -84,8 +84,8 @@ def test_result_shape_label_and_band(scorer: Scorer) -> None:
         ({"loan_amnt": -5}, "loan_amnt: impossible value -5 (must be at least 0)"),
         ({"person_age": "old"}, "person_age: not a number ('old')"),
         ({"person_age": True}, "person_age: true/false is not a number"),
-        ({"loan_grade": 3}, "loan_grade: expected text, got 3"),
-        ({"loan_grade": 7, "loan_amnt": "x"}, "loan_amnt: not a number ('x'); loan_grade"),
+        ({"loan_grade": True}, "loan_grade: expected text, got True"),
+        ({"loan_grade": [1], "loan_amnt": "x"}, "loan_amnt: not a number ('x'); loan_grade"),
     ],
 )
 def test_bad_records_are_rejected_naming_the_field(
@@ -96,6 +96,16 @@ def test_bad_records_are_rejected_naming_the_field(
     assert caught.value.message.startswith(message)
 
 
+def test_a_category_coded_as_a_number_reads_as_the_file_writes_it(scorer: Scorer) -> None:
+    """A lender's JSON built from a file of coded categories sends ``1`` for ``"1"``: it
+    is that category's text, as CSV reads it (here an undeclared one, scored with a
+    warning, as the text would be)."""
+    as_number = scorer.score_record({**RECORD, "loan_grade": 3})
+    as_text = scorer.score_record({**RECORD, "loan_grade": "3"})
+    assert as_number["probability"] == as_text["probability"]
+    assert any("unknown category 3" in w for w in as_number["warnings"])
+
+
 def test_unknown_categories_and_missing_optional_values_are_scored_and_flagged(
     scorer: Scorer,
 ) -> None:
@@ -103,7 +113,11 @@ def test_unknown_categories_and_missing_optional_values_are_scored_and_flagged(
                                   "branch": "north"})  # fmt: skip
     assert 0 <= result["probability"] <= 1
     assert any("loan_intent: unknown category 'holiday'" in w for w in result["warnings"])
-    assert "loan_int_rate: missing, scored as missing" in result["warnings"]
+    (median,) = [c.median for c in scorer.model.spec.imputed if c.name == "loan_int_rate"]
+    assert (
+        f"loan_int_rate: missing, scored with the training median {median:g} in its place"
+        in result["warnings"]
+    )
     assert "ignored field(s): branch" in result["warnings"]
     assert isinstance(clean_record({**RECORD, "person_age": " 30 "}), CleanRecord)
     assert clean_record("not a mapping") != []  # type: ignore[arg-type]
@@ -113,9 +127,13 @@ def test_missing_values_anywhere_are_scored_as_missing_with_a_warning(scorer: Sc
     result = scorer.score_record({**RECORD, "person_income": None, "loan_grade": " ",
                                   "person_age": ""})  # fmt: skip
     assert 0 <= result["probability"] <= 1
-    assert "person_income: missing, scored as missing" in result["warnings"]
-    assert "person_age: missing, scored as missing" in result["warnings"]
-    assert "loan_grade: missing, scored as none of the categories" in result["warnings"]
+    left = "scored as missing (each tree takes the branch it learned for missing values)"
+    assert f"person_income: missing, {left}" in result["warnings"]  # power: NaN to the trees
+    assert f"person_age: missing, {left}" in result["warnings"]
+    assert (
+        "loan_grade: missing, scored as none of its categories (every one-hot column 0)"
+        in result["warnings"]
+    )
     huge = scorer.score_record({**RECORD, "person_income": 1e308})
     assert any("person_income: 1e+308 is outside the plausible range" in w
                for w in huge["warnings"])  # fmt: skip

@@ -1,5 +1,6 @@
-"""Outcomes and realized performance, through the real app and the CLI; and the loop closed:
-the logged loans of a window with outcomes become the data of a continued training."""
+"""Outcomes and realized performance, through the real app and the CLI; outcomes in the words
+of a lender's own label; and the loop closed: the logged loans of a window with outcomes
+become the data of a continued training."""
 
 from __future__ import annotations
 
@@ -16,14 +17,16 @@ from fastapi.testclient import TestClient
 
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
-from loanrisk.monitoring.outcomes import read_outcomes
+from loanrisk.errors import InvalidInput
+from loanrisk.monitoring.outcomes import OutcomeValues, parse_outcomes, read_outcomes
 from loanrisk.registry import ModelRegistry
-from loanrisk.schema import validate_frame
+from loanrisk.schema import Column, parse_schema, validate_frame
 from loanrisk.service import create_app
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage
 from loanrisk.training.job import TrainingRequest, run_training
 from tests.monitoring.test_drift import as_records
+from tests.schema.second import second_loans, second_yaml
 from tests.service.test_servers import LOANRISK
 
 
@@ -100,7 +103,9 @@ def test_outcomes_from_a_known_pd_give_the_offline_auc(client: TestClient, root:
     ("body", "message"),
     [
         ("loan_id,defaulted,observed_on\nA,1,2026-11-30\nB,2,2026-11-30\nC,yes,2026-11-30\n",
-         "column 'defaulted': must be 0 or 1 (or true/false) at row 2 ('2')"),
+         "column 'defaulted': not an outcome of model 'loan-default' version 1 (label "
+         "'loan_status'): must be 1, true, yes, y, t (defaulted) or 0, false, no, n, f "
+         "(repaid) at row 2 ('2')"),
         ("loan_id,defaulted,observed_on\nA,1,2026-11-30\nB,0,30/11/2026\n",
          "column 'observed_on': not an ISO date, e.g. 2026-11-30 at row 2 ('30/11/2026')"),
         ("loan_id,defaulted,observed_on\n,1,2026-11-30\n",
@@ -157,3 +162,157 @@ def test_the_loop_closes_from_the_log_to_a_continued_training(
     table = subprocess.run([LOANRISK, "monitor", "performance", "--storage", store],
                            capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert table.returncode == 0 and "2,000" in table.stdout
+
+
+@pytest.fixture(scope="module")
+def second_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model of the second schema, whose label is a word: positive bad, negative good."""
+    path = tmp_path_factory.mktemp("second") / "store"
+    storage = FsspecStorage(str(path))
+    schema = parse_schema(second_yaml())
+    process_dataset(
+        validate_frame(second_loans(1_000), schema=schema, mode="train"),
+        storage,
+        source="second",
+        schema=schema,
+    )
+    run_training(TrainingRequest(rounds=5), storage, nthread=1)
+    return path
+
+
+def stored_flags(root: Path) -> dict[str, bool]:
+    latest = read_outcomes(FsspecStorage(str(root)), "outcomes")
+    return {str(k): bool(v) for k, v in zip(latest["loan_id"], latest["defaulted"], strict=True)}
+
+
+def test_outcomes_are_read_in_the_words_of_the_model_s_label(
+    second_root: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "store"
+    subprocess.run(["cp", "-r", str(second_root), str(root)], check=True)
+    settings = Settings(storage=str(root), nthread=1, log_flush_seconds=0.2, drift_interval=0)
+    sent = {
+        "A1": "bad",
+        "A2": "good",
+        "A3": " Bad ",
+        "A4": "GOOD",
+        "A5": 1,
+        "A6": 0,
+        "A7": True,
+        "A8": False,
+        "A9": "1",
+        "A10": "false",
+        "A11": 1.0,
+    }
+    expected = {
+        "A1": True,
+        "A2": False,
+        "A3": True,
+        "A4": False,
+        "A5": True,
+        "A6": False,
+        "A7": True,
+        "A8": False,
+        "A9": True,
+        "A10": False,
+        "A11": True,
+    }
+    with TestClient(create_app(settings)) as client:
+        stored = client.post(
+            "/v1/outcomes",
+            json={
+                "outcomes": [
+                    {"loan_id": k, "defaulted": v, "observed_on": "2026-11-30"}
+                    for k, v in sent.items()
+                ]
+            },
+        )
+        assert stored.status_code == 200, stored.text
+        assert stored.json()["stored"] == 11
+        assert stored_flags(root) == expected
+
+        csv = (
+            "loan_id,defaulted,observed_on\nC1,bad,2026-11-30\nC2,good,2026-11-30\n"
+            "C3,0,2026-11-30\nC4,TRUE,2026-11-30\n"
+        )
+        from_csv = client.post("/v1/outcomes", content=csv, headers={"content-type": "text/csv"})
+        assert from_csv.status_code == 200, from_csv.text
+        assert {k: v for k, v in stored_flags(root).items() if k.startswith("C")} == {
+            "C1": True,
+            "C2": False,
+            "C3": False,
+            "C4": True,
+        }
+
+        accepted = (
+            "must be bad, 1, true, yes, y, t (defaulted) or good, 0, false, no, n, f (repaid)"
+        )
+        words = "loan_id,defaulted,observed_on\nD1,bad,2026-11-30\nD2,default,2026-11-30\n"
+        refused = client.post("/v1/outcomes", content=words, headers={"content-type": "text/csv"})
+        assert refused.status_code == 422, refused.text
+        message = refused.json()["error"]["message"]
+        assert (
+            "column 'defaulted': not an outcome of model 'loan-default' version 1 (label "
+            f"'outcome'): {accepted} at row 2 ('default')"
+        ) in message
+        as_json = client.post(
+            "/v1/outcomes",
+            json={
+                "outcomes": [
+                    {"loan_id": "D1", "defaulted": "good", "observed_on": "2026-11-30"},
+                    {"loan_id": "D2", "defaulted": 2, "observed_on": "2026-11-30"},
+                ]
+            },
+        )
+        assert as_json.status_code == 422, as_json.text
+        assert f"{accepted} at row 2 ('2')" in as_json.json()["error"]["message"]
+        assert as_json.json()["error"]["details"]["issues"][0]["column"] == "defaulted"
+        assert "D1" not in stored_flags(root)  # a refused upload stores nothing
+
+    csv_file = tmp_path / "outcomes.csv"
+    csv_file.write_text("loan_id,defaulted,observed_on\nE1,good,2026-11-30\nE2,bad,2026-11-30\n")
+    added = subprocess.run(
+        [LOANRISK, "outcomes", "add", str(csv_file), "--storage", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert added.returncode == 0, added.stderr
+    assert "2 outcomes stored (2 rows)" in added.stdout
+    assert {"E1": False, "E2": True}.items() <= stored_flags(root).items()
+    csv_file.write_text("loan_id,defaulted,observed_on\nF1,good,2026-11-30\nF2,paid,2026-11-30\n")
+    bad = subprocess.run(
+        [LOANRISK, "outcomes", "add", str(csv_file), "--storage", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert bad.returncode == 2, bad.stderr
+    assert f"{accepted} at row 2 ('paid')" in " ".join(bad.stderr.split())
+    assert "F1" not in stored_flags(root)
+
+
+def test_a_label_without_negative_values_reads_any_other_value_as_repaid() -> None:
+    only_positive = Column(name="status", role="label", type="categorical", positive=("bad",))
+    values = OutcomeValues.of_label(only_positive, source="model 'm' version 1 (label 'status')")
+    frame = pd.DataFrame(
+        {
+            "loan_id": ["A", "B", "C", "D"],
+            "defaulted": ["BAD", "current", "1", "0"],
+            "observed_on": "2026-11-30",
+        }
+    )
+    read = parse_outcomes(frame, max_rows=10, values=values)
+    assert read["defaulted"].tolist() == [True, False, True, False]  # as its training data reads
+    with pytest.raises(InvalidInput, match=r"or any other value \(repaid\) at row 1$"):
+        missing = pd.Series([None, "bad", "bad", "bad"], dtype=object)
+        parse_outcomes(frame.assign(defaulted=missing), max_rows=10, values=values)
+    # A model with no version yet: 1/0 and true/false only.
+    with pytest.raises(
+        InvalidInput,
+        match=r"^2 invalid values: column 'defaulted': must be 1, "
+        r".* at rows 1 \('BAD'\), 2 \('current'\)$",
+    ):
+        parse_outcomes(frame, max_rows=10)

@@ -70,7 +70,13 @@ def test_tritonclient_reads_the_server_and_the_model(
     meta = client.get_model_metadata("loan-default", headers=served.headers)
     assert [i["name"] for i in meta["inputs"]] == list(FEATURES)
     assert {i["name"]: i["datatype"] for i in meta["inputs"]}["loan_grade"] == "BYTES"
-    assert [o["name"] for o in meta["outputs"]] == ["probability", "label", "band", "reasons"]
+    assert [o["name"] for o in meta["outputs"]] == [
+        "probability",
+        "label",
+        "band",
+        "reasons",
+        "decline_reasons",
+    ]
     assert meta["versions"] == ["1", "2"]
 
 

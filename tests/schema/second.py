@@ -76,3 +76,14 @@ def second_record(**changes: Any) -> dict[str, Any]:
               "bureau_score": 480, "product": "card", "risk_tier": "high",
               "has_guarantor": False}  # fmt: skip
     return {**record, **changes}
+
+
+def second_with(**changes: dict[str, Any]) -> dict[str, Any]:
+    """SECOND with fields of the named columns changed: ``product={"unknown": "missing"}``."""
+    columns = [{**c, **changes.get(c["name"], {})} for c in SECOND["columns"]]
+    return {**SECOND, "columns": columns}
+
+
+#: Every missing-value treatment at once: a median, a power, a scaled and a passthrough
+#: number, an ordinal, and a one-hot column whose unknown categories are missing values.
+POLICIES = second_with(applicant_age={"preprocess": "median"}, product={"unknown": "missing"})

@@ -8,25 +8,37 @@ a record of the built-in schema sent to a model of the second is refused naming 
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
+import os
+import shlex
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx2 as httpx
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
 from loanrisk.data.datasets import DatasetCatalogue
+from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.registry import ModelRegistry
+from loanrisk.schema import LoanSchema, builtin_schema, validate_frame
 from loanrisk.service import create_app
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage
+from loanrisk.training.job import TrainingRequest, run_training
 from tests.builtin import EXAMPLE_LOAN
 from tests.schema.second import SECOND, second_loans, second_record, second_yaml
-from tests.test_cli import run
+from tests.test_cli import LOANRISK, run
+
+from ..conftest import free_port, wait_until_serving
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +57,7 @@ def test_the_cli_runs_the_whole_flow_on_the_second_schema(files: Path, tmp_path:
                str(files / "loans.csv"), "--storage", store, "--no-serve")  # fmt: skip
     assert demo.returncode == 0, demo.stderr
     assert "model loan-default version 1" in demo.stdout
+    assert "region (privileged north)" in " ".join(demo.stdout.split())  # the fairness row
 
     catalogue = DatasetCatalogue(FsspecStorage(store))
     dataset = catalogue.find()
@@ -123,6 +136,77 @@ def test_continued_training_across_incompatible_schemas_is_refused(
     assert ModelRegistry(FsspecStorage(store)).versions("loan-default") == [1]
 
 
+@contextlib.contextmanager
+def serving(root: Path) -> Iterator[str]:
+    """``loanrisk serve`` on ``root`` (one worker); yields what it printed once it listens."""
+    port, log = free_port(), root.parent / "serve.log"
+    with open(log, "wb") as stderr:
+        server = subprocess.Popen(
+            [str(LOANRISK), "serve", "--port", str(port), "--storage", str(root), "--workers", "1"],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env={**os.environ, "LOANRISK_NTHREAD": "1", "COLUMNS": "80"},
+        )
+    try:
+        wait_until_serving(server, port, "loanrisk serve", timeout=60)
+        yield log.read_text()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+
+
+def printed_requests(printed: str) -> list[httpx.Request]:
+    """The curl commands a person is told to paste, as requests."""
+    requests = []
+    for line in printed.splitlines():
+        if not line.strip().startswith("curl "):
+            continue
+        words = shlex.split(line)
+        pairs = list(itertools.pairwise(words))  # (option, its value)
+        method = next((v for o, v in pairs if o == "-X"), "GET")
+        body = next((v for o, v in pairs if o == "-d"), None)
+        headers = dict(v.split(": ", 1) for o, v in pairs if o == "-H")
+        url = next(w for w in words if w.startswith("http://"))
+        requests.append(httpx.Request(method, url, headers=headers, content=body))
+    return requests
+
+
+def test_serve_prints_requests_in_the_served_model_s_schema(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    schema = LoanSchema.model_validate(SECOND)
+    storage = FsspecStorage(str(root))
+    process_dataset(
+        validate_frame(second_loans(1_000), schema=schema), storage, source="second", schema=schema
+    )
+    run_training(TrainingRequest(rounds=3), storage, nthread=1)
+    with serving(root) as printed:
+        assert "loans of the served model's schema 'second'" in printed
+        assert not [c.name for c in builtin_schema().columns if c.name in printed]
+        requests = printed_requests(printed)
+        scored = [r.url.path for r in requests if r.method == "POST"]
+        assert scored == ["/v1/predict", "/predict"]
+        with httpx.Client(timeout=30) as client:
+            for request in requests:  # pasted as printed, each is answered
+                answer = client.send(request)
+                assert answer.status_code == 200, (request.url, answer.text)
+        assert '"model_name": "loan-default", "model_key": "models"' in printed
+
+
+def test_serve_without_a_model_says_so_and_prints_only_what_works(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    root.mkdir()
+    with serving(root) as printed:
+        message = " ".join(printed.split())
+        assert "No model is served yet (loan-default@production: " in message
+        assert "promote it to 'production'" in message
+        requests = printed_requests(printed)
+        assert requests and all(r.method == "GET" for r in requests)
+        with httpx.Client(timeout=30) as client:
+            for request in requests:
+                answer = client.send(request)
+                assert answer.status_code == 200, (request.url, answer.text)
+
+
 @pytest.fixture
 def client(files: Path, tmp_path: Path) -> Iterator[TestClient]:
     root = tmp_path / "store"
@@ -194,8 +278,11 @@ def test_the_service_stores_processes_trains_and_scores_the_second_schema(
     unexpected = [f["message"] for f in error["details"]["fields"] if not f["field"]]
     assert unexpected[0].startswith("unexpected field(s) cb_person_cred_hist_length, ")
     assert "loan_grade" in unexpected[0] and "schema 'second'" in unexpected[0]
-    bad = client.post("/v1/predict", json=second_record(risk_tier=3))
+    bad = client.post("/v1/predict", json=second_record(risk_tier=True))
     assert bad.status_code == 422 and "risk_tier" in bad.json()["error"]["message"]
+    coded = client.post("/v1/predict", json=second_record(risk_tier=3))  # read as "3", as CSV
+    assert coded.status_code == 200, coded.text
+    assert any("unknown category 3" in w for w in coded.json()["results"][0]["warnings"])
 
     schema = client.get("/v1/models/cards/schema").json()
     assert schema["version"] == 1 and schema["schema"]["name"] == "second"

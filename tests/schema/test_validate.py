@@ -11,10 +11,11 @@ import pytest
 
 from loanrisk.data.ingest import read_csv
 from loanrisk.errors import InvalidInput
-from loanrisk.schema import Validated, validate_frame, validate_records
+from loanrisk.schema import LoanSchema, Validated, validate_frame, validate_records
 from loanrisk.schema.validate import MAX_EXAMPLE_ROWS
 from tests.builtin import FEATURES, LABEL, SCHEMA
 from tests.conftest import FIXTURES
+from tests.schema.second import POLICIES, second_loans
 
 BAD = FIXTURES / "bad_csv"
 EXPECTED: dict[str, str] = json.loads((BAD / "expected.json").read_text())
@@ -155,6 +156,29 @@ def test_missing_feature_values_are_kept_and_counted() -> None:
     assert report["missing"]["person_age"] == 1
     assert report["missing"]["person_income"] == 1
     assert report["missing"]["loan_grade"] == 1
+
+
+def test_the_report_counts_every_value_the_model_receives_as_missing() -> None:
+    """Blank values, and unknown categories kept as missing values: under ``unknown: missing``
+    in training, and under ``refuse_in_training`` when scoring."""
+    schema = LoanSchema.model_validate(POLICIES)
+    loans = second_loans(40)
+    loans.loc[0:2, "product"] = ["lease", "LEASE ", ""]
+    loans.loc[3, "applicant_age"] = None
+    trained = validate_frame(loans, schema=schema)
+    report = trained.report.to_dict()
+    assert report["missing"]["product"] == 3  # two unknown, one blank
+    assert report["missing"]["applicant_age"] == 1
+    for name in schema.feature_names:  # the count is what the frame holds as missing
+        assert report["missing"][name] == int(trained.frame[name].isna().sum()), name
+    (issue,) = report["unknown_categories"]
+    assert issue["count"] == 2 and issue["message"].endswith("kept as a missing value")
+    loans.loc[4, "risk_tier"] = "extreme"
+    with pytest.raises(InvalidInput, match="risk_tier': unknown category"):
+        validate_frame(loans, schema=schema)  # refuse_in_training
+    scored = validate_frame(loans.drop(columns=["outcome"]), schema=schema, mode="score")
+    assert scored.report.missing["risk_tier"] == 1 == scored.frame["risk_tier"].isna().sum()
+    assert scored.report.missing["product"] == 3
 
 
 def test_rows_that_cannot_be_used_can_be_dropped_with_their_row_numbers() -> None:

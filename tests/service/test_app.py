@@ -180,3 +180,21 @@ def test_a_real_server_process_scores_over_http(root: Path) -> None:
     finally:
         server.terminate()
         server.wait(15)
+
+
+def test_a_fallback_to_xgboost_is_explained_in_readiness_and_metrics(root: Path) -> None:
+    ModelRegistry(FsspecStorage(str(root))).promote("loan-default", 1)
+    settings = Settings(storage=str(root), backend="xgboost")
+    with TestClient(create_app(settings)) as fell_back:
+        model = fell_back.get("/readyz").json()["model"]
+        assert (model["backend"], model["fallback_cause"]) == ("xgboost", "chosen")
+        assert model["fallback_reason"] == "xgboost chosen in settings"
+        exposed = fell_back.get("/metrics").text
+    assert (
+        'loanrisk_backend_fallback{cause="chosen",model="loan-default",role="champion",'
+        'version="1"} 1.0'
+    ) in exposed
+    with TestClient(create_app(Settings(storage=str(root)))) as on_onedal:
+        model = on_onedal.get("/readyz").json()["model"]
+        assert (model["backend"], model["fallback_cause"]) == ("onedal", None)
+        assert 'loanrisk_backend_fallback{cause="chosen"' not in on_onedal.get("/metrics").text

@@ -337,6 +337,11 @@ def test_a_guarded_promotion_is_refused_when_worse_and_allowed_when_not(root: Pa
         assert "version 3 is worse than version 1 (production)" in error["message"]
         comparison = error["details"]["comparison"]
         assert comparison["b"]["auc"] < comparison["a"]["auc"] - 0.002
+        low, high = comparison["auc_difference"]["ci95"]
+        assert high < -0.002  # refused on the interval, not on the point estimate
+        assert (
+            f"[{low:+.4f}, {high:+.4f}] lies below -0.002, the drop allowed" in (error["message"])
+        )
         assert f"AUC {comparison['b']['auc']:.4f} against {comparison['a']['auc']:.4f}" in (
             error["message"])  # fmt: skip
         assert client.get("/v1/models/loan-default", headers=ADMIN).json()["aliases"][
@@ -389,6 +394,8 @@ def test_the_cli_compares_and_guards_a_promotion(root: Path) -> None:
                                   "--reason", "a day in the shadow",
                                   "--storage", str(root)])  # fmt: skip
     assert allowed.exit_code == 0, allowed.output
+    assert "95% interval of the difference" in allowed.output
+    assert "not below -0.002: not worse" in " ".join(allowed.output.split())
     alias = json.loads((root / "models" / "loan-default" / "aliases" / "production.json")
                        .read_text())  # fmt: skip
     assert alias["version"] == 2

@@ -3,6 +3,8 @@ and every operation lists its errors in the one error shape."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,11 +15,12 @@ from fastapi.testclient import TestClient
 
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
-from loanrisk.schema import validate_frame
+from loanrisk.schema import LoanSchema, builtin_schema, validate_frame
 from loanrisk.service import create_app
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage
 from loanrisk.training.job import TrainingRequest, run_training
+from tests.schema.second import SECOND, second_loans
 
 #: Files the examples name, created on the storage so that the examples can be accepted.
 EXAMPLE_FILES = (
@@ -44,6 +47,23 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     # answered 429 while a long job holds the slot, so none of them trains for minutes.
     settings = Settings(storage=str(root), max_jobs=1, max_queued_jobs=0)
     with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def second_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """A service whose served model is of the second schema (tests/schema/second.py)."""
+    root = tmp_path_factory.mktemp("openapi-second")
+    storage = FsspecStorage(str(root))
+    schema = LoanSchema.model_validate(SECOND)
+    loans = validate_frame(second_loans(1_000), schema=schema)
+    process_dataset(loans, storage, source="second", schema=schema)
+    run_training(TrainingRequest(rounds=3), storage, nthread=1)
+    with TestClient(create_app(Settings(storage=str(root), nthread=1))) as test_client:
+        deadline = time.monotonic() + 30
+        while not test_client.get("/readyz").json().get("model"):
+            assert time.monotonic() < deadline, "the model was never served"
+            time.sleep(0.1)
         yield test_client
 
 
@@ -123,3 +143,43 @@ def test_every_operation_documents_its_errors_in_the_error_shape(client: TestCli
     predict = document["paths"]["/v1/predict"]["post"]["responses"]
     assert {"401", "403", "409", "413", "415", "422"} <= set(predict)
     assert "429" in document["paths"]["/train"]["post"]["responses"]
+
+
+def every_example(node: Any) -> Iterator[Any]:
+    """Every value the document shows as an example, anywhere (bodies, responses, fields)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "example":
+                yield value
+            elif key == "examples":
+                yield from (value.values() if isinstance(value, dict) else value)
+            else:
+                yield from every_example(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from every_example(item)
+
+
+def test_a_model_of_another_schema_is_described_in_its_own_fields(
+    second_client: TestClient,
+) -> None:
+    document = second_client.get("/openapi.json").json()
+    shown = json.dumps(list(every_example(document)))
+    builtin = [c.name for c in builtin_schema().columns]
+    assert [name for name in builtin if re.search(rf"\b{name}\b", shown)] == []
+    features = LoanSchema.model_validate(SECOND).feature_names
+    with_loans = [
+        (method, path, media, example)
+        for method, path, media, example in examples(document)
+        if any(re.search(rf"\b{name}\b", json.dumps(example)) for name in features)
+    ]
+    assert {(path, media) for _, path, media, _ in with_loans} == {
+        ("/v1/predict", "application/json"),
+        ("/v1/predict", "text/csv"),
+        ("/v2/models/{name}/infer", "application/json"),
+        ("/v2/models/{name}/versions/{version}/infer", "application/json"),
+        ("/predict", "application/json"),
+    }
+    for method, path, media, example in with_loans:  # each, sent as it is, is scored
+        response = send(second_client, method, path, media, example)
+        assert response.status_code == 200, (path, media, response.text)

@@ -153,7 +153,26 @@ def test_a_monotone_calibrated_version_with_a_catalog_and_a_batch_with_decline_r
     )
     catalog = {"reasons": [{"attribute": "loan_grade", "direction": "high", "code": "G7",
                             "statement": "The loan's grade is high risk"}]}  # fmt: skip
-    body = {"rounds": 20, "monotone": True, "calibration": "platt", "reason_catalog": catalog}
+    too_few = client.post("/v1/models/risk/versions", json={"calibration": "isotonic"})
+    assert too_few.status_code == 422  # refused before a job is queued
+    error = too_few.json()["error"]
+    assert error["details"]["field"] == "calibration_fraction"
+    assert error["details"]["held_out_defaults"] == 48  # 10% of the 476 training defaults
+    assert (
+        "calibration_fraction 0.1 of the 2,250 training loans holds out 225 loans, 48 of "
+        "them defaults" in error["message"]
+    )
+    assert error["message"].endswith(
+        "Use a calibration_fraction of 0.45, or calibration platt "
+        "with a calibration_fraction of 0.11, or calibration none."
+    )
+    body = {
+        "rounds": 20,
+        "monotone": True,
+        "calibration": "platt",
+        "calibration_fraction": 0.2,
+        "reason_catalog": catalog,
+    }
     trained = finished(client, client.post("/v1/models/risk/versions", json=body))
     assert trained["state"] == "succeeded", trained["error"]
     report = trained["result"]["report"]

@@ -157,3 +157,25 @@ def test_kept_columns_survive_expansion_and_storage() -> None:
     assert isinstance(train["branch"].dtype, pd.CategoricalDtype)
     with pytest.raises(InvalidInput, match="missing required column"):
         validate_frame(generate_sample(10), keep=["branch"])
+
+
+# XGBoost warns, from a C callback, that a linear booster ignores the tree parameters.
+@pytest.mark.filterwarnings(
+    "ignore::UserWarning", "ignore::pytest.PytestUnraisableExceptionWarning"
+)
+def test_a_version_that_cannot_be_served_is_published_but_never_promoted() -> None:
+    """Training loads the version as the service will before it promotes: a linear booster
+    (which XGBoost cannot predict in place, so no backend can serve it) is kept for
+    inspection, and production is left alone, with the reason."""
+    storage = MemoryStorage()
+    sample_dataset(storage, n=600, seed=1)
+    first = run_training(TrainingRequest(rounds=5), storage, nthread=1)
+    assert (first.promoted, first.not_promoted) == (True, None)
+    linear = run_training(
+        TrainingRequest(rounds=5, params={"booster": "gblinear"}, promote=True), storage, nthread=1
+    )
+    assert linear.promoted is False
+    assert linear.not_promoted is not None and "cannot be served" in linear.not_promoted
+    registry = ModelRegistry(storage)
+    assert registry.resolve("loan-default", "latest") == 2
+    assert registry.resolve("loan-default", "production") == 1

@@ -39,11 +39,13 @@ from loanrisk.errors import Forbidden, InvalidInput, LoanRiskError
 from loanrisk.inference.scorer import servable_check
 from loanrisk.registry.models import PRODUCTION, check_name
 from loanrisk.reporting.card import templates
-from loanrisk.reporting.facts import version_facts
+from loanrisk.reporting.facts import policy_lines, version_facts
+from loanrisk.schema import builtin_schema
 from loanrisk.service.bodies import invalid_fields
 from loanrisk.service.errors import status_of
 from loanrisk.service.routes.datasets import from_form
 from loanrisk.service.routes.models import card_response, registry_of
+from loanrisk.service.routes.schemas import store_of
 from loanrisk.service.state import Services
 
 router = APIRouter(include_in_schema=False)
@@ -213,7 +215,8 @@ async def version_page(name: str, ref: str, request: Request, who: ViewerDep) ->
 
     async def work() -> Response:
         facts = await run_in_threadpool(version_facts, registry, check_name("model", name), ref)
-        return page(request, "version.html", viewer=who, facts=facts)
+        lines = policy_lines(facts.manifest, _services(request).settings)
+        return page(request, "version.html", viewer=who, facts=facts, policy_lines=lines)
 
     return await _guarded(request, who, work)
 
@@ -238,11 +241,21 @@ def _catalogue(services: Services) -> DatasetCatalogue:
 
 @router.get("/console/datasets")
 async def datasets_page(request: Request, who: ViewerDep) -> Response:
-    catalogue = _catalogue(_services(request))
+    services = _services(request)
+    catalogue = _catalogue(services)
 
     async def work() -> Response:
         listed = await run_in_threadpool(catalogue.list)
-        return page(request, "datasets.html", viewer=who, datasets=list(reversed(listed)))
+        # The upload form's choice: the built-in schema (the default) or a stored one.
+        schemas = await run_in_threadpool(store_of(services).names) if who.admin else []
+        return page(
+            request,
+            "datasets.html",
+            viewer=who,
+            datasets=list(reversed(listed)),
+            schemas=schemas,
+            builtin=builtin_schema().name,
+        )
 
     return await _guarded(request, who, work)
 

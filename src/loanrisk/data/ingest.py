@@ -2,7 +2,9 @@
 
 CSV is read with pandas' C parser; the text is checked first for what a loan file can never
 be (binary data, another encoding, absurdly long fields) so such input fails with one clear
-message instead of a parser trace. A UTF-8 BOM and CRLF line endings are accepted.
+message instead of a parser trace. A UTF-8 BOM and CRLF line endings are accepted. The
+delimiter is read off the header line (comma, tab, semicolon or bar), and a column whose
+header is empty (a trailing delimiter on every line) is not read.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import csv
 import io
 from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass
 from typing import IO, Any, Literal, cast
 
 import pandas as pd
@@ -37,7 +40,34 @@ _PROBE_BYTES = 1 << 16
 Source = bytes | str | IO[bytes]
 
 
-def _probe(head: bytes) -> None:
+#: Delimiters a loan file may use, tried in this order on its header line.
+DELIMITERS = (",", "\t", ";", "|")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a delimited file is laid out, read off its header line: the delimiter (the first
+    of :data:`DELIMITERS` the header holds, a comma when it holds none) and the header's
+    names. A trailing delimiter leaves an empty name: that column is not read."""
+
+    delimiter: str
+    names: tuple[str, ...]
+
+    @property
+    def named(self) -> list[int] | None:
+        """Positions of the columns with a name; None when every column has one (then a row
+        with more fields than the header is an error, as it should be)."""
+        named = [i for i, name in enumerate(self.names) if name.strip()]
+        return None if len(named) == len(self.names) else named
+
+
+def _layout(head: bytes) -> Layout:
+    first_line = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0]
+    delimiter = next((d for d in DELIMITERS if d in first_line), ",")
+    return Layout(delimiter, tuple(next(csv.reader([first_line], delimiter=delimiter), [])))
+
+
+def _probe(head: bytes) -> Layout:
     if not head.strip():
         raise InvalidInput("empty file: no header and no loans")
     if b"\x00" in head:
@@ -48,7 +78,7 @@ def _probe(head: bytes) -> None:
         # A multi-byte character cut at the probe's end is not an encoding error.
         if exc.start < len(head) - 4:
             raise InvalidInput(f"not UTF-8 text: undecodable byte at offset {exc.start}") from None
-    _check_header(head)
+    return _check_header(head)
 
 
 @contextlib.contextmanager
@@ -65,18 +95,19 @@ def _peekable(stream: IO[bytes]) -> Iterator[Any]:
             buffered.detach()
 
 
-def _check_header(head: bytes) -> None:
+def _check_header(head: bytes) -> Layout:
     # pandas renames a repeated column to "name.1"; a repeated loan column is ambiguous.
     if b"\n" not in head and len(head) >= _PROBE_BYTES:
         raise InvalidInput(f"the header line is longer than {_PROBE_BYTES:,} bytes")
-    first_line = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0]
-    names = [n.strip().lower() for n in next(csv.reader([first_line]), [])]
+    layout = _layout(head)
+    names = [n.strip().lower() for n in layout.names if n.strip()]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise InvalidInput(
             f"duplicate column(s): {', '.join(repeated)}",
             details={"issues": [{"problem": "duplicate_column", "columns": repeated}]},
         )
+    return layout
 
 
 def read_csv(
@@ -158,13 +189,14 @@ def iter_csv_chunks(
     schema's text columns are read as text (``all_text``: every column, for drafting a
     schema from the file)."""
     with _peekable(stream) as buffered:
-        _probe(buffered.peek(_PROBE_BYTES)[:_PROBE_BYTES])
+        layout = _probe(buffered.peek(_PROBE_BYTES)[:_PROBE_BYTES])
         offset = 0
         text: Any = (
             "string" if all_text
             else dict.fromkeys(text_columns(schema or builtin_schema()), "string")
         )  # fmt: skip
         with _csv_errors(), pd.read_csv(buffered, chunksize=chunk_rows, dtype=text,
+                                        sep=layout.delimiter, usecols=layout.named,
                                         **_READ_OPTIONS) as reader:  # fmt: skip
             for chunk in reader:
                 yield offset, _check_field_sizes(chunk, offset)
@@ -181,9 +213,16 @@ def stored_columns(storage: Storage, path: str) -> list[str]:
             except (OSError, ValueError) as exc:
                 raise InvalidInput(f"not a readable Parquet file: {exc}") from None
         head = stream.read(_PROBE_BYTES)
-    _probe(head)
+    layout = _probe(head)
     with _csv_errors():
-        header = pd.read_csv(io.BytesIO(head), nrows=0, dtype="string", **_READ_OPTIONS)
+        header = pd.read_csv(
+            io.BytesIO(head),
+            nrows=0,
+            dtype="string",
+            sep=layout.delimiter,
+            usecols=layout.named,
+            **_READ_OPTIONS,
+        )
     return [str(c) for c in header.columns]
 
 

@@ -146,6 +146,13 @@ def _present(train: pd.DataFrame, name: str, purpose: str) -> np.ndarray:
     return present
 
 
+def _median(train: pd.DataFrame, name: str) -> float | None:
+    """The column's median, None when it has no values (what reasons call typical)."""
+    values = train[name].to_numpy(dtype=np.float64, na_value=np.nan)
+    present = values[~np.isnan(values)]
+    return float(np.median(present)) if present.size else None
+
+
 def fit_feature_spec(train: pd.DataFrame, schema: LoanSchema | None = None) -> FeatureSpec:
     """Fit the schema's preprocessing on a validated training frame; return its numbers.
 
@@ -181,7 +188,7 @@ def fit_feature_spec(train: pd.DataFrame, schema: LoanSchema | None = None) -> F
         imputed=tuple(imputed),
         power=_power_columns(groups["power"], power),
         scaled=tuple(scaled),
-        passthrough=tuple(PassthroughColumn(name) for name in groups["none"]),
+        passthrough=tuple(PassthroughColumn(name, _median(train, name)) for name in groups["none"]),
         ordinal=tuple(
             OrdinalColumn(name, tuple(schema.column(name).categories or ()))
             for name in groups["ordinal"]

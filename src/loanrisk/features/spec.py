@@ -19,6 +19,18 @@ FORMAT = "loanrisk.feature_spec"
 #: adds scaled, passthrough and ordinal columns. A spec is written as version 1 when it has
 #: none of those, so older readers still read it, and never read a v2 spec wrongly.
 VERSION = 2
+#: How a missing value is scored, by encoding (the schema's ``preprocess``), in words that
+#: follow "missing, ": NaN reaches the trees, which route it down the branch they learned for
+#: missing values, except where the encoding fills it (median) or spreads it (one-hot).
+LEFT_MISSING = "scored as missing (each tree takes the branch it learned for missing values)"
+MISSING_BY_ENCODING = {
+    "median": "scored with the training median in its place",
+    "power": LEFT_MISSING,
+    "scale": LEFT_MISSING,
+    "none": LEFT_MISSING,
+    "ordinal": LEFT_MISSING,
+    "onehot": "scored as none of its categories (every one-hot column 0)",
+}
 
 
 @dataclass(frozen=True)
@@ -31,7 +43,8 @@ class ImputedColumn:
 
 @dataclass(frozen=True)
 class PowerColumn:
-    """Yeo-Johnson with parameter ``lmbda``, then standardised: ``(yj(x) - mean) / scale``."""
+    """Yeo-Johnson with parameter ``lmbda``, then standardised: ``(yj(x) - mean) / scale``;
+    a missing value stays missing."""
 
     name: str
     lmbda: float
@@ -50,9 +63,12 @@ class ScaledColumn:
 
 @dataclass(frozen=True)
 class PassthroughColumn:
-    """The number as it is (booleans as 0/1); a missing value stays missing."""
+    """The number as it is (booleans as 0/1); a missing value stays missing. ``typical`` is
+    the training median, what reason codes call typical (None in specs fitted before it was
+    recorded: then 0); it does not change the output, so it is not part of the fingerprint."""
 
     name: str
+    typical: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -98,8 +114,37 @@ class FeatureSpec:
         return tuple(names)
 
     @property
+    def output_attributes(self) -> tuple[str, ...]:
+        """The input column each output column encodes, in output order (read from the
+        spec's structure: a column name may itself hold '=')."""
+        names = list(self.single_columns)
+        for column in self.onehot:
+            names += [column.name] * len(column.categories)
+        return tuple(names)
+
+    @property
     def input_columns(self) -> tuple[str, ...]:
         return self.single_columns + tuple(c.name for c in self.onehot)
+
+    def missing_treatment(self) -> dict[str, str]:
+        """What the transform does with a missing value of each input column, in words that
+        follow "missing, " (scoring warnings, the model card), from the fitted steps rather
+        than the schema: median -> the training median (its value); power, scaled,
+        passthrough and ordinal -> NaN; one-hot -> every column 0 (:data:`MISSING_BY_ENCODING`)."""
+        out = {
+            c.name: f"scored with the training median {c.median:g} in its place"
+            for c in self.imputed
+        }
+        left: tuple[PowerColumn | ScaledColumn | PassthroughColumn | OrdinalColumn, ...] = (
+            *self.power,
+            *self.scaled,
+            *self.passthrough,
+            *self.ordinal,
+        )
+        out |= dict.fromkeys((c.name for c in left), LEFT_MISSING)
+        for onehot in self.onehot:
+            out[onehot.name] = MISSING_BY_ENCODING["onehot"]
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         extended = bool(self.scaled or self.passthrough or self.ordinal)
@@ -126,6 +171,8 @@ class FeatureSpec:
         """Hash of what determines the output (not of when or on how many rows it was fitted)."""
         doc = self.to_dict()
         doc.pop("fitted")
+        for column in doc.get("passthrough", ()):
+            column.pop("typical", None)
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
@@ -160,7 +207,8 @@ class FeatureSpec:
                     for c in doc.get("scaled", ())
                 ),
                 passthrough=tuple(
-                    PassthroughColumn(str(c["name"])) for c in doc.get("passthrough", ())
+                    PassthroughColumn(str(c["name"]), _optional_float(c.get("typical")))
+                    for c in doc.get("passthrough", ())
                 ),
                 ordinal=tuple(
                     OrdinalColumn(str(c["name"]), tuple(str(v) for v in c["categories"]))
@@ -171,3 +219,7 @@ class FeatureSpec:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InvalidInput(f"malformed feature spec: {exc!r}") from None
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)

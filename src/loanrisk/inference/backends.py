@@ -11,7 +11,7 @@ this check is what makes oneDAL safe to be the default.
 from __future__ import annotations
 
 import logging
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
 import xgboost as xgb
@@ -24,6 +24,14 @@ log = logging.getLogger(__name__)
 
 BackendChoice = Literal["auto", "onedal", "xgboost"]
 PARITY_TOLERANCE = 1e-5
+
+
+class Fallback(NamedTuple):
+    """Why XGBoost serves rather than oneDAL: ``cause`` is one word for a metric label
+    (``chosen``, ``unavailable``, ``failed``, ``disagreed``), ``reason`` the sentence."""
+
+    cause: Literal["chosen", "unavailable", "failed", "disagreed"]
+    reason: str
 
 
 class Backend(Protocol):
@@ -103,10 +111,13 @@ def probe_set(spec: FeatureSpec, *, rows: int = 256, seed: int = 0) -> np.ndarra
     out[: rows // 8, :n_numeric] *= 10  # extremes
     for i, median in enumerate(c.median for c in spec.imputed):
         out[rows // 8 : rows // 4, i] = median
+    # Every numeric column past the imputed ones lets a missing value through as NaN.
     nan_rows = slice(rows // 4, rows // 2)
-    power = slice(len(spec.imputed), n_numeric)
-    out[nan_rows, power] = np.where(
-        rng.random((rows // 4, len(spec.power))) < 0.3, np.nan, out[nan_rows, power]
+    missing_kept = slice(len(spec.imputed), n_numeric)
+    out[nan_rows, missing_kept] = np.where(
+        rng.random((rows // 4, n_numeric - len(spec.imputed))) < 0.3,
+        np.nan,
+        out[nan_rows, missing_kept],
     )
     for i, ordered in enumerate(spec.ordinal, start=n_numeric):
         positions = rng.integers(0, len(ordered.categories) + 1, rows).astype(np.float32)
@@ -129,28 +140,32 @@ def make_backend(
     nthread: int = 1,
     tolerance: float = PARITY_TOLERANCE,
     calibration: Calibration | None = None,
-) -> tuple[Backend, str | None]:
+) -> tuple[Backend, Fallback | None]:
     """The backend to serve ``booster`` with (followed by ``calibration``, when given), and
-    why it is not oneDAL (None when it is). The parity check compares calibrated outputs."""
+    why it is not oneDAL (None when it is). The parity check compares calibrated outputs.
+    Under ``auto`` and ``onedal`` any failure of the conversion, the probe or the check
+    leaves XGBoost serving, with the reason logged."""
     reference = calibrated(XGBoostBackend(booster, nthread=nthread), calibration)
     if choice == "xgboost":
-        return reference, "xgboost chosen in settings"
+        return reference, Fallback("chosen", "xgboost chosen in settings")
     if choice not in ("auto", "onedal"):
         raise InvalidInput(f"unknown backend {choice!r}: use auto, onedal or xgboost")
     if not onedal_available():
         if choice == "onedal":
             raise InvalidInput("the oneDAL backend needs daal4py (scikit-learn-intelex)")
-        return reference, "daal4py is not installed"
-    probe = probe_set(spec)
-    try:
+        return reference, Fallback("unavailable", "daal4py is not installed")
+    try:  # the conversion, the probe and the check: any failure leaves XGBoost serving
+        probe = probe_set(spec)
         onedal = calibrated(OneDALBackend(booster), calibration)
         difference = float(
             np.nanmax(np.abs(onedal.predict_proba(probe) - reference.predict_proba(probe)))
         )
     except Exception as exc:  # daal4py refuses some models; XGBoost can always serve
         log.warning("oneDAL failed on this model, serving with XGBoost: %r", exc)
-        return reference, f"oneDAL failed on this model: {exc!r}"
+        return reference, Fallback("failed", f"oneDAL failed on this model: {exc!r}")
     if not difference <= tolerance:
         log.warning("oneDAL disagrees with XGBoost by %.3g, serving with XGBoost", difference)
-        return reference, f"oneDAL disagreed with XGBoost by {difference:.3g} on the probe set"
+        return reference, Fallback(
+            "disagreed", f"oneDAL disagreed with XGBoost by {difference:.3g} on the probe set"
+        )
     return onedal, None

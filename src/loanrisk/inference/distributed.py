@@ -25,6 +25,7 @@ import pandas as pd
 from loanrisk.contracts import OnError
 from loanrisk.errors import Conflict, InvalidInput
 from loanrisk.inference.backends import BackendChoice
+from loanrisk.inference.policy import served_policy
 from loanrisk.inference.scorer import Bands, Scorer
 from loanrisk.registry.models import ModelRegistry
 from loanrisk.settings import Settings
@@ -56,11 +57,13 @@ class ModelFiles:
 
     @classmethod
     def of(cls, registry: ModelRegistry, name: str, version: int, settings: Settings) -> ModelFiles:
+        """The version's files, labelled with the policy the service would apply to it."""
+        policy = served_policy(registry.manifest(name, version).policy, settings).policy
         return cls(
             name=name, version=version,
             files=tuple(registry.version_files(name, version).items()),
-            threshold=settings.threshold, band_cutoffs=settings.band_cutoffs,
-            band_names=settings.band_names, backend=settings.backend,
+            threshold=policy.threshold, band_cutoffs=policy.band_cutoffs,
+            band_names=policy.band_names, backend=settings.backend,
         )  # fmt: skip
 
 

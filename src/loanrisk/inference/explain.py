@@ -4,8 +4,9 @@
 log-odds of default (plus a bias). One-hot columns are summed back to their raw attribute
 (``loan_grade=D`` and its siblings become ``loan_grade``), and the top-k attributes with a
 positive contribution are reported with the applicant's value and the version's reason
-catalog entry for the value's direction (:mod:`loanrisk.inference.reasons`): the material of
-an adverse-action notice. The contributions come from the booster whatever backend scores,
+catalog entry for it (:mod:`loanrisk.inference.reasons`: the statement of the loan's category
+where the catalog has one, else that of the value's direction): the material of an
+adverse-action notice. The contributions come from the booster whatever backend scores,
 so the reasons are the same on every backend.
 """
 
@@ -18,7 +19,8 @@ import numpy as np
 import xgboost as xgb
 
 from loanrisk.features.spec import FeatureSpec
-from loanrisk.inference.reasons import ReasonCatalog, above_typical, derived_catalog, direction
+from loanrisk.inference.reasons import ReasonCatalog, above_typical, derived_catalog, reason_of
+from loanrisk.inference.records import SpecialCode
 from loanrisk.schema import LoanSchema, builtin_schema
 
 #: A contribution (log-odds) below this did not raise the risk in any sense a notice means.
@@ -29,8 +31,9 @@ def attribute_matrix(spec: FeatureSpec) -> tuple[list[str], np.ndarray]:
     """Raw attribute names, and the (encoded column x attribute) 0/1 matrix that sums them."""
     attributes = list(spec.input_columns)
     matrix = np.zeros((len(spec.output_columns), len(attributes)))
-    for i, column in enumerate(spec.output_columns):
-        matrix[i, attributes.index(column.split("=", 1)[0])] = 1
+    position = {name: j for j, name in enumerate(attributes)}
+    for i, attribute in enumerate(spec.output_attributes):
+        matrix[i, position[attribute]] = 1
     return attributes, matrix
 
 
@@ -46,9 +49,13 @@ def reason_codes(
 ) -> list[list[dict[str, Any]]]:
     """Per row, up to ``top_k`` attributes that raised the risk, largest first:
     ``{"feature", "name", "value", "direction", "code", "reason", "contribution"}``
-    (``reason`` is the catalog's statement; contribution in log-odds)."""
+    (``reason`` is the catalog's statement: the loan's category's where it has one, else the
+    direction's; for a declared special code in ``values`` (:class:`SpecialCode`), the
+    direction ``special`` and "<title>: <its meaning>", under the missing value's code;
+    contribution in log-odds)."""
     schema = schema or builtin_schema()
-    entries = (catalog or derived_catalog(schema)).lookup()
+    catalog = catalog or derived_catalog(schema)
+    entries, by_value = catalog.lookup(), catalog.value_lookup()
     contributions = booster.predict(xgb.DMatrix(features), pred_contribs=True)[:, :-1]
     attributes, matrix = attribute_matrix(spec)
     above = above_typical(spec, features)
@@ -59,14 +66,30 @@ def reason_codes(
         for i in [i for i in np.argsort(-row) if row[i] >= MIN_CONTRIBUTION][:top_k]:
             name = attributes[i]
             value = record.get(name)
-            way = direction(schema, entries, name, value,
-                            bool(above[name][r]) if name in above else None)  # fmt: skip
-            entry = entries.get((name, way))
-            reasons.append({
-                "feature": name, "name": schema.column(name).label_text, "value": value,
-                "direction": way, "code": entry.code if entry else None,
-                "reason": entry.statement if entry else f"{name} raised the risk",
-                "contribution": round(float(row[i]), 6),
-            })  # fmt: skip
+            special = value if isinstance(value, SpecialCode) else None
+            way, entry = reason_of(
+                schema,
+                entries,
+                by_value,
+                name,
+                None if special else value,
+                bool(above[name][r]) if name in above else None,
+            )
+            title = schema.column(name).label_text
+            if special is not None:  # a declared code, not a gap: say what it means
+                statement = f"{title}: {special.meaning}"
+            else:
+                statement = entry.says(value) if entry else f"{name} raised the risk"
+            reasons.append(
+                {
+                    "feature": name,
+                    "name": title,
+                    "value": special.code if special else value,
+                    "direction": "special" if special else way,
+                    "code": entry.code if entry else None,
+                    "reason": statement,
+                    "contribution": round(float(row[i]), 6),
+                }
+            )
         out.append(reasons)
     return out

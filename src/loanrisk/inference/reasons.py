@@ -12,9 +12,17 @@ feature has a statement per direction:
 - ``value``: a category (a one-hot attribute has no order: "Purpose of the loan").
 
 A feature's declared ``reason`` is the statement for its declared direction of risk (``high``
-when risk increases, ``low`` when it decreases). Other pairs get a generic statement from the
-feature's title. Codes are ``R01``, ``R02`` ... in catalog order. Only features are in a catalog:
-protected and kept columns are never features, so they can never be a reason.
+when risk increases, ``low`` when it decreases; ``value`` for a category with no order). Other
+pairs get a generic statement from the feature's title (a category's: ``"<title>: {value}"``).
+Codes are ``R01``, ``R02`` ... in catalog order. Only features are in a catalog: protected and
+kept columns are never features, so they can never be a reason.
+
+A categorical or ordinal feature may also have a statement **per category** (an entry with a
+``value``, direction ``value``): the schema's ``reasons`` (a group of categories sharing a
+statement shares its code; these codes follow the per-attribute ones, so a schema without
+``reasons`` numbers its codes as before), or a catalog entry naming the category. A loan whose
+category has one is given it instead of its direction's. A statement may show the loan's value
+with ``{value}``. Catalogs stored before per-category statements read as they always did.
 """
 
 from __future__ import annotations
@@ -22,12 +30,12 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from loanrisk.errors import InvalidInput
 from loanrisk.features.spec import FeatureSpec
 from loanrisk.schema import LoanSchema
-from loanrisk.schema.model import CATEGORY_TYPES
+from loanrisk.schema.model import CATEGORY_TYPES, REASON_CHARS
 
 Direction = Literal["high", "low", "missing", "value"]
 FORMAT: Literal["loanrisk.reasons"] = "loanrisk.reasons"
@@ -41,7 +49,28 @@ class ReasonEntry(BaseModel):
     attribute: str = Field(min_length=1, max_length=128, description="A feature of the schema.")
     direction: Direction
     code: str = Field(pattern=r"^[A-Za-z0-9._-]{1,16}$", description="The lender's reason code.")
-    statement: str = Field(min_length=1, max_length=300, description="What the notice says.")
+    statement: str = Field(
+        min_length=1,
+        max_length=REASON_CHARS,
+        description="What the notice says; '{value}' is replaced by the loan's value.",
+    )
+    value: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="A declared category of a categorical or ordinal attribute (direction "
+        "value, matched case-insensitively): the statement for loans of that category.",
+    )
+
+    @model_validator(mode="after")
+    def _value_is_a_category(self) -> ReasonEntry:
+        if self.value is not None and self.direction != "value":
+            raise ValueError("an entry for one category (value) has direction 'value'")
+        return self
+
+    def says(self, value: object) -> str:
+        """The statement, ``{value}`` replaced by the loan's ``value``."""
+        return self.statement.replace("{value}", "" if value is None else str(value))
 
 
 class ReasonCatalog(BaseModel):
@@ -54,7 +83,19 @@ class ReasonCatalog(BaseModel):
     reasons: tuple[ReasonEntry, ...] = Field(max_length=10_000)
 
     def lookup(self) -> dict[tuple[str, str], ReasonEntry]:
-        return {(r.attribute, r.direction): r for r in self.reasons}
+        """The per-attribute entries by ``(attribute, direction)``."""
+        return {(r.attribute, r.direction): r for r in self.reasons if r.value is None}
+
+    def value_lookup(self) -> dict[tuple[str, str], ReasonEntry]:
+        """The per-category entries by ``(attribute, CATEGORY)`` (upper-case)."""
+        return {
+            (r.attribute, category_key(r.value)): r for r in self.reasons if r.value is not None
+        }
+
+
+def category_key(value: object) -> str:
+    """A category as the schema declares it (trimmed, upper-case)."""
+    return str(value).strip().upper()
 
 
 def _directions(schema: LoanSchema, name: str) -> tuple[Direction, ...]:
@@ -70,56 +111,113 @@ def _statement(schema: LoanSchema, name: str, direction: Direction) -> str:
     declared = {"increasing": "high", "decreasing": "low"}.get(column.risk or "")
     if column.reason and (direction == declared or (direction == "value" and declared is None)):
         return column.reason
+    if column.type == "boolean" and direction in ("high", "low"):
+        return f"{title}: {'yes' if direction == 'high' else 'no'}"
     return {
         "high": f"{title} is higher than typical",
         "low": f"{title} is lower than typical",
         "missing": f"{title} was not provided",
-        "value": f"{title}",
+        "value": f"{title}: {{value}}",
     }[direction]
+
+
+def _value_entries(schema: LoanSchema, first_code: int) -> list[ReasonEntry]:
+    """The schema's per-category statements, one code per distinct statement of a feature."""
+    entries: list[ReasonEntry] = []
+    code = first_code
+    for column in schema.features:
+        codes: dict[str, str] = {}
+        for value, statement in column.category_reasons().items():
+            if statement not in codes:
+                codes[statement] = f"R{code:02d}"
+                code += 1
+            entries.append(
+                ReasonEntry(
+                    attribute=column.name,
+                    direction="value",
+                    value=value,
+                    code=codes[statement],
+                    statement=statement,
+                )
+            )
+    return entries
+
+
+def _check_value_entry(schema: LoanSchema, entry: ReasonEntry) -> ReasonEntry:
+    """A lender's per-category entry, its category as declared; InvalidInput when the
+    attribute has no such category."""
+    column = schema.column(entry.attribute)
+    if column.type not in CATEGORY_TYPES:
+        raise InvalidInput(
+            f"reason catalog: {entry.attribute!r} is {column.type}: only categorical and "
+            "ordinal features have statements per category"
+        )
+    value = category_key(entry.value)
+    if value not in (column.categories or ()):
+        raise InvalidInput(
+            f"reason catalog: {entry.value!r} is not a category of {entry.attribute!r} "
+            f"({', '.join(column.categories or ())})"
+        )
+    return entry.model_copy(update={"value": value})
 
 
 def derived_catalog(schema: LoanSchema, override: ReasonCatalog | None = None) -> ReasonCatalog:
     """The schema's catalog, with ``override``'s entries in place of the derived ones.
 
     Raises :class:`InvalidInput` for an override naming a column that is not a feature (a
-    protected or kept column can never be a reason) or a direction the feature cannot take."""
+    protected or kept column can never be a reason), a direction the feature cannot take, or
+    a category (``value``) the feature does not declare."""
     entries: list[ReasonEntry] = []
     for name in schema.feature_names:
         for direction in _directions(schema, name):
             entries.append(ReasonEntry(attribute=name, direction=direction,
                                        code=f"R{len(entries) + 1:02d}",
                                        statement=_statement(schema, name, direction)))  # fmt: skip
+    by_value = _value_entries(schema, len(entries) + 1)
     if override is None:
-        return ReasonCatalog(reasons=tuple(entries))
+        return ReasonCatalog(reasons=(*entries, *by_value))
     known = {(e.attribute, e.direction) for e in entries}
+
+    def key(e: ReasonEntry) -> tuple[str, str]:
+        return (e.attribute, e.direction if e.value is None else f"={e.value}")
+
+    replaced: dict[tuple[str, str], ReasonEntry] = {}
     for entry in override.reasons:
         if entry.attribute not in schema.feature_names:
             raise InvalidInput(
                 f"reason catalog: {entry.attribute!r} is not a feature of schema "
                 f"{schema.name!r}; only features can be reasons"
             )
+        if entry.value is not None:
+            checked = _check_value_entry(schema, entry)
+            replaced[key(checked)] = checked
+            continue
         if (entry.attribute, entry.direction) not in known:
             allowed = ", ".join(_directions(schema, entry.attribute))
             raise InvalidInput(f"reason catalog: {entry.attribute!r} takes the directions "
                                f"{allowed}, not {entry.direction!r}")  # fmt: skip
-    replaced = override.lookup()
-    return ReasonCatalog(reasons=tuple(replaced.get((e.attribute, e.direction), e)
-                                       for e in entries))  # fmt: skip
+        replaced[key(entry)] = entry
+    merged = [replaced.pop(key(e), e) for e in (*entries, *by_value)]
+    return ReasonCatalog(reasons=(*merged, *replaced.values()))  # new categories' entries last
 
 
 def above_typical(spec: FeatureSpec, features: np.ndarray) -> dict[str, np.ndarray]:
     """Per numeric attribute of ``spec``, whether each encoded row's value is above the
-    training data's typical value (the median of an imputed column; 0, the mean, of a
-    standardised one; 0 of a passthrough one)."""
+    training data's typical value (the median of an imputed or passthrough column; 0, the
+    mean, of a standardised one; 0 for a passthrough column of a spec fitted before its
+    median was recorded)."""
     out: dict[str, np.ndarray] = {}
     column = 0
     for entry in spec.imputed:
         out[entry.name] = features[:, column] > entry.median
         column += 1
-    for group in (spec.power, spec.scaled, spec.passthrough):
+    for group in (spec.power, spec.scaled):
         for item in group:
             out[item.name] = features[:, column] > 0
             column += 1
+    for passed in spec.passthrough:
+        out[passed.name] = features[:, column] > (passed.typical or 0.0)
+        column += 1
     return out
 
 
@@ -133,9 +231,28 @@ def direction(schema: LoanSchema, catalog: dict[tuple[str, str], ReasonEntry], n
         return "value"
     if column.type in CATEGORY_TYPES:
         order = column.categories or ()
-        text = str(value).strip().upper()
+        text = category_key(value)
         position = order.index(text) if text in order else -1
         return "high" if position >= (len(order) - 1) / 2 else "low"
     if column.type == "boolean":
         return "high" if bool(value) else "low"
     return "high" if above else "low"
+
+
+def reason_of(
+    schema: LoanSchema,
+    entries: dict[tuple[str, str], ReasonEntry],
+    by_value: dict[tuple[str, str], ReasonEntry],
+    name: str,
+    value: object,
+    above: bool | None,
+) -> tuple[Direction, ReasonEntry | None]:
+    """The direction and catalog entry of one applicant's ``value`` of attribute ``name``
+    (``entries``: :meth:`ReasonCatalog.lookup`, ``by_value``: :meth:`~ReasonCatalog.value_lookup`):
+    the statement of the loan's category where the catalog has one, else its direction's."""
+    way = direction(schema, entries, name, value, above)
+    if way != "missing" and by_value and schema.column(name).type in CATEGORY_TYPES:
+        entry = by_value.get((name, category_key(value)))
+        if entry is not None:
+            return "value", entry
+    return way, entries.get((name, way))

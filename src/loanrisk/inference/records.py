@@ -5,9 +5,10 @@ a record must name every feature of the schema (``null`` for a missing value), s
 another schema is refused naming its missing and unexpected fields. A value that is not a
 number, an impossible value, or a missing value where the schema refuses one rejects the
 record with a message naming the field; an unknown category (unless the schema refuses it)
-or an allowed missing value is scored (as the reference does) and reported as a warning.
-Numbers may come as JSON numbers or numeric strings; categories are matched
-case-insensitively.
+or an allowed missing value is scored (as the reference does) and reported as a warning
+that says what the model's FeatureSpec does with it (the training median, a missing value
+for the trees, or none of the one-hot categories). Numbers may come as JSON numbers or
+numeric strings; categories are matched case-insensitively.
 """
 
 from __future__ import annotations
@@ -16,19 +17,34 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from loanrisk.errors import InvalidInput
+from loanrisk.features.spec import MISSING_BY_ENCODING, FeatureSpec
 from loanrisk.schema import Column, LoanSchema, builtin_schema
 from loanrisk.schema.model import FALSE_TOKENS, TRUE_TOKENS
 
 
 @dataclass
 class CleanRecord:
-    """A record ready for :meth:`FeatureTransformer.transform_record`, with its warnings."""
+    """A record ready for :meth:`FeatureTransformer.transform_record`, with its warnings and
+    the special codes it held (scored as missing; ``reason_values`` shows them to reasons)."""
 
     values: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    special: dict[str, SpecialCode] = field(default_factory=dict)
+
+    @property
+    def reason_values(self) -> dict[str, Any]:
+        """The values reasons speak of: a special code stands where its missing value is."""
+        return {**self.values, **self.special} if self.special else self.values
+
+
+class SpecialCode(NamedTuple):
+    """A declared special code a loan held (``code`` as sent, ``meaning`` as declared)."""
+
+    code: Any
+    meaning: str
 
 
 @dataclass
@@ -63,8 +79,13 @@ def _plausible(column: Column) -> tuple[float, float, str]:
 class RecordRules:
     """A schema's rules for one record, compiled once (a scorer holds one per model)."""
 
-    def __init__(self, schema: LoanSchema) -> None:
+    def __init__(self, schema: LoanSchema, *, spec: FeatureSpec | None = None) -> None:
+        """``spec``: the model's fitted preprocessing, which the warnings describe (what a
+        missing value is scored as); without one, the schema's declared encodings."""
         self.schema = schema
+        #: Per feature, what its missing value is scored as (words that follow "missing, ").
+        declared = {c.name: MISSING_BY_ENCODING[c.encoding] for c in schema.features}
+        self.missing_as = spec.missing_treatment() if spec is not None else declared
         # Plain floats, not the schema's objects: this runs for every loan scored.
         self.numbers = [
             (c.name, c.missing == "refuse", c.type == "integer", c.valid_range.low,
@@ -75,10 +96,14 @@ class RecordRules:
                          if c.type == "boolean"]  # fmt: skip
         self.categories = [
             (c.name, c.missing == "refuse", frozenset(c.categories or ()),
-             ", ".join(c.categories or ()), c.unknown == "refuse")
+             ", ".join(c.categories or ()), c.unknown == "refuse", c.unknown == "missing")
             for c in schema.features if c.type in ("categorical", "ordinal")
         ]  # fmt: skip
         self.features = frozenset(schema.feature_names)
+        #: Columns with special codes treated as missing: name -> (codes, column).
+        self.special = {
+            c.name: (c.special_missing, c) for c in schema.features if c.special_missing
+        }
         # ``id``: the caller's loan id in JSON records (the prediction log keeps it).
         self.known = frozenset([*(c.name for c in schema.columns), "id"])
 
@@ -96,6 +121,38 @@ def _shape(lowered: Mapping[str, Any], rules: RecordRules) -> list[FieldError]:
     return problems
 
 
+def _category_text(raw: Any) -> str | None:
+    """A category as text: a JSON number is the text a file holds for it (categories coded
+    as numbers, ``1`` for ``"1"``, as a CSV reads them); None for anything else."""
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+        return None
+    return str(int(raw)) if float(raw).is_integer() else repr(float(raw))
+
+
+def _special(
+    rules: RecordRules,
+    name: str,
+    value: float | str,
+    raw: Any,
+    warnings: list[str],
+    special: dict[str, SpecialCode],
+) -> bool:
+    """Whether ``value`` is one of the column's special codes treated as missing (then noted
+    in ``special``, and a warning names its meaning and how a missing value is scored)."""
+    codes = rules.special.get(name)
+    if codes is None or value not in codes[0]:
+        return False
+    meaning = codes[1].special_meaning(value)
+    special[name] = SpecialCode(raw, meaning)
+    warnings.append(
+        f"{name}: {raw!r} is a special value ({meaning}), treated as missing: "
+        f"{rules.missing_as[name]}"
+    )
+    return True
+
+
 def clean_record(
     record: Mapping[str, Any], rules: RecordRules | None = None
 ) -> CleanRecord | list[FieldError]:
@@ -106,6 +163,7 @@ def clean_record(
     lowered = {str(k).strip().lower(): v for k, v in record.items()}
     out: dict[str, Any] = {}
     warnings: list[str] = []
+    special: dict[str, SpecialCode] = {}
     problems: list[FieldError] = []
     for name, required, integer, low, high, valid_text, p_low, p_high, p_text in rules.numbers:
         raw = lowered.get(name, ABSENT)
@@ -115,7 +173,7 @@ def clean_record(
             if required:
                 problems.append(FieldError(name, "required value missing"))
             else:
-                warnings.append(f"{name}: missing, scored as missing")
+                warnings.append(f"{name}: missing, {rules.missing_as[name]}")
             out[name] = None
             continue
         try:
@@ -123,6 +181,9 @@ def clean_record(
         except ValueError as exc:
             reason = str(exc) if "number" in str(exc) else "not a number"
             problems.append(FieldError(name, f"{reason} ({raw!r})"))
+            continue
+        if _special(rules, name, number, raw, warnings, special):
+            out[name] = None
             continue
         if integer and number != int(number):
             problems.append(FieldError(name, f"not a whole number ({raw!r})"))
@@ -144,13 +205,13 @@ def clean_record(
             if required:
                 problems.append(FieldError(name, "required value missing"))
             else:
-                warnings.append(f"{name}: missing, scored as missing")
+                warnings.append(f"{name}: missing, {rules.missing_as[name]}")
             out[name] = None
         elif token in TRUE_TOKENS or token in FALSE_TOKENS:
             out[name] = 1.0 if token in TRUE_TOKENS else 0.0
         else:
             problems.append(FieldError(name, f"not true/false ({raw!r})"))
-    for name, required, allowed, allowed_text, refuse_unknown in rules.categories:
+    for name, required, allowed, allowed_text, refuse_unknown, unknown_missing in rules.categories:
         raw = lowered.get(name, ABSENT)
         if raw is ABSENT:
             return _shape(lowered, rules)
@@ -158,25 +219,37 @@ def clean_record(
             if required:
                 problems.append(FieldError(name, "required value missing"))
             else:
-                warnings.append(f"{name}: missing, scored as none of the categories")
+                warnings.append(f"{name}: missing, {rules.missing_as[name]}")
             out[name] = None
             continue
-        if not isinstance(raw, str):
+        text = _category_text(raw)
+        if text is None:
             problems.append(FieldError(name, f"expected text, got {raw!r}"))
             continue
-        value = raw.strip().upper()
+        value = text.strip().upper()
+        if _special(rules, name, value, raw, warnings, special):
+            out[name] = None
+            continue
         if value not in allowed:
             if refuse_unknown:
                 problems.append(FieldError(name, f"unknown category {raw!r} "
                                                  f"(allowed: {allowed_text})"))  # fmt: skip
                 continue
-            warnings.append(f"{name}: unknown category {raw!r}, scored as none of "
-                            f"{allowed_text}")  # fmt: skip
+            # Encoded, an unknown category is what a missing one is (one-hot: every column 0;
+            # ordinal: NaN); under ``unknown: missing`` it is a missing value everywhere.
+            treated = "treated as missing: " if unknown_missing else ""
+            warnings.append(
+                f"{name}: unknown category {raw!r} (allowed: {allowed_text}), "
+                f"{treated}{rules.missing_as[name]}"
+            )
+            if unknown_missing:
+                out[name] = None
+                continue
         out[name] = value
     extra = sorted(set(lowered) - rules.known)
     if extra:
         warnings.append(f"ignored field(s): {', '.join(extra)}")
-    return problems if problems else CleanRecord(out, warnings)
+    return problems if problems else CleanRecord(out, warnings, special)
 
 
 @cache

@@ -1,7 +1,9 @@
 """The scorer: a model version's FeatureSpec and booster behind one fast backend.
 
 Per loan it returns the probability of default, the label at the decision threshold (default
-0.5: default when p > 0.5, as the reference) and a risk band; on request, reason codes.
+when p > threshold) and a risk band; on request, reason codes. The threshold and the bands
+are the version's decision policy unless the caller (or an explicitly set setting, in
+:func:`scorer_from_settings`) overrides them (:mod:`loanrisk.inference.policy`).
 Records (dicts) take a plain-Python path; frames and CSV streams are validated and encoded
 in batches. A batch with bad rows is refused whole (``on_error="raise"``) or scored without
 them (``on_error="skip"``), the bad rows reported by row number either way.
@@ -29,9 +31,16 @@ from loanrisk.errors import InvalidInput
 from loanrisk.features.transform import FeatureTransformer
 from loanrisk.inference.backends import BackendChoice, make_backend
 from loanrisk.inference.explain import reason_codes
-from loanrisk.inference.records import CleanRecord, RecordRules, clean_record, require_clean
+from loanrisk.inference.policy import DEFAULT_THRESHOLD, PolicySource, served_policy
+from loanrisk.inference.records import (
+    CleanRecord,
+    RecordRules,
+    SpecialCode,
+    clean_record,
+    require_clean,
+)
 from loanrisk.registry.models import LoadedModel
-from loanrisk.schema import MAX_ISSUES, MAX_REJECTED_ROWS, validate_frame
+from loanrisk.schema import MAX_ISSUES, MAX_REJECTED_ROWS, LoanSchema, header_name, validate_frame
 from loanrisk.settings import Settings
 
 CHUNK_ROWS = 100_000
@@ -78,20 +87,39 @@ class Scorer:
         *,
         backend: BackendChoice = "auto",
         nthread: int = 1,
-        threshold: float = 0.5,
+        threshold: float | None = None,
         bands: Bands | None = None,
+        policy_source: Mapping[str, PolicySource] | None = None,
     ) -> None:
+        """``threshold`` and ``bands`` default to the version's decision policy (versions
+        without one: 0.5 and :class:`Bands`' default); ``policy_source`` says where each came
+        from, for :meth:`describe` (default: ``given`` for those passed)."""
         started = time.perf_counter()
         self.model = model
         self.schema = model.schema
-        self.rules = RecordRules(model.schema)
+        self.rules = RecordRules(model.schema, spec=model.spec)
         self.transformer = FeatureTransformer(model.spec)
-        self.backend, self.fallback_reason = make_backend(
+        self.backend, self.fallback = make_backend(
             model.booster, model.spec, choice=backend, nthread=nthread,
             calibration=model.calibration,
         )  # fmt: skip
-        self.threshold = threshold
-        self.bands = bands or Bands()
+        recorded = model.manifest.policy
+        fallback: PolicySource = "version" if recorded is not None else "default"
+        self.threshold = (
+            threshold
+            if threshold is not None
+            else (recorded.threshold if recorded is not None else DEFAULT_THRESHOLD)
+        )
+        self.bands = bands or (
+            Bands(recorded.band_cutoffs, recorded.band_names) if recorded is not None else Bands()
+        )
+        self.policy_source: dict[str, PolicySource] = dict(
+            policy_source
+            or {
+                "threshold": "given" if threshold is not None else fallback,
+                "bands": "given" if bands is not None else fallback,
+            }
+        )
         self.load_seconds = time.perf_counter() - started
 
     @property
@@ -104,9 +132,13 @@ class Scorer:
             "version": self.model.version,
             "schema": {"name": self.schema.name, "hash": self.schema.fingerprint()},
             "backend": self.backend.name,
-            "fallback_reason": self.fallback_reason,
+            "fallback_reason": self.fallback.reason if self.fallback else None,
+            "fallback_cause": self.fallback.cause if self.fallback else None,
             "threshold": self.threshold,
             "bands": {"cutoffs": list(self.bands.cutoffs), "names": list(self.bands.names)},
+            # where the threshold and the bands came from: "setting" (set explicitly, it
+            # overrides the version), "version" (its recorded policy), "default", "given"
+            "policy_source": dict(self.policy_source),
             "load_seconds": round(self.load_seconds, 4),
         }
 
@@ -135,7 +167,7 @@ class Scorer:
         result = self._result(float(self.backend.predict_proba(row)[0]))
         result["warnings"] = clean.warnings
         if explain:
-            result["reasons"] = self.reasons(row, [clean.values], top_k=top_k)[0]
+            result["reasons"] = self.reasons(row, [clean.reason_values], top_k=top_k)[0]
         return result
 
     def score_records(
@@ -170,7 +202,7 @@ class Scorer:
                               dtype=np.float32)  # fmt: skip
             probabilities = self.backend.predict_proba(matrix)
             reasons = (
-                self.reasons(matrix, [c.values for _, c in good], top_k=top_k)
+                self.reasons(matrix, [c.reason_values for _, c in good], top_k=top_k)
                 if explain or decline_reasons else None
             )  # fmt: skip
             for i, ((index, clean), p) in enumerate(zip(good, probabilities, strict=True)):
@@ -203,6 +235,7 @@ class Scorer:
         (the applicant's value); with ``decline_reasons``, ``decline_codes`` and
         ``decline_reasons``: for each loan over the threshold, its reasons' codes and
         statements (``; ``-separated), empty for an approved loan."""
+        raw = frame
         loans = validate_frame(frame, schema=self.schema, mode="score", row_offset=row_offset,
                                on_error="drop" if on_error == "skip" else "raise")  # fmt: skip
         features = self.transformer.transform(loans.frame, dtype=np.float32)
@@ -218,6 +251,10 @@ class Scorer:
             values: list[dict[str, Any]] = [
                 {str(k): v for k, v in row.items()} for row in frame.to_dict("records")
             ]
+            positions = loans.row_numbers - 1 - row_offset
+            for name, codes in special_codes(self.schema, raw, positions).items():
+                for i, code in codes.items():
+                    values[i][name] = code
             reasons = self.reasons(features, values, top_k=top_k) if values else []
             for i in range(top_k if explain else 0):
                 top = [r[i] if i < len(r) else None for r in reasons]
@@ -365,29 +402,63 @@ class Scorer:
                 "issues": issues[:MAX_ISSUES], **self.describe()}  # fmt: skip
 
 
+def special_codes(
+    schema: LoanSchema, raw: pd.DataFrame, positions: np.ndarray
+) -> dict[str, dict[int, SpecialCode]]:
+    """The declared special codes among a raw frame's rows at ``positions`` (the rows that
+    passed validation, in order): per column, result index -> the code and its meaning."""
+    columns = {header_name(c): c for c in raw.columns}
+    out: dict[str, dict[int, SpecialCode]] = {}
+    for column in schema.features:
+        if not column.special_missing or column.name not in columns:
+            continue
+        text = raw[columns[column.name]].iloc[positions].astype("string").str.strip()
+        if column.type in ("numeric", "integer"):
+            keys = pd.to_numeric(text, errors="coerce")
+        else:
+            keys = text.str.upper()
+        hits = np.flatnonzero(keys.isin(list(column.special_missing)).to_numpy(dtype=bool))
+        if hits.size:
+            out[column.name] = {
+                int(i): SpecialCode(text.iloc[i], column.special_meaning(keys.iloc[i]))
+                for i in hits
+            }
+    return out
+
+
 def scorer_from_settings(
     model: LoadedModel, settings: Settings, *, nthread: int | None = None
 ) -> Scorer:
-    """The scorer the settings ask for (backend, threshold, bands); ``nthread`` defaults to
-    the setting (the service passes 1: one scoring thread per worker)."""
+    """The scorer the settings ask for (backend, nthread) with the decision policy they
+    resolve to (:func:`~loanrisk.inference.policy.served_policy`: a threshold or band setting
+    set explicitly overrides the version's policy; otherwise the version's; versions without
+    one use the settings); ``nthread`` defaults to the setting (the service passes 1: one
+    scoring thread per worker)."""
+    served = served_policy(model.manifest.policy, settings)
     return Scorer(
         model,
         backend=settings.backend,
         nthread=nthread or settings.nthread,
-        threshold=settings.threshold,
-        bands=Bands(settings.band_cutoffs, settings.band_names),
+        threshold=served.policy.threshold,
+        bands=Bands(served.policy.band_cutoffs, served.policy.band_names),
+        policy_source=served.describe(),
     )
 
 
+def check_servable(scorer: Scorer) -> Scorer:
+    """``scorer`` scores the schema's example loan, with its reasons, to a probability in
+    [0, 1]; raises otherwise."""
+    probability = scorer.score_record(scorer.schema.example_record(), explain=True)["probability"]
+    if not 0.0 <= probability <= 1.0:
+        raise InvalidInput(f"it scores a loan to {probability!r}, not a probability")
+    return scorer
+
+
 def servable_check(settings: Settings) -> Callable[[LoadedModel], Scorer]:
-    """A check for :meth:`ModelRegistry.promote`: the version builds a scorer (the oneDAL
-    parity check included) and scores a loan to a probability in [0, 1]."""
+    """A check for :meth:`ModelRegistry.promote`: the version builds the scorer the settings
+    ask for (the oneDAL parity check included) and passes :func:`check_servable`."""
 
     def check(model: LoadedModel) -> Scorer:
-        scorer = scorer_from_settings(model, settings, nthread=1)
-        probability = scorer.score_record(model.schema.example_record())["probability"]
-        if not 0.0 <= probability <= 1.0:
-            raise InvalidInput(f"it scores a loan to {probability!r}, not a probability")
-        return scorer
+        return check_servable(scorer_from_settings(model, settings, nthread=1))
 
     return check

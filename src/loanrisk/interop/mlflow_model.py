@@ -30,6 +30,7 @@ import xgboost as xgb
 
 import loanrisk
 from loanrisk.errors import InvalidInput
+from loanrisk.inference.policy import served_policy
 from loanrisk.interop.mlflow_pyfunc import MODELS, PYFUNC_FILE, PyfuncConfig
 from loanrisk.registry.models import MODEL_FILE, ModelRegistry
 from loanrisk.schema import LoanSchema
@@ -109,12 +110,13 @@ def export_mlflow(
         raise InvalidInput(f"{directory} exists and is not an empty directory")
     version = registry.resolve(name, ref)
     loaded = registry.load(name, version)  # every file against its hash
+    policy = served_policy(loaded.manifest.policy, settings).policy  # as the service would
     config = PyfuncConfig(
         model=name,
         version=version,
-        threshold=settings.threshold,
-        band_cutoffs=settings.band_cutoffs,
-        band_names=settings.band_names,
+        threshold=policy.threshold,
+        band_cutoffs=policy.band_cutoffs,
+        band_names=policy.band_names,
     )
     directory.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=directory.parent, prefix=f".{directory.name}.") as tmp:

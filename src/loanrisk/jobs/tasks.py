@@ -90,8 +90,12 @@ def train(
         progress=rounds,
         should_cancel=should_cancel,
     )
-    done = {"manifest": result.manifest.model_dump(mode="json"), "report": result.report,
-            "promoted": result.promoted}  # fmt: skip
+    done = {
+        "manifest": result.manifest.model_dump(mode="json"),
+        "report": result.report,
+        "promoted": result.promoted,
+        "not_promoted": result.not_promoted,
+    }
     if settings.mlflow_tracking_uri is not None:  # published: from here on nothing is lost
         from loanrisk.interop.mlflow_run import log_training
 

@@ -30,7 +30,7 @@ from loanrisk.registry.models import LoadedModel, ModelRegistry
 from loanrisk.settings import Settings
 from loanrisk.storage.base import Storage
 
-#: The largest AUC drop a guarded promotion allows by default.
+#: The AUC drop a guarded promotion tolerates by default (its non-inferiority margin).
 MAX_AUC_DROP = 0.002
 _PAIR_KEYS = ["request_id", "features", "_nth"]
 #: The log columns a comparison reads.
@@ -193,6 +193,19 @@ def live_comparison(
             **live(log.frame, outcomes, versions, threshold=settings.threshold)}  # fmt: skip
 
 
+def worse_beyond(difference: dict[str, Any], max_auc_drop: float) -> bool:
+    """Whether the evidence says ``b`` is worse than ``a`` by more than ``max_auc_drop`` of
+    AUC: the upper bound of the DeLong 95% interval of ``b - a`` (``difference``, as
+    :func:`~loanrisk.monitoring.paired.delong` gives it) is below ``-max_auc_drop``.
+
+    A one-sided test at 2.5% of H0: drop <= ``max_auc_drop`` against H1: drop >
+    ``max_auc_drop`` (a non-inferiority decision rule; DeLong, DeLong and Clarke-Pearson
+    1988, Biometrics 44(3):837-845, for the interval): a drop that is noise on this many
+    loans passes, however its point estimate compares with the margin."""
+    high = float(difference["ci95"][1])
+    return high < -max_auc_drop
+
+
 def guard_promotion(
     storage: Storage,
     registry: ModelRegistry,
@@ -205,9 +218,10 @@ def guard_promotion(
     dataset: str | None = None,
 ) -> dict[str, Any] | None:
     """Refuse (:class:`Conflict`, with the comparison) to move ``alias`` to ``candidate``
-    when it is worse than the alias's version on the same held-out split by more than
-    ``max_auc_drop`` of AUC; the held-out comparison when it is allowed (None when the alias
-    names no version yet, or names the candidate)."""
+    when, on the same held-out split, it is worse than the alias's version by more than
+    ``max_auc_drop`` of AUC beyond noise (:func:`worse_beyond`: the DeLong 95% interval of
+    the difference lies wholly below ``-max_auc_drop``); the held-out comparison when it is
+    allowed (None when the alias names no version yet, or names the candidate)."""
     try:
         current = registry.resolve(name, alias)
     except NotFound:
@@ -216,16 +230,22 @@ def guard_promotion(
         return None
     report = held_out(storage, registry, settings, Versions(name, current, candidate),
                       dataset=dataset)  # fmt: skip
-    drop = report["a"]["auc"] - report["b"]["auc"]
-    if drop > max_auc_drop:
+    if worse_beyond(report["auc_difference"], max_auc_drop):
         low, high = report["auc_difference"]["ci95"]
+        drop = report["a"]["auc"] - report["b"]["auc"]
         raise Conflict(
             f"version {candidate} is worse than version {current} ({alias}) on the held-out "
             f"split of dataset {report['dataset']} ({report['rows']:,} loans): AUC "
             f"{report['b']['auc']:.4f} against {report['a']['auc']:.4f}, a drop of "
-            f"{drop:.4f} > {max_auc_drop:g} allowed (95% interval of the difference "
-            f"[{low:+.4f}, {high:+.4f}]); Brier {report['b']['brier']:.4f} against "
+            f"{drop:.4f}; the 95% DeLong interval of the difference [{low:+.4f}, {high:+.4f}] "
+            f"lies below -{max_auc_drop:g}, the drop allowed (one-sided test at 2.5% that the "
+            f"drop exceeds it); Brier {report['b']['brier']:.4f} against "
             f"{report['a']['brier']:.4f}. {alias!r} stays at version {current}.",
-            details={"comparison": report, "alias": alias, "version": current},
+            details={
+                "comparison": report,
+                "alias": alias,
+                "version": current,
+                "max_auc_drop": max_auc_drop,
+            },
         )
     return report

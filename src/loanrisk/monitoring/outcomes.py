@@ -4,16 +4,19 @@ Layout, under a directory of the storage (setting ``outcome_directory``)::
 
     <directory>/<stamp>-<token>.parquet      one file per upload: loan_id, defaulted, observed_on
 
-Storing is idempotent on the loan id: a loan's outcome is the one of its latest upload (the
-same file sent twice changes nothing). Loan ids the prediction log does not know are counted,
-not refused: the outcome of a loan scored elsewhere, or before logging began, is kept for
-when it is needed.
+``defaulted`` is read as the served model's schema reads its label (:class:`OutcomeValues`):
+its positive values (a default) and negative values (repaid), e.g. ``bad``/``good``, and 1/0
+or true/false for any model. Storing is idempotent on the loan id: a loan's outcome is the
+one of its latest upload (the same file sent twice changes nothing). Loan ids the prediction
+log does not know are counted, not refused: the outcome of a loan scored elsewhere, or before
+logging began, is kept for when it is needed.
 """
 
 from __future__ import annotations
 
 import io
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import IO, Any
 
@@ -21,10 +24,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loanrisk.errors import InvalidInput, NotFound, TooLarge
 from loanrisk.schema import invalid_from_issues
+from loanrisk.schema.model import Column, label_token
 from loanrisk.schema.validate import Issue
 from loanrisk.storage.base import Storage
 
@@ -34,28 +38,98 @@ COLUMNS = pa.schema([
     ("observed_on", pa.date32()),
     ("stored_at", pa.timestamp("us", tz="UTC")),
 ])  # fmt: skip
-TRUE = {"1", "true", "yes", "y", "t"}
-FALSE = {"0", "false", "no", "n", "f"}
+#: Outcome values of a default and of a repaid loan whatever the model's label, as
+#: :func:`label_token` writes them (``1.0``, ``TRUE`` and `` Yes`` are read too).
+TRUE = ("1", "true", "yes", "y", "t")
+FALSE = ("0", "false", "no", "n", "f")
 MAX_ID_CHARS = 128
+#: Longest outcome value (a label word).
+MAX_VALUE_CHARS = 100
+
+
+@dataclass(frozen=True)
+class OutcomeValues:
+    """The values ``defaulted`` may take, and what each means: a model's label values first
+    (its schema's ``positive``: defaulted; ``negative``: repaid), then :data:`TRUE` and
+    :data:`FALSE`, compared as the schema compares labels (:func:`label_token`: trimmed,
+    case-insensitive, ``1.0`` is ``1``). A label that declares no negative values reads any
+    other value as repaid, as its training data does; else a value that is neither is
+    refused. ``source`` names the model and its label, for messages."""
+
+    defaulted: tuple[str, ...] = TRUE
+    repaid: tuple[str, ...] = FALSE
+    other_repaid: bool = False
+    source: str | None = None
+
+    @classmethod
+    def of_label(cls, label: Column, *, source: str) -> OutcomeValues:
+        """The values a schema's label column declares, then 1/0 and true/false (a label
+        value takes precedence over the shared value it collides with)."""
+        positive = [label_token(v) for v in label.positive_values]
+        negative = [label_token(v) for v in label.negative_values or ()]
+        taken = {*positive, *negative}
+        return cls(
+            defaulted=tuple(dict.fromkeys([*positive, *(t for t in TRUE if t not in taken)])),
+            repaid=tuple(dict.fromkeys([*negative, *(t for t in FALSE if t not in taken)])),
+            other_repaid=label.negative_values is None,
+            source=source,
+        )
+
+    def read(self, values: pd.Series[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """(defaulted, refused): two boolean arrays over ``values`` (text or JSON scalars;
+        missing values are refused)."""
+        codes, uniques = pd.factorize(values.astype("string"), use_na_sentinel=True)
+        tokens = [label_token(u) for u in uniques]
+        yes = np.array([t in self.defaulted for t in tokens] + [False], dtype=bool)
+        no = np.array(
+            [
+                t not in self.defaulted and (t in self.repaid or (self.other_repaid and t != ""))
+                for t in tokens
+            ]
+            + [False],
+            dtype=bool,
+        )
+        return yes[codes], ~(yes | no)[codes]
+
+    def describe(self) -> str:
+        """What a refused value should have been, listing the values accepted."""
+        repaid = "any other value" if self.other_repaid else ", ".join(self.repaid)
+        where = f"not an outcome of {self.source}: " if self.source else ""
+        return f"{where}must be {', '.join(self.defaulted)} (defaulted) or {repaid} (repaid)"
 
 
 class Outcome(BaseModel):
-    """One loan's outcome: ``defaulted`` is 0/1 (or true/false)."""
+    """One loan's outcome: ``defaulted`` is a value of the model's label (e.g. ``"bad"``), or
+    1/0, true/false (:class:`OutcomeValues`); it is read once the model is known."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     loan_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
-    defaulted: bool
+    defaulted: bool | int | float | str = Field(
+        description="A value of the model's label (its schema's positive or negative values, "
+        "e.g. bad/good), or 1/0, true/false."
+    )
     observed_on: date
+
+    @field_validator("defaulted")
+    @classmethod
+    def _short(cls, value: bool | float | str) -> bool | float | str:
+        if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
+            raise ValueError(f"at most {MAX_VALUE_CHARS} characters")
+        return value
 
 
 def _problem(column: str, message: str, rows: list[int], values: list[str]) -> Issue:
     return Issue(column, "bad_outcome", message, len(rows), rows[:5], values[:5])
 
 
-def parse_outcomes(frame: pd.DataFrame, *, max_rows: int) -> pd.DataFrame:
-    """Outcomes from a frame of text (``loan_id``, ``defaulted``, ``observed_on``): every bad
-    value refused with its row (1-based) and column."""
+def parse_outcomes(
+    frame: pd.DataFrame, *, max_rows: int, values: OutcomeValues | None = None
+) -> pd.DataFrame:
+    """Outcomes from a frame of text (``loan_id``, ``defaulted``, ``observed_on``), with
+    ``defaulted`` read by ``values`` (default: 1/0 and true/false only): every bad value
+    refused with its row (1-based) and column, the message listing the values accepted."""
+    values = values or OutcomeValues()
     frame = frame.rename(columns={c: str(c).strip().lower() for c in frame.columns})
     missing = [c for c in ("loan_id", "defaulted", "observed_on") if c not in frame.columns]
     if missing:
@@ -74,40 +148,50 @@ def parse_outcomes(frame: pd.DataFrame, *, max_rows: int) -> pd.DataFrame:
     bad_id = (ids.isna() | (ids == "") | (ids.str.len() > MAX_ID_CHARS)).to_numpy(dtype=bool)
     if bad_id.any():
         message = f"a loan id of 1 to {MAX_ID_CHARS} characters"
-        values = ids[bad_id].fillna("").astype(str).tolist()
-        issues.append(_problem("loan_id", message, rows[bad_id].tolist(), values))
-    flag = text["defaulted"].str.lower()
-    defaulted = flag.isin(TRUE).to_numpy(dtype=bool)
-    bad_flag = ~(defaulted | flag.isin(FALSE).to_numpy(dtype=bool))
+        found = ids[bad_id].fillna("").astype(str).tolist()
+        issues.append(_problem("loan_id", message, rows[bad_id].tolist(), found))
+    defaulted, bad_flag = values.read(text["defaulted"])
     if bad_flag.any():
-        values = flag[bad_flag].fillna("").astype(str).tolist()
-        issues.append(_problem("defaulted", "must be 0 or 1 (or true/false)",
-                               rows[bad_flag].tolist(), values))  # fmt: skip
+        shown = text["defaulted"][bad_flag].fillna("").astype(str).tolist()
+        issues.append(_problem("defaulted", values.describe(), rows[bad_flag].tolist(), shown))
     when = pd.to_datetime(text["observed_on"], errors="coerce", format="ISO8601")
     bad_date = when.isna().to_numpy(dtype=bool)
     if bad_date.any():
-        values = text["observed_on"][bad_date].fillna("").astype(str).tolist()
-        issues.append(_problem("observed_on", "not an ISO date, e.g. 2026-11-30",
-                               rows[bad_date].tolist(), values))  # fmt: skip
+        found = text["observed_on"][bad_date].fillna("").astype(str).tolist()
+        issues.append(
+            _problem(
+                "observed_on", "not an ISO date, e.g. 2026-11-30", rows[bad_date].tolist(), found
+            )
+        )
     if issues:
         raise invalid_from_issues(issues)
     return pd.DataFrame({"loan_id": ids.astype(str), "defaulted": defaulted,
                          "observed_on": when.dt.date})  # fmt: skip
 
 
-def read_outcome_csv(stream: IO[bytes], *, max_rows: int) -> pd.DataFrame:
+def read_outcome_csv(
+    stream: IO[bytes], *, max_rows: int, values: OutcomeValues | None = None
+) -> pd.DataFrame:
+    """Outcomes from a CSV (:func:`parse_outcomes`)."""
     try:
         frame = pd.read_csv(stream, dtype=str, keep_default_na=False, encoding="utf-8-sig",
                             nrows=max_rows + 1)  # fmt: skip
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"not a readable outcomes CSV: {str(exc).splitlines()[-1]}") from None
-    return parse_outcomes(frame.replace("", None), max_rows=max_rows)
+    return parse_outcomes(frame.replace("", None), max_rows=max_rows, values=values)
 
 
-def outcomes_frame(items: list[Outcome]) -> pd.DataFrame:
-    return pd.DataFrame({"loan_id": [o.loan_id for o in items],
-                         "defaulted": [o.defaulted for o in items],
-                         "observed_on": [o.observed_on for o in items]})  # fmt: skip
+def outcomes_frame(items: list[Outcome], values: OutcomeValues | None = None) -> pd.DataFrame:
+    """Outcomes from parsed JSON items, ``defaulted`` read by ``values`` (the row of an
+    error is the item's position, 1-based)."""
+    frame = pd.DataFrame(
+        {
+            "loan_id": [o.loan_id for o in items],
+            "defaulted": pd.Series([o.defaulted for o in items], dtype=object),
+            "observed_on": [o.observed_on.isoformat() for o in items],
+        }
+    )
+    return parse_outcomes(frame, max_rows=max(len(items), 1), values=values)
 
 
 def store_outcomes(storage: Storage, directory: str, outcomes: pd.DataFrame) -> str:

@@ -13,13 +13,13 @@ from typing import Any
 import pandas as pd
 
 from loanrisk.data.datasets import DatasetCatalogue
-from loanrisk.errors import Conflict, InvalidInput
+from loanrisk.errors import Conflict, InvalidInput, NotFound
 from loanrisk.monitoring.drift import DriftReport, drift_report
 from loanrisk.monitoring.log import LogWindow, known_loan_ids, read_log, read_window
-from loanrisk.monitoring.outcomes import read_outcomes, store_outcomes, summary
+from loanrisk.monitoring.outcomes import OutcomeValues, read_outcomes, store_outcomes, summary
 from loanrisk.monitoring.performance import joined, performance_report, training_rows
 from loanrisk.monitoring.profile import Profile, profile_of, sample_rows
-from loanrisk.registry.models import PROFILE_FILE, LoadedModel, ModelRegistry
+from loanrisk.registry.models import LATEST, PROFILE_FILE, LoadedModel, ModelRegistry
 from loanrisk.storage.base import Storage
 
 #: The window of a report when its start is not given: the usual monthly stability check.
@@ -191,6 +191,22 @@ def window_with_outcomes(
     log = read_log(storage, log_directory, model=name, since=since, until=until,
                    version=model.version)  # fmt: skip
     return training_rows(joined(log, read_outcomes(storage, outcome_directory)), model.schema)
+
+
+def outcome_values(registry: ModelRegistry, model: str, *, alias: str) -> OutcomeValues:
+    """How ``model``'s outcomes are read: by the label of the schema of the version ``alias``
+    names (the served one), else of its latest version (continued training keeps the label);
+    a model with no version yet reads 1/0 and true/false only."""
+    for ref in (alias, LATEST):
+        try:
+            version = registry.resolve(model, ref)
+        except NotFound:
+            continue
+        label = registry.schema(model, version).label
+        return OutcomeValues.of_label(
+            label, source=f"model {model!r} version {version} (label {label.name!r})"
+        )
+    return OutcomeValues()
 
 
 def add_outcomes(

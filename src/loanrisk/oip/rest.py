@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from loanrisk.errors import LoanRiskError
 from loanrisk.oip import serve, tensors
 from loanrisk.oip.tensors import BadTensor
-from loanrisk.schema import builtin_schema
+from loanrisk.schema import Column, LoanSchema, builtin_schema
 from loanrisk.service.auth import SCORE, presented_key
 from loanrisk.service.errors import status_of
 from loanrisk.service.state import Services
@@ -134,26 +134,37 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     return await _guard(request, SCORE, work)
 
 
-def _example() -> dict[str, Any]:
-    """One loan of the built-in schema, one input per attribute."""
-    schema = builtin_schema()
-    inputs = [{"name": c.name, "shape": [1],
-               "datatype": "BYTES" if c.type in tensors.TEXT else "FP64",
+def _datatype(column: Column) -> str:
+    if column.type in tensors.TEXT:
+        return "BYTES"
+    return "BOOL" if column.type == "boolean" else "FP64"
+
+
+def infer_example(schema: LoanSchema) -> dict[str, Any]:
+    """One loan of ``schema`` as an inference request: one input per attribute, named after
+    it, with the schema's example value."""
+    inputs = [{"name": c.name, "shape": [1], "datatype": _datatype(c),
                "data": [c.example_value()]} for c in schema.features]  # fmt: skip
     return {"id": "42", "inputs": inputs,
             "outputs": [{"name": "probability"}, {"name": "band"}]}  # fmt: skip
 
 
-#: The request body as the OpenAPI description shows it (the route reads it itself, also in
-#: the binary extension's framing).
-INFER_BODY = {
-    "requestBody": {
+def infer_body(schema: LoanSchema) -> dict[str, Any]:
+    """The request body of the infer routes as the OpenAPI description shows it, for a model
+    of ``schema`` (the route reads the body itself, also in the binary extension's framing;
+    ``service/openapi.py`` swaps in the served model's)."""
+    return {
         "required": True,
-        "content": {"application/json": {
-            "schema": tensors.InferenceRequest.model_json_schema(), "example": _example(),
-        }},
+        "content": {
+            "application/json": {
+                "schema": tensors.InferenceRequest.model_json_schema(),
+                "example": infer_example(schema),
+            }
+        },
     }
-}  # fmt: skip
+
+
+INFER_BODY = {"requestBody": infer_body(builtin_schema())}
 
 
 @router.post("/models/{name}/infer", summary="Score loans (the served alias's version)",

@@ -80,21 +80,30 @@ async def infer(
             f"{parsed.model_version!r}; the path names {name!r} version {version!r}"
         )
     names = tensors.requested(parsed)
-    explain = "reasons" in names
+    explain, decline = "reasons" in names, "decline_reasons" in names
     cache = await cache_of(services, name)
     max_records = services.settings.max_records
     if version is None:
         champion = cache.current()
         records = tensors.loans(parsed, champion.schema, max_records=max_records, binary=binary)
-        answer = await score_records(services, cache, records, source=SOURCE, explain=explain)
+        answer = await score_records(
+            services, cache, records, source=SOURCE, explain=explain, decline_reasons=decline
+        )
         results, served = answer.result["results"], champion.version
         versions = sorted({int(r["version"]) for r in results})
     else:
         scorer = await run_in_threadpool(cache.version_scorer, version_number(version))
         records = tensors.loans(parsed, scorer.schema, max_records=max_records, binary=binary)
         role = CHAMPION if scorer is cache.serving() else DIRECT
-        result = await score_version(services, scorer, records, role=role, source=SOURCE,
-                                     explain=explain)  # fmt: skip
+        result = await score_version(
+            services,
+            scorer,
+            records,
+            role=role,
+            source=SOURCE,
+            explain=explain,
+            decline_reasons=decline,
+        )
         results, served, versions = result["results"], scorer.version, [scorer.version]
     body: dict[str, Any] = {"model_name": cache.name, "model_version": str(served),
                             "outputs": tensors.outputs(results, names)}  # fmt: skip

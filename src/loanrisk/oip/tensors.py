@@ -12,7 +12,9 @@ A request carries the loans in one of two forms:
 
 The loans then go through the same record validation as ``/v1/predict``. Outputs:
 ``probability`` (FP64), ``label`` (BOOL), ``band`` (BYTES), and, when asked for, ``reasons``
-(BYTES, a JSON list per loan).
+(BYTES, a JSON list per loan) and ``decline_reasons`` (BYTES, a JSON list of ``{code,
+reason}`` per loan: what a declined loan's adverse-action notice states, ``[]`` for an
+approved one).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ NUMPY = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64"
 #: Schema column types sent as BYTES (the rest are numbers).
 TEXT = frozenset({"categorical", "ordinal", "date"})
 NUMBERS = frozenset(NUMPY)  # every datatype but BYTES
-OUTPUTS = ("probability", "label", "band", "reasons")
+OUTPUTS = ("probability", "label", "band", "reasons", "decline_reasons")
 DEFAULT_OUTPUTS = ("probability", "label", "band")
 MAX_INPUTS = 64
 _NAME = r"^[A-Za-z0-9_.\-]{1,64}$"
@@ -303,8 +305,9 @@ def outputs(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[
         "label": ("BOOL", [bool(r["label"]) for r in results]),
         "band": ("BYTES", [str(r["band"]) for r in results]),
     }
-    if "reasons" in names:
-        columns["reasons"] = ("BYTES", [json.dumps(r.get("reasons", [])) for r in results])
+    for name in ("reasons", "decline_reasons"):
+        if name in names:
+            columns[name] = ("BYTES", [json.dumps(r.get(name, [])) for r in results])
     return [{"name": name, "datatype": columns[name][0], "shape": [n], "data": columns[name][1]}
             for name in names]  # fmt: skip
 
@@ -328,6 +331,7 @@ def model_metadata(name: str, versions: Sequence[int], schema: LoanSchema) -> di
             {"name": "label", "datatype": "BOOL", "shape": [-1]},
             {"name": "band", "datatype": "BYTES", "shape": [-1]},
             {"name": "reasons", "datatype": "BYTES", "shape": [-1]},
+            {"name": "decline_reasons", "datatype": "BYTES", "shape": [-1]},
         ],
         "parameters": {"schema": schema.name, "matrix_columns": list(schema.feature_names)},
     }

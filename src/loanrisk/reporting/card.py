@@ -13,7 +13,14 @@ import jinja2
 
 import loanrisk
 from loanrisk.registry.models import ModelRegistry
-from loanrisk.reporting.facts import VersionFacts, limitations, monitoring_plan, version_facts
+from loanrisk.reporting.facts import (
+    VersionFacts,
+    band_ranges,
+    limitations,
+    monitoring_plan,
+    policy_lines,
+    version_facts,
+)
 from loanrisk.reporting.formats import FILTERS
 from loanrisk.settings import Settings
 
@@ -53,6 +60,12 @@ def card_of(facts: VersionFacts, settings: Settings) -> str:
             data=facts.dataset,
             limitations=limitations(facts),
             plan=monitoring_plan(facts, settings),
+            policy_lines=policy_lines(facts.manifest, settings),
+            bands=(
+                band_ranges(facts.manifest.policy)
+                if facts.manifest.policy is not None
+                else "none recorded (the settings' apply)"
+            ),
             css=stylesheet(),
             generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             loanrisk_version=loanrisk.__version__,

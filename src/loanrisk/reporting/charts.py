@@ -8,21 +8,19 @@ the model card show beside the picture.
 from __future__ import annotations
 
 import itertools
+import math
 import re
-import sys
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from html import escape
 from typing import Any
 
-import pygal
-from pygal.style import Style
-
 from loanrisk.monitoring.drift import SHIFT, STABLE
+from loanrisk.reporting._pygal import Style, pygal
 from loanrisk.reporting.formats import DASH, MISSING, count, decimal, percent
-
-# pygal appends a legacy import hook (for its world-map plugins, unused here) that has no
-# find_spec, so every import after it raises an ImportWarning; take it out again.
-sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, pygal.PluginImportFixer)]
+from loanrisk.reporting.importance import by_attribute, top_and_others
+from loanrisk.schema import LoanSchema
 
 #: The console's palette: blue for the model, orange for defaults, grey for references.
 STYLE = Style(
@@ -39,13 +37,16 @@ STYLE = Style(
     major_label_font_size=13,
     legend_font_size=13,
     title_font_size=15,
-    value_font_size=11,
+    value_font_size=12,  # numbers on bars and dots: 10 px still when a column shrinks a chart
+    value_label_font_size=12,
     tooltip_font_size=12,
 )
 #: pygal embeds its configuration as an inline script for its (unused) tooltip library; pages
 #: and cards forbid scripts, so it is cut out.
 _SCRIPT = re.compile(r"<script\b.*?</script>", re.DOTALL)
 DASHED = {"dasharray": "6, 4", "width": 1.5}
+#: The characters a legend entry holds whole in a legend of 3 and 2 columns at 640 px.
+_LEGEND_CHARS = {3: 20, 2: 32}
 #: Parity ratios inside [0.8, 1.25] pass the four-fifths rule of thumb.
 FOUR_FIFTHS = (0.8, 1.25)
 BAND = f"{FOUR_FIFTHS[0]}{DASH}{FOUR_FIFTHS[1]}"
@@ -74,6 +75,25 @@ def _config(**options: Any) -> dict[str, Any]:
         "legend_at_bottom": True,
         "truncate_legend": -1,
         **options,
+    }
+
+
+def _bottom_legend(titles: Sequence[str], *, rows: int = 3) -> dict[str, Any]:
+    """Options for a legend under the plot that has room for ``titles``: as many columns as
+    their length allows (three, two or one), the chart taller than 400 px when the legend
+    takes more than ``rows`` rows, and a title truncated only past its column's width (its
+    whole text then in a tooltip)."""
+    longest = max(map(len, titles), default=0)
+    columns = next(c for c in (3, 2, 1) if c == 1 or longest <= _LEGEND_CHARS[c])
+    needed = -(-len(titles) // columns)
+    row = 1.5 * max(STYLE.legend_font_size, 12)
+    # pygal reserves len // columns rows, one too few for a partly filled last row
+    short = needed - len(titles) // columns
+    return {
+        "legend_at_bottom_columns": columns,
+        "truncate_legend": None,
+        "height": 400 + round(row * max(needed - rows, 0)),
+        "margin_bottom": 20 + round(row * short),
     }
 
 
@@ -156,6 +176,7 @@ def confusion(report: Mapping[str, Any]) -> Chart:
     chart = pygal.StackedBar(**_config(
         x_labels=["Actual non-default", "Actual default"], y_title="Loans", print_values=True,
         value_formatter=lambda v: f"{v:,.0f}",
+        truncate_label=-1,  # pygal's guess gives each label half a bar's slot: "Actual non-d…"
     ))  # fmt: skip
     chart.add("Predicted non-default", [m["tn"], m["fn"]])
     chart.add("Predicted default", [m["fp"], m["tp"]])
@@ -170,22 +191,125 @@ def confusion(report: Mapping[str, Any]) -> Chart:
                  ("", "Predicted non-default", "Predicted default"), rows)  # fmt: skip
 
 
-def importance(gain: Mapping[str, float], *, top: int = 15) -> Chart | None:
-    """The ``top`` features by total gain (None for a model without splits)."""
-    ranked = sorted(gain.items(), key=lambda item: item[1], reverse=True)[:top]
+#: The importance chart's geometry: pixels per bar, characters per line of a label (two
+#: lines at most, then an ellipsis and the whole label in the title, the browser's tooltip).
+_BAR = 34
+_LINE = 24
+#: Placeholders for the labels while pygal draws: Unicode's private-use area, never in text.
+_TOKEN = 0xE000
+_TICK_STEPS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5)
+#: The "others" bar's title names this many of its attributes.
+_NAMED = 10
+_VALUE = re.compile(r'<text text-anchor="middle" (x="[^"]*" y="[^"]*" class="value)')
+
+
+def _text_width(characters: int) -> float:
+    """pygal's estimate of a label's width in pixels (0.6 em a character)."""
+    return characters * 0.6 * float(STYLE.label_font_size) + 10
+
+
+def _wrapped(label: str) -> list[str]:
+    return textwrap.wrap(label, _LINE, max_lines=2, placeholder=" \u2026") or [label[:_LINE]]
+
+
+def _ticks(end: float, most: int = 6) -> list[float]:
+    """Round ticks of a share from 0 to ``end`` or past it (never past 100%), ``most`` steps
+    at most."""
+    step = next((s for s in _TICK_STEPS if end / s < most), 1.0)
+    steps = min(max(math.ceil(end / step - 1e-9), 1), round(1 / step))
+    return [round(step * i, 4) for i in range(steps + 1)]
+
+
+def _label(svg: str, token: str, lines: Sequence[str], title: str) -> str:
+    """``svg`` with the axis label ``token`` replaced by ``lines`` (one ``tspan`` each,
+    centred on the bar) and its title by ``title``."""
+    svg = svg.replace(
+        f'<desc class="x_label">{token}</desc>', f'<desc class="x_label">{escape(title)}</desc>'
+    )
+    found = re.search(
+        rf'<text x="([^"]*)" y="([^"]*)"([^>]*)>{token}</text><title>[^<]*</title>', svg
+    )
+    if found is None:  # a label pygal did not draw: nothing to replace
+        return svg
+    x, y, rest = found.groups()
+    first = -0.6 * (len(lines) - 1)
+    spans = "".join(
+        f'<tspan x="{x}" dy="{first if i == 0 else 1.2:.2f}em">{escape(line)}</tspan>'
+        for i, line in enumerate(lines)
+    )
+    return (
+        svg[: found.start()] + f'<text x="{x}" y="{y}"{rest}>{spans}</text><title>'
+        f"{escape(title)}</title>" + svg[found.end() :]
+    )
+
+
+def importance(
+    gain: Mapping[str, float], *, schema: LoanSchema | None = None, top: int = 15
+) -> Chart | None:
+    """Gain per attribute (:func:`by_attribute`: one-hot inputs summed, labelled by the
+    schema's titles), the ``top`` largest as bars, the rest summed in one grey bar; the table
+    lists every attribute. Per-input gain of any version (``name=category``) is summed by its
+    prefix. None for a model without splits."""
+    ranked = by_attribute(gain, schema=schema)
     if not ranked:
         return None
-    total = sum(gain.values()) or 1.0
+    total = sum(a.gain for a in ranked) or 1.0
+    shown, others = top_and_others(ranked, top)
+    bars = [*shown, *([others] if others else [])]
+    lines = [_wrapped(bar.label) for bar in bars]
+    # pygal sizes the label column by its labels' length and cannot wrap them: it gets one
+    # private-use character per bar, the column's width as a margin, and the lines afterwards.
+    tokens = [chr(_TOKEN + i) for i in range(len(bars))]
+    widest = max(len(line) for label in lines for line in label)
+    shares = [bar.gain / total for bar in bars]
+    end = max(shares) * 1.125  # room for the value printed after the longest bar
+    ticks = _ticks(end)
     chart = pygal.HorizontalBar(**_config(
-        show_legend=False, x_title="Share of total gain", value_formatter=lambda v: f"{v:.1%}",
-        height=max(260, 28 * len(ranked) + 80), x_labels=[f for f, _ in reversed(ranked)],
-        print_values=True,
+        show_legend=False, x_title="Share of total gain", value_formatter=lambda v: f"{v:.0%}",
+        height=_BAR * len(bars) + 90, x_labels=list(reversed(tokens)), print_values=True,
+        print_values_position="top", margin_left=round(_text_width(widest)), y_labels=ticks,
+        range=(0, max(ticks[-1], end)),
     ))  # fmt: skip
-    chart.add("Share of total gain", [value / total for _, value in reversed(ranked)])
-    rows = [(feature, decimal(value, 1), percent(value / total)) for feature, value in ranked]
-    return Chart("importance", f"Top {len(ranked)} features by gain",
-                 f"{ranked[0][0]} carries {percent(ranked[0][1] / total)} of the total gain.",
-                 _render(chart), ("Feature", "Total gain", "Share"), rows)  # fmt: skip
+    chart.add(
+        "Share of total gain",
+        [
+            {
+                "value": share,
+                "color": STYLE.colors[2 if bar is others else 0],
+                "formatter": lambda v: f"{v:.1%}",
+                "tooltip": f"{bar.label}: {share:.1%}",
+            }
+            for bar, share in reversed(list(zip(bars, shares, strict=True)))
+        ],
+    )
+    rest = ranked[len(shown) :]
+    named = ", ".join(a.label for a in rest[:_NAMED]) + (", \u2026" if len(rest) > _NAMED else "")
+    # each share just past the end of its bar, not centred across it, on a white halo where
+    # a guide line crosses it
+    svg = _VALUE.sub(
+        r'<text text-anchor="start" dx="4" stroke="white" stroke-width="3" '
+        r'paint-order="stroke" \1',
+        _render(chart),
+    )
+    for token, bar, label in zip(tokens, bars, lines, strict=True):
+        svg = _label(svg, token, label, f"{bar.label}: {named}" if bar is others else bar.label)
+    rows = [(a.label, count(a.inputs), decimal(a.gain, 1), percent(a.gain / total)) for a in ranked]
+    summary = f"{ranked[0].label} carries {percent(ranked[0].gain / total)} of the total gain"
+    if others is not None:
+        summary += (
+            f"; the other {count(len(ranked) - len(shown))} attributes, "
+            f"{percent(others.gain / total)}"
+        )
+    return Chart(
+        "importance",
+        f"Top {len(shown)} of {len(ranked)} attributes by gain"
+        if others
+        else f"{len(ranked)} attributes by gain",
+        summary + ".",
+        svg,
+        ("Attribute", "Model inputs", "Total gain", "Share"),
+        rows,
+    )
 
 
 def parity(fairness: Mapping[str, Any]) -> Chart:
@@ -227,10 +351,11 @@ def drift_over_time(days: Sequence[Mapping[str, Any]], *, top: int = 6) -> Chart
         return next((f["index"] for f in day["features"] if f["name"] == name), None)
 
     labels = [str(d["since"])[:10] for d in days]  # the whole window, days without loans too
+    legend = ["score (PSI)", *names[1:], f"{STABLE} investigate", f"{SHIFT} shift"]
     chart = pygal.Line(**_config(
         x_labels=labels, x_label_rotation=30, y_title="PSI / CSI", dots_size=3,
         value_formatter=lambda v: f"{v:.3f}", show_minor_x_labels=False,
-        x_labels_major_every=max(1, len(labels) // 10), legend_at_bottom_columns=3,
+        x_labels_major_every=max(1, len(labels) // 10), **_bottom_legend(legend),
     ))  # fmt: skip
     for name in names:
         chart.add(name if name != "score" else "score (PSI)",
@@ -246,11 +371,19 @@ def drift_over_time(days: Sequence[Mapping[str, Any]], *, top: int = 6) -> Chart
                  _render(chart), ("Day", "Loans", *names), rows)  # fmt: skip
 
 
-def report_charts(report: Mapping[str, Any], gain: Mapping[str, float]) -> list[Chart]:
+def report_charts(
+    report: Mapping[str, Any], gain: Mapping[str, float], *, schema: LoanSchema | None = None
+) -> list[Chart]:
     """Every chart of a version: ROC, calibration, scores by label, confusion matrix, the top
-    features by gain and, when the report has one, the fairness parity ratios."""
-    charts = [roc(report), calibration(report), score_distribution(report), confusion(report),
-              importance(gain)]  # fmt: skip
+    attributes by gain (``gain`` by model input, titled by ``schema``) and, when the report
+    has one, the fairness parity ratios."""
+    charts = [
+        roc(report),
+        calibration(report),
+        score_distribution(report),
+        confusion(report),
+        importance(gain, schema=schema),
+    ]
     by_attribute = report.get("fairness_by_attribute") or (
         {report["fairness"]["attribute"]: report["fairness"]} if report.get("fairness") else {}
     )

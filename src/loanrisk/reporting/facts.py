@@ -10,12 +10,13 @@ from typing import Any
 
 from loanrisk.contracts import DatasetManifest, ModelManifest
 from loanrisk.data.datasets import DatasetCatalogue
-from loanrisk.errors import NotFound, StorageError
+from loanrisk.errors import InvalidInput, NotFound, StorageError
+from loanrisk.inference.policy import DecisionPolicy, served_policy
 from loanrisk.monitoring.compare import MAX_AUC_DROP
 from loanrisk.monitoring.drift import SHIFT, STABLE
 from loanrisk.registry.models import LoadedModel, ModelRegistry, aliases_by_version
 from loanrisk.reporting.charts import Chart, report_charts
-from loanrisk.reporting.formats import count, percent
+from loanrisk.reporting.formats import DASH, count, percent
 from loanrisk.schema import LoanSchema
 from loanrisk.settings import Settings
 
@@ -37,6 +38,8 @@ class VersionFacts:
     dataset: DatasetManifest | None
     dataset_note: str | None
     charts: list[Chart] = field(default_factory=list)
+    #: Per model input, what its missing value is scored as (the version's FeatureSpec).
+    missing_as: dict[str, str] = field(default_factory=dict)
 
     @property
     def classes(self) -> list[tuple[str, dict[str, float]]]:
@@ -81,8 +84,19 @@ def version_facts(registry: ModelRegistry, name: str, ref: str | int) -> Version
     aliases = aliases_by_version(registry.aliases(name), newest).get(model.version, [])
     dataset, note = _dataset(registry, model.manifest)
     gain = gain_by_feature(model)
-    return VersionFacts(name, model.version, model.manifest, model.report, model.schema, aliases,
-                        gain, dataset, note, report_charts(model.report, gain))  # fmt: skip
+    return VersionFacts(
+        name,
+        model.version,
+        model.manifest,
+        model.report,
+        model.schema,
+        aliases,
+        gain,
+        dataset,
+        note,
+        report_charts(model.report, gain, schema=model.schema),
+        missing_as=model.spec.missing_treatment(),
+    )
 
 
 def limitations(facts: VersionFacts) -> list[str]:
@@ -104,8 +118,11 @@ def limitations(facts: VersionFacts) -> list[str]:
         rows = max(int(data.quality.get("rows") or 0), 1)
         for column, missing in sorted((data.quality.get("missing") or {}).items()):
             if missing / rows > MISSING_SHARE:
-                out.append(f"{column} was missing in {percent(missing / rows)} of the raw loans "
-                           "and was filled with the training median.")  # fmt: skip
+                how = facts.missing_as.get(column)
+                out.append(
+                    f"{column} was missing in {percent(missing / rows)} of the raw loans"
+                    + (f": {how}." if how else ".")
+                )
         warnings = data.quality.get("warnings") or []
         if warnings:
             out.append(f"Validation flagged {len(warnings)} problem(s) in the raw data, listed "
@@ -127,7 +144,14 @@ def limitations(facts: VersionFacts) -> list[str]:
                    "(the check above): the model was not trained with monotone constraints, "
                    "and a declined applicant may be told a reason the model does not apply "
                    "consistently.")  # fmt: skip
-    if not facts.fairness:
+    for item in facts.report.get("fairness_not_assessed") or ():
+        out.append(
+            f"Protected attribute {item['attribute']!r} was not assessed for fairness: "
+            f"{item['reason']}."
+        )
+    for f in facts.fairness:
+        out += [f"Fairness on {f['attribute']!r}: {w}." for w in f.get("warnings") or ()]
+    if not facts.fairness and not facts.report.get("fairness_not_assessed"):
         out.append("No protected attribute was given at training: fairness was not assessed.")
     out.append(
         f"The label is a fixed cut at probability {facts.report['threshold']:g}; its error "
@@ -151,10 +175,66 @@ def monitoring_plan(facts: VersionFacts, settings: Settings) -> list[tuple[str, 
          f"AUC below the test AUC by more than {MAX_AUC_DROP}",
          "Compare with a challenger trained on recent outcomes (loanrisk monitor performance)."),
         ("A challenger against this version, on the same held-out and live loans",
-         f"promotion refused if its AUC is lower by more than {MAX_AUC_DROP}",
+         f"promotion refused if its AUC is lower by more than {MAX_AUC_DROP} beyond noise "
+         "(the DeLong 95% interval of the difference below it)",
          "Shadow or canary it first (docs/champion-challenger.md); promote with --if-not-worse."),
         ("Share of loans labelled default (loanrisk_predictions_total by label)",
          f"far from the test split's {percent(labelled)}",
          "A moved approval rate with stable drift bands points at the threshold or the "
          "applicant mix; check both before retraining."),
     ]  # fmt: skip
+
+
+def band_ranges(policy: DecisionPolicy) -> str:
+    """The bands in words: ``low below 0.2, medium 0.2-0.5, high from 0.5`` (the range
+    with an en dash, as the card writes ranges)."""
+    edges = [None, *policy.band_cutoffs, None]
+    parts = []
+    for name, low, high in zip(policy.band_names, edges, edges[1:], strict=False):
+        if low is None and high is None:
+            parts.append(f"{name} throughout")
+        elif low is None:
+            parts.append(f"{name} below {high:g}")
+        elif high is None:
+            parts.append(f"{name} from {low:g}")
+        else:
+            parts.append(f"{name} {low:g}{DASH}{high:g}")
+    return ", ".join(parts)
+
+
+def policy_lines(manifest: ModelManifest, settings: Settings) -> list[str]:
+    """The version's decision policy in words, and the one the service applies to it under
+    ``settings`` where that differs (docs/scoring.md: a threshold or band setting set
+    explicitly overrides the version's policy; a version without one gets the settings')."""
+    recorded = manifest.policy
+    if recorded is not None:
+        out = [
+            f"Recorded with the version at training: a loan is labelled default when its "
+            f"probability of default is over {recorded.threshold:g}; risk bands "
+            f"{band_ranges(recorded)}."
+        ]
+    else:
+        out = [
+            "None recorded: the version was published before decision policies, and is "
+            "served with the settings' threshold and bands."
+        ]
+    try:
+        served = served_policy(recorded, settings)
+    except InvalidInput as exc:
+        return [*out, f"The threshold and band settings do not make a policy: {exc.message}."]
+    policy = served.policy
+    if served.threshold_source == "setting":
+        out.append(
+            f"LOANRISK_THRESHOLD is set: the service labels its loans at "
+            f"{policy.threshold:g} instead."
+        )
+    elif recorded is None:
+        out.append(f"Served at the threshold setting's {policy.threshold:g}.")
+    if served.bands_source == "setting":
+        out.append(
+            f"LOANRISK_BAND_CUTOFFS/LOANRISK_BAND_NAMES are set: the service bands its "
+            f"loans {band_ranges(policy)} instead."
+        )
+    elif recorded is None:
+        out.append(f"Served with the band settings' {band_ranges(policy)}.")
+    return out

@@ -38,9 +38,63 @@ SAMPLE_ROWS = 200_000
 MAX_CATEGORIES = 50
 #: Share of present values that must parse for a column to be read as numbers or dates.
 PARSE_SHARE = 0.99
-_LABEL_NAMES = re.compile(r"(^|_)(status|default|defaulted|label|target|bad|outcome|y)($|_)")
+#: Most rows of a label column with a third value (refused rows) for a label to be drafted.
+STRAY_LABEL_SHARE = 0.005
+_LABEL_NAMES = re.compile(
+    r"(^|_)(status|default|defaulted|label|target|bad|outcome|y|creditability)($|_)"
+    r"|dlq|delinq|default"  # inside a name too: SeriousDlqin2yrs
+)
 _POSITIVE_WORDS = ("1", "bad", "default", "defaulted", "charged off", "yes", "y", "true")
 _ID_NAMES = re.compile(r"(^|_)(id|key|number|no|ref|reference)($|_)")
+#: Names of possible protected attributes: ECOA's (Regulation B's) prohibited bases (race,
+#: colour, religion, national origin, sex, marital status, age, public assistance) and the
+#: like. Such a column is drafted as ``protected``: never a feature unless a reviewer says so.
+_PROTECTED_NAMES = re.compile(
+    r"(^|[_\W])(age|sex|gender|marital|marriage|married|race|racial|ethnic|ethnicity|religion|"
+    r"religious|national|nationality|origin|foreign|foreigner|citizen|citizenship|colou?r|"
+    r"disability|disabled|pregnan\w*|birth|dob|assistance|welfare)($|[_\W])"
+)
+_CODE_NAMES = re.compile(r"(^|_)(code|cod|zip|postal|area|shop|branch|booth)($|_)")
+#: Numbers lenders use as codes for "unknown", "not applicable" and the like.
+_SENTINELS = frozenset(
+    [
+        9,
+        99,
+        999,
+        9999,
+        99999,
+        999999,
+        96,
+        97,
+        98,
+        996,
+        997,
+        998,
+        9996,
+        9997,
+        9998,
+        -1,
+        -9,
+        -99,
+        -999,
+        -9999,
+    ]
+)
+#: A sentinel is proposed as special when it is seen at least this often and is isolated
+#: (beyond SPECIAL_GAP times the rest's 99th percentile: Give Me Some Credit's 96 and 98
+#: past-due codes hold 0.18% of rows, far above counts of 0 to 3) ...
+SPECIAL_MIN_COUNT = 5
+SPECIAL_GAP = 1.5
+#: ... or is a spike: at least this share of the values and SPECIAL_SPIKE times the median
+#: count of the other values (PAKDD's catch-all profession code 999, 13% of rows).
+SPECIAL_SHARE = 0.005
+SPECIAL_SPIKE = 5
+#: Categories drafted: values seen in at least this share of the rows (rarer ones are
+#: stray values, such as a shifted line's text, left out and named in a REVIEW note).
+RARE_CATEGORY_SHARE = 0.001
+#: The plausible range is drafted from these quantiles of the values (never min..max: a
+#: range that holds every value flags nothing).
+PLAUSIBLE_QUANTILES = (0.001, 0.999)
 
 
 @dataclass
@@ -69,14 +123,34 @@ def _round(value: float) -> float | int:
     return int(value) if float(value).is_integer() else float(f"{value:.6g}")
 
 
+def _two_values(values: pd.Series[Any]) -> pd.Series[Any] | None:
+    """The counts of a label's two values, when two values hold all but at most
+    :data:`STRAY_LABEL_SHARE` of its rows (a few stray values are rows to refuse, such as a
+    file's shifted lines); None otherwise."""
+    counts = values.value_counts()
+    if len(counts) < 2 or counts.iloc[:2].sum() < (1 - STRAY_LABEL_SHARE) * counts.sum():
+        return None
+    return counts.iloc[:2]
+
+
 def _label_column(name: str, text: pd.Series[Any], notes: list[str]) -> dict[str, Any]:
     values = text.str.strip()
-    counts = values.value_counts()
-    if len(counts) != 2:
+    values = values[values != ""]
+    counts = _two_values(values)
+    if counts is None:
+        distinct = values.value_counts()
         raise InvalidInput(
-            f"label {name!r} has {len(counts)} distinct values "
-            f"({', '.join(map(str, counts.index[:5]))}); a label has two"
+            f"label {name!r} has {len(distinct)} distinct values "
+            f"({', '.join(map(str, distinct.index[:5]))}); a label has two"
         )
+    stray = values[~values.isin(counts.index)]
+    if len(stray):
+        shown = ", ".join(f"{v!r} ({n:,})" for v, n in stray.value_counts().head(5).items())
+        notes.append(
+            f"REVIEW: {len(stray):,} rows have another label value ({shown}): "
+            "they are refused as bad rows (process with --skip-bad-rows)"
+        )
+    values = values[values.isin(counts.index)]
     numbers = _numbers(values)
     if numbers.notna().all() and set(numbers.unique()) == {0, 1}:
         return {"name": name, "role": "label", "type": "integer", "positive": [1],
@@ -118,16 +192,59 @@ def _draft_column(
             notes.append("all distinct whole numbers named like an id: the id column")
             return {"name": name, "role": "id", "type": "integer"}, notes
         column: dict[str, Any] = {"name": name, "type": "integer" if whole else "numeric"}
-        if low >= 0:
+        if distinct == 1:
+            notes.append("REVIEW: one value only: it tells no loan from another; ignored")
+            return {**column, "role": "ignored"}, notes
+        special = _special_values(values)
+        if special:
+            shown = ", ".join(f"{v:g}" for v in special)
+            verb = "looks like a code" if len(special) == 1 else "look like codes"
+            notes.append(
+                f"REVIEW: {shown} {verb}, not an amount (isolated or far more frequent than "
+                "other values): drafted as special values treated as missing; say what they mean"
+            )
+            column["special"] = [{"values": special, "meaning": "unknown (drafted: a code)"}]
+            values = values[~np.isin(values, special)]
+        if values.size and values.min() >= 0:
             column["valid"] = {"min": 0}
-        column["plausible"] = {"min": _round(low), "max": _round(high)}
+        if values.size:
+            q_low, q_high = np.quantile(values, PLAUSIBLE_QUANTILES)
+            if whole:  # whole numbers get whole bounds, rounded outwards
+                q_low, q_high = np.floor(q_low), np.ceil(q_high)
+            outside = float(np.mean((values < q_low) | (values > q_high)))
+            column["plausible"] = {"min": _round(q_low), "max": _round(q_high)}
+            notes.append(
+                f"plausible: the {PLAUSIBLE_QUANTILES[0]:.1%} and "
+                f"{PLAUSIBLE_QUANTILES[1]:.1%} quantiles ({outside:.2%} of values "
+                "outside are flagged, kept)"
+            )
+        if _CODE_NAMES.search(name):
+            notes.append(
+                "REVIEW: named like a code: if its numbers label things rather than "
+                "count them, make it categorical (and group the rare codes)"
+            )
         return column, notes
     tokens = {v.lower() for v in present.unique()[: max_categories + 1]}
     if distinct == 2 and tokens <= {*TRUE_TOKENS, *FALSE_TOKENS} - {"1", "0"}:
         notes.append(f"two values read as true/false: {', '.join(sorted(present.unique()))}")
         return {"name": name, "type": "boolean"}, notes
-    if distinct <= max_categories:
-        counts = present.str.upper().value_counts()
+    counts = present.str.upper().value_counts()
+    common = counts[counts >= max(RARE_CATEGORY_SHARE * total, 1)]
+    if len(common) <= max_categories and len(common) < len(counts) and len(common):
+        rare = counts.drop(common.index)
+        notes.append(
+            f"REVIEW: {len(rare):,} rare values in {int(rare.sum()):,} rows left out of "
+            f"the categories (each under {RARE_CATEGORY_SHARE:.1%} of rows), e.g. "
+            f"{', '.join(map(repr, rare.index[:3]))}: training refuses them as "
+            "unknown categories"
+        )
+        counts = common
+    if len(counts) == 1:
+        notes.append(
+            f"REVIEW: one value only ({counts.index[0]}): it tells no loan from another; ignored"
+        )
+        return {"name": name, "role": "ignored", "type": "categorical"}, notes
+    if len(counts) <= max_categories:
         notes.append("counts: " + ", ".join(f"{k} {v:,}" for k, v in counts.head(12).items())
                      + (" ..." if len(counts) > 12 else ""))  # fmt: skip
         notes.append("REVIEW: if the categories have an order, make it ordinal and order them")
@@ -143,6 +260,39 @@ def _draft_column(
         "category: ignored. Group them into fewer categories to use the column"
     )
     return {"name": name, "role": "ignored", "type": "categorical"}, notes
+
+
+def _special_values(values: np.ndarray) -> list[float | int]:
+    """Sentinel numbers (99, 999, 98, -1 ...) at the end of a column's range that look like
+    codes: each seen at least :data:`SPECIAL_MIN_COUNT` times and either isolated (beyond
+    :data:`SPECIAL_GAP` times the rest's 99th percentile, or below zero when the rest is
+    not) or a spike (at least :data:`SPECIAL_SHARE` of the values and :data:`SPECIAL_SPIKE`
+    times the median count of the others)."""
+    distinct, counts = np.unique(values, return_counts=True)
+    candidates = [
+        v
+        for v, n in zip(distinct, counts, strict=True)
+        if v in _SENTINELS and n >= SPECIAL_MIN_COUNT
+    ]
+    if not candidates:
+        return []
+    rest = values[~np.isin(values, candidates)]
+    if rest.size == 0:
+        return []
+    others = counts[~np.isin(distinct, candidates)]
+    typical = float(np.median(others)) if others.size else 0.0
+    top = float(np.quantile(rest, 0.99))
+    found = []
+    for value in candidates:
+        count = int(counts[distinct == value][0])
+        at_end = value > rest.max() if value > 0 else value < rest.min()
+        # 9 dependants or 9 cards are rare but real: alone, only a two-digit code isolates.
+        far = value >= 90 and value > SPECIAL_GAP * max(top, 1)
+        isolated = far if value > 0 else rest.min() >= 0
+        spike = count >= SPECIAL_SHARE * values.size and count >= SPECIAL_SPIKE * typical
+        if at_end and (isolated or spike):
+            found.append(_round(value))
+    return found
 
 
 def infer_schema(
@@ -182,6 +332,8 @@ def infer_schema(
         column, notes[column_name] = _draft_column(
             column_name, text, max_categories=max_categories, have_id=have_id
         )
+        if _PROTECTED_NAMES.search(column_name) and column.get("role", "feature") == "feature":
+            column = _protected(column, notes[column_name])
         have_id = have_id or column.get("role") == "id"
         columns.append(column)
     doc = {"name": name, "columns": columns}
@@ -192,10 +344,23 @@ def infer_schema(
     return Draft(schema, notes, rows=len(frame), source=source)
 
 
+def _protected(column: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """A column named like a protected attribute, drafted as one: carried for the fairness
+    report, never a feature (features' fields dropped)."""
+    notes.append(
+        "REVIEW: named like a protected attribute (ECOA's prohibited bases: race, colour, "
+        "religion, national origin, sex, marital status, age, public assistance): carried for "
+        "the fairness report, never a feature unless a reviewer decides so. Say which group "
+        "is privileged: privileged: VALUE, {values: [...]} or {min: 25}"
+    )
+    kept = {k: v for k, v in column.items() if k in ("name", "type", "categories")}
+    return {**kept, "role": "protected"}
+
+
 def _guess_label(frame: pd.DataFrame) -> str:
     for name in frame.columns:
         values = frame[name].dropna().astype("string").str.strip()
-        if _LABEL_NAMES.search(name) and values.nunique() == 2:
+        if _LABEL_NAMES.search(name) and _two_values(values[values != ""]) is not None:
             return str(name)
     raise InvalidInput("no label column found: name it with --label COLUMN")
 

@@ -44,6 +44,8 @@ FALSE_TOKENS = ("false", "f", "no", "n", "0")
 MAX_COLUMNS = 1_000
 #: Schema names: letters, digits, '.', '_', '-'; at most 64; never a path.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+#: Longest adverse-action statement (a reason catalog entry's limit too).
+REASON_CHARS = 300
 
 
 class _Strict(BaseModel):
@@ -96,6 +98,49 @@ class Noise(_Strict):
         return self
 
 
+class Special(_Strict):
+    """Codes that stand for something other than their value (a past-due count of 96 or 98
+    meaning "unknown", a catch-all profession code 999): ``missing`` treats them as a
+    missing value (never range-checked or flagged; the trees learn a branch of their own
+    for missing numbers unless ``preprocess: median`` fills them); ``category`` (categorical
+    and ordinal columns only) keeps them as a category of their own, outside any order."""
+
+    values: tuple[float | str, ...] = Field(min_length=1, max_length=100)
+    meaning: str = Field("special value", min_length=1, max_length=80)
+    treat: Literal["missing", "category"] = "missing"
+
+
+class PrivilegedGroup(_Strict):
+    """A protected column's privileged group as a rule: a set of ``values`` (text, matched
+    case-insensitively), or a numeric range (``min``/``max``, inclusive: ``{min: 25}`` is
+    "25 or older")."""
+
+    values: tuple[str, ...] | None = Field(None, min_length=1, max_length=1000)
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> PrivilegedGroup:
+        numeric = self.min is not None or self.max is not None
+        if numeric == (self.values is not None):
+            raise ValueError("a privileged group is either values or a min/max range")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min:g} is above max {self.max:g}")
+        return self
+
+    def describe(self) -> str:
+        if self.values is not None:
+            return " or ".join(self.values)
+        return Range(min=self.min, max=self.max).describe()
+
+
+#: Column fields added after the schema format's first release (hashed only when set).
+ADDED_FIELDS = ("reasons", "special")
+#: Fewest test loans in either group of a protected attribute for its parity ratios to be
+#: reported without a warning (the four-fifths rule on fewer is noise).
+MIN_GROUP_SIZE = 30
+
+
 class Column(_Strict):
     """One column of the loan data. See docs/schema.md for each field."""
 
@@ -122,6 +167,12 @@ class Column(_Strict):
     preprocess: Preprocess | None = Field(None, description="Encoding; default per type.")
     risk: Risk | None = Field(None, description="Expected direction of risk as the value rises.")
     reason: str | None = Field(None, description="Adverse-action statement when it raises risk.")
+    reasons: dict[str, str] | None = Field(
+        None,
+        description="Categorical or ordinal feature: the adverse-action statement per category "
+        "(a key may group categories with '|': 'OTHER|RENT') when the loan's category raised "
+        "the risk; categories without one fall back to reason.",
+    )
     noise: Noise | None = Field(None, description="Expansion noise of a number.")
     swap: float = Field(0.1, ge=0, le=1, description="Expansion: share of category values redrawn.")
     example: Any = Field(None, description="A typical value, for examples in the API docs.")
@@ -129,7 +180,12 @@ class Column(_Strict):
     negative: tuple[LabelValue, ...] | None = Field(
         None, description="Label values of a repaid loan."
     )
-    privileged: str | None = Field(None, description="Protected column: the privileged value.")
+    privileged: str | PrivilegedGroup | None = Field(
+        None, description="Protected column: the privileged value, or a rule (values, min/max)."
+    )
+    special: tuple[Special, ...] | None = Field(
+        None, description="Codes that are not values: treated as missing or as a category."
+    )
     date_format: str | None = Field(None, description="strftime format of a date; ISO if unset.")
 
     @field_validator("name")
@@ -140,6 +196,14 @@ class Column(_Strict):
                 f"write {value.strip().lower()!r}: headers are matched trimmed and lower-case"
             )
         return value
+
+    @field_validator("privileged", mode="before")
+    @classmethod
+    def _group_as_text(cls, value: Any) -> Any:
+        """YAML reads ``no`` as false and ``1`` as a number: a privileged value is text."""
+        if isinstance(value, dict) and isinstance(value.get("values"), list | tuple):
+            return {**value, "values": [_as_text(v) for v in value["values"]]}
+        return value if isinstance(value, dict) or value is None else _as_text(value)
 
     @field_validator("categories")
     @classmethod
@@ -170,6 +234,13 @@ class Column(_Strict):
                 if t == "categorical"
                 else "a risk direction applies to features only"
             )
+        if self.reasons is not None:
+            if role != "feature" or t not in CATEGORY_TYPES:
+                raise ValueError(
+                    "reasons (a statement per category) apply to categorical and ordinal "
+                    "features; a number's statement is its reason"
+                )
+            self.category_reasons()  # raises naming an undeclared or repeated category
         if self.preprocess is not None:
             allowed = PREPROCESSING.get(t, ())
             if role != "feature" or self.preprocess not in allowed:
@@ -183,9 +254,58 @@ class Column(_Strict):
             raise ValueError("positive and negative apply to the label")
         if self.privileged is not None and role != "protected":
             raise ValueError("privileged applies to protected columns")
+        self._check_special()
         if role == "label":
             self._check_label()
         return self
+
+    def _check_special(self) -> None:
+        for special in self.special or ():
+            problem = self._special_problem(special)
+            if problem:
+                raise ValueError(problem)
+
+    def _special_problem(self, special: Special) -> str | None:
+        if self.type in NUMBER_TYPES:
+            if special.treat == "category":
+                return (
+                    "a number's special values are treated as missing "
+                    "(treat: category is for categorical and ordinal columns)"
+                )
+            if any(isinstance(v, str) for v in special.values):
+                return "a number's special values are numbers"
+            return None
+        if self.type not in CATEGORY_TYPES:
+            return f"special values apply to numbers and categories, not {self.type}"
+        if special.treat == "category" and self.type == "ordinal":
+            return (
+                "an ordinal's special values are treated as missing (a category of their "
+                "own has no place in the order)"
+            )
+        absent = {str(v).strip().upper() for v in special.values} - set(self.categories or ())
+        if special.treat == "category" and absent:
+            return f"special categories {', '.join(sorted(absent))} must be listed in categories"
+        return None
+
+    @cached_property
+    def special_missing(self) -> frozenset[float | str]:
+        """Values treated as missing: numbers as floats, categories upper-case text."""
+        numbers = self.type in NUMBER_TYPES
+        return frozenset(
+            float(v) if numbers else str(v).strip().upper()
+            for s in self.special or ()
+            if s.treat == "missing"
+            for v in s.values
+        )
+
+    def special_meaning(self, value: float | str) -> str:
+        """What a special value stands for (its declared meaning)."""
+        key = float(value) if self.type in NUMBER_TYPES else str(value).strip().upper()
+        for special in self.special or ():
+            numbers = self.type in NUMBER_TYPES
+            if key in {float(v) if numbers else str(v).strip().upper() for v in special.values}:
+                return special.meaning
+        return "special value"
 
     def _check_label(self) -> None:
         if self.type not in ("integer", "categorical", "boolean"):
@@ -206,6 +326,30 @@ class Column(_Strict):
     def label_text(self) -> str:
         """The plain-language name."""
         return self.title or self.name.replace("_", " ")
+
+    def category_reasons(self) -> dict[str, str]:
+        """``reasons`` per declared category (upper-case; a ``'|'``-grouped key gives each
+        of its categories the statement); raises ValueError for a key naming an undeclared
+        category, a category given two statements, or an empty or over-long statement."""
+        out: dict[str, str] = {}
+        declared = self.categories or ()
+        for key, statement in (self.reasons or {}).items():
+            whole = key.strip().upper()
+            values = [whole] if whole in declared else [v.strip().upper() for v in key.split("|")]
+            for value in values:
+                if value not in declared:
+                    raise ValueError(
+                        f"reasons: {value!r} is not a declared category "
+                        f"(categories: {', '.join(declared)})"
+                    )
+                if value in out:
+                    raise ValueError(f"reasons: category {value!r} has two statements")
+                out[value] = statement.strip()
+            if not 1 <= len(statement.strip()) <= REASON_CHARS:
+                raise ValueError(
+                    f"reasons: the statement of {key!r} must be 1 to {REASON_CHARS} characters"
+                )
+        return out
 
     @property
     def positive_values(self) -> tuple[LabelValue, ...]:
@@ -241,6 +385,15 @@ class Column(_Strict):
             return round(middle) if self.type == "integer" else middle
         low = box.min if box is not None and box.min is not None else 0
         return int(low) if self.type == "integer" else float(low)
+
+
+def _as_text(value: Any) -> Any:
+    """A YAML scalar as the text a file holds: true/false, whole numbers without '.0'."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value) if isinstance(value, int | float) else value
 
 
 def label_token(value: Any) -> str:
@@ -335,8 +488,14 @@ class LoanSchema(_Strict):
         return self.model_dump_json(indent=2, exclude_defaults=True) + "\n"
 
     def fingerprint(self) -> str:
-        """A short hash of the whole schema (what data and models record to be matched)."""
+        """A short hash of the whole schema (what data and models record to be matched).
+        Column fields added after the first release (:data:`ADDED_FIELDS`) are hashed only
+        when set, so an upgrade never changes the hash of a schema that does not use them."""
         doc = self.model_dump(mode="json")
+        for column in doc["columns"]:
+            for name in ADDED_FIELDS:
+                if column.get(name) is None:
+                    column.pop(name, None)
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 

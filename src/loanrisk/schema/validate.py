@@ -10,7 +10,9 @@ What is an error and what is cleaned (docs/data.md has the full table):
 * missing feature values (counted in the report; an error only where the column declares
   ``missing: refuse``): the model handles them, as the reference does. A missing number is
   imputed where the preprocessing imputes it and left missing for XGBoost elsewhere; a
-  missing category encodes as none of the categories;
+  missing category encodes as none of its one-hot categories, or NaN where it is encoded
+  ordinal. Unknown categories that are not refused (``unknown: missing``, or scoring) are
+  kept as missing values, and counted with them;
 * cleaned (noted in the report, never an error): surrounding whitespace, the case of category
   values and column names, a UTF-8 BOM, CRLF line endings, extra columns (dropped);
 * flagged (kept, counted in the report with example rows): values outside the plausible range,
@@ -71,7 +73,11 @@ class ValidationReport:
     rows: int = 0
     dropped_columns: list[str] = field(default_factory=list)
     cleaned: dict[str, int] = field(default_factory=dict)
+    #: Per feature, the values the model receives as missing: blank ones, special codes
+    #: treated as missing, and unknown categories kept (``unknown: missing``, or scoring).
     missing: dict[str, int] = field(default_factory=dict)
+    #: Values that are declared special codes and were treated as missing (also in missing).
+    special: dict[str, int] = field(default_factory=dict)
     flagged: list[Issue] = field(default_factory=list)
     unknown_categories: list[Issue] = field(default_factory=list)
     rejected: list[Issue] = field(default_factory=list)
@@ -89,6 +95,7 @@ class ValidationReport:
             "dropped_columns": self.dropped_columns,
             "cleaned": self.cleaned,
             "missing": self.missing,
+            "special": self.special,
             "flagged": [asdict(i) for i in self.flagged],
             "unknown_categories": [asdict(i) for i in self.unknown_categories],
             "rejected": [asdict(i) for i in self.rejected],
@@ -195,10 +202,15 @@ def _numeric(
             errors.add(spec.name, "not_numeric", "not a number", bad, raw)
             values[bad] = np.nan
         values[blank.to_numpy()] = np.nan
+    special = np.zeros(len(values), dtype=bool)
+    if spec.special_missing:
+        special = np.isin(values, np.array(sorted(spec.special_missing), dtype=np.float64))
+        report.special[spec.name] = int(special.sum())
+        values[special] = np.nan
     missing = np.isnan(values)
     if not pd.api.types.is_numeric_dtype(raw):
         missing &= ~bad  # already reported as not a number
-    _missing(spec, missing, errors, report)
+    _missing(spec, missing, errors, report, special=special)
     if spec.type == "integer":
         with np.errstate(invalid="ignore"):
             fractional = ~np.isnan(values) & (values != np.round(values))
@@ -227,10 +239,15 @@ def _missing(
     missing: np.ndarray[Any, np.dtype[np.bool_]],
     errors: _Problems,
     report: ValidationReport,
+    *,
+    special: np.ndarray[Any, np.dtype[np.bool_]] | None = None,
 ) -> None:
+    """Count the missing values; under ``missing: refuse`` refuse them, except the declared
+    special codes (``special``), which are known answers, not gaps."""
     report.missing[spec.name] = int(missing.sum())
-    if spec.missing == "refuse" and missing.any():
-        errors.add(spec.name, "missing", "required value missing", missing)
+    absent = missing if special is None else missing & ~special
+    if spec.missing == "refuse" and absent.any():
+        errors.add(spec.name, "missing", "required value missing", absent)
 
 
 def _tokens(raw: pd.Series[Any]) -> tuple[np.ndarray[Any, Any], list[str]]:
@@ -275,10 +292,17 @@ def _categorical(
         report.cleaned[spec.name] = int(np.isin(codes, changed).sum())
     categories = spec.categories or ()
     allowed = {c: i for i, c in enumerate(categories)}
-    lookup = np.array([allowed.get(c, -2) if c else -1 for c in cleaned_uniques] + [-1])
+    special = spec.special_missing
+    lookup = np.array(
+        [allowed.get(c, -2) if c and c not in special else -1 for c in cleaned_uniques] + [-1]
+    )
     mapped = lookup[codes]  # code -1 (missing) indexes the trailing -1
+    is_special = np.zeros(len(mapped), dtype=bool)
+    if special:
+        is_special = np.isin(codes, [i for i, c in enumerate(cleaned_uniques) if c in special])
+        report.special[spec.name] = int(is_special.sum())
     unknown = mapped == -2
-    _missing(spec, mapped == -1, errors, report)
+    _missing(spec, mapped == -1, errors, report, special=is_special)
     if unknown.any():
         message = f"unknown category (allowed: {', '.join(categories)})"
         refuse = spec.unknown == "refuse" or (
@@ -287,8 +311,17 @@ def _categorical(
         if refuse:
             errors.add(spec.name, "unknown_category", message, unknown, raw)
         else:
-            issue = _issue(spec.name, "unknown_category", message, unknown, raw, errors.offset)
+            issue = _issue(
+                spec.name,
+                "unknown_category",
+                f"{message}, kept as a missing value",
+                unknown,
+                raw,
+                errors.offset,
+            )
             report.unknown_categories.append(issue)
+            # Kept, an unknown category is a missing value in the frame (and to the model).
+            report.missing[spec.name] += int(unknown.sum())
     out = np.where(mapped < 0, -1, mapped)
     categorical: pd.Categorical = pd.Categorical.from_codes(out, dtype=_dtype(spec))
     return categorical
@@ -440,6 +473,8 @@ def merge_reports(reports: Sequence[ValidationReport]) -> ValidationReport:
             merged.cleaned[name] = merged.cleaned.get(name, 0) + count
         for name, count in report.missing.items():
             merged.missing[name] = merged.missing.get(name, 0) + count
+        for name, count in report.special.items():
+            merged.special[name] = merged.special.get(name, 0) + count
         merged.rejected_rows += report.rejected_rows
     return merged
 

@@ -51,10 +51,12 @@ def _note_serving(services: Services, metrics: Metrics) -> None:
     for cache in services.models.all():
         with contextlib.suppress(Conflict):
             scorer = cache.current()
-            metrics.serving(scorer.model.name, scorer.version, scorer.backend.name)
+            cause = scorer.fallback.cause if scorer.fallback else None
+            metrics.serving(scorer.model.name, scorer.version, scorer.backend.name, fallback=cause)
         for role, other in ((SHADOW, cache.shadow_scorer()), (CANARY, cache.canary_scorer())):
             version, backend = (other.version, other.backend.name) if other else (None, "")
-            metrics.serving(cache.name, version, backend, role)
+            cause = other.fallback.cause if other and other.fallback else None
+            metrics.serving(cache.name, version, backend, role, fallback=cause)
 
 
 async def _reload_forever(services: Services, metrics: Metrics, interval: float) -> None:

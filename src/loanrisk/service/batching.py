@@ -5,8 +5,8 @@ is waiting (up to ``max_records`` loans) and scores it in one call, then hands e
 its own part. An idle server pays one thread hand-off per request, as with a thread pool; a
 busy one pays one per batch, and oneDAL scores a batch of 16 loans in about 60% of the time
 16 single calls take. One thread also means no GIL convoy of dozens of threads (the p99 of
-a thread-per-request design at 32 connections). Requests that ask for reasons are scored
-alone (reason codes cost more than the batch saves).
+a thread-per-request design at 32 connections). Requests that ask for reasons (or decline
+reasons) are scored alone (reason codes cost more than the batch saves).
 """
 
 from __future__ import annotations
@@ -28,8 +28,13 @@ class _Request:
     on_error: OnError
     explain: bool
     top_k: int
+    decline_reasons: bool
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[dict[str, Any]]
+
+    @property
+    def reasons(self) -> bool:
+        return self.explain or self.decline_reasons
 
 
 def _deliver(
@@ -87,10 +92,13 @@ class ScoringQueue:
         on_error: OnError = "raise",
         explain: bool = False,
         top_k: int = 4,
+        decline_reasons: bool = False,
     ) -> dict[str, Any]:
         """:meth:`Scorer.score_records`, batched with whatever else is waiting."""
         loop = asyncio.get_running_loop()
-        request = _Request(scorer, records, on_error, explain, top_k, loop, loop.create_future())
+        request = _Request(
+            scorer, records, on_error, explain, top_k, decline_reasons, loop, loop.create_future()
+        )
         with self._ready:
             self._pending.append(request)
             self._ready.notify()
@@ -119,10 +127,10 @@ class ScoringQueue:
 
     def _run(self) -> None:
         while (batch := self._take()) is not None:
-            alone = [r for r in batch if r.explain]
+            alone = [r for r in batch if r.reasons]
             together: dict[int, list[_Request]] = {}
             for request in batch:
-                if not request.explain:
+                if not request.reasons:
                     together.setdefault(id(request.scorer), []).append(request)
             for request in alone:
                 self._score_alone(request)
@@ -137,6 +145,7 @@ class ScoringQueue:
                 on_error=request.on_error,
                 explain=request.explain,
                 top_k=request.top_k,
+                decline_reasons=request.decline_reasons,
             )
         except Exception as exc:  # the request's own error (a bug: 500 with an error id)
             _deliver(request, None, exc)

@@ -7,6 +7,8 @@ examples; ``service/openapi.py`` swaps it in when the served model's schema chan
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 from loanrisk.contracts import PredictOptions
@@ -47,6 +49,14 @@ def loan_json_schema(schema: LoanSchema) -> dict[str, Any]:
     }
 
 
+def _csv(record: dict[str, Any]) -> str:
+    """``record`` as a CSV with its header (quoted where a value needs it)."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerows([list(record), list(record.values())])
+    return text.getvalue()
+
+
 def predict_body(schema: LoanSchema) -> dict[str, Any]:
     """The ``requestBody`` of ``POST /v1/predict`` for a model of ``schema``."""
     loan = loan_json_schema(schema)
@@ -73,16 +83,11 @@ def predict_body(schema: LoanSchema) -> dict[str, Any]:
                             "explain": True,
                             "top_k": 4,
                             "on_error": "skip",
+                            "decline_reasons": True,
                         }
                     },
                 },
             },
-            "text/csv": {
-                "schema": {"type": "string"},
-                "example": ",".join(example)
-                + "\n"
-                + ",".join(str(v) for v in example.values())
-                + "\n",
-            },
+            "text/csv": {"schema": {"type": "string"}, "example": _csv(example)},
         },
     }

@@ -97,6 +97,14 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.backend_fallback = Gauge(
+            "loanrisk_backend_fallback",
+            "1 for each model version a worker serves with XGBoost instead of oneDAL, by "
+            "role and cause (chosen, unavailable, failed, disagreed); /readyz says why.",
+            ["model", "version", "role", "cause"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self.model_load_failures = Counter(
             "loanrisk_model_load_failures",
             "Model versions that failed to load (corrupt files, storage outages), by model.",
@@ -125,7 +133,8 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
-        self._serving: dict[tuple[str, str], tuple[str, str]] = {}
+        self._serving: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._fallbacks: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def drift(self, report: DriftReport) -> None:
         """Set the stability gauges from a drift report (nothing when the window is empty)."""
@@ -165,19 +174,42 @@ class Metrics:
     def shadow(self, outcome: str, rows: int) -> None:
         self.shadow_rows.labels(outcome).inc(rows)
 
-    def serving(self, model: str, version: int | None, backend: str, role: str = CHAMPION) -> None:
-        """Note what a worker serves in ``role`` (``version`` None: nothing any more)."""
-        now = None if version is None else (str(version), backend)
-        before = self._serving.get((model, role))
+    def serving(
+        self,
+        model: str,
+        version: int | None,
+        backend: str,
+        role: str = CHAMPION,
+        *,
+        fallback: str | None = None,
+    ) -> None:
+        """Note what a worker serves in ``role`` (``version`` None: nothing any more), and the
+        cause of its XGBoost fallback (None: none)."""
+        served = None if version is None else (model, str(version), backend, role)
+        self._switch(self.model, self._serving, (model, role), served)
+        fell_back = (
+            None if version is None or fallback is None else (model, str(version), role, fallback)
+        )
+        self._switch(self.backend_fallback, self._fallbacks, (model, role), fell_back)
+
+    @staticmethod
+    def _switch(
+        gauge: Gauge,
+        state: dict[tuple[str, str], tuple[str, ...]],
+        key: tuple[str, str],
+        now: tuple[str, ...] | None,
+    ) -> None:
+        """Move the 1 of ``key`` (model, role) from the labels ``state`` holds to ``now``."""
+        before = state.get(key)
         if before == now:
             return
         if before is not None:
-            self.model.labels(model, *before, role).set(0)
+            gauge.labels(*before).set(0)
         if now is None:
-            self._serving.pop((model, role), None)
+            state.pop(key, None)
             return
-        self.model.labels(model, *now, role).set(1)
-        self._serving[(model, role)] = now
+        gauge.labels(*now).set(1)
+        state[key] = now
 
     def job_ended(self, record: JobRecord) -> None:
         self.jobs.labels(record.kind, record.state).inc()

@@ -5,8 +5,9 @@ own ``{"detail": [...]}`` shape, which this service never sends. Here every oper
 the errors it can return in the one error shape (``service/errors.py``): the client errors of
 authentication, missing things, clashes and bad input; the body errors of routes that read a
 body; 429 for routes that start jobs; and 500/503, which any route that touches the storage
-can answer. The schema is built once, when first asked for; ``/v1/predict``'s request body
-then follows the declared schema of the model the service serves (rebuilt when it changes).
+can answer. The schema is built once, when first asked for; every request body that carries
+a loan (``/v1/predict``, the OIP infer routes, the reference's ``/predict``) then shows the
+declared schema of the model the service serves (rebuilt when it changes).
 """
 
 from __future__ import annotations
@@ -16,8 +17,12 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from loanrisk.oip.rest import infer_body
 from loanrisk.schema import LoanSchema, builtin_schema
+from loanrisk.service.bodies import JSON
 from loanrisk.service.loan_docs import predict_body
+from loanrisk.service.routes.reference.bodies import predict_example
+from loanrisk.settings import Settings
 
 ERROR = {
     "type": "object",
@@ -105,6 +110,38 @@ def _served_schema(app: FastAPI) -> LoanSchema:
     return scorer.schema if scorer is not None else builtin_schema()
 
 
+#: The OIP routes whose request bodies show a loan as tensors named after its attributes.
+INFER_PATHS = ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer")
+
+
+def describe_loans(
+    document: dict[str, Any], schema: LoanSchema, settings: Settings | None
+) -> dict[str, Any]:
+    """``document`` with every request that carries a loan shown in ``schema``'s fields:
+    ``/v1/predict`` (its body's JSON Schema and examples), the OIP infer routes (one input
+    per attribute) and the reference's ``/predict`` (its ``sample``, for the served model of
+    ``settings``, so that the example answers as it is)."""
+    paths = document["paths"]
+    paths["/v1/predict"]["post"]["requestBody"] = predict_body(schema)
+    for path in INFER_PATHS:
+        if path in paths:
+            paths[path]["post"]["requestBody"] = infer_body(schema)
+    reference = paths.get("/predict", {}).get("post")
+    if reference is not None:
+        served = (
+            {}
+            if settings is None
+            else {
+                "model_name": settings.model_name,
+                "model_key": settings.model_directory,
+                **({"bucket": settings.buckets[0]} if settings.buckets else {}),
+            }
+        )
+        content = reference["requestBody"]["content"][JSON]
+        content["example"] = predict_example(schema, **served)
+    return document
+
+
 def install(app: FastAPI) -> None:
     described: dict[str, str] = {}
 
@@ -120,8 +157,9 @@ def install(app: FastAPI) -> None:
             )
         schema = _served_schema(app)
         if described.get("hash") != schema.fingerprint():
-            operation = app.openapi_schema["paths"]["/v1/predict"]["post"]
-            operation["requestBody"] = predict_body(schema)
+            services = getattr(app.state, "services", None)
+            settings = services.settings if services is not None else None
+            describe_loans(app.openapi_schema, schema, settings)
             described["hash"] = schema.fingerprint()
         return app.openapi_schema
 

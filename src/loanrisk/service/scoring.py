@@ -43,14 +43,26 @@ async def _score(
     on_error: OnError,
     explain: bool,
     top_k: int,
+    decline_reasons: bool = False,
 ) -> dict[str, Any]:
     if len(records) <= SMALL_REQUEST:
-        return await services.scoring.score(scorer, records, on_error=on_error, explain=explain,
-                                            top_k=top_k)  # fmt: skip
+        return await services.scoring.score(
+            scorer,
+            records,
+            on_error=on_error,
+            explain=explain,
+            top_k=top_k,
+            decline_reasons=decline_reasons,
+        )
     # a big batch must not hold up the small requests queued for the scoring thread
     return await run_in_threadpool(
         functools.partial(
-            scorer.score_records, records, on_error=on_error, explain=explain, top_k=top_k
+            scorer.score_records,
+            records,
+            on_error=on_error,
+            explain=explain,
+            top_k=top_k,
+            decline_reasons=decline_reasons,
         )
     )
 
@@ -80,24 +92,42 @@ async def score_records(
     on_error: OnError = "raise",
     explain: bool = False,
     top_k: int = 4,
+    decline_reasons: bool = False,
 ) -> Answer:
     """Score JSON loans with ``cache``'s champion (and canary), record them, and hand them
     to its shadow. With ``on_error="raise"`` a bad loan refuses the whole request, named by
-    its index in the request whichever version it was routed to."""
+    its index in the request whichever version it was routed to. ``explain``, ``top_k`` and
+    ``decline_reasons`` are :meth:`Scorer.score_records`'s."""
     champion = cache.current()
     canary = cache.canary_scorer()
     rule = cache.canary_rule
     shadow = cache.shadow_scorer()
     if canary is None or rule is None:
-        result = await _score(services, champion, records, on_error=on_error, explain=explain,
-                              top_k=top_k)  # fmt: skip
+        result = await _score(
+            services,
+            champion,
+            records,
+            on_error=on_error,
+            explain=explain,
+            top_k=top_k,
+            decline_reasons=decline_reasons,
+        )
         _record(services, champion, records, result, role=CHAMPION, source=source)
         answer = Answer(result, champion, None)
     else:
         id_fields = [f for f in (champion.schema.id_name, "id") if f]
-        answer = await _score_split(services, champion, canary, rule.split(records, id_fields),
-                                    records, on_error=on_error, explain=explain, top_k=top_k,
-                                    source=source)  # fmt: skip
+        answer = await _score_split(
+            services,
+            champion,
+            canary,
+            rule.split(records, id_fields),
+            records,
+            on_error=on_error,
+            explain=explain,
+            top_k=top_k,
+            decline_reasons=decline_reasons,
+            source=source,
+        )
     if shadow is not None:
         services.shadow.records(cache, answer.champion.version, records, source=source,
                                 request_id=request_id.get())  # fmt: skip
@@ -114,13 +144,14 @@ async def _score_split(
     on_error: OnError,
     explain: bool,
     top_k: int,
+    decline_reasons: bool,
     source: str,
 ) -> Answer:
     groups = [(champion, CHAMPION, split[0]), (canary, CANARY, split[1])]
     groups = [g for g in groups if g[2]]
     parts = await asyncio.gather(*(
         _score(services, scorer, [records[i] for i in indexes], on_error="skip",
-               explain=explain, top_k=top_k)
+               explain=explain, top_k=top_k, decline_reasons=decline_reasons)
         for scorer, _, indexes in groups
     ))  # fmt: skip
     rejected = sorted(
@@ -150,11 +181,19 @@ async def score_version(
     source: str,
     explain: bool = False,
     top_k: int = 4,
+    decline_reasons: bool = False,
 ) -> dict[str, Any]:
     """Score with exactly ``scorer`` (a version a client named), counted and logged under
     ``role``; no canary, no shadow."""
-    result = await _score(services, scorer, records, on_error="raise", explain=explain,
-                          top_k=top_k)  # fmt: skip
+    result = await _score(
+        services,
+        scorer,
+        records,
+        on_error="raise",
+        explain=explain,
+        top_k=top_k,
+        decline_reasons=decline_reasons,
+    )
     _record(services, scorer, records, result, role=role, source=source)
     return result
 
@@ -162,14 +201,24 @@ async def score_version(
 OnScored = Callable[[int, pd.DataFrame, pd.DataFrame], None]
 
 
-def chunk_observer(services: Services, cache: ModelCache, scorer: Scorer, *,
-                   source: str) -> OnScored | None:  # fmt: skip
+def chunk_observer(
+    services: Services,
+    cache: ModelCache,
+    scorer: Scorer,
+    *,
+    source: str,
+    id_column: str | None = None,
+) -> OnScored | None:
     """The ``on_scored`` callback of a batch the champion ``scorer`` streams: its chunks go
-    to the prediction log and to the shadow (None when neither is on)."""
+    to the prediction log (loan ids from ``id_column``, as the log's chunk recorder reads
+    them) and to the shadow (None when neither is on)."""
     rid = request_id.get()
     log = services.log
-    logged = (log.chunk_recorder(scorer, source=source, request_id=rid)
-              if log is not None else None)  # fmt: skip
+    logged = (
+        log.chunk_recorder(scorer, source=source, request_id=rid, id_column=id_column)
+        if log is not None
+        else None
+    )
     shadow = cache.shadow_scorer()
     if shadow is None:
         return logged

@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import shutil
 import socket
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from loanrisk.errors import Conflict
-from loanrisk.schema import LoanSchema, builtin_schema
+from loanrisk.schema import LoanSchema
 from loanrisk.service.logs import log_config
 from loanrisk.service.metrics import process_alive
 from loanrisk.settings import Settings
@@ -59,21 +60,58 @@ def _metrics_directory(workers: int) -> Iterator[None]:
         shutil.rmtree(made, ignore_errors=True)
 
 
-def example_requests(settings: Settings, schema: LoanSchema | None = None) -> str:
-    """Requests a person can paste once the server answers (a loan of ``schema``, default
-    the built-in one)."""
+def served_schema(settings: Settings) -> LoanSchema:
+    """The declared schema of the version a service of ``settings`` serves: the model
+    ``model_name`` at ``model_alias``, in ``model_directory`` of the storage.
+
+    Raises :class:`~loanrisk.errors.NotFound` when there is no such model, alias or version
+    yet, and any other :class:`~loanrisk.errors.LoanRiskError` when it cannot be read."""
+    from loanrisk.registry.models import ModelRegistry  # xgboost: only when asked
+    from loanrisk.storage import open_storage
+
+    registry = ModelRegistry(open_storage(settings), settings.model_directory)
+    return registry.schema(settings.model_name, settings.model_alias)
+
+
+def example_requests(
+    settings: Settings, schema: LoanSchema | None, *, problem: str | None = None
+) -> str:
+    """Requests a person can paste once the server answers, under a first line that says
+    what they are. The loans are of ``schema``, the served model's; ``None`` (no model
+    served yet, ``problem`` says why) leaves them out, since the service would answer them
+    409, and says how to get a model."""
     base = f"http://{settings.host}:{settings.port}"
-    example = (schema or builtin_schema()).example_record()
-    loan = json.dumps(example)
-    reference = {"model_name": settings.model_name, "model_key": settings.model_directory}
-    legacy = json.dumps({**reference, "sample": [example]})
     auth = "" if not (settings.api_keys or settings.api_keys_file) else (
         ' -H "Authorization: Bearer $LOANRISK_KEY"'
     )  # fmt: skip
+    post, json_body = f"curl{auth} -X POST", "-H 'Content-Type: application/json' -d"
+    if schema is None:
+        heading = (
+            f"No model is served yet ({settings.model_name}@{settings.model_alias}: "
+            f"{problem or 'not found'}). Process loans and train one (loanrisk data process, "
+            f"loanrisk train; or POST /v1/datasets and /v1/models/{settings.model_name}/"
+            f"versions), promote it to {settings.model_alias!r}, then score loans of its "
+            "schema. Until then, try:"
+        )
+        scoring = []
+    else:
+        heading = f"Try (loans of the served model's schema {schema.name!r}):"
+        example = schema.example_record()
+        reference = {
+            "model_name": settings.model_name,
+            "model_key": settings.model_directory,
+            "sample": [example],
+        }
+        # quoted for a POSIX shell, whatever the schema's values hold
+        loan, legacy = (shlex.quote(json.dumps(doc)) for doc in (example, reference))
+        scoring = [
+            f"  {post} {base}/v1/predict {json_body} {loan}",
+            f"  {post} {base}/predict {json_body} {legacy}",
+        ]
     return "\n".join([
+        heading,
         f"  curl{auth} {base}/readyz",
-        f"  curl{auth} -X POST {base}/v1/predict -H 'Content-Type: application/json' -d '{loan}'",
-        f"  curl{auth} -X POST {base}/predict -H 'Content-Type: application/json' -d '{legacy}'",
+        *scoring,
         f"  curl{auth} {base}/v1/models",
         f"  open {base}/docs   (OpenAPI, every route with examples)",
         f"  open {base}/       (the console: models, reports, datasets, jobs, monitoring)",

@@ -5,11 +5,13 @@ The report holds the reference's classification report (per class "Non-Default" 
 AUC, plus log loss, Brier score, the KS statistic, the confusion matrix at the threshold,
 ROC curve points (at most 200), a 10-bin calibration table with its expected calibration
 error (ECE) and the distribution of scores
-by true label (20 bins of width 0.05).
+by true label (20 bins of width 0.05). :func:`band_table` adds how the loans fall in a
+decision policy's risk bands.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -91,3 +93,37 @@ def evaluate(
         "score_distribution": distribution,
         "rows": int(labels.size),
     }
+
+
+def band_table(
+    labels: np.ndarray,
+    probability: np.ndarray,
+    *,
+    cutoffs: Sequence[float],
+    names: Sequence[str],
+) -> list[dict[str, Any]]:
+    """Per risk band (``names[i]`` below ``cutoffs[i]``, the last at or above the last
+    cut-off, as scoring assigns them): its probability range ``[low, high)``, the loans in it
+    and their ``share``, the ``defaults`` among them and their ``default_rate`` (None for
+    an empty band), and the ``mean_predicted`` probability."""
+    labels = np.asarray(labels).astype(np.int64)
+    probability = np.asarray(probability, dtype=np.float64)
+    band = np.searchsorted(np.asarray(cutoffs, dtype=np.float64), probability, side="right")
+    edges = [0.0, *cutoffs, 1.0]
+    rows = []
+    for i, name in enumerate(names):
+        inside = band == i
+        loans = int(inside.sum())
+        defaults = int(labels[inside].sum())
+        rows.append(
+            {
+                "band": name,
+                "range": [float(edges[i]), float(edges[i + 1])],
+                "loans": loans,
+                "share": loans / max(labels.size, 1),
+                "defaults": defaults,
+                "default_rate": defaults / loans if loans else None,
+                "mean_predicted": float(probability[inside].mean()) if loans else None,
+            }
+        )
+    return rows

@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from loanrisk.errors import InvalidInput
+from loanrisk.schema.model import FALSE_TOKENS, MIN_GROUP_SIZE, TRUE_TOKENS, PrivilegedGroup
 
 RATES = ("PPV", "FDR", "NPV", "FOR", "TPR", "FNR", "TNR", "FPR")
 
@@ -33,6 +35,31 @@ def group_rates(labels: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
         "TPR": _ratio(tp, tp + fn), "FNR": _ratio(fn, tp + fn),
         "TNR": _ratio(tn, tn + fp), "FPR": _ratio(fp, tn + fp),
     }  # fmt: skip
+
+
+def describe_group(rule: str | PrivilegedGroup) -> str:
+    """The privileged group in words: its value, values or range."""
+    return rule if isinstance(rule, str) else rule.describe()
+
+
+def privileged_mask(values: pd.Series[Any], rule: str | PrivilegedGroup) -> np.ndarray:
+    """Which loans are in the privileged group: text matched trimmed and case-insensitively
+    against a value or a set of values, numbers against a range (a missing or non-numeric
+    value is never privileged)."""
+    if isinstance(rule, PrivilegedGroup) and rule.values is None:
+        numbers = pd.to_numeric(values.astype("string").str.strip(), errors="coerce")
+        low = -np.inf if rule.min is None else rule.min
+        high = np.inf if rule.max is None else rule.max
+        inside = numbers.between(low, high, inclusive="both")
+        return inside.to_numpy(dtype=bool, na_value=False)
+    wanted = {w.strip().upper() for w in ([rule] if isinstance(rule, str) else rule.values or ())}
+    text = values.astype("string").str.strip()
+    mask = text.str.upper().isin(wanted)
+    # ``privileged: no`` reads in YAML as false: any way of writing false (or true) matches.
+    for word, tokens in (("TRUE", TRUE_TOKENS), ("FALSE", FALSE_TOKENS)):
+        if word in wanted:
+            mask |= text.str.lower().isin(tokens)
+    return mask.to_numpy(dtype=bool, na_value=False)
 
 
 def parity_report(
@@ -58,10 +85,17 @@ def parity_report(
     for rate in RATES:
         a, b = groups["privileged"][rate], groups["non_privileged"][rate]
         parity[rate] = a / b if a is not None and b else None
+    small = [name for name, rates in groups.items() if rates["size"] < MIN_GROUP_SIZE]
+    warnings = [
+        f"the {name.replace('_', '-')} group has {groups[name]['size']} loans, fewer than "
+        f"{MIN_GROUP_SIZE}: its parity ratios are noise"
+        for name in small
+    ]
     return {
         "attribute": attribute,
         "privileged_value": privileged_value,
         "threshold": threshold,
         "groups": groups,
         "parity": parity,
+        "warnings": warnings,
     }

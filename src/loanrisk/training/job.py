@@ -10,6 +10,7 @@ added categories are fine, a changed type or a missing feature is refused before
 
 from __future__ import annotations
 
+import logging
 import platform
 import time
 from collections.abc import Callable
@@ -26,11 +27,12 @@ from loanrisk.contracts import DatasetManifest, ModelManifest
 from loanrisk.contracts import TrainingRequest as TrainingRequest
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.data.split import split_indices
-from loanrisk.errors import InvalidInput, NotFound, naming
+from loanrisk.errors import Conflict, InvalidInput, NotFound, naming
 from loanrisk.features.spec import FeatureSpec
 from loanrisk.features.transform import FeatureTransformer
-from loanrisk.inference.calibration import Calibration, fit_calibration
+from loanrisk.inference.calibration import Calibration, check_calibration_size, fit_calibration
 from loanrisk.inference.reasons import ReasonCatalog, derived_catalog
+from loanrisk.inference.scorer import Scorer, check_servable
 from loanrisk.monitoring.profile import profile_of, profile_sample
 from loanrisk.registry.models import (
     CALIBRATION_FILE,
@@ -41,12 +43,15 @@ from loanrisk.registry.models import (
     ModelRegistry,
 )
 from loanrisk.schema import LoanSchema, incompatibilities
+from loanrisk.schema.model import PrivilegedGroup
 from loanrisk.storage.base import Storage
-from loanrisk.training.evaluate import evaluate
-from loanrisk.training.fairness import parity_report
+from loanrisk.training.evaluate import band_table, evaluate
+from loanrisk.training.fairness import describe_group, parity_report, privileged_mask
 from loanrisk.training.monotone import check as monotone_check
 from loanrisk.training.monotone import constrained_spec, constraint_param, constraint_vector
 from loanrisk.training.train import DEFAULT_PARAMS, RoundProgress, train_booster
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,9 @@ class TrainingResult:
     manifest: ModelManifest
     report: dict[str, Any]
     promoted: bool
+    #: Why the version was published but not promoted although promotion was due (it
+    #: could not be served); None otherwise.
+    not_promoted: str | None = None
 
 
 def _unknown_categories(dataset: DatasetManifest, spec: FeatureSpec) -> dict[str, int]:
@@ -115,6 +123,7 @@ def prepare(request: TrainingRequest, storage: Storage) -> Prepared:
         dataset = catalogue.resolve(request.dataset)
     schema = catalogue.load_schema(dataset.id)
     _check_fairness_request(request, dataset, schema)
+    _check_calibration_request(request, dataset)
     registry = ModelRegistry(storage, request.model_directory)
     parent = _load_parent(registry, request)
     if parent is not None:
@@ -196,6 +205,11 @@ def evaluate_and_publish(
     probability = uncalibrated if calibration is None else calibration.apply(uncalibrated)
     labels = test[prepared.schema.label_name].to_numpy()
     report = evaluate(labels, probability, threshold=request.threshold)
+    policy = request.policy  # recorded with the version: the report shows it at work
+    report["policy"] = policy.model_dump(mode="json")
+    report["bands"] = band_table(
+        labels, probability, cutoffs=policy.band_cutoffs, names=policy.band_names
+    )
     if calibration is not None:
         report["calibration_step"] = _calibration_step(
             calibration, evaluate(labels, uncalibrated, threshold=request.threshold), report
@@ -204,11 +218,17 @@ def evaluate_and_publish(
         predict, prepared.spec, prepared.schema, test, enforced=request.monotone,
         seed=request.seed,
     )  # fmt: skip
-    fairness = [_fairness(request, column, value, labels, test, probability)
-                for column, value in _fairness_groups(request, prepared.schema)]  # fmt: skip
+    fairness, unassessed = [], _unassessed(request, prepared.schema)
+    for column, group in _fairness_groups(request, prepared.schema):
+        try:
+            fairness.append(_fairness(request, column, group, labels, test, probability))
+        except InvalidInput as exc:  # e.g. a rule no test loan meets: said, not fatal
+            unassessed.append({"attribute": column, "reason": exc.message})
     if fairness:
         report["fairness"] = fairness[0]
         report["fairness_by_attribute"] = {f["attribute"]: f for f in fairness}
+    if unassessed:
+        report["fairness_not_assessed"] = unassessed
     timings["evaluate"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -230,6 +250,7 @@ def evaluate_and_publish(
                    "best_iteration": best_iteration,
                    "total_trees": booster.num_boosted_rounds()},
         "threshold": request.threshold,
+        "policy": policy.model_dump(mode="json"),
         "metrics": {"auc": report["auc"], "log_loss": report["log_loss"],
                     "brier": report["brier"],
                     "accuracy": report["classification_report"]["accuracy"]},
@@ -258,13 +279,25 @@ def evaluate_and_publish(
     promote = request.promote
     if promote is None:
         promote = PRODUCTION not in registry.aliases(request.model_name)
+    not_promoted = None
     if promote:
         reason = "trained with promote" if request.promote else "the model's first production"
-        registry.promote(request.model_name, manifest.version, PRODUCTION, by="training",
-                         reason=reason)  # fmt: skip
+        try:  # loaded and scored as the service will: an unservable version is never promoted
+            registry.promote(
+                request.model_name,
+                manifest.version,
+                PRODUCTION,
+                by="training",
+                reason=reason,
+                check=lambda model: check_servable(Scorer(model)),
+            )
+        except Conflict as exc:
+            promote, not_promoted = False, exc.message
+            log.warning("published but not promoted: %s", exc.message)
     # The stored manifest has every stage but publishing itself; the caller gets that too.
     timings = {**manifest.timings, "publish": round(time.perf_counter() - clock, 4)}
-    return TrainingResult(manifest.model_copy(update={"timings": timings}), report, promote)
+    manifest = manifest.model_copy(update={"timings": timings})
+    return TrainingResult(manifest, report, promote, not_promoted)
 
 
 def _calibration_step(
@@ -336,6 +369,20 @@ def run_training(
     )  # fmt: skip
 
 
+def _check_calibration_request(request: TrainingRequest, dataset: DatasetManifest) -> None:
+    """Refuse a calibration whose held-out split would be too small to help (counted from
+    the dataset's manifest: its training rows and their default rate)."""
+    if request.calibration == "none":
+        return
+    rows = dataset.rows.train
+    check_calibration_size(
+        request.calibration,
+        rows=rows,
+        fraction=request.calibration_fraction,
+        defaults=round(rows * dataset.label_rate.train),
+    )
+
+
 def _check_fairness_request(
     request: TrainingRequest, dataset: DatasetManifest, schema: LoanSchema
 ) -> None:
@@ -361,9 +408,11 @@ def _check_fairness_request(
                            details={"field": "privileged_value"})  # fmt: skip
 
 
-def _fairness_groups(request: TrainingRequest, schema: LoanSchema) -> list[tuple[str, str]]:
-    """(attribute, privileged value) pairs to report parity for: the request's, else every
-    protected column of the schema that declares its privileged value."""
+def _fairness_groups(
+    request: TrainingRequest, schema: LoanSchema
+) -> list[tuple[str, str | PrivilegedGroup]]:
+    """(attribute, privileged group) pairs to report parity for: the request's, else every
+    protected column of the schema that declares its privileged group."""
     if request.protected_attribute is not None:
         declared = schema.by_name.get(request.protected_attribute)
         value = request.privileged_value or (declared.privileged if declared else None)
@@ -372,17 +421,31 @@ def _fairness_groups(request: TrainingRequest, schema: LoanSchema) -> list[tuple
     return [(c.name, c.privileged) for c in schema.protected if c.privileged is not None]
 
 
+def _unassessed(request: TrainingRequest, schema: LoanSchema) -> list[dict[str, str]]:
+    """Protected columns no parity was computed for, and why (the card says so)."""
+    if request.protected_attribute is not None:
+        return []
+    return [
+        {
+            "attribute": c.name,
+            "reason": "no privileged group declared (privileged: a "
+            "value, values or a min/max range)",
+        }
+        for c in schema.protected
+        if c.privileged is None
+    ]
+
+
 def _fairness(
     request: TrainingRequest,
     column: str,
-    privileged_value: str,
+    group: str | PrivilegedGroup,
     labels: np.ndarray,
     test: Any,
     probability: np.ndarray,
 ) -> dict[str, Any]:
-    values = test[column].astype("string").str.strip().str.upper()
-    privileged = (values == privileged_value.strip().upper()).to_numpy(dtype=bool, na_value=False)
+    privileged = privileged_mask(test[column], group)
     return parity_report(
         labels, probability, privileged, attribute=column,
-        privileged_value=privileged_value, threshold=request.threshold,
+        privileged_value=describe_group(group), threshold=request.threshold,
     )  # fmt: skip

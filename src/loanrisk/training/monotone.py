@@ -70,7 +70,8 @@ def constraint_vector(spec: FeatureSpec, schema: LoanSchema) -> tuple[int, ...]:
             "monotone constraints, or train a new one"
         )
     by_column = {name: SIGN[direction] for name, direction in wanted.items()}
-    return tuple(0 if "=" in name else by_column.get(name, 0) for name in spec.output_columns)
+    blocks = {c.name for c in spec.onehot}
+    return tuple(0 if name in blocks else by_column.get(name, 0) for name in spec.output_attributes)
 
 
 def constraint_param(vector: tuple[int, ...]) -> str:

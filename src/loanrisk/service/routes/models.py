@@ -23,6 +23,7 @@ from loanrisk.service.routes.jobs import accepted
 from loanrisk.service.state import Services, training_scope
 from loanrisk.settings import CalibrationChoice
 from loanrisk.training.job import check_request
+from loanrisk.training.policy import parent_policy, training_policy
 from loanrisk.training.tune import tuned_params
 
 T = TypeVar("T")
@@ -75,7 +76,22 @@ class TrainBody(BaseModel):
     reason_catalog: ReasonCatalog | None = Field(
         None,
         description="Adverse-action reasons (code, statement) that replace the schema's "
-        "derived ones, by attribute and direction; stored with the version.",
+        "derived ones, by attribute and direction (and category: an entry with a value); "
+        "stored with the version.",
+    )
+    threshold: float | None = Field(
+        None,
+        description="Decision threshold recorded with the version: a loan is labelled default "
+        "when its probability of default is over it, in (0, 1). None: LOANRISK_THRESHOLD when "
+        "set, else the parent's (continued training), else the setting's default.",
+    )
+    band_cutoffs: list[float] | None = Field(
+        None,
+        description="Risk band cut-offs recorded with the version: increasing, each in (0, 1), "
+        "at most 19. None: as threshold.",
+    )
+    band_names: list[str] | None = Field(
+        None, description="Risk band names, one more than the cut-offs. None: as threshold."
     )
 
     model_config = {
@@ -83,6 +99,11 @@ class TrainBody(BaseModel):
         "json_schema_extra": {
             "examples": [
                 {"dataset": "latest", "rounds": 500},
+                {
+                    "threshold": 0.15,
+                    "band_cutoffs": [0.05, 0.15, 0.3],
+                    "band_names": ["A", "B", "C", "D"],
+                },
                 {"dataset_size": 1_000_000, "continue_from": "production", "promote": True},
                 {"params": {"max_depth": 6}, "early_stopping_rounds": 20},
             ]
@@ -106,7 +127,8 @@ class AliasBody(BaseModel):
     if_not_worse: bool = Field(
         False,
         description="Refuse (409, with the comparison) when the version's AUC is below the "
-        "alias's version's on the same held-out split by more than max_auc_drop.",
+        "alias's version's on the same held-out split by more than max_auc_drop beyond noise "
+        "(the DeLong 95% interval of the difference lies below -max_auc_drop).",
     )
     max_auc_drop: float = Field(MAX_AUC_DROP, ge=0.0, le=1.0, description="For if_not_worse.")
     dataset: str | None = Field(
@@ -153,7 +175,20 @@ async def train(
     registry = registry_of(services, model_directory)
     settings = services.settings
     data_directory = services.storage.resolve(body.data_directory)
-    fields = body.model_dump(exclude={"data_directory", "monotone", "calibration", "params_from"})
+    policy_fields = {"threshold", "band_cutoffs", "band_names"}
+    fields = body.model_dump(
+        exclude={"data_directory", "monotone", "calibration", "params_from", *policy_fields}
+    )
+    parent = await run_in_threadpool(
+        parent_policy, registry, check_name("model", name), body.continue_from
+    )
+    policy = training_policy(
+        settings,
+        parent=parent,
+        threshold=body.threshold,
+        band_cutoffs=body.band_cutoffs,
+        band_names=body.band_names,
+    )
     monotone = body.monotone
     if body.params_from is not None:
         tuned = await run_in_threadpool(tuned_params, services.storage, data_directory,
@@ -170,8 +205,8 @@ async def train(
         model_name=check_name("model", name),
         model_directory=registry.root,
         seed=services.settings.seed,
-        threshold=services.settings.threshold,
         data_directory=data_directory,
+        **policy.model_dump(),
     )
     await run_in_threadpool(check_request, params, services.storage)
     record, _ = await run_in_threadpool(
@@ -276,7 +311,8 @@ async def promote(
 ) -> dict[str, Any]:
     """The version is verified first (file hashes, loading, the oneDAL parity check, one
     loan scored): a version that cannot be served is refused with 409 and the alias stays.
-    With ``if_not_worse``, a version worse than the alias's on the same held-out loans is
+    With ``if_not_worse``, a version the same held-out loans show worse than the alias's by
+    more than ``max_auc_drop`` (the DeLong 95% interval of the difference below it) is
     refused with 409 and the comparison. The move is recorded with the key's name and the
     reason. Every replica following this alias swaps to the version within the reload
     interval."""

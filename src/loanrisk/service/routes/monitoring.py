@@ -18,7 +18,13 @@ from loanrisk.monitoring.outcomes import (
     outcomes_frame,
     read_outcome_csv,
 )
-from loanrisk.monitoring.reports import add_outcomes, drift_for, performance_for, window
+from loanrisk.monitoring.reports import (
+    add_outcomes,
+    drift_for,
+    outcome_values,
+    performance_for,
+    window,
+)
 from loanrisk.registry.models import check_name
 from loanrisk.service.auth import ADMIN, require
 from loanrisk.service.bodies import (
@@ -109,7 +115,11 @@ class OutcomesBody(BaseModel):
     )
 
     outcomes: list[Outcome] = Field(min_length=1, description="loan_id, defaulted, observed_on.")
-    model: str | None = Field(None, description="Count unknown ids against this model's log.")
+    model: str | None = Field(
+        None,
+        description="The model that scored the loans (default: the service's): its served "
+        "version's label reads defaulted, its log counts unknown ids.",
+    )
 
 
 @router.post(
@@ -123,31 +133,41 @@ class OutcomesBody(BaseModel):
 async def post_outcomes(
     request: Request,
     services: ServicesDep,
-    model: Annotated[str | None, Query(description="CSV: count unknown ids of this model.")] = None,
+    model: Annotated[
+        str | None, Query(description="CSV: the model that scored the loans (see the body's).")
+    ] = None,
 ) -> dict[str, Any]:
     """What became of scored loans (JSON ``{"outcomes": [...]}`` or a CSV with ``loan_id``,
-    ``defaulted`` (0/1) and ``observed_on``): stored, idempotent on the loan id (the latest
-    upload wins). Bad rows are refused with their row and column (422); loan ids the
-    prediction log does not know are counted, not refused."""
+    ``defaulted`` and ``observed_on``): stored, idempotent on the loan id (the latest upload
+    wins). ``defaulted`` is a value of the model's label as its served version's schema
+    declares it (e.g. ``bad``/``good``), or 1/0, true/false. Bad rows are refused with their
+    row and column, the message listing the values accepted (422); loan ids the prediction
+    log does not know are counted, not refused."""
     settings = services.settings
     limit = settings.max_outcome_rows
+    storage = services.storage
+    registry = registry_of(services, None)
     if require_media_type(request, (JSON, CSV), default=JSON) == CSV:
+        name = check_name("model", model or settings.model_name)
+        values = await run_in_threadpool(outcome_values, registry, name, alias=settings.model_alias)
         spool = await spool_body(request)
         try:
-            outcomes = await run_in_threadpool(read_outcome_csv, spool, max_rows=limit)
+            outcomes = await run_in_threadpool(
+                read_outcome_csv, spool, max_rows=limit, values=values
+            )
         finally:
             spool.close()
     else:
         body = parse_model(OutcomesBody, parse_json(await request.body()))
         if len(body.outcomes) > limit:
             raise TooLarge(f"{len(body.outcomes):,} outcomes: at most {limit:,} at once")
-        outcomes, model = outcomes_frame(body.outcomes), body.model or model
-    storage = services.storage
+        name = check_name("model", body.model or model or settings.model_name)
+        values = await run_in_threadpool(outcome_values, registry, name, alias=settings.model_alias)
+        outcomes = await run_in_threadpool(outcomes_frame, body.outcomes, values)
     return await run_in_threadpool(
         functools.partial(
             add_outcomes, storage, storage.resolve(settings.outcome_directory),
-            storage.resolve(settings.log_directory), outcomes,
-            model=check_name("model", model or settings.model_name),
+            storage.resolve(settings.log_directory), outcomes, model=name,
         )
     )  # fmt: skip
 

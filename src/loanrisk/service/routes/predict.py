@@ -9,10 +9,10 @@ from typing import IO, Annotated, Any, cast
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 from starlette.concurrency import run_in_threadpool
 
-from loanrisk.contracts import OnError, PredictOptions, ScoreJob
+from loanrisk.contracts import MAX_REASONS, OnError, PredictOptions, ScoreJob
 from loanrisk.data.ingest import stored_columns
 from loanrisk.errors import InvalidInput, TooLarge, naming
 from loanrisk.inference.distributed import results_folder
@@ -80,6 +80,19 @@ class BatchBody(BaseModel):
     }
 
 
+def _query_flag(value: object) -> object:
+    """A query flag: ``true`` or ``false`` (any case), nothing else (``yes``, ``1`` and
+    ``on`` are refused, as JSON's options refuse ``"true"``)."""
+    if isinstance(value, str):
+        if value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise ValueError(f"true or false, not {value[:20]!r}")
+    return value
+
+
+QueryFlag = Annotated[bool | None, BeforeValidator(_query_flag)]
+
+
 def _parse_request(body: bytes) -> PredictOptions:
     """A loan object, a list of loans, or ``{"records": [...], options}``, typed."""
     doc = parse_json(body)
@@ -111,14 +124,66 @@ async def predict(
     on_error: Annotated[
         OnError, Query(description="CSV bodies: refuse the batch, or skip bad rows.")
     ] = "raise",
+    explain: Annotated[
+        QueryFlag,
+        Query(
+            description="CSV bodies: add reason_<i>, reason_<i>_code and reason_<i>_value "
+            "columns (true or false; a JSON body sets explain in the body)."
+        ),
+    ] = None,
+    top_k: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_REASONS, description="CSV bodies: reasons per loan (default 4)."),
+    ] = None,
+    decline_reasons: Annotated[
+        QueryFlag,
+        Query(
+            description="CSV bodies: add decline_codes and decline_reasons columns, for "
+            "each loan over the threshold what its adverse-action notice states (true or "
+            "false; a JSON body sets decline_reasons in the body)."
+        ),
+    ] = None,
+    id_column: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=128,
+            description="CSV bodies: the column naming each loan (default: the schema's id "
+            "column, else an 'id' column); its value leads each result row and is the loan "
+            "id the prediction log keeps, for outcomes to join.",
+        ),
+    ] = None,
 ) -> Response:
     """Score loans given as JSON (one object, a list, or ``{"records": [...], "explain",
-    "top_k", "on_error"}``) or as CSV (``Content-Type: text/csv``; CSV back unless
-    ``Accept: application/json``). Each result: probability of default, label, band, warnings
-    (and reasons when asked). Bad loans: 422 naming record and field, or, with
-    ``on_error: "skip"``, scored without them and listed in ``rejected``. No model: 409."""
+    "top_k", "on_error", "decline_reasons"}``) or as CSV (``Content-Type: text/csv``, the
+    same options as query parameters; CSV back unless ``Accept: application/json``). Each
+    result: probability of default, label, band, warnings; with ``explain``, the reasons;
+    with ``decline_reasons``, what a declined loan's adverse-action notice states. Bad loans:
+    422 naming record and field, or, with ``on_error: "skip"``, scored without them and
+    listed in ``rejected``. No model: 409."""
     if require_media_type(request, (JSON, CSV), default=JSON) == CSV:
-        return await _score_csv_body(request, services, on_error)
+        return await _score_csv_body(
+            request,
+            services,
+            on_error,
+            explain=bool(explain),
+            top_k=top_k or 4,
+            decline_reasons=bool(decline_reasons),
+            id_column=id_column,
+        )
+    query = (
+        ("explain", explain),
+        ("top_k", top_k),
+        ("decline_reasons", decline_reasons),
+        ("id_column", id_column),
+    )
+    given = [n for n, v in query if v is not None]
+    if given:
+        raise InvalidInput(
+            f"query.{given[0]}: a JSON body carries its options in the body "
+            f'({{"records": [...], "{given[0]}": ...}}); the query parameter is for CSV bodies',
+            details={"field": f"query.{given[0]}"},
+        )
     body = await request.body()
     served = services.models.served
     served.current()  # no model: 409 before the body is parsed
@@ -126,9 +191,16 @@ async def predict(
     records = options.records
     if len(records) > services.settings.max_records:
         raise TooLarge(f"{len(records)} records: at most {services.settings.max_records} a request")
-    answer = await score_records(services, served, records, source="v1",
-                                 on_error=options.on_error, explain=options.explain,
-                                 top_k=options.top_k)  # fmt: skip
+    answer = await score_records(
+        services,
+        served,
+        records,
+        source="v1",
+        on_error=options.on_error,
+        explain=options.explain,
+        top_k=options.top_k,
+        decline_reasons=options.decline_reasons,
+    )
     doc: dict[str, Any] = {"model": _described(answer.champion), **answer.result}
     versions = str(answer.champion.version)
     if answer.canary is not None:
@@ -149,18 +221,36 @@ def _chunks(output: IO[bytes]) -> Iterator[bytes]:
         output.close()
 
 
-async def _score_csv_body(request: Request, services: Services, on_error: OnError) -> Response:
-    """CSV in, streamed through the model; CSV out (or JSON with ``Accept: application/json``).
-    Both sides go through temporary files, so a big batch does not sit in memory."""
+async def _score_csv_body(
+    request: Request,
+    services: Services,
+    on_error: OnError,
+    *,
+    explain: bool,
+    top_k: int,
+    decline_reasons: bool,
+    id_column: str | None,
+) -> Response:
+    """CSV in, streamed through the model; CSV out (or JSON with ``Accept: application/json``),
+    with reason and decline columns when asked (:meth:`Scorer.score_csv`). Both sides go
+    through temporary files, so a big batch does not sit in memory."""
     source = await spool_body(request)
     output = cast(IO[bytes], tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115 (closed by _chunks or below)
     try:
         served = services.models.served
         scorer = served.current()
-        on_scored = chunk_observer(services, served, scorer, source="v1-csv")
+        on_scored = chunk_observer(services, served, scorer, source="v1-csv", id_column=id_column)
         summary = await run_in_threadpool(
             functools.partial(
-                scorer.score_csv, source, output, on_error=on_error, on_scored=on_scored
+                scorer.score_csv,
+                source,
+                output,
+                on_error=on_error,
+                on_scored=on_scored,
+                id_column=id_column,
+                explain=explain,
+                top_k=top_k,
+                decline_reasons=decline_reasons,
             )
         )
         output.seek(0)

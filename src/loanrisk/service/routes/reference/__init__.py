@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import TrainingRequest, check_size
 from loanrisk.errors import InvalidInput
-from loanrisk.registry.models import check_name
+from loanrisk.registry.models import ModelRegistry, check_name
 from loanrisk.service.auth import ADMIN, SCORE, require
 from loanrisk.service.deps import ServicesDep
 from loanrisk.service.routes.reference import aws, azure
@@ -26,6 +26,7 @@ from loanrisk.service.routes.reference.bodies import DATA, DATA_PROCESSING, PRED
 from loanrisk.service.routes.reference.common import read_fields
 from loanrisk.service.state import training_scope
 from loanrisk.service.waiting import outcome
+from loanrisk.training.policy import parent_policy, training_policy
 
 router = APIRouter(tags=["reference-compatible"])
 
@@ -63,6 +64,12 @@ async def train(request: Request, services: ServicesDep) -> dict[str, Any]:
         flavour_module = azure if flavour == "azure" else aws
         data_dir, model_dir = flavour_module.folders(services, fields)
         name = check_name("model", fields.model_name or services.settings.model_name)
+        parent = await run_in_threadpool(
+            parent_policy,
+            ModelRegistry(services.storage, model_dir),
+            name,
+            "production" if fields.continue_training else None,
+        )
         params = TrainingRequest(
             dataset_size=check_size(fields.size, services.settings),
             data_directory=data_dir,
@@ -71,7 +78,7 @@ async def train(request: Request, services: ServicesDep) -> dict[str, Any]:
             promote=True,
             continue_from="production" if fields.continue_training else None,
             seed=services.settings.seed,
-            threshold=services.settings.threshold,
+            **training_policy(services.settings, parent=parent).model_dump(),
         )
         record, _ = await run_in_threadpool(
             functools.partial(

@@ -3,13 +3,19 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import check_size
 from loanrisk.errors import InvalidInput, TooLarge
-from loanrisk.service.routes.reference.common import CLASSES, process, score_stored
+from loanrisk.service.routes.reference.common import (
+    CLASSES,
+    inline_notices,
+    process,
+    score_stored,
+)
 from loanrisk.service.routes.reference.fields import ReferenceFields
 from loanrisk.service.scoring import score_records
 from loanrisk.service.state import Services
@@ -70,7 +76,9 @@ def trained(report: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
 
 async def predict(services: Services, doc: ReferenceFields) -> dict[str, Any]:
     """Score ``sample`` (loans) or the stored CSV ``csv_payload`` (into a new results file,
-    answering its first ``max_inline_rows`` rows)."""
+    answering its first ``max_inline_rows`` rows). With ``decline_reasons`` (ours), the
+    answer adds what each declined loan's notice states: per sample ``[{code, reason}]``;
+    per CSV row the results file's ``decline_codes`` and ``decline_reasons`` text."""
     where = services.locations
     _, model_dir = folders(services, doc)
     where.inside("", doc.preprocessor_path, "")  # confined, unused: the model has its spec
@@ -90,7 +98,11 @@ async def predict(services: Services, doc: ReferenceFields) -> dict[str, Any]:
     cache = await run_in_threadpool(services.models.cache_of, model_dir, name)
     extra: dict[str, Any] = {}
     if csv_payload is not None:
-        stored = await run_in_threadpool(score_stored, services, cache, path)
+        stored = await run_in_threadpool(
+            functools.partial(
+                score_stored, services, cache, path, decline_reasons=doc.decline_reasons
+            )
+        )
         frame = stored.head
         pairs = [
             [str(bool(label)), float(p)]
@@ -99,13 +111,21 @@ async def predict(services: Services, doc: ReferenceFields) -> dict[str, Any]:
         version = int(stored.summary["version"])
         services.metrics.predicted_batch(name, version, stored.summary)
         extra = stored.describe()
+        if doc.decline_reasons:
+            extra |= inline_notices(frame)
     else:
-        answer = await score_records(services, cache, sample or [], source="reference")
+        answer = await score_records(
+            services, cache, sample or [], source="reference", decline_reasons=doc.decline_reasons
+        )
         pairs = [[str(r["label"]), r["probability"]] for r in answer.result["results"]]
+        if doc.decline_reasons:
+            extra["decline_reasons"] = [r["decline_reasons"] for r in answer.result["results"]]
         version = answer.champion.version
         if answer.canary is not None:  # which version answered each pair
-            extra = {"canary": {"name": name, "version": answer.canary.version},
-                     "versions": [r["version"] for r in answer.result["results"]]}  # fmt: skip
+            extra |= {
+                "canary": {"name": name, "version": answer.canary.version},
+                "versions": [r["version"] for r in answer.result["results"]],
+            }
     return {
         "msg": "Model Inference Complete",
         "Prediction Output": pairs,

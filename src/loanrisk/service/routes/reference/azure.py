@@ -13,7 +13,7 @@ from loanrisk.contracts import check_size
 from loanrisk.errors import InvalidInput
 from loanrisk.service import uploads
 from loanrisk.service.locations import unique_stamp
-from loanrisk.service.routes.reference.common import CLASSES, process, score_into
+from loanrisk.service.routes.reference.common import CLASSES, inline_notices, process, score_into
 from loanrisk.service.routes.reference.fields import ReferenceFields
 from loanrisk.service.state import Services
 
@@ -55,7 +55,9 @@ def trained(name: str, report: dict[str, Any], model: dict[str, Any]) -> dict[st
 
 async def predict(services: Services, form: ReferenceFields) -> dict[str, Any]:
     """Score the uploaded CSV into a new results file under ``sample_directory``; answer the
-    first rows (``max_inline_rows``) in the reference's shape, and where the rest are."""
+    first rows (``max_inline_rows``) in the reference's shape, and where the rest are. With
+    ``decline_reasons`` (ours), the file has ``decline_codes`` and ``decline_reasons`` columns
+    and the answer adds them by row, as ``Prediction Output``'s columns are."""
     where = services.locations
     root = where.mount(form.az_file_path)
     _, model_dir = folders(services, form)
@@ -71,12 +73,18 @@ async def predict(services: Services, form: ReferenceFields) -> dict[str, Any]:
     path = services.storage.join(samples, f"predictions-{unique_stamp()}.csv")
     scored = await run_in_threadpool(
         functools.partial(score_into, services, cache, upload.file, path,
-                          inline=services.settings.max_inline_rows)
+                          inline=services.settings.max_inline_rows,
+                          decline_reasons=form.decline_reasons)
     )  # fmt: skip
     version = int(scored.summary["version"])
     services.metrics.predicted_batch(name, version, scored.summary)
     results = scored.head
     index = [str(i) for i in range(len(results))]
+    notices = (
+        {k: dict(zip(index, v, strict=True)) for k, v in inline_notices(results).items()}
+        if form.decline_reasons
+        else {}
+    )
     return {
         "Message": "Model Inference Complete",
         "Prediction Output": {
@@ -84,5 +92,6 @@ async def predict(services: Services, form: ReferenceFields) -> dict[str, Any]:
             "Prediction": dict(zip(index, (str(bool(v)) for v in results["label"]), strict=True)),
         },
         **scored.describe(),
+        **notices,
         "model": {"name": name, "version": version},
     }

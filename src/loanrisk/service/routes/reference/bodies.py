@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from loanrisk.schema import builtin_schema
+from loanrisk.schema import LoanSchema, builtin_schema
 from loanrisk.service.bodies import JSON, MULTIPART
 
 _TEXT = {"type": "string"}
 _FILE = {"type": "string", "format": "binary", "description": "A loan CSV."}
 _SIZE = {"oneOf": [{"type": "integer"}, {"type": "string"}], "description": "Rows."}
+#: Not the reference's: /predict's decline notices (True/False, as its continue_training).
+_DECLINE = {
+    "oneOf": [{"type": "boolean"}, {"type": "string"}],
+    "description": "Ours, not the reference's: True adds what each declined loan's "
+    "adverse-action notice states (decline_reasons; for CSV rows also decline_codes).",
+}
 
 
 def _body(
@@ -32,6 +38,28 @@ def _body(
         content[JSON] = {"schema": {"type": "object", "properties": aws},
                          "example": aws_example}  # fmt: skip
     return {"requestBody": {"required": True, "content": content}}
+
+
+def predict_example(
+    schema: LoanSchema,
+    *,
+    model_name: str = "model.joblib",
+    model_key: str = "model",
+    bucket: str = "loan-default",
+) -> dict[str, Any]:
+    """``POST /predict``'s AWS-flavour example: one loan of ``schema`` for the model
+    ``model_name`` in the folder ``model_key`` (``service/openapi.py`` names the served
+    model, in its schema)."""
+    return {
+        "backend": "s3",
+        "model_name": model_name,
+        "data_key": "data",
+        "bucket": bucket,
+        "model_key": model_key,
+        "sample": [schema.example_record()],
+        "local_model_path": "None",
+        "preprocessor_path": "None",
+    }
 
 
 _AZURE = {"az_file_path": _TEXT, "data_directory": _TEXT}
@@ -102,12 +130,14 @@ PREDICT = _body(
         "model_directory": _TEXT,
         "model_name": _TEXT,
         "sample_directory": _TEXT,
+        "decline_reasons": _DECLINE,
     },
     {
         **_AWS_MODEL,
         "sample": {"type": "array", "items": {"type": "object"}},
         "csv_payload": _TEXT,
         "preprocessor_path": _TEXT,
+        "decline_reasons": _DECLINE,
     },
     form_example={
         "az_file_path": "/loan_app/azure-fileshare",
@@ -116,15 +146,6 @@ PREDICT = _body(
         "model_name": "XGBoost",
         "sample_directory": "samples",
     },
-    aws_example={
-        "backend": "s3",
-        "model_name": "model.joblib",
-        "data_key": "data",
-        "bucket": "loan-default",
-        "model_key": "model",
-        "sample": [builtin_schema().example_record()],
-        "local_model_path": "None",
-        "preprocessor_path": "None",
-    },
+    aws_example=predict_example(builtin_schema()),
     required=(),
 )

@@ -86,10 +86,17 @@ class Scored:
 
 
 def score_into(
-    services: Services, cache: ModelCache, stream: IO[bytes], path: str, *, inline: int
+    services: Services,
+    cache: ModelCache,
+    stream: IO[bytes],
+    path: str,
+    *,
+    inline: int,
+    decline_reasons: bool = False,
 ) -> Scored:
     """Stream a CSV of loans through ``cache``'s champion into a new results file at ``path``
-    (every row), keeping only the first ``inline`` results in memory for the answer; the
+    (every row; with ``decline_reasons``, its ``decline_codes`` and ``decline_reasons``
+    columns), keeping only the first ``inline`` results in memory for the answer; the
     chunks go to the prediction log and the shadow."""
     head: list[pd.DataFrame] = []
     kept = 0
@@ -103,13 +110,33 @@ def score_into(
     scorer = cache.current()
     on_scored = chunk_observer(services, cache, scorer, source="reference")
     with services.storage.open_write(path) as sink:
-        summary = scorer.score_csv(stream, sink, on_results=keep, on_scored=on_scored)
+        summary = scorer.score_csv(
+            stream, sink, on_results=keep, on_scored=on_scored, decline_reasons=decline_reasons
+        )
     frame = pd.concat(head) if head else pd.DataFrame({"probability": [], "label": []})
     return Scored(summary, frame, path)
 
 
-def score_stored(services: Services, cache: ModelCache, path: str) -> Scored:
+def score_stored(
+    services: Services, cache: ModelCache, path: str, *, decline_reasons: bool = False
+) -> Scored:
     """A stored CSV scored into a new file of the results area."""
     output = services.locations.output(None, path)
     with services.storage.open_read(path) as stream:
-        return score_into(services, cache, stream, output, inline=services.settings.max_inline_rows)
+        return score_into(
+            services,
+            cache,
+            stream,
+            output,
+            inline=services.settings.max_inline_rows,
+            decline_reasons=decline_reasons,
+        )
+
+
+def inline_notices(head: pd.DataFrame) -> dict[str, list[str]]:
+    """The decline columns of a scored head (``; ``-separated text per row, empty for an
+    approved loan), for an answer that asked for them."""
+    return {
+        name: [str(v) for v in head[name]] if name in head else []
+        for name in ("decline_codes", "decline_reasons")
+    }

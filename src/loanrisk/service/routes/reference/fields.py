@@ -81,6 +81,8 @@ class ReferenceFields(BaseModel):
     model_name: Text = None
     size: Annotated[int | None, BeforeValidator(_size)] = None
     continue_training: Annotated[bool, BeforeValidator(_flag)] = Field(False)
+    # Ours, not the reference's (its clients never send it): /predict adds decline notices.
+    decline_reasons: Annotated[bool, BeforeValidator(_flag)] = Field(False)
 
     @field_validator("backend", mode="before")
     @classmethod

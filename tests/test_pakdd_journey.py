@@ -1,0 +1,224 @@
+"""A real lender's file through the whole documented journey, as a user runs it.
+
+``../shared/data/pakdd2009_credit_card.tsv`` (40,000 credit-card applications; its README)
+is tab-separated with a trailing tab, has 12 shifted rows whose label reads "N", a catch-all
+profession code 999 and protected attributes (sex, age, marital status). The journey is
+docs/schema.md's: draft a schema, apply a reviewer's patch, check it, process, train, serve
+(one worker), score JSON with decline notices and CSV with reasons, add outcomes, report
+drift and performance, and write the model card. Only the command line and HTTP are used.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import xgboost as xgb
+import yaml
+from sklearn.metrics import roc_auc_score
+
+from loanrisk.data.datasets import DatasetCatalogue
+from loanrisk.inference.backends import onedal_available
+from loanrisk.storage import FsspecStorage
+from loanrisk.training.train import DEFAULT_PARAMS
+from tests.conftest import ROOT, free_port, wait_until_serving
+from tests.test_cli import LOANRISK, run
+
+PAKDD = ROOT.parent / "shared" / "data" / "pakdd2009_credit_card.tsv"
+REVIEW = Path(__file__).parent / "fixtures" / "pakdd_review.yaml"
+LABEL = "target_label_bad=1"
+ROUNDS = "60"
+
+
+def reviewed(draft: dict[str, Any], patch: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The draft with the reviewer's fields set, column by column."""
+    columns = [{**c, **patch.get(c["name"], {})} for c in draft["columns"]]
+    assert {c["name"] for c in columns} >= set(patch), "the patch names a column not drafted"
+    return {**draft, "columns": columns}
+
+
+def applications(rows: int) -> list[dict[str, str]]:
+    """The file's last ``rows`` applications as a client sends them: text as in the file."""
+    with PAKDD.open(newline="") as stream:
+        lines = list(csv.DictReader(stream, delimiter="\t"))[-rows:]
+    return [{k.lower(): v for k, v in line.items() if k} for line in lines]
+
+
+@pytest.fixture(scope="module")
+def journey(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Draft, review, check, process and train: what the rest of the journey starts from."""
+    assert PAKDD.is_file(), f"the PAKDD 2009 file is expected at {PAKDD}"
+    folder = tmp_path_factory.mktemp("pakdd")
+    store = str(folder / "store")
+    drafted = run("schema", "infer", str(PAKDD), "--output", str(folder / "draft.yaml"))
+    assert drafted.returncode == 0, drafted.stderr
+    draft = yaml.safe_load((folder / "draft.yaml").read_text())
+    patch = yaml.safe_load(REVIEW.read_text())
+    (folder / "pakdd.yaml").write_text(yaml.safe_dump(reviewed(draft, patch), sort_keys=False))
+    checked = run("schema", "check", str(folder / "pakdd.yaml"))
+    assert checked.returncode == 0, checked.stderr
+    processed = run(
+        "data",
+        "process",
+        str(PAKDD),
+        "--schema",
+        str(folder / "pakdd.yaml"),
+        "--skip-bad-rows",
+        "--storage",
+        store,
+    )
+    assert processed.returncode == 0, processed.stderr
+    trained = run("train", "--rounds", ROUNDS, "--storage", store, "--json")
+    assert trained.returncode == 0, trained.stderr
+    return {
+        "folder": folder,
+        "store": store,
+        "draft": draft,
+        "processed": processed,
+        "manifest": json.loads(trained.stdout),
+    }
+
+
+def test_the_draft_flags_protected_attributes_special_codes_and_robust_ranges(
+    journey: dict[str, Any],
+) -> None:
+    columns = {c["name"]: c for c in journey["draft"]["columns"]}
+    assert {n for n, c in columns.items() if c.get("role") == "protected"} == {
+        "sex",
+        "age",
+        "marital_status",
+    }
+    assert columns["profession_code"]["special"][0]["values"] == [999]
+    income = columns["personal_net_income"]["plausible"]
+    assert income["max"] < 38_529_098  # the observed maximum flags nothing
+    assert columns["flag_other_card"]["role"] == "ignored"  # one value only
+    assert columns[LABEL] == {
+        "name": LABEL,
+        "role": "label",
+        "type": "integer",
+        "positive": [1],
+        "negative": [0],
+    }
+    text = (journey["folder"] / "draft.yaml").read_text()
+    assert "12 rows have another label value ('N' (12))" in text
+
+
+def test_processing_refuses_the_shifted_rows_and_counts_the_special_codes(
+    journey: dict[str, Any],
+) -> None:
+    assert "dropped 12 row(s)" in " ".join(journey["processed"].stderr.split())
+    catalogue = DatasetCatalogue(FsspecStorage(journey["store"]))
+    dataset = catalogue.find()
+    assert dataset.rows.model_dump()["input"] == 39_988
+    assert dataset.quality["special"]["profession_code"] == 5_088
+    spec = catalogue.load_spec(dataset.id)
+    assert not {"sex", "age", "marital_status"} & set(spec.input_columns)
+
+
+def test_training_matches_plain_xgboost_on_the_same_split(journey: dict[str, Any]) -> None:
+    """The AUC of loanrisk's model is plain XGBoost's on the same split (the same rounds and
+    parameters, pandas categoricals instead of the FeatureSpec)."""
+    catalogue = DatasetCatalogue(FsspecStorage(journey["store"]))
+    dataset = catalogue.find()
+    schema = catalogue.load_schema(dataset.id)
+    train, test = (catalogue.load_split(dataset.id, s) for s in ("train", "test"))
+    features = list(schema.feature_names)
+    params = {**DEFAULT_PARAMS, "nthread": 2, "seed": 0}
+    model = xgb.train(
+        params, xgb.DMatrix(train[features], train[LABEL], enable_categorical=True), int(ROUNDS)
+    )
+    held_out = xgb.DMatrix(test[features], enable_categorical=True)
+    plain = roc_auc_score(test[LABEL], model.predict(held_out))
+    ours = journey["manifest"]["metrics"]["auc"]
+    assert ours > 0.6
+    assert abs(ours - plain) < 0.02, (ours, plain)
+
+
+def test_served_scored_monitored_and_documented(journey: dict[str, Any]) -> None:
+    store, folder = journey["store"], journey["folder"]
+    port = free_port()
+    env = {**os.environ, "LOANRISK_NTHREAD": "1", "LOANRISK_LOG_FLUSH_SECONDS": "0.2"}
+    server = subprocess.Popen(
+        [LOANRISK, "serve", "--port", str(port), "--storage", store, "--workers", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    loans = applications(400)
+    try:
+        wait_until_serving(server, port, "loanrisk serve", timeout=90)
+        ready = httpx.get(url + "/readyz", timeout=30).json()
+        assert ready["model"] is not None, ready
+        if onedal_available():
+            assert ready["model"]["backend"] == "onedal", ready["model"]
+        records = [
+            {k: v for k, v in loan.items() if k != LABEL} | {"id": f"app-{i}"}
+            for i, loan in enumerate(loans[:300])
+        ]
+        answer = httpx.post(
+            url + "/v1/predict", timeout=60, json={"records": records, "decline_reasons": True}
+        )
+        assert answer.status_code == 200, answer.text
+        results = answer.json()["results"]
+        assert len(results) == 300
+        declined = [r for r in results if r["label"]]
+        assert all(r["decline_reasons"] for r in declined)
+        body = io.StringIO()
+        fields = ["application_ref", *(k for k in loans[0] if k != LABEL)]
+        writer = csv.DictWriter(body, fields, delimiter="\t", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(
+            loan | {"application_ref": f"app-{i}"} for i, loan in enumerate(loans[300:], start=300)
+        )
+        scored = httpx.post(
+            url + "/v1/predict?explain=true&id_column=application_ref",
+            content=body.getvalue(),
+            headers={"Content-Type": "text/csv"},
+            timeout=60,
+        )
+        assert scored.status_code == 200, scored.text
+        rows = list(csv.DictReader(io.StringIO(scored.text)))
+        assert len(rows) == 100 and all(r["reason_1"] for r in rows if r["label"] == "True")
+        assert [r["application_ref"] for r in rows[:2]] == ["app-300", "app-301"]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=60)[0].decode()
+    assert "Traceback" not in output, output
+
+    outcomes = folder / "outcomes.csv"
+    today = date.today().isoformat()
+    outcomes.write_text(
+        "loan_id,defaulted,observed_on\n"
+        + "".join(f"app-{i},{loan[LABEL]},{today}\n" for i, loan in enumerate(loans))
+    )
+    added = run("outcomes", "add", str(outcomes), "--storage", store)
+    assert added.returncode == 0, added.stderr
+    drift = run("monitor", "drift", "--json", "--storage", store)
+    assert drift.returncode == 0, drift.stderr
+    assert json.loads(drift.stdout)["score"]["index"] >= 0
+    performance = run("monitor", "performance", "--json", "--storage", store)
+    assert performance.returncode == 0, performance.stderr
+    (realized,) = json.loads(performance.stdout)["versions"]
+    assert (realized["scored"], realized["with_outcome"]) == (400, 400)  # JSON and CSV ids
+    assert np.isfinite(realized["auc"]) and realized["auc"] > 0.5, realized
+
+    card = folder / "card.html"
+    written = run(
+        "models", "card", "loan-default@production", "--output", str(card), "--storage", store
+    )
+    assert written.returncode == 0, written.stderr
+    html = card.read_text()
+    assert "at least 25" in html  # age's rule, reported
+    assert "marital_status" in html and "not assessed" in html
+    assert "Traceback" not in html
