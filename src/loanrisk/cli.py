@@ -50,6 +50,7 @@ from loanrisk.schema import LoanSchema, Validated, builtin_schema, read_schema, 
 from loanrisk.schema.model import MIN_GROUP_SIZE
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, open_storage, storage_options
+from loanrisk.training.fairness import assessed
 from loanrisk.training.policy import parent_policy, training_policy
 from loanrisk.training.train import RoundProgress, parse_param
 from loanrisk.training.tune import tuned_params
@@ -286,11 +287,9 @@ def _refuse_unpromoted(not_promoted: str | None) -> None:
 def _fairness_summary(report: dict[str, Any]) -> str:
     """Each protected attribute: its privileged group and the evaluation loans in each
     group, or why it was not assessed (the report and card have the parity ratios)."""
-    assessed = report.get("fairness_by_attribute") or (
-        {report["fairness"]["attribute"]: report["fairness"]} if report.get("fairness") else {}
-    )
     parts = []
-    for name, item in assessed.items():
+    for item in assessed(report):
+        name = item["attribute"]
         groups = item["groups"]
         sizes = f"{groups['privileged']['size']:,} vs {groups['non_privileged']['size']:,} loans"
         warned = f" (a group under {MIN_GROUP_SIZE}: noise)" if item.get("warnings") else ""

@@ -19,6 +19,7 @@ from loanrisk.reporting.charts import Chart, report_charts
 from loanrisk.reporting.formats import DASH, count, percent
 from loanrisk.schema import LoanSchema
 from loanrisk.settings import Settings
+from loanrisk.training.fairness import assessed
 
 #: A calibration bin off by more than this (absolute) is named in the limitations.
 CALIBRATION_GAP = 0.05
@@ -49,10 +50,7 @@ class VersionFacts:
 
     @property
     def fairness(self) -> list[dict[str, Any]]:
-        by_attribute = self.report.get("fairness_by_attribute")
-        if by_attribute:
-            return list(by_attribute.values())
-        return [self.report["fairness"]] if self.report.get("fairness") else []
+        return assessed(self.report)
 
 
 def gain_by_feature(model: LoadedModel) -> dict[str, float]:

@@ -37,6 +37,15 @@ def group_rates(labels: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def assessed(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The parity reports of a training report, one per protected attribute assessed
+    (``fairness_by_attribute``; reports written before it hold one, under ``fairness``)."""
+    by_attribute = report.get("fairness_by_attribute")
+    if by_attribute:
+        return list(by_attribute.values())
+    return [report["fairness"]] if report.get("fairness") else []
+
+
 def describe_group(rule: str | PrivilegedGroup) -> str:
     """The privileged group in words: its value, values or range."""
     return rule if isinstance(rule, str) else rule.describe()
