@@ -38,6 +38,7 @@ test: lint typecheck unit
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests benchmarks deploy
 	$(BIN)/ruff format --check src tests benchmarks deploy
+	@! grep -rn --include='*.py' 'fmt: \(skip\|off\)' src tests benchmarks deploy || { echo "let the formatter decide: no fmt: skip/off"; exit 1; }
 
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy

@@ -54,17 +54,24 @@ def side_by_side(
                 server.terminate()
                 server.wait(60)
             extra = report()
-            print(f"  run {run} {mode:<12} {result['rps']:>8.0f} req/s  "
-                  f"p99 {result['p99_ms']:>6.2f} ms{extra}", flush=True)  # fmt: skip
+            print(
+                f"  run {run} {mode:<12} {result['rps']:>8.0f} req/s  "
+                f"p99 {result['p99_ms']:>6.2f} ms{extra}",
+                flush=True,
+            )
             results[mode].append(result)
     medians = {
-        m: {"rps": statistics.median(r["rps"] for r in runs),
-            "p99_ms": statistics.median(r["p99_ms"] for r in runs)}
+        m: {
+            "rps": statistics.median(r["rps"] for r in runs),
+            "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+        }
         for m, runs in results.items()
-    }  # fmt: skip
+    }
     a, b = medians[first], medians[second]
-    print(f"\nmedians: {first} {a['rps']:.0f} req/s (p99 {a['p99_ms']:.2f} ms), {second} "
-          f"{b['rps']:.0f} req/s (p99 {b['p99_ms']:.2f} ms): {second}/{first} "
-          f"{b['rps'] / a['rps']:.1%} of the throughput, "
-          f"p99 x{b['p99_ms'] / a['p99_ms']:.2f}")  # fmt: skip
+    print(
+        f"\nmedians: {first} {a['rps']:.0f} req/s (p99 {a['p99_ms']:.2f} ms), {second} "
+        f"{b['rps']:.0f} req/s (p99 {b['p99_ms']:.2f} ms): {second}/{first} "
+        f"{b['rps'] / a['rps']:.1%} of the throughput, "
+        f"p99 x{b['p99_ms'] / a['p99_ms']:.2f}"
+    )
     return medians

@@ -29,7 +29,8 @@ def p99(values: list[float]) -> float:
 def run_child(script: str, *args: str) -> dict[str, Any]:
     """Run ``script`` in a fresh Python (its own peak RSS) and parse its last line as JSON."""
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
-                          check=True, env=env)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, check=True, env=env
+    )
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result

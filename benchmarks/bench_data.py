@@ -87,8 +87,11 @@ def run(script: str, csv: Path, size: int) -> dict[str, object]:
         env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
         done = subprocess.run(
             [sys.executable, "-c", script, str(csv), str(size), out],
-            capture_output=True, text=True, check=True, env=env,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        )
         result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
         return result
 
@@ -106,14 +109,16 @@ def main() -> None:
             clock = time.perf_counter()
             result = run(script, args.csv, args.size)
             results[name].append(result)
-            print(f"  run {i + 1} {name:<9} {result['seconds']:8.2f}s "
-                  f"(wall {time.perf_counter() - clock:.1f}s)", file=sys.stderr)  # fmt: skip
+            print(
+                f"  run {i + 1} {name:<9} {result['seconds']:8.2f}s "
+                f"(wall {time.perf_counter() - clock:.1f}s)",
+                file=sys.stderr,
+            )
 
     def median(name: str, key: str) -> float:
         return statistics.median(float(str(r[key])) for r in results[name])
 
-    print(f"\ndata processing, {args.csv.name} -> {args.size:,} rows, "
-          f"median of {args.repeat} runs")  # fmt: skip
+    print(f"\ndata processing, {args.csv.name} -> {args.size:,} rows, median of {args.repeat} runs")
     print(f"{'approach':<10} {'seconds':>9} {'peak RSS':>10}")
     for name in results:
         print(f"{name:<10} {median(name, 'seconds'):9.2f} {median(name, 'rss') / 2**30:8.2f} GiB")

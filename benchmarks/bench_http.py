@@ -60,14 +60,19 @@ wrk.body = '{body}'
 
 
 def prepare(
-    root: Path, source: Path, rounds: int, params: dict[str, Any] | None = None,
-    calibration: CalibrationChoice = "none", monotone: bool = False,
-) -> None:  # fmt: skip
+    root: Path,
+    source: Path,
+    rounds: int,
+    params: dict[str, Any] | None = None,
+    calibration: CalibrationChoice = "none",
+    monotone: bool = False,
+) -> None:
     storage = FsspecStorage(str(root))
     loans = read_csv(str(source)) if source.is_file() else validate_frame(generate_sample(20_000))
     process_dataset(loans, storage, source=str(source))
-    request = TrainingRequest(rounds=rounds, params=params or {}, calibration=calibration,
-                              monotone=monotone)  # fmt: skip
+    request = TrainingRequest(
+        rounds=rounds, params=params or {}, calibration=calibration, monotone=monotone
+    )
     run_training(request, storage, nthread=len(os.sched_getaffinity(0)))
 
 
@@ -75,10 +80,20 @@ def start_server(
     root: Path, port: int, workers: int, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(
-        [str(LOANRISK), "serve", "--port", str(port), "--storage", str(root),
-         "--workers", str(workers)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})},
-    )  # fmt: skip
+        [
+            str(LOANRISK),
+            "serve",
+            "--port",
+            str(port),
+            "--storage",
+            str(root),
+            "--workers",
+            str(workers),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -109,8 +124,16 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(url: str, connections: int, duration: int, script: Path | None) -> dict[str, float]:
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout",
-               "5s", url]  # fmt: skip
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--latency",
+        "--timeout",
+        "5s",
+        url,
+    ]
     if script is not None:
         command[1:1] = ["-s", str(script)]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -118,9 +141,13 @@ def run_wrk(url: str, connections: int, duration: int, script: Path | None) -> d
     latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s))$", out, re.MULTILINE))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     answered = re.search(r"(\d+) requests in", out)
-    return {"rps": rate, "p50_ms": _ms(latency["50"]), "p99_ms": _ms(latency["99"]),
-            "non_2xx": float(errors.group(1)) if errors else 0.0,
-            "requests": float(answered.group(1)) if answered else 0.0}  # fmt: skip
+    return {
+        "rps": rate,
+        "p50_ms": _ms(latency["50"]),
+        "p99_ms": _ms(latency["99"]),
+        "non_2xx": float(errors.group(1)) if errors else 0.0,
+        "requests": float(answered.group(1)) if answered else 0.0,
+    }
 
 
 def server_side(base: str, calls: int) -> list[float]:
@@ -171,33 +198,41 @@ def main() -> None:
             script = Path(tmp) / "predict.lua"
             script.write_text(LUA.format(body=json.dumps(EXAMPLE_LOAN)))
             print(f"\nwrk -t1, {args.duration} s per run, server: {args.workers} workers")
-            print(f"{'conns':>5}  {'route':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-                  f"{'non-2xx':>7}  {'vs no-op':>8}")  # fmt: skip
+            print(
+                f"{'conns':>5}  {'route':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+                f"{'non-2xx':>7}  {'vs no-op':>8}"
+            )
             for connections in (int(c) for c in args.connections.split(",")):
                 noop = run_wrk(f"{base}/healthz", connections, args.duration, None)
                 scored = run_wrk(f"{base}/v1/predict", connections, args.duration, script)
                 for route, result in (("GET /healthz", noop), ("POST /v1/predict", scored)):
                     ratio = result["rps"] / noop["rps"]
-                    print(f"{connections:>5}  {route:<16} {result['rps']:>9.0f} "
-                          f"{result['p50_ms']:>8.2f} {result['p99_ms']:>8.2f} "
-                          f"{result['non_2xx']:>7.0f}  {ratio:>7.0%}")  # fmt: skip
+                    print(
+                        f"{connections:>5}  {route:<16} {result['rps']:>9.0f} "
+                        f"{result['p50_ms']:>8.2f} {result['p99_ms']:>8.2f} "
+                        f"{result['non_2xx']:>7.0f}  {ratio:>7.0%}"
+                    )
 
             spent = server_side(base, args.calls)
-            print(f"\nserver-side time for one loan (Server-Timing, {args.calls} sequential "
-                  f"requests): median {statistics.median(spent):.3f} ms, "
-                  f"p99 {p99(spent):.3f} ms")  # fmt: skip
+            print(
+                f"\nserver-side time for one loan (Server-Timing, {args.calls} sequential "
+                f"requests): median {statistics.median(spent):.3f} ms, "
+                f"p99 {p99(spent):.3f} ms"
+            )
 
             loans = generate_sample(args.csv_rows, seed=1).drop(columns=[LABEL])
             body = loans.to_csv(index=False).encode()
             threads = len(os.sched_getaffinity(0))
-            scorer = Scorer(ModelRegistry(FsspecStorage(str(root))).load("loan-default"),
-                            nthread=threads)  # fmt: skip
+            scorer = Scorer(
+                ModelRegistry(FsspecStorage(str(root))).load("loan-default"), nthread=threads
+            )
             over_http, in_process = [], []
             with httpx.Client(timeout=300) as client:
                 for _ in range(args.repeat):
                     clock = time.perf_counter()
-                    response = client.post(f"{base}/v1/predict", content=body,
-                                           headers={"Content-Type": "text/csv"})  # fmt: skip
+                    response = client.post(
+                        f"{base}/v1/predict", content=body, headers={"Content-Type": "text/csv"}
+                    )
                     response.raise_for_status()
                     over_http.append(time.perf_counter() - clock)
                     clock = time.perf_counter()
@@ -205,10 +240,12 @@ def main() -> None:
                     in_process.append(time.perf_counter() - clock)
             rows = len(response.text.splitlines()) - 1
             http_s, local_s = statistics.median(over_http), statistics.median(in_process)
-            print(f"\nCSV of {args.csv_rows:,} loans ({len(body) / 2**20:.1f} MiB, {rows:,} "
-                  f"scored): over HTTP {http_s:.2f} s, in-process {local_s:.2f} s "
-                  f"({scorer.backend.name}, {threads} threads): {http_s / local_s:.2f}x "
-                  f"(median of {args.repeat})")  # fmt: skip
+            print(
+                f"\nCSV of {args.csv_rows:,} loans ({len(body) / 2**20:.1f} MiB, {rows:,} "
+                f"scored): over HTTP {http_s:.2f} s, in-process {local_s:.2f} s "
+                f"({scorer.backend.name}, {threads} threads): {http_s / local_s:.2f}x "
+                f"(median of {args.repeat})"
+            )
         finally:
             server.terminate()
             server.wait(30)

@@ -118,18 +118,33 @@ def main() -> None:
         baseline = TrainingRequest(dataset=dataset, model_name="reference", rounds=args.rounds)
         reference = run_training(baseline, storage, nthread=NTHREAD)
         trained = {"reference": reference}
-        print(f"quality on {args.csv.name}, 75/25 split (seed 0); lean: studies of {args.trials}"
-              f" trials ({args.objective}), the lean pick, isotonic calibration")  # fmt: skip
+        print(
+            f"quality on {args.csv.name}, 75/25 split (seed 0); lean: studies of {args.trials}"
+            f" trials ({args.objective}), the lean pick, isotonic calibration"
+        )
         for name, monotone in LEAN.items():
-            search = TuneJob(dataset=dataset, study=name.replace(" ", "-"), trials=args.trials,
-                             objective=args.objective, monotone=monotone)  # fmt: skip
+            search = TuneJob(
+                dataset=dataset,
+                study=name.replace(" ", "-"),
+                trials=args.trials,
+                objective=args.objective,
+                monotone=monotone,
+            )
             study = run_tuning(search, storage, nthread=NTHREAD)
             tuned = tuned_params(storage, "data", dataset, f"{search.study}:lean")
-            trained[name] = run_training(TrainingRequest(
-                dataset=dataset, model_name=search.study, params=tuned.params,
-                rounds=tuned.rounds, monotone=tuned.monotone, calibration="isotonic",
-                tuned_from=tuned.provenance,
-            ), storage, nthread=NTHREAD)  # fmt: skip
+            trained[name] = run_training(
+                TrainingRequest(
+                    dataset=dataset,
+                    model_name=search.study,
+                    params=tuned.params,
+                    rounds=tuned.rounds,
+                    monotone=tuned.monotone,
+                    calibration="isotonic",
+                    tuned_from=tuned.provenance,
+                ),
+                storage,
+                nthread=NTHREAD,
+            )
             print(
                 f"  {name}: lean trial CV AUC {study.lean().auc:.4f}, best {study.best().auc:.4f}"
             )
@@ -139,25 +154,31 @@ def main() -> None:
             report = result.report
             booster = registry.load(result.manifest.name, "latest").booster
             holds = sum(f["holds"] for f in report["monotonicity"]["features"].values())
-            print(f"{name:<15}{report['auc']:>8.4f}{report['brier']:>8.4f}{report['ece']:>8.4f}"
-                  f"{booster.num_boosted_rounds():>7}{tree_nodes(booster):>9,}"
-                  f"  {holds}/{len(report['monotonicity']['features'])}")  # fmt: skip
+            print(
+                f"{name:<15}{report['auc']:>8.4f}{report['brier']:>8.4f}{report['ece']:>8.4f}"
+                f"{booster.num_boosted_rounds():>7}{tree_nodes(booster):>9,}"
+                f"  {holds}/{len(report['monotonicity']['features'])}"
+            )
         for name in LEAN:
             gap = trained[name].report["auc"] - reference.report["auc"]
             print(f"AUC difference ({name} - reference): {gap:+.4f} (the bar: >= -0.001)")
 
         batch = Path(root) / "batch.csv"
         expand(loans.frame, args.rows, seed=99).drop(columns=[LABEL]).head(args.rows).to_csv(
-            batch, index=False, float_format="%.6g")  # fmt: skip
-        approaches = {"stock xgboost, reference model": (STOCK, "reference"),
-                      **{f"loanrisk, {name}": (LOANRISK, name.replace(" ", "-")) for name in LEAN},
-                      "loanrisk, reference model": (LOANRISK, "reference")}  # fmt: skip
+            batch, index=False, float_format="%.6g"
+        )
+        approaches = {
+            "stock xgboost, reference model": (STOCK, "reference"),
+            **{f"loanrisk, {name}": (LOANRISK, name.replace(" ", "-")) for name in LEAN},
+            "loanrisk, reference model": (LOANRISK, "reference"),
+        }
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in approaches}
         for i in range(args.repeat):
             for name, (script, model) in approaches.items():
                 runs[name].append(child(script, root, batch, model))
-                print(f"  run {i + 1} {name:<32} {runs[name][-1]['seconds']:7.2f}s",
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    f"  run {i + 1} {name:<32} {runs[name][-1]['seconds']:7.2f}s", file=sys.stderr
+                )
         print(f"\n{args.rows:,} loans from CSV to PD, {NTHREAD} threads, median of {args.repeat}")
         stock = statistics.median(r["seconds"] for r in runs["stock xgboost, reference model"])
         print(f"{'approach':<34}{'seconds':>9}{'peak RSS':>11}{'speed-up':>10}")
@@ -174,9 +195,11 @@ def main() -> None:
         scorer = Scorer(registry.load("lean", "latest"))
         record = builtin_schema().example_record()
         one = time_calls(lambda: scorer.score_record(record), args.calls)
-        print(f"\none loan in-process, lean model ({scorer.backend.name}, calibrated), "
-              f"{args.calls} calls: median {statistics.median(one):.1f} µs, p99 {p99(one):.1f} µs"
-              " (the target: median <= 60 µs)")  # fmt: skip
+        print(
+            f"\none loan in-process, lean model ({scorer.backend.name}, calibrated), "
+            f"{args.calls} calls: median {statistics.median(one):.1f} µs, p99 {p99(one):.1f} µs"
+            " (the target: median <= 60 µs)"
+        )
 
         if args.scaling:
             print("\nscaling, lean model, score_csv (one run each)")
@@ -184,7 +207,8 @@ def main() -> None:
             for rows in args.scaling:
                 sized = Path(root) / f"scale-{rows}.csv"
                 expand(loans.frame, rows, seed=7).drop(columns=[LABEL]).head(rows).to_csv(
-                    sized, index=False, float_format="%.6g")  # fmt: skip
+                    sized, index=False, float_format="%.6g"
+                )
                 result = child(LOANRISK, root, sized, "lean")
                 print(
                     f"{rows:>12,}{result['seconds']:>9.2f}"

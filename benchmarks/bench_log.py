@@ -30,8 +30,11 @@ from loanrisk.storage import FsspecStorage
 
 def dropped(base: str) -> float:
     text = httpx.get(f"{base}/metrics", timeout=10).text
-    lines = [x for x in text.splitlines()
-             if x.startswith('loanrisk_prediction_log_rows_total{outcome="dropped"}')]  # fmt: skip
+    lines = [
+        x
+        for x in text.splitlines()
+        if x.startswith('loanrisk_prediction_log_rows_total{outcome="dropped"}')
+    ]
     return float(lines[0].rsplit(" ", 1)[1]) if lines else 0.0
 
 
@@ -52,19 +55,26 @@ def main() -> None:
                 nonlocal logged_before
                 if mode != "log on":
                     return ""
-                logged = len(read_log(FsspecStorage(str(root)), "prediction-log",
-                                      model="loan-default"))  # fmt: skip
-                text = (f"  answered {result['requests']:,.0f}, logged "
-                        f"{logged - logged_before:,}, dropped {lost_to_buffer:.0f}")  # fmt: skip
+                logged = len(
+                    read_log(FsspecStorage(str(root)), "prediction-log", model="loan-default")
+                )
+                text = (
+                    f"  answered {result['requests']:,.0f}, logged "
+                    f"{logged - logged_before:,}, dropped {lost_to_buffer:.0f}"
+                )
                 logged_before = logged
                 return text
 
             return line
 
-        print(f"\nwrk -t1 -c{args.connections}, {args.duration} s per run, "
-              f"{args.workers} workers; POST /v1/predict, one loan")  # fmt: skip
-        modes = {"log off": {"LOANRISK_PREDICTION_LOG": "false"},
-                 "log on": {"LOANRISK_PREDICTION_LOG": "true"}}  # fmt: skip
+        print(
+            f"\nwrk -t1 -c{args.connections}, {args.duration} s per run, "
+            f"{args.workers} workers; POST /v1/predict, one loan"
+        )
+        modes = {
+            "log off": {"LOANRISK_PREDICTION_LOG": "false"},
+            "log on": {"LOANRISK_PREDICTION_LOG": "true"},
+        }
         side_by_side(root, script, modes, args, after=after)
 
 

@@ -55,8 +55,9 @@ print(json.dumps({"rows": manifest.rows.total,
 
 
 def run(script: str, *args: str) -> dict[str, int]:
-    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
-                          text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, check=True
+    )
     result: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -76,8 +77,7 @@ def make_csv(rows: int, path: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[250_000, 1_000_000, 4_000_000])
-    parser.add_argument("--sizes", type=int, nargs="+",
-                        default=[1_000_000, 4_000_000, 16_000_000])  # fmt: skip
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 4_000_000, 16_000_000])
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="loanrisk-bench-") as scratch:
@@ -89,8 +89,10 @@ def main() -> None:
             chunked, whole = run(CHUNKED, str(path)), run(WHOLE, str(path))
             assert chunked["rows"] == whole["rows"] == rows
             ratio = whole["rss"] / chunked["rss"]
-            print(f"{rows:>10,} {size / 2**20:>9.0f} {chunked['rss'] / GIB:>12.2f} "
-                  f"{whole['rss'] / GIB:>10.2f} {ratio:>5.1f}x")  # fmt: skip
+            print(
+                f"{rows:>10,} {size / 2**20:>9.0f} {chunked['rss'] / GIB:>12.2f} "
+                f"{whole['rss'] / GIB:>10.2f} {ratio:>5.1f}x"
+            )
             path.unlink()
         print(f"\nexpansion of {args.csv.name}: process_dataset peak RSS")
         print(f"{'size':>12} {'peak GiB':>9}")

@@ -24,11 +24,19 @@ TEXT = {c.name for c in builtin_schema().features if c.type in ("categorical", "
 
 
 def oip_body() -> str:
-    return json.dumps({"inputs": [
-        {"name": name, "shape": [1], "datatype": "BYTES" if name in TEXT else "FP64",
-         "data": [value]}
-        for name, value in EXAMPLE_LOAN.items()
-    ]})  # fmt: skip
+    return json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": name,
+                    "shape": [1],
+                    "datatype": "BYTES" if name in TEXT else "FP64",
+                    "data": [value],
+                }
+                for name, value in EXAMPLE_LOAN.items()
+            ]
+        }
+    )
 
 
 def main() -> None:
@@ -46,8 +54,10 @@ def main() -> None:
         root = Path(tmp) / "store"
         print(f"training the reference model ({args.rounds} rounds) ...", flush=True)
         prepare(root, args.data, args.rounds)
-        routes = {"v1": ("/v1/predict", json.dumps(EXAMPLE_LOAN)),
-                  "oip": ("/v2/models/loan-default/infer", oip_body())}  # fmt: skip
+        routes = {
+            "v1": ("/v1/predict", json.dumps(EXAMPLE_LOAN)),
+            "oip": ("/v2/models/loan-default/infer", oip_body()),
+        }
         scripts = {}
         for name, (_, body) in routes.items():
             scripts[name] = Path(tmp) / f"{name}.lua"
@@ -56,23 +66,28 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         server = start_server(root, port, args.workers)
         try:
-            print(f"wrk -t1, {args.duration} s per run, {args.workers} workers, one loan a "
-                  "request")  # fmt: skip
+            print(f"wrk -t1, {args.duration} s per run, {args.workers} workers, one loan a request")
             for connections in (int(c) for c in args.connections.split(",")):
                 results: dict[str, list[dict[str, float]]] = {"v1": [], "oip": []}
                 for run in range(1, args.repeat + 1):
                     for name in ("v1", "oip") if run % 2 else ("oip", "v1"):
-                        result = run_wrk(base + routes[name][0], connections, args.duration,
-                                         scripts[name])  # fmt: skip
+                        result = run_wrk(
+                            base + routes[name][0], connections, args.duration, scripts[name]
+                        )
                         assert result["non_2xx"] == 0, f"{name}: {result['non_2xx']} errors"
                         results[name].append(result)
-                        print(f"  c{connections} run {run} {name:<4} {result['rps']:>8.0f} req/s"
-                              f"  p99 {result['p99_ms']:>6.2f} ms", flush=True)  # fmt: skip
+                        print(
+                            f"  c{connections} run {run} {name:<4} {result['rps']:>8.0f} req/s"
+                            f"  p99 {result['p99_ms']:>6.2f} ms",
+                            flush=True,
+                        )
                 rps = {n: statistics.median(r["rps"] for r in rs) for n, rs in results.items()}
                 p99 = {n: statistics.median(r["p99_ms"] for r in rs) for n, rs in results.items()}
-                print(f"c{connections} medians: v1 {rps['v1']:.0f} req/s (p99 {p99['v1']:.2f} ms)"
-                      f", oip {rps['oip']:.0f} req/s (p99 {p99['oip']:.2f} ms): oip is "
-                      f"{rps['oip'] / rps['v1']:.1%} of v1's throughput")  # fmt: skip
+                print(
+                    f"c{connections} medians: v1 {rps['v1']:.0f} req/s (p99 {p99['v1']:.2f} ms)"
+                    f", oip {rps['oip']:.0f} req/s (p99 {p99['oip']:.2f} ms): oip is "
+                    f"{rps['oip'] / rps['v1']:.1%} of v1's throughput"
+                )
         finally:
             server.terminate()
             server.wait(30)

@@ -55,21 +55,29 @@ def main() -> None:
             for name, options in CONFIGURATIONS.items():
                 start = time.perf_counter()
                 trained = run_training(
-                    TrainingRequest(dataset=dataset, rounds=args.rounds, promote=False,
-                                    seed=seed, **options),
-                    storage, nthread=args.nthread,
-                )  # fmt: skip
+                    TrainingRequest(
+                        dataset=dataset, rounds=args.rounds, promote=False, seed=seed, **options
+                    ),
+                    storage,
+                    nthread=args.nthread,
+                )
                 report = trained.report
                 check = report["monotonicity"]
-                results[name].append({
-                    "auc": report["auc"], "brier": report["brier"], "ece": report["ece"],
-                    "holds": sum(f["holds"] for f in check["features"].values()),
-                    "directions": len(check["features"]),
-                    "seconds": time.perf_counter() - start,
-                })  # fmt: skip
+                results[name].append(
+                    {
+                        "auc": report["auc"],
+                        "brier": report["brier"],
+                        "ece": report["ece"],
+                        "holds": sum(f["holds"] for f in check["features"].values()),
+                        "directions": len(check["features"]),
+                        "seconds": time.perf_counter() - start,
+                    }
+                )
 
-    print(f"quality on {args.csv.name}: 75/25 split, seeds {args.seeds}, {args.rounds} rounds, "
-          "the reference's parameters (medians over seeds)")  # fmt: skip
+    print(
+        f"quality on {args.csv.name}: 75/25 split, seeds {args.seeds}, {args.rounds} rounds, "
+        "the reference's parameters (medians over seeds)"
+    )
     print(f"{'configuration':<24}{'AUC':>9}{'Brier':>9}{'ECE':>9}{'directions':>12}{'train s':>9}")
     reference_auc = statistics.median(r["auc"] for r in results["reference"])
     for name, runs in results.items():
@@ -78,8 +86,10 @@ def main() -> None:
             return statistics.median(r[key] for r in runs)
 
         holds = f"{median('holds'):.0f}/{runs[0]['directions']:.0f}"
-        print(f"{name:<24}{median('auc'):>9.4f}{median('brier'):>9.4f}{median('ece'):>9.4f}"
-              f"{holds:>12}{median('seconds'):>9.1f}")  # fmt: skip
+        print(
+            f"{name:<24}{median('auc'):>9.4f}{median('brier'):>9.4f}{median('ece'):>9.4f}"
+            f"{holds:>12}{median('seconds'):>9.1f}"
+        )
     for name, runs in results.items():
         if name != "reference":
             gap = statistics.median(r["auc"] for r in runs) - reference_auc

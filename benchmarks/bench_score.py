@@ -135,8 +135,11 @@ def main() -> None:
         storage = FsspecStorage(root)
         loans = read_csv(str(args.csv))
         dataset = process_dataset(loans, storage, source="bench", size=args.train_rows)
-        run_training(TrainingRequest(dataset=dataset.id, model_name="bench",
-                                     rounds=args.rounds), storage, nthread=NTHREAD)  # fmt: skip
+        run_training(
+            TrainingRequest(dataset=dataset.id, model_name="bench", rounds=args.rounds),
+            storage,
+            nthread=NTHREAD,
+        )
         batch = Path(root) / "batch.csv"
         expand(loans.frame, args.rows, seed=99).drop(columns=[LABEL]).head(args.rows).to_csv(
             batch, index=False, float_format="%.6g"
@@ -146,11 +149,15 @@ def main() -> None:
         for i in range(args.repeat):
             for name, script in approaches.items():
                 results[name].append(child(script, root, batch, Path(root) / f"{i}-{name}.npy"))
-                print(f"  run {i + 1} {name:<14} {results[name][-1]['seconds']:7.2f}s",
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    f"  run {i + 1} {name:<14} {results[name][-1]['seconds']:7.2f}s",
+                    file=sys.stderr,
+                )
         probabilities = {n: np.load(Path(root) / f"0-{n}.npy") for n in approaches}
-        print(f"\nbatch: {args.rows:,} loans from CSV to probabilities, {args.rounds}-round "
-              f"depth-10 model, {NTHREAD} threads, median of {args.repeat}")  # fmt: skip
+        print(
+            f"\nbatch: {args.rows:,} loans from CSV to probabilities, {args.rounds}-round "
+            f"depth-10 model, {NTHREAD} threads, median of {args.repeat}"
+        )
         print(f"{'approach':<15} {'seconds':>8} {'peak RSS':>10} {'time / loanrisk':>16}")
         ours = statistics.median(r["seconds"] for r in results["loanrisk"])
         for name, runs in results.items():

@@ -44,25 +44,32 @@ def main() -> None:
     args = parse_options(__doc__.split("\n")[0])
     with tempfile.TemporaryDirectory(prefix="bench-shadow-") as tmp:
         root = Path(tmp) / "store"
-        print(f"training the champion and a challenger ({args.rounds} rounds each) ...",
-              flush=True)  # fmt: skip
+        print(f"training the champion and a challenger ({args.rounds} rounds each) ...", flush=True)
         prepare(root, args.data, args.rounds)
         storage = FsspecStorage(str(root))
-        run_training(TrainingRequest(rounds=args.rounds, seed=1, promote=False), storage,
-                     nthread=len(os.sched_getaffinity(0)))  # fmt: skip
+        run_training(
+            TrainingRequest(rounds=args.rounds, seed=1, promote=False),
+            storage,
+            nthread=len(os.sched_getaffinity(0)),
+        )
         ModelRegistry(storage, "models").promote("loan-default", 2, "challenger")
         script = Path(tmp) / "predict.lua"
         script.write_text(LUA.format(body=json.dumps(builtin_schema().example_record())))
 
         def after(mode: str, base: str, result: dict[str, float]) -> Callable[[], str]:
             rows = shadow_rows(base)
-            text = (f"  shadow scored {rows.get('scored', 0):,.0f}, dropped "
-                    f"{rows.get('dropped', 0):,.0f}, failed {rows.get('failed', 0):,.0f}"
-                    if mode == "shadow on" else "")  # fmt: skip
+            text = (
+                f"  shadow scored {rows.get('scored', 0):,.0f}, dropped "
+                f"{rows.get('dropped', 0):,.0f}, failed {rows.get('failed', 0):,.0f}"
+                if mode == "shadow on"
+                else ""
+            )
             return lambda: text
 
-        print(f"\nwrk -t1 -c{args.connections}, {args.duration} s per run, "
-              f"{args.workers} workers; POST /v1/predict, one loan")  # fmt: skip
+        print(
+            f"\nwrk -t1 -c{args.connections}, {args.duration} s per run, "
+            f"{args.workers} workers; POST /v1/predict, one loan"
+        )
         modes = {"shadow off": {}, "shadow on": {"LOANRISK_SHADOW_ALIAS": "challenger"}}
         side_by_side(root, script, modes, args, after=after)
 

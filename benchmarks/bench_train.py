@@ -67,8 +67,9 @@ print(json.dumps({"seconds": seconds, "rss": resource.getrusage(resource.RUSAGE_
 
 def child(script: str, *args: str) -> dict[str, object]:
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
-                          text=True, check=True, env=env)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, check=True, env=env
+    )
     result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -79,9 +80,11 @@ def quality(csv: Path, root: str) -> None:
     request = TrainingRequest(dataset=dataset.id, data_directory="quality", model_name="quality")
     result = run_training(request, storage, nthread=NTHREAD)
     report = result.report
-    print(f"quality on {csv.name} (75/25 stratified, seed 0, reference parameters, 500 rounds): "
-          f"AUC {report['auc']:.4f}, accuracy {report['classification_report']['accuracy']:.4f}, "
-          f"Brier {report['brier']:.4f}")  # fmt: skip
+    print(
+        f"quality on {csv.name} (75/25 stratified, seed 0, reference parameters, 500 rounds): "
+        f"AUC {report['auc']:.4f}, accuracy {report['classification_report']['accuracy']:.4f}, "
+        f"Brier {report['brier']:.4f}"
+    )
 
 
 def overhead(csv: Path, root: str, size: int, repeat: int) -> str:
@@ -103,8 +106,10 @@ def overhead(csv: Path, root: str, size: int, repeat: int) -> str:
     bare_s = statistics.median(float(str(r["seconds"])) for r in bare)
     ours_gib = float(str(ours[-1]["rss"])) / 2**30
     bare_gib = float(str(bare[-1]["rss"])) / 2**30
-    print(f"\n{size:,} rows ({dataset.rows.train:,} train) x 500 rounds, {NTHREAD} threads, "
-          f"median of {repeat}")  # fmt: skip
+    print(
+        f"\n{size:,} rows ({dataset.rows.train:,} train) x 500 rounds, {NTHREAD} threads, "
+        f"median of {repeat}"
+    )
     print(f"  bare xgb.train   {bare_s:8.1f}s   peak RSS {bare_gib:.2f} GiB")
     print(f"  loanrisk job     {ours_s:8.1f}s   peak RSS {ours_gib:.2f} GiB")
     print(f"  overhead         {ours_s - bare_s:8.1f}s = {(ours_s - bare_s) / bare_s:.1%} of bare")
@@ -116,8 +121,10 @@ def continued(csv: Path, root: str) -> None:
     storage = FsspecStorage(root)
     batch = process_dataset(read_csv(str(csv)), storage, source=csv.name, size=1_000_000, seed=7)
     result = child(OURS, root, batch.id, str(NTHREAD), json.dumps({"continue_from": "production"}))
-    print(f"\ncontinued training: +500 rounds on a new 1,000,000-row batch: "
-          f"{float(str(result['seconds'])):.1f}s (stages {result['timings']})")  # fmt: skip
+    print(
+        f"\ncontinued training: +500 rounds on a new 1,000,000-row batch: "
+        f"{float(str(result['seconds'])):.1f}s (stages {result['timings']})"
+    )
 
 
 def main() -> None:

@@ -105,12 +105,21 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assert AZURITE.exists(), "Azurite is not installed: run `make test` (npm ci in tests/azurite)"
     port = free_port()
     process = subprocess.Popen(
-        [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--silent",
-         "--location", str(tmp_path_factory.mktemp("azurite")), "--skipApiVersionCheck",
-         "--disableTelemetry"],
+        [
+            str(AZURITE),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--silent",
+            "--location",
+            str(tmp_path_factory.mktemp("azurite")),
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
     wait_until_serving(process, port, "Azurite")
     try:
         yield (
@@ -149,7 +158,10 @@ def cluster() -> Iterator[Any]:
     from dask.distributed import LocalCluster
 
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
         dashboard_address="127.0.0.1:0",
-    ) as local:  # fmt: skip
+    ) as local:
         yield local

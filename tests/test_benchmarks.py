@@ -60,8 +60,19 @@ def test_training_benchmark_reports_quality_and_overhead() -> None:
 
 
 def test_scoring_benchmark_compares_three_approaches_and_one_loan() -> None:
-    out = run_benchmark("bench_score.py", "--train-rows", "40000", "--rounds", "20",
-                        "--rows", "5000", "--repeat", "1", "--calls", "50")  # fmt: skip
+    out = run_benchmark(
+        "bench_score.py",
+        "--train-rows",
+        "40000",
+        "--rounds",
+        "20",
+        "--rows",
+        "5000",
+        "--repeat",
+        "1",
+        "--calls",
+        "50",
+    )
     for approach in ("loanrisk", "reference", "stock xgboost"):
         assert approach in out
     assert "max |p(loanrisk) - p(reference)|" in out
@@ -69,9 +80,21 @@ def test_scoring_benchmark_compares_three_approaches_and_one_loan() -> None:
 
 
 def test_http_benchmark_loads_a_real_server_with_wrk() -> None:
-    out = run_benchmark("bench_http.py", "--duration", "1", "--connections", "1,2",
-                        "--calls", "50", "--csv-rows", "2000", "--repeat", "1",
-                        "--rounds", "20")  # fmt: skip
+    out = run_benchmark(
+        "bench_http.py",
+        "--duration",
+        "1",
+        "--connections",
+        "1,2",
+        "--calls",
+        "50",
+        "--csv-rows",
+        "2000",
+        "--repeat",
+        "1",
+        "--rounds",
+        "20",
+    )
     assert "GET /healthz" in out
     assert "POST /v1/predict" in out
     assert "server-side time for one loan" in out
@@ -79,8 +102,9 @@ def test_http_benchmark_loads_a_real_server_with_wrk() -> None:
 
 
 def test_log_benchmark_serves_with_the_log_off_and_on_and_counts_what_was_logged() -> None:
-    out = run_benchmark("bench_log.py", "--duration", "1", "--connections", "2",
-                        "--repeat", "1", "--rounds", "20")  # fmt: skip
+    out = run_benchmark(
+        "bench_log.py", "--duration", "1", "--connections", "2", "--repeat", "1", "--rounds", "20"
+    )
     assert "run 1 log off" in out and "run 1 log on" in out
     line = out.split("run 1 log on")[1].split("\n")[0]
     answered = int(line.split("answered ")[1].split(",")[0].replace(",", ""))
@@ -92,8 +116,17 @@ def test_log_benchmark_serves_with_the_log_off_and_on_and_counts_what_was_logged
 
 
 def test_shadow_benchmark_serves_with_the_shadow_off_and_on_and_counts_its_loans() -> None:
-    out = run_benchmark("bench_shadow.py", "--duration", "1", "--connections", "2",
-                        "--repeat", "1", "--rounds", "20")  # fmt: skip
+    out = run_benchmark(
+        "bench_shadow.py",
+        "--duration",
+        "1",
+        "--connections",
+        "2",
+        "--repeat",
+        "1",
+        "--rounds",
+        "20",
+    )
     assert "run 1 shadow off" in out and "run 1 shadow on" in out
     line = out.split("run 1 shadow on")[1].split("\n")[0]
     assert "shadow scored" in line and "dropped" in line and "failed 0" in line
@@ -101,8 +134,9 @@ def test_shadow_benchmark_serves_with_the_shadow_off_and_on_and_counts_its_loans
 
 
 def test_oip_benchmark_compares_the_oip_route_with_v1() -> None:
-    out = run_benchmark("bench_oip.py", "--duration", "1", "--connections", "2",
-                        "--repeat", "1", "--rounds", "20")  # fmt: skip
+    out = run_benchmark(
+        "bench_oip.py", "--duration", "1", "--connections", "2", "--repeat", "1", "--rounds", "20"
+    )
     assert "c2 run 1 v1" in out and "c2 run 1 oip" in out
     assert "of v1's throughput" in out
 
@@ -122,8 +156,21 @@ def test_quality_benchmark_compares_the_credit_configurations() -> None:
 
 
 def test_lean_benchmark_compares_quality_speed_and_one_loan() -> None:
-    out = run_benchmark("bench_lean.py", "--trials", "2", "--rounds", "20", "--rows", "5000",
-                        "--repeat", "1", "--calls", "50", "--scaling", "2000")  # fmt: skip
+    out = run_benchmark(
+        "bench_lean.py",
+        "--trials",
+        "2",
+        "--rounds",
+        "20",
+        "--rows",
+        "5000",
+        "--repeat",
+        "1",
+        "--calls",
+        "50",
+        "--scaling",
+        "2000",
+    )
     assert "AUC difference (lean - reference):" in out
     assert "AUC difference (lean monotone - reference):" in out
     for approach in ("stock xgboost, reference model", "loanrisk, lean", "loanrisk, lean monotone"):

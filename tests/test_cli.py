@@ -45,9 +45,11 @@ def test_demo_processes_trains_and_serves_the_built_in_sample(tmp_path: Path) ->
     port = free_port()
     demo = subprocess.Popen(
         [str(LOANRISK), "demo", "--storage", str(tmp_path), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "COLUMNS": "200"},
-    )  # fmt: skip
+    )
     try:
         wait_until_serving(demo, port, "loanrisk demo", timeout=240)
         base = f"http://127.0.0.1:{port}"
@@ -157,8 +159,17 @@ def test_train_continue_promote_and_roll_back(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert "model loan-default version 1" in first.stdout
     assert "production │ promoted" in first.stdout
-    second = run("train", *storage, "--rounds", "5", "--continue-from", "production",
-                 "--param", "max_depth=4", "--json")  # fmt: skip
+    second = run(
+        "train",
+        *storage,
+        "--rounds",
+        "5",
+        "--continue-from",
+        "production",
+        "--param",
+        "max_depth=4",
+        "--json",
+    )
     assert second.returncode == 0, second.stderr
     manifest = json.loads(second.stdout)
     assert manifest["rounds"]["total_trees"] == 25
@@ -177,19 +188,27 @@ def test_train_continue_promote_and_roll_back(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["train", "--continue-from", "production"],
-         "error: cannot continue training model 'loan-default' from 'production'"),
-        (["train", "--param", "max_depth=-2", "--rounds", "2"],
-         "error: XGBoost refused the training"),
+        (
+            ["train", "--continue-from", "production"],
+            "error: cannot continue training model 'loan-default' from 'production'",
+        ),
+        (
+            ["train", "--param", "max_depth=-2", "--rounds", "2"],
+            "error: XGBoost refused the training",
+        ),
         (["train", "--size", "77"], "error: no dataset processed with size 77"),
-        (["train", "--calibration", "platt", "--calibration-fraction", "0.01"],
-         "error: platt calibration needs at least 50 defaults in its held-out set, and "
-         "calibration_fraction 0.01 of the 15,000 training loans holds out 150 loans"),
-        (["models", "promote", "loan-default", "1", "--alias", "latest"],
-         "error: 'latest' always means the newest version"),
+        (
+            ["train", "--calibration", "platt", "--calibration-fraction", "0.01"],
+            "error: platt calibration needs at least 50 defaults in its held-out set, and "
+            "calibration_fraction 0.01 of the 15,000 training loans holds out 150 loans",
+        ),
+        (
+            ["models", "promote", "loan-default", "1", "--alias", "latest"],
+            "error: 'latest' always means the newest version",
+        ),
         (["models", "show", "../etc"], "error: invalid model name '../etc'"),
     ],
-)  # fmt: skip
+)
 def test_training_errors_exit_2_with_one_line(
     demo_storage: Path, args: list[str], message: str
 ) -> None:
@@ -282,8 +301,12 @@ def test_predict_follows_the_threshold_and_band_settings(tmp_path: Path) -> None
     source = tmp_path / "loans.csv"
     rows = [line.split(",") for line in REAL_CSV.read_text().splitlines()[:4]]
     source.write_text("\n".join(",".join(r[:8] + r[9:]) for r in rows) + "\n")
-    env = {"LOANRISK_THRESHOLD": "0.999", "LOANRISK_BAND_CUTOFFS": "[0.999]",
-           "LOANRISK_BAND_NAMES": '["fine", "bad"]', "LOANRISK_BACKEND": "xgboost"}  # fmt: skip
+    env = {
+        "LOANRISK_THRESHOLD": "0.999",
+        "LOANRISK_BAND_CUTOFFS": "[0.999]",
+        "LOANRISK_BAND_NAMES": '["fine", "bad"]',
+        "LOANRISK_BACKEND": "xgboost",
+    }
     done = run("predict", str(source), *storage, env=env)
     assert done.returncode == 0, done.stderr
     assert "(xgboost)" in done.stderr
@@ -327,14 +350,23 @@ def test_data_with_missing_values_is_kept_and_unusable_rows_can_be_dropped(
     ("args", "env", "message"),
     [
         (["data", "process", "ONE_ROW"], {}, "error: cannot split the loans into train and test"),
-        (["data", "process", "sample", "--size", "30000000"], {},
-         "error: --size of 30,000,000 rows is over the limit of 20,000,000"),
-        (["serve"], {"LOANRISK_API_KEYS": '["admin:short"]'},
-         "error: LOANRISK_API_KEYS entry 1: keys need at least 16 characters"),
-        (["serve"], {"LOANRISK_ENVIRONMENT": "production"},
-         "error: production refuses to serve without API keys"),
+        (
+            ["data", "process", "sample", "--size", "30000000"],
+            {},
+            "error: --size of 30,000,000 rows is over the limit of 20,000,000",
+        ),
+        (
+            ["serve"],
+            {"LOANRISK_API_KEYS": '["admin:short"]'},
+            "error: LOANRISK_API_KEYS entry 1: keys need at least 16 characters",
+        ),
+        (
+            ["serve"],
+            {"LOANRISK_ENVIRONMENT": "production"},
+            "error: production refuses to serve without API keys",
+        ),
     ],
-)  # fmt: skip
+)
 def test_more_bad_input_exits_2_with_one_line(
     tmp_path: Path, args: list[str], env: dict[str, str], message: str
 ) -> None:

@@ -13,8 +13,9 @@ def test_the_error_tree_settings_and_contracts_load_no_ml_library() -> None:
         "heavy = [m for m in ('xgboost', 'sklearn', 'daal4py', 'fastapi') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
     assert done.stdout.strip() == ""
 
 
@@ -36,6 +37,7 @@ def test_the_service_and_the_command_line_never_import_mlflow() -> None:
         "create_app(Settings(storage='memory://x'))\n"
         "print('mlflow' in sys.modules)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
     assert done.stdout.strip() == "False"

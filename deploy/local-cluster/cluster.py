@@ -63,8 +63,12 @@ def free_port(*, plus: int = 0) -> int:
     raise RuntimeError("no free port pair")
 
 
-def wait_for(url: str, *, timeout: float = 60, process: subprocess.Popen[bytes] | None = None,
-             ) -> None:  # fmt: skip
+def wait_for(
+    url: str,
+    *,
+    timeout: float = 60,
+    process: subprocess.Popen[bytes] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -122,8 +126,15 @@ http {{
 class LocalCluster:
     """S3 server + N loanrisk replicas + nginx, all on loopback, under ``directory``."""
 
-    def __init__(self, directory: Path, replicas: int, *, reload_interval: float = 1.0,
-                 heartbeat: float = 0.5, stale_after: float = 3.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        directory: Path,
+        replicas: int,
+        *,
+        reload_interval: float = 1.0,
+        heartbeat: float = 0.5,
+        stale_after: float = 3.0,
+    ) -> None:
         self.directory = directory
         self.count = replicas
         self.s3_port = free_port(plus=10000)
@@ -178,20 +189,44 @@ class LocalCluster:
         data = self.directory / "s3"
         data.mkdir(exist_ok=True)
         config = self.directory / "s3-identities.json"
-        config.write_text(json.dumps({"identities": [{
-            "name": "loanrisk", "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}]}]}))  # fmt: skip
+        config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "loanrisk",
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                        }
+                    ]
+                }
+            )
+        )
         ports = {name: free_port(plus=10000) for name in ("master", "volume", "filer", "admin")}
         with self._log("seaweedfs") as log:
             self._s3 = subprocess.Popen(
-                [str(BIN / "weed"), "mini", f"-dir={data}", "-ip=127.0.0.1",
-                 "-ip.bind=127.0.0.1", f"-s3.port={self.s3_port}",
-                 f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
-                 f"-filer.port={ports['filer']}", f"-admin.port={ports['admin']}",
-                 "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
-                 f"-s3.config={config}", f"-bucket={BUCKET}"],
-                stdout=log, stderr=subprocess.STDOUT, cwd=self.directory,
-            )  # fmt: skip
+                [
+                    str(BIN / "weed"),
+                    "mini",
+                    f"-dir={data}",
+                    "-ip=127.0.0.1",
+                    "-ip.bind=127.0.0.1",
+                    f"-s3.port={self.s3_port}",
+                    f"-master.port={ports['master']}",
+                    f"-volume.port={ports['volume']}",
+                    f"-filer.port={ports['filer']}",
+                    f"-admin.port={ports['admin']}",
+                    "-admin.ui=false",
+                    "-webdav=false",
+                    "-s3.port.iceberg=0",
+                    "-s3.port.lance=0",
+                    f"-s3.config={config}",
+                    f"-bucket={BUCKET}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.directory,
+            )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:  # up, and the bucket made
             try:
@@ -210,10 +245,14 @@ class LocalCluster:
         with self._log(f"replica-{index}") as log:
             process = subprocess.Popen(
                 [str(BIN / "loanrisk"), "serve", "--port", str(port), "--workers", "1"],
-                env={**os.environ, **self.settings,
-                     "PROMETHEUS_MULTIPROC_DIR": str(self.directory / f"metrics-{index}")},
-                stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                env={
+                    **os.environ,
+                    **self.settings,
+                    "PROMETHEUS_MULTIPROC_DIR": str(self.directory / f"metrics-{index}"),
+                },
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.replicas[index] = process
         wait_for(f"{self.replica_url(index)}/healthz", process=process, timeout=90)
 
@@ -225,22 +264,34 @@ class LocalCluster:
         self.replicas[index] = None
 
     def _start_nginx(self) -> None:
-        servers = "\n".join(f"    server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;"
-                            for p in self.replica_ports)  # fmt: skip
+        servers = "\n".join(
+            f"    server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in self.replica_ports
+        )
         for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):  # its workers may be nobody
             temp = self.directory / f"nginx-{name}"
             temp.mkdir(exist_ok=True)
             temp.chmod(0o1777)
         config = self.directory / "nginx.conf"
-        config.write_text(NGINX.format(dir=self.directory, servers=servers,
-                                       port=self.nginx_port, scoring=SCORING))  # fmt: skip
+        config.write_text(
+            NGINX.format(dir=self.directory, servers=servers, port=self.nginx_port, scoring=SCORING)
+        )
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         with self._log("nginx") as log:
             self._nginx = subprocess.Popen(
-                [nginx, "-c", str(config), "-p", str(self.directory), "-e",
-                 str(self.directory / "nginx-error.log"), "-g", "daemon off;"],
-                stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                [
+                    nginx,
+                    "-c",
+                    str(config),
+                    "-p",
+                    str(self.directory),
+                    "-e",
+                    str(self.directory / "nginx-error.log"),
+                    "-g",
+                    "daemon off;",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         wait_for(f"{self.url}/healthz", process=self._nginx)
 
     def stop(self) -> None:
@@ -274,8 +325,11 @@ def seed(cluster: LocalCluster, csv: bytes, *, rounds: int) -> dict[str, Any]:
         made = client.post("/v1/datasets", files={"file": ("loans.csv", csv)}, headers=admin())
         made.raise_for_status()
         assert follow(client, made.headers["location"])["state"] == "succeeded"
-        trained = client.post("/v1/models/loan-default/versions", headers=admin(),
-                              json={"rounds": rounds, "promote": True})  # fmt: skip
+        trained = client.post(
+            "/v1/models/loan-default/versions",
+            headers=admin(),
+            json={"rounds": rounds, "promote": True},
+        )
         trained.raise_for_status()
         return follow(client, trained.headers["location"])
 
@@ -283,18 +337,27 @@ def seed(cluster: LocalCluster, csv: bytes, *, rounds: int) -> dict[str, Any]:
 def served_versions(cluster: LocalCluster, loan: dict[str, Any]) -> list[int | None]:
     versions: list[int | None] = []
     for index in range(cluster.count):
-        answer = httpx.post(f"{cluster.replica_url(index)}/v1/predict", json=loan, timeout=10,
-                            headers={"Authorization": f"Bearer {SCORE_KEY}"})  # fmt: skip
+        answer = httpx.post(
+            f"{cluster.replica_url(index)}/v1/predict",
+            json=loan,
+            timeout=10,
+            headers={"Authorization": f"Bearer {SCORE_KEY}"},
+        )
         versions.append(answer.json()["model"]["version"] if answer.status_code == 200 else None)
     return versions
 
 
-def time_to_every_replica(cluster: LocalCluster, loan: dict[str, Any], version: int,
-                          timeout: float = 60) -> float:  # fmt: skip
+def time_to_every_replica(
+    cluster: LocalCluster, loan: dict[str, Any], version: int, timeout: float = 60
+) -> float:
     """Promote ``version`` through nginx; seconds until every replica serves it."""
     clock = time.monotonic()
-    promoted = httpx.put(f"{cluster.url}/v1/models/loan-default/aliases/production",
-                         json={"version": version}, headers=admin(), timeout=30)  # fmt: skip
+    promoted = httpx.put(
+        f"{cluster.url}/v1/models/loan-default/aliases/production",
+        json={"version": version},
+        headers=admin(),
+        timeout=30,
+    )
     promoted.raise_for_status()
     while time.monotonic() - clock < timeout:
         if all(v == version for v in served_versions(cluster, loan)):
@@ -310,8 +373,10 @@ def bench(args: argparse.Namespace) -> None:
     from loanrisk.schema import EXAMPLE_LOAN
 
     csv = generate_sample(20_000).to_csv(index=False).encode()
-    print(f"replicas  connections  req/s  p50 ms  p99 ms   (wrk -t1 through nginx, "
-          f"{args.duration} s, one worker per replica)")  # fmt: skip
+    print(
+        f"replicas  connections  req/s  p50 ms  p99 ms   (wrk -t1 through nginx, "
+        f"{args.duration} s, one worker per replica)"
+    )
     for replicas in (int(n) for n in args.replicas.split(",")):
         with (
             tempfile.TemporaryDirectory(prefix="loanrisk-cluster-") as tmp,
@@ -320,27 +385,34 @@ def bench(args: argparse.Namespace) -> None:
             seed(cluster, csv, rounds=args.rounds)
             script = Path(tmp) / "predict.lua"
             body = json.dumps(EXAMPLE_LOAN).replace("'", "\\'")
-            script.write_text("wrk.method = 'POST'\nwrk.headers['Content-Type'] = "
-                              f"'application/json'\nwrk.headers['Authorization'] = "
-                              f"'Bearer {SCORE_KEY}'\nwrk.body = '{body}'\n")  # fmt: skip
+            script.write_text(
+                "wrk.method = 'POST'\nwrk.headers['Content-Type'] = "
+                f"'application/json'\nwrk.headers['Authorization'] = "
+                f"'Bearer {SCORE_KEY}'\nwrk.body = '{body}'\n"
+            )
             time.sleep(2 * float(cluster.settings["LOANRISK_RELOAD_INTERVAL"]))
             for connections in (int(c) for c in args.connections.split(",")):
                 result = run_wrk(f"{cluster.url}/v1/predict", connections, args.duration, script)
                 assert result["non_2xx"] == 0, result
-                print(f"{replicas:>8}  {connections:>11}  {result['rps']:>5.0f}  "
-                      f"{result['p50_ms']:>6.2f}  {result['p99_ms']:>6.2f}")  # fmt: skip
+                print(
+                    f"{replicas:>8}  {connections:>11}  {result['rps']:>5.0f}  "
+                    f"{result['p50_ms']:>6.2f}  {result['p99_ms']:>6.2f}"
+                )
             if replicas > 1:
                 seed(cluster, csv, rounds=args.rounds)  # version 2, promoted
                 times = [time_to_every_replica(cluster, EXAMPLE_LOAN, v) for v in (1, 2, 1)]
-                print(f"          promotion reached all {replicas} replicas in "
-                      f"{', '.join(f'{t:.2f}' for t in times)} s (reload interval "
-                      f"{cluster.settings['LOANRISK_RELOAD_INTERVAL']} s)")  # fmt: skip
+                print(
+                    f"          promotion reached all {replicas} replicas in "
+                    f"{', '.join(f'{t:.2f}' for t in times)} s (reload interval "
+                    f"{cluster.settings['LOANRISK_RELOAD_INTERVAL']} s)"
+                )
 
 
 def up(args: argparse.Namespace) -> None:
     directory = Path(args.directory or tempfile.mkdtemp(prefix="loanrisk-cluster-"))
-    with LocalCluster(directory, args.replicas, reload_interval=5.0, heartbeat=2.0,
-                      stale_after=30.0) as cluster:  # fmt: skip
+    with LocalCluster(
+        directory, args.replicas, reload_interval=5.0, heartbeat=2.0, stale_after=30.0
+    ) as cluster:
         print(f"nginx:    {cluster.url}  (the load balancer)")
         for index in range(cluster.count):
             print(f"replica {index}: {cluster.replica_url(index)}")

@@ -158,8 +158,9 @@ def data_process(
         check_size(size, settings, field="--size")
         declared = read_schema(schema) if schema is not None else None
         target = open_storage(settings)
-        loans = _load_source(source, settings, keep_column, skip_bad_rows=skip_bad_rows,
-                             schema=declared)  # fmt: skip
+        loans = _load_source(
+            source, settings, keep_column, skip_bad_rows=skip_bad_rows, schema=declared
+        )
         _report_dropped(loans)
         with progress_bar() as progress:
             manifest = process_dataset(
@@ -301,8 +302,11 @@ def _fairness_summary(report: dict[str, Any]) -> str:
 
 def _train_summary(manifest: ModelManifest, report: dict[str, Any], promoted: bool) -> None:
     classes = report["classification_report"]
-    table = Table(title=f"model {manifest.name} version {manifest.version}",
-                  show_header=False, title_justify="left")  # fmt: skip
+    table = Table(
+        title=f"model {manifest.name} version {manifest.version}",
+        show_header=False,
+        title_justify="left",
+    )
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")
     parent = manifest.parent
@@ -315,8 +319,11 @@ def _train_summary(manifest: ModelManifest, report: dict[str, Any], promoted: bo
     table.add_row("AUC", f"{report['auc']:.4f}")
     table.add_row("accuracy", f"{classes['accuracy']:.4f}")
     default = classes["Default"]
-    table.add_row("Default", f"precision {default['precision']:.3f}, recall "
-                  f"{default['recall']:.3f}, f1 {default['f1-score']:.3f}")  # fmt: skip
+    table.add_row(
+        "Default",
+        f"precision {default['precision']:.3f}, recall "
+        f"{default['recall']:.3f}, f1 {default['f1-score']:.3f}",
+    )
     table.add_row("Brier / KS", f"{report['brier']:.4f} / {report['ks']:.4f}")
     matrix = report["confusion_matrix"]
     table.add_row(
@@ -342,9 +349,12 @@ def _train_summary(manifest: ModelManifest, report: dict[str, Any], promoted: bo
     step = report.get("calibration_step")
     if step:
         before, after = step["before"], step["after"]
-        table.add_row("calibration", f"{step['method']} on {step['fitted']['rows']:,} held-out "
-                      f"rows: Brier {before['brier']:.4f} -> {after['brier']:.4f}, ECE "
-                      f"{before['ece']:.4f} -> {after['ece']:.4f}")  # fmt: skip
+        table.add_row(
+            "calibration",
+            f"{step['method']} on {step['fitted']['rows']:,} held-out "
+            f"rows: Brier {before['brier']:.4f} -> {after['brier']:.4f}, ECE "
+            f"{before['ece']:.4f} -> {after['ece']:.4f}",
+        )
     table.add_row("timings", ", ".join(f"{k} {v:.2f}s" for k, v in manifest.timings.items()))
     table.add_row("production", "promoted" if promoted else "unchanged")
     out.print(table)
@@ -400,8 +410,11 @@ def _monotone_summary(check: dict[str, Any] | None) -> str:
         return "no directions of risk declared"
     broken = [name for name, feature in check["features"].items() if not feature["holds"]]
     enforced = "enforced" if check["enforced"] else "not enforced"
-    return f"{enforced}; " + (f"moves against the declared direction: {', '.join(broken)}"
-                              if broken else "every declared direction holds")  # fmt: skip
+    return f"{enforced}; " + (
+        f"moves against the declared direction: {', '.join(broken)}"
+        if broken
+        else "every declared direction holds"
+    )
 
 
 @app.command()
@@ -509,11 +522,14 @@ def train(
     The version records its decision policy (threshold, risk bands); the service scores
     with it unless LOANRISK_THRESHOLD or LOANRISK_BAND_* is set (docs/scoring.md)."""
     with cli_errors():
-        settings = settings_from(storage=storage, nthread=nthread,
-                                 mlflow_tracking_uri=mlflow_tracking_uri,
-                                 mlflow_experiment=mlflow_experiment,
-                                 mlflow_register=mlflow_register,
-                                 dask_scheduler=dask_scheduler)  # fmt: skip
+        settings = settings_from(
+            storage=storage,
+            nthread=nthread,
+            mlflow_tracking_uri=mlflow_tracking_uri,
+            mlflow_experiment=mlflow_experiment,
+            mlflow_register=mlflow_register,
+            dask_scheduler=dask_scheduler,
+        )
         params = dict(parse_param(p) for p in param or [])
         tuned = None
         if params_from is not None:
@@ -538,18 +554,26 @@ def train(
             band_names=_names(band_names),
         )
         request = TrainingRequest(
-            dataset=dataset, dataset_size=size, data_directory=directory,
-            model_directory=model_directory, model_name=model, continue_from=continue_from,
-            params=params, rounds=rounds or (tuned.rounds if tuned else DEFAULT_ROUNDS),
-            early_stopping_rounds=early_stopping, promote=promote,
-            protected_attribute=protected_attribute, privileged_value=privileged_value,
-            seed=settings.seed, monotone=monotone,
+            dataset=dataset,
+            dataset_size=size,
+            data_directory=directory,
+            model_directory=model_directory,
+            model_name=model,
+            continue_from=continue_from,
+            params=params,
+            rounds=rounds or (tuned.rounds if tuned else DEFAULT_ROUNDS),
+            early_stopping_rounds=early_stopping,
+            promote=promote,
+            protected_attribute=protected_attribute,
+            privileged_value=privileged_value,
+            seed=settings.seed,
+            monotone=monotone,
             calibration=calibration.value if calibration else settings.calibration,
             calibration_fraction=calibration_fraction,
             reason_catalog=_reason_catalog(reason_catalog) if reason_catalog else None,
             tuned_from=tuned.provenance if tuned else None,
             **policy.model_dump(),
-        )  # fmt: skip
+        )
         if dask_scheduler is not None:
             from loanrisk.training.distributed import train_distributed
 
@@ -663,17 +687,34 @@ def predict(
         loaded = registry.load(name, ref)
         on_error: OnError = "skip" if skip_bad_rows else "raise"
         if dask_scheduler is not None:
-            _predict_on_dask(registry, loaded, settings, source, output, dask_scheduler,
-                             on_error=on_error, id_column=id_column, explain=explain,
-                             decline_reasons=decline_reasons)  # fmt: skip
+            _predict_on_dask(
+                registry,
+                loaded,
+                settings,
+                source,
+                output,
+                dask_scheduler,
+                on_error=on_error,
+                id_column=id_column,
+                explain=explain,
+                decline_reasons=decline_reasons,
+            )
             return
         scorer = scorer_from_settings(loaded, settings)
         err.print(f"Scoring with {name} version {loaded.version} ({scorer.backend.name}) ...")
         log = prediction_log(settings, target) if settings.prediction_log else None
         try:
-            _predict(scorer, source, output, settings, log, on_error=on_error,
-                     id_column=id_column, explain=explain,
-                     decline_reasons=decline_reasons)  # fmt: skip
+            _predict(
+                scorer,
+                source,
+                output,
+                settings,
+                log,
+                on_error=on_error,
+                id_column=id_column,
+                explain=explain,
+                decline_reasons=decline_reasons,
+            )
         finally:
             if log is not None:
                 log.close()
@@ -695,12 +736,26 @@ def _predict_on_dask(
     written = fsspec.open(output, **storage_options(settings, output)).fs
     if written.exists(output) and (not written.isdir(output) or written.ls(output)):
         raise InvalidInput(f"--output {output} exists: results never replace files")
-    err.print(f"Scoring {source} with {loaded.name} version {loaded.version} on the Dask "
-              f"cluster at {scheduler} ...", highlight=False)  # fmt: skip
-    summary = score_on_dask(registry, loaded.name, loaded.version, settings, source=source,
-                            output=output, scheduler=scheduler, **options)  # fmt: skip
-    err.print(f"{summary['scored']:,} loans scored in {summary['partitions']} partitions on "
-              f"{summary['workers']} workers -> {output}", highlight=False)  # fmt: skip
+    err.print(
+        f"Scoring {source} with {loaded.name} version {loaded.version} on the Dask "
+        f"cluster at {scheduler} ...",
+        highlight=False,
+    )
+    summary = score_on_dask(
+        registry,
+        loaded.name,
+        loaded.version,
+        settings,
+        source=source,
+        output=output,
+        scheduler=scheduler,
+        **options,
+    )
+    err.print(
+        f"{summary['scored']:,} loans scored in {summary['partitions']} partitions on "
+        f"{summary['workers']} workers -> {output}",
+        highlight=False,
+    )
 
 
 def _predict(
@@ -717,8 +772,9 @@ def _predict(
 ) -> None:
     if source.endswith(".json"):
         records = _json_records(source)
-        scored = scorer.score_records(records, on_error=on_error, explain=explain,
-                                      decline_reasons=decline_reasons)  # fmt: skip
+        scored = scorer.score_records(
+            records, on_error=on_error, explain=explain, decline_reasons=decline_reasons
+        )
         if log is not None:
             log.scored_records(scorer, records, scored, source="cli")
         if output is None:
@@ -741,25 +797,33 @@ def _predict(
             stream = stack.enter_context(open(source, "rb"))
         else:
             raise InvalidInput(f"no such file: {source}")
-        sink = (
-            stack.enter_context(_open_output(output, settings)) if output
-            else sys.stdout.buffer
-        )  # fmt: skip
+        sink = stack.enter_context(_open_output(output, settings)) if output else sys.stdout.buffer
         score = scorer.score_parquet if source.endswith(".parquet") else scorer.score_csv
-        on_scored = (log.chunk_recorder(scorer, source="cli", id_column=id_column)
-                     if log is not None else None)  # fmt: skip
+        on_scored = (
+            log.chunk_recorder(scorer, source="cli", id_column=id_column)
+            if log is not None
+            else None
+        )
         with progress_bar() as progress:
             summary = score(
-                stream, sink, on_error=on_error, id_column=id_column, explain=explain,
+                stream,
+                sink,
+                on_error=on_error,
+                id_column=id_column,
+                explain=explain,
                 progress=lambda rows: progress("score", rows, rows),
-                on_scored=on_scored, decline_reasons=decline_reasons,
-            )  # fmt: skip
+                on_scored=on_scored,
+                decline_reasons=decline_reasons,
+            )
     sink_name = output or "stdout"
-    err.print(f"{summary['scored']:,} loans scored, {summary['rejected']:,} rejected "
-              f"-> {sink_name}")  # fmt: skip
+    err.print(
+        f"{summary['scored']:,} loans scored, {summary['rejected']:,} rejected -> {sink_name}"
+    )
     for issue in summary["issues"][:5]:
-        err.print(f"  rejected: column {issue['column']!r}: {issue['message']} "
-                  f"({issue['count']} rows, first {issue['rows'][:5]})")  # fmt: skip
+        err.print(
+            f"  rejected: column {issue['column']!r}: {issue['message']} "
+            f"({issue['count']} rows, first {issue['rows'][:5]})"
+        )
 
 
 def _json_records(source: str) -> list[Any]:

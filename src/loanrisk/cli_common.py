@@ -44,8 +44,12 @@ def cli_errors() -> Iterator[None]:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(map(str, first["loc"]))  # empty: a check across settings
-        fail(f"invalid setting {where}: {first['msg']}" if where
-             else f"invalid settings: {first['msg']}", 2)  # fmt: skip
+        fail(
+            f"invalid setting {where}: {first['msg']}"
+            if where
+            else f"invalid settings: {first['msg']}",
+            2,
+        )
     except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
         raise  # the command line's own exits and refusals
     except OSError as exc:

@@ -138,8 +138,9 @@ def models_export(
 
         settings = settings_from(storage=storage)
         name, version = model_ref(ref)
-        written = export_mlflow(_registry(settings, model_directory), name, version, directory,
-                                settings)  # fmt: skip
+        written = export_mlflow(
+            _registry(settings, model_directory), name, version, directory, settings
+        )
         err.print(f"{name}@{version} written to {written} as an MLflow model", highlight=False)
 
 
@@ -177,9 +178,15 @@ def models_promote(
         if if_not_worse:
             target = registry.resolve(model, version)
             checked = guard_promotion(
-                registry.storage, registry, settings, model, target, alias,
-                max_auc_drop=max_auc_drop, dataset=dataset,
-            )  # fmt: skip
+                registry.storage,
+                registry,
+                settings,
+                model,
+                target,
+                alias,
+                max_auc_drop=max_auc_drop,
+                dataset=dataset,
+            )
             if checked is not None:
                 low, high = checked["auc_difference"]["ci95"]
                 err.print(
@@ -190,8 +197,9 @@ def models_promote(
                     "not worse",
                     highlight=False,
                 )
-        record = registry.promote(model, version, alias, check=servable_check(settings),
-                                  by=cli_user(), reason=reason)  # fmt: skip
+        record = registry.promote(
+            model, version, alias, check=servable_check(settings), by=cli_user(), reason=reason
+        )
         _print_alias(model, alias, record)
 
 
@@ -206,8 +214,9 @@ def models_rollback(
     """Move an alias back to the version it pointed at before."""
     with cli_errors():
         registry = _registry(settings := settings_from(storage=storage), model_directory)
-        record = registry.rollback(model, alias, check=servable_check(settings), by=cli_user(),
-                                   reason=reason)  # fmt: skip
+        record = registry.rollback(
+            model, alias, check=servable_check(settings), by=cli_user(), reason=reason
+        )
         _print_alias(model, alias, record)
 
 
@@ -241,32 +250,46 @@ def _print_comparison(report: dict[str, Any]) -> None:
         out.print(f"held out: {held['rows']:,} test loans of dataset {held['dataset']}{sampled}")
         table = Table("", f"version {a}", f"version {b}")
         for metric in ("auc", "brier", "ks"):
-            table.add_row(metric.upper() if metric != "brier" else "Brier",
-                          _number(held["a"][metric]), _number(held["b"][metric]))  # fmt: skip
+            table.add_row(
+                metric.upper() if metric != "brier" else "Brier",
+                _number(held["a"][metric]),
+                _number(held["b"][metric]),
+            )
         out.print(table)
         d = held["auc_difference"]
         low, high = d["ci95"]
-        out.print(f"AUC difference (b - a): {d['b_minus_a']:+.4f}, 95% interval "
-                  f"[{low:+.4f}, {high:+.4f}], p = {d['p_value']:.3g} ({d['method']})")  # fmt: skip
+        out.print(
+            f"AUC difference (b - a): {d['b_minus_a']:+.4f}, 95% interval "
+            f"[{low:+.4f}, {high:+.4f}], p = {d['p_value']:.3g} ({d['method']})"
+        )
     live = report["live"]
-    since, until = (datetime.fromisoformat(live[k]).strftime("%Y-%m-%d %H:%M")
-                    for k in ("since", "until"))  # fmt: skip
-    out.print(f"\nlive, {since} to {until} UTC: {live['loans']:,} loans scored by both "
-              f"(version {a} scored {live['scored']['a']:,}, version {b} "
-              f"{live['scored']['b']:,})")  # fmt: skip
+    since, until = (
+        datetime.fromisoformat(live[k]).strftime("%Y-%m-%d %H:%M") for k in ("since", "until")
+    )
+    out.print(
+        f"\nlive, {since} to {until} UTC: {live['loans']:,} loans scored by both "
+        f"(version {a} scored {live['scored']['a']:,}, version {b} "
+        f"{live['scored']['b']:,})"
+    )
     if live["loans"]:
         flips = live["flips"]
         out.print(f"  agreement {live['agreement']:.2%} at threshold {live['threshold']}")
-        out.print(f"  flips: {flips['a_approves_b_declines']:,} approved by {a} and declined "
-                  f"by {b}; {flips['a_declines_b_approves']:,} declined by {a} and approved "
-                  f"by {b}")  # fmt: skip
+        out.print(
+            f"  flips: {flips['a_approves_b_declines']:,} approved by {a} and declined "
+            f"by {b}; {flips['a_declines_b_approves']:,} declined by {a} and approved "
+            f"by {b}"
+        )
         diff = live["abs_difference"]
-        out.print(f"  score PSI {live['score_psi']:.4f}; absolute difference mean "
-                  f"{diff['mean']:.4f}, max {diff['max']:.4f}")  # fmt: skip
+        out.print(
+            f"  score PSI {live['score_psi']:.4f}; absolute difference mean "
+            f"{diff['mean']:.4f}, max {diff['max']:.4f}"
+        )
     realized = live["outcomes"]
-    out.print(f"  with outcomes: {realized['loans']:,} loans; realized AUC "
-              f"{_number(realized['a_auc']) or '-'} ({a}) against "
-              f"{_number(realized['b_auc']) or '-'} ({b})")  # fmt: skip
+    out.print(
+        f"  with outcomes: {realized['loans']:,} loans; realized AUC "
+        f"{_number(realized['a_auc']) or '-'} ({a}) against "
+        f"{_number(realized['b_auc']) or '-'} ({b})"
+    )
 
 
 @models_app.command("compare")
@@ -295,8 +318,15 @@ def models_compare(
             raise InvalidInput(f"compare two versions of one model, not {name!r} and {other!r}")
         versions = Versions(name, registry.resolve(name, ref_a), registry.resolve(name, ref_b))
         start, end = window(parse_time(since, "--since"), parse_time(until, "--until"))
-        report = compare(registry.storage, settings, versions, registry=registry,
-                         dataset=dataset, since=start, until=end)  # fmt: skip
+        report = compare(
+            registry.storage,
+            settings,
+            versions,
+            registry=registry,
+            dataset=dataset,
+            since=start,
+            until=end,
+        )
         if as_json:
             out.print_json(json.dumps(report))
         else:

@@ -51,8 +51,11 @@ def parse_time(text: str | None, option: str) -> datetime | None:
 
 
 def _table(report: DriftReport) -> Table:
-    window = (f"{report.since:%Y-%m-%d %H:%M} to {report.until:%Y-%m-%d %H:%M} UTC"
-              if report.since and report.until else "all logged loans")  # fmt: skip
+    window = (
+        f"{report.since:%Y-%m-%d %H:%M} to {report.until:%Y-%m-%d %H:%M} UTC"
+        if report.since and report.until
+        else "all logged loans"
+    )
     title = f"drift of {report.model} version {report.version}, {window}: {report.rows:,} loans"
     table = Table("variable", "index", "band", title=title, title_justify="left")
     rows = ([report.score] if report.score else []) + report.features
@@ -101,15 +104,31 @@ def drift(
             raise InvalidInput(f"{export_window} exists: choose a new file")
         registry = ModelRegistry(target, model_directory)
         log_directory = target.resolve(settings.log_directory)
-        report = drift_for(target, registry, log_directory, name, ref,
-                           since=start, until=end, max_rows=settings.monitor_max_rows)  # fmt: skip
+        report = drift_for(
+            target,
+            registry,
+            log_directory,
+            name,
+            ref,
+            since=start,
+            until=end,
+            max_rows=settings.monitor_max_rows,
+        )
         if export_window is not None:
-            rows = window_with_outcomes(target, registry, log_directory,
-                                        target.resolve(settings.outcome_directory), name,
-                                        ref, since=start, until=end)  # fmt: skip
+            rows = window_with_outcomes(
+                target,
+                registry,
+                log_directory,
+                target.resolve(settings.outcome_directory),
+                name,
+                ref,
+                since=start,
+                until=end,
+            )
             rows.to_parquet(export_window, index=False)
-            err.print(f"{len(rows):,} loans with outcomes written to {export_window}",
-                      highlight=False)  # fmt: skip
+            err.print(
+                f"{len(rows):,} loans with outcomes written to {export_window}", highlight=False
+            )
         if save:
             stored = f"drift-{name}-v{report.version}-{end:%Y%m%dT%H%M%SZ}.json"
             path = target.join(log_directory, "reports", stored)
@@ -135,19 +154,37 @@ def performance(
         settings = settings_from(storage=storage)
         target = open_storage(settings)
         start, end = window(parse_time(since, "--since"), parse_time(until, "--until"))
-        report = performance_for(target, target.resolve(settings.log_directory),
-                                 target.resolve(settings.outcome_directory), model,
-                                 since=start, until=end,
-                                 max_rows=settings.monitor_max_rows)  # fmt: skip
+        report = performance_for(
+            target,
+            target.resolve(settings.log_directory),
+            target.resolve(settings.outcome_directory),
+            model,
+            since=start,
+            until=end,
+            max_rows=settings.monitor_max_rows,
+        )
         if as_json:
             out.print_json(json.dumps(report))
             return
-        table = Table("version", "scored", "with outcome", "AUC", "Brier", "default rate",
-                      title=f"realized performance of {model}", title_justify="left")  # fmt: skip
+        table = Table(
+            "version",
+            "scored",
+            "with outcome",
+            "AUC",
+            "Brier",
+            "default rate",
+            title=f"realized performance of {model}",
+            title_justify="left",
+        )
         for row in report["versions"]:
-            table.add_row(str(row["version"]), f"{row['scored']:,}", f"{row['with_outcome']:,}",
-                          _number(row["auc"]), _number(row["brier"]),
-                          _number(row["default_rate"]))  # fmt: skip
+            table.add_row(
+                str(row["version"]),
+                f"{row['scored']:,}",
+                f"{row['with_outcome']:,}",
+                _number(row["auc"]),
+                _number(row["brier"]),
+                _number(row["default_rate"]),
+            )
         out.print(table)
 
 
@@ -182,12 +219,17 @@ def add(
         with file.open("rb") as stream:
             outcomes = read_outcome_csv(stream, max_rows=settings.max_outcome_rows, values=values)
         counts = add_outcomes(
-            target, target.resolve(settings.outcome_directory),
-            target.resolve(settings.log_directory), outcomes, model=model,
-        )  # fmt: skip
-        out.print(f"{counts['stored']:,} outcomes stored ({counts['received']:,} rows); "
-                  f"{counts['unknown_loans']:,} name loans {model!r} has not logged",
-                  highlight=False)  # fmt: skip
+            target,
+            target.resolve(settings.outcome_directory),
+            target.resolve(settings.log_directory),
+            outcomes,
+            model=model,
+        )
+        out.print(
+            f"{counts['stored']:,} outcomes stored ({counts['received']:,} rows); "
+            f"{counts['unknown_loans']:,} name loans {model!r} has not logged",
+            highlight=False,
+        )
 
 
 @monitor_app.command("compact")
@@ -201,5 +243,7 @@ def compact(
         settings = settings_from(storage=storage)
         target = open_storage(settings)
         done = compact_log(target, target.resolve(settings.log_directory), model=model)
-        out.print(f"{done['days']} day(s) compacted, {done['files_removed']} file(s) merged",
-                  highlight=False)  # fmt: skip
+        out.print(
+            f"{done['days']} day(s) compacted, {done['files_removed']} file(s) merged",
+            highlight=False,
+        )

@@ -47,28 +47,45 @@ def infer(
             raise InvalidInput(f"{output} exists: choose a new file")
         with source.open("rb") as stream:
             draft = infer_schema(
-                stream, label=label, name=name or _name_from(source),
-                max_categories=max_categories, sample_rows=sample_rows, source=source.name,
-            )  # fmt: skip
+                stream,
+                label=label,
+                name=name or _name_from(source),
+                max_categories=max_categories,
+                sample_rows=sample_rows,
+                source=source.name,
+            )
         text = render_yaml(draft)
         if output is None:
             out.print(text, end="", highlight=False, markup=False, soft_wrap=True)
         else:
             output.write_text(text, encoding="utf-8")
-            out.print(f"draft schema written to {output}: review it, then "
-                      f"`loanrisk schema check {output}`", highlight=False)  # fmt: skip
+            out.print(
+                f"draft schema written to {output}: review it, then "
+                f"`loanrisk schema check {output}`",
+                highlight=False,
+            )
 
 
 def _table(schema: LoanSchema) -> Table:
-    table = Table("column", "role", "type", "preprocess", "risk", "title",
-                  title=f"schema {schema.name} ({schema.fingerprint()})",
-                  title_justify="left")  # fmt: skip
+    table = Table(
+        "column",
+        "role",
+        "type",
+        "preprocess",
+        "risk",
+        "title",
+        title=f"schema {schema.name} ({schema.fingerprint()})",
+        title_justify="left",
+    )
     for column in schema.columns:
         table.add_row(
-            column.name, column.role, column.type,
+            column.name,
+            column.role,
+            column.type,
             column.encoding if column.role == "feature" else "",
-            column.risk or "", column.title or "",
-        )  # fmt: skip
+            column.risk or "",
+            column.title or "",
+        )
     return table
 
 

@@ -28,24 +28,42 @@ def parse_duration(text: str) -> float:
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    table = Table("trial", "CV AUC", "tree nodes", "rounds", "", title=(
-        f"study {summary['study']} of dataset {summary['dataset']}: {summary['trials']} trials, "
-        "the AUC/cost frontier"), title_justify="left")  # fmt: skip
+    table = Table(
+        "trial",
+        "CV AUC",
+        "tree nodes",
+        "rounds",
+        "",
+        title=(
+            f"study {summary['study']} of dataset {summary['dataset']}: "
+            f"{summary['trials']} trials, the AUC/cost frontier"
+        ),
+        title_justify="left",
+    )
     best, lean = summary["best"]["number"], summary["lean"]["number"]
     for t in summary["frontier"]:
         tags = ", ".join(n for n, k in (("best", best), ("lean", lean)) if t["number"] == k)
-        table.add_row(str(t["number"]), f"{t['auc']:.4f}", f"{t['nodes']:,.0f}",
-                      str(t["rounds"]), tags)  # fmt: skip
+        table.add_row(
+            str(t["number"]), f"{t['auc']:.4f}", f"{t['nodes']:,.0f}", str(t["rounds"]), tags
+        )
     out.print(table)
     for pick in ("best", "lean"):
         trial = summary[pick]
-        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                           for k, v in trial["params"].items())  # fmt: skip
-        out.print(f"{pick}: trial {trial['number']}, CV AUC {trial['auc']:.4f} "
-                  f"(± {trial['auc_std']:.4f}), {trial['nodes']:,.0f} nodes, "
-                  f"{trial['rounds']} rounds; {params}", highlight=False)  # fmt: skip
-    out.print(f"train from it: loanrisk train --dataset {summary['dataset']} "
-              f"--params-from {summary['study']}:lean", highlight=False)  # fmt: skip
+        params = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in trial["params"].items()
+        )
+        out.print(
+            f"{pick}: trial {trial['number']}, CV AUC {trial['auc']:.4f} "
+            f"(± {trial['auc_std']:.4f}), {trial['nodes']:,.0f} nodes, "
+            f"{trial['rounds']} rounds; {params}",
+            highlight=False,
+        )
+    out.print(
+        f"train from it: loanrisk train --dataset {summary['dataset']} "
+        f"--params-from {summary['study']}:lean",
+        highlight=False,
+    )
 
 
 def tune(
@@ -78,12 +96,20 @@ def tune(
         settings = settings_from(storage=storage, nthread=nthread)
         if objective not in ("auc", "auc-per-cost"):
             raise InvalidInput(f"--objective {objective!r}: auc or auc-per-cost")
-        job = TuneJob.model_validate({
-            "dataset": dataset, "data_directory": directory, "study": study, "trials": trials,
-            "time_budget": parse_duration(time_budget) if time_budget else None,
-            "objective": objective, "folds": folds, "monotone": monotone,
-            "lean_tolerance": lean_tolerance, "seed": settings.seed,
-        })  # fmt: skip
+        job = TuneJob.model_validate(
+            {
+                "dataset": dataset,
+                "data_directory": directory,
+                "study": study,
+                "trials": trials,
+                "time_budget": parse_duration(time_budget) if time_budget else None,
+                "objective": objective,
+                "folds": folds,
+                "monotone": monotone,
+                "lean_tolerance": lean_tolerance,
+                "seed": settings.seed,
+            }
+        )
         with progress_bar() as progress:
 
             def show(doc: dict[str, Any]) -> None:

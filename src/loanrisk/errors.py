@@ -104,9 +104,20 @@ class Forbidden(LoanRiskError):
 
 _BY_CODE: dict[str, type[LoanRiskError]] = {
     cls.code: cls
-    for cls in (InvalidInput, PathNotAllowed, TooLarge, UnsupportedMediaType, TooBusy, NotFound,
-                Conflict, StorageError, Cancelled, Unauthenticated, Forbidden)
-}  # fmt: skip
+    for cls in (
+        InvalidInput,
+        PathNotAllowed,
+        TooLarge,
+        UnsupportedMediaType,
+        TooBusy,
+        NotFound,
+        Conflict,
+        StorageError,
+        Cancelled,
+        Unauthenticated,
+        Forbidden,
+    )
+}
 
 
 @contextmanager

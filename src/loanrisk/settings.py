@@ -125,9 +125,11 @@ class Settings(BaseSettings):
     port: int = Field(5000, ge=1, le=65535, description="Port (the reference's container port).")
     workers: int = Field(1, ge=1, description="Server worker processes (one per core).")
     grpc_port: int | None = Field(
-        None, ge=1, le=65535,
+        None,
+        ge=1,
+        le=65535,
         description="Also serve the Open Inference Protocol over gRPC on this port (docs/oip.md).",
-    )  # fmt: skip
+    )
     worker_healthcheck_timeout: int = Field(
         60,
         ge=5,
@@ -342,8 +344,10 @@ class Settings(BaseSettings):
                 if name < other and _overlap(area, there):
                     raise ValueError(f"{name} and {other} must not overlap ({area!r}, {there!r})")
         split = self.canary_split
-        for setting, alias in (("shadow_alias", self.shadow_alias),
-                               ("canary", split[0] if split else None)):  # fmt: skip
+        for setting, alias in (
+            ("shadow_alias", self.shadow_alias),
+            ("canary", split[0] if split else None),
+        ):
             if alias in (self.model_alias, "latest"):
                 raise ValueError(f"{setting} must name another alias than model_alias")
         if self.job_stale_after <= 2 * self.job_heartbeat:

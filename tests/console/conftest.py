@@ -32,10 +32,14 @@ def build_history(root: Path) -> Path:
     loans = validate_frame(frame, keep=["applicant_group"])
     process_dataset(loans, storage, source=HOSTILE_SOURCE)
     fairness = {"protected_attribute": "applicant_group", "privileged_value": "a"}
-    run_training(TrainingRequest(rounds=20, params={"max_depth": 4}, promote=False, **fairness),
-                 storage, nthread=1)  # fmt: skip
-    run_training(TrainingRequest(rounds=10, continue_from="1", promote=False, **fairness),
-                 storage, nthread=1)  # fmt: skip
+    run_training(
+        TrainingRequest(rounds=20, params={"max_depth": 4}, promote=False, **fairness),
+        storage,
+        nthread=1,
+    )
+    run_training(
+        TrainingRequest(rounds=10, continue_from="1", promote=False, **fairness), storage, nthread=1
+    )
     ModelRegistry(storage, "models").promote("loan-default", 1, by="alice", reason=HOSTILE_REASON)
     return root
 

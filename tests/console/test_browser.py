@@ -38,11 +38,20 @@ from .png import drawn_share
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 LOANRISK = os.path.join(os.path.dirname(sys.executable), "loanrisk")
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("LOANRISK_TEST_ARTIFACTS", Path(__file__).parents[2] /
-                                "test-artifacts")) / "console"  # fmt: skip
+ARTIFACTS = (
+    Path(os.environ.get("LOANRISK_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts"))
+    / "console"
+)
 #: The flags Chromium needs here: no sandbox as root, and no calls home on a closed network.
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-         "--disable-background-networking", "--disable-component-update"]  # fmt: skip
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 
 
@@ -59,13 +68,20 @@ class Server:
 
 def start(root: Path) -> Server:
     port = free_port()
-    env = {**os.environ, "LOANRISK_API_KEYS": KEYS, "LOANRISK_NTHREAD": "1",
-           "LOANRISK_LOG_FLUSH_SECONDS": "0.2", "LOANRISK_SHADOW_ALIAS": "challenger",
-           "LOANRISK_RELOAD_INTERVAL": "0.5"}  # fmt: skip
+    env = {
+        **os.environ,
+        "LOANRISK_API_KEYS": KEYS,
+        "LOANRISK_NTHREAD": "1",
+        "LOANRISK_LOG_FLUSH_SECONDS": "0.2",
+        "LOANRISK_SHADOW_ALIAS": "challenger",
+        "LOANRISK_RELOAD_INTERVAL": "0.5",
+    }
     process = subprocess.Popen(
         [LOANRISK, "serve", "--port", str(port), "--storage", str(root), "--workers", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_until_serving(process, port, "loanrisk serve", timeout=60)
     return Server(f"http://127.0.0.1:{port}", root, process)
 
@@ -90,8 +106,10 @@ def server(history: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     """A service with loans scored today (so monitoring has a day of drift to draw)."""
     running = start(with_history(history, tmp_path_factory.mktemp("browser") / "store"))
     try:
-        loans = [{**EXAMPLE_LOAN, "id": f"loan-{i}", "person_income": 20_000 + 1_000 * i}
-                 for i in range(60)]  # fmt: skip
+        loans = [
+            {**EXAMPLE_LOAN, "id": f"loan-{i}", "person_income": 20_000 + 1_000 * i}
+            for i in range(60)
+        ]
         answer = running.api("POST", "/v1/predict", SCORE_KEY, json={"records": loans})
         assert answer.status_code == 200, answer.text
         deadline = time.monotonic() + 60
@@ -141,10 +159,16 @@ def watch(context: BrowserContext, origin: str) -> Watched:
     page.on("pageerror", lambda e: watched.problems.append(f"page error: {e}"))
     # ERR_ABORTED: the browser dropped a request itself (a favicon when the page moved on);
     # requests that leave 127.0.0.1 are aborted by the route above and recorded there.
-    page.on("requestfailed", lambda r: "ERR_ABORTED" not in str(r.failure) and
-            watched.problems.append(f"failed: {r.url} {r.failure}"))  # fmt: skip
-    page.on("response", lambda r: r.status >= 400 and watched.problems.append(
-        f"{r.status}: {r.url}"))  # fmt: skip
+    page.on(
+        "requestfailed",
+        lambda r: (
+            "ERR_ABORTED" not in str(r.failure)
+            and watched.problems.append(f"failed: {r.url} {r.failure}")
+        ),
+    )
+    page.on(
+        "response", lambda r: r.status >= 400 and watched.problems.append(f"{r.status}: {r.url}")
+    )
     return watched
 
 
@@ -285,8 +309,11 @@ def test_choose_a_stored_schema_for_an_upload(
 
 
 def test_cancel_a_running_job_from_its_page(browser: Browser, server: Server) -> None:
-    started = server.api("POST", "/v1/models/loan-default/versions",
-                         json={"rounds": 100_000, "params": {"max_depth": 8}})  # fmt: skip
+    started = server.api(
+        "POST",
+        "/v1/models/loan-default/versions",
+        json={"rounds": 100_000, "params": {"max_depth": 8}},
+    )
     assert started.status_code == 202, started.text
     job = started.json()["id"]
     watched = logged_in(browser, server, ADMIN_KEY)
@@ -311,8 +338,14 @@ def test_the_console_works_from_the_keyboard(browser: Browser, server: Server) -
     for _ in range(40):
         page.keyboard.press("Tab")
         reached.append(page.evaluate(FOCUSED))
-    for wanted in ("A:Datasets", "A:Jobs", "A:Monitoring", "BUTTON:Log out", "SELECT:version",
-                   "BUTTON:Promote"):  # fmt: skip
+    for wanted in (
+        "A:Datasets",
+        "A:Jobs",
+        "A:Monitoring",
+        "BUTTON:Log out",
+        "SELECT:version",
+        "BUTTON:Promote",
+    ):
         assert any(r.startswith(wanted) for r in reached), (wanted, reached)
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none", "the focused element shows no focus ring"

@@ -38,8 +38,9 @@ def card(history: Path) -> str:
 
 
 def report_of(root: Path, version: int) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads((root / f"models/loan-default/versions/{version}/report.json")
-                                     .read_text())  # fmt: skip
+    doc: dict[str, Any] = json.loads(
+        (root / f"models/loan-default/versions/{version}/report.json").read_text()
+    )
     return doc
 
 
@@ -99,9 +100,12 @@ def test_the_directions_of_risk_and_the_calibration_are_the_reports(
     unconstrained = report_of(history, 2)["monotonicity"]
     shown = {r[0]: r[1:] for r in rows(captioned(card, "Directions of risk"))}
     for name, f in unconstrained["features"].items():
-        assert shown[name] == ["never falls" if f["direction"] == "increasing" else "never rises",
-                               "yes" if f["holds"] else "no", f"{f['violations']:,}",
-                               f"{f['max_wrong_step']:.4f}"]  # fmt: skip
+        assert shown[name] == [
+            "never falls" if f["direction"] == "increasing" else "never rises",
+            "yes" if f["holds"] else "no",
+            f"{f['violations']:,}",
+            f"{f['max_wrong_step']:.4f}",
+        ]
     broken = [n for n, f in unconstrained["features"].items() if not f["holds"]]
     assert broken and all(n in section(card, "limitations") for n in broken)
 
@@ -154,8 +158,10 @@ def test_every_class_row_and_chart_table_is_the_reports(card: str, history: Path
     ]
     roc = rows(figure(card, "roc"))
     assert len(roc) == len(report["roc_curve"]["fpr"])
-    assert roc[-1][1:] == [f"{report['roc_curve']['fpr'][-1] * 100:.1f}%",
-                           f"{report['roc_curve']['tpr'][-1] * 100:.1f}%"]  # fmt: skip
+    assert roc[-1][1:] == [
+        f"{report['roc_curve']['fpr'][-1] * 100:.1f}%",
+        f"{report['roc_curve']['tpr'][-1] * 100:.1f}%",
+    ]
     scores = rows(figure(card, "scores"))
     distribution = report["score_distribution"]
     assert [r[1] for r in scores] == [f"{c:,}" for c in distribution["non_default"]]
@@ -187,8 +193,9 @@ def test_details_and_data_are_the_manifests(card: str, history: Path) -> None:
     assert facts["Dataset"] == data.id
     assert facts["Source"] == HOSTILE_SOURCE
     assert f"{data.rows.train:,} for training, {data.rows.test:,} held out" in facts["Loans"]
-    assert facts["Default rate"] == (f"training {data.label_rate.train * 100:.2f}%, "
-                                     f"evaluation {data.label_rate.test * 100:.2f}%")  # fmt: skip
+    assert facts["Default rate"] == (
+        f"training {data.label_rate.train * 100:.2f}%, evaluation {data.label_rate.test * 100:.2f}%"
+    )
 
 
 def test_limitations_and_monitoring_plan_come_from_the_records(card: str, history: Path) -> None:
@@ -216,8 +223,13 @@ def test_a_version_without_a_fairness_report_says_so(fresh_history: Path) -> Non
     loaded = registry.load("loan-default", 1)
     report = {k: v for k, v in loaded.report.items() if not k.startswith("fairness")}
     report.pop("score_distribution")  # as versions published before it was recorded
-    registry.publish("loan-default", booster=loaded.booster, spec=loaded.spec, report=report,
-                     metadata={"dataset": loaded.manifest.dataset})  # fmt: skip
+    registry.publish(
+        "loan-default",
+        booster=loaded.booster,
+        spec=loaded.spec,
+        report=report,
+        metadata={"dataset": loaded.manifest.dataset},
+    )
     text = model_card(registry, "loan-default", 3, Settings(storage=str(fresh_history)))
     assert "fairness was not assessed" in section(text, "limitations")
     assert "no parity ratios were computed" in section(text, "fairness")
@@ -226,19 +238,21 @@ def test_a_version_without_a_fairness_report_says_so(fresh_history: Path) -> Non
 
 def test_the_cli_writes_the_card(history: Path, tmp_path: Path) -> None:
     out = tmp_path / "card.html"
-    result = CliRunner().invoke(cli, ["models", "card", "loan-default@2", "--storage",
-                                      str(history), "--output", str(out)])  # fmt: skip
+    result = CliRunner().invoke(
+        cli, ["models", "card", "loan-default@2", "--storage", str(history), "--output", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "Model card: loan-default version 2" in out.read_text()
-    printed = CliRunner().invoke(cli, ["models", "card", "loan-default", "--storage",
-                                       str(history)])  # fmt: skip
+    printed = CliRunner().invoke(cli, ["models", "card", "loan-default", "--storage", str(history)])
     assert printed.exit_code == 0 and "Model card: loan-default version 1" in printed.stdout
-    missing = CliRunner().invoke(cli, ["models", "card", "loan-default@9", "--storage",
-                                       str(history)])  # fmt: skip
+    missing = CliRunner().invoke(
+        cli, ["models", "card", "loan-default@9", "--storage", str(history)]
+    )
     assert missing.exit_code == 2 and "has no version 9" in missing.stderr
     nowhere = str(tmp_path / "no" / "c.html")
-    unwritable = CliRunner().invoke(cli, ["models", "card", "loan-default@1", "--storage",
-                                          str(history), "-o", nowhere])  # fmt: skip
+    unwritable = CliRunner().invoke(
+        cli, ["models", "card", "loan-default@1", "--storage", str(history), "-o", nowhere]
+    )
     assert unwritable.exit_code == 2 and "cannot write" in unwritable.stderr
 
 
@@ -258,8 +272,9 @@ def test_the_route_serves_the_card_to_admins(client: TestClient, history: Path) 
     assert "Model card: loan-default version 1" in response.text
     assert client.get(url).status_code == 401
     assert client.get(url, headers={"Authorization": f"Bearer {SCORE_KEY}"}).status_code == 403
-    missing = client.get("/v1/models/loan-default/versions/7/card",
-                         headers={"Authorization": f"Bearer {ADMIN_KEY}"})  # fmt: skip
+    missing = client.get(
+        "/v1/models/loan-default/versions/7/card", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+    )
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     spec = client.get("/openapi.json").json()["paths"]
     assert (

@@ -41,22 +41,29 @@ def csrf(client: TestClient, path: str = "/console/login") -> str:
 
 
 def log_in(client: TestClient, key: str) -> None:
-    response = client.post("/console/login", data={"key": key, "csrf": csrf(client),
-                                                   "next": "/console/"})  # fmt: skip
+    response = client.post(
+        "/console/login", data={"key": key, "csrf": csrf(client), "next": "/console/"}
+    )
     assert response.status_code == 303, response.text
     assert response.headers["location"] == "/console/"
 
 
 def alias(root: Path, name: str = "production") -> dict[str, object]:
-    doc: dict[str, object] = json.loads((root / f"models/loan-default/aliases/{name}.json")
-                                        .read_text())  # fmt: skip
+    doc: dict[str, object] = json.loads(
+        (root / f"models/loan-default/aliases/{name}.json").read_text()
+    )
     return doc
 
 
 def test_without_a_login_every_page_redirects_to_the_login_form(client: TestClient) -> None:
     assert client.get("/").headers["location"] == "/console/"
-    for path in ("/console/", "/console/datasets", "/console/jobs", "/console/monitoring",
-                 "/console/models/loan-default/versions/1"):  # fmt: skip
+    for path in (
+        "/console/",
+        "/console/datasets",
+        "/console/jobs",
+        "/console/monitoring",
+        "/console/models/loan-default/versions/1",
+    ):
         response = client.get(path)
         assert response.status_code == 303
         assert response.headers["location"] == f"/console/login?next={path}"
@@ -78,18 +85,24 @@ def test_a_wrong_key_is_refused_and_a_login_cookie_is_locked_down(
     assert "Secure" not in cookie  # development serves plain HTTP
     monkeypatch.setenv("LOANRISK_API_KEYS", KEYS)
     production = Settings(storage=str(fresh_history), environment="production")
-    with TestClient(create_app(production), base_url="https://testserver",
-                    follow_redirects=False) as secure:  # fmt: skip
+    with TestClient(
+        create_app(production), base_url="https://testserver", follow_redirects=False
+    ) as secure:
         answer = secure.post("/console/login", data={"key": ADMIN_KEY, "csrf": csrf(secure)})
         assert answer.status_code == 303
         assert all("Secure" in c for c in answer.headers.get_list("set-cookie"))
 
 
 def test_login_goes_back_only_to_a_page_of_this_site(client: TestClient) -> None:
-    for target, expected in (("/console/jobs", "/console/jobs"), ("//evil.example/x", "/"),
-                             ("https://evil.example/", "/"), ("/\\evil.example", "/")):  # fmt: skip
-        response = client.post("/console/login", data={"key": ADMIN_KEY, "csrf": csrf(client),
-                                                       "next": target})  # fmt: skip
+    for target, expected in (
+        ("/console/jobs", "/console/jobs"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example/", "/"),
+        ("/\\evil.example", "/"),
+    ):
+        response = client.post(
+            "/console/login", data={"key": ADMIN_KEY, "csrf": csrf(client), "next": target}
+        )
         assert response.headers["location"] == expected
 
 
@@ -103,8 +116,9 @@ def test_a_score_key_reads_but_cannot_promote(client: TestClient, fresh_history:
     response = client.post("/console/models/loan-default/aliases", data={"csrf": token, **form})
     assert response.status_code == 403 and "changes need an admin key" in response.text
     assert alias(fresh_history)["version"] == 1
-    upload = client.post("/console/datasets", data={"csrf": token},
-                         files={"file": ("l.csv", b"a\n1\n", "text/csv")})  # fmt: skip
+    upload = client.post(
+        "/console/datasets", data={"csrf": token}, files={"file": ("l.csv", b"a\n1\n", "text/csv")}
+    )
     assert upload.status_code == 403
 
 
@@ -119,17 +133,29 @@ def test_an_admin_promotes_and_rolls_back_with_a_reason(
     no_reason = client.post("/console/models/loan-default/aliases", data={**form, "confirm": "yes"})
     assert no_reason.status_code == 422 and "give a reason" in no_reason.text
     assert alias(fresh_history)["version"] == 1
-    moved = client.post("/console/models/loan-default/aliases",
-                        data={**form, "confirm": "yes", "reason": "quarterly refresh"})  # fmt: skip
+    moved = client.post(
+        "/console/models/loan-default/aliases",
+        data={**form, "confirm": "yes", "reason": "quarterly refresh"},
+    )
     assert moved.status_code == 303
     record = alias(fresh_history)
     assert (record["version"], record["updated_by"], record["reason"]) == (
-        2, "alice", "quarterly refresh")  # fmt: skip
+        2,
+        "alice",
+        "quarterly refresh",
+    )
     page = client.get(moved.headers["location"])
     assert "now points at version 2 (quarterly refresh)" in page.text
-    back = client.post("/console/models/loan-default/aliases", data={
-        "csrf": token, "action": "rollback", "alias": "production", "reason": "bad week",
-        "confirm": "yes"})  # fmt: skip
+    back = client.post(
+        "/console/models/loan-default/aliases",
+        data={
+            "csrf": token,
+            "action": "rollback",
+            "alias": "production",
+            "reason": "bad week",
+            "confirm": "yes",
+        },
+    )
     assert back.status_code == 303 and alias(fresh_history)["version"] == 1
 
 
@@ -140,12 +166,14 @@ def test_forged_forms_are_refused(client: TestClient, fresh_history: Path) -> No
     url = "/console/models/loan-default/aliases"
     assert client.post(url, data=form).status_code == 403  # no token
     assert client.post(url, data={**form, "csrf": "x" * 32}).status_code == 403  # not the cookie's
-    foreign = client.post(url, data={**form, "csrf": token},
-                          headers={"Origin": "https://evil.example"})  # fmt: skip
+    foreign = client.post(
+        url, data={**form, "csrf": token}, headers={"Origin": "https://evil.example"}
+    )
     assert foreign.status_code == 403 and "another site" in foreign.text
     assert alias(fresh_history)["version"] == 1
-    same_site = client.post(url, data={**form, "csrf": token},
-                            headers={"Origin": "http://testserver"})  # fmt: skip
+    same_site = client.post(
+        url, data={**form, "csrf": token}, headers={"Origin": "http://testserver"}
+    )
     assert same_site.status_code == 303 and alias(fresh_history)["version"] == 2
 
 
@@ -168,7 +196,9 @@ def finished_job(client: TestClient, response: Any) -> tuple[str, dict[str, Any]
     job = response.headers["location"].rsplit("/", 1)[-1]
     deadline = time.monotonic() + 60
     while (state := client.get(f"/console/jobs/{job}/state").json())["state"] not in (
-        "succeeded", "failed"):  # fmt: skip
+        "succeeded",
+        "failed",
+    ):
         assert time.monotonic() < deadline, state
         time.sleep(0.2)
     return job, state
@@ -189,11 +219,15 @@ def test_the_upload_form_starts_a_job_that_makes_a_dataset(client: TestClient) -
     dataset = state["result"]["dataset"]["id"]
     assert f"/console/datasets/{dataset}" in page
     assert "my_loans.csv" in client.get(f"/console/datasets/{dataset}").text
-    empty = client.post("/console/datasets", data={"csrf": token},
-                        files={"file": ("e.csv", b"", "text/csv")})  # fmt: skip
+    empty = client.post(
+        "/console/datasets", data={"csrf": token}, files={"file": ("e.csv", b"", "text/csv")}
+    )
     assert empty.status_code == 422 and "is empty" in empty.text
-    bad_size = client.post("/console/datasets", data={"csrf": token, "size": "-3"},
-                           files={"file": ("l.csv", body, "text/csv")})  # fmt: skip
+    bad_size = client.post(
+        "/console/datasets",
+        data={"csrf": token, "size": "-3"},
+        files={"file": ("l.csv", body, "text/csv")},
+    )
     assert bad_size.status_code == 422 and "size" in bad_size.text
 
 
@@ -250,8 +284,9 @@ def test_an_open_service_shows_the_console_without_a_login(
     fresh_history: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("LOANRISK_API_KEYS", raising=False)
-    with TestClient(create_app(Settings(storage=str(fresh_history))),
-                    follow_redirects=False) as client:  # fmt: skip
+    with TestClient(
+        create_app(Settings(storage=str(fresh_history))), follow_redirects=False
+    ) as client:
         page = client.get("/console/")
         assert page.status_code == 200 and "anonymous (open service)" in page.text
         assert "Log out" not in page.text
@@ -265,8 +300,13 @@ def test_the_api_documentation_uses_only_packaged_assets(client: TestClient) -> 
         for asset in (r for r in references if r.startswith("/console/static/")):
             assert client.get(asset).status_code == 200, asset
     vendor = resources.files("loanrisk").joinpath("static", "vendor")
-    listed = dict(re.findall(r"^\| (\S+) \| [^|]+ \| ([0-9a-f]{64}) \|$",
-                             vendor.joinpath("README.md").read_text(), re.MULTILINE))  # fmt: skip
+    listed = dict(
+        re.findall(
+            r"^\| (\S+) \| [^|]+ \| ([0-9a-f]{64}) \|$",
+            vendor.joinpath("README.md").read_text(),
+            re.MULTILINE,
+        )
+    )
     assert set(listed) == {"swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js"}
     for name, digest in listed.items():
         assert hashlib.sha256(vendor.joinpath(name).read_bytes()).hexdigest() == digest, name
@@ -276,16 +316,25 @@ def test_the_monitoring_page_says_when_its_figures_come_from_a_sample(
     fresh_history: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LOANRISK_API_KEYS", KEYS)
-    settings = Settings(storage=str(fresh_history), nthread=1, monitor_max_rows=1_000,
-                        log_flush_seconds=0.2)  # fmt: skip
+    settings = Settings(
+        storage=str(fresh_history), nthread=1, monitor_max_rows=1_000, log_flush_seconds=0.2
+    )
     loans = generate_sample(2_500, seed=9).drop(columns=["loan_status"])
     records = loans.astype(object).where(loans.notna(), None).to_dict("records")
     with TestClient(create_app(settings), follow_redirects=False) as client:
         headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
-        assert client.post("/v1/predict", json={"records": records[:1_250]},
-                           headers=headers).status_code == 200  # fmt: skip
-        assert client.post("/v1/predict", json={"records": records[1_250:]},
-                           headers=headers).status_code == 200  # fmt: skip
+        assert (
+            client.post(
+                "/v1/predict", json={"records": records[:1_250]}, headers=headers
+            ).status_code
+            == 200
+        )
+        assert (
+            client.post(
+                "/v1/predict", json={"records": records[1_250:]}, headers=headers
+            ).status_code
+            == 200
+        )
     with TestClient(create_app(settings), follow_redirects=False) as client:
         log_in(client, ADMIN_KEY)
         page = client.get("/console/monitoring").text

@@ -41,8 +41,12 @@ def test_processing_stores_splits_spec_and_manifest(
         progress=lambda stage, done, total: stages.add(stage),
     )
     assert stages == {"expand", "split", "fit", "write"}
-    assert manifest.rows.model_dump() == {"input": 4_000, "total": 10_000, "train": 7_500,
-                                          "test": 2_500}  # fmt: skip
+    assert manifest.rows.model_dump() == {
+        "input": 4_000,
+        "total": 10_000,
+        "train": 7_500,
+        "test": 2_500,
+    }
     assert manifest.expanded is True
     assert manifest.schema_hash == builtin_schema().fingerprint()
     assert manifest.schema_name == builtin_schema().name

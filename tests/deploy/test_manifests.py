@@ -82,8 +82,14 @@ def check_dask_cluster(cluster: dict[str, Any]) -> None:
     assert spec["worker"]["replicas"] >= 1
     strict(as_pod(spec["worker"]["spec"]))
     strict(as_pod(spec["scheduler"]["spec"]))
-    strict({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "check"},
-            "spec": spec["scheduler"]["service"]})  # fmt: skip
+    strict(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "check"},
+            "spec": spec["scheduler"]["service"],
+        }
+    )
     ports = {p["port"] for p in spec["scheduler"]["service"]["ports"]}
     assert 8786 in ports
 
@@ -115,8 +121,9 @@ def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Setti
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_service_matches_the_app(overlay: str, monkeypatch: pytest.MonkeyPatch,
-                                     tmp_path: Path) -> None:  # fmt: skip
+def test_the_service_matches_the_app(
+    overlay: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     objects = render(overlay)
     deployment = api(objects)
     pod = deployment["spec"]["template"]
@@ -150,8 +157,11 @@ def test_the_service_matches_the_app(overlay: str, monkeypatch: pytest.MonkeyPat
     (port,) = service["spec"]["ports"]
     assert (port["port"], port["targetPort"]) == (8080, "http")
     hpa = one(objects, "HorizontalPodAutoscaler")
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
-                                             "name": "loanrisk"}  # fmt: skip
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "loanrisk",
+    }
     (metric,) = hpa["spec"]["metrics"]
     assert metric["resource"]["target"] == {"type": "Utilization", "averageUtilization": 50}
     pdb = one(objects, "PodDisruptionBudget")
@@ -214,9 +224,11 @@ def test_azure_sgx(monkeypatch: pytest.MonkeyPatch) -> None:
     deployment = api(objects)
     spec = deployment["spec"]["template"]["spec"]
     (term,) = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
-        "nodeSelectorTerms"]  # fmt: skip
-    assert term["matchExpressions"] == [{"key": "agentpool", "operator": "In",
-                                         "values": ["intelsgx"]}]  # fmt: skip
+        "nodeSelectorTerms"
+    ]
+    assert term["matchExpressions"] == [
+        {"key": "agentpool", "operator": "In", "values": ["intelsgx"]}
+    ]
     (container,) = spec["containers"]
     epc = "kubernetes.azure.com/sgx_epc_mem_in_MiB"
     assert container["resources"]["requests"][epc] == container["resources"]["limits"][epc] == "10"
@@ -226,14 +238,21 @@ def test_azure_sgx(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.storage == settings.mount_path == mount["mountPath"]
     claim = one(objects, "PersistentVolumeClaim")
     volume = one(objects, "PersistentVolume")
-    assert next(v for v in spec["volumes"] if v["name"] == "azure-fileshare")[
-        "persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]  # fmt: skip
+    assert (
+        next(v for v in spec["volumes"] if v["name"] == "azure-fileshare")["persistentVolumeClaim"][
+            "claimName"
+        ]
+        == claim["metadata"]["name"]
+    )
     assert claim["spec"]["volumeName"] == volume["metadata"]["name"]
     for obj in (claim, volume):
         assert obj["spec"]["accessModes"] == ["ReadWriteMany"]
         assert obj["spec"]["storageClassName"] == "azurefile-csi"
-    assert volume["spec"]["capacity"]["storage"] == claim["spec"]["resources"]["requests"][
-        "storage"] == "20Gi"  # fmt: skip
+    assert (
+        volume["spec"]["capacity"]["storage"]
+        == claim["spec"]["resources"]["requests"]["storage"]
+        == "20Gi"
+    )
     assert volume["spec"]["csi"]["driver"] == "file.csi.azure.com"
     assert volume["spec"]["csi"]["nodeStageSecretRef"]["name"] == "azure-storage-account"
     assert "uid=10001" in volume["spec"]["mountOptions"]  # the image's user can write
@@ -251,8 +270,9 @@ def test_local_keys_are_digests_the_app_accepts() -> None:
 
 
 @pytest.mark.parametrize("kustomization", TRAINING)
-def test_training_jobs_run_real_cli_commands(kustomization: str,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_training_jobs_run_real_cli_commands(
+    kustomization: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (job,) = by_kind(render(kustomization), "Job")
     spec = job["spec"]["template"]["spec"]
     (container,) = spec["containers"]
@@ -276,7 +296,8 @@ def test_the_dask_portfolio_scoring_job_runs_a_real_cli_command() -> None:
     context = cli_context([*container["command"], *container["args"]])
     assert context.command.name == "predict"
     assert context.params["source"].startswith("s3://") and context.params["source"].endswith(
-        ".parquet")  # fmt: skip
+        ".parquet"
+    )
     assert context.params["output"].startswith("s3://")
     assert context.params["dask_scheduler"].startswith("tcp://loanrisk-dask-scheduler.")
     assert spec["serviceAccountName"] == "loanrisk" and job["spec"]["backoffLimit"] == 0
@@ -333,9 +354,14 @@ def test_the_alerts_are_valid_rules_over_metrics_the_app_exports(tmp_path: Path)
     strict({"apiVersion": "v1", "kind": "ConfigMap", "metadata": rule["metadata"]})
     spec = _RuleSpec.model_validate(rule["spec"])
     alerts = {r.alert: r for g in spec.groups for r in g.rules}
-    assert set(alerts) == {"LoanriskScoreDrift", "LoanriskFeatureDrift", "LoanriskErrorRate",
-                           "LoanriskScoringLatency", "LoanriskTrainingFailed",
-                           "LoanriskPredictionLogDropping"}  # fmt: skip
+    assert set(alerts) == {
+        "LoanriskScoreDrift",
+        "LoanriskFeatureDrift",
+        "LoanriskErrorRate",
+        "LoanriskScoringLatency",
+        "LoanriskTrainingFailed",
+        "LoanriskPredictionLogDropping",
+    }
     assert "> 0.25" in alerts["LoanriskScoreDrift"].expr
     assert all(r.labels["severity"] in ("warning", "critical") for r in alerts.values())
     # Every metric an alert reads is one the app exports (a renamed metric breaks this).

@@ -40,8 +40,13 @@ def test_every_declared_step_matches_sklearn(loans: tuple) -> None:
     fitted = fit_column_transformer(train, SCHEMA)
     spec = spec_from_column_transformer(fitted, rows=len(train), schema=SCHEMA)
     assert spec == fit_feature_spec(train, SCHEMA)  # the fast fit gives the same numbers
-    assert spec.single_columns == ("monthly_income", "bureau_score", "applicant_age",
-                                   "has_guarantor", "risk_tier")  # fmt: skip
+    assert spec.single_columns == (
+        "monthly_income",
+        "bureau_score",
+        "applicant_age",
+        "has_guarantor",
+        "risk_tier",
+    )
     assert spec.output_columns[-3:] == ("product=AUTO", "product=CARD", "product=PERSONAL")
     expected = fitted.transform(sklearn_input(test, SCHEMA))
     ours = FeatureTransformer(spec).transform(test)
@@ -55,8 +60,11 @@ def test_the_record_path_matches_the_batch_path(loans: tuple) -> None:
     spec = fit_feature_spec(train, SCHEMA)
     transformer = FeatureTransformer(spec)
     rules = RecordRules(SCHEMA)
-    records = [second_record(), second_record(risk_tier=None, has_guarantor="yes"),
-               second_record(bureau_score=None, product="LEASE", has_guarantor=None)]  # fmt: skip
+    records = [
+        second_record(),
+        second_record(risk_tier=None, has_guarantor="yes"),
+        second_record(bureau_score=None, product="LEASE", has_guarantor=None),
+    ]
     cleaned = [clean_record(r, rules) for r in records]
     assert all(isinstance(c, CleanRecord) for c in cleaned)
     rows = np.array([transformer.transform_record(c.values) for c in cleaned])

@@ -59,8 +59,9 @@ def test_disagreement_falls_back_to_xgboost_with_the_reason(model: LoadedModel) 
 def test_a_model_onedal_cannot_serve_falls_back(model: LoadedModel) -> None:
     rng = np.random.default_rng(0)
     features = rng.normal(size=(300, 26)).astype(np.float32)
-    regression = xgb.train({"objective": "reg:squarederror"},
-                           xgb.DMatrix(features, label=features[:, 0]), 5)  # fmt: skip
+    regression = xgb.train(
+        {"objective": "reg:squarederror"}, xgb.DMatrix(features, label=features[:, 0]), 5
+    )
     backend, reason = make_backend(regression, model.spec)
     assert backend.name == "xgboost"
     assert reason is not None and reason.cause == "failed"

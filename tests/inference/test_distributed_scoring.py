@@ -43,12 +43,25 @@ def test_dask_scoring_equals_single_process_scoring_row_for_row(
     loans.insert(0, "loan_id", [f"L{i:05d}" for i in range(len(loans))])
     for part in range(3):
         loans.iloc[part * 3_000 : (part + 1) * 3_000].to_parquet(
-            portfolio / f"part-{part}.parquet", index=False)  # fmt: skip
+            portfolio / f"part-{part}.parquet", index=False
+        )
 
     output = tmp_path / "scored"
-    done = run("predict", str(portfolio / "*.parquet"), "--storage", str(store), "--output",
-               str(output), "--dask-scheduler", cluster.scheduler_address, "--id-column",
-               "loan_id", "--decline-reasons", "--backend", "xgboost")  # fmt: skip
+    done = run(
+        "predict",
+        str(portfolio / "*.parquet"),
+        "--storage",
+        str(store),
+        "--output",
+        str(output),
+        "--dask-scheduler",
+        cluster.scheduler_address,
+        "--id-column",
+        "loan_id",
+        "--decline-reasons",
+        "--backend",
+        "xgboost",
+    )
     assert done.returncode == 0, done.stderr
     assert "9,000 loans scored in 3 partitions on 2 workers" in done.stderr
     parts = sorted(output.glob("*.parquet"))
@@ -58,8 +71,9 @@ def test_dask_scoring_equals_single_process_scoring_row_for_row(
     # XGBoost scores each row alone, so one process and the cluster agree exactly. (oneDAL's
     # last digits depend on the batch: within its 1e-5 parity with XGBoost, checked below.)
     model = ModelRegistry(storage).load("loan-default", "production")
-    single, _ = Scorer(model, backend="xgboost").score_frame(loans.drop(columns=["loan_id"]),
-                                                            decline_reasons=True)  # fmt: skip
+    single, _ = Scorer(model, backend="xgboost").score_frame(
+        loans.drop(columns=["loan_id"]), decline_reasons=True
+    )
     assert scored["loan_id"].tolist() == loans["loan_id"].tolist()
     assert np.abs(scored["probability"].to_numpy() - single["probability"].to_numpy()).max() == 0
     assert (scored["label"].to_numpy() == single["label"].to_numpy()).all()
@@ -67,20 +81,44 @@ def test_dask_scoring_equals_single_process_scoring_row_for_row(
     assert scored["decline_reasons"].astype(str).tolist() == single["decline_reasons"].tolist()
 
     onedal = tmp_path / "scored-onedal"
-    done = run("predict", str(portfolio / "*.parquet"), "--storage", str(store), "--output",
-               str(onedal), "--dask-scheduler", cluster.scheduler_address)  # fmt: skip
+    done = run(
+        "predict",
+        str(portfolio / "*.parquet"),
+        "--storage",
+        str(store),
+        "--output",
+        str(onedal),
+        "--dask-scheduler",
+        cluster.scheduler_address,
+    )
     assert done.returncode == 0, done.stderr
     auto = pd.concat([pd.read_parquet(p) for p in sorted(onedal.glob("*.parquet"))])
     assert np.abs(auto["probability"].to_numpy() - single["probability"].to_numpy()).max() < 1e-5
 
-    again = run("predict", str(portfolio / "*.parquet"), "--storage", str(store), "--output",
-                str(output), "--dask-scheduler", cluster.scheduler_address)  # fmt: skip
+    again = run(
+        "predict",
+        str(portfolio / "*.parquet"),
+        "--storage",
+        str(store),
+        "--output",
+        str(output),
+        "--dask-scheduler",
+        cluster.scheduler_address,
+    )
     assert again.returncode == 2 and "exists" in again.stderr
     csv_input = tmp_path / "loans.csv"
     loans.to_csv(csv_input, index=False)
     other = str(tmp_path / "other")
-    refused = run("predict", str(csv_input), "--storage", str(store), "--output", other,
-                  "--dask-scheduler", cluster.scheduler_address)  # fmt: skip
+    refused = run(
+        "predict",
+        str(csv_input),
+        "--storage",
+        str(store),
+        "--output",
+        other,
+        "--dask-scheduler",
+        cluster.scheduler_address,
+    )
     assert refused.returncode == 2 and "reads Parquet" in refused.stderr
 
 
@@ -94,8 +132,13 @@ def test_the_services_batch_jobs_score_parquet_on_the_cluster_of_the_setting(
     (tmp_path / "incoming").mkdir()
     loans.to_parquet(tmp_path / "incoming" / "book.parquet", index=False)
     loans.to_csv(tmp_path / "incoming" / "book.csv", index=False)
-    settings = Settings(storage=str(tmp_path), nthread=1, job_heartbeat=0.2, job_stale_after=1.0,
-                        dask_scheduler=cluster.scheduler_address)  # fmt: skip
+    settings = Settings(
+        storage=str(tmp_path),
+        nthread=1,
+        job_heartbeat=0.2,
+        job_stale_after=1.0,
+        dask_scheduler=cluster.scheduler_address,
+    )
     with TestClient(create_app(settings)) as client:
         body = {"source": "incoming/book.parquet", "output": "book.csv", "decline_reasons": True}
         record = finished(client, client.post("/v1/batch-predictions", json=body))
@@ -105,13 +148,15 @@ def test_the_services_batch_jobs_score_parquet_on_the_cluster_of_the_setting(
         assert result["dask"]["workers"] == 2
         again = client.post("/v1/batch-predictions", json=body)
         assert again.status_code == 409 and "'predictions/book' exists already" in again.text
-        as_csv = finished(client, client.post("/v1/batch-predictions",
-                                              json={"source": "incoming/book.csv"}))  # fmt: skip
+        as_csv = finished(
+            client, client.post("/v1/batch-predictions", json={"source": "incoming/book.csv"})
+        )
         assert as_csv["state"] == "succeeded" and as_csv["result"]["output"].endswith(".csv")
     parts = sorted((tmp_path / "predictions" / "book").glob("*.parquet"))
     scored = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
     assert not (tmp_path / "predictions" / "book.partial").exists()
     single, _ = Scorer(ModelRegistry(storage).load("loan-default", "production")).score_frame(
-        loans, decline_reasons=True)  # fmt: skip
+        loans, decline_reasons=True
+    )
     assert np.abs(scored["probability"].to_numpy() - single["probability"].to_numpy()).max() < 1e-5
     assert scored["decline_reasons"].astype(str).tolist() == single["decline_reasons"].tolist()

@@ -22,10 +22,16 @@ from loanrisk.schema import LoanSchema, builtin_schema, validate_frame
 from loanrisk.storage import MemoryStorage
 from loanrisk.training.job import TrainingRequest, run_training
 
-OVERRIDE = ReasonCatalog(reasons=(
-    ReasonEntry(attribute="loan_percent_income", direction="high", code="AFF1",
-                statement="Loan amount is high relative to income"),
-))  # fmt: skip
+OVERRIDE = ReasonCatalog(
+    reasons=(
+        ReasonEntry(
+            attribute="loan_percent_income",
+            direction="high",
+            code="AFF1",
+            statement="Loan amount is high relative to income",
+        ),
+    )
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +43,17 @@ def kept() -> tuple[MemoryStorage, pd.DataFrame]:
     frame["branch"] = np.where(np.arange(len(frame)) % 2 == 0, "north", "south")
     loans = validate_frame(frame, keep=["applicant_group", "branch"])
     process_dataset(loans, storage, source="sample")
-    run_training(TrainingRequest(rounds=40, params={"max_depth": 5},
-                                 protected_attribute="applicant_group", privileged_value="a",
-                                 reason_catalog=OVERRIDE), storage, nthread=2)  # fmt: skip
+    run_training(
+        TrainingRequest(
+            rounds=40,
+            params={"max_depth": 5},
+            protected_attribute="applicant_group",
+            privileged_value="a",
+            reason_catalog=OVERRIDE,
+        ),
+        storage,
+        nthread=2,
+    )
     return storage, frame.drop(columns=["loan_status"])
 
 
@@ -89,7 +103,8 @@ def test_reasons_raise_the_risk_never_name_kept_columns_and_agree_across_backend
         assert len(reasons) <= 4
         assert all(r["contribution"] > 0 for r in reasons)
         assert [r["contribution"] for r in reasons] == sorted(
-            (r["contribution"] for r in reasons), reverse=True)  # fmt: skip
+            (r["contribution"] for r in reasons), reverse=True
+        )
         for reason in reasons:
             assert reason["feature"] in builtin_schema().feature_names
             assert reason["feature"] not in ("applicant_group", "branch")
@@ -108,11 +123,17 @@ def test_batches_carry_reason_and_decline_columns_the_same_as_records(
     sink = io.BytesIO()
     scorer.score_csv(source, sink, explain=True, decline_reasons=True)
     table = pd.read_csv(io.BytesIO(sink.getvalue()), keep_default_na=False)
-    assert {"reason_1", "reason_1_code", "reason_4_value", "decline_codes",
-            "decline_reasons"} <= set(table.columns)  # fmt: skip
+    assert {
+        "reason_1",
+        "reason_1_code",
+        "reason_4_value",
+        "decline_codes",
+        "decline_reasons",
+    } <= set(table.columns)
     loans = frame.head(300).astype(object).where(frame.head(300).notna(), None)
-    records = scorer.score_records(loans.to_dict(orient="records"), explain=True,
-                                   decline_reasons=True)["results"]  # fmt: skip
+    records = scorer.score_records(
+        loans.to_dict(orient="records"), explain=True, decline_reasons=True
+    )["results"]
     for row, record in zip(table.itertuples(), records, strict=True):
         assert row.reason_1 == (record["reasons"][0]["feature"] if record["reasons"] else "")
         if record["label"]:

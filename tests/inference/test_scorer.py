@@ -39,8 +39,10 @@ def scorer(model: LoadedModel) -> Scorer:
 
 def raw_records(real_loans: Validated, n: int) -> list[dict[str, Any]]:
     frame = pd.read_csv(REAL_CSV, nrows=n).drop(columns=[LABEL])
-    return [{k: (None if pd.isna(v) else v) for k, v in row.items()}
-            for row in frame.to_dict(orient="records")]  # fmt: skip
+    return [
+        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
 
 
 def test_single_record_path_equals_batch_and_csv_paths(
@@ -109,8 +111,9 @@ def test_a_category_coded_as_a_number_reads_as_the_file_writes_it(scorer: Scorer
 def test_unknown_categories_and_missing_optional_values_are_scored_and_flagged(
     scorer: Scorer,
 ) -> None:
-    result = scorer.score_record({**RECORD, "loan_intent": "holiday", "loan_int_rate": None,
-                                  "branch": "north"})  # fmt: skip
+    result = scorer.score_record(
+        {**RECORD, "loan_intent": "holiday", "loan_int_rate": None, "branch": "north"}
+    )
     assert 0 <= result["probability"] <= 1
     assert any("loan_intent: unknown category 'holiday'" in w for w in result["warnings"])
     (median,) = [c.median for c in scorer.model.spec.imputed if c.name == "loan_int_rate"]
@@ -124,8 +127,9 @@ def test_unknown_categories_and_missing_optional_values_are_scored_and_flagged(
 
 
 def test_missing_values_anywhere_are_scored_as_missing_with_a_warning(scorer: Scorer) -> None:
-    result = scorer.score_record({**RECORD, "person_income": None, "loan_grade": " ",
-                                  "person_age": ""})  # fmt: skip
+    result = scorer.score_record(
+        {**RECORD, "person_income": None, "loan_grade": " ", "person_age": ""}
+    )
     assert 0 <= result["probability"] <= 1
     left = "scored as missing (each tree takes the branch it learned for missing values)"
     assert f"person_income: missing, {left}" in result["warnings"]  # power: NaN to the trees
@@ -135,8 +139,9 @@ def test_missing_values_anywhere_are_scored_as_missing_with_a_warning(scorer: Sc
         in result["warnings"]
     )
     huge = scorer.score_record({**RECORD, "person_income": 1e308})
-    assert any("person_income: 1e+308 is outside the plausible range" in w
-               for w in huge["warnings"])  # fmt: skip
+    assert any(
+        "person_income: 1e+308 is outside the plausible range" in w for w in huge["warnings"]
+    )
 
 
 def test_a_batch_with_bad_rows_is_refused_or_scored_without_them(scorer: Scorer) -> None:
@@ -159,8 +164,9 @@ def test_csv_rows_are_numbered_across_chunks_and_ids_are_kept(scorer: Scorer) ->
     rows[7]["loan_amnt"] = "lots"
     data = pd.DataFrame(rows).to_csv(index=False).encode()
     out = io.BytesIO()
-    summary = scorer.score_csv(io.BytesIO(data), out, chunk_rows=3, on_error="skip",
-                               id_column="loan_id")  # fmt: skip
+    summary = scorer.score_csv(
+        io.BytesIO(data), out, chunk_rows=3, on_error="skip", id_column="loan_id"
+    )
     assert (summary["scored"], summary["rejected"], summary["rejected_rows"]) == (9, 1, [8])
     written = pd.read_csv(io.BytesIO(out.getvalue()))
     assert list(written.columns) == ["row", "loan_id", "probability", "label", "band"]
@@ -256,17 +262,25 @@ def test_a_million_row_csv_streams_in_bounded_memory(
     from loanrisk.data.expand import expand
 
     registry = ModelRegistry(FsspecStorage(str(tmp_path / "store")))
-    registry.publish("loan-default", booster=model.booster, spec=model.spec, report={},
-                     metadata={})  # fmt: skip
+    registry.publish("loan-default", booster=model.booster, spec=model.spec, report={}, metadata={})
     big = expand(real_loans.frame, 1_000_000, seed=1).drop(columns=[LABEL])
     source = tmp_path / "loans.csv"
     big.to_csv(source, index=False, float_format="%.4f")
     del big
     done = subprocess.run(
-        [sys.executable, "-c", BOUNDED, str(tmp_path / "store"), str(source),
-         str(tmp_path / "scores.csv")],
-        capture_output=True, text=True, check=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            BOUNDED,
+            str(tmp_path / "store"),
+            str(source),
+            str(tmp_path / "scores.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
     figures = json.loads(done.stdout)
     assert figures["scored"] == 1_000_000
     peak, loaded = figures["after"] / 2**20, figures["before"] / 2**20
@@ -286,8 +300,9 @@ def test_parquet_scores_like_csv_with_rows_numbered_across_batches(scorer: Score
     frame.to_parquet(parquet)
     parquet.seek(0)
     from_parquet = scorer.score_parquet(parquet, parquet_out, chunk_rows=3, on_error="skip")
-    from_csv = scorer.score_csv(io.BytesIO(frame.to_csv(index=False).encode()), csv_out,
-                                chunk_rows=3, on_error="skip")  # fmt: skip
+    from_csv = scorer.score_csv(
+        io.BytesIO(frame.to_csv(index=False).encode()), csv_out, chunk_rows=3, on_error="skip"
+    )
     assert from_parquet["rejected_rows"] == from_csv["rejected_rows"] == [5]
     assert parquet_out.getvalue() == csv_out.getvalue()
     with pytest.raises(InvalidInput, match="not a readable Parquet file"):
@@ -299,8 +314,9 @@ def test_the_rejected_count_is_exact_beyond_the_listed_rows(scorer: Scorer) -> N
 
     bad = MAX_REJECTED_ROWS + 50
     frame = pd.DataFrame([RECORD] * 5 + [{**RECORD, "loan_amnt": -1}] * bad)
-    summary = scorer.score_csv(io.BytesIO(frame.to_csv(index=False).encode()), None,
-                               on_error="skip")  # fmt: skip
+    summary = scorer.score_csv(
+        io.BytesIO(frame.to_csv(index=False).encode()), None, on_error="skip"
+    )
     assert (summary["scored"], summary["rejected"]) == (5, bad)
     assert len(summary["rejected_rows"]) == MAX_REJECTED_ROWS
     assert summary["rejected_rows"][0] == 6

@@ -42,11 +42,24 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = (home / "server.log").open("wb")
     process = subprocess.Popen(
-        [str(MLFLOW_SERVER), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
-         "--artifacts-destination", str(home / "artifacts")],
-        cwd=home, stdout=subprocess.DEVNULL, stderr=log,
-    )  # fmt: skip
+        [
+            str(MLFLOW_SERVER),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{home / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(home / "artifacts"),
+        ],
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180  # the first start creates and migrates the database
     try:
@@ -57,8 +70,9 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             except httpx.TransportError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("mlflow server did not start: "
-                                   + (home / "server.log").read_text()[-2000:])  # fmt: skip
+                raise RuntimeError(
+                    "mlflow server did not start: " + (home / "server.log").read_text()[-2000:]
+                )
             time.sleep(0.5)
         yield uri
     finally:

@@ -46,8 +46,16 @@ print(json.dumps({"loanrisk": loanrisk.__file__, "trees": booster.num_boosted_ro
 @pytest.fixture(scope="module")
 def exported(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("export") / "loan-default-1"
-    done = run("models", "export", "loan-default@1", str(target), "--format", "mlflow",
-               "--storage", str(store))  # fmt: skip
+    done = run(
+        "models",
+        "export",
+        "loan-default@1",
+        str(target),
+        "--format",
+        "mlflow",
+        "--storage",
+        str(store),
+    )
     assert done.returncode == 0, done.stderr
     assert f"written to {target}" in done.stderr
     return target
@@ -69,7 +77,10 @@ def test_the_mlmodel_has_both_flavours_a_signature_from_the_schema_and_no_pickle
     assert kinds["loan_grade"] == "string" and kinds["loan_amnt"] == "any"
     outputs = json.loads(mlmodel["signature"]["outputs"])
     assert [(o["name"], o["type"]) for o in outputs] == [
-        ("probability", "double"), ("label", "boolean"), ("band", "string")]  # fmt: skip
+        ("probability", "double"),
+        ("label", "boolean"),
+        ("band", "string"),
+    ]
     example = json.loads((exported / "input_example.json").read_text())
     assert dict(zip(example["columns"], example["data"][0], strict=True)) == {
         k: float(v) if isinstance(v, int | float) else v for k, v in schema.example_record().items()
@@ -89,9 +100,14 @@ def test_mlflow_scores_raw_loans_as_loanrisk_does_in_a_fresh_process(
     raw = pd.read_csv(REAL_CSV).drop(columns=["loan_status"]).head(5_000)
     raw.to_csv(loans, index=False)  # whole numbers stay int64, as users' frames have them
     out = tmp_path / "scored.parquet"
-    done = subprocess.run([sys.executable, "-c", LOAD_AND_SCORE, str(exported), str(loans),
-                           str(out)], capture_output=True, text=True, timeout=300,
-                          cwd=tmp_path, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_AND_SCORE, str(exported), str(loans), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     facts = json.loads(done.stdout.strip().splitlines()[-1])
     assert facts["loanrisk"].startswith(str(exported / "code")), "scored with its own code"
@@ -122,6 +138,14 @@ def test_export_refuses_a_used_directory_an_unknown_version_and_another_format(
     assert done.returncode == 2 and "no version 9" in done.stderr
     assert not missing.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["used"]
 
-    done = run("models", "export", "loan-default@1", str(missing), "--format", "onnx",
-               "--storage", str(store))  # fmt: skip
+    done = run(
+        "models",
+        "export",
+        "loan-default@1",
+        str(missing),
+        "--format",
+        "onnx",
+        "--storage",
+        str(store),
+    )
     assert done.returncode == 2 and "onnx" in done.stderr and not missing.exists()

@@ -42,9 +42,19 @@ def _newest(store: Path) -> int:
 def test_a_training_run_reaches_mlflow_with_the_reports_figures_and_is_registered(
     store: Path, mlflow_server: str, tmp_path: Path
 ) -> None:
-    done = run("train", "--storage", str(store), "--rounds", "15", "--promote",
-               "--mlflow-tracking-uri", mlflow_server, "--mlflow-experiment", "credit-tests",
-               "--mlflow-register")  # fmt: skip
+    done = run(
+        "train",
+        "--storage",
+        str(store),
+        "--rounds",
+        "15",
+        "--promote",
+        "--mlflow-tracking-uri",
+        mlflow_server,
+        "--mlflow-experiment",
+        "credit-tests",
+        "--mlflow-register",
+    )
     assert done.returncode == 0, done.stderr
     registry = ModelRegistry(FsspecStorage(str(store)))
     version = _newest(store)
@@ -55,8 +65,9 @@ def test_a_training_run_reaches_mlflow_with_the_reports_figures_and_is_registere
     client = mlflow.MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name("credit-tests")
     assert experiment is not None
-    [run_] = client.search_runs([experiment.experiment_id],
-                                f"tags.`loanrisk.version` = '{version}'")  # fmt: skip
+    [run_] = client.search_runs(
+        [experiment.experiment_id], f"tags.`loanrisk.version` = '{version}'"
+    )
     assert run_.info.status == "FINISHED" and run_.info.run_name == f"loan-default v{version}"
     assert run_.info.run_id in done.stderr
 
@@ -96,9 +107,13 @@ def test_a_training_run_reaches_mlflow_with_the_reports_figures_and_is_registere
     assert registered.tags["loanrisk.version"] == str(version)
     loaded = subprocess.run(
         [sys.executable, "-c", LOAD_BY_ALIAS, "models:/loan-default@production"],
-        env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}, cwd=tmp_path,
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_server},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     [scored] = json.loads(loaded.stdout.strip().splitlines()[-1])
     assert 0 <= scored["probability"] <= 1 and scored["band"] in ("low", "medium", "high")
@@ -108,8 +123,16 @@ def test_an_unreachable_mlflow_is_a_warning_and_the_version_stands(store: Path) 
     before = _newest(store)
     nowhere = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
-    done = run("train", "--storage", str(store), "--rounds", "5", "--no-promote",
-               "--mlflow-tracking-uri", nowhere)  # fmt: skip
+    done = run(
+        "train",
+        "--storage",
+        str(store),
+        "--rounds",
+        "5",
+        "--no-promote",
+        "--mlflow-tracking-uri",
+        nowhere,
+    )
     assert done.returncode == 0, done.stderr
     assert _newest(store) == before + 1
     message = " ".join(done.stderr.split())
@@ -130,8 +153,13 @@ def test_without_mlflow_installed_the_training_says_which_extra_to_install(
         "settings = Settings(mlflow_tracking_uri='http://127.0.0.1:9')\n"
         "print(log_training(settings, registry, registry.manifest('loan-default', 1)))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script, str(store)], capture_output=True,
-                          text=True, timeout=120, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(store)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "pip install 'loanrisk[mlflow]'" in done.stdout and "is published" in done.stdout
 
@@ -152,12 +180,17 @@ def test_the_services_training_jobs_log_their_runs_when_the_setting_names_a_serv
     store: Path, mlflow_server: str
 ) -> None:
     settings = Settings(
-        storage=str(store), nthread=1, job_heartbeat=0.2, job_stale_after=1.0,
-        mlflow_tracking_uri=mlflow_server, mlflow_experiment="service-jobs",
-    )  # fmt: skip
+        storage=str(store),
+        nthread=1,
+        job_heartbeat=0.2,
+        job_stale_after=1.0,
+        mlflow_tracking_uri=mlflow_server,
+        mlflow_experiment="service-jobs",
+    )
     with TestClient(create_app(settings)) as client:
-        accepted = client.post("/v1/models/loan-default/versions",
-                               json={"rounds": 5, "promote": False})  # fmt: skip
+        accepted = client.post(
+            "/v1/models/loan-default/versions", json={"rounds": 5, "promote": False}
+        )
         record = finished(client, accepted)
     assert record["state"] == "succeeded", record["error"]
     logged = record["result"]["mlflow"]

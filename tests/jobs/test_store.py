@@ -50,8 +50,9 @@ def test_a_corrupt_record_is_a_storage_error_not_a_crash(store: JobStore) -> Non
 
 
 def test_a_silent_job_is_failed_for_everyone(store: JobStore) -> None:
-    record = saved(store, store.new("train", {}, owner="gone:9"), state="running",
-                   heartbeat_at=stale())  # fmt: skip
+    record = saved(
+        store, store.new("train", {}, owner="gone:9"), state="running", heartbeat_at=stale()
+    )
     seen = store.get(record.id)
     assert seen.state == "failed"
     assert seen.error is not None and seen.error.code == "worker_lost"
@@ -61,8 +62,9 @@ def test_a_silent_job_is_failed_for_everyone(store: JobStore) -> None:
 
 
 def test_reading_never_writes_even_a_stale_job(store: JobStore) -> None:
-    record = saved(store, store.new("train", {}, owner="gone:9"), state="running",
-                   heartbeat_at=stale())  # fmt: skip
+    record = saved(
+        store, store.new("train", {}, owner="gone:9"), state="running", heartbeat_at=stale()
+    )
     storage = store.storage
     assert isinstance(storage, MemoryStorage)
     storage.read_only = True

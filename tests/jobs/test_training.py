@@ -48,6 +48,7 @@ def test_cancelling_publishes_nothing(settings: Settings) -> None:
             cancel.set()
 
     with pytest.raises(Cancelled):
-        train_in_subprocess(TrainingRequest(rounds=5_000), settings, on_progress=on_progress,
-                            cancel=cancel)  # fmt: skip
+        train_in_subprocess(
+            TrainingRequest(rounds=5_000), settings, on_progress=on_progress, cancel=cancel
+        )
     assert ModelRegistry(FsspecStorage(settings.storage)).models() == []

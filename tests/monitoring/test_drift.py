@@ -103,13 +103,21 @@ def test_a_stable_stream_is_stable_and_a_shifted_one_shows_where(root: Path) -> 
     later = datetime.now(UTC)
     time.sleep(0.01)
     log_stream(storage, shifted(generate_sample(4_000, seed=2)))
-    moved = drift_for(storage, registry, "prediction-log", "loan-default", "production",
-                      since=later, until=datetime.now(UTC) + timedelta(seconds=1))  # fmt: skip
+    moved = drift_for(
+        storage,
+        registry,
+        "prediction-log",
+        "loan-default",
+        "production",
+        since=later,
+        until=datetime.now(UTC) + timedelta(seconds=1),
+    )
     assert moved.rows == 4_000
     over = {f.name for f in moved.features if f.index > 0.25}
     assert over == {"person_income", "loan_grade"}, [(f.name, f.index) for f in moved.features]
-    assert [f.name for f in moved.features[:2]] == sorted(over, key=lambda n: -next(
-        f.index for f in moved.features if f.name == n))  # fmt: skip
+    assert [f.name for f in moved.features[:2]] == sorted(
+        over, key=lambda n: -next(f.index for f in moved.features if f.name == n)
+    )
     assert moved.score is not None and moved.score.index > 0.1
     doc = moved.to_dict()
     grade = next(f for f in doc["features"] if f["name"] == "loan_grade")
@@ -125,8 +133,9 @@ def test_past_monitor_max_rows_drift_comes_from_a_sample_and_still_counts_every_
     registry = ModelRegistry(storage)
     log_stream(storage, shifted(generate_sample(4_000, seed=5)))
     full = drift_for(storage, registry, "prediction-log", "loan-default", "production")
-    part = drift_for(storage, registry, "prediction-log", "loan-default", "production",
-                     max_rows=1_000)  # fmt: skip
+    part = drift_for(
+        storage, registry, "prediction-log", "loan-default", "production", max_rows=1_000
+    )
     assert full.sampled is None and full.rows == part.rows == 4_000
     assert part.sampled is not None and 500 <= part.sampled <= 1_000
     assert part.to_dict()["sampled"] == part.sampled
@@ -135,8 +144,16 @@ def test_past_monitor_max_rows_drift_comes_from_a_sample_and_still_counts_every_
         f for f, index in indices.items() if index > 0.25
     }  # the same shifts found, from a quarter of the loans
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    days = drift_by_day(storage, registry, "prediction-log", "loan-default", "production",
-                        since=today, until=today + timedelta(days=1), max_rows=1_000)  # fmt: skip
+    days = drift_by_day(
+        storage,
+        registry,
+        "prediction-log",
+        "loan-default",
+        "production",
+        since=today,
+        until=today + timedelta(days=1),
+        max_rows=1_000,
+    )
     assert days[-1]["rows"] == 4_000 and days[-1]["sampled"] == part.sampled
 
 
@@ -154,14 +171,20 @@ def test_drift_by_day_splits_the_window_into_utc_days(root: Path) -> None:
     log_stream(storage, shifted(generate_sample(2_000, seed=4)))
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     window = {"since": today - timedelta(days=2), "until": today + timedelta(days=1)}
-    days = drift_by_day(storage, registry, "prediction-log", "loan-default", "production",
-                        **window)  # fmt: skip
+    days = drift_by_day(storage, registry, "prediction-log", "loan-default", "production", **window)
     assert [d["since"][:10] for d in days] == [
         (today - timedelta(days=n)).date().isoformat() for n in (2, 1, 0)
     ]
     assert [d["rows"] for d in days] == [0, 0, 2_000]
-    alone = drift_for(storage, registry, "prediction-log", "loan-default", "production",
-                      since=today, until=today + timedelta(days=1)).to_dict()  # fmt: skip
+    alone = drift_for(
+        storage,
+        registry,
+        "prediction-log",
+        "loan-default",
+        "production",
+        since=today,
+        until=today + timedelta(days=1),
+    ).to_dict()
     assert days[-1]["features"] == alone["features"] and days[-1]["score"] == alone["score"]
     chart = drift_over_time(days)
     assert chart is not None and [row[:2] for row in chart.rows] == [
@@ -178,8 +201,13 @@ def test_a_version_without_a_profile_gets_one_from_its_dataset(root: Path) -> No
     registry = ModelRegistry(storage)
     model = registry.load("loan-default", "production")
     stored = Profile.model_validate_json(registry.file("loan-default", 1, PROFILE_FILE) or b"")
-    bare = registry.publish("bare", booster=model.booster, spec=model.spec, report={},
-                            metadata={"dataset": model.manifest.dataset})  # fmt: skip
+    bare = registry.publish(
+        "bare",
+        booster=model.booster,
+        spec=model.spec,
+        report={},
+        metadata={"dataset": model.manifest.dataset},
+    )
     assert PROFILE_FILE not in bare.files
     made = version_profile(registry, registry.load("bare", bare.version))
     assert made == stored
@@ -196,8 +224,13 @@ def test_a_version_without_a_profile_reads_only_the_sample_of_a_large_dataset(
     run_training(TrainingRequest(rounds=5), storage, nthread=1)
     registry = ModelRegistry(storage)
     model = registry.load("loan-default", 1)
-    bare = registry.publish("bare", booster=model.booster, spec=model.spec, report={},
-                            metadata={"dataset": model.manifest.dataset})  # fmt: skip
+    bare = registry.publish(
+        "bare",
+        booster=model.booster,
+        spec=model.spec,
+        report={},
+        metadata={"dataset": model.manifest.dataset},
+    )
 
     def whole(*args: object) -> None:
         raise AssertionError("the whole training split was read")
@@ -242,20 +275,34 @@ def test_the_service_reports_drift_and_sets_the_gauges(client: TestClient, root:
 def test_the_cli_prints_the_worst_features_first(root: Path) -> None:
     storage = FsspecStorage(str(root))
     log_stream(storage, shifted(generate_sample(2_000, seed=4)))
-    table = subprocess.run([LOANRISK, "monitor", "drift", "--storage", str(root)],
-                           capture_output=True, text=True, timeout=120, check=False,
-                           env={**os.environ, "COLUMNS": "120"})  # fmt: skip
+    table = subprocess.run(
+        [LOANRISK, "monitor", "drift", "--storage", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "COLUMNS": "120"},
+    )
     assert table.returncode == 0, table.stderr
     lines = [x for x in table.stdout.splitlines() if "│" in x]
     assert "score (PSI)" in lines[0]
     assert any(name in lines[1] for name in ("person_income", "loan_grade"))
-    done = subprocess.run([LOANRISK, "monitor", "drift", "--storage", str(root), "--json",
-                           "--save"], capture_output=True, text=True, timeout=120,
-                          check=False)  # fmt: skip
+    done = subprocess.run(
+        [LOANRISK, "monitor", "drift", "--storage", str(root), "--json", "--save"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     doc: dict[str, Any] = json.loads(done.stdout)
     assert doc["rows"] == 2_000 and doc["epsilon"] == EPSILON
     (stored,) = (root / "prediction-log" / "reports").glob("drift-loan-default-v1-*.json")
     assert json.loads(stored.read_text()) == doc  # what the daily CronJob keeps
-    bad = subprocess.run([LOANRISK, "monitor", "drift", "--storage", str(root), "--since", "x"],
-                         capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    bad = subprocess.run(
+        [LOANRISK, "monitor", "drift", "--storage", str(root), "--since", "x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert bad.returncode == 2 and "--since: 'x' is not an ISO date" in bad.stderr

@@ -58,8 +58,9 @@ def test_a_logged_loan_s_raw_values_and_id_round_trip_exactly(storage: Storage) 
     log.scored_records(scorer, loans, result, source="v1", request_id="req-1")
     frame = pd.DataFrame([{**EXAMPLE_LOAN, "application": "A7"}] * 3)
     chunk_log = log.chunk_recorder(scorer, source="batch", id_column="application")
-    scorer.score_csv(io.BytesIO(frame.to_csv(index=False).encode()), on_scored=chunk_log,
-                     id_column="application")  # fmt: skip
+    scorer.score_csv(
+        io.BytesIO(frame.to_csv(index=False).encode()), on_scored=chunk_log, id_column="application"
+    )
     log.close()
 
     rows = read_log(storage, "prediction-log", model="loan-default")
@@ -77,20 +78,33 @@ def test_a_logged_loan_s_raw_values_and_id_round_trip_exactly(storage: Storage) 
     assert read_log(storage, "prediction-log", model="loan-default", since=later).empty
     assert read_log(storage, "prediction-log", model="other").empty
     # Only the rows and columns asked for are read (a comparison reads two versions' scores).
-    some = read_log(storage, "prediction-log", model="loan-default", versions=[1],
-                    columns=["probability"], until=later)  # fmt: skip
+    some = read_log(
+        storage,
+        "prediction-log",
+        model="loan-default",
+        versions=[1],
+        columns=["probability"],
+        until=later,
+    )
     assert list(some.columns) == ["time", "version", "role", "probability"]
     assert some["probability"].tolist() == rows["probability"].tolist()
-    assert read_log(storage, "prediction-log", model="loan-default", versions=[2],
-                    columns=["loan_id"]).empty  # fmt: skip
+    assert read_log(
+        storage, "prediction-log", model="loan-default", versions=[2], columns=["loan_id"]
+    ).empty
 
 
 def test_a_full_buffer_drops_and_counts_and_never_blocks() -> None:
     storage = MemoryStorage()
     scorer = trained(storage)
     dropped: list[int] = []
-    log = PredictionLog(storage, "log", flush_seconds=60, flush_rows=10_000,
-                        max_buffered_rows=3, on_dropped=dropped.append)  # fmt: skip
+    log = PredictionLog(
+        storage,
+        "log",
+        flush_seconds=60,
+        flush_rows=10_000,
+        max_buffered_rows=3,
+        on_dropped=dropped.append,
+    )
     result = scorer.score_records([EXAMPLE_LOAN] * 2)
     log.scored_records(scorer, [EXAMPLE_LOAN] * 2, result, source="v1")
     log.scored_records(scorer, [EXAMPLE_LOAN] * 2, result, source="v1")  # 4 > 3: dropped
@@ -104,8 +118,11 @@ def test_a_batch_s_chunks_are_written_as_they_come_and_never_dropped() -> None:
     scorer = trained(storage)
     log = PredictionLog(storage, "log", flush_seconds=60, max_buffered_rows=3)
     frame = pd.DataFrame([EXAMPLE_LOAN] * 25_000)  # a chunk of 25,000: three slices
-    scorer.score_csv(io.BytesIO(frame.to_csv(index=False).encode()), chunk_rows=25_000,
-                     on_scored=log.chunk_recorder(scorer, source="batch"))  # fmt: skip
+    scorer.score_csv(
+        io.BytesIO(frame.to_csv(index=False).encode()),
+        chunk_rows=25_000,
+        on_scored=log.chunk_recorder(scorer, source="batch"),
+    )
     assert len(read_log(storage, "log", model="loan-default")) == 25_000  # before the close
     log.close()
     assert log.dropped == 0
@@ -147,8 +164,11 @@ def test_a_batch_chunk_the_storage_refuses_is_counted_and_scoring_goes_on() -> N
     dropped: list[int] = []
     log = PredictionLog(storage, "log", flush_seconds=60, on_dropped=dropped.append)
     frame = pd.DataFrame([EXAMPLE_LOAN] * 4)
-    summary = scorer.score_csv(io.BytesIO(frame.to_csv(index=False).encode()), chunk_rows=2,
-                               on_scored=log.chunk_recorder(scorer, source="batch"))  # fmt: skip
+    summary = scorer.score_csv(
+        io.BytesIO(frame.to_csv(index=False).encode()),
+        chunk_rows=2,
+        on_scored=log.chunk_recorder(scorer, source="batch"),
+    )
     log.close()
     assert summary["scored"] == 4 and dropped == [2]
     assert len(read_log(storage, "log", model="loan-default")) == 2
@@ -171,8 +191,14 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     root = tmp_path / "store"
     trained(FsspecStorage(str(root)))
     generate_sample(20).to_csv(root / "batch.csv", index=False)
-    settings = Settings(storage=str(root), nthread=1, api_keys=("admin:s3cret-admin-key",),
-                        log_flush_seconds=0.2, job_heartbeat=0.2, job_stale_after=1.0)  # fmt: skip
+    settings = Settings(
+        storage=str(root),
+        nthread=1,
+        api_keys=("admin:s3cret-admin-key",),
+        log_flush_seconds=0.2,
+        job_heartbeat=0.2,
+        job_stale_after=1.0,
+    )
     with TestClient(create_app(settings)) as test_client:
         test_client.headers["Authorization"] = "Bearer s3cret-admin-key"
         yield test_client
@@ -182,15 +208,22 @@ def test_every_route_that_scores_logs_and_the_log_never_holds_a_key(
     client: TestClient, tmp_path: Path
 ) -> None:
     root = tmp_path / "store"
-    json_answer = client.post("/v1/predict", json={"records": [{**EXAMPLE_LOAN, "id": "J1"}]},
-                              headers={"x-request-id": "rid-json"})  # fmt: skip
+    json_answer = client.post(
+        "/v1/predict",
+        json={"records": [{**EXAMPLE_LOAN, "id": "J1"}]},
+        headers={"x-request-id": "rid-json"},
+    )
     assert json_answer.status_code == 200, json_answer.text
     assert not any("ignored" in w for w in json_answer.json()["results"][0]["warnings"])
     csv = generate_sample(4).drop(columns=["loan_status"]).to_csv(index=False)
-    assert client.post("/v1/predict", content=csv,
-                       headers={"content-type": "text/csv"}).status_code == 200  # fmt: skip
-    legacy = client.post("/predict", json={"model_name": "loan-default", "model_key": "models",
-                                           "sample": [EXAMPLE_LOAN]})  # fmt: skip
+    assert (
+        client.post("/v1/predict", content=csv, headers={"content-type": "text/csv"}).status_code
+        == 200
+    )
+    legacy = client.post(
+        "/predict",
+        json={"model_name": "loan-default", "model_key": "models", "sample": [EXAMPLE_LOAN]},
+    )
     assert legacy.status_code == 200, legacy.text
     job = client.post("/v1/batch-predictions", json={"source": "batch.csv"})
     assert job.status_code == 202, job.text
@@ -219,14 +252,24 @@ def test_the_cli_logs_what_it_scores(tmp_path: Path) -> None:
     trained(FsspecStorage(str(root)))
     loans = tmp_path / "loans.csv"
     generate_sample(7).to_csv(loans, index=False)
-    done = subprocess.run([LOANRISK, "predict", str(loans), "--storage", str(root)],
-                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    done = subprocess.run(
+        [LOANRISK, "predict", str(loans), "--storage", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     rows = read_log(FsspecStorage(str(root)), "prediction-log", model="loan-default")
     assert rows["source"].tolist() == ["cli"] * 7
-    off = subprocess.run([LOANRISK, "predict", str(loans), "--storage", str(root)],
-                         capture_output=True, text=True, timeout=120, check=False,
-                         env={**os.environ, "LOANRISK_PREDICTION_LOG": "false"})  # fmt: skip
+    off = subprocess.run(
+        [LOANRISK, "predict", str(loans), "--storage", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "LOANRISK_PREDICTION_LOG": "false"},
+    )
     assert off.returncode == 0
     assert len(read_log(FsspecStorage(str(root)), "prediction-log", model="loan-default")) == 7
 
@@ -240,8 +283,9 @@ def test_two_replicas_logging_at_once_lose_nothing(tmp_path: Path) -> None:
         server = subprocess.Popen(
             [LOANRISK, "serve", "--port", str(port), "--storage", str(root), "--workers", "2"],
             env={**os.environ, "LOANRISK_LOG_FLUSH_SECONDS": "0.5", "LOANRISK_NTHREAD": "1"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         servers.append(server)
         wait_until_serving(server, port, "loanrisk serve", timeout=60)
         bases.append(f"http://127.0.0.1:{port}")
@@ -273,11 +317,23 @@ def test_compaction_merges_past_days_and_keeps_every_row(tmp_path: Path) -> None
     log = PredictionLog(storage, "log", flush_seconds=60)
     for i in range(3):  # three writes of yesterday, one of today
         loans = [{**EXAMPLE_LOAN, "id": f"Y{i}"}]
-        log.record(Scored(yesterday + i, None, "loan-default", 1, "xgboost", "v1", loans,
-                          scorer.score_records(loans)["results"], ("id",)))  # fmt: skip
+        log.record(
+            Scored(
+                yesterday + i,
+                None,
+                "loan-default",
+                1,
+                "xgboost",
+                "v1",
+                loans,
+                scorer.score_records(loans)["results"],
+                ("id",),
+            )
+        )
         log.flush()
-    log.scored_records(scorer, [{**EXAMPLE_LOAN, "id": "T"}],
-                       scorer.score_records([EXAMPLE_LOAN]), source="v1")  # fmt: skip
+    log.scored_records(
+        scorer, [{**EXAMPLE_LOAN, "id": "T"}], scorer.score_records([EXAMPLE_LOAN]), source="v1"
+    )
     log.close()
     before = read_log(storage, "log", model="loan-default")
     folder = tmp_path / "store" / "log" / "model=loan-default"

@@ -29,14 +29,28 @@ def write_day(
     rows = []
     for i in range(count):
         loan = json.dumps({"loan_amnt": int(rng.integers(500, 35_000)), "n": f"{day}-{i}"})
-        base = {"time": start + timedelta(seconds=i), "request_id": f"r-{day}-{i}",
-                "loan_id": f"L-{day}-{i}", "model": "m", "backend": "xgboost", "source": "v1",
-                "features": loan, "probability": float(rng.random()), "label": False,
-                "band": "A"}  # fmt: skip
+        base = {
+            "time": start + timedelta(seconds=i),
+            "request_id": f"r-{day}-{i}",
+            "loan_id": f"L-{day}-{i}",
+            "model": "m",
+            "backend": "xgboost",
+            "source": "v1",
+            "features": loan,
+            "probability": float(rng.random()),
+            "label": False,
+            "band": "A",
+        }
         rows.append({**base, "version": 1, "role": "champion"})
         if shadow:
-            rows.append({**base, "time": base["time"] + timedelta(milliseconds=5),
-                         "version": 2, "role": "shadow"})  # fmt: skip
+            rows.append(
+                {
+                    **base,
+                    "time": base["time"] + timedelta(milliseconds=5),
+                    "version": 2,
+                    "role": "shadow",
+                }
+            )
     table = pa.Table.from_pylist(rows, schema=COLUMNS)
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
@@ -57,8 +71,9 @@ def test_past_the_bound_a_stable_uniform_sample_that_keeps_pairs_and_counts_ever
 
     window = read_window(storage, "log", model="m", max_rows=1_000)
     assert window.rows == len(whole)
-    assert window.days == {(DAY + timedelta(days=d)).date(): n
-                           for d, n in enumerate((1_800, 3_300, 1_200))}  # fmt: skip
+    assert window.days == {
+        (DAY + timedelta(days=d)).date(): n for d, n in enumerate((1_800, 3_300, 1_200))
+    }
     assert window.versions == {1: 3_300, 2: 3_000}
     sample = window.frame
     assert 500 <= len(sample) <= 1_000 and window.sampled == len(sample)
@@ -82,9 +97,20 @@ def test_past_the_bound_a_stable_uniform_sample_that_keeps_pairs_and_counts_ever
 
 def test_one_loan_logged_over_and_over_is_still_cut_to_the_bound() -> None:
     storage = MemoryStorage()
-    row = {"time": DAY, "request_id": None, "loan_id": None, "model": "m", "version": 1,
-           "backend": "xgboost", "source": "v1", "features": "{}", "probability": 0.5,
-           "label": False, "band": "A", "role": "champion"}  # fmt: skip
+    row = {
+        "time": DAY,
+        "request_id": None,
+        "loan_id": None,
+        "model": "m",
+        "version": 1,
+        "backend": "xgboost",
+        "source": "v1",
+        "features": "{}",
+        "probability": 0.5,
+        "label": False,
+        "band": "A",
+        "role": "champion",
+    }
     table = pa.Table.from_pylist([row] * 2_000, schema=COLUMNS)
     buffer = io.BytesIO()
     pq.write_table(table, buffer)

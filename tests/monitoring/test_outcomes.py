@@ -55,9 +55,13 @@ def score_stream(client: TestClient, loans: pd.DataFrame) -> None:
 
 
 def outcomes_csv(loans: pd.DataFrame) -> str:
-    return pd.DataFrame({"loan_id": [f"L{i}" for i in range(len(loans))],
-                         "defaulted": loans["loan_status"].to_numpy(),
-                         "observed_on": "2026-11-30"}).to_csv(index=False)  # fmt: skip
+    return pd.DataFrame(
+        {
+            "loan_id": [f"L{i}" for i in range(len(loans))],
+            "defaulted": loans["loan_status"].to_numpy(),
+            "observed_on": "2026-11-30",
+        }
+    ).to_csv(index=False)
 
 
 def performance(client: TestClient, *, scored: int) -> dict[str, Any]:
@@ -74,11 +78,18 @@ def test_outcomes_from_a_known_pd_give_the_offline_auc(client: TestClient, root:
     loans = generate_sample(3_000, seed=5)  # labels drawn from the sample's known PD
     score_stream(client, loans)
     performance(client, scored=3_000)  # the log holds every loan (written every 0.2 s)
-    stored = client.post("/v1/outcomes", content=outcomes_csv(loans) + "X9,0,2026-11-30\n",
-                         headers={"content-type": "text/csv"})  # fmt: skip
+    stored = client.post(
+        "/v1/outcomes",
+        content=outcomes_csv(loans) + "X9,0,2026-11-30\n",
+        headers={"content-type": "text/csv"},
+    )
     assert stored.status_code == 200, stored.text
-    assert stored.json() == {"model": "loan-default", "received": 3_001, "stored": 3_001,
-                             "unknown_loans": 1}  # fmt: skip
+    assert stored.json() == {
+        "model": "loan-default",
+        "received": 3_001,
+        "stored": 3_001,
+        "unknown_loans": 1,
+    }
     report = performance(client, scored=3_000)
     row = report["versions"][0]
     assert row["version"] == 1 and row["with_outcome"] == 3_000
@@ -90,9 +101,18 @@ def test_outcomes_from_a_known_pd_give_the_offline_auc(client: TestClient, root:
     assert bands[0]["default_rate"] < bands[1]["default_rate"] < bands[2]["default_rate"]
     assert sum(b["loans"] for b in bands) == 3_000
 
-    again = client.post("/v1/outcomes", json={"outcomes": [
-        {"loan_id": "L0", "defaulted": 1 - int(loans["loan_status"][0]),
-         "observed_on": "2026-12-01"}]})  # fmt: skip
+    again = client.post(
+        "/v1/outcomes",
+        json={
+            "outcomes": [
+                {
+                    "loan_id": "L0",
+                    "defaulted": 1 - int(loans["loan_status"][0]),
+                    "observed_on": "2026-12-01",
+                }
+            ]
+        },
+    )
     assert again.status_code == 200 and again.json()["unknown_loans"] == 0
     latest = read_outcomes(FsspecStorage(str(root)), "outcomes")
     assert len(latest) == 3_001  # idempotent on the loan id: the latest upload wins
@@ -102,18 +122,24 @@ def test_outcomes_from_a_known_pd_give_the_offline_auc(client: TestClient, root:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("loan_id,defaulted,observed_on\nA,1,2026-11-30\nB,2,2026-11-30\nC,yes,2026-11-30\n",
-         "column 'defaulted': not an outcome of model 'loan-default' version 1 (label "
-         "'loan_status'): must be 1, true, yes, y, t (defaulted) or 0, false, no, n, f "
-         "(repaid) at row 2 ('2')"),
-        ("loan_id,defaulted,observed_on\nA,1,2026-11-30\nB,0,30/11/2026\n",
-         "column 'observed_on': not an ISO date, e.g. 2026-11-30 at row 2 ('30/11/2026')"),
-        ("loan_id,defaulted,observed_on\n,1,2026-11-30\n",
-         "column 'loan_id': a loan id of 1 to 128 characters at row 1"),
+        (
+            "loan_id,defaulted,observed_on\nA,1,2026-11-30\nB,2,2026-11-30\nC,yes,2026-11-30\n",
+            "column 'defaulted': not an outcome of model 'loan-default' version 1 (label "
+            "'loan_status'): must be 1, true, yes, y, t (defaulted) or 0, false, no, n, f "
+            "(repaid) at row 2 ('2')",
+        ),
+        (
+            "loan_id,defaulted,observed_on\nA,1,2026-11-30\nB,0,30/11/2026\n",
+            "column 'observed_on': not an ISO date, e.g. 2026-11-30 at row 2 ('30/11/2026')",
+        ),
+        (
+            "loan_id,defaulted,observed_on\n,1,2026-11-30\n",
+            "column 'loan_id': a loan id of 1 to 128 characters at row 1",
+        ),
         ("loan_id,defaulted\nA,1\n", "missing required column(s): observed_on"),
         ("loan_id,defaulted,observed_on\n", "no outcomes: the input has a header but no rows"),
     ],
-)  # fmt: skip
+)
 def test_bad_outcome_files_are_refused_with_the_row_and_column(
     client: TestClient, body: str, message: str
 ) -> None:
@@ -134,33 +160,67 @@ def test_the_loop_closes_from_the_log_to_a_continued_training(
     csv.write_text(outcomes_csv(loans))
     store = str(root)
     performance(client, scored=2_000)  # the log has every loan
-    added = subprocess.run([LOANRISK, "outcomes", "add", str(csv), "--storage", store],
-                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    added = subprocess.run(
+        [LOANRISK, "outcomes", "add", str(csv), "--storage", store],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert added.returncode == 0, added.stderr
     assert "2,000 outcomes stored (2,000 rows); 0 name loans" in added.stdout
     window = tmp_path / "window.parquet"
-    drift = subprocess.run([LOANRISK, "monitor", "drift", "--storage", store,
-                            "--export-window", str(window)],
-                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    drift = subprocess.run(
+        [LOANRISK, "monitor", "drift", "--storage", store, "--export-window", str(window)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert drift.returncode == 0, drift.stderr
     assert "2,000 loans with outcomes written" in drift.stderr
     exported = pd.read_parquet(window)
     assert len(exported) == 2_000
     assert sorted(exported["loan_status"].unique()) == ["0", "1"]
-    processed = subprocess.run([LOANRISK, "data", "process", str(window), "--storage", store,
-                                "--json"], capture_output=True, text=True, timeout=120,
-                               check=False)  # fmt: skip
+    processed = subprocess.run(
+        [LOANRISK, "data", "process", str(window), "--storage", store, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert processed.returncode == 0, processed.stderr
     dataset = json.loads(processed.stdout)["id"]
-    trained = subprocess.run([LOANRISK, "train", "--storage", store, "--dataset", dataset,
-                              "--continue-from", "production", "--rounds", "10", "--json"],
-                             capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    trained = subprocess.run(
+        [
+            LOANRISK,
+            "train",
+            "--storage",
+            store,
+            "--dataset",
+            dataset,
+            "--continue-from",
+            "production",
+            "--rounds",
+            "10",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert trained.returncode == 0, trained.stderr
     version = ModelRegistry(FsspecStorage(store)).load("loan-default", "latest")
     assert version.version == 2 and version.manifest.parent is not None
     assert version.manifest.parent.version == 1
-    table = subprocess.run([LOANRISK, "monitor", "performance", "--storage", store],
-                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    table = subprocess.run(
+        [LOANRISK, "monitor", "performance", "--storage", store],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert table.returncode == 0 and "2,000" in table.stdout
 
 

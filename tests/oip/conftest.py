@@ -26,8 +26,11 @@ from ..conftest import free_port, wait_until_serving
 SCORE_KEY = "oip-score-key-0123456789"
 ADMIN_KEY = "oip-admin-key-0123456789"
 LOANRISK = os.path.join(os.path.dirname(sys.executable), "loanrisk")
-LOANS = [EXAMPLE_LOAN, {**EXAMPLE_LOAN, "person_income": 12_000, "loan_grade": "F"},
-         {**EXAMPLE_LOAN, "person_emp_length": None}]  # fmt: skip
+LOANS = [
+    EXAMPLE_LOAN,
+    {**EXAMPLE_LOAN, "person_income": 12_000, "loan_grade": "F"},
+    {**EXAMPLE_LOAN, "person_emp_length": None},
+]
 
 
 @dataclass
@@ -48,18 +51,21 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     storage = FsspecStorage(str(root))
     process_dataset(validate_frame(generate_sample(3_000, seed=2)), storage, source="sample")
     run_training(TrainingRequest(rounds=20, params={"max_depth": 4}), storage, nthread=1)
-    run_training(TrainingRequest(rounds=10, continue_from="1", promote=False), storage,
-                 nthread=1)  # fmt: skip
+    run_training(TrainingRequest(rounds=10, continue_from="1", promote=False), storage, nthread=1)
     port, grpc_port = free_port(), free_port()
     env: dict[str, Any] = {
-        **os.environ, "LOANRISK_NTHREAD": "1", "LOANRISK_GRPC_PORT": str(grpc_port),
+        **os.environ,
+        "LOANRISK_NTHREAD": "1",
+        "LOANRISK_GRPC_PORT": str(grpc_port),
         "LOANRISK_API_KEYS": f'["score:{SCORE_KEY}","admin:{ADMIN_KEY}"]',
         "LOANRISK_LOG_FLUSH_SECONDS": "0.2",
-    }  # fmt: skip
+    }
     process = subprocess.Popen(
         [LOANRISK, "serve", "--port", str(port), "--storage", str(root), "--workers", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_until_serving(process, port, "loanrisk serve", timeout=60)
         yield Served(root, f"127.0.0.1:{port}", f"127.0.0.1:{grpc_port}", process)

@@ -35,22 +35,30 @@ def check_metadata(client: triton.InferenceServerClient, served: Served) -> None
 
 
 def check_scores(client: triton.InferenceServerClient, served: Served) -> None:
-    result = client.infer("loan-default", columnar(LOANS, client=triton), request_id="g-1",
-                          headers=metadata(served))  # fmt: skip
+    result = client.infer(
+        "loan-default", columnar(LOANS, client=triton), request_id="g-1", headers=metadata(served)
+    )
     truth = expected(served, 1, LOANS)["results"]
-    np.testing.assert_allclose(result.as_numpy("probability"),
-                               [r["probability"] for r in truth], atol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(
+        result.as_numpy("probability"), [r["probability"] for r in truth], atol=1e-12
+    )
     assert result.as_numpy("label").tolist() == [r["label"] for r in truth]
     assert [b.decode() for b in result.as_numpy("band")] == [r["band"] for r in truth]
     response = result.get_response(as_json=True)
     assert (response["model_version"], response["id"]) == ("1", "g-1")
     wanted = [triton.InferRequestedOutput("reasons")]
-    named = client.infer("loan-default", columnar(LOANS, client=triton), model_version="2",
-                         outputs=wanted, headers=metadata(served))  # fmt: skip
+    named = client.infer(
+        "loan-default",
+        columnar(LOANS, client=triton),
+        model_version="2",
+        outputs=wanted,
+        headers=metadata(served),
+    )
     reasons = [json.loads(r) for r in named.as_numpy("reasons")]
     truth = expected(served, 2, LOANS)["results"]
     assert [[x["feature"] for x in r] for r in reasons] == [
-        [x["feature"] for x in t["reasons"]] for t in truth]  # fmt: skip
+        [x["feature"] for x in t["reasons"]] for t in truth
+    ]
 
 
 def check_errors(client: triton.InferenceServerClient, served: Served) -> None:
@@ -59,8 +67,11 @@ def check_errors(client: triton.InferenceServerClient, served: Served) -> None:
     with pytest.raises(InferenceServerException, match="NOT_FOUND"):
         client.infer("nope", columnar(LOANS, client=triton), headers=metadata(served))
     with pytest.raises(InferenceServerException, match=r"INVALID_ARGUMENT.*person_age"):
-        client.infer("loan-default", columnar([{**LOANS[0], "person_age": 500}], client=triton),
-                     headers=metadata(served))  # fmt: skip
+        client.infer(
+            "loan-default",
+            columnar([{**LOANS[0], "person_age": 500}], client=triton),
+            headers=metadata(served),
+        )
     partial = [t for t in columnar(LOANS, client=triton) if t.name() != "loan_grade"]
     with pytest.raises(InferenceServerException, match=r"missing input.*loan_grade"):
         client.infer("loan-default", partial, headers=metadata(served))

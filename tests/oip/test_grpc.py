@@ -14,9 +14,11 @@ from .conftest import Served
 
 def test_tritonclient_grpc_against_the_grpc_port(served: Served) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "tests.oip.grpc_checks", str(served.root), served.http,
-         served.grpc],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-m", "tests.oip.grpc_checks", str(served.root), served.http, served.grpc],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("ok check_") == 3, done.stdout

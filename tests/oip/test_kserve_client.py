@@ -18,12 +18,19 @@ async def score(served: Served, loans: list[dict[str, Any]]) -> tuple[bool, Any]
     try:
         base = f"http://{served.http}"
         ready = await client.is_model_ready(base, "loan-default", headers=served.headers)
-        inputs = [InferInput(name=name, shape=[len(loans)],
-                             datatype="BYTES" if name in TEXT else "FP64",
-                             data=[loan[name] for loan in loans]) for name in FEATURES]  # fmt: skip
+        inputs = [
+            InferInput(
+                name=name,
+                shape=[len(loans)],
+                datatype="BYTES" if name in TEXT else "FP64",
+                data=[loan[name] for loan in loans],
+            )
+            for name in FEATURES
+        ]
         request = InferRequest(model_name="loan-default", infer_inputs=inputs)
-        return ready, await client.infer(base, request, model_name="loan-default",
-                                         headers=served.headers)  # fmt: skip
+        return ready, await client.infer(
+            base, request, model_name="loan-default", headers=served.headers
+        )
     finally:
         await client.close()
 
@@ -34,6 +41,7 @@ def test_the_kserve_client_scores_as_the_model_does(served: Served) -> None:
     assert ready
     outputs = {o.name: o for o in response.outputs}
     truth = expected(served, 1, loans)["results"]
-    np.testing.assert_allclose(outputs["probability"].data, [r["probability"] for r in truth],
-                               atol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(
+        outputs["probability"].data, [r["probability"] for r in truth], atol=1e-12
+    )
     assert list(outputs["band"].data) == [r["band"] for r in truth]

@@ -84,14 +84,17 @@ def test_tritonclient_reads_the_server_and_the_model(
 def test_tritonclient_scores_as_the_model_does(
     client: triton.InferenceServerClient, served: Served, binary: bool
 ) -> None:
-    result = client.infer("loan-default", columnar(LOANS, binary=binary), request_id="r-1",
-                          headers=served.headers)  # fmt: skip
+    result = client.infer(
+        "loan-default", columnar(LOANS, binary=binary), request_id="r-1", headers=served.headers
+    )
     truth = expected(served, 1, LOANS)["results"]
-    np.testing.assert_allclose(result.as_numpy("probability"),
-                               [r["probability"] for r in truth], rtol=0, atol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(
+        result.as_numpy("probability"), [r["probability"] for r in truth], rtol=0, atol=1e-12
+    )
     assert result.as_numpy("label").tolist() == [r["label"] for r in truth]
     assert [b.decode() if isinstance(b, bytes) else b for b in result.as_numpy("band")] == [
-        r["band"] for r in truth]  # fmt: skip
+        r["band"] for r in truth
+    ]
     response = result.get_response()
     assert (response["model_version"], response["id"]) == ("1", "r-1")
 
@@ -100,21 +103,25 @@ def test_a_named_version_scores_exactly_that_version_with_reasons(
     client: triton.InferenceServerClient, served: Served
 ) -> None:
     wanted = [triton.InferRequestedOutput("probability"), triton.InferRequestedOutput("reasons")]
-    result = client.infer("loan-default", columnar(LOANS), model_version="2", outputs=wanted,
-                          headers=served.headers)  # fmt: skip
+    result = client.infer(
+        "loan-default", columnar(LOANS), model_version="2", outputs=wanted, headers=served.headers
+    )
     truth = expected(served, 2, LOANS)["results"]
     assert result.get_response()["model_version"] == "2"
     assert [o["name"] for o in result.get_response()["outputs"]] == ["probability", "reasons"]
-    np.testing.assert_allclose(result.as_numpy("probability"),
-                               [r["probability"] for r in truth], atol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(
+        result.as_numpy("probability"), [r["probability"] for r in truth], atol=1e-12
+    )
     reasons = [json.loads(r) for r in result.as_numpy("reasons")]
     assert [[x["feature"] for x in r] for r in reasons] == [
-        [x["feature"] for x in t["reasons"]] for t in truth]  # fmt: skip
+        [x["feature"] for x in t["reasons"]] for t in truth
+    ]
 
 
 def post(served: Served, path: str, body: Any, **headers: str) -> httpx.Response:
-    return httpx.post(f"http://{served.http}{path}", json=body, timeout=30,
-                      headers={**served.headers, **headers})  # fmt: skip
+    return httpx.post(
+        f"http://{served.http}{path}", json=body, timeout=30, headers={**served.headers, **headers}
+    )
 
 
 def pd_request(loans: list[dict[str, Any]]) -> dict[str, Any]:
@@ -122,12 +129,15 @@ def pd_request(loans: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "parameters": {"content_type": "pd"},
         "inputs": [
-            {"name": name, "shape": [len(loans)],
-             "datatype": "BYTES" if name in TEXT else "FP64",
-             "data": [loan[name] for loan in loans]}
+            {
+                "name": name,
+                "shape": [len(loans)],
+                "datatype": "BYTES" if name in TEXT else "FP64",
+                "data": [loan[name] for loan in loans],
+            }
             for name in FEATURES
         ],
-    }  # fmt: skip
+    }
 
 
 def test_an_mlserver_pd_request_and_the_matrix_form(served: Served) -> None:
@@ -139,8 +149,11 @@ def test_an_mlserver_pd_request_and_the_matrix_form(served: Served) -> None:
     assert probability["shape"] == [2] and probability["datatype"] == "FP64"
     np.testing.assert_allclose(probability["data"], truth, atol=1e-12)
     rows = [[str(loan[f]) for f in FEATURES] for loan in loans]
-    matrix = {"inputs": [{"name": "loans", "shape": [2, len(FEATURES)], "datatype": "BYTES",
-                          "data": rows}]}  # fmt: skip
+    matrix = {
+        "inputs": [
+            {"name": "loans", "shape": [2, len(FEATURES)], "datatype": "BYTES", "data": rows}
+        ]
+    }
     answer = post(served, "/v2/models/loan-default/infer", matrix)
     assert answer.status_code == 200, answer.text
     np.testing.assert_allclose(answer.json()["outputs"][0]["data"], truth, atol=1e-9)
@@ -159,12 +172,18 @@ def test_bad_tensors_are_refused_with_a_4xx_naming_the_problem(served: Served) -
     good = pd_request(LOANS[:2])
 
     def changed(name: str, **fields: Any) -> dict[str, Any]:
-        return {**good, "inputs": [{**t, **fields} if t["name"] == name else t
-                                   for t in good["inputs"]]}  # fmt: skip
+        return {
+            **good,
+            "inputs": [{**t, **fields} if t["name"] == name else t for t in good["inputs"]],
+        }
 
     refused(post(served, url, changed("loan_amnt", shape=[3])), 400, "loan_amnt", "shape [3]")
-    refused(post(served, url, changed("loan_grade", datatype="FP64", data=[1.0, 2.0])), 400,
-            "loan_grade", "BYTES")  # fmt: skip
+    refused(
+        post(served, url, changed("loan_grade", datatype="FP64", data=[1.0, 2.0])),
+        400,
+        "loan_grade",
+        "BYTES",
+    )
     refused(post(served, url, changed("loan_amnt", data=["a", "b"])), 400, "must be numbers")
     refused(post(served, url, changed("loan_amnt", data=[1, [2]])), 400, "must be numbers")
     refused(post(served, url, changed("loan_grade", data=["A", 3])), 400, "must be strings")
@@ -175,10 +194,20 @@ def test_bad_tensors_are_refused_with_a_4xx_naming_the_problem(served: Served) -
     refused(post(served, url, changed("person_age", data=[500, 30])), 422, "person_age")
     refused(post(served, url, {"inputs": []}), 400, "inputs")
     refused(post(served, url, {**good, "outputs": [{"name": "shap"}]}), 400, "unknown output")
-    refused(post(served, url, {"inputs": [{"name": "loans", "shape": [1, 3], "datatype": "FP64",
-                                           "data": [1, 2, 3]}]}), 400, "11 attributes")  # fmt: skip
-    too_many = {"inputs": [{"name": "loans", "shape": [10_001, len(FEATURES)], "datatype": "FP64",
-                            "data": [0.0]}]}  # fmt: skip
+    refused(
+        post(
+            served,
+            url,
+            {"inputs": [{"name": "loans", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]}]},
+        ),
+        400,
+        "11 attributes",
+    )
+    too_many = {
+        "inputs": [
+            {"name": "loans", "shape": [10_001, len(FEATURES)], "datatype": "FP64", "data": [0.0]}
+        ]
+    }
     refused(post(served, url, too_many), 413, "at most 10000")
     refused(post(served, url, good, Authorization=""), 401)
     refused(post(served, "/v2/models/nope/infer", good), 404, "nope")
@@ -186,25 +215,34 @@ def test_bad_tensors_are_refused_with_a_4xx_naming_the_problem(served: Served) -
     refused(post(served, "/v2/models/loan-default/versions/x1/infer", good), 400, "version")
     # Binary FP64 (tritonclient's default): NaN is a missing value, which the built-in schema
     # allows (as v1's null); infinity is no value at all.
-    header = json.dumps({"inputs": [
-        {**t, "shape": [1], "data": None, "parameters": {"binary_data_size": 8}}
-        if t["name"] == "person_income" else {**t, "shape": [1], "data": t["data"][:1]}
-        for t in good["inputs"]
-    ]}).replace('"data": null, ', "").encode()  # fmt: skip
+    header = (
+        json.dumps(
+            {
+                "inputs": [
+                    {**t, "shape": [1], "data": None, "parameters": {"binary_data_size": 8}}
+                    if t["name"] == "person_income"
+                    else {**t, "shape": [1], "data": t["data"][:1]}
+                    for t in good["inputs"]
+                ]
+            }
+        )
+        .replace('"data": null, ', "")
+        .encode()
+    )
 
     framing = {**served.headers, "Inference-Header-Content-Length": str(len(header))}
 
     def binary(value: float) -> httpx.Response:
-        return httpx.post(f"http://{served.http}{url}", content=header + struct.pack("<d", value),
-                          headers=framing)  # fmt: skip
+        return httpx.post(
+            f"http://{served.http}{url}", content=header + struct.pack("<d", value), headers=framing
+        )
 
     refused(binary(np.inf), 400, "person_income", "infinite")
     missing_income = binary(np.nan)
     assert missing_income.status_code == 200, missing_income.text
     truth = expected(served, 1, [{**LOANS[0], "person_income": None}])["results"][0]
     assert missing_income.json()["outputs"][0]["data"] == [truth["probability"]]
-    truncated = httpx.post(f"http://{served.http}{url}", content=header + b"\0\0",
-                           headers=framing)  # fmt: skip
+    truncated = httpx.post(f"http://{served.http}{url}", content=header + b"\0\0", headers=framing)
     refused(truncated, 400, "binary_data_size")
 
 
@@ -222,8 +260,9 @@ def test_oip_scores_are_counted_and_logged_as_v1s_are(served: Served) -> None:
         assert time.monotonic() < deadline, "the OIP loans never reached the prediction log"
         time.sleep(0.2)
     assert set(direct["version"]) == {2}
-    metrics = httpx.get(f"http://{served.http}/metrics",
-                        headers={"Authorization": f"Bearer {ADMIN_KEY}"}).text  # fmt: skip
+    metrics = httpx.get(
+        f"http://{served.http}/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+    ).text
     assert 'role="direct"' in metrics and 'version="2"' in metrics
 
 

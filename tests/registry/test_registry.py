@@ -28,13 +28,15 @@ def tiny_booster(rounds: int = 3, seed: int = 0) -> xgb.Booster:
     rng = np.random.default_rng(seed)
     features = rng.normal(size=(200, 1))
     labels = (features[:, 0] > 0).astype(int)
-    return xgb.train({"objective": "binary:logistic", "nthread": 1},
-                     xgb.DMatrix(features, label=labels), rounds)  # fmt: skip
+    return xgb.train(
+        {"objective": "binary:logistic", "nthread": 1}, xgb.DMatrix(features, label=labels), rounds
+    )
 
 
 def publish(registry: ModelRegistry, name: str = "m", **metadata: Any) -> dict[str, Any]:
-    return registry.publish(name, booster=tiny_booster(), spec=SPEC, report={"auc": 0.9},
-                            metadata=metadata)  # fmt: skip
+    return registry.publish(
+        name, booster=tiny_booster(), spec=SPEC, report={"auc": 0.9}, metadata=metadata
+    )
 
 
 def test_publish_and_load_round_trip(storage: Storage) -> None:
@@ -167,16 +169,19 @@ def test_moves_of_one_alias_at_once_from_three_processes_all_stay_in_its_history
     publish(registry)
     context = mp.get_context("spawn")
     barrier = context.Barrier(3)
-    processes = [context.Process(target=_promote_in_process, args=(settings, barrier, f"p{i}"))
-                 for i in range(3)]  # fmt: skip
+    processes = [
+        context.Process(target=_promote_in_process, args=(settings, barrier, f"p{i}"))
+        for i in range(3)
+    ]
     for p in processes:
         p.start()
     for p in processes:
         p.join(120)
     assert [p.exitcode for p in processes] == [0, 0, 0]
     history = registry.aliases("m")["production"]["history"]
-    assert sorted(h["by"] for h in history) == sorted(f"p{i}-{m}" for i in range(3)
-                                                       for m in range(4))  # fmt: skip
+    assert sorted(h["by"] for h in history) == sorted(
+        f"p{i}-{m}" for i in range(3) for m in range(4)
+    )
     assert registry.storage.list(registry.storage.join("models", "m", "aliases")) == [
         "production.json"
     ]  # the lock is gone
@@ -222,8 +227,9 @@ def test_a_process_killed_mid_publish_leaves_no_loadable_version(tmp_path: Path)
     registry = ModelRegistry(FsspecStorage(str(tmp_path)))
     publish(registry)
     here = str(Path(__file__).parent)
-    done = subprocess.run([sys.executable, "-c", KILL_MID_PUBLISH, str(tmp_path), here],
-                          check=False, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", KILL_MID_PUBLISH, str(tmp_path), here], check=False, timeout=120
+    )
     assert done.returncode == 9
     assert (tmp_path / "models/m/versions/2/model.ubj").exists()  # it did get that far
     assert registry.versions("m") == [1]

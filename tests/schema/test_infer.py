@@ -69,14 +69,16 @@ def test_the_draft_is_commented_yaml_that_reads_back_as_the_same_schema(real_csv
 
 def odd_file(rows: int = 400) -> bytes:
     rng = np.random.default_rng(1)
-    frame = pd.DataFrame({
-        "Application ID": [f"APP-{i:06d}" for i in range(rows)],
-        "applied_on": pd.date_range("2024-01-01", periods=rows, freq="D").strftime("%Y-%m-%d"),
-        "employer": [f"employer {i % 150}" for i in range(rows)],
-        "amount": rng.normal(1000, 100, rows).round(2),
-        "tier": rng.choice(["low", "mid", "high"], rows),
-        "outcome": rng.choice(["good", "bad"], rows, p=[0.8, 0.2]),
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "Application ID": [f"APP-{i:06d}" for i in range(rows)],
+            "applied_on": pd.date_range("2024-01-01", periods=rows, freq="D").strftime("%Y-%m-%d"),
+            "employer": [f"employer {i % 150}" for i in range(rows)],
+            "amount": rng.normal(1000, 100, rows).round(2),
+            "tier": rng.choice(["low", "mid", "high"], rows),
+            "outcome": rng.choice(["good", "bad"], rows, p=[0.8, 0.2]),
+        }
+    )
     return frame.to_csv(index=False).encode()
 
 
@@ -209,10 +211,15 @@ def test_rare_isolated_past_due_codes_are_special_and_named_labels_are_found() -
     late[rng.choice(rows, 36, replace=False)] = rng.choice([96, 98], 36)
     dependants = rng.poisson(0.8, rows)
     dependants[:6] = 9  # rare but real: never a code on its own
-    frame = pd.DataFrame({"SeriousDlqin2yrs": rng.choice([0, 1], rows, p=[0.93, 0.07]),
-                          "NumberOfTimes90DaysLate": late, "dependants": dependants,
-                          "MARRIAGE": rng.choice(["1", "2", "3"], rows),
-                          "amount": np.round(rng.lognormal(8, 1, rows), 1)})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "SeriousDlqin2yrs": rng.choice([0, 1], rows, p=[0.93, 0.07]),
+            "NumberOfTimes90DaysLate": late,
+            "dependants": dependants,
+            "MARRIAGE": rng.choice(["1", "2", "3"], rows),
+            "amount": np.round(rng.lognormal(8, 1, rows), 1),
+        }
+    )
     schema = infer_schema(io.BytesIO(frame.to_csv(index=False).encode())).schema
     assert schema.label_name == "seriousdlqin2yrs"
     late_column = schema.column("numberoftimes90dayslate")

@@ -20,22 +20,38 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 #: The loan of the reference's sample /predict request (REFERENCE.md), field for field.
 REFERENCE_LOAN = {
-    "person_age": 22, "person_income": 59000, "person_home_ownership": "RENT",
-    "person_emp_length": 123, "loan_intent": "PERSONAL", "loan_grade": "D",
-    "loan_amnt": 35000, "loan_int_rate": 16.02, "loan_percent_income": 0.59,
-    "cb_person_default_on_file": "Y", "cb_person_cred_hist_length": 3,
-}  # fmt: skip
+    "person_age": 22,
+    "person_income": 59000,
+    "person_home_ownership": "RENT",
+    "person_emp_length": 123,
+    "loan_intent": "PERSONAL",
+    "loan_grade": "D",
+    "loan_amnt": 35000,
+    "loan_int_rate": 16.02,
+    "loan_percent_income": 0.59,
+    "cb_person_default_on_file": "Y",
+    "cb_person_cred_hist_length": 3,
+}
 
 
 def small(**changes: Any) -> dict[str, Any]:
     """A valid two-feature schema document, with ``changes`` applied to its columns."""
     columns = [
-        {"name": "score", "type": "integer", "valid": {"min": 300, "max": 850},
-         "risk": "decreasing"},
+        {
+            "name": "score",
+            "type": "integer",
+            "valid": {"min": 300, "max": 850},
+            "risk": "decreasing",
+        },
         {"name": "product", "type": "categorical", "categories": ["card", "auto"]},
-        {"name": "outcome", "role": "label", "type": "categorical", "positive": ["bad"],
-         "negative": ["good"]},
-    ]  # fmt: skip
+        {
+            "name": "outcome",
+            "role": "label",
+            "type": "categorical",
+            "positive": ["bad"],
+            "negative": ["good"],
+        },
+    ]
     for name, change in changes.items():
         columns = [({**c, **change} if c["name"] == name else c) for c in columns]
     return {"name": "small", "columns": [c for c in columns if c.get("drop") is not True]}
@@ -70,21 +86,27 @@ def test_a_valid_schema_reads_from_yaml_and_json_with_categories_upper_case() ->
 @pytest.mark.parametrize(
     ("doc", "line"),
     [
-        (small(score={"type": "decimal"}),
-         "columns[0] (score).type: must be one of 'numeric', 'integer', 'categorical', "
-         "'ordinal', 'boolean' or 'date'"),
+        (
+            small(score={"type": "decimal"}),
+            "columns[0] (score).type: must be one of 'numeric', 'integer', 'categorical', "
+            "'ordinal', 'boolean' or 'date'",
+        ),
         (small(outcome={"drop": True}), "no column has role label"),
-        (small(product={"risk": "increasing"}), "columns[1] (product): a risk direction needs an "
-                                                "ordered feature"),
-        ({"name": "small", "columns": [*small()["columns"], small()["columns"][0]]},
-         "duplicate column name(s): score"),
+        (
+            small(product={"risk": "increasing"}),
+            "columns[1] (product): a risk direction needs an ordered feature",
+        ),
+        (
+            {"name": "small", "columns": [*small()["columns"], small()["columns"][0]]},
+            "duplicate column name(s): score",
+        ),
         (small(score={"preprocess": "onehot"}), "preprocess 'onehot' does not apply to a integer"),
         (small(outcome={"positive": None}), "a categorical label needs its positive value(s)"),
         (small(score={"Name": "x"}), "columns[0] (score).Name: Extra inputs are not permitted"),
         (small(product={"categories": ["card", "CARD"]}), "category listed twice"),
         (small(score={"name": "Score"}), "write 'score': headers are matched trimmed"),
     ],
-)  # fmt: skip
+)
 def test_a_bad_schema_is_refused_with_one_clear_line(doc: Any, line: str) -> None:
     message = refused(doc)
     assert line in message

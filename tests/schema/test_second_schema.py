@@ -53,8 +53,16 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_cli_runs_the_whole_flow_on_the_second_schema(files: Path, tmp_path: Path) -> None:
     store = str(tmp_path / "store")
-    demo = run("demo", "--schema", str(files / "second.yaml"), "--source",
-               str(files / "loans.csv"), "--storage", store, "--no-serve")  # fmt: skip
+    demo = run(
+        "demo",
+        "--schema",
+        str(files / "second.yaml"),
+        "--source",
+        str(files / "loans.csv"),
+        "--storage",
+        store,
+        "--no-serve",
+    )
     assert demo.returncode == 0, demo.stderr
     assert "model loan-default version 1" in demo.stdout
     assert "region (privileged north)" in " ".join(demo.stdout.split())  # the fairness row
@@ -79,12 +87,15 @@ def test_the_cli_runs_the_whole_flow_on_the_second_schema(files: Path, tmp_path:
     assert model.report["fairness"]["attribute"] == "region"
     assert model.report["fairness"]["privileged_value"] == "north"
 
-    shown = run("schema", "show", "--model", "loan-default@production", "--storage", store,
-                "--json")  # fmt: skip
+    shown = run(
+        "schema", "show", "--model", "loan-default@production", "--storage", store, "--json"
+    )
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["name"] == "second"
-    assert "bureau_score" in run("schema", "show", "--model", "loan-default", "--storage",
-                                 store).stdout  # fmt: skip
+    assert (
+        "bureau_score"
+        in run("schema", "show", "--model", "loan-default", "--storage", store).stdout
+    )
 
     scored = run("predict", str(files / "new.csv"), "--storage", store, "--explain")
     assert scored.returncode == 0, scored.stderr
@@ -103,15 +114,29 @@ def test_cli_validation_errors_name_the_second_schema_s_columns(
     bad.loc[9, "outcome"] = "maybe"
     path = tmp_path / "bad.csv"
     bad.to_csv(path, index=False)
-    result = run("data", "process", str(path), "--schema", str(files / "second.yaml"),
-                 "--storage", str(tmp_path / "store"))  # fmt: skip
+    result = run(
+        "data",
+        "process",
+        str(path),
+        "--schema",
+        str(files / "second.yaml"),
+        "--storage",
+        str(tmp_path / "store"),
+    )
     assert result.returncode == 2
     message = " ".join(result.stderr.split())
     assert "column 'bureau_score': not a number at row 4 ('unknown')" in message
     assert "column 'risk_tier': unknown category (allowed: LOW, MEDIUM, HIGH) at row 8" in message
     assert "column 'outcome': label must be good or bad at row 10 ('maybe')" in message
-    builtin = run("data", "process", str(files / "builtin.csv"), "--schema",
-                  str(files / "second.yaml"), "--storage", str(tmp_path / "store"))  # fmt: skip
+    builtin = run(
+        "data",
+        "process",
+        str(files / "builtin.csv"),
+        "--schema",
+        str(files / "second.yaml"),
+        "--storage",
+        str(tmp_path / "store"),
+    )
     assert builtin.returncode == 2
     assert "missing required column(s): applicant_age, monthly_income" in builtin.stderr
 
@@ -124,11 +149,28 @@ def test_continued_training_across_incompatible_schemas_is_refused(
     assert first.returncode == 0, first.stderr
     trained = run("train", "--storage", store, "--rounds", "5", "--json")
     assert trained.returncode == 0, trained.stderr
-    second = run("data", "process", str(files / "loans.csv"), "--schema",
-                 str(files / "second.yaml"), "--storage", store, "--json")  # fmt: skip
+    second = run(
+        "data",
+        "process",
+        str(files / "loans.csv"),
+        "--schema",
+        str(files / "second.yaml"),
+        "--storage",
+        store,
+        "--json",
+    )
     dataset = json.loads(second.stdout)["id"]
-    refused = run("train", "--storage", store, "--dataset", dataset, "--continue-from",
-                  "production", "--rounds", "5")  # fmt: skip
+    refused = run(
+        "train",
+        "--storage",
+        store,
+        "--dataset",
+        dataset,
+        "--continue-from",
+        "production",
+        "--rounds",
+        "5",
+    )
     assert refused.returncode == 2
     message = " ".join(refused.stderr.split())
     assert "cannot continue training 'loan-default' version 1 (schema 'credit-risk')" in message
@@ -212,8 +254,14 @@ def client(files: Path, tmp_path: Path) -> Iterator[TestClient]:
     root = tmp_path / "store"
     root.mkdir()
     (root / "loans.csv").write_bytes((files / "loans.csv").read_bytes())
-    settings = Settings(storage=str(root), nthread=1, model_name="cards", reload_interval=0.2,
-                        job_heartbeat=0.2, job_stale_after=1.0)  # fmt: skip
+    settings = Settings(
+        storage=str(root),
+        nthread=1,
+        model_name="cards",
+        reload_interval=0.2,
+        job_heartbeat=0.2,
+        job_stale_after=1.0,
+    )
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 
@@ -241,14 +289,16 @@ def served(client: TestClient, record: dict[str, Any], timeout: float = 30) -> A
 def test_the_service_stores_processes_trains_and_scores_the_second_schema(
     client: TestClient,
 ) -> None:
-    stored = client.put("/v1/schemas/second", content=second_yaml(),
-                        headers={"content-type": "application/yaml"})  # fmt: skip
+    stored = client.put(
+        "/v1/schemas/second", content=second_yaml(), headers={"content-type": "application/yaml"}
+    )
     assert stored.status_code == 200, stored.text
     assert "second" in client.get("/v1/schemas").json()["schemas"]
     assert client.get("/v1/schemas/second").json()["hash"] == stored.json()["hash"]
 
-    job = finished(client, client.post("/v1/datasets", json={"source": "loans.csv",
-                                                             "schema_name": "second"}))  # fmt: skip
+    job = finished(
+        client, client.post("/v1/datasets", json={"source": "loans.csv", "schema_name": "second"})
+    )
     assert job["state"] == "succeeded", job["error"]
     dataset = job["result"]["dataset"]
     assert dataset["schema_name"] == "second"
@@ -265,9 +315,14 @@ def test_the_service_stores_processes_trains_and_scores_the_second_schema(
         column = declared[reason["feature"]]
         assert reason["name"] == column["title"]
         assert reason["reason"] == column["reason"]
-    assert {r["feature"] for r in result["reasons"]} <= {"bureau_score", "risk_tier",
-                                                         "has_guarantor", "monthly_income",
-                                                         "applicant_age", "product"}  # fmt: skip
+    assert {r["feature"] for r in result["reasons"]} <= {
+        "bureau_score",
+        "risk_tier",
+        "has_guarantor",
+        "monthly_income",
+        "applicant_age",
+        "product",
+    }
 
     foreign = client.post("/v1/predict", json=EXAMPLE_LOAN)
     assert foreign.status_code == 422
@@ -289,8 +344,14 @@ def test_the_service_stores_processes_trains_and_scores_the_second_schema(
     openapi = client.get("/openapi.json").json()
     body = openapi["paths"]["/v1/predict"]["post"]["requestBody"]["content"]
     loan = body["application/json"]["schema"]["anyOf"][1]
-    assert set(loan["required"]) == {"applicant_age", "monthly_income", "bureau_score",
-                                     "product", "risk_tier", "has_guarantor"}  # fmt: skip
+    assert set(loan["required"]) == {
+        "applicant_age",
+        "monthly_income",
+        "bureau_score",
+        "product",
+        "risk_tier",
+        "has_guarantor",
+    }
     example = body["application/json"]["examples"]["one loan"]["value"]
     assert example["bureau_score"] == 640
     assert served(client, example).status_code == 200
@@ -312,13 +373,15 @@ def test_a_bad_schema_in_a_request_is_refused_naming_the_problem(client: TestCli
     unknown = client.post("/v1/datasets", json={"source": "loans.csv", "schema_name": "nope"})
     assert unknown.status_code == 422
     assert unknown.json()["error"]["details"]["field"] == "schema_name"
-    both = client.post("/v1/datasets", json={"source": "loans.csv", "schema": SECOND,
-                                             "schema_name": "second"})  # fmt: skip
+    both = client.post(
+        "/v1/datasets", json={"source": "loans.csv", "schema": SECOND, "schema_name": "second"}
+    )
     assert both.status_code == 422
     renamed = client.put("/v1/schemas/other", json=SECOND)
     assert renamed.status_code == 422 and "not 'other'" in renamed.json()["error"]["message"]
     builtin = client.put("/v1/schemas/credit-risk", json={**SECOND, "name": "credit-risk"})
     assert builtin.status_code == 409
-    inline = finished(client, client.post("/v1/datasets", json={"source": "loans.csv",
-                                                                "schema": SECOND}))  # fmt: skip
+    inline = finished(
+        client, client.post("/v1/datasets", json={"source": "loans.csv", "schema": SECOND})
+    )
     assert inline["state"] == "succeeded", inline["error"]

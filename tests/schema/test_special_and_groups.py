@@ -223,10 +223,15 @@ def test_a_decline_notice_says_what_a_special_code_means_never_that_it_was_not_g
     """An adverse-action notice must not tell an applicant that a bureau's "unknown" code
     was information they did not provide: JSON and CSV name the code's declared meaning."""
     schema = schema_of(
-        {"name": "late", "type": "integer", "risk": "increasing", "reason": "Paid late often",
-         "special": [{"values": [96, 98], "meaning": "not reported by the bureau"}]},
+        {
+            "name": "late",
+            "type": "integer",
+            "risk": "increasing",
+            "reason": "Paid late often",
+            "special": [{"values": [96, 98], "meaning": "not reported by the bureau"}],
+        },
         {"name": "income", "type": "numeric"},
-    )  # fmt: skip
+    )
     rng = np.random.default_rng(2)
     late = rng.poisson(1.0, 2_000).astype(object)
     late[rng.random(2_000) < 0.15] = 98
@@ -238,8 +243,9 @@ def test_a_decline_notice_says_what_a_special_code_means_never_that_it_was_not_g
     run_training(TrainingRequest(rounds=20), storage, nthread=1)
     scorer = Scorer(ModelRegistry(storage).load("loan-default", 1), threshold=0.3)
     loan = {"late": 98, "income": 1_500.0}
-    (reason,) = [r for r in scorer.score_record(loan, explain=True)["reasons"]
-                 if r["feature"] == "late"]  # fmt: skip
+    (reason,) = [
+        r for r in scorer.score_record(loan, explain=True)["reasons"] if r["feature"] == "late"
+    ]
     assert reason["reason"] == "late: not reported by the bureau"
     assert (reason["value"], reason["direction"]) == (98, "special")
     body = io.BytesIO(b"late,income\n98,1500\n2,1500\n")

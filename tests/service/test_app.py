@@ -56,8 +56,10 @@ def test_health_and_readiness_report_the_model(client: TestClient) -> None:
     assert ready["model"]["version"] == 1
     assert ready["model"]["backend"] == "onedal"
     assert client.get("/v2/health/ready").json()["model"]["version"] == 1
-    assert client.get("/ping").json() == {"Message": "Server is Running",
-                                          "message": "Server is Running"}  # fmt: skip
+    assert client.get("/ping").json() == {
+        "Message": "Server is Running",
+        "message": "Server is Running",
+    }
 
 
 def test_predict_one_loan_many_loans_and_reasons(client: TestClient) -> None:
@@ -80,12 +82,18 @@ def test_csv_in_csv_out(client: TestClient) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     assert response.text.splitlines()[0] == "row,probability,label,band"
-    as_json = client.post("/v1/predict", content=csv, headers={
-        "Content-Type": "text/csv", "Accept": "application/json"}).json()  # fmt: skip
+    as_json = client.post(
+        "/v1/predict",
+        content=csv,
+        headers={"Content-Type": "text/csv", "Accept": "application/json"},
+    ).json()
     assert as_json["summary"]["scored"] == 1
     many = csv + (",".join(str(v) for v in LOAN.values()) + "\n") * 60  # over max_records 50
-    too_many = client.post("/v1/predict", content=many, headers={
-        "Content-Type": "text/csv", "Accept": "application/json"})  # fmt: skip
+    too_many = client.post(
+        "/v1/predict",
+        content=many,
+        headers={"Content-Type": "text/csv", "Accept": "application/json"},
+    )
     assert too_many.status_code == 413
     assert "ask for CSV" in too_many.json()["error"]["message"]
     streamed = client.post("/v1/predict", content=many, headers={"Content-Type": "text/csv"})
@@ -97,8 +105,9 @@ def test_a_csv_bigger_than_the_memory_spool_streams_through(client: TestClient) 
     loans.loc[7, "loan_amnt"] = -5  # one bad row, skipped and reported
     body = loans.to_csv(index=False).encode()
     assert len(body) > 8 * 2**20  # past the in-memory part of the spool
-    response = client.post("/v1/predict?on_error=skip", content=body,
-                           headers={"Content-Type": "text/csv"})  # fmt: skip
+    response = client.post(
+        "/v1/predict?on_error=skip", content=body, headers={"Content-Type": "text/csv"}
+    )
     assert response.status_code == 200
     lines = response.text.splitlines()
     assert len(lines) == 1 + 180_000 - 1
@@ -108,14 +117,22 @@ def test_a_csv_bigger_than_the_memory_spool_streams_through(client: TestClient) 
 @pytest.mark.parametrize(
     ("body", "status", "code", "message"),
     [
-        ({**LOAN, "loan_amnt": -1}, 422, "invalid_input",
-         "record 0: loan_amnt: impossible value -1 (must be at least 0)"),
+        (
+            {**LOAN, "loan_amnt": -1},
+            422,
+            "invalid_input",
+            "record 0: loan_amnt: impossible value -1 (must be at least 0)",
+        ),
         ({"records": "nope"}, 422, "invalid_input", "body.records: Input should be a valid list"),
         ([LOAN] * 51, 413, "too_large", "51 records: at most 50 a request"),
-        ({"records": [LOAN], "on_error": "maybe"}, 422, "invalid_input",
-         "body.on_error: Input should be 'raise' or 'skip'"),
+        (
+            {"records": [LOAN], "on_error": "maybe"},
+            422,
+            "invalid_input",
+            "body.on_error: Input should be 'raise' or 'skip'",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_requests_get_the_error_shape(
     client: TestClient, body: Any, status: int, code: str, message: str
 ) -> None:
@@ -127,12 +144,14 @@ def test_bad_requests_get_the_error_shape(
 
 
 def test_malformed_json_and_bad_csv_are_4xx_not_500(client: TestClient) -> None:
-    response = client.post("/v1/predict", content=b"{nope",
-                           headers={"Content-Type": "application/json"})  # fmt: skip
+    response = client.post(
+        "/v1/predict", content=b"{nope", headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 422
     assert response.json()["error"]["message"].startswith("the body is not valid JSON")
-    binary = client.post("/v1/predict", content=b"\x00\x01\x02",
-                         headers={"Content-Type": "text/csv"})  # fmt: skip
+    binary = client.post(
+        "/v1/predict", content=b"\x00\x01\x02", headers={"Content-Type": "text/csv"}
+    )
     assert binary.status_code == 422
     assert binary.json()["error"]["message"] == "binary data: the file is not CSV text"
 
@@ -166,10 +185,17 @@ def test_the_openapi_description_documents_predict_with_examples(client: TestCli
 def test_a_real_server_process_scores_over_http(root: Path) -> None:
     port = free_port()
     server = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "loanrisk"), "serve", "--port", str(port),
-         "--storage", str(root)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            os.path.join(os.path.dirname(sys.executable), "loanrisk"),
+            "serve",
+            "--port",
+            str(port),
+            "--storage",
+            str(root),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_until_serving(server, port, "loanrisk serve")
         base = f"http://127.0.0.1:{port}"

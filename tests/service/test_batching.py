@@ -33,8 +33,9 @@ def loans(n: int, grade: str = "A") -> list[dict[str, object]]:
 BAD = {**EXAMPLE_LOAN, "loan_amnt": "lots"}
 
 
-def scored_alone(scorer: Scorer, records: list[dict[str, object]], on_error: str,
-                 explain: bool) -> object:  # fmt: skip
+def scored_alone(
+    scorer: Scorer, records: list[dict[str, object]], on_error: str, explain: bool
+) -> object:
     try:
         return scorer.score_records(records, on_error=on_error, explain=explain)  # type: ignore[arg-type]
     except InvalidInput as exc:
@@ -55,10 +56,12 @@ def test_concurrent_requests_get_their_own_results_and_errors(scorer: Scorer) ->
         queue = ScoringQueue(max_records=8)
         try:
             return await asyncio.gather(
-                *(queue.score(scorer, records, on_error=on_error, explain=explain)  # type: ignore[arg-type]
-                  for records, on_error, explain in requests),
+                *(
+                    queue.score(scorer, records, on_error=on_error, explain=explain)  # type: ignore[arg-type]
+                    for records, on_error, explain in requests
+                ),
                 return_exceptions=True,
-            )  # fmt: skip
+            )
         finally:
             queue.close()
 

@@ -45,8 +45,9 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Path:
     process_dataset(validate_frame(generate_sample(4_000)), storage, source="sample")
     run_training(TrainingRequest(rounds=10), storage, nthread=1)
     run_training(TrainingRequest(rounds=40, promote=False), storage, nthread=1)
-    run_training(TrainingRequest(rounds=1, params={"max_depth": 1}, promote=False), storage,
-                 nthread=1)  # fmt: skip
+    run_training(
+        TrainingRequest(rounds=1, params={"max_depth": 1}, promote=False), storage, nthread=1
+    )
     ModelRegistry(storage, "models").promote("loan-default", 2, "challenger")
     return path
 
@@ -60,9 +61,19 @@ def root(stored: Path, tmp_path: Path) -> Path:
 
 
 def app_client(root: Path, **settings: Any) -> TestClient:
-    return TestClient(create_app(Settings(
-        storage=str(root), nthread=1, reload_interval=0.2, log_flush_seconds=0.2,
-        drift_interval=0, api_keys=(ADMIN_KEY, SCORE_KEY), **settings)))  # fmt: skip
+    return TestClient(
+        create_app(
+            Settings(
+                storage=str(root),
+                nthread=1,
+                reload_interval=0.2,
+                log_flush_seconds=0.2,
+                drift_interval=0,
+                api_keys=(ADMIN_KEY, SCORE_KEY),
+                **settings,
+            )
+        )
+    )
 
 
 def loan(i: int, **changes: Any) -> dict[str, Any]:
@@ -103,11 +114,19 @@ def test_the_shadow_scores_every_request_off_the_answer_and_is_logged_beside_it(
     with app_client(root, shadow_alias="challenger") as client:
         single = client.post("/v1/predict", json=loans[0], headers=ADMIN)
         many = client.post("/v1/predict", json={"records": loans}, headers=ADMIN)
-        body = client.post("/v1/predict", content=csv, headers={**ADMIN,
-                           "Content-Type": "text/csv"})  # fmt: skip
-        reference = client.post("/predict", headers=ADMIN, json={
-            "sample": loans[:2], "backend": "local", "local_model_path": "models",
-            "model_name": "loan-default"})  # fmt: skip
+        body = client.post(
+            "/v1/predict", content=csv, headers={**ADMIN, "Content-Type": "text/csv"}
+        )
+        reference = client.post(
+            "/predict",
+            headers=ADMIN,
+            json={
+                "sample": loans[:2],
+                "backend": "local",
+                "local_model_path": "models",
+                "model_name": "loan-default",
+            },
+        )
         for answer in (single, many, body, reference):
             assert answer.status_code == 200, answer.text
         # The champion answered, exactly as without a shadow.
@@ -115,11 +134,21 @@ def test_the_shadow_scores_every_request_off_the_answer_and_is_logged_beside_it(
         assert {r["version"] for r in many.json()["results"]} == {1}
         assert body.headers["x-loanrisk-model-version"] == "1"
         assert reference.json()["model"]["version"] == 1
-        wait_for(lambda: metric(client, 'loanrisk_shadow_rows_total{outcome="scored"}') == 19,
-                 "the shadow scored every loan")  # fmt: skip
-        assert metric(client, 'loanrisk_predictions_total{label="default",model="loan-default",'
-                      'role="shadow"') + metric(client, 'loanrisk_predictions_total{label='
-                      '"non_default",model="loan-default",role="shadow"') == 19  # fmt: skip
+        wait_for(
+            lambda: metric(client, 'loanrisk_shadow_rows_total{outcome="scored"}') == 19,
+            "the shadow scored every loan",
+        )
+        assert (
+            metric(
+                client,
+                'loanrisk_predictions_total{label="default",model="loan-default",role="shadow"',
+            )
+            + metric(
+                client,
+                'loanrisk_predictions_total{label="non_default",model="loan-default",role="shadow"',
+            )
+            == 19
+        )
         text = client.get("/metrics").text
         assert 'backend="onedal",model="loan-default",role="shadow",version="2"} 1.0' in text
     log = logged(root)
@@ -146,40 +175,63 @@ def test_a_shadow_that_raises_or_refuses_never_reaches_the_caller(root: Path) ->
         for column in doc["columns"]:
             if column["name"] == "loan_amnt":
                 column["name"] = "amount"
-        odd = registry.publish("loan-default", booster=other.booster, spec=other.spec,
-                               report=other.report, metadata={},
-                               schema=LoanSchema.model_validate(doc))  # fmt: skip
+        odd = registry.publish(
+            "loan-default",
+            booster=other.booster,
+            spec=other.spec,
+            report=other.report,
+            metadata={},
+            schema=LoanSchema.model_validate(doc),
+        )
         registry.promote("loan-default", odd.version, "challenger")
-        wait_for(lambda: 'role="shadow",version="4"} 1.0' in client.get("/metrics").text,
-                 "the shadow follows its alias")  # fmt: skip
+        wait_for(
+            lambda: 'role="shadow",version="4"} 1.0' in client.get("/metrics").text,
+            "the shadow follows its alias",
+        )
         answer = client.post("/v1/predict", json={"records": loans}, headers=ADMIN)
-        csv = client.post("/v1/predict", content=pd.DataFrame(loans).to_csv(index=False),
-                          headers={**ADMIN, "Content-Type": "text/csv"})  # fmt: skip
+        csv = client.post(
+            "/v1/predict",
+            content=pd.DataFrame(loans).to_csv(index=False),
+            headers={**ADMIN, "Content-Type": "text/csv"},
+        )
         assert answer.status_code == csv.status_code == 200
         assert [r["version"] for r in answer.json()["results"]] == [1] * 4
-        wait_for(lambda: metric(client, 'loanrisk_shadow_rows_total{outcome="refused"}') == 4,
-                 "the JSON loans counted refused")  # fmt: skip
-        wait_for(lambda: metric(client, 'loanrisk_shadow_rows_total{outcome="failed"}') == 4,
-                 "the CSV chunk counted failed")  # fmt: skip
+        wait_for(
+            lambda: metric(client, 'loanrisk_shadow_rows_total{outcome="refused"}') == 4,
+            "the JSON loans counted refused",
+        )
+        wait_for(
+            lambda: metric(client, 'loanrisk_shadow_rows_total{outcome="failed"}') == 4,
+            "the CSV chunk counted failed",
+        )
 
 
 def test_retiring_the_challenger_stops_the_shadow_and_a_rollback_brings_it_back(
     root: Path,
 ) -> None:
     with app_client(root, shadow_alias="challenger") as client:
-        retired = client.post("/v1/models/loan-default/aliases/challenger/retire",
-                              json={"reason": "worse on recent loans"}, headers=ADMIN)  # fmt: skip
+        retired = client.post(
+            "/v1/models/loan-default/aliases/challenger/retire",
+            json={"reason": "worse on recent loans"},
+            headers=ADMIN,
+        )
         assert retired.status_code == 200, retired.text
         assert retired.json()["version"] is None
         assert retired.json()["history"][-1]["by"] == "alice"
-        assert client.post("/v1/models/loan-default/aliases/challenger/retire",
-                           headers=ADMIN).status_code == 409  # fmt: skip
+        assert (
+            client.post(
+                "/v1/models/loan-default/aliases/challenger/retire", headers=ADMIN
+            ).status_code
+            == 409
+        )
         client.post("/v1/predict", json=loan(1), headers=ADMIN)
         assert metric(client, "loanrisk_shadow_rows_total") == 0
         back = client.post("/v1/models/loan-default/aliases/challenger/rollback", headers=ADMIN)
         assert back.json()["version"] == 2
-        wait_for(lambda: 'role="shadow",version="2"} 1.0' in client.get("/metrics").text,
-                 "the shadow is back")  # fmt: skip
+        wait_for(
+            lambda: 'role="shadow",version="2"} 1.0' in client.get("/metrics").text,
+            "the shadow is back",
+        )
 
 
 # -- canary ----------------------------------------------------------------------------------
@@ -192,11 +244,18 @@ def test_the_canary_share_is_sticky_per_loan_id_and_within_one_and_a_half_points
     assert abs(sum(chosen) / len(ids) - 0.10) <= 0.015
     assert [rule.takes(i) for i in ids] == chosen  # one version per id, every time
     # ... and in another process (another hash seed): the same ids go the same way.
-    code = ("import sys, json; from loanrisk.inference.routing import canary_bucket; "
-            "print(json.dumps([canary_bucket(i) for i in json.load(sys.stdin)]))")  # fmt: skip
-    other = subprocess.run([sys.executable, "-c", code], input=json.dumps(ids[:500]),
-                           capture_output=True, text=True, check=True,
-                           env={"PYTHONHASHSEED": "123", "PATH": ""})  # fmt: skip
+    code = (
+        "import sys, json; from loanrisk.inference.routing import canary_bucket; "
+        "print(json.dumps([canary_bucket(i) for i in json.load(sys.stdin)]))"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps(ids[:500]),
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "123", "PATH": ""},
+    )
     assert json.loads(other.stdout) == [canary_bucket(i) for i in ids[:500]]
 
 
@@ -212,15 +271,23 @@ def test_the_canary_answers_its_loans_and_every_result_names_its_version(root: P
         assert [r["record"] for r in first.json()["results"]] == list(range(200))
         assert first.json()["canary"]["version"] == 2
         assert first.headers["x-loanrisk-model-version"] == "1,2"
-        reference = client.post("/predict", headers=ADMIN, json={
-            "sample": loans[:40], "backend": "local", "local_model_path": "models",
-            "model_name": "loan-default"})  # fmt: skip
+        reference = client.post(
+            "/predict",
+            headers=ADMIN,
+            json={
+                "sample": loans[:40],
+                "backend": "local",
+                "local_model_path": "models",
+                "model_name": "loan-default",
+            },
+        )
         assert reference.status_code == 200, reference.text
         assert reference.json()["versions"] == expected[:40]
         assert len(reference.json()["Prediction Output"]) == 40
         one = scorer(root, 2).score_records([loans[expected.index(2)]])["results"][0]
         assert first.json()["results"][expected.index(2)]["probability"] == pytest.approx(
-            one["probability"], abs=1e-6)  # fmt: skip
+            one["probability"], abs=1e-6
+        )
         # A bad loan is named by its place in the request, whichever version it went to.
         canary_index = expected.index(2, 50)
         bad = [*loans]
@@ -229,8 +296,12 @@ def test_the_canary_answers_its_loans_and_every_result_names_its_version(root: P
         assert refused.status_code == 422
         assert refused.json()["error"]["details"]["record"] == canary_index
         counted = sum(
-            metric(client, f'loanrisk_predictions_total{{label="{label}",model="loan-default",'
-                   'role="canary"') for label in ("default", "non_default"))  # fmt: skip
+            metric(
+                client,
+                f'loanrisk_predictions_total{{label="{label}",model="loan-default",role="canary"',
+            )
+            for label in ("default", "non_default")
+        )
         canary_loans = 2 * expected.count(2) + expected[:40].count(2)
         assert counted == canary_loans
     log = logged(root)
@@ -271,15 +342,20 @@ def test_a_comparison_matches_values_computed_independently(root: Path) -> None:
         client.post("/v1/predict", json={"records": loans[:60]}, headers=ADMIN)
         for item in loans[60:]:
             client.post("/v1/predict", json=item, headers=ADMIN)
-        wait_for(lambda: metric(client, 'loanrisk_shadow_rows_total{outcome="scored"}') == 120,
-                 "shadowed")  # fmt: skip
-        outcomes = [{"loan_id": f"L-{i}", "defaulted": int(i % 3 == 0),
-                     "observed_on": "2026-11-30"} for i in range(0, 120, 2)]  # fmt: skip
+        wait_for(
+            lambda: metric(client, 'loanrisk_shadow_rows_total{outcome="scored"}') == 120,
+            "shadowed",
+        )
+        outcomes = [
+            {"loan_id": f"L-{i}", "defaulted": int(i % 3 == 0), "observed_on": "2026-11-30"}
+            for i in range(0, 120, 2)
+        ]
         added = client.post("/v1/outcomes", json={"outcomes": outcomes}, headers=ADMIN)
         assert added.status_code == 200, added.text
     with app_client(root) as client:
-        answer = client.get("/v1/models/loan-default/compare?a=production&b=challenger",
-                            headers=ADMIN)  # fmt: skip
+        answer = client.get(
+            "/v1/models/loan-default/compare?a=production&b=challenger", headers=ADMIN
+        )
     assert answer.status_code == 200, answer.text
     report = answer.json()
 
@@ -296,8 +372,7 @@ def test_a_comparison_matches_values_computed_independently(root: Path) -> None:
     for side, p in (("a", pa), ("b", pb)):
         assert held[side]["auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-9)
         assert held[side]["brier"] == pytest.approx(brier_score_loss(y, p), abs=1e-9)
-        assert held[side]["ks"] == pytest.approx(ks_2samp(p[y == 1], p[y == 0]).statistic,
-                                                 abs=1e-9)  # fmt: skip
+        assert held[side]["ks"] == pytest.approx(ks_2samp(p[y == 1], p[y == 0]).statistic, abs=1e-9)
     difference, se = delong_by_hand(y, pa, pb)
     assert held["auc_difference"]["b_minus_a"] == pytest.approx(difference, abs=1e-9)
     assert held["auc_difference"]["se"] == pytest.approx(se, rel=1e-6)
@@ -316,8 +391,10 @@ def test_a_comparison_matches_values_computed_independently(root: Path) -> None:
     a_l, b_l = a_p > 0.5, b_p > 0.5
     assert live["loans"] == 120
     assert live["agreement"] == pytest.approx(float(np.mean(a_l == b_l)))
-    assert live["flips"] == {"a_approves_b_declines": int(np.sum(~a_l & b_l)),
-                             "a_declines_b_approves": int(np.sum(a_l & ~b_l))}  # fmt: skip
+    assert live["flips"] == {
+        "a_approves_b_declines": int(np.sum(~a_l & b_l)),
+        "a_declines_b_approves": int(np.sum(a_l & ~b_l)),
+    }
     assert live["score_psi"] == pytest.approx(psi_by_hand(a_p, b_p), abs=1e-6)
     assert live["abs_difference"]["mean"] == pytest.approx(np.mean(np.abs(a_p - b_p)), abs=1e-6)
     assert live["abs_difference"]["max"] == pytest.approx(np.max(np.abs(a_p - b_p)), abs=1e-6)
@@ -330,8 +407,11 @@ def test_a_comparison_matches_values_computed_independently(root: Path) -> None:
 
 def test_a_guarded_promotion_is_refused_when_worse_and_allowed_when_not(root: Path) -> None:
     with app_client(root) as client:
-        worse = client.put("/v1/models/loan-default/aliases/production", headers=ADMIN,
-                           json={"version": 3, "if_not_worse": True})  # fmt: skip
+        worse = client.put(
+            "/v1/models/loan-default/aliases/production",
+            headers=ADMIN,
+            json={"version": 3, "if_not_worse": True},
+        )
         assert worse.status_code == 409, worse.text
         error = worse.json()["error"]
         assert "version 3 is worse than version 1 (production)" in error["message"]
@@ -342,30 +422,55 @@ def test_a_guarded_promotion_is_refused_when_worse_and_allowed_when_not(root: Pa
         assert (
             f"[{low:+.4f}, {high:+.4f}] lies below -0.002, the drop allowed" in (error["message"])
         )
-        assert f"AUC {comparison['b']['auc']:.4f} against {comparison['a']['auc']:.4f}" in (
-            error["message"])  # fmt: skip
-        assert client.get("/v1/models/loan-default", headers=ADMIN).json()["aliases"][
-            "production"]["version"] == 1  # fmt: skip
+        assert (
+            f"AUC {comparison['b']['auc']:.4f} against {comparison['a']['auc']:.4f}"
+            in (error["message"])
+        )
+        assert (
+            client.get("/v1/models/loan-default", headers=ADMIN).json()["aliases"]["production"][
+                "version"
+            ]
+            == 1
+        )
 
-        better = client.put("/v1/models/loan-default/aliases/production", headers=ADMIN,
-                            json={"version": 2, "if_not_worse": True,
-                                  "reason": "better on the held-out loans"})  # fmt: skip
+        better = client.put(
+            "/v1/models/loan-default/aliases/production",
+            headers=ADMIN,
+            json={"version": 2, "if_not_worse": True, "reason": "better on the held-out loans"},
+        )
         assert better.status_code == 200, better.text
         move = better.json()["history"][-1]
-        assert move == {**move, "version": 2, "by": "alice",
-                        "reason": "better on the held-out loans"}  # fmt: skip
+        assert move == {
+            **move,
+            "version": 2,
+            "by": "alice",
+            "reason": "better on the held-out loans",
+        }
         # A plain promote still works, worse or not, and says who did it.
-        plain = client.put("/v1/models/loan-default/aliases/production", headers=ADMIN,
-                           json={"version": 3, "reason": "an experiment"})  # fmt: skip
+        plain = client.put(
+            "/v1/models/loan-default/aliases/production",
+            headers=ADMIN,
+            json={"version": 3, "reason": "an experiment"},
+        )
         assert plain.status_code == 200
         assert plain.json()["history"][-1]["by"] == "alice"
         score_only = {"Authorization": "Bearer " + "s" * 24}
-        assert client.put("/v1/models/loan-default/aliases/production", headers=score_only,
-                          json={"version": 1}).status_code == 403  # fmt: skip
-        for bad in ({"version": 2, "max_auc_drop": 2}, {"version": 2, "dataset": "../x"},
-                    {"version": 2, "reason": "x" * 501}):  # fmt: skip
-            refused = client.put("/v1/models/loan-default/aliases/production", json=bad,
-                                 headers=ADMIN)  # fmt: skip
+        assert (
+            client.put(
+                "/v1/models/loan-default/aliases/production",
+                headers=score_only,
+                json={"version": 1},
+            ).status_code
+            == 403
+        )
+        for bad in (
+            {"version": 2, "max_auc_drop": 2},
+            {"version": 2, "dataset": "../x"},
+            {"version": 2, "reason": "x" * 501},
+        ):
+            refused = client.put(
+                "/v1/models/loan-default/aliases/production", json=bad, headers=ADMIN
+            )
             assert refused.status_code == 422, bad
 
 
@@ -375,34 +480,58 @@ def test_the_cli_compares_and_guards_a_promotion(root: Path) -> None:
     from loanrisk.cli import app
 
     runner = CliRunner()
-    shown = runner.invoke(app, ["models", "compare", "loan-default@production",
-                                "loan-default@challenger", "--storage", str(root),
-                                "--json"])  # fmt: skip
+    shown = runner.invoke(
+        app,
+        [
+            "models",
+            "compare",
+            "loan-default@production",
+            "loan-default@challenger",
+            "--storage",
+            str(root),
+            "--json",
+        ],
+    )
     assert shown.exit_code == 0, shown.output
     report = json.loads(shown.output)
     assert (report["a"], report["b"]) == (1, 2)
-    text = runner.invoke(app, ["models", "compare", "loan-default@1", "loan-default@2",
-                               "--storage", str(root)])  # fmt: skip
+    text = runner.invoke(
+        app, ["models", "compare", "loan-default@1", "loan-default@2", "--storage", str(root)]
+    )
     assert f"{report['held_out']['a']['auc']:.4f}" in text.output
     assert "AUC difference (b - a)" in text.output
 
-    refused = runner.invoke(app, ["models", "promote", "loan-default", "3", "--if-not-worse",
-                                  "--storage", str(root)])  # fmt: skip
+    refused = runner.invoke(
+        app, ["models", "promote", "loan-default", "3", "--if-not-worse", "--storage", str(root)]
+    )
     assert refused.exit_code == 1
     assert "version 3 is worse than version 1" in refused.output
-    allowed = runner.invoke(app, ["models", "promote", "loan-default", "2", "--if-not-worse",
-                                  "--reason", "a day in the shadow",
-                                  "--storage", str(root)])  # fmt: skip
+    allowed = runner.invoke(
+        app,
+        [
+            "models",
+            "promote",
+            "loan-default",
+            "2",
+            "--if-not-worse",
+            "--reason",
+            "a day in the shadow",
+            "--storage",
+            str(root),
+        ],
+    )
     assert allowed.exit_code == 0, allowed.output
     assert "95% interval of the difference" in allowed.output
     assert "not below -0.002: not worse" in " ".join(allowed.output.split())
-    alias = json.loads((root / "models" / "loan-default" / "aliases" / "production.json")
-                       .read_text())  # fmt: skip
+    alias = json.loads(
+        (root / "models" / "loan-default" / "aliases" / "production.json").read_text()
+    )
     assert alias["version"] == 2
     assert alias["history"][-1]["reason"] == "a day in the shadow"
     assert alias["history"][-1]["by"].endswith("(cli)")
-    other = runner.invoke(app, ["models", "compare", "loan-default@1", "other@2",
-                                "--storage", str(root)])  # fmt: skip
+    other = runner.invoke(
+        app, ["models", "compare", "loan-default@1", "other@2", "--storage", str(root)]
+    )
     assert other.exit_code == 2
 
 
@@ -415,8 +544,11 @@ def test_a_comparison_without_a_held_out_split_still_compares_the_log(root: Path
         assert answer.status_code == 200, answer.text
         assert answer.json()["held_out"] is None
         assert "test.parquet" in answer.json()["held_out_problem"]
-        guarded = client.put("/v1/models/loan-default/aliases/production", headers=ADMIN,
-                             json={"version": 2, "if_not_worse": True})  # fmt: skip
+        guarded = client.put(
+            "/v1/models/loan-default/aliases/production",
+            headers=ADMIN,
+            json={"version": 2, "if_not_worse": True},
+        )
         assert guarded.status_code == 404
         bad = client.get("/v1/models/loan-default/compare?a=1&b=nope", headers=ADMIN)
         assert bad.status_code == 404

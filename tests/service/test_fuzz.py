@@ -53,9 +53,15 @@ ROOT = Path(tempfile.mkdtemp(prefix="loanrisk-fuzz-"))
 # One job at a time and none queued: generated job requests are mostly refused (429), and
 # the few that run, on a 1,000-row dataset, fail or end in seconds.
 APP = create_app(
-    Settings(storage=str(ROOT), max_jobs=1, max_queued_jobs=0, max_size=10_000,
-             max_records=100, max_inline_rows=100)
-)  # fmt: skip
+    Settings(
+        storage=str(ROOT),
+        max_jobs=1,
+        max_queued_jobs=0,
+        max_size=10_000,
+        max_records=100,
+        max_inline_rows=100,
+    )
+)
 # The document is read from the app itself (no storage needed for it).
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 

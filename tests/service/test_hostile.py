@@ -82,11 +82,14 @@ def test_a_json_body_in_another_dress_gets_the_json_limit(client: TestClient, ro
     for kind in ("application/octet-stream", "TEXT/PLAIN"):
         error = client_error(raw(client, "POST", "/v1/predict", big, kind), root)
         assert error["code"] in ("too_large", "unsupported_media_type")
-    error = client_error(raw(client, "POST", "/v1/predict", b"{}", "application/octet-stream"),
-                         root, 415)  # fmt: skip
+    error = client_error(
+        raw(client, "POST", "/v1/predict", b"{}", "application/octet-stream"), root, 415
+    )
     assert error["details"]["accepted"] == ["application/json", "text/csv"]
     assert client_error(raw(client, "POST", "/v1/datasets", big, "text/csv"), root)["code"] in (
-        "too_large", "unsupported_media_type")  # fmt: skip
+        "too_large",
+        "unsupported_media_type",
+    )
     csv = raw(client, "POST", "/v1/predict", b"person_age\n30\n", "Text/CSV; charset=utf-8")
     assert client_error(csv, root, 422)["code"] == "invalid_input"  # read as CSV: a bad loan
 
@@ -106,8 +109,10 @@ def test_bad_sizes_are_refused_naming_the_field(client: TestClient, root: Path, 
 
 
 def test_a_size_bomb_is_refused_before_any_job(client: TestClient, root: Path) -> None:
-    for body in ({"source": "raw.csv", "size": 2_800_000_000_000_000_000_000},
-                 {"source": "raw.csv", "size": 1_000_001}):  # fmt: skip
+    for body in (
+        {"source": "raw.csv", "size": 2_800_000_000_000_000_000_000},
+        {"source": "raw.csv", "size": 1_000_001},
+    ):
         error = client_error(client.post("/v1/datasets", json=body), root, 422)
         assert error["details"]["field"] == "size"
     assert client.get("/v1/jobs").json()["jobs"] == []
@@ -143,8 +148,9 @@ def test_hostile_paths_and_values(
 def test_a_broken_multipart_body_is_a_400_in_the_error_shape(
     client: TestClient, root: Path
 ) -> None:
-    response = raw(client, "POST", "/data_processing", b"--x\r\nbroken",
-                   "multipart/form-data; boundary=x")  # fmt: skip
+    response = raw(
+        client, "POST", "/data_processing", b"--x\r\nbroken", "multipart/form-data; boundary=x"
+    )
     client_error(response, root)
 
 
@@ -153,14 +159,18 @@ def test_files_and_folders_mixed_up_are_the_clients_error(client: TestClient, ro
     for body in ({"source": "folder"}, {"source": "data"}):
         assert client_error(client.post("/v1/batch-predictions", json=body), root, 422)
     long_name = "n" * 300 + ".csv"
-    client_error(client.post("/v1/batch-predictions",
-                             json={"source": "raw.csv", "output": long_name}), root)  # fmt: skip
+    client_error(
+        client.post("/v1/batch-predictions", json={"source": "raw.csv", "output": long_name}), root
+    )
 
 
 def test_a_one_row_csv_is_refused_with_a_clear_message(client: TestClient, root: Path) -> None:
     one_row = b"".join((root / "raw.csv").read_bytes().splitlines(keepends=True)[:2])
-    response = client.post("/data_processing", data={"az_file_path": MOUNT},
-                           files={"file": ("one.csv", one_row, "text/csv")})  # fmt: skip
+    response = client.post(
+        "/data_processing",
+        data={"az_file_path": MOUNT},
+        files={"file": ("one.csv", one_row, "text/csv")},
+    )
     error = client_error(response, root, 422)
     assert "cannot split" in error["message"]
     assert "Traceback" not in error["message"]
@@ -196,19 +206,29 @@ def test_the_reference_csv_predict_answers_a_bounded_head_and_stores_every_row(
     with TestClient(create_app(settings)) as client:
         response = client.post(
             "/predict",
-            data={"az_file_path": MOUNT, "model_directory": "models",
-                  "model_name": "loan-default", "sample_directory": "samples"},
+            data={
+                "az_file_path": MOUNT,
+                "model_directory": "models",
+                "model_name": "loan-default",
+                "sample_directory": "samples",
+            },
             files={"file": ("sample.csv", rows, "text/csv")},
-        )  # fmt: skip
+        )
         assert response.status_code == 200, response.text
         body = response.json()
         assert list(body["Prediction Output"]["Probability"]) == ["0", "1", "2", "3", "4"]
         assert (body["rows"], body["inline_rows"], body["truncated"]) == (40, 5, True)
         stored = (root / body["results_path"]).read_text().splitlines()
         assert len(stored) == 41
-        payload = client.post("/predict", json={"bucket": "loan-default", "model_key": "models",
-                                                "model_name": "loan-default",
-                                                "csv_payload": "raw.csv"})  # fmt: skip
+        payload = client.post(
+            "/predict",
+            json={
+                "bucket": "loan-default",
+                "model_key": "models",
+                "model_name": "loan-default",
+                "csv_payload": "raw.csv",
+            },
+        )
         assert payload.status_code == 200, payload.text
         assert len(payload.json()["Prediction Output"]) == 5
         assert payload.json()["rows"] == 300

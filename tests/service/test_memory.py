@@ -47,8 +47,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str,
     process = subprocess.Popen(
         [LOANRISK, "serve", "--port", str(port), "--storage", str(root / "share")],
         env={**os.environ, "LOANRISK_NTHREAD": "1"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_until_serving(process, port, "loanrisk serve", timeout=60)
         base = f"http://127.0.0.1:{port}"
@@ -109,12 +110,17 @@ def test_a_size_bomb_is_refused_without_memory(server: tuple[int, str, Path]) ->
     pid, base, root = server
     (root / "share" / "raw.csv").write_bytes(generate_sample(100).to_csv(index=False).encode())
     before = peak_rss(pid)
-    for body in ({"source": "raw.csv", "size": 2_800_000_000_000_000_000_000},
-                 {"source": "raw.csv", "size": "inf"}):  # fmt: skip
+    for body in (
+        {"source": "raw.csv", "size": 2_800_000_000_000_000_000_000},
+        {"source": "raw.csv", "size": "inf"},
+    ):
         response = httpx.post(f"{base}/v1/datasets", json=body, timeout=30)
         assert response.status_code == 422, response.text
-    response = httpx.post(f"{base}/data", json={"bucket": "loan-default", "key": "raw.csv",
-                                                "size": 2.8e21}, timeout=30)  # fmt: skip
+    response = httpx.post(
+        f"{base}/data",
+        json={"bucket": "loan-default", "key": "raw.csv", "size": 2.8e21},
+        timeout=30,
+    )
     assert response.status_code == 422, response.text
     assert peak_rss(pid) - before < 16 * MIB
 
@@ -134,11 +140,15 @@ def test_the_reference_predict_scores_a_million_rows_in_bounded_memory(
     with loans.open("rb") as upload:
         response = httpx.post(
             f"{base}/predict",
-            data={"az_file_path": MOUNT, "model_directory": "models",
-                  "model_name": "loan-default", "sample_directory": "samples"},
+            data={
+                "az_file_path": MOUNT,
+                "model_directory": "models",
+                "model_name": "loan-default",
+                "sample_directory": "samples",
+            },
             files={"file": ("million.csv", upload, "text/csv")},
             timeout=600,
-        )  # fmt: skip
+        )
     assert response.status_code == 200, response.text[:300]
     body = response.json()
     assert (body["rows"], body["truncated"]) == (1_000_000, True)

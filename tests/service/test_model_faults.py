@@ -66,8 +66,10 @@ def test_promoting_a_corrupt_version_is_refused_over_http_and_the_alias_stays(ro
 def test_promoting_a_corrupt_version_is_refused_by_the_cli(root: Path) -> None:
     result = subprocess.run(
         [LOANRISK, "models", "promote", "loan-default", "2", "--storage", str(root)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert "version 2 cannot be served" in result.stderr
     assert "Traceback" not in result.stderr

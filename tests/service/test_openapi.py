@@ -102,8 +102,9 @@ def send(client: TestClient, method: str, path: str, media: str, example: Any) -
 
 
 def test_every_example_is_accepted_by_its_route(client: TestClient) -> None:
-    busy = client.post("/v1/datasets", json={"source": "raw/credit_risk_dataset.csv",
-                                             "size": 20_000_000})  # fmt: skip
+    busy = client.post(
+        "/v1/datasets", json={"source": "raw/credit_risk_dataset.csv", "size": 20_000_000}
+    )
     assert busy.status_code == 202, busy.text
     found = list(examples(client.get("/openapi.json").json()))
     assert len(found) >= 12
@@ -137,7 +138,9 @@ def test_every_operation_documents_its_errors_in_the_error_shape(client: TestCli
                     shape = "OipError" if path.startswith("/v2") else "Error"  # OIP's own
                     assert schema == {"$ref": f"#/components/schemas/{shape}"}, (method, path)
     assert document["components"]["schemas"]["OipError"]["properties"]["error"] == {
-        "type": "string", "description": "What is wrong, for a person."}  # fmt: skip
+        "type": "string",
+        "description": "What is wrong, for a person.",
+    }
     infer = document["paths"]["/v2/models/{name}/infer"]["post"]["responses"]
     assert {"400", "401", "404", "413", "422"} <= set(infer)
     predict = document["paths"]["/v1/predict"]["post"]["responses"]

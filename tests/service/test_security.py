@@ -291,9 +291,13 @@ def test_the_reference_sample_directory_must_be_a_folder_outside_kept_areas(
 ) -> None:
     (root / "taken").write_text("a file")
     form = {"az_file_path": MOUNT, "model_directory": "models", "model_name": "XGBoost"}
-    error = refused(client.post("/predict", data={**form, "sample_directory": "taken"},
-                                files=CSV), 422)  # fmt: skip
+    error = refused(
+        client.post("/predict", data={**form, "sample_directory": "taken"}, files=CSV), 422
+    )
     assert error["details"] == {"field": "sample_directory"}
-    refused(client.post("/predict", data={**form, "sample_directory": "models/XGBoost/versions"},
-                        files=CSV))  # fmt: skip
+    refused(
+        client.post(
+            "/predict", data={**form, "sample_directory": "models/XGBoost/versions"}, files=CSV
+        )
+    )
     assert (root / "taken").read_text() == "a file"

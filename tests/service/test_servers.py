@@ -28,8 +28,12 @@ from tests.builtin import EXAMPLE_LOAN
 from ..conftest import free_port, wait_until_serving
 
 LOANRISK = os.path.join(os.path.dirname(sys.executable), "loanrisk")
-FAST = {"LOANRISK_RELOAD_INTERVAL": "0.3", "LOANRISK_JOB_HEARTBEAT": "0.3",
-        "LOANRISK_JOB_STALE_AFTER": "2", "LOANRISK_NTHREAD": "1"}  # fmt: skip
+FAST = {
+    "LOANRISK_RELOAD_INTERVAL": "0.3",
+    "LOANRISK_JOB_HEARTBEAT": "0.3",
+    "LOANRISK_JOB_STALE_AFTER": "2",
+    "LOANRISK_NTHREAD": "1",
+}
 
 
 @pytest.fixture
@@ -56,9 +60,10 @@ def start(root: Path) -> Iterator[Start]:
         with open(log or os.devnull, "wb") as stderr:
             server = subprocess.Popen(
                 [LOANRISK, "serve", "--port", str(port), "--storage", str(root), *args],
-                env={**os.environ, **FAST, **(env or {})}, stdout=subprocess.DEVNULL,
+                env={**os.environ, **FAST, **(env or {})},
+                stdout=subprocess.DEVNULL,
                 stderr=stderr,
-            )  # fmt: skip
+            )
         servers.append(server)
         wait_until_serving(server, port, "loanrisk serve", timeout=60)
         return server, f"http://127.0.0.1:{port}"
@@ -90,13 +95,19 @@ def test_train_on_one_replica_and_the_other_follows(start: Start) -> None:
     _, one = start()
     _, other = start()
     assert version_served(other) == 1
-    accepted = httpx.post(f"{one}/v1/models/loan-default/versions",
-                          json={"rounds": 10, "promote": True}, timeout=30)  # fmt: skip
+    accepted = httpx.post(
+        f"{one}/v1/models/loan-default/versions", json={"rounds": 10, "promote": True}, timeout=30
+    )
     assert accepted.status_code == 202
     job = accepted.headers["location"]
     # The other replica answers for the job: its state is on the shared storage.
-    record = until(lambda: (r := httpx.get(f"{other}{job}", timeout=10).json())["state"]
-                   in ("succeeded", "failed") and r, what="job end")  # fmt: skip
+    record = until(
+        lambda: (
+            (r := httpx.get(f"{other}{job}", timeout=10).json())["state"] in ("succeeded", "failed")
+            and r
+        ),
+        what="job end",
+    )
     assert record["state"] == "succeeded", record["error"]
     clock = time.monotonic()
     until(lambda: version_served(other) == 2, timeout=10, what="version 2 on the other replica")
@@ -120,11 +131,18 @@ def _alive(pid: int) -> bool:
 
 def test_a_server_killed_while_training(start: Start, root: Path) -> None:
     server, base = start()
-    accepted = httpx.post(f"{base}/v1/models/loan-default/versions",
-                          json={"rounds": 100_000, "promote": True}, timeout=30)  # fmt: skip
+    accepted = httpx.post(
+        f"{base}/v1/models/loan-default/versions",
+        json={"rounds": 100_000, "promote": True},
+        timeout=30,
+    )
     job = accepted.headers["location"]
-    until(lambda: (httpx.get(f"{base}{job}", timeout=10).json().get("progress") or {}).get(
-        "done", 0) > 5, what="training under way")  # fmt: skip
+    until(
+        lambda: (
+            (httpx.get(f"{base}{job}", timeout=10).json().get("progress") or {}).get("done", 0) > 5
+        ),
+        what="training under way",
+    )
     trainers = _children(server.pid)
     assert trainers, "the training runs in a child process"
     server.send_signal(signal.SIGKILL)
@@ -132,15 +150,21 @@ def test_a_server_killed_while_training(start: Start, root: Path) -> None:
     until(lambda: not any(_alive(p) for p in trainers), timeout=10, what="trainer gone")
 
     _, restarted = start()
-    record = until(lambda: (r := httpx.get(f"{restarted}{job}", timeout=10).json())["state"]
-                   != "running" and r, timeout=15, what="job marked failed")  # fmt: skip
+    record = until(
+        lambda: (
+            (r := httpx.get(f"{restarted}{job}", timeout=10).json())["state"] != "running" and r
+        ),
+        timeout=15,
+        what="job marked failed",
+    )
     assert record["state"] == "failed"
     assert record["error"]["code"] == "worker_lost"
     assert version_served(restarted) == 1
     assert ModelRegistry(FsspecStorage(str(root))).versions("loan-default") == [1]
     # The dead job's training lock is taken over: the model can be trained again.
-    again = httpx.post(f"{restarted}/v1/models/loan-default/versions", json={"rounds": 5},
-                       timeout=30)  # fmt: skip
+    again = httpx.post(
+        f"{restarted}/v1/models/loan-default/versions", json={"rounds": 5}, timeout=30
+    )
     assert again.status_code == 202, again.text
 
 
@@ -156,8 +180,9 @@ def test_metrics_add_up_over_workers_and_logs_are_json(
     server, base = start("--workers", str(workers), log=log, env={"TMPDIR": str(temporary)})
     with httpx.Client(timeout=30) as client:
         for number in range(20):
-            response = client.post(f"{base}/v1/predict", json=EXAMPLE_LOAN,
-                                   headers={"X-Request-ID": f"req-{number}"})  # fmt: skip
+            response = client.post(
+                f"{base}/v1/predict", json=EXAMPLE_LOAN, headers={"X-Request-ID": f"req-{number}"}
+            )
             assert response.status_code == 200
     text = httpx.get(f"{base}/metrics", timeout=10).text
     line = 'loanrisk_http_requests_total{method="POST",route="/v1/predict",status="200"}'
@@ -174,8 +199,9 @@ def test_metrics_add_up_over_workers_and_logs_are_json(
     lines = [json.loads(line) for line in text[text.index("\n{") + 1 :].splitlines()]
     access = [doc for doc in lines if doc["logger"] == "loanrisk.access"]
     assert {doc["request_id"] for doc in access} >= {f"req-{n}" for n in range(20)}
-    assert all(doc["status"] == 200 and doc["ms"] > 0 for doc in access if doc["path"] ==
-               "/v1/predict")  # fmt: skip
+    assert all(
+        doc["status"] == 200 and doc["ms"] > 0 for doc in access if doc["path"] == "/v1/predict"
+    )
     assert any("NO API KEYS CONFIGURED" in doc["message"] for doc in lines)
 
 
@@ -236,8 +262,11 @@ def test_a_worker_killed_during_its_health_check_is_replaced_at_once(start: Star
     time.sleep(1.5)  # the supervisor has sent its ping and waits for the answer
     os.kill(workers[0], signal.SIGKILL)
     clock = time.monotonic()
-    until(lambda: (w := _own_sockets(server, port)) and workers[0] not in w, timeout=60,
-          what="a replacement worker")  # fmt: skip
+    until(
+        lambda: (w := _own_sockets(server, port)) and workers[0] not in w,
+        timeout=60,
+        what="a replacement worker",
+    )
     assert time.monotonic() - clock < 15  # its start; the timeout would have been ~59 s
     assert version_served(base) == 1
     clock = time.monotonic()
@@ -262,30 +291,44 @@ def test_workers_listen_each_and_share_the_connections(start: Start) -> None:
     # Another server on the port is refused, not let into the group of sockets.
     second = subprocess.run(
         [LOANRISK, "serve", "--port", str(port), "--workers", "2"],
-        capture_output=True, text=True, timeout=60, env={**os.environ, **FAST},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **FAST},
+    )
     assert second.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in second.stderr
 
     # A worker that dies is replaced, and its replacement listens on a socket of its own.
     os.kill(workers[0], signal.SIGKILL)
-    replaced = until(lambda: (w := _own_sockets(server, port)) and workers[0] not in w and w,
-                     what="a replacement worker")  # fmt: skip
+    replaced = until(
+        lambda: (w := _own_sockets(server, port)) and workers[0] not in w and w,
+        what="a replacement worker",
+    )
     assert workers[1] in replaced
     with httpx.Client(timeout=30) as client:
-        assert all(client.post(f"{base}/v1/predict", json=EXAMPLE_LOAN).status_code == 200
-                   for _ in range(10))  # fmt: skip
+        assert all(
+            client.post(f"{base}/v1/predict", json=EXAMPLE_LOAN).status_code == 200
+            for _ in range(10)
+        )
 
         # The dead worker's model version is not reported as served after a promotion.
-        job = client.post(f"{base}/v1/models/loan-default/versions",
-                          json={"rounds": 5, "promote": True}).headers["location"]  # fmt: skip
-        until(lambda: client.get(f"{base}{job}").json()["state"] == "succeeded",
-              what="version 2 trained")  # fmt: skip
+        job = client.post(
+            f"{base}/v1/models/loan-default/versions", json={"rounds": 5, "promote": True}
+        ).headers["location"]
+        until(
+            lambda: client.get(f"{base}{job}").json()["state"] == "succeeded",
+            what="version 2 trained",
+        )
 
         def served() -> dict[str, float]:
-            info = [line for line in client.get(f"{base}/metrics").text.splitlines()
-                    if line.startswith("loanrisk_model_info{")]  # fmt: skip
-            return {line.split('version="')[1].split('"')[0]: float(line.split()[-1])
-                    for line in info}  # fmt: skip
+            info = [
+                line
+                for line in client.get(f"{base}/metrics").text.splitlines()
+                if line.startswith("loanrisk_model_info{")
+            ]
+            return {
+                line.split('version="')[1].split('"')[0]: float(line.split()[-1]) for line in info
+            }
 
         until(lambda: served() == {"1": 0.0, "2": 1.0}, timeout=15, what="only v2 served")

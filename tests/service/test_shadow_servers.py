@@ -42,8 +42,11 @@ def slower(booster: xgb.Booster, times: int) -> xgb.Booster:
     doc = json.loads(bytes(booster.save_raw("json")))
     model = doc["learner"]["gradient_booster"]["model"]
     trees = [dict(tree, id=i) for i, tree in enumerate(model["trees"] * times)]
-    model.update(trees=trees, tree_info=model["tree_info"] * times,
-                 iteration_indptr=list(range(len(trees) + 1)))  # fmt: skip
+    model.update(
+        trees=trees,
+        tree_info=model["tree_info"] * times,
+        iteration_indptr=list(range(len(trees) + 1)),
+    )
     model["gbtree_model_param"]["num_trees"] = str(len(trees))
     out = xgb.Booster()
     out.load_model(bytearray(json.dumps(doc).encode()))
@@ -68,8 +71,14 @@ def root(tmp_path: Path) -> Path:
     registry = ModelRegistry(storage, "models")
     champion = registry.load("loan-default", 1)
     for booster in (slower(champion.booster, 20), raising(champion.booster.num_features())):
-        registry.publish("loan-default", booster=booster, spec=champion.spec,
-                         report=champion.report, metadata={}, schema=champion.schema)  # fmt: skip
+        registry.publish(
+            "loan-default",
+            booster=booster,
+            spec=champion.spec,
+            report=champion.report,
+            metadata={},
+            schema=champion.schema,
+        )
     return path
 
 
@@ -77,10 +86,16 @@ def serve(root: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     server = subprocess.Popen(
         [LOANRISK, "serve", "--port", str(port), "--storage", str(root), "--workers", "2"],
-        env={**os.environ, "LOANRISK_NTHREAD": "1", "LOANRISK_RELOAD_INTERVAL": "0.3",
-             "LOANRISK_LOG_FLUSH_SECONDS": "0.5", **env},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        env={
+            **os.environ,
+            "LOANRISK_NTHREAD": "1",
+            "LOANRISK_RELOAD_INTERVAL": "0.3",
+            "LOANRISK_LOG_FLUSH_SECONDS": "0.5",
+            **env,
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_until_serving(server, port, "loanrisk serve", timeout=60)
     return server, f"http://127.0.0.1:{port}"
 
@@ -148,8 +163,13 @@ def test_a_slow_or_raising_shadow_changes_no_answer_and_both_roles_are_logged(
     assert slow_scored > 0
     registry.promote("loan-default", 3, "challenger")  # raises: no check on this path
     deadline = time.monotonic() + 30
-    while metric(base, 'loanrisk_model_info{backend="xgboost",model="loan-default",'
-                 'role="shadow",version="3"}') < 1:  # fmt: skip
+    while (
+        metric(
+            base,
+            'loanrisk_model_info{backend="xgboost",model="loan-default",role="shadow",version="3"}',
+        )
+        < 1
+    ):
         assert time.monotonic() < deadline, "the workers follow the shadow alias"
         time.sleep(0.1)
     assert answers(base) == expected
@@ -180,8 +200,11 @@ def test_each_worker_s_shadow_process_runs_idle_and_dies_with_its_worker(root: P
     try:
         deadline = time.monotonic() + 30
         while True:  # each worker (a child of the server) has its shadow process
-            found = {w: [c for c in _children(w) if "spawn_main" in _cmdline(c)]
-                     for w in _children(server.pid) if _alive(w)}  # fmt: skip
+            found = {
+                w: [c for c in _children(w) if "spawn_main" in _cmdline(c)]
+                for w in _children(server.pid)
+                if _alive(w)
+            }
             pairs = {w: shadows for w, shadows in found.items() if shadows}
             if len(pairs) == 2:
                 break

@@ -151,8 +151,16 @@ def test_a_monotone_calibrated_version_with_a_catalog_and_a_batch_with_decline_r
         finished(client, client.post("/v1/datasets", json={"source": "raw.csv"}))["state"]
         == "succeeded"
     )
-    catalog = {"reasons": [{"attribute": "loan_grade", "direction": "high", "code": "G7",
-                            "statement": "The loan's grade is high risk"}]}  # fmt: skip
+    catalog = {
+        "reasons": [
+            {
+                "attribute": "loan_grade",
+                "direction": "high",
+                "code": "G7",
+                "statement": "The loan's grade is high risk",
+            }
+        ]
+    }
     too_few = client.post("/v1/models/risk/versions", json={"calibration": "isotonic"})
     assert too_few.status_code == 422  # refused before a job is queued
     error = too_few.json()["error"]
@@ -178,8 +186,14 @@ def test_a_monotone_calibrated_version_with_a_catalog_and_a_batch_with_decline_r
     report = trained["result"]["report"]
     assert report["monotonicity"]["enforced"] and report["monotonicity"]["holds"]
     assert report["calibration_step"]["method"] == "platt"
-    bad = {"rounds": 5, "reason_catalog": {"reasons": [{"attribute": "loan_grade",
-           "direction": "sideways", "code": "G7", "statement": "x"}]}}  # fmt: skip
+    bad = {
+        "rounds": 5,
+        "reason_catalog": {
+            "reasons": [
+                {"attribute": "loan_grade", "direction": "sideways", "code": "G7", "statement": "x"}
+            ]
+        },
+    }
     refused = client.post("/v1/models/risk/versions", json=bad)
     assert refused.status_code == 422
     assert "body.reason_catalog.reasons.0.direction" in refused.text
@@ -189,9 +203,19 @@ def test_a_monotone_calibrated_version_with_a_catalog_and_a_batch_with_decline_r
     path_like = client.post("/v1/models/risk/versions", json={"params_from": "../x"})
     assert path_like.status_code == 422 and "body.params_from" in path_like.text
 
-    scored = finished(client, client.post("/v1/batch-predictions", json={
-        "source": "raw.csv", "model": "risk", "output": "notices.csv", "explain": True,
-        "decline_reasons": True}))  # fmt: skip
+    scored = finished(
+        client,
+        client.post(
+            "/v1/batch-predictions",
+            json={
+                "source": "raw.csv",
+                "model": "risk",
+                "output": "notices.csv",
+                "explain": True,
+                "decline_reasons": True,
+            },
+        ),
+    )
     assert scored["state"] == "succeeded", scored["error"]
     header = (root / "predictions" / "notices.csv").read_text().splitlines()[0].split(",")
     assert header[4:7] == ["reason_1", "reason_1_code", "reason_1_value"]
@@ -205,10 +229,24 @@ REFUSED_TRAININGS = [
     ({"protected_attribute": "nope"}, 422, "protected_attribute", "is not in the dataset"),
     ({"monotone": True, "params": {"monotone_constraints": "(1)"}}, 422, "monotone", "not both"),
     ({"params": {"max_depth": "deep"}}, 422, "params", "XGBoost refused the parameters"),
-    ({"reason_catalog": {"reasons": [{"attribute": "loan_status", "direction": "high",
-                                      "code": "X1", "statement": "s"}]}},
-     422, "reason_catalog", "'loan_status' is not a feature"),
-]  # fmt: skip
+    (
+        {
+            "reason_catalog": {
+                "reasons": [
+                    {
+                        "attribute": "loan_status",
+                        "direction": "high",
+                        "code": "X1",
+                        "statement": "s",
+                    }
+                ]
+            }
+        },
+        422,
+        "reason_catalog",
+        "'loan_status' is not a feature",
+    ),
+]
 
 
 def test_a_training_batch_or_dataset_that_would_fail_is_refused_before_a_job_is_queued(
@@ -227,15 +265,35 @@ def test_a_training_batch_or_dataset_that_would_fail_is_refused_before_a_job_is_
         assert error["details"].get("field") == field, (body, error)
     assert len(client.get("/v1/jobs").json()["jobs"]) == jobs  # no job was queued
     refusals = [
-        ("/v1/batch-predictions", {"source": "raw.csv", "model": "nomodel"}, 404, "model",
-         "model 'nomodel' has no alias 'production'"),
-        ("/v1/batch-predictions", {"source": "raw.csv", "model": "risk@v9"}, 422, "model",
-         "invalid model name"),
-        ("/v1/batch-predictions", {"source": "raw.csv", "model": "risk", "id_column": "ref"},
-         422, "id_column", "id column 'ref' is not in raw.csv"),
-        ("/v1/datasets", {"source": "raw.csv", "keep_columns": ["Region", "branch"]}, 422,
-         "keep_columns", "kept column(s) not in the file: Region, branch"),
-    ]  # fmt: skip
+        (
+            "/v1/batch-predictions",
+            {"source": "raw.csv", "model": "nomodel"},
+            404,
+            "model",
+            "model 'nomodel' has no alias 'production'",
+        ),
+        (
+            "/v1/batch-predictions",
+            {"source": "raw.csv", "model": "risk@v9"},
+            422,
+            "model",
+            "invalid model name",
+        ),
+        (
+            "/v1/batch-predictions",
+            {"source": "raw.csv", "model": "risk", "id_column": "ref"},
+            422,
+            "id_column",
+            "id column 'ref' is not in raw.csv",
+        ),
+        (
+            "/v1/datasets",
+            {"source": "raw.csv", "keep_columns": ["Region", "branch"]},
+            422,
+            "keep_columns",
+            "kept column(s) not in the file: Region, branch",
+        ),
+    ]
     for path, body, status, field, message in refusals:
         refused = client.post(path, json=body)
         assert refused.status_code == status, (body, refused.text)
@@ -263,10 +321,13 @@ def test_tune_as_a_job_then_train_from_its_lean_trial(client: TestClient, root: 
     bad = client.post("/v1/datasets/latest/studies", json={"study": "../x", "folds": 1})
     assert bad.status_code == 422
     assert {f["field"] for f in bad.json()["error"]["details"]["fields"]} == {
-        "body.study", "body.folds"}  # fmt: skip
+        "body.study",
+        "body.folds",
+    }
 
-    trained = finished(client, client.post("/v1/models/risk/versions",
-                                           json={"params_from": "q4:lean"}))  # fmt: skip
+    trained = finished(
+        client, client.post("/v1/models/risk/versions", json={"params_from": "q4:lean"})
+    )
     assert trained["state"] == "succeeded", trained["error"]
     manifest = trained["result"]["manifest"]
     assert manifest["tuned_from"]["trial"] == summary["lean"]["number"]

@@ -36,8 +36,9 @@ def trained(real_loans: Validated) -> MemoryStorage:
     storage = MemoryStorage()
     process_dataset(real_loans, storage, source="public")
     for method in ("none", "isotonic", "platt"):
-        run_training(TrainingRequest(rounds=60, params=SKEWED, calibration=method), storage,
-                     nthread=2)  # fmt: skip
+        run_training(
+            TrainingRequest(rounds=60, params=SKEWED, calibration=method), storage, nthread=2
+        )
     return storage
 
 
@@ -90,8 +91,12 @@ def test_the_stored_calibration_is_plain_json_and_malformed_ones_are_refused(
     doc = json.loads(text)
     assert doc["format"] == "loanrisk.calibration" and set(doc) >= {"method", "a", "b"}
     assert Calibration.from_json(text).method == "platt"
-    for bad in ('{"format": "x"}', '{"format": "loanrisk.calibration", "version": 1, '
-                '"method": "isotonic", "x": [0.5, 0.1], "y": [0, 1]}', "[]"):  # fmt: skip
+    for bad in (
+        '{"format": "x"}',
+        '{"format": "loanrisk.calibration", "version": 1, '
+        '"method": "isotonic", "x": [0.5, 0.1], "y": [0, 1]}',
+        "[]",
+    ):
         with pytest.raises(InvalidInput):
             Calibration.from_json(bad)
 

@@ -38,8 +38,9 @@ def test_distributed_training_matches_single_process_training(
 
     more = train_distributed(
         TrainingRequest(rounds=10, model_name="distributed", continue_from="production"),
-        settings, scheduler=cluster.scheduler_address,
-    )  # fmt: skip
+        settings,
+        scheduler=cluster.scheduler_address,
+    )
     assert more.manifest.parent == ModelRef(name="distributed", version=1)
     assert more.manifest.rounds["total_trees"] == 70
 
@@ -50,8 +51,9 @@ def test_distributed_early_stopping_publishes_the_best_trees_only(
     storage = FsspecStorage(str(tmp_path))
     process_dataset(validate_frame(generate_sample(8_000, seed=11)), storage, source="sample")
     request = TrainingRequest(rounds=400, early_stopping_rounds=5, params={"learning_rate": 0.5})
-    result = train_distributed(request, Settings(storage=str(tmp_path), nthread=1),
-                               scheduler=cluster.scheduler_address)  # fmt: skip
+    result = train_distributed(
+        request, Settings(storage=str(tmp_path), nthread=1), scheduler=cluster.scheduler_address
+    )
     rounds = result.manifest.rounds
     assert rounds["best_iteration"] is not None
     assert rounds["total_trees"] == rounds["best_iteration"] + 1 < 400
@@ -63,8 +65,9 @@ def test_distributed_early_stopping_publishes_the_best_trees_only(
 
 def test_distributed_training_refuses_memory_storage(cluster: LocalCluster) -> None:
     with pytest.raises(InvalidInput, match="not memory"):
-        train_distributed(TrainingRequest(), Settings(storage="memory://x"),
-                          scheduler=cluster.scheduler_address)  # fmt: skip
+        train_distributed(
+            TrainingRequest(), Settings(storage="memory://x"), scheduler=cluster.scheduler_address
+        )
 
 
 def test_the_cli_trains_on_a_dask_cluster(cluster: LocalCluster, tmp_path: Path) -> None:
@@ -72,7 +75,14 @@ def test_the_cli_trains_on_a_dask_cluster(cluster: LocalCluster, tmp_path: Path)
 
     storage = ["--storage", str(tmp_path)]
     assert run("data", "process", "sample", *storage).returncode == 0
-    done = run("train", *storage, "--rounds", "10", "--dask-scheduler",
-               str(cluster.scheduler_address), "--json")  # fmt: skip
+    done = run(
+        "train",
+        *storage,
+        "--rounds",
+        "10",
+        "--dask-scheduler",
+        str(cluster.scheduler_address),
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     assert '"workers": 2' in done.stdout

@@ -34,8 +34,12 @@ def test_training_publishes_an_evaluated_version_on_every_storage(storage: Stora
     assert manifest.version == 1
     assert manifest.dataset["id"] == dataset
     assert manifest.parent is None
-    assert manifest.rounds == {"requested": 20, "trained": 20, "best_iteration": None,
-                                  "total_trees": 20}  # fmt: skip
+    assert manifest.rounds == {
+        "requested": 20,
+        "trained": 20,
+        "best_iteration": None,
+        "total_trees": 20,
+    }
     assert manifest.params["max_depth"] == 10  # the reference's parameters by default
     stored = ModelRegistry(storage).manifest("loan-default", 1)
     assert set(stored.timings) == {"load", "encode", "train", "evaluate"}
@@ -57,8 +61,9 @@ def test_continued_training_adds_rounds_and_records_its_parent() -> None:
     sample_dataset(storage, seed=1)
     first = run_training(TrainingRequest(rounds=15), storage, nthread=1)
     newer = sample_dataset(storage, seed=2)
-    second = run_training(TrainingRequest(rounds=10, continue_from="production"), storage,
-                          nthread=1)  # fmt: skip
+    second = run_training(
+        TrainingRequest(rounds=10, continue_from="production"), storage, nthread=1
+    )
     manifest = second.manifest
     assert manifest.parent == ModelRef(name="loan-default", version=1)
     assert manifest.dataset["id"] == newer
@@ -111,8 +116,9 @@ def test_early_stopping_publishes_the_best_trees_only() -> None:
     sample_dataset(storage)
     result = run_training(
         TrainingRequest(rounds=400, early_stopping_rounds=5, params={"learning_rate": 0.5}),
-        storage, nthread=1,
-    )  # fmt: skip
+        storage,
+        nthread=1,
+    )
     rounds = result.manifest.rounds
     assert rounds["best_iteration"] is not None
     assert rounds["total_trees"] == rounds["best_iteration"] + 1 < 400
@@ -127,8 +133,9 @@ def test_fairness_report_on_a_kept_protected_attribute() -> None:
     process_dataset(loans, storage, source="sample", size=8_000)
     result = run_training(
         TrainingRequest(rounds=10, protected_attribute="applicant_group", privileged_value="a"),
-        storage, nthread=1,
-    )  # fmt: skip
+        storage,
+        nthread=1,
+    )
     fairness = result.report["fairness"]
     groups = fairness["groups"]
     assert groups["privileged"]["size"] + groups["non_privileged"]["size"] == 2_000
@@ -136,12 +143,19 @@ def test_fairness_report_on_a_kept_protected_attribute() -> None:
     assert not any(c.startswith("applicant_group") for c in result.manifest.feature_spec)
     seen: list[object] = []
     with pytest.raises(InvalidInput, match="--keep-column gender"):
-        run_training(TrainingRequest(rounds=2, protected_attribute="gender",
-                                     privileged_value="f"), storage, nthread=1,
-                     progress=seen.append)  # fmt: skip
+        run_training(
+            TrainingRequest(rounds=2, protected_attribute="gender", privileged_value="f"),
+            storage,
+            nthread=1,
+            progress=seen.append,
+        )
     with pytest.raises(InvalidInput, match="needs the privileged value"):
-        run_training(TrainingRequest(rounds=2, protected_attribute="applicant_group"), storage,
-                     nthread=1, progress=seen.append)  # fmt: skip
+        run_training(
+            TrainingRequest(rounds=2, protected_attribute="applicant_group"),
+            storage,
+            nthread=1,
+            progress=seen.append,
+        )
     assert seen == []  # refused before a single round was trained
     assert ModelRegistry(storage).versions("loan-default") == [1]
 
@@ -149,8 +163,9 @@ def test_fairness_report_on_a_kept_protected_attribute() -> None:
 def test_kept_columns_survive_expansion_and_storage() -> None:
     storage = MemoryStorage()
     frame = generate_sample(1_000, seed=6).assign(branch="north")
-    dataset = process_dataset(validate_frame(frame, keep=["branch"]), storage, source="s",
-                              size=3_000)  # fmt: skip
+    dataset = process_dataset(
+        validate_frame(frame, keep=["branch"]), storage, source="s", size=3_000
+    )
     assert dataset.kept_columns == ["branch"]
     train = DatasetCatalogue(storage).load_split(dataset.id, "train")
     assert (train["branch"] == "north").all()

@@ -15,9 +15,13 @@ from loanrisk.storage import MemoryStorage
 from loanrisk.training.job import TrainingRequest, run_training
 from tests.builtin import EXAMPLE_LOAN
 
-DIRECTIONS = {"person_income": "decreasing", "loan_grade": "increasing",
-              "loan_int_rate": "increasing", "loan_percent_income": "increasing",
-              "cb_person_default_on_file": "increasing"}  # fmt: skip
+DIRECTIONS = {
+    "person_income": "decreasing",
+    "loan_grade": "increasing",
+    "loan_int_rate": "increasing",
+    "loan_percent_income": "increasing",
+    "cb_person_default_on_file": "increasing",
+}
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +62,11 @@ def test_served_scores_never_move_against_a_declared_direction(trained: MemorySt
     """Independently of the report: the served scorer (oneDAL where available) along fine
     grids, for several applicants."""
     scorer = Scorer(ModelRegistry(trained).load("loan-default", 2))
-    applicants = [EXAMPLE_LOAN, {**EXAMPLE_LOAN, "person_income": 20_000, "loan_grade": "D"},
-                  {**EXAMPLE_LOAN, "loan_int_rate": None, "person_emp_length": 1}]  # fmt: skip
+    applicants = [
+        EXAMPLE_LOAN,
+        {**EXAMPLE_LOAN, "person_income": 20_000, "loan_grade": "D"},
+        {**EXAMPLE_LOAN, "loan_int_rate": None, "person_emp_length": 1},
+    ]
     grids: dict[str, list[object]] = {
         "loan_percent_income": list(np.round(np.linspace(0.0, 0.8, 81), 3)),
         "loan_int_rate": list(np.round(np.linspace(5.0, 23.0, 91), 2)),
@@ -90,13 +97,17 @@ def test_continuing_keeps_the_constraints_and_refuses_a_one_hot_parent(
 ) -> None:
     continued = run_training(
         TrainingRequest(rounds=10, continue_from="2", monotone=True, promote=False),
-        trained, nthread=2,
-    )  # fmt: skip
+        trained,
+        nthread=2,
+    )
     assert continued.report["monotonicity"]["holds"] is True
     with pytest.raises(InvalidInput, match="loan_grade"):
-        run_training(TrainingRequest(rounds=5, continue_from="1", monotone=True), trained,
-                     nthread=2)  # fmt: skip
+        run_training(
+            TrainingRequest(rounds=5, continue_from="1", monotone=True), trained, nthread=2
+        )
     with pytest.raises(InvalidInput, match="not both"):
-        run_training(TrainingRequest(rounds=5, monotone=True,
-                                     params={"monotone_constraints": "(1)"}), trained,
-                     nthread=2)  # fmt: skip
+        run_training(
+            TrainingRequest(rounds=5, monotone=True, params={"monotone_constraints": "(1)"}),
+            trained,
+            nthread=2,
+        )

@@ -32,8 +32,9 @@ def test_progress_is_reported_every_round_with_an_eta(data: tuple[np.ndarray, np
 def test_continued_training_counts_only_new_rounds(data: tuple[np.ndarray, np.ndarray]) -> None:
     first = train_booster(*data, params=DEFAULT_PARAMS, rounds=5, nthread=1).booster
     seen: list[RoundProgress] = []
-    more = train_booster(*data, params=DEFAULT_PARAMS, rounds=7, nthread=1, init_model=first,
-                         progress=seen.append)  # fmt: skip
+    more = train_booster(
+        *data, params=DEFAULT_PARAMS, rounds=7, nthread=1, init_model=first, progress=seen.append
+    )
     assert more.booster.num_boosted_rounds() == 12
     assert more.rounds == 7
     assert [p.done for p in seen] == list(range(1, 8))
@@ -42,18 +43,28 @@ def test_continued_training_counts_only_new_rounds(data: tuple[np.ndarray, np.nd
 def test_cancelling_stops_the_training_and_raises(data: tuple[np.ndarray, np.ndarray]) -> None:
     seen: list[RoundProgress] = []
     with pytest.raises(Cancelled):
-        train_booster(*data, params=DEFAULT_PARAMS, rounds=500, nthread=1, progress=seen.append,
-                      should_cancel=lambda: len(seen) >= 3)  # fmt: skip
+        train_booster(
+            *data,
+            params=DEFAULT_PARAMS,
+            rounds=500,
+            nthread=1,
+            progress=seen.append,
+            should_cancel=lambda: len(seen) >= 3,
+        )
     assert len(seen) == 3
 
 
 def test_early_stopping_records_the_best_iteration(data: tuple[np.ndarray, np.ndarray]) -> None:
     features, labels = data
     outcome = train_booster(
-        features[:1500], labels[:1500], params={**DEFAULT_PARAMS, "learning_rate": 0.5},
-        rounds=300, nthread=1, validation=(features[1500:], labels[1500:]),
+        features[:1500],
+        labels[:1500],
+        params={**DEFAULT_PARAMS, "learning_rate": 0.5},
+        rounds=300,
+        nthread=1,
+        validation=(features[1500:], labels[1500:]),
         early_stopping_rounds=5,
-    )  # fmt: skip
+    )
     assert outcome.best_iteration is not None
     assert outcome.rounds < 300
     with pytest.raises(InvalidInput, match="needs a validation slice"):

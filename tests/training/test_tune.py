@@ -78,23 +78,48 @@ def test_a_cancelled_tuning_keeps_its_complete_trials() -> None:
         return stored is not None and len(stored.trials) >= 1
 
     with pytest.raises(Cancelled):
-        run_tuning(TuneJob(dataset=data, **{**FAST, "trials": 5}), storage, nthread=1,
-                   should_cancel=cancel_in_second_trial)  # fmt: skip
+        run_tuning(
+            TuneJob(dataset=data, **{**FAST, "trials": 5}),
+            storage,
+            nthread=1,
+            should_cancel=cancel_in_second_trial,
+        )
     stored = load_study(DatasetCatalogue(storage), data, "tune")
     assert stored is not None and len(stored.trials) == 1 and calls["n"] > 1
 
 
 def test_best_lean_and_the_frontier() -> None:
     def trial(number: int, auc: float, nodes: float) -> Trial:
-        return Trial(number=number, params={"max_depth": 3}, auc=auc, auc_std=0.0, nodes=nodes,
-                     rounds=10, seconds=1.0)  # fmt: skip
+        return Trial(
+            number=number,
+            params={"max_depth": 3},
+            auc=auc,
+            auc_std=0.0,
+            nodes=nodes,
+            rounds=10,
+            seconds=1.0,
+        )
 
-    study = Study(name="s", dataset="d", objective="auc", folds=3, seed=0, monotone=False,
-                  max_rounds=100, early_stopping_rounds=10, lean_tolerance=0.001,
-                  created_at="", updated_at="",
-                  trials=[trial(0, 0.9400, 5_000), trial(1, 0.9450, 9_000),
-                          trial(2, 0.9445, 2_000), trial(3, 0.9300, 1_000),
-                          trial(4, 0.9420, 3_000)])  # fmt: skip
+    study = Study(
+        name="s",
+        dataset="d",
+        objective="auc",
+        folds=3,
+        seed=0,
+        monotone=False,
+        max_rounds=100,
+        early_stopping_rounds=10,
+        lean_tolerance=0.001,
+        created_at="",
+        updated_at="",
+        trials=[
+            trial(0, 0.9400, 5_000),
+            trial(1, 0.9450, 9_000),
+            trial(2, 0.9445, 2_000),
+            trial(3, 0.9300, 1_000),
+            trial(4, 0.9420, 3_000),
+        ],
+    )
     assert study.best().number == 1
     assert study.lean().number == 2  # within 0.001 of the best, a quarter of its nodes
     assert [t.number for t in study.frontier()] == [3, 2, 1]
@@ -117,8 +142,19 @@ def test_tune_then_train_from_the_lean_trial_on_the_command_line(tmp_path: Path)
     assert manifest["tuned_from"]["trial"] == lean["number"]
     assert manifest["rounds"]["trained"] == lean["rounds"]
     assert manifest["params"]["max_depth"] == lean["params"]["max_depth"]
-    override = run("train", "--dataset", data, "--params-from", "tune", "--param", "max_depth=2",
-                   "--rounds", "7", *store, "--json")  # fmt: skip
+    override = run(
+        "train",
+        "--dataset",
+        data,
+        "--params-from",
+        "tune",
+        "--param",
+        "max_depth=2",
+        "--rounds",
+        "7",
+        *store,
+        "--json",
+    )
     assert override.returncode == 0, override.stderr
     doc = json.loads(override.stdout)
     assert doc["params"]["max_depth"] == 2 and doc["rounds"]["trained"] == 7

@@ -51,8 +51,10 @@ from loanrisk.service.state import Services
 router = APIRouter(include_in_schema=False)
 ViewerDep = Annotated[Viewer, Depends(viewer)]
 #: Pages load their own stylesheet and script only; nothing may frame them.
-PAGE_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-               "script-src 'self'; frame-ancestors 'none'; form-action 'self'")  # fmt: skip
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; frame-ancestors 'none'; form-action 'self'"
+)
 
 
 def _services(request: Request) -> Services:
@@ -63,14 +65,28 @@ def _services(request: Request) -> Services:
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """A rendered page with the console's security headers (and the CSRF cookie if new)."""
     services = _services(request)
-    html = templates().get_template(template).render(
-        request=request, csrf=csrf_token(request), csrf_field=CSRF_FIELD,
-        settings=services.settings, path=request.url.path, **context,
-    )  # fmt: skip
-    response = HTMLResponse(html, status, headers={
-        "Content-Security-Policy": PAGE_POLICY, "X-Frame-Options": "DENY",
-        "Referrer-Policy": "same-origin", "Cache-Control": "no-store",
-    })  # fmt: skip
+    html = (
+        templates()
+        .get_template(template)
+        .render(
+            request=request,
+            csrf=csrf_token(request),
+            csrf_field=CSRF_FIELD,
+            settings=services.settings,
+            path=request.url.path,
+            **context,
+        )
+    )
+    response = HTMLResponse(
+        html,
+        status,
+        headers={
+            "Content-Security-Policy": PAGE_POLICY,
+            "X-Frame-Options": "DENY",
+            "Referrer-Policy": "same-origin",
+            "Cache-Control": "no-store",
+        },
+    )
     keep_csrf(response, request)
     return response
 
@@ -153,8 +169,14 @@ async def models_page(request: Request, who: ViewerDep) -> Response:
     async def work() -> Response:
         models = await run_in_threadpool(read)
         model, _, alias = request.query_params.get("moved", "").partition("/")
-        moved = next(({"model": m.name, "alias": alias, **m.aliases[alias]} for m in models
-                      if m.name == model and alias in m.aliases), None)  # fmt: skip
+        moved = next(
+            (
+                {"model": m.name, "alias": alias, **m.aliases[alias]}
+                for m in models
+                if m.name == model and alias in m.aliases
+            ),
+            None,
+        )
         return page(request, "models.html", viewer=who, models=models, moved=moved)
 
     return await _guarded(request, who, work)
@@ -197,12 +219,17 @@ async def change_alias(name: str, request: Request, who: ViewerDep) -> Response:
         if body.action == "promote":
             if not body.version:
                 raise InvalidInput("version: choose a version", details={"field": "version"})
-            await run_in_threadpool(lambda: registry.promote(
-                model, body.version, alias, check=check, by=who.name,
-                reason=body.reason))  # fmt: skip
+            await run_in_threadpool(
+                lambda: registry.promote(
+                    model, body.version, alias, check=check, by=who.name, reason=body.reason
+                )
+            )
         else:
-            await run_in_threadpool(lambda: registry.rollback(
-                model, alias, check=check, by=who.name, reason=body.reason))  # fmt: skip
+            await run_in_threadpool(
+                lambda: registry.rollback(
+                    model, alias, check=check, by=who.name, reason=body.reason
+                )
+            )
         await run_in_threadpool(services.models.refresh, registry.root, model)
         return RedirectResponse(f"/console/?moved={model}/{alias}#model-{model}", 303)
 
@@ -293,8 +320,9 @@ async def jobs_page(request: Request, who: ViewerDep) -> Response:
     jobs = _services(request).jobs
 
     async def work() -> Response:
-        return page(request, "jobs.html", viewer=who,
-                    jobs=await run_in_threadpool(jobs.list, limit=100))  # fmt: skip
+        return page(
+            request, "jobs.html", viewer=who, jobs=await run_in_threadpool(jobs.list, limit=100)
+        )
 
     return await _guarded(request, who, work)
 
@@ -346,10 +374,12 @@ async def monitoring_page(
 
     async def work() -> Response:
         registry = registry_of(services, None)
-        report = await run_in_threadpool(views.monitoring, services.storage, registry, settings,
-                                         settings.model_name, days)  # fmt: skip
-        return page(request, "monitoring.html", viewer=who, report=report,
-                    choices=views.DAY_CHOICES)  # fmt: skip
+        report = await run_in_threadpool(
+            views.monitoring, services.storage, registry, settings, settings.model_name, days
+        )
+        return page(
+            request, "monitoring.html", viewer=who, report=report, choices=views.DAY_CHOICES
+        )
 
     return await _guarded(request, who, work)
 

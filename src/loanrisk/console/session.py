@@ -96,8 +96,15 @@ def _secure(request: Request) -> bool:
 def _set_cookie(response: Response, request: Request, name: str, value: str) -> None:
     """A console cookie: unreadable by scripts, never sent by other sites, HTTPS-only outside
     development, for a working day."""
-    response.set_cookie(name, value, max_age=SESSION_SECONDS, httponly=True,
-                        samesite="strict", secure=_secure(request), path="/")  # fmt: skip
+    response.set_cookie(
+        name,
+        value,
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+        path="/",
+    )
 
 
 def set_login(response: Response, request: Request, key: str) -> None:
@@ -131,9 +138,12 @@ def check_write(request: Request, sent: object) -> None:
     if origin is not None:
         own = f"{request.url.scheme}://{request.url.netloc}"
         if origin != own:
-            raise Forbidden("refused: the form was sent from another site",
-                            details={"field": CSRF_FIELD})  # fmt: skip
+            raise Forbidden(
+                "refused: the form was sent from another site", details={"field": CSRF_FIELD}
+            )
     cookie = request.cookies.get(CSRF_COOKIE, "")
     if not isinstance(sent, str) or not cookie or not hmac.compare_digest(sent, cookie):
-        raise Forbidden("refused: the form's CSRF token is missing or stale; reload the page",
-                        details={"field": CSRF_FIELD})  # fmt: skip
+        raise Forbidden(
+            "refused: the form's CSRF token is missing or stale; reload the page",
+            details={"field": CSRF_FIELD},
+        )

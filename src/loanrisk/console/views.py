@@ -49,11 +49,17 @@ def model_overview(registry: ModelRegistry, name: str) -> ModelOverview:
     rows = []
     for number in reversed(versions[-MAX_VERSIONS:]):
         m = registry.manifest(name, number)
-        rows.append(VersionRow(
-            number, m.created_at, f"{m.parent.name}@{m.parent.version}" if m.parent else None,
-            str((m.dataset or {}).get("id")) if m.dataset else None,
-            m.metrics.get("auc"), m.metrics.get("brier"), by_version.get(number, []),
-        ))  # fmt: skip
+        rows.append(
+            VersionRow(
+                number,
+                m.created_at,
+                f"{m.parent.name}@{m.parent.version}" if m.parent else None,
+                str((m.dataset or {}).get("id")) if m.dataset else None,
+                m.metrics.get("auc"),
+                m.metrics.get("brier"),
+                by_version.get(number, []),
+            )
+        )
     for record in aliases.values():
         record["history"] = list(reversed(record.get("history", [])))[:MAX_HISTORY]
     return ModelOverview(name, rows, aliases, len(versions))
@@ -84,15 +90,28 @@ def monitoring(
     except (NotFound, Conflict) as exc:
         return Monitoring(name, None, days, exc.message, None, None, None, [])
     try:
-        daily = drift_by_day(storage, registry, log_directory, name, version, since=since,
-                             until=until, max_rows=settings.monitor_max_rows)  # fmt: skip
+        daily = drift_by_day(
+            storage,
+            registry,
+            log_directory,
+            name,
+            version,
+            since=since,
+            until=until,
+            max_rows=settings.monitor_max_rows,
+        )
     except LoanRiskError as exc:
         return Monitoring(name, version, days, exc.message, None, None, None, [])
     scored = [d for d in daily if d["rows"]]
-    performance = performance_for(storage, log_directory,
-                                  storage.resolve(settings.outcome_directory), name,
-                                  since=since, until=until,
-                                  max_rows=settings.monitor_max_rows)  # fmt: skip
+    performance = performance_for(
+        storage,
+        log_directory,
+        storage.resolve(settings.outcome_directory),
+        name,
+        since=since,
+        until=until,
+        max_rows=settings.monitor_max_rows,
+    )
     challengers = []
     canary = settings.canary_split
     aliases = [settings.shadow_alias, canary[0] if canary else None]
@@ -102,8 +121,17 @@ def monitoring(
         except NotFound:
             continue
         if other != version:
-            live = live_comparison(storage, settings, Versions(name, version, other),
-                                   since=since, until=until)  # fmt: skip
+            live = live_comparison(
+                storage, settings, Versions(name, version, other), since=since, until=until
+            )
             challengers.append((alias, other, live))
-    return Monitoring(name, version, days, None, drift_over_time(daily),
-                      scored[-1] if scored else None, performance, challengers)  # fmt: skip
+    return Monitoring(
+        name,
+        version,
+        days,
+        None,
+        drift_over_time(daily),
+        scored[-1] if scored else None,
+        performance,
+        challengers,
+    )

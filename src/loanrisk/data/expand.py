@@ -98,8 +98,11 @@ def expand_chunks(
     present = {c: np.unique(v[v >= 0]).astype(np.int16) for c, v in source_codes.items()}
     label = frame[label_name].to_numpy() if label_name in frame.columns else None
     # Kept extra columns (e.g. a protected attribute) are repeated as they are, without noise.
-    extras = {c: frame[c].cat.codes.to_numpy() for c in frame.columns
-              if c not in features and c != label_name}  # fmt: skip
+    extras = {
+        c: frame[c].cat.codes.to_numpy()
+        for c in frame.columns
+        if c not in features and c != label_name
+    }
 
     for chunk, start in enumerate(range(0, size, CHUNK_ROWS)):
         stop = min(start + CHUNK_ROWS, size)

@@ -141,8 +141,7 @@ def read_csv(
         # Closed before the stream, however validation ends.
         chunks_of = read_ahead(iter_csv_chunks(stream, chunk_rows=CHUNK_ROWS, schema=schema))
         with contextlib.closing(chunks_of) as chunks:
-            return validate_chunks(chunks, schema=schema, mode=mode, keep=keep,
-                                   on_error=on_error)  # fmt: skip
+            return validate_chunks(chunks, schema=schema, mode=mode, keep=keep, on_error=on_error)
     finally:
         if isinstance(source, str):
             stream.close()
@@ -151,8 +150,9 @@ def read_csv(
 def text_columns(schema: LoanSchema) -> list[str]:
     """Columns read as text, so "  rent ", "1 " and "007" are cleaned, not guessed: every
     declared column that is not a number."""
-    return [c.name for c in schema.columns if c.type not in ("numeric", "integer")
-            or c.role == "label"]  # fmt: skip
+    return [
+        c.name for c in schema.columns if c.type not in ("numeric", "integer") or c.role == "label"
+    ]
 
 
 _READ_OPTIONS: dict[str, Any] = {
@@ -192,12 +192,21 @@ def iter_csv_chunks(
         layout = _probe(buffered.peek(_PROBE_BYTES)[:_PROBE_BYTES])
         offset = 0
         text: Any = (
-            "string" if all_text
+            "string"
+            if all_text
             else dict.fromkeys(text_columns(schema or builtin_schema()), "string")
-        )  # fmt: skip
-        with _csv_errors(), pd.read_csv(buffered, chunksize=chunk_rows, dtype=text,
-                                        sep=layout.delimiter, usecols=layout.named,
-                                        **_READ_OPTIONS) as reader:  # fmt: skip
+        )
+        with (
+            _csv_errors(),
+            pd.read_csv(
+                buffered,
+                chunksize=chunk_rows,
+                dtype=text,
+                sep=layout.delimiter,
+                usecols=layout.named,
+                **_READ_OPTIONS,
+            ) as reader,
+        ):
             for chunk in reader:
                 yield offset, _check_field_sizes(chunk, offset)
                 offset += len(chunk)

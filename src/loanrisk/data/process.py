@@ -73,15 +73,19 @@ def process_dataset(
     totals = {"rows": 0, "defaults": 0, "train_defaults": 0}
     fit_rows: pd.DataFrame | None = None
     try:
-        with catalogue.open_file(dataset_id, "train.parquet") as train_file, \
-                catalogue.open_file(dataset_id, "test.parquet") as test_file:  # fmt: skip
+        with (
+            catalogue.open_file(dataset_id, "train.parquet") as train_file,
+            catalogue.open_file(dataset_id, "test.parquet") as test_file,
+        ):
             sinks = {"train": ParquetSink(train_file), "test": ParquetSink(test_file)}
             clock = time.perf_counter()
             chunks = (
-                expand_chunks(frame, target, seed=seed, progress=partial(report, "expand"),
-                              schema=schema)
-                if expanded else iter([frame])
-            )  # fmt: skip
+                expand_chunks(
+                    frame, target, seed=seed, progress=partial(report, "expand"), schema=schema
+                )
+                if expanded
+                else iter([frame])
+            )
             for number, chunk in enumerate(chunks):
                 timings["expand"] += time.perf_counter() - clock
                 clock = time.perf_counter()
@@ -89,10 +93,13 @@ def process_dataset(
                 # One stream per chunk of an expansion; the input's own split keeps ``seed``.
                 try:
                     train, test = split_frame(
-                        chunk, test_fraction=test_fraction, stratify=stratify,
-                        seed=[seed, number] if expanded else seed, allow_empty=expanded,
+                        chunk,
+                        test_fraction=test_fraction,
+                        stratify=stratify,
+                        seed=[seed, number] if expanded else seed,
+                        allow_empty=expanded,
                         label=label,
-                    )  # fmt: skip
+                    )
                 except ValueError as exc:  # too few rows (or of one class) for both parts
                     raise InvalidInput(
                         f"cannot split the loans into train and test: {exc}"
@@ -118,8 +125,13 @@ def process_dataset(
                 )
             report("split", 1, 1)
             clock = time.perf_counter()
-            files: dict[str, FileEntry] = {name: sink.close() for name, sink in (
-                ("train.parquet", sinks["train"]), ("test.parquet", sinks["test"]))}  # fmt: skip
+            files: dict[str, FileEntry] = {
+                name: sink.close()
+                for name, sink in (
+                    ("train.parquet", sinks["train"]),
+                    ("test.parquet", sinks["test"]),
+                )
+            }
             timings["write"] += time.perf_counter() - clock
 
         clock = time.perf_counter()

@@ -22,18 +22,44 @@ import pandas as pd
 
 from loanrisk.schema import builtin_schema
 
-GRADE_SHARE = {"A": 0.3308, "B": 0.3208, "C": 0.1982, "D": 0.1113, "E": 0.0296, "F": 0.0074,
-               "G": 0.0020}  # fmt: skip
+GRADE_SHARE = {
+    "A": 0.3308,
+    "B": 0.3208,
+    "C": 0.1982,
+    "D": 0.1113,
+    "E": 0.0296,
+    "F": 0.0074,
+    "G": 0.0020,
+}
 HOME_SHARE = {"RENT": 0.5048, "MORTGAGE": 0.4126, "OWN": 0.0793, "OTHER": 0.0033}
-INTENT_SHARE = {"EDUCATION": 0.1981, "MEDICAL": 0.1863, "VENTURE": 0.1755, "PERSONAL": 0.1695,
-                "DEBTCONSOLIDATION": 0.1600, "HOMEIMPROVEMENT": 0.1106}  # fmt: skip
+INTENT_SHARE = {
+    "EDUCATION": 0.1981,
+    "MEDICAL": 0.1863,
+    "VENTURE": 0.1755,
+    "PERSONAL": 0.1695,
+    "DEBTCONSOLIDATION": 0.1600,
+    "HOMEIMPROVEMENT": 0.1106,
+}
 #: Interest rate by grade: mean and standard deviation, percent.
-RATE_BY_GRADE = {"A": (7.328, 1.044), "B": (10.996, 0.909), "C": (13.464, 0.962),
-                 "D": (15.361, 1.111), "E": (17.009, 1.323), "F": (18.609, 1.376),
-                 "G": (20.252, 1.067)}  # fmt: skip
+RATE_BY_GRADE = {
+    "A": (7.328, 1.044),
+    "B": (10.996, 0.909),
+    "C": (13.464, 0.962),
+    "D": (15.361, 1.111),
+    "E": (17.009, 1.323),
+    "F": (18.609, 1.376),
+    "G": (20.252, 1.067),
+}
 #: Share with an earlier default on file, by grade (none in A and B).
-PRIOR_DEFAULT_BY_GRADE = {"A": 0.0, "B": 0.0, "C": 0.5042, "D": 0.5174, "E": 0.4824,
-                          "F": 0.4647, "G": 0.5625}  # fmt: skip
+PRIOR_DEFAULT_BY_GRADE = {
+    "A": 0.0,
+    "B": 0.0,
+    "C": 0.5042,
+    "D": 0.5174,
+    "E": 0.4824,
+    "F": 0.4647,
+    "G": 0.5625,
+}
 LOG_INCOME = (10.925, 0.566)  # mean, sd of ln(income)
 LOG_AMOUNT = (8.941, 0.712)  # mean, sd of ln(loan amount)
 LOG_INCOME_AMOUNT_CORR = 0.414
@@ -41,11 +67,24 @@ MISSING_RATE = {"person_emp_length": 895 / 32581, "loan_int_rate": 3116 / 32581}
 OUTLIER_RATE = 0.0002
 #: Logistic model of default fitted on the public data (intercept and coefficients).
 LOGIT_INTERCEPT = -1.197
-LOGIT_GRADE = {"A": -2.769, "B": -2.388, "C": -2.026, "D": 0.165, "E": 0.489, "F": 0.800,
-               "G": 4.573}  # fmt: skip
+LOGIT_GRADE = {
+    "A": -2.769,
+    "B": -2.388,
+    "C": -2.026,
+    "D": 0.165,
+    "E": 0.489,
+    "F": 0.800,
+    "G": 4.573,
+}
 LOGIT_HOME = {"MORTGAGE": -0.182, "OTHER": 0.297, "OWN": -1.863, "RENT": 0.592}
-LOGIT_INTENT = {"DEBTCONSOLIDATION": 0.258, "EDUCATION": -0.592, "HOMEIMPROVEMENT": 0.331,
-                "MEDICAL": 0.053, "PERSONAL": -0.366, "VENTURE": -0.840}  # fmt: skip
+LOGIT_INTENT = {
+    "DEBTCONSOLIDATION": 0.258,
+    "EDUCATION": -0.592,
+    "HOMEIMPROVEMENT": 0.331,
+    "MEDICAL": 0.053,
+    "PERSONAL": -0.366,
+    "VENTURE": -0.840,
+}
 LOGIT_PERCENT_INCOME = 7.945
 LOGIT_LOG_INCOME = -1.189  # per unit of ln(income) - 11
 

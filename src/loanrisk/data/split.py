@@ -56,8 +56,9 @@ def split_frame(
     schema's) when it is there."""
     label = label or builtin_schema().label_name
     labels = frame[label].to_numpy() if stratify and label in frame.columns else None
-    train, test = split_indices(labels, len(frame), test_fraction=test_fraction, seed=seed,
-                                allow_empty=allow_empty)  # fmt: skip
+    train, test = split_indices(
+        labels, len(frame), test_fraction=test_fraction, seed=seed, allow_empty=allow_empty
+    )
     return (
         frame.take(train).reset_index(drop=True),
         frame.take(test).reset_index(drop=True),

@@ -53,12 +53,18 @@ def build_column_transformer(schema: LoanSchema | None = None) -> ColumnTransfor
         ("power", PowerTransformer(method="yeo-johnson", standardize=True), groups["power"]),
         ("scaled", StandardScaler(), groups["scale"]),
         ("passthrough", "passthrough", groups["none"]),
-        ("ordinal", OrdinalEncoder(categories=ordinal_categories,
-                                   handle_unknown="use_encoded_value", unknown_value=np.nan,
-                                   encoded_missing_value=np.nan),
-         groups["ordinal"]),
+        (
+            "ordinal",
+            OrdinalEncoder(
+                categories=ordinal_categories,
+                handle_unknown="use_encoded_value",
+                unknown_value=np.nan,
+                encoded_missing_value=np.nan,
+            ),
+            groups["ordinal"],
+        ),
         ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False), groups["onehot"]),
-    ]  # fmt: skip
+    ]
     return ColumnTransformer([step for step in steps if step[2]])
 
 

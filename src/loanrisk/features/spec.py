@@ -157,8 +157,9 @@ class FeatureSpec:
         if extended:
             doc["scaled"] = [asdict(c) for c in self.scaled]
             doc["passthrough"] = [asdict(c) for c in self.passthrough]
-            doc["ordinal"] = [{"name": c.name, "categories": list(c.categories)}
-                              for c in self.ordinal]  # fmt: skip
+            doc["ordinal"] = [
+                {"name": c.name, "categories": list(c.categories)} for c in self.ordinal
+            ]
         doc["onehot"] = [{"name": c.name, "categories": list(c.categories)} for c in self.onehot]
         doc["output_columns"] = list(self.output_columns)
         doc["fitted"] = self.fitted

@@ -95,8 +95,7 @@ class FeatureTransformer:
             col += 1
         for ordinal, position in zip(self.spec.ordinal, self._position, strict=True):
             values = frame[ordinal.name].array
-            lookup = np.array([position.get(str(c), np.nan) for c in values.categories]
-                              + [np.nan])  # fmt: skip
+            lookup = np.array([position.get(str(c), np.nan) for c in values.categories] + [np.nan])
             out[:, col] = lookup[np.asarray(values.codes)]  # code -1 (missing) -> NaN
             col += 1
         rows = np.arange(n)

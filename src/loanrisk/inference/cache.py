@@ -241,8 +241,14 @@ class ModelCaches:
         registry = ModelRegistry(self.storage, directory)
 
         def cache(ref: str, *, optional: bool = False) -> ModelCache:
-            return ModelCache(registry, name, ref, build=self._build,
-                              on_failure=self._on_failure, optional=optional)  # fmt: skip
+            return ModelCache(
+                registry,
+                name,
+                ref,
+                build=self._build,
+                on_failure=self._on_failure,
+                optional=optional,
+            )
 
         champion = cache(self.ref)
         if self.shadow_alias is not None:

@@ -115,8 +115,12 @@ class Calibration:
                     raise InvalidInput("isotonic calibration: x and y must be ascending pairs")
                 return cls("isotonic", x=x, y=y, fitted=dict(doc.get("fitted", {})))
             if method == "platt":
-                return cls("platt", a=float(doc["a"]), b=float(doc["b"]),
-                           fitted=dict(doc.get("fitted", {})))  # fmt: skip
+                return cls(
+                    "platt",
+                    a=float(doc["a"]),
+                    b=float(doc["b"]),
+                    fitted=dict(doc.get("fitted", {})),
+                )
             raise InvalidInput(f"unknown calibration method {method!r}")
         except InvalidInput:
             raise
@@ -200,14 +204,19 @@ def fit_calibration(method: Method, probability: np.ndarray, labels: np.ndarray)
 
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
         iso.fit(probability, labels)
-        return Calibration("isotonic", x=tuple(float(v) for v in iso.X_thresholds_),
-                           y=tuple(float(v) for v in iso.y_thresholds_), fitted=fitted)  # fmt: skip
+        return Calibration(
+            "isotonic",
+            x=tuple(float(v) for v in iso.X_thresholds_),
+            y=tuple(float(v) for v in iso.y_thresholds_),
+            fitted=fitted,
+        )
     from sklearn.linear_model import LogisticRegression
 
     platt = LogisticRegression(C=1e6, max_iter=1000)
     platt.fit(_logit(probability).reshape(-1, 1), labels)
-    return Calibration("platt", a=float(platt.coef_[0, 0]), b=float(platt.intercept_[0]),
-                       fitted=fitted)  # fmt: skip
+    return Calibration(
+        "platt", a=float(platt.coef_[0, 0]), b=float(platt.intercept_[0]), fitted=fitted
+    )
 
 
 def expected_calibration_error(table: list[dict[str, Any]]) -> float:
@@ -216,5 +225,7 @@ def expected_calibration_error(table: list[dict[str, Any]]) -> float:
     total = sum(b["count"] for b in table)
     if not total:
         return 0.0
-    return float(sum(b["count"] * abs(b["mean_predicted"] - b["observed_rate"])
-                     for b in table if b["count"]) / total)  # fmt: skip
+    return float(
+        sum(b["count"] * abs(b["mean_predicted"] - b["observed_rate"]) for b in table if b["count"])
+        / total
+    )

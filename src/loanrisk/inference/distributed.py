@@ -37,8 +37,10 @@ def results_folder(storage: Storage, output: str) -> str:
     be, without ``.csv``; :class:`Conflict` when it is taken (results never replace files)."""
     folder = output.removesuffix(".csv")
     if storage.exists(folder) or storage.list(folder):
-        raise Conflict(f"output {folder!r} exists already; results never replace files",
-                       details={"field": "output"})  # fmt: skip
+        raise Conflict(
+            f"output {folder!r} exists already; results never replace files",
+            details={"field": "output"},
+        )
     return folder
 
 
@@ -60,11 +62,14 @@ class ModelFiles:
         """The version's files, labelled with the policy the service would apply to it."""
         policy = served_policy(registry.manifest(name, version).policy, settings).policy
         return cls(
-            name=name, version=version,
+            name=name,
+            version=version,
             files=tuple(registry.version_files(name, version).items()),
-            threshold=policy.threshold, band_cutoffs=policy.band_cutoffs,
-            band_names=policy.band_names, backend=settings.backend,
-        )  # fmt: skip
+            threshold=policy.threshold,
+            band_cutoffs=policy.band_cutoffs,
+            band_names=policy.band_names,
+            backend=settings.backend,
+        )
 
 
 @functools.lru_cache(maxsize=4)
@@ -73,9 +78,12 @@ def _scorer(files: ModelFiles) -> Scorer:
     stored in a registry of its own and loaded, every file checked, as the service loads it."""
     registry = ModelRegistry(MemoryStorage("dask-worker"), "models")
     registry.add_version(files.name, files.version, dict(files.files))
-    return Scorer(registry.load(files.name, files.version), backend=files.backend,
-                  threshold=files.threshold,
-                  bands=Bands(files.band_cutoffs, files.band_names))  # fmt: skip
+    return Scorer(
+        registry.load(files.name, files.version),
+        backend=files.backend,
+        threshold=files.threshold,
+        bands=Bands(files.band_cutoffs, files.band_names),
+    )
 
 
 def score_partition(
@@ -92,8 +100,9 @@ def score_partition(
     part = part.reset_index(drop=True)
     ids = part[id_column].to_numpy() if id_column else None
     features = part.drop(columns=[id_column]) if id_column else part
-    results, _ = _scorer(files).score_frame(features, on_error=on_error, explain=explain,
-                                            decline_reasons=decline_reasons)  # fmt: skip
+    results, _ = _scorer(files).score_frame(
+        features, on_error=on_error, explain=explain, decline_reasons=decline_reasons
+    )
     if ids is not None:
         results.insert(0, id_column or "id", ids[results["row"].to_numpy() - 1])
     results = results.drop(columns=["row"]).reset_index(drop=True)
@@ -126,8 +135,10 @@ def score_on_dask(
     except ImportError:  # pragma: no cover - the extra is installed in tests
         raise InvalidInput("scoring on Dask needs the dask extra: loanrisk[dask]") from None
     if not source.endswith(".parquet"):
-        raise InvalidInput("scoring on a Dask cluster reads Parquet (a file, a glob or a "
-                           "directory of .parquet files)")  # fmt: skip
+        raise InvalidInput(
+            "scoring on a Dask cluster reads Parquet (a file, a glob or a "
+            "directory of .parquet files)"
+        )
     files = ModelFiles.of(registry, name, version, settings)
     with Client(scheduler) as client:  # type: ignore[no-untyped-call]
         workers = len(client.scheduler_info()["workers"])
@@ -135,8 +146,11 @@ def score_on_dask(
         if id_column is not None and id_column not in frame.columns:
             raise InvalidInput(f"id column {id_column!r} is not in the input")
         sample = frame.partitions[0].head(2, compute=True)
-        options: dict[str, Any] = {"id_column": id_column, "explain": explain,
-                                   "decline_reasons": decline_reasons}  # fmt: skip
+        options: dict[str, Any] = {
+            "id_column": id_column,
+            "explain": explain,
+            "decline_reasons": decline_reasons,
+        }
         meta = score_partition(sample, files, on_error="skip", **options).iloc[:0]
         scored = frame.map_partitions(
             score_partition, files, on_error=on_error, meta=meta, **options
@@ -147,8 +161,7 @@ def score_on_dask(
         fs, final = fsspec.core.url_to_fs(output, **written)
         partial = final.rstrip("/") + ".partial"
         target = fs.unstrip_protocol(partial) if "://" in output else partial
-        write = scored.to_parquet(target, storage_options=written, write_index=False,
-                                  compute=False)  # fmt: skip
+        write = scored.to_parquet(target, storage_options=written, write_index=False, compute=False)
         try:
             _, rows, defaults = dask.compute(  # type: ignore[attr-defined,no-untyped-call]
                 write, scored["label"].size, scored["label"].sum()
@@ -159,7 +172,10 @@ def score_on_dask(
             raise
         fs.mv(partial, final.rstrip("/"), recursive=True)
     return {
-        "scored": int(rows), "defaults": int(defaults),
-        "partitions": frame.npartitions, "workers": workers, "output": output,
+        "scored": int(rows),
+        "defaults": int(defaults),
+        "partitions": frame.npartitions,
+        "workers": workers,
+        "output": output,
         "model": {"name": name, "version": version},
-    }  # fmt: skip
+    }

@@ -170,9 +170,14 @@ def derived_catalog(schema: LoanSchema, override: ReasonCatalog | None = None) -
     entries: list[ReasonEntry] = []
     for name in schema.feature_names:
         for direction in _directions(schema, name):
-            entries.append(ReasonEntry(attribute=name, direction=direction,
-                                       code=f"R{len(entries) + 1:02d}",
-                                       statement=_statement(schema, name, direction)))  # fmt: skip
+            entries.append(
+                ReasonEntry(
+                    attribute=name,
+                    direction=direction,
+                    code=f"R{len(entries) + 1:02d}",
+                    statement=_statement(schema, name, direction),
+                )
+            )
     by_value = _value_entries(schema, len(entries) + 1)
     if override is None:
         return ReasonCatalog(reasons=(*entries, *by_value))
@@ -194,8 +199,10 @@ def derived_catalog(schema: LoanSchema, override: ReasonCatalog | None = None) -
             continue
         if (entry.attribute, entry.direction) not in known:
             allowed = ", ".join(_directions(schema, entry.attribute))
-            raise InvalidInput(f"reason catalog: {entry.attribute!r} takes the directions "
-                               f"{allowed}, not {entry.direction!r}")  # fmt: skip
+            raise InvalidInput(
+                f"reason catalog: {entry.attribute!r} takes the directions "
+                f"{allowed}, not {entry.direction!r}"
+            )
         replaced[key(entry)] = entry
     merged = [replaced.pop(key(e), e) for e in (*entries, *by_value)]
     return ReasonCatalog(reasons=(*merged, *replaced.values()))  # new categories' entries last
@@ -221,8 +228,13 @@ def above_typical(spec: FeatureSpec, features: np.ndarray) -> dict[str, np.ndarr
     return out
 
 
-def direction(schema: LoanSchema, catalog: dict[tuple[str, str], ReasonEntry], name: str,
-              value: object, above: bool | None) -> Direction:  # fmt: skip
+def direction(
+    schema: LoanSchema,
+    catalog: dict[tuple[str, str], ReasonEntry],
+    name: str,
+    value: object,
+    above: bool | None,
+) -> Direction:
     """The direction of one applicant's ``value`` of attribute ``name``."""
     if value is None or (isinstance(value, float) and value != value):
         return "missing"

@@ -88,17 +88,33 @@ class RecordRules:
         self.missing_as = spec.missing_treatment() if spec is not None else declared
         # Plain floats, not the schema's objects: this runs for every loan scored.
         self.numbers = [
-            (c.name, c.missing == "refuse", c.type == "integer", c.valid_range.low,
-             c.valid_range.high, c.valid_range.describe(), *_plausible(c))
-            for c in schema.features if c.type in ("numeric", "integer")
-        ]  # fmt: skip
-        self.booleans = [(c.name, c.missing == "refuse") for c in schema.features
-                         if c.type == "boolean"]  # fmt: skip
+            (
+                c.name,
+                c.missing == "refuse",
+                c.type == "integer",
+                c.valid_range.low,
+                c.valid_range.high,
+                c.valid_range.describe(),
+                *_plausible(c),
+            )
+            for c in schema.features
+            if c.type in ("numeric", "integer")
+        ]
+        self.booleans = [
+            (c.name, c.missing == "refuse") for c in schema.features if c.type == "boolean"
+        ]
         self.categories = [
-            (c.name, c.missing == "refuse", frozenset(c.categories or ()),
-             ", ".join(c.categories or ()), c.unknown == "refuse", c.unknown == "missing")
-            for c in schema.features if c.type in ("categorical", "ordinal")
-        ]  # fmt: skip
+            (
+                c.name,
+                c.missing == "refuse",
+                frozenset(c.categories or ()),
+                ", ".join(c.categories or ()),
+                c.unknown == "refuse",
+                c.unknown == "missing",
+            )
+            for c in schema.features
+            if c.type in ("categorical", "ordinal")
+        ]
         self.features = frozenset(schema.feature_names)
         #: Columns with special codes treated as missing: name -> (codes, column).
         self.special = {
@@ -111,13 +127,19 @@ class RecordRules:
 def _shape(lowered: Mapping[str, Any], rules: RecordRules) -> list[FieldError]:
     """A record that lacks features of the schema: the missing and the unexpected fields."""
     absent = [name for name in rules.schema.feature_names if name not in lowered]
-    problems = [FieldError(name, "missing field (send null for a missing value)")
-                for name in absent]  # fmt: skip
+    problems = [
+        FieldError(name, "missing field (send null for a missing value)") for name in absent
+    ]
     unexpected = sorted(set(lowered) - rules.known)
     if unexpected:
-        problems.append(FieldError("", f"unexpected field(s) {', '.join(unexpected)}: the "
-                                       f"model's schema {rules.schema.name!r} does not "
-                                       "declare them"))  # fmt: skip
+        problems.append(
+            FieldError(
+                "",
+                f"unexpected field(s) {', '.join(unexpected)}: the "
+                f"model's schema {rules.schema.name!r} does not "
+                "declare them",
+            )
+        )
     return problems
 
 
@@ -232,8 +254,9 @@ def clean_record(
             continue
         if value not in allowed:
             if refuse_unknown:
-                problems.append(FieldError(name, f"unknown category {raw!r} "
-                                                 f"(allowed: {allowed_text})"))  # fmt: skip
+                problems.append(
+                    FieldError(name, f"unknown category {raw!r} (allowed: {allowed_text})")
+                )
                 continue
             # Encoded, an unknown category is what a missing one is (one-hot: every column 0;
             # ordinal: NaN); under ``unknown: missing`` it is a missing value everywhere.
@@ -268,6 +291,8 @@ def require_clean(
     text = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in result)
     raise InvalidInput(
         f"{where}{text}",
-        details={"record": index, "fields": [{"field": p.field, "message": p.message}
-                                             for p in result]},
-    )  # fmt: skip
+        details={
+            "record": index,
+            "fields": [{"field": p.field, "message": p.message} for p in result],
+        },
+    )

@@ -100,9 +100,12 @@ class Scorer:
         self.rules = RecordRules(model.schema, spec=model.spec)
         self.transformer = FeatureTransformer(model.spec)
         self.backend, self.fallback = make_backend(
-            model.booster, model.spec, choice=backend, nthread=nthread,
+            model.booster,
+            model.spec,
+            choice=backend,
+            nthread=nthread,
             calibration=model.calibration,
-        )  # fmt: skip
+        )
         recorded = model.manifest.policy
         fallback: PolicySource = "version" if recorded is not None else "default"
         self.threshold = (
@@ -142,12 +145,20 @@ class Scorer:
             "load_seconds": round(self.load_seconds, 4),
         }
 
-    def reasons(self, features: np.ndarray, values: Sequence[Mapping[str, Any]], *,
-                top_k: int = 4) -> list[list[dict[str, Any]]]:  # fmt: skip
+    def reasons(
+        self, features: np.ndarray, values: Sequence[Mapping[str, Any]], *, top_k: int = 4
+    ) -> list[list[dict[str, Any]]]:
         """The reasons of encoded loans ``features`` (raw ``values``), from the version's
         reason catalog (the schema's derived one for versions published before catalogs)."""
-        return reason_codes(self.model.booster, self.model.spec, features, values, top_k=top_k,
-                            schema=self.schema, catalog=self.model.reasons)  # fmt: skip
+        return reason_codes(
+            self.model.booster,
+            self.model.spec,
+            features,
+            values,
+            top_k=top_k,
+            schema=self.schema,
+            catalog=self.model.reasons,
+        )
 
     def _result(self, probability: float) -> dict[str, Any]:
         return {
@@ -159,8 +170,9 @@ class Scorer:
 
     # -- records ----------------------------------------------------------------------
 
-    def score_record(self, record: Mapping[str, Any], *, explain: bool = False,
-                     top_k: int = 4) -> dict[str, Any]:  # fmt: skip
+    def score_record(
+        self, record: Mapping[str, Any], *, explain: bool = False, top_k: int = 4
+    ) -> dict[str, Any]:
         """One loan; raises :class:`InvalidInput` naming the bad fields."""
         clean = require_clean(record, self.rules)
         row = np.array([self.transformer.transform_record(clean.values)], dtype=np.float32)
@@ -194,25 +206,33 @@ class Scorer:
             elif on_error == "raise":
                 require_clean(record, self.rules, index=index)
             else:
-                rejected.append({"record": index, "fields": [
-                    {"field": p.field, "message": p.message} for p in clean]})  # fmt: skip
+                rejected.append(
+                    {
+                        "record": index,
+                        "fields": [{"field": p.field, "message": p.message} for p in clean],
+                    }
+                )
         results = []
         if good:
-            matrix = np.array([self.transformer.transform_record(c.values) for _, c in good],
-                              dtype=np.float32)  # fmt: skip
+            matrix = np.array(
+                [self.transformer.transform_record(c.values) for _, c in good], dtype=np.float32
+            )
             probabilities = self.backend.predict_proba(matrix)
             reasons = (
                 self.reasons(matrix, [c.reason_values for _, c in good], top_k=top_k)
-                if explain or decline_reasons else None
-            )  # fmt: skip
+                if explain or decline_reasons
+                else None
+            )
             for i, ((index, clean), p) in enumerate(zip(good, probabilities, strict=True)):
                 result = {"record": index, **self._result(float(p)), "warnings": clean.warnings}
                 if reasons is not None and explain:
                     result["reasons"] = reasons[i]
                 if reasons is not None and decline_reasons:
-                    result["decline_reasons"] = [
-                        {"code": r["code"], "reason": r["reason"]} for r in reasons[i]
-                    ] if result["label"] else []  # fmt: skip
+                    result["decline_reasons"] = (
+                        [{"code": r["code"], "reason": r["reason"]} for r in reasons[i]]
+                        if result["label"]
+                        else []
+                    )
                 results.append(result)
         return {"results": results, "rejected": rejected}
 
@@ -236,16 +256,23 @@ class Scorer:
         ``decline_reasons``: for each loan over the threshold, its reasons' codes and
         statements (``; ``-separated), empty for an approved loan."""
         raw = frame
-        loans = validate_frame(frame, schema=self.schema, mode="score", row_offset=row_offset,
-                               on_error="drop" if on_error == "skip" else "raise")  # fmt: skip
+        loans = validate_frame(
+            frame,
+            schema=self.schema,
+            mode="score",
+            row_offset=row_offset,
+            on_error="drop" if on_error == "skip" else "raise",
+        )
         features = self.transformer.transform(loans.frame, dtype=np.float32)
         probability = self.backend.predict_proba(features) if len(loans.frame) else np.zeros(0)
-        results = pd.DataFrame({
-            "row": loans.row_numbers,
-            "probability": probability,
-            "label": probability > self.threshold,
-            "band": self.bands.of_many(probability),
-        })  # fmt: skip
+        results = pd.DataFrame(
+            {
+                "row": loans.row_numbers,
+                "probability": probability,
+                "label": probability > self.threshold,
+                "band": self.bands.of_many(probability),
+            }
+        )
         if explain or decline_reasons:
             frame = loans.frame.astype(object).where(loans.frame.notna(), None)
             values: list[dict[str, Any]] = [
@@ -296,11 +323,17 @@ class Scorer:
         chunks_of = read_ahead(_with_offsets(b.to_pandas() for b in batches))
         with contextlib.closing(chunks_of) as chunks:
             return self._score_chunks(
-                chunks, output,
-                on_error=on_error, id_column=id_column, progress=progress,
-                on_results=on_results, explain=explain, top_k=top_k, on_scored=on_scored,
+                chunks,
+                output,
+                on_error=on_error,
+                id_column=id_column,
+                progress=progress,
+                on_results=on_results,
+                explain=explain,
+                top_k=top_k,
+                on_scored=on_scored,
                 decline_reasons=decline_reasons,
-            )  # fmt: skip
+            )
 
     def score_csv(
         self,
@@ -327,11 +360,17 @@ class Scorer:
         chunks_of = read_ahead(iter_csv_chunks(source, chunk_rows=chunk_rows, schema=self.schema))
         with contextlib.closing(chunks_of) as chunks:
             return self._score_chunks(
-                chunks, output,
-                on_error=on_error, id_column=id_column, progress=progress,
-                on_results=on_results, explain=explain, top_k=top_k, on_scored=on_scored,
+                chunks,
+                output,
+                on_error=on_error,
+                id_column=id_column,
+                progress=progress,
+                on_results=on_results,
+                explain=explain,
+                top_k=top_k,
+                on_scored=on_scored,
                 decline_reasons=decline_reasons,
-            )  # fmt: skip
+            )
 
     def score_chunk(
         self,
@@ -344,9 +383,15 @@ class Scorer:
     ) -> dict[str, Any]:
         """One chunk of a batch another scorer read (rows ``offset + 1`` on), scored as
         :meth:`score_csv` scores each of its chunks, with nothing written; its summary."""
-        return self._score_chunks(iter([(offset, chunk)]), None, on_error=on_error,
-                                  id_column=id_column, progress=None, on_results=None,
-                                  on_scored=on_scored)  # fmt: skip
+        return self._score_chunks(
+            iter([(offset, chunk)]),
+            None,
+            on_error=on_error,
+            id_column=id_column,
+            progress=None,
+            on_results=None,
+            on_scored=on_scored,
+        )
 
     def _score_chunks(
         self,
@@ -375,9 +420,12 @@ class Scorer:
                 raise InvalidInput(f"id column {id_column!r} is not in the input")
             results, report = self.score_frame(
                 chunk.drop(columns=[id_column] if ids is not None else []),
-                on_error=on_error, row_offset=offset, explain=explain, top_k=top_k,
+                on_error=on_error,
+                row_offset=offset,
+                explain=explain,
+                top_k=top_k,
                 decline_reasons=decline_reasons,
-            )  # fmt: skip
+            )
             if ids is not None:
                 results.insert(1, id_column or "id", ids[results["row"].to_numpy() - 1 - offset])
             scored += len(results)
@@ -387,8 +435,13 @@ class Scorer:
             rejected_rows += report["rejected_rows"][: MAX_REJECTED_ROWS - len(rejected_rows)]
             if output is not None:
                 text = io.StringIO()
-                results.to_csv(text, index=False, header=not header_written,
-                               float_format="%.8g", quoting=csv.QUOTE_MINIMAL)  # fmt: skip
+                results.to_csv(
+                    text,
+                    index=False,
+                    header=not header_written,
+                    float_format="%.8g",
+                    quoting=csv.QUOTE_MINIMAL,
+                )
                 output.write(text.getvalue().encode())
                 header_written = True
             if on_results is not None:
@@ -397,9 +450,14 @@ class Scorer:
                 on_scored(offset, chunk, results)
             if progress is not None:
                 progress(offset + len(chunk))
-        return {"scored": scored, "defaults": defaults, "rejected": rejected,
-                "rejected_rows": rejected_rows,
-                "issues": issues[:MAX_ISSUES], **self.describe()}  # fmt: skip
+        return {
+            "scored": scored,
+            "defaults": defaults,
+            "rejected": rejected,
+            "rejected_rows": rejected_rows,
+            "issues": issues[:MAX_ISSUES],
+            **self.describe(),
+        }
 
 
 def special_codes(

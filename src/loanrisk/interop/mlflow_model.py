@@ -66,13 +66,16 @@ def signature(schema: LoanSchema) -> Any:
 
     number = AnyType()  # type: ignore[no-untyped-call]
     inputs: list[ColSpec | TensorSpec] = [
-        ColSpec(number if c.type in NUMBER_TYPES else "string", c.name,
-                required=c.missing == "refuse")
+        ColSpec(
+            number if c.type in NUMBER_TYPES else "string", c.name, required=c.missing == "refuse"
+        )
         for c in schema.features
-    ]  # fmt: skip
+    ]
     outputs: list[ColSpec | TensorSpec] = [
-        ColSpec("double", "probability"), ColSpec("boolean", "label"), ColSpec("string", "band")
-    ]  # fmt: skip
+        ColSpec("double", "probability"),
+        ColSpec("boolean", "label"),
+        ColSpec("string", "band"),
+    ]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
 
 
@@ -125,17 +128,29 @@ def export_mlflow(
         one.add_version(name, version, registry.version_files(name, version))
         Path(data, PYFUNC_FILE).write_text(config.model_dump_json(indent=2) + "\n")
         code = Path(tmp, "code", "loanrisk")
-        shutil.copytree(Path(loanrisk.__file__).parent, code,
-                        ignore=shutil.ignore_patterns(*_NOT_CODE))  # fmt: skip
+        shutil.copytree(
+            Path(loanrisk.__file__).parent, code, ignore=shutil.ignore_patterns(*_NOT_CODE)
+        )
         model = Model(metadata={"loanrisk_model": name, "loanrisk_version": str(version)})
         booster = f"data/loanrisk/{MODELS}/{name}/versions/{version}/{MODEL_FILE}"
-        model.add_flavor("xgboost", xgb_version=xgb.__version__, data=booster, code=None,
-                         model_class="xgboost.core.Booster", model_format="ubj")  # fmt: skip
+        model.add_flavor(
+            "xgboost",
+            xgb_version=xgb.__version__,
+            data=booster,
+            code=None,
+            model_class="xgboost.core.Booster",
+            model_format="ubj",
+        )
         staged = Path(tmp, "model")
         mlflow.pyfunc.save_model(
-            str(staged), loader_module=LOADER_MODULE, data_path=str(data),
-            code_paths=[str(code)], mlflow_model=model, signature=signature(loaded.schema),
-            input_example=input_example(loaded.schema), pip_requirements=requirements(),
-        )  # fmt: skip
+            str(staged),
+            loader_module=LOADER_MODULE,
+            data_path=str(data),
+            code_paths=[str(code)],
+            mlflow_model=model,
+            signature=signature(loaded.schema),
+            input_example=input_example(loaded.schema),
+            pip_requirements=requirements(),
+        )
         os.replace(staged, directory)
     return directory

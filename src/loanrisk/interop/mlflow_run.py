@@ -35,10 +35,18 @@ from loanrisk.reporting.facts import VersionFacts, version_facts
 from loanrisk.settings import Settings
 
 #: The report's classes as metric prefixes.
-CLASSES = {"Non-Default": "non_default", "Default": "default", "macro avg": "macro_avg",
-           "weighted avg": "weighted_avg"}  # fmt: skip
-CLASS_FIGURES = {"precision": "precision", "recall": "recall", "f1-score": "f1",
-                 "support": "support"}  # fmt: skip
+CLASSES = {
+    "Non-Default": "non_default",
+    "Default": "default",
+    "macro avg": "macro_avg",
+    "weighted avg": "weighted_avg",
+}
+CLASS_FIGURES = {
+    "precision": "precision",
+    "recall": "recall",
+    "f1-score": "f1",
+    "support": "support",
+}
 
 
 def report_metrics(report: dict[str, Any]) -> dict[str, float]:
@@ -79,11 +87,16 @@ def run_params(manifest: ModelManifest) -> dict[str, str]:
 
 def run_tags(manifest: ModelManifest, catalogue: DatasetCatalogue | None) -> dict[str, str]:
     """The version and the data it came from, by name and by hash."""
-    tags = {"loanrisk.model": manifest.name, "loanrisk.version": str(manifest.version),
-            "loanrisk.created_at": manifest.created_at}  # fmt: skip
+    tags = {
+        "loanrisk.model": manifest.name,
+        "loanrisk.version": str(manifest.version),
+        "loanrisk.created_at": manifest.created_at,
+    }
     if manifest.schema_ref is not None:
-        tags |= {"loanrisk.schema.name": manifest.schema_ref.name,
-                 "loanrisk.schema.hash": manifest.schema_ref.hash}  # fmt: skip
+        tags |= {
+            "loanrisk.schema.name": manifest.schema_ref.name,
+            "loanrisk.schema.hash": manifest.schema_ref.hash,
+        }
     if manifest.feature_spec is not None:
         tags["loanrisk.feature_spec"] = str(manifest.feature_spec.get("fingerprint"))
     tags |= {f"loanrisk.sha256.{f}": e.sha256 for f, e in manifest.files.items()}
@@ -93,8 +106,10 @@ def run_tags(manifest: ModelManifest, catalogue: DatasetCatalogue | None) -> dic
         tags |= {"loanrisk.dataset.id": dataset_id, "loanrisk.dataset.directory": directory}
         dataset = _dataset(catalogue, dataset_id) if catalogue is not None else None
         if dataset is not None:
-            tags |= {"loanrisk.dataset.schema_hash": dataset.schema_hash,
-                     "loanrisk.dataset.feature_spec": dataset.feature_spec}  # fmt: skip
+            tags |= {
+                "loanrisk.dataset.schema_hash": dataset.schema_hash,
+                "loanrisk.dataset.feature_spec": dataset.feature_spec,
+            }
             tags |= {f"loanrisk.dataset.sha256.{f}": e.sha256 for f, e in dataset.files.items()}
     return tags
 
@@ -138,29 +153,41 @@ def log_training(
         client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
         experiment_name = settings.mlflow_experiment or manifest.name
         experiment = client.get_experiment_by_name(experiment_name)
-        experiment_id = (experiment.experiment_id if experiment is not None
-                         else client.create_experiment(experiment_name))  # fmt: skip
+        experiment_id = (
+            experiment.experiment_id
+            if experiment is not None
+            else client.create_experiment(experiment_name)
+        )
         dataset_directory = (manifest.training_dataset or ("data", ""))[0]
         catalogue = DatasetCatalogue(registry.storage, dataset_directory)
         tags = run_tags(manifest, catalogue if manifest.training_dataset else None)
-        run = client.create_run(experiment_id, run_name=f"{manifest.name} v{manifest.version}",
-                                tags=tags)  # fmt: skip
+        run = client.create_run(
+            experiment_id, run_name=f"{manifest.name} v{manifest.version}", tags=tags
+        )
         run_id = run.info.run_id
         outcome = _log_run(client, run_id, registry, manifest, settings)
         client.set_terminated(run_id, "FINISHED")
     except Exception as exc:  # MLflow is optional: the version stands, the user is told
-        warning = (f"{manifest.name} version {manifest.version} is published, but MLflow at "
-                   f"{uri} was not updated: {describe_error(exc)}")  # fmt: skip
+        warning = (
+            f"{manifest.name} version {manifest.version} is published, but MLflow at "
+            f"{uri} was not updated: {describe_error(exc)}"
+        )
         if run_id is not None:
             with contextlib.suppress(Exception):  # the same outage: the warning says it all
                 client.set_terminated(run_id, "FAILED")
         return {"warning": warning, "run_id": run_id}
-    return {"tracking_uri": uri, "experiment": experiment_name, "experiment_id": experiment_id,
-            "run_id": run_id, **outcome}  # fmt: skip
+    return {
+        "tracking_uri": uri,
+        "experiment": experiment_name,
+        "experiment_id": experiment_id,
+        "run_id": run_id,
+        **outcome,
+    }
 
 
-def _log_run(client: Any, run_id: str, registry: ModelRegistry,
-             manifest: ModelManifest, settings: Settings) -> dict[str, Any]:  # fmt: skip
+def _log_run(
+    client: Any, run_id: str, registry: ModelRegistry, manifest: ModelManifest, settings: Settings
+) -> dict[str, Any]:
     from mlflow.entities import Metric, Param
 
     now = int(time.time() * 1000)
@@ -174,8 +201,9 @@ def _log_run(client: Any, run_id: str, registry: ModelRegistry,
     if not settings.mlflow_register:
         return {"registered": None}
     with tempfile.TemporaryDirectory(prefix="loanrisk-mlflow-") as tmp:
-        exported = export_mlflow(registry, manifest.name, manifest.version,
-                                 Path(tmp, "model"), settings)  # fmt: skip
+        exported = export_mlflow(
+            registry, manifest.name, manifest.version, Path(tmp, "model"), settings
+        )
         client.log_artifacts(run_id, str(exported), "model")
     return {"registered": _register(client, run_id, facts)}
 
@@ -201,5 +229,9 @@ def _register(client: Any, run_id: str, facts: VersionFacts) -> dict[str, Any]:
             mirrored.append(alias)
         except MlflowException as exc:
             refused[alias] = exc.message
-    return {"name": name, "version": int(version.version), "aliases": mirrored,
-            "aliases_refused": refused}  # fmt: skip
+    return {
+        "name": name,
+        "version": int(version.version),
+        "aliases": mirrored,
+        "aliases_refused": refused,
+    }

@@ -62,8 +62,9 @@ def _child(params: JobParams, settings: Settings, parent: int, out: Any, cancel:
         error_id = uuid.uuid4().hex
         logging.getLogger("loanrisk.jobs").exception("%s failed (error id %s)", task, error_id)
         message = f"unexpected error in {task}; quote error id {error_id}"
-        out.put(("error", {"code": "internal", "message": message,
-                           "details": {"error_id": error_id}}))  # fmt: skip
+        out.put(
+            ("error", {"code": "internal", "message": message, "details": {"error_id": error_id}})
+        )
 
 
 def run_in_process(

@@ -100,8 +100,9 @@ class JobManager:
                 "retry later",
                 retry_after=RETRY_AFTER,
             )
-        record = self.store.new(JOB_KINDS[type(params)], params.model_dump(mode="json"),
-                                owner=self.owner)  # fmt: skip
+        record = self.store.new(
+            JOB_KINDS[type(params)], params.model_dump(mode="json"), owner=self.owner
+        )
         if lock_scope is not None:
             self.store.acquire(lock_scope, record.id)
         try:

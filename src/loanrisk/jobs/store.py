@@ -56,10 +56,17 @@ class JobStore:
         if kind not in KINDS:
             raise InvalidInput(f"unknown job kind {kind!r}")
         created = stamp(now())
-        return JobRecord.model_validate({
-            "id": new_job_id(kind), "kind": kind, "state": "queued", "params": params,
-            "owner": owner, "created_at": created, "heartbeat_at": created,
-        })  # fmt: skip
+        return JobRecord.model_validate(
+            {
+                "id": new_job_id(kind),
+                "kind": kind,
+                "state": "queued",
+                "params": params,
+                "owner": owner,
+                "created_at": created,
+                "heartbeat_at": created,
+            }
+        )
 
     def save(self, record: JobRecord) -> None:
         self.storage.write_bytes(self._path(record.id), record.model_dump_json().encode())
@@ -101,10 +108,13 @@ class JobStore:
             f"the replica running this job ({record.owner}) stopped or cannot write to the "
             f"storage: no heartbeat for {silent:.0f} s; nothing it was writing was published"
         )
-        return record.model_copy(update={
-            "state": "failed", "finished_at": stamp(now()),
-            "error": ErrorDoc(code="worker_lost", message=message),
-        })  # fmt: skip
+        return record.model_copy(
+            update={
+                "state": "failed",
+                "finished_at": stamp(now()),
+                "error": ErrorDoc(code="worker_lost", message=message),
+            }
+        )
 
     def request_cancel(self, job_id: str) -> JobRecord:
         record = self.get(job_id)

@@ -130,15 +130,25 @@ def score(
         return _score_on_dask(params, settings, registry, loaded, progress)
     run = scorer.score_parquet if params.source.endswith(".parquet") else scorer.score_csv
     log = prediction_log(settings, storage) if settings.prediction_log else None
-    on_scored = (log.chunk_recorder(scorer, source="batch", request_id=params.request_id,
-                                    id_column=params.id_column)
-                 if log is not None else None)  # fmt: skip
+    on_scored = (
+        log.chunk_recorder(
+            scorer, source="batch", request_id=params.request_id, id_column=params.id_column
+        )
+        if log is not None
+        else None
+    )
     try:
-        with storage.open_read(params.source) as stream, \
-                storage.open_write(params.output) as sink:  # fmt: skip
-            summary = run(stream, sink, on_error=params.on_error, id_column=params.id_column,
-                          progress=rows, on_scored=on_scored, explain=params.explain,
-                          decline_reasons=params.decline_reasons)  # fmt: skip
+        with storage.open_read(params.source) as stream, storage.open_write(params.output) as sink:
+            summary = run(
+                stream,
+                sink,
+                on_error=params.on_error,
+                id_column=params.id_column,
+                progress=rows,
+                on_scored=on_scored,
+                explain=params.explain,
+                decline_reasons=params.decline_reasons,
+            )
     finally:
         if log is not None:
             log.close()
@@ -156,13 +166,23 @@ def tune(
     """Run or resume the tuning study ``params`` names; its summary (frontier, best, lean)."""
     from loanrisk.training.tune import run_tuning
 
-    study = run_tuning(params, open_storage(settings), nthread=settings.nthread,
-                       progress=progress, should_cancel=should_cancel)  # fmt: skip
+    study = run_tuning(
+        params,
+        open_storage(settings),
+        nthread=settings.nthread,
+        progress=progress,
+        should_cancel=should_cancel,
+    )
     return study.summary()
 
 
-def _score_on_dask(params: ScoreJob, settings: Settings, registry: ModelRegistry,
-                   loaded: LoadedModel, progress: Progress) -> dict[str, Any]:  # fmt: skip
+def _score_on_dask(
+    params: ScoreJob,
+    settings: Settings,
+    registry: ModelRegistry,
+    loaded: LoadedModel,
+    progress: Progress,
+) -> dict[str, Any]:
     """A Parquet batch on the Dask cluster of the settings: the results are a folder of
     partitioned Parquet next to where the CSV would be (``<output>`` without ``.csv``)."""
     from loanrisk.inference.distributed import results_folder, score_on_dask
@@ -174,19 +194,29 @@ def _score_on_dask(params: ScoreJob, settings: Settings, registry: ModelRegistry
     assert settings.dask_scheduler is not None
     progress({"stage": "score", "done": 0, "total": None})
     summary = score_on_dask(
-        registry, loaded.name, loaded.version, settings, source=f"{storage.url}/{params.source}",
-        output=f"{storage.url}/{folder}", scheduler=settings.dask_scheduler,
-        on_error=params.on_error, id_column=params.id_column, explain=params.explain,
+        registry,
+        loaded.name,
+        loaded.version,
+        settings,
+        source=f"{storage.url}/{params.source}",
+        output=f"{storage.url}/{folder}",
+        scheduler=settings.dask_scheduler,
+        on_error=params.on_error,
+        id_column=params.id_column,
+        explain=params.explain,
         decline_reasons=params.decline_reasons,
-    )  # fmt: skip
+    )
     progress({"stage": "score", "done": summary["scored"], "total": summary["scored"]})
     model = {"name": loaded.name, "version": loaded.version, "backend": "dask"}
     dask = {k: summary[k] for k in ("partitions", "workers")} | {
         "scheduler": settings.dask_scheduler
     }
-    return {"output": folder, "model": model,
-            "summary": {"scored": summary["scored"], "defaults": summary["defaults"]},
-            "dask": dask}  # fmt: skip
+    return {
+        "output": folder,
+        "model": model,
+        "summary": {"scored": summary["scored"], "defaults": summary["defaults"]},
+        "dask": dask,
+    }
 
 
 def run_task(

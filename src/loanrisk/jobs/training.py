@@ -28,7 +28,8 @@ def train_in_subprocess(
 
     def forward(doc: dict[str, Any]) -> None:
         if on_progress is not None and doc.get("stage") == "train":
-            on_progress(RoundProgress(doc["done"], doc["total"], doc["elapsed"], doc["eta"],
-                                      doc["metrics"]))  # fmt: skip
+            on_progress(
+                RoundProgress(doc["done"], doc["total"], doc["elapsed"], doc["eta"], doc["metrics"])
+            )
 
     return run_in_process(request, settings, on_progress=forward, cancel=cancel)

@@ -52,8 +52,9 @@ def _dataset_of(model: LoadedModel, dataset: str | None) -> tuple[str, str]:
     if dataset is not None:
         return (own[0] if own else "data"), dataset
     if own is None:
-        raise Conflict(f"model {model.name!r} version {model.version} names no dataset: "
-                       "give one to compare on")  # fmt: skip
+        raise Conflict(
+            f"model {model.name!r} version {model.version} names no dataset: give one to compare on"
+        )
     return own
 
 
@@ -76,8 +77,11 @@ def held_out(
     label = catalogue.load_schema(manifest.id).label_name
     total = catalogue.count_rows(manifest.id, "test")
     if total > settings.compare_max_rows:  # only the sample is read
-        rows = np.sort(np.random.default_rng(settings.seed).choice(
-            total, settings.compare_max_rows, replace=False))  # fmt: skip
+        rows = np.sort(
+            np.random.default_rng(settings.seed).choice(
+                total, settings.compare_max_rows, replace=False
+            )
+        )
         test = catalogue.load_rows(manifest.id, "test", rows)
     else:
         test = catalogue.load_split(manifest.id, "test")
@@ -87,8 +91,9 @@ def held_out(
     for model in (a, b):
         scorer = scorer_from_settings(model, settings, nthread=nthread)
         results, _ = scorer.score_frame(loans, on_error="skip")
-        scores.append(pd.Series(results["probability"].to_numpy(),
-                                index=results["row"].to_numpy() - 1))  # fmt: skip
+        scores.append(
+            pd.Series(results["probability"].to_numpy(), index=results["row"].to_numpy() - 1)
+        )
     both = scores[0].index.intersection(scores[1].index)
     y = labels[both.to_numpy()]
     pa, pb = scores[0][both].to_numpy(), scores[1][both].to_numpy()
@@ -131,14 +136,18 @@ def live(
     pa, pb = pairs["probability_a"].to_numpy(), pairs["probability_b"].to_numpy()
     difference = np.abs(pa - pb)
     report: dict[str, Any] = {
-        "scored": {"a": int((log["version"] == versions.a).sum()),
-                   "b": int((log["version"] == versions.b).sum())},
+        "scored": {
+            "a": int((log["version"] == versions.a).sum()),
+            "b": int((log["version"] == versions.b).sum()),
+        },
         **agreement(pairs["label_a"].to_numpy(), pairs["label_b"].to_numpy()),
         "threshold": threshold,
         "score_psi": score_psi(pa, pb),
-        "abs_difference": {"mean": float(difference.mean()) if difference.size else None,
-                           "max": float(difference.max()) if difference.size else None},
-    }  # fmt: skip
+        "abs_difference": {
+            "mean": float(difference.mean()) if difference.size else None,
+            "max": float(difference.max()) if difference.size else None,
+        },
+    }
     known = pairs[pairs["loan_id_a"].notna()].merge(
         outcomes, left_on="loan_id_a", right_on="loan_id", how="inner"
     )
@@ -166,8 +175,9 @@ def compare(
     reported as ``held_out_problem`` with the live part still given."""
     report: dict[str, Any] = {"model": versions.name, "a": versions.a, "b": versions.b}
     try:
-        report["held_out"] = held_out(storage, registry, settings, versions, dataset=dataset,
-                                      nthread=nthread)  # fmt: skip
+        report["held_out"] = held_out(
+            storage, registry, settings, versions, dataset=dataset, nthread=nthread
+        )
     except (Conflict, NotFound) as exc:
         report["held_out"], report["held_out_problem"] = None, exc.message
     report["live"] = live_comparison(storage, settings, versions, since=since, until=until)
@@ -184,13 +194,23 @@ def live_comparison(
 ) -> dict[str, Any]:
     """The live part of :func:`compare` alone: the loans both versions scored in the window
     (a shadow or a canary against the champion), read from the prediction log."""
-    log = read_window(storage, storage.resolve(settings.log_directory), model=versions.name,
-                      since=since, until=until, versions=(versions.a, versions.b),
-                      columns=LOG_COLUMNS, max_rows=settings.monitor_max_rows)  # fmt: skip
+    log = read_window(
+        storage,
+        storage.resolve(settings.log_directory),
+        model=versions.name,
+        since=since,
+        until=until,
+        versions=(versions.a, versions.b),
+        columns=LOG_COLUMNS,
+        max_rows=settings.monitor_max_rows,
+    )
     outcomes = read_outcomes(storage, storage.resolve(settings.outcome_directory))
-    return {"since": since.isoformat() if since else None,
-            "until": until.isoformat() if until else None, "sampled": log.sampled,
-            **live(log.frame, outcomes, versions, threshold=settings.threshold)}  # fmt: skip
+    return {
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+        "sampled": log.sampled,
+        **live(log.frame, outcomes, versions, threshold=settings.threshold),
+    }
 
 
 def worse_beyond(difference: dict[str, Any], max_auc_drop: float) -> bool:
@@ -228,8 +248,9 @@ def guard_promotion(
         return None
     if current == candidate:
         return None
-    report = held_out(storage, registry, settings, Versions(name, current, candidate),
-                      dataset=dataset)  # fmt: skip
+    report = held_out(
+        storage, registry, settings, Versions(name, current, candidate), dataset=dataset
+    )
     if worse_beyond(report["auc_difference"], max_auc_drop):
         low, high = report["auc_difference"]["ci95"]
         drop = report["a"]["auc"] - report["b"]["auc"]

@@ -56,10 +56,15 @@ class Stability:
         return band(self.index)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "index": round(self.index, 6), "band": self.band,
-                "bins": [{"bin": b, "expected": round(e, 6), "actual": round(a, 6)}
-                         for b, e, a in zip(self.bins, self.expected, self.actual,
-                                            strict=True)]}  # fmt: skip
+        return {
+            "name": self.name,
+            "index": round(self.index, 6),
+            "band": self.band,
+            "bins": [
+                {"bin": b, "expected": round(e, 6), "actual": round(a, 6)}
+                for b, e, a in zip(self.bins, self.expected, self.actual, strict=True)
+            ],
+        }
 
 
 def _shares(counts: np.ndarray) -> list[float]:
@@ -69,8 +74,7 @@ def _shares(counts: np.ndarray) -> list[float]:
 
 def _stability(name: str, bins: Bins, actual: np.ndarray) -> Stability:
     expected = np.asarray(bins.counts, dtype=np.float64)
-    return Stability(name, psi(expected, actual), bins.labels, _shares(expected),
-                     _shares(actual))  # fmt: skip
+    return Stability(name, psi(expected, actual), bins.labels, _shares(expected), _shares(actual))
 
 
 @dataclass
@@ -90,16 +94,22 @@ class DriftReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "model": self.model, "version": self.version,
+            "model": self.model,
+            "version": self.version,
             "since": self.since.isoformat() if self.since else None,
             "until": self.until.isoformat() if self.until else None,
-            "rows": self.rows, "sampled": self.sampled, "rejected": self.rejected,
-            "bands": {"stable": f"< {STABLE}", "investigate": f"{STABLE} to {SHIFT}",
-                      "shift": f"> {SHIFT}"},
+            "rows": self.rows,
+            "sampled": self.sampled,
+            "rejected": self.rejected,
+            "bands": {
+                "stable": f"< {STABLE}",
+                "investigate": f"{STABLE} to {SHIFT}",
+                "shift": f"> {SHIFT}",
+            },
             "epsilon": EPSILON,
             "score": self.score.to_dict() if self.score else None,
             "features": [f.to_dict() for f in self.features],
-        }  # fmt: skip
+        }
 
 
 def drift_report(
@@ -122,8 +132,9 @@ def drift_report(
     if log.empty:
         return DriftReport(model, version, since, until, total, 0, None, sampled=sampled)
     records = [json.loads(text) for text in log["features"]]
-    loans = validate_frame(pd.DataFrame.from_records(records), schema=schema, mode="score",
-                           on_error="drop")  # fmt: skip
+    loans = validate_frame(
+        pd.DataFrame.from_records(records), schema=schema, mode="score", on_error="drop"
+    )
     features = [
         _stability(name, bins, bins.count(feature_values(loans.frame, name)))
         for name, bins in profile.features.items()
@@ -131,7 +142,17 @@ def drift_report(
     ]
     features.sort(key=lambda s: s.index, reverse=True)
     score_bins = profile.score
-    score = _stability("score", score_bins,
-                       score_bins.count(log["probability"].to_numpy(dtype=np.float64)))  # fmt: skip
-    return DriftReport(model, version, since, until, total, len(log) - len(loans.frame),
-                       score, features, sampled=sampled)  # fmt: skip
+    score = _stability(
+        "score", score_bins, score_bins.count(log["probability"].to_numpy(dtype=np.float64))
+    )
+    return DriftReport(
+        model,
+        version,
+        since,
+        until,
+        total,
+        len(log) - len(loans.frame),
+        score,
+        features,
+        sampled=sampled,
+    )

@@ -56,20 +56,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("loanrisk.monitoring")
 
-COLUMNS = pa.schema([
-    ("time", pa.timestamp("us", tz="UTC")),
-    ("request_id", pa.string()),
-    ("loan_id", pa.string()),
-    ("model", pa.string()),
-    ("version", pa.int64()),
-    ("backend", pa.string()),
-    ("source", pa.string()),
-    ("features", pa.string()),
-    ("probability", pa.float64()),
-    ("label", pa.bool_()),
-    ("band", pa.string()),
-    ("role", pa.string()),
-])  # fmt: skip
+COLUMNS = pa.schema(
+    [
+        ("time", pa.timestamp("us", tz="UTC")),
+        ("request_id", pa.string()),
+        ("loan_id", pa.string()),
+        ("model", pa.string()),
+        ("version", pa.int64()),
+        ("backend", pa.string()),
+        ("source", pa.string()),
+        ("features", pa.string()),
+        ("probability", pa.float64()),
+        ("label", pa.bool_()),
+        ("band", pa.string()),
+        ("role", pa.string()),
+    ]
+)
 
 #: The roles a version scores in (see the module's docstring).
 CHAMPION, CANARY, SHADOW = "champion", "canary", "shadow"
@@ -147,9 +149,15 @@ def _append_rows(item: Scored, out: dict[str, list[Any]]) -> None:
         out["features"].append(encode(record))
     n = len(records)
     at = datetime.fromtimestamp(item.at, UTC)
-    for name, value in (("time", at), ("request_id", item.request_id), ("model", item.model),
-                        ("version", item.version), ("backend", item.backend),
-                        ("source", item.source), ("role", item.role)):  # fmt: skip
+    for name, value in (
+        ("time", at),
+        ("request_id", item.request_id),
+        ("model", item.model),
+        ("version", item.version),
+        ("backend", item.backend),
+        ("source", item.source),
+        ("role", item.role),
+    ):
         out[name] += [value] * n
 
 
@@ -170,9 +178,9 @@ def _slices(item: Scored) -> list[Scored]:
     if not isinstance(results, pd.DataFrame) or len(results) <= SLICE_ROWS:
         return [item]
     return [
-        dataclasses.replace(item, results=results.iloc[start:start + SLICE_ROWS])
+        dataclasses.replace(item, results=results.iloc[start : start + SLICE_ROWS])
         for start in range(0, len(results), SLICE_ROWS)
-    ]  # fmt: skip
+    ]
 
 
 class PredictionLog:
@@ -230,9 +238,20 @@ class PredictionLog:
         """Log the loans of :meth:`Scorer.score_records`; the loan id is the record's
         ``id`` field, or the schema's id column."""
         results = result["results"]
-        self.record(Scored(time.time(), request_id, scorer.model.name, scorer.version,
-                           scorer.backend.name, source, records, results,
-                           _id_fields(scorer.schema.id_name, "id"), role=role))  # fmt: skip
+        self.record(
+            Scored(
+                time.time(),
+                request_id,
+                scorer.model.name,
+                scorer.version,
+                scorer.backend.name,
+                source,
+                records,
+                results,
+                _id_fields(scorer.schema.id_name, "id"),
+                role=role,
+            )
+        )
 
     def chunk_recorder(
         self,
@@ -249,9 +268,21 @@ class PredictionLog:
         id_fields = _id_fields(id_column, scorer.schema.id_name, "id")
 
         def on_scored(offset: int, chunk: pd.DataFrame, results: pd.DataFrame) -> None:
-            self.write_now(Scored(time.time(), request_id, scorer.model.name, scorer.version,
-                                  scorer.backend.name, source, chunk, results, id_fields,
-                                  offset, role))  # fmt: skip
+            self.write_now(
+                Scored(
+                    time.time(),
+                    request_id,
+                    scorer.model.name,
+                    scorer.version,
+                    scorer.backend.name,
+                    source,
+                    chunk,
+                    results,
+                    id_fields,
+                    offset,
+                    role,
+                )
+            )
 
         return on_scored
 
@@ -389,11 +420,14 @@ def prediction_log(
 ) -> PredictionLog:
     """The writer the settings describe (directory, flush interval and rows, buffer bound)."""
     return PredictionLog(
-        storage, storage.resolve(settings.log_directory),
-        flush_seconds=settings.log_flush_seconds, flush_rows=settings.log_flush_rows,
+        storage,
+        storage.resolve(settings.log_directory),
+        flush_seconds=settings.log_flush_seconds,
+        flush_rows=settings.log_flush_rows,
         max_buffered_rows=settings.log_max_buffered_rows,
-        on_dropped=on_dropped, on_written=on_written,
-    )  # fmt: skip
+        on_dropped=on_dropped,
+        on_written=on_written,
+    )
 
 
 def _day_files(
@@ -462,8 +496,16 @@ def read_log(
     ``versions``, when given), oldest first, as one frame with the log's columns (or with
     ``columns`` and ``time``, ``version`` and ``role``). Each file is filtered as it is
     read, so memory holds only the rows and columns asked for."""
-    return read_window(storage, directory, model=model, since=since, until=until,
-                       version=version, versions=versions, columns=columns).frame  # fmt: skip
+    return read_window(
+        storage,
+        directory,
+        model=model,
+        since=since,
+        until=until,
+        version=version,
+        versions=versions,
+        columns=columns,
+    ).frame
 
 
 def read_window(
@@ -486,8 +528,11 @@ def read_window(
     if since is not None and until is not None and since >= until:
         raise InvalidInput("since must be before until")
     extra = SAMPLE_KEY if max_rows is not None else ()
-    wanted = None if columns is None else list(dict.fromkeys(["time", "version", "role",
-                                                                *extra, *columns]))  # fmt: skip
+    wanted = (
+        None
+        if columns is None
+        else list(dict.fromkeys(["time", "version", "role", *extra, *columns]))
+    )
     chosen = [version] if version is not None else versions
     tables: list[pa.Table] = []
     kept = rows = shift = 0

@@ -32,12 +32,14 @@ from loanrisk.schema.model import Column, label_token
 from loanrisk.schema.validate import Issue
 from loanrisk.storage.base import Storage
 
-COLUMNS = pa.schema([
-    ("loan_id", pa.string()),
-    ("defaulted", pa.bool_()),
-    ("observed_on", pa.date32()),
-    ("stored_at", pa.timestamp("us", tz="UTC")),
-])  # fmt: skip
+COLUMNS = pa.schema(
+    [
+        ("loan_id", pa.string()),
+        ("defaulted", pa.bool_()),
+        ("observed_on", pa.date32()),
+        ("stored_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 #: Outcome values of a default and of a repaid loan whatever the model's label, as
 #: :func:`label_token` writes them (``1.0``, ``TRUE`` and `` Yes`` are read too).
 TRUE = ("1", "true", "yes", "y", "t")
@@ -133,15 +135,17 @@ def parse_outcomes(
     frame = frame.rename(columns={c: str(c).strip().lower() for c in frame.columns})
     missing = [c for c in ("loan_id", "defaulted", "observed_on") if c not in frame.columns]
     if missing:
-        raise InvalidInput(f"missing required column(s): {', '.join(missing)}",
-                           details={"issues": [{"problem": "missing_column",
-                                                "columns": missing}]})  # fmt: skip
+        raise InvalidInput(
+            f"missing required column(s): {', '.join(missing)}",
+            details={"issues": [{"problem": "missing_column", "columns": missing}]},
+        )
     if len(frame) == 0:
         raise InvalidInput("no outcomes: the input has a header but no rows")
     if len(frame) > max_rows:
         raise TooLarge(f"{len(frame):,} outcomes: at most {max_rows:,} at once")
-    text = {c: frame[c].astype("string").str.strip() for c in ("loan_id", "defaulted",
-                                                                "observed_on")}  # fmt: skip
+    text = {
+        c: frame[c].astype("string").str.strip() for c in ("loan_id", "defaulted", "observed_on")
+    }
     rows = np.arange(1, len(frame) + 1)
     issues = []
     ids = text["loan_id"]
@@ -165,8 +169,9 @@ def parse_outcomes(
         )
     if issues:
         raise invalid_from_issues(issues)
-    return pd.DataFrame({"loan_id": ids.astype(str), "defaulted": defaulted,
-                         "observed_on": when.dt.date})  # fmt: skip
+    return pd.DataFrame(
+        {"loan_id": ids.astype(str), "defaulted": defaulted, "observed_on": when.dt.date}
+    )
 
 
 def read_outcome_csv(
@@ -174,8 +179,9 @@ def read_outcome_csv(
 ) -> pd.DataFrame:
     """Outcomes from a CSV (:func:`parse_outcomes`)."""
     try:
-        frame = pd.read_csv(stream, dtype=str, keep_default_na=False, encoding="utf-8-sig",
-                            nrows=max_rows + 1)  # fmt: skip
+        frame = pd.read_csv(
+            stream, dtype=str, keep_default_na=False, encoding="utf-8-sig", nrows=max_rows + 1
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"not a readable outcomes CSV: {str(exc).splitlines()[-1]}") from None
     return parse_outcomes(frame.replace("", None), max_rows=max_rows, values=values)
@@ -198,8 +204,7 @@ def store_outcomes(storage: Storage, directory: str, outcomes: pd.DataFrame) -> 
     """Write one upload (its last row per loan id); the stored file's path."""
     now = datetime.now(UTC)
     latest = outcomes.drop_duplicates("loan_id", keep="last")
-    table = pa.Table.from_pandas(latest.assign(stored_at=now), schema=COLUMNS,
-                                 preserve_index=False)  # fmt: skip
+    table = pa.Table.from_pandas(latest.assign(stored_at=now), schema=COLUMNS, preserve_index=False)
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")
     path = storage.join(directory, f"{now:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(4)}.parquet")
@@ -213,8 +218,10 @@ def read_outcomes(storage: Storage, directory: str) -> pd.DataFrame:
         names = sorted(n for n in storage.list(directory) if n.endswith(".parquet"))
     except NotFound:
         names = []
-    tables = [pq.read_table(io.BytesIO(storage.read_bytes(storage.join(directory, n))),
-                            schema=COLUMNS) for n in names]  # fmt: skip
+    tables = [
+        pq.read_table(io.BytesIO(storage.read_bytes(storage.join(directory, n))), schema=COLUMNS)
+        for n in names
+    ]
     table = pa.concat_tables(tables) if tables else COLUMNS.empty_table()
     frame: pd.DataFrame = table.to_pandas()
     latest: pd.DataFrame = frame.sort_values("stored_at", kind="stable").drop_duplicates(

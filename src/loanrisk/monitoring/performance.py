@@ -35,9 +35,14 @@ def _version(rows: pd.DataFrame, scored: int) -> dict[str, Any]:
     out["default_rate"] = round(float(labels.mean()), 6)
     bands = []
     for band, group in rows.groupby("band", sort=False):
-        bands.append({"band": str(band), "loans": len(group),
-                      "predicted_pd": round(float(group["probability"].mean()), 6),
-                      "default_rate": round(float(group["defaulted"].mean()), 6)})  # fmt: skip
+        bands.append(
+            {
+                "band": str(band),
+                "loans": len(group),
+                "predicted_pd": round(float(group["probability"].mean()), 6),
+                "default_rate": round(float(group["defaulted"].mean()), 6),
+            }
+        )
     out["bands"] = sorted(bands, key=lambda b: b["predicted_pd"])
     return out
 
@@ -60,7 +65,7 @@ def performance_report(
             {"version": v, **_version(matched[matched["version"] == v], counts[v])}
             for v in sorted(counts)
         ],
-    }  # fmt: skip
+    }
 
 
 def training_rows(matched: pd.DataFrame, schema: LoanSchema) -> pd.DataFrame:
@@ -69,8 +74,9 @@ def training_rows(matched: pd.DataFrame, schema: LoanSchema) -> pd.DataFrame:
     loans = pd.DataFrame.from_records([json.loads(text) for text in matched["features"]])
     label = schema.label
     negative = label.negative_values or ("0",)
-    loans[label.name] = np.where(matched["defaulted"].to_numpy(dtype=bool),
-                                 str(label.positive_values[0]), str(negative[0]))  # fmt: skip
+    loans[label.name] = np.where(
+        matched["defaulted"].to_numpy(dtype=bool), str(label.positive_values[0]), str(negative[0])
+    )
     if schema.id_name is not None:
         loans[schema.id_name] = matched["loan_id"].to_numpy()
     keep = [*schema.feature_names, label.name, *([schema.id_name] if schema.id_name else [])]

@@ -113,8 +113,12 @@ def build_profile(frame: pd.DataFrame, schema: LoanSchema, probability: np.ndarr
             features[column.name] = categorical_bins(values, list(column.categories or ()))
         else:
             features[column.name] = numeric_bins(values)
-    return Profile(rows=len(frame), score_rows=len(probability), features=features,
-                   score=numeric_bins(probability))  # fmt: skip
+    return Profile(
+        rows=len(frame),
+        score_rows=len(probability),
+        features=features,
+        score=numeric_bins(probability),
+    )
 
 
 def sample_rows(total: int, *, seed: int = 0) -> np.ndarray | None:

@@ -61,22 +61,33 @@ def version_profile(registry: ModelRegistry, model: LoadedModel) -> Profile:
         return Profile.model_validate_json(stored)
     # The storage and the version's own publication: two storages in one process (or a
     # storage emptied and filled again) each have their own "version 1".
-    key = (registry.storage.url, registry.root, model.name, model.version,
-           model.manifest.created_at)  # fmt: skip
+    key = (
+        registry.storage.url,
+        registry.root,
+        model.name,
+        model.version,
+        model.manifest.created_at,
+    )
     with _LOCK:
         if key in _MADE:
             return _MADE[key]
     dataset = model.manifest.training_dataset
     if dataset is None:
-        raise Conflict(f"model {model.name!r} version {model.version} has no profile and "
-                       "names no dataset to make one from")  # fmt: skip
+        raise Conflict(
+            f"model {model.name!r} version {model.version} has no profile and "
+            "names no dataset to make one from"
+        )
     directory, dataset_id = dataset
     catalogue = DatasetCatalogue(registry.storage, directory)
     rows = sample_rows(catalogue.count_rows(dataset_id, "train"))  # what profile_of keeps
-    train = (catalogue.load_split(dataset_id, "train") if rows is None
-             else catalogue.load_rows(dataset_id, "train", rows))  # fmt: skip
-    profile = profile_of(train, model.schema, model.spec, model.booster,
-                         calibration=model.calibration)  # fmt: skip
+    train = (
+        catalogue.load_split(dataset_id, "train")
+        if rows is None
+        else catalogue.load_rows(dataset_id, "train", rows)
+    )
+    profile = profile_of(
+        train, model.schema, model.spec, model.booster, calibration=model.calibration
+    )
     with _LOCK:
         _MADE[key] = profile
         while len(_MADE) > MAX_MADE:
@@ -97,10 +108,19 @@ def drift_for(
 ) -> DriftReport:
     """Drift of version ``ref`` of model ``name`` over ``[since, until)`` of the log (from a
     sample of ``max_rows`` of its loans, past that)."""
-    model, profile, log = _version_window(storage, registry, log_directory, name, ref,
-                                          since=since, until=until, max_rows=max_rows)  # fmt: skip
-    return drift_report(log.frame, profile, model.schema, model=name, version=model.version,
-                        since=since, until=until, rows=log.rows)  # fmt: skip
+    model, profile, log = _version_window(
+        storage, registry, log_directory, name, ref, since=since, until=until, max_rows=max_rows
+    )
+    return drift_report(
+        log.frame,
+        profile,
+        model.schema,
+        model=name,
+        version=model.version,
+        since=since,
+        until=until,
+        rows=log.rows,
+    )
 
 
 def _version_window(
@@ -117,8 +137,15 @@ def _version_window(
     """The version, its profile and its loans of the window: what a drift report reads."""
     model = registry.load(name, ref)
     profile = version_profile(registry, model)
-    log = read_window(storage, log_directory, model=name, since=since, until=until,
-                      version=model.version, max_rows=max_rows)  # fmt: skip
+    log = read_window(
+        storage,
+        log_directory,
+        model=name,
+        since=since,
+        until=until,
+        version=model.version,
+        max_rows=max_rows,
+    )
     return model, profile, log
 
 
@@ -146,9 +173,16 @@ def drift_by_day(
     while day < until:
         end = day + timedelta(days=1)
         rows = log[days == pd.Timestamp(day)] if not log.empty else log
-        report = drift_report(rows, profile, model.schema, model=name, version=model.version,
-                              since=max(day, since), until=min(end, until),
-                              rows=window.days.get(day.date(), 0))  # fmt: skip
+        report = drift_report(
+            rows,
+            profile,
+            model.schema,
+            model=name,
+            version=model.version,
+            since=max(day, since),
+            until=min(end, until),
+            rows=window.days.get(day.date(), 0),
+        )
         out.append(report.to_dict())
         day = end
     return out
@@ -166,12 +200,18 @@ def performance_for(
 ) -> dict[str, Any]:
     """Realized performance of every version of ``name`` that scored loans in the window
     (on a sample of ``max_rows`` of them, past that; ``sampled`` then says how many)."""
-    log = read_window(storage, log_directory, model=name, since=since, until=until,
-                      max_rows=max_rows)  # fmt: skip
-    report = performance_report(log.frame, read_outcomes(storage, outcome_directory),
-                                model=name, scored=log.versions)  # fmt: skip
-    return {**report, "since": since.isoformat() if since else None,
-            "until": until.isoformat() if until else None, "sampled": log.sampled}  # fmt: skip
+    log = read_window(
+        storage, log_directory, model=name, since=since, until=until, max_rows=max_rows
+    )
+    report = performance_report(
+        log.frame, read_outcomes(storage, outcome_directory), model=name, scored=log.versions
+    )
+    return {
+        **report,
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+        "sampled": log.sampled,
+    }
 
 
 def window_with_outcomes(
@@ -188,8 +228,9 @@ def window_with_outcomes(
     """The loans version ``ref`` scored in the window that have an outcome, as training data
     of its schema (``loanrisk data process`` takes them)."""
     model = registry.load(name, ref)
-    log = read_log(storage, log_directory, model=name, since=since, until=until,
-                   version=model.version)  # fmt: skip
+    log = read_log(
+        storage, log_directory, model=name, since=since, until=until, version=model.version
+    )
     return training_rows(joined(log, read_outcomes(storage, outcome_directory)), model.schema)
 
 

@@ -40,10 +40,20 @@ CODES = {
     429: grpc.StatusCode.RESOURCE_EXHAUSTED,
     503: grpc.StatusCode.UNAVAILABLE,
 }
-_FIELDS = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents",
-           "INT32": "int_contents", "INT64": "int64_contents", "UINT8": "uint_contents",
-           "UINT16": "uint_contents", "UINT32": "uint_contents", "UINT64": "uint64_contents",
-           "FP32": "fp32_contents", "FP64": "fp64_contents", "BYTES": "bytes_contents"}  # fmt: skip
+_FIELDS = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
 
 
 def _code(exc: errors.LoanRiskError) -> grpc.StatusCode:
@@ -66,19 +76,24 @@ def parse(request: Any) -> tuple[tensors.InferenceRequest, dict[str, bytes]]:
         raise BadTensor(f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs")
     inputs, binary = [], {}
     for i, tensor in enumerate(request.inputs):
-        doc: dict[str, Any] = {"name": tensor.name, "datatype": tensor.datatype,
-                               "shape": list(tensor.shape)}  # fmt: skip
+        doc: dict[str, Any] = {
+            "name": tensor.name,
+            "datatype": tensor.datatype,
+            "shape": list(tensor.shape),
+        }
         if raw:
             binary[tensor.name] = raw[i]
         else:
             field = _FIELDS.get(tensor.datatype)
             values = list(getattr(tensor.contents, field)) if field else []
-            doc["data"] = [v.decode("utf-8", "replace") for v in values] \
-                if tensor.datatype == "BYTES" else values  # fmt: skip
+            doc["data"] = (
+                [v.decode("utf-8", "replace") for v in values]
+                if tensor.datatype == "BYTES"
+                else values
+            )
         inputs.append(doc)
     outputs = [{"name": o.name} for o in request.outputs] or None
-    parsed = tensors.parse_request({"id": request.id or None, "inputs": inputs,
-                                    "outputs": outputs})  # fmt: skip
+    parsed = tensors.parse_request({"id": request.id or None, "inputs": inputs, "outputs": outputs})
     return parsed, binary
 
 
@@ -91,8 +106,9 @@ def _raw(datatype: str, values: list[Any]) -> bytes:
 def response(body: dict[str, Any]) -> Any:
     """The response, its tensors as ``raw_output_contents`` (as Triton answers, and what
     tritonclient.grpc reads)."""
-    out = pb.ModelInferResponse(model_name=body["model_name"], id=body.get("id", ""),
-                                model_version=body["model_version"])  # fmt: skip
+    out = pb.ModelInferResponse(
+        model_name=body["model_name"], id=body.get("id", ""), model_version=body["model_version"]
+    )
     for tensor in body["outputs"]:
         out.outputs.add(name=tensor["name"], datatype=tensor["datatype"], shape=tensor["shape"])
         out.raw_output_contents.append(_raw(tensor["datatype"], tensor["data"]))
@@ -104,8 +120,12 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         self.services = services
         self.loop = loop
 
-    def _run(self, context: grpc.ServicerContext, scope: str | None,
-             work: Callable[[], Coroutine[Any, Any, T]]) -> T:  # fmt: skip
+    def _run(
+        self,
+        context: grpc.ServicerContext,
+        scope: str | None,
+        work: Callable[[], Coroutine[Any, Any, T]],
+    ) -> T:
         """Check the key, run ``work`` on the worker's event loop, map errors to codes."""
         try:
             if scope is not None:
@@ -125,8 +145,9 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     def ServerMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         async def work() -> Any:
             server = serve.SERVER
-            return pb.ServerMetadataResponse(name=server["name"], version=server["version"],
-                                             extensions=server["extensions"])  # fmt: skip
+            return pb.ServerMetadataResponse(
+                name=server["name"], version=server["version"], extensions=server["extensions"]
+            )
 
         return self._run(context, SCORE, work)
 
@@ -141,19 +162,22 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         async def work() -> Any:
             doc = await serve.metadata(self.services, request.name, request.version or None)
             return pb.ModelMetadataResponse(
-                name=doc["name"], versions=doc["versions"], platform=doc["platform"],
+                name=doc["name"],
+                versions=doc["versions"],
+                platform=doc["platform"],
                 inputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in doc["inputs"]],
                 outputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in doc["outputs"]],
                 properties={"schema": doc["parameters"]["schema"]},
-            )  # fmt: skip
+            )
 
         return self._run(context, SCORE, work)
 
     def ModelInfer(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         async def work() -> Any:
             parsed, binary = parse(request)
-            body = await serve.infer(self.services, request.model_name,
-                                     request.model_version or None, parsed, binary)  # fmt: skip
+            body = await serve.infer(
+                self.services, request.model_name, request.model_version or None, parsed, binary
+            )
             return response(body)
 
         return self._run(context, SCORE, work)

@@ -105,8 +105,10 @@ def split_binary(request: tensors.InferenceRequest, raw: bytes) -> dict[str, byt
         if size is None:
             continue
         if not isinstance(size, int) or size < 0 or offset + size > len(raw):
-            raise BadTensor(f"input {tensor.name!r}: binary_data_size {size!r} does not fit "
-                            f"the {len(raw)} bytes after the JSON header")  # fmt: skip
+            raise BadTensor(
+                f"input {tensor.name!r}: binary_data_size {size!r} does not fit "
+                f"the {len(raw)} bytes after the JSON header"
+            )
         out[tensor.name] = raw[offset : offset + size]
         offset += size
     if offset != len(raw):
@@ -143,10 +145,11 @@ def _datatype(column: Column) -> str:
 def infer_example(schema: LoanSchema) -> dict[str, Any]:
     """One loan of ``schema`` as an inference request: one input per attribute, named after
     it, with the schema's example value."""
-    inputs = [{"name": c.name, "shape": [1], "datatype": _datatype(c),
-               "data": [c.example_value()]} for c in schema.features]  # fmt: skip
-    return {"id": "42", "inputs": inputs,
-            "outputs": [{"name": "probability"}, {"name": "band"}]}  # fmt: skip
+    inputs = [
+        {"name": c.name, "shape": [1], "datatype": _datatype(c), "data": [c.example_value()]}
+        for c in schema.features
+    ]
+    return {"id": "42", "inputs": inputs, "outputs": [{"name": "probability"}, {"name": "band"}]}
 
 
 def infer_body(schema: LoanSchema) -> dict[str, Any]:
@@ -167,13 +170,19 @@ def infer_body(schema: LoanSchema) -> dict[str, Any]:
 INFER_BODY = {"requestBody": infer_body(builtin_schema())}
 
 
-@router.post("/models/{name}/infer", summary="Score loans (the served alias's version)",
-             openapi_extra=INFER_BODY)  # fmt: skip
+@router.post(
+    "/models/{name}/infer",
+    summary="Score loans (the served alias's version)",
+    openapi_extra=INFER_BODY,
+)
 async def infer(name: str, request: Request) -> Response:
     return await _infer(request, name, None)
 
 
-@router.post("/models/{name}/versions/{version}/infer", summary="Score loans with one version",
-             openapi_extra=INFER_BODY)  # fmt: skip
+@router.post(
+    "/models/{name}/versions/{version}/infer",
+    summary="Score loans with one version",
+    openapi_extra=INFER_BODY,
+)
 async def infer_version(name: str, version: str, request: Request) -> Response:
     return await _infer(request, name, version)

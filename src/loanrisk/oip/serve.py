@@ -21,8 +21,11 @@ from loanrisk.registry.models import check_name
 from loanrisk.service.scoring import score_records, score_version
 from loanrisk.service.state import Services
 
-SERVER: dict[str, Any] = {"name": "loanrisk", "version": loanrisk.__version__,
-                          "extensions": ["binary_tensor_data"]}  # fmt: skip
+SERVER: dict[str, Any] = {
+    "name": "loanrisk",
+    "version": loanrisk.__version__,
+    "extensions": ["binary_tensor_data"],
+}
 SOURCE = "oip"
 _VERSION = re.compile(r"^[0-9]{1,9}$")
 
@@ -105,8 +108,11 @@ async def infer(
             decline_reasons=decline,
         )
         results, served, versions = result["results"], scorer.version, [scorer.version]
-    body: dict[str, Any] = {"model_name": cache.name, "model_version": str(served),
-                            "outputs": tensors.outputs(results, names)}  # fmt: skip
+    body: dict[str, Any] = {
+        "model_name": cache.name,
+        "model_version": str(served),
+        "outputs": tensors.outputs(results, names),
+    }
     if parsed.id is not None:
         body["id"] = parsed.id
     if versions != [served]:  # a canary answered some loans

@@ -31,12 +31,36 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from loanrisk.errors import InvalidInput, TooLarge
 from loanrisk.schema import LoanSchema
 
-Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
-                   "INT64", "FP16", "FP32", "FP64", "BYTES"]  # fmt: skip
+Datatype = Literal[
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BYTES",
+]
 #: numpy types of the fixed-size datatypes, as sent in binary (little-endian).
-NUMPY = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
-         "INT8": "<i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8", "FP16": "<f2",
-         "FP32": "<f4", "FP64": "<f8"}  # fmt: skip
+NUMPY = {
+    "BOOL": "?",
+    "UINT8": "<u1",
+    "UINT16": "<u2",
+    "UINT32": "<u4",
+    "UINT64": "<u8",
+    "INT8": "<i1",
+    "INT16": "<i2",
+    "INT32": "<i4",
+    "INT64": "<i8",
+    "FP16": "<f2",
+    "FP32": "<f4",
+    "FP64": "<f8",
+}
 #: Schema column types sent as BYTES (the rest are numbers).
 TEXT = frozenset({"categorical", "ordinal", "date"})
 NUMBERS = frozenset(NUMPY)  # every datatype but BYTES
@@ -147,8 +171,9 @@ def decode_binary(datatype: str, raw: bytes, name: str) -> list[Any]:
         return decode_bytes(raw, name)
     width = np.dtype(NUMPY[datatype]).itemsize
     if len(raw) % width:
-        raise BadTensor(f"input {name!r}: {len(raw)} bytes is not a whole number of "
-                        f"{datatype} elements")  # fmt: skip
+        raise BadTensor(
+            f"input {name!r}: {len(raw)} bytes is not a whole number of {datatype} elements"
+        )
     return np.frombuffer(raw, dtype=NUMPY[datatype]).tolist()  # type: ignore[no-any-return]
 
 
@@ -157,18 +182,22 @@ def _values(tensor: RequestInput, data: list[Any] | None) -> list[Any]:
         raise BadTensor(f"input {tensor.name!r} has no data", details={"field": tensor.name})
     flat = _flat(data)
     if len(flat) != _size(tensor.shape):
-        raise BadTensor(f"input {tensor.name!r}: shape {tensor.shape} holds "
-                        f"{_size(tensor.shape)} elements, its data has {len(flat)}",
-                        details={"field": tensor.name})  # fmt: skip
+        raise BadTensor(
+            f"input {tensor.name!r}: shape {tensor.shape} holds "
+            f"{_size(tensor.shape)} elements, its data has {len(flat)}",
+            details={"field": tensor.name},
+        )
     if tensor.datatype == "BYTES":
         if not all(isinstance(v, str) for v in flat):
-            raise BadTensor(f"input {tensor.name!r}: BYTES data must be strings",
-                            details={"field": tensor.name})  # fmt: skip
+            raise BadTensor(
+                f"input {tensor.name!r}: BYTES data must be strings", details={"field": tensor.name}
+            )
         return flat
     if tensor.datatype == "BOOL":
         if not all(type(v) is bool or type(v) is int for v in flat):
-            raise BadTensor(f"input {tensor.name!r}: BOOL data must be booleans",
-                            details={"field": tensor.name})  # fmt: skip
+            raise BadTensor(
+                f"input {tensor.name!r}: BOOL data must be booleans", details={"field": tensor.name}
+            )
         return [bool(v) for v in flat]
     out: list[Any] = []
     for value in flat:  # one pass: this runs for every attribute of every request
@@ -178,11 +207,15 @@ def _values(tensor: RequestInput, data: list[Any] | None) -> list[Any]:
                 out.append(None)
                 continue
             if value in (math.inf, -math.inf):
-                raise BadTensor(f"input {tensor.name!r}: infinite values are not numbers a "
-                                "loan has", details={"field": tensor.name})  # fmt: skip
+                raise BadTensor(
+                    f"input {tensor.name!r}: infinite values are not numbers a loan has",
+                    details={"field": tensor.name},
+                )
         elif kind is not int and kind is not bool:
-            raise BadTensor(f"input {tensor.name!r}: {tensor.datatype} data must be numbers",
-                            details={"field": tensor.name})  # fmt: skip
+            raise BadTensor(
+                f"input {tensor.name!r}: {tensor.datatype} data must be numbers",
+                details={"field": tensor.name},
+            )
         out.append(value)
     return out
 
@@ -201,24 +234,36 @@ def loans(
 
     def data_of(tensor: RequestInput) -> list[Any]:
         raw = binary.get(tensor.name)
-        return _values(tensor, decode_binary(tensor.datatype, raw, tensor.name)
-                       if raw is not None else tensor.data)  # fmt: skip
+        return _values(
+            tensor,
+            decode_binary(tensor.datatype, raw, tensor.name) if raw is not None else tensor.data,
+        )
 
-    if len(request.inputs) == 1 and len(request.inputs[0].shape) == 2 \
-            and request.inputs[0].shape[1] != 1:  # fmt: skip
+    if (
+        len(request.inputs) == 1
+        and len(request.inputs[0].shape) == 2
+        and request.inputs[0].shape[1] != 1
+    ):
         tensor = request.inputs[0]
         rows, width = tensor.shape
         if width != len(features):
-            raise BadTensor(f"input {tensor.name!r}: shape [N, {width}], but the model's schema "
-                            f"{schema.name!r} has {len(features)} attributes: "
-                            f"{', '.join(features)}", details={"field": tensor.name})  # fmt: skip
+            raise BadTensor(
+                f"input {tensor.name!r}: shape [N, {width}], but the model's schema "
+                f"{schema.name!r} has {len(features)} attributes: "
+                f"{', '.join(features)}",
+                details={"field": tensor.name},
+            )
         if tensor.datatype not in ("BYTES", "FP64"):
-            raise BadTensor(f"input {tensor.name!r}: a [N, {width}] input is BYTES or FP64, "
-                            f"not {tensor.datatype}", details={"field": tensor.name})  # fmt: skip
+            raise BadTensor(
+                f"input {tensor.name!r}: a [N, {width}] input is BYTES or FP64, "
+                f"not {tensor.datatype}",
+                details={"field": tensor.name},
+            )
         _check_rows(rows, max_records)
         flat = data_of(tensor)
-        loans = [dict(zip(features, flat[i * width : (i + 1) * width], strict=True))
-                 for i in range(rows)]  # fmt: skip
+        loans = [
+            dict(zip(features, flat[i * width : (i + 1) * width], strict=True)) for i in range(rows)
+        ]
         if tensor.datatype == "BYTES":  # numbers arrive as text: read them as v1 reads JSON
             numbers = [c.name for c in schema.features if c.type not in TEXT]
             for loan in loans:
@@ -243,12 +288,14 @@ def _check_rows(rows: int, max_records: int) -> None:
     if rows < 1:
         raise BadTensor("no loans: the first dimension of the inputs is 0")
     if rows > max_records:
-        raise TooLarge(f"{rows} loans: at most {max_records} a request",
-                       details={"limit": max_records})  # fmt: skip
+        raise TooLarge(
+            f"{rows} loans: at most {max_records} a request", details={"limit": max_records}
+        )
 
 
-def _columnar(request: InferenceRequest, schema: LoanSchema, max_records: int,
-              data_of: Any) -> list[dict[str, Any]]:  # fmt: skip
+def _columnar(
+    request: InferenceRequest, schema: LoanSchema, max_records: int, data_of: Any
+) -> list[dict[str, Any]]:
     by_name = schema.by_name
     ids = {n for n in (schema.id_name, "id") if n}
     names = [t.name for t in request.inputs]
@@ -256,26 +303,34 @@ def _columnar(request: InferenceRequest, schema: LoanSchema, max_records: int,
     missing = [f for f in schema.feature_names if f not in names]
     if unknown or missing:
         parts = ([f"missing input(s) {', '.join(missing)}"] if missing else []) + (
-            [f"unknown input(s) {', '.join(unknown)}"] if unknown else [])  # fmt: skip
-        raise BadTensor(f"{'; '.join(parts)}: send one input per attribute of the schema "
-                        f"{schema.name!r} ({', '.join(schema.feature_names)}), or one "
-                        "[N, k] input",
-                        details={"missing": missing, "unknown": unknown})  # fmt: skip
+            [f"unknown input(s) {', '.join(unknown)}"] if unknown else []
+        )
+        raise BadTensor(
+            f"{'; '.join(parts)}: send one input per attribute of the schema "
+            f"{schema.name!r} ({', '.join(schema.feature_names)}), or one "
+            "[N, k] input",
+            details={"missing": missing, "unknown": unknown},
+        )
     if len(set(names)) != len(names):
         raise BadTensor("an input is given twice")
     columns: dict[str, list[Any]] = {}
     for tensor in request.inputs:
         if len(tensor.shape) == 2 and tensor.shape[1] != 1:
-            raise BadTensor(f"input {tensor.name!r}: shape {tensor.shape}; one attribute per "
-                            "input is [N] or [N, 1]", details={"field": tensor.name})  # fmt: skip
+            raise BadTensor(
+                f"input {tensor.name!r}: shape {tensor.shape}; one attribute per "
+                "input is [N] or [N, 1]",
+                details={"field": tensor.name},
+            )
         column = by_name.get(tensor.name)
         text = column is not None and column.type in TEXT
         number = column is not None and not text
         if (text and tensor.datatype != "BYTES") or (number and tensor.datatype not in NUMBERS):
             wanted = "BYTES" if text else "a number type (FP64, FP32, INT64, INT32, BOOL)"
-            raise BadTensor(f"input {tensor.name!r}: {tensor.datatype}, but the attribute is "
-                            f"{column.type if column else 'an id'}: send {wanted}",
-                            details={"field": tensor.name})  # fmt: skip
+            raise BadTensor(
+                f"input {tensor.name!r}: {tensor.datatype}, but the attribute is "
+                f"{column.type if column else 'an id'}: send {wanted}",
+                details={"field": tensor.name},
+            )
         columns[tensor.name] = data_of(tensor)
     rows = {t.shape[0] for t in request.inputs}
     if len(rows) != 1:
@@ -292,8 +347,9 @@ def requested(request: InferenceRequest) -> tuple[str, ...]:
     names = tuple(o.name for o in request.outputs)
     unknown = [n for n in names if n not in OUTPUTS]
     if unknown:
-        raise BadTensor(f"unknown output(s) {', '.join(unknown)}: this model gives "
-                        f"{', '.join(OUTPUTS)}")  # fmt: skip
+        raise BadTensor(
+            f"unknown output(s) {', '.join(unknown)}: this model gives {', '.join(OUTPUTS)}"
+        )
     return names
 
 
@@ -308,19 +364,19 @@ def outputs(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[
     for name in ("reasons", "decline_reasons"):
         if name in names:
             columns[name] = ("BYTES", [json.dumps(r.get(name, [])) for r in results])
-    return [{"name": name, "datatype": columns[name][0], "shape": [n], "data": columns[name][1]}
-            for name in names]  # fmt: skip
+    return [
+        {"name": name, "datatype": columns[name][0], "shape": [n], "data": columns[name][1]}
+        for name in names
+    ]
 
 
 def model_metadata(name: str, versions: Sequence[int], schema: LoanSchema) -> dict[str, Any]:
     """Inputs (one per attribute, and the [N, k] alternative's width in ``parameters``) and
     outputs of a model."""
     inputs = [
-        {"name": c.name,
-         "datatype": "BYTES" if c.type in TEXT else "FP64",
-         "shape": [-1]}
+        {"name": c.name, "datatype": "BYTES" if c.type in TEXT else "FP64", "shape": [-1]}
         for c in schema.features
-    ]  # fmt: skip
+    ]
     return {
         "name": name,
         "versions": [str(v) for v in versions],

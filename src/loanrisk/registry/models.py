@@ -245,11 +245,17 @@ class ModelRegistry:
             manifest=manifest,
             report=json.loads(self._verified(name, version, REPORT_FILE)),
             schema=self._schema(name, version, manifest),
-            calibration=(Calibration.from_json(self._verified(name, version, CALIBRATION_FILE))
-                         if CALIBRATION_FILE in manifest.files else None),
-            reasons=(ReasonCatalog.model_validate_json(self._verified(name, version, REASONS_FILE))
-                     if REASONS_FILE in manifest.files else None),
-        )  # fmt: skip
+            calibration=(
+                Calibration.from_json(self._verified(name, version, CALIBRATION_FILE))
+                if CALIBRATION_FILE in manifest.files
+                else None
+            ),
+            reasons=(
+                ReasonCatalog.model_validate_json(self._verified(name, version, REASONS_FILE))
+                if REASONS_FILE in manifest.files
+                else None
+            ),
+        )
 
     def _schema(self, name: str, version: int, manifest: ModelManifest) -> LoanSchema:
         """The version's schema (versions published before schemas: the built-in one)."""
@@ -328,17 +334,19 @@ class ModelRegistry:
         directory = self._version_dir(name, version)
         for file, data in files.items():
             self.storage.write_bytes(self.storage.join(directory, file), data)
-        manifest = ModelManifest.model_validate({
-            **metadata,
-            "name": name,
-            "version": version,
-            "schema": {"name": schema.name, "hash": schema.fingerprint()},
-            "files": {
-                f: FileEntry(sha256=hashlib.sha256(d).hexdigest(), bytes=len(d))
-                for f, d in files.items()
-            },
-            "created_at": _now(),
-        })  # fmt: skip
+        manifest = ModelManifest.model_validate(
+            {
+                **metadata,
+                "name": name,
+                "version": version,
+                "schema": {"name": schema.name, "hash": schema.fingerprint()},
+                "files": {
+                    f: FileEntry(sha256=hashlib.sha256(d).hexdigest(), bytes=len(d))
+                    for f, d in files.items()
+                },
+                "created_at": _now(),
+            }
+        )
         body = manifest.model_dump_json(indent=2).encode() + b"\n"
         self.storage.write_bytes(self.storage.join(directory, MANIFEST_FILE), body)
         return manifest
@@ -399,8 +407,10 @@ class ModelRegistry:
         move = {"version": target, "at": now, "by": by, "reason": reason}
         previous = current["version"]
         if previous is None and target is not None:  # after a retirement: its last target
-            previous = next((h["version"] for h in reversed(current["history"])
-                             if h["version"] is not None), None)  # fmt: skip
+            previous = next(
+                (h["version"] for h in reversed(current["history"]) if h["version"] is not None),
+                None,
+            )
         record = {
             "alias": alias,
             "version": target,
@@ -438,5 +448,6 @@ class ModelRegistry:
         current = self._alias(name, alias)
         if current["previous"] is None:
             raise Conflict(f"alias {alias!r} of model {name!r} has no previous version")
-        return self.promote(name, int(current["previous"]), alias, check=check, by=by,
-                            reason=reason or "rollback")  # fmt: skip
+        return self.promote(
+            name, int(current["previous"]), alias, check=check, by=by, reason=reason or "rollback"
+        )

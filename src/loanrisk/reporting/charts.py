@@ -104,42 +104,71 @@ def _render(chart: Any) -> str:
 def roc(report: Mapping[str, Any]) -> Chart:
     curve = report["roc_curve"]
     points = list(zip(curve["fpr"], curve["tpr"], strict=True))
-    chart = pygal.XY(**_config(
-        xrange=(0, 1), range=(0, 1), x_title="False positive rate", y_title="True positive rate",
-        show_dots=False, stroke_style={"width": 2.5},
-    ))  # fmt: skip
+    chart = pygal.XY(
+        **_config(
+            xrange=(0, 1),
+            range=(0, 1),
+            x_title="False positive rate",
+            y_title="True positive rate",
+            show_dots=False,
+            stroke_style={"width": 2.5},
+        )
+    )
     chart.add(f"Model (AUC {decimal(report['auc'])})", points)
     chart.add("Chance", [(0, 0), (1, 1)], stroke_style=DASHED)
     rows = [
         (decimal(t, 3), percent(f), percent(r))
         for f, r, t in zip(curve["fpr"], curve["tpr"], curve["thresholds"], strict=True)
     ]
-    return Chart("roc", "ROC curve",
-                 f"ROC curve of {len(points)} points; AUC {decimal(report['auc'])}.",
-                 _render(chart), ("Threshold", "False positive rate", "True positive rate"),
-                 rows)  # fmt: skip
+    return Chart(
+        "roc",
+        "ROC curve",
+        f"ROC curve of {len(points)} points; AUC {decimal(report['auc'])}.",
+        _render(chart),
+        ("Threshold", "False positive rate", "True positive rate"),
+        rows,
+    )
 
 
 def calibration(report: Mapping[str, Any]) -> Chart:
     bins = [b for b in report["calibration"] if b["count"]]
-    chart = pygal.XY(**_config(
-        xrange=(0, 1), range=(0, 1), x_title="Mean predicted probability of default",
-        y_title="Observed default rate", print_labels=True, dots_size=5,
-    ))  # fmt: skip
-    chart.add("Model", [{"value": (b["mean_predicted"], b["observed_rate"]),
-                         "label": count(b["count"])} for b in bins])  # fmt: skip
+    chart = pygal.XY(
+        **_config(
+            xrange=(0, 1),
+            range=(0, 1),
+            x_title="Mean predicted probability of default",
+            y_title="Observed default rate",
+            print_labels=True,
+            dots_size=5,
+        )
+    )
+    chart.add(
+        "Model",
+        [
+            {"value": (b["mean_predicted"], b["observed_rate"]), "label": count(b["count"])}
+            for b in bins
+        ],
+    )
     chart.add("Perfect calibration", [(0, 0), (1, 1)], stroke_style=DASHED, show_dots=False)
     rows = [
-        (f"{b['bin'][0]:.1f}{DASH}{b['bin'][1]:.1f}", count(b["count"]),
-         percent(b["mean_predicted"]), percent(b["observed_rate"]))
+        (
+            f"{b['bin'][0]:.1f}{DASH}{b['bin'][1]:.1f}",
+            count(b["count"]),
+            percent(b["mean_predicted"]),
+            percent(b["observed_rate"]),
+        )
         for b in report["calibration"]
-    ]  # fmt: skip
+    ]
     gap = max((abs(b["mean_predicted"] - b["observed_rate"]) for b in bins), default=0.0)
-    return Chart("calibration", "Calibration (reliability curve, loans per bin labelled)",
-                 f"Reliability curve over {len(bins)} non-empty bins; the largest gap between "
-                 f"predicted and observed default rate is {percent(gap)}.", _render(chart),
-                 ("Predicted bin", "Loans", "Mean predicted", "Observed default rate"),
-                 rows)  # fmt: skip
+    return Chart(
+        "calibration",
+        "Calibration (reliability curve, loans per bin labelled)",
+        f"Reliability curve over {len(bins)} non-empty bins; the largest gap between "
+        f"predicted and observed default rate is {percent(gap)}.",
+        _render(chart),
+        ("Predicted bin", "Loans", "Mean predicted", "Observed default rate"),
+        rows,
+    )
 
 
 def score_distribution(report: Mapping[str, Any]) -> Chart | None:
@@ -152,43 +181,68 @@ def score_distribution(report: Mapping[str, Any]) -> Chart | None:
     labels = [f"{lo:.2f}{DASH}{hi:.2f}" for lo, hi in itertools.pairwise(edges)]
     series = {"Non-default": distribution["non_default"], "Default": distribution["default"]}
     totals = {name: max(sum(counts), 1) for name, counts in series.items()}
-    chart = pygal.Bar(**_config(
-        x_labels=labels, x_label_rotation=45, x_title="Predicted probability of default",
-        y_title="Share of the label's loans", value_formatter=lambda v: f"{v:.0%}",
-        show_minor_x_labels=False, x_labels_major_every=4,
-    ))  # fmt: skip
+    chart = pygal.Bar(
+        **_config(
+            x_labels=labels,
+            x_label_rotation=45,
+            x_title="Predicted probability of default",
+            y_title="Share of the label's loans",
+            value_formatter=lambda v: f"{v:.0%}",
+            show_minor_x_labels=False,
+            x_labels_major_every=4,
+        )
+    )
     for name, counts in series.items():
         chart.add(name, [c / totals[name] for c in counts])
     rows = [
-        (label, count(n), percent(n / totals["Non-default"]), count(d),
-         percent(d / totals["Default"]))
+        (
+            label,
+            count(n),
+            percent(n / totals["Non-default"]),
+            count(d),
+            percent(d / totals["Default"]),
+        )
         for label, n, d in zip(labels, series["Non-default"], series["Default"], strict=True)
-    ]  # fmt: skip
-    return Chart("scores", "Score distribution by true label",
-                 f"Scores of {count(sum(series['Non-default']))} non-defaults and "
-                 f"{count(sum(series['Default']))} defaults in 20 bins.", _render(chart),
-                 ("Score bin", "Non-defaults", "Share", "Defaults", "Share"), rows)  # fmt: skip
+    ]
+    return Chart(
+        "scores",
+        "Score distribution by true label",
+        f"Scores of {count(sum(series['Non-default']))} non-defaults and "
+        f"{count(sum(series['Default']))} defaults in 20 bins.",
+        _render(chart),
+        ("Score bin", "Non-defaults", "Share", "Defaults", "Share"),
+        rows,
+    )
 
 
 def confusion(report: Mapping[str, Any]) -> Chart:
     m = report["confusion_matrix"]
     threshold = report["threshold"]
-    chart = pygal.StackedBar(**_config(
-        x_labels=["Actual non-default", "Actual default"], y_title="Loans", print_values=True,
-        value_formatter=lambda v: f"{v:,.0f}",
-        truncate_label=-1,  # pygal's guess gives each label half a bar's slot: "Actual non-d…"
-    ))  # fmt: skip
+    chart = pygal.StackedBar(
+        **_config(
+            x_labels=["Actual non-default", "Actual default"],
+            y_title="Loans",
+            print_values=True,
+            value_formatter=lambda v: f"{v:,.0f}",
+            truncate_label=-1,  # pygal's guess gives each label half a bar's slot: "Actual non-d…"
+        )
+    )
     chart.add("Predicted non-default", [m["tn"], m["fn"]])
     chart.add("Predicted default", [m["fp"], m["tp"]])
     rows = [
         ("Actual non-default", count(m["tn"]), count(m["fp"])),
         ("Actual default", count(m["fn"]), count(m["tp"])),
     ]
-    return Chart("confusion", f"Confusion matrix at threshold {threshold:g}",
-                 f"At threshold {threshold:g}: {count(m['tp'])} true positives, "
-                 f"{count(m['fp'])} false positives, {count(m['tn'])} true negatives, "
-                 f"{count(m['fn'])} false negatives.", _render(chart),
-                 ("", "Predicted non-default", "Predicted default"), rows)  # fmt: skip
+    return Chart(
+        "confusion",
+        f"Confusion matrix at threshold {threshold:g}",
+        f"At threshold {threshold:g}: {count(m['tp'])} true positives, "
+        f"{count(m['fp'])} false positives, {count(m['tn'])} true negatives, "
+        f"{count(m['fn'])} false negatives.",
+        _render(chart),
+        ("", "Predicted non-default", "Predicted default"),
+        rows,
+    )
 
 
 #: The importance chart's geometry: pixels per bar, characters per line of a label (two
@@ -264,12 +318,20 @@ def importance(
     shares = [bar.gain / total for bar in bars]
     end = max(shares) * 1.125  # room for the value printed after the longest bar
     ticks = _ticks(end)
-    chart = pygal.HorizontalBar(**_config(
-        show_legend=False, x_title="Share of total gain", value_formatter=lambda v: f"{v:.0%}",
-        height=_BAR * len(bars) + 90, x_labels=list(reversed(tokens)), print_values=True,
-        print_values_position="top", margin_left=round(_text_width(widest)), y_labels=ticks,
-        range=(0, max(ticks[-1], end)),
-    ))  # fmt: skip
+    chart = pygal.HorizontalBar(
+        **_config(
+            show_legend=False,
+            x_title="Share of total gain",
+            value_formatter=lambda v: f"{v:.0%}",
+            height=_BAR * len(bars) + 90,
+            x_labels=list(reversed(tokens)),
+            print_values=True,
+            print_values_position="top",
+            margin_left=round(_text_width(widest)),
+            y_labels=ticks,
+            range=(0, max(ticks[-1], end)),
+        )
+    )
     chart.add(
         "Share of total gain",
         [
@@ -314,23 +376,39 @@ def importance(
 
 def parity(fairness: Mapping[str, Any]) -> Chart:
     ratios = fairness["parity"]
-    chart = pygal.HorizontalBar(**_config(
-        show_legend=False, x_title="Privileged / non-privileged rate",
-        value_formatter=lambda v: f"{v:.2f}", height=380,
-    ))  # fmt: skip
+    chart = pygal.HorizontalBar(
+        **_config(
+            show_legend=False,
+            x_title="Privileged / non-privileged rate",
+            value_formatter=lambda v: f"{v:.2f}",
+            height=380,
+        )
+    )
     chart.x_labels = list(reversed(ratios))
     chart.add("Parity ratio", list(reversed(ratios.values())))
     groups = fairness["groups"]
-    rows = [(rate, decimal(groups["privileged"][rate], 3),
-             decimal(groups["non_privileged"][rate], 3), decimal(value, 3),
-             MISSING if value is None else ("within" if FOUR_FIFTHS[0] <= value <= FOUR_FIFTHS[1]
-                                        else "outside"))
-            for rate, value in ratios.items()]  # fmt: skip
+    rows = [
+        (
+            rate,
+            decimal(groups["privileged"][rate], 3),
+            decimal(groups["non_privileged"][rate], 3),
+            decimal(value, 3),
+            MISSING
+            if value is None
+            else ("within" if FOUR_FIFTHS[0] <= value <= FOUR_FIFTHS[1] else "outside"),
+        )
+        for rate, value in ratios.items()
+    ]
     outside = [r[0] for r in rows if r[4] == "outside"]
-    return Chart(f"parity-{fairness['attribute']}", f"Parity ratios over {fairness['attribute']}",
-                 f"{len(outside)} of {len(rows)} ratios outside {BAND}"
-                 + (f": {', '.join(outside)}." if outside else "."), _render(chart),
-                 ("Rate", "Privileged", "Non-privileged", "Ratio", BAND), rows)  # fmt: skip
+    return Chart(
+        f"parity-{fairness['attribute']}",
+        f"Parity ratios over {fairness['attribute']}",
+        f"{len(outside)} of {len(rows)} ratios outside {BAND}"
+        + (f": {', '.join(outside)}." if outside else "."),
+        _render(chart),
+        ("Rate", "Privileged", "Non-privileged", "Ratio", BAND),
+        rows,
+    )
 
 
 def drift_over_time(days: Sequence[Mapping[str, Any]], *, top: int = 6) -> Chart | None:
@@ -352,23 +430,38 @@ def drift_over_time(days: Sequence[Mapping[str, Any]], *, top: int = 6) -> Chart
 
     labels = [str(d["since"])[:10] for d in days]  # the whole window, days without loans too
     legend = ["score (PSI)", *names[1:], f"{STABLE} investigate", f"{SHIFT} shift"]
-    chart = pygal.Line(**_config(
-        x_labels=labels, x_label_rotation=30, y_title="PSI / CSI", dots_size=3,
-        value_formatter=lambda v: f"{v:.3f}", show_minor_x_labels=False,
-        x_labels_major_every=max(1, len(labels) // 10), **_bottom_legend(legend),
-    ))  # fmt: skip
+    chart = pygal.Line(
+        **_config(
+            x_labels=labels,
+            x_label_rotation=30,
+            y_title="PSI / CSI",
+            dots_size=3,
+            value_formatter=lambda v: f"{v:.3f}",
+            show_minor_x_labels=False,
+            x_labels_major_every=max(1, len(labels) // 10),
+            **_bottom_legend(legend),
+        )
+    )
     for name in names:
-        chart.add(name if name != "score" else "score (PSI)",
-                  [index(d, name) if d["rows"] else None for d in days])  # fmt: skip
-    chart.add(f"{STABLE} investigate", [STABLE] * len(days), stroke_style=DASHED,
-              show_dots=False)  # fmt: skip
+        chart.add(
+            name if name != "score" else "score (PSI)",
+            [index(d, name) if d["rows"] else None for d in days],
+        )
+    chart.add(f"{STABLE} investigate", [STABLE] * len(days), stroke_style=DASHED, show_dots=False)
     chart.add(f"{SHIFT} shift", [SHIFT] * len(days), stroke_style=DASHED, show_dots=False)
     labels = [str(d["since"])[:10] for d in scored]
-    rows = [(label, count(d["rows"]), *(decimal(index(d, n), 3) for n in names))
-            for label, d in zip(labels, scored, strict=True)]  # fmt: skip
-    return Chart("drift", "Drift by day (PSI of the score, CSI of the most-shifted features)",
-                 f"{len(scored)} days with scored loans; bands at {STABLE} and {SHIFT}.",
-                 _render(chart), ("Day", "Loans", *names), rows)  # fmt: skip
+    rows = [
+        (label, count(d["rows"]), *(decimal(index(d, n), 3) for n in names))
+        for label, d in zip(labels, scored, strict=True)
+    ]
+    return Chart(
+        "drift",
+        "Drift by day (PSI of the score, CSI of the most-shifted features)",
+        f"{len(scored)} days with scored loans; bands at {STABLE} and {SHIFT}.",
+        _render(chart),
+        ("Day", "Loans", *names),
+        rows,
+    )
 
 
 def report_charts(

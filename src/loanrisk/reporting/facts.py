@@ -123,8 +123,10 @@ def limitations(facts: VersionFacts) -> list[str]:
                 )
         warnings = data.quality.get("warnings") or []
         if warnings:
-            out.append(f"Validation flagged {len(warnings)} problem(s) in the raw data, listed "
-                       "under the training data.")  # fmt: skip
+            out.append(
+                f"Validation flagged {len(warnings)} problem(s) in the raw data, listed "
+                "under the training data."
+            )
     elif facts.dataset_note:
         out.append(facts.dataset_note)
     for row in facts.report["calibration"]:
@@ -138,10 +140,12 @@ def limitations(facts: VersionFacts) -> list[str]:
     check = facts.report.get("monotonicity") or {}
     broken = [name for name, f in (check.get("features") or {}).items() if not f["holds"]]
     if broken:
-        out.append(f"The PD moves against the declared direction of risk for {', '.join(broken)} "
-                   "(the check above): the model was not trained with monotone constraints, "
-                   "and a declined applicant may be told a reason the model does not apply "
-                   "consistently.")  # fmt: skip
+        out.append(
+            f"The PD moves against the declared direction of risk for {', '.join(broken)} "
+            "(the check above): the model was not trained with monotone constraints, "
+            "and a declined applicant may be told a reason the model does not apply "
+            "consistently."
+        )
     for item in facts.report.get("fairness_not_assessed") or ():
         out.append(
             f"Protected attribute {item['attribute']!r} was not assessed for fairness: "
@@ -164,23 +168,31 @@ def monitoring_plan(facts: VersionFacts, settings: Settings) -> list[tuple[str, 
     matrix = facts.report["confusion_matrix"]
     labelled = (matrix["tp"] + matrix["fp"]) / max(sum(matrix.values()), 1)
     return [
-        ("PSI of the score, CSI of each feature, over the last "
-         f"{hours:g} hours of the prediction log",
-         f"< {STABLE} stable; {STABLE} to {SHIFT} investigate; > {SHIFT} shift",
-         "Investigate the features that moved; above the shift band, retrain on recent loans "
-         "(loanrisk monitor drift; gauge loanrisk_psi)."),
-        ("Realized AUC and Brier on loans whose outcome is known",
-         f"AUC below the test AUC by more than {MAX_AUC_DROP}",
-         "Compare with a challenger trained on recent outcomes (loanrisk monitor performance)."),
-        ("A challenger against this version, on the same held-out and live loans",
-         f"promotion refused if its AUC is lower by more than {MAX_AUC_DROP} beyond noise "
-         "(the DeLong 95% interval of the difference below it)",
-         "Shadow or canary it first (docs/champion-challenger.md); promote with --if-not-worse."),
-        ("Share of loans labelled default (loanrisk_predictions_total by label)",
-         f"far from the test split's {percent(labelled)}",
-         "A moved approval rate with stable drift bands points at the threshold or the "
-         "applicant mix; check both before retraining."),
-    ]  # fmt: skip
+        (
+            "PSI of the score, CSI of each feature, over the last "
+            f"{hours:g} hours of the prediction log",
+            f"< {STABLE} stable; {STABLE} to {SHIFT} investigate; > {SHIFT} shift",
+            "Investigate the features that moved; above the shift band, retrain on recent loans "
+            "(loanrisk monitor drift; gauge loanrisk_psi).",
+        ),
+        (
+            "Realized AUC and Brier on loans whose outcome is known",
+            f"AUC below the test AUC by more than {MAX_AUC_DROP}",
+            "Compare with a challenger trained on recent outcomes (loanrisk monitor performance).",
+        ),
+        (
+            "A challenger against this version, on the same held-out and live loans",
+            f"promotion refused if its AUC is lower by more than {MAX_AUC_DROP} beyond noise "
+            "(the DeLong 95% interval of the difference below it)",
+            "Shadow or canary it first (docs/champion-challenger.md); promote with --if-not-worse.",
+        ),
+        (
+            "Share of loans labelled default (loanrisk_predictions_total by label)",
+            f"far from the test split's {percent(labelled)}",
+            "A moved approval rate with stable drift bands points at the threshold or the "
+            "applicant mix; check both before retraining.",
+        ),
+    ]
 
 
 def band_ranges(policy: DecisionPolicy) -> str:

@@ -153,16 +153,20 @@ def _label_column(name: str, text: pd.Series[Any], notes: list[str]) -> dict[str
     values = values[values.isin(counts.index)]
     numbers = _numbers(values)
     if numbers.notna().all() and set(numbers.unique()) == {0, 1}:
-        return {"name": name, "role": "label", "type": "integer", "positive": [1],
-                "negative": [0]}  # fmt: skip
+        return {"name": name, "role": "label", "type": "integer", "positive": [1], "negative": [0]}
     words = [str(v) for v in counts.index]
     positive = next((w for w in words if w.lower() in _POSITIVE_WORDS), None)
     if positive is None:
         positive = words[-1]  # the rarer one: defaults are the minority in loan books
         notes.append(f"REVIEW: is {positive!r} the value of a default? (guessed: the rarer one)")
     negative = next(w for w in words if w != positive)
-    return {"name": name, "role": "label", "type": "categorical", "positive": [positive],
-            "negative": [negative]}  # fmt: skip
+    return {
+        "name": name,
+        "role": "label",
+        "type": "categorical",
+        "positive": [positive],
+        "negative": [negative],
+    }
 
 
 def _draft_column(
@@ -245,8 +249,11 @@ def _draft_column(
         )
         return {"name": name, "role": "ignored", "type": "categorical"}, notes
     if len(counts) <= max_categories:
-        notes.append("counts: " + ", ".join(f"{k} {v:,}" for k, v in counts.head(12).items())
-                     + (" ..." if len(counts) > 12 else ""))  # fmt: skip
+        notes.append(
+            "counts: "
+            + ", ".join(f"{k} {v:,}" for k, v in counts.head(12).items())
+            + (" ..." if len(counts) > 12 else "")
+        )
         notes.append("REVIEW: if the categories have an order, make it ordinal and order them")
         return {"name": name, "type": "categorical", "categories": list(counts.index)}, notes
     if _looks_like_dates(present):
@@ -318,8 +325,9 @@ def infer_schema(
     frame.columns = [header_name(c) for c in frame.columns]
     label_name = label.strip().lower() if label else _guess_label(frame)
     if label_name not in frame.columns:
-        raise InvalidInput(f"label column {label_name!r} is not in the file "
-                           f"(columns: {', '.join(frame.columns)})")  # fmt: skip
+        raise InvalidInput(
+            f"label column {label_name!r} is not in the file (columns: {', '.join(frame.columns)})"
+        )
     columns: list[dict[str, Any]] = []
     notes: dict[str, list[str]] = {}
     have_id = False
@@ -383,8 +391,9 @@ def render_yaml(draft: Draft) -> str:
         for note in draft.notes.get(column.name, []):
             lines.append(f"  # {note}")
         doc = _whole(column.model_dump(mode="json", exclude_defaults=True))
-        body = yaml.safe_dump([doc], sort_keys=False, default_flow_style=None, width=96,
-                              allow_unicode=True)  # fmt: skip
+        body = yaml.safe_dump(
+            [doc], sort_keys=False, default_flow_style=None, width=96, allow_unicode=True
+        )
         lines += ["  " + line for line in body.rstrip("\n").splitlines()]
     return "\n".join(lines) + "\n"
 

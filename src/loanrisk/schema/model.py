@@ -513,8 +513,9 @@ def incompatibilities(parent: LoanSchema, child: LoanSchema) -> list[str]:
         if new.type != old.type:
             problems.append(f"feature {old.name!r} changed type from {old.type} to {new.type}")
         elif new.encoding != old.encoding:
-            problems.append(f"feature {old.name!r} changed preprocessing from "
-                            f"{old.encoding} to {new.encoding}")  # fmt: skip
+            problems.append(
+                f"feature {old.name!r} changed preprocessing from {old.encoding} to {new.encoding}"
+            )
         elif (
             new.type == "ordinal"
             and old.categories
@@ -529,6 +530,8 @@ def incompatibilities(parent: LoanSchema, child: LoanSchema) -> list[str]:
         new_label.positive_values,
         new_label.negative_values,
     ):
-        problems.append(f"the label changed from {old_label.name!r} to {new_label.name!r} "
-                        "or its positive/negative values changed")  # fmt: skip
+        problems.append(
+            f"the label changed from {old_label.name!r} to {new_label.name!r} "
+            "or its positive/negative values changed"
+        )
     return problems

@@ -34,8 +34,11 @@ class SchemaStore:
 
     def names(self) -> list[str]:
         """Stored schema names, and the built-in one, sorted."""
-        stored = [e.removesuffix(".json") for e in self.storage.list(self.directory)
-                  if e.endswith(".json")]  # fmt: skip
+        stored = [
+            e.removesuffix(".json")
+            for e in self.storage.list(self.directory)
+            if e.endswith(".json")
+        ]
         return sorted({builtin_schema().name, *stored})
 
     def get(self, name: str) -> LoanSchema:

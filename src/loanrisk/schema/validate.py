@@ -229,8 +229,9 @@ def _numeric(
             odd = ((values < low) | (values > high)) & ~impossible
         if odd.any():
             message = f"outside the plausible range {spec.plausible.describe()} (kept)"
-            report.flagged.append(_issue(spec.name, "implausible", message, odd, raw,
-                                         errors.offset))  # fmt: skip
+            report.flagged.append(
+                _issue(spec.name, "implausible", message, odd, raw, errors.offset)
+            )
     return values
 
 
@@ -261,9 +262,12 @@ def _boolean(
 ) -> np.ndarray[Any, np.dtype[np.float64]]:
     codes, tokens = _tokens(raw)
     lookup = np.array(
-        [1.0 if t in TRUE_TOKENS else 0.0 if t in FALSE_TOKENS else np.nan if not t else -1.0
-         for t in tokens] + [np.nan]
-    )  # fmt: skip
+        [
+            1.0 if t in TRUE_TOKENS else 0.0 if t in FALSE_TOKENS else np.nan if not t else -1.0
+            for t in tokens
+        ]
+        + [np.nan]
+    )
     values: np.ndarray[Any, np.dtype[np.float64]] = lookup[codes]
     bad = values == -1.0
     if bad.any():
@@ -347,8 +351,11 @@ def _label(
     bad = mapped == -1
     if bad.any():
         allowed = [str(v) for v in negative or ()] + [str(v) for v in spec.positive_values]
-        message = (f"label must be {', '.join(allowed[:-1])} or {allowed[-1]}"
-                   if negative is not None else "label missing")  # fmt: skip
+        message = (
+            f"label must be {', '.join(allowed[:-1])} or {allowed[-1]}"
+            if negative is not None
+            else "label missing"
+        )
         errors.add(spec.name, "bad_label", message, bad, raw)
     return np.where(bad, 0, mapped).astype(np.int8)
 
@@ -498,8 +505,9 @@ def validate_chunks(
     for offset, chunk in chunks:
         if len(chunk) == 0:
             continue
-        part = validate_frame(chunk, schema=schema, mode=mode, keep=keep, on_error="drop",
-                              row_offset=offset)  # fmt: skip
+        part = validate_frame(
+            chunk, schema=schema, mode=mode, keep=keep, on_error="drop", row_offset=offset
+        )
         frames.append(part.frame)
         reports.append(part.report)
         numbers.append(part.row_numbers)

@@ -84,10 +84,16 @@ async def _watch_drift(services: Services, metrics: Metrics) -> None:
         since = until - timedelta(hours=settings.drift_window_hours)
         try:
             report = await run_in_threadpool(
-                drift_for, services.storage, served.registry,
-                services.storage.resolve(settings.log_directory), served.name, scorer.version,
-                since=since, until=until, max_rows=settings.monitor_max_rows,
-            )  # fmt: skip
+                drift_for,
+                services.storage,
+                served.registry,
+                services.storage.resolve(settings.log_directory),
+                served.name,
+                scorer.version,
+                since=since,
+                until=until,
+                max_rows=settings.monitor_max_rows,
+            )
         except Exception:  # a storage hiccup must not end the loop
             log.exception("drift refresh failed; the gauges keep their last values")
             continue
@@ -126,8 +132,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         collector = asyncio.create_task(_collect_abandoned_writes(storage))
         app.state.services = services
         reloader = asyncio.create_task(_reload_forever(services, metrics, settings.reload_interval))
-        watcher = (asyncio.create_task(_watch_drift(services, metrics))
-                   if settings.drift_interval and services.log is not None else None)  # fmt: skip
+        watcher = (
+            asyncio.create_task(_watch_drift(services, metrics))
+            if settings.drift_interval and services.log is not None
+            else None
+        )
         # Everything loaded so far lives as long as the process: keep it out of the garbage
         # collector's full passes (which otherwise pause requests for tens of ms).
         grpc_server = None
@@ -170,8 +179,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     openapi.install(app)
     # Scoring routes first: Starlette tries routes in order, so the hot ones match quickest.
-    for module in (health, predict, oip_rest, datasets, models, schemas, monitoring, jobs,
-                   reference):  # fmt: skip
+    for module in (
+        health,
+        predict,
+        oip_rest,
+        datasets,
+        models,
+        schemas,
+        monitoring,
+        jobs,
+        reference,
+    ):
         app.include_router(module.router)
     console_docs.install(app)
     console.install(app)

@@ -62,8 +62,7 @@ def predict_body(schema: LoanSchema) -> dict[str, Any]:
     loan = loan_json_schema(schema)
     example = schema.example_record()
     options = PredictOptions.model_json_schema()
-    options["properties"]["records"] = {"type": "array", "items": loan,
-                                        "description": "The loans."}  # fmt: skip
+    options["properties"]["records"] = {"type": "array", "items": loan, "description": "The loans."}
     return {
         "required": True,
         "content": {

@@ -152,8 +152,7 @@ class Metrics:
         self.model_load_failures.labels(model, "" if version is None else str(version)).inc()
 
     def predicted(self, model: str, version: int, labels: list[bool], role: str = CHAMPION) -> None:
-        self.predicted_counts(model, version, scored=len(labels), defaults=sum(labels),
-                              role=role)  # fmt: skip
+        self.predicted_counts(model, version, scored=len(labels), defaults=sum(labels), role=role)
 
     def predicted_batch(
         self, model: str, version: int, summary: dict[str, Any], role: str = CHAMPION

@@ -79,8 +79,9 @@ def _record(
     labels = [bool(r["label"]) for r in result["results"]]
     services.metrics.predicted(scorer.model.name, scorer.version, labels, role)
     if services.log is not None:
-        services.log.scored_records(scorer, records, result, source=source,
-                                    request_id=request_id.get(), role=role)  # fmt: skip
+        services.log.scored_records(
+            scorer, records, result, source=source, request_id=request_id.get(), role=role
+        )
 
 
 async def score_records(
@@ -129,8 +130,9 @@ async def score_records(
             source=source,
         )
     if shadow is not None:
-        services.shadow.records(cache, answer.champion.version, records, source=source,
-                                request_id=request_id.get())  # fmt: skip
+        services.shadow.records(
+            cache, answer.champion.version, records, source=source, request_id=request_id.get()
+        )
     return answer
 
 
@@ -149,16 +151,28 @@ async def _score_split(
 ) -> Answer:
     groups = [(champion, CHAMPION, split[0]), (canary, CANARY, split[1])]
     groups = [g for g in groups if g[2]]
-    parts = await asyncio.gather(*(
-        _score(services, scorer, [records[i] for i in indexes], on_error="skip",
-               explain=explain, top_k=top_k, decline_reasons=decline_reasons)
-        for scorer, _, indexes in groups
-    ))  # fmt: skip
+    parts = await asyncio.gather(
+        *(
+            _score(
+                services,
+                scorer,
+                [records[i] for i in indexes],
+                on_error="skip",
+                explain=explain,
+                top_k=top_k,
+                decline_reasons=decline_reasons,
+            )
+            for scorer, _, indexes in groups
+        )
+    )
     rejected = sorted(
-        ({**r, "record": indexes[r["record"]]}
-         for (_, _, indexes), part in zip(groups, parts, strict=True) for r in part["rejected"]),
+        (
+            {**r, "record": indexes[r["record"]]}
+            for (_, _, indexes), part in zip(groups, parts, strict=True)
+            for r in part["rejected"]
+        ),
         key=lambda r: int(r["record"]),
-    )  # fmt: skip
+    )
     if rejected and on_error == "raise":
         first = int(rejected[0]["record"])
         scorer = next(s for s, _, indexes in groups if first in indexes)
@@ -226,7 +240,6 @@ def chunk_observer(
     def on_scored(offset: int, chunk: pd.DataFrame, results: pd.DataFrame) -> None:
         if logged is not None:
             logged(offset, chunk, results)
-        services.shadow.chunk(cache, scorer.version, offset, chunk, source=source,
-                              request_id=rid)  # fmt: skip
+        services.shadow.chunk(cache, scorer.version, offset, chunk, source=source, request_id=rid)
 
     return on_scored

@@ -81,9 +81,11 @@ def example_requests(
     served yet, ``problem`` says why) leaves them out, since the service would answer them
     409, and says how to get a model."""
     base = f"http://{settings.host}:{settings.port}"
-    auth = "" if not (settings.api_keys or settings.api_keys_file) else (
-        ' -H "Authorization: Bearer $LOANRISK_KEY"'
-    )  # fmt: skip
+    auth = (
+        ""
+        if not (settings.api_keys or settings.api_keys_file)
+        else (' -H "Authorization: Bearer $LOANRISK_KEY"')
+    )
     post, json_body = f"curl{auth} -X POST", "-H 'Content-Type: application/json' -d"
     if schema is None:
         heading = (
@@ -108,14 +110,16 @@ def example_requests(
             f"  {post} {base}/v1/predict {json_body} {loan}",
             f"  {post} {base}/predict {json_body} {legacy}",
         ]
-    return "\n".join([
-        heading,
-        f"  curl{auth} {base}/readyz",
-        *scoring,
-        f"  curl{auth} {base}/v1/models",
-        f"  open {base}/docs   (OpenAPI, every route with examples)",
-        f"  open {base}/       (the console: models, reports, datasets, jobs, monitoring)",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            heading,
+            f"  curl{auth} {base}/readyz",
+            *scoring,
+            f"  curl{auth} {base}/v1/models",
+            f"  open {base}/docs   (OpenAPI, every route with examples)",
+            f"  open {base}/       (the console: models, reports, datasets, jobs, monitoring)",
+        ]
+    )
 
 
 APP = "loanrisk.service.app:app_from_environment"
@@ -189,11 +193,15 @@ def run_server(settings: Settings, announce: Callable[[], None] | None = None) -
     if announce is not None:
         announce()
     options: dict[str, Any] = {
-        "factory": True, "host": settings.host, "port": settings.port,
-        "workers": settings.workers, "log_config": log_config(), "access_log": False,
+        "factory": True,
+        "host": settings.host,
+        "port": settings.port,
+        "workers": settings.workers,
+        "log_config": log_config(),
+        "access_log": False,
         "timeout_graceful_shutdown": 30,
         "timeout_worker_healthcheck": settings.worker_healthcheck_timeout,
-    }  # fmt: skip
+    }
     with _metrics_directory(settings.workers):
         if settings.workers == 1:
             uvicorn.run(APP, **options)

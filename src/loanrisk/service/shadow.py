@@ -48,9 +48,11 @@ class ShadowScoring:
         self._inbox: Any = context.Queue()
         self._outbox: Any = context.Queue()
         self._process = context.Process(
-            target=run_shadow, args=(settings, os.getpid(), self._inbox, self._outbox),
-            name="loanrisk-shadow", daemon=True,
-        )  # fmt: skip
+            target=run_shadow,
+            args=(settings, os.getpid(), self._inbox, self._outbox),
+            name="loanrisk-shadow",
+            daemon=True,
+        )
         self._process.start()
         assert self._process.pid is not None
         lowest_priority(self._process.pid)  # already while it imports and loads the model
@@ -76,8 +78,9 @@ class ShadowScoring:
         request_id: str | None,
     ) -> None:
         """Have the shadow score JSON loans the champion (version ``champion``) scored."""
-        self._send(Work(cache.registry.root, cache.name, champion, source, request_id,
-                        records=records))  # fmt: skip
+        self._send(
+            Work(cache.registry.root, cache.name, champion, source, request_id, records=records)
+        )
 
     def chunk(
         self,
@@ -90,8 +93,17 @@ class ShadowScoring:
         request_id: str | None,
     ) -> None:
         """Have the shadow score a batch's chunk (raw rows ``offset + 1`` on)."""
-        self._send(Work(cache.registry.root, cache.name, champion, source, request_id,
-                        chunk=chunk, offset=offset))  # fmt: skip
+        self._send(
+            Work(
+                cache.registry.root,
+                cache.name,
+                champion,
+                source,
+                request_id,
+                chunk=chunk,
+                offset=offset,
+            )
+        )
 
     def _send(self, work: Work) -> None:
         rows = work.rows
@@ -127,9 +139,12 @@ class ShadowScoring:
                     self._metrics.shadow(outcome, int(report[outcome]))
             if "version" in report:
                 self._metrics.predicted_counts(
-                    report["model"], int(report["version"]), scored=int(report["scored"]),
-                    defaults=int(report["defaults"]), role=SHADOW,
-                )  # fmt: skip
+                    report["model"],
+                    int(report["version"]),
+                    scored=int(report["scored"]),
+                    defaults=int(report["defaults"]),
+                    role=SHADOW,
+                )
 
     def close(self) -> None:
         """Stop taking loans; the process scores what it was sent and writes its log."""

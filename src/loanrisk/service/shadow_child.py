@@ -87,8 +87,13 @@ class _Shadow:
         cache = self._caches.get(key)
         if cache is None:
             registry = ModelRegistry(self.storage, work.directory)
-            cache = ModelCache(registry, work.model, self.settings.shadow_alias or "",
-                               build=self._build, optional=True)  # fmt: skip
+            cache = ModelCache(
+                registry,
+                work.model,
+                self.settings.shadow_alias or "",
+                build=self._build,
+                optional=True,
+            )
             self._caches[key] = cache
             cache.refresh()
         scorer = cache.serving()
@@ -118,29 +123,51 @@ class _Shadow:
         parts = split_scored(scored, [work.rows for work in group])
         for work, part in zip(group, parts, strict=True):
             if self.log is not None:
-                self.log.scored_records(scorer, work.records or (), part, source=work.source,
-                                        request_id=work.request_id, role=SHADOW)  # fmt: skip
+                self.log.scored_records(
+                    scorer,
+                    work.records or (),
+                    part,
+                    source=work.source,
+                    request_id=work.request_id,
+                    role=SHADOW,
+                )
         results = scored["results"]
-        _report(self.outbox, group, model=scorer.model.name, version=scorer.version,
-                scored=len(results), refused=len(scored["rejected"]),
-                defaults=sum(bool(r["label"]) for r in results))  # fmt: skip
+        _report(
+            self.outbox,
+            group,
+            model=scorer.model.name,
+            version=scorer.version,
+            scored=len(results),
+            refused=len(scored["rejected"]),
+            defaults=sum(bool(r["label"]) for r in results),
+        )
 
     def _chunk(self, work: Work) -> None:
         scorer = self.scorer(work)
         if scorer is None or work.chunk is None:
             _report(self.outbox, [work], dropped=work.rows)
             return
-        on_scored = (self.log.chunk_recorder(scorer, source=work.source,
-                                             request_id=work.request_id, role=SHADOW)
-                     if self.log is not None else None)  # fmt: skip
+        on_scored = (
+            self.log.chunk_recorder(
+                scorer, source=work.source, request_id=work.request_id, role=SHADOW
+            )
+            if self.log is not None
+            else None
+        )
         try:
             summary = scorer.score_chunk(work.offset, work.chunk, on_scored=on_scored)
         except Exception as exc:
             self._failed(scorer, [work], exc)
             return
-        _report(self.outbox, [work], model=scorer.model.name, version=scorer.version,
-                scored=summary["scored"], refused=summary["rejected"],
-                defaults=summary["defaults"])  # fmt: skip
+        _report(
+            self.outbox,
+            [work],
+            model=scorer.model.name,
+            version=scorer.version,
+            scored=summary["scored"],
+            refused=summary["rejected"],
+            defaults=summary["defaults"],
+        )
 
     def _failed(self, scorer: Scorer, work: list[Work], exc: Exception) -> None:
         rows = sum(w.rows for w in work)
@@ -149,8 +176,13 @@ class _Shadow:
         now = time.monotonic()
         if now - self._complained.get(key, -QUIET_SECONDS) >= QUIET_SECONDS:
             self._complained[key] = now
-            log.warning("shadow version %s of model %s failed on %d loan(s): %s",
-                        scorer.version, scorer.model.name, rows, exc)  # fmt: skip
+            log.warning(
+                "shadow version %s of model %s failed on %d loan(s): %s",
+                scorer.version,
+                scorer.model.name,
+                rows,
+                exc,
+            )
 
     def close(self) -> None:
         if self.log is not None:

@@ -61,10 +61,12 @@ class Services:
             canary=settings.canary_split,
         )
         log = (
-            prediction_log(settings, storage, on_dropped=metrics.log_dropped,
-                           on_written=metrics.log_written)
-            if settings.prediction_log else None
-        )  # fmt: skip
+            prediction_log(
+                settings, storage, on_dropped=metrics.log_dropped, on_written=metrics.log_written
+            )
+            if settings.prediction_log
+            else None
+        )
         shadow = ShadowScoring(settings, metrics=metrics) if settings.shadow_alias else None
         return cls(settings, storage, jobs, keys, metrics, models, log=log, shadow_scoring=shadow)
 

@@ -55,8 +55,10 @@ def train_distributed(
     except ImportError:  # pragma: no cover - the extra is installed in tests
         raise InvalidInput("distributed training needs the dask extra: loanrisk[dask]") from None
     if request.calibration != "none":
-        raise InvalidInput("calibration is fitted on a held-out split in single-process "
-                           "training; Dask training does not fit one (yet)")  # fmt: skip
+        raise InvalidInput(
+            "calibration is fitted on a held-out split in single-process "
+            "training; Dask training does not fit one (yet)"
+        )
     storage = open_storage(settings)
     if not isinstance(storage, FsspecStorage):
         raise InvalidInput("distributed training reads from shared storage, not memory")
@@ -79,8 +81,9 @@ def train_distributed(
         evals = []
         if request.early_stopping_rounds is not None:
             fraction = request.validation_fraction
-            frame, held_out = frame.random_split([1 - fraction, fraction],
-                                                 random_state=request.seed)  # fmt: skip
+            frame, held_out = frame.random_split(
+                [1 - fraction, fraction], random_state=request.seed
+            )
             evals.append((matrix(held_out), "valid"))
         train = matrix(frame)
         timings["load"] = time.perf_counter() - clock
@@ -102,7 +105,11 @@ def train_distributed(
     booster.feature_names = None
     booster.feature_types = None
     return evaluate_and_publish(
-        request, prepared, booster, best_iteration=best,
-        nthread=settings.nthread, timings=timings,
+        request,
+        prepared,
+        booster,
+        best_iteration=best,
+        nthread=settings.nthread,
+        timings=timings,
         extra={"distributed": {"scheduler": scheduler, "workers": workers}},
-    )  # fmt: skip
+    )

@@ -51,9 +51,13 @@ def evaluate(
         raise InvalidInput("evaluation needs both defaults and non-defaults in the test split")
     predicted = (probability > threshold).astype(np.int64)
     report = classification_report(
-        labels, predicted, labels=[0, 1], target_names=list(CLASS_NAMES),
-        output_dict=True, zero_division=0,
-    )  # fmt: skip
+        labels,
+        predicted,
+        labels=[0, 1],
+        target_names=list(CLASS_NAMES),
+        output_dict=True,
+        zero_division=0,
+    )
     fpr, tpr, thresholds = roc_curve(labels, probability)
     keep = _downsample(fpr.size, MAX_ROC_POINTS)
     (tn, fp), (fn, tp) = confusion_matrix(labels, predicted, labels=[0, 1])
@@ -63,18 +67,22 @@ def evaluate(
     for b in range(CALIBRATION_BINS):
         inside = bins == b
         count = int(inside.sum())
-        calibration.append({
-            "bin": [float(edges[b]), float(edges[b + 1])],
-            "count": count,
-            "mean_predicted": float(probability[inside].mean()) if count else None,
-            "observed_rate": float(labels[inside].mean()) if count else None,
-        })  # fmt: skip
+        calibration.append(
+            {
+                "bin": [float(edges[b]), float(edges[b + 1])],
+                "count": count,
+                "mean_predicted": float(probability[inside].mean()) if count else None,
+                "observed_rate": float(labels[inside].mean()) if count else None,
+            }
+        )
     score_edges = np.linspace(0, 1, SCORE_BINS + 1)
     distribution = {
         "edges": [float(x) for x in score_edges],
-        **{name: [int(c) for c in np.histogram(probability[labels == cls], score_edges)[0]]
-           for cls, name in ((0, "non_default"), (1, "default"))},
-    }  # fmt: skip
+        **{
+            name: [int(c) for c in np.histogram(probability[labels == cls], score_edges)[0]]
+            for cls, name in ((0, "non_default"), (1, "default"))
+        },
+    }
     return {
         "threshold": threshold,
         "classification_report": report,

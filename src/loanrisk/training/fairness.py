@@ -30,11 +30,15 @@ def group_rates(labels: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
     fn = int(np.sum((predicted == 0) & (labels == 1)))
     return {
         "size": int(labels.size),
-        "PPV": _ratio(tp, tp + fp), "FDR": _ratio(fp, tp + fp),
-        "NPV": _ratio(tn, tn + fn), "FOR": _ratio(fn, tn + fn),
-        "TPR": _ratio(tp, tp + fn), "FNR": _ratio(fn, tp + fn),
-        "TNR": _ratio(tn, tn + fp), "FPR": _ratio(fp, tn + fp),
-    }  # fmt: skip
+        "PPV": _ratio(tp, tp + fp),
+        "FDR": _ratio(fp, tp + fp),
+        "NPV": _ratio(tn, tn + fn),
+        "FOR": _ratio(fn, tn + fn),
+        "TPR": _ratio(tp, tp + fn),
+        "FNR": _ratio(fn, tp + fn),
+        "TNR": _ratio(tn, tn + fp),
+        "FPR": _ratio(fp, tn + fp),
+    }
 
 
 def assessed(report: dict[str, Any]) -> list[dict[str, Any]]:

@@ -102,14 +102,17 @@ class Prepared:
     reasons: ReasonCatalog
 
 
-def training_params(request: TrainingRequest, spec: FeatureSpec, schema: LoanSchema
-                    ) -> dict[str, Any]:  # fmt: skip
+def training_params(
+    request: TrainingRequest, spec: FeatureSpec, schema: LoanSchema
+) -> dict[str, Any]:
     """The reference's parameters, the request's over them, and the monotone constraints."""
     params = {**DEFAULT_PARAMS, **request.params}
     if request.monotone:
         if "monotone_constraints" in request.params:
-            raise InvalidInput("give monotone or params.monotone_constraints, not both",
-                               details={"field": "monotone"})  # fmt: skip
+            raise InvalidInput(
+                "give monotone or params.monotone_constraints, not both",
+                details={"field": "monotone"},
+            )
         params["monotone_constraints"] = constraint_param(constraint_vector(spec, schema))
     return params
 
@@ -156,8 +159,10 @@ def check_request(request: TrainingRequest, storage: Storage) -> None:
     try:
         xgb.train({**prepared.params, "nthread": 1}, xgb.DMatrix(features, label=[0, 1]), 1)
     except xgb.core.XGBoostError as exc:
-        raise InvalidInput(f"XGBoost refused the parameters: {str(exc).splitlines()[0]}",
-                           details={"field": "params"}) from None  # fmt: skip
+        raise InvalidInput(
+            f"XGBoost refused the parameters: {str(exc).splitlines()[0]}",
+            details={"field": "params"},
+        ) from None
 
 
 def evaluate_and_publish(
@@ -193,8 +198,9 @@ def evaluate_and_publish(
     if request.calibration != "none":
         if calibration_rows is None:
             raise InvalidInput("calibration needs its held-out split of the training rows")
-        calibration = fit_calibration(request.calibration, raw(calibration_rows[0]),
-                                      calibration_rows[1])  # fmt: skip
+        calibration = fit_calibration(
+            request.calibration, raw(calibration_rows[0]), calibration_rows[1]
+        )
 
     def predict(features: np.ndarray) -> np.ndarray:
         return raw(features) if calibration is None else calibration.apply(raw(features))
@@ -215,9 +221,13 @@ def evaluate_and_publish(
             calibration, evaluate(labels, uncalibrated, threshold=request.threshold), report
         )
     report["monotonicity"] = monotone_check(
-        predict, prepared.spec, prepared.schema, test, enforced=request.monotone,
+        predict,
+        prepared.spec,
+        prepared.schema,
+        test,
+        enforced=request.monotone,
         seed=request.seed,
-    )  # fmt: skip
+    )
     fairness, unassessed = [], _unassessed(request, prepared.schema)
     for column, group in _fairness_groups(request, prepared.schema):
         try:
@@ -235,47 +245,80 @@ def evaluate_and_publish(
     dataset, parent, spec = prepared.dataset, prepared.parent, prepared.spec
     metadata = {
         "parent": {"name": parent.name, "version": parent.version} if parent else None,
-        "dataset": {"id": dataset.id, "directory": request.data_directory,
-                    "requested_size": dataset.requested_size,
-                    "rows": dataset.rows.model_dump()},
-        "feature_spec": {"fingerprint": spec.fingerprint(),
-                         "source": "parent" if parent else "dataset",
-                         "unknown_categories": _unknown_categories(dataset, spec)},
+        "dataset": {
+            "id": dataset.id,
+            "directory": request.data_directory,
+            "requested_size": dataset.requested_size,
+            "rows": dataset.rows.model_dump(),
+        },
+        "feature_spec": {
+            "fingerprint": spec.fingerprint(),
+            "source": "parent" if parent else "dataset",
+            "unknown_categories": _unknown_categories(dataset, spec),
+        },
         "params": prepared.params,
-        "monotone": {"enforced": request.monotone,
-                     "constraints": report["monotonicity"]["constraints"]},
-        "calibration": ({"method": calibration.method, **calibration.fitted}
-                        if calibration is not None else None),
-        "rounds": {"requested": request.rounds, "trained": trained_rounds,
-                   "best_iteration": best_iteration,
-                   "total_trees": booster.num_boosted_rounds()},
+        "monotone": {
+            "enforced": request.monotone,
+            "constraints": report["monotonicity"]["constraints"],
+        },
+        "calibration": (
+            {"method": calibration.method, **calibration.fitted}
+            if calibration is not None
+            else None
+        ),
+        "rounds": {
+            "requested": request.rounds,
+            "trained": trained_rounds,
+            "best_iteration": best_iteration,
+            "total_trees": booster.num_boosted_rounds(),
+        },
         "threshold": request.threshold,
         "policy": policy.model_dump(mode="json"),
-        "metrics": {"auc": report["auc"], "log_loss": report["log_loss"],
-                    "brier": report["brier"],
-                    "accuracy": report["classification_report"]["accuracy"]},
+        "metrics": {
+            "auc": report["auc"],
+            "log_loss": report["log_loss"],
+            "brier": report["brier"],
+            "accuracy": report["classification_report"]["accuracy"],
+        },
         "request": request.model_dump(mode="json"),
         "tuned_from": request.tuned_from,
         "nthread": nthread,
         "timings": {k: round(v, 4) for k, v in timings.items()},
-        "libraries": {"loanrisk": loanrisk.__version__, "xgboost": xgb.__version__,
-                      "scikit-learn": sklearn.__version__, "numpy": np.__version__,
-                      "python": platform.python_version()},
+        "libraries": {
+            "loanrisk": loanrisk.__version__,
+            "xgboost": xgb.__version__,
+            "scikit-learn": sklearn.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
         **(extra or {}),
-    }  # fmt: skip
+    }
     if profile_rows is None:  # the Dask path: its rows were never here
         profile_rows = prepared.catalogue.load_split(dataset.id, "train")
-    profile = profile_of(profile_rows, prepared.schema, spec, booster, seed=request.seed,
-                         nthread=nthread, calibration=calibration)  # fmt: skip
+    profile = profile_of(
+        profile_rows,
+        prepared.schema,
+        spec,
+        booster,
+        seed=request.seed,
+        nthread=nthread,
+        calibration=calibration,
+    )
     del profile_rows
     registry = prepared.registry
     manifest = registry.publish(
-        request.model_name, booster=booster, spec=spec, report=report, metadata=metadata,
+        request.model_name,
+        booster=booster,
+        spec=spec,
+        report=report,
+        metadata=metadata,
         schema=prepared.schema,
-        extra_files={PROFILE_FILE: profile.model_dump_json().encode(),
-                     REASONS_FILE: prepared.reasons.model_dump_json(indent=2).encode(),
-                     **({CALIBRATION_FILE: calibration.to_json().encode()} if calibration else {})},
-    )  # fmt: skip
+        extra_files={
+            PROFILE_FILE: profile.model_dump_json().encode(),
+            REASONS_FILE: prepared.reasons.model_dump_json(indent=2).encode(),
+            **({CALIBRATION_FILE: calibration.to_json().encode()} if calibration else {}),
+        },
+    )
     promote = request.promote
     if promote is None:
         promote = PRODUCTION not in registry.aliases(request.model_name)
@@ -355,18 +398,29 @@ def run_training(
     timings["encode"] = time.perf_counter() - clock
 
     outcome = train_booster(
-        features, labels, params=prepared.params, rounds=request.rounds,
-        nthread=nthread, init_model=prepared.parent.booster if prepared.parent else None,
-        validation=validation, early_stopping_rounds=request.early_stopping_rounds,
-        progress=progress, should_cancel=should_cancel,
-    )  # fmt: skip
+        features,
+        labels,
+        params=prepared.params,
+        rounds=request.rounds,
+        nthread=nthread,
+        init_model=prepared.parent.booster if prepared.parent else None,
+        validation=validation,
+        early_stopping_rounds=request.early_stopping_rounds,
+        progress=progress,
+        should_cancel=should_cancel,
+    )
     del features, labels, validation
     timings["train"] = outcome.seconds
     return evaluate_and_publish(
-        request, prepared, outcome.booster, best_iteration=outcome.best_iteration,
-        nthread=nthread, timings=timings, profile_rows=profile_rows,
+        request,
+        prepared,
+        outcome.booster,
+        best_iteration=outcome.best_iteration,
+        nthread=nthread,
+        timings=timings,
+        profile_rows=profile_rows,
         calibration_rows=held_out,
-    )  # fmt: skip
+    )
 
 
 def _check_calibration_request(request: TrainingRequest, dataset: DatasetManifest) -> None:
@@ -404,8 +458,10 @@ def _check_fairness_request(
         )
     declared = schema.by_name.get(column)
     if request.privileged_value is None and (declared is None or declared.privileged is None):
-        raise InvalidInput("a protected attribute needs the privileged value",
-                           details={"field": "privileged_value"})  # fmt: skip
+        raise InvalidInput(
+            "a protected attribute needs the privileged value",
+            details={"field": "privileged_value"},
+        )
 
 
 def _fairness_groups(
@@ -446,6 +502,10 @@ def _fairness(
 ) -> dict[str, Any]:
     privileged = privileged_mask(test[column], group)
     return parity_report(
-        labels, probability, privileged, attribute=column,
-        privileged_value=describe_group(group), threshold=request.threshold,
-    )  # fmt: skip
+        labels,
+        probability,
+        privileged,
+        attribute=column,
+        privileged_value=describe_group(group),
+        threshold=request.threshold,
+    )

@@ -47,8 +47,11 @@ def constrained_spec(spec: FeatureSpec, schema: LoanSchema) -> FeatureSpec:
     wanted = {name for name in directions(schema) if any(c.name == name for c in spec.onehot)}
     if not wanted:
         return spec
-    ordinal = [OrdinalColumn(name, tuple(schema.column(name).categories or ()))
-               for name in spec.input_columns if name in wanted]  # fmt: skip
+    ordinal = [
+        OrdinalColumn(name, tuple(schema.column(name).categories or ()))
+        for name in spec.input_columns
+        if name in wanted
+    ]
     return replace(
         spec,
         onehot=tuple(c for c in spec.onehot if c.name not in wanted),
@@ -121,13 +124,21 @@ def check(
     for name, direction in wanted.items():
         grid = _grid(loans, schema, name)
         if len(grid) < 2:
-            features[name] = {"direction": direction, "grid": grid, "loans": len(sample),
-                              "violations": 0, "max_wrong_step": 0.0, "holds": True}  # fmt: skip
+            features[name] = {
+                "direction": direction,
+                "grid": grid,
+                "loans": len(sample),
+                "violations": 0,
+                "max_wrong_step": 0.0,
+                "holds": True,
+            }
             continue
-        curves = np.column_stack([
-            predict(transformer.transform(_along(sample, name, value), dtype=np.float32))
-            for value in grid
-        ])  # fmt: skip
+        curves = np.column_stack(
+            [
+                predict(transformer.transform(_along(sample, name, value), dtype=np.float32))
+                for value in grid
+            ]
+        )
         wrong = -SIGN[direction] * np.diff(curves, axis=1)  # > 0: a step the wrong way
         worst = float(wrong.max(initial=0.0)) + 0.0  # never -0.0
         violations = int((wrong > TOLERANCE).any(axis=1).sum())

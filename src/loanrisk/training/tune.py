@@ -114,11 +114,17 @@ class Study(BaseModel):
     def summary(self) -> dict[str, Any]:
         best, lean = self.best(), self.lean()
         return {
-            "study": self.name, "dataset": self.dataset, "objective": self.objective,
-            "trials": len(self.trials), "best": best.model_dump(), "lean": lean.model_dump(),
-            "frontier": [{"number": t.number, "auc": t.auc, "nodes": t.nodes,
-                          "rounds": t.rounds} for t in self.frontier()],
-        }  # fmt: skip
+            "study": self.name,
+            "dataset": self.dataset,
+            "objective": self.objective,
+            "trials": len(self.trials),
+            "best": best.model_dump(),
+            "lean": lean.model_dump(),
+            "frontier": [
+                {"number": t.number, "auc": t.auc, "nodes": t.nodes, "rounds": t.rounds}
+                for t in self.frontier()
+            ],
+        }
 
 
 def _now() -> str:
@@ -170,18 +176,24 @@ def cross_validate(
         fit = xgb.DMatrix(features[fit_rows], label=labels[fit_rows], nthread=nthread)
         valid = xgb.DMatrix(features[valid_rows], label=labels[valid_rows], nthread=nthread)
         booster = xgb.train(
-            {**params, "eval_metric": "auc", "nthread": nthread, "seed": job.seed}, fit,
-            num_boost_round=job.max_rounds, evals=[(valid, "valid")],
-            early_stopping_rounds=job.early_stopping_rounds, verbose_eval=False,
+            {**params, "eval_metric": "auc", "nthread": nthread, "seed": job.seed},
+            fit,
+            num_boost_round=job.max_rounds,
+            evals=[(valid, "valid")],
+            early_stopping_rounds=job.early_stopping_rounds,
+            verbose_eval=False,
             callbacks=[_Stop(should_cancel)],
-        )  # fmt: skip
+        )
         kept = booster[: booster.best_iteration + 1]
         aucs.append(float(roc_auc_score(labels[valid_rows], kept.predict(valid))))
         nodes.append(tree_nodes(kept))
         rounds.append(booster.best_iteration + 1)
-    return {"auc": statistics.fmean(aucs), "auc_std": statistics.pstdev(aucs),
-            "nodes": statistics.fmean(nodes),
-            "rounds": round(statistics.fmean(rounds))}  # fmt: skip
+    return {
+        "auc": statistics.fmean(aucs),
+        "auc_std": statistics.pstdev(aucs),
+        "nodes": statistics.fmean(nodes),
+        "rounds": round(statistics.fmean(rounds)),
+    }
 
 
 def _suggest(trial: Any) -> dict[str, float | int]:
@@ -199,9 +211,10 @@ def _distributions() -> dict[str, Any]:
 
     return {
         name: optuna.distributions.IntDistribution(int(low), int(high), log=log)
-        if kind == "int" else optuna.distributions.FloatDistribution(low, high, log=log)
+        if kind == "int"
+        else optuna.distributions.FloatDistribution(low, high, log=log)
         for name, (kind, low, high, log) in SPACE.items()
-    }  # fmt: skip
+    }
 
 
 def _values(study: Study, trial: Trial) -> list[float]:
@@ -236,20 +249,32 @@ def run_tuning(
     del train
 
     stored = load_study(catalogue, dataset.id, job.study)
-    settings = {"objective": job.objective, "folds": job.folds, "seed": job.seed,
-                "monotone": job.monotone, "max_rounds": job.max_rounds,
-                "early_stopping_rounds": job.early_stopping_rounds}  # fmt: skip
+    settings = {
+        "objective": job.objective,
+        "folds": job.folds,
+        "seed": job.seed,
+        "monotone": job.monotone,
+        "max_rounds": job.max_rounds,
+        "early_stopping_rounds": job.early_stopping_rounds,
+    }
     if stored is not None:
-        differing = {k: (getattr(stored, k), v) for k, v in settings.items()
-                     if getattr(stored, k) != v}  # fmt: skip
+        differing = {
+            k: (getattr(stored, k), v) for k, v in settings.items() if getattr(stored, k) != v
+        }
         if differing:
             raise InvalidInput(
                 f"study {job.study!r} of dataset {dataset.id} was run with other settings "
                 f"({', '.join(f'{k}: {a} not {b}' for k, (a, b) in differing.items())}); "
                 "resume it with the same ones, or name a new study"
             )
-    study = stored or Study(name=job.study, dataset=dataset.id, lean_tolerance=job.lean_tolerance,
-                            created_at=_now(), updated_at=_now(), **settings)  # fmt: skip
+    study = stored or Study(
+        name=job.study,
+        dataset=dataset.id,
+        lean_tolerance=job.lean_tolerance,
+        created_at=_now(),
+        updated_at=_now(),
+        **settings,
+    )
     study.lean_tolerance = job.lean_tolerance
     directions: list[Literal["maximize", "minimize"]] = (
         ["maximize"] if job.objective == "auc" else ["maximize", "minimize"]
@@ -259,12 +284,19 @@ def run_tuning(
     sampler = optuna.samplers.TPESampler(seed=job.seed * 1_000_003 + len(study.trials))
     search = optuna.create_study(directions=directions, sampler=sampler)
     distributions = _distributions()
-    search.add_trials([optuna.trial.create_trial(params=dict(t.params),
-                                                 distributions=distributions,
-                                                 values=_values(study, t))
-                       for t in study.trials])  # fmt: skip
-    target = job.trials if job.trials is not None else (
-        None if job.time_budget is not None else DEFAULT_TRIALS)  # fmt: skip
+    search.add_trials(
+        [
+            optuna.trial.create_trial(
+                params=dict(t.params), distributions=distributions, values=_values(study, t)
+            )
+            for t in study.trials
+        ]
+    )
+    target = (
+        job.trials
+        if job.trials is not None
+        else (None if job.time_budget is not None else DEFAULT_TRIALS)
+    )
     started, resumed = time.monotonic(), len(study.trials)
 
     def more() -> bool:
@@ -276,23 +308,43 @@ def run_tuning(
         proposal = search.ask()
         params = _suggest(proposal)
         clock = time.monotonic()
-        scored = cross_validate(features, labels, {**base, **params}, job=job, nthread=nthread,
-                                should_cancel=should_cancel)  # fmt: skip
-        trial = Trial(number=len(study.trials), params=params, auc=scored["auc"],
-                      auc_std=scored["auc_std"], nodes=scored["nodes"],
-                      rounds=int(scored["rounds"]), seconds=time.monotonic() - clock)  # fmt: skip
+        scored = cross_validate(
+            features,
+            labels,
+            {**base, **params},
+            job=job,
+            nthread=nthread,
+            should_cancel=should_cancel,
+        )
+        trial = Trial(
+            number=len(study.trials),
+            params=params,
+            auc=scored["auc"],
+            auc_std=scored["auc_std"],
+            nodes=scored["nodes"],
+            rounds=int(scored["rounds"]),
+            seconds=time.monotonic() - clock,
+        )
         search.tell(proposal, _values(study, trial))
         study.trials.append(trial)
         study.updated_at = _now()
-        storage.write_bytes(study_path(catalogue, dataset.id, job.study),
-                            study.model_dump_json(indent=2).encode())  # fmt: skip
+        storage.write_bytes(
+            study_path(catalogue, dataset.id, job.study), study.model_dump_json(indent=2).encode()
+        )
         if progress is not None:
             elapsed = time.monotonic() - started
             done = len(study.trials)
             eta = (elapsed / (done - resumed) * (target - done)) if target is not None else None
-            progress({"stage": "tune", "done": done, "total": target, "elapsed": elapsed,
-                      "eta": eta, "metrics": {"best_auc": study.best().auc,
-                                              "lean_nodes": study.lean().nodes}})  # fmt: skip
+            progress(
+                {
+                    "stage": "tune",
+                    "done": done,
+                    "total": target,
+                    "elapsed": elapsed,
+                    "eta": eta,
+                    "metrics": {"best_auc": study.best().auc, "lean_nodes": study.lean().nodes},
+                }
+            )
     if not study.trials:
         raise InvalidInput("the time budget ended before the first trial completed")
     return study
@@ -320,6 +372,12 @@ def tuned_params(storage: Storage, data_directory: str, dataset_ref: str, refere
     if study is None:
         raise NotFound(f"dataset {dataset.id} has no tuning study {name!r}")
     trial = study.pick("best" if which == "best" else "lean")
-    provenance = {"dataset": dataset.id, "study": name, "pick": which, "trial": trial.number,
-                  "cv_auc": trial.auc, "nodes": trial.nodes}  # fmt: skip
+    provenance = {
+        "dataset": dataset.id,
+        "study": name,
+        "pick": which,
+        "trial": trial.number,
+        "cv_auc": trial.auc,
+        "nodes": trial.nodes,
+    }
     return Tuned(dict(trial.params), trial.rounds, study.monotone, provenance)

@@ -94,8 +94,10 @@ def _check_kept(services: Services, source: str, keep: Sequence[str]) -> None:
         header = {header_name(c) for c in stored_columns(services.storage, source)}
     absent = [k for k in keep if k.strip().lower() not in header]  # as validation reads it
     if absent:
-        raise InvalidInput(f"kept column(s) not in the file: {', '.join(absent)}",
-                           details={"field": "keep_columns", "columns": absent})  # fmt: skip
+        raise InvalidInput(
+            f"kept column(s) not in the file: {', '.join(absent)}",
+            details={"field": "keep_columns", "columns": absent},
+        )
 
 
 @router.post("", status_code=202, openapi_extra=OPENAPI, summary="Process raw loans (a job)")
@@ -109,17 +111,26 @@ async def create_dataset(request: Request, services: ServicesDep) -> JSONRespons
             params = await from_form(form, services)
     else:
         body = parse_model(FromStorage, parse_json(await request.body()))
-        inline = (schema_from_doc(body.loan_schema, source="schema")
-                  if body.loan_schema is not None else None)  # fmt: skip
+        inline = (
+            schema_from_doc(body.loan_schema, source="schema")
+            if body.loan_schema is not None
+            else None
+        )
         schema = await _schema(body, inline, services)
         check_size(body.size, services.settings)
         directory = services.storage.resolve(body.directory)
         source = await run_in_threadpool(services.locations.existing, body.source)
         if body.keep_columns:  # what the job would refuse, refused before it is queued
             await run_in_threadpool(_check_kept, services, source, body.keep_columns)
-        params = ProcessDataJob(source=source, source_name=body.source, size=body.size,
-                                directory=directory, keep_columns=tuple(body.keep_columns),
-                                staged=False, loan_schema=schema)  # fmt: skip
+        params = ProcessDataJob(
+            source=source,
+            source_name=body.source,
+            size=body.size,
+            directory=directory,
+            keep_columns=tuple(body.keep_columns),
+            staged=False,
+            loan_schema=schema,
+        )
     record, _ = await run_in_threadpool(services.jobs.submit, params)
     return accepted(record)
 
@@ -143,9 +154,15 @@ async def from_form(form: FormData, services: Services) -> ProcessDataJob:
     source, name = await uploads.stage(
         form.get("file"), services.storage, services.settings.job_directory
     )
-    return ProcessDataJob(source=source, source_name=name, size=body.size, directory=directory,
-                          keep_columns=tuple(body.keep_columns), staged=True,
-                          loan_schema=schema)  # fmt: skip
+    return ProcessDataJob(
+        source=source,
+        source_name=name,
+        size=body.size,
+        directory=directory,
+        keep_columns=tuple(body.keep_columns),
+        staged=True,
+        loan_schema=schema,
+    )
 
 
 async def _schema(
@@ -162,8 +179,16 @@ async def _schema(
         raise InvalidInput(exc.message, details={"field": "schema_name"}) from None
 
 
-SUMMARY = {"id", "directory", "source", "requested_size", "rows", "label_rate", "schema_name",
-           "created_at"}  # fmt: skip
+SUMMARY = {
+    "id",
+    "directory",
+    "source",
+    "requested_size",
+    "rows",
+    "label_rate",
+    "schema_name",
+    "created_at",
+}
 
 
 def _summary(manifest: DatasetManifest) -> dict[str, Any]:
@@ -209,8 +234,12 @@ class TuneBody(BaseModel):
     monotone: bool = Field(False, description="Search with the schema's monotone constraints.")
     lean_tolerance: float = Field(0.001, ge=0, le=0.1, description="For the lean pick.")
 
-    model_config = {"extra": "forbid", "json_schema_extra": {"examples": [
-        {"study": "q4", "trials": 30, "objective": "auc-per-cost"}]}}  # fmt: skip
+    model_config = {
+        "extra": "forbid",
+        "json_schema_extra": {
+            "examples": [{"study": "q4", "trials": 30, "objective": "auc-per-cost"}]
+        },
+    }
 
 
 @router.post(
@@ -227,8 +256,9 @@ async def tune(
     folder = services.storage.resolve(directory)
     catalogue = DatasetCatalogue(services.storage, folder)
     manifest = await run_in_threadpool(catalogue.resolve, dataset_id)
-    params = TuneJob(dataset=manifest.id, data_directory=folder, seed=services.settings.seed,
-                     **body.model_dump())  # fmt: skip
+    params = TuneJob(
+        dataset=manifest.id, data_directory=folder, seed=services.settings.seed, **body.model_dump()
+    )
     scope = f"tuning study {body.study!r} of dataset {manifest.id!r} in {folder!r}"
     record, _ = await run_in_threadpool(
         functools.partial(services.jobs.submit, params, lock_scope=scope)
@@ -242,8 +272,10 @@ async def get_study(
 ) -> dict[str, Any]:
     """The stored study: every complete trial, and its summary (frontier, best, lean)."""
     if not re.match(STUDY_NAME, study):
-        raise InvalidInput("invalid study name: letters, digits, '.', '_' or '-' (max 64)",
-                           details={"field": "study"})  # fmt: skip
+        raise InvalidInput(
+            "invalid study name: letters, digits, '.', '_' or '-' (max 64)",
+            details={"field": "study"},
+        )
     catalogue = DatasetCatalogue(storage, storage.resolve(directory))
     manifest = await run_in_threadpool(catalogue.resolve, dataset_id)
     stored = await run_in_threadpool(load_study, catalogue, manifest.id, study)

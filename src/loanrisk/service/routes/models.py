@@ -142,11 +142,15 @@ class AliasBody(BaseModel):
         "json_schema_extra": {
             "examples": [
                 {"version": 3, "reason": "quarterly refresh"},
-                {"version": 4, "if_not_worse": True, "max_auc_drop": 0.002,
-                 "reason": "challenger after a day in the shadow"},
+                {
+                    "version": 4,
+                    "if_not_worse": True,
+                    "max_auc_drop": 0.002,
+                    "reason": "challenger after a day in the shadow",
+                },
             ]
         },
-    }  # fmt: skip
+    }
 
 
 class ReasonBody(BaseModel):
@@ -191,8 +195,9 @@ async def train(
     )
     monotone = body.monotone
     if body.params_from is not None:
-        tuned = await run_in_threadpool(tuned_params, services.storage, data_directory,
-                                        body.dataset, body.params_from)  # fmt: skip
+        tuned = await run_in_threadpool(
+            tuned_params, services.storage, data_directory, body.dataset, body.params_from
+        )
         fields["params"] = {**tuned.params, **body.params}
         if "rounds" not in body.model_fields_set:
             fields["rounds"] = tuned.rounds
@@ -291,8 +296,9 @@ async def card_response(
     services: Services, registry: ModelRegistry, name: str, ref: str
 ) -> HTMLResponse:
     """A version's model card, under a policy that lets it load nothing."""
-    html = await run_in_threadpool(model_card, registry, check_name("model", name), ref,
-                                   services.settings)  # fmt: skip
+    html = await run_in_threadpool(
+        model_card, registry, check_name("model", name), ref, services.settings
+    )
     return HTMLResponse(html, headers={"Content-Security-Policy": CARD_POLICY})
 
 
@@ -321,12 +327,24 @@ async def promote(
 
     def guarded() -> dict[str, Any]:
         if body.if_not_worse:
-            guard_promotion(services.storage, registry, services.settings, name,
-                            registry.resolve(name, body.version), alias,
-                            max_auc_drop=body.max_auc_drop, dataset=body.dataset)  # fmt: skip
-        return registry.promote(name, body.version, alias,
-                                check=servable_check(services.settings),
-                                by=caller(request), reason=body.reason)  # fmt: skip
+            guard_promotion(
+                services.storage,
+                registry,
+                services.settings,
+                name,
+                registry.resolve(name, body.version),
+                alias,
+                max_auc_drop=body.max_auc_drop,
+                dataset=body.dataset,
+            )
+        return registry.promote(
+            name,
+            body.version,
+            alias,
+            check=servable_check(services.settings),
+            by=caller(request),
+            reason=body.reason,
+        )
 
     result = await run_in_threadpool(guarded)
     await run_in_threadpool(services.models.refresh, registry.root, name)
@@ -346,10 +364,14 @@ async def rollback(
     key's name and the reason)."""
     check = servable_check(services.settings)
     return await _change_alias(
-        services, model_directory, name, alias,
+        services,
+        model_directory,
+        name,
+        alias,
         lambda registry, model, to: registry.rollback(
-            model, to, check=check, by=caller(request), reason=body.reason if body else None),
-    )  # fmt: skip
+            model, to, check=check, by=caller(request), reason=body.reason if body else None
+        ),
+    )
 
 
 @router.post(
@@ -368,10 +390,14 @@ async def retire(
     """The alias resolves to nothing from now on: replicas stop shadow or canary scoring
     with it within the reload interval. Its history stays; a rollback brings it back."""
     return await _change_alias(
-        services, model_directory, name, alias,
+        services,
+        model_directory,
+        name,
+        alias,
         lambda registry, model, to: registry.retire(
-            model, to, by=caller(request), reason=body.reason if body else None),
-    )  # fmt: skip
+            model, to, by=caller(request), reason=body.reason if body else None
+        ),
+    )
 
 
 async def _change_alias(

@@ -61,10 +61,16 @@ async def get_drift(
     start, end = window(since, until)
     registry = registry_of(services, model_directory)
     report = await run_in_threadpool(
-        drift_for, services.storage, registry, services.storage.resolve(settings.log_directory),
-        check_name("model", name), version or settings.model_alias, since=start, until=end,
+        drift_for,
+        services.storage,
+        registry,
+        services.storage.resolve(settings.log_directory),
+        check_name("model", name),
+        version or settings.model_alias,
+        since=start,
+        until=end,
         max_rows=settings.monitor_max_rows,
-    )  # fmt: skip
+    )
     return report.to_dict()
 
 
@@ -97,8 +103,16 @@ async def get_comparison(
 
     def run() -> dict[str, Any]:
         versions = Versions(model, registry.resolve(model, a), registry.resolve(model, b))
-        return compare(services.storage, settings, versions, registry=registry,
-                       dataset=dataset, since=start, until=end, nthread=1)  # fmt: skip
+        return compare(
+            services.storage,
+            settings,
+            versions,
+            registry=registry,
+            dataset=dataset,
+            since=start,
+            until=end,
+            nthread=1,
+        )
 
     return await run_in_threadpool(run)
 
@@ -125,11 +139,19 @@ class OutcomesBody(BaseModel):
 @router.post(
     "/v1/outcomes",
     summary="Store loan outcomes",
-    openapi_extra={"requestBody": {"required": True, "content": {
-        JSON: {"schema": OutcomesBody.model_json_schema()},
-        CSV: {"schema": {"type": "string"}, "example":
-              "loan_id,defaulted,observed_on\nL-1,1,2026-11-30\n"}}}},
-)  # fmt: skip
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {"schema": OutcomesBody.model_json_schema()},
+                CSV: {
+                    "schema": {"type": "string"},
+                    "example": "loan_id,defaulted,observed_on\nL-1,1,2026-11-30\n",
+                },
+            },
+        }
+    },
+)
 async def post_outcomes(
     request: Request,
     services: ServicesDep,
@@ -166,10 +188,14 @@ async def post_outcomes(
         outcomes = await run_in_threadpool(outcomes_frame, body.outcomes, values)
     return await run_in_threadpool(
         functools.partial(
-            add_outcomes, storage, storage.resolve(settings.outcome_directory),
-            storage.resolve(settings.log_directory), outcomes, model=name,
+            add_outcomes,
+            storage,
+            storage.resolve(settings.outcome_directory),
+            storage.resolve(settings.log_directory),
+            outcomes,
+            model=name,
         )
-    )  # fmt: skip
+    )
 
 
 @router.get("/v1/models/{name}/performance", summary="Realized performance per version")
@@ -186,7 +212,12 @@ async def get_performance(
     start, end = window(since, until)
     storage, settings = services.storage, services.settings
     return await run_in_threadpool(
-        performance_for, storage, storage.resolve(settings.log_directory),
-        storage.resolve(settings.outcome_directory), check_name("model", name),
-        since=start, until=end, max_rows=settings.monitor_max_rows,
-    )  # fmt: skip
+        performance_for,
+        storage,
+        storage.resolve(settings.log_directory),
+        storage.resolve(settings.outcome_directory),
+        check_name("model", name),
+        since=start,
+        until=end,
+        max_rows=settings.monitor_max_rows,
+    )

@@ -300,14 +300,17 @@ async def batch_predict(body: BatchBody, services: ServicesDep) -> JSONResponse:
     directory = services.storage.resolve(body.model_directory or s.model_directory)
     with naming("model"):  # what the job would refuse, refused before it is queued
         name = check_name("model", body.model or s.model_name)
-        await run_in_threadpool(ModelRegistry(services.storage, directory).resolve, name,
-                                s.model_alias)  # fmt: skip
+        await run_in_threadpool(
+            ModelRegistry(services.storage, directory).resolve, name, s.model_alias
+        )
     if body.id_column is not None:
         with naming("source"):
             columns = await run_in_threadpool(stored_columns, services.storage, source)
         if body.id_column not in columns:
-            raise InvalidInput(f"id column {body.id_column!r} is not in {body.source}",
-                               details={"field": "id_column"})  # fmt: skip
+            raise InvalidInput(
+                f"id column {body.id_column!r} is not in {body.source}",
+                details={"field": "id_column"},
+            )
     params = ScoreJob(
         source=source,
         output=output,

@@ -78,9 +78,10 @@ async def put_schema(name: str, request: Request, services: ServicesDep) -> dict
     if len(body) > MAX_SCHEMA_BYTES:
         raise TooLarge(f"a schema of {len(body):,} bytes: at most {MAX_SCHEMA_BYTES:,}")
     schema = (
-        schema_from_doc(parse_json(body), source="body") if kind == JSON
+        schema_from_doc(parse_json(body), source="body")
+        if kind == JSON
         else parse_schema(body, source="body")
-    )  # fmt: skip
+    )
     if schema.name != name:
         raise InvalidInput(
             f"the schema is named {schema.name!r}, not {name!r}", details={"field": "name"}
@@ -108,8 +109,12 @@ async def get_model_schema(
     alias = ref or settings.model_alias
     served = services.models.served
     scorer = served.serving()
-    if (scorer is not None and name == served.name and alias == served.ref
-            and folder == served.registry.root):  # fmt: skip
+    if (
+        scorer is not None
+        and name == served.name
+        and alias == served.ref
+        and folder == served.registry.root
+    ):
         return {"model": name, "version": scorer.version, "schema": _doc(scorer.schema)}
 
     def read() -> dict[str, Any]:

@@ -63,19 +63,26 @@ async def predict(services: Services, form: ReferenceFields) -> dict[str, Any]:
     _, model_dir = folders(services, form)
     name = form.model_name or services.settings.model_name
     samples = await run_in_threadpool(
-        where.results_folder, where.inside(root, form.sample_directory, "samples"),
+        where.results_folder,
+        where.inside(root, form.sample_directory, "samples"),
         "sample_directory",
-    )  # fmt: skip
+    )
     upload = form.file
     if upload is None:
         raise InvalidInput("'file' must be a CSV upload", details={"field": "file"})
     cache = await run_in_threadpool(services.models.cache_of, model_dir, name)
     path = services.storage.join(samples, f"predictions-{unique_stamp()}.csv")
     scored = await run_in_threadpool(
-        functools.partial(score_into, services, cache, upload.file, path,
-                          inline=services.settings.max_inline_rows,
-                          decline_reasons=form.decline_reasons)
-    )  # fmt: skip
+        functools.partial(
+            score_into,
+            services,
+            cache,
+            upload.file,
+            path,
+            inline=services.settings.max_inline_rows,
+            decline_reasons=form.decline_reasons,
+        )
+    )
     version = int(scored.summary["version"])
     services.metrics.predicted_batch(name, version, scored.summary)
     results = scored.head

@@ -35,8 +35,7 @@ def _body(
             "example": form_example,
         }
     if aws_example is not None:
-        content[JSON] = {"schema": {"type": "object", "properties": aws},
-                         "example": aws_example}  # fmt: skip
+        content[JSON] = {"schema": {"type": "object", "properties": aws}, "example": aws_example}
     return {"requestBody": {"required": True, "content": content}}
 
 
@@ -63,8 +62,15 @@ def predict_example(
 
 
 _AZURE = {"az_file_path": _TEXT, "data_directory": _TEXT}
-_AWS_MODEL = {"bucket": _TEXT, "backend": _TEXT, "model_key": _TEXT, "model_name": _TEXT,
-              "local_model_path": _TEXT, "data_key": _TEXT, "local_data_path": _TEXT}  # fmt: skip
+_AWS_MODEL = {
+    "bucket": _TEXT,
+    "backend": _TEXT,
+    "model_key": _TEXT,
+    "model_name": _TEXT,
+    "local_model_path": _TEXT,
+    "data_key": _TEXT,
+    "local_data_path": _TEXT,
+}
 DATA_PROCESSING = _body(
     {**_AZURE, "file": _FILE, "size": _SIZE},
     {},

@@ -81,8 +81,12 @@ class Scored:
         return len(self.head) < int(self.summary["scored"])
 
     def describe(self) -> dict[str, Any]:
-        return {"results_path": self.path, "rows": self.summary["scored"],
-                "inline_rows": len(self.head), "truncated": self.truncated}  # fmt: skip
+        return {
+            "results_path": self.path,
+            "rows": self.summary["scored"],
+            "inline_rows": len(self.head),
+            "truncated": self.truncated,
+        }
 
 
 def score_into(
