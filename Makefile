@@ -38,6 +38,7 @@ test: lint typecheck unit
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests benchmarks deploy
 	$(BIN)/ruff format --check src tests benchmarks deploy
+	$(BIN)/lint-imports --no-logo --no-cache
 	@! grep -rn --include='*.py' 'fmt: \(skip\|off\)' src tests benchmarks deploy || { echo "let the formatter decide: no fmt: skip/off"; exit 1; }
 
 typecheck: $(VENV)/.dev
@@ -48,9 +49,11 @@ unit: $(VENV)/.dev
 
 ## bench: the benchmarks (see benchmarks/README.md)
 bench: $(VENV)/.dev
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_cli.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_data.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_memory.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_transform.py
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_job_start.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_train.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_score.py
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_http.py

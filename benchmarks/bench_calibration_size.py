@@ -4,7 +4,7 @@
         [--data credit credit-5pct pakdd] [--variants reference weighted] [--seeds 0 1 2] \
         [--draws 20] [--rounds 500]
 
-The bounds of ``loanrisk.inference.calibration.MIN_HELD_OUT`` come from its output of
+The bounds of ``loanrisk.registry.calibration.MIN_HELD_OUT`` come from its output of
 2026-12-06 (benchmarks/README.md, docs/training.md).
 
 Per data set and seed: the loans are read and validated with loanrisk's loaders and processed
@@ -12,7 +12,7 @@ into a dataset (75/25 split, seeded); the training split is cut (stratified) int
 booster trains on (70%, the reference's parameters) and a pool of held-out rows (30%). From
 the pool, calibration sets of ``d`` defaults and the non-defaults that keep the pool's default
 rate are drawn (``--draws`` times per seed, without replacement); ``isotonic`` and ``platt``
-are fitted on each with :func:`loanrisk.inference.calibration.fit_calibration`, the code the
+are fitted on each with :func:`loanrisk.registry.calibration.fit_calibration`, the code the
 training job runs, and the test split's Brier score is compared with the uncalibrated
 booster's. The table prints, per size, the mean change in Brier (negative: better), its
 standard error, the mean change relative to the uncalibrated Brier, and the share of draws
@@ -43,7 +43,7 @@ from loanrisk.data.ingest import read_csv
 from loanrisk.data.process import process_dataset
 from loanrisk.data.split import split_indices
 from loanrisk.features.transform import FeatureTransformer
-from loanrisk.inference.calibration import fit_calibration
+from loanrisk.registry.calibration import fit_calibration
 from loanrisk.schema import LoanSchema, Validated, builtin_schema
 from loanrisk.schema.infer import infer_schema
 from loanrisk.storage import MemoryStorage

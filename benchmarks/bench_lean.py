@@ -153,14 +153,15 @@ def main() -> None:
         for name, result in trained.items():
             report = result.report
             booster = registry.load(result.manifest.name, "latest").booster
-            holds = sum(f["holds"] for f in report["monotonicity"]["features"].values())
+            directions = (report.monotonicity or {"features": {}})["features"]
+            holds = sum(f["holds"] for f in directions.values())
             print(
-                f"{name:<15}{report['auc']:>8.4f}{report['brier']:>8.4f}{report['ece']:>8.4f}"
+                f"{name:<15}{report.auc:>8.4f}{report.brier:>8.4f}{report.ece or 0:>8.4f}"
                 f"{booster.num_boosted_rounds():>7}{tree_nodes(booster):>9,}"
-                f"  {holds}/{len(report['monotonicity']['features'])}"
+                f"  {holds}/{len(directions)}"
             )
         for name in LEAN:
-            gap = trained[name].report["auc"] - reference.report["auc"]
+            gap = trained[name].report.auc - reference.report.auc
             print(f"AUC difference ({name} - reference): {gap:+.4f} (the bar: >= -0.001)")
 
         batch = Path(root) / "batch.csv"

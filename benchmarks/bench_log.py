@@ -23,7 +23,7 @@ import httpx2 as httpx
 
 from _ab import parse_options, side_by_side
 from bench_http import LUA, prepare
-from loanrisk.monitoring.log import read_log
+from loanrisk.monitoring.log.reader import read_log
 from loanrisk.schema import builtin_schema
 from loanrisk.storage import FsspecStorage
 

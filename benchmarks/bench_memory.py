@@ -35,7 +35,7 @@ print(json.dumps({"rows": len(loans.frame),
 WHOLE = """
 import json, resource, sys
 import pandas as pd
-from loanrisk.data.ingest import _READ_OPTIONS
+from loanrisk.schema.rawcsv import _READ_OPTIONS
 from loanrisk.schema import validate_frame
 loans = validate_frame(pd.read_csv(sys.argv[1], low_memory=False, **_READ_OPTIONS))
 print(json.dumps({"rows": len(loans.frame),

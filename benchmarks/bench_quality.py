@@ -62,12 +62,12 @@ def main() -> None:
                     nthread=args.nthread,
                 )
                 report = trained.report
-                check = report["monotonicity"]
+                check = report.monotonicity or {"features": {}}
                 results[name].append(
                     {
-                        "auc": report["auc"],
-                        "brier": report["brier"],
-                        "ece": report["ece"],
+                        "auc": report.auc,
+                        "brier": report.brier,
+                        "ece": report.ece,
                         "holds": sum(f["holds"] for f in check["features"].values()),
                         "directions": len(check["features"]),
                         "seconds": time.perf_counter() - start,

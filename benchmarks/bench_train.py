@@ -46,7 +46,7 @@ result = run_training(TrainingRequest(dataset=dataset, promote=True, **extra), F
                       nthread=nthread)
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                  * 1024, "timings": result.manifest.timings, "auc": result.report["auc"]}))
+                  * 1024, "timings": result.manifest.timings, "auc": result.report.auc}))
 """
 
 BARE = """
@@ -82,8 +82,8 @@ def quality(csv: Path, root: str) -> None:
     report = result.report
     print(
         f"quality on {csv.name} (75/25 stratified, seed 0, reference parameters, 500 rounds): "
-        f"AUC {report['auc']:.4f}, accuracy {report['classification_report']['accuracy']:.4f}, "
-        f"Brier {report['brier']:.4f}"
+        f"AUC {report.auc:.4f}, accuracy {report.classification_report.accuracy:.4f}, "
+        f"Brier {report.brier:.4f}"
     )
 
 

@@ -177,3 +177,17 @@ def test_lean_benchmark_compares_quality_speed_and_one_loan() -> None:
         assert approach in out
     assert "one loan in-process, lean model" in out
     assert "scaling, lean model" in out
+
+
+def test_cli_benchmark_prints_each_help_against_the_targets() -> None:
+    out = run_benchmark("bench_cli.py", "--runs", "1")
+    for command in ("loanrisk --help", "loanrisk train --help", "loanrisk models --help"):
+        assert command in out
+    assert "python -c pass (floor)" in out
+    assert "targets (<= 0.3 s, <= 80 MB):" in out
+
+
+def test_job_start_benchmark_compares_the_fork_server_with_spawn() -> None:
+    out = run_benchmark("bench_job_start.py", "--jobs", "2")
+    assert "spawn" in out and "forkserver" in out
+    assert "speed-up (spawn / fork server, medians):" in out

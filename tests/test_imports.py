@@ -41,3 +41,80 @@ def test_the_service_and_the_command_line_never_import_mlflow() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "False"
+
+
+#: What no command line help may load: the ML, data-frame and web libraries.
+HEAVY = (
+    "xgboost",
+    "sklearn",
+    "pandas",
+    "pyarrow",
+    "numpy",
+    "scipy",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "daal4py",
+    "dask",
+    "optuna",
+    "fsspec",
+    "s3fs",
+    "adlfs",
+    "matplotlib",
+    "pygal",
+    "mlflow",
+)
+
+
+def test_the_command_line_and_its_help_load_no_heavy_library() -> None:
+    """``loanrisk --help`` and every group's and command's help start in a fraction of a
+    second because they import no ML, data or web library (issue 25)."""
+    code = (
+        "import sys\n"
+        "import typer.main\n"
+        "import loanrisk.cli\n"
+        "typer.main.get_command(loanrisk.cli.app)\n"
+        "sys.argv = ['loanrisk', *sys.argv[1:]]\n"
+        "try:\n"
+        "    loanrisk.cli.main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+        "print('loaded:' + ','.join(heavy), file=sys.stderr)\n"
+    )
+    for argv in (
+        ["--help"],
+        ["train", "--help"],
+        ["models", "--help"],
+        ["models", "promote", "--help"],
+        ["data", "process", "--help"],
+        ["predict", "--help"],
+        ["schema", "infer", "--help"],
+        ["monitor", "drift", "--help"],
+        ["tune", "--help"],
+        ["demo", "--help"],
+        ["serve", "--help"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", code, *argv],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        assert "Usage: loanrisk" in done.stdout, done.stderr
+        assert done.stderr.strip().splitlines()[-1] == "loaded:", (argv, done.stderr)
+
+
+def test_the_contracts_and_the_request_builders_load_no_data_library() -> None:
+    """The typed requests are built at every front end's edge: the HTTP routes, the command
+    line, the job runner. Building one never pays for pandas or numpy."""
+    code = (
+        "import sys, loanrisk.contracts, loanrisk.requests\n"
+        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == ""

@@ -6,16 +6,10 @@ imported here: the library never imports FastAPI) are thin front ends over it.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("loanrisk")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
-
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from loanrisk._version import __version__
     from loanrisk.data.datasets import DatasetCatalogue
     from loanrisk.data.expand import expand
     from loanrisk.data.ingest import read_csv, read_parquet
@@ -36,7 +30,7 @@ if TYPE_CHECKING:
     from loanrisk.features.spec import FeatureSpec
     from loanrisk.features.transform import FeatureTransformer
     from loanrisk.inference.cache import ModelCache
-    from loanrisk.inference.scorer import Bands, Scorer
+    from loanrisk.inference.scorer import Bands, BatchOptions, Scorer
     from loanrisk.jobs.training import train_in_subprocess
     from loanrisk.registry import LoadedModel, ModelRegistry
     from loanrisk.schema import (
@@ -56,7 +50,10 @@ if TYPE_CHECKING:
 #: Where each public name lives. Imported on first use, so that importing a light module
 #: (``loanrisk.errors``, ``loanrisk.settings``) never loads pandas, scikit-learn or xgboost.
 _LAZY = {
+    # Looked up in the installed metadata (importlib.metadata: ~40 ms) only when asked for.
+    "__version__": "loanrisk._version",
     "Bands": "loanrisk.inference.scorer",
+    "BatchOptions": "loanrisk.inference.scorer",
     "Cancelled": "loanrisk.errors",
     "Conflict": "loanrisk.errors",
     "DatasetCatalogue": "loanrisk.data.datasets",
@@ -112,6 +109,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Bands",
+    "BatchOptions",
     "Cancelled",
     "Conflict",
     "DatasetCatalogue",

@@ -13,20 +13,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
+from loanrisk.defaults import DEFAULT_CALIBRATION_FRACTION
+from loanrisk.defaults import DEFAULT_ROUNDS as DEFAULT_ROUNDS
 from loanrisk.errors import InvalidInput
-from loanrisk.inference.policy import (
+from loanrisk.registry.manifest import FileEntry, ModelManifest
+from loanrisk.registry.policy import (
     DEFAULT_BAND_CUTOFFS,
     DEFAULT_BAND_NAMES,
     DecisionPolicy,
     policy_problem,
 )
-from loanrisk.inference.reasons import ReasonCatalog
+from loanrisk.registry.reasons import ReasonCatalog
+from loanrisk.registry.report import EvaluationReport
 from loanrisk.schema import LoanSchema
 from loanrisk.settings import CalibrationChoice, Seed, Settings
 
 OnError = Literal["raise", "skip"]
-#: Boosting rounds of a training, as the reference's 500.
-DEFAULT_ROUNDS = 500
 #: Most reasons asked for per loan (a model has at most as many as its schema has features).
 MAX_REASONS = 50
 
@@ -65,20 +67,90 @@ class ProcessDataJob(_Job):
     staged: bool = Field(False, description="The source is a staged upload: delete it after.")
 
 
-class TrainingRequest(_Job):
-    """What to train. ``dataset`` is an id or ``latest``; ``dataset_size`` instead finds the
-    newest dataset processed with that size (the reference's ``/train`` ``size``)."""
+class TrainingInputs(_Job):
+    """What a client says about a training that its request carries as given: declared once,
+    shared by :class:`TrainingRequest` and the front ends' :class:`TrainingOptions`."""
 
-    dataset: str = "latest"
-    dataset_size: int | None = Field(None, ge=1)
-    data_directory: str = "data"
+    dataset: str = Field("latest", description="Dataset id, or 'latest'.")
+    dataset_size: int | None = Field(
+        None, ge=1, description="Instead: newest dataset of this size."
+    )
+    data_directory: str = Field("data", description="Folder of the storage with datasets.")
+    continue_from: str | None = Field(None, description="Version or alias to continue from.")
+    params: dict[str, Any] = Field({}, description="XGBoost parameters over the reference's.")
+    early_stopping_rounds: int | None = Field(None, ge=1, description="Stop without progress.")
+    validation_fraction: float = Field(0.1, gt=0, lt=0.5, description="For early stopping.")
+    promote: bool | None = Field(None, description="Move 'production' to it (None: if unset).")
+    protected_attribute: str | None = Field(
+        None, description="Fairness report over this kept column (never a feature)."
+    )
+    privileged_value: str | None = Field(None, description="Its privileged value.")
+    calibration_fraction: float = Field(
+        DEFAULT_CALIBRATION_FRACTION,
+        gt=0,
+        lt=0.5,
+        description="Share of the training rows held out to calibrate.",
+    )
+    reason_catalog: ReasonCatalog | None = Field(
+        None,
+        description="Adverse-action reasons (code, statement) that replace the schema's "
+        "derived ones, by attribute and direction (and category: an entry with a value); "
+        "stored with the version.",
+    )
+
+
+class TrainingOptions(TrainingInputs):
+    """A training as a front end's user asks for it: what is not given (None) is filled from
+    the settings, the tuned study or the parent by :func:`loanrisk.requests.training_request`,
+    the one place that turns options into a :class:`TrainingRequest`."""
+
+    rounds: int = Field(
+        DEFAULT_ROUNDS,
+        ge=1,
+        le=100_000,
+        description="Boosting rounds to add (not given with params_from: the trial's).",
+    )
+    monotone: bool | None = Field(
+        None,
+        description="Constrain the model to the schema's directions of risk (None: the "
+        "setting). A continued training needs a parent trained with them.",
+    )
+    calibration: CalibrationChoice | None = Field(
+        None,
+        description="Fit this calibration on a held-out split of the training rows and apply "
+        "it wherever the version scores (None: the setting).",
+    )
+    params_from: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(:[A-Za-z]+)?$",  # the pick: best or lean
+        description="A tuning study of the dataset, NAME[:best|:lean]: its trial's parameters "
+        "(under params) and rounds (unless rounds is given).",
+    )
+    threshold: float | None = Field(
+        None,
+        description="Decision threshold recorded with the version: a loan is labelled default "
+        "when its probability of default is over it, in (0, 1). None: LOANRISK_THRESHOLD when "
+        "set, else the parent's (continued training), else the setting's default.",
+    )
+    band_cutoffs: list[float] | None = Field(
+        None,
+        description="Risk band cut-offs recorded with the version: increasing, each in (0, 1), "
+        "at most 19. None: as threshold.",
+    )
+    band_names: list[str] | None = Field(
+        None, description="Risk band names, one more than the cut-offs. None: as threshold."
+    )
+
+
+class TrainingRequest(TrainingInputs):
+    """What to train, every default filled. ``dataset`` is an id or ``latest``;
+    ``dataset_size`` instead finds the newest dataset processed with that size (the
+    reference's ``/train`` ``size``). Front ends do not build one themselves:
+    :func:`loanrisk.requests.training_request` does, from their :class:`TrainingOptions`."""
+
     model_directory: str = "models"
     model_name: str = "loan-default"
-    continue_from: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
     rounds: int = Field(DEFAULT_ROUNDS, ge=1, le=100_000)
-    early_stopping_rounds: int | None = Field(None, ge=1)
-    validation_fraction: float = Field(0.1, gt=0, lt=0.5)
     threshold: float = Field(0.5, gt=0, lt=1)
     band_cutoffs: tuple[float, ...] = Field(
         DEFAULT_BAND_CUTOFFS, description="Risk band cut-offs recorded with the version."
@@ -86,18 +158,9 @@ class TrainingRequest(_Job):
     band_names: tuple[str, ...] = Field(
         DEFAULT_BAND_NAMES, description="Risk band names, one more than the cut-offs."
     )
-    promote: bool | None = None
-    protected_attribute: str | None = None
-    privileged_value: str | None = None
     seed: Seed = 0
     monotone: bool = False
     calibration: CalibrationChoice = "none"
-    calibration_fraction: float = Field(0.1, gt=0, lt=0.5)
-    reason_catalog: ReasonCatalog | None = Field(
-        None,
-        description="Reasons that replace the schema's derived ones, by attribute and direction "
-        "(and category: an entry with a value).",
-    )
     tuned_from: dict[str, Any] | None = Field(
         None, description="The tuning study and trial the parameters came from (recorded)."
     )
@@ -124,7 +187,12 @@ class ScoreJob(_Job):
     output: str = Field(description="Storage path of the results CSV (a new file).")
     model_name: str
     model_directory: str
-    ref: str = Field(description="Version or alias to score with.")
+    ref: str = Field(description="The alias the version was resolved from (for the record).")
+    version: int = Field(
+        ge=1,
+        description="The version to score with, resolved once when the job was accepted (the "
+        "champion the service scored with then), never again in the job.",
+    )
     on_error: OnError = "raise"
     id_column: str | None = None
     request_id: str | None = Field(None, description="The submitting request's id (logged).")
@@ -136,20 +204,29 @@ class ScoreJob(_Job):
 STUDY_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
-class TuneJob(_Job):
+class TuneOptions(_Job):
+    """A hyperparameter search on a dataset's training split as a client asks for it
+    (``loanrisk tune``, the v1 API's studies); :func:`loanrisk.requests.tune_job` makes it
+    a :class:`TuneJob`."""
+
+    study: str = Field("tune", pattern=STUDY_NAME, description="Study name; a stored one resumes.")
+    trials: int | None = Field(None, ge=1, le=10_000, description="Complete trials to reach.")
+    time_budget: float | None = Field(
+        None, gt=0, le=7 * 86_400, description="Seconds after which no trial starts."
+    )
+    objective: Literal["auc", "auc-per-cost"] = Field("auc", description="What to search for.")
+    folds: int = Field(3, ge=2, le=10, description="Stratified cross-validation folds.")
+    monotone: bool = Field(False, description="Search with the schema's monotone constraints.")
+    lean_tolerance: float = Field(0.001, ge=0, le=0.1, description="For the lean pick.")
+
+
+class TuneJob(TuneOptions):
     """A hyperparameter search on a dataset's training split (``loanrisk tune``)."""
 
     dataset: str = "latest"
     data_directory: str = "data"
-    study: str = Field("tune", pattern=STUDY_NAME, description="Study name (resumed if stored).")
-    trials: int | None = Field(None, ge=1, le=10_000, description="Complete trials to reach.")
-    time_budget: float | None = Field(None, gt=0, le=7 * 86_400, description="Seconds.")
-    objective: Literal["auc", "auc-per-cost"] = "auc"
-    folds: int = Field(3, ge=2, le=10)
     max_rounds: int = Field(2_000, ge=10, le=100_000)
     early_stopping_rounds: int = Field(50, ge=1, le=1_000)
-    monotone: bool = False
-    lean_tolerance: float = Field(0.001, ge=0, le=0.1)
     seed: Seed = 0
 
 
@@ -160,15 +237,6 @@ JOB_KINDS: dict[type[BaseModel], str] = {
     ScoreJob: "score",
     TuneJob: "tune",
 }
-
-
-class FileEntry(BaseModel):
-    """A stored file as a manifest records it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    sha256: str
-    bytes: int
 
 
 class RowCounts(BaseModel):
@@ -218,64 +286,6 @@ class DatasetManifest(BaseModel):
     loanrisk_version: str
 
 
-class SchemaRef(BaseModel):
-    """A declared schema as manifests name it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    hash: str
-
-
-class ModelRef(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    version: int
-
-
-class ModelManifest(BaseModel):
-    """A published model version, as its ``manifest.json`` records it (written last: the
-    version exists once it has one). The registry fills ``name``, ``version``, ``files`` and
-    ``created_at``; a training fills the rest. Fields another version wrote are kept."""
-
-    model_config = ConfigDict(
-        extra="allow", frozen=True, validate_by_name=True, serialize_by_alias=True
-    )
-
-    name: str
-    version: int
-    files: dict[str, FileEntry]
-    created_at: str
-    parent: ModelRef | None = None
-    schema_ref: SchemaRef | None = Field(
-        None, alias="schema", description="The declared schema it was trained on."
-    )
-    dataset: dict[str, Any] | None = Field(None, description="id, directory, size and rows.")
-    feature_spec: dict[str, Any] | None = Field(None, description="fingerprint and source.")
-    params: dict[str, Any] = Field(default_factory=dict, description="XGBoost parameters.")
-    rounds: dict[str, Any] = Field(default_factory=dict)
-    threshold: float | None = None
-    policy: DecisionPolicy | None = Field(
-        None,
-        description="The decision policy trained with (threshold, risk bands); None for "
-        "versions published before policies were recorded (the settings apply).",
-    )
-    metrics: dict[str, float] = Field(default_factory=dict)
-    request: dict[str, Any] | None = None
-    nthread: int | None = None
-    timings: dict[str, float] = Field(default_factory=dict)
-    libraries: dict[str, str] = Field(default_factory=dict)
-
-    @property
-    def training_dataset(self) -> tuple[str, str] | None:
-        """(directory, id) of the dataset the version was trained on, when it names one."""
-        recorded = self.dataset or {}
-        if "id" not in recorded:
-            return None
-        return str(recorded.get("directory", "data")), str(recorded["id"])
-
-
 JobKind = Literal["process_data", "train", "score", "tune"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 ACTIVE: tuple[JobState, ...] = ("queued", "running")
@@ -311,6 +321,27 @@ class JobRecord(BaseModel):
     result: dict[str, Any] | None = None
     error: ErrorDoc | None = None
     timings: dict[str, float] = Field(default_factory=dict)
+
+
+class TrainingResult(BaseModel):
+    """What a training gives back: the published version's manifest, its evaluation report,
+    and whether it became ``production``. A training job stores it as its result
+    (:meth:`to_json`); the CLI and the reference routes read it back with ``model_validate``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    manifest: ModelManifest
+    report: EvaluationReport
+    promoted: bool
+    #: Why the version was published but not promoted although promotion was due (it
+    #: could not be served); None otherwise.
+    not_promoted: str | None = None
+    #: What logging the version to MLflow did (a job with a tracking URI set), else None.
+    mlflow: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The result as a job stores it (``mlflow`` only when there was a tracking URI)."""
+        return self.model_dump(mode="json", exclude=None if self.mlflow is not None else {"mlflow"})
 
 
 def check_size(size: int | None, settings: Settings, *, field: str = "size") -> int | None:

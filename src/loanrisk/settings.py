@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: How a training calibrates its probabilities (loanrisk.inference.calibration).
+#: How a training calibrates its probabilities (loanrisk.registry.calibration).
 CalibrationChoice = Literal["none", "isotonic", "platt"]
 #: A seed: it reaches numpy's legacy generator (scikit-learn's splits), which takes 0 .. 2**32 - 1.
 SEED_MAX = 2**32 - 1

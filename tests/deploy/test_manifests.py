@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from loanrisk.service import create_app
-from loanrisk.service.auth import ApiKeys
+from loanrisk.serving.auth import ApiKeys
 from loanrisk.settings import Settings
 
 from .conftest import KUBERNETES, cli_context, render

@@ -12,9 +12,9 @@ from pydantic import ValidationError
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.errors import InvalidInput
-from loanrisk.inference.reasons import ReasonCatalog, ReasonEntry, derived_catalog
 from loanrisk.inference.scorer import Scorer
 from loanrisk.registry import ModelRegistry
+from loanrisk.registry.reasons import ReasonCatalog, ReasonEntry, derived_catalog
 from loanrisk.schema import LoanSchema, builtin_schema, validate_frame
 from loanrisk.storage import MemoryStorage
 from loanrisk.training.job import TrainingRequest, run_training

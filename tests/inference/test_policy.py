@@ -14,9 +14,9 @@ import pytest
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.errors import InvalidInput
-from loanrisk.inference.policy import DecisionPolicy, decision_policy, served_policy
 from loanrisk.inference.scorer import Scorer, scorer_from_settings
 from loanrisk.registry import LoadedModel, ModelRegistry
+from loanrisk.registry.policy import DecisionPolicy, decision_policy, served_policy
 from loanrisk.reporting.card import model_card
 from loanrisk.schema import validate_frame
 from loanrisk.settings import Settings
@@ -83,10 +83,11 @@ def test_a_version_records_the_policy_it_was_trained_with(
 ) -> None:
     assert own.manifest.policy == OWN
     assert old.manifest.policy is None
-    assert own.report["policy"] == OWN.model_dump(mode="json")
-    assert [b["band"] for b in own.report["bands"]] == ["A", "B", "C", "D"]
-    assert sum(b["loans"] for b in own.report["bands"]) == own.report["rows"]
-    assert own.report["threshold"] == 0.15  # the confusion matrix is at the policy's threshold
+    report = own.report.to_json()
+    assert report["policy"] == OWN.model_dump(mode="json")
+    assert [b["band"] for b in report["bands"]] == ["A", "B", "C", "D"]
+    assert sum(b["loans"] for b in report["bands"]) == report["rows"]
+    assert report["threshold"] == 0.15  # the confusion matrix is at the policy's threshold
 
 
 def test_a_version_is_served_with_its_own_policy_when_no_setting_overrides_it(
@@ -207,14 +208,20 @@ def test_served_policy_says_where_each_part_came_from() -> None:
 def test_the_band_table_counts_loans_as_scoring_bands_them() -> None:
     labels = np.array([0, 0, 1, 1, 0, 1])
     probability = np.array([0.05, 0.2, 0.2, 0.5, 0.7, 0.9])
-    table = band_table(labels, probability, cutoffs=(0.2, 0.5), names=("low", "mid", "high"))
+    table = [
+        b.model_dump()
+        for b in band_table(labels, probability, cutoffs=(0.2, 0.5), names=("low", "mid", "high"))
+    ]
     assert [(b["band"], b["loans"], b["defaults"]) for b in table] == [
         ("low", 1, 0),
         ("mid", 2, 1),
         ("high", 3, 2),
     ]
     assert table[1]["range"] == [0.2, 0.5] and table[2]["default_rate"] == pytest.approx(2 / 3)
-    empty = band_table(labels, probability, cutoffs=(0.01,), names=("none", "all"))
+    empty = [
+        b.model_dump()
+        for b in band_table(labels, probability, cutoffs=(0.01,), names=("none", "all"))
+    ]
     assert empty[0]["loans"] == 0 and empty[0]["default_rate"] is None
 
 
@@ -237,10 +244,10 @@ def test_the_card_shows_the_policy_its_bands_and_the_confusion_table(
     assert bands, "the card has no band table"
     rows = cells(bands.group(0))[1:]
     assert [r[0] for r in rows] == ["A", "B", "C", "D"]
-    assert [r[2] for r in rows] == [f"{b['loans']:,}" for b in own.report["bands"]]
+    assert [r[2] for r in rows] == [f"{b['loans']:,}" for b in own.report.to_json()["bands"]]
     confusion = re.search(r'id="chart-confusion".*?</figure>', card, re.DOTALL)
     assert confusion and "Confusion matrix at threshold 0.15" in confusion.group(0)
-    matrix = own.report["confusion_matrix"]
+    matrix = own.report.to_json()["confusion_matrix"]
     assert cells(confusion.group(0))[1:] == [
         ["Actual non-default", f"{matrix['tn']:,}", f"{matrix['fp']:,}"],
         ["Actual default", f"{matrix['fn']:,}", f"{matrix['tp']:,}"],

@@ -15,9 +15,10 @@ from loanrisk.data.sample import generate_sample
 from loanrisk.errors import InvalidInput
 from loanrisk.features.fit import fit_feature_spec
 from loanrisk.features.spec import FeatureSpec, PassthroughColumn
-from loanrisk.inference.reasons import ReasonCatalog, ReasonEntry, above_typical, derived_catalog
-from loanrisk.inference.scorer import Scorer
+from loanrisk.inference.reasons import above_typical
+from loanrisk.inference.scorer import BatchOptions, Scorer
 from loanrisk.registry import ModelRegistry
+from loanrisk.registry.reasons import ReasonCatalog, ReasonEntry, derived_catalog
 from loanrisk.schema import LoanSchema, builtin_schema, validate_frame
 from loanrisk.storage import MemoryStorage
 from loanrisk.training.job import TrainingRequest, run_training
@@ -121,7 +122,7 @@ def test_batches_carry_reason_and_decline_columns_the_same_as_records(
     scorer = Scorer(ModelRegistry(storage).load("loan-default", 1))
     source = io.BytesIO(frame.head(300).to_csv(index=False).encode())
     sink = io.BytesIO()
-    scorer.score_csv(source, sink, explain=True, decline_reasons=True)
+    scorer.score_csv(source, sink, BatchOptions(explain=True, decline_reasons=True))
     table = pd.read_csv(io.BytesIO(sink.getvalue()), keep_default_na=False)
     assert {
         "reason_1",

@@ -21,7 +21,7 @@ from loanrisk.features.transform import FeatureTransformer
 from loanrisk.inference.cache import ModelCache
 from loanrisk.inference.explain import attribute_matrix
 from loanrisk.inference.records import CleanRecord, clean_record
-from loanrisk.inference.scorer import Bands, Scorer
+from loanrisk.inference.scorer import Bands, BatchOptions, Scorer
 from loanrisk.registry import LoadedModel, ModelRegistry
 from loanrisk.schema import Validated
 from loanrisk.storage import FsspecStorage, MemoryStorage
@@ -54,7 +54,7 @@ def test_single_record_path_equals_batch_and_csv_paths(
     frame, _ = scorer.score_frame(pd.DataFrame(records))
     out = io.BytesIO()
     csv_bytes = pd.DataFrame(records).to_csv(index=False).encode()
-    summary = scorer.score_csv(io.BytesIO(csv_bytes), out, chunk_rows=128)
+    summary = scorer.score_csv(io.BytesIO(csv_bytes), out, BatchOptions(chunk_rows=128))
     from_csv = pd.read_csv(io.BytesIO(out.getvalue()))
     np.testing.assert_allclose(single, many, atol=1e-7)
     np.testing.assert_allclose(single, frame["probability"], atol=1e-7)
@@ -165,18 +165,18 @@ def test_csv_rows_are_numbered_across_chunks_and_ids_are_kept(scorer: Scorer) ->
     data = pd.DataFrame(rows).to_csv(index=False).encode()
     out = io.BytesIO()
     summary = scorer.score_csv(
-        io.BytesIO(data), out, chunk_rows=3, on_error="skip", id_column="loan_id"
+        io.BytesIO(data), out, BatchOptions(chunk_rows=3, on_error="skip", id_column="loan_id")
     )
     assert (summary["scored"], summary["rejected"], summary["rejected_rows"]) == (9, 1, [8])
     written = pd.read_csv(io.BytesIO(out.getvalue()))
     assert list(written.columns) == ["row", "loan_id", "probability", "label", "band"]
     assert written["loan_id"].tolist() == [f"L{i}" for i in range(10) if i != 7]
     with pytest.raises(InvalidInput, match="at row 8"):
-        scorer.score_csv(io.BytesIO(data), io.BytesIO(), chunk_rows=3)
+        scorer.score_csv(io.BytesIO(data), io.BytesIO(), BatchOptions(chunk_rows=3))
     with pytest.raises(InvalidInput, match="binary data"):
         scorer.score_csv(io.BytesIO(b"\x00\x01PK"), io.BytesIO())
     with pytest.raises(InvalidInput, match="id column 'nope'"):
-        scorer.score_csv(io.BytesIO(data), io.BytesIO(), id_column="nope")
+        scorer.score_csv(io.BytesIO(data), io.BytesIO(), BatchOptions(id_column="nope"))
 
 
 def test_reason_codes_match_a_direct_pred_contribs_computation(scorer: Scorer) -> None:
@@ -299,10 +299,9 @@ def test_parquet_scores_like_csv_with_rows_numbered_across_batches(scorer: Score
     parquet, csv_out, parquet_out = io.BytesIO(), io.BytesIO(), io.BytesIO()
     frame.to_parquet(parquet)
     parquet.seek(0)
-    from_parquet = scorer.score_parquet(parquet, parquet_out, chunk_rows=3, on_error="skip")
-    from_csv = scorer.score_csv(
-        io.BytesIO(frame.to_csv(index=False).encode()), csv_out, chunk_rows=3, on_error="skip"
-    )
+    options = BatchOptions(chunk_rows=3, on_error="skip")
+    from_parquet = scorer.score_parquet(parquet, parquet_out, options)
+    from_csv = scorer.score_csv(io.BytesIO(frame.to_csv(index=False).encode()), csv_out, options)
     assert from_parquet["rejected_rows"] == from_csv["rejected_rows"] == [5]
     assert parquet_out.getvalue() == csv_out.getvalue()
     with pytest.raises(InvalidInput, match="not a readable Parquet file"):
@@ -315,7 +314,7 @@ def test_the_rejected_count_is_exact_beyond_the_listed_rows(scorer: Scorer) -> N
     bad = MAX_REJECTED_ROWS + 50
     frame = pd.DataFrame([RECORD] * 5 + [{**RECORD, "loan_amnt": -1}] * bad)
     summary = scorer.score_csv(
-        io.BytesIO(frame.to_csv(index=False).encode()), None, on_error="skip"
+        io.BytesIO(frame.to_csv(index=False).encode()), None, BatchOptions(on_error="skip")
     )
     assert (summary["scored"], summary["rejected"]) == (5, bad)
     assert len(summary["rejected_rows"]) == MAX_REJECTED_ROWS

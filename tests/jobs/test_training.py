@@ -30,8 +30,8 @@ def test_training_runs_in_a_child_process_and_reports_progress(settings: Setting
     seen: list[RoundProgress] = []
     result = train_in_subprocess(TrainingRequest(rounds=8), settings, on_progress=seen.append)
     assert [p.done for p in seen] == list(range(1, 9))
-    assert result["manifest"]["version"] == 1
-    assert result["promoted"] is True
+    assert result.manifest.version == 1
+    assert result.promoted is True
     assert ModelRegistry(FsspecStorage(settings.storage)).versions("loan-default") == [1]
 
 
@@ -52,3 +52,20 @@ def test_cancelling_publishes_nothing(settings: Settings) -> None:
             TrainingRequest(rounds=5_000), settings, on_progress=on_progress, cancel=cancel
         )
     assert ModelRegistry(FsspecStorage(settings.storage)).models() == []
+
+
+def test_a_forked_job_works_in_the_caller_s_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fork server started in one directory; a later job runs where its caller is, as a
+    freshly spawned child would."""
+    with pytest.raises(NotFound):  # the fork server now runs, started from the first folder
+        train_in_subprocess(TrainingRequest(dataset_size=77), Settings(storage=str(tmp_path)))
+    here = tmp_path / "elsewhere"
+    here.mkdir()
+    storage = FsspecStorage(str(here / "store"))
+    process_dataset(validate_frame(generate_sample(1_000)), storage, source="sample")
+    monkeypatch.chdir(here)
+    result = train_in_subprocess(TrainingRequest(rounds=3), Settings(storage="store", nthread=1))
+    assert result.manifest.version == 1
+    assert ModelRegistry(FsspecStorage(str(here / "store"))).versions("loan-default") == [1]

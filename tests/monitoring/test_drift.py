@@ -24,7 +24,7 @@ from loanrisk.data.sample import generate_sample
 from loanrisk.errors import InvalidInput
 from loanrisk.inference.scorer import Scorer
 from loanrisk.monitoring.drift import EPSILON, psi
-from loanrisk.monitoring.log import PredictionLog
+from loanrisk.monitoring.log.writer import PredictionLog
 from loanrisk.monitoring.profile import SCORE_SAMPLE_ROWS, Profile, numeric_bins
 from loanrisk.monitoring.reports import drift_by_day, drift_for, version_profile, window
 from loanrisk.registry import ModelRegistry

@@ -23,8 +23,9 @@ from fastapi.testclient import TestClient
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.errors import StorageError
-from loanrisk.inference.scorer import Scorer
-from loanrisk.monitoring.log import PredictionLog, Scored, read_log
+from loanrisk.inference.scorer import BatchOptions, Scorer
+from loanrisk.monitoring.log.reader import read_log
+from loanrisk.monitoring.log.writer import PredictionLog, Scored
 from loanrisk.registry import ModelRegistry
 from loanrisk.schema import validate_frame
 from loanrisk.service import create_app
@@ -59,7 +60,8 @@ def test_a_logged_loan_s_raw_values_and_id_round_trip_exactly(storage: Storage) 
     frame = pd.DataFrame([{**EXAMPLE_LOAN, "application": "A7"}] * 3)
     chunk_log = log.chunk_recorder(scorer, source="batch", id_column="application")
     scorer.score_csv(
-        io.BytesIO(frame.to_csv(index=False).encode()), on_scored=chunk_log, id_column="application"
+        io.BytesIO(frame.to_csv(index=False).encode()),
+        options=BatchOptions(on_scored=chunk_log, id_column="application"),
     )
     log.close()
 
@@ -120,8 +122,9 @@ def test_a_batch_s_chunks_are_written_as_they_come_and_never_dropped() -> None:
     frame = pd.DataFrame([EXAMPLE_LOAN] * 25_000)  # a chunk of 25,000: three slices
     scorer.score_csv(
         io.BytesIO(frame.to_csv(index=False).encode()),
-        chunk_rows=25_000,
-        on_scored=log.chunk_recorder(scorer, source="batch"),
+        options=BatchOptions(
+            chunk_rows=25_000, on_scored=log.chunk_recorder(scorer, source="batch")
+        ),
     )
     assert len(read_log(storage, "log", model="loan-default")) == 25_000  # before the close
     log.close()
@@ -166,8 +169,7 @@ def test_a_batch_chunk_the_storage_refuses_is_counted_and_scoring_goes_on() -> N
     frame = pd.DataFrame([EXAMPLE_LOAN] * 4)
     summary = scorer.score_csv(
         io.BytesIO(frame.to_csv(index=False).encode()),
-        chunk_rows=2,
-        on_scored=log.chunk_recorder(scorer, source="batch"),
+        options=BatchOptions(chunk_rows=2, on_scored=log.chunk_recorder(scorer, source="batch")),
     )
     log.close()
     assert summary["scored"] == 4 and dropped == [2]

@@ -13,7 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loanrisk.monitoring.log import COLUMNS, known_loan_ids, read_log, read_window
+from loanrisk.monitoring.log import COLUMNS
+from loanrisk.monitoring.log.reader import known_loan_ids, read_log, read_window
 from loanrisk.storage import MemoryStorage, Storage
 
 DAY = datetime(2026, 11, 20, tzinfo=UTC)

@@ -93,7 +93,7 @@ def test_outcomes_from_a_known_pd_give_the_offline_auc(client: TestClient, root:
     report = performance(client, scored=3_000)
     row = report["versions"][0]
     assert row["version"] == 1 and row["with_outcome"] == 3_000
-    offline = ModelRegistry(FsspecStorage(str(root))).load("loan-default").report["auc"]
+    offline = ModelRegistry(FsspecStorage(str(root))).load("loan-default").report.auc
     assert abs(row["auc"] - offline) < 0.03, (row["auc"], offline)
     assert row["default_rate"] == pytest.approx(loans["loan_status"].mean())
     bands = row["bands"]

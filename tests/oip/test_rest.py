@@ -16,7 +16,7 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 from loanrisk.inference.scorer import Scorer
-from loanrisk.monitoring.log import read_log
+from loanrisk.monitoring.log.reader import read_log
 from loanrisk.registry import ModelRegistry
 from loanrisk.schema import builtin_schema
 from loanrisk.storage import FsspecStorage

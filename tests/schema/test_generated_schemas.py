@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from loanrisk.data.ingest import read_csv
 from loanrisk.data.process import process_dataset
 from loanrisk.inference.backends import onedal_available
-from loanrisk.inference.scorer import scorer_from_settings
+from loanrisk.inference.scorer import BatchOptions, scorer_from_settings
 from loanrisk.registry import ModelRegistry
 from loanrisk.schema import LoanSchema
 from loanrisk.settings import Settings
@@ -59,7 +59,7 @@ def test_a_generated_schema_trains_serves_and_explains_on_the_default_path(
         TrainingRequest(dataset=dataset.id, rounds=8, seed=seed), storage, nthread=1
     )
     assert (trained.promoted, trained.not_promoted) == (True, None)
-    assert 0.0 <= trained.report["auc"] <= 1.0
+    assert 0.0 <= trained.report.auc <= 1.0
 
     model = ModelRegistry(storage).load("loan-default", "production")
     scorer = scorer_from_settings(model, Settings(_env_file=None), nthread=1)  # type: ignore[call-arg]
@@ -79,7 +79,9 @@ def test_a_generated_schema_trains_serves_and_explains_on_the_default_path(
 
     body = loans.drop(columns=[schema.label_name]).to_csv(index=False, sep=delimiter).encode()
     output = io.BytesIO()
-    summary = scorer.score_csv(io.BytesIO(body), output, explain=True, decline_reasons=True)
+    summary = scorer.score_csv(
+        io.BytesIO(body), output, BatchOptions(explain=True, decline_reasons=True)
+    )
     assert summary["scored"] == ROWS and summary["rejected"] == 0
     results = pd.read_csv(io.BytesIO(output.getvalue()), keep_default_na=False)
     assert len(results) == ROWS

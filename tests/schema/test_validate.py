@@ -136,7 +136,7 @@ def test_booleans_are_not_numbers_and_empty_records_are_refused() -> None:
 
 
 def test_chunked_reading_names_the_file_row_of_a_huge_field() -> None:
-    from loanrisk.data.ingest import iter_csv_chunks
+    from loanrisk.schema.rawcsv import iter_csv_chunks
 
     lines = (FIXTURES / "messy_valid.csv").read_text().splitlines()
     header, row = lines[0], lines[1]
@@ -200,7 +200,7 @@ def test_a_long_header_is_read_whole() -> None:
 
 
 def test_a_stored_file_s_columns_are_read_from_its_header_or_schema_alone() -> None:
-    from loanrisk.data.ingest import stored_columns
+    from loanrisk.schema.rawcsv import stored_columns
     from loanrisk.storage import MemoryStorage
 
     storage = MemoryStorage()

@@ -12,7 +12,7 @@ from loanrisk.errors import InvalidInput
 from loanrisk.inference.scorer import Scorer
 from loanrisk.registry import ModelRegistry
 from loanrisk.schema import validate_frame
-from loanrisk.service.batching import ScoringQueue
+from loanrisk.serving.batching import ScoringQueue
 from loanrisk.storage import FsspecStorage
 from loanrisk.training.job import TrainingRequest, run_training
 from tests.builtin import EXAMPLE_LOAN

@@ -22,7 +22,7 @@ from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.inference.routing import CanaryRule, canary_bucket
 from loanrisk.inference.scorer import Scorer
-from loanrisk.monitoring.log import read_log
+from loanrisk.monitoring.log.reader import read_log
 from loanrisk.registry import ModelRegistry
 from loanrisk.schema import LoanSchema, validate_frame
 from loanrisk.service import create_app

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from loanrisk.data.sample import generate_sample
 from loanrisk.service import create_app
-from loanrisk.service.auth import digest
+from loanrisk.serving.auth import digest
 from loanrisk.settings import Settings
 from tests.builtin import EXAMPLE_LOAN
 

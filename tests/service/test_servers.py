@@ -121,6 +121,11 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _descendants(pid: int) -> list[int]:
+    children = _children(pid)
+    return children + [d for c in children for d in _descendants(c)]
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -143,7 +148,7 @@ def test_a_server_killed_while_training(start: Start, root: Path) -> None:
         ),
         what="training under way",
     )
-    trainers = _children(server.pid)
+    trainers = _descendants(server.pid)  # the trainer is forked by the job fork server
     assert trainers, "the training runs in a child process"
     server.send_signal(signal.SIGKILL)
     server.wait(10)

@@ -13,14 +13,14 @@ from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.errors import InvalidInput
 from loanrisk.features.transform import FeatureTransformer
-from loanrisk.inference.calibration import (
+from loanrisk.inference.scorer import Scorer
+from loanrisk.registry import ModelRegistry
+from loanrisk.registry.calibration import (
     MIN_HELD_OUT,
     Calibration,
     SizeBound,
     check_calibration_size,
 )
-from loanrisk.inference.scorer import Scorer
-from loanrisk.registry import ModelRegistry
 from loanrisk.schema import Validated, validate_frame
 from loanrisk.storage import MemoryStorage
 from loanrisk.training.job import TrainingRequest, check_request, run_training

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from dask.distributed import LocalCluster
 
-from loanrisk.contracts import ModelRef
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.errors import InvalidInput
 from loanrisk.registry import ModelRegistry
+from loanrisk.registry.manifest import ModelRef
 from loanrisk.schema import validate_frame
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage
@@ -28,7 +28,7 @@ def test_distributed_training_matches_single_process_training(
     request = TrainingRequest(rounds=60, model_name="distributed")
     distributed = train_distributed(request, settings, scheduler=cluster.scheduler_address)
     single = run_training(TrainingRequest(rounds=60, model_name="single"), storage, nthread=1)
-    assert abs(distributed.report["auc"] - single.report["auc"]) < 0.01
+    assert abs(distributed.report.auc - single.report.auc) < 0.01
     shared = set(single.manifest.model_dump()) - {"timings"}
     assert shared <= set(distributed.manifest.model_dump())
     assert distributed.manifest.model_extra["distributed"]["workers"] == 2
@@ -60,7 +60,7 @@ def test_distributed_early_stopping_publishes_the_best_trees_only(
     assert rounds["trained"] > rounds["best_iteration"]  # it trained on past the best
     published = ModelRegistry(storage).load("loan-default", "production").booster
     assert published.num_boosted_rounds() == rounds["total_trees"]
-    assert result.report["auc"] > 0.8
+    assert result.report.auc > 0.8
 
 
 def test_distributed_training_refuses_memory_storage(cluster: LocalCluster) -> None:

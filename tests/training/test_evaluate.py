@@ -22,7 +22,7 @@ def predictions() -> tuple[np.ndarray, np.ndarray]:
 
 def test_scores_match_sklearn_and_scipy(predictions: tuple[np.ndarray, np.ndarray]) -> None:
     labels, probability = predictions
-    report = evaluate(labels, probability, threshold=0.5)
+    report = evaluate(labels, probability, threshold=0.5).to_json()
     predicted = (probability > 0.5).astype(int)
     assert report["auc"] == pytest.approx(roc_auc_score(labels, probability), abs=1e-12)
     assert report["log_loss"] == pytest.approx(log_loss(labels, probability), rel=1e-9)
@@ -42,7 +42,7 @@ def test_scores_match_sklearn_and_scipy(predictions: tuple[np.ndarray, np.ndarra
 def test_roc_points_are_capped_and_span_the_curve(
     predictions: tuple[np.ndarray, np.ndarray],
 ) -> None:
-    curve = evaluate(*predictions)["roc_curve"]
+    curve = evaluate(*predictions).to_json()["roc_curve"]
     assert len(curve["fpr"]) <= 200
     assert (curve["fpr"][0], curve["tpr"][0]) == (0.0, 0.0)
     assert (curve["fpr"][-1], curve["tpr"][-1]) == (1.0, 1.0)
@@ -53,7 +53,7 @@ def test_calibration_table_has_ten_bins_covering_every_row(
     predictions: tuple[np.ndarray, np.ndarray],
 ) -> None:
     labels, probability = predictions
-    table = evaluate(labels, probability)["calibration"]
+    table = evaluate(labels, probability).to_json()["calibration"]
     assert len(table) == 10
     assert sum(row["count"] for row in table) == labels.size
     low = next(row for row in table if row["bin"] == [0.0, 0.1])
@@ -65,7 +65,7 @@ def test_calibration_table_has_ten_bins_covering_every_row(
 def test_score_distribution_counts_each_label_in_twenty_bins() -> None:
     labels = np.array([0, 0, 0, 1, 1])
     probability = np.array([0.01, 0.04, 0.51, 0.97, 1.0])
-    distribution = evaluate(labels, probability)["score_distribution"]
+    distribution = evaluate(labels, probability).to_json()["score_distribution"]
     assert distribution["edges"][0] == 0.0 and distribution["edges"][-1] == 1.0
     assert len(distribution["edges"]) == 21
     assert distribution["non_default"][0] == 2 and distribution["non_default"][10] == 1

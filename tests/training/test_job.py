@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from loanrisk.contracts import ModelRef
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.errors import InvalidInput, NotFound
 from loanrisk.features.transform import FeatureTransformer
 from loanrisk.registry import ModelRegistry
+from loanrisk.registry.manifest import ModelRef
 from loanrisk.schema import validate_frame
 from loanrisk.storage import MemoryStorage, Storage
 from loanrisk.training.job import TrainingRequest, run_training
@@ -46,14 +46,14 @@ def test_training_publishes_an_evaluated_version_on_every_storage(storage: Stora
     assert set(manifest.timings) == {"load", "encode", "train", "evaluate", "publish"}
     assert stored.libraries["xgboost"] == xgb.__version__
     assert result.promoted is True
-    assert 0.7 < result.report["auc"] < 1
+    assert 0.7 < result.report.auc < 1
     loaded = ModelRegistry(storage).load("loan-default", "production")
     test = DatasetCatalogue(storage).load_split(dataset, "test")
     features = FeatureTransformer(loaded.spec).transform(test, dtype=np.float32)
     probability = loaded.booster.predict(xgb.DMatrix(features))
     from sklearn.metrics import roc_auc_score
 
-    assert roc_auc_score(test[LABEL], probability) == pytest.approx(result.report["auc"])
+    assert roc_auc_score(test[LABEL], probability) == pytest.approx(result.report.auc)
 
 
 def test_continued_training_adds_rounds_and_records_its_parent() -> None:
@@ -136,7 +136,7 @@ def test_fairness_report_on_a_kept_protected_attribute() -> None:
         storage,
         nthread=1,
     )
-    fairness = result.report["fairness"]
+    fairness = result.report.fairness
     groups = fairness["groups"]
     assert groups["privileged"]["size"] + groups["non_privileged"]["size"] == 2_000
     assert set(fairness["parity"]) == {"PPV", "FDR", "NPV", "FOR", "TPR", "FNR", "TNR", "FPR"}

@@ -38,15 +38,12 @@ from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import Forbidden, InvalidInput, LoanRiskError
 from loanrisk.inference.scorer import servable_check
 from loanrisk.registry.models import PRODUCTION, check_name
-from loanrisk.reporting.card import templates
+from loanrisk.reporting.card import CARD_POLICY, model_card, templates
 from loanrisk.reporting.facts import policy_lines, version_facts
 from loanrisk.schema import builtin_schema
-from loanrisk.service.bodies import invalid_fields
-from loanrisk.service.errors import status_of
-from loanrisk.service.routes.datasets import from_form
-from loanrisk.service.routes.models import card_response, registry_of
-from loanrisk.service.routes.schemas import store_of
-from loanrisk.service.state import Services
+from loanrisk.serving.errors import invalid_fields, status_of
+from loanrisk.serving.state import Services, registry_of, services_of, store_of
+from loanrisk.serving.uploads import upload_job
 
 router = APIRouter(include_in_schema=False)
 ViewerDep = Annotated[Viewer, Depends(viewer)]
@@ -57,14 +54,9 @@ PAGE_POLICY = (
 )
 
 
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """A rendered page with the console's security headers (and the CSRF cookie if new)."""
-    services = _services(request)
+    services = services_of(request.app)
     html = (
         templates()
         .get_template(template)
@@ -138,7 +130,7 @@ async def login(request: Request) -> Response:
         check_write(request, sent)
         if not key or len(key) > MAX_KEY_LENGTH:
             raise InvalidInput("enter an API key", details={"field": "key"})
-        check_key(_services(request).keys, key)
+        check_key(services_of(request.app).keys, key)
     except LoanRiskError as exc:
         return page(request, "login.html", status_of(exc), viewer=None, next=target, error=exc)
     response = RedirectResponse(target, 303)
@@ -160,7 +152,7 @@ async def logout(request: Request) -> Response:
 
 @router.get("/console/")
 async def models_page(request: Request, who: ViewerDep) -> Response:
-    services = _services(request)
+    services = services_of(request.app)
     registry = registry_of(services, None)
 
     def read() -> list[views.ModelOverview]:
@@ -209,7 +201,7 @@ def _form(model: type[BaseModel], fields: dict[str, Any]) -> Any:
 
 @router.post("/console/models/{name}/aliases")
 async def change_alias(name: str, request: Request, who: ViewerDep) -> Response:
-    services = _services(request)
+    services = services_of(request.app)
 
     async def work() -> Response:
         body = _form(AliasForm, await _write(request, who))
@@ -238,11 +230,11 @@ async def change_alias(name: str, request: Request, who: ViewerDep) -> Response:
 
 @router.get("/console/models/{name}/versions/{ref}")
 async def version_page(name: str, ref: str, request: Request, who: ViewerDep) -> Response:
-    registry = registry_of(_services(request), None)
+    registry = registry_of(services_of(request.app), None)
 
     async def work() -> Response:
         facts = await run_in_threadpool(version_facts, registry, check_name("model", name), ref)
-        lines = policy_lines(facts.manifest, _services(request).settings)
+        lines = policy_lines(facts.manifest, services_of(request.app).settings)
         return page(request, "version.html", viewer=who, facts=facts, policy_lines=lines)
 
     return await _guarded(request, who, work)
@@ -250,11 +242,14 @@ async def version_page(name: str, ref: str, request: Request, who: ViewerDep) ->
 
 @router.get("/console/models/{name}/versions/{ref}/card")
 async def card_page(name: str, ref: str, request: Request, who: ViewerDep) -> Response:
-    services = _services(request)
+    services = services_of(request.app)
     registry = registry_of(services, None)
 
     async def work() -> Response:
-        return await card_response(services, registry, name, ref)
+        html = await run_in_threadpool(
+            model_card, registry, check_name("model", name), ref, services.settings
+        )
+        return HTMLResponse(html, headers={"Content-Security-Policy": CARD_POLICY})
 
     return await _guarded(request, who, work)
 
@@ -268,7 +263,7 @@ def _catalogue(services: Services) -> DatasetCatalogue:
 
 @router.get("/console/datasets")
 async def datasets_page(request: Request, who: ViewerDep) -> Response:
-    services = _services(request)
+    services = services_of(request.app)
     catalogue = _catalogue(services)
 
     async def work() -> Response:
@@ -289,12 +284,12 @@ async def datasets_page(request: Request, who: ViewerDep) -> Response:
 
 @router.post("/console/datasets")
 async def upload(request: Request, who: ViewerDep) -> Response:
-    services = _services(request)
+    services = services_of(request.app)
 
     async def work() -> Response:
         async with request.form(max_files=1, max_fields=8) as form:
             _may_write(request, who, form.get(CSRF_FIELD))
-            params = await from_form(form, services)
+            params = await upload_job(services, form)
         record, _ = await run_in_threadpool(services.jobs.submit, params)
         return RedirectResponse(f"/console/jobs/{record.id}", 303)
 
@@ -303,7 +298,7 @@ async def upload(request: Request, who: ViewerDep) -> Response:
 
 @router.get("/console/datasets/{dataset_id}")
 async def dataset_page(dataset_id: str, request: Request, who: ViewerDep) -> Response:
-    catalogue = _catalogue(_services(request))
+    catalogue = _catalogue(services_of(request.app))
 
     async def work() -> Response:
         manifest = await run_in_threadpool(catalogue.resolve, dataset_id)
@@ -317,7 +312,7 @@ async def dataset_page(dataset_id: str, request: Request, who: ViewerDep) -> Res
 
 @router.get("/console/jobs")
 async def jobs_page(request: Request, who: ViewerDep) -> Response:
-    jobs = _services(request).jobs
+    jobs = services_of(request.app).jobs
 
     async def work() -> Response:
         return page(
@@ -329,7 +324,7 @@ async def jobs_page(request: Request, who: ViewerDep) -> Response:
 
 @router.get("/console/jobs/{job_id}")
 async def job_page(job_id: str, request: Request, who: ViewerDep) -> Response:
-    jobs = _services(request).jobs
+    jobs = services_of(request.app).jobs
 
     async def work() -> Response:
         record = await run_in_threadpool(jobs.get, job_id)
@@ -342,7 +337,7 @@ async def job_page(job_id: str, request: Request, who: ViewerDep) -> Response:
 async def job_state(job_id: str, request: Request, who: ViewerDep) -> Response:
     """The job record as JSON, for the job page's live progress (polled once a second)."""
     try:
-        record = await run_in_threadpool(_services(request).jobs.get, job_id)
+        record = await run_in_threadpool(services_of(request.app).jobs.get, job_id)
     except LoanRiskError as exc:
         return JSONResponse({"error": exc.to_dict()}, status_of(exc))
     return JSONResponse(record.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
@@ -350,7 +345,7 @@ async def job_state(job_id: str, request: Request, who: ViewerDep) -> Response:
 
 @router.post("/console/jobs/{job_id}/cancel")
 async def cancel(job_id: str, request: Request, who: ViewerDep) -> Response:
-    jobs = _services(request).jobs
+    jobs = services_of(request.app).jobs
 
     async def work() -> Response:
         await _write(request, who)
@@ -369,7 +364,7 @@ async def monitoring_page(
     who: ViewerDep,
     days: Annotated[int, Query(ge=1, le=366)] = 14,
 ) -> Response:
-    services = _services(request)
+    services = services_of(request.app)
     settings = services.settings
 
     async def work() -> Response:

@@ -21,7 +21,8 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from loanrisk.errors import Forbidden, LoanRiskError
-from loanrisk.service.auth import ADMIN, ANONYMOUS, ApiKeys
+from loanrisk.serving.auth import ADMIN, ANONYMOUS, ApiKeys
+from loanrisk.serving.state import services_of
 
 KEY_COOKIE = "loanrisk_key"
 CSRF_COOKIE = "loanrisk_csrf"
@@ -49,11 +50,6 @@ class Viewer:
     open: bool = False
 
 
-def _keys(request: Request) -> ApiKeys:
-    keys: ApiKeys = request.app.state.services.keys
-    return keys
-
-
 def check_key(keys: ApiKeys, key: str) -> Viewer:
     """The viewer a key logs in as (raises Unauthenticated for an unknown key)."""
     name, scope = keys.identify(key)
@@ -62,7 +58,7 @@ def check_key(keys: ApiKeys, key: str) -> Viewer:
 
 def viewer(request: Request) -> Viewer:
     """The logged-in viewer, or :class:`LoginRequired` (open service: an anonymous admin)."""
-    keys = _keys(request)
+    keys = services_of(request.app).keys
     if keys.open:
         return Viewer(ANONYMOUS, admin=True, open=True)
     key = request.cookies.get(KEY_COOKIE, "")
@@ -90,7 +86,7 @@ def safe_next(target: str | None) -> str:
 
 
 def _secure(request: Request) -> bool:
-    return str(request.app.state.services.settings.environment) != "development"
+    return str(services_of(request.app).settings.environment) != "development"
 
 
 def _set_cookie(response: Response, request: Request, name: str, value: str) -> None:

@@ -26,9 +26,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from loanrisk.contracts import DatasetManifest, FileEntry
+from loanrisk.contracts import DatasetManifest
 from loanrisk.errors import InvalidInput, NotFound, StorageError
 from loanrisk.features.spec import FeatureSpec
+from loanrisk.registry.manifest import FileEntry
 from loanrisk.schema import LoanSchema, builtin_schema, parse_schema
 from loanrisk.storage.base import Storage
 

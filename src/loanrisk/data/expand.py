@@ -23,6 +23,7 @@ schema declares the reference's noise, except where we differ on purpose:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -87,62 +88,129 @@ def expand_chunks(
     n = len(frame)
     if n == 0:
         raise ValueError("cannot expand an empty table")
-    schema = schema or builtin_schema()
-    features, label_name = schema.feature_names, schema.label_name
-    numbers = [c for c in schema.features if c.type in ("numeric", "integer")]
-    noise = {c.name: _noise(c, frame[c.name].to_numpy(dtype=np.float64)) for c in numbers}
-    categorical = [c for c in schema.features if c.type in ("categorical", "ordinal")]
-    booleans = [c for c in schema.features if c.type == "boolean"]
-    source_codes = {c.name: frame[c.name].cat.codes.to_numpy() for c in categorical}
-    # "A category drawn uniformly from that column's values": the values present in the input.
-    present = {c: np.unique(v[v >= 0]).astype(np.int16) for c, v in source_codes.items()}
-    label = frame[label_name].to_numpy() if label_name in frame.columns else None
-    # Kept extra columns (e.g. a protected attribute) are repeated as they are, without noise.
-    extras = {
-        c: frame[c].cat.codes.to_numpy()
-        for c in frame.columns
-        if c not in features and c != label_name
-    }
-
+    source = _Source.of(frame, schema or builtin_schema())
     for chunk, start in enumerate(range(0, size, CHUNK_ROWS)):
         stop = min(start + CHUNK_ROWS, size)
         # The chunk's child of SeedSequence(seed), made when needed: the same stream as
         # ``SeedSequence(seed).spawn(n)[chunk]``, without a list of n seeds up front.
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(chunk,)))
         rows = np.arange(start, stop) % n
-        m = stop - start
-        columns: dict[str, object] = {}
-        for column in numbers:
-            kind = noise[column.name]
-            values = frame[column.name].to_numpy()[rows]
-            if kind.kind == "integers":
-                values = values + rng.integers(kind.low, kind.high + 1, m) * kind.step
-            elif kind.kind == "normal":
-                values = values + rng.normal(0, kind.sd or 0.0, m)
-                if column.type == "integer":
-                    values = np.round(values)
-            valid = column.valid_range
-            columns[column.name] = np.clip(values, valid.low, valid.high)
-        for column in categorical:
-            name = column.name
-            chunk_codes = source_codes[name][rows]
-            swap = (rng.random(m) < column.swap) & (chunk_codes >= 0)
-            chunk_codes[swap] = rng.choice(present[name], size=int(swap.sum()))
-            columns[name] = pd.Categorical.from_codes(
-                chunk_codes, categories=frame[name].cat.categories
-            )
-        for column in booleans:
-            values = frame[column.name].to_numpy()[rows].copy()
-            flip = (rng.random(m) < column.swap) & ~np.isnan(values)
-            values[flip] = rng.integers(0, 2, int(flip.sum()))
-            columns[column.name] = values
-        ordered: dict[str, object] = {name: columns[name] for name in features}
-        if label is not None:
-            ordered[label_name] = label[rows]
-        for name, codes in extras.items():
-            ordered[name] = pd.Categorical.from_codes(
-                codes[rows], categories=frame[name].cat.categories
-            )
+        # The draws are made in this order (numbers, categories, booleans): the seeding
+        # contract depends on it.
+        columns = {
+            **_noised_numbers(source, rows, rng),
+            **_swapped_categories(source, rows, rng),
+            **_flipped_booleans(source, rows, rng),
+        }
+        table = _ordered(source, rows, columns)
         if progress is not None:
             progress(stop, size)
-        yield pd.DataFrame(ordered, copy=False)
+        yield table
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What an expansion draws from, prepared once: the input, its columns by type, each
+    number's noise, each category column's codes and the codes present."""
+
+    frame: pd.DataFrame
+    schema: LoanSchema
+    numbers: list[Column]
+    noise: dict[str, Noise]
+    categorical: list[Column]
+    booleans: list[Column]
+    codes: dict[str, np.ndarray]
+    present: dict[str, np.ndarray]
+    label: np.ndarray | None
+    #: Kept extra columns (e.g. a protected attribute): repeated as they are, without noise.
+    extras: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, schema: LoanSchema) -> _Source:
+        features, label_name = schema.feature_names, schema.label_name
+        numbers = [c for c in schema.features if c.type in ("numeric", "integer")]
+        categorical = [c for c in schema.features if c.type in ("categorical", "ordinal")]
+        codes = {c.name: frame[c.name].cat.codes.to_numpy() for c in categorical}
+        return cls(
+            frame=frame,
+            schema=schema,
+            numbers=numbers,
+            noise={c.name: _noise(c, frame[c.name].to_numpy(dtype=np.float64)) for c in numbers},
+            categorical=categorical,
+            booleans=[c for c in schema.features if c.type == "boolean"],
+            codes=codes,
+            # "A category drawn uniformly from that column's values": those in the input.
+            present={c: np.unique(v[v >= 0]).astype(np.int16) for c, v in codes.items()},
+            label=frame[label_name].to_numpy() if label_name in frame.columns else None,
+            extras={
+                c: frame[c].cat.codes.to_numpy()
+                for c in frame.columns
+                if c not in features and c != label_name
+            },
+        )
+
+
+def _noised_numbers(
+    source: _Source, rows: np.ndarray, rng: np.random.Generator
+) -> dict[str, object]:
+    """The numbers at ``rows`` with their noise, clipped to the valid range (whole numbers
+    for integer columns)."""
+    m = len(rows)
+    columns: dict[str, object] = {}
+    for column in source.numbers:
+        kind = source.noise[column.name]
+        values = source.frame[column.name].to_numpy()[rows]
+        if kind.kind == "integers":
+            values = values + rng.integers(kind.low, kind.high + 1, m) * kind.step
+        elif kind.kind == "normal":
+            values = values + rng.normal(0, kind.sd or 0.0, m)
+            if column.type == "integer":
+                values = np.round(values)
+        valid = column.valid_range
+        columns[column.name] = np.clip(values, valid.low, valid.high)
+    return columns
+
+
+def _swapped_categories(
+    source: _Source, rows: np.ndarray, rng: np.random.Generator
+) -> dict[str, object]:
+    """The categories at ``rows``, each present one redrawn with its column's ``swap``
+    probability from the categories present in the input."""
+    m = len(rows)
+    columns: dict[str, object] = {}
+    for column in source.categorical:
+        name = column.name
+        chunk_codes = source.codes[name][rows]
+        swap = (rng.random(m) < column.swap) & (chunk_codes >= 0)
+        chunk_codes[swap] = rng.choice(source.present[name], size=int(swap.sum()))
+        columns[name] = pd.Categorical.from_codes(
+            chunk_codes, categories=source.frame[name].cat.categories
+        )
+    return columns
+
+
+def _flipped_booleans(
+    source: _Source, rows: np.ndarray, rng: np.random.Generator
+) -> dict[str, object]:
+    """The booleans at ``rows``, each present one redrawn with its column's ``swap``
+    probability."""
+    m = len(rows)
+    columns: dict[str, object] = {}
+    for column in source.booleans:
+        values = source.frame[column.name].to_numpy()[rows].copy()
+        flip = (rng.random(m) < column.swap) & ~np.isnan(values)
+        values[flip] = rng.integers(0, 2, int(flip.sum()))
+        columns[column.name] = values
+    return columns
+
+
+def _ordered(source: _Source, rows: np.ndarray, columns: dict[str, object]) -> pd.DataFrame:
+    """A chunk's table: the features in schema order, the label, then the extra columns."""
+    ordered: dict[str, object] = {name: columns[name] for name in source.schema.feature_names}
+    if source.label is not None:
+        ordered[source.schema.label_name] = source.label[rows]
+    for name, codes in source.extras.items():
+        ordered[name] = pd.Categorical.from_codes(
+            codes[rows], categories=source.frame[name].cat.categories
+        )
+    return pd.DataFrame(ordered, copy=False)

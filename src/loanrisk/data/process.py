@@ -9,21 +9,23 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 
 import numpy as np
 import pandas as pd
 
-import loanrisk
-from loanrisk.contracts import DatasetManifest, FileEntry, LabelRates, RowCounts
+from loanrisk._version import __version__
+from loanrisk.contracts import DatasetManifest, LabelRates, RowCounts
 from loanrisk.data.datasets import SCHEMA, SPEC, DatasetCatalogue, ParquetSink
 from loanrisk.data.expand import expand_chunks
 from loanrisk.data.split import split_frame
 from loanrisk.data.stats import column_stats
 from loanrisk.errors import InvalidInput
 from loanrisk.features.fit import fit_feature_spec
+from loanrisk.registry.manifest import FileEntry
 from loanrisk.schema import LoanSchema, Validated, builtin_schema
 from loanrisk.storage.base import Storage
 
@@ -69,75 +71,26 @@ def process_dataset(
     timings = dict.fromkeys(("expand", "split", "fit", "write"), 0.0)
     frame = loans.frame
     target = size if size is not None else len(frame)
-    expanded = target > len(frame)
-    totals = {"rows": 0, "defaults": 0, "train_defaults": 0}
-    fit_rows: pd.DataFrame | None = None
+    plan = _SplitPlan(
+        expanded=target > len(frame),
+        seed=seed,
+        test_fraction=test_fraction,
+        stratify=stratify,
+        label=label,
+    )
     try:
-        with (
-            catalogue.open_file(dataset_id, "train.parquet") as train_file,
-            catalogue.open_file(dataset_id, "test.parquet") as test_file,
-        ):
-            sinks = {"train": ParquetSink(train_file), "test": ParquetSink(test_file)}
-            clock = time.perf_counter()
-            chunks = (
-                expand_chunks(
-                    frame, target, seed=seed, progress=partial(report, "expand"), schema=schema
-                )
-                if expanded
-                else iter([frame])
+        chunks = (
+            expand_chunks(
+                frame, target, seed=seed, progress=partial(report, "expand"), schema=schema
             )
-            for number, chunk in enumerate(chunks):
-                timings["expand"] += time.perf_counter() - clock
-                clock = time.perf_counter()
-                report("split", number, number + 1)
-                # One stream per chunk of an expansion; the input's own split keeps ``seed``.
-                try:
-                    train, test = split_frame(
-                        chunk,
-                        test_fraction=test_fraction,
-                        stratify=stratify,
-                        seed=[seed, number] if expanded else seed,
-                        allow_empty=expanded,
-                        label=label,
-                    )
-                except ValueError as exc:  # too few rows (or of one class) for both parts
-                    raise InvalidInput(
-                        f"cannot split the loans into train and test: {exc}"
-                    ) from None
-                timings["split"] += time.perf_counter() - clock
-                clock = time.perf_counter()
-                for name, part in (("train", train), ("test", test)):
-                    if len(part):
-                        sinks[name].append(part)
-                timings["write"] += time.perf_counter() - clock
-                totals["rows"] += len(chunk)
-                totals["defaults"] += int(chunk[label].sum())
-                totals["train_defaults"] += int(train[label].sum())
-                if fit_rows is None:
-                    fit_rows = train
-                del chunk, train, test
-                clock = time.perf_counter()
-            train_rows, test_rows = sinks["train"].rows, sinks["test"].rows
-            if train_rows == 0 or test_rows == 0:
-                raise InvalidInput(
-                    f"cannot split the loans into train and test: {totals['rows']} rows are "
-                    f"too few to split {1 - test_fraction:.0%}/{test_fraction:.0%}"
-                )
-            report("split", 1, 1)
-            clock = time.perf_counter()
-            files: dict[str, FileEntry] = {
-                name: sink.close()
-                for name, sink in (
-                    ("train.parquet", sinks["train"]),
-                    ("test.parquet", sinks["test"]),
-                )
-            }
-            timings["write"] += time.perf_counter() - clock
+            if plan.expanded
+            else iter([frame])
+        )
+        parts = _write_parts(catalogue, dataset_id, chunks, plan, report, timings)
 
         clock = time.perf_counter()
         report("fit", 0, 1)
-        assert fit_rows is not None
-        fit_rows = _fit_sample(fit_rows, seed)
+        fit_rows = _fit_sample(parts.fit_rows, seed)
         spec = fit_feature_spec(fit_rows, schema)
         stats = column_stats(fit_rows, schema)
         report("fit", 1, 1)
@@ -145,29 +98,25 @@ def process_dataset(
 
         clock = time.perf_counter()
         report("write", 2, 3)
+        files = dict(parts.files)
         for name, body in ((SPEC, spec.to_json()), (SCHEMA, schema.to_json())):
             data = body.encode()
             catalogue.write_file(dataset_id, name, data)
             files[name] = FileEntry(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
         timings["write"] += time.perf_counter() - clock
-        test_defaults = totals["defaults"] - totals["train_defaults"]
         manifest = DatasetManifest(
             id=dataset_id,
             directory=directory,
             source=source,
             requested_size=size,
-            expanded=expanded,
+            expanded=plan.expanded,
             seed=seed,
             test_fraction=test_fraction,
             stratified=stratify,
             rows=RowCounts(
-                input=len(frame), total=totals["rows"], train=train_rows, test=test_rows
+                input=len(frame), total=parts.rows, train=parts.train_rows, test=parts.test_rows
             ),
-            label_rate=LabelRates(
-                total=totals["defaults"] / totals["rows"],
-                train=totals["train_defaults"] / train_rows,
-                test=test_defaults / test_rows,
-            ),
+            label_rate=parts.label_rates(),
             schema_hash=schema.fingerprint(),
             schema_name=schema.name,
             kept_columns=[
@@ -181,7 +130,7 @@ def process_dataset(
             files=files,
             timings={k: round(v, 4) for k, v in timings.items()},
             created_at=now.isoformat(),
-            loanrisk_version=loanrisk.__version__,
+            loanrisk_version=__version__,
         )
         catalogue.publish(manifest)
     except BaseException:
@@ -189,6 +138,108 @@ def process_dataset(
         raise
     report("write", 3, 3)
     return manifest
+
+
+@dataclass(frozen=True)
+class _SplitPlan:
+    """How each chunk is split into train and test rows."""
+
+    expanded: bool
+    seed: int
+    test_fraction: float
+    stratify: bool
+    label: str
+
+    def split(self, chunk: pd.DataFrame, number: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Chunk ``number``'s train and test rows; one stream per chunk of an expansion, the
+        input's own split keeps ``seed``. Raises :class:`InvalidInput` for too few rows."""
+        try:
+            return split_frame(
+                chunk,
+                test_fraction=self.test_fraction,
+                stratify=self.stratify,
+                seed=[self.seed, number] if self.expanded else self.seed,
+                allow_empty=self.expanded,
+                label=self.label,
+            )
+        except ValueError as exc:  # too few rows (or of one class) for both parts
+            raise InvalidInput(f"cannot split the loans into train and test: {exc}") from None
+
+
+@dataclass
+class _Parts:
+    """The train and test files as written, with the counts the manifest states and the
+    rows the preprocessing is fitted on (the training part of the first chunk)."""
+
+    fit_rows: pd.DataFrame
+    files: dict[str, FileEntry]
+    train_rows: int
+    test_rows: int
+    rows: int
+    defaults: int
+    train_defaults: int
+
+    def label_rates(self) -> LabelRates:
+        return LabelRates(
+            total=self.defaults / self.rows,
+            train=self.train_defaults / self.train_rows,
+            test=(self.defaults - self.train_defaults) / self.test_rows,
+        )
+
+
+def _write_parts(
+    catalogue: DatasetCatalogue,
+    dataset_id: str,
+    chunks: Iterator[pd.DataFrame],
+    plan: _SplitPlan,
+    report: StageProgress,
+    timings: dict[str, float],
+) -> _Parts:
+    """Split each chunk and append its parts to the dataset's train and test Parquet files
+    (one chunk held at a time), adding the seconds spent to ``timings``. Raises
+    :class:`InvalidInput` if either part would be empty."""
+    label = plan.label
+    totals = {"rows": 0, "defaults": 0, "train_defaults": 0}
+    fit_rows: pd.DataFrame | None = None
+    with (
+        catalogue.open_file(dataset_id, "train.parquet") as train_file,
+        catalogue.open_file(dataset_id, "test.parquet") as test_file,
+    ):
+        sinks = {"train": ParquetSink(train_file), "test": ParquetSink(test_file)}
+        clock = time.perf_counter()
+        for number, chunk in enumerate(chunks):
+            timings["expand"] += time.perf_counter() - clock
+            clock = time.perf_counter()
+            report("split", number, number + 1)
+            train, test = plan.split(chunk, number)
+            timings["split"] += time.perf_counter() - clock
+            clock = time.perf_counter()
+            for name, part in (("train", train), ("test", test)):
+                if len(part):
+                    sinks[name].append(part)
+            timings["write"] += time.perf_counter() - clock
+            totals["rows"] += len(chunk)
+            totals["defaults"] += int(chunk[label].sum())
+            totals["train_defaults"] += int(train[label].sum())
+            if fit_rows is None:
+                fit_rows = train
+            del chunk, train, test
+            clock = time.perf_counter()
+        train_rows, test_rows = sinks["train"].rows, sinks["test"].rows
+        if train_rows == 0 or test_rows == 0:
+            raise InvalidInput(
+                f"cannot split the loans into train and test: {totals['rows']} rows are "
+                f"too few to split {1 - plan.test_fraction:.0%}/{plan.test_fraction:.0%}"
+            )
+        report("split", 1, 1)
+        clock = time.perf_counter()
+        files: dict[str, FileEntry] = {
+            name: sink.close()
+            for name, sink in (("train.parquet", sinks["train"]), ("test.parquet", sinks["test"]))
+        }
+        timings["write"] += time.perf_counter() - clock
+    assert fit_rows is not None
+    return _Parts(fit_rows, files, train_rows, test_rows, **totals)
 
 
 #: Most training rows the preprocessing is fitted on (and the column statistics taken from).

@@ -18,7 +18,7 @@ import xgboost as xgb
 
 from loanrisk.errors import InvalidInput
 from loanrisk.features.spec import FeatureSpec
-from loanrisk.inference.calibration import Calibration
+from loanrisk.registry.calibration import Calibration
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
 """The model cache: one scorer per model version, swapped atomically when an alias moves.
 
-``current()`` hands out the serving scorer; ``refresh()`` resolves the alias again and, if it
-points elsewhere, builds (or reuses) that version's scorer and swaps the reference. A scorer
-is immutable, so a request that took the old one finishes on it while new requests get the
-new one: no request fails during a swap, and the oneDAL conversion is paid once per version,
-never per request.
+``snapshot()`` hands out what the cache serves, as one :class:`Routing` (champion, canary,
+shadow); ``refresh()`` resolves the alias again and, if it points elsewhere, builds (or reuses)
+that version's scorer and swaps the reference. A scorer is immutable, so a request that took
+the old one finishes on it while new requests get the new one: no request fails during a
+swap, and the oneDAL conversion is paid once per version, never per request.
 
 A version that cannot be loaded (corrupt files, a storage outage) never takes the service
 down: the cache keeps serving what it serves, or, when it serves nothing yet (a fresh start),
@@ -14,7 +14,10 @@ failed version is tried again after :data:`RETRY_SECONDS`, not on every refresh.
 A cache may have companions that follow other aliases of the same model: a ``shadow`` (scored
 alongside every request, never answering) and a ``canary`` (answering a share of loans, see
 :mod:`loanrisk.inference.routing`). They are refreshed with it; when their alias goes away
-(or is retired) they stop serving, where the champion keeps what it has.
+(or is retired) they stop serving, where the champion keeps what it has. The three are
+published together, once the refresh of all three is done, as one immutable :class:`Routing`:
+a request that takes one snapshot scores, routes and shadows with the versions of one
+moment, even when a promotion moves them while it runs.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from loanrisk.errors import Conflict, NotFound, describe_error
 from loanrisk.inference.routing import CanaryRule
@@ -37,6 +41,18 @@ log = logging.getLogger("loanrisk.models")
 RETRY_SECONDS = 60.0
 #: Most earlier versions tried when the alias's own version cannot be loaded at a fresh start.
 MAX_FALLBACKS = 3
+
+
+@dataclass(frozen=True)
+class Routing:
+    """What a model serves at one moment: the ``champion``; the ``canary``, answering the
+    share of loans ``rule`` sends it; the ``shadow``, scoring what the champion scored (each
+    None unless it serves another version than the champion)."""
+
+    champion: Scorer
+    canary: Scorer | None = None
+    rule: CanaryRule | None = None
+    shadow: Scorer | None = None
 
 
 class ModelCache:
@@ -64,6 +80,9 @@ class ModelCache:
         self._on_failure = on_failure
         self._scorers: OrderedDict[int, Scorer] = OrderedDict()
         self._current: Scorer | None = None
+        #: What requests are handed: replaced whole, after a refresh of all three roles.
+        self._routing: Routing | None = None
+        self._publishing = threading.Lock()
         self._failed: dict[int, tuple[float, str]] = {}
         self._refreshing = threading.Lock()
         #: Why the cache does not serve what ``ref`` names (None when it does).
@@ -73,27 +92,26 @@ class ModelCache:
         self.canary: ModelCache | None = None
         self.canary_rule: CanaryRule | None = None
 
-    def current(self) -> Scorer:
-        """The serving scorer; :class:`Conflict` when no model has been loaded yet."""
-        scorer = self._current  # one read: atomic, never half-swapped
-        if scorer is None:
+    def snapshot(self) -> Routing:
+        """Champion, canary and shadow as the last refresh left them, all three from that one
+        moment (one read: never half-swapped); :class:`Conflict` when no model has been
+        loaded yet. Route a whole request with one snapshot."""
+        routing = self._routing
+        if routing is None:
             why = f" ({self.problem})" if self.problem else ""
             raise Conflict(
                 f"no model to score with: model {self.name!r} has no {self.ref!r} yet{why}"
             )
-        return scorer
+        return routing
+
+    def current(self) -> Scorer:
+        """The champion of :meth:`snapshot` (:class:`Conflict` before one is loaded)."""
+        return self.snapshot().champion
 
     def serving(self) -> Scorer | None:
-        """The serving scorer, or None before one is loaded (never raises, never loads)."""
-        return self._current
-
-    def shadow_scorer(self) -> Scorer | None:
-        """The shadow's scorer when it serves another version than this cache."""
-        return _other(self.shadow, self._current)
-
-    def canary_scorer(self) -> Scorer | None:
-        """The canary's scorer when it serves another version than this cache."""
-        return _other(self.canary, self._current)
+        """The champion, or None before one is loaded (never raises, never loads)."""
+        routing = self._routing
+        return routing.champion if routing is not None else None
 
     def companions(self) -> list[ModelCache]:
         return [c for c in (self.shadow, self.canary) if c is not None]
@@ -106,7 +124,23 @@ class ModelCache:
         changed = self._follow()
         for companion in self.companions():
             companion.refresh()
+        self._publish()
         return changed
+
+    def _publish(self) -> None:
+        """Hand out the roles as they are now, together (one assignment)."""
+        with self._publishing:
+            champion = self._current
+            if champion is None:
+                self._routing = None
+                return
+            canary = _other(self.canary, champion)
+            self._routing = Routing(
+                champion,
+                canary=canary,
+                rule=self.canary_rule if canary is not None else None,
+                shadow=_other(self.shadow, champion),
+            )
 
     def _follow(self) -> bool:
         with self._refreshing:
@@ -196,9 +230,10 @@ class ModelCache:
             self._on_failure(self.name, version)
 
 
-def _other(companion: ModelCache | None, champion: Scorer | None) -> Scorer | None:
-    scorer = companion.serving() if companion is not None else None
-    if scorer is None or champion is None or scorer.version == champion.version:
+def _other(companion: ModelCache | None, champion: Scorer) -> Scorer | None:
+    """The companion's scorer when it serves another version than ``champion``."""
+    scorer = companion._current if companion is not None else None
+    if scorer is None or scorer.version == champion.version:
         return None
     return scorer
 

@@ -25,9 +25,9 @@ import pandas as pd
 from loanrisk.contracts import OnError
 from loanrisk.errors import Conflict, InvalidInput
 from loanrisk.inference.backends import BackendChoice
-from loanrisk.inference.policy import served_policy
 from loanrisk.inference.scorer import Bands, Scorer
 from loanrisk.registry.models import ModelRegistry
+from loanrisk.registry.policy import served_policy
 from loanrisk.settings import Settings
 from loanrisk.storage import MemoryStorage, Storage, storage_options
 

@@ -19,8 +19,9 @@ import numpy as np
 import xgboost as xgb
 
 from loanrisk.features.spec import FeatureSpec
-from loanrisk.inference.reasons import ReasonCatalog, above_typical, derived_catalog, reason_of
+from loanrisk.inference.reasons import above_typical, reason_of
 from loanrisk.inference.records import SpecialCode
+from loanrisk.registry.reasons import ReasonCatalog, derived_catalog
 from loanrisk.schema import LoanSchema, builtin_schema
 
 #: A contribution (log-odds) below this did not raise the risk in any sense a notice means.

@@ -183,20 +183,47 @@ def clean_record(
         return [FieldError("", "a loan record must be a JSON object")]
     rules = rules or _builtin_rules()
     lowered = {str(k).strip().lower(): v for k, v in record.items()}
-    out: dict[str, Any] = {}
-    warnings: list[str] = []
-    special: dict[str, SpecialCode] = {}
+    clean = CleanRecord({})
     problems: list[FieldError] = []
+    if not (
+        _clean_numbers(lowered, rules, clean, problems)
+        and _clean_booleans(lowered, rules, clean, problems)
+        and _clean_categories(lowered, rules, clean, problems)
+    ):
+        return _shape(lowered, rules)
+    extra = lowered.keys() - rules.known
+    if extra:
+        clean.warnings.append(f"ignored field(s): {', '.join(sorted(extra))}")
+    return problems if problems else clean
+
+
+def _missing(
+    rules: RecordRules, name: str, required: bool, clean: CleanRecord, problems: list[FieldError]
+) -> None:
+    """A missing value: refused where the schema says so, otherwise scored with a warning."""
+    if required:
+        problems.append(FieldError(name, "required value missing"))
+    else:
+        clean.warnings.append(f"{name}: missing, {rules.missing_as[name]}")
+    clean.values[name] = None
+
+
+def _clean_numbers(
+    lowered: Mapping[str, Any],
+    rules: RecordRules,
+    clean: CleanRecord,
+    problems: list[FieldError],
+) -> bool:
+    """Clean the numeric and integer features into ``clean`` (problems into ``problems``):
+    numbers within their valid range; special codes and missing values as missing; outside
+    the plausible range scored, with a warning. False if the record lacks one of them."""
+    out, warnings = clean.values, clean.warnings
     for name, required, integer, low, high, valid_text, p_low, p_high, p_text in rules.numbers:
         raw = lowered.get(name, ABSENT)
         if raw is ABSENT:
-            return _shape(lowered, rules)
+            return False
         if raw is None or (isinstance(raw, str) and not raw.strip()):
-            if required:
-                problems.append(FieldError(name, "required value missing"))
-            else:
-                warnings.append(f"{name}: missing, {rules.missing_as[name]}")
-            out[name] = None
+            _missing(rules, name, required, clean, problems)
             continue
         try:
             number = _number(raw)
@@ -204,75 +231,82 @@ def clean_record(
             reason = str(exc) if "number" in str(exc) else "not a number"
             problems.append(FieldError(name, f"{reason} ({raw!r})"))
             continue
-        if _special(rules, name, number, raw, warnings, special):
+        if _special(rules, name, number, raw, warnings, clean.special):
             out[name] = None
-            continue
-        if integer and number != int(number):
+        elif integer and number != int(number):
             problems.append(FieldError(name, f"not a whole number ({raw!r})"))
-            continue
-        if not low <= number <= high:
+        elif not low <= number <= high:
             problems.append(FieldError(name, f"impossible value {raw!r} (must be {valid_text})"))
-            continue
-        if not p_low <= number <= p_high:
-            warnings.append(f"{name}: {raw!r} is outside the plausible range {p_text} (scored)")
-        out[name] = number
+        else:
+            if not p_low <= number <= p_high:
+                warnings.append(f"{name}: {raw!r} is outside the plausible range {p_text} (scored)")
+            out[name] = number
+    return True
+
+
+def _clean_booleans(
+    lowered: Mapping[str, Any],
+    rules: RecordRules,
+    clean: CleanRecord,
+    problems: list[FieldError],
+) -> bool:
+    """Clean the boolean features: true/false, or one of the schema's true and false words.
+    False if the record lacks one of them."""
+    out = clean.values
     for name, required in rules.booleans:
         raw = lowered.get(name, ABSENT)
         if raw is ABSENT:
-            return _shape(lowered, rules)
+            return False
         token = str(raw).strip().lower() if raw is not None else ""
         if isinstance(raw, bool):
             out[name] = 1.0 if raw else 0.0
         elif not token:
-            if required:
-                problems.append(FieldError(name, "required value missing"))
-            else:
-                warnings.append(f"{name}: missing, {rules.missing_as[name]}")
-            out[name] = None
+            _missing(rules, name, required, clean, problems)
         elif token in TRUE_TOKENS or token in FALSE_TOKENS:
             out[name] = 1.0 if token in TRUE_TOKENS else 0.0
         else:
             problems.append(FieldError(name, f"not true/false ({raw!r})"))
+    return True
+
+
+def _clean_categories(
+    lowered: Mapping[str, Any],
+    rules: RecordRules,
+    clean: CleanRecord,
+    problems: list[FieldError],
+) -> bool:
+    """Clean the categorical and ordinal features: a declared category (matched upper-case),
+    or an unknown one as the column's ``unknown`` policy says. False if the record lacks one
+    of them."""
+    out = clean.values
     for name, required, allowed, allowed_text, refuse_unknown, unknown_missing in rules.categories:
         raw = lowered.get(name, ABSENT)
         if raw is ABSENT:
-            return _shape(lowered, rules)
+            return False
         if raw is None or (isinstance(raw, str) and not raw.strip()):
-            if required:
-                problems.append(FieldError(name, "required value missing"))
-            else:
-                warnings.append(f"{name}: missing, {rules.missing_as[name]}")
-            out[name] = None
+            _missing(rules, name, required, clean, problems)
             continue
         text = _category_text(raw)
         if text is None:
             problems.append(FieldError(name, f"expected text, got {raw!r}"))
             continue
         value = text.strip().upper()
-        if _special(rules, name, value, raw, warnings, special):
+        if _special(rules, name, value, raw, clean.warnings, clean.special):
             out[name] = None
-            continue
-        if value not in allowed:
-            if refuse_unknown:
-                problems.append(
-                    FieldError(name, f"unknown category {raw!r} (allowed: {allowed_text})")
-                )
-                continue
+        elif value in allowed:
+            out[name] = value
+        elif refuse_unknown:
+            problems.append(FieldError(name, f"unknown category {raw!r} (allowed: {allowed_text})"))
+        else:
             # Encoded, an unknown category is what a missing one is (one-hot: every column 0;
             # ordinal: NaN); under ``unknown: missing`` it is a missing value everywhere.
             treated = "treated as missing: " if unknown_missing else ""
-            warnings.append(
+            clean.warnings.append(
                 f"{name}: unknown category {raw!r} (allowed: {allowed_text}), "
                 f"{treated}{rules.missing_as[name]}"
             )
-            if unknown_missing:
-                out[name] = None
-                continue
-        out[name] = value
-    extra = sorted(set(lowered) - rules.known)
-    if extra:
-        warnings.append(f"ignored field(s): {', '.join(extra)}")
-    return problems if problems else CleanRecord(out, warnings, special)
+            out[name] = None if unknown_missing else value
+    return True
 
 
 @cache

@@ -3,7 +3,7 @@
 Per loan it returns the probability of default, the label at the decision threshold (default
 when p > threshold) and a risk band; on request, reason codes. The threshold and the bands
 are the version's decision policy unless the caller (or an explicitly set setting, in
-:func:`scorer_from_settings`) overrides them (:mod:`loanrisk.inference.policy`).
+:func:`scorer_from_settings`) overrides them (:mod:`loanrisk.registry.policy`).
 Records (dicts) take a plain-Python path; frames and CSV streams are validated and encoded
 in batches. A batch with bad rows is refused whole (``on_error="raise"``) or scored without
 them (``on_error="skip"``), the bad rows reported by row number either way.
@@ -25,13 +25,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from loanrisk.contracts import OnError
-from loanrisk.data.ingest import iter_csv_chunks
 from loanrisk.data.readahead import read_ahead
 from loanrisk.errors import InvalidInput
 from loanrisk.features.transform import FeatureTransformer
 from loanrisk.inference.backends import BackendChoice, make_backend
 from loanrisk.inference.explain import reason_codes
-from loanrisk.inference.policy import DEFAULT_THRESHOLD, PolicySource, served_policy
 from loanrisk.inference.records import (
     CleanRecord,
     RecordRules,
@@ -40,12 +38,46 @@ from loanrisk.inference.records import (
     require_clean,
 )
 from loanrisk.registry.models import LoadedModel
-from loanrisk.schema import MAX_ISSUES, MAX_REJECTED_ROWS, LoanSchema, header_name, validate_frame
+from loanrisk.registry.policy import DEFAULT_THRESHOLD, PolicySource, served_policy
+from loanrisk.schema import (
+    MAX_ISSUES,
+    MAX_REJECTED_ROWS,
+    LoanSchema,
+    Validated,
+    header_name,
+    validate_frame,
+)
+from loanrisk.schema.rawcsv import iter_csv_chunks
 from loanrisk.settings import Settings
 
 CHUNK_ROWS = 100_000
 #: ``on_scored(offset, raw chunk, results)``: a chunk of a batch and what it scored.
 OnScored = Callable[[int, pd.DataFrame, pd.DataFrame], None]
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch is scored (:meth:`Scorer.score_csv`, :meth:`Scorer.score_parquet`): what
+    each result carries, and the callbacks that see the batch as it goes."""
+
+    #: A bad row refuses the batch (``raise``: the first bad chunk stops it) or is left out
+    #: and reported (``skip``).
+    on_error: OnError = "raise"
+    #: Rows read, validated and scored at a time (bounds the memory a batch holds).
+    chunk_rows: int = CHUNK_ROWS
+    #: The input column naming each result (default: the schema's id column, when present).
+    id_column: str | None = None
+    #: Add each loan's ``top_k`` reasons (``reason_<i>``, ``reason_<i>_code``, ``_value``).
+    explain: bool = False
+    top_k: int = 4
+    #: Add ``decline_codes`` and ``decline_reasons`` to each loan over the threshold.
+    decline_reasons: bool = False
+    #: ``progress(rows read so far)``, after each chunk.
+    progress: Callable[[int], None] | None = None
+    #: Each chunk's results frame, as written.
+    on_results: Callable[[pd.DataFrame], None] | None = None
+    #: Each chunk as read with its results (the prediction log records them).
+    on_scored: OnScored | None = None
 
 
 @dataclass(frozen=True)
@@ -255,7 +287,6 @@ class Scorer:
         (the applicant's value); with ``decline_reasons``, ``decline_codes`` and
         ``decline_reasons``: for each loan over the threshold, its reasons' codes and
         statements (``; ``-separated), empty for an approved loan."""
-        raw = frame
         loans = validate_frame(
             frame,
             schema=self.schema,
@@ -274,81 +305,50 @@ class Scorer:
             }
         )
         if explain or decline_reasons:
-            frame = loans.frame.astype(object).where(loans.frame.notna(), None)
-            values: list[dict[str, Any]] = [
-                {str(k): v for k, v in row.items()} for row in frame.to_dict("records")
-            ]
-            positions = loans.row_numbers - 1 - row_offset
-            for name, codes in special_codes(self.schema, raw, positions).items():
-                for i, code in codes.items():
-                    values[i][name] = code
+            values = self._reason_values(frame, loans, row_offset)
             reasons = self.reasons(features, values, top_k=top_k) if values else []
-            for i in range(top_k if explain else 0):
-                top = [r[i] if i < len(r) else None for r in reasons]
-                results[f"reason_{i + 1}"] = [t["feature"] if t else "" for t in top]
-                results[f"reason_{i + 1}_code"] = [t["code"] if t else "" for t in top]
-                results[f"reason_{i + 1}_value"] = [t["value"] if t else None for t in top]
+            if explain:
+                _add_reasons(results, reasons, top_k)
             if decline_reasons:
-                declined = results["label"].to_numpy()
-                results["decline_codes"] = [
-                    "; ".join(r["code"] or "" for r in rs) if d else ""
-                    for rs, d in zip(reasons, declined, strict=True)
-                ]
-                results["decline_reasons"] = [
-                    "; ".join(r["reason"] for r in rs) if d else ""
-                    for rs, d in zip(reasons, declined, strict=True)
-                ]
+                _add_decline_reasons(results, reasons)
         return results, loans.report.to_dict()
+
+    def _reason_values(
+        self, raw: pd.DataFrame, loans: Validated, row_offset: int
+    ) -> list[dict[str, Any]]:
+        """The values reasons speak of, per validated loan of the raw frame ``raw``: the
+        loan's values (None where missing), a special code where the loan held one."""
+        frame = loans.frame.astype(object).where(loans.frame.notna(), None)
+        values: list[dict[str, Any]] = [
+            {str(k): v for k, v in row.items()} for row in frame.to_dict("records")
+        ]
+        positions = loans.row_numbers - 1 - row_offset
+        for name, codes in special_codes(self.schema, raw, positions).items():
+            for i, code in codes.items():
+                values[i][name] = code
+        return values
 
     def score_parquet(
         self,
         source: IO[bytes],
         output: IO[bytes] | None = None,
-        *,
-        on_error: OnError = "raise",
-        chunk_rows: int = CHUNK_ROWS,
-        id_column: str | None = None,
-        progress: Callable[[int], None] | None = None,
-        on_results: Callable[[pd.DataFrame], None] | None = None,
-        explain: bool = False,
-        top_k: int = 4,
-        on_scored: OnScored | None = None,
-        decline_reasons: bool = False,
+        options: BatchOptions | None = None,
     ) -> dict[str, Any]:
         """:meth:`score_csv` for Parquet input (read batch by batch, bounded memory)."""
+        options = options or BatchOptions()
         try:
-            batches = pq.ParquetFile(source).iter_batches(batch_size=chunk_rows)
+            batches = pq.ParquetFile(source).iter_batches(batch_size=options.chunk_rows)
         except (OSError, ValueError) as exc:
             raise InvalidInput(f"not a readable Parquet file: {exc}") from None
         chunks_of = read_ahead(_with_offsets(b.to_pandas() for b in batches))
         with contextlib.closing(chunks_of) as chunks:
-            return self._score_chunks(
-                chunks,
-                output,
-                on_error=on_error,
-                id_column=id_column,
-                progress=progress,
-                on_results=on_results,
-                explain=explain,
-                top_k=top_k,
-                on_scored=on_scored,
-                decline_reasons=decline_reasons,
-            )
+            return self._score_chunks(chunks, output, options)
 
     def score_csv(
         self,
         source: IO[bytes],
         output: IO[bytes] | None = None,
-        *,
-        on_error: OnError = "raise",
-        chunk_rows: int = CHUNK_ROWS,
-        id_column: str | None = None,
-        progress: Callable[[int], None] | None = None,
-        on_results: Callable[[pd.DataFrame], None] | None = None,
-        explain: bool = False,
-        top_k: int = 4,
-        on_scored: OnScored | None = None,
-        decline_reasons: bool = False,
+        options: BatchOptions | None = None,
     ) -> dict[str, Any]:
         """Stream a CSV of any size through the model in chunks (bounded memory), writing
         ``row[,id],probability,label,band`` CSV to ``output`` (the id is ``id_column``, or
@@ -356,21 +356,14 @@ class Scorer:
         results frame to ``on_results``. Returns counts (``scored``, ``defaults``,
         ``rejected``) and the rejected rows. With ``on_error="raise"`` the first bad chunk
         stops the batch. ``on_scored(offset, raw chunk, results)`` sees each chunk as read
-        and its results (the prediction log records them)."""
-        chunks_of = read_ahead(iter_csv_chunks(source, chunk_rows=chunk_rows, schema=self.schema))
+        and its results (the prediction log records them). ``options``: see
+        :class:`BatchOptions` (default: its defaults)."""
+        options = options or BatchOptions()
+        chunks_of = read_ahead(
+            iter_csv_chunks(source, chunk_rows=options.chunk_rows, schema=self.schema)
+        )
         with contextlib.closing(chunks_of) as chunks:
-            return self._score_chunks(
-                chunks,
-                output,
-                on_error=on_error,
-                id_column=id_column,
-                progress=progress,
-                on_results=on_results,
-                explain=explain,
-                top_k=top_k,
-                on_scored=on_scored,
-                decline_reasons=decline_reasons,
-            )
+            return self._score_chunks(chunks, output, options)
 
     def score_chunk(
         self,
@@ -383,34 +376,20 @@ class Scorer:
     ) -> dict[str, Any]:
         """One chunk of a batch another scorer read (rows ``offset + 1`` on), scored as
         :meth:`score_csv` scores each of its chunks, with nothing written; its summary."""
-        return self._score_chunks(
-            iter([(offset, chunk)]),
-            None,
-            on_error=on_error,
-            id_column=id_column,
-            progress=None,
-            on_results=None,
-            on_scored=on_scored,
-        )
+        options = BatchOptions(on_error=on_error, id_column=id_column, on_scored=on_scored)
+        return self._score_chunks(iter([(offset, chunk)]), None, options)
 
     def _score_chunks(
         self,
         chunks: Iterator[tuple[int, pd.DataFrame]],
         output: IO[bytes] | None,
-        *,
-        on_error: OnError,
-        id_column: str | None,
-        progress: Callable[[int], None] | None,
-        on_results: Callable[[pd.DataFrame], None] | None,
-        explain: bool = False,
-        top_k: int = 4,
-        on_scored: OnScored | None = None,
-        decline_reasons: bool = False,
+        options: BatchOptions,
     ) -> dict[str, Any]:
         scored = rejected = defaults = 0
         issues: list[Any] = []
         rejected_rows: list[int] = []
         header_written = False
+        id_column = options.id_column
         declared_id = self.schema.id_name
         for offset, chunk in chunks:
             if id_column is None and declared_id is not None and declared_id in chunk.columns:
@@ -420,11 +399,11 @@ class Scorer:
                 raise InvalidInput(f"id column {id_column!r} is not in the input")
             results, report = self.score_frame(
                 chunk.drop(columns=[id_column] if ids is not None else []),
-                on_error=on_error,
+                on_error=options.on_error,
                 row_offset=offset,
-                explain=explain,
-                top_k=top_k,
-                decline_reasons=decline_reasons,
+                explain=options.explain,
+                top_k=options.top_k,
+                decline_reasons=options.decline_reasons,
             )
             if ids is not None:
                 results.insert(1, id_column or "id", ids[results["row"].to_numpy() - 1 - offset])
@@ -434,22 +413,9 @@ class Scorer:
             issues += report["rejected"]
             rejected_rows += report["rejected_rows"][: MAX_REJECTED_ROWS - len(rejected_rows)]
             if output is not None:
-                text = io.StringIO()
-                results.to_csv(
-                    text,
-                    index=False,
-                    header=not header_written,
-                    float_format="%.8g",
-                    quoting=csv.QUOTE_MINIMAL,
-                )
-                output.write(text.getvalue().encode())
+                _write_csv(results, output, header=not header_written)
                 header_written = True
-            if on_results is not None:
-                on_results(results)
-            if on_scored is not None:
-                on_scored(offset, chunk, results)
-            if progress is not None:
-                progress(offset + len(chunk))
+            _observe(options, offset, chunk, results)
         return {
             "scored": scored,
             "defaults": defaults,
@@ -458,6 +424,49 @@ class Scorer:
             "issues": issues[:MAX_ISSUES],
             **self.describe(),
         }
+
+
+def _observe(
+    options: BatchOptions, offset: int, chunk: pd.DataFrame, results: pd.DataFrame
+) -> None:
+    """Hand a scored chunk to the batch's callbacks."""
+    if options.on_results is not None:
+        options.on_results(results)
+    if options.on_scored is not None:
+        options.on_scored(offset, chunk, results)
+    if options.progress is not None:
+        options.progress(offset + len(chunk))
+
+
+def _write_csv(results: pd.DataFrame, output: IO[bytes], *, header: bool) -> None:
+    """A chunk's results as CSV rows (with the header first)."""
+    text = io.StringIO()
+    results.to_csv(text, index=False, header=header, float_format="%.8g", quoting=csv.QUOTE_MINIMAL)
+    output.write(text.getvalue().encode())
+
+
+def _add_reasons(results: pd.DataFrame, reasons: list[list[dict[str, Any]]], top_k: int) -> None:
+    """``reason_1`` .. ``reason_<top_k>`` (attribute, ``_code``, ``_value``), empty where a
+    loan has fewer."""
+    for i in range(top_k):
+        top = [r[i] if i < len(r) else None for r in reasons]
+        results[f"reason_{i + 1}"] = [t["feature"] if t else "" for t in top]
+        results[f"reason_{i + 1}_code"] = [t["code"] if t else "" for t in top]
+        results[f"reason_{i + 1}_value"] = [t["value"] if t else None for t in top]
+
+
+def _add_decline_reasons(results: pd.DataFrame, reasons: list[list[dict[str, Any]]]) -> None:
+    """``decline_codes`` and ``decline_reasons``: a declined loan's reasons (``; ``-joined),
+    empty for an approved one."""
+    declined = results["label"].to_numpy()
+    results["decline_codes"] = [
+        "; ".join(r["code"] or "" for r in rs) if d else ""
+        for rs, d in zip(reasons, declined, strict=True)
+    ]
+    results["decline_reasons"] = [
+        "; ".join(r["reason"] for r in rs) if d else ""
+        for rs, d in zip(reasons, declined, strict=True)
+    ]
 
 
 def special_codes(
@@ -488,7 +497,7 @@ def scorer_from_settings(
     model: LoadedModel, settings: Settings, *, nthread: int | None = None
 ) -> Scorer:
     """The scorer the settings ask for (backend, nthread) with the decision policy they
-    resolve to (:func:`~loanrisk.inference.policy.served_policy`: a threshold or band setting
+    resolve to (:func:`~loanrisk.registry.policy.served_policy`: a threshold or band setting
     set explicitly overrides the version's policy; otherwise the version's; versions without
     one use the settings); ``nthread`` defaults to the setting (the service passes 1: one
     scoring thread per worker)."""

@@ -28,11 +28,10 @@ from typing import Any
 import pandas as pd
 import xgboost as xgb
 
-import loanrisk
 from loanrisk.errors import InvalidInput
-from loanrisk.inference.policy import served_policy
 from loanrisk.interop.mlflow_pyfunc import MODELS, PYFUNC_FILE, PyfuncConfig
 from loanrisk.registry.models import MODEL_FILE, ModelRegistry
+from loanrisk.registry.policy import served_policy
 from loanrisk.schema import LoanSchema
 from loanrisk.schema.model import NUMBER_TYPES
 from loanrisk.settings import Settings
@@ -128,9 +127,7 @@ def export_mlflow(
         one.add_version(name, version, registry.version_files(name, version))
         Path(data, PYFUNC_FILE).write_text(config.model_dump_json(indent=2) + "\n")
         code = Path(tmp, "code", "loanrisk")
-        shutil.copytree(
-            Path(loanrisk.__file__).parent, code, ignore=shutil.ignore_patterns(*_NOT_CODE)
-        )
+        shutil.copytree(Path(__file__).parents[1], code, ignore=shutil.ignore_patterns(*_NOT_CODE))
         model = Model(metadata={"loanrisk_model": name, "loanrisk_version": str(version)})
         booster = f"data/loanrisk/{MODELS}/{name}/versions/{version}/{MODEL_FILE}"
         model.add_flavor(

@@ -25,11 +25,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loanrisk.contracts import DatasetManifest, ModelManifest
+from loanrisk.contracts import DatasetManifest
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import NotFound, describe_error
 from loanrisk.interop.mlflow_model import export_mlflow, require_mlflow
+from loanrisk.registry.manifest import ModelManifest
 from loanrisk.registry.models import LATEST, ModelRegistry
+from loanrisk.registry.report import EvaluationReport
 from loanrisk.reporting.card import card_of
 from loanrisk.reporting.facts import VersionFacts, version_facts
 from loanrisk.settings import Settings
@@ -49,18 +51,26 @@ CLASS_FIGURES = {
 }
 
 
-def report_metrics(report: dict[str, Any]) -> dict[str, float]:
+def report_metrics(report: EvaluationReport) -> dict[str, float]:
     """The report's figures as MLflow metrics: ``auc``, ``log_loss``, ``brier``, ``ks``,
     ``accuracy``, ``rows``, ``confusion.<tn|fp|fn|tp>``, ``<class>.<precision|recall|f1|
     support>`` and, with a fairness report, ``fairness.<attribute>.<rate>`` parity ratios."""
-    classes = report["classification_report"]
-    metrics = {k: float(report[k]) for k in ("auc", "log_loss", "brier", "ks", "rows")}
-    metrics["accuracy"] = float(classes["accuracy"])
-    metrics |= {f"confusion.{k}": float(v) for k, v in report["confusion_matrix"].items()}
+    classes = report.classification_report
+    metrics = {
+        "auc": report.auc,
+        "log_loss": report.log_loss,
+        "brier": report.brier,
+        "ks": report.ks,
+        "rows": float(report.rows),
+        "accuracy": classes.accuracy,
+    }
+    metrics |= {f"confusion.{k}": float(v) for k, v in report.confusion_matrix.model_dump().items()}
+    rows = classes.rows()
     for name, prefix in CLASSES.items():
+        scores = rows[name].model_dump()
         for figure, short in CLASS_FIGURES.items():
-            metrics[f"{prefix}.{short}"] = float(classes[name][figure])
-    for attribute, fairness in (report.get("fairness_by_attribute") or {}).items():
+            metrics[f"{prefix}.{short}"] = float(scores[figure])
+    for attribute, fairness in (report.fairness_by_attribute or {}).items():
         for rate, ratio in fairness["parity"].items():
             if ratio is not None:
                 metrics[f"fairness.{attribute}.{rate}"] = float(ratio)
@@ -123,7 +133,7 @@ def _dataset(catalogue: DatasetCatalogue, dataset_id: str) -> DatasetManifest | 
 
 
 def _artifacts(facts: VersionFacts, settings: Settings, into: Path) -> None:
-    into.joinpath("report.json").write_text(json.dumps(facts.report, indent=2) + "\n")
+    into.joinpath("report.json").write_text(json.dumps(facts.report.to_json(), indent=2) + "\n")
     into.joinpath("manifest.json").write_text(facts.manifest.model_dump_json(indent=2) + "\n")
     into.joinpath("model_card.html").write_text(card_of(facts, settings))
     plots = into / "plots"

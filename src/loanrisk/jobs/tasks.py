@@ -16,8 +16,8 @@ from loanrisk.contracts import JobParams, ProcessDataJob, ScoreJob, TrainingRequ
 from loanrisk.data.ingest import read_csv
 from loanrisk.data.process import process_dataset
 from loanrisk.errors import Cancelled, Conflict, InvalidInput
-from loanrisk.inference.scorer import scorer_from_settings
-from loanrisk.monitoring.log import prediction_log
+from loanrisk.inference.scorer import BatchOptions, scorer_from_settings
+from loanrisk.monitoring.log.writer import prediction_log
 from loanrisk.registry.models import LoadedModel, ModelRegistry
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, open_storage
@@ -90,19 +90,14 @@ def train(
         progress=rounds,
         should_cancel=should_cancel,
     )
-    done = {
-        "manifest": result.manifest.model_dump(mode="json"),
-        "report": result.report,
-        "promoted": result.promoted,
-        "not_promoted": result.not_promoted,
-    }
     if settings.mlflow_tracking_uri is not None:  # published: from here on nothing is lost
         from loanrisk.interop.mlflow_run import log_training
 
         progress({"stage": "mlflow", "done": 0, "total": 1})
         registry = ModelRegistry(storage, params.model_directory)
-        done["mlflow"] = log_training(settings, registry, result.manifest)
-    return done
+        logged = log_training(settings, registry, result.manifest)
+        result = result.model_copy(update={"mlflow": logged})
+    return result.to_json()
 
 
 def score(
@@ -112,11 +107,12 @@ def score(
     progress: Progress,
     should_cancel: Callable[[], bool],
 ) -> dict[str, Any]:
-    """Score the CSV or Parquet file ``source`` with model ``model_name`` at ``ref`` and write
-    the results CSV to ``output`` (atomically: a failed batch leaves no output)."""
+    """Score the CSV or Parquet file ``source`` with version ``version`` of model
+    ``model_name`` (resolved when the job was accepted: the alias may have moved since) and
+    write the results CSV to ``output`` (atomically: a failed batch leaves no output)."""
     storage = open_storage(settings)
     registry = ModelRegistry(storage, params.model_directory)
-    loaded = registry.load(params.model_name, params.ref)
+    loaded = registry.load(params.model_name, params.version)
     scorer = scorer_from_settings(loaded, settings)
 
     def rows(done: int) -> None:
@@ -137,18 +133,17 @@ def score(
         if log is not None
         else None
     )
+    options = BatchOptions(
+        on_error=params.on_error,
+        id_column=params.id_column,
+        progress=rows,
+        on_scored=on_scored,
+        explain=params.explain,
+        decline_reasons=params.decline_reasons,
+    )
     try:
         with storage.open_read(params.source) as stream, storage.open_write(params.output) as sink:
-            summary = run(
-                stream,
-                sink,
-                on_error=params.on_error,
-                id_column=params.id_column,
-                progress=rows,
-                on_scored=on_scored,
-                explain=params.explain,
-                decline_reasons=params.decline_reasons,
-            )
+            summary = run(stream, sink, options)
     finally:
         if log is not None:
             log.close()

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from loanrisk.contracts import TrainingRequest
+from loanrisk.contracts import TrainingRequest, TrainingResult
 from loanrisk.jobs.child import run_in_process
 from loanrisk.settings import Settings
 from loanrisk.training.train import RoundProgress
@@ -18,8 +18,8 @@ def train_in_subprocess(
     *,
     on_progress: Callable[[RoundProgress], None] | None = None,
     cancel: threading.Event | None = None,
-) -> dict[str, Any]:
-    """Run the training in a fresh process and return ``{"manifest", "report", "promoted"}``.
+) -> TrainingResult:
+    """Run the training in a child process and return its result (the job's, parsed).
 
     Raises what the job raised (:class:`~loanrisk.errors.Cancelled` after ``cancel`` is set),
     or :class:`~loanrisk.errors.LoanRiskError` when the process died without an answer. An
@@ -32,4 +32,6 @@ def train_in_subprocess(
                 RoundProgress(doc["done"], doc["total"], doc["elapsed"], doc["eta"], doc["metrics"])
             )
 
-    return run_in_process(request, settings, on_progress=forward, cancel=cancel)
+    return TrainingResult.model_validate(
+        run_in_process(request, settings, on_progress=forward, cancel=cancel)
+    )

@@ -21,17 +21,16 @@ import numpy as np
 import pandas as pd
 
 from loanrisk.data.datasets import DatasetCatalogue
+from loanrisk.defaults import MAX_AUC_DROP as MAX_AUC_DROP
 from loanrisk.errors import Conflict, NotFound
 from loanrisk.inference.scorer import scorer_from_settings
-from loanrisk.monitoring.log import read_window
+from loanrisk.monitoring.log.reader import read_window
 from loanrisk.monitoring.outcomes import read_outcomes
 from loanrisk.monitoring.paired import agreement, brier, delong, ks_statistic, score_psi
 from loanrisk.registry.models import LoadedModel, ModelRegistry
 from loanrisk.settings import Settings
 from loanrisk.storage.base import Storage
 
-#: The AUC drop a guarded promotion tolerates by default (its non-inferiority margin).
-MAX_AUC_DROP = 0.002
 _PAIR_KEYS = ["request_id", "features", "_nth"]
 #: The log columns a comparison reads.
 LOG_COLUMNS = ("request_id", "features", "loan_id", "probability", "label")

@@ -123,10 +123,11 @@ def drift_report(
     until: datetime | None = None,
     rows: int | None = None,
 ) -> DriftReport:
-    """The drift of the logged loans ``log`` (rows of :func:`~loanrisk.monitoring.log.read_log`
-    for one version) against ``profile``; ``rows``: how many loans ``log`` is a sample of.
-    Loans are read back through the version's schema, as they were scored; the few that no
-    longer validate are counted in ``rejected`` (among those read)."""
+    """The drift of the logged loans ``log`` (rows of
+    :func:`~loanrisk.monitoring.log.reader.read_log` for one version) against ``profile``;
+    ``rows``: how many loans ``log`` is a sample of. Loans are read back through the version's
+    schema, as they were scored; the few that no longer validate are counted in ``rejected``
+    (among those read)."""
     total = len(log) if rows is None else rows
     sampled = len(log) if total > len(log) else None
     if log.empty:

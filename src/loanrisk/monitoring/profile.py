@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from loanrisk.features.spec import FeatureSpec
 from loanrisk.features.transform import FeatureTransformer
-from loanrisk.inference.calibration import Calibration
+from loanrisk.registry.calibration import Calibration
 from loanrisk.schema import LoanSchema
 
 FORMAT: Literal["loanrisk.profile"] = "loanrisk.profile"

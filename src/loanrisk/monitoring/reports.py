@@ -15,7 +15,7 @@ import pandas as pd
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import Conflict, InvalidInput, NotFound
 from loanrisk.monitoring.drift import DriftReport, drift_report
-from loanrisk.monitoring.log import LogWindow, known_loan_ids, read_log, read_window
+from loanrisk.monitoring.log.reader import LogWindow, known_loan_ids, read_log, read_window
 from loanrisk.monitoring.outcomes import OutcomeValues, read_outcomes, store_outcomes, summary
 from loanrisk.monitoring.performance import joined, performance_report, training_rows
 from loanrisk.monitoring.profile import Profile, profile_of, sample_rows

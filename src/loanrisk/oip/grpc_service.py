@@ -17,28 +17,30 @@ import grpc
 import numpy as np
 
 from loanrisk import errors
+from loanrisk.interop import oip_tensors as tensors
+from loanrisk.interop.oip_tensors import BadTensor
 from loanrisk.oip import oip_pb2 as pb
 from loanrisk.oip import oip_pb2_grpc as pb_grpc
-from loanrisk.oip import serve, tensors
-from loanrisk.oip.tensors import BadTensor
-from loanrisk.service.auth import SCORE
-from loanrisk.service.errors import status_of
-from loanrisk.service.state import Services
+from loanrisk.serving import dataplane
+from loanrisk.serving.auth import SCORE, presented_key
+from loanrisk.serving.state import Services
 
 T = TypeVar("T")
 #: Calls handled at once per worker (each waits on the event loop, which does the work).
 THREADS = 16
-#: gRPC's code for each HTTP status loanrisk's errors map to (service/errors.py).
-CODES = {
-    401: grpc.StatusCode.UNAUTHENTICATED,
-    403: grpc.StatusCode.PERMISSION_DENIED,
-    404: grpc.StatusCode.NOT_FOUND,
-    409: grpc.StatusCode.FAILED_PRECONDITION,
-    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    415: grpc.StatusCode.INVALID_ARGUMENT,
-    422: grpc.StatusCode.INVALID_ARGUMENT,
-    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    503: grpc.StatusCode.UNAVAILABLE,
+#: gRPC's code for each error of loanrisk's tree (the nearest class's; others: INTERNAL).
+CODES: dict[type[errors.LoanRiskError], grpc.StatusCode] = {
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.Forbidden: grpc.StatusCode.PERMISSION_DENIED,
+    errors.PathNotAllowed: grpc.StatusCode.PERMISSION_DENIED,
+    errors.TooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.UnsupportedMediaType: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.TooBusy: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.Conflict: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.Cancelled: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.StorageError: grpc.StatusCode.UNAVAILABLE,
 }
 _FIELDS = {
     "BOOL": "bool_contents",
@@ -56,17 +58,17 @@ _FIELDS = {
 }
 
 
-def _code(exc: errors.LoanRiskError) -> grpc.StatusCode:
-    return CODES.get(status_of(exc), grpc.StatusCode.INTERNAL)
+def code_of(exc: errors.LoanRiskError) -> grpc.StatusCode:
+    """The gRPC status code of ``exc``: its nearest class's in :data:`CODES`."""
+    for cls in type(exc).__mro__:
+        if cls in CODES:
+            return CODES[cls]
+    return grpc.StatusCode.INTERNAL
 
 
 def _key(context: grpc.ServicerContext) -> str | None:
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization" and str(value)[:7].lower() == "bearer ":
-            return str(value)[7:].strip()
-        if key == "x-api-key":
-            return str(value)
-    return None
+    metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+    return presented_key(metadata)
 
 
 def parse(request: Any) -> tuple[tensors.InferenceRequest, dict[str, bytes]]:
@@ -133,7 +135,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
 
             return asyncio.run_coroutine_threadsafe(work(), self.loop).result()
         except errors.LoanRiskError as exc:
-            context.abort(_code(exc), exc.message)
+            context.abort(code_of(exc), exc.message)
             raise  # abort raises; this satisfies the type checker
 
     def ServerLive(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
@@ -144,7 +146,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
 
     def ServerMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         async def work() -> Any:
-            server = serve.SERVER
+            server = dataplane.SERVER
             return pb.ServerMetadataResponse(
                 name=server["name"], version=server["version"], extensions=server["extensions"]
             )
@@ -153,14 +155,14 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
 
     def ModelReady(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         async def work() -> Any:
-            up = await serve.model_ready(self.services, request.name, request.version or None)
+            up = await dataplane.model_ready(self.services, request.name, request.version or None)
             return pb.ModelReadyResponse(ready=up)
 
         return self._run(context, SCORE, work)
 
     def ModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         async def work() -> Any:
-            doc = await serve.metadata(self.services, request.name, request.version or None)
+            doc = await dataplane.metadata(self.services, request.name, request.version or None)
             return pb.ModelMetadataResponse(
                 name=doc["name"],
                 versions=doc["versions"],
@@ -175,7 +177,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     def ModelInfer(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         async def work() -> Any:
             parsed, binary = parse(request)
-            body = await serve.infer(
+            body = await dataplane.infer(
                 self.services, request.model_name, request.model_version or None, parsed, binary
             )
             return response(body)

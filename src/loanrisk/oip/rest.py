@@ -19,12 +19,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from loanrisk.errors import LoanRiskError
-from loanrisk.oip import serve, tensors
-from loanrisk.oip.tensors import BadTensor
+from loanrisk.interop import oip_tensors as tensors
+from loanrisk.interop.oip_tensors import BadTensor
 from loanrisk.schema import Column, LoanSchema, builtin_schema
-from loanrisk.service.auth import SCORE, presented_key
-from loanrisk.service.errors import status_of
-from loanrisk.service.state import Services
+from loanrisk.serving import dataplane
+from loanrisk.serving.auth import SCORE, presented_key
+from loanrisk.serving.errors import status_of
+from loanrisk.serving.state import Services, services_of
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
 HEADER_LENGTH = "inference-header-content-length"
@@ -39,10 +40,10 @@ async def _guard(
     request: Request, scope: str | None, work: Callable[[Services], Awaitable[Response]]
 ) -> Response:
     """Check the key (when ``scope``), run, and answer any loanrisk error in OIP's shape."""
-    services: Services = request.app.state.services
+    services = services_of(request.app)
     try:
         if scope is not None:
-            request.state.caller = services.keys.check(presented_key(request), scope)
+            request.state.caller = services.keys.check(presented_key(request.headers), scope)
         return await work(services)
     except LoanRiskError as exc:
         return oip_error(exc)
@@ -54,14 +55,14 @@ async def _guard(
 @router.get("", summary="Server metadata")
 async def server_metadata(request: Request) -> Response:
     async def work(_: Services) -> Response:
-        return JSONResponse(serve.SERVER)
+        return JSONResponse(dataplane.SERVER)
 
     return await _guard(request, SCORE, work)
 
 
 async def _metadata(request: Request, name: str, version: str | None) -> Response:
     async def work(services: Services) -> Response:
-        return JSONResponse(await serve.metadata(services, name, version))
+        return JSONResponse(await dataplane.metadata(services, name, version))
 
     return await _guard(request, SCORE, work)
 
@@ -78,7 +79,7 @@ async def version_metadata(name: str, version: str, request: Request) -> Respons
 
 async def _ready(request: Request, name: str, version: str | None) -> Response:
     async def work(services: Services) -> Response:
-        up = await serve.model_ready(services, name, version)
+        up = await dataplane.model_ready(services, name, version)
         return JSONResponse({"name": name, "ready": up}, 200 if up else 503)
 
     return await _guard(request, SCORE, work)
@@ -131,7 +132,7 @@ async def parse_body(request: Request) -> tuple[tensors.InferenceRequest, dict[s
 async def _infer(request: Request, name: str, version: str | None) -> Response:
     async def work(services: Services) -> Response:
         parsed, binary = await parse_body(request)
-        return JSONResponse(await serve.infer(services, name, version, parsed, binary))
+        return JSONResponse(await dataplane.infer(services, name, version, parsed, binary))
 
     return await _guard(request, SCORE, work)
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import socket
@@ -41,14 +42,19 @@ from typing import Any
 import xgboost as xgb
 from pydantic import ValidationError
 
-from loanrisk.contracts import FileEntry, ModelManifest
+from loanrisk.defaults import LATEST as LATEST
+from loanrisk.defaults import PRODUCTION as PRODUCTION
 from loanrisk.errors import Conflict, InvalidInput, NotFound, StorageError, describe_error
 from loanrisk.features.spec import FeatureSpec
-from loanrisk.inference.calibration import Calibration
-from loanrisk.inference.reasons import ReasonCatalog
 from loanrisk.registry.alias_lock import alias_lock
+from loanrisk.registry.calibration import Calibration
+from loanrisk.registry.manifest import FileEntry, ModelManifest
+from loanrisk.registry.reasons import ReasonCatalog
+from loanrisk.registry.report import EvaluationReport
 from loanrisk.schema import LoanSchema, builtin_schema, parse_schema
 from loanrisk.storage.base import Storage
+
+log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.ubj"
 SPEC_FILE = "feature_spec.json"
@@ -59,8 +65,6 @@ REASONS_FILE = "reasons.json"
 REPORT_FILE = "report.json"
 MANIFEST_FILE = "manifest.json"
 CLAIM_FILE = "claim.json"
-LATEST = "latest"
-PRODUCTION = "production"
 HISTORY_LENGTH = 50
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -91,6 +95,20 @@ def aliases_by_version(
     return out
 
 
+def _evaluation(name: str, version: int, data: bytes) -> EvaluationReport | None:
+    """The stored report parsed; None (and a warning) when it is not an evaluation report."""
+    try:
+        return EvaluationReport.model_validate_json(data)
+    except ValidationError as exc:
+        log.warning(
+            "model %r version %s: report.json is not an evaluation report (%s)",
+            name,
+            version,
+            describe_error(exc),
+        )
+        return None
+
+
 def _json(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, indent=2).encode() + b"\n"
 
@@ -108,7 +126,9 @@ class LoadedModel:
     booster: xgb.Booster
     spec: FeatureSpec
     manifest: ModelManifest
-    report: dict[str, Any]
+    #: The evaluation report (None when the stored one is not a readable report: versions
+    #: published with a hand-made one).
+    report: EvaluationReport | None
     schema: LoanSchema
     calibration: Calibration | None = None
     #: The adverse-action reason catalog (versions published before catalogs: None, and the
@@ -243,7 +263,7 @@ class ModelRegistry:
             booster=booster,
             spec=FeatureSpec.from_json(self._verified(name, version, SPEC_FILE)),
             manifest=manifest,
-            report=json.loads(self._verified(name, version, REPORT_FILE)),
+            report=_evaluation(name, version, self._verified(name, version, REPORT_FILE)),
             schema=self._schema(name, version, manifest),
             calibration=(
                 Calibration.from_json(self._verified(name, version, CALIBRATION_FILE))
@@ -308,7 +328,7 @@ class ModelRegistry:
         *,
         booster: xgb.Booster,
         spec: FeatureSpec,
-        report: dict[str, Any],
+        report: EvaluationReport | Mapping[str, object],
         metadata: dict[str, Any],
         schema: LoanSchema | None = None,
         extra_files: dict[str, bytes] | None = None,
@@ -318,8 +338,9 @@ class ModelRegistry:
         ``metadata`` goes into the manifest (parent, dataset id, parameters, timings ...);
         the registry adds the version, the file hashes, the schema's name and hash, and the
         creation time. ``schema`` (default: the built-in one) is stored with the version:
-        scoring validates records against it. ``extra_files`` (e.g. the reference profile)
-        are stored and hashed with the rest.
+        scoring validates records against it. ``report`` is stored as ``report.json`` (a
+        mapping is stored as it is: reports written elsewhere). ``extra_files`` (e.g. the
+        reference profile) are stored and hashed with the rest.
         """
         check_name("model", name)
         schema = schema or builtin_schema()
@@ -327,7 +348,9 @@ class ModelRegistry:
             MODEL_FILE: bytes(booster.save_raw("ubj")),
             SPEC_FILE: spec.to_json().encode(),
             SCHEMA_FILE: schema.to_json().encode(),
-            REPORT_FILE: _json(report),
+            REPORT_FILE: _json(
+                report.to_json() if isinstance(report, EvaluationReport) else dict(report)
+            ),
             **(extra_files or {}),
         }
         version = self._claim(name)

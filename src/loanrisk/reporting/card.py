@@ -11,7 +11,7 @@ from importlib import resources
 
 import jinja2
 
-import loanrisk
+from loanrisk._version import __version__
 from loanrisk.registry.models import ModelRegistry
 from loanrisk.reporting.facts import (
     VersionFacts,
@@ -23,6 +23,10 @@ from loanrisk.reporting.facts import (
 )
 from loanrisk.reporting.formats import FILTERS
 from loanrisk.settings import Settings
+
+#: The Content-Security-Policy a card is served under: it loads nothing but its own inline
+#: styles and data: images.
+CARD_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
 @functools.cache
@@ -68,6 +72,6 @@ def card_of(facts: VersionFacts, settings: Settings) -> str:
             ),
             css=stylesheet(),
             generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            loanrisk_version=loanrisk.__version__,
+            loanrisk_version=__version__,
         )
     )

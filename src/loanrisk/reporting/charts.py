@@ -17,10 +17,12 @@ from html import escape
 from typing import Any
 
 from loanrisk.monitoring.drift import SHIFT, STABLE
+from loanrisk.registry.report import EvaluationReport
 from loanrisk.reporting._pygal import Style, pygal
 from loanrisk.reporting.formats import DASH, MISSING, count, decimal, percent
 from loanrisk.reporting.importance import by_attribute, top_and_others
 from loanrisk.schema import LoanSchema
+from loanrisk.training.fairness import assessed
 
 #: The console's palette: blue for the model, orange for defaults, grey for references.
 STYLE = Style(
@@ -101,9 +103,9 @@ def _render(chart: Any) -> str:
     return _SCRIPT.sub("", str(chart.render(is_unicode=True)))
 
 
-def roc(report: Mapping[str, Any]) -> Chart:
-    curve = report["roc_curve"]
-    points = list(zip(curve["fpr"], curve["tpr"], strict=True))
+def roc(report: EvaluationReport) -> Chart:
+    curve = report.roc_curve
+    points = list(zip(curve.fpr, curve.tpr, strict=True))
     chart = pygal.XY(
         **_config(
             xrange=(0, 1),
@@ -114,24 +116,28 @@ def roc(report: Mapping[str, Any]) -> Chart:
             stroke_style={"width": 2.5},
         )
     )
-    chart.add(f"Model (AUC {decimal(report['auc'])})", points)
+    chart.add(f"Model (AUC {decimal(report.auc)})", points)
     chart.add("Chance", [(0, 0), (1, 1)], stroke_style=DASHED)
     rows = [
         (decimal(t, 3), percent(f), percent(r))
-        for f, r, t in zip(curve["fpr"], curve["tpr"], curve["thresholds"], strict=True)
+        for f, r, t in zip(curve.fpr, curve.tpr, curve.thresholds, strict=True)
     ]
     return Chart(
         "roc",
         "ROC curve",
-        f"ROC curve of {len(points)} points; AUC {decimal(report['auc'])}.",
+        f"ROC curve of {len(points)} points; AUC {decimal(report.auc)}.",
         _render(chart),
         ("Threshold", "False positive rate", "True positive rate"),
         rows,
     )
 
 
-def calibration(report: Mapping[str, Any]) -> Chart:
-    bins = [b for b in report["calibration"] if b["count"]]
+def calibration(report: EvaluationReport) -> Chart:
+    bins = [
+        (b, b.mean_predicted, b.observed_rate)
+        for b in report.calibration
+        if b.count and b.mean_predicted is not None and b.observed_rate is not None
+    ]
     chart = pygal.XY(
         **_config(
             xrange=(0, 1),
@@ -145,21 +151,21 @@ def calibration(report: Mapping[str, Any]) -> Chart:
     chart.add(
         "Model",
         [
-            {"value": (b["mean_predicted"], b["observed_rate"]), "label": count(b["count"])}
-            for b in bins
+            {"value": (predicted, observed), "label": count(b.count)}
+            for b, predicted, observed in bins
         ],
     )
     chart.add("Perfect calibration", [(0, 0), (1, 1)], stroke_style=DASHED, show_dots=False)
     rows = [
         (
-            f"{b['bin'][0]:.1f}{DASH}{b['bin'][1]:.1f}",
-            count(b["count"]),
-            percent(b["mean_predicted"]),
-            percent(b["observed_rate"]),
+            f"{b.bin[0]:.1f}{DASH}{b.bin[1]:.1f}",
+            count(b.count),
+            percent(b.mean_predicted),
+            percent(b.observed_rate),
         )
-        for b in report["calibration"]
+        for b in report.calibration
     ]
-    gap = max((abs(b["mean_predicted"] - b["observed_rate"]) for b in bins), default=0.0)
+    gap = max((abs(predicted - observed) for _, predicted, observed in bins), default=0.0)
     return Chart(
         "calibration",
         "Calibration (reliability curve, loans per bin labelled)",
@@ -171,15 +177,15 @@ def calibration(report: Mapping[str, Any]) -> Chart:
     )
 
 
-def score_distribution(report: Mapping[str, Any]) -> Chart | None:
+def score_distribution(report: EvaluationReport) -> Chart | None:
     """Scores of the test loans by true label, as shares of each label (None for versions
     published before the report recorded them)."""
-    distribution = report.get("score_distribution")
+    distribution = report.score_distribution
     if distribution is None:
         return None
-    edges = distribution["edges"]
+    edges = distribution.edges
     labels = [f"{lo:.2f}{DASH}{hi:.2f}" for lo, hi in itertools.pairwise(edges)]
-    series = {"Non-default": distribution["non_default"], "Default": distribution["default"]}
+    series = {"Non-default": distribution.non_default, "Default": distribution.default}
     totals = {name: max(sum(counts), 1) for name, counts in series.items()}
     chart = pygal.Bar(
         **_config(
@@ -215,9 +221,9 @@ def score_distribution(report: Mapping[str, Any]) -> Chart | None:
     )
 
 
-def confusion(report: Mapping[str, Any]) -> Chart:
-    m = report["confusion_matrix"]
-    threshold = report["threshold"]
+def confusion(report: EvaluationReport) -> Chart:
+    m = report.confusion_matrix
+    threshold = report.threshold
     chart = pygal.StackedBar(
         **_config(
             x_labels=["Actual non-default", "Actual default"],
@@ -227,18 +233,18 @@ def confusion(report: Mapping[str, Any]) -> Chart:
             truncate_label=-1,  # pygal's guess gives each label half a bar's slot: "Actual non-d…"
         )
     )
-    chart.add("Predicted non-default", [m["tn"], m["fn"]])
-    chart.add("Predicted default", [m["fp"], m["tp"]])
+    chart.add("Predicted non-default", [m.tn, m.fn])
+    chart.add("Predicted default", [m.fp, m.tp])
     rows = [
-        ("Actual non-default", count(m["tn"]), count(m["fp"])),
-        ("Actual default", count(m["fn"]), count(m["tp"])),
+        ("Actual non-default", count(m.tn), count(m.fp)),
+        ("Actual default", count(m.fn), count(m.tp)),
     ]
     return Chart(
         "confusion",
         f"Confusion matrix at threshold {threshold:g}",
-        f"At threshold {threshold:g}: {count(m['tp'])} true positives, "
-        f"{count(m['fp'])} false positives, {count(m['tn'])} true negatives, "
-        f"{count(m['fn'])} false negatives.",
+        f"At threshold {threshold:g}: {count(m.tp)} true positives, "
+        f"{count(m.fp)} false positives, {count(m.tn)} true negatives, "
+        f"{count(m.fn)} false negatives.",
         _render(chart),
         ("", "Predicted non-default", "Predicted default"),
         rows,
@@ -465,7 +471,7 @@ def drift_over_time(days: Sequence[Mapping[str, Any]], *, top: int = 6) -> Chart
 
 
 def report_charts(
-    report: Mapping[str, Any], gain: Mapping[str, float], *, schema: LoanSchema | None = None
+    report: EvaluationReport, gain: Mapping[str, float], *, schema: LoanSchema | None = None
 ) -> list[Chart]:
     """Every chart of a version: ROC, calibration, scores by label, confusion matrix, the top
     attributes by gain (``gain`` by model input, titled by ``schema``) and, when the report
@@ -477,8 +483,5 @@ def report_charts(
         confusion(report),
         importance(gain, schema=schema),
     ]
-    by_attribute = report.get("fairness_by_attribute") or (
-        {report["fairness"]["attribute"]: report["fairness"]} if report.get("fairness") else {}
-    )
-    charts += [parity(fairness) for fairness in by_attribute.values()]
+    charts += [parity(fairness) for fairness in assessed(report)]
     return [c for c in charts if c is not None]

@@ -8,13 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from loanrisk.contracts import DatasetManifest, ModelManifest
+from loanrisk.contracts import DatasetManifest
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import InvalidInput, NotFound, StorageError
-from loanrisk.inference.policy import DecisionPolicy, served_policy
 from loanrisk.monitoring.compare import MAX_AUC_DROP
 from loanrisk.monitoring.drift import SHIFT, STABLE
+from loanrisk.registry.manifest import ModelManifest
 from loanrisk.registry.models import LoadedModel, ModelRegistry, aliases_by_version
+from loanrisk.registry.policy import DecisionPolicy, served_policy
+from loanrisk.registry.report import EvaluationReport
 from loanrisk.reporting.charts import Chart, report_charts
 from loanrisk.reporting.formats import DASH, count, percent
 from loanrisk.schema import LoanSchema
@@ -32,7 +34,7 @@ class VersionFacts:
     name: str
     version: int
     manifest: ModelManifest
-    report: dict[str, Any]
+    report: EvaluationReport
     schema: LoanSchema
     aliases: list[str]
     gain: dict[str, float]
@@ -45,8 +47,13 @@ class VersionFacts:
     @property
     def classes(self) -> list[tuple[str, dict[str, float]]]:
         """Per class and average: precision, recall, f1-score, support."""
-        table = self.report["classification_report"]
-        return [(k, v) for k, v in table.items() if isinstance(v, dict)]
+        rows = self.report.classification_report.rows()
+        return [(k, v.model_dump()) for k, v in rows.items()]
+
+    @property
+    def report_json(self) -> dict[str, Any]:
+        """The report as the page templates read it (its JSON)."""
+        return self.report.to_json()
 
     @property
     def fairness(self) -> list[dict[str, Any]]:
@@ -78,6 +85,9 @@ def _dataset(
 
 def version_facts(registry: ModelRegistry, name: str, ref: str | int) -> VersionFacts:
     model = registry.load(name, ref)
+    if model.report is None:
+        raise StorageError(f"model {name!r} version {model.version} has no evaluation report")
+    report = model.report
     newest = registry.resolve(name, "latest")
     aliases = aliases_by_version(registry.aliases(name), newest).get(model.version, [])
     dataset, note = _dataset(registry, model.manifest)
@@ -86,13 +96,13 @@ def version_facts(registry: ModelRegistry, name: str, ref: str | int) -> Version
         name,
         model.version,
         model.manifest,
-        model.report,
+        report,
         model.schema,
         aliases,
         gain,
         dataset,
         note,
-        report_charts(model.report, gain, schema=model.schema),
+        report_charts(report, gain, schema=model.schema),
         missing_as=model.spec.missing_treatment(),
     )
 
@@ -129,15 +139,18 @@ def limitations(facts: VersionFacts) -> list[str]:
             )
     elif facts.dataset_note:
         out.append(facts.dataset_note)
-    for row in facts.report["calibration"]:
-        if row["count"] and abs(row["mean_predicted"] - row["observed_rate"]) > CALIBRATION_GAP:
+    for row in facts.report.calibration:
+        predicted, observed = row.mean_predicted, row.observed_rate
+        if predicted is None or observed is None or not row.count:
+            continue
+        if abs(predicted - observed) > CALIBRATION_GAP:
             out.append(
-                f"Probabilities between {row['bin'][0]:.1f} and {row['bin'][1]:.1f} are "
-                f"miscalibrated: predicted {percent(row['mean_predicted'])} on average, observed "
-                f"{percent(row['observed_rate'])} ({count(row['count'])} loans). Do not read "
+                f"Probabilities between {row.bin[0]:.1f} and {row.bin[1]:.1f} are "
+                f"miscalibrated: predicted {percent(predicted)} on average, observed "
+                f"{percent(observed)} ({count(row.count)} loans). Do not read "
                 "them as a PD for pricing or provisions without calibration."
             )
-    check = facts.report.get("monotonicity") or {}
+    check = facts.report.monotonicity or {}
     broken = [name for name, f in (check.get("features") or {}).items() if not f["holds"]]
     if broken:
         out.append(
@@ -146,17 +159,16 @@ def limitations(facts: VersionFacts) -> list[str]:
             "and a declined applicant may be told a reason the model does not apply "
             "consistently."
         )
-    for item in facts.report.get("fairness_not_assessed") or ():
+    for item in facts.report.fairness_not_assessed or ():
         out.append(
-            f"Protected attribute {item['attribute']!r} was not assessed for fairness: "
-            f"{item['reason']}."
+            f"Protected attribute {item.attribute!r} was not assessed for fairness: {item.reason}."
         )
     for f in facts.fairness:
         out += [f"Fairness on {f['attribute']!r}: {w}." for w in f.get("warnings") or ()]
-    if not facts.fairness and not facts.report.get("fairness_not_assessed"):
+    if not facts.fairness and not facts.report.fairness_not_assessed:
         out.append("No protected attribute was given at training: fairness was not assessed.")
     out.append(
-        f"The label is a fixed cut at probability {facts.report['threshold']:g}; its error "
+        f"The label is a fixed cut at probability {facts.report.threshold:g}; its error "
         "rates (the confusion matrix) change with the threshold."
     )
     return out
@@ -165,8 +177,8 @@ def limitations(facts: VersionFacts) -> list[str]:
 def monitoring_plan(facts: VersionFacts, settings: Settings) -> list[tuple[str, str, str]]:
     """(metric, threshold, action) rows: what watching this version in production means."""
     hours = settings.drift_window_hours
-    matrix = facts.report["confusion_matrix"]
-    labelled = (matrix["tp"] + matrix["fp"]) / max(sum(matrix.values()), 1)
+    matrix = facts.report.confusion_matrix
+    labelled = (matrix.tp + matrix.fp) / max(matrix.tn + matrix.fp + matrix.fn + matrix.tp, 1)
     return [
         (
             "PSI of the score, CSI of each feature, over the last "

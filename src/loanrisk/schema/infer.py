@@ -29,13 +29,15 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from loanrisk.defaults import MAX_CATEGORIES as MAX_CATEGORIES
+from loanrisk.defaults import SCHEMA_SAMPLE_ROWS
 from loanrisk.errors import InvalidInput
 from loanrisk.schema.model import FALSE_TOKENS, TRUE_TOKENS, LoanSchema
+from loanrisk.schema.rawcsv import iter_csv_chunks
 from loanrisk.schema.validate import header_name
 
 #: Rows read to draft a schema (the first ones of the file).
-SAMPLE_ROWS = 200_000
-MAX_CATEGORIES = 50
+SAMPLE_ROWS = SCHEMA_SAMPLE_ROWS
 #: Share of present values that must parse for a column to be read as numbers or dates.
 PARSE_SHARE = 0.99
 #: Most rows of a label column with a third value (refused rows) for a label to be drafted.
@@ -313,8 +315,6 @@ def infer_schema(
 ) -> Draft:
     """Draft a schema from the first ``sample_rows`` rows of a CSV (see the module's rules).
     Raises :class:`InvalidInput` for unreadable CSV, or when no label can be found."""
-    from loanrisk.data.ingest import iter_csv_chunks  # data imports the schema package
-
     with contextlib.closing(
         iter_csv_chunks(stream, chunk_rows=sample_rows, all_text=True)
     ) as chunks:

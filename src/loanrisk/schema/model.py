@@ -220,6 +220,18 @@ class Column(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Column:
+        self._check_type()
+        self._check_risk()
+        self._check_reasons()
+        self._check_preprocess()
+        self._check_applies()
+        self._check_special()
+        if self.role == "label":
+            self._check_label()
+        return self
+
+    def _check_type(self) -> None:
+        """A feature's type: no date; categories where (and only where) a type has them."""
         t, role = self.type, self.role
         if role == "feature" and t == "date":
             raise ValueError("a date cannot be a feature: derive a number (e.g. months on book)")
@@ -227,6 +239,9 @@ class Column(_Strict):
             raise ValueError(f"a {t} feature needs its categories")
         if t not in CATEGORY_TYPES and self.categories is not None and role != "label":
             raise ValueError(f"categories apply to categorical and ordinal columns, not {t}")
+
+    def _check_risk(self) -> None:
+        t, role = self.type, self.role
         if self.risk is not None and (role != "feature" or t == "categorical"):
             raise ValueError(
                 "a risk direction needs an ordered feature: declare the column ordinal, "
@@ -234,30 +249,36 @@ class Column(_Strict):
                 if t == "categorical"
                 else "a risk direction applies to features only"
             )
-        if self.reasons is not None:
-            if role != "feature" or t not in CATEGORY_TYPES:
-                raise ValueError(
-                    "reasons (a statement per category) apply to categorical and ordinal "
-                    "features; a number's statement is its reason"
-                )
-            self.category_reasons()  # raises naming an undeclared or repeated category
-        if self.preprocess is not None:
-            allowed = PREPROCESSING.get(t, ())
-            if role != "feature" or self.preprocess not in allowed:
-                raise ValueError(
-                    f"preprocess {self.preprocess!r} does not apply to a {t} {role}"
-                    + (f" (use one of: {', '.join(allowed)})" if role == "feature" else "")
-                )
-        if (self.valid or self.plausible or self.noise) and t not in NUMBER_TYPES:
-            raise ValueError(f"valid, plausible and noise apply to numbers, not {t}")
-        if (self.positive is not None or self.negative is not None) and role != "label":
+
+    def _check_reasons(self) -> None:
+        if self.reasons is None:
+            return
+        if self.role != "feature" or self.type not in CATEGORY_TYPES:
+            raise ValueError(
+                "reasons (a statement per category) apply to categorical and ordinal "
+                "features; a number's statement is its reason"
+            )
+        self.category_reasons()  # raises naming an undeclared or repeated category
+
+    def _check_preprocess(self) -> None:
+        if self.preprocess is None:
+            return
+        t, role = self.type, self.role
+        allowed = PREPROCESSING.get(t, ())
+        if role != "feature" or self.preprocess not in allowed:
+            raise ValueError(
+                f"preprocess {self.preprocess!r} does not apply to a {t} {role}"
+                + (f" (use one of: {', '.join(allowed)})" if role == "feature" else "")
+            )
+
+    def _check_applies(self) -> None:
+        """Fields of one kind of column only: numbers, the label, protected columns."""
+        if (self.valid or self.plausible or self.noise) and self.type not in NUMBER_TYPES:
+            raise ValueError(f"valid, plausible and noise apply to numbers, not {self.type}")
+        if (self.positive is not None or self.negative is not None) and self.role != "label":
             raise ValueError("positive and negative apply to the label")
-        if self.privileged is not None and role != "protected":
+        if self.privileged is not None and self.role != "protected":
             raise ValueError("privileged applies to protected columns")
-        self._check_special()
-        if role == "label":
-            self._check_label()
-        return self
 
     def _check_special(self) -> None:
         for special in self.special or ():

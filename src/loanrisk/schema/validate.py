@@ -401,9 +401,34 @@ def validate_frame(
     schema = schema or builtin_schema()
     report = ValidationReport()
     frame = _normalise_columns(frame, report)
+    kept = _kept_columns(frame, schema, mode, keep)
+    declared = schema.by_name
+    report.dropped_columns = [c for c in frame.columns if c not in declared and c not in kept]
+    if len(frame) == 0:
+        raise InvalidInput("no rows: the input has a header but no loans")
+    report.rows = len(frame)
+    errors = _Problems(len(frame), row_offset)
+    out = _columns(frame, schema, mode, kept, errors, report)
+    numbers = np.arange(row_offset + 1, row_offset + len(frame) + 1)
+    result = pd.DataFrame(out, copy=False)
+    if errors.issues and on_error == "raise":
+        raise invalid_from_issues(errors.issues)
+    if errors.issues:
+        report.rejected = errors.issues
+        report.rejected_rows = [int(r) for r in numbers[errors.rows]]
+        result = result[~errors.rows].reset_index(drop=True)
+        numbers = numbers[~errors.rows]
+    return Validated(result, report, numbers)
+
+
+def _kept_columns(
+    frame: pd.DataFrame, schema: LoanSchema, mode: Mode, keep: Sequence[str]
+) -> list[str]:
+    """The columns carried along as text: the schema's carried ones (in train mode), then
+    those named in ``keep``. Raises if one of ``keep`` is a feature or the label, or if a
+    required column (feature, label in train mode, kept) is not in ``frame``."""
     label = schema.label_name
     features = schema.feature_names
-    declared = schema.by_name
     extra_kept = [k.strip().lower() for k in keep]
     clash = [k for k in extra_kept if k in features or k == label]
     if clash:
@@ -417,12 +442,19 @@ def validate_frame(
             f"missing required column(s): {', '.join(missing_columns)}",
             details={"issues": [{"problem": "missing_column", "columns": missing_columns}]},
         )
-    report.dropped_columns = [c for c in frame.columns if c not in declared and c not in kept]
-    if len(frame) == 0:
-        raise InvalidInput("no rows: the input has a header but no loans")
-    report.rows = len(frame)
+    return kept
 
-    errors = _Problems(len(frame), row_offset)
+
+def _columns(
+    frame: pd.DataFrame,
+    schema: LoanSchema,
+    mode: Mode,
+    kept: Sequence[str],
+    errors: _Problems,
+    report: ValidationReport,
+) -> dict[str, Any]:
+    """The validated columns: the features in schema order, the label in train mode, then
+    the kept columns as categoricals (their problems go to ``errors``)."""
     out: dict[str, Any] = {}
     for spec in schema.features:
         raw = frame[spec.name]
@@ -433,22 +465,13 @@ def validate_frame(
         else:
             out[spec.name] = _categorical(raw, spec, mode, errors, report)
     if mode == "train":
-        out[label] = _label(frame[label], schema.label, errors)
+        out[schema.label_name] = _label(frame[schema.label_name], schema.label, errors)
     for name in kept:
-        column = declared.get(name)
+        column = schema.by_name.get(name)
         if column is not None and column.type == "date":
             _date(frame[name], column, errors)
         out[name] = pd.Categorical(frame[name].astype("string").str.strip())
-    numbers = np.arange(row_offset + 1, row_offset + len(frame) + 1)
-    result = pd.DataFrame(out, copy=False)
-    if errors.issues and on_error == "raise":
-        raise invalid_from_issues(errors.issues)
-    if errors.issues:
-        report.rejected = errors.issues
-        report.rejected_rows = [int(r) for r in numbers[errors.rows]]
-        result = result[~errors.rows].reset_index(drop=True)
-        numbers = numbers[~errors.rows]
-    return Validated(result, report, numbers)
+    return out
 
 
 def _merge_issues(groups: Iterable[Sequence[Issue]]) -> list[Issue]:
@@ -495,7 +518,7 @@ def validate_chunks(
     on_error: Literal["raise", "drop"] = "raise",
 ) -> Validated:
     """Validate a long input chunk by chunk (``(row_offset, raw frame)`` pairs, e.g. from
-    :func:`loanrisk.data.ingest.iter_csv_chunks`): only one raw chunk is held at a time, and
+    :func:`loanrisk.schema.rawcsv.iter_csv_chunks`): only one raw chunk is held at a time, and
     the validated rows are compact (numbers and category codes). Problems are gathered over
     every chunk, so the counts in the message (``on_error="raise"``) or the report
     (``"drop"``) are exact, as if the input had been validated whole."""

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-import loanrisk
+from loanrisk._version import __version__
 from loanrisk.console import docs as console_docs
 from loanrisk.console import routes as console
 from loanrisk.errors import Conflict
@@ -22,8 +22,6 @@ from loanrisk.monitoring.log import CANARY, SHADOW
 from loanrisk.monitoring.reports import drift_for
 from loanrisk.oip import rest as oip_rest
 from loanrisk.service import errors, openapi
-from loanrisk.service.auth import ApiKeys
-from loanrisk.service.metrics import Metrics
 from loanrisk.service.middleware import BodyLimit, Observe
 from loanrisk.service.routes import (
     datasets,
@@ -35,7 +33,9 @@ from loanrisk.service.routes import (
     reference,
     schemas,
 )
-from loanrisk.service.state import Services
+from loanrisk.serving.auth import ApiKeys
+from loanrisk.serving.metrics import Metrics
+from loanrisk.serving.state import Services, attach
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, Storage, open_storage
 
@@ -49,11 +49,14 @@ OPEN_WARNING = (
 
 def _note_serving(services: Services, metrics: Metrics) -> None:
     for cache in services.models.all():
-        with contextlib.suppress(Conflict):
-            scorer = cache.current()
-            cause = scorer.fallback.cause if scorer.fallback else None
-            metrics.serving(scorer.model.name, scorer.version, scorer.backend.name, fallback=cause)
-        for role, other in ((SHADOW, cache.shadow_scorer()), (CANARY, cache.canary_scorer())):
+        try:
+            routing = cache.snapshot()
+        except Conflict:  # nothing served yet
+            continue
+        scorer = routing.champion
+        cause = scorer.fallback.cause if scorer.fallback else None
+        metrics.serving(scorer.model.name, scorer.version, scorer.backend.name, fallback=cause)
+        for role, other in ((SHADOW, routing.shadow), (CANARY, routing.canary)):
             version, backend = (other.version, other.backend.name) if other else (None, "")
             cause = other.fallback.cause if other and other.fallback else None
             metrics.serving(cache.name, version, backend, role, fallback=cause)
@@ -130,7 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(services.models.served.refresh)
         _note_serving(services, metrics)
         collector = asyncio.create_task(_collect_abandoned_writes(storage))
-        app.state.services = services
+        attach(app, services)
         reloader = asyncio.create_task(_reload_forever(services, metrics, settings.reload_interval))
         watcher = (
             asyncio.create_task(_watch_drift(services, metrics))
@@ -157,16 +160,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await task
             if grpc_server is not None:
                 await run_in_threadpool(lambda: grpc_server.stop(grace=5).wait())
-            await run_in_threadpool(manager.shutdown)
-            services.scoring.close()
-            if services.shadow_scoring is not None:
-                services.shadow_scoring.close()
-            if services.log is not None:
-                await run_in_threadpool(services.log.close)  # a clean shutdown loses nothing
+            await run_in_threadpool(services.close)
 
     app = FastAPI(
         title="loanrisk",
-        version=loanrisk.__version__,
+        version=__version__,
         description=(
             "Loan default risk: process loan data, train and publish XGBoost models, score "
             "loans (oneDAL). The v1 API, plus the reference system's routes unchanged. "

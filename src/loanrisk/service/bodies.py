@@ -16,6 +16,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from loanrisk.errors import InvalidInput, UnsupportedMediaType
+from loanrisk.serving.errors import invalid_fields
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -73,18 +74,6 @@ def parse_model(model: type[M], doc: Any, *, prefix: str = "body") -> M:
         return model.model_validate(doc)
     except ValidationError as exc:
         raise invalid_fields(exc, prefix) from None
-
-
-def invalid_fields(exc: ValidationError, prefix: str = "body") -> InvalidInput:
-    problems = [
-        {"field": ".".join(str(p) for p in (prefix, *e["loc"]) if p != ""), "message": e["msg"]}
-        for e in exc.errors(include_url=False, include_input=False)
-    ]
-    first = problems[0] if problems else {"field": prefix, "message": "invalid"}
-    return InvalidInput(
-        f"{first['field']}: {first['message']}",
-        details={"field": first["field"], "fields": problems},
-    )
 
 
 async def spool_body(request: Request) -> IO[bytes]:

@@ -11,16 +11,15 @@ from fastapi import Depends, Request
 
 from loanrisk.inference.cache import ModelCaches
 from loanrisk.jobs.manager import JobManager
-from loanrisk.service.locations import Locations
-from loanrisk.service.metrics import Metrics
-from loanrisk.service.state import Services
+from loanrisk.serving.locations import Locations
+from loanrisk.serving.metrics import Metrics
+from loanrisk.serving.state import Services, services_of
 from loanrisk.settings import Settings
 from loanrisk.storage import Storage
 
 
 async def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
+    return services_of(request.app)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

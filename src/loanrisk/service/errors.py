@@ -1,4 +1,6 @@
-"""The one place that maps loanrisk's errors to HTTP: status and ``{"error": {...}}`` body."""
+"""The service's error answers: loanrisk's errors with their HTTP status
+(:func:`loanrisk.serving.errors.status_of`) as an ``{"error": {...}}`` body, and the
+framework's own errors (unknown routes, invalid requests) in the same shape."""
 
 from __future__ import annotations
 
@@ -12,24 +14,9 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loanrisk import errors
-from loanrisk.service.bodies import invalid_fields
+from loanrisk.serving.errors import invalid_fields, status_of
 
 log = logging.getLogger("loanrisk.service")
-
-STATUS: dict[type[errors.LoanRiskError], int] = {
-    errors.Unauthenticated: 401,
-    errors.Forbidden: 403,
-    errors.PathNotAllowed: 403,
-    errors.TooLarge: 413,
-    errors.UnsupportedMediaType: 415,
-    errors.TooBusy: 429,
-    errors.InvalidInput: 422,
-    errors.NotFound: 404,
-    errors.Conflict: 409,
-    errors.Cancelled: 409,
-    errors.StorageError: 503,
-}
-
 
 #: Error codes of the HTTP errors the framework raises itself.
 HTTP_CODES = {
@@ -39,13 +26,6 @@ HTTP_CODES = {
     413: "too_large",
     415: "unsupported_media_type",
 }
-
-
-def status_of(exc: errors.LoanRiskError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 500
 
 
 def error_body(code: str, message: str, details: object = None) -> dict[str, object]:

@@ -16,8 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loanrisk.errors import TooLarge
 from loanrisk.service.bodies import CSV, MULTIPART, media_type
-from loanrisk.service.logs import request_id
-from loanrisk.service.metrics import Metrics
+from loanrisk.serving.logs import request_id
+from loanrisk.serving.metrics import Metrics
 from loanrisk.settings import Settings
 
 log = logging.getLogger("loanrisk.access")

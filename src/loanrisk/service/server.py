@@ -17,8 +17,8 @@ from typing import Any, cast
 
 from loanrisk.errors import Conflict
 from loanrisk.schema import LoanSchema
-from loanrisk.service.logs import log_config
-from loanrisk.service.metrics import process_alive
+from loanrisk.serving.logs import log_config
+from loanrisk.serving.metrics import process_alive
 from loanrisk.settings import Settings
 
 METRICS_PREFIX = "loanrisk-metrics-"

@@ -7,7 +7,7 @@ from typing import Any
 
 from loanrisk.contracts import JobRecord
 from loanrisk.errors import error_from_dict
-from loanrisk.service.state import Services
+from loanrisk.serving.state import Services
 
 
 async def outcome(services: Services, record: JobRecord) -> dict[str, Any]:

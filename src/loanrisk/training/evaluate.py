@@ -12,7 +12,6 @@ decision policy's risk bands.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from sklearn.metrics import (
@@ -25,7 +24,16 @@ from sklearn.metrics import (
 )
 
 from loanrisk.errors import InvalidInput
-from loanrisk.inference.calibration import expected_calibration_error
+from loanrisk.registry.calibration import expected_calibration_error
+from loanrisk.registry.report import (
+    BandRow,
+    CalibrationBin,
+    ClassificationReport,
+    ConfusionMatrix,
+    EvaluationReport,
+    RocCurve,
+    ScoreDistribution,
+)
 
 CLASS_NAMES = ("Non-Default", "Default")
 MAX_ROC_POINTS = 200
@@ -41,7 +49,7 @@ def _downsample(n: int, keep: int) -> np.ndarray:
 
 def evaluate(
     labels: np.ndarray, probability: np.ndarray, *, threshold: float = 0.5
-) -> dict[str, Any]:
+) -> EvaluationReport:
     """Evaluate probabilities of default (class 1). A label is 1 when probability > threshold."""
     labels = np.asarray(labels).astype(np.int64)
     probability = np.asarray(probability, dtype=np.float64)
@@ -68,39 +76,38 @@ def evaluate(
         inside = bins == b
         count = int(inside.sum())
         calibration.append(
-            {
-                "bin": [float(edges[b]), float(edges[b + 1])],
-                "count": count,
-                "mean_predicted": float(probability[inside].mean()) if count else None,
-                "observed_rate": float(labels[inside].mean()) if count else None,
-            }
+            CalibrationBin(
+                bin=[float(edges[b]), float(edges[b + 1])],
+                count=count,
+                mean_predicted=float(probability[inside].mean()) if count else None,
+                observed_rate=float(labels[inside].mean()) if count else None,
+            )
         )
     score_edges = np.linspace(0, 1, SCORE_BINS + 1)
-    distribution = {
-        "edges": [float(x) for x in score_edges],
-        **{
-            name: [int(c) for c in np.histogram(probability[labels == cls], score_edges)[0]]
-            for cls, name in ((0, "non_default"), (1, "default"))
-        },
-    }
-    return {
-        "threshold": threshold,
-        "classification_report": report,
-        "auc": float(roc_auc_score(labels, probability)),
-        "log_loss": float(log_loss(labels, np.clip(probability, 1e-15, 1 - 1e-15), labels=[0, 1])),
-        "brier": float(brier_score_loss(labels, probability)),
-        "ks": float(np.max(tpr - fpr)),
-        "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
-        "roc_curve": {
-            "fpr": [float(x) for x in fpr[keep]],
-            "tpr": [float(x) for x in tpr[keep]],
-            "thresholds": [float(min(x, 1.0)) for x in thresholds[keep]],
-        },
-        "calibration": calibration,
-        "ece": expected_calibration_error(calibration),
-        "score_distribution": distribution,
-        "rows": int(labels.size),
-    }
+
+    def counts(cls: int) -> list[int]:
+        return [int(c) for c in np.histogram(probability[labels == cls], score_edges)[0]]
+
+    return EvaluationReport(
+        threshold=threshold,
+        classification_report=ClassificationReport.model_validate(report),
+        auc=float(roc_auc_score(labels, probability)),
+        log_loss=float(log_loss(labels, np.clip(probability, 1e-15, 1 - 1e-15), labels=[0, 1])),
+        brier=float(brier_score_loss(labels, probability)),
+        ks=float(np.max(tpr - fpr)),
+        confusion_matrix=ConfusionMatrix(tn=int(tn), fp=int(fp), fn=int(fn), tp=int(tp)),
+        roc_curve=RocCurve(
+            fpr=[float(x) for x in fpr[keep]],
+            tpr=[float(x) for x in tpr[keep]],
+            thresholds=[float(min(x, 1.0)) for x in thresholds[keep]],
+        ),
+        calibration=calibration,
+        ece=expected_calibration_error(calibration),
+        score_distribution=ScoreDistribution(
+            edges=[float(x) for x in score_edges], non_default=counts(0), default=counts(1)
+        ),
+        rows=int(labels.size),
+    )
 
 
 def band_table(
@@ -109,7 +116,7 @@ def band_table(
     *,
     cutoffs: Sequence[float],
     names: Sequence[str],
-) -> list[dict[str, Any]]:
+) -> list[BandRow]:
     """Per risk band (``names[i]`` below ``cutoffs[i]``, the last at or above the last
     cut-off, as scoring assigns them): its probability range ``[low, high)``, the loans in it
     and their ``share``, the ``defaults`` among them and their ``default_rate`` (None for
@@ -124,14 +131,14 @@ def band_table(
         loans = int(inside.sum())
         defaults = int(labels[inside].sum())
         rows.append(
-            {
-                "band": name,
-                "range": [float(edges[i]), float(edges[i + 1])],
-                "loans": loans,
-                "share": loans / max(labels.size, 1),
-                "defaults": defaults,
-                "default_rate": defaults / loans if loans else None,
-                "mean_predicted": float(probability[inside].mean()) if loans else None,
-            }
+            BandRow(
+                band=name,
+                range=[float(edges[i]), float(edges[i + 1])],
+                loans=loans,
+                share=loans / max(labels.size, 1),
+                defaults=defaults,
+                default_rate=defaults / loans if loans else None,
+                mean_predicted=float(probability[inside].mean()) if loans else None,
+            )
         )
     return rows

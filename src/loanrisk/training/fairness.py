@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from loanrisk.errors import InvalidInput
+from loanrisk.registry.report import EvaluationReport
 from loanrisk.schema.model import FALSE_TOKENS, MIN_GROUP_SIZE, TRUE_TOKENS, PrivilegedGroup
 
 RATES = ("PPV", "FDR", "NPV", "FOR", "TPR", "FNR", "TNR", "FPR")
@@ -41,13 +42,12 @@ def group_rates(labels: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
     }
 
 
-def assessed(report: dict[str, Any]) -> list[dict[str, Any]]:
+def assessed(report: EvaluationReport) -> list[dict[str, Any]]:
     """The parity reports of a training report, one per protected attribute assessed
     (``fairness_by_attribute``; reports written before it hold one, under ``fairness``)."""
-    by_attribute = report.get("fairness_by_attribute")
-    if by_attribute:
-        return list(by_attribute.values())
-    return [report["fairness"]] if report.get("fairness") else []
+    if report.fairness_by_attribute:
+        return list(report.fairness_by_attribute.values())
+    return [report.fairness] if report.fairness else []
 
 
 def describe_group(rule: str | PrivilegedGroup) -> str:

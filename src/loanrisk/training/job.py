@@ -22,18 +22,18 @@ import pandas as pd
 import sklearn
 import xgboost as xgb
 
-import loanrisk
-from loanrisk.contracts import DatasetManifest, ModelManifest
+from loanrisk._version import __version__
+from loanrisk.contracts import DatasetManifest
 from loanrisk.contracts import TrainingRequest as TrainingRequest
+from loanrisk.contracts import TrainingResult as TrainingResult
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.data.split import split_indices
 from loanrisk.errors import Conflict, InvalidInput, NotFound, naming
 from loanrisk.features.spec import FeatureSpec
 from loanrisk.features.transform import FeatureTransformer
-from loanrisk.inference.calibration import Calibration, check_calibration_size, fit_calibration
-from loanrisk.inference.reasons import ReasonCatalog, derived_catalog
 from loanrisk.inference.scorer import Scorer, check_servable
 from loanrisk.monitoring.profile import profile_of, profile_sample
+from loanrisk.registry.calibration import Calibration, check_calibration_size, fit_calibration
 from loanrisk.registry.models import (
     CALIBRATION_FILE,
     PRODUCTION,
@@ -41,6 +41,13 @@ from loanrisk.registry.models import (
     REASONS_FILE,
     LoadedModel,
     ModelRegistry,
+)
+from loanrisk.registry.reasons import ReasonCatalog, derived_catalog
+from loanrisk.registry.report import (
+    CalibrationFigures,
+    CalibrationStep,
+    EvaluationReport,
+    NotAssessed,
 )
 from loanrisk.schema import LoanSchema, incompatibilities
 from loanrisk.schema.model import PrivilegedGroup
@@ -52,16 +59,6 @@ from loanrisk.training.monotone import constrained_spec, constraint_param, const
 from loanrisk.training.train import DEFAULT_PARAMS, RoundProgress, train_booster
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainingResult:
-    manifest: ModelManifest
-    report: dict[str, Any]
-    promoted: bool
-    #: Why the version was published but not promoted although promotion was due (it
-    #: could not be served); None otherwise.
-    not_promoted: str | None = None
 
 
 def _unknown_categories(dataset: DatasetManifest, spec: FeatureSpec) -> dict[str, int]:
@@ -210,17 +207,14 @@ def evaluate_and_publish(
     uncalibrated = raw(test_features)
     probability = uncalibrated if calibration is None else calibration.apply(uncalibrated)
     labels = test[prepared.schema.label_name].to_numpy()
-    report = evaluate(labels, probability, threshold=request.threshold)
+    evaluated = evaluate(labels, probability, threshold=request.threshold)
     policy = request.policy  # recorded with the version: the report shows it at work
-    report["policy"] = policy.model_dump(mode="json")
-    report["bands"] = band_table(
-        labels, probability, cutoffs=policy.band_cutoffs, names=policy.band_names
-    )
+    step = None
     if calibration is not None:
-        report["calibration_step"] = _calibration_step(
-            calibration, evaluate(labels, uncalibrated, threshold=request.threshold), report
+        step = _calibration_step(
+            calibration, evaluate(labels, uncalibrated, threshold=request.threshold), evaluated
         )
-    report["monotonicity"] = monotone_check(
+    monotonicity = monotone_check(
         predict,
         prepared.spec,
         prepared.schema,
@@ -233,12 +227,20 @@ def evaluate_and_publish(
         try:
             fairness.append(_fairness(request, column, group, labels, test, probability))
         except InvalidInput as exc:  # e.g. a rule no test loan meets: said, not fatal
-            unassessed.append({"attribute": column, "reason": exc.message})
-    if fairness:
-        report["fairness"] = fairness[0]
-        report["fairness_by_attribute"] = {f["attribute"]: f for f in fairness}
-    if unassessed:
-        report["fairness_not_assessed"] = unassessed
+            unassessed.append(NotAssessed(attribute=column, reason=exc.message))
+    report = evaluated.model_copy(
+        update={
+            "policy": policy,
+            "bands": band_table(
+                labels, probability, cutoffs=policy.band_cutoffs, names=policy.band_names
+            ),
+            "calibration_step": step,
+            "monotonicity": monotonicity,
+            "fairness": fairness[0] if fairness else None,
+            "fairness_by_attribute": {f["attribute"]: f for f in fairness} or None,
+            "fairness_not_assessed": unassessed or None,
+        }
+    )
     timings["evaluate"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -259,7 +261,7 @@ def evaluate_and_publish(
         "params": prepared.params,
         "monotone": {
             "enforced": request.monotone,
-            "constraints": report["monotonicity"]["constraints"],
+            "constraints": monotonicity["constraints"],
         },
         "calibration": (
             {"method": calibration.method, **calibration.fitted}
@@ -275,17 +277,17 @@ def evaluate_and_publish(
         "threshold": request.threshold,
         "policy": policy.model_dump(mode="json"),
         "metrics": {
-            "auc": report["auc"],
-            "log_loss": report["log_loss"],
-            "brier": report["brier"],
-            "accuracy": report["classification_report"]["accuracy"],
+            "auc": report.auc,
+            "log_loss": report.log_loss,
+            "brier": report.brier,
+            "accuracy": report.classification_report.accuracy,
         },
         "request": request.model_dump(mode="json"),
         "tuned_from": request.tuned_from,
         "nthread": nthread,
         "timings": {k: round(v, 4) for k, v in timings.items()},
         "libraries": {
-            "loanrisk": loanrisk.__version__,
+            "loanrisk": __version__,
             "xgboost": xgb.__version__,
             "scikit-learn": sklearn.__version__,
             "numpy": np.__version__,
@@ -340,21 +342,32 @@ def evaluate_and_publish(
     # The stored manifest has every stage but publishing itself; the caller gets that too.
     timings = {**manifest.timings, "publish": round(time.perf_counter() - clock, 4)}
     manifest = manifest.model_copy(update={"timings": timings})
-    return TrainingResult(manifest, report, promote, not_promoted)
+    return TrainingResult(
+        manifest=manifest, report=report, promoted=promote, not_promoted=not_promoted
+    )
 
 
 def _calibration_step(
-    calibration: Calibration, before: dict[str, Any], after: dict[str, Any]
-) -> dict[str, Any]:
+    calibration: Calibration, before: EvaluationReport, after: EvaluationReport
+) -> CalibrationStep:
     """The calibration's effect on the test split: Brier, log loss, ECE and the calibration
     table of the booster's own probabilities (``before``) and the calibrated ones."""
-    figures = ("brier", "log_loss", "ece")
-    return {
-        "method": calibration.method,
-        "fitted": calibration.fitted,
-        "before": {**{k: before[k] for k in figures}, "calibration": before["calibration"]},
-        "after": {**{k: after[k] for k in figures}, "calibration": after["calibration"]},
-    }
+
+    def figures(report: EvaluationReport) -> CalibrationFigures:
+        assert report.ece is not None  # evaluate() always computes it
+        return CalibrationFigures(
+            brier=report.brier,
+            log_loss=report.log_loss,
+            ece=report.ece,
+            calibration=report.calibration,
+        )
+
+    return CalibrationStep(
+        method=calibration.method,
+        fitted=calibration.fitted,
+        before=figures(before),
+        after=figures(after),
+    )
 
 
 def run_training(
@@ -477,16 +490,15 @@ def _fairness_groups(
     return [(c.name, c.privileged) for c in schema.protected if c.privileged is not None]
 
 
-def _unassessed(request: TrainingRequest, schema: LoanSchema) -> list[dict[str, str]]:
+def _unassessed(request: TrainingRequest, schema: LoanSchema) -> list[NotAssessed]:
     """Protected columns no parity was computed for, and why (the card says so)."""
     if request.protected_attribute is not None:
         return []
     return [
-        {
-            "attribute": c.name,
-            "reason": "no privileged group declared (privileged: a "
-            "value, values or a min/max range)",
-        }
+        NotAssessed(
+            attribute=c.name,
+            reason="no privileged group declared (privileged: a value, values or a min/max range)",
+        )
         for c in schema.protected
         if c.privileged is None
     ]

@@ -2,7 +2,7 @@
 
 Each part not given as an option comes, as at serve time, from the setting when it is set
 explicitly, else from the parent's policy (a continued training keeps its model's threshold
-and bands), else from the settings' defaults (:func:`~loanrisk.inference.policy.served_policy`).
+and bands), else from the settings' defaults (:func:`~loanrisk.registry.policy.served_policy`).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from loanrisk.errors import LoanRiskError
-from loanrisk.inference.policy import DecisionPolicy, decision_policy, served_policy
 from loanrisk.registry.models import ModelRegistry
+from loanrisk.registry.policy import DecisionPolicy, decision_policy, served_policy
 from loanrisk.settings import Settings
 
 

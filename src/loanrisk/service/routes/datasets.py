@@ -6,26 +6,26 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
 
-from loanrisk.contracts import STUDY_NAME, DatasetManifest, ProcessDataJob, TuneJob, check_size
+from loanrisk.contracts import STUDY_NAME, DatasetManifest, TuneOptions
 from loanrisk.data.datasets import DatasetCatalogue
-from loanrisk.data.ingest import stored_columns
 from loanrisk.errors import InvalidInput, NotFound, naming
-from loanrisk.schema import LoanSchema, header_name, parse_schema, schema_from_doc
-from loanrisk.service import uploads
-from loanrisk.service.auth import ADMIN, require
+from loanrisk.requests import process_data_job, tune_job
+from loanrisk.schema import header_name, schema_from_doc
+from loanrisk.schema.rawcsv import stored_columns
+from loanrisk.service.auth import require
 from loanrisk.service.bodies import JSON, MULTIPART, parse_json, parse_model, require_media_type
 from loanrisk.service.deps import ServicesDep, StorageDep
 from loanrisk.service.routes.jobs import accepted
-from loanrisk.service.routes.schemas import store_of
-from loanrisk.service.state import Services
+from loanrisk.serving.auth import ADMIN
+from loanrisk.serving.state import Services
+from loanrisk.serving.uploads import named_schema, upload_job
 from loanrisk.training.tune import load_study
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], dependencies=[require(ADMIN)])
@@ -108,7 +108,7 @@ async def create_dataset(request: Request, services: ServicesDep) -> JSONRespons
     content_type = require_media_type(request, (MULTIPART, JSON), default=JSON)
     if content_type == MULTIPART:
         async with request.form(max_files=1, max_fields=16) as form:
-            params = await from_form(form, services)
+            params = await upload_job(services, form)
     else:
         body = parse_model(FromStorage, parse_json(await request.body()))
         inline = (
@@ -116,67 +116,22 @@ async def create_dataset(request: Request, services: ServicesDep) -> JSONRespons
             if body.loan_schema is not None
             else None
         )
-        schema = await _schema(body, inline, services)
-        check_size(body.size, services.settings)
-        directory = services.storage.resolve(body.directory)
+        schema = await named_schema(services, inline, body.schema_name)
+        job = process_data_job(  # refuses a size over the ceiling before the file is read
+            services.settings,
+            source=body.source,
+            source_name=body.source,
+            size=body.size,
+            directory=services.storage.resolve(body.directory),
+            keep_columns=body.keep_columns,
+            loan_schema=schema,
+        )
         source = await run_in_threadpool(services.locations.existing, body.source)
         if body.keep_columns:  # what the job would refuse, refused before it is queued
             await run_in_threadpool(_check_kept, services, source, body.keep_columns)
-        params = ProcessDataJob(
-            source=source,
-            source_name=body.source,
-            size=body.size,
-            directory=directory,
-            keep_columns=tuple(body.keep_columns),
-            staged=False,
-            loan_schema=schema,
-        )
+        params = job.model_copy(update={"source": source})
     record, _ = await run_in_threadpool(services.jobs.submit, params)
     return accepted(record)
-
-
-async def from_form(form: FormData, services: Services) -> ProcessDataJob:
-    """The processing job of an upload form (this route's, or the console's): its fields
-    checked, then the file staged on the storage, chunk by chunk."""
-    fields = {
-        "source": "upload",
-        "size": form.get("size") or None,
-        "directory": str(form.get("directory") or "data"),
-        "keep_columns": [c for c in str(form.get("keep_columns") or "").split(",") if c],
-        "schema_name": form.get("schema_name") or None,
-    }
-    body = parse_model(FromStorage, fields, prefix="form")
-    text = form.get("schema")
-    inline = parse_schema(str(text), source="form.schema") if text else None
-    schema = await _schema(body, inline, services)
-    check_size(body.size, services.settings)
-    directory = services.storage.resolve(body.directory)
-    source, name = await uploads.stage(
-        form.get("file"), services.storage, services.settings.job_directory
-    )
-    return ProcessDataJob(
-        source=source,
-        source_name=name,
-        size=body.size,
-        directory=directory,
-        keep_columns=tuple(body.keep_columns),
-        staged=True,
-        loan_schema=schema,
-    )
-
-
-async def _schema(
-    body: FromStorage, inline: LoanSchema | None, services: Services
-) -> LoanSchema | None:
-    """The schema a request names: inline, or stored under ``schema_name`` (not both)."""
-    if inline is not None and body.schema_name is not None:
-        raise InvalidInput("send schema or schema_name, not both", details={"field": "schema"})
-    if body.schema_name is None:
-        return inline
-    try:
-        return await run_in_threadpool(store_of(services).get, body.schema_name)
-    except NotFound as exc:
-        raise InvalidInput(exc.message, details={"field": "schema_name"}) from None
 
 
 SUMMARY = {
@@ -221,25 +176,14 @@ async def get_quality(
     return {"id": manifest.id, "quality": manifest.quality}
 
 
-class TuneBody(BaseModel):
+class TuneBody(TuneOptions):
     """A hyperparameter search on the dataset's training split (see ``loanrisk tune``)."""
 
-    study: str = Field("tune", pattern=STUDY_NAME, description="Study name; a stored one resumes.")
-    trials: int | None = Field(None, ge=1, le=10_000, description="Complete trials to reach.")
-    time_budget: float | None = Field(
-        None, gt=0, le=7 * 86_400, description="Seconds after which no trial starts."
-    )
-    objective: Literal["auc", "auc-per-cost"] = Field("auc", description="What to search for.")
-    folds: int = Field(3, ge=2, le=10, description="Stratified cross-validation folds.")
-    monotone: bool = Field(False, description="Search with the schema's monotone constraints.")
-    lean_tolerance: float = Field(0.001, ge=0, le=0.1, description="For the lean pick.")
-
-    model_config = {
-        "extra": "forbid",
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "examples": [{"study": "q4", "trials": 30, "objective": "auc-per-cost"}]
         },
-    }
+    )
 
 
 @router.post(
@@ -256,9 +200,7 @@ async def tune(
     folder = services.storage.resolve(directory)
     catalogue = DatasetCatalogue(services.storage, folder)
     manifest = await run_in_threadpool(catalogue.resolve, dataset_id)
-    params = TuneJob(
-        dataset=manifest.id, data_directory=folder, seed=services.settings.seed, **body.model_dump()
-    )
+    params = tune_job(body, services.settings, dataset=manifest.id, data_directory=folder)
     scope = f"tuning study {body.study!r} of dataset {manifest.id!r} in {folder!r}"
     record, _ = await run_in_threadpool(
         functools.partial(services.jobs.submit, params, lock_scope=scope)

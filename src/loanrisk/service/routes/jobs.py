@@ -10,8 +10,9 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import JobRecord
-from loanrisk.service.auth import ADMIN, require
+from loanrisk.service.auth import require
 from loanrisk.service.deps import JobsDep
+from loanrisk.serving.auth import ADMIN
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[require(ADMIN)])
 

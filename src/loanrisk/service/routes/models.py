@@ -8,23 +8,22 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from loanrisk.contracts import DEFAULT_ROUNDS, ModelManifest, TrainingRequest
-from loanrisk.inference.reasons import ReasonCatalog
+from loanrisk.contracts import TrainingOptions
 from loanrisk.inference.scorer import servable_check
 from loanrisk.monitoring.compare import MAX_AUC_DROP, guard_promotion
+from loanrisk.registry.manifest import ModelManifest
 from loanrisk.registry.models import ModelRegistry, check_name
-from loanrisk.reporting.card import model_card
-from loanrisk.service.auth import ADMIN, caller, require
+from loanrisk.reporting.card import CARD_POLICY, model_card
+from loanrisk.requests import training_request
+from loanrisk.service.auth import caller, require
 from loanrisk.service.deps import ServicesDep
 from loanrisk.service.routes.jobs import accepted
-from loanrisk.service.state import Services, training_scope
-from loanrisk.settings import CalibrationChoice
+from loanrisk.serving.auth import ADMIN
+from loanrisk.serving.state import Services, registry_of, training_scope
 from loanrisk.training.job import check_request
-from loanrisk.training.policy import parent_policy, training_policy
-from loanrisk.training.tune import tuned_params
 
 T = TypeVar("T")
 
@@ -36,67 +35,11 @@ VersionRef = Annotated[
 ]
 
 
-class TrainBody(BaseModel):
+class TrainBody(TrainingOptions):
     """A new version of the model: trained from scratch, or continued from an existing one."""
 
-    dataset: str = Field("latest", description="Dataset id, or 'latest'.")
-    dataset_size: int | None = Field(
-        None, ge=1, description="Instead: newest dataset of this size."
-    )
-    data_directory: str = Field("data", description="Folder of the storage with datasets.")
-    continue_from: str | None = Field(None, description="Version or alias to continue from.")
-    params: dict[str, Any] = Field({}, description="XGBoost parameters over the reference's.")
-    rounds: int = Field(DEFAULT_ROUNDS, ge=1, le=100_000, description="Boosting rounds to add.")
-    early_stopping_rounds: int | None = Field(None, ge=1, description="Stop without progress.")
-    validation_fraction: float = Field(0.1, gt=0, lt=0.5, description="For early stopping.")
-    promote: bool | None = Field(None, description="Move 'production' to it (None: if unset).")
-    protected_attribute: str | None = Field(
-        None, description="Fairness report over this kept column (never a feature)."
-    )
-    privileged_value: str | None = Field(None, description="Its privileged value.")
-    monotone: bool | None = Field(
-        None,
-        description="Constrain the model to the schema's directions of risk (None: the "
-        "setting). A continued training needs a parent trained with them.",
-    )
-    calibration: CalibrationChoice | None = Field(
-        None,
-        description="Fit this calibration on a held-out split of the training rows and apply "
-        "it wherever the version scores (None: the setting).",
-    )
-    calibration_fraction: float = Field(
-        0.1, gt=0, lt=0.5, description="Share of the training rows held out to calibrate."
-    )
-    params_from: str | None = Field(
-        None,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(:(best|lean))?$",
-        description="A tuning study of the dataset, NAME[:best|:lean]: its trial's parameters "
-        "(under params) and rounds (unless rounds is given).",
-    )
-    reason_catalog: ReasonCatalog | None = Field(
-        None,
-        description="Adverse-action reasons (code, statement) that replace the schema's "
-        "derived ones, by attribute and direction (and category: an entry with a value); "
-        "stored with the version.",
-    )
-    threshold: float | None = Field(
-        None,
-        description="Decision threshold recorded with the version: a loan is labelled default "
-        "when its probability of default is over it, in (0, 1). None: LOANRISK_THRESHOLD when "
-        "set, else the parent's (continued training), else the setting's default.",
-    )
-    band_cutoffs: list[float] | None = Field(
-        None,
-        description="Risk band cut-offs recorded with the version: increasing, each in (0, 1), "
-        "at most 19. None: as threshold.",
-    )
-    band_names: list[str] | None = Field(
-        None, description="Risk band names, one more than the cut-offs. None: as threshold."
-    )
-
-    model_config = {
-        "extra": "forbid",
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "examples": [
                 {"dataset": "latest", "rounds": 500},
                 {
@@ -108,11 +51,9 @@ class TrainBody(BaseModel):
                 {"params": {"max_depth": 6}, "early_stopping_rounds": 20},
             ]
         },
-    }
+    )
 
 
-#: What a card may load: nothing but its own inline styles and data: images.
-CARD_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 #: A dataset id as clients may name one (ids are made by processing; no paths).
 DATASET_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 Reason = Annotated[
@@ -159,12 +100,6 @@ class ReasonBody(BaseModel):
     model_config = {"extra": "forbid"}
 
 
-def registry_of(services: Services, directory: str | None) -> ModelRegistry:
-    """The registry in ``directory`` of the storage (default: the setting), confined."""
-    folder = services.storage.resolve(directory or services.settings.model_directory)
-    return ModelRegistry(services.storage, folder)
-
-
 @router.post(
     "/{name}/versions",
     status_code=202,
@@ -177,41 +112,18 @@ async def train(
     """Starts a training job and answers 202 with its record. One training per model at a
     time, across replicas: a second one is refused with 409 naming the running job."""
     registry = registry_of(services, model_directory)
-    settings = services.settings
-    data_directory = services.storage.resolve(body.data_directory)
-    policy_fields = {"threshold", "band_cutoffs", "band_names"}
-    fields = body.model_dump(
-        exclude={"data_directory", "monotone", "calibration", "params_from", *policy_fields}
+    options = body.model_copy(
+        update={"data_directory": services.storage.resolve(body.data_directory)}
     )
-    parent = await run_in_threadpool(
-        parent_policy, registry, check_name("model", name), body.continue_from
-    )
-    policy = training_policy(
-        settings,
-        parent=parent,
-        threshold=body.threshold,
-        band_cutoffs=body.band_cutoffs,
-        band_names=body.band_names,
-    )
-    monotone = body.monotone
-    if body.params_from is not None:
-        tuned = await run_in_threadpool(
-            tuned_params, services.storage, data_directory, body.dataset, body.params_from
+    params = await run_in_threadpool(
+        functools.partial(
+            training_request,
+            options,
+            services.settings,
+            services.storage,
+            model_name=check_name("model", name),
+            model_directory=registry.root,
         )
-        fields["params"] = {**tuned.params, **body.params}
-        if "rounds" not in body.model_fields_set:
-            fields["rounds"] = tuned.rounds
-        monotone = tuned.monotone if monotone is None else monotone
-        fields["tuned_from"] = tuned.provenance
-    params = TrainingRequest(
-        **fields,
-        monotone=settings.monotone if monotone is None else monotone,
-        calibration=body.calibration or settings.calibration,
-        model_name=check_name("model", name),
-        model_directory=registry.root,
-        seed=services.settings.seed,
-        data_directory=data_directory,
-        **policy.model_dump(),
     )
     await run_in_threadpool(check_request, params, services.storage)
     record, _ = await run_in_threadpool(

@@ -26,7 +26,7 @@ from loanrisk.monitoring.reports import (
     window,
 )
 from loanrisk.registry.models import check_name
-from loanrisk.service.auth import ADMIN, require
+from loanrisk.service.auth import require
 from loanrisk.service.bodies import (
     CSV,
     JSON,
@@ -36,7 +36,9 @@ from loanrisk.service.bodies import (
     spool_body,
 )
 from loanrisk.service.deps import ServicesDep
-from loanrisk.service.routes.models import DATASET_ID, ModelDir, VersionRef, registry_of
+from loanrisk.service.routes.models import DATASET_ID, ModelDir, VersionRef
+from loanrisk.serving.auth import ADMIN
+from loanrisk.serving.state import registry_of
 
 router = APIRouter(tags=["monitoring"], dependencies=[require(ADMIN)])
 Since = Annotated[datetime | None, Query(description="Window start (default: 30 days ago).")]

@@ -7,19 +7,21 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, Annotated, Any, cast
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from loanrisk.contracts import MAX_REASONS, OnError, PredictOptions, ScoreJob
-from loanrisk.data.ingest import stored_columns
+from loanrisk.contracts import MAX_REASONS, OnError, PredictOptions
 from loanrisk.errors import InvalidInput, TooLarge, naming
 from loanrisk.inference.distributed import results_folder
-from loanrisk.inference.scorer import Scorer
-from loanrisk.registry.models import ModelRegistry, check_name
+from loanrisk.inference.scorer import BatchOptions, Scorer
+from loanrisk.registry.models import check_name
+from loanrisk.requests import score_job
 from loanrisk.schema import builtin_schema
-from loanrisk.service.auth import ADMIN, SCORE, require
+from loanrisk.schema.rawcsv import stored_columns
+from loanrisk.service.auth import require
 from loanrisk.service.bodies import (
     CSV,
     JSON,
@@ -31,10 +33,11 @@ from loanrisk.service.bodies import (
 )
 from loanrisk.service.deps import ServicesDep
 from loanrisk.service.loan_docs import predict_body
-from loanrisk.service.logs import request_id
 from loanrisk.service.routes.jobs import accepted
-from loanrisk.service.scoring import chunk_observer, score_records
-from loanrisk.service.state import Services
+from loanrisk.serving.auth import ADMIN, SCORE
+from loanrisk.serving.logs import request_id
+from loanrisk.serving.scoring import batch_version, chunk_observer, score_records
+from loanrisk.serving.state import Services
 
 router = APIRouter(tags=["scoring"])
 
@@ -93,6 +96,74 @@ def _query_flag(value: object) -> object:
 QueryFlag = Annotated[bool | None, BeforeValidator(_query_flag)]
 
 
+class CsvQuery(BaseModel):
+    """The options of a CSV body, given as query parameters (a JSON body carries its own).
+    Read by the route itself, not declared to FastAPI one by one: a JSON request, which has
+    no query, then pays nothing for them (FastAPI's per-parameter work cost about a quarter
+    of the route's framework time)."""
+
+    on_error: OnError = Field(
+        "raise", description="CSV bodies: refuse the batch, or skip bad rows."
+    )
+    explain: QueryFlag = Field(
+        None,
+        description="CSV bodies: add reason_<i>, reason_<i>_code and reason_<i>_value columns "
+        "(true or false; a JSON body sets explain in the body).",
+    )
+    top_k: int | None = Field(
+        None, ge=1, le=MAX_REASONS, description="CSV bodies: reasons per loan (default 4)."
+    )
+    decline_reasons: QueryFlag = Field(
+        None,
+        description="CSV bodies: add decline_codes and decline_reasons columns, for each loan "
+        "over the threshold what its adverse-action notice states (true or false; a JSON body "
+        "sets decline_reasons in the body).",
+    )
+    id_column: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="CSV bodies: the column naming each loan (default: the schema's id column, "
+        "else an 'id' column); its value leads each result row and is the loan id the "
+        "prediction log keeps, for outcomes to join.",
+    )
+
+
+#: The query parameters a JSON body must not send (it carries them in the body).
+CSV_ONLY = ("explain", "top_k", "decline_reasons", "id_column")
+NO_QUERY = CsvQuery()
+
+
+def _csv_query(request: Request) -> CsvQuery:
+    """The request's query as :class:`CsvQuery` (other parameters ignored, the last of a
+    repeated one taken); a bad value is the framework's 422, as a declared parameter's."""
+    if not request.scope.get("query_string"):
+        return NO_QUERY
+    try:
+        return CsvQuery.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False)
+        raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in errors]) from None
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """``model``'s fields as OpenAPI query parameters (as FastAPI describes declared ones)."""
+    parameters = []
+    for name, schema in model.model_json_schema()["properties"].items():
+        if schema.get("default", "") is None:
+            schema = {k: v for k, v in schema.items() if k != "default"}
+        parameters.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "schema": schema,
+                "description": schema.get("description"),
+            }
+        )
+    return parameters
+
+
 def _parse_request(body: bytes) -> PredictOptions:
     """A loan object, a list of loans, or ``{"records": [...], options}``, typed."""
     doc = parse_json(body)
@@ -108,7 +179,10 @@ def _parse_request(body: bytes) -> PredictOptions:
 @router.post(
     "/v1/predict",
     # The served model's fields replace these when the description is asked for.
-    openapi_extra={"requestBody": predict_body(builtin_schema())},
+    openapi_extra={
+        "requestBody": predict_body(builtin_schema()),
+        "parameters": _query_parameters(CsvQuery),
+    },
     summary="Score loans",
     dependencies=[require(SCORE)],
     responses={
@@ -118,42 +192,7 @@ def _parse_request(body: bytes) -> PredictOptions:
         }
     },
 )
-async def predict(
-    request: Request,
-    services: ServicesDep,
-    on_error: Annotated[
-        OnError, Query(description="CSV bodies: refuse the batch, or skip bad rows.")
-    ] = "raise",
-    explain: Annotated[
-        QueryFlag,
-        Query(
-            description="CSV bodies: add reason_<i>, reason_<i>_code and reason_<i>_value "
-            "columns (true or false; a JSON body sets explain in the body)."
-        ),
-    ] = None,
-    top_k: Annotated[
-        int | None,
-        Query(ge=1, le=MAX_REASONS, description="CSV bodies: reasons per loan (default 4)."),
-    ] = None,
-    decline_reasons: Annotated[
-        QueryFlag,
-        Query(
-            description="CSV bodies: add decline_codes and decline_reasons columns, for "
-            "each loan over the threshold what its adverse-action notice states (true or "
-            "false; a JSON body sets decline_reasons in the body)."
-        ),
-    ] = None,
-    id_column: Annotated[
-        str | None,
-        Query(
-            min_length=1,
-            max_length=128,
-            description="CSV bodies: the column naming each loan (default: the schema's id "
-            "column, else an 'id' column); its value leads each result row and is the loan "
-            "id the prediction log keeps, for outcomes to join.",
-        ),
-    ] = None,
-) -> Response:
+async def predict(request: Request, services: ServicesDep) -> Response:
     """Score loans given as JSON (one object, a list, or ``{"records": [...], "explain",
     "top_k", "on_error", "decline_reasons"}``) or as CSV (``Content-Type: text/csv``, the
     same options as query parameters; CSV back unless ``Accept: application/json``). Each
@@ -161,23 +200,18 @@ async def predict(
     with ``decline_reasons``, what a declined loan's adverse-action notice states. Bad loans:
     422 naming record and field, or, with ``on_error: "skip"``, scored without them and
     listed in ``rejected``. No model: 409."""
+    query = _csv_query(request)
     if require_media_type(request, (JSON, CSV), default=JSON) == CSV:
         return await _score_csv_body(
             request,
             services,
-            on_error,
-            explain=bool(explain),
-            top_k=top_k or 4,
-            decline_reasons=bool(decline_reasons),
-            id_column=id_column,
+            query.on_error,
+            explain=bool(query.explain),
+            top_k=query.top_k or 4,
+            decline_reasons=bool(query.decline_reasons),
+            id_column=query.id_column,
         )
-    query = (
-        ("explain", explain),
-        ("top_k", top_k),
-        ("decline_reasons", decline_reasons),
-        ("id_column", id_column),
-    )
-    given = [n for n, v in query if v is not None]
+    given = [n for n in CSV_ONLY if getattr(query, n) is not None]
     if given:
         raise InvalidInput(
             f"query.{given[0]}: a JSON body carries its options in the body "
@@ -186,7 +220,7 @@ async def predict(
         )
     body = await request.body()
     served = services.models.served
-    served.current()  # no model: 409 before the body is parsed
+    routing = served.snapshot()  # the request's versions; no model: 409 before parsing
     options = _parse_request(body)
     records = options.records
     if len(records) > services.settings.max_records:
@@ -194,6 +228,7 @@ async def predict(
     answer = await score_records(
         services,
         served,
+        routing,
         records,
         source="v1",
         on_error=options.on_error,
@@ -238,19 +273,22 @@ async def _score_csv_body(
     output = cast(IO[bytes], tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115 (closed by _chunks or below)
     try:
         served = services.models.served
-        scorer = served.current()
-        on_scored = chunk_observer(services, served, scorer, source="v1-csv", id_column=id_column)
+        routing = served.snapshot()
+        scorer = routing.champion
+        on_scored = chunk_observer(services, served, routing, source="v1-csv", id_column=id_column)
         summary = await run_in_threadpool(
             functools.partial(
                 scorer.score_csv,
                 source,
                 output,
-                on_error=on_error,
-                on_scored=on_scored,
-                id_column=id_column,
-                explain=explain,
-                top_k=top_k,
-                decline_reasons=decline_reasons,
+                BatchOptions(
+                    on_error=on_error,
+                    on_scored=on_scored,
+                    id_column=id_column,
+                    explain=explain,
+                    top_k=top_k,
+                    decline_reasons=decline_reasons,
+                ),
             )
         )
         output.seek(0)
@@ -300,9 +338,8 @@ async def batch_predict(body: BatchBody, services: ServicesDep) -> JSONResponse:
     directory = services.storage.resolve(body.model_directory or s.model_directory)
     with naming("model"):  # what the job would refuse, refused before it is queued
         name = check_name("model", body.model or s.model_name)
-        await run_in_threadpool(
-            ModelRegistry(services.storage, directory).resolve, name, s.model_alias
-        )
+        # resolved once, here: the job scores with the version the service scores with now
+        version = await run_in_threadpool(batch_version, services, directory, name)
     if body.id_column is not None:
         with naming("source"):
             columns = await run_in_threadpool(stored_columns, services.storage, source)
@@ -311,12 +348,13 @@ async def batch_predict(body: BatchBody, services: ServicesDep) -> JSONResponse:
                 f"id column {body.id_column!r} is not in {body.source}",
                 details={"field": "id_column"},
             )
-    params = ScoreJob(
+    params = score_job(
+        s,
         source=source,
         output=output,
         model_name=name,
         model_directory=directory,
-        ref=s.model_alias,
+        version=version,
         on_error=body.on_error,
         id_column=body.id_column,
         request_id=request_id.get(),

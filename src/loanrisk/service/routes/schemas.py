@@ -16,20 +16,15 @@ from loanrisk.errors import InvalidInput, TooLarge
 from loanrisk.registry.models import ModelRegistry, check_name
 from loanrisk.schema import LoanSchema, parse_schema, schema_from_doc
 from loanrisk.schema.files import MAX_SCHEMA_BYTES
-from loanrisk.schema.store import SchemaStore
-from loanrisk.service.auth import ADMIN, SCORE, require
+from loanrisk.service.auth import require
 from loanrisk.service.bodies import JSON, parse_json, require_media_type
 from loanrisk.service.deps import ServicesDep
 from loanrisk.service.routes.models import ModelDir, VersionRef
-from loanrisk.service.state import Services
+from loanrisk.serving.auth import ADMIN, SCORE
+from loanrisk.serving.state import store_of
 
 router = APIRouter(tags=["schemas"])
 YAML = ("application/yaml", "application/x-yaml", "text/yaml")
-
-
-def store_of(services: Services) -> SchemaStore:
-    directory = services.storage.resolve(services.settings.schema_directory)
-    return SchemaStore(services.storage, directory)
 
 
 def _doc(schema: LoanSchema) -> dict[str, Any]:

@@ -16,17 +16,19 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from loanrisk.contracts import TrainingRequest, check_size
+from loanrisk.contracts import TrainingOptions, TrainingResult, check_size
+from loanrisk.defaults import PRODUCTION
 from loanrisk.errors import InvalidInput
-from loanrisk.registry.models import ModelRegistry, check_name
-from loanrisk.service.auth import ADMIN, SCORE, require
+from loanrisk.registry.models import check_name
+from loanrisk.requests import training_request
+from loanrisk.service.auth import require
 from loanrisk.service.deps import ServicesDep
 from loanrisk.service.routes.reference import aws, azure
 from loanrisk.service.routes.reference.bodies import DATA, DATA_PROCESSING, PREDICT, TRAIN
 from loanrisk.service.routes.reference.common import read_fields
-from loanrisk.service.state import training_scope
 from loanrisk.service.waiting import outcome
-from loanrisk.training.policy import parent_policy, training_policy
+from loanrisk.serving.auth import ADMIN, SCORE
+from loanrisk.serving.state import training_scope
 
 router = APIRouter(tags=["reference-compatible"])
 
@@ -64,33 +66,33 @@ async def train(request: Request, services: ServicesDep) -> dict[str, Any]:
         flavour_module = azure if flavour == "azure" else aws
         data_dir, model_dir = flavour_module.folders(services, fields)
         name = check_name("model", fields.model_name or services.settings.model_name)
-        parent = await run_in_threadpool(
-            parent_policy,
-            ModelRegistry(services.storage, model_dir),
-            name,
-            "production" if fields.continue_training else None,
-        )
-        params = TrainingRequest(
+        options = TrainingOptions(
             dataset_size=check_size(fields.size, services.settings),
             data_directory=data_dir,
-            model_directory=model_dir,
-            model_name=name,
             promote=True,
-            continue_from="production" if fields.continue_training else None,
-            seed=services.settings.seed,
-            **training_policy(services.settings, parent=parent).model_dump(),
+            continue_from=PRODUCTION if fields.continue_training else None,
+        )
+        params = await run_in_threadpool(
+            functools.partial(
+                training_request,
+                options,
+                services.settings,
+                services.storage,
+                model_name=name,
+                model_directory=model_dir,
+            )
         )
         record, _ = await run_in_threadpool(
             functools.partial(
                 services.jobs.submit, params, lock_scope=training_scope(model_dir, name)
             )
         )
-        result = await outcome(services, record)
+        result = TrainingResult.model_validate(await outcome(services, record))
         await run_in_threadpool(services.models.refresh, model_dir, name)
-        model = {"name": name, "version": result["manifest"]["version"], "job": record.id}
+        model = {"name": name, "version": result.manifest.version, "job": record.id}
         if flavour == "azure":
-            return azure.trained(name, result["report"], model)
-        return aws.trained(result["report"], model)
+            return azure.trained(name, result.report, model)
+        return aws.trained(result.report, model)
 
 
 @router.post("/predict", dependencies=[require(SCORE)], openapi_extra=PREDICT)

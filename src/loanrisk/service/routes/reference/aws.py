@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import check_size
 from loanrisk.errors import InvalidInput, TooLarge
+from loanrisk.registry.report import EvaluationReport
 from loanrisk.service.routes.reference.common import (
     CLASSES,
     inline_notices,
@@ -17,8 +18,8 @@ from loanrisk.service.routes.reference.common import (
     score_stored,
 )
 from loanrisk.service.routes.reference.fields import ReferenceFields
-from loanrisk.service.scoring import score_records
-from loanrisk.service.state import Services
+from loanrisk.serving.scoring import score_records
+from loanrisk.serving.state import Services
 
 
 def folder(
@@ -64,12 +65,12 @@ async def data(services: Services, doc: ReferenceFields) -> dict[str, Any]:
     return {"msg": message, "Message": message, **body}
 
 
-def trained(report: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
-    classes = report["classification_report"]
+def trained(report: EvaluationReport, model: dict[str, Any]) -> dict[str, Any]:
+    classes = report.classification_report.model_dump(mode="json")
     scores = {k: classes[k] for k in CLASSES if k in classes}
     return {
         "msg": "Model trained succesfully",
-        "validation scores": {**scores, "auc": float(report["auc"])},
+        "validation scores": {**scores, "auc": report.auc},
         "model": model,
     }
 
@@ -115,7 +116,12 @@ async def predict(services: Services, doc: ReferenceFields) -> dict[str, Any]:
             extra |= inline_notices(frame)
     else:
         answer = await score_records(
-            services, cache, sample or [], source="reference", decline_reasons=doc.decline_reasons
+            services,
+            cache,
+            cache.snapshot(),
+            sample or [],
+            source="reference",
+            decline_reasons=doc.decline_reasons,
         )
         pairs = [[str(r["label"]), r["probability"]] for r in answer.result["results"]]
         if doc.decline_reasons:

@@ -11,11 +11,12 @@ from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import check_size
 from loanrisk.errors import InvalidInput
-from loanrisk.service import uploads
-from loanrisk.service.locations import unique_stamp
+from loanrisk.registry.report import EvaluationReport
 from loanrisk.service.routes.reference.common import CLASSES, inline_notices, process, score_into
 from loanrisk.service.routes.reference.fields import ReferenceFields
-from loanrisk.service.state import Services
+from loanrisk.serving import uploads
+from loanrisk.serving.locations import unique_stamp
+from loanrisk.serving.state import Services
 
 
 def folders(services: Services, form: ReferenceFields) -> tuple[str, str]:
@@ -44,11 +45,11 @@ def _metric_by_class(report: dict[str, Any]) -> dict[str, dict[str, float]]:
     }
 
 
-def trained(name: str, report: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+def trained(name: str, report: EvaluationReport, model: dict[str, Any]) -> dict[str, Any]:
     return {
         "Message": f"{name} model succesfully trained and saved",
-        "Validation Scores": _metric_by_class(report["classification_report"]),
-        "auc": float(report["auc"]),
+        "Validation Scores": _metric_by_class(report.classification_report.model_dump()),
+        "auc": report.auc,
         "model": model,
     }
 

@@ -13,9 +13,10 @@ import pandas as pd
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from loanrisk.contracts import ProcessDataJob
 from loanrisk.errors import InvalidInput
 from loanrisk.inference.cache import ModelCache
+from loanrisk.inference.scorer import BatchOptions
+from loanrisk.requests import process_data_job
 from loanrisk.service.bodies import (
     JSON,
     MULTIPART,
@@ -25,9 +26,9 @@ from loanrisk.service.bodies import (
     require_media_type,
 )
 from loanrisk.service.routes.reference.fields import ReferenceFields
-from loanrisk.service.scoring import chunk_observer
-from loanrisk.service.state import Services
 from loanrisk.service.waiting import outcome
+from loanrisk.serving.scoring import chunk_observer
+from loanrisk.serving.state import Services
 
 CLASSES = ("Non-Default", "Default", "accuracy", "macro avg", "weighted avg")
 Flavour = Literal["azure", "aws"]
@@ -51,8 +52,13 @@ async def read_fields(request: Request) -> AsyncIterator[tuple[Flavour, Referenc
 async def process(
     services: Services, source: str, name: str, *, directory: str, size: int | None, staged: bool
 ) -> dict[str, Any]:
-    params = ProcessDataJob(
-        source=source, source_name=name, size=size, directory=directory, staged=staged
+    params = process_data_job(
+        services.settings,
+        source=source,
+        source_name=name,
+        size=size,
+        directory=directory,
+        staged=staged,
     )
     record, _ = await run_in_threadpool(services.jobs.submit, params)
     result = await outcome(services, record)
@@ -111,12 +117,14 @@ def score_into(
             head.append(results.iloc[: inline - kept])
             kept += len(head[-1])
 
-    scorer = cache.current()
-    on_scored = chunk_observer(services, cache, scorer, source="reference")
+    routing = cache.snapshot()
+    scorer = routing.champion
+    on_scored = chunk_observer(services, cache, routing, source="reference")
     with services.storage.open_write(path) as sink:
-        summary = scorer.score_csv(
-            stream, sink, on_results=keep, on_scored=on_scored, decline_reasons=decline_reasons
+        options = BatchOptions(
+            on_results=keep, on_scored=on_scored, decline_reasons=decline_reasons
         )
+        summary = scorer.score_csv(stream, sink, options)
     frame = pd.concat(head) if head else pd.DataFrame({"probability": [], "label": []})
     return Scored(summary, frame, path)
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from starlette.datastructures import UploadFile
 
-from loanrisk.service.locations import given
+from loanrisk.serving.locations import given
 
 #: A ``size`` written longer than this is not a row count.
 MAX_SIZE_CHARS = 40

@@ -10,12 +10,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from loanrisk.cli_common import StorageOpt, cli_errors, err, out, progress_bar, settings_from
-from loanrisk.contracts import TuneJob
+from loanrisk.cli.common import StorageOpt, cli_errors, err, out, progress_bar, settings_from
 from loanrisk.errors import InvalidInput
-from loanrisk.jobs.child import run_in_process
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
+
+
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600}
 
 
@@ -92,24 +92,24 @@ def tune(
 ) -> None:
     """Search XGBoost's parameters by cross-validation on the training split (never the test
     split); report the AUC/cost frontier, the best and the lean trial."""
+    from loanrisk.contracts import TuneOptions
+    from loanrisk.jobs.child import run_in_process
+    from loanrisk.requests import tune_job
+
     with cli_errors():
         settings = settings_from(storage=storage, nthread=nthread)
         if objective not in ("auc", "auc-per-cost"):
             raise InvalidInput(f"--objective {objective!r}: auc or auc-per-cost")
-        job = TuneJob.model_validate(
-            {
-                "dataset": dataset,
-                "data_directory": directory,
-                "study": study,
-                "trials": trials,
-                "time_budget": parse_duration(time_budget) if time_budget else None,
-                "objective": objective,
-                "folds": folds,
-                "monotone": monotone,
-                "lean_tolerance": lean_tolerance,
-                "seed": settings.seed,
-            }
+        options = TuneOptions(
+            study=study,
+            trials=trials,
+            time_budget=parse_duration(time_budget) if time_budget else None,
+            objective=objective,
+            folds=folds,
+            monotone=monotone,
+            lean_tolerance=lean_tolerance,
         )
+        job = tune_job(options, settings, dataset=dataset, data_directory=directory)
         with progress_bar() as progress:
 
             def show(doc: dict[str, Any]) -> None:

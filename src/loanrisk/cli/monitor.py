@@ -5,33 +5,33 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from loanrisk.cli_common import StorageOpt, cli_errors, err, model_ref, out, settings_from
+from loanrisk.cli.common import StorageOpt, cli_errors, err, model_ref, out, settings_from
+from loanrisk.defaults import PRODUCTION
 from loanrisk.errors import InvalidInput
-from loanrisk.monitoring.drift import DriftReport
-from loanrisk.monitoring.log import compact_log
-from loanrisk.monitoring.outcomes import read_outcome_csv
-from loanrisk.monitoring.reports import (
-    add_outcomes,
-    drift_for,
-    outcome_values,
-    performance_for,
-    window,
-    window_with_outcomes,
-)
-from loanrisk.registry.models import PRODUCTION, ModelRegistry
-from loanrisk.storage import open_storage
+
+if TYPE_CHECKING:
+    from loanrisk.monitoring.drift import DriftReport
+
 
 monitor_app = typer.Typer(
     no_args_is_help=True, help="Drift and realized performance of the scored loans."
 )
+
+
 outcomes_app = typer.Typer(no_args_is_help=True, help="What became of scored loans.")
+
+
 SinceOpt = Annotated[str | None, typer.Option(help="Window start, ISO (default: 30 days ago).")]
+
+
 UntilOpt = Annotated[str | None, typer.Option(help="Window end, ISO (default: now).")]
+
+
 NameOpt = Annotated[str, typer.Option("--model", help="Model name.")]
 
 
@@ -95,6 +95,10 @@ def drift(
     """PSI of the score and CSI of each feature (worst first) for a window of the prediction
     log, against the version's training profile: < 0.1 stable, 0.1-0.25 investigate,
     > 0.25 shift."""
+    from loanrisk.monitoring.reports import drift_for, window, window_with_outcomes
+    from loanrisk.registry.models import ModelRegistry
+    from loanrisk.storage import open_storage
+
     with cli_errors():
         settings = settings_from(storage=storage)
         target = open_storage(settings)
@@ -150,6 +154,9 @@ def performance(
 ) -> None:
     """Realized performance per version: the loans scored in the window joined to their
     outcomes; AUC, Brier, and the default rate against the predicted PD per band."""
+    from loanrisk.monitoring.reports import performance_for, window
+    from loanrisk.storage import open_storage
+
     with cli_errors():
         settings = settings_from(storage=storage)
         target = open_storage(settings)
@@ -209,6 +216,11 @@ def add(
     """Store observed outcomes (idempotent on the loan id; the latest upload wins). A
     defaulted value the model's label does not know refuses the file (exit 2). Loan ids the
     model's prediction log does not know are counted, not refused."""
+    from loanrisk.monitoring.outcomes import read_outcome_csv
+    from loanrisk.monitoring.reports import add_outcomes, outcome_values
+    from loanrisk.registry.models import ModelRegistry
+    from loanrisk.storage import open_storage
+
     with cli_errors():
         settings = settings_from(storage=storage)
         target = open_storage(settings)
@@ -239,6 +251,9 @@ def compact(
 ) -> None:
     """Merge each past day's prediction-log files into one (the log writes a file per
     process every few seconds; reading a month is faster from one file a day)."""
+    from loanrisk.monitoring.log.compaction import compact_log
+    from loanrisk.storage import open_storage
+
     with cli_errors():
         settings = settings_from(storage=storage)
         target = open_storage(settings)

@@ -1,26 +1,41 @@
-"""What every ``loanrisk`` command shares: the consoles, the storage option, and one line on
-stderr with a meaningful exit code for every failure."""
+"""What every ``loanrisk`` command shares: the consoles, the options several commands take,
+and one line on stderr with a meaningful exit code for every failure.
+
+Light by design: a command's ``--help`` imports this and the command's module, never the
+library behind them (no xgboost, pandas or numpy until a command runs).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from loanrisk.defaults import PRODUCTION
 from loanrisk.errors import Cancelled, InvalidInput, LoanRiskError, NotFound, describe_error
-from loanrisk.registry.models import PRODUCTION
-from loanrisk.settings import Settings
+
+if TYPE_CHECKING:
+    from loanrisk.settings import Settings
 
 out = Console()
 err = Console(stderr=True)
 
 StorageOpt = Annotated[
     str | None, typer.Option("--storage", help="Storage root: a directory or s3://bucket/prefix.")
+]
+DirectoryOpt = Annotated[
+    str, typer.Option("--directory", "-d", help="Directory of the storage holding datasets.")
+]
+ModelDirOpt = Annotated[
+    str, typer.Option("--model-directory", help="Directory of the storage holding models.")
+]
+SchemaOpt = Annotated[
+    Path | None,
+    typer.Option(help="The data's declared schema, YAML or JSON (default: the built-in one)."),
 ]
 
 
@@ -41,20 +56,23 @@ def cli_errors() -> Iterator[None]:
         fail("cancelled: nothing was published", 130)
     except LoanRiskError as exc:
         fail(exc.message, 1)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(map(str, first["loc"]))  # empty: a check across settings
-        fail(
-            f"invalid setting {where}: {first['msg']}"
-            if where
-            else f"invalid settings: {first['msg']}",
-            2,
-        )
     except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
         raise  # the command line's own exits and refusals
     except OSError as exc:
         fail(f"storage or system error: {describe_error(exc)}", 1)
     except Exception as exc:  # a defect: say it in one line, never a traceback
+        # Imported here: only a command that ran has pydantic to raise this.
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):
+            first = exc.errors()[0]
+            where = ".".join(map(str, first["loc"]))  # empty: a check across settings
+            fail(
+                f"invalid setting {where}: {first['msg']}"
+                if where
+                else f"invalid settings: {first['msg']}",
+                2,
+            )
         fail(f"unexpected error: {describe_error(exc)}", 1)
 
 
@@ -66,6 +84,8 @@ def model_ref(text: str) -> tuple[str, str]:
 
 def settings_from(**overrides: Any) -> Settings:
     """Settings from the environment, with the options given on the command line."""
+    from loanrisk.settings import Settings
+
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -73,6 +93,8 @@ def settings_from(**overrides: Any) -> Settings:
 def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
     """A progress bar per stage on stderr (shown on a terminal only): ``update(stage, done,
     total)``."""
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
     columns = (
         TextColumn("{task.description:<8}"),
         BarColumn(),

@@ -1,25 +1,29 @@
 """A scoring request as the routing settings say: the champion answers (the canary a sticky
 share of the loans), each role's loans are counted and logged, and the shadow is handed the
-loans after the answer is made. The v1 routes and the reference's ``/predict`` share this."""
+loans after the answer is made. Every transport (the v1 and reference routes, OIP over REST
+and gRPC) scores through this, each request with the one :class:`Routing` snapshot it took
+(:meth:`~loanrisk.inference.cache.ModelCache.snapshot`)."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import OnError
-from loanrisk.inference.cache import ModelCache
+from loanrisk.errors import Conflict
+from loanrisk.inference.cache import ModelCache, Routing
 from loanrisk.inference.records import require_clean
 from loanrisk.inference.scorer import Scorer
 from loanrisk.monitoring.log import CANARY, CHAMPION
-from loanrisk.service.logs import request_id
-from loanrisk.service.state import Services
+from loanrisk.registry.models import ModelRegistry, check_name
+from loanrisk.serving.logs import request_id
+from loanrisk.serving.state import Services
+from loanrisk.serving.threads import off_loop
 
 #: Requests with at most this many loans are batched on the worker's scoring thread.
 SMALL_REQUEST = 64
@@ -55,15 +59,13 @@ async def _score(
             decline_reasons=decline_reasons,
         )
     # a big batch must not hold up the small requests queued for the scoring thread
-    return await run_in_threadpool(
-        functools.partial(
-            scorer.score_records,
-            records,
-            on_error=on_error,
-            explain=explain,
-            top_k=top_k,
-            decline_reasons=decline_reasons,
-        )
+    return await off_loop(
+        scorer.score_records,
+        records,
+        on_error=on_error,
+        explain=explain,
+        top_k=top_k,
+        decline_reasons=decline_reasons,
     )
 
 
@@ -87,6 +89,7 @@ def _record(
 async def score_records(
     services: Services,
     cache: ModelCache,
+    routing: Routing,
     records: Sequence[Mapping[str, Any]],
     *,
     source: str,
@@ -95,14 +98,12 @@ async def score_records(
     top_k: int = 4,
     decline_reasons: bool = False,
 ) -> Answer:
-    """Score JSON loans with ``cache``'s champion (and canary), record them, and hand them
-    to its shadow. With ``on_error="raise"`` a bad loan refuses the whole request, named by
-    its index in the request whichever version it was routed to. ``explain``, ``top_k`` and
-    ``decline_reasons`` are :meth:`Scorer.score_records`'s."""
-    champion = cache.current()
-    canary = cache.canary_scorer()
-    rule = cache.canary_rule
-    shadow = cache.shadow_scorer()
+    """Score JSON loans with ``routing`` (a snapshot of ``cache``): its champion (and canary)
+    answer, the loans are recorded, and its shadow is handed them. With ``on_error="raise"``
+    a bad loan refuses the whole request, named by its index in the request whichever version
+    it was routed to. ``explain``, ``top_k`` and ``decline_reasons`` are
+    :meth:`Scorer.score_records`'s."""
+    champion, canary, rule = routing.champion, routing.canary, routing.rule
     if canary is None or rule is None:
         result = await _score(
             services,
@@ -129,7 +130,7 @@ async def score_records(
             decline_reasons=decline_reasons,
             source=source,
         )
-    if shadow is not None:
+    if routing.shadow is not None:
         services.shadow.records(
             cache, answer.champion.version, records, source=source, request_id=request_id.get()
         )
@@ -218,14 +219,15 @@ OnScored = Callable[[int, pd.DataFrame, pd.DataFrame], None]
 def chunk_observer(
     services: Services,
     cache: ModelCache,
-    scorer: Scorer,
+    routing: Routing,
     *,
     source: str,
     id_column: str | None = None,
 ) -> OnScored | None:
-    """The ``on_scored`` callback of a batch the champion ``scorer`` streams: its chunks go
+    """The ``on_scored`` callback of a batch ``routing``'s champion streams: its chunks go
     to the prediction log (loan ids from ``id_column``, as the log's chunk recorder reads
-    them) and to the shadow (None when neither is on)."""
+    them) and to ``routing``'s shadow (None when neither is on)."""
+    scorer = routing.champion
     rid = request_id.get()
     log = services.log
     logged = (
@@ -233,8 +235,7 @@ def chunk_observer(
         if log is not None
         else None
     )
-    shadow = cache.shadow_scorer()
-    if shadow is None:
+    if routing.shadow is None:
         return logged
 
     def on_scored(offset: int, chunk: pd.DataFrame, results: pd.DataFrame) -> None:
@@ -243,3 +244,15 @@ def chunk_observer(
         services.shadow.chunk(cache, scorer.version, offset, chunk, source=source, request_id=rid)
 
     return on_scored
+
+
+def batch_version(services: Services, directory: str, name: str) -> int:
+    """The version a batch job of model ``name`` (in ``directory``) is handed, resolved once
+    when it is accepted: the champion of the service's own snapshot for a model it serves
+    (so a batch scores with what ``/v1/predict`` answers with, a fallback version included),
+    else the version the alias names (blocking: call it off the event loop)."""
+    cache = services.models.cached(directory, check_name("model", name))
+    if cache is not None:
+        with contextlib.suppress(Conflict):  # nothing served yet: the alias says
+            return cache.snapshot().champion.version
+    return ModelRegistry(services.storage, directory).resolve(name, services.settings.model_alias)

@@ -27,9 +27,10 @@ from loanrisk.inference.backends import limit_onedal_threads
 from loanrisk.inference.cache import ModelCache
 from loanrisk.inference.scorer import Scorer, scorer_from_settings
 from loanrisk.jobs.child import die_with_parent
-from loanrisk.monitoring.log import SHADOW, prediction_log
+from loanrisk.monitoring.log import SHADOW
+from loanrisk.monitoring.log.writer import prediction_log
 from loanrisk.registry.models import ModelRegistry
-from loanrisk.service.batching import split_scored
+from loanrisk.serving.batching import split_scored
 from loanrisk.settings import Settings
 from loanrisk.storage import open_storage
 

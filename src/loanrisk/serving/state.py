@@ -1,18 +1,22 @@
-"""What the service holds while it runs, built in the app's lifespan (never at import)."""
+"""What the service holds while it runs, built when it starts (never at import), and the one
+accessor every transport reads it through (:func:`services_of`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from loanrisk.inference.cache import ModelCaches
 from loanrisk.inference.scorer import scorer_from_settings
 from loanrisk.jobs.manager import JobManager
-from loanrisk.monitoring.log import PredictionLog, prediction_log
-from loanrisk.service.auth import ApiKeys
-from loanrisk.service.batching import ScoringQueue
-from loanrisk.service.locations import Locations
-from loanrisk.service.metrics import Metrics
-from loanrisk.service.shadow import ShadowScoring
+from loanrisk.monitoring.log.writer import PredictionLog, prediction_log
+from loanrisk.registry.models import ModelRegistry
+from loanrisk.schema.store import SchemaStore
+from loanrisk.serving.auth import ApiKeys
+from loanrisk.serving.batching import ScoringQueue
+from loanrisk.serving.locations import Locations
+from loanrisk.serving.metrics import Metrics
+from loanrisk.serving.shadow import ShadowScoring
 from loanrisk.settings import Settings
 from loanrisk.storage import Storage
 
@@ -24,8 +28,8 @@ def training_scope(model_directory: str, name: str) -> str:
 
 @dataclass
 class Services:
-    """Everything the routes use, built once in the lifespan; routes take the parts they need
-    through the aliases of :mod:`loanrisk.service.deps`."""
+    """Everything the transports use, built once when the service starts; the v1 routes take
+    the parts they need through the aliases of :mod:`loanrisk.service.deps`."""
 
     settings: Settings
     storage: Storage
@@ -73,3 +77,38 @@ class Services:
     @property
     def locations(self) -> Locations:
         return Locations(self.settings, self.storage)
+
+    def close(self) -> None:
+        """Stop, in order: the jobs of this replica, the scoring thread, the shadow process
+        (after scoring what it was sent), and the prediction log, flushed: a clean shutdown
+        loses nothing (blocking: call it off the event loop)."""
+        self.jobs.shutdown()
+        self.scoring.close()
+        if self.shadow_scoring is not None:
+            self.shadow_scoring.close()
+        if self.log is not None:
+            self.log.close()
+
+
+def attach(app: Any, services: Services) -> None:
+    """Keep ``services`` on an application (its ``state``) for :func:`services_of`."""
+    app.state.services = services
+
+
+def services_of(app: Any) -> Services:
+    """The services an application was started with: how every transport (routes, console,
+    OIP REST, the key check) reaches them, whatever the framework."""
+    services: Services = app.state.services
+    return services
+
+
+def registry_of(services: Services, directory: str | None) -> ModelRegistry:
+    """The registry in ``directory`` of the storage (default: the setting), confined."""
+    folder = services.storage.resolve(directory or services.settings.model_directory)
+    return ModelRegistry(services.storage, folder)
+
+
+def store_of(services: Services) -> SchemaStore:
+    """The stored schemas (in the setting ``schema_directory``)."""
+    directory = services.storage.resolve(services.settings.schema_directory)
+    return SchemaStore(services.storage, directory)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from loanrisk.cli_common import StorageOpt, cli_errors, model_ref, out, settings_from
+from loanrisk.cli.common import StorageOpt, cli_errors, model_ref, out, settings_from
+from loanrisk.defaults import MAX_CATEGORIES
+from loanrisk.defaults import SCHEMA_SAMPLE_ROWS as SAMPLE_ROWS
 from loanrisk.errors import InvalidInput
-from loanrisk.registry.models import ModelRegistry
-from loanrisk.schema import LoanSchema, builtin_schema, json_schema, read_schema
-from loanrisk.schema.infer import MAX_CATEGORIES, SAMPLE_ROWS, infer_schema, render_yaml
-from loanrisk.storage import open_storage
+
+if TYPE_CHECKING:
+    from loanrisk.schema import LoanSchema
+
 
 schema_app = typer.Typer(
     no_args_is_help=True, help="Draft, check and show declared loan schemas (docs/schema.md)."
@@ -40,6 +42,8 @@ def infer(
     sample_rows: Annotated[int, typer.Option(min=10, help="Rows read.")] = SAMPLE_ROWS,
 ) -> None:
     """Draft a commented schema from SOURCE, for a person to review (stdout or --output)."""
+    from loanrisk.schema.infer import infer_schema, render_yaml
+
     with cli_errors():
         if not source.is_file():
             raise InvalidInput(f"no such file: {source}")
@@ -92,6 +96,8 @@ def _table(schema: LoanSchema) -> Table:
 @schema_app.command("check")
 def check(file: Annotated[Path, typer.Argument(help="A schema file (YAML or JSON).")]) -> None:
     """Validate a schema file: one line per problem (exit 2), or a table of its columns."""
+    from loanrisk.schema import read_schema
+
     with cli_errors():
         out.print(_table(read_schema(file)))
 
@@ -108,6 +114,10 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="The schema as JSON.")] = False,
 ) -> None:
     """Print the built-in schema, or a model version's."""
+    from loanrisk.registry.models import ModelRegistry
+    from loanrisk.schema import builtin_schema
+    from loanrisk.storage import open_storage
+
     with cli_errors():
         schema = builtin_schema()
         if model is not None:
@@ -123,4 +133,6 @@ def show(
 @schema_app.command("json-schema")
 def print_json_schema() -> None:
     """The JSON Schema of schema files, for editors (also docs/schema.schema.json)."""
+    from loanrisk.schema import json_schema
+
     out.print(json_schema(), end="", highlight=False, markup=False, soft_wrap=True)

@@ -1,5 +1,5 @@
 """Shadow scoring, the worker's side: the loans the champion scored are handed to the
-worker's shadow process (:mod:`loanrisk.service.shadow_child`) after the answer is made.
+worker's shadow process (:mod:`loanrisk.serving.shadow_child`) after the answer is made.
 
 Handing over appends a pointer to a list; a thread of the worker sends the list to the
 process every :data:`SEND_SECONDS` (one pickling and one pipe write for all the requests of
@@ -25,8 +25,8 @@ import pandas as pd
 
 from loanrisk.inference.cache import ModelCache
 from loanrisk.monitoring.log import SHADOW
-from loanrisk.service.metrics import Metrics
-from loanrisk.service.shadow_child import STOP, Work, lowest_priority, run_shadow
+from loanrisk.serving.metrics import Metrics
+from loanrisk.serving.shadow_child import STOP, Work, lowest_priority, run_shadow
 from loanrisk.settings import Settings
 
 log = logging.getLogger("loanrisk.shadow")

@@ -1,6 +1,8 @@
-"""What the OIP routes and the gRPC service do, whatever carries the request: find the
-model's cache, say whether it is ready, describe it, and score a parsed request with the
-served alias's version (canary and shadow included, as ``/v1/predict``) or with exactly the
+"""The Open Inference Protocol's data plane: what OIP over REST (:mod:`loanrisk.oip.rest`) and
+over gRPC (:mod:`loanrisk.oip.grpc_service`) do, whatever carries the request (as MLServer's
+``DataPlane`` sits under its REST and gRPC servers): find the model's cache, say whether it
+is ready, describe it, and score a parsed request with the served alias's version (one
+routing snapshot: canary and shadow included, as ``/v1/predict``) or with exactly the
 version named."""
 
 from __future__ import annotations
@@ -9,21 +11,20 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
-
-import loanrisk
+from loanrisk._version import __version__
 from loanrisk.errors import LoanRiskError, NotFound
 from loanrisk.inference.cache import ModelCache
+from loanrisk.interop import oip_tensors as tensors
+from loanrisk.interop.oip_tensors import BadTensor, InferenceRequest
 from loanrisk.monitoring.log import CHAMPION, DIRECT
-from loanrisk.oip import tensors
-from loanrisk.oip.tensors import BadTensor, InferenceRequest
 from loanrisk.registry.models import check_name
-from loanrisk.service.scoring import score_records, score_version
-from loanrisk.service.state import Services
+from loanrisk.serving.scoring import score_records, score_version
+from loanrisk.serving.state import Services
+from loanrisk.serving.threads import off_loop
 
 SERVER: dict[str, Any] = {
     "name": "loanrisk",
-    "version": loanrisk.__version__,
+    "version": __version__,
     "extensions": ["binary_tensor_data"],
 }
 SOURCE = "oip"
@@ -35,7 +36,7 @@ async def cache_of(services: Services, name: str) -> ModelCache:
     cached = services.models.cached(directory, check_name("model", name))
     if cached is not None:
         return cached
-    return await run_in_threadpool(services.models.cache_of, directory, name)
+    return await off_loop(services.models.cache_of, directory, name)
 
 
 def version_number(text: str) -> int:
@@ -49,8 +50,8 @@ async def metadata(services: Services, name: str, version: str | None) -> dict[s
     if version is None:
         scorer = cache.current()
     else:
-        scorer = await run_in_threadpool(cache.version_scorer, version_number(version))
-    versions = await run_in_threadpool(cache.registry.versions, cache.name)
+        scorer = await off_loop(cache.version_scorer, version_number(version))
+    versions = await off_loop(cache.registry.versions, cache.name)
     return tensors.model_metadata(cache.name, versions, scorer.schema)
 
 
@@ -61,7 +62,7 @@ async def model_ready(services: Services, name: str, version: str | None) -> boo
         if version is None:
             cache.current()
         else:
-            await run_in_threadpool(cache.version_scorer, version_number(version))
+            await off_loop(cache.version_scorer, version_number(version))
     except NotFound:
         raise
     except LoanRiskError:
@@ -87,15 +88,22 @@ async def infer(
     cache = await cache_of(services, name)
     max_records = services.settings.max_records
     if version is None:
-        champion = cache.current()
+        routing = cache.snapshot()
+        champion = routing.champion
         records = tensors.loans(parsed, champion.schema, max_records=max_records, binary=binary)
         answer = await score_records(
-            services, cache, records, source=SOURCE, explain=explain, decline_reasons=decline
+            services,
+            cache,
+            routing,
+            records,
+            source=SOURCE,
+            explain=explain,
+            decline_reasons=decline,
         )
         results, served = answer.result["results"], champion.version
         versions = sorted({int(r["version"]) for r in results})
     else:
-        scorer = await run_in_threadpool(cache.version_scorer, version_number(version))
+        scorer = await off_loop(cache.version_scorer, version_number(version))
         records = tensors.loans(parsed, scorer.schema, max_records=max_records, binary=binary)
         role = CHAMPION if scorer is cache.serving() else DIRECT
         result = await score_version(

@@ -11,30 +11,37 @@ import sys
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from loanrisk.cli_common import StorageOpt, cli_errors, err, model_ref, out, settings_from
-from loanrisk.cli_monitor import parse_time
+from loanrisk.cli.common import (
+    ModelDirOpt,
+    StorageOpt,
+    cli_errors,
+    err,
+    model_ref,
+    out,
+    settings_from,
+)
+from loanrisk.cli.monitor import parse_time
+from loanrisk.defaults import MAX_AUC_DROP, PRODUCTION
 from loanrisk.errors import InvalidInput
-from loanrisk.inference.scorer import servable_check
-from loanrisk.monitoring.compare import MAX_AUC_DROP, Versions, compare, guard_promotion
-from loanrisk.monitoring.reports import window
-from loanrisk.registry.models import PRODUCTION, ModelRegistry
-from loanrisk.reporting.card import model_card
-from loanrisk.settings import Settings
-from loanrisk.storage import open_storage
+
+if TYPE_CHECKING:
+    from loanrisk.registry.models import ModelRegistry
+    from loanrisk.settings import Settings
 
 models_app = typer.Typer(
     no_args_is_help=True,
     help="List, inspect, compare, promote, roll back and retire model versions.",
 )
-ModelDirOpt = Annotated[
-    str, typer.Option("--model-directory", help="Directory of the storage holding models.")
-]
+
+
 AliasOpt = Annotated[str, typer.Option(help="Alias to move.")]
+
+
 ReasonOpt = Annotated[
     str | None, typer.Option(help="Why: recorded in the alias's history with who did it.")
 ]
@@ -45,6 +52,9 @@ class ExportFormat(StrEnum):
 
 
 def _registry(settings: Settings, model_directory: str) -> ModelRegistry:
+    from loanrisk.registry.models import ModelRegistry
+    from loanrisk.storage import open_storage
+
     return ModelRegistry(open_storage(settings), model_directory)
 
 
@@ -106,6 +116,8 @@ def models_card(
 ) -> None:
     """A version's model card: one self-contained HTML file (inline charts, no external
     requests) with its details, data, evaluation, fairness, limitations and monitoring plan."""
+    from loanrisk.reporting.card import model_card
+
     with cli_errors():
         settings = settings_from(storage=storage)
         name, version = model_ref(ref)
@@ -172,6 +184,9 @@ def models_promote(
     """Point an alias (production) at a version; with --if-not-worse only when the
     held-out loans do not show it worse than the alias's version by more than the allowed
     drop."""
+    from loanrisk.inference.scorer import servable_check
+    from loanrisk.monitoring.compare import guard_promotion
+
     with cli_errors():
         settings = settings_from(storage=storage)
         registry = _registry(settings, model_directory)
@@ -212,6 +227,8 @@ def models_rollback(
     model_directory: ModelDirOpt = "models",
 ) -> None:
     """Move an alias back to the version it pointed at before."""
+    from loanrisk.inference.scorer import servable_check
+
     with cli_errors():
         registry = _registry(settings := settings_from(storage=storage), model_directory)
         record = registry.rollback(
@@ -310,6 +327,9 @@ def models_compare(
 ) -> None:
     """Two versions on held-out loans (AUC, Brier, KS, the AUC difference's DeLong interval)
     and on the live log (agreement, flipped decisions, score PSI, realized AUC)."""
+    from loanrisk.monitoring.compare import Versions, compare
+    from loanrisk.monitoring.reports import window
+
     with cli_errors():
         settings = settings_from(storage=storage)
         registry = _registry(settings, model_directory)

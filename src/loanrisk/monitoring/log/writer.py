@@ -1,18 +1,4 @@
-"""The prediction log: every scored loan, as Parquet on the shared storage.
-
-Layout, under a directory of the storage (setting ``log_directory``)::
-
-    <directory>/model=<name>/day=<YYYY-MM-DD>/<writer>-<n>.parquet
-
-Each writer (one per process: a replica's worker, a batch job, a CLI run) names its files
-after its host, pid and a random token, so writers never contend; any process reads every
-file of a model as one table (:func:`read_log`). A row holds the time, the request id, the
-caller's loan id, the model, version and backend, where it was scored (``source``), the loan
-as received (``features``, JSON: it round-trips exactly), the probability, label and band, and
-the ``role`` of the version that scored it: ``champion`` (the served alias), ``canary`` (a
-share of loans answered by the canary alias) or ``shadow`` (scored alongside, never returned;
-its rows share the request id and loan id of the answer's). Files written before roles existed
-read as ``champion``.
+"""The prediction log's writer (:class:`PredictionLog`, one per process).
 
 Scoring never waits on the log: :meth:`PredictionLog.record` appends to a bounded buffer (a
 pointer to what was scored; nothing is serialised on the request path). A background thread
@@ -36,9 +22,9 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from loanrisk.errors import InvalidInput, NotFound
+from loanrisk.monitoring.log import CHAMPION, COLUMNS
 from loanrisk.settings import Settings
 from loanrisk.storage.base import Storage
 
@@ -55,28 +41,6 @@ if TYPE_CHECKING:
     from loanrisk.inference.scorer import Scorer
 
 log = logging.getLogger("loanrisk.monitoring")
-
-COLUMNS = pa.schema(
-    [
-        ("time", pa.timestamp("us", tz="UTC")),
-        ("request_id", pa.string()),
-        ("loan_id", pa.string()),
-        ("model", pa.string()),
-        ("version", pa.int64()),
-        ("backend", pa.string()),
-        ("source", pa.string()),
-        ("features", pa.string()),
-        ("probability", pa.float64()),
-        ("label", pa.bool_()),
-        ("band", pa.string()),
-        ("role", pa.string()),
-    ]
-)
-
-#: The roles a version scores in (see the module's docstring).
-CHAMPION, CANARY, SHADOW = "champion", "canary", "shadow"
-#: A version a client named explicitly (OIP's ``/versions/{v}``), not the alias's.
-DIRECT = "direct"
 
 
 @dataclass(frozen=True)
@@ -428,217 +392,3 @@ def prediction_log(
         on_dropped=on_dropped,
         on_written=on_written,
     )
-
-
-def _day_files(
-    storage: Storage, directory: str, model: str
-) -> Iterator[tuple[date, str, list[str]]]:
-    """Each day partition of ``model``'s log: its date, folder and Parquet file names."""
-    root = storage.join(directory, f"model={model}")
-    try:
-        entries = storage.list(root)
-    except NotFound:
-        return
-    for entry in entries:
-        day = _day(entry)
-        if day is not None:
-            folder = storage.join(root, entry)
-            yield day, folder, [n for n in storage.list(folder) if n.endswith(".parquet")]
-
-
-def _read(storage: Storage, path: str, columns: Sequence[str] | None = None) -> pa.Table:
-    return pq.read_table(io.BytesIO(storage.read_bytes(path)), schema=COLUMNS, columns=columns)
-
-
-def _day(value: str) -> date | None:
-    try:
-        return date.fromisoformat(value.removeprefix("day="))
-    except ValueError:
-        return None
-
-
-@dataclass(frozen=True)
-class LogWindow:
-    """A window of the log as a report reads it: ``frame`` holds every row asked for, or a
-    uniform sample of them when there were more than the bound; ``rows`` counts them all,
-    ``days`` per UTC day and ``versions`` per version."""
-
-    frame: pd.DataFrame
-    rows: int
-    days: dict[date, int]
-    versions: dict[int, int]
-
-    @property
-    def sampled(self) -> int | None:
-        """How many rows the sample holds (None: every row is there)."""
-        return len(self.frame) if len(self.frame) < self.rows else None
-
-
-#: The log columns that decide whether a row is in a sample: a loan as received and its
-#: request, so the rows of one loan (a champion's and its shadow's) are in or out together.
-SAMPLE_KEY = ("request_id", "features")
-_HASH = "_hash"
-_MAX_SHIFT = 60
-
-
-def read_log(
-    storage: Storage,
-    directory: str,
-    *,
-    model: str,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    version: int | None = None,
-    versions: Collection[int] | None = None,
-    columns: Sequence[str] | None = None,
-) -> pd.DataFrame:
-    """Every logged loan of ``model`` scored in ``[since, until)`` (of ``version``, or of
-    ``versions``, when given), oldest first, as one frame with the log's columns (or with
-    ``columns`` and ``time``, ``version`` and ``role``). Each file is filtered as it is
-    read, so memory holds only the rows and columns asked for."""
-    return read_window(
-        storage,
-        directory,
-        model=model,
-        since=since,
-        until=until,
-        version=version,
-        versions=versions,
-        columns=columns,
-    ).frame
-
-
-def read_window(
-    storage: Storage,
-    directory: str,
-    *,
-    model: str,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    version: int | None = None,
-    versions: Collection[int] | None = None,
-    columns: Sequence[str] | None = None,
-    max_rows: int | None = None,
-) -> LogWindow:
-    """:func:`read_log`, counted, and bounded by ``max_rows``: past it, the rows kept are
-    those whose hash of :data:`SAMPLE_KEY` falls under a threshold, halved each time the
-    rows kept pass the bound. That is a uniform sample, the same on every read of the same
-    rows, holding both sides of a shadowed loan; memory holds at most ``max_rows`` rows and
-    one file."""
-    if since is not None and until is not None and since >= until:
-        raise InvalidInput("since must be before until")
-    extra = SAMPLE_KEY if max_rows is not None else ()
-    wanted = (
-        None
-        if columns is None
-        else list(dict.fromkeys(["time", "version", "role", *extra, *columns]))
-    )
-    chosen = [version] if version is not None else versions
-    tables: list[pa.Table] = []
-    kept = rows = shift = 0
-    days: dict[date, int] = {}
-    counts: dict[int, int] = {}
-    for day, folder, names in _day_files(storage, directory, model):
-        if since is not None and day < since.date():
-            continue
-        if until is not None and day > (until - timedelta(microseconds=1)).date():
-            continue
-        for name in names:
-            table = _read(storage, storage.join(folder, name), wanted)
-            table = table.filter(_within(table, since, until, chosen))
-            rows += table.num_rows
-            days[day] = days.get(day, 0) + table.num_rows
-            for item in pc.value_counts(table["version"]).to_pylist():
-                counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
-            if max_rows is None:
-                tables.append(table)
-                continue
-            table = _under(table.append_column(_HASH, _sample_hash(table)), shift)
-            tables.append(table)
-            kept += table.num_rows
-            while kept > max_rows:
-                fewer = [_under(t, shift + 1) for t in tables]
-                if shift + 1 > _MAX_SHIFT or not any(t.num_rows for t in fewer):
-                    # One loan logged over and over (one hash): cut to the bound instead.
-                    tables, kept = [pa.concat_tables(tables).slice(0, max_rows)], max_rows
-                    break
-                shift += 1
-                tables, kept = fewer, sum(t.num_rows for t in fewer)
-    schema = COLUMNS if wanted is None else pa.schema([COLUMNS.field(c) for c in wanted])
-    table = pa.concat_tables(tables) if tables else schema.empty_table()
-    if _HASH in table.column_names:
-        table = table.drop_columns([_HASH])
-    frame: pd.DataFrame = table.to_pandas()
-    frame["role"] = frame["role"].fillna(CHAMPION)
-    selected: pd.DataFrame = frame.sort_values("time", kind="stable")
-    return LogWindow(selected.reset_index(drop=True), rows, days, counts)
-
-
-def known_loan_ids(
-    storage: Storage, directory: str, *, model: str, among: Iterable[str]
-) -> set[str]:
-    """Which of the loan ids ``among`` ``model``'s log holds, read a file at a time (memory
-    holds one file's ids and the answer, however long the log)."""
-    wanted = pa.array(list(dict.fromkeys(among)), pa.string())
-    found: set[str] = set()
-    for _day, folder, names in _day_files(storage, directory, model):
-        for name in names:
-            ids = _read(storage, storage.join(folder, name), ["loan_id"])["loan_id"]
-            found.update(ids.filter(pc.is_in(ids, value_set=wanted)).to_pylist())
-    return found
-
-
-def _sample_hash(table: pa.Table) -> pa.Array:
-    keys = pd.DataFrame({name: table[name].to_pandas() for name in SAMPLE_KEY})
-    return pa.array(pd.util.hash_pandas_object(keys, index=False).to_numpy(), pa.uint64())
-
-
-def _under(table: pa.Table, shift: int) -> pa.Table:
-    """The rows whose hash is below 2 ** (64 - shift) (all of them at shift 0)."""
-    if shift == 0:
-        return table
-    return table.filter(pc.less(table[_HASH], pa.scalar(2 ** (64 - shift), pa.uint64())))
-
-
-def _within(
-    table: pa.Table,
-    since: datetime | None,
-    until: datetime | None,
-    versions: Collection[int] | None,
-) -> pa.ChunkedArray | pa.Array:
-    keep = pc.is_valid(table["time"])
-    if since is not None:
-        keep = pc.and_(
-            keep, pc.greater_equal(table["time"], pa.scalar(since, COLUMNS.field("time").type))
-        )
-    if until is not None:
-        keep = pc.and_(keep, pc.less(table["time"], pa.scalar(until, COLUMNS.field("time").type)))
-    if versions is not None:
-        keep = pc.and_(keep, pc.is_in(table["version"], pa.array(list(versions), pa.int64())))
-    return keep
-
-
-def compact_log(
-    storage: Storage, directory: str, *, model: str, before: date | None = None
-) -> dict[str, int]:
-    """Merge each past day's files of ``model`` into one (days before ``before``, default
-    today in UTC: writers only ever add to the current day). The merged file is written
-    first and only the files it holds are removed, so a reader sees every row at every
-    moment (at worst some twice, for an instant) and a late file written meanwhile stays.
-    Returns how many days were compacted and files removed."""
-    cutoff = before or datetime.now(UTC).date()
-    compacted = removed = 0
-    for day, folder, names in _day_files(storage, directory, model):
-        if day >= cutoff or len(names) < 2:
-            continue
-        tables = [_read(storage, storage.join(folder, name)) for name in names]
-        merged = pa.concat_tables(tables).sort_by("time")
-        buffer = io.BytesIO()
-        pq.write_table(merged, buffer, compression="zstd")
-        name = f"compacted-{secrets.token_hex(6)}.parquet"
-        storage.write_bytes(storage.join(folder, name), buffer.getvalue())
-        for old in names:
-            storage.delete(storage.join(folder, old))
-        compacted += 1
-        removed += len(names)
-    return {"days": compacted, "files_removed": removed}

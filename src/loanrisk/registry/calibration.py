@@ -19,12 +19,14 @@ be smaller than :data:`MIN_HELD_OUT` asks is refused before it starts
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from loanrisk.errors import InvalidInput
+from loanrisk.registry.report import CalibrationBin
 
 FORMAT = "loanrisk.calibration"
 Method = Literal["isotonic", "platt"]
@@ -219,13 +221,17 @@ def fit_calibration(method: Method, probability: np.ndarray, labels: np.ndarray)
     )
 
 
-def expected_calibration_error(table: list[dict[str, Any]]) -> float:
+def expected_calibration_error(table: Sequence[CalibrationBin]) -> float:
     """ECE from an evaluation's calibration table: the loans' average distance between the
     mean predicted PD and the observed default rate of their bin."""
-    total = sum(b["count"] for b in table)
+    total = sum(b.count for b in table)
     if not total:
         return 0.0
     return float(
-        sum(b["count"] * abs(b["mean_predicted"] - b["observed_rate"]) for b in table if b["count"])
+        sum(
+            b.count * abs(b.mean_predicted - b.observed_rate)
+            for b in table
+            if b.count and b.mean_predicted is not None and b.observed_rate is not None
+        )
         / total
     )

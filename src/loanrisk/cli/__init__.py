@@ -1,0 +1,39 @@
+"""The ``loanrisk`` command line: a thin front end over the library.
+
+One module per command group; each imports the library it drives inside its commands, so
+that ``loanrisk --help`` (and any command's ``--help``) loads no ML library, no data frame
+library and no web framework (tests/test_imports.py holds it to that).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from loanrisk.cli import data, demo, models, monitor, predict, schema, serve, train, tune
+from loanrisk.cli.common import cli_errors
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="The ``loanrisk`` command line: a thin front end over the library.",
+)
+app.add_typer(data.data_app, name="data")
+app.add_typer(models.models_app, name="models")
+app.add_typer(schema.schema_app, name="schema")
+app.add_typer(monitor.monitor_app, name="monitor")
+app.add_typer(monitor.outcomes_app, name="outcomes")
+app.command("tune")(tune.tune)
+app.command("demo")(demo.demo)
+app.command("train")(train.train)
+app.command("predict")(predict.predict)
+app.command("serve")(serve.serve)
+
+
+def main() -> None:
+    """The ``loanrisk`` command: any failure that no command turned into its one line is
+    turned into one here (exit 1), never a traceback."""
+    with cli_errors():
+        app(prog_name="loanrisk")
+
+
+__all__ = ["app", "main"]

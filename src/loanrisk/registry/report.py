@@ -1,0 +1,196 @@
+"""The evaluation report a model version carries (``report.json``), as one typed model.
+
+Built by :func:`loanrisk.training.evaluate.evaluate` and the training job, read by the
+model card, the CLI, MLflow and the reference routes; turned into JSON only where it leaves
+the library (:meth:`EvaluationReport.to_json`: the stored file, job results, HTTP answers).
+The JSON is the one earlier versions wrote: the optional sections are left out when absent,
+and reports written before a section existed (``ece``, ``score_distribution``, ``policy`` ...)
+still parse.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+
+from loanrisk.registry.policy import DecisionPolicy
+
+#: The two classes of the classification report, in the reference's names.
+CLASS_NAMES = ("Non-Default", "Default")
+
+_ALIASED = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+
+class ClassScores(BaseModel):
+    """One row of the classification report (support is a count, as sklearn gives it)."""
+
+    model_config = _ALIASED
+
+    precision: float
+    recall: float
+    f1_score: float = Field(alias="f1-score")
+    support: float
+
+
+class ClassificationReport(BaseModel):
+    """sklearn's ``classification_report(output_dict=True)`` with the reference's names."""
+
+    model_config = _ALIASED
+
+    non_default: ClassScores = Field(alias="Non-Default")
+    default: ClassScores = Field(alias="Default")
+    accuracy: float
+    macro_avg: ClassScores = Field(alias="macro avg")
+    weighted_avg: ClassScores = Field(alias="weighted avg")
+
+    def by_class(self) -> dict[str, ClassScores]:
+        """The per-class rows by the reference's class names, in :data:`CLASS_NAMES` order."""
+        return {"Non-Default": self.non_default, "Default": self.default}
+
+    def rows(self) -> dict[str, ClassScores]:
+        """Every row as sklearn names it: the classes, then ``macro avg`` and ``weighted avg``."""
+        return {**self.by_class(), "macro avg": self.macro_avg, "weighted avg": self.weighted_avg}
+
+
+class ConfusionMatrix(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    tn: int
+    fp: int
+    fn: int
+    tp: int
+
+
+class RocCurve(BaseModel):
+    """At most 200 points of the ROC curve (thresholds capped at 1)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    fpr: list[float]
+    tpr: list[float]
+    thresholds: list[float]
+
+
+class CalibrationBin(BaseModel):
+    """One bin ``[low, high)`` of the calibration table (means are None for an empty bin)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bin: list[float]
+    count: int
+    mean_predicted: float | None
+    observed_rate: float | None
+
+
+class ScoreDistribution(BaseModel):
+    """Counts of the test loans' scores per bin (``edges``), by true label."""
+
+    model_config = ConfigDict(frozen=True)
+
+    edges: list[float]
+    non_default: list[int]
+    default: list[int]
+
+
+class BandRow(BaseModel):
+    """How the test loans fall in one risk band of the decision policy."""
+
+    model_config = ConfigDict(frozen=True)
+
+    band: str
+    range: list[float]
+    loans: int
+    share: float
+    defaults: int
+    default_rate: float | None
+    mean_predicted: float | None
+
+
+class CalibrationFigures(BaseModel):
+    """Brier, log loss, ECE and the calibration table of one set of probabilities."""
+
+    model_config = ConfigDict(frozen=True)
+
+    brier: float
+    log_loss: float
+    ece: float
+    calibration: list[CalibrationBin]
+
+
+class CalibrationStep(BaseModel):
+    """The calibration's effect on the test split: before (the booster's own probabilities)
+    and after."""
+
+    model_config = ConfigDict(frozen=True)
+
+    method: str
+    fitted: dict[str, Any]
+    before: CalibrationFigures
+    after: CalibrationFigures
+
+
+class NotAssessed(BaseModel):
+    """A protected attribute no parity was computed for, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    attribute: str
+    reason: str
+
+
+#: Sections a report has only when they apply; left out of the JSON when absent.
+_OPTIONAL = (
+    "ece",
+    "score_distribution",
+    "policy",
+    "bands",
+    "calibration_step",
+    "monotonicity",
+    "fairness",
+    "fairness_by_attribute",
+    "fairness_not_assessed",
+)
+
+
+class EvaluationReport(BaseModel):
+    """The evaluation of a version on its dataset's test split (see
+    :mod:`loanrisk.training.evaluate` for the figures). Keys of stored reports this model
+    does not name are kept as they were."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    threshold: float
+    classification_report: ClassificationReport
+    auc: float
+    log_loss: float
+    brier: float
+    ks: float
+    confusion_matrix: ConfusionMatrix
+    roc_curve: RocCurve
+    calibration: list[CalibrationBin]
+    ece: float | None = None
+    score_distribution: ScoreDistribution | None = None
+    rows: int
+    policy: DecisionPolicy | None = None
+    bands: list[BandRow] | None = None
+    calibration_step: CalibrationStep | None = None
+    #: :func:`loanrisk.training.monotone.check`'s result.
+    monotonicity: dict[str, Any] | None = None
+    #: :func:`loanrisk.training.fairness.parity_report` of the first attribute (reports
+    #: written before ``fairness_by_attribute`` hold only this one).
+    fairness: dict[str, Any] | None = None
+    fairness_by_attribute: dict[str, dict[str, Any]] | None = None
+    fairness_not_assessed: list[NotAssessed] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        doc: dict[str, object] = handler(self)
+        for key in _OPTIONAL:
+            if doc.get(key, 0) is None:
+                del doc[key]
+        return doc
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as JSON (what ``report.json``, job results and the API hold)."""
+        return self.model_dump(mode="json")

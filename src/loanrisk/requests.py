@@ -1,0 +1,171 @@
+"""One request builder per job kind (DESIGN principle 20).
+
+The command line, the v1 API, the reference's routes and the demo translate what their user
+gave into a builder's arguments and call it; the builder makes the typed request the job
+runs. Every default that comes from the settings (the seed, the decision policy, monotone
+constraints, calibration, the size ceiling ...) or from stored state (a tuned study, the
+parent's policy) is filled here and only here, so equivalent inputs give the identical
+request whichever front end they came through.
+
+Light: importing this loads no ML library; what a builder needs beyond the contracts
+(the registry, a stored study) is imported when it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from loanrisk.contracts import (
+    OnError,
+    ProcessDataJob,
+    ScoreJob,
+    TrainingInputs,
+    TrainingOptions,
+    TrainingRequest,
+    TuneJob,
+    TuneOptions,
+    check_size,
+)
+from loanrisk.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from loanrisk.schema import LoanSchema
+    from loanrisk.settings import Settings
+    from loanrisk.storage.base import Storage
+
+__all__ = ["process_data_job", "score_job", "training_request", "tune_job"]
+
+
+def training_request(
+    options: TrainingOptions,
+    settings: Settings,
+    storage: Storage,
+    *,
+    model_name: str,
+    model_directory: str,
+) -> TrainingRequest:
+    """The training ``options`` ask for, in model ``model_name`` of ``model_directory``
+    (both as the caller names them on ``storage``; a front end that confines paths resolves
+    them first), every default filled:
+
+    - ``params_from``: the study's trial gives the parameters (under ``params``), the rounds
+      (unless ``rounds`` was given) and the monotone choice (unless ``monotone`` was);
+    - ``monotone`` and ``calibration`` not given: the settings';
+    - ``threshold`` and the bands not given: the setting when set explicitly, else the
+      parent's policy (a continued training), else the settings' defaults;
+    - the seed: the settings'.
+
+    :class:`~loanrisk.errors.InvalidInput` when the options do not make a request (a policy
+    that does not hold, naming its field; a pick other than best or lean; ``params_from``
+    with ``dataset_size``); :class:`~loanrisk.errors.NotFound` when the study or its dataset
+    does not exist.
+    """
+    from loanrisk.registry.models import ModelRegistry
+    from loanrisk.training.policy import parent_policy, training_policy
+
+    given = {name: getattr(options, name) for name in TrainingInputs.model_fields}
+    rounds, monotone, tuned_from = options.rounds, options.monotone, None
+    if options.params_from is not None:
+        from loanrisk.training.tune import tuned_params
+
+        if options.dataset_size is not None:
+            raise InvalidInput(
+                "params_from reads the study of a dataset named by id: not with a size",
+                details={"field": "params_from"},
+            )
+        tuned = tuned_params(storage, options.data_directory, options.dataset, options.params_from)
+        given["params"] = {**tuned.params, **options.params}
+        if "rounds" not in options.model_fields_set:
+            rounds = tuned.rounds
+        if monotone is None:
+            monotone = tuned.monotone
+        tuned_from = tuned.provenance
+    parent = parent_policy(
+        ModelRegistry(storage, model_directory), model_name, options.continue_from
+    )
+    policy = training_policy(
+        settings,
+        parent=parent,
+        threshold=options.threshold,
+        band_cutoffs=options.band_cutoffs,
+        band_names=options.band_names,
+    )
+    return TrainingRequest(
+        **given,
+        model_name=model_name,
+        model_directory=model_directory,
+        rounds=rounds,
+        monotone=settings.monotone if monotone is None else monotone,
+        calibration=options.calibration or settings.calibration,
+        seed=settings.seed,
+        tuned_from=tuned_from,
+        **policy.model_dump(),
+    )
+
+
+def process_data_job(
+    settings: Settings,
+    *,
+    source: str,
+    source_name: str,
+    size: int | None = None,
+    directory: str = "data",
+    keep_columns: Sequence[str] = (),
+    loan_schema: LoanSchema | None = None,
+    staged: bool = False,
+) -> ProcessDataJob:
+    """A data-processing job for the raw loans at ``source`` (a storage path, confined by the
+    caller), known to the client as ``source_name``: ``size`` held to the settings' ceiling
+    (:class:`~loanrisk.errors.InvalidInput` naming ``size`` over it)."""
+    return ProcessDataJob(
+        source=source,
+        source_name=source_name,
+        size=check_size(size, settings),
+        directory=directory,
+        keep_columns=tuple(keep_columns),
+        loan_schema=loan_schema,
+        staged=staged,
+    )
+
+
+def tune_job(
+    options: TuneOptions, settings: Settings, *, dataset: str, data_directory: str
+) -> TuneJob:
+    """The tuning study ``options`` ask for, of ``dataset`` in ``data_directory`` (as the
+    caller names them on the storage), seeded by the settings."""
+    return TuneJob(
+        **options.model_dump(), dataset=dataset, data_directory=data_directory, seed=settings.seed
+    )
+
+
+def score_job(
+    settings: Settings,
+    *,
+    source: str,
+    output: str,
+    model_name: str,
+    model_directory: str,
+    version: int,
+    on_error: OnError = "raise",
+    id_column: str | None = None,
+    request_id: str | None = None,
+    explain: bool = False,
+    decline_reasons: bool = False,
+) -> ScoreJob:
+    """A batch-scoring job: the loans at ``source`` scored into a new results file at
+    ``output`` (storage paths, confined by the caller) by ``version`` of ``model_name``,
+    resolved by the caller from the settings' alias, which the job records as its ``ref``."""
+    return ScoreJob(
+        source=source,
+        output=output,
+        model_name=model_name,
+        model_directory=model_directory,
+        ref=settings.model_alias,
+        version=version,
+        on_error=on_error,
+        id_column=id_column,
+        request_id=request_id,
+        explain=explain,
+        decline_reasons=decline_reasons,
+    )
