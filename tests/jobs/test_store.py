@@ -49,6 +49,19 @@ def test_a_corrupt_record_is_a_storage_error_not_a_crash(store: JobStore) -> Non
         store.get(record.id)
 
 
+def test_one_bad_file_among_the_records_leaves_the_listing_up(
+    store: JobStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = saved(store, store.new("train", {}, owner="a:1"))
+    bad = saved(store, store.new("train", {}, owner="a:1"))
+    store.storage.write_bytes(f"jobs/{bad.id}.json", b'{"garbage": tru')
+    store.storage.write_bytes("jobs/notes.json", b"{}")  # no job id
+    assert [r.id for r in store.list()] == [good.id]
+    assert bad.id in caplog.text and "notes.json" in caplog.text
+    with pytest.raises(StorageError, match="is corrupt"):  # read alone, it names the fault
+        store.get(bad.id)
+
+
 def test_a_silent_job_is_failed_for_everyone(store: JobStore) -> None:
     record = saved(
         store, store.new("train", {}, owner="gone:9"), state="running", heartbeat_at=stale()

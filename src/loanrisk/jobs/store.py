@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 from datetime import UTC, datetime
 from typing import get_args
@@ -24,6 +25,11 @@ from loanrisk.storage.base import Storage
 
 __all__ = ["ACTIVE", "TERMINAL", "JobStore", "new_job_id", "now", "stamp"]
 KINDS: tuple[str, ...] = get_args(JobKind)
+_log = logging.getLogger("loanrisk.jobs")
+
+
+class _CorruptRecord(StorageError):
+    """A job record that does not parse: one bad file, not a storage outage."""
 
 
 def now() -> datetime:
@@ -81,11 +87,13 @@ class JobStore:
         try:
             record = JobRecord.model_validate_json(data)
         except ValidationError:
-            raise StorageError(f"the record of job {job_id!r} is corrupt") from None
+            raise _CorruptRecord(f"the record of job {job_id!r} is corrupt") from None
         return self._expire(record)
 
     def list(self, *, limit: int = 100) -> list[JobRecord]:
-        """The newest ``limit`` jobs, newest first."""
+        """The newest ``limit`` jobs, newest first. A record that does not parse, or a file
+        whose name is no job id, is logged and left out: one bad file never takes the
+        listing down (reading that job alone still names the fault)."""
         # Ids start with their creation time, so name order is age order.
         names = sorted(
             (n for n in self.storage.list(self.directory) if n.endswith(".json")), reverse=True
@@ -96,6 +104,8 @@ class JobStore:
                 records.append(self.get(name.removesuffix(".json")))
             except NotFound:
                 continue
+            except (_CorruptRecord, InvalidInput) as exc:
+                _log.warning("the job listing leaves out %s: %s", name, exc)
         return records
 
     def _expire(self, record: JobRecord) -> JobRecord:
