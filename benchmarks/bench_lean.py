@@ -73,7 +73,7 @@ scorer = Scorer(model, nthread=nthread)  # once per model version, as a server h
 start = time.perf_counter()
 with open(csv, "rb") as source:
     summary = scorer.score_csv(source, None)
-done(time.perf_counter() - start, summary["scored"], backend=summary["backend"],
+done(time.perf_counter() - start, summary.scored, backend=summary.scorer.backend,
      calibrated=model.calibration is not None)
 """
 )
@@ -153,8 +153,8 @@ def main() -> None:
         for name, result in trained.items():
             report = result.report
             booster = registry.load(result.manifest.name, "latest").booster
-            directions = (report.monotonicity or {"features": {}})["features"]
-            holds = sum(f["holds"] for f in directions.values())
+            directions = report.monotonicity.features if report.monotonicity else {}
+            holds = sum(f.holds for f in directions.values())
             print(
                 f"{name:<15}{report.auc:>8.4f}{report.brier:>8.4f}{report.ece or 0:>8.4f}"
                 f"{booster.num_boosted_rounds():>7}{tree_nodes(booster):>9,}"

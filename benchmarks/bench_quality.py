@@ -62,14 +62,14 @@ def main() -> None:
                     nthread=args.nthread,
                 )
                 report = trained.report
-                check = report.monotonicity or {"features": {}}
+                checked = report.monotonicity.features if report.monotonicity else {}
                 results[name].append(
                     {
                         "auc": report.auc,
                         "brier": report.brier,
                         "ece": report.ece,
-                        "holds": sum(f["holds"] for f in check["features"].values()),
-                        "directions": len(check["features"]),
+                        "holds": sum(f.holds for f in checked.values()),
+                        "directions": len(checked),
                         "seconds": time.perf_counter() - start,
                     }
                 )

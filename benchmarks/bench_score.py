@@ -81,7 +81,7 @@ start = time.perf_counter()
 with open(csv, "rb") as source:
     summary = scorer.score_csv(source, None)
 seconds = time.perf_counter() - start
-assert summary["scored"] > 0 and summary["backend"] == "onedal", summary
+assert summary.scored > 0 and summary.scorer.backend == "onedal", summary
 buffer = io.BytesIO()  # the probabilities, for the comparison (not timed)
 with open(csv, "rb") as source:
     scorer.score_csv(source, buffer)

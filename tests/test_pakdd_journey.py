@@ -120,7 +120,7 @@ def test_processing_refuses_the_shifted_rows_and_counts_the_special_codes(
     catalogue = DatasetCatalogue(FsspecStorage(journey["store"]))
     dataset = catalogue.find()
     assert dataset.rows.model_dump()["input"] == 39_988
-    assert dataset.quality["special"]["profession_code"] == 5_088
+    assert dataset.quality.special["profession_code"] == 5_088
     spec = catalogue.load_spec(dataset.id)
     assert not {"sex", "age", "marital_status"} & set(spec.input_columns)
 

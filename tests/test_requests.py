@@ -116,7 +116,7 @@ def trained(store: Path, client: TestClient) -> dict[str, dict[str, Any]]:
     return {
         front: {
             "request": registry.manifest("loan-default", version).request or {},
-            "report": registry.report("loan-default", version),
+            "report": registry.report("loan-default", version).to_json(),
         }
         for front, version in versions.items()
     }

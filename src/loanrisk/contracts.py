@@ -11,7 +11,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StrictBool,
+    StrictInt,
+    model_serializer,
+    model_validator,
+)
+from typing_extensions import TypedDict
 
 from loanrisk.defaults import DEFAULT_CALIBRATION_FRACTION
 from loanrisk.defaults import DEFAULT_ROUNDS as DEFAULT_ROUNDS
@@ -26,6 +36,7 @@ from loanrisk.registry.policy import (
 from loanrisk.registry.reasons import ReasonCatalog
 from loanrisk.registry.report import EvaluationReport
 from loanrisk.schema import LoanSchema
+from loanrisk.schema.quality import QualityReport
 from loanrisk.settings import CalibrationChoice, Seed, Settings
 
 OnError = Literal["raise", "skip"]
@@ -49,6 +60,18 @@ class PredictOptions(BaseModel):
         description="Add decline_reasons ([{code, reason}]) to each loan over the threshold: "
         "what its adverse-action notice states (empty for an approved loan).",
     )
+
+
+class TunedFrom(TypedDict):
+    """The tuning trial a training's parameters came from, as its request and manifest
+    record it."""
+
+    dataset: str
+    study: str
+    pick: str
+    trial: int
+    cv_auc: float
+    nodes: float
 
 
 class _Job(BaseModel):
@@ -161,7 +184,7 @@ class TrainingRequest(TrainingInputs):
     seed: Seed = 0
     monotone: bool = False
     calibration: CalibrationChoice = "none"
-    tuned_from: dict[str, Any] | None = Field(
+    tuned_from: TunedFrom | None = Field(
         None, description="The tuning study and trial the parameters came from (recorded)."
     )
 
@@ -256,6 +279,40 @@ class LabelRates(BaseModel):
     test: float
 
 
+class Histogram(BaseModel):
+    """Counts of a numeric column's values between ``edges`` (its deciles, deduplicated)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    edges: list[float]
+    counts: list[int]
+
+
+class ColumnStats(BaseModel):
+    """Statistics of one feature column (:func:`loanrisk.data.stats.column_stats`): every
+    column has ``count`` and ``missing``; a numeric column with values has moments,
+    ``quantiles`` (``p1`` ... ``p99``) and a ``histogram``; a categorical one has ``counts``
+    per category. Figures a column has not are left out of the JSON; figures another
+    version of loanrisk wrote are kept."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    count: int
+    missing: int
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+    quantiles: dict[str, float] | None = None
+    histogram: Histogram | None = None
+    counts: dict[str, int] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        doc: dict[str, object] = handler(self)
+        return {key: value for key, value in doc.items() if value is not None}
+
+
 class DatasetManifest(BaseModel):
     """A processed dataset, as its ``manifest.json`` records it (written last: a dataset
     exists once it has one). Fields another version of loanrisk wrote are kept."""
@@ -278,8 +335,8 @@ class DatasetManifest(BaseModel):
     feature_spec: str = Field(description="The fitted FeatureSpec's fingerprint.")
     feature_columns: list[str]
     fitted_on_rows: int | None = Field(None, description="Training rows the spec was fitted on.")
-    columns: dict[str, dict[str, Any]] = Field(description="Statistics per feature column.")
-    quality: dict[str, Any] = Field(description="The data-quality report of validation.")
+    columns: dict[str, ColumnStats] = Field(description="Statistics per feature column.")
+    quality: QualityReport = Field(description="The data-quality report of validation.")
     files: dict[str, FileEntry]
     timings: dict[str, float]
     created_at: str
@@ -302,6 +359,30 @@ class ErrorDoc(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+class JobProgress(BaseModel):
+    """How far a job has got: ``done`` of ``total`` steps of its ``stage`` (``total`` None
+    while unknown). Timed stages (training rounds, tuning trials) add the seconds
+    ``elapsed``, an ``eta`` (None while unknown) and the latest ``metrics``; other stages
+    leave these three out of the JSON."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: str
+    done: int
+    total: int | None
+    elapsed: float | None = None
+    eta: float | None = None
+    metrics: dict[str, int | float] | None = None
+
+    @model_serializer(mode="wrap")
+    def _untimed(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        doc: dict[str, object] = handler(self)
+        if self.elapsed is None:
+            for key in ("elapsed", "eta", "metrics"):
+                doc.pop(key, None)
+        return doc
+
+
 class JobRecord(BaseModel):
     """A job as stored on the shared storage and answered by ``/v1/jobs``. Replaced whole
     (``model_copy(update=...)``) at every change, never edited in place."""
@@ -317,10 +398,44 @@ class JobRecord(BaseModel):
     started_at: str | None = None
     finished_at: str | None = None
     heartbeat_at: str
-    progress: dict[str, Any] | None = Field(None, description="stage, done, total (, eta).")
+    progress: JobProgress | None = None
     result: dict[str, Any] | None = None
     error: ErrorDoc | None = None
     timings: dict[str, float] = Field(default_factory=dict)
+
+
+class MlflowRegistration(BaseModel):
+    """The MLflow registered model version a run became, and the aliases mirrored onto it
+    (``aliases_refused``: alias -> MLflow's reason)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    version: int
+    aliases: list[str]
+    aliases_refused: dict[str, str]
+
+
+class MlflowRun(BaseModel):
+    """A version logged as an MLflow run (``registered``: None unless registration was asked)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tracking_uri: str
+    experiment: str
+    experiment_id: str
+    run_id: str
+    registered: MlflowRegistration | None
+
+
+class MlflowWarning(BaseModel):
+    """MLflow could not be reached or refused: the version stands, the user is told why (and
+    the run, when one was started)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    warning: str
+    run_id: str | None
 
 
 class TrainingResult(BaseModel):
@@ -337,7 +452,7 @@ class TrainingResult(BaseModel):
     #: could not be served); None otherwise.
     not_promoted: str | None = None
     #: What logging the version to MLflow did (a job with a tracking URI set), else None.
-    mlflow: dict[str, Any] | None = None
+    mlflow: MlflowRun | MlflowWarning | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The result as a job stores it (``mlflow`` only when there was a tracking URI)."""

@@ -123,7 +123,7 @@ def test_the_directions_of_risk_and_the_calibration_are_the_reports(
         nthread=1,
     )
     registry = ModelRegistry(storage, "models")
-    report = registry.report("loan-default", 1)
+    report = registry.report("loan-default", 1).to_json()
     constrained = model_card(registry, "loan-default", 1, Settings(storage=str(tmp_path)))
     shown = {r[0]: r[1:] for r in rows(captioned(constrained, "Directions of risk"))}
     assert set(shown) == set(report["monotonicity"]["features"])

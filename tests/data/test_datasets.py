@@ -51,9 +51,9 @@ def test_processing_stores_splits_spec_and_manifest(
     assert manifest.schema_hash == builtin_schema().fingerprint()
     assert manifest.schema_name == builtin_schema().name
     assert abs(manifest.label_rate.train - manifest.label_rate.test) < 1e-3
-    assert manifest.columns["loan_grade"]["counts"]["A"] > 0
-    assert manifest.columns["person_age"]["histogram"]["counts"]
-    assert manifest.quality["rows"] == 4_000
+    assert manifest.columns["loan_grade"].counts["A"] > 0
+    assert manifest.columns["person_age"].histogram.counts
+    assert manifest.quality.rows == 4_000
 
     catalogue = DatasetCatalogue(storage, "data")
     assert catalogue.get(manifest.id) == manifest

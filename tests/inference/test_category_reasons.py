@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.errors import InvalidInput
+from loanrisk.inference.results import scored_json
 from loanrisk.inference.scorer import Scorer
 from loanrisk.registry import ModelRegistry
 from loanrisk.registry.reasons import ReasonCatalog, ReasonEntry, derived_catalog
@@ -200,7 +201,8 @@ def expected(reason: dict[str, Any]) -> tuple[str, str]:
 def test_reasons_and_decline_notices_use_the_loan_s_category_statement(scorer: Scorer) -> None:
     loans = generate_sample(400, seed=11).drop(columns=["loan_status"])
     records = loans.astype(object).where(loans.notna(), None).to_dict(orient="records")
-    results = scorer.score_records(records, explain=True, decline_reasons=True, top_k=6)["results"]
+    scored = scorer.score_records(records, explain=True, decline_reasons=True, top_k=6)
+    results = scored_json(scored)["results"]
     seen = set()
     for result in results:
         for reason in result["reasons"]:
@@ -217,7 +219,7 @@ def test_a_batch_carries_the_same_category_statements(scorer: Scorer) -> None:
     loans = generate_sample(300, seed=12).drop(columns=["loan_status"])
     frame, _ = scorer.score_frame(loans, explain=True, decline_reasons=True)
     records = loans.astype(object).where(loans.notna(), None).to_dict(orient="records")
-    results = scorer.score_records(records, decline_reasons=True)["results"]
+    results = scored_json(scorer.score_records(records, decline_reasons=True))["results"]
     assert list(frame["decline_reasons"]) == [
         "; ".join(r["reason"] for r in result["decline_reasons"]) for result in results
     ]

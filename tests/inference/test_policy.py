@@ -97,7 +97,7 @@ def test_a_version_is_served_with_its_own_policy_when_no_setting_overrides_it(
     results = labels_and_bands(scorer, loans)
     assert follows(results, OWN)
     assert set(results["band"]) <= {"A", "B", "C", "D"} and results["label"].any()
-    described = scorer.describe()
+    described = scorer.describe().to_json()
     assert described["threshold"] == 0.15
     assert described["bands"] == {"cutoffs": [0.1, 0.2, 0.4], "names": ["A", "B", "C", "D"]}
     assert described["policy_source"] == {"threshold": "version", "bands": "version"}
@@ -109,13 +109,13 @@ def test_a_setting_set_explicitly_overrides_the_version(
     monkeypatch.setenv("LOANRISK_THRESHOLD", "0.9")
     scorer = scorer_from_settings(own, Settings())
     assert follows(labels_and_bands(scorer, loans), OWN.model_copy(update={"threshold": 0.9}))
-    assert scorer.describe()["policy_source"] == {"threshold": "setting", "bands": "version"}
+    assert scorer.describe().policy_source == {"threshold": "setting", "bands": "version"}
     monkeypatch.delenv("LOANRISK_THRESHOLD")
     # the band settings go together: naming the bands applies the settings' cut-offs too
     renamed = scorer_from_settings(own, Settings(band_names=("good", "fair", "poor")))
     expected = DecisionPolicy(threshold=0.15, band_names=("good", "fair", "poor"))
     assert follows(labels_and_bands(renamed, loans), expected)
-    assert renamed.describe()["policy_source"] == {"threshold": "version", "bands": "setting"}
+    assert renamed.describe().policy_source == {"threshold": "version", "bands": "setting"}
     # a setting given its default value explicitly still overrides
     assert scorer_from_settings(own, Settings(threshold=0.5)).threshold == 0.5
 
@@ -125,12 +125,12 @@ def test_a_version_without_a_policy_uses_the_settings(
 ) -> None:
     default = scorer_from_settings(old, Settings(storage="memory://policy"))
     assert follows(labels_and_bands(default, loans), DecisionPolicy())
-    assert default.describe()["policy_source"] == {"threshold": "default", "bands": "default"}
+    assert default.describe().policy_source == {"threshold": "default", "bands": "default"}
     settings = Settings(threshold=0.3, band_cutoffs=(0.25,), band_names=("in", "out"))
     strict = scorer_from_settings(old, settings)
     policy = DecisionPolicy(threshold=0.3, band_cutoffs=(0.25,), band_names=("in", "out"))
     assert follows(labels_and_bands(strict, loans), policy)
-    assert strict.describe()["policy_source"] == {"threshold": "setting", "bands": "setting"}
+    assert strict.describe().policy_source == {"threshold": "setting", "bands": "setting"}
 
 
 def test_a_scorer_built_directly_follows_the_version_unless_told_otherwise(
@@ -139,7 +139,7 @@ def test_a_scorer_built_directly_follows_the_version_unless_told_otherwise(
     assert Scorer(own).threshold == 0.15 and Scorer(own).bands.names == OWN.band_names
     assert Scorer(old).threshold == 0.5
     given = Scorer(own, threshold=0.7)
-    assert given.describe()["policy_source"] == {"threshold": "given", "bands": "version"}
+    assert given.describe().policy_source == {"threshold": "given", "bands": "version"}
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from loanrisk.errors import InvalidInput
 from loanrisk.features.fit import fit_feature_spec
 from loanrisk.features.spec import FeatureSpec, PassthroughColumn
 from loanrisk.inference.reasons import above_typical
+from loanrisk.inference.results import scored_json
 from loanrisk.inference.scorer import BatchOptions, Scorer
 from loanrisk.registry import ModelRegistry
 from loanrisk.registry.reasons import ReasonCatalog, ReasonEntry, derived_catalog
@@ -95,9 +96,9 @@ def test_reasons_raise_the_risk_never_name_kept_columns_and_agree_across_backend
     assert model.reasons.lookup()[("loan_percent_income", "high")].code == "AFF1"
     records = frame.head(200).astype(object).where(frame.head(200).notna(), None)
     loans = records.to_dict(orient="records")
-    onedal = Scorer(model, backend="auto").score_records(loans, explain=True)["results"]
-    reference = Scorer(model, backend="xgboost").score_records(loans, explain=True)["results"]
-    assert [r["reasons"] for r in onedal] == [r["reasons"] for r in reference]
+    onedal = scored_json(Scorer(model).score_records(loans, explain=True))["results"]
+    reference = scored_json(Scorer(model, backend="xgboost").score_records(loans, explain=True))
+    assert [r["reasons"] for r in onedal] == [r["reasons"] for r in reference["results"]]
     catalog = model.reasons.lookup()
     for result in onedal:
         reasons = result["reasons"]
@@ -132,8 +133,8 @@ def test_batches_carry_reason_and_decline_columns_the_same_as_records(
         "decline_reasons",
     } <= set(table.columns)
     loans = frame.head(300).astype(object).where(frame.head(300).notna(), None)
-    records = scorer.score_records(
-        loans.to_dict(orient="records"), explain=True, decline_reasons=True
+    records = scored_json(
+        scorer.score_records(loans.to_dict(orient="records"), explain=True, decline_reasons=True)
     )["results"]
     for row, record in zip(table.itertuples(), records, strict=True):
         assert row.reason_1 == (record["reasons"][0]["feature"] if record["reasons"] else "")

@@ -49,8 +49,8 @@ def test_single_record_path_equals_batch_and_csv_paths(
     scorer: Scorer, real_loans: Validated
 ) -> None:
     records = raw_records(real_loans, 500)
-    single = [scorer.score_record(r)["probability"] for r in records]
-    many = [r["probability"] for r in scorer.score_records(records)["results"]]
+    single = [scorer.score_record(r).probability for r in records]
+    many = [r.probability for r in scorer.score_records(records).results]
     frame, _ = scorer.score_frame(pd.DataFrame(records))
     out = io.BytesIO()
     csv_bytes = pd.DataFrame(records).to_csv(index=False).encode()
@@ -60,8 +60,8 @@ def test_single_record_path_equals_batch_and_csv_paths(
     np.testing.assert_allclose(single, frame["probability"], atol=1e-7)
     np.testing.assert_allclose(single, from_csv["probability"], atol=1e-7)
     assert from_csv["row"].tolist() == list(range(1, 501))
-    assert summary["scored"] == 500
-    assert summary["backend"] == "onedal"
+    assert summary.scored == 500
+    assert summary.scorer.backend == "onedal"
     features = FeatureTransformer(scorer.model.spec).transform(real_loans.frame.head(500))
     expected = scorer.model.booster.predict(xgb.DMatrix(features.astype(np.float32)))
     np.testing.assert_allclose(single, expected, atol=1e-5)
@@ -69,13 +69,13 @@ def test_single_record_path_equals_batch_and_csv_paths(
 
 def test_result_shape_label_and_band(scorer: Scorer) -> None:
     result = scorer.score_record(RECORD)
-    assert set(result) == {"version", "probability", "label", "band", "warnings"}
-    assert result["version"] == scorer.version
-    assert result["label"] == (result["probability"] > 0.5)
-    assert result["band"] == Bands().of(result["probability"])
+    assert (result.reasons, result.decline_reasons) == (None, None)
+    assert result.version == scorer.version
+    assert result.label == (result.probability > 0.5)
+    assert result.band == Bands().of(result.probability)
     strict = Scorer(scorer.model, threshold=0.99, bands=Bands((0.5,), ("ok", "bad")))
-    assert strict.score_record(RECORD)["label"] is False
-    assert strict.describe()["bands"] == {"cutoffs": [0.5], "names": ["ok", "bad"]}
+    assert strict.score_record(RECORD).label is False
+    assert strict.describe().to_json()["bands"] == {"cutoffs": [0.5], "names": ["ok", "bad"]}
     with pytest.raises(InvalidInput, match="ascending cut-offs"):
         Bands((0.5, 0.2), ("a", "b", "c"))
 
@@ -104,8 +104,8 @@ def test_a_category_coded_as_a_number_reads_as_the_file_writes_it(scorer: Scorer
     warning, as the text would be)."""
     as_number = scorer.score_record({**RECORD, "loan_grade": 3})
     as_text = scorer.score_record({**RECORD, "loan_grade": "3"})
-    assert as_number["probability"] == as_text["probability"]
-    assert any("unknown category 3" in w for w in as_number["warnings"])
+    assert as_number.probability == as_text.probability
+    assert any("unknown category 3" in w for w in as_number.warnings)
 
 
 def test_unknown_categories_and_missing_optional_values_are_scored_and_flagged(
@@ -114,14 +114,14 @@ def test_unknown_categories_and_missing_optional_values_are_scored_and_flagged(
     result = scorer.score_record(
         {**RECORD, "loan_intent": "holiday", "loan_int_rate": None, "branch": "north"}
     )
-    assert 0 <= result["probability"] <= 1
-    assert any("loan_intent: unknown category 'holiday'" in w for w in result["warnings"])
+    assert 0 <= result.probability <= 1
+    assert any("loan_intent: unknown category 'holiday'" in w for w in result.warnings)
     (median,) = [c.median for c in scorer.model.spec.imputed if c.name == "loan_int_rate"]
     assert (
         f"loan_int_rate: missing, scored with the training median {median:g} in its place"
-        in result["warnings"]
+        in result.warnings
     )
-    assert "ignored field(s): branch" in result["warnings"]
+    assert "ignored field(s): branch" in result.warnings
     assert isinstance(clean_record({**RECORD, "person_age": " 30 "}), CleanRecord)
     assert clean_record("not a mapping") != []  # type: ignore[arg-type]
 
@@ -130,18 +130,16 @@ def test_missing_values_anywhere_are_scored_as_missing_with_a_warning(scorer: Sc
     result = scorer.score_record(
         {**RECORD, "person_income": None, "loan_grade": " ", "person_age": ""}
     )
-    assert 0 <= result["probability"] <= 1
+    assert 0 <= result.probability <= 1
     left = "scored as missing (each tree takes the branch it learned for missing values)"
-    assert f"person_income: missing, {left}" in result["warnings"]  # power: NaN to the trees
-    assert f"person_age: missing, {left}" in result["warnings"]
+    assert f"person_income: missing, {left}" in result.warnings  # power: NaN to the trees
+    assert f"person_age: missing, {left}" in result.warnings
     assert (
         "loan_grade: missing, scored as none of its categories (every one-hot column 0)"
-        in result["warnings"]
+        in result.warnings
     )
     huge = scorer.score_record({**RECORD, "person_income": 1e308})
-    assert any(
-        "person_income: 1e+308 is outside the plausible range" in w for w in huge["warnings"]
-    )
+    assert any("person_income: 1e+308 is outside the plausible range" in w for w in huge.warnings)
 
 
 def test_a_batch_with_bad_rows_is_refused_or_scored_without_them(scorer: Scorer) -> None:
@@ -149,12 +147,12 @@ def test_a_batch_with_bad_rows_is_refused_or_scored_without_them(scorer: Scorer)
     with pytest.raises(InvalidInput, match="record 1: loan_amnt"):
         scorer.score_records(records)
     skipped = scorer.score_records(records, on_error="skip")
-    assert [r["record"] for r in skipped["results"]] == [0, 2]
-    assert [r["record"] for r in skipped["rejected"]] == [1, 3]
+    assert [r.record for r in skipped.results] == [0, 2]
+    assert [r.record for r in skipped.rejected] == [1, 3]
     frame = pd.DataFrame(records)
     results, report = scorer.score_frame(frame, on_error="skip")
     assert results["row"].tolist() == [1, 3]
-    assert report["rejected_rows"] == [2, 4]
+    assert report.rejected_rows == [2, 4]
     with pytest.raises(InvalidInput, match="at row 2"):
         scorer.score_frame(frame)
 
@@ -167,7 +165,7 @@ def test_csv_rows_are_numbered_across_chunks_and_ids_are_kept(scorer: Scorer) ->
     summary = scorer.score_csv(
         io.BytesIO(data), out, BatchOptions(chunk_rows=3, on_error="skip", id_column="loan_id")
     )
-    assert (summary["scored"], summary["rejected"], summary["rejected_rows"]) == (9, 1, [8])
+    assert (summary.scored, summary.rejected, summary.rejected_rows) == (9, 1, [8])
     written = pd.read_csv(io.BytesIO(out.getvalue()))
     assert list(written.columns) == ["row", "loan_id", "probability", "label", "band"]
     assert written["loan_id"].tolist() == [f"L{i}" for i in range(10) if i != 7]
@@ -190,15 +188,15 @@ def test_reason_codes_match_a_direct_pred_contribs_computation(scorer: Scorer) -
         attribute = column.split("=", 1)[0]
         by_attribute[attribute] = by_attribute.get(attribute, 0.0) + float(value)
     expected = sorted((v, k) for k, v in by_attribute.items() if v > 0)[::-1][:3]
-    reasons = result["reasons"]
-    assert [r["feature"] for r in reasons] == [k for _, k in expected]
+    reasons = result.reasons
+    assert [r.feature for r in reasons] == [k for _, k in expected]
     for reason, (value, _) in zip(reasons, expected, strict=True):
-        assert reason["contribution"] == pytest.approx(value, abs=1e-5)
-        assert reason["value"] == clean.values[reason["feature"]]
+        assert reason.contribution == pytest.approx(value, abs=1e-5)
+        assert reason.value == clean.values[reason.feature]
     attributes, matrix = attribute_matrix(scorer.model.spec)
     assert sorted(attributes) == sorted(FEATURES)
     assert matrix.sum() == len(scorer.model.spec.output_columns)
-    assert "reasons" not in scorer.score_record(RECORD)
+    assert scorer.score_record(RECORD).reasons is None
 
 
 def test_hot_swap_under_concurrent_scoring_never_fails_a_request(
@@ -251,7 +249,7 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 with open(sys.argv[2], "rb") as source, open(sys.argv[3], "wb") as output:
     summary = scorer.score_csv(source, output)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({"before": before, "after": after, "scored": summary["scored"]}))
+print(json.dumps({"before": before, "after": after, "scored": summary.scored}))
 """
 
 
@@ -302,7 +300,7 @@ def test_parquet_scores_like_csv_with_rows_numbered_across_batches(scorer: Score
     options = BatchOptions(chunk_rows=3, on_error="skip")
     from_parquet = scorer.score_parquet(parquet, parquet_out, options)
     from_csv = scorer.score_csv(io.BytesIO(frame.to_csv(index=False).encode()), csv_out, options)
-    assert from_parquet["rejected_rows"] == from_csv["rejected_rows"] == [5]
+    assert from_parquet.rejected_rows == from_csv.rejected_rows == [5]
     assert parquet_out.getvalue() == csv_out.getvalue()
     with pytest.raises(InvalidInput, match="not a readable Parquet file"):
         scorer.score_parquet(io.BytesIO(b"PAR1 not really"), io.BytesIO())
@@ -316,6 +314,6 @@ def test_the_rejected_count_is_exact_beyond_the_listed_rows(scorer: Scorer) -> N
     summary = scorer.score_csv(
         io.BytesIO(frame.to_csv(index=False).encode()), None, BatchOptions(on_error="skip")
     )
-    assert (summary["scored"], summary["rejected"]) == (5, bad)
-    assert len(summary["rejected_rows"]) == MAX_REJECTED_ROWS
-    assert summary["rejected_rows"][0] == 6
+    assert (summary.scored, summary.rejected) == (5, bad)
+    assert len(summary.rejected_rows) == MAX_REJECTED_ROWS
+    assert summary.rejected_rows[0] == 6

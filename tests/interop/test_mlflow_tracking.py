@@ -59,7 +59,7 @@ def test_a_training_run_reaches_mlflow_with_the_reports_figures_and_is_registere
     registry = ModelRegistry(FsspecStorage(str(store)))
     version = _newest(store)
     manifest = registry.manifest("loan-default", version)
-    report = registry.report("loan-default", version)
+    report = registry.report("loan-default", version).to_json()
     assert "registered as loan-default version" in done.stderr and "(production)" in done.stderr
 
     client = mlflow.MlflowClient(mlflow_server)

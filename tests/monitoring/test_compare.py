@@ -22,7 +22,7 @@ from loanrisk.monitoring.compare import (
     held_out,
     worse_beyond,
 )
-from loanrisk.monitoring.paired import delong
+from loanrisk.monitoring.paired import AucDifference, delong
 from loanrisk.registry import ModelRegistry
 from loanrisk.schema import validate_frame
 from loanrisk.settings import Settings
@@ -47,15 +47,15 @@ def test_a_large_held_out_split_is_sampled_before_it_is_read(tmp_path: Path) -> 
         report = held_out(storage, registry, settings, Versions("loan-default", 1, 2), nthread=1)
 
     test = DatasetCatalogue(storage).load_split(dataset.id, "test")
-    assert report["sampled_from"] == len(test) == 1_500
-    assert report["rows"] + report["left_out"] == 1_000
+    assert report.sampled_from == len(test) == 1_500
+    assert report.rows + report.left_out == 1_000
     rows = np.sort(np.random.default_rng(5).choice(1_500, 1_000, replace=False))
     sample = test.iloc[rows].reset_index(drop=True)
     y = sample[LABEL].to_numpy().astype(int)
-    for side, version in (("a", 1), ("b", 2)):
+    for side, version in ((report.a, 1), (report.b, 2)):
         scorer = Scorer(registry.load("loan-default", version), nthread=1)
         p = scorer.score_frame(sample.drop(columns=[LABEL]))[0]["probability"].to_numpy()
-        assert report[side]["auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-9)
+        assert side.auc == pytest.approx(roc_auc_score(y, p), abs=1e-9)
 
 
 def scores_of(n: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -68,9 +68,9 @@ def scores_of(n: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def test_a_small_drop_that_is_noise_passes_the_guard() -> None:
     y, champion = scores_of(600, seed=1)
     challenger = champion + np.random.default_rng(2).normal(0, 0.35, y.size)  # a bit blurred
-    difference = delong(y, champion, challenger)
-    low, high = difference["ci95"]
-    assert -difference["b_minus_a"] > MAX_AUC_DROP  # the point estimate alone would refuse
+    difference = delong(y, champion, challenger).difference
+    low, high = difference.ci95
+    assert -difference.b_minus_a > MAX_AUC_DROP  # the point estimate alone would refuse
     assert low < -MAX_AUC_DROP < high  # but the interval says noise
     assert not worse_beyond(difference, MAX_AUC_DROP)
 
@@ -78,8 +78,8 @@ def test_a_small_drop_that_is_noise_passes_the_guard() -> None:
 def test_a_clear_large_drop_is_refused_by_the_guard() -> None:
     y, champion = scores_of(600, seed=1)
     challenger = np.random.default_rng(3).normal(0, 1, y.size)  # ranks nothing
-    difference = delong(y, champion, challenger)
-    assert difference["ci95"][1] < -0.1
+    difference = delong(y, champion, challenger).difference
+    assert difference.ci95[1] < -0.1
     assert worse_beyond(difference, MAX_AUC_DROP)
     assert worse_beyond(difference, 0.05)
     assert not worse_beyond(difference, 0.5)  # a drop that large is allowed, and not shown
@@ -100,7 +100,8 @@ def test_the_rule_is_the_upper_bound_of_the_interval_against_the_allowed_drop(
     interval: tuple[float, float], allowed: float, refused: bool
 ) -> None:
     point = sum(interval) / 2
-    assert worse_beyond({"b_minus_a": point, "ci95": list(interval)}, allowed) is refused
+    difference = AucDifference(b_minus_a=point, se=0.01, ci95=interval, p_value=0.05)
+    assert worse_beyond(difference, allowed) is refused
 
 
 @pytest.fixture(scope="module")
@@ -121,9 +122,9 @@ def test_the_guard_refuses_on_either_side_of_the_upper_bound_only(strong_and_wea
     registry = ModelRegistry(storage)
     settings = Settings(storage=str(strong_and_weak), nthread=1)
     report = held_out(storage, registry, settings, Versions("loan-default", 1, 2), nthread=1)
-    drop = report["a"]["auc"] - report["b"]["auc"]
-    low, high = report["auc_difference"]["ci95"]
-    assert high < -0.01, report["auc_difference"]  # the stump is clearly worse
+    drop = report.a.auc - report.b.auc
+    low, high = report.auc_difference.ci95
+    assert high < -0.01, report.auc_difference  # the stump is clearly worse
 
     # An allowed drop just beyond the interval's upper bound: the evidence says worse.
     tight = -high - 0.001
@@ -145,5 +146,5 @@ def test_the_guard_refuses_on_either_side_of_the_upper_bound_only(strong_and_wea
     checked = guard_promotion(
         storage, registry, settings, "loan-default", 2, "production", max_auc_drop=loose
     )
-    assert checked is not None and checked["auc_difference"]["ci95"] == [low, high]
+    assert checked is not None and checked.auc_difference.ci95 == (low, high)
     assert guard_promotion(storage, registry, settings, "loan-default", 1, "production") is None

@@ -119,7 +119,7 @@ def test_a_stable_stream_is_stable_and_a_shifted_one_shows_where(root: Path) -> 
         over, key=lambda n: -next(f.index for f in moved.features if f.name == n)
     )
     assert moved.score is not None and moved.score.index > 0.1
-    doc = moved.to_dict()
+    doc = moved.model_dump(mode="json")
     grade = next(f for f in doc["features"] if f["name"] == "loan_grade")
     assert grade["band"] == "shift"
     assert [b["bin"] for b in grade["bins"]][-2:] == ["(other)", "(missing)"]
@@ -138,7 +138,7 @@ def test_past_monitor_max_rows_drift_comes_from_a_sample_and_still_counts_every_
     )
     assert full.sampled is None and full.rows == part.rows == 4_000
     assert part.sampled is not None and 500 <= part.sampled <= 1_000
-    assert part.to_dict()["sampled"] == part.sampled
+    assert part.model_dump(mode="json")["sampled"] == part.sampled
     indices = {f.name: f.index for f in full.features}
     assert {f.name for f in part.features if f.index > 0.25} == {
         f for f, index in indices.items() if index > 0.25
@@ -154,7 +154,7 @@ def test_past_monitor_max_rows_drift_comes_from_a_sample_and_still_counts_every_
         until=today + timedelta(days=1),
         max_rows=1_000,
     )
-    assert days[-1]["rows"] == 4_000 and days[-1]["sampled"] == part.sampled
+    assert days[-1].rows == 4_000 and days[-1].sampled == part.sampled
 
 
 def test_a_window_ending_at_the_start_of_time_is_refused_not_a_crash() -> None:
@@ -172,10 +172,10 @@ def test_drift_by_day_splits_the_window_into_utc_days(root: Path) -> None:
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     window = {"since": today - timedelta(days=2), "until": today + timedelta(days=1)}
     days = drift_by_day(storage, registry, "prediction-log", "loan-default", "production", **window)
-    assert [d["since"][:10] for d in days] == [
+    assert [d.model_dump(mode="json")["since"][:10] for d in days] == [
         (today - timedelta(days=n)).date().isoformat() for n in (2, 1, 0)
     ]
-    assert [d["rows"] for d in days] == [0, 0, 2_000]
+    assert [d.rows for d in days] == [0, 0, 2_000]
     alone = drift_for(
         storage,
         registry,
@@ -184,8 +184,9 @@ def test_drift_by_day_splits_the_window_into_utc_days(root: Path) -> None:
         "production",
         since=today,
         until=today + timedelta(days=1),
-    ).to_dict()
-    assert days[-1]["features"] == alone["features"] and days[-1]["score"] == alone["score"]
+    ).model_dump(mode="json")
+    last = days[-1].model_dump(mode="json")
+    assert last["features"] == alone["features"] and last["score"] == alone["score"]
     chart = drift_over_time(days)
     assert chart is not None and [row[:2] for row in chart.rows] == [
         (today.date().isoformat(), "2,000")

@@ -71,7 +71,7 @@ def test_a_logged_loan_s_raw_values_and_id_round_trip_exactly(storage: Storage) 
     loan_ids = [None if pd.isna(v) else v for v in rows["loan_id"]]
     assert loan_ids == ["L-1", None, "A7", "A7", "A7"]
     assert rows["request_id"][0] == "req-1" and rows["source"].tolist()[2:] == ["batch"] * 3
-    assert rows["probability"].tolist()[:2] == [r["probability"] for r in result["results"]]
+    assert rows["probability"].tolist()[:2] == [r.probability for r in result.results]
     assert (rows["version"] == 1).all() and set(rows["backend"]) == {scorer.backend.name}
     assert json.loads(rows["features"][2])["loan_int_rate"] == EXAMPLE_LOAN["loan_int_rate"]
     day = rows["time"][0].strftime("%Y-%m-%d")
@@ -172,7 +172,7 @@ def test_a_batch_chunk_the_storage_refuses_is_counted_and_scoring_goes_on() -> N
         options=BatchOptions(chunk_rows=2, on_scored=log.chunk_recorder(scorer, source="batch")),
     )
     log.close()
-    assert summary["scored"] == 4 and dropped == [2]
+    assert summary.scored == 4 and dropped == [2]
     assert len(read_log(storage, "log", model="loan-default")) == 2
 
 
@@ -328,7 +328,7 @@ def test_compaction_merges_past_days_and_keeps_every_row(tmp_path: Path) -> None
                 "xgboost",
                 "v1",
                 loans,
-                scorer.score_records(loans)["results"],
+                scorer.score_records(loans).results,
                 ("id",),
             )
         )

@@ -15,6 +15,7 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
+from loanrisk.inference.results import scored_json
 from loanrisk.inference.scorer import Scorer
 from loanrisk.monitoring.log.reader import read_log
 from loanrisk.registry import ModelRegistry
@@ -29,7 +30,7 @@ TEXT = {c.name for c in builtin_schema().features if c.type in ("categorical", "
 
 def expected(served: Served, version: int, loans: list[dict[str, Any]]) -> dict[str, Any]:
     scorer = Scorer(ModelRegistry(FsspecStorage(str(served.root))).load("loan-default", version))
-    return scorer.score_records(loans, explain=True)
+    return scored_json(scorer.score_records(loans, explain=True))
 
 
 def columnar(

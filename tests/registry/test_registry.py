@@ -53,7 +53,9 @@ def test_publish_and_load_round_trip(storage: Storage) -> None:
     assert registry.load("m", 1).manifest.dataset == {"id": "ds-1"}
     assert set(first.files) == {"model.ubj", "feature_spec.json", "schema.json", "report.json"}
     assert loaded.schema == builtin_schema()
-    assert registry.report("m", 1) == {"auc": 0.9}
+    assert json.loads(registry.file("m", 1, "report.json") or b"") == {"auc": 0.9}
+    with pytest.raises(StorageError, match="not an evaluation report"):
+        registry.report("m", 1)
 
 
 def test_tampered_files_are_detected_on_load() -> None:
@@ -256,3 +258,28 @@ def test_an_alias_never_moves_to_a_version_that_cannot_be_served() -> None:
     with pytest.raises(Conflict, match="version 1 cannot be served: ValueError: scores nonsense"):
         registry.promote("m", 1, "staging", check=refuse)
     assert "staging" not in registry.aliases("m")
+
+
+def test_an_alias_written_before_moves_were_attributed_still_reads_and_moves() -> None:
+    storage = MemoryStorage()
+    registry = ModelRegistry(storage)
+    publish(registry)
+    publish(registry)
+    old = {
+        "alias": "production",
+        "version": 1,
+        "previous": None,
+        "updated_at": "2026-11-01T00:00:00+00:00",
+        "history": [{"version": 1, "at": "2026-11-01T00:00:00+00:00"}],
+    }
+    storage.write_bytes("models/m/aliases/production.json", json.dumps(old).encode())
+    assert registry.aliases("m") == {"production": old}  # no keys added, none lost
+    moved = registry.promote("m", 2, by="alice", reason="refresh")
+    assert moved["history"] == [
+        *old["history"],
+        {"version": 2, "at": moved["updated_at"], "by": "alice", "reason": "refresh"},
+    ]
+    storage.write_bytes("models/m/aliases/production.json", b'{"version": "two"}')
+    with pytest.raises(StorageError, match="its record is corrupt"):
+        registry.resolve("m", "production")
+    assert registry.earlier_targets("m", "production", 2) == []

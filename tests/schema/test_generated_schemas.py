@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from loanrisk.data.ingest import read_csv
 from loanrisk.data.process import process_dataset
 from loanrisk.inference.backends import onedal_available
+from loanrisk.inference.results import scored_json
 from loanrisk.inference.scorer import BatchOptions, scorer_from_settings
 from loanrisk.registry import ModelRegistry
 from loanrisk.schema import LoanSchema
@@ -65,10 +66,12 @@ def test_a_generated_schema_trains_serves_and_explains_on_the_default_path(
     scorer = scorer_from_settings(model, Settings(_env_file=None), nthread=1)  # type: ignore[call-arg]
     if onedal_available():
         assert scorer.backend.name == "onedal", scorer.fallback
-    served = scorer.score_records(
-        [record_of(schema, loans, 0), record_of(schema, loans, 1), schema.example_record()],
-        explain=True,
-        decline_reasons=True,
+    served = scored_json(
+        scorer.score_records(
+            [record_of(schema, loans, 0), record_of(schema, loans, 1), schema.example_record()],
+            explain=True,
+            decline_reasons=True,
+        )
     )
     for result in served["results"]:
         assert 0.0 <= result["probability"] <= 1.0
@@ -82,7 +85,7 @@ def test_a_generated_schema_trains_serves_and_explains_on_the_default_path(
     summary = scorer.score_csv(
         io.BytesIO(body), output, BatchOptions(explain=True, decline_reasons=True)
     )
-    assert summary["scored"] == ROWS and summary["rejected"] == 0
+    assert summary.scored == ROWS and summary.rejected == 0
     results = pd.read_csv(io.BytesIO(output.getvalue()), keep_default_na=False)
     assert len(results) == ROWS
     declined = results[results["label"]]

@@ -84,8 +84,8 @@ def test_the_cli_runs_the_whole_flow_on_the_second_schema(files: Path, tmp_path:
     assert model.manifest.schema_ref is not None
     assert model.manifest.schema_ref.hash == model.schema.fingerprint()
     assert model.report.auc > 0.75
-    assert model.report.fairness["attribute"] == "region"
-    assert model.report.fairness["privileged_value"] == "north"
+    assert model.report.fairness.attribute == "region"
+    assert model.report.fairness.privileged_value == "north"
 
     shown = run(
         "schema", "show", "--model", "loan-default@production", "--storage", store, "--json"

@@ -19,6 +19,7 @@ import pytest
 from loanrisk.data.process import process_dataset
 from loanrisk.errors import InvalidInput
 from loanrisk.inference.records import RecordRules, clean_record, require_clean
+from loanrisk.inference.results import score_json
 from loanrisk.inference.scorer import Scorer
 from loanrisk.registry import ModelRegistry
 from loanrisk.schema import LoanSchema, builtin_schema, parse_schema, validate_frame
@@ -177,15 +178,15 @@ def test_a_group_smaller_than_the_minimum_is_warned_about() -> None:
     report = parity_report(
         labels, rng.random(200), privileged, attribute="age", privileged_value="at least 25"
     )
-    assert report["warnings"] == [
+    assert report.warnings == [
         f"the privileged group has {MIN_GROUP_SIZE - 1} loans, fewer than {MIN_GROUP_SIZE}: "
         "its parity ratios are noise"
     ]
     privileged[: MIN_GROUP_SIZE + 1] = True
     assert (
-        parity_report(labels, rng.random(200), privileged, attribute="age", privileged_value="x")[
-            "warnings"
-        ]
+        parity_report(
+            labels, rng.random(200), privileged, attribute="age", privileged_value="x"
+        ).warnings
         == []
     )
 
@@ -244,7 +245,9 @@ def test_a_decline_notice_says_what_a_special_code_means_never_that_it_was_not_g
     scorer = Scorer(ModelRegistry(storage).load("loan-default", 1), threshold=0.3)
     loan = {"late": 98, "income": 1_500.0}
     (reason,) = [
-        r for r in scorer.score_record(loan, explain=True)["reasons"] if r["feature"] == "late"
+        r
+        for r in score_json(scorer.score_record(loan, explain=True))["reasons"]
+        if r["feature"] == "late"
     ]
     assert reason["reason"] == "late: not reported by the bureau"
     assert (reason["value"], reason["direction"]) == (98, "special")

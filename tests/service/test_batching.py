@@ -74,10 +74,10 @@ def test_concurrent_requests_get_their_own_results_and_errors(scorer: Scorer) ->
             assert outcome.message.startswith("record 0: loan_amnt")
         else:
             assert outcome == alone
-    assert len(outcomes[1]["rejected"]) == 1  # type: ignore[index]
-    assert outcomes[1]["rejected"][0]["record"] == 1  # type: ignore[index]
-    assert [r["record"] for r in outcomes[4]["results"]] == [0, 1, 2, 3, 4]  # type: ignore[index]
-    assert "reasons" in outcomes[3]["results"][0]  # type: ignore[index]
+    assert len(outcomes[1].rejected) == 1  # type: ignore[attr-defined]
+    assert outcomes[1].rejected[0].record == 1  # type: ignore[attr-defined]
+    assert [r.record for r in outcomes[4].results] == [0, 1, 2, 3, 4]  # type: ignore[attr-defined]
+    assert outcomes[3].results[0].reasons is not None  # type: ignore[attr-defined]
 
 
 def test_a_request_whose_client_left_does_not_stop_the_queue(scorer: Scorer) -> None:
@@ -92,4 +92,4 @@ def test_a_request_whose_client_left_does_not_stop_the_queue(scorer: Scorer) -> 
             queue.close()
 
     result = asyncio.run(run())
-    assert len(result["results"]) == 1  # type: ignore[index]
+    assert len(result.results) == 1  # type: ignore[attr-defined]

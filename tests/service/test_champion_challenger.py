@@ -157,8 +157,8 @@ def test_the_shadow_scores_every_request_off_the_answer_and_is_logged_beside_it(
     assert set(champion["version"]) == {1} and set(shadow["version"]) == {2}
     pairs = champion.merge(shadow, on=["request_id", "loan_id"], suffixes=("_c", "_s"))
     assert len(pairs) == 19  # the same request id and loan id on both roles
-    expected = scorer(root, 2).score_records([loan(i) for i in range(16)])["results"]
-    by_id = {f"L-{i}": r["probability"] for i, r in enumerate(expected)}
+    expected = scorer(root, 2).score_records([loan(i) for i in range(16)]).results
+    by_id = {f"L-{i}": r.probability for i, r in enumerate(expected)}
     for row in pairs.itertuples():
         assert row.probability_s == pytest.approx(by_id[row.loan_id], abs=1e-6)
 
@@ -284,9 +284,9 @@ def test_the_canary_answers_its_loans_and_every_result_names_its_version(root: P
         assert reference.status_code == 200, reference.text
         assert reference.json()["versions"] == expected[:40]
         assert len(reference.json()["Prediction Output"]) == 40
-        one = scorer(root, 2).score_records([loans[expected.index(2)]])["results"][0]
+        one = scorer(root, 2).score_records([loans[expected.index(2)]]).results[0]
         assert first.json()["results"][expected.index(2)]["probability"] == pytest.approx(
-            one["probability"], abs=1e-6
+            one.probability, abs=1e-6
         )
         # A bad loan is named by its place in the request, whichever version it went to.
         canary_index = expected.index(2, 50)
@@ -386,8 +386,8 @@ def test_a_comparison_matches_values_computed_independently(root: Path) -> None:
     order = [f"L-{i}" for i in range(120)]
     a_p = log[log["role"] == "champion"].loc[order, "probability"].to_numpy()
     b_p = log[log["role"] == "shadow"].loc[order, "probability"].to_numpy()
-    direct = scorer(root, 2).score_records(loans)["results"]
-    assert b_p == pytest.approx([r["probability"] for r in direct], abs=1e-6)
+    direct = scorer(root, 2).score_records(loans).results
+    assert b_p == pytest.approx([r.probability for r in direct], abs=1e-6)
     a_l, b_l = a_p > 0.5, b_p > 0.5
     assert live["loans"] == 120
     assert live["agreement"] == pytest.approx(float(np.mean(a_l == b_l)))

@@ -47,8 +47,8 @@ def test_calibration_repairs_a_miscalibrated_model(
     trained: MemoryStorage, version: int, method: str
 ) -> None:
     registry = ModelRegistry(trained)
-    plain = registry.report("loan-default", 1)
-    report = registry.report("loan-default", version)
+    plain = registry.report("loan-default", 1).to_json()
+    report = registry.report("loan-default", version).to_json()
     step = report["calibration_step"]
     assert step["method"] == method
     assert step["fitted"]["rows"] == pytest.approx(0.1 * 24_435, abs=2)  # 10% of the train split
@@ -74,9 +74,9 @@ def test_every_backend_and_route_serves_the_calibrated_pd(
     assert np.abs(expected - raw).max() > 0.2  # the calibration matters for these loans
     records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
     for scorer in (Scorer(model, backend="auto"), Scorer(model, backend="xgboost")):
-        scored = [r["probability"] for r in scorer.score_records(records)["results"]]
+        scored = [r.probability for r in scorer.score_records(records).results]
         assert np.abs(np.array(scored) - expected).max() <= 1e-5, scorer.backend.name
-        one = scorer.score_record(records[7])["probability"]
+        one = scorer.score_record(records[7]).probability
         assert one == pytest.approx(expected[7], abs=1e-5)
         batch, _ = scorer.score_frame(frame)
         assert np.abs(batch["probability"].to_numpy() - expected).max() <= 1e-5

@@ -89,8 +89,8 @@ def test_fairness_ratios_on_a_tiny_example_worked_by_hand() -> None:
     probability = np.array([0.9, 0.8, 0.1, 0.2, 0.9, 0.7, 0.6, 0.1])
     privileged = np.array([True] * 4 + [False] * 4)
     report = parity_report(labels, probability, privileged, attribute="group", privileged_value="a")
-    assert report["groups"]["privileged"]["size"] == 4
-    parity = report["parity"]
+    assert report.groups.privileged.size == 4
+    parity = report.parity
     assert parity["PPV"] == pytest.approx(0.5 / (2 / 3))
     assert parity["FDR"] == pytest.approx(0.5 / (1 / 3))
     assert parity["NPV"] == pytest.approx(0.5)

@@ -136,7 +136,7 @@ def test_fairness_report_on_a_kept_protected_attribute() -> None:
         storage,
         nthread=1,
     )
-    fairness = result.report.fairness
+    fairness = result.report.to_json()["fairness"]
     groups = fairness["groups"]
     assert groups["privileged"]["size"] + groups["non_privileged"]["size"] == 2_000
     assert set(fairness["parity"]) == {"PPV", "FDR", "NPV", "FOR", "TPR", "FNR", "TNR", "FPR"}

@@ -40,7 +40,7 @@ def test_a_monotone_version_holds_every_direction_and_records_its_encoding(
 ) -> None:
     registry = ModelRegistry(trained)
     model = registry.load("loan-default", 2)
-    check = model.report.monotonicity
+    check = model.report.to_json()["monotonicity"]
     assert check["enforced"] is True and check["constraints"] == DIRECTIONS
     assert check["holds"] is True
     for name, feature in check["features"].items():
@@ -77,7 +77,7 @@ def test_served_scores_never_move_against_a_declared_direction(trained: MemorySt
     for applicant in applicants:
         for name, grid in grids.items():
             scored = scorer.score_records([{**applicant, name: v} for v in grid])
-            pd_curve = np.array([r["probability"] for r in scored["results"]])
+            pd_curve = np.array([r.probability for r in scored.results])
             steps = np.diff(pd_curve) * (1 if DIRECTIONS[name] == "increasing" else -1)
             assert steps.min() >= -1e-6, (name, applicant)
 
@@ -85,7 +85,7 @@ def test_served_scores_never_move_against_a_declared_direction(trained: MemorySt
 def test_without_constraints_the_check_finds_the_data_s_non_monotone_regions(
     trained: MemoryStorage,
 ) -> None:
-    check = ModelRegistry(trained).load("loan-default", 1).report.monotonicity
+    check = ModelRegistry(trained).load("loan-default", 1).report.to_json()["monotonicity"]
     assert check["enforced"] is False and check["holds"] is False
     broken = [n for n, f in check["features"].items() if not f["holds"]]
     assert "loan_percent_income" in broken and "person_income" in broken
@@ -100,7 +100,7 @@ def test_continuing_keeps_the_constraints_and_refuses_a_one_hot_parent(
         trained,
         nthread=2,
     )
-    assert continued.report.monotonicity["holds"] is True
+    assert continued.report.monotonicity.holds is True
     with pytest.raises(InvalidInput, match="loan_grade"):
         run_training(
             TrainingRequest(rounds=5, continue_from="1", monotone=True), trained, nthread=2

@@ -87,7 +87,7 @@ def print_summary(manifest: DatasetManifest, storage_url: str) -> None:
     table.add_row("schema", f"{manifest.schema_name} ({manifest.schema_hash})")
     table.add_row("features", f"{len(manifest.feature_columns)} (spec {manifest.feature_spec})")
     table.add_row("timings", ", ".join(f"{k} {v:.2f}s" for k, v in manifest.timings.items()))
-    warnings = quality["warnings"]
+    warnings = quality.warnings
     table.add_row("data quality", f"{len(warnings)} warning(s)" if warnings else "no warnings")
     for warning in warnings[:5]:
         table.add_row("", f"- {warning}")

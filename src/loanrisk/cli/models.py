@@ -8,10 +8,9 @@ import json
 import os
 import socket
 import sys
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -30,6 +29,8 @@ from loanrisk.defaults import MAX_AUC_DROP, PRODUCTION
 from loanrisk.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from loanrisk.monitoring.compare import Comparison
+    from loanrisk.registry.aliases import AliasRecord
     from loanrisk.registry.models import ModelRegistry
     from loanrisk.settings import Settings
 
@@ -58,7 +59,7 @@ def _registry(settings: Settings, model_directory: str) -> ModelRegistry:
     return ModelRegistry(open_storage(settings), model_directory)
 
 
-def _print_alias(model: str, alias: str, record: dict[str, Any]) -> None:
+def _print_alias(model: str, alias: str, record: AliasRecord) -> None:
     out.print(f"{model}: {alias} -> version {record['version']} (was {record['previous']})")
 
 
@@ -100,7 +101,7 @@ def models_show(
         number = registry.resolve(model, version)
         doc = {
             "manifest": registry.manifest(model, number).model_dump(mode="json"),
-            "report": registry.report(model, number),
+            "report": registry.report(model, number).to_json(),
         }
         out.print_json(json.dumps(doc))
 
@@ -203,11 +204,11 @@ def models_promote(
                 dataset=dataset,
             )
             if checked is not None:
-                low, high = checked["auc_difference"]["ci95"]
+                low, high = checked.auc_difference.ci95
                 err.print(
-                    f"held-out AUC {checked['b']['auc']:.4f} against "
-                    f"{checked['a']['auc']:.4f} on {checked['rows']:,} loans of dataset "
-                    f"{checked['dataset']}: 95% interval of the difference "
+                    f"held-out AUC {checked.b.auc:.4f} against "
+                    f"{checked.a.auc:.4f} on {checked.rows:,} loans of dataset "
+                    f"{checked.dataset}: 95% interval of the difference "
                     f"[{low:+.4f}, {high:+.4f}], not below -{max_auc_drop:g}: "
                     "not worse",
                     highlight=False,
@@ -257,55 +258,53 @@ def _number(value: float | None, digits: int = 4) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def _print_comparison(report: dict[str, Any]) -> None:
-    a, b = report["a"], report["b"]
-    held = report["held_out"]
+def _print_comparison(report: Comparison) -> None:
+    a, b = report.a, report.b
+    held = report.held_out
     if held is None:
-        out.print(f"held out: not compared ({report['held_out_problem']})")
+        out.print(f"held out: not compared ({report.held_out_problem})")
     else:
-        sampled = f" (a sample of {held['sampled_from']:,})" if held["sampled_from"] else ""
-        out.print(f"held out: {held['rows']:,} test loans of dataset {held['dataset']}{sampled}")
+        sampled = f" (a sample of {held.sampled_from:,})" if held.sampled_from else ""
+        out.print(f"held out: {held.rows:,} test loans of dataset {held.dataset}{sampled}")
         table = Table("", f"version {a}", f"version {b}")
-        for metric in ("auc", "brier", "ks"):
-            table.add_row(
-                metric.upper() if metric != "brier" else "Brier",
-                _number(held["a"][metric]),
-                _number(held["b"][metric]),
-            )
+        for metric, first, second in (
+            ("AUC", held.a.auc, held.b.auc),
+            ("Brier", held.a.brier, held.b.brier),
+            ("KS", held.a.ks, held.b.ks),
+        ):
+            table.add_row(metric, _number(first), _number(second))
         out.print(table)
-        d = held["auc_difference"]
-        low, high = d["ci95"]
+        d = held.auc_difference
+        low, high = d.ci95
         out.print(
-            f"AUC difference (b - a): {d['b_minus_a']:+.4f}, 95% interval "
-            f"[{low:+.4f}, {high:+.4f}], p = {d['p_value']:.3g} ({d['method']})"
+            f"AUC difference (b - a): {d.b_minus_a:+.4f}, 95% interval "
+            f"[{low:+.4f}, {high:+.4f}], p = {d.p_value:.3g} ({d.method})"
         )
-    live = report["live"]
-    since, until = (
-        datetime.fromisoformat(live[k]).strftime("%Y-%m-%d %H:%M") for k in ("since", "until")
-    )
+    live = report.live
+    since, until = (f"{moment:%Y-%m-%d %H:%M}" for moment in (live.since, live.until))
     out.print(
-        f"\nlive, {since} to {until} UTC: {live['loans']:,} loans scored by both "
-        f"(version {a} scored {live['scored']['a']:,}, version {b} "
-        f"{live['scored']['b']:,})"
+        f"\nlive, {since} to {until} UTC: {live.loans:,} loans scored by both "
+        f"(version {a} scored {live.scored.a:,}, version {b} "
+        f"{live.scored.b:,})"
     )
-    if live["loans"]:
-        flips = live["flips"]
-        out.print(f"  agreement {live['agreement']:.2%} at threshold {live['threshold']}")
+    if live.loans:
+        flips = live.flips
+        out.print(f"  agreement {live.agreement:.2%} at threshold {live.threshold}")
         out.print(
-            f"  flips: {flips['a_approves_b_declines']:,} approved by {a} and declined "
-            f"by {b}; {flips['a_declines_b_approves']:,} declined by {a} and approved "
+            f"  flips: {flips.a_approves_b_declines:,} approved by {a} and declined "
+            f"by {b}; {flips.a_declines_b_approves:,} declined by {a} and approved "
             f"by {b}"
         )
-        diff = live["abs_difference"]
+        diff = live.abs_difference
         out.print(
-            f"  score PSI {live['score_psi']:.4f}; absolute difference mean "
-            f"{diff['mean']:.4f}, max {diff['max']:.4f}"
+            f"  score PSI {live.score_psi:.4f}; absolute difference mean "
+            f"{diff.mean:.4f}, max {diff.max:.4f}"
         )
-    realized = live["outcomes"]
+    realized = live.outcomes
     out.print(
-        f"  with outcomes: {realized['loans']:,} loans; realized AUC "
-        f"{_number(realized['a_auc']) or '-'} ({a}) against "
-        f"{_number(realized['b_auc']) or '-'} ({b})"
+        f"  with outcomes: {realized.loans:,} loans; realized AUC "
+        f"{_number(realized.a_auc) or '-'} ({a}) against "
+        f"{_number(realized.b_auc) or '-'} ({b})"
     )
 
 
@@ -348,6 +347,6 @@ def models_compare(
             until=end,
         )
         if as_json:
-            out.print_json(json.dumps(report))
+            out.print_json(json.dumps(report.model_dump(mode="json")))
         else:
             _print_comparison(report)

@@ -136,10 +136,10 @@ def drift(
         if save:
             stored = f"drift-{name}-v{report.version}-{end:%Y%m%dT%H%M%SZ}.json"
             path = target.join(log_directory, "reports", stored)
-            target.write_bytes(path, json.dumps(report.to_dict(), indent=2).encode())
+            target.write_bytes(path, json.dumps(report.model_dump(mode="json"), indent=2).encode())
             err.print(f"report stored at {target.url}/{path}", highlight=False)
         if as_json:
-            out.print_json(json.dumps(report.to_dict()))
+            out.print_json(json.dumps(report.model_dump(mode="json")))
         else:
             out.print(_table(report))
 
@@ -171,7 +171,7 @@ def performance(
             max_rows=settings.monitor_max_rows,
         )
         if as_json:
-            out.print_json(json.dumps(report))
+            out.print_json(json.dumps(report.model_dump(mode="json")))
             return
         table = Table(
             "version",
@@ -183,14 +183,14 @@ def performance(
             title=f"realized performance of {model}",
             title_justify="left",
         )
-        for row in report["versions"]:
+        for row in report.versions:
             table.add_row(
-                str(row["version"]),
-                f"{row['scored']:,}",
-                f"{row['with_outcome']:,}",
-                _number(row["auc"]),
-                _number(row["brier"]),
-                _number(row["default_rate"]),
+                str(row.version),
+                f"{row.scored:,}",
+                f"{row.with_outcome:,}",
+                _number(row.auc),
+                _number(row.brier),
+                _number(row.default_rate),
             )
         out.print(table)
 
@@ -238,8 +238,8 @@ def add(
             model=model,
         )
         out.print(
-            f"{counts['stored']:,} outcomes stored ({counts['received']:,} rows); "
-            f"{counts['unknown_loans']:,} name loans {model!r} has not logged",
+            f"{counts.stored:,} outcomes stored ({counts.received:,} rows); "
+            f"{counts.unknown_loans:,} name loans {model!r} has not logged",
             highlight=False,
         )
 

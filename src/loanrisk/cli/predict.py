@@ -161,8 +161,8 @@ def _predict_on_dask(
         **options,
     )
     err.print(
-        f"{summary['scored']:,} loans scored in {summary['partitions']} partitions on "
-        f"{summary['workers']} workers -> {output}",
+        f"{summary.scored:,} loans scored in {summary.partitions} partitions on "
+        f"{summary.workers} workers -> {output}",
         highlight=False,
     )
 
@@ -181,6 +181,7 @@ def _predict(
 ) -> None:
     import fsspec
 
+    from loanrisk.inference.results import scored_json
     from loanrisk.inference.scorer import BatchOptions
     from loanrisk.storage import storage_options
 
@@ -191,12 +192,13 @@ def _predict(
         )
         if log is not None:
             log.scored_records(scorer, records, scored, source="cli")
+        doc = scored_json(scored)
         if output is None:
-            out.print_json(json.dumps(scored))
+            out.print_json(json.dumps(doc))
             return
         with _open_output(output, settings) as sink:
-            sink.write(json.dumps(scored, indent=2).encode() + b"\n")
-        counts = f"{len(scored['results']):,} loans scored, {len(scored['rejected']):,} rejected"
+            sink.write(json.dumps(doc, indent=2).encode() + b"\n")
+        counts = f"{len(scored.results):,} loans scored, {len(scored.rejected):,} rejected"
         err.print(f"{counts} -> {output}")
         return
     with contextlib.ExitStack() as stack:
@@ -229,13 +231,11 @@ def _predict(
             )
             summary = score(stream, sink, options)
     sink_name = output or "stdout"
-    err.print(
-        f"{summary['scored']:,} loans scored, {summary['rejected']:,} rejected -> {sink_name}"
-    )
-    for issue in summary["issues"][:5]:
+    err.print(f"{summary.scored:,} loans scored, {summary.rejected:,} rejected -> {sink_name}")
+    for issue in summary.issues[:5]:
         err.print(
-            f"  rejected: column {issue['column']!r}: {issue['message']} "
-            f"({issue['count']} rows, first {issue['rows'][:5]})"
+            f"  rejected: column {issue.column!r}: {issue.message} "
+            f"({issue.count} rows, first {issue.rows[:5]})"
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,10 +24,10 @@ from loanrisk.defaults import DEFAULT_CALIBRATION_FRACTION
 from loanrisk.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from loanrisk.contracts import TrainingRequest
+    from loanrisk.contracts import MlflowRun, MlflowWarning, TrainingRequest
     from loanrisk.registry.manifest import ModelManifest
     from loanrisk.registry.reasons import ReasonCatalog
-    from loanrisk.registry.report import EvaluationReport
+    from loanrisk.registry.report import EvaluationReport, MonotoneCheck
     from loanrisk.settings import Settings
 
 
@@ -45,11 +45,10 @@ def _fairness_summary(report: EvaluationReport) -> str:
 
     parts = []
     for item in assessed(report):
-        name = item["attribute"]
-        groups = item["groups"]
-        sizes = f"{groups['privileged']['size']:,} vs {groups['non_privileged']['size']:,} loans"
-        warned = f" (a group under {MIN_GROUP_SIZE}: noise)" if item.get("warnings") else ""
-        parts.append(f"{name} (privileged {item['privileged_value']}): {sizes}{warned}")
+        groups = item.groups
+        sizes = f"{groups.privileged.size:,} vs {groups.non_privileged.size:,} loans"
+        warned = f" (a group under {MIN_GROUP_SIZE}: noise)" if item.warnings else ""
+        parts.append(f"{item.attribute} (privileged {item.privileged_value}): {sizes}{warned}")
     unassessed = report.fairness_not_assessed or ()
     parts += [f"{i.attribute}: not assessed, {i.reason}" for i in unassessed]
     return "; ".join(parts)
@@ -108,7 +107,7 @@ def train_summary(manifest: ModelManifest, report: EvaluationReport, promoted: b
         before, after = step.before, step.after
         table.add_row(
             "calibration",
-            f"{step.method} on {step.fitted['rows']:,} held-out "
+            f"{step.method} on {step.fitted.rows:,} held-out "
             f"rows: Brier {before.brier:.4f} -> {after.brier:.4f}, ECE "
             f"{before.ece:.4f} -> {after.ece:.4f}",
         )
@@ -170,11 +169,11 @@ def _names(text: str | None) -> list[str] | None:
     return None if text is None else [part.strip() for part in text.split(",")]
 
 
-def _monotone_summary(check: dict[str, Any] | None) -> str:
-    if not check or not check["constraints"]:
+def _monotone_summary(check: MonotoneCheck | None) -> str:
+    if not check or not check.constraints:
         return "no directions of risk declared"
-    broken = [name for name, feature in check["features"].items() if not feature["holds"]]
-    enforced = "enforced" if check["enforced"] else "not enforced"
+    broken = [name for name, feature in check.features.items() if not feature.holds]
+    enforced = "enforced" if check.enforced else "not enforced"
     return f"{enforced}; " + (
         f"moves against the declared direction: {', '.join(broken)}"
         if broken
@@ -300,7 +299,7 @@ def train(
             mlflow_register=mlflow_register,
             dask_scheduler=dask_scheduler,
         )
-        given: dict[str, Any] = {
+        given = {
             "dataset": dataset,
             "dataset_size": size,
             "data_directory": directory,
@@ -357,7 +356,7 @@ def train(
 
 def _mlflow_after_dask(
     settings: Settings, request: TrainingRequest, manifest: ModelManifest
-) -> dict[str, Any] | None:
+) -> MlflowRun | MlflowWarning | None:
     """The Dask training's MLflow run (the single-process one logs from its child)."""
     if settings.mlflow_tracking_uri is None:
         return None
@@ -369,15 +368,17 @@ def _mlflow_after_dask(
     return log_training(settings, registry, manifest)
 
 
-def _print_mlflow(logged: dict[str, Any]) -> None:
-    if "warning" in logged:
-        err.print(f"[yellow]warning:[/] {logged['warning']}", highlight=False)
+def _print_mlflow(logged: MlflowRun | MlflowWarning) -> None:
+    from loanrisk.contracts import MlflowWarning
+
+    if isinstance(logged, MlflowWarning):
+        err.print(f"[yellow]warning:[/] {logged.warning}", highlight=False)
         return
-    line = f"MLflow: run {logged['run_id']} in experiment {logged['experiment']!r}"
-    registered = logged["registered"]
+    line = f"MLflow: run {logged.run_id} in experiment {logged.experiment!r}"
+    registered = logged.registered
     if registered is not None:
-        aliases = ", ".join(registered["aliases"]) or "no aliases"
-        line += f"; registered as {registered['name']} version {registered['version']} ({aliases})"
+        aliases = ", ".join(registered.aliases) or "no aliases"
+        line += f"; registered as {registered.name} version {registered.version} ({aliases})"
     err.print(line, highlight=False)
-    for alias, why in registered["aliases_refused"].items() if registered else ():
+    for alias, why in registered.aliases_refused.items() if registered else ():
         err.print(f"[yellow]warning:[/] MLflow refused alias {alias!r}: {why}", highlight=False)

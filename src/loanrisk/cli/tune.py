@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from loanrisk.cli.common import StorageOpt, cli_errors, err, out, progress_bar, settings_from
 from loanrisk.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from loanrisk.training.tune import TuneSummary
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
 
@@ -27,7 +30,7 @@ def parse_duration(text: str) -> float:
     return float(found.group(1)) * _UNIT[found.group(2)]
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
+def _print_summary(summary: TuneSummary) -> None:
     table = Table(
         "trial",
         "CV AUC",
@@ -35,33 +38,29 @@ def _print_summary(summary: dict[str, Any]) -> None:
         "rounds",
         "",
         title=(
-            f"study {summary['study']} of dataset {summary['dataset']}: "
-            f"{summary['trials']} trials, the AUC/cost frontier"
+            f"study {summary.study} of dataset {summary.dataset}: "
+            f"{summary.trials} trials, the AUC/cost frontier"
         ),
         title_justify="left",
     )
-    best, lean = summary["best"]["number"], summary["lean"]["number"]
-    for t in summary["frontier"]:
-        tags = ", ".join(n for n, k in (("best", best), ("lean", lean)) if t["number"] == k)
-        table.add_row(
-            str(t["number"]), f"{t['auc']:.4f}", f"{t['nodes']:,.0f}", str(t["rounds"]), tags
-        )
+    best, lean = summary.best.number, summary.lean.number
+    for t in summary.frontier:
+        tags = ", ".join(n for n, k in (("best", best), ("lean", lean)) if t.number == k)
+        table.add_row(str(t.number), f"{t.auc:.4f}", f"{t.nodes:,.0f}", str(t.rounds), tags)
     out.print(table)
-    for pick in ("best", "lean"):
-        trial = summary[pick]
+    for pick, trial in (("best", summary.best), ("lean", summary.lean)):
         params = ", ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-            for k, v in trial["params"].items()
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items()
         )
         out.print(
-            f"{pick}: trial {trial['number']}, CV AUC {trial['auc']:.4f} "
-            f"(± {trial['auc_std']:.4f}), {trial['nodes']:,.0f} nodes, "
-            f"{trial['rounds']} rounds; {params}",
+            f"{pick}: trial {trial.number}, CV AUC {trial.auc:.4f} "
+            f"(± {trial.auc_std:.4f}), {trial.nodes:,.0f} nodes, "
+            f"{trial.rounds} rounds; {params}",
             highlight=False,
         )
     out.print(
-        f"train from it: loanrisk train --dataset {summary['dataset']} "
-        f"--params-from {summary['study']}:lean",
+        f"train from it: loanrisk train --dataset {summary.dataset} "
+        f"--params-from {summary.study}:lean",
         highlight=False,
     )
 
@@ -92,7 +91,7 @@ def tune(
 ) -> None:
     """Search XGBoost's parameters by cross-validation on the training split (never the test
     split); report the AUC/cost frontier, the best and the lean trial."""
-    from loanrisk.contracts import TuneOptions
+    from loanrisk.contracts import JobProgress, TuneOptions
     from loanrisk.jobs.child import run_in_process
     from loanrisk.requests import tune_job
 
@@ -112,13 +111,15 @@ def tune(
         job = tune_job(options, settings, dataset=dataset, data_directory=directory)
         with progress_bar() as progress:
 
-            def show(doc: dict[str, Any]) -> None:
-                total = doc["total"] or doc["done"] + 1
-                progress("tune", doc["done"], total)
+            def show(step: JobProgress) -> None:
+                progress("tune", step.done, step.total or step.done + 1)
 
             summary = run_in_process(job, settings, on_progress=show)
+        from loanrisk.training.tune import TuneSummary  # xgboost: loaded once the study ran
+
+        result = TuneSummary.model_validate(summary)
         if as_json:
             out.print_json(json.dumps(summary))
         else:
-            _print_summary(summary)
-        err.print(f"study stored with dataset {summary['dataset']}", highlight=False)
+            _print_summary(result)
+        err.print(f"study stored with dataset {result.dataset}", highlight=False)

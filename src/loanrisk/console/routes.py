@@ -10,7 +10,7 @@ limits) and are refused with a page naming the problem.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -100,7 +100,7 @@ def _may_write(request: Request, who: Viewer, sent: object) -> None:
         raise Forbidden("this key has scope 'score'; changes need an admin key")
 
 
-async def _write(request: Request, who: Viewer) -> dict[str, Any]:
+async def _write(request: Request, who: Viewer) -> dict[str, str]:
     """A write's form, after the CSRF and scope checks."""
     async with request.form(max_files=0, max_fields=16) as form:
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
@@ -184,11 +184,13 @@ class AliasForm(BaseModel):
     confirm: str = Field(pattern="^yes$", description="The confirmation box was ticked.")
 
 
+FormT = TypeVar("FormT", bound=BaseModel)
+
 #: Plainer words than the validator's for the form fields people most often leave out.
 PLAIN = {"confirm": "tick the box to confirm", "reason": "give a reason"}
 
 
-def _form(model: type[BaseModel], fields: dict[str, Any]) -> Any:
+def _form(model: type[FormT], fields: dict[str, str]) -> FormT:
     try:
         return model.model_validate(fields)
     except ValidationError as exc:
@@ -209,11 +211,12 @@ async def change_alias(name: str, request: Request, who: ViewerDep) -> Response:
         model, alias = check_name("model", name), check_name("alias", body.alias)
         check = servable_check(services.settings)
         if body.action == "promote":
-            if not body.version:
+            version = body.version
+            if not version:
                 raise InvalidInput("version: choose a version", details={"field": "version"})
             await run_in_threadpool(
                 lambda: registry.promote(
-                    model, body.version, alias, check=check, by=who.name, reason=body.reason
+                    model, version, alias, check=check, by=who.name, reason=body.reason
                 )
             )
         else:

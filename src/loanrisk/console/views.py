@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from loanrisk.errors import Conflict, LoanRiskError, NotFound
-from loanrisk.monitoring.compare import Versions, live_comparison
+from loanrisk.monitoring.compare import LiveComparison, Versions, live_comparison
+from loanrisk.monitoring.drift import DriftReport
+from loanrisk.monitoring.performance import PerformanceReport
 from loanrisk.monitoring.reports import drift_by_day, performance_for
+from loanrisk.registry.aliases import AliasRecord
 from loanrisk.registry.models import ModelRegistry, aliases_by_version
 from loanrisk.reporting.charts import Chart, drift_over_time
 from loanrisk.settings import Settings
@@ -38,7 +40,7 @@ class VersionRow:
 class ModelOverview:
     name: str
     versions: list[VersionRow]
-    aliases: dict[str, dict[str, Any]]
+    aliases: dict[str, AliasRecord]
     total_versions: int
 
 
@@ -72,9 +74,9 @@ class Monitoring:
     days: int
     problem: str | None
     chart: Chart | None
-    latest: dict[str, Any] | None
-    performance: dict[str, Any] | None
-    challengers: list[tuple[str, int, dict[str, Any]]]
+    latest: DriftReport | None
+    performance: PerformanceReport | None
+    challengers: list[tuple[str, int, LiveComparison]]
 
 
 def monitoring(
@@ -102,7 +104,7 @@ def monitoring(
         )
     except LoanRiskError as exc:
         return Monitoring(name, version, days, exc.message, None, None, None, [])
-    scored = [d for d in daily if d["rows"]]
+    scored = [d for d in daily if d.rows]
     performance = performance_for(
         storage,
         log_directory,

@@ -126,7 +126,7 @@ def process_dataset(
             feature_columns=list(spec.output_columns),
             fitted_on_rows=len(fit_rows),
             columns=stats,
-            quality=loans.report.to_dict(),
+            quality=loans.report.quality(),
             files=files,
             timings={k: round(v, 4) for k, v in timings.items()},
             created_at=now.isoformat(),

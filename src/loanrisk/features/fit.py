@@ -22,6 +22,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, PowerTransforme
 from loanrisk.errors import InvalidInput
 from loanrisk.features.spec import (
     FeatureSpec,
+    FittedOn,
     ImputedColumn,
     OneHotColumn,
     OrdinalColumn,
@@ -127,7 +128,7 @@ def spec_from_column_transformer(
                 groups["onehot"], getattr(encoder, "categories_", ()), strict=True
             )
         ),
-        fitted={"rows": rows, "sklearn": sklearn.__version__},
+        fitted=FittedOn(rows, sklearn.__version__),
     )
 
 
@@ -200,5 +201,5 @@ def fit_feature_spec(train: pd.DataFrame, schema: LoanSchema | None = None) -> F
             for name in groups["ordinal"]
         ),
         onehot=tuple(onehot),
-        fitted={"rows": len(train), "sklearn": sklearn.__version__},
+        fitted=FittedOn(len(train), sklearn.__version__),
     )

@@ -88,6 +88,23 @@ class OneHotColumn:
 
 
 @dataclass(frozen=True)
+class FittedOn:
+    """What a spec was fitted on: training rows and the sklearn version (None where a spec
+    did not record it; left out of its JSON then)."""
+
+    rows: int | None = None
+    sklearn: str | None = None
+
+    def to_dict(self) -> dict[str, int | str]:
+        out: dict[str, int | str] = {}
+        if self.rows is not None:
+            out["rows"] = self.rows
+        if self.sklearn is not None:
+            out["sklearn"] = self.sklearn
+        return out
+
+
+@dataclass(frozen=True)
 class FeatureSpec:
     """Output columns are: imputed, power, scaled, passthrough and ordinal columns (one each),
     then the one-hot blocks, in this order."""
@@ -95,7 +112,7 @@ class FeatureSpec:
     imputed: tuple[ImputedColumn, ...]
     power: tuple[PowerColumn, ...]
     onehot: tuple[OneHotColumn, ...]
-    fitted: dict[str, Any] = field(default_factory=dict, compare=False)
+    fitted: FittedOn = field(default_factory=FittedOn, compare=False)
     scaled: tuple[ScaledColumn, ...] = ()
     passthrough: tuple[PassthroughColumn, ...] = ()
     ordinal: tuple[OrdinalColumn, ...] = ()
@@ -147,23 +164,29 @@ class FeatureSpec:
         return out
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as its JSON file holds it (version 1 when it has only the first steps)."""
         extended = bool(self.scaled or self.passthrough or self.ordinal)
-        doc: dict[str, Any] = {
+        later_steps = (
+            {
+                "scaled": [asdict(c) for c in self.scaled],
+                "passthrough": [asdict(c) for c in self.passthrough],
+                "ordinal": [
+                    {"name": c.name, "categories": list(c.categories)} for c in self.ordinal
+                ],
+            }
+            if extended
+            else {}
+        )
+        return {
             "format": FORMAT,
             "version": VERSION if extended else 1,
             "imputed": [asdict(c) for c in self.imputed],
             "power": [asdict(c) for c in self.power],
+            **later_steps,
+            "onehot": [{"name": c.name, "categories": list(c.categories)} for c in self.onehot],
+            "output_columns": list(self.output_columns),
+            "fitted": self.fitted.to_dict(),
         }
-        if extended:
-            doc["scaled"] = [asdict(c) for c in self.scaled]
-            doc["passthrough"] = [asdict(c) for c in self.passthrough]
-            doc["ordinal"] = [
-                {"name": c.name, "categories": list(c.categories)} for c in self.ordinal
-            ]
-        doc["onehot"] = [{"name": c.name, "categories": list(c.categories)} for c in self.onehot]
-        doc["output_columns"] = list(self.output_columns)
-        doc["fitted"] = self.fitted
-        return doc
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
@@ -202,7 +225,7 @@ class FeatureSpec:
                     OneHotColumn(str(c["name"]), tuple(str(v) for v in c["categories"]))
                     for c in doc["onehot"]
                 ),
-                fitted=dict(doc.get("fitted", {})),
+                fitted=_fitted_on(doc.get("fitted", {})),
                 scaled=tuple(
                     ScaledColumn(str(c["name"]), float(c["mean"]), float(c["scale"]))
                     for c in doc.get("scaled", ())
@@ -220,6 +243,11 @@ class FeatureSpec:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InvalidInput(f"malformed feature spec: {exc!r}") from None
+
+
+def _fitted_on(doc: Any) -> FittedOn:
+    rows, version = doc.get("rows"), doc.get("sklearn")
+    return FittedOn(None if rows is None else int(rows), None if version is None else str(version))
 
 
 def _optional_float(value: Any) -> float | None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
 
 import fsspec
 import pandas as pd
@@ -70,6 +69,18 @@ class ModelFiles:
             band_names=policy.band_names,
             backend=settings.backend,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class DaskSummary:
+    """What :func:`score_on_dask` did: loans scored and over the threshold, the partitions
+    and workers they were spread over, and where the results are."""
+
+    scored: int
+    defaults: int
+    partitions: int
+    workers: int
+    output: str
 
 
 @functools.lru_cache(maxsize=4)
@@ -125,7 +136,7 @@ def score_on_dask(
     id_column: str | None = None,
     explain: bool = False,
     decline_reasons: bool = False,
-) -> dict[str, Any]:
+) -> DaskSummary:
     """Score the Parquet file(s) ``source`` (a path, a glob or a URI) on the cluster at
     ``scheduler`` and write the results under ``output``; a summary of what was done."""
     try:
@@ -146,15 +157,15 @@ def score_on_dask(
         if id_column is not None and id_column not in frame.columns:
             raise InvalidInput(f"id column {id_column!r} is not in the input")
         sample = frame.partitions[0].head(2, compute=True)
-        options: dict[str, Any] = {
-            "id_column": id_column,
-            "explain": explain,
-            "decline_reasons": decline_reasons,
-        }
-        meta = score_partition(sample, files, on_error="skip", **options).iloc[:0]
-        scored = frame.map_partitions(
-            score_partition, files, on_error=on_error, meta=meta, **options
+        score = functools.partial(
+            score_partition,
+            files=files,
+            id_column=id_column,
+            explain=explain,
+            decline_reasons=decline_reasons,
         )
+        meta = score(sample, on_error="skip").iloc[:0]
+        scored = frame.map_partitions(score, on_error=on_error, meta=meta)
         # One pass: the scored partitions are written and counted from the same graph, into
         # a ".partial" folder that becomes ``output`` only once every partition is written.
         written = storage_options(settings, output)
@@ -171,11 +182,4 @@ def score_on_dask(
                 fs.rm(partial, recursive=True)
             raise
         fs.mv(partial, final.rstrip("/"), recursive=True)
-    return {
-        "scored": int(rows),
-        "defaults": int(defaults),
-        "partitions": frame.npartitions,
-        "workers": workers,
-        "output": output,
-        "model": {"name": name, "version": version},
-    }
+    return DaskSummary(int(rows), int(defaults), frame.npartitions, workers, output)

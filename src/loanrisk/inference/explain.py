@@ -12,15 +12,15 @@ so the reasons are the same on every backend.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import xgboost as xgb
 
 from loanrisk.features.spec import FeatureSpec
 from loanrisk.inference.reasons import above_typical, reason_of
-from loanrisk.inference.records import SpecialCode
+from loanrisk.inference.records import ReasonValues, SpecialCode
+from loanrisk.inference.results import Reason
 from loanrisk.registry.reasons import ReasonCatalog, derived_catalog
 from loanrisk.schema import LoanSchema, builtin_schema
 
@@ -42,18 +42,17 @@ def reason_codes(
     booster: xgb.Booster,
     spec: FeatureSpec,
     features: np.ndarray,
-    values: Sequence[Mapping[str, Any]],
+    values: Sequence[ReasonValues],
     *,
     top_k: int = 4,
     schema: LoanSchema | None = None,
     catalog: ReasonCatalog | None = None,
-) -> list[list[dict[str, Any]]]:
-    """Per row, up to ``top_k`` attributes that raised the risk, largest first:
-    ``{"feature", "name", "value", "direction", "code", "reason", "contribution"}``
-    (``reason`` is the catalog's statement: the loan's category's where it has one, else the
-    direction's; for a declared special code in ``values`` (:class:`SpecialCode`), the
-    direction ``special`` and "<title>: <its meaning>", under the missing value's code;
-    contribution in log-odds)."""
+) -> list[list[Reason]]:
+    """Per row, up to ``top_k`` attributes that raised the risk, largest first, each a
+    :class:`Reason` (``reason`` is the catalog's statement: the loan's category's where it
+    has one, else the direction's; for a declared special code in ``values``
+    (:class:`SpecialCode`), the direction ``special`` and "<title>: <its meaning>", under
+    the missing value's code; contribution in log-odds)."""
     schema = schema or builtin_schema()
     catalog = catalog or derived_catalog(schema)
     entries, by_value = catalog.lookup(), catalog.value_lookup()
@@ -61,19 +60,20 @@ def reason_codes(
     attributes, matrix = attribute_matrix(spec)
     above = above_typical(spec, features)
     by_attribute = contributions @ matrix
-    out = []
+    out: list[list[Reason]] = []
     for r, (row, record) in enumerate(zip(by_attribute, values, strict=True)):
-        reasons = []
+        reasons: list[Reason] = []
         for i in [i for i in np.argsort(-row) if row[i] >= MIN_CONTRIBUTION][:top_k]:
             name = attributes[i]
-            value = record.get(name)
-            special = value if isinstance(value, SpecialCode) else None
+            raw = record.get(name)
+            special = raw if isinstance(raw, SpecialCode) else None
+            value = None if isinstance(raw, SpecialCode) else raw
             way, entry = reason_of(
                 schema,
                 entries,
                 by_value,
                 name,
-                None if special else value,
+                value,
                 bool(above[name][r]) if name in above else None,
             )
             title = schema.column(name).label_text
@@ -82,15 +82,15 @@ def reason_codes(
             else:
                 statement = entry.says(value) if entry else f"{name} raised the risk"
             reasons.append(
-                {
-                    "feature": name,
-                    "name": title,
-                    "value": special.code if special else value,
-                    "direction": "special" if special else way,
-                    "code": entry.code if entry else None,
-                    "reason": statement,
-                    "contribution": round(float(row[i]), 6),
-                }
+                Reason(
+                    feature=name,
+                    name=title,
+                    value=special.code if special else value,
+                    direction="special" if special else way,
+                    code=entry.code if entry else None,
+                    reason=statement,
+                    contribution=round(float(row[i]), 6),
+                )
             )
         out.append(reasons)
     return out

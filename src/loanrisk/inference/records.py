@@ -25,26 +25,32 @@ from loanrisk.schema import Column, LoanSchema, builtin_schema
 from loanrisk.schema.model import FALSE_TOKENS, TRUE_TOKENS
 
 
+class SpecialCode(NamedTuple):
+    """A declared special code a loan held (``code`` as sent, ``meaning`` as declared)."""
+
+    code: str | float
+    meaning: str
+
+
+#: A cleaned value: a number (booleans as 0/1), a category (upper-case), or None (missing).
+CleanValue = float | str | None
+#: The values reasons speak of: the cleaned ones, a special code where the loan held one.
+ReasonValues = Mapping[str, CleanValue | SpecialCode]
+
+
 @dataclass
 class CleanRecord:
     """A record ready for :meth:`FeatureTransformer.transform_record`, with its warnings and
     the special codes it held (scored as missing; ``reason_values`` shows them to reasons)."""
 
-    values: dict[str, Any]
+    values: dict[str, CleanValue]
     warnings: list[str] = field(default_factory=list)
     special: dict[str, SpecialCode] = field(default_factory=dict)
 
     @property
-    def reason_values(self) -> dict[str, Any]:
+    def reason_values(self) -> ReasonValues:
         """The values reasons speak of: a special code stands where its missing value is."""
         return {**self.values, **self.special} if self.special else self.values
-
-
-class SpecialCode(NamedTuple):
-    """A declared special code a loan held (``code`` as sent, ``meaning`` as declared)."""
-
-    code: Any
-    meaning: str
 
 
 @dataclass

@@ -4,7 +4,8 @@ Per loan it returns the probability of default, the label at the decision thresh
 when p > threshold) and a risk band; on request, reason codes. The threshold and the bands
 are the version's decision policy unless the caller (or an explicitly set setting, in
 :func:`scorer_from_settings`) overrides them (:mod:`loanrisk.registry.policy`).
-Records (dicts) take a plain-Python path; frames and CSV streams are validated and encoded
+Records (dicts) take a plain-Python path and give typed results
+(:mod:`loanrisk.inference.results`); frames and CSV streams are validated and encoded
 in batches. A batch with bad rows is refused whole (``on_error="raise"``) or scored without
 them (``on_error="skip"``), the bad rows reported by row number either way.
 """
@@ -32,18 +33,32 @@ from loanrisk.inference.backends import BackendChoice, make_backend
 from loanrisk.inference.explain import reason_codes
 from loanrisk.inference.records import (
     CleanRecord,
+    ReasonValues,
     RecordRules,
     SpecialCode,
     clean_record,
     require_clean,
+)
+from loanrisk.inference.results import (
+    BandsDescription,
+    BatchSummary,
+    DeclineReason,
+    LoanScore,
+    Reason,
+    Rejection,
+    SchemaRef,
+    Scored,
+    ScorerDescription,
 )
 from loanrisk.registry.models import LoadedModel
 from loanrisk.registry.policy import DEFAULT_THRESHOLD, PolicySource, served_policy
 from loanrisk.schema import (
     MAX_ISSUES,
     MAX_REJECTED_ROWS,
+    Issue,
     LoanSchema,
     Validated,
+    ValidationReport,
     header_name,
     validate_frame,
 )
@@ -161,25 +176,23 @@ class Scorer:
     def version(self) -> int:
         return self.model.version
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "model": self.model.name,
-            "version": self.model.version,
-            "schema": {"name": self.schema.name, "hash": self.schema.fingerprint()},
-            "backend": self.backend.name,
-            "fallback_reason": self.fallback.reason if self.fallback else None,
-            "fallback_cause": self.fallback.cause if self.fallback else None,
-            "threshold": self.threshold,
-            "bands": {"cutoffs": list(self.bands.cutoffs), "names": list(self.bands.names)},
-            # where the threshold and the bands came from: "setting" (set explicitly, it
-            # overrides the version), "version" (its recorded policy), "default", "given"
-            "policy_source": dict(self.policy_source),
-            "load_seconds": round(self.load_seconds, 4),
-        }
+    def describe(self) -> ScorerDescription:
+        return ScorerDescription(
+            model=self.model.name,
+            version=self.model.version,
+            schema_ref=SchemaRef(name=self.schema.name, hash=self.schema.fingerprint()),
+            backend=self.backend.name,
+            fallback_reason=self.fallback.reason if self.fallback else None,
+            fallback_cause=self.fallback.cause if self.fallback else None,
+            threshold=self.threshold,
+            bands=BandsDescription(cutoffs=list(self.bands.cutoffs), names=list(self.bands.names)),
+            policy_source=dict(self.policy_source),
+            load_seconds=round(self.load_seconds, 4),
+        )
 
     def reasons(
-        self, features: np.ndarray, values: Sequence[Mapping[str, Any]], *, top_k: int = 4
-    ) -> list[list[dict[str, Any]]]:
+        self, features: np.ndarray, values: Sequence[ReasonValues], *, top_k: int = 4
+    ) -> list[list[Reason]]:
         """The reasons of encoded loans ``features`` (raw ``values``), from the version's
         reason catalog (the schema's derived one for versions published before catalogs)."""
         return reason_codes(
@@ -192,27 +205,24 @@ class Scorer:
             catalog=self.model.reasons,
         )
 
-    def _result(self, probability: float) -> dict[str, Any]:
-        return {
-            "version": self.model.version,
-            "probability": probability,
-            "label": probability > self.threshold,
-            "band": self.bands.of(probability),
-        }
-
     # -- records ----------------------------------------------------------------------
 
     def score_record(
         self, record: Mapping[str, Any], *, explain: bool = False, top_k: int = 4
-    ) -> dict[str, Any]:
-        """One loan; raises :class:`InvalidInput` naming the bad fields."""
+    ) -> LoanScore:
+        """One loan (``record`` 0); raises :class:`InvalidInput` naming the bad fields."""
         clean = require_clean(record, self.rules)
         row = np.array([self.transformer.transform_record(clean.values)], dtype=np.float32)
-        result = self._result(float(self.backend.predict_proba(row)[0]))
-        result["warnings"] = clean.warnings
-        if explain:
-            result["reasons"] = self.reasons(row, [clean.reason_values], top_k=top_k)[0]
-        return result
+        probability = float(self.backend.predict_proba(row)[0])
+        return LoanScore(
+            0,
+            self.model.version,
+            probability,
+            probability > self.threshold,
+            self.bands.of(probability),
+            clean.warnings,
+            self.reasons(row, [clean.reason_values], top_k=top_k)[0] if explain else None,
+        )
 
     def score_records(
         self,
@@ -222,15 +232,15 @@ class Scorer:
         explain: bool = False,
         top_k: int = 4,
         decline_reasons: bool = False,
-    ) -> dict[str, Any]:
-        """Many loans: ``{"results": [...], "rejected": [{"record", "fields"}]}``, in order;
+    ) -> Scored:
+        """Many loans: their scores and the rejected loans with their bad fields, in order;
         each result carries its 0-based ``record`` index. ``decline_reasons`` adds, to each
         loan over the threshold, the reasons its adverse-action notice states (``code``,
         ``reason``); an approved loan has none."""
         if not records:
             raise InvalidInput("no records given")
         good: list[tuple[int, CleanRecord]] = []
-        rejected = []
+        rejected: list[Rejection] = []
         for index, record in enumerate(records):
             clean = clean_record(record, self.rules)
             if isinstance(clean, CleanRecord):
@@ -238,13 +248,8 @@ class Scorer:
             elif on_error == "raise":
                 require_clean(record, self.rules, index=index)
             else:
-                rejected.append(
-                    {
-                        "record": index,
-                        "fields": [{"field": p.field, "message": p.message} for p in clean],
-                    }
-                )
-        results = []
+                rejected.append(Rejection(index, clean))
+        results: list[LoanScore] = []
         if good:
             matrix = np.array(
                 [self.transformer.transform_record(c.values) for _, c in good], dtype=np.float32
@@ -255,18 +260,25 @@ class Scorer:
                 if explain or decline_reasons
                 else None
             )
-            for i, ((index, clean), p) in enumerate(zip(good, probabilities, strict=True)):
-                result = {"record": index, **self._result(float(p)), "warnings": clean.warnings}
-                if reasons is not None and explain:
-                    result["reasons"] = reasons[i]
-                if reasons is not None and decline_reasons:
-                    result["decline_reasons"] = (
-                        [{"code": r["code"], "reason": r["reason"]} for r in reasons[i]]
-                        if result["label"]
-                        else []
+            version, threshold, band = self.model.version, self.threshold, self.bands.of
+            for i, ((index, clean), p) in enumerate(zip(good, probabilities.tolist(), strict=True)):
+                label = p > threshold
+                declined = None
+                if reasons is not None and decline_reasons:  # an approved loan has none
+                    declined = [DeclineReason(r.code, r.reason) for r in reasons[i] if label]
+                results.append(
+                    LoanScore(
+                        index,
+                        version,
+                        p,
+                        label,
+                        band(p),
+                        clean.warnings,
+                        reasons[i] if reasons is not None and explain else None,
+                        declined,
                     )
-                results.append(result)
-        return {"results": results, "rejected": rejected}
+                )
+        return Scored(results, rejected)
 
     # -- batches ----------------------------------------------------------------------
 
@@ -279,7 +291,7 @@ class Scorer:
         explain: bool = False,
         top_k: int = 4,
         decline_reasons: bool = False,
-    ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    ) -> tuple[pd.DataFrame, ValidationReport]:
         """Score a raw frame of loans: ``(results, report)``; results have the input ``row``
         number (1-based), ``probability``, ``label`` and ``band``; with ``explain``, also
         ``reason_1`` .. ``reason_<top_k>`` (the attributes that raised the risk most, empty
@@ -311,15 +323,15 @@ class Scorer:
                 _add_reasons(results, reasons, top_k)
             if decline_reasons:
                 _add_decline_reasons(results, reasons)
-        return results, loans.report.to_dict()
+        return results, loans.report
 
     def _reason_values(
         self, raw: pd.DataFrame, loans: Validated, row_offset: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[dict[str, float | str | SpecialCode | None]]:
         """The values reasons speak of, per validated loan of the raw frame ``raw``: the
         loan's values (None where missing), a special code where the loan held one."""
         frame = loans.frame.astype(object).where(loans.frame.notna(), None)
-        values: list[dict[str, Any]] = [
+        values: list[dict[str, float | str | SpecialCode | None]] = [
             {str(k): v for k, v in row.items()} for row in frame.to_dict("records")
         ]
         positions = loans.row_numbers - 1 - row_offset
@@ -333,7 +345,7 @@ class Scorer:
         source: IO[bytes],
         output: IO[bytes] | None = None,
         options: BatchOptions | None = None,
-    ) -> dict[str, Any]:
+    ) -> BatchSummary:
         """:meth:`score_csv` for Parquet input (read batch by batch, bounded memory)."""
         options = options or BatchOptions()
         try:
@@ -349,12 +361,12 @@ class Scorer:
         source: IO[bytes],
         output: IO[bytes] | None = None,
         options: BatchOptions | None = None,
-    ) -> dict[str, Any]:
+    ) -> BatchSummary:
         """Stream a CSV of any size through the model in chunks (bounded memory), writing
         ``row[,id],probability,label,band`` CSV to ``output`` (the id is ``id_column``, or
         the schema's id column when the input has it) and handing each chunk's
-        results frame to ``on_results``. Returns counts (``scored``, ``defaults``,
-        ``rejected``) and the rejected rows. With ``on_error="raise"`` the first bad chunk
+        results frame to ``on_results``. Returns the counts (scored, defaults, rejected),
+        the rejected rows and their grouped issues. With ``on_error="raise"`` the first bad chunk
         stops the batch. ``on_scored(offset, raw chunk, results)`` sees each chunk as read
         and its results (the prediction log records them). ``options``: see
         :class:`BatchOptions` (default: its defaults)."""
@@ -373,7 +385,7 @@ class Scorer:
         on_error: OnError = "skip",
         id_column: str | None = None,
         on_scored: OnScored | None = None,
-    ) -> dict[str, Any]:
+    ) -> BatchSummary:
         """One chunk of a batch another scorer read (rows ``offset + 1`` on), scored as
         :meth:`score_csv` scores each of its chunks, with nothing written; its summary."""
         options = BatchOptions(on_error=on_error, id_column=id_column, on_scored=on_scored)
@@ -384,9 +396,9 @@ class Scorer:
         chunks: Iterator[tuple[int, pd.DataFrame]],
         output: IO[bytes] | None,
         options: BatchOptions,
-    ) -> dict[str, Any]:
+    ) -> BatchSummary:
         scored = rejected = defaults = 0
-        issues: list[Any] = []
+        issues: list[Issue] = []
         rejected_rows: list[int] = []
         header_written = False
         id_column = options.id_column
@@ -410,20 +422,15 @@ class Scorer:
             scored += len(results)
             defaults += int(results["label"].sum())
             rejected += len(chunk) - len(results)  # the report's row list is capped
-            issues += report["rejected"]
-            rejected_rows += report["rejected_rows"][: MAX_REJECTED_ROWS - len(rejected_rows)]
+            issues += report.rejected
+            rejected_rows += report.rejected_rows[: MAX_REJECTED_ROWS - len(rejected_rows)]
             if output is not None:
                 _write_csv(results, output, header=not header_written)
                 header_written = True
             _observe(options, offset, chunk, results)
-        return {
-            "scored": scored,
-            "defaults": defaults,
-            "rejected": rejected,
-            "rejected_rows": rejected_rows,
-            "issues": issues[:MAX_ISSUES],
-            **self.describe(),
-        }
+        return BatchSummary(
+            scored, defaults, rejected, rejected_rows, issues[:MAX_ISSUES], self.describe()
+        )
 
 
 def _observe(
@@ -445,26 +452,26 @@ def _write_csv(results: pd.DataFrame, output: IO[bytes], *, header: bool) -> Non
     output.write(text.getvalue().encode())
 
 
-def _add_reasons(results: pd.DataFrame, reasons: list[list[dict[str, Any]]], top_k: int) -> None:
+def _add_reasons(results: pd.DataFrame, reasons: list[list[Reason]], top_k: int) -> None:
     """``reason_1`` .. ``reason_<top_k>`` (attribute, ``_code``, ``_value``), empty where a
     loan has fewer."""
     for i in range(top_k):
         top = [r[i] if i < len(r) else None for r in reasons]
-        results[f"reason_{i + 1}"] = [t["feature"] if t else "" for t in top]
-        results[f"reason_{i + 1}_code"] = [t["code"] if t else "" for t in top]
-        results[f"reason_{i + 1}_value"] = [t["value"] if t else None for t in top]
+        results[f"reason_{i + 1}"] = [t.feature if t else "" for t in top]
+        results[f"reason_{i + 1}_code"] = [t.code if t else "" for t in top]
+        results[f"reason_{i + 1}_value"] = [t.value if t else None for t in top]
 
 
-def _add_decline_reasons(results: pd.DataFrame, reasons: list[list[dict[str, Any]]]) -> None:
+def _add_decline_reasons(results: pd.DataFrame, reasons: list[list[Reason]]) -> None:
     """``decline_codes`` and ``decline_reasons``: a declined loan's reasons (``; ``-joined),
     empty for an approved one."""
     declined = results["label"].to_numpy()
     results["decline_codes"] = [
-        "; ".join(r["code"] or "" for r in rs) if d else ""
+        "; ".join(r.code or "" for r in rs) if d else ""
         for rs, d in zip(reasons, declined, strict=True)
     ]
     results["decline_reasons"] = [
-        "; ".join(r["reason"] for r in rs) if d else ""
+        "; ".join(r.reason for r in rs) if d else ""
         for rs, d in zip(reasons, declined, strict=True)
     ]
 
@@ -515,7 +522,7 @@ def scorer_from_settings(
 def check_servable(scorer: Scorer) -> Scorer:
     """``scorer`` scores the schema's example loan, with its reasons, to a probability in
     [0, 1]; raises otherwise."""
-    probability = scorer.score_record(scorer.schema.example_record(), explain=True)["probability"]
+    probability = scorer.score_record(scorer.schema.example_record(), explain=True).probability
     if not 0.0 <= probability <= 1.0:
         raise InvalidInput(f"it scores a loan to {probability!r}, not a probability")
     return scorer

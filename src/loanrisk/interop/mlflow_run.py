@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loanrisk.contracts import DatasetManifest
+from loanrisk.contracts import DatasetManifest, MlflowRegistration, MlflowRun, MlflowWarning
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import NotFound, describe_error
 from loanrisk.interop.mlflow_model import export_mlflow, require_mlflow
@@ -71,7 +71,7 @@ def report_metrics(report: EvaluationReport) -> dict[str, float]:
         for figure, short in CLASS_FIGURES.items():
             metrics[f"{prefix}.{short}"] = float(scores[figure])
     for attribute, fairness in (report.fairness_by_attribute or {}).items():
-        for rate, ratio in fairness["parity"].items():
+        for rate, ratio in fairness.parity.items():
             if ratio is not None:
                 metrics[f"fairness.{attribute}.{rate}"] = float(ratio)
     return metrics
@@ -81,8 +81,7 @@ def run_params(manifest: ModelManifest) -> dict[str, str]:
     """What the version was trained with."""
     rounds = manifest.rounds
     parent = manifest.parent
-    params: dict[str, Any] = {
-        **manifest.params,
+    described = {
         "rounds.requested": rounds.get("requested"),
         "rounds.trained": rounds.get("trained"),
         "rounds.best_iteration": rounds.get("best_iteration"),
@@ -92,7 +91,7 @@ def run_params(manifest: ModelManifest) -> dict[str, str]:
         "dataset": (manifest.dataset or {}).get("id"),
         "parent": f"{parent.name}@{parent.version}" if parent else None,
     }
-    return {k: str(v)[:6000] for k, v in params.items()}
+    return {k: str(v)[:6000] for k, v in (manifest.params | described).items()}
 
 
 def run_tags(manifest: ModelManifest, catalogue: DatasetCatalogue | None) -> dict[str, str]:
@@ -144,11 +143,11 @@ def _artifacts(facts: VersionFacts, settings: Settings, into: Path) -> None:
 
 def log_training(
     settings: Settings, registry: ModelRegistry, manifest: ModelManifest
-) -> dict[str, Any]:
+) -> MlflowRun | MlflowWarning:
     """Log version ``manifest`` as an MLflow run (register it when the settings say so).
 
-    Returns what was done (``run_id``, ``experiment``, ``url``, ``registered``) or, when
-    MLflow could not be reached or refused, ``{"warning": ...}``. Never raises.
+    Returns what was done (the run, its experiment, the registered version) or, when MLflow
+    could not be reached or refused, a warning. Never raises.
     """
     uri = settings.mlflow_tracking_uri
     assert uri is not None
@@ -175,7 +174,7 @@ def log_training(
             experiment_id, run_name=f"{manifest.name} v{manifest.version}", tags=tags
         )
         run_id = run.info.run_id
-        outcome = _log_run(client, run_id, registry, manifest, settings)
+        registered = _log_run(client, run_id, registry, manifest, settings)
         client.set_terminated(run_id, "FINISHED")
     except Exception as exc:  # MLflow is optional: the version stands, the user is told
         warning = (
@@ -185,19 +184,20 @@ def log_training(
         if run_id is not None:
             with contextlib.suppress(Exception):  # the same outage: the warning says it all
                 client.set_terminated(run_id, "FAILED")
-        return {"warning": warning, "run_id": run_id}
-    return {
-        "tracking_uri": uri,
-        "experiment": experiment_name,
-        "experiment_id": experiment_id,
-        "run_id": run_id,
-        **outcome,
-    }
+        return MlflowWarning(warning=warning, run_id=run_id)
+    return MlflowRun(
+        tracking_uri=uri,
+        experiment=experiment_name,
+        experiment_id=experiment_id,
+        run_id=run_id,
+        registered=registered,
+    )
 
 
 def _log_run(
     client: Any, run_id: str, registry: ModelRegistry, manifest: ModelManifest, settings: Settings
-) -> dict[str, Any]:
+) -> MlflowRegistration | None:
+    """Log the run's metrics, parameters and artefacts; register it when the settings say so."""
     from mlflow.entities import Metric, Param
 
     now = int(time.time() * 1000)
@@ -209,16 +209,16 @@ def _log_run(
         _artifacts(facts, settings, Path(tmp))
         client.log_artifacts(run_id, tmp)
     if not settings.mlflow_register:
-        return {"registered": None}
+        return None
     with tempfile.TemporaryDirectory(prefix="loanrisk-mlflow-") as tmp:
         exported = export_mlflow(
             registry, manifest.name, manifest.version, Path(tmp, "model"), settings
         )
         client.log_artifacts(run_id, str(exported), "model")
-    return {"registered": _register(client, run_id, facts)}
+    return _register(client, run_id, facts)
 
 
-def _register(client: Any, run_id: str, facts: VersionFacts) -> dict[str, Any]:
+def _register(client: Any, run_id: str, facts: VersionFacts) -> MlflowRegistration:
     from mlflow.exceptions import MlflowException
 
     name = facts.name
@@ -239,9 +239,6 @@ def _register(client: Any, run_id: str, facts: VersionFacts) -> dict[str, Any]:
             mirrored.append(alias)
         except MlflowException as exc:
             refused[alias] = exc.message
-    return {
-        "name": name,
-        "version": int(version.version),
-        "aliases": mirrored,
-        "aliases_refused": refused,
-    }
+    return MlflowRegistration(
+        name=name, version=int(version.version), aliases=mirrored, aliases_refused=refused
+    )

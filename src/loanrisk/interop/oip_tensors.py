@@ -22,13 +22,15 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from loanrisk.errors import InvalidInput, TooLarge
+from loanrisk.inference.results import LoanScore, decline_json, reason_json
 from loanrisk.schema import LoanSchema
 
 Datatype = Literal[
@@ -82,7 +84,7 @@ class RequestInput(BaseModel):
     name: str = Field(pattern=_NAME)
     shape: list[int] = Field(min_length=1, max_length=2)
     datatype: Datatype
-    parameters: dict[str, Any] | None = None
+    parameters: dict[str, JsonValue] | None = None
     data: list[Any] | None = None
 
 
@@ -90,7 +92,7 @@ class RequestOutput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=_NAME)
-    parameters: dict[str, Any] | None = None
+    parameters: dict[str, JsonValue] | None = None
 
 
 class InferenceRequest(BaseModel):
@@ -100,7 +102,7 @@ class InferenceRequest(BaseModel):
     # Not in the protocol's request, but sent by KServe's client; must agree with the path.
     model_name: str | None = Field(None, max_length=64)
     model_version: str | None = Field(None, max_length=12)
-    parameters: dict[str, Any] | None = None
+    parameters: dict[str, JsonValue] | None = None
     inputs: list[RequestInput] = Field(min_length=1, max_length=MAX_INPUTS)
     outputs: list[RequestOutput] | None = Field(None, max_length=len(OUTPUTS))
 
@@ -220,13 +222,23 @@ def _values(tensor: RequestInput, data: list[Any] | None) -> list[Any]:
     return out
 
 
+#: A loan's value as a tensor carries it (None: a missing number).
+LoanValue = str | float | bool | None
+#: A loan as the tensors give it, by attribute (validated later, as v1's JSON loans are).
+Loan = dict[str, LoanValue]
+#: Tensor output and metadata documents, as the REST answer holds them.
+TensorDoc = dict[str, str | list[int] | list[float] | list[bool] | list[str]]
+TensorMetaDoc = dict[str, str | list[int]]
+MetadataDoc = dict[str, str | list[str] | list[TensorMetaDoc] | dict[str, str | list[str]]]
+
+
 def loans(
     request: InferenceRequest,
     schema: LoanSchema,
     *,
     max_records: int,
     binary: Mapping[str, bytes] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Loan]:
     """The request's loans as JSON-like records (validated later, as v1's are).
     ``binary`` holds inputs sent as raw bytes, by name."""
     binary = binary or {}
@@ -261,15 +273,15 @@ def loans(
             )
         _check_rows(rows, max_records)
         flat = data_of(tensor)
-        loans = [
+        if tensor.datatype == "BYTES":  # numbers arrive as text: read them as v1 reads JSON
+            numbers = {i for i, c in enumerate(schema.features) if c.type not in TEXT}
+            flat = [
+                _number(v, features[i % width]) if i % width in numbers else v
+                for i, v in enumerate(flat)
+            ]
+        return [
             dict(zip(features, flat[i * width : (i + 1) * width], strict=True)) for i in range(rows)
         ]
-        if tensor.datatype == "BYTES":  # numbers arrive as text: read them as v1 reads JSON
-            numbers = [c.name for c in schema.features if c.type not in TEXT]
-            for loan in loans:
-                for name in numbers:
-                    loan[name] = _number(loan[name], name)
-        return loans
     return _columnar(request, schema, max_records, data_of)
 
 
@@ -294,8 +306,11 @@ def _check_rows(rows: int, max_records: int) -> None:
 
 
 def _columnar(
-    request: InferenceRequest, schema: LoanSchema, max_records: int, data_of: Any
-) -> list[dict[str, Any]]:
+    request: InferenceRequest,
+    schema: LoanSchema,
+    max_records: int,
+    data_of: Callable[[RequestInput], list[Any]],
+) -> list[Loan]:
     by_name = schema.by_name
     ids = {n for n in (schema.id_name, "id") if n}
     names = [t.name for t in request.inputs]
@@ -353,41 +368,123 @@ def requested(request: InferenceRequest) -> tuple[str, ...]:
     return names
 
 
-def outputs(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class OutputTensor:
+    """One output of an inference response: ``shape`` ``[N]``, one element per loan."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+    data: list[float] | list[bool] | list[str]
+
+    def to_json(self) -> TensorDoc:
+        return {
+            "name": self.name,
+            "datatype": self.datatype,
+            "shape": self.shape,
+            "data": self.data,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceResponse:
+    """An inference response: the model, the version that answered (``versions``: every
+    version that answered some loan, comma-separated, when a canary answered some), the
+    request's ``id`` and the outputs asked for."""
+
+    model_name: str
+    model_version: str
+    outputs: list[OutputTensor]
+    id: str | None = None
+    versions: str | None = None
+
+    def to_json(self) -> dict[str, str | list[TensorDoc] | dict[str, str]]:
+        """The REST body (``id`` and ``parameters`` only when there are any)."""
+        body: dict[str, str | list[TensorDoc] | dict[str, str]] = {
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "outputs": [o.to_json() for o in self.outputs],
+        }
+        if self.id is not None:
+            body["id"] = self.id
+        if self.versions is not None:
+            body["parameters"] = {"versions": self.versions}
+        return body
+
+
+def outputs(results: Sequence[LoanScore], names: Sequence[str]) -> list[OutputTensor]:
     """The response's output tensors, in the order asked for."""
     n = len(results)
-    columns: dict[str, tuple[str, list[Any]]] = {
-        "probability": ("FP64", [r["probability"] for r in results]),
-        "label": ("BOOL", [bool(r["label"]) for r in results]),
-        "band": ("BYTES", [str(r["band"]) for r in results]),
+    columns: dict[str, tuple[str, list[float] | list[bool] | list[str]]] = {
+        "probability": ("FP64", [r.probability for r in results]),
+        "label": ("BOOL", [r.label for r in results]),
+        "band": ("BYTES", [r.band for r in results]),
     }
-    for name in ("reasons", "decline_reasons"):
-        if name in names:
-            columns[name] = ("BYTES", [json.dumps(r.get(name, [])) for r in results])
-    return [
-        {"name": name, "datatype": columns[name][0], "shape": [n], "data": columns[name][1]}
-        for name in names
-    ]
+    if "reasons" in names:
+        columns["reasons"] = (
+            "BYTES",
+            [json.dumps([reason_json(x) for x in r.reasons or ()]) for r in results],
+        )
+    if "decline_reasons" in names:
+        columns["decline_reasons"] = (
+            "BYTES",
+            [json.dumps([decline_json(x) for x in r.decline_reasons or ()]) for r in results],
+        )
+    return [OutputTensor(name, columns[name][0], [n], columns[name][1]) for name in names]
 
 
-def model_metadata(name: str, versions: Sequence[int], schema: LoanSchema) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class TensorMetadata:
+    name: str
+    datatype: str
+    shape: list[int]
+
+    def to_json(self) -> TensorMetaDoc:
+        return {"name": self.name, "datatype": self.datatype, "shape": self.shape}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelMetadata:
+    """A model's metadata: its versions, inputs (one per attribute of ``schema``; the [N, k]
+    alternative's columns are ``matrix_columns``) and outputs."""
+
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+    schema: str
+    matrix_columns: list[str]
+
+    def to_json(self) -> MetadataDoc:
+        return {
+            "name": self.name,
+            "versions": self.versions,
+            "platform": self.platform,
+            "inputs": [t.to_json() for t in self.inputs],
+            "outputs": [t.to_json() for t in self.outputs],
+            "parameters": {"schema": self.schema, "matrix_columns": self.matrix_columns},
+        }
+
+
+def model_metadata(name: str, versions: Sequence[int], schema: LoanSchema) -> ModelMetadata:
     """Inputs (one per attribute, and the [N, k] alternative's width in ``parameters``) and
     outputs of a model."""
-    inputs = [
-        {"name": c.name, "datatype": "BYTES" if c.type in TEXT else "FP64", "shape": [-1]}
-        for c in schema.features
-    ]
-    return {
-        "name": name,
-        "versions": [str(v) for v in versions],
-        "platform": "xgboost_ubj",
-        "inputs": inputs,
-        "outputs": [
-            {"name": "probability", "datatype": "FP64", "shape": [-1]},
-            {"name": "label", "datatype": "BOOL", "shape": [-1]},
-            {"name": "band", "datatype": "BYTES", "shape": [-1]},
-            {"name": "reasons", "datatype": "BYTES", "shape": [-1]},
-            {"name": "decline_reasons", "datatype": "BYTES", "shape": [-1]},
+    return ModelMetadata(
+        name=name,
+        versions=[str(v) for v in versions],
+        platform="xgboost_ubj",
+        inputs=[
+            TensorMetadata(c.name, "BYTES" if c.type in TEXT else "FP64", [-1])
+            for c in schema.features
         ],
-        "parameters": {"schema": schema.name, "matrix_columns": list(schema.feature_names)},
-    }
+        outputs=[
+            TensorMetadata("probability", "FP64", [-1]),
+            TensorMetadata("label", "BOOL", [-1]),
+            TensorMetadata("band", "BYTES", [-1]),
+            TensorMetadata("reasons", "BYTES", [-1]),
+            TensorMetadata("decline_reasons", "BYTES", [-1]),
+        ],
+        schema=schema.name,
+        matrix_columns=list(schema.feature_names),
+    )

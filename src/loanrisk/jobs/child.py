@@ -31,10 +31,10 @@ from collections.abc import Callable
 from typing import Any
 
 from loanrisk import errors
-from loanrisk.contracts import JOB_KINDS, JobParams
+from loanrisk.contracts import JOB_KINDS, JobParams, JobProgress
 from loanrisk.settings import Settings
 
-Progress = Callable[[dict[str, Any]], None]
+Progress = Callable[[JobProgress], None]
 
 _PR_SET_PDEATHSIG = 1
 #: Seconds a cancelled task may take to stop by itself before it is killed.
@@ -93,6 +93,7 @@ def _child(
         _die_with(requester)
     os.environ.clear()
     os.environ.update(environ)
+    from loanrisk.jobs.results import result_json
     from loanrisk.jobs.tasks import run_task  # preloaded by the fork server: heavy modules
 
     task = JOB_KINDS[type(params)]
@@ -100,10 +101,10 @@ def _child(
         result = run_task(
             params,
             settings,
-            progress=lambda doc: out.put(("progress", doc)),
+            progress=lambda step: out.put(("progress", step)),
             should_cancel=cancel.is_set,
         )
-        out.put(("done", result))
+        out.put(("done", result_json(result)))
     except errors.LoanRiskError as exc:
         out.put(("error", exc.to_dict()))
     except Exception:  # logged here with an id; the parent reports the id, not the text
@@ -126,7 +127,8 @@ def run_in_process(
     start: str | None = None,
 ) -> dict[str, Any]:
     """Run the task ``params`` describe (its kind: :data:`~loanrisk.contracts.JOB_KINDS`)
-    in a child process of its own and return its result.
+    in a child process of its own and return its result as the job record stores it
+    (:func:`~loanrisk.jobs.results.result_json`: JSON, as it crossed the process boundary).
 
     Raises what the task raised (:class:`~loanrisk.errors.Cancelled` after ``cancel`` is set),
     or :class:`~loanrisk.errors.LoanRiskError` when the process died without an answer. An
@@ -165,8 +167,7 @@ def run_in_process(
             if kind == "progress" and on_progress is not None:
                 on_progress(payload)
             elif kind == "done":
-                result: dict[str, Any] = payload
-                return result
+                return dict(payload)
             elif kind == "error":
                 raise errors.error_from_dict(payload)
     finally:

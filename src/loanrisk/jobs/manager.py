@@ -20,7 +20,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from loanrisk.contracts import JOB_KINDS, ErrorDoc, JobParams, JobRecord
+from loanrisk.contracts import JOB_KINDS, ErrorDoc, JobParams, JobProgress, JobRecord, JobState
 from loanrisk.errors import Cancelled, LoanRiskError, TooBusy
 from loanrisk.jobs.child import run_in_process
 from loanrisk.jobs.cleanup import clean_up
@@ -163,14 +163,17 @@ class JobManager:
             job.record = job.record.model_copy(update={**changes, "heartbeat_at": stamp(now())})
             self.store.save(job.record)
 
-    def _progress(self, job: _Running, doc: dict[str, Any]) -> None:
+    def _progress(self, job: _Running, step: JobProgress) -> None:
         with job.guard:  # stored on the next heartbeat
-            job.record = job.record.model_copy(update={"progress": doc})
+            job.record = job.record.model_copy(update={"progress": step})
 
     def _run(self, job: _Running) -> None:
         took_slot = False
         queued = 0.0
         clock = time.monotonic()
+        state: JobState = "succeeded"
+        result: dict[str, Any] | None = None
+        error: ErrorDoc | None = None
         try:
             while not self._slots.acquire(timeout=0.2):
                 if job.cancel.is_set():
@@ -181,25 +184,24 @@ class JobManager:
             result = run_in_process(
                 job.params,
                 self.settings,
-                on_progress=lambda doc: self._progress(job, doc),
+                on_progress=lambda step: self._progress(job, step),
                 cancel=job.cancel,
             )
-            final: dict[str, Any] = {"state": "succeeded", "result": result}
         except Cancelled as exc:
-            final = {"state": "cancelled", "error": ErrorDoc(**exc.to_dict())}
+            state, error = "cancelled", ErrorDoc(**exc.to_dict())
         except LoanRiskError as exc:
-            final = {"state": "failed", "error": ErrorDoc(**exc.to_dict())}
+            state, error = "failed", ErrorDoc(**exc.to_dict())
         except Exception:
             error_id = uuid.uuid4().hex
             log.exception("job %s failed unexpectedly (error id %s)", job.id, error_id)
-            final = {
-                "state": "failed",
-                "error": ErrorDoc(
+            state, error = (
+                "failed",
+                ErrorDoc(
                     code="internal",
                     message=f"unexpected error; error id {error_id}",
                     details={"error_id": error_id},
                 ),
-            }
+            )
         finally:
             if took_slot:
                 self._slots.release()
@@ -207,7 +209,14 @@ class JobManager:
         timings = {"queued_s": round(queued if took_slot else total, 3), "total_s": round(total, 3)}
         self._release(job)  # before the record says it ended: a client may go on at once
         try:
-            self._update(job, **final, finished_at=stamp(now()), timings=timings)
+            self._update(
+                job,
+                state=state,
+                result=result,
+                error=error,
+                finished_at=stamp(now()),
+                timings=timings,
+            )
         except LoanRiskError:
             log.exception("could not record the end of job %s", job.id)
         finally:

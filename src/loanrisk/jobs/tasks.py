@@ -1,30 +1,39 @@
 """The tasks a job can run, one per kind of typed parameters (:mod:`loanrisk.contracts`):
-``task(params, settings, *, progress, should_cancel) -> dict``.
+``task(params, settings, *, progress, should_cancel) -> result``.
 
-The parameters were checked where the job was submitted; the returned dict is plain JSON (it
-crosses a process boundary and is stored in the job's record). Every task runs in a child
-process (:func:`~loanrisk.jobs.run_in_process`) and publishes nothing when it fails or is
-cancelled.
+The parameters were checked where the job was submitted; each task returns its kind's typed
+result (:mod:`loanrisk.jobs.results`), turned into JSON where it crosses the process boundary
+to be stored in the job's record. Every task runs in a child process
+(:func:`~loanrisk.jobs.run_in_process`) and publishes nothing when it fails or is cancelled.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from loanrisk.contracts import JobParams, ProcessDataJob, ScoreJob, TrainingRequest, TuneJob
+from loanrisk.contracts import (
+    JobParams,
+    JobProgress,
+    ProcessDataJob,
+    ScoreJob,
+    TrainingRequest,
+    TrainingResult,
+    TuneJob,
+)
 from loanrisk.data.ingest import read_csv
 from loanrisk.data.process import process_dataset
 from loanrisk.errors import Cancelled, Conflict, InvalidInput
 from loanrisk.inference.scorer import BatchOptions, scorer_from_settings
+from loanrisk.jobs.results import DaskRun, JobResult, ProcessingResult, ScoredBy, ScoringResult
 from loanrisk.monitoring.log.writer import prediction_log
 from loanrisk.registry.models import LoadedModel, ModelRegistry
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, open_storage
 from loanrisk.training.job import run_training
 from loanrisk.training.train import RoundProgress
+from loanrisk.training.tune import TuneSummary
 
-Progress = Callable[[dict[str, Any]], None]
+Progress = Callable[[JobProgress], None]
 
 
 def process_data(
@@ -33,7 +42,7 @@ def process_data(
     *,
     progress: Progress,
     should_cancel: Callable[[], bool],
-) -> dict[str, Any]:
+) -> ProcessingResult:
     """Raw CSV on the storage (``source``) -> validated -> expanded to ``size`` -> dataset in
     ``directory``. (A staged upload is removed by the job manager however the job ends.)"""
     storage = open_storage(settings)
@@ -41,7 +50,7 @@ def process_data(
     def stage(name: str, done: int, total: int) -> None:
         if should_cancel():
             raise Cancelled("data processing cancelled; no dataset was published")
-        progress({"stage": name, "done": done, "total": total})
+        progress(JobProgress(stage=name, done=done, total=total))
 
     stage("validate", 0, 1)
     with storage.open_read(params.source) as stream:
@@ -58,7 +67,7 @@ def process_data(
         progress=stage,
         schema=params.loan_schema,
     )
-    return {"dataset": manifest.model_dump(mode="json")}
+    return ProcessingResult(manifest)
 
 
 def train(
@@ -67,19 +76,19 @@ def train(
     *,
     progress: Progress,
     should_cancel: Callable[[], bool],
-) -> dict[str, Any]:
+) -> TrainingResult:
     """Train a new model version as ``params`` asks."""
 
     def rounds(p: RoundProgress) -> None:
         progress(
-            {
-                "stage": "train",
-                "done": p.done,
-                "total": p.total,
-                "elapsed": p.elapsed,
-                "eta": p.eta,
-                "metrics": p.metrics,
-            }
+            JobProgress(
+                stage="train",
+                done=p.done,
+                total=p.total,
+                elapsed=p.elapsed,
+                eta=p.eta,
+                metrics=p.metrics,
+            )
         )
 
     storage = open_storage(settings)
@@ -93,11 +102,11 @@ def train(
     if settings.mlflow_tracking_uri is not None:  # published: from here on nothing is lost
         from loanrisk.interop.mlflow_run import log_training
 
-        progress({"stage": "mlflow", "done": 0, "total": 1})
+        progress(JobProgress(stage="mlflow", done=0, total=1))
         registry = ModelRegistry(storage, params.model_directory)
         logged = log_training(settings, registry, result.manifest)
         result = result.model_copy(update={"mlflow": logged})
-    return result.to_json()
+    return result
 
 
 def score(
@@ -106,7 +115,7 @@ def score(
     *,
     progress: Progress,
     should_cancel: Callable[[], bool],
-) -> dict[str, Any]:
+) -> ScoringResult:
     """Score the CSV or Parquet file ``source`` with version ``version`` of model
     ``model_name`` (resolved when the job was accepted: the alias may have moved since) and
     write the results CSV to ``output`` (atomically: a failed batch leaves no output)."""
@@ -118,7 +127,7 @@ def score(
     def rows(done: int) -> None:
         if should_cancel():
             raise Cancelled("batch scoring cancelled; no output was written")
-        progress({"stage": "score", "done": done, "total": None})
+        progress(JobProgress(stage="score", done=done, total=None))
 
     if storage.exists(params.output):  # written since the job was accepted
         raise Conflict(f"output {params.output!r} exists already; results never replace a file")
@@ -147,8 +156,8 @@ def score(
     finally:
         if log is not None:
             log.close()
-    model = {"name": loaded.name, "version": loaded.version, "backend": scorer.backend.name}
-    return {"output": params.output, "model": model, "summary": summary}
+    model = ScoredBy(loaded.name, loaded.version, scorer.backend.name)
+    return ScoringResult(params.output, model, summary)
 
 
 def tune(
@@ -157,7 +166,7 @@ def tune(
     *,
     progress: Progress,
     should_cancel: Callable[[], bool],
-) -> dict[str, Any]:
+) -> TuneSummary:
     """Run or resume the tuning study ``params`` names; its summary (frontier, best, lean)."""
     from loanrisk.training.tune import run_tuning
 
@@ -168,7 +177,7 @@ def tune(
         progress=progress,
         should_cancel=should_cancel,
     )
-    return study.summary()
+    return study.result()
 
 
 def _score_on_dask(
@@ -177,7 +186,7 @@ def _score_on_dask(
     registry: ModelRegistry,
     loaded: LoadedModel,
     progress: Progress,
-) -> dict[str, Any]:
+) -> ScoringResult:
     """A Parquet batch on the Dask cluster of the settings: the results are a folder of
     partitioned Parquet next to where the CSV would be (``<output>`` without ``.csv``)."""
     from loanrisk.inference.distributed import results_folder, score_on_dask
@@ -187,7 +196,7 @@ def _score_on_dask(
         raise InvalidInput("scoring on Dask needs shared storage (a directory, S3 or Azure)")
     folder = results_folder(storage, params.output)  # taken since the job was accepted?
     assert settings.dask_scheduler is not None
-    progress({"stage": "score", "done": 0, "total": None})
+    progress(JobProgress(stage="score", done=0, total=None))
     summary = score_on_dask(
         registry,
         loaded.name,
@@ -201,17 +210,9 @@ def _score_on_dask(
         explain=params.explain,
         decline_reasons=params.decline_reasons,
     )
-    progress({"stage": "score", "done": summary["scored"], "total": summary["scored"]})
-    model = {"name": loaded.name, "version": loaded.version, "backend": "dask"}
-    dask = {k: summary[k] for k in ("partitions", "workers")} | {
-        "scheduler": settings.dask_scheduler
-    }
-    return {
-        "output": folder,
-        "model": model,
-        "summary": {"scored": summary["scored"], "defaults": summary["defaults"]},
-        "dask": dask,
-    }
+    progress(JobProgress(stage="score", done=summary.scored, total=summary.scored))
+    model = ScoredBy(loaded.name, loaded.version, "dask")
+    return ScoringResult(folder, model, DaskRun(summary, settings.dask_scheduler))
 
 
 def run_task(
@@ -220,7 +221,7 @@ def run_task(
     *,
     progress: Progress,
     should_cancel: Callable[[], bool],
-) -> dict[str, Any]:
+) -> JobResult:
     """Run the task of ``params``'s kind."""
     if isinstance(params, ProcessDataJob):
         return process_data(params, settings, progress=progress, should_cancel=should_cancel)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
 
-from loanrisk.contracts import TrainingRequest, TrainingResult
+from loanrisk.contracts import JobProgress, TrainingRequest, TrainingResult
 from loanrisk.jobs.child import run_in_process
 from loanrisk.settings import Settings
 from loanrisk.training.train import RoundProgress
@@ -26,11 +25,12 @@ def train_in_subprocess(
     interrupt in the caller (Ctrl-C) cancels the child before it propagates.
     """
 
-    def forward(doc: dict[str, Any]) -> None:
-        if on_progress is not None and doc.get("stage") == "train":
-            on_progress(
-                RoundProgress(doc["done"], doc["total"], doc["elapsed"], doc["eta"], doc["metrics"])
-            )
+    def forward(step: JobProgress) -> None:
+        if on_progress is None or step.stage != "train" or step.total is None:
+            return
+        metrics = {name: float(value) for name, value in (step.metrics or {}).items()}
+        elapsed, eta = step.elapsed or 0.0, step.eta or 0.0
+        on_progress(RoundProgress(step.done, step.total, elapsed, eta, metrics))
 
     return TrainingResult.model_validate(
         run_in_process(request, settings, on_progress=forward, cancel=cancel)

@@ -15,18 +15,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.defaults import MAX_AUC_DROP as MAX_AUC_DROP
 from loanrisk.errors import Conflict, NotFound
 from loanrisk.inference.scorer import scorer_from_settings
+from loanrisk.monitoring.drift import Moment
 from loanrisk.monitoring.log.reader import read_window
 from loanrisk.monitoring.outcomes import read_outcomes
-from loanrisk.monitoring.paired import agreement, brier, delong, ks_statistic, score_psi
+from loanrisk.monitoring.paired import (
+    AucDifference,
+    Flips,
+    agreement,
+    brier,
+    delong,
+    ks_statistic,
+    score_psi,
+)
 from loanrisk.registry.models import LoadedModel, ModelRegistry
 from loanrisk.settings import Settings
 from loanrisk.storage.base import Storage
@@ -43,6 +52,95 @@ class Versions:
     name: str
     a: int
     b: int
+
+
+class HeldOutScores(BaseModel):
+    """One version's figures on the held-out loans."""
+
+    model_config = ConfigDict(frozen=True)
+
+    auc: float
+    brier: float
+    ks: float
+
+
+class HeldOut(BaseModel):
+    """Both versions on one held-out split: ``rows`` loans scored by both (``left_out``: those
+    either refused), out of a sample of ``sampled_from`` when the split was larger."""
+
+    model_config = ConfigDict(frozen=True)
+
+    dataset: str
+    rows: int
+    left_out: int
+    sampled_from: int | None
+    a: HeldOutScores
+    b: HeldOutScores
+    auc_difference: AucDifference
+
+
+class ScoredCounts(BaseModel):
+    """Loans each version scored in the window, paired or not."""
+
+    model_config = ConfigDict(frozen=True)
+
+    a: int
+    b: int
+
+
+class AbsDifference(BaseModel):
+    """Mean and largest absolute score difference on the paired loans (None: none)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    mean: float | None
+    max: float | None
+
+
+class RealizedAuc(BaseModel):
+    """Each version's AUC on the paired loans whose outcome is known (None while those lack
+    defaults or non-defaults, and ``auc_difference`` then left out)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    loans: int
+    a_auc: float | None = None
+    b_auc: float | None = None
+    auc_difference: AucDifference | None = Field(None, exclude_if=lambda value: value is None)
+
+
+class LiveComparison(BaseModel):
+    """The two versions on the loans both scored in ``[since, until)`` of the prediction log
+    (from a sample of ``sampled`` rows past the bound): agreement and flips at ``threshold``,
+    score PSI, differences, and the realized AUCs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    since: Moment | None
+    until: Moment | None
+    sampled: int | None
+    scored: ScoredCounts
+    loans: int
+    agreement: float | None
+    flips: Flips
+    threshold: float
+    score_psi: float
+    abs_difference: AbsDifference
+    outcomes: RealizedAuc
+
+
+class Comparison(BaseModel):
+    """Champion (``a``) against challenger (``b``): held out and live. A held-out comparison
+    that cannot be made is None, with ``held_out_problem`` saying why (left out otherwise)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    a: int
+    b: int
+    held_out: HeldOut | None
+    held_out_problem: str | None = Field(None, exclude_if=lambda value: value is None)
+    live: LiveComparison
 
 
 def _dataset_of(model: LoadedModel, dataset: str | None) -> tuple[str, str]:
@@ -65,7 +163,7 @@ def held_out(
     *,
     dataset: str | None = None,
     nthread: int | None = None,
-) -> dict[str, Any]:
+) -> HeldOut:
     """Both versions scored on one held-out split; the loans either refuses are left out of
     both (and counted)."""
     a = registry.load(versions.name, versions.a)
@@ -97,19 +195,15 @@ def held_out(
     y = labels[both.to_numpy()]
     pa, pb = scores[0][both].to_numpy(), scores[1][both].to_numpy()
     auc = delong(y, pa, pb)
-    return {
-        "dataset": manifest.id,
-        "rows": int(both.size),
-        "left_out": len(test) - int(both.size),
-        "sampled_from": total if total > settings.compare_max_rows else None,
-        "a": {"auc": auc["a"], "brier": brier(y, pa), "ks": ks_statistic(y, pa)},
-        "b": {"auc": auc["b"], "brier": brier(y, pb), "ks": ks_statistic(y, pb)},
-        "auc_difference": _difference(auc),
-    }
-
-
-def _difference(auc: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in auc.items() if k not in ("a", "b")}
+    return HeldOut(
+        dataset=manifest.id,
+        rows=int(both.size),
+        left_out=len(test) - int(both.size),
+        sampled_from=total if total > settings.compare_max_rows else None,
+        a=HeldOutScores(auc=auc.a, brier=brier(y, pa), ks=ks_statistic(y, pa)),
+        b=HeldOutScores(auc=auc.b, brier=brier(y, pb), ks=ks_statistic(y, pb)),
+        auc_difference=auc.difference,
+    )
 
 
 def _numbered(rows: pd.DataFrame) -> pd.DataFrame:
@@ -128,35 +222,50 @@ def pair_log(log: pd.DataFrame, a: int, b: int) -> pd.DataFrame:
 
 
 def live(
-    log: pd.DataFrame, outcomes: pd.DataFrame, versions: Versions, *, threshold: float
-) -> dict[str, Any]:
-    """The comparison on the loans of ``log`` both versions scored (and their outcomes)."""
+    log: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    versions: Versions,
+    *,
+    threshold: float,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    sampled: int | None = None,
+) -> LiveComparison:
+    """The comparison on the loans of ``log`` both versions scored (and their outcomes);
+    ``since``, ``until`` and ``sampled`` say what window ``log`` is."""
     pairs = pair_log(log, versions.a, versions.b)
     pa, pb = pairs["probability_a"].to_numpy(), pairs["probability_b"].to_numpy()
     difference = np.abs(pa - pb)
-    report: dict[str, Any] = {
-        "scored": {
-            "a": int((log["version"] == versions.a).sum()),
-            "b": int((log["version"] == versions.b).sum()),
-        },
-        **agreement(pairs["label_a"].to_numpy(), pairs["label_b"].to_numpy()),
-        "threshold": threshold,
-        "score_psi": score_psi(pa, pb),
-        "abs_difference": {
-            "mean": float(difference.mean()) if difference.size else None,
-            "max": float(difference.max()) if difference.size else None,
-        },
-    }
+    agreed = agreement(pairs["label_a"].to_numpy(), pairs["label_b"].to_numpy())
     known = pairs[pairs["loan_id_a"].notna()].merge(
         outcomes, left_on="loan_id_a", right_on="loan_id", how="inner"
     )
     y = known["defaulted"].to_numpy(dtype=np.int64)
-    realized: dict[str, Any] = {"loans": len(known), "a_auc": None, "b_auc": None}
+    realized = RealizedAuc(loans=len(known))
     if 0 < y.sum() < y.size:
         auc = delong(y, known["probability_a"].to_numpy(), known["probability_b"].to_numpy())
-        realized |= {"a_auc": auc["a"], "b_auc": auc["b"], "auc_difference": _difference(auc)}
-    report["outcomes"] = realized
-    return report
+        realized = RealizedAuc(
+            loans=len(known), a_auc=auc.a, b_auc=auc.b, auc_difference=auc.difference
+        )
+    return LiveComparison(
+        since=since,
+        until=until,
+        sampled=sampled,
+        scored=ScoredCounts(
+            a=int((log["version"] == versions.a).sum()),
+            b=int((log["version"] == versions.b).sum()),
+        ),
+        loans=agreed.loans,
+        agreement=agreed.agreement,
+        flips=agreed.flips,
+        threshold=threshold,
+        score_psi=score_psi(pa, pb),
+        abs_difference=AbsDifference(
+            mean=float(difference.mean()) if difference.size else None,
+            max=float(difference.max()) if difference.size else None,
+        ),
+        outcomes=realized,
+    )
 
 
 def compare(
@@ -169,18 +278,22 @@ def compare(
     since: datetime | None = None,
     until: datetime | None = None,
     nthread: int | None = None,
-) -> dict[str, Any]:
+) -> Comparison:
     """Held out and live; a held-out comparison that cannot be made (no dataset) is
     reported as ``held_out_problem`` with the live part still given."""
-    report: dict[str, Any] = {"model": versions.name, "a": versions.a, "b": versions.b}
+    held, problem = None, None
     try:
-        report["held_out"] = held_out(
-            storage, registry, settings, versions, dataset=dataset, nthread=nthread
-        )
+        held = held_out(storage, registry, settings, versions, dataset=dataset, nthread=nthread)
     except (Conflict, NotFound) as exc:
-        report["held_out"], report["held_out_problem"] = None, exc.message
-    report["live"] = live_comparison(storage, settings, versions, since=since, until=until)
-    return report
+        problem = exc.message
+    return Comparison(
+        model=versions.name,
+        a=versions.a,
+        b=versions.b,
+        held_out=held,
+        held_out_problem=problem,
+        live=live_comparison(storage, settings, versions, since=since, until=until),
+    )
 
 
 def live_comparison(
@@ -190,7 +303,7 @@ def live_comparison(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> dict[str, Any]:
+) -> LiveComparison:
     """The live part of :func:`compare` alone: the loans both versions scored in the window
     (a shadow or a canary against the champion), read from the prediction log."""
     log = read_window(
@@ -204,15 +317,18 @@ def live_comparison(
         max_rows=settings.monitor_max_rows,
     )
     outcomes = read_outcomes(storage, storage.resolve(settings.outcome_directory))
-    return {
-        "since": since.isoformat() if since else None,
-        "until": until.isoformat() if until else None,
-        "sampled": log.sampled,
-        **live(log.frame, outcomes, versions, threshold=settings.threshold),
-    }
+    return live(
+        log.frame,
+        outcomes,
+        versions,
+        threshold=settings.threshold,
+        since=since,
+        until=until,
+        sampled=log.sampled,
+    )
 
 
-def worse_beyond(difference: dict[str, Any], max_auc_drop: float) -> bool:
+def worse_beyond(difference: AucDifference, max_auc_drop: float) -> bool:
     """Whether the evidence says ``b`` is worse than ``a`` by more than ``max_auc_drop`` of
     AUC: the upper bound of the DeLong 95% interval of ``b - a`` (``difference``, as
     :func:`~loanrisk.monitoring.paired.delong` gives it) is below ``-max_auc_drop``.
@@ -221,8 +337,7 @@ def worse_beyond(difference: dict[str, Any], max_auc_drop: float) -> bool:
     ``max_auc_drop`` (a non-inferiority decision rule; DeLong, DeLong and Clarke-Pearson
     1988, Biometrics 44(3):837-845, for the interval): a drop that is noise on this many
     loans passes, however its point estimate compares with the margin."""
-    high = float(difference["ci95"][1])
-    return high < -max_auc_drop
+    return difference.ci95[1] < -max_auc_drop
 
 
 def guard_promotion(
@@ -235,7 +350,7 @@ def guard_promotion(
     *,
     max_auc_drop: float = MAX_AUC_DROP,
     dataset: str | None = None,
-) -> dict[str, Any] | None:
+) -> HeldOut | None:
     """Refuse (:class:`Conflict`, with the comparison) to move ``alias`` to ``candidate``
     when, on the same held-out split, it is worse than the alias's version by more than
     ``max_auc_drop`` of AUC beyond noise (:func:`worse_beyond`: the DeLong 95% interval of
@@ -250,19 +365,19 @@ def guard_promotion(
     report = held_out(
         storage, registry, settings, Versions(name, current, candidate), dataset=dataset
     )
-    if worse_beyond(report["auc_difference"], max_auc_drop):
-        low, high = report["auc_difference"]["ci95"]
-        drop = report["a"]["auc"] - report["b"]["auc"]
+    if worse_beyond(report.auc_difference, max_auc_drop):
+        low, high = report.auc_difference.ci95
+        a, b = report.a, report.b
         raise Conflict(
             f"version {candidate} is worse than version {current} ({alias}) on the held-out "
-            f"split of dataset {report['dataset']} ({report['rows']:,} loans): AUC "
-            f"{report['b']['auc']:.4f} against {report['a']['auc']:.4f}, a drop of "
-            f"{drop:.4f}; the 95% DeLong interval of the difference [{low:+.4f}, {high:+.4f}] "
-            f"lies below -{max_auc_drop:g}, the drop allowed (one-sided test at 2.5% that the "
-            f"drop exceeds it); Brier {report['b']['brier']:.4f} against "
-            f"{report['a']['brier']:.4f}. {alias!r} stays at version {current}.",
+            f"split of dataset {report.dataset} ({report.rows:,} loans): AUC "
+            f"{b.auc:.4f} against {a.auc:.4f}, a drop of "
+            f"{a.auc - b.auc:.4f}; the 95% DeLong interval of the difference "
+            f"[{low:+.4f}, {high:+.4f}] lies below -{max_auc_drop:g}, the drop allowed "
+            f"(one-sided test at 2.5% that the drop exceeds it); Brier {b.brier:.4f} against "
+            f"{a.brier:.4f}. {alias!r} stays at version {current}.",
             details={
-                "comparison": report,
+                "comparison": report.model_dump(mode="json"),
                 "alias": alias,
                 "version": current,
                 "max_auc_drop": max_auc_drop,

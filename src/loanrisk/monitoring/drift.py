@@ -11,12 +11,12 @@ sum. The usual reading: below 0.1 stable, 0.1 to 0.25 investigate, above 0.25 a 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, PlainSerializer
 
 from loanrisk.monitoring.profile import Bins, Profile, feature_values
 from loanrisk.schema import LoanSchema, validate_frame
@@ -41,30 +41,31 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-@dataclass
-class Stability:
-    """One variable's index, its band, and the shares per bin (training, window)."""
+#: A float as reports write it: six decimals.
+Rounded = Annotated[float, PlainSerializer(lambda value: round(value, 6), return_type=float)]
+#: A moment as reports write it: ISO 8601 with its UTC offset (``+00:00``).
+Moment = Annotated[datetime, PlainSerializer(datetime.isoformat, return_type=str)]
+
+
+class StabilityBin(BaseModel):
+    """One bin's share of the training rows (``expected``) and of the window's (``actual``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bin: str
+    expected: Rounded
+    actual: Rounded
+
+
+class Stability(BaseModel):
+    """One variable's index, its band, and the shares per bin."""
+
+    model_config = ConfigDict(frozen=True)
 
     name: str
-    index: float
-    bins: list[str]
-    expected: list[float]
-    actual: list[float]
-
-    @property
-    def band(self) -> str:
-        return band(self.index)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "index": round(self.index, 6),
-            "band": self.band,
-            "bins": [
-                {"bin": b, "expected": round(e, 6), "actual": round(a, 6)}
-                for b, e, a in zip(self.bins, self.expected, self.actual, strict=True)
-            ],
-        }
+    index: Rounded
+    band: str
+    bins: list[StabilityBin]
 
 
 def _shares(counts: np.ndarray) -> list[float]:
@@ -74,42 +75,44 @@ def _shares(counts: np.ndarray) -> list[float]:
 
 def _stability(name: str, bins: Bins, actual: np.ndarray) -> Stability:
     expected = np.asarray(bins.counts, dtype=np.float64)
-    return Stability(name, psi(expected, actual), bins.labels, _shares(expected), _shares(actual))
+    index = psi(expected, actual)
+    shares = zip(bins.labels, _shares(expected), _shares(actual), strict=True)
+    return Stability(
+        name=name,
+        index=index,
+        band=band(index),
+        bins=[StabilityBin(bin=b, expected=e, actual=a) for b, e, a in shares],
+    )
 
 
-@dataclass
-class DriftReport:
-    """PSI of the score and CSI per feature (worst first) for a window of logged loans."""
+class Bands(BaseModel):
+    """The reading of an index, as reports state it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stable: str = f"< {STABLE}"
+    investigate: str = f"{STABLE} to {SHIFT}"
+    shift: str = f"> {SHIFT}"
+
+
+class DriftReport(BaseModel):
+    """PSI of the score and CSI per feature (worst first) for a window of logged loans;
+    ``model_dump(mode="json")`` gives the report the API, the CLI and the stored file hold."""
+
+    model_config = ConfigDict(frozen=True)
 
     model: str
     version: int
-    since: datetime | None
-    until: datetime | None
+    since: Moment | None
+    until: Moment | None
     rows: int
-    rejected: int
-    score: Stability | None
-    features: list[Stability] = field(default_factory=list)
     #: The rows the shares come from, when a sample of ``rows`` (None: all of them).
     sampled: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "version": self.version,
-            "since": self.since.isoformat() if self.since else None,
-            "until": self.until.isoformat() if self.until else None,
-            "rows": self.rows,
-            "sampled": self.sampled,
-            "rejected": self.rejected,
-            "bands": {
-                "stable": f"< {STABLE}",
-                "investigate": f"{STABLE} to {SHIFT}",
-                "shift": f"> {SHIFT}",
-            },
-            "epsilon": EPSILON,
-            "score": self.score.to_dict() if self.score else None,
-            "features": [f.to_dict() for f in self.features],
-        }
+    rejected: int
+    bands: Bands = Bands()
+    epsilon: float = EPSILON
+    score: Stability | None
+    features: list[Stability] = []
 
 
 def drift_report(
@@ -129,31 +132,29 @@ def drift_report(
     schema, as they were scored; the few that no longer validate are counted in ``rejected``
     (among those read)."""
     total = len(log) if rows is None else rows
-    sampled = len(log) if total > len(log) else None
-    if log.empty:
-        return DriftReport(model, version, since, until, total, 0, None, sampled=sampled)
-    records = [json.loads(text) for text in log["features"]]
-    loans = validate_frame(
-        pd.DataFrame.from_records(records), schema=schema, mode="score", on_error="drop"
-    )
-    features = [
-        _stability(name, bins, bins.count(feature_values(loans.frame, name)))
-        for name, bins in profile.features.items()
-        if name in loans.frame.columns
-    ]
-    features.sort(key=lambda s: s.index, reverse=True)
-    score_bins = profile.score
-    score = _stability(
-        "score", score_bins, score_bins.count(log["probability"].to_numpy(dtype=np.float64))
-    )
+    rejected, score, features = 0, None, []
+    if not log.empty:
+        records = [json.loads(text) for text in log["features"]]
+        loans = validate_frame(
+            pd.DataFrame.from_records(records), schema=schema, mode="score", on_error="drop"
+        )
+        rejected = len(log) - len(loans.frame)
+        features = [
+            _stability(name, bins, bins.count(feature_values(loans.frame, name)))
+            for name, bins in profile.features.items()
+            if name in loans.frame.columns
+        ]
+        features.sort(key=lambda s: s.index, reverse=True)
+        probability = log["probability"].to_numpy(dtype=np.float64)
+        score = _stability("score", profile.score, profile.score.count(probability))
     return DriftReport(
-        model,
-        version,
-        since,
-        until,
-        total,
-        len(log) - len(loans.frame),
-        score,
-        features,
-        sampled=sampled,
+        model=model,
+        version=version,
+        since=since,
+        until=until,
+        rows=total,
+        sampled=len(log) if total > len(log) else None,
+        rejected=rejected,
+        score=score,
+        features=features,
     )

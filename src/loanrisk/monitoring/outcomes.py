@@ -230,8 +230,22 @@ def read_outcomes(storage: Storage, directory: str) -> pd.DataFrame:
     return latest.drop(columns=["stored_at"]).reset_index(drop=True)
 
 
-def summary(stored: pd.DataFrame, known_ids: Any) -> dict[str, int]:
+class OutcomesStored(BaseModel):
+    """What an upload of outcomes did: rows received, outcomes stored (one per loan id), and
+    those naming loans ``model``'s log does not know."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    received: int
+    stored: int
+    unknown_loans: int
+
+
+def summary(stored: pd.DataFrame, known_ids: Any, *, model: str) -> OutcomesStored:
     """How many outcomes were stored, and how many name loans the log does not know."""
     unique = stored["loan_id"].drop_duplicates()
     unknown = int((~unique.isin(set(known_ids))).sum())
-    return {"received": len(stored), "stored": len(unique), "unknown_loans": unknown}
+    return OutcomesStored(
+        model=model, received=len(stored), stored=len(unique), unknown_loans=unknown
+    )

@@ -11,10 +11,11 @@ the covariance of the two models' placements.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 from sklearn.metrics import roc_curve
 
 from loanrisk.errors import InvalidInput
@@ -47,7 +48,49 @@ def _placements(labels: np.ndarray, scores: np.ndarray) -> tuple[float, np.ndarr
     return float(positive_place.mean()), positive_place, negative_place
 
 
-def delong(labels: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+class AucDifference(BaseModel):
+    """The difference ``b - a`` of two AUCs on the same loans, with its standard error, 95%
+    interval and two-sided p-value."""
+
+    model_config = ConfigDict(frozen=True)
+
+    b_minus_a: float
+    se: float
+    ci95: tuple[float, float]
+    p_value: float
+    method: Literal["DeLong"] = "DeLong"
+
+
+class PairedAuc(BaseModel):
+    """The AUC of each of two models on the same loans, and their difference."""
+
+    model_config = ConfigDict(frozen=True)
+
+    a: float
+    b: float
+    difference: AucDifference
+
+
+class Flips(BaseModel):
+    """Decisions that differ between two models, by direction."""
+
+    model_config = ConfigDict(frozen=True)
+
+    a_approves_b_declines: int
+    a_declines_b_approves: int
+
+
+class Agreement(BaseModel):
+    """How often two models decide alike on ``loans`` (None when there are none)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    loans: int
+    agreement: float | None
+    flips: Flips
+
+
+def delong(labels: np.ndarray, a: np.ndarray, b: np.ndarray) -> PairedAuc:
     """AUC of ``a`` and ``b`` on the same loans (labels 1 = default), and the difference
     ``b - a`` with its standard error, 95% interval and two-sided p-value."""
     labels = np.asarray(labels).astype(np.int64)
@@ -65,15 +108,16 @@ def delong(labels: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
     difference = auc_b - auc_a
     same = 1.0 if difference == 0 else 0.0
     p_value = 2 * _normal_sf(abs(difference) / se) if se > 0 else same
-    return {
-        "a": auc_a,
-        "b": auc_b,
-        "b_minus_a": difference,
-        "se": se,
-        "ci95": [difference - Z95 * se, difference + Z95 * se],
-        "p_value": p_value,
-        "method": "DeLong",
-    }
+    return PairedAuc(
+        a=auc_a,
+        b=auc_b,
+        difference=AucDifference(
+            b_minus_a=difference,
+            se=se,
+            ci95=(difference - Z95 * se, difference + Z95 * se),
+            p_value=p_value,
+        ),
+    )
 
 
 def ks_statistic(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -98,17 +142,17 @@ def score_psi(a: np.ndarray, b: np.ndarray) -> float:
     return psi(expected, actual)
 
 
-def agreement(a_labels: np.ndarray, b_labels: np.ndarray) -> dict[str, Any]:
+def agreement(a_labels: np.ndarray, b_labels: np.ndarray) -> Agreement:
     """How often two models decide alike (label = predicted default, i.e. a decline), and
     the decisions that flip in each direction."""
     a_labels, b_labels = np.asarray(a_labels, dtype=bool), np.asarray(b_labels, dtype=bool)
     total = int(a_labels.size)
     same = int((a_labels == b_labels).sum())
-    return {
-        "loans": total,
-        "agreement": same / total if total else None,
-        "flips": {
-            "a_approves_b_declines": int((~a_labels & b_labels).sum()),
-            "a_declines_b_approves": int((a_labels & ~b_labels).sum()),
-        },
-    }
+    return Agreement(
+        loans=total,
+        agreement=same / total if total else None,
+        flips=Flips(
+            a_approves_b_declines=int((~a_labels & b_labels).sum()),
+            a_declines_b_approves=int((a_labels & ~b_labels).sum()),
+        ),
+    )

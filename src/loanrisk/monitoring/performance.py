@@ -5,13 +5,55 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 from sklearn.metrics import roc_auc_score
 
+from loanrisk.monitoring.drift import Moment
 from loanrisk.schema import LoanSchema
+
+
+class BandPerformance(BaseModel):
+    """One risk band's loans with an outcome: mean predicted PD against the observed rate."""
+
+    model_config = ConfigDict(frozen=True)
+
+    band: str
+    loans: int
+    predicted_pd: float
+    default_rate: float
+
+
+class VersionPerformance(BaseModel):
+    """One version's loans scored and those with an outcome; realized AUC (None without
+    both defaults and non-defaults), Brier and default rate (None without outcomes), and its
+    bands by predicted PD."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: int
+    scored: int
+    with_outcome: int
+    auc: float | None
+    brier: float | None
+    default_rate: float | None
+    bands: list[BandPerformance]
+
+
+class PerformanceReport(BaseModel):
+    """Realized performance of each version of ``model`` that scored loans in ``[since,
+    until)`` (from a sample of ``sampled`` rows past the bound)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    versions: list[VersionPerformance]
+    since: Moment | None = None
+    until: Moment | None = None
+    sampled: int | None = None
 
 
 def joined(log: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:
@@ -23,28 +65,38 @@ def joined(log: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:
     return latest.merge(outcomes, on="loan_id", how="inner")
 
 
-def _version(rows: pd.DataFrame, scored: int) -> dict[str, Any]:
+def _version(version: int, rows: pd.DataFrame, scored: int) -> VersionPerformance:
+    if len(rows) == 0:
+        return VersionPerformance(
+            version=version,
+            scored=scored,
+            with_outcome=0,
+            auc=None,
+            brier=None,
+            default_rate=None,
+            bands=[],
+        )
     labels = rows["defaulted"].to_numpy(dtype=np.int8)
     probability = rows["probability"].to_numpy(dtype=np.float64)
-    out: dict[str, Any] = {"scored": scored, "with_outcome": len(rows)}
-    if len(rows) == 0:
-        return out | {"auc": None, "brier": None, "default_rate": None, "bands": []}
     both = 0 < labels.sum() < len(labels)
-    out["auc"] = round(float(roc_auc_score(labels, probability)), 6) if both else None
-    out["brier"] = round(float(np.mean((probability - labels) ** 2)), 6)
-    out["default_rate"] = round(float(labels.mean()), 6)
-    bands = []
-    for band, group in rows.groupby("band", sort=False):
-        bands.append(
-            {
-                "band": str(band),
-                "loans": len(group),
-                "predicted_pd": round(float(group["probability"].mean()), 6),
-                "default_rate": round(float(group["defaulted"].mean()), 6),
-            }
+    bands = [
+        BandPerformance(
+            band=str(band),
+            loans=len(group),
+            predicted_pd=round(float(group["probability"].mean()), 6),
+            default_rate=round(float(group["defaulted"].mean()), 6),
         )
-    out["bands"] = sorted(bands, key=lambda b: b["predicted_pd"])
-    return out
+        for band, group in rows.groupby("band", sort=False)
+    ]
+    return VersionPerformance(
+        version=version,
+        scored=scored,
+        with_outcome=len(rows),
+        auc=round(float(roc_auc_score(labels, probability)), 6) if both else None,
+        brier=round(float(np.mean((probability - labels) ** 2)), 6),
+        default_rate=round(float(labels.mean()), 6),
+        bands=sorted(bands, key=lambda b: b.predicted_pd),
+    )
 
 
 def performance_report(
@@ -53,19 +105,23 @@ def performance_report(
     *,
     model: str,
     scored: Mapping[int, int] | None = None,
-) -> dict[str, Any]:
+    since: datetime | None = None,
+    until: datetime | None = None,
+    sampled: int | None = None,
+) -> PerformanceReport:
     """Per version: loans scored (``scored``, when ``log`` is a sample of them), loans with
     an outcome, realized AUC and Brier, and the observed default rate against the mean
-    predicted PD in each band."""
+    predicted PD in each band; ``since``, ``until`` and ``sampled`` say what window ``log``
+    is."""
     matched = joined(log, outcomes)
     counts = scored or {int(v): int((log["version"] == v).sum()) for v in log["version"].unique()}
-    return {
-        "model": model,
-        "versions": [
-            {"version": v, **_version(matched[matched["version"] == v], counts[v])}
-            for v in sorted(counts)
-        ],
-    }
+    return PerformanceReport(
+        model=model,
+        versions=[_version(v, matched[matched["version"] == v], counts[v]) for v in sorted(counts)],
+        since=since,
+        until=until,
+        sampled=sampled,
+    )
 
 
 def training_rows(matched: pd.DataFrame, schema: LoanSchema) -> pd.DataFrame:

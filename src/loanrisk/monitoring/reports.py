@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pandas as pd
 
@@ -16,8 +15,19 @@ from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import Conflict, InvalidInput, NotFound
 from loanrisk.monitoring.drift import DriftReport, drift_report
 from loanrisk.monitoring.log.reader import LogWindow, known_loan_ids, read_log, read_window
-from loanrisk.monitoring.outcomes import OutcomeValues, read_outcomes, store_outcomes, summary
-from loanrisk.monitoring.performance import joined, performance_report, training_rows
+from loanrisk.monitoring.outcomes import (
+    OutcomesStored,
+    OutcomeValues,
+    read_outcomes,
+    store_outcomes,
+    summary,
+)
+from loanrisk.monitoring.performance import (
+    PerformanceReport,
+    joined,
+    performance_report,
+    training_rows,
+)
 from loanrisk.monitoring.profile import Profile, profile_of, sample_rows
 from loanrisk.registry.models import LATEST, PROFILE_FILE, LoadedModel, ModelRegistry
 from loanrisk.storage.base import Storage
@@ -159,10 +169,10 @@ def drift_by_day(
     since: datetime,
     until: datetime,
     max_rows: int | None = None,
-) -> list[dict[str, Any]]:
-    """The drift of each UTC day of ``[since, until)`` (``to_dict`` reports, oldest first;
-    days without loans have ``rows`` 0): the log is read once for the whole window (a
-    sample of ``max_rows`` of its loans, past that, each day's its share of it)."""
+) -> list[DriftReport]:
+    """The drift of each UTC day of ``[since, until)`` (oldest first; days without loans
+    have ``rows`` 0): the log is read once for the whole window (a sample of ``max_rows`` of
+    its loans, past that, each day's its share of it)."""
     model, profile, window = _version_window(
         storage, registry, log_directory, name, ref, since=since, until=until, max_rows=max_rows
     )
@@ -183,7 +193,7 @@ def drift_by_day(
             until=min(end, until),
             rows=window.days.get(day.date(), 0),
         )
-        out.append(report.to_dict())
+        out.append(report)
         day = end
     return out
 
@@ -197,21 +207,21 @@ def performance_for(
     since: datetime | None = None,
     until: datetime | None = None,
     max_rows: int | None = None,
-) -> dict[str, Any]:
+) -> PerformanceReport:
     """Realized performance of every version of ``name`` that scored loans in the window
     (on a sample of ``max_rows`` of them, past that; ``sampled`` then says how many)."""
     log = read_window(
         storage, log_directory, model=name, since=since, until=until, max_rows=max_rows
     )
-    report = performance_report(
-        log.frame, read_outcomes(storage, outcome_directory), model=name, scored=log.versions
+    return performance_report(
+        log.frame,
+        read_outcomes(storage, outcome_directory),
+        model=name,
+        scored=log.versions,
+        since=since,
+        until=until,
+        sampled=log.sampled,
     )
-    return {
-        **report,
-        "since": since.isoformat() if since else None,
-        "until": until.isoformat() if until else None,
-        "sampled": log.sampled,
-    }
 
 
 def window_with_outcomes(
@@ -257,8 +267,8 @@ def add_outcomes(
     outcomes: pd.DataFrame,
     *,
     model: str,
-) -> dict[str, Any]:
+) -> OutcomesStored:
     """Store parsed outcomes, and count those naming loans ``model``'s log does not know."""
     store_outcomes(storage, outcome_directory, outcomes)
     known = known_loan_ids(storage, log_directory, model=model, among=outcomes["loan_id"])
-    return {"model": model, **summary(outcomes, known)}
+    return summary(outcomes, known, model=model)

@@ -105,16 +105,22 @@ def _raw(datatype: str, values: list[Any]) -> bytes:
     return np.asarray(values, dtype=tensors.NUMPY[datatype]).tobytes()
 
 
-def response(body: dict[str, Any]) -> Any:
+def response(answer: tensors.InferenceResponse) -> Any:
     """The response, its tensors as ``raw_output_contents`` (as Triton answers, and what
     tritonclient.grpc reads)."""
     out = pb.ModelInferResponse(
-        model_name=body["model_name"], id=body.get("id", ""), model_version=body["model_version"]
+        model_name=answer.model_name, id=answer.id or "", model_version=answer.model_version
     )
-    for tensor in body["outputs"]:
-        out.outputs.add(name=tensor["name"], datatype=tensor["datatype"], shape=tensor["shape"])
-        out.raw_output_contents.append(_raw(tensor["datatype"], tensor["data"]))
+    for tensor in answer.outputs:
+        out.outputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
+        out.raw_output_contents.append(_raw(tensor.datatype, tensor.data))
     return out
+
+
+def _tensor_metadata(tensor: tensors.TensorMetadata) -> Any:
+    return pb.ModelMetadataResponse.TensorMetadata(
+        name=tensor.name, datatype=tensor.datatype, shape=tensor.shape
+    )
 
 
 class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
@@ -148,7 +154,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         async def work() -> Any:
             server = dataplane.SERVER
             return pb.ServerMetadataResponse(
-                name=server["name"], version=server["version"], extensions=server["extensions"]
+                name=server.name, version=server.version, extensions=server.extensions
             )
 
         return self._run(context, SCORE, work)
@@ -162,14 +168,14 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
 
     def ModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         async def work() -> Any:
-            doc = await dataplane.metadata(self.services, request.name, request.version or None)
+            meta = await dataplane.metadata(self.services, request.name, request.version or None)
             return pb.ModelMetadataResponse(
-                name=doc["name"],
-                versions=doc["versions"],
-                platform=doc["platform"],
-                inputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in doc["inputs"]],
-                outputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in doc["outputs"]],
-                properties={"schema": doc["parameters"]["schema"]},
+                name=meta.name,
+                versions=meta.versions,
+                platform=meta.platform,
+                inputs=[_tensor_metadata(t) for t in meta.inputs],
+                outputs=[_tensor_metadata(t) for t in meta.outputs],
+                properties={"schema": meta.schema},
             )
 
         return self._run(context, SCORE, work)

@@ -55,14 +55,14 @@ async def _guard(
 @router.get("", summary="Server metadata")
 async def server_metadata(request: Request) -> Response:
     async def work(_: Services) -> Response:
-        return JSONResponse(dataplane.SERVER)
+        return JSONResponse(dataplane.SERVER.to_json())
 
     return await _guard(request, SCORE, work)
 
 
 async def _metadata(request: Request, name: str, version: str | None) -> Response:
     async def work(services: Services) -> Response:
-        return JSONResponse(await dataplane.metadata(services, name, version))
+        return JSONResponse((await dataplane.metadata(services, name, version)).to_json())
 
     return await _guard(request, SCORE, work)
 
@@ -132,25 +132,29 @@ async def parse_body(request: Request) -> tuple[tensors.InferenceRequest, dict[s
 async def _infer(request: Request, name: str, version: str | None) -> Response:
     async def work(services: Services) -> Response:
         parsed, binary = await parse_body(request)
-        return JSONResponse(await dataplane.infer(services, name, version, parsed, binary))
+        answer = await dataplane.infer(services, name, version, parsed, binary)
+        return JSONResponse(answer.to_json())
 
     return await _guard(request, SCORE, work)
 
 
-def _datatype(column: Column) -> str:
+def _datatype(column: Column) -> tensors.Datatype:
     if column.type in tensors.TEXT:
         return "BYTES"
     return "BOOL" if column.type == "boolean" else "FP64"
 
 
-def infer_example(schema: LoanSchema) -> dict[str, Any]:
+def infer_example(schema: LoanSchema) -> tensors.InferenceRequest:
     """One loan of ``schema`` as an inference request: one input per attribute, named after
-    it, with the schema's example value."""
+    it, with the schema's example value (built as given: it documents, it is not a request)."""
     inputs = [
-        {"name": c.name, "shape": [1], "datatype": _datatype(c), "data": [c.example_value()]}
+        tensors.RequestInput.model_construct(
+            name=c.name, shape=[1], datatype=_datatype(c), data=[c.example_value()]
+        )
         for c in schema.features
     ]
-    return {"id": "42", "inputs": inputs, "outputs": [{"name": "probability"}, {"name": "band"}]}
+    outputs = [tensors.RequestOutput.model_construct(name=n) for n in ("probability", "band")]
+    return tensors.InferenceRequest.model_construct(id="42", inputs=inputs, outputs=outputs)
 
 
 def infer_body(schema: LoanSchema) -> dict[str, Any]:
@@ -162,7 +166,7 @@ def infer_body(schema: LoanSchema) -> dict[str, Any]:
         "content": {
             "application/json": {
                 "schema": tensors.InferenceRequest.model_json_schema(),
-                "example": infer_example(schema),
+                "example": infer_example(schema).model_dump(exclude_unset=True),
             }
         },
     }

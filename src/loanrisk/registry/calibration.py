@@ -21,12 +21,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal, NotRequired
 
 import numpy as np
+from typing_extensions import TypedDict
 
 from loanrisk.errors import InvalidInput
-from loanrisk.registry.report import CalibrationBin
+from loanrisk.registry.report import CalibrationBin, CalibrationFit
 
 FORMAT = "loanrisk.calibration"
 Method = Literal["isotonic", "platt"]
@@ -73,16 +74,38 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return logit
 
 
+class FitCounts(TypedDict):
+    """``fitted`` as stored (:class:`~loanrisk.registry.report.CalibrationFit`)."""
+
+    rows: int
+    defaults: int
+
+
+class CalibrationDocument(TypedDict):
+    """``calibration.json`` as stored: the isotonic map has ``x`` and ``y``, Platt's ``a``
+    and ``b``."""
+
+    format: str
+    version: int
+    method: Method
+    x: NotRequired[list[float]]
+    y: NotRequired[list[float]]
+    a: NotRequired[float]
+    b: NotRequired[float]
+    fitted: FitCounts
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """A fitted calibration map. ``x``/``y``: the isotonic thresholds; ``a``/``b``: Platt's."""
+    """A fitted calibration map. ``x``/``y``: the isotonic thresholds; ``a``/``b``: Platt's;
+    ``fitted``: the held-out loans it was fitted on."""
 
     method: Method
+    fitted: CalibrationFit = field(compare=False)
     x: tuple[float, ...] = ()
     y: tuple[float, ...] = ()
     a: float = 1.0
     b: float = 0.0
-    fitted: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def apply(self, probability: np.ndarray) -> np.ndarray:
         """Calibrated probabilities of default, float64, one per input."""
@@ -95,34 +118,40 @@ class Calibration:
         return calibrated
 
     def to_json(self) -> str:
-        doc: dict[str, Any] = {"format": FORMAT, "version": 1, "method": self.method}
+        fitted = FitCounts(rows=self.fitted.rows, defaults=self.fitted.defaults)
         if self.method == "isotonic":
-            doc |= {"x": list(self.x), "y": list(self.y)}
+            doc = CalibrationDocument(
+                format=FORMAT,
+                version=1,
+                method=self.method,
+                x=list(self.x),
+                y=list(self.y),
+                fitted=fitted,
+            )
         else:
-            doc |= {"a": self.a, "b": self.b}
-        return json.dumps({**doc, "fitted": self.fitted}, indent=2) + "\n"
+            doc = CalibrationDocument(
+                format=FORMAT, version=1, method=self.method, a=self.a, b=self.b, fitted=fitted
+            )
+        return json.dumps(doc, indent=2) + "\n"
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Calibration:
         """Parse a stored calibration; :class:`InvalidInput` for anything malformed."""
         try:
-            doc = json.loads(text)
+            doc: CalibrationDocument = json.loads(text)
             if doc.get("format") != FORMAT or doc.get("version") != 1:
                 raise InvalidInput(f"not a calibration (format {doc.get('format')!r})")
             method = doc["method"]
+            counts = doc["fitted"]
+            fitted = CalibrationFit(rows=int(counts["rows"]), defaults=int(counts["defaults"]))
             if method == "isotonic":
                 x = tuple(float(v) for v in doc["x"])
                 y = tuple(float(v) for v in doc["y"])
                 if not x or len(x) != len(y) or list(x) != sorted(x) or list(y) != sorted(y):
                     raise InvalidInput("isotonic calibration: x and y must be ascending pairs")
-                return cls("isotonic", x=x, y=y, fitted=dict(doc.get("fitted", {})))
+                return cls("isotonic", fitted, x=x, y=y)
             if method == "platt":
-                return cls(
-                    "platt",
-                    a=float(doc["a"]),
-                    b=float(doc["b"]),
-                    fitted=dict(doc.get("fitted", {})),
-                )
+                return cls("platt", fitted, a=float(doc["a"]), b=float(doc["b"]))
             raise InvalidInput(f"unknown calibration method {method!r}")
         except InvalidInput:
             raise
@@ -200,7 +229,7 @@ def fit_calibration(method: Method, probability: np.ndarray, labels: np.ndarray)
     labels = np.asarray(labels).astype(np.int64)
     if np.unique(labels).size < 2:
         raise InvalidInput("calibration needs both defaults and non-defaults in its split")
-    fitted = {"rows": int(labels.size), "defaults": int(labels.sum())}
+    fitted = CalibrationFit(rows=int(labels.size), defaults=int(labels.sum()))
     if method == "isotonic":
         from sklearn.isotonic import IsotonicRegression
 
@@ -208,17 +237,15 @@ def fit_calibration(method: Method, probability: np.ndarray, labels: np.ndarray)
         iso.fit(probability, labels)
         return Calibration(
             "isotonic",
+            fitted,
             x=tuple(float(v) for v in iso.X_thresholds_),
             y=tuple(float(v) for v in iso.y_thresholds_),
-            fitted=fitted,
         )
     from sklearn.linear_model import LogisticRegression
 
     platt = LogisticRegression(C=1e6, max_iter=1000)
     platt.fit(_logit(probability).reshape(-1, 1), labels)
-    return Calibration(
-        "platt", a=float(platt.coef_[0, 0]), b=float(platt.intercept_[0]), fitted=fitted
-    )
+    return Calibration("platt", fitted, a=float(platt.coef_[0, 0]), b=float(platt.intercept_[0]))
 
 
 def expected_calibration_error(table: Sequence[CalibrationBin]) -> float:

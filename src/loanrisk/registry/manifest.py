@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, with_config
+from typing_extensions import TypedDict
 
 from loanrisk.registry.policy import DecisionPolicy
+
+#: The sections below are JSON read back from stored manifests: every key is optional (older
+#: versions wrote fewer), and keys they do not name are kept.
+_KEEP_UNNAMED = ConfigDict(extra="allow")
 
 
 class FileEntry(BaseModel):
@@ -34,6 +39,47 @@ class ModelRef(BaseModel):
     version: int
 
 
+@with_config(_KEEP_UNNAMED)
+class DatasetSection(TypedDict, total=False):
+    """The dataset a version was trained on: its id, directory, requested size and rows
+    per split."""
+
+    id: str
+    directory: str
+    requested_size: int | None
+    rows: dict[str, int]
+
+
+@with_config(_KEEP_UNNAMED)
+class FeatureSpecSection(TypedDict, total=False):
+    """The FeatureSpec a version encodes with: its fingerprint, where it came from
+    (``dataset`` or ``parent``) and the training rows per column of unknown categories."""
+
+    fingerprint: str
+    source: str
+    unknown_categories: dict[str, int]
+
+
+@with_config(_KEEP_UNNAMED)
+class RoundsSection(TypedDict, total=False):
+    """Rounds asked for, rounds trained here, the early-stopping best iteration, and the
+    trees of the published model (the parent's included)."""
+
+    requested: int
+    trained: int
+    best_iteration: int | None
+    total_trees: int
+
+
+class DistributedRun(BaseModel):
+    """A version trained on a Dask cluster: the scheduler and its workers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scheduler: str
+    workers: int
+
+
 class ModelManifest(BaseModel):
     """A published model version, as its ``manifest.json`` records it (written last: the
     version exists once it has one). The registry fills ``name``, ``version``, ``files`` and
@@ -51,10 +97,10 @@ class ModelManifest(BaseModel):
     schema_ref: SchemaRef | None = Field(
         None, alias="schema", description="The declared schema it was trained on."
     )
-    dataset: dict[str, Any] | None = Field(None, description="id, directory, size and rows.")
-    feature_spec: dict[str, Any] | None = Field(None, description="fingerprint and source.")
+    dataset: DatasetSection | None = Field(None, description="id, directory, size and rows.")
+    feature_spec: FeatureSpecSection | None = Field(None, description="fingerprint and source.")
     params: dict[str, Any] = Field(default_factory=dict, description="XGBoost parameters.")
-    rounds: dict[str, Any] = Field(default_factory=dict)
+    rounds: RoundsSection = Field(default_factory=lambda: RoundsSection())
     threshold: float | None = None
     policy: DecisionPolicy | None = Field(
         None,
@@ -62,6 +108,8 @@ class ModelManifest(BaseModel):
         "versions published before policies were recorded (the settings apply).",
     )
     metrics: dict[str, float] = Field(default_factory=dict)
+    #: The training request as JSON (its model, in ``loanrisk.contracts``, is above the
+    #: registry).
     request: dict[str, Any] | None = None
     nthread: int | None = None
     timings: dict[str, float] = Field(default_factory=dict)
@@ -70,7 +118,7 @@ class ModelManifest(BaseModel):
     @property
     def training_dataset(self) -> tuple[str, str] | None:
         """(directory, id) of the dataset the version was trained on, when it names one."""
-        recorded = self.dataset or {}
+        recorded = self.dataset or DatasetSection()
         if "id" not in recorded:
             return None
         return str(recorded.get("directory", "data")), str(recorded["id"])

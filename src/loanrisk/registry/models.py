@@ -12,6 +12,7 @@ Layout, under the registry root (the reference's ``model_directory``)::
                               /report.json         the evaluation report
                               /manifest.json       written last: the version exists once it has one
     <root>/<name>/aliases/<alias>.json             {"version", "previous", "history", ...}
+                                                   (registry/aliases.py: AliasRecord)
 
 An alias's history records every move: the version, when, who (an API key's name, or the
 user and host of a CLI run) and why (a reason given by the mover). A retired alias (a
@@ -47,6 +48,7 @@ from loanrisk.defaults import PRODUCTION as PRODUCTION
 from loanrisk.errors import Conflict, InvalidInput, NotFound, StorageError, describe_error
 from loanrisk.features.spec import FeatureSpec
 from loanrisk.registry.alias_lock import alias_lock
+from loanrisk.registry.aliases import ALIAS_RECORD, AliasMove, AliasRecord
 from loanrisk.registry.calibration import Calibration
 from loanrisk.registry.manifest import FileEntry, ModelManifest
 from loanrisk.registry.reasons import ReasonCatalog
@@ -82,14 +84,14 @@ def check_name(kind: str, name: str) -> str:
 
 
 def aliases_by_version(
-    aliases: Mapping[str, Mapping[str, Any]], newest: int | None
+    aliases: Mapping[str, AliasRecord], newest: int | None
 ) -> dict[int, list[str]]:
     """Each version's aliases, from :meth:`ModelRegistry.aliases` and the newest version
     number: ``latest`` first, then the others in name order (retired ones name none)."""
     out: dict[int, list[str]] = {}
     for alias, record in sorted(aliases.items()):
-        if record.get("version") is not None:
-            out.setdefault(int(record["version"]), []).append(alias)
+        if record["version"] is not None:
+            out.setdefault(record["version"], []).append(alias)
     if newest is not None:
         out.setdefault(newest, []).insert(0, LATEST)
     return out
@@ -109,7 +111,7 @@ def _evaluation(name: str, version: int, data: bytes) -> EvaluationReport | None
         return None
 
 
-def _json(doc: dict[str, Any]) -> bytes:
+def _json(doc: Mapping[str, object]) -> bytes:
     return json.dumps(doc, indent=2).encode() + b"\n"
 
 
@@ -180,11 +182,18 @@ class ModelRegistry:
             message = f"model {name!r} version {version}: its manifest is corrupt"
             raise StorageError(message) from None
 
-    def report(self, name: str, version: int) -> dict[str, Any]:
-        doc: dict[str, Any] = json.loads(self._verified(name, version, REPORT_FILE))
-        return doc
+    def report(self, name: str, version: int) -> EvaluationReport:
+        """The version's evaluation report, verified against its hash; :class:`StorageError`
+        when the stored one is not an evaluation report (a version published with a
+        hand-made one: :meth:`file` reads it as it is)."""
+        data = self._verified(name, version, REPORT_FILE)
+        try:
+            return EvaluationReport.model_validate_json(data)
+        except ValidationError:
+            message = f"model {name!r} version {version}: its report is not an evaluation report"
+            raise StorageError(message) from None
 
-    def aliases(self, name: str) -> dict[str, dict[str, Any]]:
+    def aliases(self, name: str) -> dict[str, AliasRecord]:
         """Every stored alias of ``name`` with its record (``latest`` is derived, not listed)."""
         out = {}
         for entry in self.storage.list(self._path(check_name("model", name), "aliases")):
@@ -193,15 +202,19 @@ class ModelRegistry:
                 out[alias] = self._alias(name, alias)
         return out
 
-    def _alias(self, name: str, alias: str) -> dict[str, Any]:
+    def _alias(self, name: str, alias: str) -> AliasRecord:
         path = self._path(
             check_name("model", name), "aliases", f"{check_name('alias', alias)}.json"
         )
         try:
-            doc: dict[str, Any] = json.loads(self.storage.read_bytes(path))
+            data = self.storage.read_bytes(path)
         except NotFound:
             raise NotFound(f"model {name!r} has no alias {alias!r}") from None
-        return doc
+        try:
+            return ALIAS_RECORD.validate_json(data)
+        except ValidationError:
+            message = f"alias {alias!r} of model {name!r}: its record is corrupt"
+            raise StorageError(message) from None
 
     def resolve(self, name: str, ref: str | int) -> int:
         """A version number from a number, ``"3"``, ``"v3"``, ``latest`` or an alias name."""
@@ -221,7 +234,7 @@ class ModelRegistry:
         record = self._alias(name, text)
         if record["version"] is None:
             raise NotFound(f"alias {text!r} of model {name!r} is retired")
-        return int(record["version"])
+        return record["version"]
 
     def earlier_targets(self, name: str, ref: str, broken: int) -> list[int]:
         """Versions to serve instead of ``broken`` (which ``ref`` names but cannot be
@@ -231,10 +244,10 @@ class ModelRegistry:
             candidates = list(reversed(self.versions(name)))
         else:
             try:
-                history = self._alias(name, ref)["history"]
-            except (NotFound, KeyError, TypeError):
+                history = self._alias(name, ref).get("history", [])
+            except (NotFound, StorageError):
                 return []
-            candidates = [int(h["version"]) for h in reversed(history) if h["version"] is not None]
+            candidates = [h["version"] for h in reversed(history) if h["version"] is not None]
         seen: list[int] = []
         for version in candidates:
             if version != broken and version not in seen and self._complete(name, version):
@@ -402,7 +415,7 @@ class ModelRegistry:
         check: Callable[[LoadedModel], object] | None = None,
         by: str | None = None,
         reason: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> AliasRecord:
         """Point ``alias`` at a version, remembering where it pointed before, who moved it
         (``by``) and why (``reason``). The version is verified first (:meth:`verify`, with
         ``check``): an alias never moves to a version that cannot be served."""
@@ -414,41 +427,40 @@ class ModelRegistry:
 
     def _move(
         self, name: str, alias: str, target: int | None, *, by: str | None, reason: str | None
-    ) -> dict[str, Any]:
+    ) -> AliasRecord:
         lock = self._path(name, "aliases", f"{alias}.lock")
         with alias_lock(self.storage, lock, f"alias {alias!r} of model {name!r}"):
             return self._write_move(name, alias, target, by=by, reason=reason)
 
     def _write_move(
         self, name: str, alias: str, target: int | None, *, by: str | None, reason: str | None
-    ) -> dict[str, Any]:
+    ) -> AliasRecord:
         try:
             current = self._alias(name, alias)
+            previous, history = current["version"], current.get("history", [])
         except NotFound:
-            current = {"version": None, "history": []}
+            previous, history = None, []
         now = _now()
-        move = {"version": target, "at": now, "by": by, "reason": reason}
-        previous = current["version"]
+        move = AliasMove(version=target, at=now, by=by, reason=reason)
         if previous is None and target is not None:  # after a retirement: its last target
             previous = next(
-                (h["version"] for h in reversed(current["history"]) if h["version"] is not None),
-                None,
+                (h["version"] for h in reversed(history) if h["version"] is not None), None
             )
-        record = {
-            "alias": alias,
-            "version": target,
-            "previous": previous,
-            "updated_at": now,
-            "updated_by": by,
-            "reason": reason,
-            "history": [*current["history"], move][-HISTORY_LENGTH:],
-        }
+        record = AliasRecord(
+            alias=alias,
+            version=target,
+            previous=previous,
+            updated_at=now,
+            updated_by=by,
+            reason=reason,
+            history=[*history, move][-HISTORY_LENGTH:],
+        )
         self.storage.write_bytes(self._path(name, "aliases", f"{alias}.json"), _json(record))
         return record
 
     def retire(
         self, name: str, alias: str, *, by: str | None = None, reason: str | None = None
-    ) -> dict[str, Any]:
+    ) -> AliasRecord:
         """Unset ``alias`` (a challenger discarded): it resolves to nothing, its history
         stays, and a rollback points it back at the version it named."""
         if check_name("alias", alias) == LATEST:
@@ -466,11 +478,9 @@ class ModelRegistry:
         check: Callable[[LoadedModel], object] | None = None,
         by: str | None = None,
         reason: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> AliasRecord:
         """Move ``alias`` back to its previous target (verified as :meth:`promote` does)."""
-        current = self._alias(name, alias)
-        if current["previous"] is None:
+        previous = self._alias(name, alias).get("previous")
+        if previous is None:
             raise Conflict(f"alias {alias!r} of model {name!r} has no previous version")
-        return self.promote(
-            name, int(current["previous"]), alias, check=check, by=by, reason=reason or "rollback"
-        )
+        return self.promote(name, previous, alias, check=check, by=by, reason=reason or "rollback")

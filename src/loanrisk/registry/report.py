@@ -118,6 +118,16 @@ class CalibrationFigures(BaseModel):
     calibration: list[CalibrationBin]
 
 
+class CalibrationFit(BaseModel):
+    """What a calibration map was fitted on: the held-out training loans, and the defaults
+    among them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rows: int
+    defaults: int
+
+
 class CalibrationStep(BaseModel):
     """The calibration's effect on the test split: before (the booster's own probabilities)
     and after."""
@@ -125,7 +135,7 @@ class CalibrationStep(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     method: str
-    fitted: dict[str, Any]
+    fitted: CalibrationFit
     before: CalibrationFigures
     after: CalibrationFigures
 
@@ -137,6 +147,83 @@ class NotAssessed(BaseModel):
 
     attribute: str
     reason: str
+
+
+class MonotoneFeature(BaseModel):
+    """One declared direction checked: the grid its feature was moved along, the sampled
+    loans, how many of them moved the wrong way at least once, and the largest wrong step."""
+
+    model_config = ConfigDict(frozen=True)
+
+    direction: str
+    grid: list[str | bool | float]
+    loans: int
+    violations: int
+    max_wrong_step: float
+    holds: bool
+
+
+class MonotoneCheck(BaseModel):
+    """:func:`loanrisk.training.monotone.check`'s result: whether the schema's directions of
+    risk hold, per feature (``constraints``: the declared direction of each)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    enforced: bool
+    constraints: dict[str, str]
+    features: dict[str, MonotoneFeature]
+    holds: bool
+
+
+class GroupRates(BaseModel):
+    """One group's size and confusion-matrix rates at the threshold (None: the rate's
+    denominator is empty)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    size: int
+    PPV: float | None
+    FDR: float | None
+    NPV: float | None
+    FOR: float | None
+    TPR: float | None
+    FNR: float | None
+    TNR: float | None
+    FPR: float | None
+
+    def rate(self, name: str) -> float | None:
+        """A rate by its name in :data:`loanrisk.training.fairness.RATES`."""
+        value: float | None = getattr(self, name)
+        return value
+
+
+class ParityGroups(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    privileged: GroupRates
+    non_privileged: GroupRates
+
+
+class ParityReport(BaseModel):
+    """:func:`loanrisk.training.fairness.parity_report`'s result for one protected attribute:
+    both groups' rates and the parity ratio of each rate (reports written before
+    ``warnings`` have none, and their JSON still leaves it out)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    attribute: str
+    privileged_value: str
+    threshold: float
+    groups: ParityGroups
+    parity: dict[str, float | None]
+    warnings: list[str] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        doc: dict[str, object] = handler(self)
+        if doc.get("warnings", 0) is None:
+            del doc["warnings"]
+        return doc
 
 
 #: Sections a report has only when they apply; left out of the JSON when absent.
@@ -175,12 +262,11 @@ class EvaluationReport(BaseModel):
     policy: DecisionPolicy | None = None
     bands: list[BandRow] | None = None
     calibration_step: CalibrationStep | None = None
-    #: :func:`loanrisk.training.monotone.check`'s result.
-    monotonicity: dict[str, Any] | None = None
-    #: :func:`loanrisk.training.fairness.parity_report` of the first attribute (reports
-    #: written before ``fairness_by_attribute`` hold only this one).
-    fairness: dict[str, Any] | None = None
-    fairness_by_attribute: dict[str, dict[str, Any]] | None = None
+    monotonicity: MonotoneCheck | None = None
+    #: The first attribute's parity (reports written before ``fairness_by_attribute`` hold
+    #: only this one).
+    fairness: ParityReport | None = None
+    fairness_by_attribute: dict[str, ParityReport] | None = None
     fairness_not_assessed: list[NotAssessed] | None = None
 
     @model_serializer(mode="wrap")

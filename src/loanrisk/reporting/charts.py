@@ -11,13 +11,15 @@ import itertools
 import math
 import re
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from loanrisk.monitoring.drift import SHIFT, STABLE
-from loanrisk.registry.report import EvaluationReport
+from typing_extensions import TypedDict, Unpack
+
+from loanrisk.monitoring.drift import SHIFT, STABLE, DriftReport
+from loanrisk.registry.report import EvaluationReport, ParityReport
 from loanrisk.reporting._pygal import Style, pygal
 from loanrisk.reporting.formats import DASH, MISSING, count, decimal, percent
 from loanrisk.reporting.importance import by_attribute, top_and_others
@@ -67,20 +69,58 @@ class Chart:
     rows: Sequence[tuple[str, ...]]
 
 
-def _config(**options: Any) -> dict[str, Any]:
-    return {
-        "style": STYLE,
-        "js": [],  # no script, no tooltip library fetched from a CDN
-        "disable_xml_declaration": True,
-        "width": 640,
-        "height": 400,
-        "legend_at_bottom": True,
-        "truncate_legend": -1,
-        **options,
-    }
+class LegendOptions(TypedDict, total=False):
+    """pygal's options for where the legend goes and how much room it takes."""
+
+    legend_at_bottom: bool
+    legend_at_bottom_columns: int
+    truncate_legend: int | None
+    height: int
+    margin_bottom: int
 
 
-def _bottom_legend(titles: Sequence[str], *, rows: int = 3) -> dict[str, Any]:
+class ChartOptions(LegendOptions, total=False):
+    """The pygal options these charts set (pygal's ``Config`` names)."""
+
+    style: Style
+    js: list[str]
+    disable_xml_declaration: bool
+    width: int
+    show_legend: bool
+    show_dots: bool
+    dots_size: float
+    stroke_style: dict[str, float | str]
+    print_labels: bool
+    print_values: bool
+    print_values_position: str
+    margin_left: int
+    range: tuple[float, float]
+    xrange: tuple[float, float]
+    x_title: str
+    y_title: str
+    x_labels: Sequence[str]
+    x_label_rotation: int
+    x_labels_major_every: int
+    show_minor_x_labels: bool
+    y_labels: Sequence[float]
+    truncate_label: int
+    value_formatter: Callable[[float], str]
+
+
+def _config(**options: Unpack[ChartOptions]) -> ChartOptions:
+    defaults = ChartOptions(
+        style=STYLE,
+        js=[],  # no script, no tooltip library fetched from a CDN
+        disable_xml_declaration=True,
+        width=640,
+        height=400,
+        legend_at_bottom=True,
+        truncate_legend=-1,
+    )
+    return {**defaults, **options}
+
+
+def _bottom_legend(titles: Sequence[str], *, rows: int = 3) -> LegendOptions:
     """Options for a legend under the plot that has room for ``titles``: as many columns as
     their length allows (three, two or one), the chart taller than 400 px when the legend
     takes more than ``rows`` rows, and a title truncated only past its column's width (its
@@ -91,12 +131,12 @@ def _bottom_legend(titles: Sequence[str], *, rows: int = 3) -> dict[str, Any]:
     row = 1.5 * max(STYLE.legend_font_size, 12)
     # pygal reserves len // columns rows, one too few for a partly filled last row
     short = needed - len(titles) // columns
-    return {
-        "legend_at_bottom_columns": columns,
-        "truncate_legend": None,
-        "height": 400 + round(row * max(needed - rows, 0)),
-        "margin_bottom": 20 + round(row * short),
-    }
+    return LegendOptions(
+        legend_at_bottom_columns=columns,
+        truncate_legend=None,
+        height=400 + round(row * max(needed - rows, 0)),
+        margin_bottom=20 + round(row * short),
+    )
 
 
 def _render(chart: Any) -> str:
@@ -380,8 +420,8 @@ def importance(
     )
 
 
-def parity(fairness: Mapping[str, Any]) -> Chart:
-    ratios = fairness["parity"]
+def parity(fairness: ParityReport) -> Chart:
+    ratios = fairness.parity
     chart = pygal.HorizontalBar(
         **_config(
             show_legend=False,
@@ -392,12 +432,12 @@ def parity(fairness: Mapping[str, Any]) -> Chart:
     )
     chart.x_labels = list(reversed(ratios))
     chart.add("Parity ratio", list(reversed(ratios.values())))
-    groups = fairness["groups"]
+    groups = fairness.groups
     rows = [
         (
             rate,
-            decimal(groups["privileged"][rate], 3),
-            decimal(groups["non_privileged"][rate], 3),
+            decimal(groups.privileged.rate(rate), 3),
+            decimal(groups.non_privileged.rate(rate), 3),
             decimal(value, 3),
             MISSING
             if value is None
@@ -407,8 +447,8 @@ def parity(fairness: Mapping[str, Any]) -> Chart:
     ]
     outside = [r[0] for r in rows if r[4] == "outside"]
     return Chart(
-        f"parity-{fairness['attribute']}",
-        f"Parity ratios over {fairness['attribute']}",
+        f"parity-{fairness.attribute}",
+        f"Parity ratios over {fairness.attribute}",
         f"{len(outside)} of {len(rows)} ratios outside {BAND}"
         + (f": {', '.join(outside)}." if outside else "."),
         _render(chart),
@@ -417,24 +457,28 @@ def parity(fairness: Mapping[str, Any]) -> Chart:
     )
 
 
-def drift_over_time(days: Sequence[Mapping[str, Any]], *, top: int = 6) -> Chart | None:
+def drift_over_time(days: Sequence[DriftReport], *, top: int = 6) -> Chart | None:
     """PSI of the score and CSI of the ``top`` most-shifted features, one point per day, with
-    the 0.1 and 0.25 bands drawn; ``days`` are drift reports (``to_dict``) of single days."""
-    scored = [d for d in days if d["rows"]]
+    the 0.1 and 0.25 bands drawn; ``days`` are drift reports of single days. Indices are
+    read as the reports write them (six decimals)."""
+    scored = [d for d in days if d.rows]
     if not scored:
         return None
     worst: dict[str, float] = {}
     for day in scored:
-        for feature in day["features"]:
-            worst[feature["name"]] = max(worst.get(feature["name"], 0.0), feature["index"])
+        for feature in day.features:
+            worst[feature.name] = max(worst.get(feature.name, 0.0), round(feature.index, 6))
     names = ["score", *sorted(worst, key=lambda n: worst[n], reverse=True)[:top]]
 
-    def index(day: Mapping[str, Any], name: str) -> float | None:
+    def index(day: DriftReport, name: str) -> float | None:
         if name == "score":
-            return day["score"]["index"] if day["score"] else None
-        return next((f["index"] for f in day["features"] if f["name"] == name), None)
+            return round(day.score.index, 6) if day.score else None
+        return next((round(f.index, 6) for f in day.features if f.name == name), None)
 
-    labels = [str(d["since"])[:10] for d in days]  # the whole window, days without loans too
+    def since(day: DriftReport) -> str:
+        return day.since.isoformat()[:10] if day.since else "None"
+
+    labels = [since(d) for d in days]  # the whole window, days without loans too
     legend = ["score (PSI)", *names[1:], f"{STABLE} investigate", f"{SHIFT} shift"]
     chart = pygal.Line(
         **_config(
@@ -451,13 +495,13 @@ def drift_over_time(days: Sequence[Mapping[str, Any]], *, top: int = 6) -> Chart
     for name in names:
         chart.add(
             name if name != "score" else "score (PSI)",
-            [index(d, name) if d["rows"] else None for d in days],
+            [index(d, name) if d.rows else None for d in days],
         )
     chart.add(f"{STABLE} investigate", [STABLE] * len(days), stroke_style=DASHED, show_dots=False)
     chart.add(f"{SHIFT} shift", [SHIFT] * len(days), stroke_style=DASHED, show_dots=False)
-    labels = [str(d["since"])[:10] for d in scored]
+    labels = [since(d) for d in scored]
     rows = [
-        (label, count(d["rows"]), *(decimal(index(d, n), 3) for n in names))
+        (label, count(d.rows), *(decimal(index(d, n), 3) for n in names))
         for label, d in zip(labels, scored, strict=True)
     ]
     return Chart(

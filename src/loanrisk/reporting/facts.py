@@ -16,7 +16,7 @@ from loanrisk.monitoring.drift import SHIFT, STABLE
 from loanrisk.registry.manifest import ModelManifest
 from loanrisk.registry.models import LoadedModel, ModelRegistry, aliases_by_version
 from loanrisk.registry.policy import DecisionPolicy, served_policy
-from loanrisk.registry.report import EvaluationReport
+from loanrisk.registry.report import EvaluationReport, ParityReport
 from loanrisk.reporting.charts import Chart, report_charts
 from loanrisk.reporting.formats import DASH, count, percent
 from loanrisk.schema import LoanSchema
@@ -56,7 +56,7 @@ class VersionFacts:
         return self.report.to_json()
 
     @property
-    def fairness(self) -> list[dict[str, Any]]:
+    def fairness(self) -> list[ParityReport]:
         return assessed(self.report)
 
 
@@ -123,15 +123,15 @@ def limitations(facts: VersionFacts) -> list[str]:
                 f"{count(data.rows.total)} rows: its test figures include synthetic loans and "
                 "may overstate performance on real applicants."
             )
-        rows = max(int(data.quality.get("rows") or 0), 1)
-        for column, missing in sorted((data.quality.get("missing") or {}).items()):
+        rows = max(data.quality.rows, 1)
+        for column, missing in sorted(data.quality.missing.items()):
             if missing / rows > MISSING_SHARE:
                 how = facts.missing_as.get(column)
                 out.append(
                     f"{column} was missing in {percent(missing / rows)} of the raw loans"
                     + (f": {how}." if how else ".")
                 )
-        warnings = data.quality.get("warnings") or []
+        warnings = data.quality.warnings
         if warnings:
             out.append(
                 f"Validation flagged {len(warnings)} problem(s) in the raw data, listed "
@@ -150,8 +150,9 @@ def limitations(facts: VersionFacts) -> list[str]:
                 f"{percent(observed)} ({count(row.count)} loans). Do not read "
                 "them as a PD for pricing or provisions without calibration."
             )
-    check = facts.report.monotonicity or {}
-    broken = [name for name, f in (check.get("features") or {}).items() if not f["holds"]]
+    check = facts.report.monotonicity
+    features = check.features if check else {}
+    broken = [name for name, f in features.items() if not f.holds]
     if broken:
         out.append(
             f"The PD moves against the declared direction of risk for {', '.join(broken)} "
@@ -164,7 +165,7 @@ def limitations(facts: VersionFacts) -> list[str]:
             f"Protected attribute {item.attribute!r} was not assessed for fairness: {item.reason}."
         )
     for f in facts.fairness:
-        out += [f"Fairness on {f['attribute']!r}: {w}." for w in f.get("warnings") or ()]
+        out += [f"Fairness on {f.attribute!r}: {w}." for w in f.warnings or ()]
     if not facts.fairness and not facts.report.fairness_not_assessed:
         out.append("No protected attribute was given at training: fairness was not assessed.")
     out.append(

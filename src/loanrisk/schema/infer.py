@@ -22,17 +22,28 @@ from __future__ import annotations
 
 import contextlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 import numpy as np
 import pandas as pd
 import yaml
+from pydantic import ValidationError
 
 from loanrisk.defaults import MAX_CATEGORIES as MAX_CATEGORIES
 from loanrisk.defaults import SCHEMA_SAMPLE_ROWS
 from loanrisk.errors import InvalidInput
-from loanrisk.schema.model import FALSE_TOKENS, TRUE_TOKENS, LoanSchema
+from loanrisk.schema.model import (
+    FALSE_TOKENS,
+    TRUE_TOKENS,
+    Column,
+    ColumnType,
+    LabelValue,
+    LoanSchema,
+    Range,
+    Role,
+    Special,
+)
 from loanrisk.schema.rawcsv import iter_csv_chunks
 from loanrisk.schema.validate import header_name
 
@@ -109,6 +120,41 @@ class Draft:
     source: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class _Drafted:
+    """A column as drafted, before the schema checks it (:meth:`column`)."""
+
+    name: str
+    type: ColumnType
+    role: Role = "feature"
+    categories: tuple[str, ...] | None = None
+    positive: tuple[LabelValue, ...] | None = None
+    negative: tuple[LabelValue, ...] | None = None
+    special: tuple[float | int, ...] = ()
+    valid_min: float | int | None = None
+    plausible: tuple[float | int, float | int] | None = None
+
+    def column(self) -> Column:
+        """The declared column; raises ValidationError where the draft breaks a rule."""
+        return Column(
+            name=self.name,
+            role=self.role,
+            type=self.type,
+            categories=self.categories,
+            positive=self.positive,
+            negative=self.negative,
+            special=(
+                (Special(values=self.special, meaning="unknown (drafted: a code)"),)
+                if self.special
+                else None
+            ),
+            valid=Range(min=self.valid_min) if self.valid_min is not None else None,
+            plausible=Range(min=self.plausible[0], max=self.plausible[1])
+            if self.plausible is not None
+            else None,
+        )
+
+
 def _numbers(text: pd.Series[Any]) -> pd.Series[Any]:
     return pd.to_numeric(text, errors="coerce")
 
@@ -135,7 +181,7 @@ def _two_values(values: pd.Series[Any]) -> pd.Series[Any] | None:
     return counts.iloc[:2]
 
 
-def _label_column(name: str, text: pd.Series[Any], notes: list[str]) -> dict[str, Any]:
+def _label_column(name: str, text: pd.Series[Any], notes: list[str]) -> _Drafted:
     values = text.str.strip()
     values = values[values != ""]
     counts = _two_values(values)
@@ -155,31 +201,25 @@ def _label_column(name: str, text: pd.Series[Any], notes: list[str]) -> dict[str
     values = values[values.isin(counts.index)]
     numbers = _numbers(values)
     if numbers.notna().all() and set(numbers.unique()) == {0, 1}:
-        return {"name": name, "role": "label", "type": "integer", "positive": [1], "negative": [0]}
+        return _Drafted(name, "integer", "label", positive=(1,), negative=(0,))
     words = [str(v) for v in counts.index]
     positive = next((w for w in words if w.lower() in _POSITIVE_WORDS), None)
     if positive is None:
         positive = words[-1]  # the rarer one: defaults are the minority in loan books
         notes.append(f"REVIEW: is {positive!r} the value of a default? (guessed: the rarer one)")
     negative = next(w for w in words if w != positive)
-    return {
-        "name": name,
-        "role": "label",
-        "type": "categorical",
-        "positive": [positive],
-        "negative": [negative],
-    }
+    return _Drafted(name, "categorical", "label", positive=(positive,), negative=(negative,))
 
 
 def _draft_column(
     name: str, text: pd.Series[Any], *, max_categories: int, have_id: bool
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[_Drafted, list[str]]:
     present = text[text.notna() & (text.str.strip() != "")].str.strip()
     total, gaps = len(text), len(text) - len(present)
     notes = [f"missing {gaps:,} of {total:,} ({gaps / max(total, 1):.1%})"]
     if present.empty:
         notes.append("REVIEW: no values in the sample; ignored")
-        return {"name": name, "role": "ignored", "type": "numeric"}, notes
+        return _Drafted(name, "numeric", "ignored"), notes
     numbers = _numbers(present)
     parsed = numbers.notna().mean()
     distinct = present.nunique()
@@ -196,11 +236,11 @@ def _draft_column(
         )
         if whole and distinct == len(present) and not have_id and _ID_NAMES.search(name):
             notes.append("all distinct whole numbers named like an id: the id column")
-            return {"name": name, "role": "id", "type": "integer"}, notes
-        column: dict[str, Any] = {"name": name, "type": "integer" if whole else "numeric"}
+            return _Drafted(name, "integer", "id"), notes
+        column = _Drafted(name, "integer" if whole else "numeric")
         if distinct == 1:
             notes.append("REVIEW: one value only: it tells no loan from another; ignored")
-            return {**column, "role": "ignored"}, notes
+            return replace(column, role="ignored"), notes
         special = _special_values(values)
         if special:
             shown = ", ".join(f"{v:g}" for v in special)
@@ -209,16 +249,16 @@ def _draft_column(
                 f"REVIEW: {shown} {verb}, not an amount (isolated or far more frequent than "
                 "other values): drafted as special values treated as missing; say what they mean"
             )
-            column["special"] = [{"values": special, "meaning": "unknown (drafted: a code)"}]
+            column = replace(column, special=tuple(special))
             values = values[~np.isin(values, special)]
         if values.size and values.min() >= 0:
-            column["valid"] = {"min": 0}
+            column = replace(column, valid_min=0)
         if values.size:
             q_low, q_high = np.quantile(values, PLAUSIBLE_QUANTILES)
             if whole:  # whole numbers get whole bounds, rounded outwards
                 q_low, q_high = np.floor(q_low), np.ceil(q_high)
             outside = float(np.mean((values < q_low) | (values > q_high)))
-            column["plausible"] = {"min": _round(q_low), "max": _round(q_high)}
+            column = replace(column, plausible=(_round(q_low), _round(q_high)))
             notes.append(
                 f"plausible: the {PLAUSIBLE_QUANTILES[0]:.1%} and "
                 f"{PLAUSIBLE_QUANTILES[1]:.1%} quantiles ({outside:.2%} of values "
@@ -233,7 +273,7 @@ def _draft_column(
     tokens = {v.lower() for v in present.unique()[: max_categories + 1]}
     if distinct == 2 and tokens <= {*TRUE_TOKENS, *FALSE_TOKENS} - {"1", "0"}:
         notes.append(f"two values read as true/false: {', '.join(sorted(present.unique()))}")
-        return {"name": name, "type": "boolean"}, notes
+        return _Drafted(name, "boolean"), notes
     counts = present.str.upper().value_counts()
     common = counts[counts >= max(RARE_CATEGORY_SHARE * total, 1)]
     if len(common) <= max_categories and len(common) < len(counts) and len(common):
@@ -249,7 +289,7 @@ def _draft_column(
         notes.append(
             f"REVIEW: one value only ({counts.index[0]}): it tells no loan from another; ignored"
         )
-        return {"name": name, "role": "ignored", "type": "categorical"}, notes
+        return _Drafted(name, "categorical", "ignored"), notes
     if len(counts) <= max_categories:
         notes.append(
             "counts: "
@@ -257,18 +297,18 @@ def _draft_column(
             + (" ..." if len(counts) > 12 else "")
         )
         notes.append("REVIEW: if the categories have an order, make it ordinal and order them")
-        return {"name": name, "type": "categorical", "categories": list(counts.index)}, notes
+        return _Drafted(name, "categorical", categories=tuple(counts.index)), notes
     if _looks_like_dates(present):
         notes.append("dates: a date is not a feature; derive a number from it (ignored here)")
-        return {"name": name, "role": "ignored", "type": "date"}, notes
+        return _Drafted(name, "date", "ignored"), notes
     if distinct == len(present) and not have_id:
         notes.append("every value distinct: the id column")
-        return {"name": name, "role": "id", "type": "categorical"}, notes
+        return _Drafted(name, "categorical", "id"), notes
     notes.append(
         f"REVIEW: {distinct:,} distinct text values, more than {max_categories} for a "
         "category: ignored. Group them into fewer categories to use the column"
     )
-    return {"name": name, "role": "ignored", "type": "categorical"}, notes
+    return _Drafted(name, "categorical", "ignored"), notes
 
 
 def _special_values(values: np.ndarray) -> list[float | int]:
@@ -328,7 +368,7 @@ def infer_schema(
         raise InvalidInput(
             f"label column {label_name!r} is not in the file (columns: {', '.join(frame.columns)})"
         )
-    columns: list[dict[str, Any]] = []
+    columns: list[_Drafted] = []
     notes: dict[str, list[str]] = {}
     have_id = False
     for column_name in frame.columns:
@@ -340,19 +380,18 @@ def infer_schema(
         column, notes[column_name] = _draft_column(
             column_name, text, max_categories=max_categories, have_id=have_id
         )
-        if _PROTECTED_NAMES.search(column_name) and column.get("role", "feature") == "feature":
+        if _PROTECTED_NAMES.search(column_name) and column.role == "feature":
             column = _protected(column, notes[column_name])
-        have_id = have_id or column.get("role") == "id"
+        have_id = have_id or column.role == "id"
         columns.append(column)
-    doc = {"name": name, "columns": columns}
     try:
-        schema = LoanSchema.model_validate(doc)
-    except ValueError as exc:
+        schema = LoanSchema(name=name, columns=tuple(c.column() for c in columns))
+    except ValidationError as exc:
         raise InvalidInput(f"cannot draft a schema from this file: {exc}") from None
     return Draft(schema, notes, rows=len(frame), source=source)
 
 
-def _protected(column: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+def _protected(column: _Drafted, notes: list[str]) -> _Drafted:
     """A column named like a protected attribute, drafted as one: carried for the fairness
     report, never a feature (features' fields dropped)."""
     notes.append(
@@ -361,8 +400,7 @@ def _protected(column: dict[str, Any], notes: list[str]) -> dict[str, Any]:
         "the fairness report, never a feature unless a reviewer decides so. Say which group "
         "is privileged: privileged: VALUE, {values: [...]} or {min: 25}"
     )
-    kept = {k: v for k, v in column.items() if k in ("name", "type", "categories")}
-    return {**kept, "role": "protected"}
+    return _Drafted(column.name, column.type, "protected", categories=column.categories)
 
 
 def _guess_label(frame: pd.DataFrame) -> str:

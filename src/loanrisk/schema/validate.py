@@ -33,6 +33,8 @@ import pandas as pd
 from loanrisk.errors import InvalidInput
 from loanrisk.schema.files import builtin_schema
 from loanrisk.schema.model import FALSE_TOKENS, TRUE_TOKENS, Column, LoanSchema, label_token
+from loanrisk.schema.quality import Issue as Issue
+from loanrisk.schema.quality import QualityReport
 
 MAX_EXAMPLE_ROWS = 5
 MAX_ISSUES = 25
@@ -40,30 +42,6 @@ MAX_ISSUES = 25
 MAX_REJECTED_ROWS = 10_000
 
 Mode = Literal["train", "score"]
-
-
-@dataclass
-class Issue:
-    """One grouped problem: a column, what is wrong, how many rows, and the first few."""
-
-    column: str | None
-    problem: str
-    message: str
-    count: int = 0
-    rows: list[int] = field(default_factory=list)
-    examples: list[str] = field(default_factory=list)
-
-    def describe(self) -> str:
-        where = f"column {self.column!r}: " if self.column else ""
-        text = f"{where}{self.message}"
-        if self.rows:
-            shown = ", ".join(
-                f"{r} ({e!r})" if e else str(r)
-                for r, e in zip(self.rows, self.examples or [""] * len(self.rows), strict=True)
-            )
-            more = f" and {self.count - len(self.rows)} more" if self.count > len(self.rows) else ""
-            text += f" at row{'s' if self.count > 1 else ''} {shown}{more}"
-        return text
 
 
 @dataclass
@@ -89,19 +67,25 @@ class ValidationReport:
         out += [i.describe() for i in self.flagged + self.unknown_categories]
         return out
 
+    def quality(self) -> QualityReport:
+        """The report as a dataset manifest stores it (the first
+        :data:`MAX_REJECTED_ROWS` rejected rows, and the warnings)."""
+        return QualityReport(
+            rows=self.rows,
+            dropped_columns=self.dropped_columns,
+            cleaned=self.cleaned,
+            missing=self.missing,
+            special=self.special,
+            flagged=self.flagged,
+            unknown_categories=self.unknown_categories,
+            rejected=self.rejected,
+            rejected_rows=self.rejected_rows[:MAX_REJECTED_ROWS],
+            warnings=self.warnings,
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "rows": self.rows,
-            "dropped_columns": self.dropped_columns,
-            "cleaned": self.cleaned,
-            "missing": self.missing,
-            "special": self.special,
-            "flagged": [asdict(i) for i in self.flagged],
-            "unknown_categories": [asdict(i) for i in self.unknown_categories],
-            "rejected": [asdict(i) for i in self.rejected],
-            "rejected_rows": self.rejected_rows[:MAX_REJECTED_ROWS],
-            "warnings": self.warnings,
-        }
+        """:meth:`quality` as JSON."""
+        return self.quality().model_dump(mode="json")
 
 
 @dataclass
@@ -452,10 +436,10 @@ def _columns(
     kept: Sequence[str],
     errors: _Problems,
     report: ValidationReport,
-) -> dict[str, Any]:
+) -> dict[str, np.ndarray[Any, np.dtype[Any]] | pd.Categorical[Any]]:
     """The validated columns: the features in schema order, the label in train mode, then
     the kept columns as categoricals (their problems go to ``errors``)."""
-    out: dict[str, Any] = {}
+    out: dict[str, np.ndarray[Any, np.dtype[Any]] | pd.Categorical[Any]] = {}
     for spec in schema.features:
         raw = frame[spec.name]
         if spec.type in ("numeric", "integer"):

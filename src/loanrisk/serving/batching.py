@@ -12,13 +12,17 @@ reasons) are scored alone (reason codes cost more than the batch saves).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from loanrisk.contracts import OnError
+from loanrisk.inference.results import LoanScore, Rejection, Scored
 from loanrisk.inference.scorer import Scorer
+
+Shifted = TypeVar("Shifted", LoanScore, Rejection)
 
 
 @dataclass
@@ -30,47 +34,48 @@ class _Request:
     top_k: int
     decline_reasons: bool
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[dict[str, Any]]
+    future: asyncio.Future[Scored]
 
     @property
     def reasons(self) -> bool:
         return self.explain or self.decline_reasons
 
 
-def _deliver(
-    request: _Request,
-    result: dict[str, Any] | None,
-    error: BaseException | None,
-) -> None:
+def _deliver(request: _Request, outcome: Scored | BaseException) -> None:
     def settle() -> None:
         if request.future.done():  # the client went away
             return
-        if error is not None:
-            request.future.set_exception(error)
+        if isinstance(outcome, BaseException):
+            request.future.set_exception(outcome)
         else:
-            request.future.set_result(result or {})
+            request.future.set_result(outcome)
 
     request.loop.call_soon_threadsafe(settle)
 
 
-def split_scored(scored: Mapping[str, Any], sizes: Sequence[int]) -> list[dict[str, Any]]:
+def _shifted(item: Shifted, offset: int) -> Shifted:
+    """``item`` with its ``record`` index ``offset`` less (itself at offset 0)."""
+    return dataclasses.replace(item, record=item.record - offset) if offset else item
+
+
+def split_scored(scored: Scored, sizes: Sequence[int]) -> list[Scored]:
     """The results and rejections of one :meth:`Scorer.score_records` call over several
     requests' records put end to end, given back per request (``sizes``: each one's count),
     each ``record`` index counted within its request again."""
-    results, rejected = iter(scored["results"]), iter(scored["rejected"])
+    results, rejected = iter(scored.results), iter(scored.rejected)
     next_result, next_rejected = next(results, None), next(rejected, None)
     parts = []
     offset = 0
     for size in sizes:
         end = offset + size
-        mine, refused = [], []
-        while next_result is not None and next_result["record"] < end:
-            mine.append({**next_result, "record": next_result["record"] - offset})
+        part = Scored([], [])
+        while next_result is not None and next_result.record < end:
+            part.results.append(_shifted(next_result, offset))
             next_result = next(results, None)
-        while next_rejected is not None and next_rejected["record"] < end:
-            refused.append({**next_rejected, "record": next_rejected["record"] - offset})
+        while next_rejected is not None and next_rejected.record < end:
+            part.rejected.append(_shifted(next_rejected, offset))
             next_rejected = next(rejected, None)
-        parts.append({"results": mine, "rejected": refused})
+        parts.append(part)
         offset = end
     return parts
 
@@ -93,7 +98,7 @@ class ScoringQueue:
         explain: bool = False,
         top_k: int = 4,
         decline_reasons: bool = False,
-    ) -> dict[str, Any]:
+    ) -> Scored:
         """:meth:`Scorer.score_records`, batched with whatever else is waiting."""
         loop = asyncio.get_running_loop()
         request = _Request(
@@ -148,9 +153,9 @@ class ScoringQueue:
                 decline_reasons=request.decline_reasons,
             )
         except Exception as exc:  # the request's own error (a bug: 500 with an error id)
-            _deliver(request, None, exc)
+            _deliver(request, exc)
             return
-        _deliver(request, result, None)
+        _deliver(request, result)
 
     def _score_together(self, group: list[_Request]) -> None:
         if len(group) == 1:
@@ -165,7 +170,7 @@ class ScoringQueue:
             return
         parts = split_scored(scored, [len(request.records) for request in group])
         for request, part in zip(group, parts, strict=True):
-            if part["rejected"] and request.on_error == "raise":
+            if part.rejected and request.on_error == "raise":
                 self._score_alone(request)  # raises the error naming its first bad record
             else:
-                _deliver(request, part, None)
+                _deliver(request, part)

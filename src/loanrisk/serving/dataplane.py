@@ -9,24 +9,38 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
 
 from loanrisk._version import __version__
 from loanrisk.errors import LoanRiskError, NotFound
 from loanrisk.inference.cache import ModelCache
 from loanrisk.interop import oip_tensors as tensors
-from loanrisk.interop.oip_tensors import BadTensor, InferenceRequest
+from loanrisk.interop.oip_tensors import (
+    BadTensor,
+    InferenceRequest,
+    InferenceResponse,
+    ModelMetadata,
+)
 from loanrisk.monitoring.log import CHAMPION, DIRECT
 from loanrisk.registry.models import check_name
 from loanrisk.serving.scoring import score_records, score_version
 from loanrisk.serving.state import Services
 from loanrisk.serving.threads import off_loop
 
-SERVER: dict[str, Any] = {
-    "name": "loanrisk",
-    "version": __version__,
-    "extensions": ["binary_tensor_data"],
-}
+
+@dataclass(frozen=True, slots=True)
+class ServerMetadata:
+    """The server's name, version and the protocol extensions it understands."""
+
+    name: str
+    version: str
+    extensions: list[str]
+
+    def to_json(self) -> dict[str, str | list[str]]:
+        return {"name": self.name, "version": self.version, "extensions": self.extensions}
+
+
+SERVER = ServerMetadata("loanrisk", __version__, ["binary_tensor_data"])
 SOURCE = "oip"
 _VERSION = re.compile(r"^[0-9]{1,9}$")
 
@@ -45,7 +59,7 @@ def version_number(text: str) -> int:
     return int(text)
 
 
-async def metadata(services: Services, name: str, version: str | None) -> dict[str, Any]:
+async def metadata(services: Services, name: str, version: str | None) -> ModelMetadata:
     cache = await cache_of(services, name)
     if version is None:
         scorer = cache.current()
@@ -76,8 +90,8 @@ async def infer(
     version: str | None,
     parsed: InferenceRequest,
     binary: Mapping[str, bytes],
-) -> dict[str, Any]:
-    """The inference response (``outputs`` as JSON-ready tensors)."""
+) -> InferenceResponse:
+    """The inference response (the outputs asked for)."""
     if parsed.model_name not in (None, name) or parsed.model_version not in (None, version):
         raise BadTensor(
             f"the body names model {parsed.model_name!r} version "
@@ -100,8 +114,8 @@ async def infer(
             explain=explain,
             decline_reasons=decline,
         )
-        results, served = answer.result["results"], champion.version
-        versions = sorted({int(r["version"]) for r in results})
+        results, served = answer.result.results, champion.version
+        versions = sorted({r.version for r in results})
     else:
         scorer = await off_loop(cache.version_scorer, version_number(version))
         records = tensors.loans(parsed, scorer.schema, max_records=max_records, binary=binary)
@@ -115,14 +129,12 @@ async def infer(
             explain=explain,
             decline_reasons=decline,
         )
-        results, served, versions = result["results"], scorer.version, [scorer.version]
-    body: dict[str, Any] = {
-        "model_name": cache.name,
-        "model_version": str(served),
-        "outputs": tensors.outputs(results, names),
-    }
-    if parsed.id is not None:
-        body["id"] = parsed.id
-    if versions != [served]:  # a canary answered some loans
-        body["parameters"] = {"versions": ",".join(map(str, versions))}
-    return body
+        results, served, versions = result.results, scorer.version, [scorer.version]
+    return InferenceResponse(
+        cache.name,
+        str(served),
+        tensors.outputs(results, names),
+        id=parsed.id,
+        # a canary answered some loans
+        versions=",".join(map(str, versions)) if versions != [served] else None,
+    )

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -30,6 +29,7 @@ from prometheus_client import (
 )
 
 from loanrisk.contracts import JobRecord
+from loanrisk.inference.results import BatchSummary
 from loanrisk.monitoring.drift import DriftReport
 from loanrisk.monitoring.log import CHAMPION
 
@@ -155,11 +155,11 @@ class Metrics:
         self.predicted_counts(model, version, scored=len(labels), defaults=sum(labels), role=role)
 
     def predicted_batch(
-        self, model: str, version: int, summary: dict[str, Any], role: str = CHAMPION
+        self, model: str, version: int, summary: BatchSummary, role: str = CHAMPION
     ) -> None:
-        """A streamed batch, from the scorer's summary (``scored``, ``defaults``)."""
+        """A streamed batch, from the scorer's summary (loans scored, defaults)."""
         self.predicted_counts(
-            model, version, scored=summary["scored"], defaults=summary["defaults"], role=role
+            model, version, scored=summary.scored, defaults=summary.defaults, role=role
         )
 
     def predicted_counts(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from loanrisk.contracts import OnError
 from loanrisk.errors import Conflict
 from loanrisk.inference.cache import ModelCache, Routing
 from loanrisk.inference.records import require_clean
+from loanrisk.inference.results import LoanScore, Scored
 from loanrisk.inference.scorer import Scorer
 from loanrisk.monitoring.log import CANARY, CHAMPION
 from loanrisk.registry.models import ModelRegistry, check_name
@@ -34,7 +36,7 @@ class Answer:
     """The merged result (``results`` in request order, each naming its ``version``, and
     ``rejected``), the champion's scorer, and the canary's when it answered any loan."""
 
-    result: dict[str, Any]
+    result: Scored
     champion: Scorer
     canary: Scorer | None
 
@@ -48,7 +50,7 @@ async def _score(
     explain: bool,
     top_k: int,
     decline_reasons: bool = False,
-) -> dict[str, Any]:
+) -> Scored:
     if len(records) <= SMALL_REQUEST:
         return await services.scoring.score(
             scorer,
@@ -73,12 +75,12 @@ def _record(
     services: Services,
     scorer: Scorer,
     records: Sequence[Mapping[str, Any]],
-    result: Mapping[str, Any],
+    result: Scored,
     *,
     role: str,
     source: str,
 ) -> None:
-    labels = [bool(r["label"]) for r in result["results"]]
+    labels = [r.label for r in result.results]
     services.metrics.predicted(scorer.model.name, scorer.version, labels, role)
     if services.log is not None:
         services.log.scored_records(
@@ -168,23 +170,23 @@ async def _score_split(
     )
     rejected = sorted(
         (
-            {**r, "record": indexes[r["record"]]}
+            dataclasses.replace(r, record=indexes[r.record])
             for (_, _, indexes), part in zip(groups, parts, strict=True)
-            for r in part["rejected"]
+            for r in part.rejected
         ),
-        key=lambda r: int(r["record"]),
+        key=lambda r: r.record,
     )
     if rejected and on_error == "raise":
-        first = int(rejected[0]["record"])
+        first = rejected[0].record
         scorer = next(s for s, _, indexes in groups if first in indexes)
         require_clean(records[first], scorer.rules, index=first)  # raises, naming the field
-    results = []
+    results: list[LoanScore] = []
     for (scorer, role, indexes), part in zip(groups, parts, strict=True):
         _record(services, scorer, [records[i] for i in indexes], part, role=role, source=source)
-        results += [{**r, "record": indexes[r["record"]]} for r in part["results"]]
-    results.sort(key=lambda r: int(r["record"]))
+        results += [dataclasses.replace(r, record=indexes[r.record]) for r in part.results]
+    results.sort(key=lambda r: r.record)
     answered = canary if split[1] else None
-    return Answer({"results": results, "rejected": rejected}, champion, answered)
+    return Answer(Scored(results, rejected), champion, answered)
 
 
 async def score_version(
@@ -197,7 +199,7 @@ async def score_version(
     explain: bool = False,
     top_k: int = 4,
     decline_reasons: bool = False,
-) -> dict[str, Any]:
+) -> Scored:
     """Score with exactly ``scorer`` (a version a client named), counted and logged under
     ``role``; no canary, no shadow."""
     result = await _score(

@@ -132,15 +132,14 @@ class _Shadow:
                     request_id=work.request_id,
                     role=SHADOW,
                 )
-        results = scored["results"]
         _report(
             self.outbox,
             group,
             model=scorer.model.name,
             version=scorer.version,
-            scored=len(results),
-            refused=len(scored["rejected"]),
-            defaults=sum(bool(r["label"]) for r in results),
+            scored=len(scored.results),
+            refused=len(scored.rejected),
+            defaults=sum(r.label for r in scored.results),
         )
 
     def _chunk(self, work: Work) -> None:
@@ -165,9 +164,9 @@ class _Shadow:
             [work],
             model=scorer.model.name,
             version=scorer.version,
-            scored=summary["scored"],
-            refused=summary["rejected"],
-            defaults=summary["defaults"],
+            scored=summary.scored,
+            refused=summary.rejected,
+            defaults=summary.defaults,
         )
 
     def _failed(self, scorer: Scorer, work: list[Work], exc: Exception) -> None:

@@ -22,7 +22,7 @@ def storage_options(settings: Settings, url: str) -> dict[str, Any]:
         return {}
     if not url.startswith("s3://"):
         return {}
-    client: dict[str, Any] = {}
+    client: dict[str, str] = {}
     if settings.s3_endpoint_url:
         client["endpoint_url"] = settings.s3_endpoint_url
     if settings.s3_region:

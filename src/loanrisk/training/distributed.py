@@ -15,15 +15,16 @@ runs the rounds on the workers).
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 import pandas as pd
+import xgboost as xgb
 
 from loanrisk.data.datasets import conform
 from loanrisk.errors import InvalidInput
 from loanrisk.features.spec import FeatureSpec
 from loanrisk.features.transform import FeatureTransformer
+from loanrisk.registry.manifest import DistributedRun
 from loanrisk.schema import LoanSchema
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, open_storage, storage_options
@@ -89,7 +90,7 @@ def train_distributed(
         timings["load"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        output: dict[str, Any] = dxgb.train(
+        output = dxgb.train(
             client,
             {**prepared.params, "nthread": settings.nthread},
             train,
@@ -99,7 +100,7 @@ def train_distributed(
             xgb_model=prepared.parent.booster if prepared.parent else None,
         )
         timings["train"] = time.perf_counter() - clock
-    booster = output["booster"]
+    booster: xgb.Booster = output["booster"]
     best = booster.best_iteration if request.early_stopping_rounds is not None else None
     # Same model shape as single-process training, which trains and scores on plain arrays.
     booster.feature_names = None
@@ -111,5 +112,5 @@ def train_distributed(
         best_iteration=best,
         nthread=settings.nthread,
         timings=timings,
-        extra={"distributed": {"scheduler": scheduler, "workers": workers}},
+        distributed=DistributedRun(scheduler=scheduler, workers=workers),
     )

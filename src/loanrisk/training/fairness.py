@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from loanrisk.errors import InvalidInput
-from loanrisk.registry.report import EvaluationReport
+from loanrisk.registry.report import EvaluationReport, GroupRates, ParityGroups, ParityReport
 from loanrisk.schema.model import FALSE_TOKENS, MIN_GROUP_SIZE, TRUE_TOKENS, PrivilegedGroup
 
 RATES = ("PPV", "FDR", "NPV", "FOR", "TPR", "FNR", "TNR", "FPR")
@@ -24,25 +24,25 @@ def _ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
 
-def group_rates(labels: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+def group_rates(labels: np.ndarray, predicted: np.ndarray) -> GroupRates:
     tp = int(np.sum((predicted == 1) & (labels == 1)))
     fp = int(np.sum((predicted == 1) & (labels == 0)))
     tn = int(np.sum((predicted == 0) & (labels == 0)))
     fn = int(np.sum((predicted == 0) & (labels == 1)))
-    return {
-        "size": int(labels.size),
-        "PPV": _ratio(tp, tp + fp),
-        "FDR": _ratio(fp, tp + fp),
-        "NPV": _ratio(tn, tn + fn),
-        "FOR": _ratio(fn, tn + fn),
-        "TPR": _ratio(tp, tp + fn),
-        "FNR": _ratio(fn, tp + fn),
-        "TNR": _ratio(tn, tn + fp),
-        "FPR": _ratio(fp, tn + fp),
-    }
+    return GroupRates(
+        size=int(labels.size),
+        PPV=_ratio(tp, tp + fp),
+        FDR=_ratio(fp, tp + fp),
+        NPV=_ratio(tn, tn + fn),
+        FOR=_ratio(fn, tn + fn),
+        TPR=_ratio(tp, tp + fn),
+        FNR=_ratio(fn, tp + fn),
+        TNR=_ratio(tn, tn + fp),
+        FPR=_ratio(fp, tn + fp),
+    )
 
 
-def assessed(report: EvaluationReport) -> list[dict[str, Any]]:
+def assessed(report: EvaluationReport) -> list[ParityReport]:
     """The parity reports of a training report, one per protected attribute assessed
     (``fairness_by_attribute``; reports written before it hold one, under ``fairness``)."""
     if report.fairness_by_attribute:
@@ -83,32 +83,33 @@ def parity_report(
     attribute: str,
     privileged_value: str,
     threshold: float = 0.5,
-) -> dict[str, Any]:
+) -> ParityReport:
     """Parity ratios of the eight rates between ``privileged`` (a boolean mask) and the rest."""
     labels = np.asarray(labels).astype(np.int64)
     privileged = np.asarray(privileged, dtype=bool)
     if privileged.all() or not privileged.any():
         raise InvalidInput(f"attribute {attribute!r}: both groups must have members")
     predicted = (np.asarray(probability) > threshold).astype(np.int64)
-    groups = {
-        "privileged": group_rates(labels[privileged], predicted[privileged]),
-        "non_privileged": group_rates(labels[~privileged], predicted[~privileged]),
-    }
+    groups = ParityGroups(
+        privileged=group_rates(labels[privileged], predicted[privileged]),
+        non_privileged=group_rates(labels[~privileged], predicted[~privileged]),
+    )
     parity = {}
     for rate in RATES:
-        a, b = groups["privileged"][rate], groups["non_privileged"][rate]
+        a, b = groups.privileged.rate(rate), groups.non_privileged.rate(rate)
         parity[rate] = a / b if a is not None and b else None
-    small = [name for name, rates in groups.items() if rates["size"] < MIN_GROUP_SIZE]
+    sizes = {"privileged": groups.privileged.size, "non_privileged": groups.non_privileged.size}
     warnings = [
-        f"the {name.replace('_', '-')} group has {groups[name]['size']} loans, fewer than "
+        f"the {name.replace('_', '-')} group has {size} loans, fewer than "
         f"{MIN_GROUP_SIZE}: its parity ratios are noise"
-        for name in small
+        for name, size in sizes.items()
+        if size < MIN_GROUP_SIZE
     ]
-    return {
-        "attribute": attribute,
-        "privileged_value": privileged_value,
-        "threshold": threshold,
-        "groups": groups,
-        "parity": parity,
-        "warnings": warnings,
-    }
+    return ParityReport(
+        attribute=attribute,
+        privileged_value=privileged_value,
+        threshold=threshold,
+        groups=groups,
+        parity=parity,
+        warnings=warnings,
+    )

@@ -34,6 +34,7 @@ from loanrisk.features.transform import FeatureTransformer
 from loanrisk.inference.scorer import Scorer, check_servable
 from loanrisk.monitoring.profile import profile_of, profile_sample
 from loanrisk.registry.calibration import Calibration, check_calibration_size, fit_calibration
+from loanrisk.registry.manifest import DistributedRun
 from loanrisk.registry.models import (
     CALIBRATION_FILE,
     PRODUCTION,
@@ -48,6 +49,7 @@ from loanrisk.registry.report import (
     CalibrationStep,
     EvaluationReport,
     NotAssessed,
+    ParityReport,
 )
 from loanrisk.schema import LoanSchema, incompatibilities
 from loanrisk.schema.model import PrivilegedGroup
@@ -65,7 +67,7 @@ def _unknown_categories(dataset: DatasetManifest, spec: FeatureSpec) -> dict[str
     """Training rows per column whose category the spec does not know (from the manifest)."""
     out = {}
     for column in spec.onehot:
-        counts = dataset.columns[column.name]["counts"]
+        counts = dataset.columns[column.name].counts or {}
         unknown = sum(n for value, n in counts.items() if value not in column.categories)
         if unknown:
             out[column.name] = unknown
@@ -170,7 +172,7 @@ def evaluate_and_publish(
     best_iteration: int | None,
     nthread: int,
     timings: dict[str, float],
-    extra: dict[str, Any] | None = None,
+    distributed: DistributedRun | None = None,
     profile_rows: pd.DataFrame | None = None,
     calibration_rows: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> TrainingResult:
@@ -180,7 +182,8 @@ def evaluate_and_publish(
     (``best_iteration``) only the trees up to the best iteration are evaluated and published.
     ``profile_rows`` are the training rows the reference profile is counted on (default: read
     from the dataset). ``calibration_rows`` (encoded features, labels) are the held-out
-    training rows the request's calibration is fitted on.
+    training rows the request's calibration is fitted on. ``distributed`` (the Dask path)
+    is recorded in the manifest.
     """
     parent_rounds = prepared.parent.booster.num_boosted_rounds() if prepared.parent else 0
     trained_rounds = booster.num_boosted_rounds() - parent_rounds
@@ -237,7 +240,7 @@ def evaluate_and_publish(
             "calibration_step": step,
             "monotonicity": monotonicity,
             "fairness": fairness[0] if fairness else None,
-            "fairness_by_attribute": {f["attribute"]: f for f in fairness} or None,
+            "fairness_by_attribute": {f.attribute: f for f in fairness} or None,
             "fairness_not_assessed": unassessed or None,
         }
     )
@@ -261,10 +264,10 @@ def evaluate_and_publish(
         "params": prepared.params,
         "monotone": {
             "enforced": request.monotone,
-            "constraints": monotonicity["constraints"],
+            "constraints": monotonicity.constraints,
         },
         "calibration": (
-            {"method": calibration.method, **calibration.fitted}
+            {"method": calibration.method, **calibration.fitted.model_dump()}
             if calibration is not None
             else None
         ),
@@ -293,7 +296,7 @@ def evaluate_and_publish(
             "numpy": np.__version__,
             "python": platform.python_version(),
         },
-        **(extra or {}),
+        **({"distributed": distributed.model_dump()} if distributed else {}),
     }
     if profile_rows is None:  # the Dask path: its rows were never here
         profile_rows = prepared.catalogue.load_split(dataset.id, "train")
@@ -511,7 +514,7 @@ def _fairness(
     labels: np.ndarray,
     test: Any,
     probability: np.ndarray,
-) -> dict[str, Any]:
+) -> ParityReport:
     privileged = privileged_mask(test[column], group)
     return parity_report(
         labels,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +25,7 @@ import pandas as pd
 from loanrisk.errors import InvalidInput
 from loanrisk.features.spec import FeatureSpec, OrdinalColumn
 from loanrisk.features.transform import FeatureTransformer
+from loanrisk.registry.report import MonotoneCheck, MonotoneFeature
 from loanrisk.schema import LoanSchema
 from loanrisk.schema.model import CATEGORY_TYPES
 
@@ -81,7 +81,7 @@ def constraint_param(vector: tuple[int, ...]) -> str:
     return "(" + ",".join(str(v) for v in vector) + ")"
 
 
-def _grid(loans: pd.DataFrame, schema: LoanSchema, name: str) -> list[Any]:
+def _grid(loans: pd.DataFrame, schema: LoanSchema, name: str) -> list[str | bool | float]:
     column = schema.column(name)
     if column.type in CATEGORY_TYPES:
         return list(column.categories or ())
@@ -93,7 +93,7 @@ def _grid(loans: pd.DataFrame, schema: LoanSchema, name: str) -> list[Any]:
     return [float(v) for v in grid]
 
 
-def _along(sample: pd.DataFrame, name: str, value: Any) -> pd.DataFrame:
+def _along(sample: pd.DataFrame, name: str, value: str | bool | float) -> pd.DataFrame:
     moved = sample.copy()
     if isinstance(sample[name].dtype, pd.CategoricalDtype):
         categories = sample[name].cat.categories
@@ -111,7 +111,7 @@ def check(
     *,
     enforced: bool,
     seed: int = 0,
-) -> dict[str, Any]:
+) -> MonotoneCheck:
     """Whether the schema's directions hold for ``predict`` (encoded features -> PD).
 
     ``loans`` is a validated frame (the test split); up to :data:`CHECK_LOANS` of them are
@@ -120,18 +120,18 @@ def check(
     wanted = directions(schema)
     sample = loans.sample(n=min(CHECK_LOANS, len(loans)), random_state=seed)
     transformer = FeatureTransformer(spec)
-    features: dict[str, Any] = {}
+    features: dict[str, MonotoneFeature] = {}
     for name, direction in wanted.items():
         grid = _grid(loans, schema, name)
         if len(grid) < 2:
-            features[name] = {
-                "direction": direction,
-                "grid": grid,
-                "loans": len(sample),
-                "violations": 0,
-                "max_wrong_step": 0.0,
-                "holds": True,
-            }
+            features[name] = MonotoneFeature(
+                direction=direction,
+                grid=grid,
+                loans=len(sample),
+                violations=0,
+                max_wrong_step=0.0,
+                holds=True,
+            )
             continue
         curves = np.column_stack(
             [
@@ -142,17 +142,17 @@ def check(
         wrong = -SIGN[direction] * np.diff(curves, axis=1)  # > 0: a step the wrong way
         worst = float(wrong.max(initial=0.0)) + 0.0  # never -0.0
         violations = int((wrong > TOLERANCE).any(axis=1).sum())
-        features[name] = {
-            "direction": direction,
-            "grid": [v if isinstance(v, str | bool) else round(v, 6) for v in grid],
-            "loans": len(sample),
-            "violations": violations,
-            "max_wrong_step": round(worst, 6),
-            "holds": violations == 0,
-        }
-    return {
-        "enforced": enforced,
-        "constraints": wanted,
-        "features": features,
-        "holds": all(f["holds"] for f in features.values()),
-    }
+        features[name] = MonotoneFeature(
+            direction=direction,
+            grid=[v if isinstance(v, str | bool) else round(v, 6) for v in grid],
+            loans=len(sample),
+            violations=violations,
+            max_wrong_step=round(worst, 6),
+            holds=violations == 0,
+        )
+    return MonotoneCheck(
+        enforced=enforced,
+        constraints=wanted,
+        features=features,
+        holds=all(f.holds for f in features.values()),
+    )

@@ -14,7 +14,7 @@ import xgboost as xgb
 from loanrisk.errors import Cancelled, InvalidInput
 
 #: The reference's model (REFERENCE.md, pipeline step 4); every entry can be overridden.
-DEFAULT_PARAMS: dict[str, Any] = {
+DEFAULT_PARAMS: dict[str, str | float] = {
     "objective": "binary:logistic",
     "eval_metric": "logloss",
     "tree_method": "hist",

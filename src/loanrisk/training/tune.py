@@ -25,21 +25,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import xgboost as xgb
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
+from typing_extensions import TypedDict
 
-from loanrisk.contracts import TuneJob
+from loanrisk.contracts import JobProgress, TuneJob
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import Cancelled, InvalidInput, NotFound
 from loanrisk.features.transform import FeatureTransformer
 from loanrisk.storage.base import Storage
 from loanrisk.training.monotone import constrained_spec, constraint_param, constraint_vector
 from loanrisk.training.train import DEFAULT_PARAMS
+
+if TYPE_CHECKING:
+    from optuna.distributions import BaseDistribution
 
 STUDIES = "studies"
 FORMAT: Literal["loanrisk.study"] = "loanrisk.study"
@@ -68,6 +72,32 @@ class Trial(BaseModel):
     nodes: float = Field(description="Mean tree-node count of the folds' kept trees.")
     rounds: int = Field(description="Mean rounds kept by early stopping (what training uses).")
     seconds: float
+
+
+class FrontierPoint(BaseModel):
+    """A trial of the AUC/cost frontier, as the summary lists it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    number: int
+    auc: float
+    nodes: float
+    rounds: int
+
+
+class TuneSummary(BaseModel):
+    """What a tuning run reports (a tuning job's result): the frontier, the best and the
+    lean trial."""
+
+    model_config = ConfigDict(frozen=True)
+
+    study: str
+    dataset: str
+    objective: Literal["auc", "auc-per-cost"]
+    trials: int
+    best: Trial
+    lean: Trial
+    frontier: list[FrontierPoint]
 
 
 class Study(BaseModel):
@@ -111,20 +141,24 @@ class Study(BaseModel):
                 out.append(trial)
         return out
 
-    def summary(self) -> dict[str, Any]:
-        best, lean = self.best(), self.lean()
-        return {
-            "study": self.name,
-            "dataset": self.dataset,
-            "objective": self.objective,
-            "trials": len(self.trials),
-            "best": best.model_dump(),
-            "lean": lean.model_dump(),
-            "frontier": [
-                {"number": t.number, "auc": t.auc, "nodes": t.nodes, "rounds": t.rounds}
+    def result(self) -> TuneSummary:
+        """The study's trial count, best and lean trials, and its frontier."""
+        return TuneSummary(
+            study=self.name,
+            dataset=self.dataset,
+            objective=self.objective,
+            trials=len(self.trials),
+            best=self.best(),
+            lean=self.lean(),
+            frontier=[
+                FrontierPoint(number=t.number, auc=t.auc, nodes=t.nodes, rounds=t.rounds)
                 for t in self.frontier()
             ],
-        }
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """:meth:`result` as JSON: a tuning job's stored result."""
+        return self.result().model_dump(mode="json")
 
 
 def _now() -> str:
@@ -163,7 +197,7 @@ class _Stop(xgb.callback.TrainingCallback):
 def cross_validate(
     features: np.ndarray,
     labels: np.ndarray,
-    params: dict[str, Any],
+    params: dict[str, str | float],
     *,
     job: TuneJob,
     nthread: int,
@@ -206,7 +240,7 @@ def _suggest(trial: Any) -> dict[str, float | int]:
     return out
 
 
-def _distributions() -> dict[str, Any]:
+def _distributions() -> dict[str, BaseDistribution]:
     import optuna
 
     return {
@@ -226,7 +260,7 @@ def run_tuning(
     storage: Storage,
     *,
     nthread: int,
-    progress: Callable[[dict[str, Any]], None] | None = None,
+    progress: Callable[[JobProgress], None] | None = None,
     should_cancel: Callable[[], bool] = lambda: False,
 ) -> Study:
     """Run (or resume) the study ``job`` names until it has ``trials`` complete trials or the
@@ -336,28 +370,39 @@ def run_tuning(
             done = len(study.trials)
             eta = (elapsed / (done - resumed) * (target - done)) if target is not None else None
             progress(
-                {
-                    "stage": "tune",
-                    "done": done,
-                    "total": target,
-                    "elapsed": elapsed,
-                    "eta": eta,
-                    "metrics": {"best_auc": study.best().auc, "lean_nodes": study.lean().nodes},
-                }
+                JobProgress(
+                    stage="tune",
+                    done=done,
+                    total=target,
+                    elapsed=elapsed,
+                    eta=eta,
+                    metrics={"best_auc": study.best().auc, "lean_nodes": study.lean().nodes},
+                )
             )
     if not study.trials:
         raise InvalidInput("the time budget ended before the first trial completed")
     return study
 
 
+class TunedFrom(TypedDict):
+    """The trial a training's parameters came from, as its request and manifest record it."""
+
+    dataset: str
+    study: str
+    pick: str
+    trial: int
+    cv_auc: float
+    nodes: float
+
+
 @dataclass(frozen=True)
 class Tuned:
     """What a training takes from a study's trial."""
 
-    params: dict[str, Any]
+    params: dict[str, float | int]
     rounds: int
     monotone: bool
-    provenance: dict[str, Any]
+    provenance: TunedFrom
 
 
 def tuned_params(storage: Storage, data_directory: str, dataset_ref: str, reference: str) -> Tuned:
@@ -372,12 +417,12 @@ def tuned_params(storage: Storage, data_directory: str, dataset_ref: str, refere
     if study is None:
         raise NotFound(f"dataset {dataset.id} has no tuning study {name!r}")
     trial = study.pick("best" if which == "best" else "lean")
-    provenance = {
-        "dataset": dataset.id,
-        "study": name,
-        "pick": which,
-        "trial": trial.number,
-        "cv_auc": trial.auc,
-        "nodes": trial.nodes,
-    }
+    provenance = TunedFrom(
+        dataset=dataset.id,
+        study=name,
+        pick=which,
+        trial=trial.number,
+        cv_auc=trial.auc,
+        nodes=trial.nodes,
+    )
     return Tuned(dict(trial.params), trial.rounds, study.monotone, provenance)

@@ -38,6 +38,7 @@ from loanrisk.settings import Settings
 from loanrisk.storage.base import Storage
 
 if TYPE_CHECKING:
+    from loanrisk.inference import results as scores
     from loanrisk.inference.scorer import Scorer
 
 log = logging.getLogger("loanrisk.monitoring")
@@ -55,7 +56,7 @@ class Scored:
     backend: str
     source: str
     loans: Sequence[Mapping[str, Any]] | pd.DataFrame
-    results: Sequence[Mapping[str, Any]] | pd.DataFrame
+    results: Sequence[scores.LoanScore] | pd.DataFrame
     #: Fields (columns) holding the caller's loan id, the first present wins.
     id_fields: tuple[str, ...]
     #: Row number of the frame's first loan minus one (``results["row"]`` counts from 1).
@@ -102,10 +103,10 @@ def _append_rows(item: Scored, out: dict[str, list[Any]]) -> None:
         assert not isinstance(loans, pd.DataFrame)
         records = []
         for result in item.results:
-            records.append(loans[int(result["record"])])
-            out["probability"].append(float(result["probability"]))
-            out["label"].append(bool(result["label"]))
-            out["band"].append(str(result["band"]))
+            records.append(loans[result.record])
+            out["probability"].append(result.probability)
+            out["label"].append(result.label)
+            out["band"].append(result.band)
     encode = _ENCODER.encode
     for record in records:
         loan_id = next((record[f] for f in item.id_fields if record.get(f) is not None), None)
@@ -193,7 +194,7 @@ class PredictionLog:
         self,
         scorer: Scorer,
         records: Sequence[Mapping[str, Any]],
-        result: Mapping[str, Any],
+        result: scores.Scored,
         *,
         source: str,
         request_id: str | None = None,
@@ -201,7 +202,6 @@ class PredictionLog:
     ) -> None:
         """Log the loans of :meth:`Scorer.score_records`; the loan id is the record's
         ``id`` field, or the schema's id column."""
-        results = result["results"]
         self.record(
             Scored(
                 time.time(),
@@ -211,7 +211,7 @@ class PredictionLog:
                 scorer.backend.name,
                 source,
                 records,
-                results,
+                result.results,
                 _id_fields(scorer.schema.id_name, "id"),
                 role=role,
             )

@@ -10,14 +10,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 from starlette.concurrency import run_in_threadpool
 
-from loanrisk.contracts import STUDY_NAME, DatasetManifest, TuneOptions
+from loanrisk.contracts import STUDY_NAME, DatasetManifest, LabelRates, RowCounts, TuneOptions
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import InvalidInput, NotFound, naming
 from loanrisk.requests import process_data_job, tune_job
 from loanrisk.schema import header_name, schema_from_doc
+from loanrisk.schema.quality import QualityReport
 from loanrisk.schema.rawcsv import stored_columns
 from loanrisk.service.auth import require
 from loanrisk.service.bodies import JSON, MULTIPART, parse_json, parse_model, require_media_type
@@ -26,7 +27,7 @@ from loanrisk.service.routes.jobs import accepted
 from loanrisk.serving.auth import ADMIN
 from loanrisk.serving.state import Services
 from loanrisk.serving.uploads import named_schema, upload_job
-from loanrisk.training.tune import load_study
+from loanrisk.training.tune import Study, load_study
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], dependencies=[require(ADMIN)])
 
@@ -134,26 +135,43 @@ async def create_dataset(request: Request, services: ServicesDep) -> JSONRespons
     return accepted(record)
 
 
-SUMMARY = {
-    "id",
-    "directory",
-    "source",
-    "requested_size",
-    "rows",
-    "label_rate",
-    "schema_name",
-    "created_at",
-}
+class DatasetSummary(BaseModel):
+    """A dataset in the listing: what tells it from the others (the manifest has the rest)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    directory: str
+    source: str
+    requested_size: int | None
+    rows: RowCounts
+    label_rate: LabelRates
+    schema_name: str
+    created_at: str
+
+    @classmethod
+    def of(cls, manifest: DatasetManifest) -> DatasetSummary:
+        return cls(
+            id=manifest.id,
+            directory=manifest.directory,
+            source=manifest.source,
+            requested_size=manifest.requested_size,
+            rows=manifest.rows,
+            label_rate=manifest.label_rate,
+            schema_name=manifest.schema_name,
+            created_at=manifest.created_at,
+        )
 
 
-def _summary(manifest: DatasetManifest) -> dict[str, Any]:
-    return manifest.model_dump(mode="json", include=SUMMARY)
+class DatasetList(BaseModel):
+    datasets: list[DatasetSummary]
 
 
 @router.get("", summary="List datasets (oldest first)")
-async def list_datasets(storage: StorageDep, directory: Directory = "data") -> dict[str, Any]:
+async def list_datasets(storage: StorageDep, directory: Directory = "data") -> DatasetList:
     catalogue = DatasetCatalogue(storage, storage.resolve(directory))
-    return {"datasets": [_summary(m) for m in await run_in_threadpool(catalogue.list)]}
+    manifests = await run_in_threadpool(catalogue.list)
+    return DatasetList(datasets=[DatasetSummary.of(m) for m in manifests])
 
 
 @router.get("/{dataset_id}", summary="A dataset's manifest")
@@ -166,14 +184,19 @@ async def get_dataset(
     return await run_in_threadpool(catalogue.resolve, dataset_id)
 
 
+class DatasetQuality(BaseModel):
+    id: str
+    quality: QualityReport
+
+
 @router.get("/{dataset_id}/quality", summary="A dataset's data-quality report")
 async def get_quality(
     dataset_id: str, storage: StorageDep, directory: Directory = "data"
-) -> dict[str, Any]:
+) -> DatasetQuality:
     """What validation cleaned, flagged (implausible but kept), dropped and found missing."""
     catalogue = DatasetCatalogue(storage, storage.resolve(directory))
     manifest = await run_in_threadpool(catalogue.resolve, dataset_id)
-    return {"id": manifest.id, "quality": manifest.quality}
+    return DatasetQuality(id=manifest.id, quality=manifest.quality)
 
 
 class TuneBody(TuneOptions):
@@ -208,10 +231,24 @@ async def tune(
     return accepted(record)
 
 
+class StudyAnswer(BaseModel):
+    """A stored study as the API answers it: its fields, then its ``summary``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    study: Study
+
+    @model_serializer
+    def _with_summary(self) -> dict[str, object]:
+        doc: dict[str, object] = self.study.model_dump(mode="json")
+        doc["summary"] = self.study.result().model_dump(mode="json")
+        return doc
+
+
 @router.get("/{dataset_id}/studies/{study}", summary="A tuning study")
 async def get_study(
     dataset_id: str, study: str, storage: StorageDep, directory: Directory = "data"
-) -> dict[str, Any]:
+) -> StudyAnswer:
     """The stored study: every complete trial, and its summary (frontier, best, lean)."""
     if not re.match(STUDY_NAME, study):
         raise InvalidInput(
@@ -223,4 +260,4 @@ async def get_study(
     stored = await run_in_threadpool(load_study, catalogue, manifest.id, study)
     if stored is None or not stored.trials:
         raise NotFound(f"dataset {manifest.id} has no tuning study {study!r}")
-    return {**stored.model_dump(mode="json"), "summary": stored.summary()}
+    return StudyAnswer(study=stored)

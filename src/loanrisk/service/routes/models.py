@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from loanrisk.contracts import TrainingOptions
 from loanrisk.inference.scorer import servable_check
 from loanrisk.monitoring.compare import MAX_AUC_DROP, guard_promotion
+from loanrisk.registry.aliases import AliasRecord
 from loanrisk.registry.manifest import ModelManifest
 from loanrisk.registry.models import ModelRegistry, check_name
 from loanrisk.reporting.card import CARD_POLICY, model_card
@@ -134,24 +135,36 @@ async def train(
     return accepted(record)
 
 
-def _describe(registry: ModelRegistry, name: str) -> dict[str, Any]:
-    return {"name": name, "versions": registry.versions(name), "aliases": registry.aliases(name)}
+class ModelSummary(BaseModel):
+    """A model: its complete versions, ascending, and its aliases as stored."""
+
+    name: str
+    versions: list[int]
+    aliases: dict[str, AliasRecord]
+
+
+class ModelList(BaseModel):
+    models: list[ModelSummary]
+
+
+def _describe(registry: ModelRegistry, name: str) -> ModelSummary:
+    return ModelSummary(name=name, versions=registry.versions(name), aliases=registry.aliases(name))
 
 
 @router.get("", summary="List models")
-async def list_models(services: ServicesDep, model_directory: ModelDir = None) -> dict[str, Any]:
+async def list_models(services: ServicesDep, model_directory: ModelDir = None) -> ModelList:
     registry = registry_of(services, model_directory)
 
-    def describe_all() -> list[dict[str, Any]]:
+    def describe_all() -> list[ModelSummary]:
         return [_describe(registry, n) for n in registry.models()]
 
-    return {"models": await run_in_threadpool(describe_all)}
+    return ModelList(models=await run_in_threadpool(describe_all))
 
 
 @router.get("/{name}", summary="A model's versions and aliases")
 async def get_model(
     name: str, services: ServicesDep, model_directory: ModelDir = None
-) -> dict[str, Any]:
+) -> ModelSummary:
     registry = registry_of(services, model_directory)
     return await run_in_threadpool(_describe, registry, check_name("model", name))
 
@@ -185,7 +198,8 @@ async def get_report(
 ) -> dict[str, Any]:
     """Per-class precision/recall/F1, AUC, log loss, Brier, KS, confusion matrix, ROC,
     calibration (and fairness, when asked at training)."""
-    return await _of_version(services, model_directory, name, ref, ModelRegistry.report)
+    report = await _of_version(services, model_directory, name, ref, ModelRegistry.report)
+    return report.to_json()
 
 
 @router.get(
@@ -226,7 +240,7 @@ async def promote(
     request: Request,
     services: ServicesDep,
     model_directory: ModelDir = None,
-) -> dict[str, Any]:
+) -> AliasRecord:
     """The version is verified first (file hashes, loading, the oneDAL parity check, one
     loan scored): a version that cannot be served is refused with 409 and the alias stays.
     With ``if_not_worse``, a version the same held-out loans show worse than the alias's by
@@ -237,7 +251,7 @@ async def promote(
     registry = registry_of(services, model_directory)
     name, alias = check_name("model", name), check_name("alias", alias)
 
-    def guarded() -> dict[str, Any]:
+    def guarded() -> AliasRecord:
         if body.if_not_worse:
             guard_promotion(
                 services.storage,
@@ -271,7 +285,7 @@ async def rollback(
     services: ServicesDep,
     body: ReasonBody | None = None,
     model_directory: ModelDir = None,
-) -> dict[str, Any]:
+) -> AliasRecord:
     """Back to the version the alias pointed at before its last move (recorded with the
     key's name and the reason)."""
     check = servable_check(services.settings)
@@ -298,7 +312,7 @@ async def retire(
     services: ServicesDep,
     body: ReasonBody | None = None,
     model_directory: ModelDir = None,
-) -> dict[str, Any]:
+) -> AliasRecord:
     """The alias resolves to nothing from now on: replicas stop shadow or canary scoring
     with it within the reload interval. Its history stays; a rollback brings it back."""
     return await _change_alias(
@@ -317,8 +331,8 @@ async def _change_alias(
     directory: str | None,
     name: str,
     alias: str,
-    change: Callable[[ModelRegistry, str, str], dict[str, Any]],
-) -> dict[str, Any]:
+    change: Callable[[ModelRegistry, str, str], AliasRecord],
+) -> AliasRecord:
     """Apply ``change(registry, model, alias)`` off the loop, then follow it on this replica
     at once (the others within their reload interval)."""
     registry = registry_of(services, directory)

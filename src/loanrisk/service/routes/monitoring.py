@@ -9,10 +9,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 from starlette.concurrency import run_in_threadpool
 
 from loanrisk.errors import TooLarge
-from loanrisk.monitoring.compare import Versions, compare
+from loanrisk.monitoring.compare import Comparison, Versions, compare
 from loanrisk.monitoring.outcomes import (
     Outcome,
     outcomes_frame,
@@ -73,7 +74,7 @@ async def get_drift(
         until=end,
         max_rows=settings.monitor_max_rows,
     )
-    return report.to_dict()
+    return report.model_dump(mode="json")
 
 
 VersionOf = Annotated[str, Query(description="Version number, 'vN', 'latest' or an alias.")]
@@ -103,7 +104,7 @@ async def get_comparison(
     registry = registry_of(services, model_directory)
     model = check_name("model", name)
 
-    def run() -> dict[str, Any]:
+    def run() -> Comparison:
         versions = Versions(model, registry.resolve(model, a), registry.resolve(model, b))
         return compare(
             services.storage,
@@ -116,10 +117,15 @@ async def get_comparison(
             nthread=1,
         )
 
-    return await run_in_threadpool(run)
+    report = await run_in_threadpool(run)
+    return report.model_dump(mode="json")
 
 
-EXAMPLE_OUTCOME: dict[str, Any] = {"loan_id": "L-1", "defaulted": 1, "observed_on": "2026-11-30"}
+EXAMPLE_OUTCOME: JsonDict = {
+    "loan_id": "L-1",
+    "defaulted": 1,
+    "observed_on": "2026-11-30",
+}
 
 
 class OutcomesBody(BaseModel):
@@ -188,7 +194,7 @@ async def post_outcomes(
         name = check_name("model", body.model or model or settings.model_name)
         values = await run_in_threadpool(outcome_values, registry, name, alias=settings.model_alias)
         outcomes = await run_in_threadpool(outcomes_frame, body.outcomes, values)
-    return await run_in_threadpool(
+    stored = await run_in_threadpool(
         functools.partial(
             add_outcomes,
             storage,
@@ -198,6 +204,7 @@ async def post_outcomes(
             model=name,
         )
     )
+    return stored.model_dump(mode="json")
 
 
 @router.get("/v1/models/{name}/performance", summary="Realized performance per version")
@@ -213,7 +220,7 @@ async def get_performance(
     loans past that many: ``sampled``)."""
     start, end = window(since, until)
     storage, settings = services.storage, services.settings
-    return await run_in_threadpool(
+    report = await run_in_threadpool(
         performance_for,
         storage,
         storage.resolve(settings.log_directory),
@@ -223,3 +230,4 @@ async def get_performance(
         until=end,
         max_rows=settings.monitor_max_rows,
     )
+    return report.model_dump(mode="json")

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from loanrisk.contracts import MAX_REASONS, OnError, PredictOptions
 from loanrisk.errors import InvalidInput, TooLarge, naming
 from loanrisk.inference.distributed import results_folder
+from loanrisk.inference.results import rejection_json, score_json
 from loanrisk.inference.scorer import BatchOptions, Scorer
 from loanrisk.registry.models import check_name
 from loanrisk.requests import score_job
@@ -236,7 +237,12 @@ async def predict(request: Request, services: ServicesDep) -> Response:
         top_k=options.top_k,
         decline_reasons=options.decline_reasons,
     )
-    doc: dict[str, Any] = {"model": _described(answer.champion), **answer.result}
+    scored = answer.result
+    doc: dict[str, Any] = {
+        "model": _described(answer.champion),
+        "results": list(map(score_json, scored.results)),
+        "rejected": list(map(rejection_json, scored.rejected)),
+    }
     versions = str(answer.champion.version)
     if answer.canary is not None:
         doc["canary"] = _described(answer.canary)
@@ -244,7 +250,7 @@ async def predict(request: Request, services: ServicesDep) -> Response:
     return JSONResponse(doc, headers={"X-Loanrisk-Model-Version": versions})
 
 
-def _described(scorer: Scorer) -> dict[str, Any]:
+def _described(scorer: Scorer) -> dict[str, str | int]:
     return {"name": scorer.model.name, "version": scorer.version, "backend": scorer.backend.name}
 
 
@@ -300,16 +306,16 @@ async def _score_csv_body(
     services.metrics.predicted_batch(scorer.model.name, scorer.version, summary)
     if "application/json" in request.headers.get("accept", ""):
         limit = services.settings.max_records
-        if summary["scored"] > limit:  # a JSON answer is held whole: CSV streams instead
+        if summary.scored > limit:  # a JSON answer is held whole: CSV streams instead
             output.close()
             raise TooLarge(
-                f"{summary['scored']:,} loans scored: a JSON answer holds at most {limit:,}; "
+                f"{summary.scored:,} loans scored: a JSON answer holds at most {limit:,}; "
                 "ask for CSV (Accept: text/csv) to stream them all",
                 details={"max": limit},
             )
         with output:
             text = output.read().decode()
-        return JSONResponse({"summary": summary, "csv": text})
+        return JSONResponse({"summary": summary.to_json(), "csv": text})
     return StreamingResponse(
         _chunks(output),
         media_type="text/csv",

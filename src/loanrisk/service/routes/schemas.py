@@ -7,9 +7,8 @@ the files ``loanrisk schema infer`` drafts.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 from starlette.concurrency import run_in_threadpool
 
 from loanrisk.errors import InvalidInput, TooLarge
@@ -27,22 +26,45 @@ router = APIRouter(tags=["schemas"])
 YAML = ("application/yaml", "application/x-yaml", "text/yaml")
 
 
-def _doc(schema: LoanSchema) -> dict[str, Any]:
-    out: dict[str, Any] = schema.model_dump(mode="json", exclude_defaults=True)
-    out["hash"] = schema.fingerprint()
-    return out
+class SchemaDoc(BaseModel):
+    """A schema as the API answers it: its fields left at their defaults left out, and its
+    ``hash`` (the fingerprint datasets and models record) after them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_: LoanSchema
+
+    @model_serializer
+    def _with_hash(self) -> dict[str, object]:
+        doc: dict[str, object] = self.schema_.model_dump(mode="json", exclude_defaults=True)
+        doc["hash"] = self.schema_.fingerprint()
+        return doc
+
+
+class SchemaNames(BaseModel):
+    schemas: list[str]
+
+
+class ModelSchema(BaseModel):
+    """The schema a model version scores."""
+
+    model: str
+    version: int
+    schema_: SchemaDoc = Field(alias="schema")
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
 
 
 @router.get("/v1/schemas", summary="List named schemas", dependencies=[require(SCORE)])
-async def list_schemas(services: ServicesDep) -> dict[str, Any]:
+async def list_schemas(services: ServicesDep) -> SchemaNames:
     """Names of the stored schemas and of the built-in one."""
-    return {"schemas": await run_in_threadpool(store_of(services).names)}
+    return SchemaNames(schemas=await run_in_threadpool(store_of(services).names))
 
 
 @router.get("/v1/schemas/{name}", summary="A named schema", dependencies=[require(SCORE)])
-async def get_schema(name: str, services: ServicesDep) -> dict[str, Any]:
+async def get_schema(name: str, services: ServicesDep) -> SchemaDoc:
     """The schema (fields left at their defaults are left out) and its hash."""
-    return _doc(await run_in_threadpool(store_of(services).get, name))
+    return SchemaDoc(schema_=await run_in_threadpool(store_of(services).get, name))
 
 
 @router.put(
@@ -65,7 +87,7 @@ async def get_schema(name: str, services: ServicesDep) -> dict[str, Any]:
         }
     },
 )
-async def put_schema(name: str, request: Request, services: ServicesDep) -> dict[str, Any]:
+async def put_schema(name: str, request: Request, services: ServicesDep) -> SchemaDoc:
     """Validates the schema (422 with one line per problem) and stores it under ``name``,
     which must be the schema's own ``name``. The built-in schema's name is refused (409)."""
     kind = require_media_type(request, (JSON, *YAML), default=JSON)
@@ -82,7 +104,7 @@ async def put_schema(name: str, request: Request, services: ServicesDep) -> dict
             f"the schema is named {schema.name!r}, not {name!r}", details={"field": "name"}
         )
     await run_in_threadpool(store_of(services).put, schema)
-    return _doc(schema)
+    return SchemaDoc(schema_=schema)
 
 
 @router.get(
@@ -95,7 +117,7 @@ async def get_model_schema(
     services: ServicesDep,
     ref: VersionRef = None,
     model_directory: ModelDir = None,
-) -> dict[str, Any]:
+) -> ModelSchema:
     """The declared schema the version was trained on: the fields ``/v1/predict`` expects
     (each named; ``null`` for a missing value), their types, ranges and categories."""
     settings = services.settings
@@ -110,10 +132,13 @@ async def get_model_schema(
         and alias == served.ref
         and folder == served.registry.root
     ):
-        return {"model": name, "version": scorer.version, "schema": _doc(scorer.schema)}
+        return ModelSchema(
+            model=name, version=scorer.version, schema_=SchemaDoc(schema_=scorer.schema)
+        )
 
-    def read() -> dict[str, Any]:
+    def read() -> ModelSchema:
         version = registry.resolve(check_name("model", name), alias)
-        return {"model": name, "version": version, "schema": _doc(registry.schema(name, version))}
+        doc = SchemaDoc(schema_=registry.schema(name, version))
+        return ModelSchema(model=name, version=version, schema_=doc)
 
     return await run_in_threadpool(read)

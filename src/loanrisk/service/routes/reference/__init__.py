@@ -25,7 +25,7 @@ from loanrisk.service.auth import require
 from loanrisk.service.deps import ServicesDep
 from loanrisk.service.routes.reference import aws, azure
 from loanrisk.service.routes.reference.bodies import DATA, DATA_PROCESSING, PREDICT, TRAIN
-from loanrisk.service.routes.reference.common import read_fields
+from loanrisk.service.routes.reference.common import TrainedModel, read_fields
 from loanrisk.service.waiting import outcome
 from loanrisk.serving.auth import ADMIN, SCORE
 from loanrisk.serving.state import training_scope
@@ -89,7 +89,7 @@ async def train(request: Request, services: ServicesDep) -> dict[str, Any]:
         )
         result = TrainingResult.model_validate(await outcome(services, record))
         await run_in_threadpool(services.models.refresh, model_dir, name)
-        model = {"name": name, "version": result.manifest.version, "job": record.id}
+        model = TrainedModel(name, result.manifest.version, record.id)
         if flavour == "azure":
             return azure.trained(name, result.report, model)
         return aws.trained(result.report, model)

@@ -10,9 +10,11 @@ from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import check_size
 from loanrisk.errors import InvalidInput, TooLarge
+from loanrisk.inference.results import decline_json
 from loanrisk.registry.report import EvaluationReport
 from loanrisk.service.routes.reference.common import (
     CLASSES,
+    TrainedModel,
     inline_notices,
     process,
     score_stored,
@@ -20,6 +22,8 @@ from loanrisk.service.routes.reference.common import (
 from loanrisk.service.routes.reference.fields import ReferenceFields
 from loanrisk.serving.scoring import score_records
 from loanrisk.serving.state import Services
+
+INFERRED = "Model Inference Complete"
 
 
 def folder(
@@ -65,13 +69,13 @@ async def data(services: Services, doc: ReferenceFields) -> dict[str, Any]:
     return {"msg": message, "Message": message, **body}
 
 
-def trained(report: EvaluationReport, model: dict[str, Any]) -> dict[str, Any]:
+def trained(report: EvaluationReport, model: TrainedModel) -> dict[str, Any]:
     classes = report.classification_report.model_dump(mode="json")
     scores = {k: classes[k] for k in CLASSES if k in classes}
     return {
         "msg": "Model trained succesfully",
         "validation scores": {**scores, "auc": report.auc},
-        "model": model,
+        "model": model.to_json(),
     }
 
 
@@ -97,7 +101,6 @@ async def predict(services: Services, doc: ReferenceFields) -> dict[str, Any]:
         if len(sample) > services.settings.max_records:
             raise TooLarge(f"{len(sample)} loans: at most {services.settings.max_records}")
     cache = await run_in_threadpool(services.models.cache_of, model_dir, name)
-    extra: dict[str, Any] = {}
     if csv_payload is not None:
         stored = await run_in_threadpool(
             functools.partial(
@@ -105,36 +108,46 @@ async def predict(services: Services, doc: ReferenceFields) -> dict[str, Any]:
             )
         )
         frame = stored.head
+        version = stored.summary.scorer.version
+        services.metrics.predicted_batch(name, version, stored.summary)
         pairs = [
             [str(bool(label)), float(p)]
             for label, p in zip(frame["label"], frame["probability"], strict=True)
         ]
-        version = int(stored.summary["version"])
-        services.metrics.predicted_batch(name, version, stored.summary)
-        extra = stored.describe()
-        if doc.decline_reasons:
-            extra |= inline_notices(frame)
-    else:
-        answer = await score_records(
-            services,
-            cache,
-            cache.snapshot(),
-            sample or [],
-            source="reference",
-            decline_reasons=doc.decline_reasons,
-        )
-        pairs = [[str(r["label"]), r["probability"]] for r in answer.result["results"]]
-        if doc.decline_reasons:
-            extra["decline_reasons"] = [r["decline_reasons"] for r in answer.result["results"]]
-        version = answer.champion.version
-        if answer.canary is not None:  # which version answered each pair
-            extra |= {
-                "canary": {"name": name, "version": answer.canary.version},
-                "versions": [r["version"] for r in answer.result["results"]],
-            }
+        notices = inline_notices(frame) if doc.decline_reasons else {}
+        return {
+            "msg": INFERRED,
+            "Prediction Output": pairs,
+            **stored.describe(),
+            **notices,
+            "model": {"name": name, "version": version},
+        }
+    answer = await score_records(
+        services,
+        cache,
+        cache.snapshot(),
+        sample or [],
+        source="reference",
+        decline_reasons=doc.decline_reasons,
+    )
+    results = answer.result.results
+    declined = (
+        {"decline_reasons": [[decline_json(d) for d in r.decline_reasons or ()] for r in results]}
+        if doc.decline_reasons
+        else {}
+    )
+    canary = (  # which version answered each pair
+        {
+            "canary": {"name": name, "version": answer.canary.version},
+            "versions": [r.version for r in results],
+        }
+        if answer.canary is not None
+        else {}
+    )
     return {
-        "msg": "Model Inference Complete",
-        "Prediction Output": pairs,
-        **extra,
-        "model": {"name": name, "version": version},
+        "msg": INFERRED,
+        "Prediction Output": [[str(r.label), r.probability] for r in results],
+        **declined,
+        **canary,
+        "model": {"name": name, "version": answer.champion.version},
     }

@@ -11,8 +11,14 @@ from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import check_size
 from loanrisk.errors import InvalidInput
-from loanrisk.registry.report import EvaluationReport
-from loanrisk.service.routes.reference.common import CLASSES, inline_notices, process, score_into
+from loanrisk.registry.report import ClassificationReport, EvaluationReport
+from loanrisk.service.routes.reference.common import (
+    CLASSES,
+    TrainedModel,
+    inline_notices,
+    process,
+    score_into,
+)
 from loanrisk.service.routes.reference.fields import ReferenceFields
 from loanrisk.serving import uploads
 from loanrisk.serving.locations import unique_stamp
@@ -36,21 +42,22 @@ async def data_processing(services: Services, form: ReferenceFields) -> dict[str
     return {"Message": f"{name} successfully processed and saved", **body}
 
 
-def _metric_by_class(report: dict[str, Any]) -> dict[str, dict[str, float]]:
+def _metric_by_class(report: ClassificationReport) -> dict[str, dict[str, float]]:
     """The Azure flavour's "Validation Scores": metric -> class (a report table's rows)."""
-    table = pd.DataFrame({k: report[k] for k in CLASSES if k in report})
+    rows = report.model_dump()
+    table = pd.DataFrame({k: rows[k] for k in CLASSES if k in rows})
     return {
         str(metric): {str(k): float(v) for k, v in row.items()}
         for metric, row in table.to_dict(orient="index").items()
     }
 
 
-def trained(name: str, report: EvaluationReport, model: dict[str, Any]) -> dict[str, Any]:
+def trained(name: str, report: EvaluationReport, model: TrainedModel) -> dict[str, Any]:
     return {
         "Message": f"{name} model succesfully trained and saved",
-        "Validation Scores": _metric_by_class(report.classification_report.model_dump()),
+        "Validation Scores": _metric_by_class(report.classification_report),
         "auc": report.auc,
-        "model": model,
+        "model": model.to_json(),
     }
 
 
@@ -84,7 +91,7 @@ async def predict(services: Services, form: ReferenceFields) -> dict[str, Any]:
             decline_reasons=form.decline_reasons,
         )
     )
-    version = int(scored.summary["version"])
+    version = scored.summary.scorer.version
     services.metrics.predicted_batch(name, version, scored.summary)
     results = scored.head
     index = [str(i) for i in range(len(results))]

@@ -7,11 +7,16 @@ from typing import Any
 from loanrisk.schema import LoanSchema, builtin_schema
 from loanrisk.service.bodies import JSON, MULTIPART
 
-_TEXT = {"type": "string"}
-_FILE = {"type": "string", "format": "binary", "description": "A loan CSV."}
-_SIZE = {"oneOf": [{"type": "integer"}, {"type": "string"}], "description": "Rows."}
+#: The OpenAPI schema of one field: its type (or types), format and description.
+Property = dict[str, str | list[dict[str, str]] | dict[str, str]]
+#: A multipart form's example: text fields and a row count.
+FormExample = dict[str, str | int]
+
+_TEXT: Property = {"type": "string"}
+_FILE: Property = {"type": "string", "format": "binary", "description": "A loan CSV."}
+_SIZE: Property = {"oneOf": [{"type": "integer"}, {"type": "string"}], "description": "Rows."}
 #: Not the reference's: /predict's decline notices (True/False, as its continue_training).
-_DECLINE = {
+_DECLINE: Property = {
     "oneOf": [{"type": "boolean"}, {"type": "string"}],
     "description": "Ours, not the reference's: True adds what each declined loan's "
     "adverse-action notice states (decline_reasons; for CSV rows also decline_codes).",
@@ -19,23 +24,23 @@ _DECLINE = {
 
 
 def _body(
-    form: dict[str, Any],
-    aws: dict[str, Any],
+    form: dict[str, Property],
+    aws: dict[str, Property],
     *,
-    form_example: dict[str, Any],
+    form_example: FormExample,
     aws_example: dict[str, Any] | None,
     required: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The request body the reference's clients send: a multipart form (Azure flavour), and
     JSON (AWS flavour) where that flavour has the route."""
-    content: dict[str, Any] = {}
-    if form:
-        content[MULTIPART] = {
+    multipart = {
+        MULTIPART: {
             "schema": {"type": "object", "properties": form, "required": list(required)},
             "example": form_example,
         }
-    if aws_example is not None:
-        content[JSON] = {"schema": {"type": "object", "properties": aws}, "example": aws_example}
+    }
+    aws_json = {JSON: {"schema": {"type": "object", "properties": aws}, "example": aws_example}}
+    content = {**(multipart if form else {}), **(aws_json if aws_example is not None else {})}
     return {"requestBody": {"required": True, "content": content}}
 
 
@@ -61,8 +66,8 @@ def predict_example(
     }
 
 
-_AZURE = {"az_file_path": _TEXT, "data_directory": _TEXT}
-_AWS_MODEL = {
+_AZURE: dict[str, Property] = {"az_file_path": _TEXT, "data_directory": _TEXT}
+_AWS_MODEL: dict[str, Property] = {
     "bucket": _TEXT,
     "backend": _TEXT,
     "model_key": _TEXT,

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from loanrisk.errors import InvalidInput
 from loanrisk.inference.cache import ModelCache
+from loanrisk.inference.results import BatchSummary
 from loanrisk.inference.scorer import BatchOptions
 from loanrisk.requests import process_data_job
 from loanrisk.service.bodies import (
@@ -74,22 +75,34 @@ async def process(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class TrainedModel:
+    """The version a training request published, and the job that trained it."""
+
+    name: str
+    version: int
+    job: str
+
+    def to_json(self) -> dict[str, str | int]:
+        return {"name": self.name, "version": self.version, "job": self.job}
+
+
 @dataclass
 class Scored:
     """A CSV scored into a results file: the counts, and the first rows for the answer."""
 
-    summary: dict[str, Any]
+    summary: BatchSummary
     head: pd.DataFrame
     path: str
 
     @property
     def truncated(self) -> bool:
-        return len(self.head) < int(self.summary["scored"])
+        return len(self.head) < self.summary.scored
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, str | int | bool]:
         return {
             "results_path": self.path,
-            "rows": self.summary["scored"],
+            "rows": self.summary.scored,
             "inline_rows": len(self.head),
             "truncated": self.truncated,
         }
