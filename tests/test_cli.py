@@ -490,17 +490,18 @@ def test_train_records_its_decision_policy_and_predict_follows_it(tmp_path: Path
         assert label == (p > 0.9) and band in "ABCD"
 
 
-def test_an_unservable_version_is_published_not_promoted_and_exits_1(tmp_path: Path) -> None:
+def test_a_booster_no_backend_serves_is_refused_before_training(tmp_path: Path) -> None:
+    """A linear booster would publish a version nothing can serve: refused as the request is
+    built (exit 2, one line naming the parameter), nothing published. A version that still
+    cannot be served is published, never promoted (tests/training/test_job.py)."""
     store = str(tmp_path / "store")
     assert run("data", "process", "sample", "--size", "800", "--storage", store).returncode == 0
     trained = run("train", "--rounds", "3", "--param", "booster=gblinear", "--storage", store)
-    assert trained.returncode == 1
-    last = trained.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: published, but not promoted: model 'loan-default' version 1")
-    assert "Traceback" not in trained.stderr
-    shown = run("models", "show", "loan-default", "--storage", store)
-    assert shown.returncode == 0, shown.stderr
-    assert "production" not in shown.stdout
+    assert trained.returncode == 2
+    assert trained.stderr.strip() == (
+        "error: params.booster 'gblinear' cannot be served: use gbtree or dart"
+    )
+    assert not (tmp_path / "store" / "models").exists()
 
 
 def test_a_failure_no_command_foresaw_is_one_line_not_a_traceback(tmp_path: Path) -> None:

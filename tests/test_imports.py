@@ -94,6 +94,7 @@ def test_the_command_line_and_its_help_load_no_heavy_library() -> None:
         ["tune", "--help"],
         ["demo", "--help"],
         ["serve", "--help"],
+        ["storage", "check", "--help"],
     ):
         done = subprocess.run(
             [sys.executable, "-c", code, *argv],

@@ -9,10 +9,13 @@ not ignored.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
@@ -40,6 +43,25 @@ from loanrisk.schema.quality import QualityReport
 from loanrisk.settings import CalibrationChoice, Seed, Settings
 
 OnError = Literal["raise", "skip"]
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([T ].*)?")
+
+
+def _iso_moment(value: object) -> object:
+    """An ISO 8601 date or date-time, nothing else: a number (``0.5``, ``1700000000``) would
+    be read as seconds since 1970, which no person means when they type it."""
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value.strip()):
+        return value.strip()
+    if isinstance(value, datetime):
+        return value
+    shown = str(value)[:40]
+    raise ValueError(
+        f"an ISO 8601 date or time (2026-11-30 or 2026-11-30T12:00:00Z), not {shown!r}"
+    )
+
+
+#: A moment a client names (a report's window): ISO 8601 only; no zone means UTC.
+IsoMoment = Annotated[datetime, BeforeValidator(_iso_moment)]
 #: Most reasons asked for per loan (a model has at most as many as its schema has features).
 MAX_REASONS = 50
 
@@ -83,7 +105,7 @@ class ProcessDataJob(_Job):
 
     source: str = Field(description="Storage path of the raw CSV (already confined).")
     source_name: str = Field(description="The name the client knows it by (for manifests).")
-    size: int | None = Field(None, ge=1, description="Expand to this many rows.")
+    size: StrictInt | None = Field(None, ge=1, description="Expand to this many rows.")
     directory: str = Field("data", description="Storage folder of the dataset.")
     keep_columns: tuple[str, ...] = Field((), description="Extra columns to carry along.")
     loan_schema: LoanSchema | None = Field(None, description="Declared schema; default built-in.")
@@ -95,15 +117,19 @@ class TrainingInputs(_Job):
     shared by :class:`TrainingRequest` and the front ends' :class:`TrainingOptions`."""
 
     dataset: str = Field("latest", description="Dataset id, or 'latest'.")
-    dataset_size: int | None = Field(
+    dataset_size: StrictInt | None = Field(
         None, ge=1, description="Instead: newest dataset of this size."
     )
     data_directory: str = Field("data", description="Folder of the storage with datasets.")
     continue_from: str | None = Field(None, description="Version or alias to continue from.")
     params: dict[str, Any] = Field({}, description="XGBoost parameters over the reference's.")
-    early_stopping_rounds: int | None = Field(None, ge=1, description="Stop without progress.")
+    early_stopping_rounds: StrictInt | None = Field(
+        None, ge=1, description="Stop without progress."
+    )
     validation_fraction: float = Field(0.1, gt=0, lt=0.5, description="For early stopping.")
-    promote: bool | None = Field(None, description="Move 'production' to it (None: if unset).")
+    promote: StrictBool | None = Field(
+        None, description="Move 'production' to it (None: if unset)."
+    )
     protected_attribute: str | None = Field(
         None, description="Fairness report over this kept column (never a feature)."
     )
@@ -127,13 +153,13 @@ class TrainingOptions(TrainingInputs):
     the settings, the tuned study or the parent by :func:`loanrisk.requests.training_request`,
     the one place that turns options into a :class:`TrainingRequest`."""
 
-    rounds: int = Field(
+    rounds: StrictInt = Field(
         DEFAULT_ROUNDS,
         ge=1,
         le=100_000,
         description="Boosting rounds to add (not given with params_from: the trial's).",
     )
-    monotone: bool | None = Field(
+    monotone: StrictBool | None = Field(
         None,
         description="Constrain the model to the schema's directions of risk (None: the "
         "setting). A continued training needs a parent trained with them.",
@@ -233,13 +259,15 @@ class TuneOptions(_Job):
     a :class:`TuneJob`."""
 
     study: str = Field("tune", pattern=STUDY_NAME, description="Study name; a stored one resumes.")
-    trials: int | None = Field(None, ge=1, le=10_000, description="Complete trials to reach.")
+    trials: StrictInt | None = Field(None, ge=1, le=10_000, description="Complete trials to reach.")
     time_budget: float | None = Field(
         None, gt=0, le=7 * 86_400, description="Seconds after which no trial starts."
     )
     objective: Literal["auc", "auc-per-cost"] = Field("auc", description="What to search for.")
-    folds: int = Field(3, ge=2, le=10, description="Stratified cross-validation folds.")
-    monotone: bool = Field(False, description="Search with the schema's monotone constraints.")
+    folds: StrictInt = Field(3, ge=2, le=10, description="Stratified cross-validation folds.")
+    monotone: StrictBool = Field(
+        False, description="Search with the schema's monotone constraints."
+    )
     lean_tolerance: float = Field(0.001, ge=0, le=0.1, description="For the lean pick.")
 
 

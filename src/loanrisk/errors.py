@@ -78,6 +78,15 @@ class Conflict(LoanRiskError):
     code = "conflict"
 
 
+class HashMismatch(Conflict):
+    """A stored file no longer matches the SHA-256 recorded when it was written (changed or
+    corrupted since). Whatever would read it refuses instead, naming the file: the request
+    is valid, the stored state is not (a :class:`Conflict`, 409 at the HTTP edge), and it
+    succeeds again once the item is rebuilt."""
+
+    code = "hash_mismatch"
+
+
 class StorageError(LoanRiskError):
     """The storage backend failed (unreachable, permission denied, corrupt object)."""
 
@@ -112,6 +121,7 @@ _BY_CODE: dict[str, type[LoanRiskError]] = {
         TooBusy,
         NotFound,
         Conflict,
+        HashMismatch,
         StorageError,
         Cancelled,
         Unauthenticated,

@@ -58,11 +58,13 @@ def training_request(
 
     :class:`~loanrisk.errors.InvalidInput` when the options do not make a request (a policy
     that does not hold, naming its field; a pick other than best or lean; ``params_from``
-    with ``dataset_size``); :class:`~loanrisk.errors.NotFound` when the study or its dataset
-    does not exist.
+    with ``dataset_size``; parameters no backend could serve, such as a ``gblinear``
+    booster or a ``num_class``, naming ``params.<name>``); :class:`~loanrisk.errors.NotFound`
+    when the study or its dataset does not exist.
     """
     from loanrisk.registry.models import ModelRegistry
     from loanrisk.training.policy import parent_policy, training_policy
+    from loanrisk.training.train import check_params
 
     given = {name: getattr(options, name) for name in TrainingInputs.model_fields}
     rounds, monotone, tuned_from = options.rounds, options.monotone, None
@@ -81,6 +83,7 @@ def training_request(
         if monotone is None:
             monotone = tuned.monotone
         tuned_from = tuned.provenance
+    check_params(given["params"])
     parent = parent_policy(
         ModelRegistry(storage, model_directory), model_name, options.continue_from
     )
@@ -117,7 +120,19 @@ def process_data_job(
 ) -> ProcessDataJob:
     """A data-processing job for the raw loans at ``source`` (a storage path, confined by the
     caller), known to the client as ``source_name``: ``size`` held to the settings' ceiling
-    (:class:`~loanrisk.errors.InvalidInput` naming ``size`` over it)."""
+    (:class:`~loanrisk.errors.InvalidInput` naming ``size`` over it), and ``keep_columns``
+    none of the schema's features or its label (naming ``keep_columns``), which the job
+    would refuse."""
+    from loanrisk.schema import builtin_schema
+
+    schema = loan_schema or builtin_schema()
+    own = {*schema.feature_names, schema.label_name}
+    clash = [k for k in keep_columns if k.strip().lower() in own]  # as validation reads it
+    if clash:
+        raise InvalidInput(
+            f"keep_columns: {', '.join(clash)} are the loans' features or label, not extras",
+            details={"field": "keep_columns", "columns": clash},
+        )
     return ProcessDataJob(
         source=source,
         source_name=source_name,

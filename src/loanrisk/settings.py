@@ -198,6 +198,41 @@ class Settings(BaseSettings):
     log_max_buffered_rows: int = Field(
         200_000, ge=1, description="Most log records held in memory; more are dropped, counted."
     )
+    log_retention_days: int = Field(
+        762,
+        ge=1,
+        le=36_600,
+        description=(
+            "Days a model's prediction-log rows are kept; the daily compaction "
+            "(`loanrisk monitor compact`) removes older ones. 762 days is 25 months at their "
+            "longest: Regulation B (12 CFR 1002.12(b)) has lenders keep application records "
+            "25 months after notifying the applicant; GDPR Art. 5(1)(e) asks for no longer "
+            "than needed."
+        ),
+    )
+    log_retention_by_model: dict[str, int] = Field(
+        default_factory=dict,
+        description=(
+            "Per-model retention in days, over log_retention_days (a JSON object in the "
+            'environment, e.g. {"loan-default": 1100}).'
+        ),
+    )
+    log_pii: Literal["hash", "drop"] = Field(
+        "drop",
+        description=(
+            "How the prediction log stores the fields a schema declares 'pii: true': 'drop' "
+            "leaves them out; 'hash' stores a keyed HMAC-SHA256 of the value (joinable, not "
+            "readable), which needs log_pii_key."
+        ),
+    )
+    log_pii_key: SecretStr | None = Field(
+        None,
+        description=(
+            "Secret key (at least 32 characters, the same on every replica) of the "
+            "HMAC-SHA256 that log_pii 'hash' stores, and of the loan-id hash an erasure's "
+            "audit record keeps."
+        ),
+    )
     outcome_directory: str = Field(
         "outcomes", description="Directory of the storage with loan outcomes."
     )
@@ -294,6 +329,27 @@ class Settings(BaseSettings):
                 raise ValueError("'<alias>:<percent>', e.g. 'challenger:10' (0 < percent <= 100)")
         return value
 
+    @field_validator("log_retention_by_model")
+    @classmethod
+    def _retention_per_model(cls, value: dict[str, int]) -> dict[str, int]:
+        for model, days in value.items():
+            if not _ALIAS.match(model) or ".." in model:
+                raise ValueError(f"{model[:80]!r} is not a model name")
+            if not 1 <= days <= 36_600:
+                raise ValueError(f"{model}: retention of 1 to 36600 days, not {days}")
+        return value
+
+    @field_validator("log_pii_key")
+    @classmethod
+    def _long_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("at least 32 characters")
+        return value
+
+    def retention_days(self, model: str) -> int:
+        """Days ``model``'s prediction-log rows are kept (its override, or the default)."""
+        return self.log_retention_by_model.get(model, self.log_retention_days)
+
     @property
     def canary_split(self) -> tuple[str, float] | None:
         """The canary setting as (alias, percent of loans), or None."""
@@ -350,6 +406,8 @@ class Settings(BaseSettings):
         ):
             if alias in (self.model_alias, "latest"):
                 raise ValueError(f"{setting} must name another alias than model_alias")
+        if self.log_pii == "hash" and self.log_pii_key is None:
+            raise ValueError("log_pii 'hash' needs log_pii_key (or choose log_pii 'drop')")
         if self.job_stale_after <= 2 * self.job_heartbeat:
             raise ValueError("job_stale_after must exceed two job heartbeats")
         return self

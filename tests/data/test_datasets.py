@@ -18,6 +18,7 @@ from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.errors import InvalidInput, NotFound
 from loanrisk.features.transform import FeatureTransformer
+from loanrisk.registry.manifest import FileEntry
 from loanrisk.schema import Validated, builtin_schema, validate_frame
 from loanrisk.storage import MemoryStorage, Storage
 from tests.builtin import LABEL
@@ -135,7 +136,13 @@ def test_chosen_rows_are_read_a_row_group_at_a_time_as_the_whole_split_gives_the
     table = pq.read_table(io.BytesIO(storage.read_bytes(path)))
     buffer = io.BytesIO()
     pq.write_table(table, buffer, row_group_size=128)  # several row groups, as an expansion has
-    storage.write_bytes(path, buffer.getvalue())
+    rewritten = buffer.getvalue()
+    storage.write_bytes(path, rewritten)
+    # The file changed on purpose: its new hash is recorded, as processing would have.
+    entry = FileEntry(sha256=hashlib.sha256(rewritten).hexdigest(), bytes=len(rewritten))
+    catalogue.publish(
+        manifest.model_copy(update={"files": {**manifest.files, "test.parquet": entry}})
+    )
     whole = catalogue.load_split(manifest.id, "test")
     assert catalogue.count_rows(manifest.id, "test") == len(whole) == 1_000
     edges = [0, 127, 128, 255, 256, 999]

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from loanrisk.monitoring.log import COLUMNS
 from loanrisk.monitoring.log.reader import known_loan_ids, read_log, read_window
 from loanrisk.storage import MemoryStorage, Storage
+from loanrisk.storage.problems import Problem
 
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -127,3 +128,24 @@ def test_the_loan_ids_an_upload_names_are_found_a_file_at_a_time() -> None:
     asked = ["L-0-3", "L-1-49", "L-9-9", "L-0-3"]
     assert known_loan_ids(storage, "log", model="m", among=asked) == {"L-0-3", "L-1-49"}
     assert known_loan_ids(storage, "log", model="other", among=asked) == set()
+
+
+def test_an_unreadable_log_file_is_skipped_and_named() -> None:
+    storage = MemoryStorage()
+    write_day(storage, 0, 50)
+    write_day(storage, 1, 30, shadow=False)
+    folder = f"log/model=m/day={DAY:%Y-%m-%d}"
+    whole = storage.read_bytes(f"{folder}/a.parquet")
+    storage.write_bytes(f"{folder}/b.parquet", whole[: len(whole) // 2])
+    storage.write_bytes(f"{folder}/c.parquet", b"not parquet")
+    window = read_window(storage, "log", model="m")
+    assert window.rows == 130 and window.versions == {1: 80, 2: 50}
+    assert [(p.kind, p.path) for p in window.problems] == [
+        ("log_file", f"{folder}/b.parquet"),
+        ("log_file", f"{folder}/c.parquet"),
+    ]
+    assert len(read_log(storage, "log", model="m")) == 130
+    problems: list[Problem] = []
+    found = known_loan_ids(storage, "log", model="m", among=["L-0-1", "L-1-2"], problems=problems)
+    assert found == {"L-0-1", "L-1-2"}
+    assert [p.path for p in problems] == [f"{folder}/b.parquet", f"{folder}/c.parquet"]

@@ -8,6 +8,7 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,18 @@ from fastapi.testclient import TestClient
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.errors import InvalidInput
-from loanrisk.monitoring.outcomes import OutcomeValues, parse_outcomes, read_outcomes
+from loanrisk.monitoring.outcomes import (
+    OutcomeValues,
+    parse_outcomes,
+    read_outcomes,
+    store_outcomes,
+)
 from loanrisk.registry import ModelRegistry
 from loanrisk.schema import Column, parse_schema, validate_frame
 from loanrisk.service import create_app
 from loanrisk.settings import Settings
-from loanrisk.storage import FsspecStorage
+from loanrisk.storage import FsspecStorage, MemoryStorage
+from loanrisk.storage.problems import Problem
 from loanrisk.training.job import TrainingRequest, run_training
 from tests.monitoring.test_drift import as_records
 from tests.schema.second import second_loans, second_yaml
@@ -89,6 +96,7 @@ def test_outcomes_from_a_known_pd_give_the_offline_auc(client: TestClient, root:
         "received": 3_001,
         "stored": 3_001,
         "unknown_loans": 1,
+        "problems": [],
     }
     report = performance(client, scored=3_000)
     row = report["versions"][0]
@@ -376,3 +384,17 @@ def test_a_label_without_negative_values_reads_any_other_value_as_repaid() -> No
         r".* at rows 1 \('BAD'\), 2 \('current'\)$",
     ):
         parse_outcomes(frame, max_rows=10)
+
+
+def test_an_unreadable_outcomes_file_is_skipped_and_named() -> None:
+    storage = MemoryStorage()
+    good = pd.DataFrame(
+        {"loan_id": ["a", "b"], "defaulted": [True, False], "observed_on": [date(2026, 12, 1)] * 2}
+    )
+    store_outcomes(storage, "outcomes", good)
+    storage.write_bytes("outcomes/0-broken.parquet", b"PAR1 truncated")
+    problems: list[Problem] = []
+    latest = read_outcomes(storage, "outcomes", problems=problems)
+    assert sorted(latest["loan_id"]) == ["a", "b"]
+    assert [(p.kind, p.path) for p in problems] == [("outcome_file", "outcomes/0-broken.parquet")]
+    assert len(read_outcomes(storage, "outcomes")) == 2

@@ -283,3 +283,44 @@ def test_an_alias_written_before_moves_were_attributed_still_reads_and_moves() -
     with pytest.raises(StorageError, match="its record is corrupt"):
         registry.resolve("m", "production")
     assert registry.earlier_targets("m", "production", 2) == []
+
+
+def test_a_corrupt_alias_is_named_not_fatal_and_a_move_replaces_it() -> None:
+    storage = MemoryStorage()
+    registry = ModelRegistry(storage)
+    for _ in range(3):
+        publish(registry)
+    registry.promote("m", 2)
+    registry.promote("m", 3)
+    registry.promote("m", 1, "staging")
+    path = "models/m/aliases/production.json"
+    storage.write_bytes(path, storage.read_bytes(path)[:70])
+    listing = registry.alias_listing("m")
+    assert set(listing.records) == {"staging"}
+    assert [(p.kind, p.path) for p in listing.problems] == [("alias", path)]
+    assert "corrupt" in listing.problems[0].message
+    assert set(registry.aliases("m")) == {"staging"}
+    assert registry.model_listing().names == ["m"]
+    with pytest.raises(StorageError, match="corrupt"):
+        registry.resolve("m", "production")
+    back = registry.rollback("m")  # the truncated record still shows previous 2
+    assert (back["version"], back["previous"]) == (2, 3)
+    assert registry.alias_listing("m").problems == []
+    storage.write_bytes(path, b"\xff garbage")
+    with pytest.raises(Conflict, match="corrupt and names no previous version"):
+        registry.rollback("m")
+    moved = registry.promote("m", 3)
+    assert (moved["version"], moved["previous"], len(moved["history"])) == (3, None, 1)
+    assert registry.resolve("m", "production") == 3
+
+
+def test_the_served_alias_is_retired_only_when_forced() -> None:
+    registry = ModelRegistry(MemoryStorage())
+    publish(registry)
+    registry.promote("m", 1)
+    registry.promote("m", 1, "challenger")
+    with pytest.raises(Conflict, match="'production' of model 'm' is the one the service serves"):
+        registry.retire("m", "production", served="production")
+    assert registry.resolve("m", "production") == 1
+    assert registry.retire("m", "challenger", served="production")["version"] is None
+    assert registry.retire("m", "production", served="production", force=True)["version"] is None

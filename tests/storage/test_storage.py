@@ -13,7 +13,8 @@ import pytest
 
 from loanrisk.errors import NotFound, PathNotAllowed
 from loanrisk.settings import Settings
-from loanrisk.storage import FsspecStorage, Storage, open_storage
+from loanrisk.storage import FsspecStorage, MemoryStorage, Storage, open_storage
+from loanrisk.storage.problems import Listing
 
 
 class Boom(Exception):
@@ -97,6 +98,43 @@ def test_symlinks_that_escape_the_root_are_refused(tmp_path: Path) -> None:
         storage.write_bytes("link/planted.txt", b"x")
     assert not (outside / "planted.txt").exists()
     assert storage.resolve("ok") == "ok"
+
+
+def test_a_listing_skips_a_symlink_out_of_the_root_and_names_it(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret")
+    storage = FsspecStorage(str(root))
+    storage.write_bytes("d/a.txt", b"a")
+    (root / "d" / "inside").symlink_to(root / "d" / "a.txt")
+    (root / "d" / "link").symlink_to(outside)
+    (root / "d" / "file-link").symlink_to(outside / "secret.txt")
+    (root / "d" / "dangling").symlink_to(tmp_path / "gone")
+    assert storage.list("d") == ["a.txt", "inside"]
+    listing = storage.listing("d")
+    assert listing.names == ["a.txt", "inside"]
+    assert [(p.kind, p.path) for p in listing.problems] == [
+        ("link", "d/dangling"),
+        ("link", "d/file-link"),
+        ("link", "d/link"),
+    ]
+    assert all(str(tmp_path) not in p.message for p in listing.problems)
+    assert list(storage.walk_files("")) == ["d/a.txt", "d/inside"]
+    with pytest.raises(PathNotAllowed):
+        storage.list("d/link")
+
+
+def test_memory_storage_listings_name_no_problems() -> None:
+    storage = MemoryStorage()
+    storage.write_bytes("d/a.txt", b"a")
+    assert storage.listing("d") == Listing(["a.txt"], [])
+
+
+@pytest.mark.parametrize("uri", ["s3://bucket/raw.csv", "az://container/x", "abfs://c/x"])
+def test_an_object_store_uri_on_a_local_storage_is_outside_it(tmp_path: Path, uri: str) -> None:
+    storage = FsspecStorage(str(tmp_path / "share"))
+    with pytest.raises(PathNotAllowed, match="outside the storage root"):
+        storage.resolve(uri)
 
 
 def test_absolute_local_paths_inside_the_root_are_accepted(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from loanrisk.cli import data, demo, models, monitor, predict, schema, serve, train, tune
+from loanrisk.cli import data, demo, models, monitor, predict, schema, serve, storage, train, tune
 from loanrisk.cli.common import cli_errors
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.add_typer(models.models_app, name="models")
 app.add_typer(schema.schema_app, name="schema")
 app.add_typer(monitor.monitor_app, name="monitor")
 app.add_typer(monitor.outcomes_app, name="outcomes")
+app.add_typer(storage.storage_app, name="storage")
 app.command("tune")(tune.tune)
 app.command("demo")(demo.demo)
 app.command("train")(train.train)

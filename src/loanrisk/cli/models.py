@@ -24,7 +24,7 @@ from loanrisk.cli.common import (
     out,
     settings_from,
 )
-from loanrisk.cli.monitor import parse_time
+from loanrisk.cli.monitor import parse_time, print_problems
 from loanrisk.defaults import MAX_AUC_DROP, PRODUCTION
 from loanrisk.errors import InvalidInput
 
@@ -74,18 +74,25 @@ def cli_user() -> str:
 
 @models_app.command("list")
 def models_list(storage: StorageOpt = None, model_directory: ModelDirOpt = "models") -> None:
-    """Every model with its versions and aliases."""
+    """Every model with its versions and aliases. A stored item that cannot be read (a
+    corrupt alias record, a symlink leading out of the storage) is skipped, with one line
+    on stderr naming it."""
     with cli_errors():
         registry = _registry(settings_from(storage=storage), model_directory)
         table = Table("model", "versions", "latest", "aliases")
-        for name in registry.models():
+        found = registry.model_listing()
+        problems = list(found.problems)
+        for name in found.names:
             versions = registry.versions(name)
+            listing = registry.alias_listing(name)
+            problems.extend(listing.problems)
             aliases = ", ".join(
                 f"{a} -> {r['version'] if r['version'] is not None else 'retired'}"
-                for a, r in registry.aliases(name).items()
+                for a, r in listing.records.items()
             )
             table.add_row(name, str(len(versions)), str(versions[-1]), aliases)
         out.print(table)
+        print_problems(problems)
 
 
 @models_app.command("show")
@@ -243,14 +250,27 @@ def models_retire(
     model: Annotated[str, typer.Argument(help="Model name.")],
     alias: Annotated[str, typer.Option(help="Alias to retire (e.g. challenger).")],
     reason: ReasonOpt = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Retire it even if it is the alias the service serves (LOANRISK_MODEL_ALIAS).",
+        ),
+    ] = False,
     storage: StorageOpt = None,
     model_directory: ModelDirOpt = "models",
 ) -> None:
     """Unset an alias (discard a challenger): shadow and canary stop using it within the
-    reload interval; its history stays, and a rollback brings it back."""
+    reload interval; its history stays, and a rollback brings it back. The alias the
+    service serves is refused unless --force: after a restart it would have nothing to
+    score with."""
     with cli_errors():
-        registry = _registry(settings_from(storage=storage), model_directory)
-        record = registry.retire(model, alias, by=cli_user(), reason=reason)
+        settings = settings_from(storage=storage)
+        registry = _registry(settings, model_directory)
+        served = settings.model_alias if model == settings.model_name else None
+        record = registry.retire(
+            model, alias, by=cli_user(), reason=reason, served=served, force=force
+        )
         out.print(f"{model}: {alias} retired (was version {record['previous']})")
 
 

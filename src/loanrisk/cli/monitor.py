@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -16,6 +17,7 @@ from loanrisk.errors import InvalidInput
 
 if TYPE_CHECKING:
     from loanrisk.monitoring.drift import DriftReport
+    from loanrisk.storage.problems import Problem
 
 
 monitor_app = typer.Typer(
@@ -37,6 +39,12 @@ NameOpt = Annotated[str, typer.Option("--model", help="Model name.")]
 
 def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
+
+
+def print_problems(problems: Iterable[Problem]) -> None:
+    """One line on stderr for each stored item a listing or report skipped."""
+    for problem in problems:
+        err.print(f"skipped {problem.path}: {problem.message}", markup=False, highlight=False)
 
 
 def parse_time(text: str | None, option: str) -> datetime | None:
@@ -118,6 +126,7 @@ def drift(
             until=end,
             max_rows=settings.monitor_max_rows,
         )
+        print_problems(report.problems)
         if export_window is not None:
             rows = window_with_outcomes(
                 target,
@@ -170,6 +179,7 @@ def performance(
             until=end,
             max_rows=settings.monitor_max_rows,
         )
+        print_problems(report.problems)
         if as_json:
             out.print_json(json.dumps(report.model_dump(mode="json")))
             return
@@ -237,6 +247,7 @@ def add(
             outcomes,
             model=model,
         )
+        print_problems(counts.problems)
         out.print(
             f"{counts.stored:,} outcomes stored ({counts.received:,} rows); "
             f"{counts.unknown_loans:,} name loans {model!r} has not logged",
@@ -249,16 +260,90 @@ def compact(
     model: NameOpt = "loan-default",
     storage: StorageOpt = None,
 ) -> None:
-    """Merge each past day's prediction-log files into one (the log writes a file per
-    process every few seconds; reading a month is faster from one file a day)."""
+    """Remove the prediction-log rows older than the model's retention period
+    (LOANRISK_LOG_RETENTION_DAYS, default 762: Regulation B's 25 months), then merge each
+    past day's files into one (the log writes a file per process every few seconds; reading
+    a month is faster from one file a day). The daily CronJob runs it."""
     from loanrisk.monitoring.log.compaction import compact_log
+    from loanrisk.registry.models import check_name
     from loanrisk.storage import open_storage
 
     with cli_errors():
         settings = settings_from(storage=storage)
         target = open_storage(settings)
-        done = compact_log(target, target.resolve(settings.log_directory), model=model)
+        name = check_name("model", model)
+        done = compact_log(
+            target,
+            target.resolve(settings.log_directory),
+            model=name,
+            retention_days=settings.retention_days(name),
+        )
+        kept = done.retention
+        if kept is not None:
+            out.print(
+                f"retention {kept.days} days (before {kept.cutoff:%Y-%m-%d %H:%M} UTC): "
+                f"{kept.rows_removed:,} row(s) removed, {kept.files_deleted} file(s) deleted, "
+                f"{kept.files_rewritten} rewritten",
+                highlight=False,
+                soft_wrap=True,
+            )
+            for problem in kept.problems:
+                err.print(f"skipped {problem.path}: {problem.message}", highlight=False)
         out.print(
-            f"{done['days']} day(s) compacted, {done['files_removed']} file(s) merged",
+            f"{done.days} day(s) compacted, {done.files_removed} file(s) merged",
             highlight=False,
         )
+
+
+@monitor_app.command("erase")
+def erase(
+    model: Annotated[str, typer.Option("--model", help="Model name.")],
+    loan_id: Annotated[
+        str, typer.Option("--loan-id", help="The loan id, exactly as scored (1-128 characters).")
+    ],
+    storage: StorageOpt = None,
+) -> None:
+    """Erase one applicant: every row of LOAN_ID in the model's prediction log and in the
+    outcomes, each file rewritten atomically; an audit record keeps the id's hash, when, by
+    whom and how many rows (GDPR Art. 17). Running it again completes an interrupted one."""
+    import getpass
+    import os
+    import socket
+
+    from pydantic import ValidationError
+
+    from loanrisk.monitoring.log.erasure import ErasureRequest, erase_loan
+    from loanrisk.registry.models import check_name
+    from loanrisk.storage import open_storage
+
+    with cli_errors():
+        try:
+            request = ErasureRequest(loan_id=loan_id)
+        except ValidationError as exc:
+            raise InvalidInput(f"--loan-id: {exc.errors()[0]['msg']}") from None
+        settings = settings_from(storage=storage)
+        target = open_storage(settings)
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry (a container's arbitrary uid)
+            user = f"uid-{os.getuid()}"
+        key = settings.log_pii_key
+        done = erase_loan(
+            target,
+            log_directory=target.resolve(settings.log_directory),
+            outcome_directory=target.resolve(settings.outcome_directory),
+            model=check_name("model", model),
+            request=request,
+            by=f"cli:{user}@{socket.gethostname()}",
+            key=None if key is None else key.get_secret_value().encode(),
+        )
+        for problem in done.problems:
+            err.print(f"skipped {problem.path}: {problem.message}", highlight=False)
+        out.print(
+            f"{done.rows:,} log row(s) erased from {done.files} file(s), {done.outcome_rows:,} "
+            f"outcome row(s) from {done.outcome_files}; audit record {done.record}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if done.problems:
+            raise typer.Exit(1)

@@ -138,7 +138,13 @@ def check_write(request: Request, sent: object) -> None:
                 "refused: the form was sent from another site", details={"field": CSRF_FIELD}
             )
     cookie = request.cookies.get(CSRF_COOKIE, "")
-    if not isinstance(sent, str) or not cookie or not hmac.compare_digest(sent, cookie):
+    # Tokens are URL-safe ASCII; compare_digest raises on other text, so it never sees any.
+    if (
+        not isinstance(sent, str)
+        or not cookie
+        or not (sent.isascii() and cookie.isascii())
+        or not hmac.compare_digest(sent, cookie)
+    ):
         raise Forbidden(
             "refused: the form's CSRF token is missing or stale; reload the page",
             details={"field": CSRF_FIELD},

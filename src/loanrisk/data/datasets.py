@@ -10,6 +10,11 @@ Layout, under a directory of the storage (the reference's ``data_directory``)::
 
 A dataset is found by id, or by the size it was processed with (the reference's ``size``:
 ``/train`` with the same ``size`` finds what ``/data_processing`` stored), newest first.
+
+The manifest records each file's SHA-256 and size; every read of a split, the spec or the
+schema checks the file against them first (:meth:`DatasetCatalogue.verify_file`), so a file
+changed or corrupted since processing is refused (:class:`~loanrisk.errors.HashMismatch`,
+naming it), never trained or evaluated on.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from loanrisk.contracts import DatasetManifest
-from loanrisk.errors import InvalidInput, NotFound, StorageError
+from loanrisk.errors import HashMismatch, InvalidInput, NotFound, StorageError
 from loanrisk.features.spec import FeatureSpec
 from loanrisk.registry.manifest import FileEntry
 from loanrisk.schema import LoanSchema, builtin_schema, parse_schema
@@ -37,6 +42,8 @@ MANIFEST = "manifest.json"
 SPEC = "feature_spec.json"
 SCHEMA = "schema.json"
 Split = Literal["train", "test"]
+#: Bytes read at a time when a stored file is hashed.
+HASH_CHUNK = 1 << 20
 
 
 class _Hashing(io.RawIOBase):
@@ -146,8 +153,46 @@ class DatasetCatalogue:
         """A manifest by id, or ``latest``."""
         return self.find() if ref == "latest" else self.get(ref)
 
+    def verify_file(self, dataset_id: str, name: str) -> None:
+        """Check the dataset's file ``name`` against the SHA-256 and size its manifest
+        recorded, reading it a chunk at a time (never whole in memory).
+
+        Raises :class:`HashMismatch` naming the file when it changed since processing,
+        :class:`NotFound` when it is gone, :class:`StorageError` when the manifest does not
+        parse. A file the manifest records no hash for is not checked."""
+        entry = self.get(dataset_id).files.get(name)
+        if entry is None:
+            return
+        digest, size = hashlib.sha256(), 0
+        with self.storage.open_read(self.path(dataset_id, name)) as stream:
+            while chunk := stream.read(HASH_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+        self._check(dataset_id, name, entry, digest.hexdigest(), size)
+
+    def _verified_bytes(self, dataset_id: str, name: str) -> bytes:
+        """A small file's content, checked as :meth:`verify_file` checks it."""
+        data = self.storage.read_bytes(self.path(dataset_id, name))
+        entry = self.get(dataset_id).files.get(name)
+        if entry is not None:
+            self._check(dataset_id, name, entry, hashlib.sha256(data).hexdigest(), len(data))
+        return data
+
+    def _check(self, dataset_id: str, name: str, entry: FileEntry, sha256: str, size: int) -> None:
+        if sha256 == entry.sha256 and size == entry.bytes:
+            return
+        path = self.path(dataset_id, name)
+        raise HashMismatch(
+            f"dataset {dataset_id!r}: {path} does not match the hash its manifest recorded "
+            "(changed or corrupted since processing); refused: process the data again",
+            details={"dataset": dataset_id, "file": name, "path": path},
+        )
+
     def load_split(self, dataset_id: str, split: Split) -> pd.DataFrame:
+        """The split's rows, after checking its file against the manifest's hash
+        (:meth:`verify_file`)."""
         schema = self.load_schema(dataset_id)
+        self.verify_file(dataset_id, f"{split}.parquet")
         with self.storage.open_read(self.path(dataset_id, f"{split}.parquet")) as stream:
             return conform(pd.read_parquet(stream), schema)
 
@@ -159,8 +204,10 @@ class DatasetCatalogue:
     def load_rows(self, dataset_id: str, split: Split, rows: np.ndarray) -> pd.DataFrame:
         """The split's rows at the ascending positions ``rows`` (as :meth:`load_split`
         would give them), read a row group at a time: memory holds one row group and the
-        rows taken, never the whole split."""
+        rows taken, never the whole split. The file is checked against the manifest's hash
+        first (:meth:`verify_file`)."""
         schema = self.load_schema(dataset_id)
+        self.verify_file(dataset_id, f"{split}.parquet")
         with self.storage.open_read(self.path(dataset_id, f"{split}.parquet")) as stream:
             parquet = pq.ParquetFile(stream)
             tables = []
@@ -178,14 +225,13 @@ class DatasetCatalogue:
     def load_schema(self, dataset_id: str) -> LoanSchema:
         """The schema the dataset was validated with (datasets processed before schemas
         existed: the built-in one)."""
-        try:
-            text = self.storage.read_bytes(self.path(dataset_id, SCHEMA))
-        except NotFound:
+        if not self.storage.exists(self.path(dataset_id, SCHEMA)):
             return builtin_schema()
+        text = self._verified_bytes(dataset_id, SCHEMA)
         return parse_schema(text, source=f"dataset {dataset_id!r} schema")
 
     def load_spec(self, dataset_id: str) -> FeatureSpec:
-        return FeatureSpec.from_json(self.storage.read_bytes(self.path(dataset_id, SPEC)))
+        return FeatureSpec.from_json(self._verified_bytes(dataset_id, SPEC))
 
     def write_file(self, dataset_id: str, name: str, data: bytes) -> None:
         self.storage.write_bytes(self.path(dataset_id, name), data)

@@ -260,12 +260,16 @@ class ModelCaches:
         on_failure: Callable[[str, int | None], None] | None = None,
         shadow_alias: str | None = None,
         canary: tuple[str, float] | None = None,
+        shadow_build: Callable[[LoadedModel], Scorer] | None = None,
     ) -> None:
         self.storage = storage
         self.ref = ref
         self.shadow_alias = shadow_alias
         self.canary = canary
         self._build = build
+        # The shadow never answers: it may be built without the checks an answering version
+        # passes, so a shadow that fails is loaded, and its failures are counted.
+        self._shadow_build = shadow_build or build
         self._on_failure = on_failure
         self._caches: dict[tuple[str, str], ModelCache] = {}
         self._lock = threading.Lock()
@@ -275,19 +279,24 @@ class ModelCaches:
     def _new(self, directory: str, name: str) -> ModelCache:
         registry = ModelRegistry(self.storage, directory)
 
-        def cache(ref: str, *, optional: bool = False) -> ModelCache:
+        def cache(
+            ref: str,
+            *,
+            optional: bool = False,
+            build: Callable[[LoadedModel], Scorer] | None = None,
+        ) -> ModelCache:
             return ModelCache(
                 registry,
                 name,
                 ref,
-                build=self._build,
+                build=build or self._build,
                 on_failure=self._on_failure,
                 optional=optional,
             )
 
         champion = cache(self.ref)
         if self.shadow_alias is not None:
-            champion.shadow = cache(self.shadow_alias, optional=True)
+            champion.shadow = cache(self.shadow_alias, optional=True, build=self._shadow_build)
         if self.canary is not None:
             champion.canary = cache(self.canary[0], optional=True)
             champion.canary_rule = CanaryRule(self.canary[1])

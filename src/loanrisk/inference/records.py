@@ -9,6 +9,12 @@ or an allowed missing value is scored (as the reference does) and reported as a 
 that says what the model's FeatureSpec does with it (the training median, a missing value
 for the trees, or none of the one-hot categories). Numbers may come as JSON numbers or
 numeric strings; categories are matched case-insensitively.
+
+Text and numbers follow the rule every format shares (``loanrisk.schema.text``): a field
+(its name too, and whatever an ignored field holds) with a control character, text UTF-8
+cannot encode or more than ``MAX_TEXT_CHARS`` characters rejects the record naming the
+field, and a number sent as text is an ASCII decimal (``"٢٢"`` and ``"1_000"`` are not
+numbers, as they are not in a CSV file).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from loanrisk.errors import InvalidInput
 from loanrisk.features.spec import MISSING_BY_ENCODING, FeatureSpec
 from loanrisk.schema import Column, LoanSchema, builtin_schema
 from loanrisk.schema.model import FALSE_TOKENS, TRUE_TOKENS
+from loanrisk.schema.text import all_fit, decimal, shown, strings, text_problem
 
 
 class SpecialCode(NamedTuple):
@@ -63,9 +70,12 @@ def _number(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("true/false is not a number")
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float
+            raise ValueError("not a finite number") from None
     elif isinstance(value, str):
-        number = float(value.strip())
+        number = decimal(value)
     else:
         raise ValueError(f"expected a number, got {type(value).__name__}")
     if not math.isfinite(number):
@@ -188,6 +198,9 @@ def clean_record(
     if not isinstance(record, Mapping):
         return [FieldError("", "a loan record must be a JSON object")]
     rules = rules or _builtin_rules()
+    bad_text = _text_problems(record)
+    if bad_text:
+        return bad_text
     lowered = {str(k).strip().lower(): v for k, v in record.items()}
     clean = CleanRecord({})
     problems: list[FieldError] = []
@@ -201,6 +214,35 @@ def clean_record(
     if extra:
         clean.warnings.append(f"ignored field(s): {', '.join(sorted(extra))}")
     return problems if problems else clean
+
+
+def _text_problems(record: Mapping[str, Any]) -> list[FieldError]:
+    """The fields whose name or text breaks the shared text rule (nested values included,
+    which an ignored field may hold: the prediction log keeps the record as sent)."""
+    texts = [k for k in record if type(k) is str]
+    plain = len(texts) == len(record)
+    for value in record.values():
+        kind = type(value)
+        if kind is str:
+            texts.append(value)
+        elif kind is not float and kind is not int and value is not None and kind is not bool:
+            plain = False
+    if plain and all_fit(texts):  # the common case: one search over the whole record
+        return []
+    problems: list[FieldError] = []
+    for key, value in record.items():
+        if isinstance(key, str) and (problem := text_problem(key)) is not None:
+            problems.append(FieldError(shown(key.strip().lower()), f"field name: {problem}"))
+            continue
+        if isinstance(value, str):
+            if (problem := text_problem(value)) is not None:
+                problems.append(FieldError(shown(str(key).strip().lower()), problem))
+        elif isinstance(value, dict | list):
+            for place, text in strings(value, shown(str(key).strip().lower())):
+                if (problem := text_problem(text)) is not None:
+                    problems.append(FieldError(place, problem))
+                    break
+    return problems
 
 
 def _missing(

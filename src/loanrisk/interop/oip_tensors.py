@@ -10,7 +10,10 @@ A request carries the loans in one of two forms:
 - **matrix**: a single ``BYTES`` or ``FP64`` input of shape ``[N, k]``, the k attributes in the
   schema's order.
 
-The loans then go through the same record validation as ``/v1/predict``. Outputs:
+The loans then go through the same record validation as ``/v1/predict``, so text and numbers
+follow the rule every format shares (``loanrisk.schema.text``): a number a BYTES tensor holds is
+an ASCII decimal, and text with a control character is refused naming the attribute (a JSON
+body with a lone surrogate, or BYTES that are not UTF-8, never parse). Outputs:
 ``probability`` (FP64), ``label`` (BOOL), ``band`` (BYTES), and, when asked for, ``reasons``
 (BYTES, a JSON list per loan) and ``decline_reasons`` (BYTES, a JSON list of ``{code,
 reason}`` per loan: what a declined loan's adverse-action notice states, ``[]`` for an
@@ -32,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from loanrisk.errors import InvalidInput, TooLarge
 from loanrisk.inference.results import LoanScore, decline_json, reason_json
 from loanrisk.schema import LoanSchema
+from loanrisk.schema.text import decimal
 
 Datatype = Literal[
     "BOOL",
@@ -286,10 +290,12 @@ def loans(
 
 
 def _number(text: str, name: str) -> float | None:
+    """A number a BYTES tensor holds as text, by the rule JSON and CSV share (an ASCII
+    decimal, ``loanrisk.schema.text``); the missing-value words are None."""
     if text.strip() in ("", "nan", "NaN", "null", "None"):
         return None
     try:
-        return float(text)
+        return decimal(text)
     except ValueError:
         raise BadTensor(
             f"attribute {name!r}: {text[:40]!r} is not a number", details={"field": name}

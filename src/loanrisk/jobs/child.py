@@ -1,10 +1,13 @@
 """Running one task of :mod:`loanrisk.jobs.tasks` in a fresh child process.
 
 The child opens the storage from the settings, runs the task, and sends progress, the result
-or the error back over a queue. Cancelling sets an event the task checks as it goes; a
-cancelled task publishes nothing. A child that dies (killed, out of memory) is reported as a
-failure, never waited on forever. On Linux the child is also killed when its requester dies, so a
-crashed server never leaves an orphan that publishes behind its back.
+or the error back over a queue. What it logs, and every warning, goes to stderr as one JSON
+line per event (:mod:`loanrisk.jobs.logs`), with the job's kind and the child's pid; an
+unexpected error is logged there with an id, its traceback inside the line. Cancelling sets
+an event the task checks as it goes; a cancelled task publishes nothing. A child that dies
+(killed, out of memory) is reported as a failure, never waited on forever. On Linux the
+child is also killed when its requester dies, so a crashed server never leaves an orphan
+that publishes behind its back.
 
 On Linux, children are forked from a fork server that has imported the task modules once
 (``multiprocessing``'s ``forkserver`` with a preload): a job starts in tens of milliseconds
@@ -32,6 +35,7 @@ from typing import Any
 
 from loanrisk import errors
 from loanrisk.contracts import JOB_KINDS, JobParams, JobProgress
+from loanrisk.jobs.logs import log_json_lines
 from loanrisk.settings import Settings
 
 Progress = Callable[[JobProgress], None]
@@ -93,11 +97,12 @@ def _child(
         _die_with(requester)
     os.environ.clear()
     os.environ.update(environ)
-    from loanrisk.jobs.results import result_json
-    from loanrisk.jobs.tasks import run_task  # preloaded by the fork server: heavy modules
-
     task = JOB_KINDS[type(params)]
+    log_json_lines(job=task, pid=os.getpid())
     try:
+        from loanrisk.jobs.results import result_json
+        from loanrisk.jobs.tasks import run_task  # preloaded by the fork server: heavy modules
+
         result = run_task(
             params,
             settings,

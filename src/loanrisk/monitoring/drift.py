@@ -16,10 +16,12 @@ from typing import Annotated
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from loanrisk.monitoring.log.personal import readable_schema
 from loanrisk.monitoring.profile import Bins, Profile, feature_values
 from loanrisk.schema import LoanSchema, validate_frame
+from loanrisk.storage.problems import Problem
 
 EPSILON = 1e-4
 STABLE, SHIFT = 0.1, 0.25
@@ -113,6 +115,14 @@ class DriftReport(BaseModel):
     epsilon: float = EPSILON
     score: Stability | None
     features: list[Stability] = []
+    left_out: list[str] = Field(
+        default_factory=list,
+        description="Features the schema declares personal (pii: true): the log holds them "
+        "hashed or not at all, so their drift is not measured.",
+    )
+    #: Stored items skipped (unreadable log files, a corrupt profile): the report is of
+    #: the rest.
+    problems: list[Problem] = []
 
 
 def drift_report(
@@ -125,26 +135,30 @@ def drift_report(
     since: datetime | None = None,
     until: datetime | None = None,
     rows: int | None = None,
+    problems: list[Problem] | None = None,
 ) -> DriftReport:
     """The drift of the logged loans ``log`` (rows of
     :func:`~loanrisk.monitoring.log.reader.read_log` for one version) against ``profile``;
     ``rows``: how many loans ``log`` is a sample of. Loans are read back through the version's
     schema, as they were scored; the few that no longer validate are counted in ``rejected``
-    (among those read)."""
+    (among those read). Personal features (``pii: true``) are logged hashed or dropped: they
+    are read as ignored columns and named in ``left_out``."""
     total = len(log) if rows is None else rows
     rejected, score, features = 0, None, []
-    if not log.empty:
+    readable, left_out = readable_schema(schema)
+    if not log.empty and readable is not None:
         records = [json.loads(text) for text in log["features"]]
         loans = validate_frame(
-            pd.DataFrame.from_records(records), schema=schema, mode="score", on_error="drop"
+            pd.DataFrame.from_records(records), schema=readable, mode="score", on_error="drop"
         )
         rejected = len(log) - len(loans.frame)
         features = [
             _stability(name, bins, bins.count(feature_values(loans.frame, name)))
             for name, bins in profile.features.items()
-            if name in loans.frame.columns
+            if name in loans.frame.columns and name not in left_out
         ]
         features.sort(key=lambda s: s.index, reverse=True)
+    if not log.empty:
         probability = log["probability"].to_numpy(dtype=np.float64)
         score = _stability("score", profile.score, profile.score.count(probability))
     return DriftReport(
@@ -157,4 +171,6 @@ def drift_report(
         rejected=rejected,
         score=score,
         features=features,
+        problems=problems or [],
+        left_out=left_out,
     )

@@ -26,11 +26,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from loanrisk.errors import InvalidInput, NotFound, TooLarge
+from loanrisk.errors import InvalidInput, NotFound, StorageError, TooLarge, describe_error
 from loanrisk.schema import invalid_from_issues
 from loanrisk.schema.model import Column, label_token
 from loanrisk.schema.validate import Issue
 from loanrisk.storage.base import Storage
+from loanrisk.storage.problems import Listing, Problem
 
 COLUMNS = pa.schema(
     [
@@ -212,16 +213,35 @@ def store_outcomes(storage: Storage, directory: str, outcomes: pd.DataFrame) -> 
     return path
 
 
-def read_outcomes(storage: Storage, directory: str) -> pd.DataFrame:
-    """Every loan's latest outcome: ``loan_id``, ``defaulted``, ``observed_on``."""
+def read_outcomes(
+    storage: Storage, directory: str, *, problems: list[Problem] | None = None
+) -> pd.DataFrame:
+    """Every loan's latest outcome: ``loan_id``, ``defaulted``, ``observed_on``. A stored
+    file that cannot be read (truncated, not Parquet, a link out of the storage) is skipped,
+    and appended to ``problems`` when given."""
+    skipped: list[Problem] = [] if problems is None else problems
     try:
-        names = sorted(n for n in storage.list(directory) if n.endswith(".parquet"))
+        found = storage.listing(directory)
     except NotFound:
-        names = []
-    tables = [
-        pq.read_table(io.BytesIO(storage.read_bytes(storage.join(directory, n))), schema=COLUMNS)
-        for n in names
-    ]
+        found = Listing([])
+    skipped.extend(p.model_copy(update={"kind": "outcome_file"}) for p in found.problems)
+    names = sorted(n for n in found.names if n.endswith(".parquet"))
+    tables = []
+    for name in names:
+        path = storage.join(directory, name)
+        try:
+            tables.append(pq.read_table(io.BytesIO(storage.read_bytes(path)), schema=COLUMNS))
+        except NotFound:
+            continue
+        except (pa.ArrowException, OSError, ValueError, StorageError) as exc:
+            skipped.append(
+                Problem(
+                    kind="outcome_file",
+                    path=path,
+                    message=f"not a readable outcomes file ({describe_error(exc)}): skipped; "
+                    "upload its outcomes again and remove it",
+                )
+            )
     table = pa.concat_tables(tables) if tables else COLUMNS.empty_table()
     frame: pd.DataFrame = table.to_pandas()
     latest: pd.DataFrame = frame.sort_values("stored_at", kind="stable").drop_duplicates(
@@ -240,12 +260,25 @@ class OutcomesStored(BaseModel):
     received: int
     stored: int
     unknown_loans: int
+    #: Log files skipped while counting the unknown loans (unreadable ones).
+    problems: list[Problem] = []
 
 
-def summary(stored: pd.DataFrame, known_ids: Any, *, model: str) -> OutcomesStored:
-    """How many outcomes were stored, and how many name loans the log does not know."""
+def summary(
+    stored: pd.DataFrame,
+    known_ids: Any,
+    *,
+    model: str,
+    problems: list[Problem] | None = None,
+) -> OutcomesStored:
+    """How many outcomes were stored, and how many name loans the log does not know (of
+    the log files read: ``problems`` names those skipped)."""
     unique = stored["loan_id"].drop_duplicates()
     unknown = int((~unique.isin(set(known_ids))).sum())
     return OutcomesStored(
-        model=model, received=len(stored), stored=len(unique), unknown_loans=unknown
+        model=model,
+        received=len(stored),
+        stored=len(unique),
+        unknown_loans=unknown,
+        problems=problems or [],
     )

@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 
 from loanrisk.monitoring.drift import Moment
 from loanrisk.schema import LoanSchema
+from loanrisk.storage.problems import Problem
 
 
 class BandPerformance(BaseModel):
@@ -54,6 +55,8 @@ class PerformanceReport(BaseModel):
     since: Moment | None = None
     until: Moment | None = None
     sampled: int | None = None
+    #: Stored items skipped (unreadable log or outcome files): the report is of the rest.
+    problems: list[Problem] = []
 
 
 def joined(log: pd.DataFrame, outcomes: pd.DataFrame) -> pd.DataFrame:
@@ -108,6 +111,7 @@ def performance_report(
     since: datetime | None = None,
     until: datetime | None = None,
     sampled: int | None = None,
+    problems: list[Problem] | None = None,
 ) -> PerformanceReport:
     """Per version: loans scored (``scored``, when ``log`` is a sample of them), loans with
     an outcome, realized AUC and Brier, and the observed default rate against the mean
@@ -121,6 +125,7 @@ def performance_report(
         since=since,
         until=until,
         sampled=sampled,
+        problems=problems or [],
     )
 
 

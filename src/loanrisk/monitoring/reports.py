@@ -10,9 +10,10 @@ from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
+from pydantic import ValidationError
 
 from loanrisk.data.datasets import DatasetCatalogue
-from loanrisk.errors import Conflict, InvalidInput, NotFound
+from loanrisk.errors import Conflict, InvalidInput, NotFound, StorageError, describe_error
 from loanrisk.monitoring.drift import DriftReport, drift_report
 from loanrisk.monitoring.log.reader import LogWindow, known_loan_ids, read_log, read_window
 from loanrisk.monitoring.outcomes import (
@@ -31,6 +32,7 @@ from loanrisk.monitoring.performance import (
 from loanrisk.monitoring.profile import Profile, profile_of, sample_rows
 from loanrisk.registry.models import LATEST, PROFILE_FILE, LoadedModel, ModelRegistry
 from loanrisk.storage.base import Storage
+from loanrisk.storage.problems import Problem
 
 #: The window of a report when its start is not given: the usual monthly stability check.
 DEFAULT_DAYS = 30
@@ -63,12 +65,30 @@ _LOCK = threading.Lock()
 MAX_MADE = 16
 
 
-def version_profile(registry: ModelRegistry, model: LoadedModel) -> Profile:
+def version_profile(
+    registry: ModelRegistry, model: LoadedModel, *, problems: list[Problem] | None = None
+) -> Profile:
     """The version's stored profile, or one made from its training dataset (for versions
-    published before profiles existed)."""
-    stored = registry.file(model.name, model.version, PROFILE_FILE)
-    if stored is not None:
-        return Profile.model_validate_json(stored)
+    published before profiles existed, and for a stored one that cannot be read: that one
+    is appended to ``problems``, when given)."""
+    try:
+        stored = registry.file(model.name, model.version, PROFILE_FILE)
+        if stored is not None:
+            return Profile.model_validate_json(stored)
+    except (StorageError, ValidationError) as exc:
+        if problems is None:
+            raise
+        path = registry.storage.join(
+            registry.root, model.name, "versions", str(model.version), PROFILE_FILE
+        )
+        problems.append(
+            Problem(
+                kind="profile",
+                path=path,
+                message=f"not a readable profile ({describe_error(exc)}): the report uses "
+                "one made from the version's training dataset",
+            )
+        )
     # The storage and the version's own publication: two storages in one process (or a
     # storage emptied and filled again) each have their own "version 1".
     key = (
@@ -130,6 +150,7 @@ def drift_for(
         since=since,
         until=until,
         rows=log.rows,
+        problems=log.problems,
     )
 
 
@@ -144,9 +165,11 @@ def _version_window(
     until: datetime | None,
     max_rows: int | None,
 ) -> tuple[LoadedModel, Profile, LogWindow]:
-    """The version, its profile and its loans of the window: what a drift report reads."""
+    """The version, its profile and its loans of the window: what a drift report reads (the
+    window's ``problems`` also name a stored profile that could not be read)."""
     model = registry.load(name, ref)
-    profile = version_profile(registry, model)
+    problems: list[Problem] = []
+    profile = version_profile(registry, model, problems=problems)
     log = read_window(
         storage,
         log_directory,
@@ -156,6 +179,7 @@ def _version_window(
         version=model.version,
         max_rows=max_rows,
     )
+    log.problems[:0] = problems
     return model, profile, log
 
 
@@ -192,6 +216,7 @@ def drift_by_day(
             since=max(day, since),
             until=min(end, until),
             rows=window.days.get(day.date(), 0),
+            problems=window.problems,
         )
         out.append(report)
         day = end
@@ -213,14 +238,16 @@ def performance_for(
     log = read_window(
         storage, log_directory, model=name, since=since, until=until, max_rows=max_rows
     )
+    problems = list(log.problems)
     return performance_report(
         log.frame,
-        read_outcomes(storage, outcome_directory),
+        read_outcomes(storage, outcome_directory, problems=problems),
         model=name,
         scored=log.versions,
         since=since,
         until=until,
         sampled=log.sampled,
+        problems=problems,
     )
 
 
@@ -270,5 +297,8 @@ def add_outcomes(
 ) -> OutcomesStored:
     """Store parsed outcomes, and count those naming loans ``model``'s log does not know."""
     store_outcomes(storage, outcome_directory, outcomes)
-    known = known_loan_ids(storage, log_directory, model=model, among=outcomes["loan_id"])
-    return summary(outcomes, known, model=model)
+    problems: list[Problem] = []
+    known = known_loan_ids(
+        storage, log_directory, model=model, among=outcomes["loan_id"], problems=problems
+    )
+    return summary(outcomes, known, model=model, problems=problems)

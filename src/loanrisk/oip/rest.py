@@ -31,9 +31,16 @@ router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
 HEADER_LENGTH = "inference-header-content-length"
 
 
+def is_oip(path: str) -> bool:
+    """Whether ``path`` is one of this protocol's, answered in its error shape."""
+    return path == "/v2" or path.startswith("/v2/")
+
+
 def oip_error(exc: LoanRiskError) -> JSONResponse:
+    """``exc`` in OIP's error shape: 400 for tensors that do not fit, else its usual status."""
     status = 400 if isinstance(exc, BadTensor) else status_of(exc)
-    return JSONResponse({"error": exc.message}, status)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"error": exc.message}, status, headers)
 
 
 async def _guard(
@@ -122,7 +129,9 @@ async def parse_body(request: Request) -> tuple[tensors.InferenceRequest, dict[s
     header = request.headers.get(HEADER_LENGTH)
     if header is None:
         return tensors.parse_request_json(body), {}
-    if not header.isdigit() or int(header) > len(body):
+    # ASCII digits only: str.isdigit() also takes superscripts (which int() refuses) and
+    # other scripts' digits (which int() reads).
+    if not (header.isascii() and header.isdigit()) or int(header) > len(body):
         raise BadTensor(f"{HEADER_LENGTH} {header[:20]!r} does not fit a {len(body)}-byte body")
     length = int(header)
     parsed = tensors.parse_request_json(body[:length])

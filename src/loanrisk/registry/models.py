@@ -55,6 +55,7 @@ from loanrisk.registry.reasons import ReasonCatalog
 from loanrisk.registry.report import EvaluationReport
 from loanrisk.schema import LoanSchema, builtin_schema, parse_schema
 from loanrisk.storage.base import Storage
+from loanrisk.storage.problems import Problem
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,11 @@ def check_name(kind: str, name: str) -> str:
             f"invalid {kind} name {name!r}: use letters, digits, '.', '_' or '-' (max 64)"
         )
     return name
+
+
+def _numbers(entries: list[str]) -> list[int]:
+    """The version numbers among a ``versions`` folder's entries, ascending."""
+    return sorted(int(e) for e in entries if _NUMBER.match(e))
 
 
 def aliases_by_version(
@@ -139,6 +145,28 @@ class LoadedModel:
 
 
 @dataclass(frozen=True)
+class ModelListing:
+    """The models with at least one complete version, and the stored items skipped while
+    listing them (links leading out of the storage)."""
+
+    names: list[str]
+    problems: list[Problem]
+
+
+@dataclass(frozen=True)
+class AliasListing:
+    """A model's readable aliases, and those skipped (corrupt records, links out)."""
+
+    records: dict[str, AliasRecord]
+    problems: list[Problem]
+
+
+#: ``"version": 3`` or ``"previous": 2`` in a record's text, as :meth:`ModelRegistry._move`
+#: writes it (the first match: the record's own key, written before its history).
+_KEY_NUMBER = r'"{key}"\s*:\s*([0-9]{{1,9}})\s*[,}}\n]'
+
+
+@dataclass(frozen=True)
 class ModelRegistry:
     """The models under one directory of a storage."""
 
@@ -155,11 +183,24 @@ class ModelRegistry:
 
     def models(self) -> list[str]:
         """Names of models with at least one complete version."""
-        return [n for n in self.storage.list(self.root) if _NAME.match(n) and self.versions(n)]
+        return self.model_listing().names
+
+    def model_listing(self) -> ModelListing:
+        """:meth:`models`, with the entries skipped on the way named (a symlink leading out
+        of the storage, for a model or one of its versions)."""
+        found = self.storage.listing(self.root)
+        names, problems = [], list(found.problems)
+        for name in found.names:
+            if not _NAME.match(name):
+                continue
+            versions = self.storage.listing(self._path(name, "versions"))
+            problems.extend(versions.problems)
+            if any(self._complete(name, v) for v in _numbers(versions.names)):
+                names.append(name)
+        return ModelListing(names, problems)
 
     def _numbers(self, name: str) -> list[int]:
-        entries = self.storage.list(self._path(check_name("model", name), "versions"))
-        return sorted(int(e) for e in entries if _NUMBER.match(e))
+        return _numbers(self.storage.list(self._path(check_name("model", name), "versions")))
 
     def _complete(self, name: str, version: int) -> bool:
         return self.storage.exists(
@@ -194,13 +235,42 @@ class ModelRegistry:
             raise StorageError(message) from None
 
     def aliases(self, name: str) -> dict[str, AliasRecord]:
-        """Every stored alias of ``name`` with its record (``latest`` is derived, not listed)."""
-        out = {}
-        for entry in self.storage.list(self._path(check_name("model", name), "aliases")):
-            if entry.endswith(".json"):
-                alias = entry.removesuffix(".json")
-                out[alias] = self._alias(name, alias)
-        return out
+        """Every readable stored alias of ``name`` with its record (``latest`` is derived,
+        not listed); :meth:`alias_listing` names those that could not be read."""
+        return self.alias_listing(name).records
+
+    def alias_listing(self, name: str) -> AliasListing:
+        """Every stored alias of ``name``: the records read, and the aliases skipped (a
+        corrupt record, a name that is no alias's, a link out of the storage), each named as
+        a problem. A corrupt record is repaired by moving the alias (:meth:`promote`, or
+        :meth:`rollback` when its previous version can still be read)."""
+        folder = self._path(check_name("model", name), "aliases")
+        found = self.storage.listing(folder)
+        records, problems = {}, [p.model_copy(update={"kind": "alias"}) for p in found.problems]
+        for entry in found.names:
+            if not entry.endswith(".json"):
+                continue
+            alias = entry.removesuffix(".json")
+            try:
+                records[alias] = self._alias(name, alias)
+            except (InvalidInput, NotFound, StorageError) as exc:
+                problems.append(
+                    Problem(
+                        kind="alias",
+                        path=self.storage.join(folder, entry),
+                        message=f"{exc.message}; point the alias at a version again to "
+                        "repair it (PUT the alias, or `loanrisk models promote`)",
+                    )
+                )
+        return AliasListing(records, problems)
+
+    def has_alias(self, name: str, alias: str) -> bool:
+        """Whether ``alias`` has a stored record, readable or not (a retired alias has one;
+        so has a corrupt one, which nothing should take for an absent alias)."""
+        path = self._path(
+            check_name("model", name), "aliases", f"{check_name('alias', alias)}.json"
+        )
+        return self.storage.exists(path)
 
     def _alias(self, name: str, alias: str) -> AliasRecord:
         path = self._path(
@@ -215,6 +285,17 @@ class ModelRegistry:
         except ValidationError:
             message = f"alias {alias!r} of model {name!r}: its record is corrupt"
             raise StorageError(message) from None
+
+    def _salvaged(self, name: str, alias: str, key: str) -> int | None:
+        """The version (``key``: ``version`` or ``previous``) a corrupt record still shows
+        (a truncated one keeps its first lines, where they are written), or None."""
+        path = self._path(name, "aliases", f"{alias}.json")
+        try:
+            text = self.storage.read_bytes(path).decode("utf-8", errors="replace")
+        except (NotFound, StorageError):
+            return None
+        found = re.search(_KEY_NUMBER.format(key=key), text)
+        return int(found.group(1)) if found else None
 
     def resolve(self, name: str, ref: str | int) -> int:
         """A version number from a number, ``"3"``, ``"v3"``, ``latest`` or an alias name."""
@@ -440,6 +521,9 @@ class ModelRegistry:
             previous, history = current["version"], current.get("history", [])
         except NotFound:
             previous, history = None, []
+        except StorageError:  # a corrupt record: this move replaces it (its history is lost)
+            log.warning("alias %r of model %r: replacing its corrupt record", alias, name)
+            previous, history = self._salvaged(name, alias, "version"), []
         now = _now()
         move = AliasMove(version=target, at=now, by=by, reason=reason)
         if previous is None and target is not None:  # after a retirement: its last target
@@ -459,12 +543,27 @@ class ModelRegistry:
         return record
 
     def retire(
-        self, name: str, alias: str, *, by: str | None = None, reason: str | None = None
+        self,
+        name: str,
+        alias: str,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+        served: str | None = None,
+        force: bool = False,
     ) -> AliasRecord:
         """Unset ``alias`` (a challenger discarded): it resolves to nothing, its history
-        stays, and a rollback points it back at the version it named."""
+        stays, and a rollback points it back at the version it named. ``served`` is the
+        alias a service scores with: retiring it would leave the service nothing to serve
+        after a restart, so it is refused (:class:`Conflict`) unless ``force``."""
         if check_name("alias", alias) == LATEST:
             raise InvalidInput("'latest' always means the newest version; it cannot be retired")
+        if alias == served and not force:
+            raise Conflict(
+                f"alias {alias!r} of model {name!r} is the one the service serves: retiring "
+                "it leaves nothing to score with after a restart; force it to retire anyway",
+                details={"alias": alias},
+            )
         current = self._alias(name, alias)
         if current["version"] is None:
             raise Conflict(f"alias {alias!r} of model {name!r} is retired already")
@@ -479,8 +578,19 @@ class ModelRegistry:
         by: str | None = None,
         reason: str | None = None,
     ) -> AliasRecord:
-        """Move ``alias`` back to its previous target (verified as :meth:`promote` does)."""
-        previous = self._alias(name, alias).get("previous")
+        """Move ``alias`` back to its previous target (verified as :meth:`promote` does).
+        A corrupt record is replaced, when its previous version can still be read from it
+        (a truncated record keeps its first lines); otherwise :class:`Conflict`."""
+        try:
+            previous = self._alias(name, alias).get("previous")
+        except StorageError:
+            previous = self._salvaged(name, alias, "previous")
+            if previous is None:
+                raise Conflict(
+                    f"alias {alias!r} of model {name!r}: its record is corrupt and names no "
+                    "previous version; point the alias at a version to repair it",
+                    details={"alias": alias},
+                ) from None
         if previous is None:
             raise Conflict(f"alias {alias!r} of model {name!r} has no previous version")
         return self.promote(name, previous, alias, check=check, by=by, reason=reason or "rollback")

@@ -1,4 +1,9 @@
-"""Reading schema files (YAML or JSON) and the built-in schema, with one clear line per error."""
+"""Reading schema files (YAML or JSON) and the built-in schema, with one clear line per error.
+
+A schema's text follows the shared rule for free text (``loanrisk.schema.text``): no control
+character but tab and line breaks, nothing UTF-8 cannot encode; a document nested deeper than
+the parser can follow is refused as one, not as a crash.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from pydantic import ValidationError
 
 from loanrisk.errors import InvalidInput
 from loanrisk.schema.model import LoanSchema
+from loanrisk.schema.text import free_text_problem, strings
 
 #: Largest schema file read (a schema of a few hundred columns is ~100 KB).
 MAX_SCHEMA_BYTES = 1 << 20
@@ -65,6 +71,8 @@ def parse_schema(text: str | bytes, *, source: str = "schema") -> LoanSchema:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise InvalidInput(f"{source}: not YAML or JSON{where}") from None
+    except RecursionError:
+        raise InvalidInput(f"{source}: nested too deeply to be a schema") from None
     return schema_from_doc(doc, source=source)
 
 
@@ -72,8 +80,14 @@ def schema_from_doc(doc: Any, *, source: str = "schema") -> LoanSchema:
     """A :class:`LoanSchema` from a parsed document (e.g. a JSON body)."""
     if not isinstance(doc, dict):
         raise InvalidInput(f"{source}: a schema is a mapping with name and columns")
+    for place, value in strings(doc):
+        problem = free_text_problem(value)
+        if problem is not None:
+            raise InvalidInput(f"{source}: {place}: {problem}", details={"problems": [place]})
     try:
         return LoanSchema.model_validate(doc)
+    except RecursionError:
+        raise InvalidInput(f"{source}: nested too deeply to be a schema") from None
     except ValidationError as exc:
         problems = schema_problems(doc, exc)
         raise InvalidInput(

@@ -136,6 +136,8 @@ class PrivilegedGroup(_Strict):
 
 #: Column fields added after the schema format's first release (hashed only when set).
 ADDED_FIELDS = ("reasons", "special")
+#: Column fields never hashed: how the prediction log keeps a value, not what it means.
+UNHASHED_FIELDS = ("pii",)
 #: Fewest test loans in either group of a protected attribute for its parity ratios to be
 #: reported without a warning (the four-fifths rule on fewer is noise).
 MIN_GROUP_SIZE = 30
@@ -187,6 +189,11 @@ class Column(_Strict):
         None, description="Codes that are not values: treated as missing or as a category."
     )
     date_format: str | None = Field(None, description="strftime format of a date; ISO if unset.")
+    pii: bool = Field(
+        False,
+        description="Personal data: the prediction log stores it hashed or drops it "
+        "(LOANRISK_LOG_PII), never in clear; drift leaves it out. Not for the id or the label.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -279,6 +286,13 @@ class Column(_Strict):
             raise ValueError("positive and negative apply to the label")
         if self.privileged is not None and self.role != "protected":
             raise ValueError("privileged applies to protected columns")
+        if self.pii and self.role in ("id", "label"):
+            raise ValueError(
+                f"pii does not apply to the {self.role}: the loan id joins outcomes and "
+                "erasures (declare the applicant's own attributes pii)"
+                if self.role == "id"
+                else "pii does not apply to the label (it is not logged)"
+            )
 
     def _check_special(self) -> None:
         for special in self.special or ():
@@ -496,6 +510,11 @@ class LoanSchema(_Strict):
     def protected(self) -> tuple[Column, ...]:
         return tuple(c for c in self.columns if c.role == "protected")
 
+    @cached_property
+    def personal(self) -> frozenset[str]:
+        """The columns declared personal (``pii: true``)."""
+        return frozenset(c.name for c in self.columns if c.pii)
+
     def column(self, name: str) -> Column:
         return self.by_name[name]
 
@@ -511,12 +530,15 @@ class LoanSchema(_Strict):
     def fingerprint(self) -> str:
         """A short hash of the whole schema (what data and models record to be matched).
         Column fields added after the first release (:data:`ADDED_FIELDS`) are hashed only
-        when set, so an upgrade never changes the hash of a schema that does not use them."""
+        when set, so an upgrade never changes the hash of a schema that does not use them;
+        :data:`UNHASHED_FIELDS` never are."""
         doc = self.model_dump(mode="json")
         for column in doc["columns"]:
             for name in ADDED_FIELDS:
                 if column.get(name) is None:
                     column.pop(name, None)
+            for name in UNHASHED_FIELDS:
+                column.pop(name, None)
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 

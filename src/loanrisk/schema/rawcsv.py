@@ -17,18 +17,20 @@ import csv
 import io
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from typing import IO, Any, cast
+from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
 from loanrisk.errors import InvalidInput
 from loanrisk.schema.files import builtin_schema
 from loanrisk.schema.model import LoanSchema
+from loanrisk.schema.text import MAX_TEXT_CHARS
 from loanrisk.storage.base import Storage
 
 #: A field longer than this is not a loan attribute; it is refused before parsing.
-MAX_FIELD_CHARS = 10_000
+MAX_FIELD_CHARS = MAX_TEXT_CHARS
 _PROBE_BYTES = 1 << 16
 
 #: Delimiters a loan file may use, tried in this order on its header line.
@@ -72,13 +74,145 @@ def _probe(head: bytes) -> Layout:
     return _check_header(head)
 
 
+class _RowWidths(io.RawIOBase):
+    """``stream`` read through, refusing a data row with fewer fields than the header names.
+
+    pandas fills a short row's missing fields as blanks, so ``1,2`` under an eleven-column
+    header was scored as a loan with nine missing values; a JSON loan without a field is
+    refused, and so is the short row here (``malformed CSV``, as a row with too many fields
+    is). A row only needs to reach the header's last named column (a trailing delimiter in
+    the header is no column). Fields are counted with numpy over each block read, outside
+    double quotes (a quote's parity since the start says whether a byte is quoted); a line
+    ends at a line feed, or at a carriage return that no line feed follows (as pandas reads
+    it: ``1\\r2`` in an unquoted field is two rows); blank lines (nothing but spaces, tabs
+    and a carriage return) are skipped, as pandas skips them, and rows are numbered as
+    validation numbers them (row 1 is the first loan)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        super().__init__()
+        self._stream = stream
+        self._header = bytearray()  # the header line, until its end is read
+        self._delimiter = -1  # its byte; -1 until the header is read, 0: rows not checked
+        self._needed = 0
+        self._quoted = 0  # 1 inside a quoted field at the end of the last block
+        self._fields = 1  # fields of the current (unfinished) line so far
+        self._empty = True  # the current line has no byte yet but a carriage return
+        self._return_pending = False  # the last block ended in a carriage return, outside quotes
+        self.row = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._stream.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        if n:
+            self._count(data)
+        elif self._delimiter > 0:
+            self._end_line()
+            self._fields, self._empty, self._return_pending = 1, True, False
+        return n
+
+    def _count(self, data: bytes) -> None:
+        if self._delimiter == 0:
+            return  # no header line in the probe: the probe refuses the file
+        if self._delimiter < 0:
+            self._header += data
+            line = _unquoted_newline(bytes(self._header))
+            if line < 0:
+                if len(self._header) > _PROBE_BYTES:
+                    self._delimiter, self._header = 0, bytearray()
+                return
+            header, rest = bytes(self._header[:line]), bytes(self._header[line + 1 :])
+            layout = _layout(header + b"\n")
+            self._delimiter = ord(layout.delimiter)
+            named = [i for i, name in enumerate(layout.names) if name.strip()]
+            self._needed = named[-1] + 1 if named else 0
+            self._header = bytearray()
+            if not rest:
+                return
+            data = rest
+        if self._return_pending:  # the last block ended in a carriage return
+            self._return_pending = False
+            if data[0] != _NEWLINE:  # a bare one: it ended a line
+                self._end_line()
+                self._fields, self._empty = 1, True
+        array = np.frombuffer(data, dtype=np.uint8)
+        outside: Any = True
+        if self._quoted or data.find(b'"') >= 0:
+            quotes = np.cumsum(array == _QUOTE, dtype=np.int64) + self._quoted
+            outside = (quotes & 1) == 0
+            self._quoted = int(quotes[-1] & 1)
+        ends = np.flatnonzero((array == _NEWLINE) & outside)
+        delimiters = np.flatnonzero((array == self._delimiter) & outside)
+        if data.find(b"\r") >= 0:  # a bare carriage return ends a line too (pandas reads so)
+            returns = np.flatnonzero((array == _RETURN) & outside)
+            following = np.minimum(returns + 1, len(data) - 1)
+            bare = returns[(returns + 1 < len(data)) & (array[following] != _NEWLINE)]
+            if len(bare):
+                ends = np.union1d(ends, bare)
+            self._return_pending = bool(len(returns)) and int(returns[-1]) == len(data) - 1
+        if not len(ends):
+            self._fields += len(delimiters)
+            self._empty = self._empty and not data.strip(_BLANK)
+            return
+        before = np.searchsorted(delimiters, ends)
+        fields = np.diff(before, prepend=0) + 1
+        fields[0] += self._fields - 1  # the line the last block left unfinished
+        blanks = 0  # blank lines have one field: they are among the short ones
+        for i in np.flatnonzero(fields < self._needed).tolist():
+            start = int(ends[i - 1]) + 1 if i else 0
+            text = data[start : int(ends[i])]
+            if fields[i] == 1 and not text.strip(_BLANK) and (i or self._empty):
+                blanks += 1
+                continue
+            self._refuse(self.row + i + 1 - blanks, int(fields[i]))
+        self.row += len(ends) - blanks
+        self._fields = 1 + len(delimiters) - int(before[-1])
+        self._empty = not data[int(ends[-1]) + 1 :].strip(_BLANK)
+
+    def _end_line(self) -> None:
+        """The last line, which no line break ends."""
+        if self._empty and self._fields == 1:
+            return  # nothing, or a blank line: pandas skips it
+        self.row += 1
+        if self._fields < self._needed:
+            self._refuse(self.row, self._fields)
+
+    def _refuse(self, row: int, fields: int) -> None:
+        raise InvalidInput(
+            f"malformed CSV: row {row} has {fields} field{'s' if fields != 1 else ''}, "
+            f"the header names {self._needed} (send an empty field for a missing value)",
+            details={"row": row, "fields": fields, "expected": self._needed},
+        )
+
+
+_QUOTE, _NEWLINE, _RETURN = ord('"'), ord("\n"), ord("\r")
+#: What a blank line, which pandas skips, may hold: spaces, tabs and carriage returns.
+_BLANK = b" \t\r"
+
+
+def _unquoted_newline(data: bytes) -> int:
+    """The position of the first line break outside double quotes, -1 if there is none."""
+    if b'"' not in data:
+        return data.find(b"\n")
+    quoted = False
+    for i, byte in enumerate(data):
+        if byte == _QUOTE:
+            quoted = not quoted
+        elif byte == _NEWLINE and not quoted:
+            return i
+    return -1
+
+
 @contextlib.contextmanager
 def _peekable(stream: IO[bytes]) -> Iterator[Any]:
     """``stream`` behind a buffer that can show the whole probe, detached afterwards (the
     caller's stream stays the caller's to close). A stream's own ``peek`` shows only what
     its buffer holds, 8 KiB by default: a longer header came out cut, and its last name
-    looked like a repeat of an earlier one."""
-    buffered = io.BufferedReader(cast(Any, stream), buffer_size=_PROBE_BYTES)
+    looked like a repeat of an earlier one. Rows are counted on the way (:class:`_RowWidths`)."""
+    buffered = io.BufferedReader(_RowWidths(stream), buffer_size=_PROBE_BYTES)
     try:
         yield buffered
     finally:

@@ -3,7 +3,9 @@
 What is an error and what is cleaned (docs/data.md has the full table):
 
 * errors (the input is refused, with every problem grouped by column and capped; or, with
-  ``on_error="drop"``, only the rows concerned are dropped and listed): a missing column,
+  ``on_error="drop"``, only the rows concerned are dropped and listed): text that breaks the
+  rule every format shares (``loanrisk.schema.text``: a control character, text UTF-8 cannot
+  encode, more than ``MAX_TEXT_CHARS`` characters) in a declared column, a missing column,
   non-numeric text in a numeric column, an impossible value (negative amount, age over 150),
   a label that is missing or neither a declared positive nor negative value, an unknown
   category in training data (as the column's ``unknown`` policy says), no rows;
@@ -35,6 +37,7 @@ from loanrisk.schema.files import builtin_schema
 from loanrisk.schema.model import FALSE_TOKENS, TRUE_TOKENS, Column, LoanSchema, label_token
 from loanrisk.schema.quality import Issue as Issue
 from loanrisk.schema.quality import QualityReport
+from loanrisk.schema.text import example, shown, text_problem
 
 MAX_EXAMPLE_ROWS = 5
 MAX_ISSUES = 25
@@ -440,8 +443,10 @@ def _columns(
     """The validated columns: the features in schema order, the label in train mode, then
     the kept columns as categoricals (their problems go to ``errors``)."""
     out: dict[str, np.ndarray[Any, np.dtype[Any]] | pd.Categorical[Any]] = {}
+    label = [schema.label_name] if mode == "train" else []
+    checked = {n: _check_text(frame[n], n, errors) for n in [*schema.feature_names, *label, *kept]}
     for spec in schema.features:
-        raw = frame[spec.name]
+        raw = checked[spec.name]
         if spec.type in ("numeric", "integer"):
             out[spec.name] = _numeric(raw, spec, errors, report)
         elif spec.type == "boolean":
@@ -449,13 +454,37 @@ def _columns(
         else:
             out[spec.name] = _categorical(raw, spec, mode, errors, report)
     if mode == "train":
-        out[schema.label_name] = _label(frame[schema.label_name], schema.label, errors)
+        out[schema.label_name] = _label(checked[schema.label_name], schema.label, errors)
     for name in kept:
         column = schema.by_name.get(name)
         if column is not None and column.type == "date":
-            _date(frame[name], column, errors)
-        out[name] = pd.Categorical(frame[name].astype("string").str.strip())
+            _date(checked[name], column, errors)
+        out[name] = pd.Categorical(checked[name].astype("string").str.strip())
     return out
+
+
+def _check_text(raw: pd.Series[Any], name: str, errors: _Problems) -> pd.Series[Any]:
+    """``raw`` with its text checked by the shared rule: each kind of bad text is one issue
+    (the same message a JSON loan gets), and the bad values are blanked so that the column's
+    own checks do not report them again. Only the distinct values are checked."""
+    if not (raw.dtype == object or isinstance(raw.dtype, pd.StringDtype)):
+        return raw
+    found: dict[str, list[str]] = {}
+    for value in raw.unique():
+        problem = text_problem(value) if isinstance(value, str) else None
+        if problem is not None:
+            found.setdefault(problem, []).append(value)
+    if not found:
+        return raw
+    bad = np.zeros(len(raw), dtype=bool)
+    for problem, values in found.items():
+        mask = raw.isin(values).to_numpy(dtype=bool, na_value=False)
+        count, rows = _positions(mask, errors.offset)
+        examples = [example(str(raw.iloc[r - 1 - errors.offset])) for r in rows]
+        errors.issues.append(Issue(name, "bad_text", problem, count, rows, examples))
+        errors.rows |= mask
+        bad |= mask
+    return raw.mask(bad)
 
 
 def _merge_issues(groups: Iterable[Sequence[Issue]]) -> list[Issue]:
@@ -554,4 +583,26 @@ def validate_records(
     rows = list(records)
     if not rows:
         raise InvalidInput("no records given")
+    _refuse_bad_text(rows)  # before pandas, whose arrow strings cannot hold a lone surrogate
     return validate_frame(pd.DataFrame.from_records(rows), schema=schema, mode=mode)
+
+
+def _refuse_bad_text(rows: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse records whose text breaks the shared rule, one issue per column and problem."""
+    found: dict[tuple[str, str], Issue] = {}
+    for number, row in enumerate(rows, start=1):
+        for key, value in row.items():
+            text = value if isinstance(value, str) else key if isinstance(key, str) else ""
+            problem = text_problem(text) or (
+                text_problem(key) if isinstance(key, str) and text is not key else None
+            )
+            if problem is None:
+                continue
+            column = header_name(shown(str(key)))
+            issue = found.setdefault((column, problem), Issue(column, "bad_text", problem))
+            issue.count += 1
+            if len(issue.rows) < MAX_EXAMPLE_ROWS:
+                issue.rows.append(number)
+                issue.examples.append(example(str(value)))
+    if found:
+        raise invalid_from_issues(list(found.values()))

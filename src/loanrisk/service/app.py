@@ -24,7 +24,9 @@ from loanrisk.oip import rest as oip_rest
 from loanrisk.service import errors, openapi
 from loanrisk.service.middleware import BodyLimit, Observe
 from loanrisk.service.routes import (
+    admin,
     datasets,
+    erasure,
     health,
     jobs,
     models,
@@ -185,7 +187,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         models,
         schemas,
         monitoring,
+        erasure,
         jobs,
+        admin,
         reference,
     ):
         app.include_router(module.router)

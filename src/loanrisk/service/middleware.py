@@ -15,6 +15,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loanrisk.errors import TooLarge
+from loanrisk.oip.rest import is_oip
 from loanrisk.service.bodies import CSV, MULTIPART, media_type
 from loanrisk.serving.logs import request_id
 from loanrisk.serving.metrics import Metrics
@@ -61,7 +62,8 @@ class BodyLimit:
         what = "upload" if upload else "request body"
         length = _header(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
-            await _reject(send, f"{what} of {int(length):,} bytes: at most {limit:,}")
+            message = f"{what} of {int(length):,} bytes: at most {limit:,}"
+            await _reject(send, message, oip=is_oip(scope["path"]))
             return
         seen = 0
 
@@ -77,8 +79,9 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-async def _reject(send: Send, message: str) -> None:
-    body = json.dumps({"error": {"code": "too_large", "message": message, "details": {}}})
+async def _reject(send: Send, message: str, *, oip: bool) -> None:
+    error = message if oip else {"code": "too_large", "message": message, "details": {}}
+    body = json.dumps({"error": error})
     await send(
         {
             "type": "http.response.start",

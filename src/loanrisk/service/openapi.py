@@ -8,15 +8,22 @@ body; 429 for routes that start jobs; and 500/503, which any route that touches 
 can answer. The schema is built once, when first asked for; every request body that carries
 a loan (``/v1/predict``, the OIP infer routes, the reference's ``/predict``) then shows the
 declared schema of the model the service serves (rebuilt when it changes).
+
+The document resolves: the ``$defs`` of a model's JSON Schema embedded in a body are moved
+to ``components/schemas`` (:func:`hoist_defs`), so every ``$ref`` names a schema of the
+document, and every path parameter declares the pattern its route accepts
+(:data:`PATH_PATTERNS`).
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from loanrisk.contracts import STUDY_NAME
 from loanrisk.oip.rest import infer_body
 from loanrisk.schema import LoanSchema, builtin_schema
 from loanrisk.service.bodies import JSON
@@ -69,6 +76,77 @@ JOB_ROUTES = {
     ("post", "/data_processing"),
     ("post", "/train"),
 }
+
+
+#: A model, alias or schema name as the registry and the schema store check it
+#: (``check_name``): letters, digits, '.', '_', '-', at most 64, no '..'.
+NAME = r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+#: The pattern of each path parameter: what its route accepts (others are refused, 4xx).
+PATH_PATTERNS = {
+    "name": NAME,
+    "alias": NAME,
+    "ref": NAME,  # a version number, vN, latest or an alias: all names
+    "version": r"^[0-9]{1,9}$",  # OIP: a version number
+    "study": STUDY_NAME,
+    "dataset_id": r"^[^/.][^/]*$",
+    "job_id": r"^job-(?!.*\.\.)[^/]*$",
+}
+
+
+def declare_path_patterns(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with the pattern of :data:`PATH_PATTERNS` on every path parameter."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                pattern = PATH_PATTERNS.get(parameter.get("name"))
+                if parameter.get("in") == "path" and pattern is not None:
+                    parameter.setdefault("schema", {})["pattern"] = pattern
+    return schema
+
+
+def hoist_defs(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with every ``$defs`` nested in it (a pydantic model's JSON Schema used
+    as a body) moved to ``components/schemas`` and its ``#/$defs/X`` references rewritten to
+    point there; a name already taken by a different schema gets a numbered one."""
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+
+    def free_name(name: str, definition: Any) -> str:
+        """``name``, or a numbered one when a different schema has it."""
+        final, n = name, 1
+        while final in components and components[final] != rewrite(copy.deepcopy(definition), {}):
+            n += 1
+            final = f"{name}{n}"
+        return final
+
+    def rewrite(node: Any, renamed: dict[str, str]) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                name = ref.removeprefix("#/$defs/")
+                node["$ref"] = f"#/components/schemas/{renamed.get(name, name)}"
+            for value in node.values():
+                rewrite(value, renamed)
+        elif isinstance(node, list):
+            for value in node:
+                rewrite(value, renamed)
+        return node
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            defs = node.pop("$defs", None)
+            if isinstance(defs, dict):
+                renamed = {name: free_name(name, d) for name, d in defs.items()}
+                for name, definition in defs.items():
+                    components[renamed[name]] = rewrite(copy.deepcopy(definition), renamed)
+                rewrite(node, renamed)
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(document["paths"])
+    return document
 
 
 def _error_codes(path: str, method: str) -> list[int]:
@@ -147,19 +225,21 @@ def install(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = error_responses(
-                get_openapi(
-                    title=app.title,
-                    version=app.version,
-                    description=app.description,
-                    routes=app.routes,
+            app.openapi_schema = declare_path_patterns(
+                error_responses(
+                    get_openapi(
+                        title=app.title,
+                        version=app.version,
+                        description=app.description,
+                        routes=app.routes,
+                    )
                 )
             )
         schema = _served_schema(app)
         if described.get("hash") != schema.fingerprint():
             services = getattr(app.state, "services", None)
             settings = services.settings if services is not None else None
-            describe_loans(app.openapi_schema, schema, settings)
+            hoist_defs(describe_loans(app.openapi_schema, schema, settings))
             described["hash"] = schema.fingerprint()
         return app.openapi_schema
 

@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import logging
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from typing import Any
+
+from loanrisk.jobs.logs import JsonLines
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
-    "message",
-    "asctime",
-    "color_message",  # uvicorn's copy of the message with ANSI colours
-}
 
+class JsonFormatter(JsonLines):
+    """:class:`~loanrisk.jobs.logs.JsonLines` with the id of the request a line is about."""
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        doc: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
+    def context(self) -> dict[str, Any]:
         rid = request_id.get()
-        if rid is not None:
-            doc["request_id"] = rid
-        doc.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
-        if record.exc_info:
-            doc["exception"] = self.formatException(record.exc_info)
-        return json.dumps(doc, default=str)
+        return {} if rid is None else {"request_id": rid}
 
 
 def log_config(level: str = "INFO") -> dict[str, Any]:

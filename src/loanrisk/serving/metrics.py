@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import Counter as Counter_
+from collections.abc import Iterable
 from pathlib import Path
 
 from prometheus_client import (
@@ -32,6 +34,7 @@ from loanrisk.contracts import JobRecord
 from loanrisk.inference.results import BatchSummary
 from loanrisk.monitoring.drift import DriftReport
 from loanrisk.monitoring.log import CHAMPION
+from loanrisk.storage.problems import Problem
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -133,6 +136,16 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.bad_item_count = Gauge(
+            "loanrisk_bad_items",
+            "Stored items the last listing or report of each view skipped, by view (models, "
+            "datasets, drift, performance, outcomes) and kind (link, alias, dataset, "
+            "log_file, outcome_file, profile); the answer's problems name them.",
+            ["view", "kind"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self._bad_kinds: dict[str, set[str]] = {}
         self._serving: dict[tuple[str, str], tuple[str, ...]] = {}
         self._fallbacks: dict[tuple[str, str], tuple[str, ...]] = {}
 
@@ -141,6 +154,17 @@ class Metrics:
         items = ([report.score] if report.score else []) + report.features
         for item in items:
             self.psi.labels(report.model, str(report.version), item.name).set(item.index)
+        self.bad_items("drift", report.problems)
+
+    def bad_items(self, view: str, problems: Iterable[Problem]) -> None:
+        """Set the bad-item gauges of ``view`` from the problems its last answer met (the
+        kinds it no longer meets go back to 0)."""
+        counts = Counter_(problem.kind for problem in problems)
+        for kind in self._bad_kinds.get(view, set()) - counts.keys():
+            self.bad_item_count.labels(view, kind).set(0)
+        for kind, count in counts.items():
+            self.bad_item_count.labels(view, kind).set(count)
+        self._bad_kinds[view] = set(counts)
 
     def log_written(self, rows: int) -> None:
         self.log_rows.labels("written").inc(rows)

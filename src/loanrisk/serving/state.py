@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loanrisk.inference.cache import ModelCaches
-from loanrisk.inference.scorer import scorer_from_settings
+from loanrisk.inference.scorer import scorer_from_settings, servable_check
 from loanrisk.jobs.manager import JobManager
 from loanrisk.monitoring.log.writer import PredictionLog, prediction_log
 from loanrisk.registry.models import ModelRegistry
@@ -59,7 +59,10 @@ class Services:
             directory=settings.model_directory,
             name=settings.model_name,
             ref=settings.model_alias,
-            build=lambda model: scorer_from_settings(model, settings, nthread=1),
+            # A version that loads but cannot score (a linear booster) is refused as it loads;
+            # the shadow, which never answers, is loaded as it is and its failures counted.
+            build=servable_check(settings),
+            shadow_build=lambda model: scorer_from_settings(model, settings, nthread=1),
             on_failure=metrics.model_load_failed,
             shadow_alias=settings.shadow_alias,
             canary=settings.canary_split,

@@ -12,7 +12,7 @@ from typing import IO, Protocol, runtime_checkable
 from pydantic import BaseModel, Field, ValidationError
 
 from loanrisk.contracts import ProcessDataJob
-from loanrisk.errors import InvalidInput, NotFound
+from loanrisk.errors import InvalidInput, NotFound, StorageError
 from loanrisk.requests import process_data_job
 from loanrisk.schema import LoanSchema, parse_schema
 from loanrisk.serving.errors import invalid_fields
@@ -40,10 +40,19 @@ def safe_name(filename: str | None, default: str = "upload.csv") -> str:
 
 
 def _copy(source: IO[bytes], storage: Storage, path: str, name: str) -> None:
+    """Copy ``source`` to ``path``, whole or not at all. A write the disk refuses (full,
+    over a quota or a file-size limit) is the storage's failure: :class:`StorageError`
+    (503), and nothing is left under ``path``."""
     written = 0
     with storage.open_write(path) as sink:
         while chunk := source.read(CHUNK):
-            sink.write(chunk)
+            try:
+                sink.write(chunk)
+            except OSError as exc:
+                raise StorageError(
+                    f"the storage could not take the upload {name!r}: {exc.strerror or exc}",
+                    details={"field": "file", "written_bytes": written},
+                ) from None
             written += len(chunk)
     if written == 0:
         storage.delete(path)

@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from typing import IO
 
 from loanrisk.errors import InvalidInput, PathNotAllowed
+from loanrisk.storage.problems import Listing
 
 #: Longest name of one file or folder: what every backend stores, with room for the hidden
 #: temporary name of an atomic write (file systems allow 255 bytes).
@@ -99,7 +100,12 @@ class Storage(ABC):
     @abstractmethod
     def list(self, path: str = "") -> list[str]:
         """Names (not paths) of the files and directories directly under ``path``, sorted;
-        empty when ``path`` does not exist."""
+        empty when ``path`` does not exist. Entries that cannot be read safely (a symlink
+        leading out of a local storage) are left out: :meth:`listing` names them."""
+
+    def listing(self, path: str = "") -> Listing:
+        """:meth:`list`, with the entries it left out named as problems."""
+        return Listing(self.list(path))
 
     @abstractmethod
     def delete(self, path: str) -> None:

@@ -17,6 +17,7 @@ import fsspec
 
 from loanrisk.errors import InvalidInput, NotFound, PathNotAllowed, StorageError, describe_error
 from loanrisk.storage.base import Storage
+from loanrisk.storage.problems import Listing, Problem
 
 #: The hidden temporary name of a local atomic write (see ``_local_write``).
 _TEMPORARY = re.compile(r"^\..+\.tmp-[0-9a-f]{32}$")
@@ -82,6 +83,9 @@ class FsspecStorage(Storage):
         text = user_path.strip()
         if self.is_local:
             text = text.removeprefix("file://")
+            if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
+                # s3://, az://: another storage, never a folder of this one named "s3:".
+                raise PathNotAllowed(f"location {user_path!r} is outside the storage root")
             if text.startswith("/"):
                 real = os.path.realpath(text)
                 if real == self._root or real.startswith(self._root + os.sep):
@@ -218,15 +222,38 @@ class FsspecStorage(Storage):
             return bool(self.fs.isfile(full))
 
     def list(self, path: str = "") -> list[str]:
+        return self.listing(path).names
+
+    def listing(self, path: str = "") -> Listing:
+        """The entries under ``path``; on a local storage, a symlink leading out of the root
+        is left out and named as a problem (reading it by name is refused:
+        :class:`PathNotAllowed`), so one such link never takes a whole listing down."""
         full = self._full(path)
         with _backend_errors(path):
             try:
                 entries = self.fs.ls(full, detail=False)
             except FileNotFoundError:
-                return []
+                return Listing([])
         names = {posixpath.basename(str(e).rstrip("/")) for e in entries}
         # Hidden names are in-flight temporary files of atomic writes.
-        return sorted(n for n in names if n and not n.startswith("."))
+        visible = sorted(n for n in names if n and not n.startswith("."))
+        if not self.is_local:
+            return Listing(visible)
+        kept, problems = [], []
+        for name in visible:
+            real = os.path.realpath(os.path.join(full, name))
+            if real == self._root or real.startswith(self._root + os.sep):
+                kept.append(name)
+                continue
+            problems.append(
+                Problem(
+                    kind="link",
+                    path=self.join(path, name),
+                    message="a symlink leading outside the storage root: skipped; "
+                    "remove it, or copy what it names into the storage",
+                )
+            )
+        return Listing(kept, problems)
 
     def delete(self, path: str) -> None:
         full = self._full(path)

@@ -68,6 +68,8 @@ def train_distributed(
     clock = time.perf_counter()
     prepared = prepare(request, storage)
     spec = prepared.spec
+    # Dask reads the file itself: it is checked against the manifest's hash first.
+    prepared.catalogue.verify_file(prepared.dataset.id, "train.parquet")
     url = f"{storage.url}/{prepared.catalogue.path(prepared.dataset.id, 'train.parquet')}"
     with Client(scheduler) as client:  # type: ignore[no-untyped-call]
         workers = len(client.scheduler_info()["workers"])

@@ -61,6 +61,8 @@ from loanrisk.training.monotone import constrained_spec, constraint_param, const
 from loanrisk.training.train import DEFAULT_PARAMS, RoundProgress, train_booster
 
 log = logging.getLogger(__name__)
+#: The files a training reads rows from: checked against their hashes before it is queued.
+SPLIT_FILES = ("train.parquet", "test.parquet")
 
 
 def _unknown_categories(dataset: DatasetManifest, spec: FeatureSpec) -> dict[str, int]:
@@ -151,9 +153,13 @@ def prepare(request: TrainingRequest, storage: Storage) -> Prepared:
 
 def check_request(request: TrainingRequest, storage: Storage) -> None:
     """What a training would refuse, found before its job is queued (the API answers 4xx,
-    not a job that fails): everything :func:`prepare` checks, and the parameters, which
-    XGBoost is given to train one round on two rows."""
+    not a job that fails): everything :func:`prepare` checks, the dataset's splits against
+    the hashes its manifest recorded (:class:`~loanrisk.errors.HashMismatch` naming the file
+    that changed), and the parameters, which XGBoost is given to train one round on two
+    rows. The job checks the splits again as it reads them."""
     prepared = prepare(request, storage)
+    for split in SPLIT_FILES:
+        prepared.catalogue.verify_file(prepared.dataset.id, split)
     features = np.zeros((2, len(prepared.spec.output_columns)), dtype=np.float32)
     try:
         xgb.train({**prepared.params, "nthread": 1}, xgb.DMatrix(features, label=[0, 1]), 1)
@@ -326,7 +332,7 @@ def evaluate_and_publish(
     )
     promote = request.promote
     if promote is None:
-        promote = PRODUCTION not in registry.aliases(request.model_name)
+        promote = not registry.has_alias(request.model_name, PRODUCTION)
     not_promoted = None
     if promote:
         reason = "trained with promote" if request.promote else "the model's first production"

@@ -47,6 +47,36 @@ def parse_param(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+#: The boosters a version can be served with: trees (oneDAL and XGBoost score both).
+TREE_BOOSTERS = ("gbtree", "dart")
+
+
+def check_params(params: dict[str, Any]) -> None:
+    """Refuse parameters that would train a model no backend serves as a probability of
+    default: a booster other than trees (``gblinear``), an objective other than
+    ``binary:logistic``, or a ``num_class`` (a loan defaults or not). :class:`InvalidInput`
+    naming the parameter (``params.<name>``)."""
+    booster = params.get("booster", "gbtree")
+    if booster not in TREE_BOOSTERS:
+        raise InvalidInput(
+            f"params.booster {booster!r} cannot be served: use {' or '.join(TREE_BOOSTERS)}",
+            details={"field": "params.booster"},
+        )
+    objective = params.get("objective", DEFAULT_PARAMS["objective"])
+    if objective != DEFAULT_PARAMS["objective"]:
+        raise InvalidInput(
+            f"params.objective {objective!r}: the model scores a probability of default "
+            f"({DEFAULT_PARAMS['objective']})",
+            details={"field": "params.objective"},
+        )
+    if "num_class" in params and params["num_class"] not in (None, 1):
+        raise InvalidInput(
+            f"params.num_class {params['num_class']!r}: a loan defaults or not (two classes, "
+            "a binary objective); leave num_class out",
+            details={"field": "params.num_class"},
+        )
+
+
 class ProgressCallback(xgb.callback.TrainingCallback):
     """Reports each round to ``report`` and stops the training when ``should_cancel()``."""
 

@@ -16,7 +16,11 @@ read as ``champion``.
 
 This package holds the format; :mod:`~loanrisk.monitoring.log.writer` writes the log (off the
 request path), :mod:`~loanrisk.monitoring.log.reader` reads windows of it for reports, and
-:mod:`~loanrisk.monitoring.log.compaction` merges a past day's files.
+:mod:`~loanrisk.monitoring.log.compaction` merges a past day's files. Applicants' data is kept
+as the law asks: :mod:`~loanrisk.monitoring.log.retention` removes rows past a model's
+retention period, :mod:`~loanrisk.monitoring.log.erasure` removes one loan's rows on request,
+and :mod:`~loanrisk.monitoring.log.personal` keeps the schema's personal fields out of the log
+in clear.
 """
 
 from __future__ import annotations

@@ -9,25 +9,54 @@ from datetime import date
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loanrisk.errors import NotFound
+from loanrisk.errors import NotFound, StorageError, describe_error
 from loanrisk.monitoring.log import COLUMNS
 from loanrisk.storage.base import Storage
+from loanrisk.storage.problems import Problem
 
 
 def day_files(
-    storage: Storage, directory: str, model: str
+    storage: Storage, directory: str, model: str, *, problems: list[Problem] | None = None
 ) -> Iterator[tuple[date, str, list[str]]]:
-    """Each day partition of ``model``'s log: its date, folder and Parquet file names."""
+    """Each day partition of ``model``'s log: its date, folder and Parquet file names.
+    Entries left out of a listing (a symlink leading out of the storage) are appended to
+    ``problems``, when given."""
     root = storage.join(directory, f"model={model}")
     try:
-        entries = storage.list(root)
+        found = storage.listing(root)
     except NotFound:
         return
-    for entry in entries:
+    skipped = list(found.problems)
+    for entry in found.names:
         day = _day(entry)
         if day is not None:
             folder = storage.join(root, entry)
-            yield day, folder, [n for n in storage.list(folder) if n.endswith(".parquet")]
+            files = storage.listing(folder)
+            skipped.extend(files.problems)
+            yield day, folder, [n for n in files.names if n.endswith(".parquet")]
+    if problems is not None:
+        problems.extend(p.model_copy(update={"kind": "log_file"}) for p in skipped)
+
+
+def read_file_or_skip(
+    storage: Storage, path: str, columns: Sequence[str] | None, problems: list[Problem]
+) -> pa.Table | None:
+    """:func:`read_file`, or None with a problem appended when the file is not a readable
+    log file (truncated, not Parquet, another schema): one bad file never fails a report."""
+    try:
+        return read_file(storage, path, columns)
+    except NotFound:
+        return None  # compacted away since it was listed
+    except (pa.ArrowException, OSError, ValueError, StorageError) as exc:
+        problems.append(
+            Problem(
+                kind="log_file",
+                path=path,
+                message=f"not a readable prediction-log file ({describe_error(exc)}): "
+                "skipped; move it out of the log to keep its rows for inspection",
+            )
+        )
+        return None
 
 
 def read_file(storage: Storage, path: str, columns: Sequence[str] | None = None) -> pa.Table:

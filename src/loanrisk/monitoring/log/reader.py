@@ -8,7 +8,7 @@ loan (:func:`read_window`).
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import pandas as pd
@@ -17,20 +17,23 @@ import pyarrow.compute as pc
 
 from loanrisk.errors import InvalidInput
 from loanrisk.monitoring.log import CHAMPION, COLUMNS
-from loanrisk.monitoring.log._files import day_files, read_file
+from loanrisk.monitoring.log._files import day_files, read_file_or_skip
 from loanrisk.storage.base import Storage
+from loanrisk.storage.problems import Problem
 
 
 @dataclass(frozen=True)
 class LogWindow:
     """A window of the log as a report reads it: ``frame`` holds every row asked for, or a
     uniform sample of them when there were more than the bound; ``rows`` counts them all,
-    ``days`` per UTC day and ``versions`` per version."""
+    ``days`` per UTC day and ``versions`` per version; ``problems`` names the files skipped
+    (unreadable, or links leading out of the storage)."""
 
     frame: pd.DataFrame
     rows: int
     days: dict[date, int]
     versions: dict[int, int]
+    problems: list[Problem] = field(default_factory=list)
 
     @property
     def sampled(self) -> int | None:
@@ -59,7 +62,8 @@ def read_log(
     """Every logged loan of ``model`` scored in ``[since, until)`` (of ``version``, or of
     ``versions``, when given), oldest first, as one frame with the log's columns (or with
     ``columns`` and ``time``, ``version`` and ``role``). Each file is filtered as it is
-    read, so memory holds only the rows and columns asked for."""
+    read, so memory holds only the rows and columns asked for. Unreadable files are skipped
+    (:func:`read_window` names them)."""
     return read_window(
         storage,
         directory,
@@ -88,7 +92,8 @@ def read_window(
     those whose hash of :data:`SAMPLE_KEY` falls under a threshold, halved each time the
     rows kept pass the bound. That is a uniform sample, the same on every read of the same
     rows, holding both sides of a shadowed loan; memory holds at most ``max_rows`` rows and
-    one file."""
+    one file. A file that cannot be read is skipped and named in the window's
+    ``problems``."""
     if since is not None and until is not None and since >= until:
         raise InvalidInput("since must be before until")
     extra = SAMPLE_KEY if max_rows is not None else ()
@@ -99,12 +104,14 @@ def read_window(
     )
     chosen = [version] if version is not None else versions
     gathered = _Gathered(max_rows)
-    for day, folder, names in _days_within(storage, directory, model, since, until):
+    problems: list[Problem] = []
+    for day, folder, names in _days_within(storage, directory, model, since, until, problems):
         for name in names:
-            table = read_file(storage, storage.join(folder, name), wanted)
-            gathered.add(day, table.filter(_within(table, since, until, chosen)))
+            table = read_file_or_skip(storage, storage.join(folder, name), wanted, problems)
+            if table is not None:
+                gathered.add(day, table.filter(_within(table, since, until, chosen)))
     schema = COLUMNS if wanted is None else pa.schema([COLUMNS.field(c) for c in wanted])
-    return gathered.window(schema)
+    return gathered.window(schema, problems)
 
 
 def _days_within(
@@ -113,11 +120,12 @@ def _days_within(
     model: str,
     since: datetime | None,
     until: datetime | None,
+    problems: list[Problem],
 ) -> Iterable[tuple[date, str, list[str]]]:
     """The day partitions of ``model``'s log that may hold rows of ``[since, until)``."""
     first = since.date() if since is not None else None
     last = (until - timedelta(microseconds=1)).date() if until is not None else None
-    for day, folder, names in day_files(storage, directory, model):
+    for day, folder, names in day_files(storage, directory, model, problems=problems):
         if (first is None or day >= first) and (last is None or day <= last):
             yield day, folder, names
 
@@ -162,7 +170,7 @@ class _Gathered:
             self.shift += 1
             self.tables, self.kept = fewer, sum(t.num_rows for t in fewer)
 
-    def window(self, schema: pa.Schema) -> LogWindow:
+    def window(self, schema: pa.Schema, problems: list[Problem]) -> LogWindow:
         """The window read: the rows kept (the log's ``schema`` if none), oldest first."""
         table = pa.concat_tables(self.tables) if self.tables else schema.empty_table()
         if _HASH in table.column_names:
@@ -170,20 +178,31 @@ class _Gathered:
         frame: pd.DataFrame = table.to_pandas()
         frame["role"] = frame["role"].fillna(CHAMPION)
         selected: pd.DataFrame = frame.sort_values("time", kind="stable")
-        return LogWindow(selected.reset_index(drop=True), self.rows, self.days, self.versions)
+        return LogWindow(
+            selected.reset_index(drop=True), self.rows, self.days, self.versions, problems
+        )
 
 
 def known_loan_ids(
-    storage: Storage, directory: str, *, model: str, among: Iterable[str]
+    storage: Storage,
+    directory: str,
+    *,
+    model: str,
+    among: Iterable[str],
+    problems: list[Problem] | None = None,
 ) -> set[str]:
     """Which of the loan ids ``among`` ``model``'s log holds, read a file at a time (memory
-    holds one file's ids and the answer, however long the log)."""
+    holds one file's ids and the answer, however long the log). Files that cannot be read
+    are skipped, and appended to ``problems`` when given."""
     wanted = pa.array(list(dict.fromkeys(among)), pa.string())
     found: set[str] = set()
-    for _day, folder, names in day_files(storage, directory, model):
+    skipped: list[Problem] = [] if problems is None else problems
+    for _day, folder, names in day_files(storage, directory, model, problems=skipped):
         for name in names:
-            ids = read_file(storage, storage.join(folder, name), ["loan_id"])["loan_id"]
-            found.update(ids.filter(pc.is_in(ids, value_set=wanted)).to_pylist())
+            table = read_file_or_skip(storage, storage.join(folder, name), ["loan_id"], skipped)
+            if table is not None:
+                ids = table["loan_id"]
+                found.update(ids.filter(pc.is_in(ids, value_set=wanted)).to_pylist())
     return found
 
 

@@ -8,6 +8,9 @@ are never held up for long) and writes them every ``flush_seconds``
 buffered; a process killed with SIGKILL loses at most what arrived since the last write. When
 the buffer is full, new rows are dropped and counted (``on_dropped``), never waited for; a
 failed write is kept and retried at the next one (the bound still holds meanwhile).
+
+Fields the scoring schema declares ``pii: true`` are dropped or hashed as each row is
+serialised (:mod:`~loanrisk.monitoring.log.personal`), so they never reach the log in clear.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loanrisk.monitoring.log import CHAMPION, COLUMNS
+from loanrisk.monitoring.log.personal import PersonalFields
 from loanrisk.settings import Settings
 from loanrisk.storage.base import Storage
 
@@ -62,6 +66,8 @@ class Scored:
     #: Row number of the frame's first loan minus one (``results["row"]`` counts from 1).
     offset: int = 0
     role: str = CHAMPION
+    #: Fields the schema declares personal: dropped or hashed as the log is written.
+    personal: frozenset[str] = frozenset()
 
     @property
     def rows(self) -> int:
@@ -71,6 +77,9 @@ class Scored:
 def _id_fields(*names: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(n for n in names if n))
 
+
+#: Personal fields dropped: the default, which needs no key.
+_DROP = PersonalFields()
 
 #: One encoder for every row (``json.dumps`` with options builds a new one per call).
 _ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
@@ -83,8 +92,9 @@ def _clean(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _append_rows(item: Scored, out: dict[str, list[Any]]) -> None:
-    """Append the log rows of one scoring call to the columns ``out``."""
+def _append_rows(item: Scored, out: dict[str, list[Any]], personal: PersonalFields = _DROP) -> None:
+    """Append the log rows of one scoring call to the columns ``out`` (its personal fields
+    as ``personal`` says)."""
     if isinstance(item.results, pd.DataFrame):
         frame = item.loans
         assert isinstance(frame, pd.DataFrame)
@@ -111,6 +121,8 @@ def _append_rows(item: Scored, out: dict[str, list[Any]]) -> None:
     for record in records:
         loan_id = next((record[f] for f in item.id_fields if record.get(f) is not None), None)
         out["loan_id"].append(None if loan_id is None else str(loan_id))
+        if item.personal:
+            record = personal.protect(record, item.personal)
         out["features"].append(encode(record))
     n = len(records)
     at = datetime.fromtimestamp(item.at, UTC)
@@ -130,10 +142,10 @@ def _append_rows(item: Scored, out: dict[str, list[Any]]) -> None:
 SLICE_ROWS = 10_000
 
 
-def _table(items: Sequence[Scored]) -> pa.Table:
+def _table(items: Sequence[Scored], personal: PersonalFields = _DROP) -> pa.Table:
     columns: dict[str, list[Any]] = {name: [] for name in COLUMNS.names}
     for item in items:
-        _append_rows(item, columns)
+        _append_rows(item, columns, personal)
     return pa.Table.from_pydict(columns, schema=COLUMNS)
 
 
@@ -161,8 +173,11 @@ class PredictionLog:
         max_buffered_rows: int = 200_000,
         on_dropped: Callable[[int], None] | None = None,
         on_written: Callable[[int], None] | None = None,
+        personal: PersonalFields | None = None,
     ) -> None:
         self.storage = storage
+        #: How personal fields are stored (default: dropped).
+        self.personal = personal or PersonalFields()
         self.directory = directory
         self.flush_seconds = flush_seconds
         self.flush_rows = flush_rows
@@ -214,6 +229,7 @@ class PredictionLog:
                 result.results,
                 _id_fields(scorer.schema.id_name, "id"),
                 role=role,
+                personal=scorer.schema.personal,
             )
         )
 
@@ -230,6 +246,7 @@ class PredictionLog:
         each chunk's loans (the loan id from ``id_column``, the schema's id column, or an
         ``id`` column, as JSON loans name theirs)."""
         id_fields = _id_fields(id_column, scorer.schema.id_name, "id")
+        personal = scorer.schema.personal
 
         def on_scored(offset: int, chunk: pd.DataFrame, results: pd.DataFrame) -> None:
             self.write_now(
@@ -245,6 +262,7 @@ class PredictionLog:
                     id_fields,
                     offset,
                     role,
+                    personal,
                 )
             )
 
@@ -263,7 +281,7 @@ class PredictionLog:
             with self.storage.open_write(self._path(item.model, day)) as out:
                 writer = pq.ParquetWriter(out, COLUMNS, compression="zstd")
                 for part in _slices(item):
-                    writer.write_table(_table([part]))
+                    writer.write_table(_table([part], self.personal))
                 writer.close()
         except Exception:  # the log must never fail the scoring it records
             log.exception("prediction log: a batch chunk could not be written; counted dropped")
@@ -323,7 +341,7 @@ class PredictionLog:
             self._items.clear()
         if not items:
             return
-        table = _table(items)
+        table = _table(items, self.personal)
         with self._lock:
             self._converted.append(table)
             self._converted_rows += table.num_rows
@@ -382,7 +400,8 @@ def prediction_log(
     on_dropped: Callable[[int], None] | None = None,
     on_written: Callable[[int], None] | None = None,
 ) -> PredictionLog:
-    """The writer the settings describe (directory, flush interval and rows, buffer bound)."""
+    """The writer the settings describe (directory, flush interval and rows, buffer bound,
+    how personal fields are stored)."""
     return PredictionLog(
         storage,
         storage.resolve(settings.log_directory),
@@ -391,4 +410,5 @@ def prediction_log(
         max_buffered_rows=settings.log_max_buffered_rows,
         on_dropped=on_dropped,
         on_written=on_written,
+        personal=PersonalFields.from_settings(settings),
     )

@@ -10,12 +10,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_serializer
 from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import STUDY_NAME, DatasetManifest, LabelRates, RowCounts, TuneOptions
 from loanrisk.data.datasets import DatasetCatalogue
-from loanrisk.errors import InvalidInput, NotFound, naming
+from loanrisk.errors import InvalidInput, NotFound, StorageError, naming
 from loanrisk.requests import process_data_job, tune_job
 from loanrisk.schema import header_name, schema_from_doc
 from loanrisk.schema.quality import QualityReport
@@ -27,6 +27,7 @@ from loanrisk.service.routes.jobs import accepted
 from loanrisk.serving.auth import ADMIN
 from loanrisk.serving.state import Services
 from loanrisk.serving.uploads import named_schema, upload_job
+from loanrisk.storage.problems import Problem
 from loanrisk.training.tune import Study, load_study
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], dependencies=[require(ADMIN)])
@@ -38,7 +39,7 @@ class FromStorage(BaseModel):
     """Process a raw loan CSV already on the storage."""
 
     source: str = Field(description="Path (or URI inside the storage root) of the raw CSV.")
-    size: int | None = Field(None, ge=1, description="Expand to this many rows (benchmarks).")
+    size: StrictInt | None = Field(None, ge=1, description="Expand to this many rows (benchmarks).")
     directory: str = Field("data", description="Folder of the storage for the dataset.")
     keep_columns: list[str] = Field(
         [], max_length=32, description="Extra columns to carry (not features)."
@@ -165,13 +166,45 @@ class DatasetSummary(BaseModel):
 
 class DatasetList(BaseModel):
     datasets: list[DatasetSummary]
+    problems: list[Problem] = Field(
+        [],
+        description="Datasets skipped (a corrupt manifest, a link out of the storage), each "
+        "with its path and what is wrong; empty when none.",
+    )
+
+
+def _listing(catalogue: DatasetCatalogue) -> DatasetList:
+    """Every complete dataset, oldest first; one that cannot be read is named, not fatal."""
+    storage = catalogue.storage
+    found = storage.listing(catalogue.root)
+    manifests, problems = [], [p.model_copy(update={"kind": "dataset"}) for p in found.problems]
+    for dataset_id in found.names:
+        try:
+            manifests.append(catalogue.get(dataset_id))
+        except NotFound:
+            continue  # in progress or abandoned: no manifest yet
+        except (InvalidInput, StorageError) as exc:
+            problems.append(
+                Problem(
+                    kind="dataset",
+                    path=storage.join(catalogue.root, dataset_id),
+                    message=f"{exc.message}: skipped; process its raw data again and remove it",
+                )
+            )
+    manifests.sort(key=lambda m: (m.created_at, m.id))
+    return DatasetList(datasets=[DatasetSummary.of(m) for m in manifests], problems=problems)
 
 
 @router.get("", summary="List datasets (oldest first)")
-async def list_datasets(storage: StorageDep, directory: Directory = "data") -> DatasetList:
+async def list_datasets(services: ServicesDep, directory: Directory = "data") -> DatasetList:
+    """Every complete dataset. One that cannot be read (a corrupt manifest, a symlink
+    leading out of the storage) is skipped and named in ``problems`` (and in the
+    ``loanrisk_bad_items`` gauge); the rest is served."""
+    storage = services.storage
     catalogue = DatasetCatalogue(storage, storage.resolve(directory))
-    manifests = await run_in_threadpool(catalogue.list)
-    return DatasetList(datasets=[DatasetSummary.of(m) for m in manifests])
+    answer = await run_in_threadpool(_listing, catalogue)
+    services.metrics.bad_items("datasets", answer.problems)
+    return answer
 
 
 @router.get("/{dataset_id}", summary="A dataset's manifest")

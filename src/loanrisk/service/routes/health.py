@@ -1,18 +1,22 @@
 """Liveness and readiness, with their Open Inference Protocol v2 aliases (whose clients read
-``live`` and ``ready``)."""
+``live`` and ``ready``). Both are open to anyone, so they tell an anonymous caller nothing
+about where the data lives: readiness names the storage's kind (``file``, ``s3``, ``az``)
+and its full URL only to a caller with a valid API key."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from loanrisk.errors import Conflict, LoanRiskError
 from loanrisk.inference.results import ScorerDescription
-from loanrisk.service.deps import MetricsDep, ModelsDep, SettingsDep, StorageDep
+from loanrisk.service.deps import MetricsDep, ModelsDep, ServicesDep, SettingsDep, StorageDep
+from loanrisk.serving.auth import ApiKeys, presented_key
+from loanrisk.storage.base import Storage
 
 router = APIRouter(tags=["health"])
 
@@ -25,8 +29,9 @@ class Liveness(BaseModel):
 
 
 class Readiness(BaseModel):
-    """A ready replica: its storage, the model it serves (None before one loaded) and why
-    that is not the version the alias names (None when it is)."""
+    """A ready replica: its storage (its kind, or its URL for a caller with a key), the model
+    it serves (None before one loaded) and why that is not the version the alias names (None
+    when it is)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -45,22 +50,49 @@ async def live() -> Liveness:
     return Liveness()
 
 
+def _known_caller(keys: ApiKeys, request: Request) -> bool:
+    """Whether the request carries a valid API key (an open service has none to carry)."""
+    if keys.open:
+        return False
+    try:
+        keys.identify(presented_key(request.headers))
+    except LoanRiskError:
+        return False
+    return True
+
+
+def _storage_shown(storage: Storage, known: bool) -> str:
+    """The storage as a caller may see it: its URL for a known caller, else its kind only."""
+    return storage.url if known else storage.url.partition("://")[0]
+
+
 @router.get("/readyz", responses={503: {"description": "storage unreachable"}})
 @router.get("/v2/health/ready", include_in_schema=False)
-async def ready(storage: StorageDep, settings: SettingsDep, models: ModelsDep) -> JSONResponse:
-    """Ready: the storage answers. Reports the model loaded, and in ``model_problem`` why it
-    is not the version the alias names (a version that failed to load: the replica keeps
-    serving the last good one). A missing model does not make the replica unready (scoring
-    answers 409; data and training still work)."""
+async def ready(
+    request: Request,
+    services: ServicesDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    models: ModelsDep,
+) -> JSONResponse:
+    """Ready: the storage answers. Reports the storage (its kind; its URL to a caller with an
+    API key), the model loaded, and in ``model_problem`` why it is not the version the alias
+    names (a version that failed to load: the replica keeps serving the last good one). A
+    missing model does not make the replica unready (scoring answers 409; data and training
+    still work)."""
+    known = _known_caller(services.keys, request)
     try:
         await run_in_threadpool(storage.list, settings.model_directory)
     except LoanRiskError as exc:
-        return JSONResponse({"status": "unready", "ready": False, "reason": exc.message}, 503)
+        reason = exc.message if known else "the storage does not answer"
+        return JSONResponse({"status": "unready", "ready": False, "reason": reason}, 503)
     try:
         model: ScorerDescription | None = models.served.current().describe()
     except Conflict:
         model = None
-    body = Readiness(storage=storage.url, model=model, model_problem=models.served.problem)
+    body = Readiness(
+        storage=_storage_shown(storage, known), model=model, model_problem=models.served.problem
+    )
     return JSONResponse(body.model_dump(mode="json"))
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import TrainingOptions
@@ -24,6 +24,7 @@ from loanrisk.service.deps import ServicesDep
 from loanrisk.service.routes.jobs import accepted
 from loanrisk.serving.auth import ADMIN
 from loanrisk.serving.state import Services, registry_of, training_scope
+from loanrisk.storage.problems import Problem
 from loanrisk.training.job import check_request
 
 T = TypeVar("T")
@@ -66,7 +67,7 @@ Reason = Annotated[
 class AliasBody(BaseModel):
     version: int | str = Field(description="Version number, 'vN', 'latest' or another alias.")
     reason: Reason = None
-    if_not_worse: bool = Field(
+    if_not_worse: StrictBool = Field(
         False,
         description="Refuse (409, with the comparison) when the version's AUC is below the "
         "alias's version's on the same held-out split by more than max_auc_drop beyond noise "
@@ -101,11 +102,24 @@ class ReasonBody(BaseModel):
     model_config = {"extra": "forbid"}
 
 
+class RetireBody(ReasonBody):
+    force: bool = Field(
+        False,
+        description="Retire the alias the service serves too (refused with 409 otherwise: "
+        "after a restart the service would have nothing to score with).",
+    )
+
+
 @router.post(
     "/{name}/versions",
     status_code=202,
     summary="Train a new version (a job)",
-    responses={409: {"description": "this model is already being trained"}},
+    responses={
+        409: {
+            "description": "this model is already being trained, or the dataset's splits no "
+            "longer match the hashes its manifest recorded (`hash_mismatch`, naming the file)"
+        }
+    },
 )
 async def train(
     name: str, body: TrainBody, services: ServicesDep, model_directory: ModelDir = None
@@ -135,36 +149,63 @@ async def train(
     return accepted(record)
 
 
+ProblemList = Annotated[
+    list[Problem],
+    Field(
+        description="Stored items skipped (a corrupt alias record, a link out of the "
+        "storage), each with its path and what is wrong; empty when none."
+    ),
+]
+
+
 class ModelSummary(BaseModel):
-    """A model: its complete versions, ascending, and its aliases as stored."""
+    """A model: its complete versions, ascending, its readable aliases as stored, and the
+    aliases it skipped."""
 
     name: str
     versions: list[int]
     aliases: dict[str, AliasRecord]
+    problems: ProblemList = []
 
 
 class ModelList(BaseModel):
     models: list[ModelSummary]
+    problems: ProblemList = []
 
 
 def _describe(registry: ModelRegistry, name: str) -> ModelSummary:
-    return ModelSummary(name=name, versions=registry.versions(name), aliases=registry.aliases(name))
+    aliases = registry.alias_listing(name)
+    return ModelSummary(
+        name=name,
+        versions=registry.versions(name),
+        aliases=aliases.records,
+        problems=aliases.problems,
+    )
 
 
 @router.get("", summary="List models")
 async def list_models(services: ServicesDep, model_directory: ModelDir = None) -> ModelList:
+    """Every model with a complete version. One bad item (a corrupt alias record, a symlink
+    leading out of the storage) is skipped and named in ``problems`` (and in the
+    ``loanrisk_bad_items`` gauge); the rest is served."""
     registry = registry_of(services, model_directory)
 
-    def describe_all() -> list[ModelSummary]:
-        return [_describe(registry, n) for n in registry.models()]
+    def describe_all() -> ModelList:
+        found = registry.model_listing()
+        models = [_describe(registry, n) for n in found.names]
+        problems = found.problems + [p for m in models for p in m.problems]
+        return ModelList(models=models, problems=problems)
 
-    return ModelList(models=await run_in_threadpool(describe_all))
+    answer = await run_in_threadpool(describe_all)
+    services.metrics.bad_items("models", answer.problems)
+    return answer
 
 
 @router.get("/{name}", summary="A model's versions and aliases")
 async def get_model(
     name: str, services: ServicesDep, model_directory: ModelDir = None
 ) -> ModelSummary:
+    """Its versions and readable aliases; aliases that cannot be read are in ``problems``."""
     registry = registry_of(services, model_directory)
     return await run_in_threadpool(_describe, registry, check_name("model", name))
 
@@ -287,7 +328,8 @@ async def rollback(
     model_directory: ModelDir = None,
 ) -> AliasRecord:
     """Back to the version the alias pointed at before its last move (recorded with the
-    key's name and the reason)."""
+    key's name and the reason). A corrupt record is replaced when its previous version can
+    still be read from it; otherwise 409 (point the alias at a version with PUT)."""
     check = servable_check(services.settings)
     return await _change_alias(
         services,
@@ -303,25 +345,38 @@ async def rollback(
 @router.post(
     "/{name}/aliases/{alias}/retire",
     summary="Retire an alias (discard a challenger)",
-    responses={409: {"description": "the alias is retired already"}},
+    responses={
+        409: {
+            "description": "the alias is retired already, or it is the one the service "
+            "serves (and force is not set)"
+        }
+    },
 )
 async def retire(
     name: str,
     alias: str,
     request: Request,
     services: ServicesDep,
-    body: ReasonBody | None = None,
+    body: RetireBody | None = None,
     model_directory: ModelDir = None,
 ) -> AliasRecord:
     """The alias resolves to nothing from now on: replicas stop shadow or canary scoring
-    with it within the reload interval. Its history stays; a rollback brings it back."""
+    with it within the reload interval. Its history stays; a rollback brings it back. The
+    alias the service serves (its model's ``LOANRISK_MODEL_ALIAS``) is refused with 409
+    unless ``force`` is set."""
+    settings = services.settings
     return await _change_alias(
         services,
         model_directory,
         name,
         alias,
         lambda registry, model, to: registry.retire(
-            model, to, by=caller(request), reason=body.reason if body else None
+            model,
+            to,
+            by=caller(request),
+            reason=body.reason if body else None,
+            served=settings.model_alias if model == settings.model_name else None,
+            force=body.force if body else False,
         ),
     )
 

@@ -4,7 +4,6 @@ and realized performance."""
 from __future__ import annotations
 
 import functools
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -12,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 from starlette.concurrency import run_in_threadpool
 
+from loanrisk.contracts import IsoMoment
 from loanrisk.errors import TooLarge
 from loanrisk.monitoring.compare import Comparison, Versions, compare
 from loanrisk.monitoring.outcomes import (
@@ -42,8 +42,10 @@ from loanrisk.serving.auth import ADMIN
 from loanrisk.serving.state import registry_of
 
 router = APIRouter(tags=["monitoring"], dependencies=[require(ADMIN)])
-Since = Annotated[datetime | None, Query(description="Window start (default: 30 days ago).")]
-Until = Annotated[datetime | None, Query(description="Window end (default: now).")]
+Since = Annotated[
+    IsoMoment | None, Query(description="Window start, ISO 8601 (default: 30 days ago).")
+]
+Until = Annotated[IsoMoment | None, Query(description="Window end, ISO 8601 (default: now).")]
 
 
 @router.get("/v1/models/{name}/drift", summary="Drift of a version's scored loans")
@@ -59,7 +61,9 @@ async def get_drift(
     scored in ``[since, until)`` against its training profile; each with its band (< 0.1
     stable, 0.1 to 0.25 investigate, > 0.25 shift) and the shares per bin. Past
     ``LOANRISK_MONITOR_MAX_ROWS`` loans the shares come from a uniform sample: ``rows``
-    counts every loan, ``sampled`` how many were read (null: all)."""
+    counts every loan, ``sampled`` how many were read (null: all). Log files that cannot be
+    read (and a stored profile that cannot, replaced by one made from the training data) are
+    skipped and named in ``problems``."""
     settings = services.settings
     start, end = window(since, until)
     registry = registry_of(services, model_directory)
@@ -74,6 +78,7 @@ async def get_drift(
         until=end,
         max_rows=settings.monitor_max_rows,
     )
+    services.metrics.bad_items("drift", report.problems)
     return report.model_dump(mode="json")
 
 
@@ -204,6 +209,7 @@ async def post_outcomes(
             model=name,
         )
     )
+    services.metrics.bad_items("outcomes", stored.problems)
     return stored.model_dump(mode="json")
 
 
@@ -217,7 +223,8 @@ async def get_performance(
     """The loans each version scored in ``[since, until)`` joined to their outcomes: how many
     have one, the realized AUC and Brier score, and per band the observed default rate
     against the mean predicted PD (from a uniform sample of ``LOANRISK_MONITOR_MAX_ROWS``
-    loans past that many: ``sampled``)."""
+    loans past that many: ``sampled``). Log and outcome files that cannot be read are skipped
+    and named in ``problems``."""
     start, end = window(since, until)
     storage, settings = services.storage, services.settings
     report = await run_in_threadpool(
@@ -230,4 +237,5 @@ async def get_performance(
         until=end,
         max_rows=settings.monitor_max_rows,
     )
+    services.metrics.bad_items("performance", report.problems)
     return report.model_dump(mode="json")

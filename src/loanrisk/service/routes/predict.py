@@ -10,7 +10,7 @@ from typing import IO, Annotated, Any, cast
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, BeforeValidator, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import MAX_REASONS, OnError, PredictOptions
@@ -60,10 +60,10 @@ class BatchBody(BaseModel):
     model_directory: str | None = Field(None, description="Folder of the storage with models.")
     on_error: OnError = Field("raise", description="Refuse or skip bad rows.")
     id_column: str | None = Field(None, description="An input column to carry along.")
-    explain: bool = Field(
+    explain: StrictBool = Field(
         False, description="Add reason_<i>, reason_<i>_code and reason_<i>_value columns."
     )
-    decline_reasons: bool = Field(
+    decline_reasons: StrictBool = Field(
         False,
         description="Add decline_codes and decline_reasons: for each loan over the "
         "threshold, what its adverse-action notice states.",

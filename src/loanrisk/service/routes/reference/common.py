@@ -35,16 +35,29 @@ CLASSES = ("Non-Default", "Default", "accuracy", "macro avg", "weighted avg")
 Flavour = Literal["azure", "aws"]
 
 
+def _no_body() -> InvalidInput:
+    """The reference's clients always send their fields; ``/train`` with none would train."""
+    return InvalidInput(
+        "the request has no fields: send them as JSON or as a form", details={"field": "body"}
+    )
+
+
 @contextlib.asynccontextmanager
 async def read_fields(request: Request) -> AsyncIterator[tuple[Flavour, ReferenceFields]]:
     """``("azure", fields)`` for a form, ``("aws", fields)`` for JSON, typed; an uploaded
-    file's spool is closed when the block ends."""
+    file's spool is closed when the block ends. A request with no body is refused (422):
+    the reference's clients always send their fields, and ``/train`` with none would train."""
     content_type = require_media_type(request, (MULTIPART, URLENCODED, JSON), default=JSON)
     if content_type in (MULTIPART, URLENCODED):
         async with request.form(max_files=1, max_fields=32) as form:
+            if not form:
+                raise _no_body()
             yield "azure", parse_model(ReferenceFields, dict(form), prefix="")
         return
-    doc = parse_json(await request.body() or b"{}")
+    body = await request.body()
+    if not body.strip():
+        raise _no_body()
+    doc = parse_json(body)
     if not isinstance(doc, dict):
         raise InvalidInput("the body must be a JSON object of fields")
     yield "aws", parse_model(ReferenceFields, doc, prefix="")
