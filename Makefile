@@ -14,9 +14,9 @@ $(VENV)/.runtime: $(BIN)/python requirements/runtime.lock requirements/install.s
 	sh requirements/install.sh $(VENV) runtime --editable
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements/dask.lock requirements/dev.lock requirements/mlflow.lock requirements/kserve.lock requirements/mlflow-server.lock tests/azurite/package-lock.json requirements/debian.txt
+$(VENV)/.dev: $(VENV)/.runtime requirements/dask.lock requirements/dev.lock requirements/mlflow.lock requirements/kserve.lock requirements/validation-nodeps.lock requirements/mlflow-server.lock tests/azurite/package-lock.json requirements/debian.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.lock -r requirements/mlflow.lock
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements/kserve.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements/kserve.lock -r requirements/validation-nodeps.lock
 	$(PYTHON) -m venv $(VENV)/mlflow-server
 	$(VENV)/mlflow-server/bin/pip install --quiet --disable-pip-version-check -r requirements/mlflow-server.lock
 	npm ci --prefix tests/azurite --no-audit --no-fund --loglevel=error

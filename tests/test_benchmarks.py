@@ -101,12 +101,12 @@ def test_http_benchmark_loads_a_real_server_with_wrk() -> None:
     assert "CSV of 2,000 loans" in out
 
 
-def test_log_benchmark_serves_with_the_log_off_and_on_and_counts_what_was_logged() -> None:
+def test_log_benchmark_serves_buffered_and_written_ahead_and_counts_what_was_logged() -> None:
     out = run_benchmark(
         "bench_log.py", "--duration", "1", "--connections", "2", "--repeat", "1", "--rounds", "20"
     )
-    assert "run 1 log off" in out and "run 1 log on" in out
-    line = out.split("run 1 log on")[1].split("\n")[0]
+    assert "run 1 buffered" in out and "run 1 write-ahead" in out
+    line = out.split("run 1 write-ahead")[1].split("\n")[0]
     answered = int(line.split("answered ")[1].split(",")[0].replace(",", ""))
     logged = int(line.split("logged ")[1].split(",")[0].replace(",", ""))
     # Nothing lost on a clean shutdown; wrk leaves uncounted the 2 requests still in flight.
@@ -191,3 +191,27 @@ def test_job_start_benchmark_compares_the_fork_server_with_spawn() -> None:
     out = run_benchmark("bench_job_start.py", "--jobs", "2")
     assert "spawn" in out and "forkserver" in out
     assert "speed-up (spawn / fork server, medians):" in out
+
+
+def test_cancel_benchmark_compares_a_baseline_tree_with_this_one() -> None:
+    out = run_benchmark(
+        "bench_cancel.py",
+        "--baseline-src",
+        str(ROOT / "src"),
+        "--repeat",
+        "1",
+        "--duration",
+        "1",
+        "--connections",
+        "2",
+        "--calls",
+        "20",
+        "--big",
+        "500",
+        "--explain",
+        "20",
+        "--rounds",
+        "20",
+    )
+    assert "run 1 before" in out and "run 1 after" in out
+    assert "medians (after / before)" in out and "reasons cost" in out

@@ -18,6 +18,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
+from loanrisk.registry.masterscale import DEFAULT_SCALE
 from loanrisk.settings import Settings
 from tests.builtin import EXAMPLE_LOAN
 
@@ -239,7 +240,7 @@ def test_predict_streams_a_csv_to_the_path_typed_and_explains_csv_and_json(
     source.write_text("\n".join(",".join(r[:8] + r[9:]) for r in rows) + "\n")  # no label
     to_stdout = run("predict", str(source), *storage)
     assert to_stdout.returncode == 0, to_stdout.stderr
-    assert to_stdout.stdout.splitlines()[0] == "row,probability,label,band"
+    assert to_stdout.stdout.splitlines()[0] == "row,probability,label,band,grade"
     assert len(to_stdout.stdout.splitlines()) == 6
     assert "5 loans scored, 0 rejected" in to_stdout.stderr
     here = tmp_path / "work"
@@ -255,11 +256,12 @@ def test_predict_streams_a_csv_to_the_path_typed_and_explains_csv_and_json(
     assert explained_csv.returncode == 0, explained_csv.stderr
     header = explained_csv.stdout.splitlines()[0].split(",")
     assert header[:4] == ["row", "probability", "label", "band"]
-    assert header[4:7] == ["reason_1", "reason_1_code", "reason_1_value"]
+    assert header[4:8] == ["grade", "reason_1", "reason_1_code", "reason_1_value"]
     assert "reason_4_value" in header
     first = explained_csv.stdout.splitlines()[1].split(",")
-    assert first[4] in rows[0]  # a loan attribute's name
-    assert first[5].startswith("R")  # its reason code
+    assert first[4] in DEFAULT_SCALE.names  # the loan's grade
+    assert first[5] in rows[0]  # a loan attribute's name
+    assert first[6].startswith("R")  # its reason code
 
     notices = run("predict", str(source), *storage, "--decline-reasons")
     assert notices.returncode == 0, notices.stderr
@@ -311,7 +313,7 @@ def test_predict_follows_the_threshold_and_band_settings(tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr
     assert "(xgboost)" in done.stderr
     lines = done.stdout.splitlines()[1:]
-    assert [line.split(",")[2:] for line in lines] == [["False", "fine"]] * 3
+    assert [line.split(",")[2:4] for line in lines] == [["False", "fine"]] * 3
     bad = run("predict", str(source), *storage, env={"LOANRISK_BACKEND": "gpu"})
     assert bad.returncode == 2
     assert "invalid setting backend" in bad.stderr

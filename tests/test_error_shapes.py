@@ -250,6 +250,31 @@ def test_a_report_window_is_iso_8601_not_an_epoch(client: TestClient) -> None:
         assert client.get(url, params={"until": good}).status_code == 200, good
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "query", "shape"),
+    [
+        ("GET", "/v1/models", "model_directory=models&model_directory=other", "v1"),
+        ("POST", "/v1/predict", "explain=true&top_k=2&explain=false", "v1"),
+        ("GET", "/v2/models/loan-default", "a=1&a=2", "oip"),
+    ],
+)
+def test_a_query_parameter_given_twice_is_refused_naming_it(
+    client: TestClient, method: str, path: str, query: str, shape: str
+) -> None:
+    name = query.split("=")[0]
+    answer = client.request(method, f"{path}?{query}", content=b"")
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    if shape == "oip":
+        assert error.startswith(f"query.{name}: given more than once")
+    else:
+        assert error["details"] == {"field": f"query.{name}"}
+
+
+def test_each_query_parameter_once_passes_the_edge(client: TestClient) -> None:
+    assert client.get("/v1/models?model_directory=models").status_code == 200
+
+
 def test_the_reference_train_with_no_body_trains_nothing(client: TestClient) -> None:
     for body in (b"", b"  \n"):
         response = client.post("/train", content=body, headers={"content-type": "application/json"})

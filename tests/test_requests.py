@@ -223,3 +223,16 @@ def test_a_tuning_study_is_the_identical_job_from_the_command_line_and_v1(
     shared = ("objective", "folds", "seed", "monotone", "max_rounds", "early_stopping_rounds")
     assert {k: job[k] for k in shared} == {k: stored[k] for k in shared}
     assert (job["dataset"], job["study"], job["seed"]) == (stored["dataset"], stored["name"], 7)
+
+
+def test_every_front_end_records_the_default_master_scale(
+    trained: dict[str, dict[str, Any]],
+) -> None:
+    """No scale given: the CLI, the v1 API and the reference's /train record the default
+    scale, and grade the held-out loans on it."""
+    from loanrisk.registry.masterscale import DEFAULT_SCALE, MasterScale
+
+    for front, doc in trained.items():
+        assert MasterScale.model_validate(doc["request"]["master_scale"]) == DEFAULT_SCALE, front
+        assert doc["report"]["master_scale"] == DEFAULT_SCALE.name, front
+        assert [g["grade"] for g in doc["report"]["grades"]] == list(DEFAULT_SCALE.names), front

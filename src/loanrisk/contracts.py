@@ -10,6 +10,7 @@ not ignored.
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -18,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     SerializerFunctionWrapHandler,
     StrictBool,
     StrictInt,
@@ -30,6 +32,7 @@ from loanrisk.defaults import DEFAULT_CALIBRATION_FRACTION
 from loanrisk.defaults import DEFAULT_ROUNDS as DEFAULT_ROUNDS
 from loanrisk.errors import InvalidInput
 from loanrisk.registry.manifest import FileEntry, ModelManifest
+from loanrisk.registry.masterscale import DEFAULT_SCALE, MasterScale
 from loanrisk.registry.policy import (
     DEFAULT_BAND_CUTOFFS,
     DEFAULT_BAND_NAMES,
@@ -189,6 +192,13 @@ class TrainingOptions(TrainingInputs):
     band_names: list[str] | None = Field(
         None, description="Risk band names, one more than the cut-offs. None: as threshold."
     )
+    master_scale: MasterScale | None = Field(
+        None,
+        description="The rating master scale recorded with the version: grades from the "
+        "lowest PD up, each {name, lower, upper} (PDs in [0, 1], contiguous, the first from 0, "
+        "the last to 1); every loan the version scores gets its grade. None: the parent's "
+        "(continued training), else the default (the Pillar 3 CR6 PD ranges, docs/scoring.md).",
+    )
 
 
 class TrainingRequest(TrainingInputs):
@@ -206,6 +216,9 @@ class TrainingRequest(TrainingInputs):
     )
     band_names: tuple[str, ...] = Field(
         DEFAULT_BAND_NAMES, description="Risk band names, one more than the cut-offs."
+    )
+    master_scale: MasterScale = Field(
+        DEFAULT_SCALE, description="The rating master scale recorded with the version."
     )
     seed: Seed = 0
     monotone: bool = False
@@ -247,6 +260,12 @@ class ScoreJob(_Job):
     request_id: str | None = Field(None, description="The submitting request's id (logged).")
     explain: bool = False
     decline_reasons: bool = False
+    log_staging: str = Field(
+        default_factory=lambda: secrets.token_hex(8),
+        pattern=r"^[0-9a-f]{16}$",
+        description="This job's own token: its prediction-log rows are staged under it until "
+        "its results are published (loanrisk.monitoring.log.staging).",
+    )
 
 
 #: A tuning study's name: letters, digits, '.', '_', '-'; never a path.
@@ -482,7 +501,7 @@ class TrainingResult(BaseModel):
     #: What logging the version to MLflow did (a job with a tracking URI set), else None.
     mlflow: MlflowRun | MlflowWarning | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, JsonValue]:
         """The result as a job stores it (``mlflow`` only when there was a tracking URI)."""
         return self.model_dump(mode="json", exclude=None if self.mlflow is not None else {"mlflow"})
 

@@ -54,6 +54,7 @@ def training_request(
     - ``monotone`` and ``calibration`` not given: the settings';
     - ``threshold`` and the bands not given: the setting when set explicitly, else the
       parent's policy (a continued training), else the settings' defaults;
+    - ``master_scale`` not given: the parent's (a continued training), else the default scale;
     - the seed: the settings'.
 
     :class:`~loanrisk.errors.InvalidInput` when the options do not make a request (a policy
@@ -63,7 +64,7 @@ def training_request(
     when the study or its dataset does not exist.
     """
     from loanrisk.registry.models import ModelRegistry
-    from loanrisk.training.policy import parent_policy, training_policy
+    from loanrisk.training.policy import parent_policy, training_policy, training_scale
     from loanrisk.training.train import check_params
 
     given = {name: getattr(options, name) for name in TrainingInputs.model_fields}
@@ -84,9 +85,8 @@ def training_request(
             monotone = tuned.monotone
         tuned_from = tuned.provenance
     check_params(given["params"])
-    parent = parent_policy(
-        ModelRegistry(storage, model_directory), model_name, options.continue_from
-    )
+    registry = ModelRegistry(storage, model_directory)
+    parent = parent_policy(registry, model_name, options.continue_from)
     policy = training_policy(
         settings,
         parent=parent,
@@ -101,6 +101,9 @@ def training_request(
         rounds=rounds,
         monotone=settings.monotone if monotone is None else monotone,
         calibration=options.calibration or settings.calibration,
+        master_scale=training_scale(
+            registry, model_name, options.continue_from, options.master_scale
+        ),
         seed=settings.seed,
         tuned_from=tuned_from,
         **policy.model_dump(),

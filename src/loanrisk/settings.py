@@ -165,6 +165,40 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         4 * 2**30, ge=1024, description="Largest upload (multipart file or CSV body; 413 beyond)."
     )
+    # -- bounded, cancellable scoring work (docs/service.md, "Limits") --
+    max_request_work: int = Field(
+        2_000_000,
+        ge=1,
+        description=(
+            "Most work one scoring request may ask for, in loan-units: a loan scored costs 1, "
+            "with reasons (explain or decline_reasons) 150. Counted before scoring (a CSV body "
+            "by its lines); 413 beyond, naming the bound and the cost. Bigger files: a batch "
+            "job (POST /v1/batch-predictions)."
+        ),
+    )
+    score_chunk_work: int = Field(
+        15_000,
+        ge=1,
+        description=(
+            "Loan-units scored between two checks that the client is still there: 100 loans "
+            "with reasons (a chunk costs about 16 ms more with reasons, under 2% of 100 "
+            "loans' on a 500-tree model). A request of more is scored in chunks; a disconnect "
+            "stops it at the next one, and nothing of it is counted or logged."
+        ),
+    )
+    max_parsing_bytes: int = Field(
+        32 * 2**20,
+        ge=1024,
+        description=(
+            "Bytes of JSON request bodies one worker parses and holds at once, from parsing "
+            "until the answer is made (parsing makes up to ~25 times a body's size in "
+            "objects: a worker's parsing peaks near 25 times this). A body beyond waits up "
+            "to parse_wait_seconds, then 429 with Retry-After; a body alone always fits."
+        ),
+    )
+    parse_wait_seconds: float = Field(
+        10.0, ge=0, le=600, description="Seconds a JSON body may wait for max_parsing_bytes."
+    )
     mount_path: str = Field(
         "/loan_app/azure-fileshare",
         description=(
@@ -197,6 +231,23 @@ class Settings(BaseSettings):
     )
     log_max_buffered_rows: int = Field(
         200_000, ge=1, description="Most log records held in memory; more are dropped, counted."
+    )
+    # -- the prediction log's write-ahead files (docs/monitoring.md, "What survives a fault") --
+    log_write_ahead: bool = Field(
+        True,
+        description=(
+            "Before a server worker answers, append the log rows of its answer to a local "
+            "write-ahead file, recovered into the log when the service next starts: a killed "
+            "process loses no answered loan. Off: a kill loses what was buffered."
+        ),
+    )
+    log_wal_directory: str | None = Field(
+        None,
+        description=(
+            "Local directory of the write-ahead files (a local disk; in Kubernetes an emptyDir "
+            "volume). None: '.wal' in a local storage's directory, or loanrisk-wal in the "
+            "system's temporary directory for s3:// and az:// storage."
+        ),
     )
     log_retention_days: int = Field(
         762,
@@ -241,6 +292,13 @@ class Settings(BaseSettings):
     )
     drift_interval: float = Field(
         300.0, ge=0, description="Seconds between refreshes of the loanrisk_psi gauges (0: off)."
+    )
+    backtest_interval: float = Field(
+        3600.0,
+        ge=0,
+        description="Seconds between refreshes of the loanrisk_backtest_light gauges (0: off): "
+        "each reads the served version's last 365 days of log and every outcome, off the "
+        "event loop, one refresh at a time.",
     )
     monitor_max_rows: int = Field(
         200_000,
@@ -366,6 +424,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"unsupported storage scheme {scheme!r}: use a directory, s3:// or az://"
             )
+        return value
+
+    @field_validator("log_wal_directory")
+    @classmethod
+    def _local_directory(cls, value: str | None) -> str | None:
+        if value is not None and ("://" in value or not value.strip() or "\x00" in value):
+            raise ValueError("a local directory (the write-ahead files need a local disk)")
         return value
 
     @field_validator("mlflow_tracking_uri")

@@ -101,6 +101,26 @@ def with_history(history: Path, target: Path) -> Path:
     return root
 
 
+def plant_bad_items(root: Path, outside: Path) -> None:
+    """One bad item in each listing and report: the pages must name them, and render clean."""
+    (outside / "secret.json").write_text('{"version": 1}')
+    (root / "models" / "evil").symlink_to(outside)
+    (root / "data" / "datasets" / "evil").symlink_to(outside)
+    (root / "jobs").mkdir(exist_ok=True)
+    (root / "jobs" / "job-20000101T000000Z-train-garbage.json").write_text('{"garbage": tru')
+    log = sorted({p.parent for p in root.glob("prediction-log/**/*.parquet")})[0]
+    (log / "garbage.parquet").write_bytes(b"PAR1 not a parquet file")
+
+
+#: The pages that list or report, and the bad item each names in its notice.
+NAMED = {
+    "models": "models/evil",
+    "datasets": "data/datasets/evil",
+    "jobs": "jobs/job-20000101T000000Z-train-garbage.json",
+    "monitoring": "garbage.parquet",
+}
+
+
 @pytest.fixture(scope="module")
 def server(history: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A service with loans scored today (so monitoring has a day of drift to draw)."""
@@ -116,6 +136,7 @@ def server(history: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         while not list(running.root.glob("prediction-log/**/*.parquet")):
             assert time.monotonic() < deadline, "the prediction log was never written"
             time.sleep(0.2)
+        plant_bad_items(running.root, tmp_path_factory.mktemp("outside"))
         yield running
     finally:
         stop(running)
@@ -225,6 +246,10 @@ def test_every_page_renders_offline_and_draws_its_charts(
             page.wait_for_selector("redoc h1, [role=navigation]")
         page.screenshot(path=ARTIFACTS / f"{name}-{viewport}.png", full_page=True)
         assert charts_are_drawn(page, name) == charts, name
+        if name in NAMED:
+            notice = page.locator("section.problems")
+            assert notice.is_visible(), f"{name}: no notice of the bad items"
+            assert NAMED[name] in notice.inner_text(), name
         if name not in ("docs", "redoc"):
             fits = page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
             assert fits, f"{name} is wider than a {viewport} screen"

@@ -22,6 +22,7 @@ from loanrisk.registry.manifest import FileEntry
 from loanrisk.schema import Validated, builtin_schema, validate_frame
 from loanrisk.storage import MemoryStorage, Storage
 from tests.builtin import LABEL
+from tests.storage.doubles import WholeReadsRecorded
 
 
 @pytest.fixture(scope="module")
@@ -71,13 +72,37 @@ def test_processing_stores_splits_spec_and_manifest(
     assert FeatureTransformer(spec).transform(test).shape == (2_500, 26)
 
 
+def test_verifying_a_split_reads_it_in_chunks(sample_loans: Validated) -> None:
+    storage = WholeReadsRecorded()
+    manifest = process_dataset(sample_loans, storage, source="s", size=1_000, directory="d")
+    catalogue = DatasetCatalogue(storage, "d")
+    storage.whole.clear()
+    catalogue.verify_file(manifest.id, "train.parquet")
+    assert storage.whole == [catalogue.path(manifest.id, "manifest.json")]
+
+
+def test_an_unreadable_manifest_is_named_and_the_newest_readable_dataset_is_latest(
+    sample_loans: Validated,
+) -> None:
+    storage = MemoryStorage()
+    kept = process_dataset(sample_loans, storage, source="s", size=1_000, directory="d")
+    broken = process_dataset(sample_loans, storage, source="s", size=1_000, directory="d")
+    catalogue = DatasetCatalogue(storage, "d")
+    storage.write_bytes(catalogue.path(broken.id, "manifest.json"), b"{not json")
+    manifests, problems = catalogue.listing()
+    assert [m.id for m in manifests] == [kept.id]
+    assert [(p.kind, p.path) for p in problems] == [("dataset", f"{catalogue.root}/{broken.id}")]
+    assert "process its raw data again" in problems[0].message
+    assert catalogue.resolve("latest").id == kept.id
+
+
 def test_datasets_are_found_by_id_by_size_and_latest(sample_loans: Validated) -> None:
     storage = MemoryStorage()
     small = process_dataset(sample_loans, storage, source="s", size=1_000, directory="d")
     big = process_dataset(sample_loans, storage, source="s", size=6_000, directory="d")
     newer_small = process_dataset(sample_loans, storage, source="s", size=1_000, directory="d")
     catalogue = DatasetCatalogue(storage, "d")
-    assert [m.id for m in catalogue.list()] == [small.id, big.id, newer_small.id]
+    assert [m.id for m in catalogue.listing()[0]] == [small.id, big.id, newer_small.id]
     assert catalogue.find(size=6_000).id == big.id
     assert catalogue.find(size=1_000).id == newer_small.id
     assert catalogue.resolve("latest").id == newer_small.id
@@ -86,7 +111,7 @@ def test_datasets_are_found_by_id_by_size_and_latest(sample_loans: Validated) ->
         catalogue.find(size=7)
     with pytest.raises(NotFound, match="no dataset 'ds-nope'"):
         catalogue.get("ds-nope")
-    assert DatasetCatalogue(storage, "elsewhere").list() == []
+    assert DatasetCatalogue(storage, "elsewhere").listing() == ([], [])
     with pytest.raises(InvalidInput):
         catalogue.get("../d")
 
@@ -113,7 +138,7 @@ def test_a_failure_while_writing_leaves_no_dataset_behind(
     storage = FailingStorage(failing)
     with pytest.raises(OSError, match="disk full"):
         process_dataset(sample_loans, storage, source="sample")
-    assert DatasetCatalogue(storage).list() == []
+    assert DatasetCatalogue(storage).listing() == ([], [])
     assert list(storage.walk_files()) == []
 
 

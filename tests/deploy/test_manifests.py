@@ -180,6 +180,10 @@ def test_the_service_matches_the_app(
     assert volumes["api-keys"]["secret"]["secretName"] == "loanrisk-api-keys"
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert "/tmp" in mounts  # uploads spool and metrics live there; the root is read-only
+    # The log's write-ahead files on a volume of the pod's own (kept through a restart).
+    wal = next(m for m in container["volumeMounts"] if m["name"] == "prediction-log-wal")
+    assert settings.log_write_ahead and settings.log_wal_directory == wal["mountPath"]
+    assert "emptyDir" in volumes["prediction-log-wal"]
 
     # CPU consistent with the worker count and threads.
     limits = container["resources"]["limits"]
@@ -307,7 +311,7 @@ def test_the_dask_portfolio_scoring_job_runs_a_real_cli_command() -> None:
 @pytest.mark.parametrize("kustomization", DRIFT)
 def test_the_daily_monitoring_jobs_run_real_cli_commands(kustomization: str) -> None:
     cronjobs = {c["metadata"]["name"]: c for c in by_kind(render(kustomization), "CronJob")}
-    assert set(cronjobs) == {"loanrisk-drift", "loanrisk-log-compact"}
+    assert set(cronjobs) == {"loanrisk-drift", "loanrisk-backtest", "loanrisk-log-compact"}
     commands = {}
     for name, cronjob in cronjobs.items():
         spec = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
@@ -322,6 +326,9 @@ def test_the_daily_monitoring_jobs_run_real_cli_commands(kustomization: str) -> 
     assert drift.command.name == "drift"
     assert drift.params["save"] is True and drift.params["model"].endswith("@production")
     assert commands["loanrisk-log-compact"].command.name == "compact"
+    backtest = commands["loanrisk-backtest"]
+    assert backtest.command.name == "backtest"
+    assert backtest.params["save"] is True and backtest.params["model"].endswith("@production")
 
 
 class _Rule(BaseModel):
@@ -361,8 +368,10 @@ def test_the_alerts_are_valid_rules_over_metrics_the_app_exports(tmp_path: Path)
         "LoanriskScoringLatency",
         "LoanriskTrainingFailed",
         "LoanriskPredictionLogDropping",
+        "LoanriskBacktestRed",
     }
     assert "> 0.25" in alerts["LoanriskScoreDrift"].expr
+    assert ">= 2" in alerts["LoanriskBacktestRed"].expr  # 2 is red
     assert all(r.labels["severity"] in ("warning", "critical") for r in alerts.values())
     # Every metric an alert reads is one the app exports (a renamed metric breaks this).
     with TestClient(create_app(Settings(storage=str(tmp_path), drift_interval=0))) as client:

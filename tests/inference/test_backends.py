@@ -73,7 +73,7 @@ def test_explicit_choices(model: LoadedModel, trained: tuple[MemoryStorage, str]
     assert (backend.name, reason) == ("xgboost", ("chosen", "xgboost chosen in settings"))
     with pytest.raises(InvalidInput, match="unknown backend"):
         make_backend(model.booster, model.spec, choice="tpu")  # type: ignore[arg-type]
-    assert DatasetCatalogue(trained[0]).list()
+    assert DatasetCatalogue(trained[0]).listing()[0]
 
 
 def test_the_probe_covers_scaled_and_passthrough_columns_and_onedal_serves(

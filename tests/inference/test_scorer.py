@@ -167,7 +167,7 @@ def test_csv_rows_are_numbered_across_chunks_and_ids_are_kept(scorer: Scorer) ->
     )
     assert (summary.scored, summary.rejected, summary.rejected_rows) == (9, 1, [8])
     written = pd.read_csv(io.BytesIO(out.getvalue()))
-    assert list(written.columns) == ["row", "loan_id", "probability", "label", "band"]
+    assert list(written.columns) == ["row", "loan_id", "probability", "label", "band", "grade"]
     assert written["loan_id"].tolist() == [f"L{i}" for i in range(10) if i != 7]
     with pytest.raises(InvalidInput, match="at row 8"):
         scorer.score_csv(io.BytesIO(data), io.BytesIO(), BatchOptions(chunk_rows=3))

@@ -80,6 +80,7 @@ def test_the_mlmodel_has_both_flavours_a_signature_from_the_schema_and_no_pickle
         ("probability", "double"),
         ("label", "boolean"),
         ("band", "string"),
+        ("grade", "string"),
     ]
     example = json.loads((exported / "input_example.json").read_text())
     assert dict(zip(example["columns"], example["data"][0], strict=True)) == {
@@ -111,7 +112,12 @@ def test_mlflow_scores_raw_loans_as_loanrisk_does_in_a_fresh_process(
     assert done.returncode == 0, done.stderr[-3000:]
     facts = json.loads(done.stdout.strip().splitlines()[-1])
     assert facts["loanrisk"].startswith(str(exported / "code")), "scored with its own code"
-    assert facts["trees"] == 20 and facts["columns"] == ["probability", "label", "band"]
+    assert facts["trees"] == 20 and facts["columns"] == [
+        "probability",
+        "label",
+        "band",
+        "grade",
+    ]
     assert "loan_int_rate" in facts["refused"] and "row 2" in facts["refused"]
 
     scored = pd.read_parquet(out)
@@ -121,6 +127,10 @@ def test_mlflow_scores_raw_loans_as_loanrisk_does_in_a_fresh_process(
     assert np.abs(scored["probability"].to_numpy() - ours["probability"].to_numpy()).max() <= 1e-6
     assert (scored["label"].to_numpy() == ours["label"].to_numpy()).all()
     assert (scored["band"].astype(str).to_numpy() == ours["band"].astype(str).to_numpy()).all()
+    # the grade: the version's master scale, as loanrisk grades the same loans
+    assert (scored["grade"].astype(str).to_numpy() == ours["grade"].astype(str).to_numpy()).all()
+    assert set(scored["grade"]) <= set(loaded.master_scale.names)
+    assert scored["grade"].nunique() > 1
 
 
 def test_export_refuses_a_used_directory_an_unknown_version_and_another_format(

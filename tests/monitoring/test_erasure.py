@@ -10,8 +10,10 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -20,15 +22,16 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-from loanrisk.monitoring.log.erasure import erasure_records
+from loanrisk.monitoring.log.erasure import Erasure, ErasureRequest, erase_loan, erasure_records
 from loanrisk.monitoring.log.reader import read_log
 from loanrisk.monitoring.log.writer import PredictionLog
 from loanrisk.monitoring.outcomes import read_outcomes, store_outcomes
 from loanrisk.service import create_app
 from loanrisk.settings import Settings
-from loanrisk.storage import FsspecStorage, Storage
+from loanrisk.storage import FsspecStorage, MemoryStorage, Storage
 from tests.monitoring.logged import scored, write_file
 from tests.service.test_servers import LOANRISK
+from tests.test_cli import run
 
 ADMIN_KEY = "s3cret-admin-key-0001"
 SCORE_KEY = "s3cret-score-key-0001"
@@ -168,24 +171,13 @@ def test_an_erasure_needs_the_admin_scope_and_a_model_name(client: TestClient) -
     )
 
 
+def erase_command(root: Path, loan_id: str) -> list[str]:
+    model = ("--model", "loan-default")
+    return [LOANRISK, "monitor", "erase", *model, "--loan-id", loan_id, "--storage", str(root)]
+
+
 def erase_cli(root: Path, loan_id: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            LOANRISK,
-            "monitor",
-            "erase",
-            "--model",
-            "loan-default",
-            "--loan-id",
-            loan_id,
-            "--storage",
-            str(root),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run(*erase_command(root, loan_id)[1:])
 
 
 def test_the_cli_erases_and_records_the_user(tmp_path: Path) -> None:
@@ -217,17 +209,7 @@ def test_a_killed_erasure_leaves_every_file_whole_and_a_rerun_completes_it(tmp_p
     inodes = {p: p.stat().st_ino for p in paths}
 
     process = subprocess.Popen(
-        [
-            LOANRISK,
-            "monitor",
-            "erase",
-            "--model",
-            "loan-default",
-            "--loan-id",
-            GONE,
-            "--storage",
-            str(root),
-        ],
+        erase_command(root, GONE),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -249,3 +231,45 @@ def test_a_killed_erasure_leaves_every_file_whole_and_a_rerun_completes_it(tmp_p
     pd.testing.assert_frame_equal(final, before[before["loan_id"] != GONE].reset_index(drop=True))
     [record] = erasure_records(storage, "prediction-log", "loan-default")
     assert record.rows == len(paths) - len(rewritten)
+
+
+class SlowOutcomeWrites(MemoryStorage):
+    """Memory storage whose rewrite of an outcomes file takes a while: long enough for any
+    other erasure running at the same time to read the file in between."""
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        if path.startswith("outcomes/") and path.endswith(".parquet"):
+            time.sleep(0.2)
+        super().write_bytes(path, data)
+
+
+def test_two_erasures_of_different_models_at_once_both_leave_the_shared_outcomes() -> None:
+    storage = SlowOutcomeWrites()
+    for model, loan in (("model-a", "A-1"), ("model-b", "B-1")):
+        log = PredictionLog(storage, "prediction-log", flush_seconds=3600)
+        write_file(log, scored(datetime.now(UTC), [loan, f"{loan}-kept"], model=model))
+        log.close()
+    both = ["A-1", "B-1", "kept"]
+    store_outcomes(storage, "outcomes", pd.DataFrame([outcome(loan) for loan in both]))
+    start = threading.Barrier(2)
+
+    def erase(model: str, loan: str) -> Erasure:
+        start.wait()
+        return erase_loan(
+            storage,
+            log_directory="prediction-log",
+            outcome_directory="outcomes",
+            model=model,
+            request=ErasureRequest(loan_id=loan),
+            by="test",
+        )
+
+    with ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(erase, ["model-a", "model-b"], ["A-1", "B-1"]))
+
+    assert [(e.rows, e.outcome_rows) for e in done] == [(1, 1), (1, 1)]
+    assert list(read_outcomes(storage, "outcomes")["loan_id"]) == ["kept"]
+    for model, loan in (("model-a", "A-1"), ("model-b", "B-1")):
+        ids = read_log(storage, "prediction-log", model=model)["loan_id"].tolist()
+        assert ids == [f"{loan}-kept"]
+    assert [p for p in storage.walk_files("") if p.endswith(".lock")] == []  # all released

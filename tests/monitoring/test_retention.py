@@ -4,8 +4,6 @@ old rows), recent rows are kept exactly, and the work is reported."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from loanrisk.monitoring.log.writer import PredictionLog
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, MemoryStorage, Storage, open_storage
 from tests.monitoring.logged import scored, write_file
-from tests.service.test_servers import LOANRISK
+from tests.test_cli import run
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 DAYS = 762
@@ -93,19 +91,9 @@ def test_the_daily_compaction_enforces_each_model_s_retention(tmp_path: Path) ->
     write_file(log, scored(now - timedelta(days=2), ["A3"]))
     write_file(log, scored(now - timedelta(days=2), ["A4"]))
     log.close()
-    env = {
-        **os.environ,
-        "LOANRISK_LOG_RETENTION_BY_MODEL": '{"loan-default": 30}',
-    }
+    env = {"LOANRISK_LOG_RETENTION_BY_MODEL": '{"loan-default": 30}'}
     for model in ("loan-default", "other"):
-        done = subprocess.run(
-            [LOANRISK, "monitor", "compact", "--model", model, "--storage", str(root)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            env=env,
-        )
+        done = run("monitor", "compact", "--model", model, "--storage", str(root), env=env)
         assert done.returncode == 0, done.stderr
         if model == "loan-default":
             assert "retention 30 days" in done.stdout

@@ -75,6 +75,7 @@ def test_tritonclient_reads_the_server_and_the_model(
         "probability",
         "label",
         "band",
+        "grade",
         "reasons",
         "decline_reasons",
     ]

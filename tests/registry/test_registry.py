@@ -20,6 +20,7 @@ from loanrisk.registry import ModelRegistry
 from loanrisk.schema import builtin_schema
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, MemoryStorage, Storage, open_storage
+from tests.storage.doubles import WholeReadsRecorded
 
 SPEC = FeatureSpec(imputed=(ImputedColumn("loan_int_rate", 11.0),), power=(), onehot=())
 
@@ -65,6 +66,27 @@ def test_tampered_files_are_detected_on_load() -> None:
     storage.write_bytes("models/m/versions/1/model.ubj", tiny_booster(rounds=4).save_raw("ubj"))
     with pytest.raises(StorageError, match="does not match its recorded hash"):
         registry.load("m", 1)
+
+
+def test_verifying_a_file_reads_it_in_chunks_and_refuses_a_changed_one() -> None:
+    storage = WholeReadsRecorded()
+    registry = ModelRegistry(storage)
+    publish(registry)
+    storage.whole.clear()
+    registry.verify_file("m", 1, "model.ubj")
+    assert storage.whole == ["models/m/versions/1/manifest.json"]  # the model: in chunks
+    model = "models/m/versions/1/model.ubj"
+    same_size = bytearray(storage.read_bytes(model))
+    same_size[-1] ^= 1
+    for changed in (bytes(same_size), bytes(same_size) + b"x"):
+        storage.write_bytes(model, changed)
+        with pytest.raises(StorageError, match=r"m' version 1: model\.ubj does not match"):
+            registry.verify_file("m", 1, "model.ubj")
+        with pytest.raises(StorageError, match=r"model\.ubj does not match its recorded hash"):
+            registry.load("m", 1)
+    storage.delete(model)
+    with pytest.raises(NotFound):
+        registry.verify_file("m", 1, "model.ubj")
 
 
 def test_references_resolve_and_bad_ones_are_clear() -> None:

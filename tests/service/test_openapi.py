@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
@@ -186,3 +187,55 @@ def test_a_model_of_another_schema_is_described_in_its_own_fields(
     for method, path, media, example in with_loans:  # each, sent as it is, is scored
         response = send(second_client, method, path, media, example)
         assert response.status_code == 200, (path, media, response.text)
+
+
+def _parameter(document: dict[str, Any], path: str, method: str, name: str) -> Any:
+    (found,) = (p for p in document["paths"][path][method]["parameters"] if p["name"] == name)
+    return found["schema"]
+
+
+def test_version_references_declare_exactly_what_the_registry_resolves(
+    client: TestClient,
+) -> None:
+    document = client.get("/openapi.json").json()
+    report = "/v1/models/{name}/versions/{ref}/report"
+    ref = _parameter(document, report, "get", "ref")["pattern"]
+    for good in ("1", "v1", "latest", "production", "vx"):
+        assert re.search(ref, good), good
+        status = client.get(f"/v1/models/loan-default/versions/{good}/report").status_code
+        assert status in (200, 404), (good, status)
+    for bad in ("2G6", "v1x", "0123456789", "a..b", ""):
+        assert not re.search(ref, bad), bad
+        if bad:
+            status = client.get(f"/v1/models/loan-default/versions/{bad}/report").status_code
+            assert status == 422, (bad, status)
+    # An empty query value is the parameter's default (the served alias), so it is declared.
+    (version,) = _parameter(document, "/v1/models/{name}/drift", "get", "version")["anyOf"][:1]
+    assert re.search(version["pattern"], "")
+    assert client.get("/v1/models/loan-default/drift?version=").status_code == 200
+    # PUT of an alias: a version as a name declares the same pattern.
+    branches = document["components"]["schemas"]["AliasBody"]["properties"]["version"]["anyOf"]
+    assert any(b.get("pattern") == ref for b in branches), branches
+
+
+def test_every_operation_that_declares_a_key_refuses_a_request_without_one(
+    tmp_path: Path,
+) -> None:
+    key = "openapi-admin-key-0123456789abcdef"
+    settings = Settings(storage=str(tmp_path), api_keys=(SecretStr(f"admin:{key}"),))
+    values = {"name": "loan-default", "version": "1", "ref": "1", "alias": "production"}
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        document = client.get("/openapi.json").json()
+        assert set(document["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+        secured = 0
+        for path, operations in document["paths"].items():
+            url = re.sub(r"{(\w+)}", lambda m: values.get(m.group(1), "job-x"), path)
+            for method, operation in operations.items():
+                if "security" not in operation:
+                    assert "401" not in operation["responses"], (method, path)
+                    continue
+                secured += 1
+                for headers in ({}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "wrong"}):
+                    answer = client.request(method, url, headers=headers)
+                    assert answer.status_code == 401, (method, path, headers, answer.text)
+        assert secured > 30

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -11,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from loanrisk.errors import NotFound, PathNotAllowed
+from loanrisk.errors import NotFound, PathNotAllowed, StorageError
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, MemoryStorage, Storage, open_storage
+from loanrisk.storage.base import HASH_CHUNK
 from loanrisk.storage.problems import Listing
 
 
@@ -36,6 +38,28 @@ def test_write_read_list_delete(storage: Storage) -> None:
     storage.delete("a")
     assert storage.list("a") == []
     storage.delete("a")  # absent is fine
+
+
+def test_a_walk_lists_every_folder_once_and_tells_folders_from_files(storage: Storage) -> None:
+    for path in ("a/b/one.json", "a/b/c/two.json", "a/three.bin", "top.txt"):
+        storage.write_bytes(path, b"x")
+    walked = dict(storage.walk())
+    assert list(walked) == ["", "a", "a/b", "a/b/c"]
+    assert walked[""].names == ["a", "top.txt"] and walked[""].folders == {"a"}
+    assert walked["a/b"].names == ["c", "one.json"] and walked["a/b"].folders == {"c"}
+    assert all(not found.links and not found.problems for found in walked.values())
+    assert [folder for folder, _ in storage.walk("a/b")] == ["a/b", "a/b/c"]
+    assert [folder for folder, _ in storage.walk("nowhere")] == ["nowhere"]
+
+
+def test_a_digest_is_the_files_sha256_and_size(storage: Storage) -> None:
+    data = os.urandom(HASH_CHUNK + 7)  # more than one chunk
+    storage.write_bytes("big.bin", data)
+    assert storage.digest("big.bin") == (hashlib.sha256(data).hexdigest(), len(data))
+    storage.write_bytes("empty.bin", b"")
+    assert storage.digest("empty.bin") == (hashlib.sha256(b"").hexdigest(), 0)
+    with pytest.raises(NotFound):
+        storage.digest("nope.bin")
 
 
 def test_reading_a_missing_file_is_not_found(storage: Storage) -> None:
@@ -122,6 +146,41 @@ def test_a_listing_skips_a_symlink_out_of_the_root_and_names_it(tmp_path: Path) 
     assert list(storage.walk_files("")) == ["d/a.txt", "d/inside"]
     with pytest.raises(PathNotAllowed):
         storage.list("d/link")
+
+
+def test_a_walk_names_links_out_once_and_follows_no_link(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    outside.mkdir()
+    storage = FsspecStorage(str(root))
+    storage.write_bytes("d/e/a.txt", b"a")
+    (root / "d" / "loop").symlink_to(root / "d")  # a folder link inside: listed, not followed
+    (root / "d" / "e" / "out").symlink_to(outside)
+    walked = dict(storage.walk())
+    assert list(walked) == ["", "d", "d/e"]
+    assert walked["d"].names == ["e", "loop"]
+    assert walked["d"].links == {"loop"} and walked["d"].folders == {"e"}
+    assert [p.path for p in walked["d/e"].problems] == ["d/e/out"]
+    assert walked["d/e"].names == ["a.txt"]
+
+
+class UnlistableFolder(MemoryStorage):
+    """Memory storage whose folder ``shut`` cannot be listed (permission denied)."""
+
+    def listing(self, path: str = "") -> Listing:
+        if path == "shut":
+            raise StorageError("permission denied on shut")
+        return super().listing(path)
+
+
+def test_a_folder_a_walk_cannot_list_is_raised_or_handed_to_on_error() -> None:
+    storage = UnlistableFolder()
+    storage.write_bytes("ok/a.txt", b"a")
+    storage.write_bytes("shut/b.txt", b"b")
+    with pytest.raises(StorageError, match="permission denied on shut"):
+        list(storage.walk())
+    failed: list[str] = []
+    walked = [f for f, _ in storage.walk(on_error=lambda path, _exc: failed.append(path))]
+    assert walked == ["", "ok"] and failed == ["shut"]
 
 
 def test_memory_storage_listings_name_no_problems() -> None:

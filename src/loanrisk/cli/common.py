@@ -7,7 +7,7 @@ library behind them (no xgboost, pandas or numpy until a command runs).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -20,9 +20,17 @@ from loanrisk.errors import Cancelled, InvalidInput, LoanRiskError, NotFound, de
 
 if TYPE_CHECKING:
     from loanrisk.settings import Settings
+    from loanrisk.storage.problems import Problem
 
 out = Console()
 err = Console(stderr=True)
+
+
+def print_problems(problems: Iterable[Problem]) -> None:
+    """One line on stderr for each stored item a listing or report skipped."""
+    for problem in problems:
+        err.print(f"skipped {problem.path}: {problem.message}", markup=False, highlight=False)
+
 
 StorageOpt = Annotated[
     str | None, typer.Option("--storage", help="Storage root: a directory or s3://bucket/prefix.")

@@ -15,6 +15,7 @@ from loanrisk.cli.common import (
     cli_errors,
     err,
     out,
+    print_problems,
     progress_bar,
     settings_from,
 )
@@ -167,7 +168,8 @@ def data_list(storage: StorageOpt = None, directory: DirectoryOpt = "data") -> N
     with cli_errors():
         catalogue = DatasetCatalogue(open_storage(settings_from(storage=storage)), directory)
         table = Table("id", "source", "size", "train", "test", "default rate", "created")
-        for m in catalogue.list():
+        manifests, problems = catalogue.listing()
+        for m in manifests:
             table.add_row(
                 m.id,
                 m.source,
@@ -178,6 +180,7 @@ def data_list(storage: StorageOpt = None, directory: DirectoryOpt = "data") -> N
                 m.created_at[:19],
             )
         out.print(table)
+        print_problems(problems)
 
 
 @data_app.command("show")

@@ -22,9 +22,10 @@ from loanrisk.cli.common import (
     err,
     model_ref,
     out,
+    print_problems,
     settings_from,
 )
-from loanrisk.cli.monitor import parse_time, print_problems
+from loanrisk.cli.monitor import parse_time
 from loanrisk.defaults import MAX_AUC_DROP, PRODUCTION
 from loanrisk.errors import InvalidInput
 

@@ -1,9 +1,8 @@
-"""``loanrisk monitor`` (drift, realized performance) and ``loanrisk outcomes add``."""
+"""``loanrisk monitor`` (drift, realized performance, backtest) and ``loanrisk outcomes add``."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -11,17 +10,25 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from loanrisk.cli.common import StorageOpt, cli_errors, err, model_ref, out, settings_from
+from loanrisk.cli.common import (
+    StorageOpt,
+    cli_errors,
+    err,
+    model_ref,
+    out,
+    print_problems,
+    settings_from,
+)
 from loanrisk.defaults import PRODUCTION
 from loanrisk.errors import InvalidInput
 
 if TYPE_CHECKING:
     from loanrisk.monitoring.drift import DriftReport
-    from loanrisk.storage.problems import Problem
+    from loanrisk.validation.window import BacktestReport
 
 
 monitor_app = typer.Typer(
-    no_args_is_help=True, help="Drift and realized performance of the scored loans."
+    no_args_is_help=True, help="Drift, realized performance and backtests of the scored loans."
 )
 
 
@@ -37,14 +44,11 @@ UntilOpt = Annotated[str | None, typer.Option(help="Window end, ISO (default: no
 NameOpt = Annotated[str, typer.Option("--model", help="Model name.")]
 
 
+ModelRefOpt = Annotated[str, typer.Option("--model", help="NAME\\[@VERSION|ALIAS].")]
+
+
 def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
-
-
-def print_problems(problems: Iterable[Problem]) -> None:
-    """One line on stderr for each stored item a listing or report skipped."""
-    for problem in problems:
-        err.print(f"skipped {problem.path}: {problem.message}", markup=False, highlight=False)
 
 
 def parse_time(text: str | None, option: str) -> datetime | None:
@@ -75,9 +79,7 @@ def _table(report: DriftReport) -> Table:
 
 @monitor_app.command("drift")
 def drift(
-    model: Annotated[
-        str, typer.Option(help="NAME\\[@VERSION|ALIAS].")
-    ] = f"loan-default@{PRODUCTION}",
+    model: ModelRefOpt = f"loan-default@{PRODUCTION}",
     since: SinceOpt = None,
     until: UntilOpt = None,
     storage: StorageOpt = None,
@@ -151,6 +153,162 @@ def drift(
             out.print_json(json.dumps(report.model_dump(mode="json")))
         else:
             out.print(_table(report))
+
+
+def _p(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+def _backtest_table(report: BacktestReport) -> Table:
+    window = (
+        f"{report.since:%Y-%m-%d %H:%M} to {report.until:%Y-%m-%d %H:%M} UTC"
+        if report.since and report.until
+        else "all logged loans"
+    )
+    title = (
+        f"backtest of {report.model} version {report.version}, {window}: "
+        f"{report.rows:,} loans with an outcome of {report.scored:,} scored"
+    )
+    table = Table(
+        "grade",
+        "N",
+        "D",
+        "DR",
+        "mean PD",
+        "Jeffreys p",
+        "light",
+        title=title,
+        title_justify="left",
+    )
+    for g in report.grades:
+        table.add_row(
+            g.grade,
+            f"{g.loans:,}",
+            f"{g.defaults:,}",
+            _number(g.default_rate),
+            _number(g.mean_pd),
+            _p(g.jeffreys_p),
+            g.light or "",
+        )
+    p = report.portfolio
+    table.add_section()
+    table.add_row(
+        "portfolio",
+        f"{p.loans:,}",
+        f"{p.defaults:,}",
+        _number(p.default_rate),
+        _number(p.mean_pd),
+        _p(p.jeffreys_p),
+        p.light or "",
+    )
+    return table
+
+
+def _portfolio_lines(report: BacktestReport) -> list[str]:
+    p = report.portfolio
+    lines = []
+    if p.hosmer_lemeshow:
+        hl = p.hosmer_lemeshow
+        lines.append(f"Hosmer-Lemeshow: {hl.statistic:.4g} on {hl.df} df, p {hl.p:.4g}")
+    if p.spiegelhalter:
+        lines.append(f"Spiegelhalter: z {p.spiegelhalter.z:.4g}, p {p.spiegelhalter.p:.4g}")
+    auc = p.auc
+    if auc.current is not None:
+        against = (
+            f" (development {auc.development:.4f}, decline p {_p(auc.p)})"
+            if auc.development is not None
+            else " (no development AUC recorded)"
+        )
+        lines.append(f"AUC of the grades: {auc.current:.4f}{against}")
+    h = p.herfindahl
+    if h.index is not None:
+        test = f", against development p {_p(h.p)}" if h.p is not None else ""
+        lines.append(f"Herfindahl (ECB): {h.index:.4f}, CV {_p(h.cv)}{test}")
+    if p.psi is not None:
+        lines.append(f"PSI of the grades against development: {p.psi:.4f}")
+    if report.grade_mismatches:
+        lines.append(f"{report.grade_mismatches:,} logged grade(s) differ from the scale's")
+    return lines
+
+
+@monitor_app.command("backtest")
+def backtest(
+    model: ModelRefOpt = f"loan-default@{PRODUCTION}",
+    since: Annotated[
+        str | None, typer.Option(help="Window start, ISO (default: 365 days ago).")
+    ] = None,
+    until: UntilOpt = None,
+    segment: Annotated[
+        str | None,
+        typer.Option(help="A categorical or ordinal feature: the backtest per value."),
+    ] = None,
+    against: Annotated[
+        str | None,
+        typer.Option(help="Another version: the migration of the window's loans to its grades."),
+    ] = None,
+    previous_since: Annotated[
+        str | None, typer.Option(help="Start of an earlier window: the migration from it.")
+    ] = None,
+    previous_until: Annotated[str | None, typer.Option(help="End of the earlier window.")] = None,
+    storage: StorageOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+    save: Annotated[
+        bool,
+        typer.Option(
+            help="Also store the report as JSON on the storage, under "
+            "<log directory>/reports/ (what the daily CronJob does)."
+        ),
+    ] = False,
+) -> None:
+    """Backtest per grade of the version's master scale and for the portfolio: the loans
+    scored in the window joined to their outcomes; loans N, defaults D, default rate DR, mean
+    PD, the Jeffreys p-value and a traffic light (red below 0.001, yellow below 0.05), then
+    the portfolio's tests (docs/validation.md)."""
+    from loanrisk.monitoring.reports import BACKTEST_DAYS, window
+    from loanrisk.registry.models import ModelRegistry
+    from loanrisk.storage import open_storage
+    from loanrisk.validation.window import Window, backtest_for, previous_window
+
+    with cli_errors():
+        settings = settings_from(storage=storage)
+        target = open_storage(settings)
+        start, end = window(
+            parse_time(since, "--since"), parse_time(until, "--until"), days=BACKTEST_DAYS
+        )
+        previous = previous_window(
+            against,
+            parse_time(previous_since, "--previous-since"),
+            parse_time(previous_until, "--previous-until"),
+        )
+        name, ref = model_ref(model)
+        registry = ModelRegistry(target, target.resolve(settings.model_directory))
+        log_directory = target.resolve(settings.log_directory)
+        where = Window(
+            target, log_directory, target.resolve(settings.outcome_directory), start, end
+        )
+        report = backtest_for(
+            where,
+            registry,
+            name,
+            ref,
+            segment=segment,
+            against=against,
+            previous=previous,
+            max_rows=settings.monitor_max_rows,
+        )
+        print_problems(report.problems)
+        document = report.model_dump(mode="json")
+        if save:
+            stored = f"backtest-{name}-v{report.version}-{end:%Y%m%dT%H%M%SZ}.json"
+            path = target.join(log_directory, "reports", stored)
+            target.write_bytes(path, json.dumps(document, indent=2).encode())
+            err.print(f"report stored at {target.url}/{path}", highlight=False)
+        if as_json:
+            out.print_json(json.dumps(document))
+        else:
+            out.print(_backtest_table(report))
+            for line in _portfolio_lines(report):
+                out.print(line, highlight=False, markup=False)
 
 
 @monitor_app.command("performance")

@@ -26,6 +26,7 @@ from loanrisk.errors import InvalidInput
 if TYPE_CHECKING:
     from loanrisk.contracts import MlflowRun, MlflowWarning, TrainingRequest
     from loanrisk.registry.manifest import ModelManifest
+    from loanrisk.registry.masterscale import MasterScale
     from loanrisk.registry.reasons import ReasonCatalog
     from loanrisk.registry.report import EvaluationReport, MonotoneCheck
     from loanrisk.settings import Settings
@@ -98,6 +99,12 @@ def train_summary(manifest: ModelManifest, report: EvaluationReport, promoted: b
                 for b in report.bands
             ),
         )
+    if report.grades:
+        table.add_row(
+            "grades",
+            f"{report.master_scale or 'master scale'}: "
+            + "; ".join(f"{g.grade} {g.share:.1%}" for g in report.grades if g.loans),
+        )
     table.add_row("monotone", _monotone_summary(report.monotonicity))
     fairness = _fairness_summary(report)
     if fairness:
@@ -149,6 +156,22 @@ def _reason_catalog(path: Path) -> ReasonCatalog:
         first = exc.errors()[0]
         where = ".".join(map(str, first["loc"]))
         raise InvalidInput(f"{path} is not a reason catalog: {where}: {first['msg']}") from None
+
+
+def master_scale_file(path: Path) -> MasterScale:
+    """``--master-scale FILE``: a bank's master scale as CSV or YAML (name, lower, upper per
+    grade), errors naming the file, row and field."""
+    from loanrisk.registry.masterscale import MAX_SCALE_BYTES, parse_master_scale
+
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_SCALE_BYTES + 1)
+    except OSError as exc:
+        raise InvalidInput(
+            f"cannot read {path}: {exc.strerror}", details={"field": "master_scale"}
+        ) from None
+    scale = parse_master_scale(data, source=path.name)
+    return scale
 
 
 def _cutoffs(text: str | None) -> list[float] | None:
@@ -278,12 +301,21 @@ def train(
             help="Risk band names, one more than the cut-offs: A,B,C,D \\[as --threshold]."
         ),
     ] = None,
+    master_scale: Annotated[
+        Path | None,
+        typer.Option(
+            help="Rating master scale recorded with the version: a CSV or YAML file of grades "
+            "(name, lower, upper; PDs as 0.0015 or 0.15%) \\[the parent's, else the Pillar 3 "
+            "CR6 PD ranges].",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Train (or continue training) a model on a dataset and publish it as a new version.
 
-    The version records its decision policy (threshold, risk bands); the service scores
-    with it unless LOANRISK_THRESHOLD or LOANRISK_BAND_* is set (docs/scoring.md)."""
+    The version records its decision policy (threshold, risk bands) and its master scale
+    (every scored loan's grade); the service scores with the policy unless
+    LOANRISK_THRESHOLD or LOANRISK_BAND_* is set (docs/scoring.md)."""
     with cli_errors():
         from loanrisk.contracts import TrainingOptions
         from loanrisk.jobs.training import train_in_subprocess
@@ -318,6 +350,7 @@ def train(
             "threshold": threshold,
             "band_cutoffs": _cutoffs(band_cutoffs),
             "band_names": _names(band_names),
+            "master_scale": master_scale_file(master_scale) if master_scale else None,
         }
         options = TrainingOptions(**{k: v for k, v in given.items() if v is not None})
         request = training_request(

@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from loanrisk.console import views
+from loanrisk.console import backtest, views
 from loanrisk.console.session import (
     CSRF_FIELD,
     MAX_KEY_LENGTH,
@@ -155,11 +155,9 @@ async def models_page(request: Request, who: ViewerDep) -> Response:
     services = services_of(request.app)
     registry = registry_of(services, None)
 
-    def read() -> list[views.ModelOverview]:
-        return [views.model_overview(registry, name) for name in registry.models()]
-
     async def work() -> Response:
-        models = await run_in_threadpool(read)
+        listed = await run_in_threadpool(views.models, registry)
+        models = listed.models
         model, _, alias = request.query_params.get("moved", "").partition("/")
         moved = next(
             (
@@ -169,7 +167,14 @@ async def models_page(request: Request, who: ViewerDep) -> Response:
             ),
             None,
         )
-        return page(request, "models.html", viewer=who, models=models, moved=moved)
+        return page(
+            request,
+            "models.html",
+            viewer=who,
+            models=models,
+            moved=moved,
+            problems=listed.problems,
+        )
 
     return await _guarded(request, who, work)
 
@@ -270,14 +275,15 @@ async def datasets_page(request: Request, who: ViewerDep) -> Response:
     catalogue = _catalogue(services)
 
     async def work() -> Response:
-        listed = await run_in_threadpool(catalogue.list)
+        listed = await run_in_threadpool(views.datasets, catalogue)
         # The upload form's choice: the built-in schema (the default) or a stored one.
         schemas = await run_in_threadpool(store_of(services).names) if who.admin else []
         return page(
             request,
             "datasets.html",
             viewer=who,
-            datasets=list(reversed(listed)),
+            datasets=listed.datasets,
+            problems=listed.problems,
             schemas=schemas,
             builtin=builtin_schema().name,
         )
@@ -318,9 +324,8 @@ async def jobs_page(request: Request, who: ViewerDep) -> Response:
     jobs = services_of(request.app).jobs
 
     async def work() -> Response:
-        return page(
-            request, "jobs.html", viewer=who, jobs=await run_in_threadpool(jobs.list, limit=100)
-        )
+        listed = await run_in_threadpool(views.jobs, jobs, 100)
+        return page(request, "jobs.html", viewer=who, jobs=listed.jobs, problems=listed.problems)
 
     return await _guarded(request, who, work)
 
@@ -378,6 +383,30 @@ async def monitoring_page(
         return page(
             request, "monitoring.html", viewer=who, report=report, choices=views.DAY_CHOICES
         )
+
+    return await _guarded(request, who, work)
+
+
+@router.get("/console/backtest")
+async def backtest_page(
+    request: Request,
+    who: ViewerDep,
+    days: Annotated[int, Query(ge=1, le=3660)] = 365,
+) -> Response:
+    services = services_of(request.app)
+    settings = services.settings
+
+    async def work() -> Response:
+        registry = registry_of(services, None)
+        found = await run_in_threadpool(
+            backtest.backtest_page,
+            services.storage,
+            registry,
+            settings,
+            settings.model_name,
+            days,
+        )
+        return page(request, "backtest.html", viewer=who, page=found, choices=backtest.DAY_CHOICES)
 
     return await _guarded(request, who, work)
 

@@ -3,10 +3,13 @@ event loop). Pages only format what these return."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from loanrisk.contracts import DatasetManifest, JobRecord
+from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import Conflict, LoanRiskError, NotFound
+from loanrisk.jobs.manager import JobManager
 from loanrisk.monitoring.compare import LiveComparison, Versions, live_comparison
 from loanrisk.monitoring.drift import DriftReport
 from loanrisk.monitoring.performance import PerformanceReport
@@ -16,6 +19,7 @@ from loanrisk.registry.models import ModelRegistry, aliases_by_version
 from loanrisk.reporting.charts import Chart, drift_over_time
 from loanrisk.settings import Settings
 from loanrisk.storage.base import Storage
+from loanrisk.storage.problems import Problem
 
 #: Versions listed per model, newest first (older ones stay reachable by URL and API).
 MAX_VERSIONS = 50
@@ -42,11 +46,30 @@ class ModelOverview:
     versions: list[VersionRow]
     aliases: dict[str, AliasRecord]
     total_versions: int
+    #: Aliases skipped (a corrupt record, a link out of the storage).
+    problems: list[Problem]
+
+
+@dataclass(frozen=True)
+class Models:
+    """The models page: every model, and the stored items skipped while listing them."""
+
+    models: list[ModelOverview]
+    problems: list[Problem]
+
+
+def models(registry: ModelRegistry) -> Models:
+    """Every model with a complete version; a bad item (a link out of the storage, a
+    corrupt alias record) is skipped and named, as ``GET /v1/models`` does."""
+    found = registry.model_listing()
+    overviews = [model_overview(registry, name) for name in found.names]
+    return Models(overviews, found.problems + [p for m in overviews for p in m.problems])
 
 
 def model_overview(registry: ModelRegistry, name: str) -> ModelOverview:
     versions = registry.versions(name)
-    aliases = registry.aliases(name)
+    listed = registry.alias_listing(name)
+    aliases = listed.records
     by_version = aliases_by_version(aliases, versions[-1] if versions else None)
     rows = []
     for number in reversed(versions[-MAX_VERSIONS:]):
@@ -64,7 +87,36 @@ def model_overview(registry: ModelRegistry, name: str) -> ModelOverview:
         )
     for record in aliases.values():
         record["history"] = list(reversed(record.get("history", [])))[:MAX_HISTORY]
-    return ModelOverview(name, rows, aliases, len(versions))
+    return ModelOverview(name, rows, aliases, len(versions), listed.problems)
+
+
+@dataclass(frozen=True)
+class Datasets:
+    """The datasets page: complete datasets, newest first, and those skipped."""
+
+    datasets: list[DatasetManifest]
+    problems: list[Problem]
+
+
+def datasets(catalogue: DatasetCatalogue) -> Datasets:
+    """Every complete dataset, newest first; one that cannot be read (a corrupt manifest, a
+    link out of the storage) is skipped and named, as ``GET /v1/datasets`` does."""
+    manifests, problems = catalogue.listing()
+    manifests.reverse()
+    return Datasets(manifests, problems)
+
+
+@dataclass(frozen=True)
+class Jobs:
+    """The jobs page: the newest jobs, and the stored records skipped."""
+
+    jobs: list[JobRecord]
+    problems: list[Problem]
+
+
+def jobs(manager: JobManager, limit: int) -> Jobs:
+    found = manager.listing(limit=limit)
+    return Jobs(found.records, found.problems)
 
 
 @dataclass(frozen=True)
@@ -77,6 +129,12 @@ class Monitoring:
     latest: DriftReport | None
     performance: PerformanceReport | None
     challengers: list[tuple[str, int, LiveComparison]]
+    #: Stored items the reports skipped (unreadable log or outcome files, a corrupt
+    #: profile), each once.
+    problems: list[Problem] = field(default_factory=list)
+    #: Features whose drift is not measured (declared personal: the log holds them hashed
+    #: or not at all).
+    left_out: list[str] = field(default_factory=list)
 
 
 def monitoring(
@@ -127,6 +185,7 @@ def monitoring(
                 storage, settings, Versions(name, version, other), since=since, until=until
             )
             challengers.append((alias, other, live))
+    skipped = [*(daily[-1].problems if daily else []), *performance.problems]
     return Monitoring(
         name,
         version,
@@ -136,4 +195,6 @@ def monitoring(
         scored[-1] if scored else None,
         performance,
         challengers,
+        problems=list({(p.kind, p.path): p for p in skipped}.values()),
+        left_out=daily[-1].left_out if daily else [],
     )

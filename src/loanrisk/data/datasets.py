@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import IO, Any, Literal
@@ -37,13 +38,12 @@ from loanrisk.features.spec import FeatureSpec
 from loanrisk.registry.manifest import FileEntry
 from loanrisk.schema import LoanSchema, builtin_schema, parse_schema
 from loanrisk.storage.base import Storage
+from loanrisk.storage.problems import Problem
 
 MANIFEST = "manifest.json"
 SPEC = "feature_spec.json"
 SCHEMA = "schema.json"
 Split = Literal["train", "test"]
-#: Bytes read at a time when a stored file is hashed.
-HASH_CHUNK = 1 << 20
 
 
 class _Hashing(io.RawIOBase):
@@ -121,15 +121,28 @@ class DatasetCatalogue:
             raise InvalidInput(f"invalid dataset id {dataset_id!r}")
         return self.storage.join(self.root, dataset_id, name)
 
-    def list(self) -> list[DatasetManifest]:
-        """Manifests of every complete dataset, oldest first."""
+    def listing(self) -> tuple[list[DatasetManifest], list[Problem]]:
+        """Manifests of every complete dataset, oldest first, and the datasets skipped: one
+        that cannot be read (a corrupt manifest, a link out of the storage) is named with a
+        repair hint, never fatal to the rest."""
+        found = self.storage.listing(self.root)
         manifests = []
-        for dataset_id in self.storage.list(self.root):
+        problems = [p.model_copy(update={"kind": "dataset"}) for p in found.problems]
+        for dataset_id in found.names:
             try:
                 manifests.append(self.get(dataset_id))
             except NotFound:
                 continue  # in progress or abandoned: no manifest yet
-        return sorted(manifests, key=lambda m: (m.created_at, m.id))
+            except (InvalidInput, StorageError) as exc:
+                problems.append(
+                    Problem(
+                        kind="dataset",
+                        path=self.storage.join(self.root, dataset_id),
+                        message=f"{exc.message}: skipped; process its raw data again and remove it",
+                    )
+                )
+        manifests.sort(key=lambda m: (m.created_at, m.id))
+        return manifests, problems
 
     def get(self, dataset_id: str) -> DatasetManifest:
         try:
@@ -143,7 +156,8 @@ class DatasetCatalogue:
 
     def find(self, *, size: int | None = None) -> DatasetManifest:
         """The newest dataset (processed with ``size``, when given)."""
-        matches = [m for m in self.list() if size is None or m.requested_size == size]
+        manifests, _ = self.listing()  # one unreadable dataset is not the newest
+        matches = [m for m in manifests if size is None or m.requested_size == size]
         if not matches:
             wanted = f" processed with size {size}" if size is not None else ""
             raise NotFound(f"no dataset{wanted} in {self.directory!r}")
@@ -155,38 +169,33 @@ class DatasetCatalogue:
 
     def verify_file(self, dataset_id: str, name: str) -> None:
         """Check the dataset's file ``name`` against the SHA-256 and size its manifest
-        recorded, reading it a chunk at a time (never whole in memory).
+        recorded, reading it a chunk at a time (never whole in memory: :meth:`FileEntry.check`).
 
         Raises :class:`HashMismatch` naming the file when it changed since processing,
         :class:`NotFound` when it is gone, :class:`StorageError` when the manifest does not
         parse. A file the manifest records no hash for is not checked."""
         entry = self.get(dataset_id).files.get(name)
-        if entry is None:
-            return
-        digest, size = hashlib.sha256(), 0
-        with self.storage.open_read(self.path(dataset_id, name)) as stream:
-            while chunk := stream.read(HASH_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-        self._check(dataset_id, name, entry, digest.hexdigest(), size)
+        if entry is not None:
+            entry.check(self.storage, self.path(dataset_id, name), self._mismatch(dataset_id, name))
 
     def _verified_bytes(self, dataset_id: str, name: str) -> bytes:
-        """A small file's content, checked as :meth:`verify_file` checks it."""
-        data = self.storage.read_bytes(self.path(dataset_id, name))
-        entry = self.get(dataset_id).files.get(name)
-        if entry is not None:
-            self._check(dataset_id, name, entry, hashlib.sha256(data).hexdigest(), len(data))
-        return data
-
-    def _check(self, dataset_id: str, name: str, entry: FileEntry, sha256: str, size: int) -> None:
-        if sha256 == entry.sha256 and size == entry.bytes:
-            return
+        """A small file's content, checked as :meth:`verify_file` checks it, in one read."""
         path = self.path(dataset_id, name)
-        raise HashMismatch(
-            f"dataset {dataset_id!r}: {path} does not match the hash its manifest recorded "
-            "(changed or corrupted since processing); refused: process the data again",
-            details={"dataset": dataset_id, "file": name, "path": path},
-        )
+        entry = self.get(dataset_id).files.get(name)
+        if entry is None:
+            return self.storage.read_bytes(path)
+        return entry.read_checked(self.storage, path, self._mismatch(dataset_id, name))
+
+    def _mismatch(self, dataset_id: str, name: str) -> Callable[[], HashMismatch]:
+        def refuse() -> HashMismatch:
+            path = self.path(dataset_id, name)
+            return HashMismatch(
+                f"dataset {dataset_id!r}: {path} does not match the hash its manifest recorded "
+                "(changed or corrupted since processing); refused: process the data again",
+                details={"dataset": dataset_id, "file": name, "path": path},
+            )
+
+        return refuse
 
     def load_split(self, dataset_id: str, split: Split) -> pd.DataFrame:
         """The split's rows, after checking its file against the manifest's hash

@@ -14,9 +14,9 @@ in the same order, the optional ones left out when absent.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from loanrisk.inference.records import FieldError
 from loanrisk.registry.policy import PolicySource
@@ -29,7 +29,7 @@ ReasonValue = str | float | None
 ReasonDoc = dict[str, ReasonValue]
 DeclineDoc = dict[str, str | None]
 RejectionDoc = dict[str, int | list[dict[str, str]]]
-#: A loan's score as JSON: numbers, label, band, warnings, and the reasons asked for.
+#: A loan's score as JSON: numbers, label, band, grade, warnings, and the reasons asked for.
 ScoreDoc = dict[str, int | float | bool | str | list[str] | list[ReasonDoc] | list[DeclineDoc]]
 
 
@@ -59,15 +59,16 @@ class DeclineReason:
 @dataclass(slots=True)
 class LoanScore:
     """One loan's score: its 0-based ``record`` index in the call, the ``version`` that scored
-    it, the probability of default, the label at the threshold, the risk band and the
-    record's warnings; ``reasons`` when asked for, ``decline_reasons`` when asked for (empty
-    for an approved loan)."""
+    it, the probability of default, the label at the threshold, the risk band, the grade of
+    the version's master scale and the record's warnings; ``reasons`` when asked for,
+    ``decline_reasons`` when asked for (empty for an approved loan)."""
 
     record: int
     version: int
     probability: float
     label: bool
     band: str
+    grade: str
     warnings: list[str]
     reasons: list[Reason] | None = None
     decline_reasons: list[DeclineReason] | None = None
@@ -115,6 +116,7 @@ def score_json(score: LoanScore) -> ScoreDoc:
         "probability": score.probability,
         "label": score.label,
         "band": score.band,
+        "grade": score.grade,
         "warnings": score.warnings,
     }
     if score.reasons is not None:
@@ -155,9 +157,27 @@ class BandsDescription(BaseModel):
     names: list[str]
 
 
+class GradeDescription(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    lower: float
+    upper: float
+
+
+class ScaleDescription(BaseModel):
+    """The master scale a scorer grades with: its name and grades, from the lowest PD up."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    grades: list[GradeDescription]
+
+
 class ScorerDescription(BaseModel):
     """What a scorer serves: model, version, schema, backend (and why XGBoost, when it fell
-    back), decision policy and where it came from, and how long it took to build."""
+    back), decision policy and where it came from, the master scale it grades with, and how
+    long it took to build."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
 
@@ -172,9 +192,10 @@ class ScorerDescription(BaseModel):
     #: Where the threshold and the bands came from: "setting" (set explicitly, it overrides
     #: the version), "version" (its recorded policy), "default", "given".
     policy_source: dict[str, PolicySource]
+    master_scale: ScaleDescription
     load_seconds: float
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, JsonValue]:
         return self.model_dump(mode="json")
 
 
@@ -191,13 +212,13 @@ class BatchSummary:
     issues: list[Issue]
     scorer: ScorerDescription
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, JsonValue]:
         """The summary as jobs and the API give it: the counts, then the scorer's fields."""
         return {
             "scored": self.scored,
             "defaults": self.defaults,
             "rejected": self.rejected,
-            "rejected_rows": self.rejected_rows,
+            "rejected_rows": list(self.rejected_rows),  # a copy typed as JSON values
             "issues": [asdict(i) for i in self.issues],
             **self.scorer.to_json(),
         }

@@ -1,7 +1,8 @@
 """The scorer: a model version's FeatureSpec and booster behind one fast backend.
 
 Per loan it returns the probability of default, the label at the decision threshold (default
-when p > threshold) and a risk band; on request, reason codes. The threshold and the bands
+when p > threshold), a risk band and the grade of the version's master scale
+(:mod:`loanrisk.registry.masterscale`); on request, reason codes. The threshold and the bands
 are the version's decision policy unless the caller (or an explicitly set setting, in
 :func:`scorer_from_settings`) overrides them (:mod:`loanrisk.registry.policy`).
 Records (dicts) take a plain-Python path and give typed results
@@ -43,9 +44,11 @@ from loanrisk.inference.results import (
     BandsDescription,
     BatchSummary,
     DeclineReason,
+    GradeDescription,
     LoanScore,
     Reason,
     Rejection,
+    ScaleDescription,
     SchemaRef,
     Scored,
     ScorerDescription,
@@ -163,6 +166,8 @@ class Scorer:
         self.bands = bands or (
             Bands(recorded.band_cutoffs, recorded.band_names) if recorded is not None else Bands()
         )
+        #: The version's master scale, as the lookup every scored loan is graded with.
+        self.grader = model.master_scale.grader
         self.policy_source: dict[str, PolicySource] = dict(
             policy_source
             or {
@@ -187,6 +192,13 @@ class Scorer:
             threshold=self.threshold,
             bands=BandsDescription(cutoffs=list(self.bands.cutoffs), names=list(self.bands.names)),
             policy_source=dict(self.policy_source),
+            master_scale=ScaleDescription(
+                name=self.model.master_scale.name,
+                grades=[
+                    GradeDescription(name=g.name, lower=g.lower, upper=g.upper)
+                    for g in self.model.master_scale.grades
+                ],
+            ),
             load_seconds=round(self.load_seconds, 4),
         )
 
@@ -220,6 +232,7 @@ class Scorer:
             probability,
             probability > self.threshold,
             self.bands.of(probability),
+            self.grader.of(probability),
             clean.warnings,
             self.reasons(row, [clean.reason_values], top_k=top_k)[0] if explain else None,
         )
@@ -261,6 +274,7 @@ class Scorer:
                 else None
             )
             version, threshold, band = self.model.version, self.threshold, self.bands.of
+            grade = self.grader.of
             for i, ((index, clean), p) in enumerate(zip(good, probabilities.tolist(), strict=True)):
                 label = p > threshold
                 declined = None
@@ -273,6 +287,7 @@ class Scorer:
                         p,
                         label,
                         band(p),
+                        grade(p),
                         clean.warnings,
                         reasons[i] if reasons is not None and explain else None,
                         declined,
@@ -293,12 +308,12 @@ class Scorer:
         decline_reasons: bool = False,
     ) -> tuple[pd.DataFrame, ValidationReport]:
         """Score a raw frame of loans: ``(results, report)``; results have the input ``row``
-        number (1-based), ``probability``, ``label`` and ``band``; with ``explain``, also
-        ``reason_1`` .. ``reason_<top_k>`` (the attributes that raised the risk most, empty
-        where fewer did), ``reason_<i>_code`` (the catalog's code) and ``reason_<i>_value``
-        (the applicant's value); with ``decline_reasons``, ``decline_codes`` and
-        ``decline_reasons``: for each loan over the threshold, its reasons' codes and
-        statements (``; ``-separated), empty for an approved loan."""
+        number (1-based), ``probability``, ``label``, ``band`` and ``grade``; with
+        ``explain``, also ``reason_1`` .. ``reason_<top_k>`` (the attributes that raised the
+        risk most, empty where fewer did), ``reason_<i>_code`` (the catalog's code) and
+        ``reason_<i>_value`` (the applicant's value); with ``decline_reasons``,
+        ``decline_codes`` and ``decline_reasons``: for each loan over the threshold, its
+        reasons' codes and statements (``; ``-separated), empty for an approved loan."""
         loans = validate_frame(
             frame,
             schema=self.schema,
@@ -314,6 +329,7 @@ class Scorer:
                 "probability": probability,
                 "label": probability > self.threshold,
                 "band": self.bands.of_many(probability),
+                "grade": self.grader.of_many(probability),
             }
         )
         if explain or decline_reasons:
@@ -363,7 +379,7 @@ class Scorer:
         options: BatchOptions | None = None,
     ) -> BatchSummary:
         """Stream a CSV of any size through the model in chunks (bounded memory), writing
-        ``row[,id],probability,label,band`` CSV to ``output`` (the id is ``id_column``, or
+        ``row[,id],probability,label,band,grade`` CSV to ``output`` (the id is ``id_column``, or
         the schema's id column when the input has it) and handing each chunk's
         results frame to ``on_results``. Returns the counts (scored, defaults, rejected),
         the rejected rows and their grouped issues. With ``on_error="raise"`` the first bad chunk

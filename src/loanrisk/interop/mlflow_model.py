@@ -58,7 +58,7 @@ def signature(schema: LoanSchema) -> Any:
     """Inputs: the schema's features, a feature that may be missing optional. Categories are
     text; numbers are ``Any``: MLflow would refuse an int64 column (what ``pd.read_csv`` makes
     of whole numbers) for ``double``, and the schema's own validation checks every value.
-    Outputs: probability, label and band."""
+    Outputs: probability, label, band and grade."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema, TensorSpec
     from mlflow.types.schema import AnyType
@@ -74,6 +74,7 @@ def signature(schema: LoanSchema) -> Any:
         ColSpec("double", "probability"),
         ColSpec("boolean", "label"),
         ColSpec("string", "band"),
+        ColSpec("string", "grade"),
     ]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
 

@@ -4,7 +4,8 @@ MLflow imports this module from the model's own ``code/`` copy of loanrisk and c
 :func:`_load_pyfunc` with the model's data directory: a registry holding the one version
 (every file checked against its manifest's hash, as the service loads it) and ``pyfunc.json``
 (which version, the threshold and the bands). Nothing is unpickled. ``predict`` takes raw loans
-as a frame and returns loanrisk's own scoring of them: ``probability``, ``label`` and ``band``.
+as a frame and returns loanrisk's own scoring of them: ``probability``, ``label``, ``band`` and
+``grade`` (the version's master scale, :mod:`loanrisk.registry.masterscale`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from loanrisk.storage.fs import FsspecStorage
 PYFUNC_FILE = "pyfunc.json"
 #: The registry directory inside the model's data directory.
 MODELS = "models"
-OUTPUTS = ("probability", "label", "band")
+OUTPUTS = ("probability", "label", "band", "grade")
 
 
 class PyfuncConfig(BaseModel):
@@ -45,8 +46,9 @@ class LoanRiskPyfunc:
         self.scorer = scorer
 
     def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Raw loans (a frame, or records) -> ``probability``, ``label``, ``band`` per loan, in
-        order; a loan failing the version's schema raises, naming the row and the field."""
+        """Raw loans (a frame, or records) -> ``probability``, ``label``, ``band`` and ``grade``
+        (the version's master scale) per loan, in order; a loan failing the version's schema
+        raises, naming the row and the field."""
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         results, _ = self.scorer.score_frame(frame.reset_index(drop=True))
         return results.loc[:, list(OUTPUTS)].reset_index(drop=True)

@@ -14,7 +14,8 @@ The loans then go through the same record validation as ``/v1/predict``, so text
 follow the rule every format shares (``loanrisk.schema.text``): a number a BYTES tensor holds is
 an ASCII decimal, and text with a control character is refused naming the attribute (a JSON
 body with a lone surrogate, or BYTES that are not UTF-8, never parse). Outputs:
-``probability`` (FP64), ``label`` (BOOL), ``band`` (BYTES), and, when asked for, ``reasons``
+``probability`` (FP64), ``label`` (BOOL), ``band`` (BYTES), ``grade`` (BYTES: the grade of the
+version's master scale), and, when asked for, ``reasons``
 (BYTES, a JSON list per loan) and ``decline_reasons`` (BYTES, a JSON list of ``{code,
 reason}`` per loan: what a declined loan's adverse-action notice states, ``[]`` for an
 approved one).
@@ -70,8 +71,8 @@ NUMPY = {
 #: Schema column types sent as BYTES (the rest are numbers).
 TEXT = frozenset({"categorical", "ordinal", "date"})
 NUMBERS = frozenset(NUMPY)  # every datatype but BYTES
-OUTPUTS = ("probability", "label", "band", "reasons", "decline_reasons")
-DEFAULT_OUTPUTS = ("probability", "label", "band")
+OUTPUTS = ("probability", "label", "band", "grade", "reasons", "decline_reasons")
+DEFAULT_OUTPUTS = ("probability", "label", "band", "grade")
 MAX_INPUTS = 64
 _NAME = r"^[A-Za-z0-9_.\-]{1,64}$"
 
@@ -362,7 +363,7 @@ def _columnar(
 
 
 def requested(request: InferenceRequest) -> tuple[str, ...]:
-    """The outputs to return (default: probability, label and band)."""
+    """The outputs to return (default: probability, label, band and grade)."""
     if request.outputs is None:
         return DEFAULT_OUTPUTS
     names = tuple(o.name for o in request.outputs)
@@ -425,6 +426,7 @@ def outputs(results: Sequence[LoanScore], names: Sequence[str]) -> list[OutputTe
         "probability": ("FP64", [r.probability for r in results]),
         "label": ("BOOL", [r.label for r in results]),
         "band": ("BYTES", [r.band for r in results]),
+        "grade": ("BYTES", [r.grade for r in results]),
     }
     if "reasons" in names:
         columns["reasons"] = (
@@ -488,6 +490,7 @@ def model_metadata(name: str, versions: Sequence[int], schema: LoanSchema) -> Mo
             TensorMetadata("probability", "FP64", [-1]),
             TensorMetadata("label", "BOOL", [-1]),
             TensorMetadata("band", "BYTES", [-1]),
+            TensorMetadata("grade", "BYTES", [-1]),
             TensorMetadata("reasons", "BYTES", [-1]),
             TensorMetadata("decline_reasons", "BYTES", [-1]),
         ],

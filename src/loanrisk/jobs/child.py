@@ -31,12 +31,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loanrisk import errors
 from loanrisk.contracts import JOB_KINDS, JobParams, JobProgress
 from loanrisk.jobs.logs import log_json_lines
 from loanrisk.settings import Settings
+
+if TYPE_CHECKING:
+    from pydantic import JsonValue
 
 Progress = Callable[[JobProgress], None]
 
@@ -130,7 +133,7 @@ def run_in_process(
     poll_seconds: float = 0.2,
     cancel_grace: float = CANCEL_GRACE,
     start: str | None = None,
-) -> dict[str, Any]:
+) -> dict[str, JsonValue]:
     """Run the task ``params`` describe (its kind: :data:`~loanrisk.contracts.JOB_KINDS`)
     in a child process of its own and return its result as the job record stores it
     (:func:`~loanrisk.jobs.results.result_json`: JSON, as it crossed the process boundary).

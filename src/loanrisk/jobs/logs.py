@@ -8,7 +8,10 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import JsonValue
 
 #: A log record's own attributes; anything else on it was passed as ``extra`` and is kept.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -23,12 +26,12 @@ class JsonLines(logging.Formatter):
     ``message``, the record's ``extra`` fields, :meth:`context`, and the traceback as one
     string (``exception``), so that a log collector reads one event per line."""
 
-    def context(self) -> dict[str, Any]:
+    def context(self) -> dict[str, JsonValue]:
         """Fields every line of this process carries (none here)."""
         return {}
 
     def format(self, record: logging.LogRecord) -> str:
-        doc: dict[str, Any] = {
+        doc: dict[str, Any] = {  # the record's extras may be any object: default=str
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
@@ -42,15 +45,15 @@ class JsonLines(logging.Formatter):
 
 
 class _ChildContext(JsonLines):
-    def __init__(self, fields: dict[str, Any]) -> None:
+    def __init__(self, fields: dict[str, JsonValue]) -> None:
         super().__init__()
         self.fields = fields
 
-    def context(self) -> dict[str, Any]:
+    def context(self) -> dict[str, JsonValue]:
         return self.fields
 
 
-def log_json_lines(**fields: Any) -> None:
+def log_json_lines(**fields: JsonValue) -> None:
     """Send this process's log records (loanrisk's from INFO, others' from WARNING) and its
     warnings to stderr, one JSON line each carrying ``fields`` (a job child: its kind and
     process id); replaces the root handlers the process inherited."""

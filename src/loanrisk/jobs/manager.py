@@ -5,6 +5,9 @@ process (CPU work never touches the server's event loop or its GIL). The record 
 storage is rewritten at every state change and on every heartbeat, with the latest progress.
 Jobs that must not interleave (two trainings of one model) take a storage lock when they are
 submitted: the second is refused with :class:`~loanrisk.errors.Conflict` naming the first.
+
+On start, a manager finishes in a background thread the cleanup that replicas which died never
+ran (:meth:`JobManager.recover_staged`): the staged log rows of batch jobs that no longer run.
 """
 
 from __future__ import annotations
@@ -18,20 +21,36 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from loanrisk.contracts import JOB_KINDS, ErrorDoc, JobParams, JobProgress, JobRecord, JobState
+from pydantic import ValidationError
+
+from loanrisk.contracts import (
+    JOB_KINDS,
+    ErrorDoc,
+    JobParams,
+    JobProgress,
+    JobRecord,
+    JobState,
+    ScoreJob,
+)
 from loanrisk.errors import Cancelled, LoanRiskError, TooBusy
 from loanrisk.jobs.child import run_in_process
 from loanrisk.jobs.cleanup import clean_up
-from loanrisk.jobs.store import TERMINAL, JobStore, now, stamp
+from loanrisk.jobs.store import ACTIVE, TERMINAL, JobListing, JobStore, now, stamp
+from loanrisk.monitoring.log.staging import STAGING
 from loanrisk.settings import Settings
 from loanrisk.storage.base import Storage
+
+if TYPE_CHECKING:
+    from pydantic import JsonValue
 
 log = logging.getLogger("loanrisk.jobs")
 
 #: Seconds a client refused for a full queue is asked to wait before it retries.
 RETRY_AFTER = 10
+#: The newest job records :meth:`JobManager.recover_staged` looks through for staged rows.
+RECOVER_RECORDS = 10_000
 
 
 @dataclass
@@ -71,6 +90,45 @@ class JobManager:
         self._stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeats, name="job-heartbeat", daemon=True)
         self._beat.start()
+        self.recovery = threading.Thread(
+            target=self._recover_quietly, name="job-recovery", daemon=True
+        )
+        self.recovery.start()
+
+    def recover_staged(self) -> int:
+        """Finish the cleanup of batch-scoring jobs that no longer run, whose replica died
+        before running it: each staging folder of the prediction log whose job (among the
+        newest :data:`RECOVER_RECORDS` records) is no longer queued or running (finished,
+        failed, cancelled, or lost: its heartbeat stale) is published into the log when the
+        job's results file exists and removed otherwise, the rule of
+        :func:`~loanrisk.jobs.cleanup.clean_up`. A folder whose job is still active, runs
+        here, or has no readable record is left alone. Returns the folders cleaned."""
+        log_directory = self.storage.resolve(self.settings.log_directory)
+        found = self.storage.listing(self.storage.join(log_directory, STAGING))
+        tokens = set(found.names)
+        if not tokens:
+            return 0
+        cleaned = 0
+        for record in self.store.listing(limit=RECOVER_RECORDS).records:
+            if record.kind != "score" or record.state in ACTIVE or record.id in self._running:
+                continue
+            try:
+                params = ScoreJob.model_validate(record.params)
+            except ValidationError:
+                continue
+            if params.log_staging not in tokens:
+                continue
+            clean_up(params, self.storage, self.settings)
+            tokens.discard(params.log_staging)
+            cleaned += 1
+            log.info("cleaned up the staged log rows of job %s (%s)", record.id, record.state)
+        return cleaned
+
+    def _recover_quietly(self) -> None:
+        try:
+            self.recover_staged()
+        except Exception:  # a storage fault here must not take the replica's start-up down
+            log.exception("cleaning up the staged log rows of jobs that no longer run")
 
     def submit(
         self,
@@ -85,7 +143,7 @@ class JobManager:
         try:
             return self._submit(params, lock_scope)
         except BaseException:
-            clean_up(params, self.storage)
+            clean_up(params, self.storage, self.settings)
             raise
 
     def _submit(
@@ -126,10 +184,15 @@ class JobManager:
     def list(self, *, limit: int = 100) -> list[JobRecord]:
         """The newest ``limit`` jobs of every replica, newest first; this replica's own jobs
         as it knows them (so a heartbeat that could not be stored never makes them stale)."""
-        records = self.store.list(limit=limit)
+        return self.listing(limit=limit).records
+
+    def listing(self, *, limit: int = 100) -> JobListing:
+        """:meth:`list`, with the stored items skipped named (:meth:`JobStore.listing`)."""
+        found = self.store.listing(limit=limit)
         with self._mutex:
             own = dict(self._running)
-        return [own[r.id].record if r.id in own else r for r in records]
+        records = [own[r.id].record if r.id in own else r for r in found.records]
+        return JobListing(records, found.problems)
 
     def future(self, job_id: str) -> Future[JobRecord] | None:
         """The future of a job this replica runs (None for other replicas' jobs)."""
@@ -172,7 +235,7 @@ class JobManager:
         queued = 0.0
         clock = time.monotonic()
         state: JobState = "succeeded"
-        result: dict[str, Any] | None = None
+        result: dict[str, JsonValue] | None = None
         error: ErrorDoc | None = None
         try:
             while not self._slots.acquire(timeout=0.2):
@@ -233,7 +296,7 @@ class JobManager:
     def _finish(self, job: _Running) -> None:
         job_id = job.id
         try:
-            clean_up(job.params, self.storage)
+            clean_up(job.params, self.storage, self.settings)
             self.store.clear_cancel(job_id)
         except LoanRiskError:
             log.exception("cleaning up after job %s", job_id)

@@ -8,13 +8,15 @@ job record's ``result``: the keys and order earlier versions stored.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from loanrisk.contracts import DatasetManifest, TrainingResult
 from loanrisk.inference.results import BatchSummary
 from loanrisk.training.tune import TuneSummary
 
 if TYPE_CHECKING:
+    from pydantic import JsonValue
+
     from loanrisk.inference.distributed import DaskSummary  # loads Dask's helpers: typing only
 
 
@@ -55,7 +57,7 @@ class ScoringResult:
 JobResult = ProcessingResult | TrainingResult | ScoringResult | TuneSummary
 
 
-def result_json(result: JobResult) -> dict[str, Any]:
+def result_json(result: JobResult) -> dict[str, JsonValue]:
     """The JSON document a job record stores as its ``result`` (a batch scored on Dask gives
     the counts as its ``summary`` and the cluster's share as ``dask``)."""
     if isinstance(result, TuneSummary):
@@ -64,9 +66,13 @@ def result_json(result: JobResult) -> dict[str, Any]:
         return result.to_json()
     if isinstance(result, ProcessingResult):
         return {"dataset": result.dataset.model_dump(mode="json")}
-    doc = {"output": result.output, "model": asdict(result.model)}
+    doc: dict[str, JsonValue] = {"output": result.output, "model": asdict(result.model)}
     if isinstance(result.summary, BatchSummary):
         return {**doc, "summary": result.summary.to_json()}
     run, scheduler = result.summary.summary, result.summary.scheduler
-    dask = {"partitions": run.partitions, "workers": run.workers, "scheduler": scheduler}
+    dask: dict[str, JsonValue] = {
+        "partitions": run.partitions,
+        "workers": run.workers,
+        "scheduler": scheduler,
+    }
     return {**doc, "summary": {"scored": run.scored, "defaults": run.defaults}, "dask": dask}

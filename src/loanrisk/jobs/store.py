@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import get_args
 
@@ -22,10 +23,19 @@ from pydantic import ValidationError
 from loanrisk.contracts import ACTIVE, TERMINAL, ErrorDoc, JobKind, JobRecord
 from loanrisk.errors import Conflict, InvalidInput, NotFound, StorageError
 from loanrisk.storage.base import Storage
+from loanrisk.storage.problems import Problem
 
-__all__ = ["ACTIVE", "TERMINAL", "JobStore", "new_job_id", "now", "stamp"]
+__all__ = ["ACTIVE", "TERMINAL", "JobListing", "JobStore", "new_job_id", "now", "stamp"]
 KINDS: tuple[str, ...] = get_args(JobKind)
 _log = logging.getLogger("loanrisk.jobs")
+
+
+@dataclass(frozen=True)
+class JobListing:
+    """The newest job records, and the stored items skipped while listing them."""
+
+    records: list[JobRecord]
+    problems: list[Problem]
 
 
 class _CorruptRecord(StorageError):
@@ -91,13 +101,18 @@ class JobStore:
         return self._expire(record)
 
     def list(self, *, limit: int = 100) -> list[JobRecord]:
-        """The newest ``limit`` jobs, newest first. A record that does not parse, or a file
-        whose name is no job id, is logged and left out: one bad file never takes the
-        listing down (reading that job alone still names the fault)."""
+        """The records of :meth:`listing`."""
+        return self.listing(limit=limit).records
+
+    def listing(self, *, limit: int = 100) -> JobListing:
+        """The newest ``limit`` jobs, newest first. A record that does not parse, a file
+        whose name is no job id, or a symlink leading out of the storage is left out, logged
+        and named in ``problems``: one bad file never takes the listing down (reading that
+        job alone still names the fault)."""
+        found = self.storage.listing(self.directory)
+        problems = list(found.problems)
         # Ids start with their creation time, so name order is age order.
-        names = sorted(
-            (n for n in self.storage.list(self.directory) if n.endswith(".json")), reverse=True
-        )
+        names = sorted((n for n in found.names if n.endswith(".json")), reverse=True)
         records = []
         for name in names[:limit]:
             try:
@@ -106,7 +121,15 @@ class JobStore:
                 continue
             except (_CorruptRecord, InvalidInput) as exc:
                 _log.warning("the job listing leaves out %s: %s", name, exc)
-        return records
+                problems.append(
+                    Problem(
+                        kind="job",
+                        path=self.storage.join(self.directory, name),
+                        message=f"{exc.message}: skipped; remove the file (what the job "
+                        "published, if anything, stays in the registry or catalogue)",
+                    )
+                )
+        return JobListing(records, problems)
 
     def _expire(self, record: JobRecord) -> JobRecord:
         if record.state not in ACTIVE:

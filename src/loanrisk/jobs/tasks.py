@@ -25,6 +25,7 @@ from loanrisk.data.process import process_dataset
 from loanrisk.errors import Cancelled, Conflict, InvalidInput
 from loanrisk.inference.scorer import BatchOptions, scorer_from_settings
 from loanrisk.jobs.results import DaskRun, JobResult, ProcessingResult, ScoredBy, ScoringResult
+from loanrisk.monitoring.log.staging import publish_staged, staging_directory
 from loanrisk.monitoring.log.writer import prediction_log
 from loanrisk.registry.models import LoadedModel, ModelRegistry
 from loanrisk.settings import Settings
@@ -118,7 +119,10 @@ def score(
 ) -> ScoringResult:
     """Score the CSV or Parquet file ``source`` with version ``version`` of model
     ``model_name`` (resolved when the job was accepted: the alias may have moved since) and
-    write the results CSV to ``output`` (atomically: a failed batch leaves no output)."""
+    write the results CSV to ``output`` (atomically: a failed batch leaves no output). The
+    loans' log rows are staged as they are scored and moved into the prediction log once the
+    output is published (:mod:`~loanrisk.monitoring.log.staging`): a job that fails or is
+    killed adds none, so a retry never counts a loan twice."""
     storage = open_storage(settings)
     registry = ModelRegistry(storage, params.model_directory)
     loaded = registry.load(params.model_name, params.version)
@@ -134,7 +138,9 @@ def score(
     if settings.dask_scheduler is not None and params.source.endswith(".parquet"):
         return _score_on_dask(params, settings, registry, loaded, progress)
     run = scorer.score_parquet if params.source.endswith(".parquet") else scorer.score_csv
-    log = prediction_log(settings, storage) if settings.prediction_log else None
+    log_directory = storage.resolve(settings.log_directory)
+    staged = staging_directory(storage, log_directory, params.log_staging)
+    log = prediction_log(settings, storage, directory=staged) if settings.prediction_log else None
     on_scored = (
         log.chunk_recorder(
             scorer, source="batch", request_id=params.request_id, id_column=params.id_column
@@ -156,6 +162,8 @@ def score(
     finally:
         if log is not None:
             log.close()
+    if log is not None:  # the output is published: its rows go to the log (or, killed
+        publish_staged(storage, log_directory, params.log_staging)  # here, by the cleanup)
     model = ScoredBy(loaded.name, loaded.version, scorer.backend.name)
     return ScoringResult(params.output, model, summary)
 

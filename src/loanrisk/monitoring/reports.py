@@ -36,17 +36,22 @@ from loanrisk.storage.problems import Problem
 
 #: The window of a report when its start is not given: the usual monthly stability check.
 DEFAULT_DAYS = 30
+#: The window of a backtest when its start is not given: a year of scored loans (outcomes
+#: arrive months after scoring; the ECB's backtests are annual).
+BACKTEST_DAYS = 365
 
 
-def window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
-    """``[since, until)`` of a report: until now and since :data:`DEFAULT_DAYS` before,
-    unless given; times without a zone are UTC. Refuses an empty window."""
+def window(
+    since: datetime | None, until: datetime | None, *, days: int = DEFAULT_DAYS
+) -> tuple[datetime, datetime]:
+    """``[since, until)`` of a report: until now and since ``days`` (:data:`DEFAULT_DAYS`)
+    before, unless given; times without a zone are UTC. Refuses an empty window."""
     end = _utc(until) or datetime.now(UTC)
     try:
-        start = _utc(since) or end - timedelta(days=DEFAULT_DAYS)
+        start = _utc(since) or end - timedelta(days=days)
     except OverflowError:  # ``until`` in the first days of year 1
         raise InvalidInput(
-            f"until must be after {DEFAULT_DAYS} days into year 1", details={"field": "until"}
+            f"until must be after {days} days into year 1", details={"field": "until"}
         ) from None
     if start >= end:
         raise InvalidInput("since must be before until", details={"field": "since"})

@@ -23,6 +23,7 @@ from loanrisk.oip import oip_pb2 as pb
 from loanrisk.oip import oip_pb2_grpc as pb_grpc
 from loanrisk.serving import dataplane
 from loanrisk.serving.auth import SCORE, presented_key
+from loanrisk.serving.cancel import Cancellation
 from loanrisk.serving.state import Services
 
 T = TypeVar("T")
@@ -181,10 +182,18 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         return self._run(context, SCORE, work)
 
     def ModelInfer(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        cancel = Cancellation()  # set when the call ends: a big request stops at its next chunk
+        context.add_callback(cancel.cancel)
+
         async def work() -> Any:
             parsed, binary = parse(request)
             body = await dataplane.infer(
-                self.services, request.model_name, request.model_version or None, parsed, binary
+                self.services,
+                request.model_name,
+                request.model_version or None,
+                parsed,
+                binary,
+                cancel=cancel,
             )
             return response(body)
 

@@ -17,13 +17,15 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.types import Receive
 
-from loanrisk.errors import LoanRiskError
+from loanrisk.errors import LoanRiskError, TooBusy
 from loanrisk.interop import oip_tensors as tensors
 from loanrisk.interop.oip_tensors import BadTensor
 from loanrisk.schema import Column, LoanSchema, builtin_schema
 from loanrisk.serving import dataplane
 from loanrisk.serving.auth import SCORE, presented_key
+from loanrisk.serving.cancel import Cancellation, holding
 from loanrisk.serving.errors import status_of
 from loanrisk.serving.state import Services, services_of
 
@@ -40,6 +42,8 @@ def oip_error(exc: LoanRiskError) -> JSONResponse:
     """``exc`` in OIP's error shape: 400 for tensors that do not fit, else its usual status."""
     status = 400 if isinstance(exc, BadTensor) else status_of(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, TooBusy):
+        headers = {"Retry-After": str(exc.retry_after)}
     return JSONResponse({"error": exc.message}, status, headers)
 
 
@@ -124,9 +128,11 @@ def split_binary(request: tensors.InferenceRequest, raw: bytes) -> dict[str, byt
     return out
 
 
-async def parse_body(request: Request) -> tuple[tensors.InferenceRequest, dict[str, bytes]]:
-    body = await request.body()
-    header = request.headers.get(HEADER_LENGTH)
+def parse_body(
+    body: bytes, header: str | None
+) -> tuple[tensors.InferenceRequest, dict[str, bytes]]:
+    """The request (and its binary inputs) of a body whose JSON part is ``header`` bytes
+    long (the binary extension's framing), or all of it (no header)."""
     if header is None:
         return tensors.parse_request_json(body), {}
     # ASCII digits only: str.isdigit() also takes superscripts (which int() refuses) and
@@ -138,11 +144,28 @@ async def parse_body(request: Request) -> tuple[tensors.InferenceRequest, dict[s
     return parsed, split_binary(parsed, body[length:])
 
 
+async def _until_disconnect(receive: Receive) -> None:
+    """Return once the client has gone (as :mod:`loanrisk.service.disconnect`'s, which this
+    layer cannot import)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass  # the body is read: nothing but a disconnect can come
+
+
 async def _infer(request: Request, name: str, version: str | None) -> Response:
     async def work(services: Services) -> Response:
-        parsed, binary = await parse_body(request)
-        answer = await dataplane.infer(services, name, version, parsed, binary)
-        return JSONResponse(answer.to_json())
+        body = await request.body()
+        async with holding(services.parsing, len(body)):
+            parsed, binary = parse_body(body, request.headers.get(HEADER_LENGTH))
+            # the body is read: a big request stops at its next chunk if its client goes away
+            receive = request.receive
+            cancel = Cancellation(lambda: _until_disconnect(receive))
+            try:
+                answer = await dataplane.infer(
+                    services, name, version, parsed, binary, cancel=cancel
+                )
+            finally:
+                cancel.stop()
+            return JSONResponse(answer.to_json())
 
     return await _guard(request, SCORE, work)
 

@@ -1,5 +1,6 @@
 """The model registry: immutable numbered versions, aliases, lineage, on any storage, and the
-artefacts a version carries (manifest, calibration, reason catalog, decision policy).
+artefacts a version carries (manifest, calibration, reason catalog, decision policy,
+master scale).
 
 The artefact modules are light (no xgboost) because ``loanrisk.contracts`` imports them; so
 that importing one does not load xgboost, :class:`ModelRegistry` and :class:`LoadedModel`

@@ -6,14 +6,10 @@ so it holds across processes and machines on any storage."""
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import socket
-import time
 from collections.abc import Iterator
 
-from loanrisk.errors import Conflict, NotFound
 from loanrisk.storage.base import Storage
+from loanrisk.storage.lock import storage_lock
 
 #: Seconds a move waits for another move of the same alias to end.
 WAIT_SECONDS = 10.0
@@ -24,24 +20,12 @@ _POLL_SECONDS = 0.05
 
 @contextlib.contextmanager
 def alias_lock(storage: Storage, path: str, what: str) -> Iterator[None]:
-    """Hold the lock file ``path`` while the body runs; ``what`` names the alias in the
-    :class:`Conflict` raised when another move holds it for more than :data:`WAIT_SECONDS`."""
-    body = json.dumps({"at": time.time(), "by": f"{socket.gethostname()}:{os.getpid()}"})
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not storage.create_exclusive(path, body.encode()):
-        try:
-            held = json.loads(storage.read_bytes(path))
-        except NotFound:
-            continue  # released in between
-        except ValueError:
-            held = {"at": 0.0}  # unreadable: a writer died mid-write
-        if time.time() - float(held.get("at", 0.0)) > STALE_SECONDS:
-            storage.delete(path)
-            continue
-        if time.monotonic() > deadline:
-            raise Conflict(f"{what} is being moved by another request; retry")
-        time.sleep(_POLL_SECONDS)
-    try:
+    """Hold the lock file ``path`` while the body runs (a
+    :func:`~loanrisk.storage.lock.storage_lock`); ``what`` names the alias in the
+    :class:`~loanrisk.errors.Conflict` raised when another move holds it for more than
+    :data:`WAIT_SECONDS`."""
+    busy = f"{what} is being moved by another request; retry"
+    with storage_lock(
+        storage, path, busy=busy, wait=WAIT_SECONDS, stale=STALE_SECONDS, poll=_POLL_SECONDS
+    ):
         yield
-    finally:
-        storage.delete(path)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+import builtins
+import hashlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
 from loanrisk.registry.policy import DecisionPolicy
+
+if TYPE_CHECKING:  # the request models import the manifest; fsspec comes with a storage
+    from loanrisk.storage.base import Storage
 
 #: The sections below are JSON read back from stored manifests: every key is optional (older
 #: versions wrote fewer), and keys they do not name are kept.
@@ -15,12 +21,37 @@ _KEEP_UNNAMED = ConfigDict(extra="allow")
 
 
 class FileEntry(BaseModel):
-    """A stored file as a manifest records it."""
+    """A stored file as a manifest records it: its SHA-256 (hex) and size in bytes. The one
+    check of a stored file against its manifest, for model versions and datasets alike
+    (:meth:`check`, :meth:`read_checked`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     sha256: str
     bytes: int
+
+    @classmethod
+    def of(cls, data: builtins.bytes) -> FileEntry:
+        """The entry of content ``data``."""
+        return cls(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+
+    def check(self, storage: Storage, path: str, refuse: Callable[[], Exception]) -> None:
+        """Check the file at ``path`` against this entry, reading it a chunk at a time
+        (:meth:`Storage.digest`: never whole in memory); raise ``refuse()`` (the caller's
+        error, naming the file) when its hash or size differs. A file that cannot be read
+        raises as :meth:`Storage.open_read` does (:class:`NotFound` when it is gone)."""
+        if storage.digest(path) != (self.sha256, self.bytes):
+            raise refuse()
+
+    def read_checked(
+        self, storage: Storage, path: str, refuse: Callable[[], Exception]
+    ) -> builtins.bytes:
+        """The content of the file at ``path``, checked as :meth:`check` checks it, in one
+        read: for a file whose bytes are needed anyway (it is held whole in memory)."""
+        data = storage.read_bytes(path)
+        if FileEntry.of(data) != self:
+            raise refuse()
+        return data
 
 
 class SchemaRef(BaseModel):

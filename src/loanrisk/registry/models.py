@@ -9,6 +9,7 @@ Layout, under the registry root (the reference's ``model_directory``)::
                               /profile.json        the training data's bins (monitoring)
                               /calibration.json    the calibration map, when trained with one
                               /reasons.json        the adverse-action reason catalog
+                              /master_scale.json   the rating master scale (its grades)
                               /report.json         the evaluation report
                               /manifest.json       written last: the version exists once it has one
     <root>/<name>/aliases/<alias>.json             {"version", "previous", "history", ...}
@@ -29,7 +30,6 @@ explicitly and remember their previous target, so a rollback is one call.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -51,6 +51,7 @@ from loanrisk.registry.alias_lock import alias_lock
 from loanrisk.registry.aliases import ALIAS_RECORD, AliasMove, AliasRecord
 from loanrisk.registry.calibration import Calibration
 from loanrisk.registry.manifest import FileEntry, ModelManifest
+from loanrisk.registry.masterscale import DEFAULT_SCALE, MasterScale
 from loanrisk.registry.reasons import ReasonCatalog
 from loanrisk.registry.report import EvaluationReport
 from loanrisk.schema import LoanSchema, builtin_schema, parse_schema
@@ -65,6 +66,7 @@ SCHEMA_FILE = "schema.json"
 PROFILE_FILE = "profile.json"
 CALIBRATION_FILE = "calibration.json"
 REASONS_FILE = "reasons.json"
+MASTER_SCALE_FILE = "master_scale.json"
 REPORT_FILE = "report.json"
 MANIFEST_FILE = "manifest.json"
 CLAIM_FILE = "claim.json"
@@ -142,6 +144,9 @@ class LoadedModel:
     #: The adverse-action reason catalog (versions published before catalogs: None, and the
     #: schema's derived catalog applies).
     reasons: ReasonCatalog | None = None
+    #: The rating master scale its loans are graded on (versions published before scales
+    #: were recorded: the default scale).
+    master_scale: MasterScale = DEFAULT_SCALE
 
 
 @dataclass(frozen=True)
@@ -193,7 +198,10 @@ class ModelRegistry:
         for name in found.names:
             if not _NAME.match(name):
                 continue
-            versions = self.storage.listing(self._path(name, "versions"))
+            try:
+                versions = self.storage.listing(self._path(name, "versions"))
+            except InvalidInput:
+                continue  # a file beside the models, not a model's folder
             problems.extend(versions.problems)
             if any(self._complete(name, v) for v in _numbers(versions.names)):
                 names.append(name)
@@ -335,15 +343,29 @@ class ModelRegistry:
                 seen.append(version)
         return seen
 
+    def _entry(self, name: str, version: int, file: str) -> tuple[FileEntry, str]:
+        """The manifest's entry of a version's file, and the file's path."""
+        entry = self.manifest(name, version).files[file]
+        return entry, self.storage.join(self._version_dir(name, version), file)
+
+    @staticmethod
+    def _mismatch(name: str, version: int, file: str) -> Callable[[], StorageError]:
+        return lambda: StorageError(
+            f"model {name!r} version {version}: {file} does not match its recorded hash"
+        )
+
     def _verified(self, name: str, version: int, file: str) -> bytes:
-        manifest = self.manifest(name, version)
-        data = self.storage.read_bytes(self.storage.join(self._version_dir(name, version), file))
-        expected = manifest.files[file].sha256
-        if hashlib.sha256(data).hexdigest() != expected:
-            raise StorageError(
-                f"model {name!r} version {version}: {file} does not match its recorded hash"
-            )
-        return data
+        """A version's file, checked against its manifest's hash in the one read."""
+        entry, path = self._entry(name, version, file)
+        return entry.read_checked(self.storage, path, self._mismatch(name, version, file))
+
+    def verify_file(self, name: str, version: int, file: str) -> None:
+        """Check a version's file against the SHA-256 and size its manifest recorded,
+        reading it a chunk at a time (never whole in memory). Raises :class:`StorageError`
+        when it differs, :class:`NotFound` when it is gone, :class:`KeyError` when the
+        manifest lists no such file."""
+        entry, path = self._entry(name, version, file)
+        entry.check(self.storage, path, self._mismatch(name, version, file))
 
     def load(self, name: str, ref: str | int = LATEST) -> LoadedModel:
         """Load and verify a version (every file's SHA-256 against the manifest)."""
@@ -369,6 +391,11 @@ class ModelRegistry:
                 if REASONS_FILE in manifest.files
                 else None
             ),
+            master_scale=(
+                MasterScale.model_validate_json(self._verified(name, version, MASTER_SCALE_FILE))
+                if MASTER_SCALE_FILE in manifest.files
+                else DEFAULT_SCALE
+            ),
         )
 
     def _schema(self, name: str, version: int, manifest: ModelManifest) -> LoanSchema:
@@ -377,6 +404,12 @@ class ModelRegistry:
             return builtin_schema()
         text = self._verified(name, version, SCHEMA_FILE)
         return parse_schema(text, source=f"model {name!r} version {version} schema")
+
+    def master_scale(self, name: str, version: int) -> MasterScale:
+        """The version's master scale, verified against its hash (versions published before
+        scales were recorded: the default scale)."""
+        data = self.file(name, version, MASTER_SCALE_FILE)
+        return DEFAULT_SCALE if data is None else MasterScale.model_validate_json(data)
 
     def file(self, name: str, version: int, file: str) -> bytes | None:
         """An optional file of a version, verified against its hash (None: it has none)."""
@@ -457,10 +490,7 @@ class ModelRegistry:
                 "name": name,
                 "version": version,
                 "schema": {"name": schema.name, "hash": schema.fingerprint()},
-                "files": {
-                    f: FileEntry(sha256=hashlib.sha256(d).hexdigest(), bytes=len(d))
-                    for f, d in files.items()
-                },
+                "files": {f: FileEntry.of(d) for f, d in files.items()},
                 "created_at": _now(),
             }
         )

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from loanrisk.registry.policy import DecisionPolicy
 
@@ -105,6 +112,21 @@ class BandRow(BaseModel):
     defaults: int
     default_rate: float | None
     mean_predicted: float | None
+
+
+class GradeRow(BaseModel):
+    """How the test loans fall in one grade of the version's master scale: the development
+    grade distribution (``share``) a later backtest compares a window's with (grade PSI)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    grade: str
+    range: list[float] = Field(description="The grade's PDs, [lower, upper).")
+    loans: int
+    share: float
+    defaults: int
+    default_rate: float | None = Field(description="None for a grade with no loans.")
+    mean_pd: float | None = Field(description="None for a grade with no loans.")
 
 
 class CalibrationFigures(BaseModel):
@@ -232,6 +254,9 @@ _OPTIONAL = (
     "score_distribution",
     "policy",
     "bands",
+    "master_scale",
+    "grades",
+    "backtest",
     "calibration_step",
     "monotonicity",
     "fairness",
@@ -261,6 +286,15 @@ class EvaluationReport(BaseModel):
     rows: int
     policy: DecisionPolicy | None = None
     bands: list[BandRow] | None = None
+    #: The name of the master scale the version grades with, and how the test loans fall in
+    #: its grades (reports written before scales were recorded have neither).
+    master_scale: str | None = None
+    grades: list[GradeRow] | None = None
+    #: The development backtest on the test split, per grade and for the portfolio (a
+    #: :class:`loanrisk.validation.Backtest` as JSON: validation sits above the registry).
+    #: Later backtests take its ``portfolio.auc.current`` as the development AUC and the loans
+    #: of ``grades`` as the development grade distribution.
+    backtest: dict[str, Any] | None = None
     calibration_step: CalibrationStep | None = None
     monotonicity: MonotoneCheck | None = None
     #: The first attribute's parity (reports written before ``fairness_by_attribute`` hold
@@ -277,6 +311,6 @@ class EvaluationReport(BaseModel):
                 del doc[key]
         return doc
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, JsonValue]:
         """The report as JSON (what ``report.json``, job results and the API hold)."""
         return self.model_dump(mode="json")

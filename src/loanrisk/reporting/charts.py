@@ -25,6 +25,7 @@ from loanrisk.reporting.formats import DASH, MISSING, count, decimal, percent
 from loanrisk.reporting.importance import by_attribute, top_and_others
 from loanrisk.schema import LoanSchema
 from loanrisk.training.fairness import assessed
+from loanrisk.validation.vintages import Vintages
 
 #: The console's palette: blue for the model, orange for defaults, grey for references.
 STYLE = Style(
@@ -510,6 +511,42 @@ def drift_over_time(days: Sequence[DriftReport], *, top: int = 6) -> Chart | Non
         f"{len(scored)} days with scored loans; bands at {STABLE} and {SHIFT}.",
         _render(chart),
         ("Day", "Loans", *names),
+        rows,
+    )
+
+
+def vintage_curves(found: Vintages, *, cohorts: int = 12) -> Chart | None:
+    """The cumulative default rate (by count) of the ``cohorts`` latest origination months
+    by months on book, one line each, to the last month on book any of them was observed;
+    None when no loan was observed."""
+    shown = [c for c in found.cohorts if any(c.observed)][-cohorts:]
+    if not shown:
+        return None
+    width = 1 + max(max(m for m, n in enumerate(c.observed) if n) for c in shown)
+    months = [str(m) for m in found.months_on_book[:width]]
+    chart = pygal.Line(
+        **_config(
+            x_labels=months,
+            x_title="Months on book",
+            y_title="Cumulative default rate",
+            dots_size=3,
+            value_formatter=lambda v: f"{v:.1%}",
+            show_minor_x_labels=False,
+            x_labels_major_every=max(1, width // 12),
+            **_bottom_legend([c.month for c in shown]),
+        )
+    )
+    for cohort in shown:
+        chart.add(cohort.month, cohort.rate_by_count[:width])
+    rows = [
+        (c.month, count(c.loans), *(percent(r, 1) for r in c.rate_by_count[:width])) for c in shown
+    ]
+    return Chart(
+        "vintages",
+        "Vintages: cumulative default rate by origination month and months on book",
+        f"{len(shown)} origination months, up to {width - 1} months on book.",
+        _render(chart),
+        ("Month", "Loans", *months),
         rows,
     )
 

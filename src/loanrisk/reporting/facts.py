@@ -6,7 +6,8 @@ Nothing here is written by hand per version: every figure comes from stored reco
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+
+from pydantic import JsonValue
 
 from loanrisk.contracts import DatasetManifest
 from loanrisk.data.datasets import DatasetCatalogue
@@ -51,7 +52,7 @@ class VersionFacts:
         return [(k, v.model_dump()) for k, v in rows.items()]
 
     @property
-    def report_json(self) -> dict[str, Any]:
+    def report_json(self) -> dict[str, JsonValue]:
         """The report as the page templates read it (its JSON)."""
         return self.report.to_json()
 

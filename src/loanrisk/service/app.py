@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -19,10 +20,10 @@ from loanrisk.errors import Conflict
 from loanrisk.inference.backends import limit_onedal_threads
 from loanrisk.jobs.manager import JobManager
 from loanrisk.monitoring.log import CANARY, SHADOW
-from loanrisk.monitoring.reports import drift_for
+from loanrisk.monitoring.reports import BACKTEST_DAYS, drift_for
 from loanrisk.oip import rest as oip_rest
 from loanrisk.service import errors, openapi
-from loanrisk.service.middleware import BodyLimit, Observe
+from loanrisk.service.middleware import BodyLimit, Observe, OneValuePerParameter
 from loanrisk.service.routes import (
     admin,
     datasets,
@@ -40,6 +41,7 @@ from loanrisk.serving.metrics import Metrics
 from loanrisk.serving.state import Services, attach
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, Storage, open_storage
+from loanrisk.validation.window import Window, backtest_for
 
 log = logging.getLogger("loanrisk.service")
 
@@ -105,6 +107,51 @@ async def _watch_drift(services: Services, metrics: Metrics) -> None:
         metrics.drift(report)
 
 
+async def _watch_backtest(services: Services, metrics: Metrics) -> None:
+    """Refresh the ``loanrisk_backtest_light`` gauges of the served version every
+    ``backtest_interval`` seconds. Each refresh runs in a worker thread (the event loop keeps
+    serving) and is awaited before the next sleep begins: refreshes never overlap or pile up,
+    however long one takes."""
+    served = services.models.served
+    while True:
+        await asyncio.sleep(services.settings.backtest_interval)
+        scorer = served.serving()
+        if scorer is None:
+            continue
+        until = datetime.now(UTC)
+        await _refresh_backtest(services, metrics, served.name, scorer.version, until)
+
+
+async def _refresh_backtest(
+    services: Services, metrics: Metrics, name: str, version: int, until: datetime
+) -> None:
+    """Refresh the ``loanrisk_backtest_light`` gauges of the served version: its backtest
+    over the loans scored in the last ``BACKTEST_DAYS`` days that have outcomes."""
+    settings, storage = services.settings, services.storage
+    where = Window(
+        storage,
+        storage.resolve(settings.log_directory),
+        storage.resolve(settings.outcome_directory),
+        until - timedelta(days=BACKTEST_DAYS),
+        until,
+    )
+    try:
+        report = await run_in_threadpool(
+            functools.partial(
+                backtest_for,
+                where,
+                services.models.served.registry,
+                name,
+                version,
+                with_vintages=False,
+            )
+        )
+    except Exception:  # a storage hiccup must not end the loop
+        log.exception("backtest refresh failed; the gauges keep their last values")
+        return
+    metrics.backtest(report)
+
+
 async def _collect_abandoned_writes(storage: Storage) -> None:
     """Remove what writers killed mid-write left on a local storage (off the start-up path)."""
     if not isinstance(storage, FsspecStorage):
@@ -137,11 +184,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         collector = asyncio.create_task(_collect_abandoned_writes(storage))
         attach(app, services)
         reloader = asyncio.create_task(_reload_forever(services, metrics, settings.reload_interval))
-        watcher = (
-            asyncio.create_task(_watch_drift(services, metrics))
-            if settings.drift_interval and services.log is not None
-            else None
-        )
+        watchers = [
+            asyncio.create_task(watch(services, metrics))
+            for watch, interval in (
+                (_watch_drift, settings.drift_interval),
+                (_watch_backtest, settings.backtest_interval),
+            )
+            if interval and services.log is not None
+        ]
         # Everything loaded so far lives as long as the process: keep it out of the garbage
         # collector's full passes (which otherwise pause requests for tens of ms).
         grpc_server = None
@@ -156,7 +206,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            for task in (reloader, collector, *([watcher] if watcher else [])):
+            for task in (reloader, collector, *watchers):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -196,6 +246,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     console_docs.install(app)
     console.install(app)
     app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(OneValuePerParameter)
     app.add_middleware(Observe, metrics=metrics)
     return app
 

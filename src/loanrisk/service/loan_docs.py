@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+
+from pydantic import JsonValue
 
 from loanrisk.contracts import PredictOptions
 from loanrisk.schema import Column, LoanSchema
 
 
-def _field(column: Column) -> dict[str, Any]:
-    doc: dict[str, Any]
+def _field(column: Column) -> dict[str, JsonValue]:
+    doc: dict[str, JsonValue]
     if column.type in ("numeric", "integer"):
         doc = {"type": "number" if column.type == "numeric" else "integer"}
         if column.valid is not None and column.valid.min is not None:
@@ -38,7 +39,7 @@ def _field(column: Column) -> dict[str, Any]:
     )
 
 
-def loan_json_schema(schema: LoanSchema) -> dict[str, Any]:
+def loan_json_schema(schema: LoanSchema) -> dict[str, JsonValue]:
     """One loan of ``schema``: every feature named (``null`` where a value is missing)."""
     return {
         "type": "object",
@@ -49,7 +50,7 @@ def loan_json_schema(schema: LoanSchema) -> dict[str, Any]:
     }
 
 
-def _csv(record: dict[str, Any]) -> str:
+def _csv(record: dict[str, JsonValue]) -> str:
     """``record`` as a CSV with its header (quoted where a value needs it)."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
@@ -57,7 +58,7 @@ def _csv(record: dict[str, Any]) -> str:
     return text.getvalue()
 
 
-def predict_body(schema: LoanSchema) -> dict[str, Any]:
+def predict_body(schema: LoanSchema) -> dict[str, JsonValue]:
     """The ``requestBody`` of ``POST /v1/predict`` for a model of ``schema``."""
     loan = loan_json_schema(schema)
     example = schema.example_record()

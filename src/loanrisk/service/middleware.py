@@ -1,4 +1,5 @@
-"""ASGI middleware: request ids, access logs, request metrics and body-size limits.
+"""ASGI middleware: request ids, access logs, request metrics, body-size limits and one value
+per query parameter.
 
 Pure ASGI (no ``BaseHTTPMiddleware``): it adds a few microseconds, not a task per request.
 """
@@ -11,6 +12,7 @@ import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -79,13 +81,58 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-async def _reject(send: Send, message: str, *, oip: bool) -> None:
-    error = message if oip else {"code": "too_large", "message": message, "details": {}}
+def repeated_parameter(query: bytes) -> str | None:
+    """The first query parameter ``query`` gives more than once (None: each at most once)."""
+    if b"&" not in query:
+        return None
+    seen: set[str] = set()
+    for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
+
+
+class OneValuePerParameter:
+    """422 naming the parameter for a query that gives one more than once: no route takes a
+    list in its query, and which of two values a framework keeps is not the client's to
+    guess."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        http = scope["type"] == "http"
+        name = repeated_parameter(scope.get("query_string", b"")) if http else None
+        if name is None:
+            await self.app(scope, receive, send)
+            return
+        field = f"query.{name}"
+        await _reject(
+            send,
+            f"{field}: given more than once; send each query parameter once",
+            oip=is_oip(scope["path"]),
+            status=422,
+            code="invalid_request",
+            details={"field": field},
+        )
+
+
+async def _reject(
+    send: Send,
+    message: str,
+    *,
+    oip: bool,
+    status: int = 413,
+    code: str = "too_large",
+    details: dict[str, str] | None = None,
+) -> None:
+    error = message if oip else {"code": code, "message": message, "details": details or {}}
     body = json.dumps({"error": error})
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
         }
     )

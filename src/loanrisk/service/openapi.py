@@ -11,8 +11,8 @@ declared schema of the model the service serves (rebuilt when it changes).
 
 The document resolves: the ``$defs`` of a model's JSON Schema embedded in a body are moved
 to ``components/schemas`` (:func:`hoist_defs`), so every ``$ref`` names a schema of the
-document, and every path parameter declares the pattern its route accepts
-(:data:`PATH_PATTERNS`).
+document, and every path parameter, and every query parameter naming a model or a version,
+declares the pattern its route accepts (:data:`PATH_PATTERNS`, :data:`QUERY_PATTERNS`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from loanrisk.contracts import STUDY_NAME
 from loanrisk.oip.rest import infer_body
 from loanrisk.schema import LoanSchema, builtin_schema
 from loanrisk.service.bodies import JSON
-from loanrisk.service.loan_docs import predict_body
+from loanrisk.service.loan_docs import loan_json_schema, predict_body
+from loanrisk.service.patterns import NAME, NUMBER, REF
 from loanrisk.service.routes.reference.bodies import predict_example
 from loanrisk.settings import Settings
 
@@ -61,7 +62,8 @@ DESCRIPTIONS = {
     413: "the body or a count is over its limit",
     415: "a content type the route does not read",
     422: "invalid input, naming the field",
-    429: "this replica's job queue is full; retry after Retry-After seconds",
+    429: "this replica's job queue, or its budget of JSON bodies being parsed, is full; "
+    "retry after Retry-After seconds",
     500: "an unexpected error; quote its error id",
     503: "the storage is unreachable or failing",
 }
@@ -77,30 +79,51 @@ JOB_ROUTES = {
     ("post", "/train"),
 }
 
+#: Routes that parse a JSON body of loans within the worker's budget (max_parsing_bytes):
+#: a budget that stays full answers 429.
+PARSING_ROUTES = {
+    ("post", "/v1/predict"),
+    ("post", "/predict"),
+    ("post", "/v2/models/{name}/infer"),
+    ("post", "/v2/models/{name}/versions/{version}/infer"),
+}
 
-#: A model, alias or schema name as the registry and the schema store check it
-#: (``check_name``): letters, digits, '.', '_', '-', at most 64, no '..'.
-NAME = r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
 #: The pattern of each path parameter: what its route accepts (others are refused, 4xx).
 PATH_PATTERNS = {
     "name": NAME,
     "alias": NAME,
-    "ref": NAME,  # a version number, vN, latest or an alias: all names
-    "version": r"^[0-9]{1,9}$",  # OIP: a version number
+    "ref": REF,
+    "version": NUMBER,  # OIP: a version number
     "study": STUDY_NAME,
     "dataset_id": r"^[^/.][^/]*$",
     "job_id": r"^job-(?!.*\.\.)[^/]*$",
 }
+#: The pattern of each query parameter naming a model or a version.
+#: An empty value is the parameter's default (the served alias, the service's model).
+QUERY_PATTERNS = {
+    name: f"^$|{p}" for name, p in {"ref": REF, "version": REF, "model": NAME}.items()
+}
+QUERY_PATTERNS.update(a=REF, b=REF)  # required: no default
 
 
 def declare_path_patterns(schema: dict[str, Any]) -> dict[str, Any]:
-    """``schema`` with the pattern of :data:`PATH_PATTERNS` on every path parameter."""
+    """``schema`` with the pattern of :data:`PATH_PATTERNS` on every path parameter and of
+    :data:`QUERY_PATTERNS` on every query parameter naming a model or a version (on its
+    string branch, when it may also be null)."""
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
             for parameter in operation.get("parameters", []):
-                pattern = PATH_PATTERNS.get(parameter.get("name"))
-                if parameter.get("in") == "path" and pattern is not None:
-                    parameter.setdefault("schema", {})["pattern"] = pattern
+                where, name = parameter.get("in"), parameter.get("name")
+                patterns = {"path": PATH_PATTERNS, "query": QUERY_PATTERNS}.get(where, {})
+                pattern = patterns.get(name)
+                if pattern is None:
+                    continue
+                parameter_schema = parameter.setdefault("schema", {})
+                branches = parameter_schema.get("anyOf", [parameter_schema])
+                for branch in branches:
+                    if branch.get("type", "string") == "string":
+                        branch["pattern"] = pattern
     return schema
 
 
@@ -155,15 +178,30 @@ def _error_codes(path: str, method: str) -> list[int]:
     codes = [401, 403, 404, 409, 422, 500, 503]
     if method in ("post", "put"):
         codes += [400, 413, 415]
-    if (method, path) in JOB_ROUTES:
+    if (method, path) in JOB_ROUTES or (method, path) in PARSING_ROUTES:
         codes.append(429)
     return sorted(codes)
 
 
+#: How a request presents its API key (``serving/auth.py``: ``presented_key``).
+SECURITY_SCHEMES = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key (LOANRISK_API_KEYS) as `Authorization: Bearer <key>`.",
+    },
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
+#: Either scheme, on every operation that can answer 401 (a service without keys is open).
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
+
+
 def error_responses(schema: dict[str, Any]) -> dict[str, Any]:
-    """``schema`` with the error answers of every operation in the one error shape."""
+    """``schema`` with the error answers of every operation in the one error shape, and the
+    API-key schemes on every operation that needs a key."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["Error"], components["OipError"] = ERROR, OIP_ERROR
+    schema["components"]["securitySchemes"] = SECURITY_SCHEMES
     content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     oip = {"application/json": {"schema": {"$ref": "#/components/schemas/OipError"}}}
     for path, operations in schema.get("paths", {}).items():
@@ -175,6 +213,8 @@ def error_responses(schema: dict[str, Any]) -> dict[str, Any]:
             for code in codes:
                 entry = responses.setdefault(str(code), {"description": DESCRIPTIONS[code]})
                 entry["content"] = oip if path.startswith("/v2") else content
+            if 401 in codes:
+                operation["security"] = SECURITY
     schemas = schema["components"]["schemas"]
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
@@ -217,6 +257,9 @@ def describe_loans(
         )
         content = reference["requestBody"]["content"][JSON]
         content["example"] = predict_example(schema, **served)
+        loan = loan_json_schema(schema)
+        sample = {"anyOf": [loan, {"type": "array", "items": loan}]}
+        content["schema"].setdefault("properties", {})["sample"] = sample
     return document
 
 

@@ -23,6 +23,7 @@ from loanrisk.interop.oip_tensors import (
 )
 from loanrisk.monitoring.log import CHAMPION, DIRECT
 from loanrisk.registry.models import check_name
+from loanrisk.serving.cancel import Cancellation
 from loanrisk.serving.scoring import score_records, score_version
 from loanrisk.serving.state import Services
 from loanrisk.serving.threads import off_loop
@@ -90,8 +91,11 @@ async def infer(
     version: str | None,
     parsed: InferenceRequest,
     binary: Mapping[str, bytes],
+    *,
+    cancel: Cancellation | None = None,
 ) -> InferenceResponse:
-    """The inference response (the outputs asked for)."""
+    """The inference response (the outputs asked for). Bounded by ``max_request_work`` and
+    cancellable by ``cancel`` as :func:`~loanrisk.serving.scoring.score_records`."""
     if parsed.model_name not in (None, name) or parsed.model_version not in (None, version):
         raise BadTensor(
             f"the body names model {parsed.model_name!r} version "
@@ -113,6 +117,7 @@ async def infer(
             source=SOURCE,
             explain=explain,
             decline_reasons=decline,
+            cancel=cancel,
         )
         results, served = answer.result.results, champion.version
         versions = sorted({r.version for r in results})
@@ -128,6 +133,7 @@ async def infer(
             source=SOURCE,
             explain=explain,
             decline_reasons=decline,
+            cancel=cancel,
         )
         results, served, versions = result.results, scorer.version, [scorer.version]
     return InferenceResponse(

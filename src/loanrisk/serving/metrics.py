@@ -35,6 +35,7 @@ from loanrisk.inference.results import BatchSummary
 from loanrisk.monitoring.drift import DriftReport
 from loanrisk.monitoring.log import CHAMPION
 from loanrisk.storage.problems import Problem
+from loanrisk.validation.window import BacktestReport
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -53,6 +54,8 @@ LATENCY_BUCKETS = (
     30.0,
     120.0,
 )
+#: The gauge's value of each traffic light.
+LIGHTS = {"green": 0, "yellow": 1, "red": 2}
 JOB_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0)
 
 
@@ -129,6 +132,16 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.backtest_light = Gauge(
+            "loanrisk_backtest_light",
+            "Traffic light of the served version's backtest per grade of its master scale "
+            "(0 green, 1 yellow, 2 red: the Jeffreys p-value under 0.05, under 0.001), over "
+            "the loans scored in the last 365 days that have outcomes; grades without loans "
+            "have none.",
+            ["model", "version", "grade"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self.shadow_rows = Counter(
             "loanrisk_shadow_rows",
             "Loans handed to shadow scoring: scored, refused (by the shadow version's "
@@ -139,7 +152,7 @@ class Metrics:
         self.bad_item_count = Gauge(
             "loanrisk_bad_items",
             "Stored items the last listing or report of each view skipped, by view (models, "
-            "datasets, drift, performance, outcomes) and kind (link, alias, dataset, "
+            "datasets, drift, performance, backtest, outcomes) and kind (link, alias, dataset, "
             "log_file, outcome_file, profile); the answer's problems name them.",
             ["view", "kind"],
             registry=r,
@@ -155,6 +168,18 @@ class Metrics:
         for item in items:
             self.psi.labels(report.model, str(report.version), item.name).set(item.index)
         self.bad_items("drift", report.problems)
+
+    def backtest(self, report: BacktestReport) -> None:
+        """Set the traffic-light gauges from a backtest (0 green, 1 yellow, 2 red; a grade
+        without loans loses its gauge)."""
+        for grade in report.grades:
+            labels = (report.model, str(report.version), grade.grade)
+            if grade.light is None:
+                with contextlib.suppress(KeyError):
+                    self.backtest_light.remove(*labels)
+            else:
+                self.backtest_light.labels(*labels).set(LIGHTS[grade.light])
+        self.bad_items("backtest", report.problems)
 
     def bad_items(self, view: str, problems: Iterable[Problem]) -> None:
         """Set the bad-item gauges of ``view`` from the problems its last answer met (the

@@ -11,21 +11,23 @@ import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 
 from loanrisk.contracts import OnError
-from loanrisk.errors import Conflict
+from loanrisk.errors import Conflict, TooLarge
 from loanrisk.inference.cache import ModelCache, Routing
 from loanrisk.inference.records import require_clean
-from loanrisk.inference.results import LoanScore, Scored
-from loanrisk.inference.scorer import Scorer
+from loanrisk.inference.results import BatchSummary, LoanScore, Rejection, Scored
+from loanrisk.inference.scorer import BatchOptions, Scorer
 from loanrisk.monitoring.log import CANARY, CHAMPION
 from loanrisk.registry.models import ModelRegistry, check_name
+from loanrisk.serving.cancel import Cancellation, check_work, work_units
 from loanrisk.serving.logs import request_id
 from loanrisk.serving.state import Services
 from loanrisk.serving.threads import off_loop
+from loanrisk.settings import Settings
 
 #: Requests with at most this many loans are batched on the worker's scoring thread.
 SMALL_REQUEST = 64
@@ -50,11 +52,25 @@ async def _score(
     explain: bool,
     top_k: int,
     decline_reasons: bool = False,
+    cancel: Cancellation | None = None,
 ) -> Scored:
     if len(records) <= SMALL_REQUEST:
         return await services.scoring.score(
             scorer,
             records,
+            on_error=on_error,
+            explain=explain,
+            top_k=top_k,
+            decline_reasons=decline_reasons,
+        )
+    size = chunk_loans(services.settings, reasons=explain or decline_reasons)
+    if cancel is not None and len(records) > size:
+        cancel.watch()
+        return await _score_chunks(
+            scorer,
+            records,
+            size,
+            cancel,
             on_error=on_error,
             explain=explain,
             top_k=top_k,
@@ -69,6 +85,49 @@ async def _score(
         top_k=top_k,
         decline_reasons=decline_reasons,
     )
+
+
+def chunk_loans(settings: Settings, *, reasons: bool) -> int:
+    """Loans scored between two cancellation checks: ``score_chunk_work`` loan-units."""
+    return max(1, settings.score_chunk_work // work_units(1, reasons=reasons))
+
+
+async def _score_chunks(
+    scorer: Scorer,
+    records: Sequence[Mapping[str, Any]],
+    size: int,
+    cancel: Cancellation,
+    *,
+    on_error: OnError,
+    explain: bool,
+    top_k: int,
+    decline_reasons: bool,
+) -> Scored:
+    """:meth:`Scorer.score_records` ``size`` loans at a time off the loop, ``cancel``
+    checked before each chunk and after the last (:class:`ClientGone` once set); the same
+    answer as one call, a bad loan (``on_error="raise"``) named by its index in
+    ``records``."""
+    results: list[LoanScore] = []
+    rejected: list[Rejection] = []
+    for start in range(0, len(records), size):
+        cancel.check()
+        part = await off_loop(
+            scorer.score_records,
+            records[start : start + size],
+            on_error="skip",
+            explain=explain,
+            top_k=top_k,
+            decline_reasons=decline_reasons,
+        )
+        if part.rejected and on_error == "raise":
+            first = start + part.rejected[0].record
+            require_clean(records[first], scorer.rules, index=first)  # raises, naming it
+        for result in part.results:  # LoanScore is mutable: no copy of each
+            result.record += start
+        rejected += (dataclasses.replace(r, record=r.record + start) for r in part.rejected)
+        results += part.results
+    cancel.check()
+    return Scored(results, rejected)
 
 
 def _record(
@@ -99,12 +158,18 @@ async def score_records(
     explain: bool = False,
     top_k: int = 4,
     decline_reasons: bool = False,
+    cancel: Cancellation | None = None,
 ) -> Answer:
     """Score JSON loans with ``routing`` (a snapshot of ``cache``): its champion (and canary)
     answer, the loans are recorded, and its shadow is handed them. With ``on_error="raise"``
     a bad loan refuses the whole request, named by its index in the request whichever version
     it was routed to. ``explain``, ``top_k`` and ``decline_reasons`` are
-    :meth:`Scorer.score_records`'s."""
+    :meth:`Scorer.score_records`'s. A request over ``max_request_work`` is refused
+    (:class:`~loanrisk.errors.TooLarge`) before anything is scored; one of more than a
+    chunk's loans (``score_chunk_work``) is scored in chunks with ``cancel`` checked between
+    them: once it is set, :class:`~loanrisk.serving.cancel.ClientGone` is raised at the next
+    one, and nothing of the request is counted, logged or shadowed."""
+    check_work(services.settings, len(records), reasons=explain or decline_reasons)
     champion, canary, rule = routing.champion, routing.canary, routing.rule
     if canary is None or rule is None:
         result = await _score(
@@ -115,6 +180,7 @@ async def score_records(
             explain=explain,
             top_k=top_k,
             decline_reasons=decline_reasons,
+            cancel=cancel,
         )
         _record(services, champion, records, result, role=CHAMPION, source=source)
         answer = Answer(result, champion, None)
@@ -131,6 +197,7 @@ async def score_records(
             top_k=top_k,
             decline_reasons=decline_reasons,
             source=source,
+            cancel=cancel,
         )
     if routing.shadow is not None:
         services.shadow.records(
@@ -151,6 +218,7 @@ async def _score_split(
     top_k: int,
     decline_reasons: bool,
     source: str,
+    cancel: Cancellation | None,
 ) -> Answer:
     groups = [(champion, CHAMPION, split[0]), (canary, CANARY, split[1])]
     groups = [g for g in groups if g[2]]
@@ -164,6 +232,7 @@ async def _score_split(
                 explain=explain,
                 top_k=top_k,
                 decline_reasons=decline_reasons,
+                cancel=cancel,
             )
             for scorer, _, indexes in groups
         )
@@ -199,9 +268,11 @@ async def score_version(
     explain: bool = False,
     top_k: int = 4,
     decline_reasons: bool = False,
+    cancel: Cancellation | None = None,
 ) -> Scored:
     """Score with exactly ``scorer`` (a version a client named), counted and logged under
-    ``role``; no canary, no shadow."""
+    ``role``; no canary, no shadow. Bounded and cancellable as :func:`score_records`."""
+    check_work(services.settings, len(records), reasons=explain or decline_reasons)
     result = await _score(
         services,
         scorer,
@@ -210,6 +281,7 @@ async def score_version(
         explain=explain,
         top_k=top_k,
         decline_reasons=decline_reasons,
+        cancel=cancel,
     )
     _record(services, scorer, records, result, role=role, source=source)
     return result
@@ -246,6 +318,96 @@ def chunk_observer(
         services.shadow.chunk(cache, scorer.version, offset, chunk, source=source, request_id=rid)
 
     return on_scored
+
+
+#: Chunks of a CSV body hold at least this many rows, with reasons and without (a chunk's
+#: fixed cost, a few milliseconds of parsing and validation, would otherwise outweigh the
+#: scoring of a small model's loans).
+CSV_CHUNK_ROWS = {True: 100, False: 1_000}
+
+
+def count_rows(stream: IO[bytes]) -> int:
+    """The rows of a CSV ``stream`` by its line breaks, header excluded (a quoted field's
+    line break counts too: an upper bound), read 1 MiB at a time and rewound."""
+    lines = 0
+    last = b"\n"
+    while block := stream.read(2**20):
+        lines += block.count(b"\n")
+        last = block[-1:]
+    stream.seek(0)
+    return max(lines + (last != b"\n") - 1, 0)
+
+
+class _Chunks:
+    """A CSV request's ``on_scored``: checks ``cancel`` before a chunk is recorded, and
+    holds the chunks of a body of at most ``held_rows`` rows until :meth:`answered` (so
+    nothing of an abandoned request is logged); a bigger body is logged as it is scored,
+    as a batch job's is."""
+
+    def __init__(
+        self, observer: OnScored | None, cancel: Cancellation | None, *, hold: bool
+    ) -> None:
+        self.observer = observer
+        self.cancel = cancel
+        self.hold = hold and observer is not None
+        self.held: list[tuple[int, pd.DataFrame, pd.DataFrame]] = []
+
+    def __call__(self, offset: int, chunk: pd.DataFrame, results: pd.DataFrame) -> None:
+        if self.cancel is not None:
+            self.cancel.check()
+        if self.hold:
+            self.held.append((offset, chunk, results))
+        elif self.observer is not None:
+            self.observer(offset, chunk, results)
+
+    def answered(self) -> None:
+        if self.observer is not None:
+            for offset, chunk, results in self.held:
+                self.observer(offset, chunk, results)
+        self.held.clear()
+
+
+def score_csv_request(
+    services: Services,
+    cache: ModelCache,
+    routing: Routing,
+    stream: IO[bytes],
+    output: IO[bytes] | None,
+    options: BatchOptions,
+    *,
+    source: str,
+    cancel: Cancellation | None = None,
+    max_rows: int | None = None,
+) -> BatchSummary:
+    """A CSV of loans a client sent (or named) scored through ``routing``'s champion into
+    ``output`` (blocking: call it off the event loop). Refused (413) over
+    ``max_request_work`` before anything is scored, the rows counted by their line breaks.
+    Scored in chunks of ``score_chunk_work`` loan-units (at least :data:`CSV_CHUNK_ROWS`
+    rows) with ``cancel`` checked after each: once it is set,
+    :class:`~loanrisk.serving.cancel.ClientGone` stops the batch. A body of at most
+    ``max_records`` rows goes to the prediction log (and the shadow) only once all of it is
+    scored; a bigger one chunk by chunk. ``options``' own ``on_scored`` is replaced. With
+    ``max_rows`` (an answer held whole), a CSV of more lines is refused (413) before too."""
+    settings = services.settings
+    reasons = options.explain or options.decline_reasons
+    rows = count_rows(stream)
+    if max_rows is not None and rows > max_rows:
+        raise TooLarge(
+            f"{rows:,} rows: a JSON answer holds at most {max_rows:,}; ask for CSV "
+            "(Accept: text/csv) to stream them all",
+            details={"max": max_rows},
+        )
+    check_work(settings, rows, reasons=reasons)
+    observer = chunk_observer(services, cache, routing, source=source, id_column=options.id_column)
+    chunks = _Chunks(observer, cancel, hold=rows <= settings.max_records)
+    chunk_rows = options.chunk_rows
+    if cancel is not None:
+        fewest = CSV_CHUNK_ROWS[reasons]
+        chunk_rows = min(chunk_rows, max(chunk_loans(settings, reasons=reasons), fewest))
+    options = dataclasses.replace(options, on_scored=chunks, chunk_rows=chunk_rows)
+    summary = routing.champion.score_csv(stream, output, options)
+    chunks.answered()
+    return summary
 
 
 def batch_version(services: Services, directory: str, name: str) -> int:

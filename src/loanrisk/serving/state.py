@@ -14,6 +14,7 @@ from loanrisk.registry.models import ModelRegistry
 from loanrisk.schema.store import SchemaStore
 from loanrisk.serving.auth import ApiKeys
 from loanrisk.serving.batching import ScoringQueue
+from loanrisk.serving.cancel import ParseBudget
 from loanrisk.serving.locations import Locations
 from loanrisk.serving.metrics import Metrics
 from loanrisk.serving.shadow import ShadowScoring
@@ -43,6 +44,8 @@ class Services:
     log: PredictionLog | None = None
     #: Scores what the champion scored with the shadow alias's version (None: no shadow).
     shadow_scoring: ShadowScoring | None = None
+    #: The bytes of JSON bodies this worker parses at once (setting max_parsing_bytes).
+    parsing: ParseBudget | None = None
 
     @property
     def shadow(self) -> ShadowScoring:
@@ -69,13 +72,28 @@ class Services:
         )
         log = (
             prediction_log(
-                settings, storage, on_dropped=metrics.log_dropped, on_written=metrics.log_written
+                settings,
+                storage,
+                on_dropped=metrics.log_dropped,
+                on_written=metrics.log_written,
+                write_ahead=True,  # what a worker answers survives a kill of the worker
             )
             if settings.prediction_log
             else None
         )
         shadow = ShadowScoring(settings, metrics=metrics) if settings.shadow_alias else None
-        return cls(settings, storage, jobs, keys, metrics, models, log=log, shadow_scoring=shadow)
+        parsing = ParseBudget(settings.max_parsing_bytes, wait=settings.parse_wait_seconds)
+        return cls(
+            settings,
+            storage,
+            jobs,
+            keys,
+            metrics,
+            models,
+            log=log,
+            shadow_scoring=shadow,
+            parsing=parsing,
+        )
 
     @property
     def locations(self) -> Locations:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from loanrisk.settings import Settings
 from loanrisk.storage.base import Storage, normalise_relative
 from loanrisk.storage.fs import FsspecStorage
 from loanrisk.storage.memory import MemoryStorage
 
+if TYPE_CHECKING:
+    from pydantic import JsonValue
+
 __all__ = ["FsspecStorage", "MemoryStorage", "Storage", "normalise_relative", "open_storage"]
 
 
-def storage_options(settings: Settings, url: str) -> dict[str, Any]:
+def storage_options(settings: Settings, url: str) -> dict[str, JsonValue]:
     """fsspec options for ``url`` from settings (S3 endpoint and region, Azure account)."""
     if url.startswith(("az://", "abfs://")):
         if settings.azure_connection_string is not None:
@@ -22,7 +25,7 @@ def storage_options(settings: Settings, url: str) -> dict[str, Any]:
         return {}
     if not url.startswith("s3://"):
         return {}
-    client: dict[str, str] = {}
+    client: dict[str, JsonValue] = {}
     if settings.s3_endpoint_url:
         client["endpoint_url"] = settings.s3_endpoint_url
     if settings.s3_region:

@@ -8,13 +8,14 @@ lead outside are refused with :class:`~loanrisk.errors.PathNotAllowed`.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import IO
 
-from loanrisk.errors import InvalidInput, PathNotAllowed
+from loanrisk.errors import InvalidInput, LoanRiskError, PathNotAllowed
 from loanrisk.storage.problems import Listing
 
 #: Longest name of one file or folder: what every backend stores, with room for the hidden
@@ -22,6 +23,8 @@ from loanrisk.storage.problems import Listing
 MAX_NAME_BYTES = 200
 #: Longest path inside a storage.
 MAX_PATH_BYTES = 1024
+#: Bytes read at a time when a stored file is hashed (:meth:`Storage.digest`).
+HASH_CHUNK = 1 << 20
 
 
 def normalise_relative(path: str) -> str:
@@ -82,6 +85,17 @@ class Storage(ABC):
         """A binary stream whose content appears under ``path`` only when the block exits
         without an exception; otherwise nothing is left behind."""
 
+    def digest(self, path: str) -> tuple[str, int]:
+        """The SHA-256 (hex) and size in bytes of the file at ``path``, read
+        :data:`HASH_CHUNK` bytes at a time: never whole in memory. Raises as
+        :meth:`open_read` does."""
+        sha256, size = hashlib.sha256(), 0
+        with self.open_read(path) as stream:
+            while chunk := stream.read(HASH_CHUNK):
+                sha256.update(chunk)
+                size += len(chunk)
+        return sha256.hexdigest(), size
+
     def write_bytes(self, path: str, data: bytes) -> None:
         """Atomically (re)place ``path`` with ``data``."""
         with self.open_write(path) as stream:
@@ -97,15 +111,38 @@ class Storage(ABC):
     def exists(self, path: str) -> bool:
         """Whether a file (not a directory) exists at ``path``."""
 
-    @abstractmethod
     def list(self, path: str = "") -> list[str]:
         """Names (not paths) of the files and directories directly under ``path``, sorted;
         empty when ``path`` does not exist. Entries that cannot be read safely (a symlink
         leading out of a local storage) are left out: :meth:`listing` names them."""
+        return self.listing(path).names
 
+    @abstractmethod
     def listing(self, path: str = "") -> Listing:
-        """:meth:`list`, with the entries it left out named as problems."""
-        return Listing(self.list(path))
+        """The entries directly under ``path`` (empty when it does not exist): the names
+        served (:meth:`list`), which of them are folders and which are symlinks, and the
+        entries left out, each named as a problem (a symlink leading out of a local
+        storage: ``link``). The one test of what a listing may serve: :meth:`list`,
+        :meth:`walk` and everything built on them use it."""
+
+    def walk(
+        self, path: str = "", *, on_error: Callable[[str, LoanRiskError], None] | None = None
+    ) -> Iterator[tuple[str, Listing]]:
+        """Each folder under ``path`` with its :meth:`listing`: ``path`` first, then its
+        folders depth-first in name order. A symlink is listed, never followed (a link to a
+        folder is not descended, so a loop of links ends). A folder that cannot be listed
+        raises, or, given ``on_error``, is passed to it with the error and skipped."""
+        try:
+            found = self.listing(path)
+        except LoanRiskError as exc:
+            if on_error is None:
+                raise
+            on_error(path, exc)
+            return
+        yield path, found
+        for name in found.names:
+            if name in found.folders:
+                yield from self.walk(self.join(path, name), on_error=on_error)
 
     @abstractmethod
     def delete(self, path: str) -> None:

@@ -11,13 +11,16 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import fsspec
 
 from loanrisk.errors import InvalidInput, NotFound, PathNotAllowed, StorageError, describe_error
 from loanrisk.storage.base import Storage
 from loanrisk.storage.problems import Listing, Problem
+
+if TYPE_CHECKING:
+    from pydantic import JsonValue
 
 #: The hidden temporary name of a local atomic write (see ``_local_write``).
 _TEMPORARY = re.compile(r"^\..+\.tmp-[0-9a-f]{32}$")
@@ -57,7 +60,7 @@ class FsspecStorage(Storage):
     the store makes the object visible only when the upload completes.
     """
 
-    def __init__(self, url: str, *, storage_options: dict[str, Any] | None = None) -> None:
+    def __init__(self, url: str, *, storage_options: dict[str, JsonValue] | None = None) -> None:
         protocol = url.split("://", 1)[0] if "://" in url else "file"
         options = dict(storage_options or {})
         if protocol == "file":
@@ -88,7 +91,7 @@ class FsspecStorage(Storage):
                 raise PathNotAllowed(f"location {user_path!r} is outside the storage root")
             if text.startswith("/"):
                 real = os.path.realpath(text)
-                if real == self._root or real.startswith(self._root + os.sep):
+                if self._inside(real):
                     return os.path.relpath(real, self._root)
                 raise PathNotAllowed(f"path {user_path!r} is outside the storage root")
             return text
@@ -102,11 +105,14 @@ class FsspecStorage(Storage):
             raise PathNotAllowed(f"location {user_path!r} is outside the storage root {self.url}")
         return text
 
+    def _inside(self, real: str) -> bool:
+        """Whether the resolved OS path ``real`` (no link left in it) is in the root: the one
+        confinement test of local paths, for reads and writes, listings and walks."""
+        return real == self._root or real.startswith(self._root + os.sep)
+
     def _confine(self, relative: str) -> str:
-        if self.is_local:
-            real = os.path.realpath(os.path.join(self._root, relative))
-            if real != self._root and not real.startswith(self._root + os.sep):
-                raise PathNotAllowed(f"path {relative!r} leads outside the storage root")
+        if self.is_local and not self._inside(os.path.realpath(os.path.join(self._root, relative))):
+            raise PathNotAllowed(f"path {relative!r} leads outside the storage root")
         return relative
 
     def _full(self, path: str) -> str:
@@ -221,9 +227,6 @@ class FsspecStorage(Storage):
         with _backend_errors(path):
             return bool(self.fs.isfile(full))
 
-    def list(self, path: str = "") -> list[str]:
-        return self.listing(path).names
-
     def listing(self, path: str = "") -> Listing:
         """The entries under ``path``; on a local storage, a symlink leading out of the root
         is left out and named as a problem (reading it by name is refused:
@@ -231,29 +234,37 @@ class FsspecStorage(Storage):
         full = self._full(path)
         with _backend_errors(path):
             try:
-                entries = self.fs.ls(full, detail=False)
+                entries = self.fs.ls(full, detail=True)
             except FileNotFoundError:
                 return Listing([])
-        names = {posixpath.basename(str(e).rstrip("/")) for e in entries}
-        # Hidden names are in-flight temporary files of atomic writes.
-        visible = sorted(n for n in names if n and not n.startswith("."))
-        if not self.is_local:
-            return Listing(visible)
-        kept, problems = [], []
-        for name in visible:
-            real = os.path.realpath(os.path.join(full, name))
-            if real == self._root or real.startswith(self._root + os.sep):
-                kept.append(name)
-                continue
-            problems.append(
-                Problem(
-                    kind="link",
-                    path=self.join(path, name),
-                    message="a symlink leading outside the storage root: skipped; "
-                    "remove it, or copy what it names into the storage",
+        kinds: dict[str, tuple[str, bool]] = {}
+        for entry in entries:
+            name = posixpath.basename(str(entry["name"]).rstrip("/"))
+            # Hidden names are in-flight temporary files of atomic writes.
+            if name and not name.startswith("."):
+                kind = str(entry.get("type"))
+                if kinds.get(name, ("", False))[0] == "directory":
+                    kind = "directory"  # an object store's object and prefix of one name
+                kinds[name] = (kind, bool(entry.get("islink")))
+        names, links, problems = [], set(), []
+        for name in sorted(kinds):
+            kind, link = kinds[name]
+            # ``full`` is confined, so only a symlink can lead out.
+            if link and not self._inside(os.path.realpath(os.path.join(full, name))):
+                problems.append(
+                    Problem(
+                        kind="link",
+                        path=self.join(path, name),
+                        message="a symlink leading outside the storage root: skipped; "
+                        "remove it, or copy what it names into the storage",
+                    )
                 )
-            )
-        return Listing(kept, problems)
+                continue
+            names.append(name)
+            if link:
+                links.add(name)
+        folders = frozenset(n for n in names if kinds[n][0] == "directory" and n not in links)
+        return Listing(names, problems, folders=folders, links=frozenset(links))
 
     def delete(self, path: str) -> None:
         full = self._full(path)

@@ -10,6 +10,7 @@ from typing import IO
 
 from loanrisk.errors import NotFound, StorageError
 from loanrisk.storage.base import Storage
+from loanrisk.storage.problems import Listing
 
 
 class MemoryStorage(Storage):
@@ -31,16 +32,19 @@ class MemoryStorage(Storage):
             return user_path[len(self.url) :].lstrip("/")
         return user_path
 
-    def read_bytes(self, path: str) -> bytes:
+    def _content(self, path: str) -> bytes:
         with self._lock:
             try:
                 return self._files[self.join(path)]
             except KeyError:
                 raise NotFound(f"no such file: {path}") from None
 
+    def read_bytes(self, path: str) -> bytes:
+        return self._content(path)
+
     @contextmanager
     def open_read(self, path: str) -> Iterator[IO[bytes]]:
-        yield io.BytesIO(self.read_bytes(path))
+        yield io.BytesIO(self._content(path))
 
     @contextmanager
     def open_write(self, path: str) -> Iterator[IO[bytes]]:
@@ -64,12 +68,14 @@ class MemoryStorage(Storage):
         with self._lock:
             return self.join(path) in self._files
 
-    def list(self, path: str = "") -> list[str]:
+    def listing(self, path: str = "") -> Listing:
         prefix = self.join(path)
         prefix = f"{prefix}/" if prefix else ""
         with self._lock:
-            names = {k[len(prefix) :].split("/", 1)[0] for k in self._files if k.startswith(prefix)}
-        return sorted(names)
+            keys = [k[len(prefix) :] for k in self._files if k.startswith(prefix)]
+        names = {k.split("/", 1)[0] for k in keys}
+        folders = frozenset(k.split("/", 1)[0] for k in keys if "/" in k)
+        return Listing(sorted(names), folders=folders)
 
     def delete(self, path: str) -> None:
         self._writable(path)

@@ -13,8 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 #: What a bad item was: an entry leading out of the storage, an alias record, a dataset's
-#: manifest, a prediction-log file, an outcomes file, a reference profile.
-ProblemKind = Literal["link", "alias", "dataset", "log_file", "outcome_file", "profile"]
+#: manifest, a job record, a prediction-log file, an outcomes file, a reference profile.
+ProblemKind = Literal["link", "alias", "dataset", "job", "log_file", "outcome_file", "profile"]
 
 
 class Problem(BaseModel):
@@ -30,7 +30,14 @@ class Problem(BaseModel):
 
 @dataclass(frozen=True)
 class Listing:
-    """The entries directly under a folder (:meth:`Storage.listing`), and those skipped."""
+    """The entries directly under a folder (:meth:`Storage.listing`), and those skipped.
+
+    ``names`` are the entries served, sorted; ``folders`` the names among them that are
+    folders (a link to a folder is not one: a walk does not follow it); ``links`` the names
+    among them that are symlinks staying inside the storage (local storage only). A symlink
+    leading out of the storage is not in ``names``: it is a ``link`` problem."""
 
     names: list[str]
     problems: list[Problem] = field(default_factory=list)
+    folders: frozenset[str] = frozenset()
+    links: frozenset[str] = frozenset()

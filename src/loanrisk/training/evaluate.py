@@ -25,15 +25,18 @@ from sklearn.metrics import (
 
 from loanrisk.errors import InvalidInput
 from loanrisk.registry.calibration import expected_calibration_error
+from loanrisk.registry.masterscale import MasterScale
 from loanrisk.registry.report import (
     BandRow,
     CalibrationBin,
     ClassificationReport,
     ConfusionMatrix,
     EvaluationReport,
+    GradeRow,
     RocCurve,
     ScoreDistribution,
 )
+from loanrisk.validation import Backtest, backtest
 
 CLASS_NAMES = ("Non-Default", "Default")
 MAX_ROC_POINTS = 200
@@ -142,3 +145,50 @@ def band_table(
             )
         )
     return rows
+
+
+def grade_table(labels: np.ndarray, probability: np.ndarray, scale: MasterScale) -> list[GradeRow]:
+    """Per grade of ``scale`` (as scoring assigns them): its PD range ``[lower, upper)``, the
+    loans in it and their ``share``, the ``defaults`` among them and their ``default_rate``,
+    and their ``mean_pd`` (both None for a grade with no loans)."""
+    labels = np.asarray(labels).astype(np.int64)
+    probability = np.asarray(probability, dtype=np.float64)
+    index = scale.grade_index(probability)
+    loans = np.bincount(index, minlength=len(scale.grades))
+    defaults = np.bincount(index, weights=labels, minlength=len(scale.grades))
+    pd_sums = np.bincount(index, weights=probability, minlength=len(scale.grades))
+    total = max(labels.size, 1)
+    return [
+        GradeRow(
+            grade=grade.name,
+            range=[grade.lower, grade.upper],
+            loans=int(n),
+            share=int(n) / total,
+            defaults=int(d),
+            default_rate=float(d) / int(n) if n else None,
+            mean_pd=float(p) / int(n) if n else None,
+        )
+        for grade, n, d, p in zip(scale.grades, loans, defaults, pd_sums, strict=True)
+    ]
+
+
+#: PDs of exactly 0 or 1 (an isotonic calibration gives them) are backtested as this far
+#: inside (0, 1): the tests need a PD strictly between.
+PD_EDGE = 1e-9
+
+
+def development_backtest(
+    labels: np.ndarray, probability: np.ndarray, scale: MasterScale
+) -> Backtest | None:
+    """The backtest of the test split's PDs against its outcomes, per grade of ``scale`` and
+    for the portfolio (:func:`loanrisk.validation.backtest`; no development figures: this is
+    the development sample). None for a scale of one grade (a backtest compares grades)."""
+    if len(scale.grades) < 2:
+        return None
+    pd_ = np.asarray(probability, dtype=np.float64)
+    return backtest(
+        np.clip(pd_, PD_EDGE, 1.0 - PD_EDGE),
+        np.asarray(labels).astype(np.int64),
+        scale.grade_index(pd_),
+        scale.names,
+    )

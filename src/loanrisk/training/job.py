@@ -15,7 +15,7 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,8 +35,10 @@ from loanrisk.inference.scorer import Scorer, check_servable
 from loanrisk.monitoring.profile import profile_of, profile_sample
 from loanrisk.registry.calibration import Calibration, check_calibration_size, fit_calibration
 from loanrisk.registry.manifest import DistributedRun
+from loanrisk.registry.masterscale import MasterScale
 from loanrisk.registry.models import (
     CALIBRATION_FILE,
+    MASTER_SCALE_FILE,
     PRODUCTION,
     PROFILE_FILE,
     REASONS_FILE,
@@ -54,11 +56,14 @@ from loanrisk.registry.report import (
 from loanrisk.schema import LoanSchema, incompatibilities
 from loanrisk.schema.model import PrivilegedGroup
 from loanrisk.storage.base import Storage
-from loanrisk.training.evaluate import band_table, evaluate
+from loanrisk.training.evaluate import band_table, development_backtest, evaluate, grade_table
 from loanrisk.training.fairness import describe_group, parity_report, privileged_mask
 from loanrisk.training.monotone import check as monotone_check
 from loanrisk.training.monotone import constrained_spec, constraint_param, constraint_vector
 from loanrisk.training.train import DEFAULT_PARAMS, RoundProgress, train_booster
+
+if TYPE_CHECKING:
+    from pydantic import JsonValue
 
 log = logging.getLogger(__name__)
 #: The files a training reads rows from: checked against their hashes before it is queued.
@@ -99,13 +104,13 @@ class Prepared:
     spec: FeatureSpec
     catalogue: DatasetCatalogue
     schema: LoanSchema
-    params: dict[str, Any]
+    params: dict[str, JsonValue]
     reasons: ReasonCatalog
 
 
 def training_params(
     request: TrainingRequest, spec: FeatureSpec, schema: LoanSchema
-) -> dict[str, Any]:
+) -> dict[str, JsonValue]:
     """The reference's parameters, the request's over them, and the monotone constraints."""
     params = {**DEFAULT_PARAMS, **request.params}
     if request.monotone:
@@ -243,6 +248,9 @@ def evaluate_and_publish(
             "bands": band_table(
                 labels, probability, cutoffs=policy.band_cutoffs, names=policy.band_names
             ),
+            "master_scale": request.master_scale.name,
+            "grades": grade_table(labels, probability, request.master_scale),
+            "backtest": _backtest_json(labels, probability, request.master_scale),
             "calibration_step": step,
             "monotonicity": monotonicity,
             "fairness": fairness[0] if fairness else None,
@@ -327,6 +335,7 @@ def evaluate_and_publish(
         extra_files={
             PROFILE_FILE: profile.model_dump_json().encode(),
             REASONS_FILE: prepared.reasons.model_dump_json(indent=2).encode(),
+            MASTER_SCALE_FILE: request.master_scale.to_json().encode(),
             **({CALIBRATION_FILE: calibration.to_json().encode()} if calibration else {}),
         },
     )
@@ -354,6 +363,14 @@ def evaluate_and_publish(
     return TrainingResult(
         manifest=manifest, report=report, promoted=promote, not_promoted=not_promoted
     )
+
+
+def _backtest_json(
+    labels: np.ndarray, probability: np.ndarray, scale: MasterScale
+) -> dict[str, JsonValue] | None:
+    """The development backtest as the report stores it (None for a one-grade scale)."""
+    result = development_backtest(labels, probability, scale)
+    return None if result is None else result.model_dump(mode="json")
 
 
 def _calibration_step(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from loanrisk.errors import LoanRiskError
+from loanrisk.registry.masterscale import DEFAULT_SCALE, MasterScale
 from loanrisk.registry.models import ModelRegistry
 from loanrisk.registry.policy import DecisionPolicy, decision_policy, served_policy
 from loanrisk.settings import Settings
@@ -26,6 +27,22 @@ def parent_policy(
         return registry.manifest(name, registry.resolve(name, continue_from)).policy
     except LoanRiskError:
         return None
+
+
+def training_scale(
+    registry: ModelRegistry, name: str, continue_from: str | None, given: MasterScale | None
+) -> MasterScale:
+    """The master scale a training records: the one ``given``, else the parent's (a
+    continued training grades as its model did), else the default scale (also when the
+    parent cannot be read, which the training's own checks report)."""
+    if given is not None:
+        return given
+    if continue_from is not None:
+        try:
+            return registry.master_scale(name, registry.resolve(name, continue_from))
+        except LoanRiskError:
+            pass
+    return DEFAULT_SCALE
 
 
 def training_policy(

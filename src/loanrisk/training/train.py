@@ -6,12 +6,15 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xgboost as xgb
 
 from loanrisk.errors import Cancelled, InvalidInput
+
+if TYPE_CHECKING:
+    from pydantic import JsonValue
 
 #: The reference's model (REFERENCE.md, pipeline step 4); every entry can be overridden.
 DEFAULT_PARAMS: dict[str, str | float] = {
@@ -51,7 +54,7 @@ def parse_param(text: str) -> tuple[str, Any]:
 TREE_BOOSTERS = ("gbtree", "dart")
 
 
-def check_params(params: dict[str, Any]) -> None:
+def check_params(params: dict[str, JsonValue]) -> None:
     """Refuse parameters that would train a model no backend serves as a probability of
     default: a booster other than trees (``gblinear``), an objective other than
     ``binary:logistic``, or a ``num_class`` (a loan defaults or not). :class:`InvalidInput`
@@ -130,7 +133,7 @@ def train_booster(
     features: np.ndarray,
     labels: np.ndarray,
     *,
-    params: dict[str, Any],
+    params: dict[str, JsonValue],
     rounds: int,
     nthread: int,
     init_model: xgb.Booster | None = None,

@@ -44,6 +44,7 @@ from loanrisk.training.train import DEFAULT_PARAMS
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
+    from pydantic import JsonValue
 
 STUDIES = "studies"
 FORMAT: Literal["loanrisk.study"] = "loanrisk.study"
@@ -156,7 +157,7 @@ class Study(BaseModel):
             ],
         )
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, JsonValue]:
         """:meth:`result` as JSON: a tuning job's stored result."""
         return self.result().model_dump(mode="json")
 

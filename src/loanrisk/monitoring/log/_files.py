@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator, Sequence
 from datetime import date
 
@@ -60,7 +59,7 @@ def read_file_or_skip(
 
 
 def read_file(storage: Storage, path: str, columns: Sequence[str] | None = None) -> pa.Table:
-    return pq.read_table(io.BytesIO(storage.read_bytes(path)), schema=COLUMNS, columns=columns)
+    return pq.read_table(pa.BufferReader(storage.read_bytes(path)), schema=COLUMNS, columns=columns)
 
 
 def _day(value: str) -> date | None:

@@ -1,25 +1,25 @@
-"""One maintainer at a time for a model's log: compaction, retention and erasure each rewrite
-or delete its files, and two at once could undo each other (a compaction that read a day
-before an erasure rewrote it would put the erased rows back). Writers of new files never
-take it: they only add files.
+"""One maintainer at a time for a model's log, and one erasure at a time for the outcomes.
 
-The lock is a file created only if absent (``Storage.create_exclusive``), so it holds across
-processes and machines; its holder refreshes it as it works. A lock whose holder is a process
-of this host that no longer runs, or that was not refreshed for :data:`STALE_SECONDS`, was
-left by a process that died, and is taken over.
+Compaction, retention and erasure each rewrite or delete a model's log files, and two at once
+could undo each other (a compaction that read a day before an erasure rewrote it would put the
+erased rows back): they hold the model's lock (:func:`maintaining`). The outcomes files are
+shared by every model, so two erasures of different models would each rewrite the same file
+from what it held before the other's rewrite, and one erasure's rows would come back: an
+erasure holds the outcomes lock too (:func:`erasing_outcomes`), taken after its model's lock
+and never the other way round, so two erasures cannot wait for each other. Writers of new
+files never take either: they only add files.
+
+Both are a :func:`~loanrisk.storage.lock.storage_lock` (holds across processes and machines;
+a lock whose holder died is taken over).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
-from loanrisk.errors import Conflict, NotFound
 from loanrisk.storage.base import Storage
+from loanrisk.storage.lock import storage_lock
 
 #: Seconds a maintainer waits for another to end before giving up (Conflict).
 WAIT_SECONDS = 30.0
@@ -27,62 +27,34 @@ WAIT_SECONDS = 30.0
 STALE_SECONDS = 300.0
 #: Least seconds between two refreshes.
 REFRESH_SECONDS = 10.0
-_POLL_SECONDS = 0.1
+#: The outcomes lock's file, under the outcome directory (its listings read only Parquet).
+OUTCOMES_LOCK = "locks/erasure.lock"
 
 
-def _dead(holder: object) -> bool:
-    """Whether ``holder`` (``host:pid``) is a process of this host that no longer runs."""
-    host, _, pid = str(holder).rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # it runs, as another user
-        return False
-    return False
+def _lock(
+    storage: Storage, path: str, busy: str, wait: float
+) -> AbstractContextManager[Callable[[], None]]:
+    return storage_lock(
+        storage, path, busy=busy, wait=wait, stale=STALE_SECONDS, refresh_every=REFRESH_SECONDS
+    )
 
 
-def _body() -> bytes:
-    return json.dumps({"at": time.time(), "by": f"{socket.gethostname()}:{os.getpid()}"}).encode()
-
-
-@contextlib.contextmanager
 def maintaining(
     storage: Storage, directory: str, model: str, *, wait: float = WAIT_SECONDS
-) -> Iterator[Callable[[], None]]:
+) -> AbstractContextManager[Callable[[], None]]:
     """Hold ``model``'s log lock while the body runs; the body calls the function it is
-    given between files to refresh it. Raises :class:`Conflict` when another maintainer
-    holds it for more than ``wait`` seconds."""
+    given between files to refresh it. Raises :class:`~loanrisk.errors.Conflict` when
+    another maintainer holds it for more than ``wait`` seconds."""
     path = storage.join(directory, "locks", f"model={model}.lock")
-    deadline = time.monotonic() + wait
-    while not storage.create_exclusive(path, _body()):
-        try:
-            held = json.loads(storage.read_bytes(path))
-        except NotFound:
-            continue  # released in between
-        except ValueError:
-            held = {"at": 0.0}  # unreadable: a holder died mid-write
-        stale = time.time() - float(held.get("at", 0.0)) > STALE_SECONDS
-        if stale or _dead(held.get("by")):
-            storage.delete(path)
-            continue
-        if time.monotonic() > deadline:
-            raise Conflict(
-                f"the prediction log of {model!r} is being compacted or erased by another "
-                "process; retry"
-            )
-        time.sleep(_POLL_SECONDS)
-    last = time.monotonic()
+    busy = f"the prediction log of {model!r} is being compacted or erased by another process; retry"
+    return _lock(storage, path, busy, wait)
 
-    def refresh() -> None:
-        nonlocal last
-        if time.monotonic() - last >= REFRESH_SECONDS:
-            storage.write_bytes(path, _body())
-            last = time.monotonic()
 
-    try:
-        yield refresh
-    finally:
-        storage.delete(path)
+def erasing_outcomes(
+    storage: Storage, directory: str, *, wait: float = WAIT_SECONDS
+) -> AbstractContextManager[Callable[[], None]]:
+    """Hold the lock of the outcomes under ``directory`` while the body runs (as
+    :func:`maintaining` holds a model's); :class:`~loanrisk.errors.Conflict` when another
+    erasure holds it for more than ``wait`` seconds."""
+    busy = "another erasure is rewriting the outcomes; retry"
+    return _lock(storage, storage.join(directory, OUTCOMES_LOCK), busy, wait)

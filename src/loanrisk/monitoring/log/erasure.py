@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loanrisk.errors import NotFound
 from loanrisk.monitoring.log._files import day_files, read_file
-from loanrisk.monitoring.log._lock import maintaining
+from loanrisk.monitoring.log._lock import erasing_outcomes, maintaining
 from loanrisk.storage.base import Storage
 from loanrisk.storage.problems import Problem, ProblemKind
 
@@ -40,6 +40,10 @@ log = logging.getLogger("loanrisk.monitoring")
 MAX_LOAN_ID_CHARS = 128
 #: Folder of the audit records, under the log directory.
 AUDIT_FOLDER = "erasures"
+
+
+#: Text with no control character (C0, DEL, C1) and not only white space.
+_LOAN_ID_TEXT = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
 
 
 class ErasureRequest(BaseModel):
@@ -52,6 +56,8 @@ class ErasureRequest(BaseModel):
         max_length=MAX_LOAN_ID_CHARS,
         description="The loan id, exactly as scored (the log's loan_id).",
         examples=["L-1"],
+        # What _storable accepts, for the OpenAPI document: not blank, no control character.
+        json_schema_extra={"pattern": _LOAN_ID_TEXT},
     )
 
     @field_validator("loan_id")
@@ -147,7 +153,7 @@ def _erase_in(
             if log_format:
                 ids = read_file(storage, path, ["loan_id"])
             else:
-                ids = pq.read_table(io.BytesIO(storage.read_bytes(path)), columns=["loan_id"])
+                ids = pq.read_table(pa.BufferReader(storage.read_bytes(path)), columns=["loan_id"])
         except Exception as exc:  # one bad file never stops the erasure (reported)
             log.warning("erasure: %s could not be read: %s", path, exc)
             message = (
@@ -161,7 +167,7 @@ def _erase_in(
         whole = (
             read_file(storage, path)
             if log_format
-            else pq.read_table(io.BytesIO(storage.read_bytes(path)))
+            else pq.read_table(pa.BufferReader(storage.read_bytes(path)))
         )
         kept, found = _without(whole, loan_id)
         _rewrite(storage, path, kept)
@@ -183,8 +189,10 @@ def erase_loan(
     """Erase the rows of ``request.loan_id`` from ``model``'s prediction log and from the
     outcomes, then write the audit record (``by``: the API key's name or the CLI user;
     ``key``: the HMAC key of the id's hash). Returns the record. It holds the model's log
-    maintenance lock (:class:`~loanrisk.errors.Conflict` when a compaction or another
-    erasure holds it for more than 30 s)."""
+    maintenance lock, and while it rewrites the outcomes (shared by every model) the
+    outcomes lock too, so erasures of different models at once lose nothing
+    (:class:`~loanrisk.errors.Conflict` when a compaction or another erasure holds either
+    for more than 30 s)."""
     loan_id = request.loan_id
     problems: list[Problem] = []
     with maintaining(storage, log_directory, model) as refresh:
@@ -197,15 +205,22 @@ def erase_loan(
             log_format=True,
             refresh=refresh,
         )
-        outcome_rows, outcome_files = _erase_in(
-            storage,
-            _outcome_files(storage, outcome_directory),
-            loan_id,
-            kind="outcome_file",
-            problems=problems,
-            log_format=False,
-            refresh=refresh,
-        )
+        # The outcomes are every model's: one erasure at a time rewrites them.
+        with erasing_outcomes(storage, outcome_directory) as refresh_outcomes:
+
+            def refresh_both() -> None:
+                refresh()
+                refresh_outcomes()
+
+            outcome_rows, outcome_files = _erase_in(
+                storage,
+                _outcome_files(storage, outcome_directory),
+                loan_id,
+                kind="outcome_file",
+                problems=problems,
+                log_format=False,
+                refresh=refresh_both,
+            )
     at = datetime.now(UTC)
     name = f"{at:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(4)}.json"
     record = storage.join(log_directory, AUDIT_FOLDER, f"model={model}", name)

@@ -1,22 +1,27 @@
 """The prediction log's writer (:class:`PredictionLog`, one per process).
 
-Scoring never waits on the log: :meth:`PredictionLog.record` appends to a bounded buffer (a
-pointer to what was scored; nothing is serialised on the request path). A background thread
-turns the buffer into Arrow tables ten times a second (a few milliseconds each, so requests
-are never held up for long) and writes them every ``flush_seconds``
-(or at ``flush_rows`` rows). A clean shutdown (:meth:`PredictionLog.close`) writes what is
-buffered; a process killed with SIGKILL loses at most what arrived since the last write. When
-the buffer is full, new rows are dropped and counted (``on_dropped``), never waited for; a
-failed write is kept and retried at the next one (the bound still holds meanwhile).
+Scoring never waits on the log's storage: :meth:`PredictionLog.record` appends a scoring call
+to a bounded buffer (a pointer to what was scored); a background thread turns the buffer into
+Arrow tables ten times a second and writes them every ``flush_seconds`` (or at ``flush_rows``
+rows). With a write-ahead directory (a server's workers: :mod:`~loanrisk.monitoring.log.wal`),
+the call is also written, as one line (its loans with their personal fields dropped or
+hashed, and their scores), to a local file before :meth:`~PredictionLog.record` returns, so
+before the answer leaves: a process killed with SIGKILL loses nothing it answered (the next
+start rebuilds the rows from the file through the same row builder,
+:mod:`~loanrisk.monitoring.log.recovery`). Without one (a CLI run, the shadow process), a
+clean shutdown (:meth:`PredictionLog.close`) writes what is buffered and a kill loses at most
+what arrived since the last write. When the buffer is full, new rows are dropped and counted
+(``on_dropped``), never waited for; a failed write is kept and retried at the next one (the
+bound still holds meanwhile).
 
-Fields the scoring schema declares ``pii: true`` are dropped or hashed as each row is
-serialised (:mod:`~loanrisk.monitoring.log.personal`), so they never reach the log in clear.
+Fields the scoring schema declares ``pii: true`` are dropped or hashed as each row is made
+(:mod:`~loanrisk.monitoring.log.personal`), so they never reach the log, nor a write-ahead
+file, in clear.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import logging
 import os
@@ -33,11 +38,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from loanrisk.errors import StorageError
+from loanrisk.inference.results import LoanScore
 from loanrisk.monitoring.log import CHAMPION, COLUMNS
+from loanrisk.monitoring.log._partitions import write_partitions
 from loanrisk.monitoring.log.personal import PersonalFields
+from loanrisk.monitoring.log.recovery import Recovered, recover
+from loanrisk.monitoring.log.wal import (
+    WriteAhead,
+    columns_line,
+    decode_columns,
+    encode,
+    header_line,
+    wal_directory,
+)
 from loanrisk.settings import Settings
 from loanrisk.storage.base import Storage
 
@@ -108,6 +124,9 @@ def _append_rows(item: Scored, out: dict[str, list[Any]], personal: PersonalFiel
         out["probability"] += results["probability"].to_numpy(dtype=np.float64).tolist()
         out["label"] += results["label"].to_numpy(dtype=bool).tolist()
         out["band"] += results["band"].astype(str).tolist()
+        out["grade"] += (
+            results["grade"].astype(str).tolist() if "grade" in results else [None] * len(results)
+        )
     else:
         loans = item.loans
         assert not isinstance(loans, pd.DataFrame)
@@ -117,6 +136,7 @@ def _append_rows(item: Scored, out: dict[str, list[Any]], personal: PersonalFiel
             out["probability"].append(result.probability)
             out["label"].append(result.label)
             out["band"].append(result.band)
+            out["grade"].append(result.grade)
     encode = _ENCODER.encode
     for record in records:
         loan_id = next((record[f] for f in item.id_fields if record.get(f) is not None), None)
@@ -142,8 +162,100 @@ def _append_rows(item: Scored, out: dict[str, list[Any]], personal: PersonalFiel
 SLICE_ROWS = 10_000
 
 
+#: One call's log rows, made: column name -> a value per row.
+Columns = dict[str, list[Any]]
+
+
+def _columns(item: Scored, personal: PersonalFields = _DROP) -> Columns:
+    """The log rows of one call, as :func:`_append_rows` makes them."""
+    columns: Columns = {name: [] for name in COLUMNS.names}
+    _append_rows(item, columns, personal)
+    return columns
+
+
+#: The score fields a written-ahead JSON call carries for each loan: all but its index (the
+#: line renumbers them), warnings and reasons (the log holds none of them).
+_CARRIED = tuple(
+    f.name
+    for f in dataclasses.fields(LoanScore)
+    if f.name not in {"record", "warnings", "reasons", "decline_reasons"}
+)
+#: The first line of each of this version's write-ahead segments.
+_HEADER = {"columns": list(COLUMNS.names), "results": list(_CARRIED)}
+
+
+def _written_ahead(item: Scored, personal: PersonalFields) -> bytes:
+    """One call as a write-ahead line (:mod:`~loanrisk.monitoring.log.wal`), its personal
+    fields dropped or hashed. A JSON call is written as scored, its rows made later (one
+    JSON encoding of its loans: little work on the request path); a frame, or a call whose
+    loan id is a personal field, as the log's rows made now."""
+    names = item.personal
+    frame = isinstance(item.results, pd.DataFrame) or isinstance(item.loans, pd.DataFrame)
+    if frame or (names and any(str(f).strip().lower() in names for f in item.id_fields)):
+        return encode(columns_line(_columns(item, personal), COLUMNS.names, item.rows))
+    loans = item.loans
+    assert not isinstance(loans, pd.DataFrame)
+    assert not isinstance(item.results, pd.DataFrame)
+    records: list[Mapping[str, Any]] = []
+    results: list[list[Any]] = []
+    for result in item.results:
+        record = loans[result.record]
+        records.append(personal.protect(record, names) if names else record)
+        results.append([getattr(result, f) for f in _CARRIED])
+    call = [item.at, item.request_id, item.model, item.version, item.backend, item.source]
+    return encode(["r", *call, item.role, list(item.id_fields), item.offset, results, records])
+
+
+def _score(index: int, fields: Sequence[str], values: Sequence[Any]) -> LoanScore:
+    """A loan's score as a line carried it (a field the line lacks is null; one this
+    version no longer has is left out)."""
+    known: dict[str, Any] = dict.fromkeys(_CARRIED)
+    known.update((f, v) for f, v in zip(fields, values, strict=True) if f in known)
+    return LoanScore(record=index, warnings=[], **known)
+
+
+def _rows_of(line: bytes, header: Mapping[str, Sequence[str]], out: Columns) -> None:
+    """Append the log's rows of one write-ahead line (of a segment whose first line is
+    ``header``) to ``out``, through the same row builder as a call buffered in memory.
+    Raises ValueError for a line that is not one."""
+    try:
+        doc = json.loads(line)
+        if doc[0] == "c":
+            for name, values in decode_columns(doc, header["columns"], COLUMNS.names).items():
+                out[name] += values
+            return
+        if doc[0] != "r" or len(doc) != 12:
+            raise ValueError("not a write-ahead line")
+        at, request_id, model, version, backend, source, role, ids, offset = doc[1:10]
+        fields = header["results"]
+        results = [_score(i, fields, values) for i, values in enumerate(doc[10])]
+        item = Scored(
+            at,
+            request_id,
+            model,
+            version,
+            backend,
+            source,
+            doc[11],
+            results,
+            tuple(ids),
+            offset,
+            role,
+        )
+        _append_rows(item, out)  # personal fields were dropped or hashed before it was written
+    except (TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise ValueError(f"not a write-ahead line ({exc})") from exc
+
+
+def recover_written_ahead(
+    directory: str, storage: Storage, log_directory: str, *, own: str | None = None
+) -> Recovered:
+    """:func:`~loanrisk.monitoring.log.recovery.recover` with this writer's lines."""
+    return recover(directory, storage, log_directory, _rows_of, own=own)
+
+
 def _table(items: Sequence[Scored], personal: PersonalFields = _DROP) -> pa.Table:
-    columns: dict[str, list[Any]] = {name: [] for name in COLUMNS.names}
+    columns: Columns = {name: [] for name in COLUMNS.names}
     for item in items:
         _append_rows(item, columns, personal)
     return pa.Table.from_pydict(columns, schema=COLUMNS)
@@ -160,8 +272,22 @@ def _slices(item: Scored) -> list[Scored]:
     ]
 
 
+def _write_ahead(directory: str, writer: str) -> WriteAhead:
+    try:
+        return WriteAhead(directory, writer, header_line(_HEADER))
+    except OSError as exc:  # refuse to serve rather than lose what is answered
+        raise StorageError(
+            f"the prediction log's write-ahead directory {directory} cannot be written "
+            f"({exc.strerror or exc}): set LOANRISK_LOG_WAL_DIRECTORY to a writable local "
+            "directory (or LOANRISK_LOG_WRITE_AHEAD=false)"
+        ) from exc
+
+
 class PredictionLog:
-    """A buffered writer of the prediction log (thread-safe; one per process)."""
+    """A buffered writer of the prediction log (thread-safe; one per process). With
+    ``write_ahead`` (a local directory), each call's rows go to a write-ahead file before
+    :meth:`record` returns, and the files of ended processes there are recovered into the
+    log (in a thread of their own, as the writer starts: :attr:`recovered`)."""
 
     def __init__(
         self,
@@ -174,6 +300,7 @@ class PredictionLog:
         on_dropped: Callable[[int], None] | None = None,
         on_written: Callable[[int], None] | None = None,
         personal: PersonalFields | None = None,
+        write_ahead: str | None = None,
     ) -> None:
         self.storage = storage
         #: How personal fields are stored (default: dropped).
@@ -200,8 +327,36 @@ class PredictionLog:
         self._flushing = threading.Lock()
         self._sequence = 0
         self.dropped = 0
+        #: This process's write-ahead files (None: rows are only in memory until written).
+        self.wal = _write_ahead(write_ahead, self.writer) if write_ahead is not None else None
+        #: What the recovery of ended processes' write-ahead files did, once it is done.
+        self.recovered: Recovered | None = None
+        self._recovery: threading.Thread | None = None
+        if write_ahead is not None:
+            self._recovery = threading.Thread(
+                target=self._recover, name="prediction-log-recovery", daemon=True
+            )
+            self._recovery.start()
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
+
+    def _recover(self) -> None:
+        assert self.wal is not None
+        try:
+            self.recovered = recover_written_ahead(
+                self.wal.directory, self.storage, self.directory, own=self.writer
+            )
+        except Exception:  # a start must never fail on it: the next start tries again
+            log.exception("prediction log: recovering write-ahead files failed")
+            self.recovered = Recovered()
+        if self.recovered.rows:
+            self._on_written(self.recovered.rows)
+
+    def wait_recovered(self, timeout: float | None = None) -> Recovered | None:
+        """Wait for the start's recovery (None: no write-ahead files, or still running)."""
+        if self._recovery is not None:
+            self._recovery.join(timeout)
+        return self.recovered
 
     # -- the request path ----------------------------------------------------------------
 
@@ -293,23 +448,37 @@ class PredictionLog:
 
     def _path(self, model: str, day: str) -> str:
         """A new file's path (its number taken under the lock: batches write concurrently)."""
+        name = self._name(model, day) + ".parquet"
+        return self.storage.join(self.directory, f"model={model}", f"day={day}", name)
+
+    def _name(self, _model: str = "", _day: str = "") -> str:
         with self._lock:
             self._sequence += 1
             number = self._sequence
-        name = f"{self.writer}-{number:08d}.parquet"
-        return self.storage.join(self.directory, f"model={model}", f"day={day}", name)
+        return f"{self.writer}-{number:08d}"
 
     def record(self, item: Scored) -> None:
-        """Buffer one scoring call's rows; never blocks on storage. Over the buffer's
-        bound the rows are dropped and counted."""
+        """Buffer one scoring call's rows; never blocks on storage. With write-ahead files,
+        the rows are in this process's file when it returns (a plain append: the caller
+        answers after it). Over the buffer's bound the rows are dropped and counted (and not
+        written ahead)."""
         if item.rows == 0:
             return
+        line: bytes | None = None
+        if self.wal is not None:
+            try:
+                line = _written_ahead(item, self.personal)
+            except Exception:  # the log must never fail the scoring it records
+                log.exception("prediction log: a call's rows could not be written ahead")
         with self._lock:
             if self._closed or self._buffered + item.rows > self.max_buffered_rows:
                 self.dropped += item.rows
                 dropped = True
             else:
-                self._items.append(item)
+                if line is not None:
+                    assert self.wal is not None
+                    self.wal.append(line)  # under the lock: a rotation sees it on one side
+                self._items.append(item)  # converted as scored: cheaper than the line
                 self._buffered += item.rows
                 dropped = False
             wake = self._buffered >= self.flush_rows
@@ -330,60 +499,64 @@ class PredictionLog:
                 self._convert()
                 due = time.monotonic() - self._last_write >= self.flush_seconds
                 if due or self._converted_rows >= self.flush_rows:
-                    self._write_converted()
+                    self._write_converted(self._convert(seal=True))
 
-    def _convert(self) -> None:
+    def _convert(self, *, seal: bool = False) -> int:
         """Turn the buffered calls into an Arrow table now: the Python objects of requests
         die young (a long-lived backlog would make the collector's full passes, and one big
-        conversion, stall requests), and what waits for the write is compact."""
+        conversion, stall requests), and what waits for the write is compact. With ``seal``,
+        the write-ahead segment is sealed at the same instant: every row of the sealed
+        segments is then converted (or was before); the last sealed segment's number (0:
+        none)."""
+        sealed = 0
         with self._lock:
             items = list(self._items)
             self._items.clear()
+            if seal and self.wal is not None:
+                sealed = self.wal.rotate()
         if not items:
-            return
+            return sealed
         table = _table(items, self.personal)
         with self._lock:
             self._converted.append(table)
             self._converted_rows += table.num_rows
+        return sealed
 
     def flush(self) -> int:
         """Write what is buffered now; the number of rows written."""
         with self._flushing:
-            self._convert()
-            return self._write_converted()
+            return self._write_converted(self._convert(seal=True))
 
-    def _write_converted(self) -> int:
+    def _write_converted(self, sealed: int = 0) -> int:
+        """Write every converted table; once written, the write-ahead segments up to
+        ``sealed`` are deleted (each of their rows was in these tables, or written before).
+        After a failure, the tables and the segments are kept for the next write."""
         with self._lock:
             tables, self._converted = self._converted, []
         self._last_write = time.monotonic()
-        if not tables:
-            return 0
-        try:
-            written = self._write(pa.concat_tables(tables))
-        except Exception:
-            log.exception("prediction log: a write failed; retrying at the next flush")
+        written = 0
+        if tables:
+            try:
+                written = self._write(pa.concat_tables(tables))
+            except Exception:
+                log.exception("prediction log: a write failed; retrying at the next flush")
+                with self._lock:
+                    self._converted = tables + self._converted
+                return 0
             with self._lock:
-                self._converted = tables + self._converted
-            return 0
-        with self._lock:
-            self._converted_rows -= written
-            self._buffered -= written
-        self._on_written(written)
+                self._converted_rows -= written
+                self._buffered -= written
+            self._on_written(written)
+        if sealed and self.wal is not None:
+            self.wal.discard(sealed)
         return written
 
     def _write(self, table: pa.Table) -> int:
-        days = pc.strftime(table["time"], format="%Y-%m-%d")
-        keys = pc.binary_join_element_wise(table["model"], days, "\x00")
-        for key in pc.unique(keys).to_pylist():
-            model, day = key.split("\x00")
-            part = table.filter(pc.equal(keys, key))
-            buffer = io.BytesIO()
-            pq.write_table(part, buffer, compression="zstd")
-            self.storage.write_bytes(self._path(model, day), buffer.getvalue())
-        return int(table.num_rows)
+        return write_partitions(self.storage, self.directory, table, self._name)
 
     def close(self) -> None:
-        """Stop the background writer and write what is buffered (a clean shutdown)."""
+        """Stop the background writer and write what is buffered (a clean shutdown: no
+        write-ahead segment is left)."""
         with self._lock:
             if self._closed:
                 return
@@ -391,6 +564,16 @@ class PredictionLog:
         self._wake.set()
         self._thread.join(timeout=max(self.flush_seconds, 1.0) + 5)
         self.flush()
+        if self.wal is not None:
+            self._close_wal()
+
+    def _close_wal(self) -> None:
+        """Let go of the write-ahead files (after the last write), once the start's recovery
+        has ended (a recovery cut short is redone, without duplicates, at the next start)."""
+        assert self.wal is not None
+        if self._recovery is not None:
+            self._recovery.join(timeout=30)
+        self.wal.close()
 
 
 def prediction_log(
@@ -399,16 +582,26 @@ def prediction_log(
     *,
     on_dropped: Callable[[int], None] | None = None,
     on_written: Callable[[int], None] | None = None,
+    write_ahead: bool = False,
+    directory: str | None = None,
 ) -> PredictionLog:
     """The writer the settings describe (directory, flush interval and rows, buffer bound,
-    how personal fields are stored)."""
+    how personal fields are stored). With ``write_ahead`` (a server's worker: what it answers
+    is acknowledged), rows are written ahead to the local directory the settings name
+    (:func:`~loanrisk.monitoring.log.wal.wal_directory`; none when the setting is off or the
+    storage is in memory), and the files ended processes left there are recovered.
+    ``directory``: a storage folder to write to instead of the log (a batch job stages its
+    rows there until its results are published)."""
+    log_directory = storage.resolve(settings.log_directory)
+    wal = wal_directory(settings, storage, log_directory) if write_ahead else None
     return PredictionLog(
         storage,
-        storage.resolve(settings.log_directory),
+        directory or log_directory,
         flush_seconds=settings.log_flush_seconds,
         flush_rows=settings.log_flush_rows,
         max_buffered_rows=settings.log_max_buffered_rows,
         on_dropped=on_dropped,
         on_written=on_written,
         personal=PersonalFields.from_settings(settings),
+        write_ahead=wal,
     )

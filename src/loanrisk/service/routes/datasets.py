@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import STUDY_NAME, DatasetManifest, LabelRates, RowCounts, TuneOptions
 from loanrisk.data.datasets import DatasetCatalogue
-from loanrisk.errors import InvalidInput, NotFound, StorageError, naming
+from loanrisk.errors import InvalidInput, NotFound, naming
 from loanrisk.requests import process_data_job, tune_job
 from loanrisk.schema import header_name, schema_from_doc
 from loanrisk.schema.quality import QualityReport
@@ -78,7 +78,7 @@ OPENAPI = {
                             "format": "binary",
                             "description": "The raw loan CSV.",
                         },
-                        "size": {"type": "integer"},
+                        "size": {"type": "integer", "minimum": 1},
                         "directory": {"type": "string"},
                         "keep_columns": {"type": "string", "description": "Comma-separated."},
                         "schema": {"type": "string", "description": "A schema, JSON or YAML."},
@@ -175,23 +175,7 @@ class DatasetList(BaseModel):
 
 def _listing(catalogue: DatasetCatalogue) -> DatasetList:
     """Every complete dataset, oldest first; one that cannot be read is named, not fatal."""
-    storage = catalogue.storage
-    found = storage.listing(catalogue.root)
-    manifests, problems = [], [p.model_copy(update={"kind": "dataset"}) for p in found.problems]
-    for dataset_id in found.names:
-        try:
-            manifests.append(catalogue.get(dataset_id))
-        except NotFound:
-            continue  # in progress or abandoned: no manifest yet
-        except (InvalidInput, StorageError) as exc:
-            problems.append(
-                Problem(
-                    kind="dataset",
-                    path=storage.join(catalogue.root, dataset_id),
-                    message=f"{exc.message}: skipped; process its raw data again and remove it",
-                )
-            )
-    manifests.sort(key=lambda m: (m.created_at, m.id))
+    manifests, problems = catalogue.listing()
     return DatasetList(datasets=[DatasetSummary.of(m) for m in manifests], problems=problems)
 
 

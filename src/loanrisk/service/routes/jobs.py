@@ -6,13 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import JobRecord
 from loanrisk.service.auth import require
-from loanrisk.service.deps import JobsDep
+from loanrisk.service.deps import JobsDep, ServicesDep
 from loanrisk.serving.auth import ADMIN
+from loanrisk.storage.problems import Problem
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[require(ADMIN)])
 
@@ -41,11 +42,24 @@ def accepted(record: JobRecord) -> JSONResponse:
 
 class JobList(BaseModel):
     jobs: list[JobRecord]
+    problems: list[Problem] = Field(
+        [],
+        description="Job records skipped (one that does not parse, a file whose name is no "
+        "job id, a link out of the storage), each with its path and what is wrong; empty "
+        "when none.",
+    )
 
 
 @router.get("", summary="List jobs (newest first)")
-async def list_jobs(jobs: JobsDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> JobList:
-    return JobList(jobs=await run_in_threadpool(jobs.list, limit=limit))
+async def list_jobs(
+    jobs: JobsDep, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> JobList:
+    """The newest ``limit`` jobs of every replica. One record that cannot be read (it does
+    not parse, its name is no job id, it is a symlink leading out of the storage) is skipped
+    and named in ``problems`` (and in the ``loanrisk_bad_items`` gauge); the rest is served."""
+    found = await run_in_threadpool(jobs.listing, limit=limit)
+    services.metrics.bad_items("jobs", found.problems)
+    return JobList(jobs=found.records, problems=found.problems)
 
 
 @router.get(

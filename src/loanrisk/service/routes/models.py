@@ -8,7 +8,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import TrainingOptions
@@ -21,6 +21,7 @@ from loanrisk.reporting.card import CARD_POLICY, model_card
 from loanrisk.requests import training_request
 from loanrisk.service.auth import caller, require
 from loanrisk.service.deps import ServicesDep
+from loanrisk.service.patterns import REF
 from loanrisk.service.routes.jobs import accepted
 from loanrisk.serving.auth import ADMIN
 from loanrisk.serving.state import Services, registry_of, training_scope
@@ -51,6 +52,16 @@ class TrainBody(TrainingOptions):
                 },
                 {"dataset_size": 1_000_000, "continue_from": "production", "promote": True},
                 {"params": {"max_depth": 6}, "early_stopping_rounds": 20},
+                {
+                    "master_scale": {
+                        "name": "bank master scale",
+                        "grades": [
+                            {"name": "A", "lower": 0.0, "upper": 0.02},
+                            {"name": "B", "lower": 0.02, "upper": 0.1},
+                            {"name": "C", "lower": 0.1, "upper": 1.0},
+                        ],
+                    }
+                },
             ]
         },
     )
@@ -65,7 +76,11 @@ Reason = Annotated[
 
 
 class AliasBody(BaseModel):
-    version: int | str = Field(description="Version number, 'vN', 'latest' or another alias.")
+    # The pattern is the registry's own check (resolve), shown in the document.
+    version: (
+        Annotated[int, Field(ge=0, le=999_999_999)]
+        | Annotated[str, Field(json_schema_extra={"pattern": REF})]
+    ) = Field(description="Version number, 'vN', 'latest' or another alias.")
     reason: Reason = None
     if_not_worse: StrictBool = Field(
         False,
@@ -73,12 +88,20 @@ class AliasBody(BaseModel):
         "alias's version's on the same held-out split by more than max_auc_drop beyond noise "
         "(the DeLong 95% interval of the difference lies below -max_auc_drop).",
     )
-    max_auc_drop: float = Field(MAX_AUC_DROP, ge=0.0, le=1.0, description="For if_not_worse.")
+    max_auc_drop: StrictFloat = Field(MAX_AUC_DROP, ge=0.0, le=1.0, description="For if_not_worse.")
     dataset: str | None = Field(
         None,
         pattern=DATASET_ID,
         description="Dataset whose test split if_not_worse compares on (default: the version's).",
     )
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _number_or_name(cls, value: object) -> object:
+        """A JSON integer or a string, nothing coerced (``true`` is no version)."""
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError("a version number or a name ('vN', 'latest', an alias)")
+        return value
 
     model_config = {
         "extra": "forbid",
@@ -103,7 +126,7 @@ class ReasonBody(BaseModel):
 
 
 class RetireBody(ReasonBody):
-    force: bool = Field(
+    force: StrictBool = Field(
         False,
         description="Retire the alias the service serves too (refused with 409 otherwise: "
         "after a restart the service would have nothing to score with).",

@@ -1,10 +1,10 @@
 """Monitoring routes (docs/monitoring.md): the drift of a version's logged loans, outcomes,
-and realized performance."""
+realized performance, and the backtest of a version per grade (docs/validation.md)."""
 
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,12 +14,16 @@ from starlette.concurrency import run_in_threadpool
 from loanrisk.contracts import IsoMoment
 from loanrisk.errors import TooLarge
 from loanrisk.monitoring.compare import Comparison, Versions, compare
+from loanrisk.monitoring.drift import DriftReport
 from loanrisk.monitoring.outcomes import (
     Outcome,
+    OutcomesStored,
     outcomes_frame,
     read_outcome_csv,
 )
+from loanrisk.monitoring.performance import PerformanceReport
 from loanrisk.monitoring.reports import (
+    BACKTEST_DAYS,
     add_outcomes,
     drift_for,
     outcome_values,
@@ -40,6 +44,7 @@ from loanrisk.service.deps import ServicesDep
 from loanrisk.service.routes.models import DATASET_ID, ModelDir, VersionRef
 from loanrisk.serving.auth import ADMIN
 from loanrisk.serving.state import registry_of
+from loanrisk.validation.window import BacktestReport, Window, backtest_for, previous_window
 
 router = APIRouter(tags=["monitoring"], dependencies=[require(ADMIN)])
 Since = Annotated[
@@ -48,7 +53,11 @@ Since = Annotated[
 Until = Annotated[IsoMoment | None, Query(description="Window end, ISO 8601 (default: now).")]
 
 
-@router.get("/v1/models/{name}/drift", summary="Drift of a version's scored loans")
+@router.get(
+    "/v1/models/{name}/drift",
+    summary="Drift of a version's scored loans",
+    response_model=DriftReport,
+)
 async def get_drift(
     name: str,
     services: ServicesDep,
@@ -56,7 +65,7 @@ async def get_drift(
     until: Until = None,
     version: VersionRef = None,
     model_directory: ModelDir = None,
-) -> dict[str, Any]:
+) -> DriftReport:
     """PSI of the score and CSI of each feature, worst first, for the loans the version
     scored in ``[since, until)`` against its training profile; each with its band (< 0.1
     stable, 0.1 to 0.25 investigate, > 0.25 shift) and the shares per bin. Past
@@ -79,13 +88,17 @@ async def get_drift(
         max_rows=settings.monitor_max_rows,
     )
     services.metrics.bad_items("drift", report.problems)
-    return report.model_dump(mode="json")
+    return report
 
 
 VersionOf = Annotated[str, Query(description="Version number, 'vN', 'latest' or an alias.")]
 
 
-@router.get("/v1/models/{name}/compare", summary="Compare two versions (champion, challenger)")
+@router.get(
+    "/v1/models/{name}/compare",
+    summary="Compare two versions (champion, challenger)",
+    response_model=Comparison,
+)
 async def get_comparison(
     name: str,
     a: VersionOf,
@@ -98,7 +111,7 @@ async def get_comparison(
     since: Since = None,
     until: Until = None,
     model_directory: ModelDir = None,
-) -> dict[str, Any]:
+) -> Comparison:
     """``a`` and ``b`` on a held-out split (AUC, Brier and KS of each; the AUC difference
     b - a with its DeLong 95% interval and p-value), on the loans both scored in the
     prediction log in ``[since, until)`` (agreement, decisions flipped at the threshold in
@@ -123,7 +136,7 @@ async def get_comparison(
         )
 
     report = await run_in_threadpool(run)
-    return report.model_dump(mode="json")
+    return report
 
 
 EXAMPLE_OUTCOME: JsonDict = {
@@ -152,6 +165,7 @@ class OutcomesBody(BaseModel):
 @router.post(
     "/v1/outcomes",
     summary="Store loan outcomes",
+    response_model=OutcomesStored,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -171,7 +185,7 @@ async def post_outcomes(
     model: Annotated[
         str | None, Query(description="CSV: the model that scored the loans (see the body's).")
     ] = None,
-) -> dict[str, Any]:
+) -> OutcomesStored:
     """What became of scored loans (JSON ``{"outcomes": [...]}`` or a CSV with ``loan_id``,
     ``defaulted`` and ``observed_on``): stored, idempotent on the loan id (the latest upload
     wins). ``defaulted`` is a value of the model's label as its served version's schema
@@ -210,16 +224,20 @@ async def post_outcomes(
         )
     )
     services.metrics.bad_items("outcomes", stored.problems)
-    return stored.model_dump(mode="json")
+    return stored
 
 
-@router.get("/v1/models/{name}/performance", summary="Realized performance per version")
+@router.get(
+    "/v1/models/{name}/performance",
+    summary="Realized performance per version",
+    response_model=PerformanceReport,
+)
 async def get_performance(
     name: str,
     services: ServicesDep,
     since: Since = None,
     until: Until = None,
-) -> dict[str, Any]:
+) -> PerformanceReport:
     """The loans each version scored in ``[since, until)`` joined to their outcomes: how many
     have one, the realized AUC and Brier score, and per band the observed default rate
     against the mean predicted PD (from a uniform sample of ``LOANRISK_MONITOR_MAX_ROWS``
@@ -238,4 +256,88 @@ async def get_performance(
         max_rows=settings.monitor_max_rows,
     )
     services.metrics.bad_items("performance", report.problems)
-    return report.model_dump(mode="json")
+    return report
+
+
+@router.get(
+    "/v1/models/{name}/backtest",
+    summary="Backtest of a version per grade",
+    response_model=BacktestReport,
+)
+async def get_backtest(
+    name: str,
+    services: ServicesDep,
+    since: Annotated[
+        IsoMoment | None, Query(description="Window start, ISO 8601 (default: 365 days ago).")
+    ] = None,
+    until: Until = None,
+    version: VersionRef = None,
+    model_directory: ModelDir = None,
+    segment: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=100,
+            description="A categorical or ordinal feature of the schema: the backtest per "
+            "value, Benjamini-Hochberg adjusted.",
+        ),
+    ] = None,
+    against: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=100,
+            description="Another version or alias: the migration of the window's loans from "
+            "this version's grade to that one's.",
+        ),
+    ] = None,
+    previous_since: Annotated[
+        IsoMoment | None,
+        Query(description="Start of an earlier window: the migration from it to this one."),
+    ] = None,
+    previous_until: Annotated[
+        IsoMoment | None, Query(description="End of the earlier window (with previous_since).")
+    ] = None,
+    vintages: Annotated[
+        Literal["true", "false"],
+        Query(description="Add the vintages (cumulative default rates by month): true or false."),
+    ] = "true",
+) -> BacktestReport:
+    """The loans the version scored in ``[since, until)`` joined to their outcomes, tested
+    per grade of its master scale and for the portfolio: loans, defaults, default rate, mean
+    PD, the Jeffreys, binomial and correlated binomial p-values and a traffic light per grade
+    (red below 0.001, yellow below 0.05, by the Jeffreys p-value); for the portfolio also
+    Hosmer-Lemeshow, Spiegelhalter, the AUC against the development AUC, Herfindahl, the
+    grade PSI and the heterogeneity of adjacent grades. Counts are exact (every loan with an
+    outcome, however many). Optional: ``segment`` (422 naming it if it is no categorical or
+    ordinal feature), the ``vintages``, and a ``migration`` (``against`` another version,
+    or from ``previous_since``..``previous_until``). Log and outcome files that cannot be
+    read are skipped and named in ``problems``."""
+    settings = services.settings
+    start, end = window(since, until, days=BACKTEST_DAYS)
+    previous = previous_window(against, previous_since, previous_until)
+    registry = registry_of(services, model_directory)
+    storage = services.storage
+    where = Window(
+        storage,
+        storage.resolve(settings.log_directory),
+        storage.resolve(settings.outcome_directory),
+        start,
+        end,
+    )
+    report = await run_in_threadpool(
+        functools.partial(
+            backtest_for,
+            where,
+            registry,
+            check_name("model", name),
+            version or settings.model_alias,
+            segment=segment,
+            with_vintages=vintages == "true",
+            against=against,
+            previous=previous,
+            max_rows=settings.monitor_max_rows,
+        )
+    )
+    services.metrics.bad_items("backtest", report.problems)
+    return report

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import MAX_REASONS, OnError, PredictOptions
 from loanrisk.errors import InvalidInput, TooLarge, naming
+from loanrisk.inference.cache import ModelCache, Routing
 from loanrisk.inference.distributed import results_folder
 from loanrisk.inference.results import rejection_json, score_json
 from loanrisk.inference.scorer import BatchOptions, Scorer
@@ -33,16 +34,25 @@ from loanrisk.service.bodies import (
     spool_body,
 )
 from loanrisk.service.deps import ServicesDep
+from loanrisk.service.disconnect import cancellation
 from loanrisk.service.loan_docs import predict_body
 from loanrisk.service.routes.jobs import accepted
 from loanrisk.serving.auth import ADMIN, SCORE
+from loanrisk.serving.cancel import holding
 from loanrisk.serving.logs import request_id
-from loanrisk.serving.scoring import batch_version, chunk_observer, score_records
+from loanrisk.serving.scoring import (
+    SMALL_REQUEST,
+    batch_version,
+    score_csv_request,
+    score_records,
+)
 from loanrisk.serving.state import Services
 
 router = APIRouter(tags=["scoring"])
 
 CHUNK_BYTES = 2**20
+#: A CSV body over this size (about SMALL_REQUEST loans) is watched for its client leaving.
+WATCHED_CSV_BYTES = SMALL_REQUEST * 128
 
 
 class BatchBody(BaseModel):
@@ -136,8 +146,9 @@ NO_QUERY = CsvQuery()
 
 
 def _csv_query(request: Request) -> CsvQuery:
-    """The request's query as :class:`CsvQuery` (other parameters ignored, the last of a
-    repeated one taken); a bad value is the framework's 422, as a declared parameter's."""
+    """The request's query as :class:`CsvQuery` (other parameters ignored; a repeated one
+    is refused before, by the middleware); a bad value is the framework's 422, as a declared
+    parameter's."""
     if not request.scope.get("query_string"):
         return NO_QUERY
     try:
@@ -197,8 +208,9 @@ async def predict(request: Request, services: ServicesDep) -> Response:
     """Score loans given as JSON (one object, a list, or ``{"records": [...], "explain",
     "top_k", "on_error", "decline_reasons"}``) or as CSV (``Content-Type: text/csv``, the
     same options as query parameters; CSV back unless ``Accept: application/json``). Each
-    result: probability of default, label, band, warnings; with ``explain``, the reasons;
-    with ``decline_reasons``, what a declined loan's adverse-action notice states. Bad loans:
+    result: probability of default, label, band, grade (of the version's master scale),
+    warnings; with ``explain``, the reasons; with ``decline_reasons``, what a declined loan's
+    adverse-action notice states. Bad loans:
     422 naming record and field, or, with ``on_error: "skip"``, scored without them and
     listed in ``rejected``. No model: 409."""
     query = _csv_query(request)
@@ -222,21 +234,41 @@ async def predict(request: Request, services: ServicesDep) -> Response:
     body = await request.body()
     served = services.models.served
     routing = served.snapshot()  # the request's versions; no model: 409 before parsing
+    async with holding(services.parsing, len(body)):
+        try:
+            return await _score_json_body(request, services, served, routing, body)
+        except InvalidInput as exc:
+            # its frames hold the parsed loans: let them go before the refusal is sent
+            raise exc.with_traceback(None) from None
+
+
+async def _score_json_body(
+    request: Request, services: Services, served: ModelCache, routing: Routing, body: bytes
+) -> Response:
+    """The JSON body parsed, scored and answered, while its share of the worker's parse
+    budget is held (the parsed loans live until the answer is rendered)."""
     options = _parse_request(body)
     records = options.records
     if len(records) > services.settings.max_records:
         raise TooLarge(f"{len(records)} records: at most {services.settings.max_records} a request")
-    answer = await score_records(
-        services,
-        served,
-        routing,
-        records,
-        source="v1",
-        on_error=options.on_error,
-        explain=options.explain,
-        top_k=options.top_k,
-        decline_reasons=options.decline_reasons,
-    )
+    # a big request stops at its next chunk if its client goes away
+    cancel = cancellation(request) if len(records) > SMALL_REQUEST else None
+    try:
+        answer = await score_records(
+            services,
+            served,
+            routing,
+            records,
+            source="v1",
+            on_error=options.on_error,
+            explain=options.explain,
+            top_k=options.top_k,
+            decline_reasons=options.decline_reasons,
+            cancel=cancel,
+        )
+    finally:
+        if cancel is not None:
+            cancel.stop()
     scored = answer.result
     doc: dict[str, Any] = {
         "model": _described(answer.champion),
@@ -252,6 +284,16 @@ async def predict(request: Request, services: ServicesDep) -> Response:
 
 def _described(scorer: Scorer) -> dict[str, str | int]:
     return {"name": scorer.model.name, "version": scorer.version, "backend": scorer.backend.name}
+
+
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+def _size(stream: IO[bytes]) -> int:
+    size = stream.seek(0, 2)
+    stream.seek(0)
+    return size
 
 
 def _chunks(output: IO[bytes]) -> Iterator[bytes]:
@@ -277,24 +319,31 @@ async def _score_csv_body(
     through temporary files, so a big batch does not sit in memory."""
     source = await spool_body(request)
     output = cast(IO[bytes], tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115 (closed by _chunks or below)
+    cancel = cancellation(request)
+    if _size(source) > WATCHED_CSV_BYTES:
+        cancel.watch()  # scored off the loop, where the core cannot start it
     try:
         served = services.models.served
         routing = served.snapshot()
         scorer = routing.champion
-        on_scored = chunk_observer(services, served, routing, source="v1-csv", id_column=id_column)
         summary = await run_in_threadpool(
             functools.partial(
-                scorer.score_csv,
+                score_csv_request,
+                services,
+                served,
+                routing,
                 source,
                 output,
                 BatchOptions(
                     on_error=on_error,
-                    on_scored=on_scored,
                     id_column=id_column,
                     explain=explain,
                     top_k=top_k,
                     decline_reasons=decline_reasons,
                 ),
+                source="v1-csv",
+                cancel=cancel,
+                max_rows=services.settings.max_records if _wants_json(request) else None,
             )
         )
         output.seek(0)
@@ -302,9 +351,10 @@ async def _score_csv_body(
         output.close()
         raise
     finally:
+        cancel.stop()
         source.close()
     services.metrics.predicted_batch(scorer.model.name, scorer.version, summary)
-    if "application/json" in request.headers.get("accept", ""):
+    if _wants_json(request):
         limit = services.settings.max_records
         if summary.scored > limit:  # a JSON answer is held whole: CSV streams instead
             output.close()

@@ -78,6 +78,11 @@ async def get_schema(name: str, services: ServicesDep) -> SchemaDoc:
                 JSON: {
                     "schema": {
                         "type": "object",
+                        "required": ["name", "columns"],
+                        "properties": {
+                            "name": {"type": "string", "description": "The path's name."},
+                            "columns": {"type": "array", "minItems": 1, "items": {}},
+                        },
                         "description": "A loan schema: "
                         "docs/schema.md; JSON Schema: docs/schema.schema.json",
                     }

@@ -23,6 +23,7 @@ from loanrisk.registry.models import check_name
 from loanrisk.requests import training_request
 from loanrisk.service.auth import require
 from loanrisk.service.deps import ServicesDep
+from loanrisk.service.disconnect import cancellation
 from loanrisk.service.routes.reference import aws, azure
 from loanrisk.service.routes.reference.bodies import DATA, DATA_PROCESSING, PREDICT, TRAIN
 from loanrisk.service.routes.reference.common import TrainedModel, read_fields
@@ -101,6 +102,11 @@ async def predict(request: Request, services: ServicesDep) -> dict[str, Any]:
     results also written as a new CSV under ``sample_directory``) or ``sample`` records /
     a ``csv_payload`` path (AWS flavour). Label "True" = likely default."""
     async with read_fields(request) as (flavour, fields):
-        if flavour == "azure":
-            return await azure.predict(services, fields)
-        return await aws.predict(services, fields)
+        # the body is read: a big request stops at its next chunk if its client goes away
+        cancel = cancellation(request)
+        try:
+            if flavour == "azure":
+                return await azure.predict(services, fields, cancel)
+            return await aws.predict(services, fields, cancel)
+        finally:
+            cancel.stop()

@@ -20,6 +20,7 @@ from loanrisk.service.routes.reference.common import (
     score_stored,
 )
 from loanrisk.service.routes.reference.fields import ReferenceFields
+from loanrisk.serving.cancel import Cancellation
 from loanrisk.serving.scoring import score_records
 from loanrisk.serving.state import Services
 
@@ -79,11 +80,14 @@ def trained(report: EvaluationReport, model: TrainedModel) -> dict[str, Any]:
     }
 
 
-async def predict(services: Services, doc: ReferenceFields) -> dict[str, Any]:
+async def predict(
+    services: Services, doc: ReferenceFields, cancel: Cancellation | None = None
+) -> dict[str, Any]:
     """Score ``sample`` (loans) or the stored CSV ``csv_payload`` (into a new results file,
     answering its first ``max_inline_rows`` rows). With ``decline_reasons`` (ours), the
     answer adds what each declined loan's notice states: per sample ``[{code, reason}]``;
-    per CSV row the results file's ``decline_codes`` and ``decline_reasons`` text."""
+    per CSV row the results file's ``decline_codes`` and ``decline_reasons`` text. Once
+    ``cancel`` is set (the client went away), the scoring stops at its next chunk."""
     where = services.locations
     _, model_dir = folders(services, doc)
     where.inside("", doc.preprocessor_path, "")  # confined, unused: the model has its spec
@@ -102,9 +106,16 @@ async def predict(services: Services, doc: ReferenceFields) -> dict[str, Any]:
             raise TooLarge(f"{len(sample)} loans: at most {services.settings.max_records}")
     cache = await run_in_threadpool(services.models.cache_of, model_dir, name)
     if csv_payload is not None:
+        if cancel is not None:
+            cancel.watch()  # scored off the loop, where the core cannot start it
         stored = await run_in_threadpool(
             functools.partial(
-                score_stored, services, cache, path, decline_reasons=doc.decline_reasons
+                score_stored,
+                services,
+                cache,
+                path,
+                decline_reasons=doc.decline_reasons,
+                cancel=cancel,
             )
         )
         frame = stored.head
@@ -129,6 +140,7 @@ async def predict(services: Services, doc: ReferenceFields) -> dict[str, Any]:
         sample or [],
         source="reference",
         decline_reasons=doc.decline_reasons,
+        cancel=cancel,
     )
     results = answer.result.results
     declined = (

@@ -21,6 +21,7 @@ from loanrisk.service.routes.reference.common import (
 )
 from loanrisk.service.routes.reference.fields import ReferenceFields
 from loanrisk.serving import uploads
+from loanrisk.serving.cancel import Cancellation
 from loanrisk.serving.locations import unique_stamp
 from loanrisk.serving.state import Services
 
@@ -61,11 +62,14 @@ def trained(name: str, report: EvaluationReport, model: TrainedModel) -> dict[st
     }
 
 
-async def predict(services: Services, form: ReferenceFields) -> dict[str, Any]:
+async def predict(
+    services: Services, form: ReferenceFields, cancel: Cancellation | None = None
+) -> dict[str, Any]:
     """Score the uploaded CSV into a new results file under ``sample_directory``; answer the
     first rows (``max_inline_rows``) in the reference's shape, and where the rest are. With
     ``decline_reasons`` (ours), the file has ``decline_codes`` and ``decline_reasons`` columns
-    and the answer adds them by row, as ``Prediction Output``'s columns are."""
+    and the answer adds them by row, as ``Prediction Output``'s columns are. Once ``cancel``
+    is set (the client went away), the scoring stops at its next chunk."""
     where = services.locations
     root = where.mount(form.az_file_path)
     _, model_dir = folders(services, form)
@@ -80,6 +84,8 @@ async def predict(services: Services, form: ReferenceFields) -> dict[str, Any]:
         raise InvalidInput("'file' must be a CSV upload", details={"field": "file"})
     cache = await run_in_threadpool(services.models.cache_of, model_dir, name)
     path = services.storage.join(samples, f"predictions-{unique_stamp()}.csv")
+    if cancel is not None:
+        cancel.watch()  # scored off the loop, where the core cannot start it
     scored = await run_in_threadpool(
         functools.partial(
             score_into,
@@ -89,6 +95,7 @@ async def predict(services: Services, form: ReferenceFields) -> dict[str, Any]:
             path,
             inline=services.settings.max_inline_rows,
             decline_reasons=form.decline_reasons,
+            cancel=cancel,
         )
     )
     version = scored.summary.scorer.version

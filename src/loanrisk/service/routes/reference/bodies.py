@@ -8,13 +8,19 @@ from loanrisk.schema import LoanSchema, builtin_schema
 from loanrisk.service.bodies import JSON, MULTIPART
 
 #: The OpenAPI schema of one field: its type (or types), format and description.
-Property = dict[str, str | list[dict[str, str]] | dict[str, str]]
+Property = dict[str, str | list[dict[str, str | int]] | dict[str, str]]
 #: A multipart form's example: text fields and a row count.
 FormExample = dict[str, str | int]
 
 _TEXT: Property = {"type": "string"}
 _FILE: Property = {"type": "string", "format": "binary", "description": "A loan CSV."}
-_SIZE: Property = {"oneOf": [{"type": "integer"}, {"type": "string"}], "description": "Rows."}
+_SIZE: Property = {
+    "oneOf": [
+        {"type": "integer", "minimum": 1},
+        {"type": "string", "pattern": "^[0-9]*[1-9][0-9]*$", "maxLength": 40},
+    ],
+    "description": "Rows: at least 1.",
+}
 #: Not the reference's: /predict's decline notices (True/False, as its continue_training).
 _DECLINE: Property = {
     "oneOf": [{"type": "boolean"}, {"type": "string"}],

@@ -28,8 +28,9 @@ from loanrisk.service.bodies import (
 )
 from loanrisk.service.routes.reference.fields import ReferenceFields
 from loanrisk.service.waiting import outcome
-from loanrisk.serving.scoring import chunk_observer
-from loanrisk.serving.state import Services
+from loanrisk.serving.cancel import Cancellation, holding
+from loanrisk.serving.scoring import score_csv_request
+from loanrisk.serving.state import Services, services_of
 
 CLASSES = ("Non-Default", "Default", "accuracy", "macro avg", "weighted avg")
 Flavour = Literal["azure", "aws"]
@@ -44,8 +45,9 @@ def _no_body() -> InvalidInput:
 
 @contextlib.asynccontextmanager
 async def read_fields(request: Request) -> AsyncIterator[tuple[Flavour, ReferenceFields]]:
-    """``("azure", fields)`` for a form, ``("aws", fields)`` for JSON, typed; an uploaded
-    file's spool is closed when the block ends. A request with no body is refused (422):
+    """``("azure", fields)`` for a form, ``("aws", fields)`` for JSON, typed (its bytes held
+    in the worker's parse budget until the block ends); an uploaded file's spool is closed
+    when the block ends. A request with no body is refused (422):
     the reference's clients always send their fields, and ``/train`` with none would train."""
     content_type = require_media_type(request, (MULTIPART, URLENCODED, JSON), default=JSON)
     if content_type in (MULTIPART, URLENCODED):
@@ -57,10 +59,11 @@ async def read_fields(request: Request) -> AsyncIterator[tuple[Flavour, Referenc
     body = await request.body()
     if not body.strip():
         raise _no_body()
-    doc = parse_json(body)
-    if not isinstance(doc, dict):
-        raise InvalidInput("the body must be a JSON object of fields")
-    yield "aws", parse_model(ReferenceFields, doc, prefix="")
+    async with holding(services_of(request.app).parsing, len(body)):
+        doc = parse_json(body)
+        if not isinstance(doc, dict):
+            raise InvalidInput("the body must be a JSON object of fields")
+        yield "aws", parse_model(ReferenceFields, doc, prefix="")
 
 
 async def process(
@@ -129,11 +132,14 @@ def score_into(
     *,
     inline: int,
     decline_reasons: bool = False,
+    cancel: Cancellation | None = None,
 ) -> Scored:
     """Stream a CSV of loans through ``cache``'s champion into a new results file at ``path``
     (every row; with ``decline_reasons``, its ``decline_codes`` and ``decline_reasons``
     columns), keeping only the first ``inline`` results in memory for the answer; the
-    chunks go to the prediction log and the shadow."""
+    chunks go to the prediction log and the shadow. Bounded and cancellable as
+    :func:`~loanrisk.serving.scoring.score_csv_request` (a cancelled request leaves no
+    results file)."""
     head: list[pd.DataFrame] = []
     kept = 0
 
@@ -144,19 +150,22 @@ def score_into(
             kept += len(head[-1])
 
     routing = cache.snapshot()
-    scorer = routing.champion
-    on_scored = chunk_observer(services, cache, routing, source="reference")
     with services.storage.open_write(path) as sink:
-        options = BatchOptions(
-            on_results=keep, on_scored=on_scored, decline_reasons=decline_reasons
+        options = BatchOptions(on_results=keep, decline_reasons=decline_reasons)
+        summary = score_csv_request(
+            services, cache, routing, stream, sink, options, source="reference", cancel=cancel
         )
-        summary = scorer.score_csv(stream, sink, options)
     frame = pd.concat(head) if head else pd.DataFrame({"probability": [], "label": []})
     return Scored(summary, frame, path)
 
 
 def score_stored(
-    services: Services, cache: ModelCache, path: str, *, decline_reasons: bool = False
+    services: Services,
+    cache: ModelCache,
+    path: str,
+    *,
+    decline_reasons: bool = False,
+    cancel: Cancellation | None = None,
 ) -> Scored:
     """A stored CSV scored into a new file of the results area."""
     output = services.locations.output(None, path)
@@ -168,6 +177,7 @@ def score_stored(
             output,
             inline=services.settings.max_inline_rows,
             decline_reasons=decline_reasons,
+            cancel=cancel,
         )
 
 
