@@ -41,6 +41,7 @@ DirectoryOpt = Annotated[
 ModelDirOpt = Annotated[
     str, typer.Option("--model-directory", help="Directory of the storage holding models.")
 ]
+JsonOpt = Annotated[bool, typer.Option("--json", help="The report as JSON.")]
 SchemaOpt = Annotated[
     Path | None,
     typer.Option(help="The data's declared schema, YAML or JSON (default: the built-in one)."),

@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 
 from loanrisk.cli.common import (
+    JsonOpt,
     ModelDirOpt,
     StorageOpt,
     cli_errors,
@@ -341,7 +342,7 @@ def models_compare(
         str | None, typer.Option(help="Live window start, ISO (default: 30 days ago).")
     ] = None,
     until: Annotated[str | None, typer.Option(help="Live window end, ISO (default: now).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+    as_json: JsonOpt = False,
     storage: StorageOpt = None,
     model_directory: ModelDirOpt = "models",
 ) -> None:

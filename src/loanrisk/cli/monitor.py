@@ -11,6 +11,8 @@ import typer
 from rich.table import Table
 
 from loanrisk.cli.common import (
+    JsonOpt,
+    ModelDirOpt,
     StorageOpt,
     cli_errors,
     err,
@@ -42,6 +44,15 @@ UntilOpt = Annotated[str | None, typer.Option(help="Window end, ISO (default: no
 
 
 NameOpt = Annotated[str, typer.Option("--model", help="Model name.")]
+
+
+SaveOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Also store the report as JSON on the storage, under "
+        "<log directory>/reports/ (what the daily CronJob does)."
+    ),
+]
 
 
 ModelRefOpt = Annotated[str, typer.Option("--model", help="NAME\\[@VERSION|ALIAS].")]
@@ -83,17 +94,9 @@ def drift(
     since: SinceOpt = None,
     until: UntilOpt = None,
     storage: StorageOpt = None,
-    model_directory: Annotated[
-        str, typer.Option("--model-directory", help="Directory of the storage holding models.")
-    ] = "models",
-    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
-    save: Annotated[
-        bool,
-        typer.Option(
-            help="Also store the report as JSON on the storage, under "
-            "<log directory>/reports/ (what the daily CronJob does)."
-        ),
-    ] = False,
+    model_directory: ModelDirOpt = "models",
+    as_json: JsonOpt = False,
+    save: SaveOpt = False,
     export_window: Annotated[
         Path | None,
         typer.Option(
@@ -251,14 +254,8 @@ def backtest(
     ] = None,
     previous_until: Annotated[str | None, typer.Option(help="End of the earlier window.")] = None,
     storage: StorageOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
-    save: Annotated[
-        bool,
-        typer.Option(
-            help="Also store the report as JSON on the storage, under "
-            "<log directory>/reports/ (what the daily CronJob does)."
-        ),
-    ] = False,
+    as_json: JsonOpt = False,
+    save: SaveOpt = False,
 ) -> None:
     """Backtest per grade of the version's master scale and for the portfolio: the loans
     scored in the window joined to their outcomes; loans N, defaults D, default rate DR, mean
@@ -282,10 +279,7 @@ def backtest(
         )
         name, ref = model_ref(model)
         registry = ModelRegistry(target, target.resolve(settings.model_directory))
-        log_directory = target.resolve(settings.log_directory)
-        where = Window(
-            target, log_directory, target.resolve(settings.outcome_directory), start, end
-        )
+        where = Window.of(target, settings, start, end)
         report = backtest_for(
             where,
             registry,
@@ -300,7 +294,7 @@ def backtest(
         document = report.model_dump(mode="json")
         if save:
             stored = f"backtest-{name}-v{report.version}-{end:%Y%m%dT%H%M%SZ}.json"
-            path = target.join(log_directory, "reports", stored)
+            path = target.join(where.log_directory, "reports", stored)
             target.write_bytes(path, json.dumps(document, indent=2).encode())
             err.print(f"report stored at {target.url}/{path}", highlight=False)
         if as_json:
@@ -317,7 +311,7 @@ def performance(
     since: SinceOpt = None,
     until: UntilOpt = None,
     storage: StorageOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Realized performance per version: the loans scored in the window joined to their
     outcomes; AUC, Brier, and the default rate against the predicted PD per band."""

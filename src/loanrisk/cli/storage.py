@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from loanrisk.cli.common import DirectoryOpt, StorageOpt, cli_errors, out, settings_from
+from loanrisk.cli.common import DirectoryOpt, JsonOpt, StorageOpt, cli_errors, out, settings_from
 
 storage_app = typer.Typer(no_args_is_help=True, help="Check the storage.")
 
@@ -22,7 +22,7 @@ def storage_check(
             help="Directory of the storage holding models (default: the setting's).",
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Verify every model version's and dataset's files against their hashes, and read every
     alias, job record and prediction-log file; name each bad item (and each symlink leading

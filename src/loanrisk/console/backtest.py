@@ -39,13 +39,7 @@ def backtest_page(
         version = registry.resolve(name, settings.model_alias)
     except (NotFound, Conflict) as exc:
         return BacktestPage(name, None, days, exc.message, None, None)
-    where = Window(
-        storage,
-        storage.resolve(settings.log_directory),
-        storage.resolve(settings.outcome_directory),
-        until - timedelta(days=days),
-        until,
-    )
+    where = Window.of(storage, settings, until - timedelta(days=days), until)
     try:
         report = backtest_for(where, registry, name, version, max_rows=settings.monitor_max_rows)
     except LoanRiskError as exc:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import IO, Any
@@ -300,27 +301,24 @@ def store_outcomes(storage: Storage, directory: str, outcomes: pd.DataFrame) -> 
     return path
 
 
-def read_outcomes(
-    storage: Storage, directory: str, *, problems: list[Problem] | None = None
-) -> pd.DataFrame:
-    """Every loan's latest outcome: ``loan_id``, ``defaulted``, ``observed_on``,
-    ``defaulted_at`` and ``observed_at`` (null when not given). A stored
-    file that cannot be read (truncated, not Parquet, a link out of the storage) is skipped,
-    and appended to ``problems`` when given."""
-    skipped: list[Problem] = [] if problems is None else problems
+def _outcome_tables(
+    storage: Storage, directory: str, columns: list[str] | None, skipped: list[Problem]
+) -> Iterator[pa.Table]:
+    """Each stored outcomes file of ``directory`` as a table of ``columns`` (all: None), one
+    at a time in storing order; a file that cannot be read (truncated, not Parquet, a link
+    out of the storage) is skipped and appended to ``skipped``."""
     try:
         found = storage.listing(directory)
     except NotFound:
         found = Listing([])
     skipped.extend(p.model_copy(update={"kind": "outcome_file"}) for p in found.problems)
-    names = sorted(n for n in found.names if n.endswith(".parquet"))
-    tables = []
-    for name in names:
+    for name in sorted(n for n in found.names if n.endswith(".parquet")):
         path = storage.join(directory, name)
         try:
-            tables.append(pq.read_table(pa.BufferReader(storage.read_bytes(path)), schema=COLUMNS))
+            data = pa.BufferReader(storage.read_bytes(path))
+            table = pq.read_table(data, schema=COLUMNS, columns=columns)
         except NotFound:
-            continue
+            continue  # removed since it was listed
         except (pa.ArrowException, OSError, ValueError, StorageError) as exc:
             skipped.append(
                 Problem(
@@ -330,6 +328,19 @@ def read_outcomes(
                     "upload its outcomes again and remove it",
                 )
             )
+            continue
+        yield table
+
+
+def read_outcomes(
+    storage: Storage, directory: str, *, problems: list[Problem] | None = None
+) -> pd.DataFrame:
+    """Every loan's latest outcome: ``loan_id``, ``defaulted``, ``observed_on``,
+    ``defaulted_at`` and ``observed_at`` (null when not given). A stored
+    file that cannot be read (truncated, not Parquet, a link out of the storage) is skipped,
+    and appended to ``problems`` when given."""
+    skipped: list[Problem] = [] if problems is None else problems
+    tables = list(_outcome_tables(storage, directory, None, skipped))
     table = pa.concat_tables(tables) if tables else COLUMNS.empty_table()
     frame: pd.DataFrame = table.to_pandas()
     latest: pd.DataFrame = frame.sort_values("stored_at", kind="stable").drop_duplicates(
@@ -389,32 +400,9 @@ def read_outcome_arrays(
     wins (files in name order, which is their storing order). Unreadable files are skipped
     and appended to ``problems`` as :func:`read_outcomes` does."""
     skipped: list[Problem] = [] if problems is None else problems
-    try:
-        found = storage.listing(directory)
-    except NotFound:
-        found = Listing([])
-    skipped.extend(p.model_copy(update={"kind": "outcome_file"}) for p in found.problems)
     parts: list[tuple[np.ndarray, ...]] = []
-    for name in sorted(n for n in found.names if n.endswith(".parquet")):
-        path = storage.join(directory, name)
-        try:
-            table = pq.read_table(
-                pa.BufferReader(storage.read_bytes(path)),
-                schema=COLUMNS,
-                columns=["loan_id", "defaulted", "observed_on", *DATED],
-            )
-        except NotFound:
-            continue
-        except (pa.ArrowException, OSError, ValueError, StorageError) as exc:
-            skipped.append(
-                Problem(
-                    kind="outcome_file",
-                    path=path,
-                    message=f"not a readable outcomes file ({describe_error(exc)}): skipped; "
-                    "upload its outcomes again and remove it",
-                )
-            )
-            continue
+    columns = ["loan_id", "defaulted", "observed_on", *DATED]
+    for table in _outcome_tables(storage, directory, columns, skipped):
         parts.append(_compact(table.filter(pc.is_valid(table["loan_id"]))))
         del table
     if not parts:

@@ -128,13 +128,7 @@ async def _refresh_backtest(
     """Refresh the ``loanrisk_backtest_light`` gauges of the served version: its backtest
     over the loans scored in the last ``BACKTEST_DAYS`` days that have outcomes."""
     settings, storage = services.settings, services.storage
-    where = Window(
-        storage,
-        storage.resolve(settings.log_directory),
-        storage.resolve(settings.outcome_directory),
-        until - timedelta(days=BACKTEST_DAYS),
-        until,
-    )
+    where = Window.of(storage, settings, until - timedelta(days=BACKTEST_DAYS), until)
     try:
         report = await run_in_threadpool(
             functools.partial(

@@ -54,6 +54,7 @@ from loanrisk.monitoring.outcomes import OutcomeArrays, loan_id_hashes, read_out
 from loanrisk.registry.masterscale import MasterScale
 from loanrisk.registry.models import LoadedModel, ModelRegistry
 from loanrisk.schema import LoanSchema
+from loanrisk.settings import Settings
 from loanrisk.storage.base import Storage
 from loanrisk.storage.problems import Problem
 from loanrisk.validation.backtest import Backtest, BacktestAccumulator
@@ -349,6 +350,19 @@ class Window:
     outcome_directory: str
     since: datetime | None = None
     until: datetime | None = None
+
+    @classmethod
+    def of(
+        cls, storage: Storage, settings: Settings, since: datetime | None, until: datetime | None
+    ) -> Window:
+        """``[since, until)`` of the log and outcome directories ``settings`` name."""
+        return cls(
+            storage,
+            storage.resolve(settings.log_directory),
+            storage.resolve(settings.outcome_directory),
+            since,
+            until,
+        )
 
 
 def backtest_for(

@@ -318,13 +318,7 @@ async def get_backtest(
     previous = previous_window(against, previous_since, previous_until)
     registry = registry_of(services, model_directory)
     storage = services.storage
-    where = Window(
-        storage,
-        storage.resolve(settings.log_directory),
-        storage.resolve(settings.outcome_directory),
-        start,
-        end,
-    )
+    where = Window.of(storage, settings, start, end)
     report = await run_in_threadpool(
         functools.partial(
             backtest_for,
