@@ -44,8 +44,11 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
+# Two pytest-xdist workers (a module runs whole on one; tests/conftest.py groups and orders
+# them); WORKERS=0 runs the suite in one process.
+WORKERS ?= 2
 unit: $(VENV)/.dev
-	OMP_WAIT_POLICY=PASSIVE $(BIN)/pytest
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/pytest -n $(WORKERS) --dist loadgroup --no-loadscope-reorder
 
 ## bench: the benchmarks (see benchmarks/README.md)
 bench: $(VENV)/.dev

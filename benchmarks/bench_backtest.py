@@ -177,6 +177,7 @@ def prepare_window(root: Path, rows: int, per_file: int = 1_000_000) -> None:
                 "band": pa.array(["low"] * size),
                 "role": pa.array(["champion"] * size),
                 "grade": pa.array(names[model.master_scale.grade_index(pd_)].tolist()),
+                "score": pa.array(model.scaling.scores_of(pd_)),
             },
             schema=COLUMNS,
         )

@@ -16,7 +16,9 @@ Probabilities of all three are compared (max abs difference).
 
 One loan (dict in, result out, in-process, --calls calls): loanrisk's ``Scorer.score_record``
 against the reference's per-record path (a one-row DataFrame, sklearn transform, daal4py
-predict on an already converted model).
+predict on an already converted model); then, side by side in interleaved rounds, the same
+``score_record`` of the XGBoost version and of a scorecard trained on the same dataset
+(``kind: scorecard``: bins, points table, numpy), and their ratio.
 """
 
 from __future__ import annotations
@@ -191,6 +193,35 @@ def main() -> None:
             print(f"  {name:<22} median {statistics.median(values):9.1f} µs   p99 {tail:9.1f} µs")
         ratio = statistics.median(theirs_one) / statistics.median(ours_one)
         print(f"  loanrisk is {ratio:.0f}x faster (medians)")
+        one_loan_kinds(storage, dataset.id, scorer, args.calls)
+
+
+def one_loan_kinds(storage: FsspecStorage, dataset: str, trees: Scorer, calls: int) -> None:
+    """``score_record`` of the XGBoost version and of a scorecard on the same dataset, in
+    interleaved rounds (a busy neighbour slows both alike), with the reasons and without."""
+    run_training(
+        TrainingRequest(dataset=dataset, model_name="bench-scorecard", kind="scorecard"),
+        storage,
+        nthread=NTHREAD,
+    )
+    card = Scorer(ModelRegistry(storage).load("bench-scorecard", "latest"))
+    rounds = 10
+    print(f"\none loan by model kind, {calls} calls each in {rounds} interleaved rounds")
+    for explain in (False, True):
+        timed: dict[str, list[float]] = {"xgboost": [], "scorecard": []}
+        for _ in range(rounds):
+            for name, scorer in (("xgboost", trees), ("scorecard", card)):
+                timed[name] += time_calls(
+                    lambda s=scorer, e=explain: s.score_record(RECORD, explain=e),  # type: ignore[misc]
+                    max(calls // rounds, 1),
+                )
+        for name, values in timed.items():
+            label = f"{name} score_record" + (" +reasons" if explain else "")
+            tail = p99(values)
+            print(f"  {label:<31} median {statistics.median(values):9.1f} µs   p99 {tail:9.1f} µs")
+        ratio = statistics.median(timed["scorecard"]) / statistics.median(timed["xgboost"])
+        what = "with reasons" if explain else "without reasons"
+        print(f"  scorecard / xgboost time, {what}: {ratio:.3f} (medians)")
 
 
 if __name__ == "__main__":

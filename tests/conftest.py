@@ -1,4 +1,5 @@
-"""Shared fixtures: the public dataset, storages (memory, local, a real S3 server)."""
+"""Shared fixtures: the public dataset, storages (memory, local, a real S3 server); how
+`make test`'s pytest-xdist workers share the modules out."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.nodeid import coerce_node_id
 
 from loanrisk.data.ingest import read_csv
 from loanrisk.schema import Validated
@@ -22,6 +24,52 @@ from loanrisk.storage import FsspecStorage, MemoryStorage, Storage, open_storage
 ROOT = Path(__file__).resolve().parents[1]
 REAL_CSV = ROOT.parent / "shared" / "data" / "credit_risk_dataset.csv"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+#: Modules that hold time or CPU seconds to a bound while they load the machine, or load both
+#: cores themselves (replicas behind nginx, a server killed under load, reasons scored until a
+#: client leaves): under ``make test``'s two workers they form one group, run one after another
+#: on one worker, so that no two of them overlap.
+EXCLUSIVE = frozenset(
+    {
+        "tests/deploy/test_local_cluster.py",
+        "tests/monitoring/test_log_kill.py",
+        "tests/oip/test_grpc_bounds.py",
+        "tests/service/test_cancel.py",
+        "tests/test_benchmarks.py",
+    }
+)
+#: The longest modules after those (measured on 2 cores, about 30 s or more each): handed out
+#: first, so that no worker starts one of them while the other has nothing left to run.
+LONGEST = (
+    "tests/service/test_fuzz.py",
+    "tests/test_cli.py",
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # the ids set before any other plugin reads them
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``pytest -n 2 --dist loadgroup --no-loadscope-reorder`` (``make unit``), each
+    module is one unit of work, run whole on one worker (its module fixtures built once), the
+    :data:`EXCLUSIVE` modules are one unit between them, and the units are handed out longest
+    first. Without ``--dist loadgroup`` nothing changes."""
+    # a worker's own options say ``dist = "no"`` and ``loadgroup = True`` (xdist/remote.py)
+    if not getattr(config.option, "loadgroup", False):
+        return
+
+    def module(item: pytest.Item) -> str:
+        return item.nodeid.split("::", 1)[0]
+
+    # pytest-xdist's scheduler tells tests apart by node id, and schemathesis gives every
+    # operation's test its function's id (tests/service/test_fuzz.py): those would run once
+    # between them. And xdist 3.8 writes a group into ``item._nodeid``, which pytest 9 no
+    # longer reads. So the id is set here, whole: ``<module>::<name>@<group>``.
+    for item in items:
+        name = module(item)
+        group = "exclusive" if name in EXCLUSIVE else name
+        item._id = coerce_node_id(f"{item.nodeid.rsplit('::', 1)[0]}::{item.name}@{group}")
+    assert len({item.nodeid for item in items}) == len(items), "two tests share a node id"
+    rank = {name: k for k, name in enumerate(LONGEST)}
+    items.sort(key=lambda item: (module(item) not in EXCLUSIVE, rank.get(module(item), len(rank))))
 
 
 @pytest.fixture(scope="session")

@@ -77,6 +77,7 @@ def test_scoring_benchmark_compares_three_approaches_and_one_loan() -> None:
         assert approach in out
     assert "max |p(loanrisk) - p(reference)|" in out
     assert "loanrisk score_record" in out
+    assert "scorecard / xgboost time, without reasons:" in out
 
 
 def test_http_benchmark_loads_a_real_server_with_wrk() -> None:

@@ -19,6 +19,7 @@ import httpx2 as httpx
 import pytest
 
 from loanrisk.registry.masterscale import DEFAULT_SCALE
+from loanrisk.registry.scaling import DEFAULT_SCALING
 from loanrisk.settings import Settings
 from tests.builtin import EXAMPLE_LOAN
 
@@ -88,8 +89,18 @@ def test_process_a_csv_with_expansion_then_show_it(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     manifest = json.loads(done.stdout)
     assert manifest["rows"]["total"] == 40_000 and manifest["requested_size"] == 40_000
-    shown = run("data", "show", "latest", "--storage", str(tmp_path), "--directory", "bench")
-    assert json.loads(shown.stdout)["id"] == manifest["id"]
+    shown = run(
+        "data",
+        "show",
+        "latest",
+        "--storage",
+        str(tmp_path),
+        "--directory",
+        "bench",
+        "--json",
+        "--no-characteristics",
+    )
+    assert json.loads(shown.stdout)["manifest"]["id"] == manifest["id"]
 
 
 @pytest.mark.parametrize(
@@ -182,7 +193,7 @@ def test_train_continue_promote_and_roll_back(tmp_path: Path) -> None:
     rolled = run("models", "rollback", "loan-default", *storage)
     assert "production -> version 1 (was 2)" in rolled.stdout
     shown = json.loads(run("models", "show", "loan-default", "production", *storage).stdout)
-    assert shown["manifest"]["version"] == 1
+    assert shown["manifest"]["version"] == 1 and shown["scaling"]["pdo"] == 20
     assert "Default" in shown["report"]["classification_report"]
 
 
@@ -240,7 +251,7 @@ def test_predict_streams_a_csv_to_the_path_typed_and_explains_csv_and_json(
     source.write_text("\n".join(",".join(r[:8] + r[9:]) for r in rows) + "\n")  # no label
     to_stdout = run("predict", str(source), *storage)
     assert to_stdout.returncode == 0, to_stdout.stderr
-    assert to_stdout.stdout.splitlines()[0] == "row,probability,label,band,grade"
+    assert to_stdout.stdout.splitlines()[0] == "row,probability,label,band,grade,score"
     assert len(to_stdout.stdout.splitlines()) == 6
     assert "5 loans scored, 0 rejected" in to_stdout.stderr
     here = tmp_path / "work"
@@ -256,12 +267,20 @@ def test_predict_streams_a_csv_to_the_path_typed_and_explains_csv_and_json(
     assert explained_csv.returncode == 0, explained_csv.stderr
     header = explained_csv.stdout.splitlines()[0].split(",")
     assert header[:4] == ["row", "probability", "label", "band"]
-    assert header[4:8] == ["grade", "reason_1", "reason_1_code", "reason_1_value"]
-    assert "reason_4_value" in header
+    assert header[4:10] == [
+        "grade",
+        "score",
+        "reason_1",
+        "reason_1_code",
+        "reason_1_value",
+        "reason_1_points",
+    ]
+    assert "reason_4_points" in header
     first = explained_csv.stdout.splitlines()[1].split(",")
     assert first[4] in DEFAULT_SCALE.names  # the loan's grade
-    assert first[5] in rows[0]  # a loan attribute's name
-    assert first[6].startswith("R")  # its reason code
+    assert int(first[5]) == DEFAULT_SCALING.score_of(float(first[1]))  # its points
+    assert first[6] in rows[0]  # a loan attribute's name
+    assert first[7].startswith("R")  # its reason code
 
     notices = run("predict", str(source), *storage, "--decline-reasons")
     assert notices.returncode == 0, notices.stderr

@@ -282,7 +282,7 @@ def test_a_corrupt_log_file_is_skipped_by_drift_performance_and_outcomes(
         next(log_folder(root).glob("*.parquet")).read_bytes()[:100]
     )
     drift = ok(client.get("/v1/models/loan-default/drift"))
-    assert drift["rows"] == LOGGED and drift["score"] is not None
+    assert drift["rows"] == LOGGED and drift["probability"] is not None
     assert sorted(p.rsplit("/", 1)[1] for p in named(drift, "log_file")) == [
         "truncated.parquet",
         "zz-corrupt.parquet",
@@ -324,7 +324,7 @@ def test_a_corrupt_profile_is_replaced_by_one_made_from_the_dataset(
     profile = root / "models" / "loan-default" / "versions" / "2" / "profile.json"
     profile.write_text('{"not": "a profile"}')
     drift = ok(client.get("/v1/models/loan-default/drift"))
-    assert drift["rows"] == LOGGED and drift["score"] is not None
+    assert drift["rows"] == LOGGED and drift["probability"] is not None
     assert named(drift, "profile") == ["models/loan-default/versions/2/profile.json"]
 
 

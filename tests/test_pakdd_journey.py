@@ -5,7 +5,10 @@ is tab-separated with a trailing tab, has 12 shifted rows whose label reads "N",
 profession code 999 and protected attributes (sex, age, marital status). The journey is
 docs/schema.md's: draft a schema, apply a reviewer's patch, check it, process, train, serve
 (one worker), score JSON with decline notices and CSV with reasons, add outcomes, report
-drift and performance, and write the model card. Only the command line and HTTP are used.
+drift and performance, and write the model card. Then docs/scorecard.md's leg: the dataset's
+characteristics, a scorecard challenger compared with the XGBoost champion, its points table
+exported and its SQL run in SQLite on the file's applications. Only the command line and HTTP
+are used (the library only to check what they answer).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import io
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 from datetime import date
 from pathlib import Path
@@ -29,6 +33,7 @@ from sklearn.metrics import roc_auc_score
 
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.inference.backends import onedal_available
+from loanrisk.registry import ModelRegistry
 from loanrisk.storage import FsspecStorage
 from loanrisk.training.train import DEFAULT_PARAMS
 from tests.conftest import ROOT, free_port, wait_until_serving
@@ -45,6 +50,11 @@ def reviewed(draft: dict[str, Any], patch: dict[str, dict[str, Any]]) -> dict[st
     columns = [{**c, **patch.get(c["name"], {})} for c in draft["columns"]]
     assert {c["name"] for c in columns} >= set(patch), "the patch names a column not drafted"
     return {**draft, "columns": columns}
+
+
+def scaling_of(store: str, version: int) -> Any:
+    """The points scaling version ``version`` recorded (its ``scaling.json``)."""
+    return ModelRegistry(FsspecStorage(store)).scaling("loan-default", version)
 
 
 def applications(rows: int) -> list[dict[str, str]]:
@@ -172,6 +182,9 @@ def test_served_scored_monitored_and_documented(journey: dict[str, Any]) -> None
         assert answer.status_code == 200, answer.text
         results = answer.json()["results"]
         assert len(results) == 300
+        scaling = scaling_of(store, 1)
+        assert ready["model"]["scaling"] == scaling.model_dump()
+        assert all(r["score"] == scaling.score_of(r["probability"]) for r in results)
         declined = [r for r in results if r["label"]]
         assert all(r["decline_reasons"] for r in declined)
         body = io.StringIO()
@@ -190,6 +203,12 @@ def test_served_scored_monitored_and_documented(journey: dict[str, Any]) -> None
         assert scored.status_code == 200, scored.text
         rows = list(csv.DictReader(io.StringIO(scored.text)))
         assert len(rows) == 100 and all(r["reason_1"] for r in rows if r["label"] == "True")
+        # the CSV's probability has 8 digits: its score is the exact PD's, read within 1e-5
+        assert all(
+            abs(int(r["score"]) - scaling.exact_scores(np.array([float(r["probability"])]))[0])
+            <= 0.5 + 1e-5
+            for r in rows
+        )
         assert [r["application_ref"] for r in rows[:2]] == ["app-300", "app-301"]
     finally:
         server.send_signal(signal.SIGTERM)
@@ -206,10 +225,10 @@ def test_served_scored_monitored_and_documented(journey: dict[str, Any]) -> None
     assert added.returncode == 0, added.stderr
     drift = run("monitor", "drift", "--json", "--storage", store)
     assert drift.returncode == 0, drift.stderr
-    assert json.loads(drift.stdout)["score"]["index"] >= 0
+    assert json.loads(drift.stdout)["probability"]["index"] >= 0
     performance = run("monitor", "performance", "--json", "--storage", store)
     assert performance.returncode == 0, performance.stderr
-    (realized,) = json.loads(performance.stdout)["versions"]
+    (realized,) = [v for v in json.loads(performance.stdout)["versions"] if v["version"] == 1]
     assert (realized["scored"], realized["with_outcome"]) == (400, 400)  # JSON and CSV ids
     assert np.isfinite(realized["auc"]) and realized["auc"] > 0.5, realized
 
@@ -222,3 +241,103 @@ def test_served_scored_monitored_and_documented(journey: dict[str, Any]) -> None
     assert "at least 25" in html  # age's rule, reported
     assert "marital_status" in html and "not assessed" in html
     assert "Traceback" not in html
+
+
+@pytest.mark.slow
+def test_a_scorecard_challenger_is_compared_exported_and_scores_in_points(
+    journey: dict[str, Any],
+) -> None:
+    """docs/scorecard.md on this file: the IV ranking, ``train --kind scorecard``, ``models
+    compare`` (AUCs with DeLong intervals), ``models export --format scorecard``, whose SQL run
+    in SQLite on every application of the file scores each as ``loanrisk predict`` does, and
+    points that follow the version's recorded scaling."""
+    store, folder = journey["store"], journey["folder"]
+    shown = run("data", "show", "latest", "--json", "--storage", store)
+    assert shown.returncode == 0, shown.stderr
+    ranking = json.loads(shown.stdout)["characteristics"]["ranking"]
+    assert len(ranking) == 18 and ranking[0]["name"] == "months_in_the_job"
+    assert [r["iv"] for r in ranking] == sorted((r["iv"] for r in ranking), reverse=True)
+
+    trained = run("train", "--kind", "scorecard", "--storage", store, "--json")
+    assert trained.returncode == 0, trained.stderr
+    manifest = json.loads(trained.stdout)
+    version = manifest["version"]
+    assert manifest["kind"] == "scorecard" and "scorecard.json" in manifest["files"]
+    compared = run(
+        "models",
+        "compare",
+        "loan-default@1",
+        f"loan-default@{version}",
+        "--json",
+        "--storage",
+        store,
+    )
+    assert compared.returncode == 0, compared.stderr
+    held_out = json.loads(compared.stdout)["held_out"]
+    assert held_out["rows"] == 9_997
+    for side, auc in (
+        ("a", journey["manifest"]["metrics"]["auc"]),
+        ("b", manifest["metrics"]["auc"]),
+    ):
+        low, high = held_out[side]["auc_ci95"]
+        assert held_out[side]["auc"] == pytest.approx(auc) and low < auc < high
+    assert held_out["auc_difference"]["method"] == "DeLong"
+
+    exported = folder / "export"
+    written = run(
+        "models",
+        "export",
+        f"loan-default@{version}",
+        str(exported),
+        "--format",
+        "scorecard",
+        "--storage",
+        store,
+    )
+    assert written.returncode == 0, written.stderr
+    assert {p.name for p in exported.iterdir()} == {
+        "points.csv",
+        "points.html",
+        "score.sql",
+        "probability.sql",
+    }
+    with PAKDD.open(newline="") as stream:
+        reader = csv.reader(stream, delimiter="\t")
+        header = [h.lower() for h in next(reader)]
+        kept = [i for i, h in enumerate(header) if h]
+        loans = [[line[i] for i in kept] for line in reader]
+    database = sqlite3.connect(":memory:")  # every column text, as the sqlite3 shell imports
+    names = ", ".join('"' + header[i] + '"' for i in kept)
+    database.execute(f"CREATE TABLE loans (row INTEGER, {names})")
+    marks = ", ".join("?" * (len(kept) + 1))
+    database.executemany(
+        f"INSERT INTO loans VALUES ({marks})",  # noqa: S608 (placeholders only)
+        ([n, *loan] for n, loan in enumerate(loans, start=1)),
+    )
+    expression = (exported / "score.sql").read_text()
+    query = f"SELECT row, ({expression}) FROM loans"  # noqa: S608 (the export under test)
+    in_sql = dict(database.execute(query).fetchall())
+
+    output = folder / "scorecard.csv"
+    predicted = run(
+        "predict",
+        str(PAKDD),
+        "--model",
+        f"loan-default@{version}",
+        "--skip-bad-rows",
+        "--output",
+        str(output),
+        "--storage",
+        store,
+        env={"LOANRISK_PREDICTION_LOG": "false"},  # the server test's log stays its own
+    )
+    assert predicted.returncode == 0, predicted.stderr
+    with output.open(newline="") as stream:
+        served = {int(r["row"]): r for r in csv.DictReader(stream)}
+    assert len(in_sql) == 40_000 and len(served) == 39_988
+    assert {n for n, score in in_sql.items() if score is None} == set(in_sql) - set(served)
+    assert all(in_sql[n] == int(r["score"]) for n, r in served.items())
+    scaling = scaling_of(store, version)
+    assert all(
+        int(r["score"]) == scaling.score_of(float(r["probability"])) for r in served.values()
+    )

@@ -31,7 +31,7 @@ from typing_extensions import TypedDict
 from loanrisk.defaults import DEFAULT_CALIBRATION_FRACTION
 from loanrisk.defaults import DEFAULT_ROUNDS as DEFAULT_ROUNDS
 from loanrisk.errors import InvalidInput
-from loanrisk.registry.manifest import FileEntry, ModelManifest
+from loanrisk.registry.manifest import FileEntry, ModelKind, ModelManifest
 from loanrisk.registry.masterscale import DEFAULT_SCALE, MasterScale
 from loanrisk.registry.policy import (
     DEFAULT_BAND_CUTOFFS,
@@ -41,6 +41,7 @@ from loanrisk.registry.policy import (
 )
 from loanrisk.registry.reasons import ReasonCatalog
 from loanrisk.registry.report import EvaluationReport
+from loanrisk.registry.scaling import DEFAULT_SCALING, Scaling, ScalingOptions
 from loanrisk.schema import LoanSchema
 from loanrisk.schema.quality import QualityReport
 from loanrisk.settings import CalibrationChoice, Seed, Settings
@@ -119,6 +120,11 @@ class TrainingInputs(_Job):
     """What a client says about a training that its request carries as given: declared once,
     shared by :class:`TrainingRequest` and the front ends' :class:`TrainingOptions`."""
 
+    kind: ModelKind = Field(
+        "xgboost",
+        description="What to train: xgboost (gradient-boosted trees) or scorecard (a WoE "
+        "logistic scorecard on the same dataset and split, docs/scorecard.md).",
+    )
     dataset: str = Field("latest", description="Dataset id, or 'latest'.")
     dataset_size: StrictInt | None = Field(
         None, ge=1, description="Instead: newest dataset of this size."
@@ -199,6 +205,14 @@ class TrainingOptions(TrainingInputs):
         "the last to 1); every loan the version scores gets its grade. None: the parent's "
         "(continued training), else the default (the Pillar 3 CR6 PD ranges, docs/scoring.md).",
     )
+    scaling: ScalingOptions | None = Field(
+        None,
+        description="The points scaling recorded with the version: {points, odds, pdo}, "
+        "points at good:bad odds of odds to 1, and pdo points to double the odds; every loan "
+        "the version scores gets its score in points. A field not given: the parent's "
+        "(continued training), else the default's (600 points at 50:1, 20 to double, "
+        "docs/scorecard.md).",
+    )
 
 
 class TrainingRequest(TrainingInputs):
@@ -219,6 +233,9 @@ class TrainingRequest(TrainingInputs):
     )
     master_scale: MasterScale = Field(
         DEFAULT_SCALE, description="The rating master scale recorded with the version."
+    )
+    scaling: Scaling = Field(
+        DEFAULT_SCALING, description="The points scaling recorded with the version."
     )
     seed: Seed = 0
     monotone: bool = False

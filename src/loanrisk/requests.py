@@ -13,6 +13,7 @@ Light: importing this loads no ML library; what a builder needs beyond the contr
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -27,9 +28,11 @@ from loanrisk.contracts import (
     TuneOptions,
     check_size,
 )
-from loanrisk.errors import InvalidInput
+from loanrisk.errors import InvalidInput, LoanRiskError
+from loanrisk.registry.scaling import DEFAULT_SCALING, Scaling, ScalingOptions
 
 if TYPE_CHECKING:
+    from loanrisk.registry.models import ModelRegistry
     from loanrisk.schema import LoanSchema
     from loanrisk.settings import Settings
     from loanrisk.storage.base import Storage
@@ -51,10 +54,13 @@ def training_request(
 
     - ``params_from``: the study's trial gives the parameters (under ``params``), the rounds
       (unless ``rounds`` was given) and the monotone choice (unless ``monotone`` was);
-    - ``monotone`` and ``calibration`` not given: the settings';
+    - ``monotone`` and ``calibration`` not given: the settings' (a scorecard's calibration:
+      none);
     - ``threshold`` and the bands not given: the setting when set explicitly, else the
       parent's policy (a continued training), else the settings' defaults;
     - ``master_scale`` not given: the parent's (a continued training), else the default scale;
+    - each field of ``scaling`` not given: the parent's (a continued training), else the
+      default scaling's;
     - the seed: the settings'.
 
     :class:`~loanrisk.errors.InvalidInput` when the options do not make a request (a policy
@@ -69,6 +75,11 @@ def training_request(
 
     given = {name: getattr(options, name) for name in TrainingInputs.model_fields}
     rounds, monotone, tuned_from = options.rounds, options.monotone, None
+    if options.params_from is not None and options.kind == "scorecard":
+        raise InvalidInput(
+            "params_from: a scorecard takes no tuned XGBoost parameters",
+            details={"field": "params_from"},
+        )
     if options.params_from is not None:
         from loanrisk.training.tune import tuned_params
 
@@ -100,14 +111,30 @@ def training_request(
         model_directory=model_directory,
         rounds=rounds,
         monotone=settings.monotone if monotone is None else monotone,
-        calibration=options.calibration or settings.calibration,
+        # A scorecard's PD is its score's: the calibration setting is the trees' alone.
+        calibration=options.calibration
+        or (settings.calibration if options.kind == "xgboost" else "none"),
         master_scale=training_scale(
             registry, model_name, options.continue_from, options.master_scale
         ),
+        scaling=_training_scaling(registry, model_name, options.continue_from, options.scaling),
         seed=settings.seed,
         tuned_from=tuned_from,
         **policy.model_dump(),
     )
+
+
+def _training_scaling(
+    registry: ModelRegistry, name: str, continue_from: str | None, given: ScalingOptions | None
+) -> Scaling:
+    """The scaling a training records: the fields ``given`` over the parent's scaling (a
+    continued training scores as its model did), else over the default scaling (also when
+    the parent cannot be read, which the training's own checks report)."""
+    base = DEFAULT_SCALING
+    if continue_from is not None:
+        with contextlib.suppress(LoanRiskError):
+            base = registry.scaling(name, registry.resolve(name, continue_from))
+    return base if given is None else given.over(base)
 
 
 def process_data_job(

@@ -102,6 +102,17 @@ class Settings(BaseSettings):
         ge=1_000,
         description="Most held-out loans a comparison scores (a seeded sample beyond).",
     )
+    binning_max_rows: int = Field(
+        200_000,
+        ge=100,
+        description=(
+            "Most training loans a characteristic analysis (optimal binning, WoE, IV) fits "
+            "on: a seeded sample of this many beyond (docs/scorecard.md)."
+        ),
+    )
+    binning_max_bins: int = Field(
+        10, ge=2, le=50, description="Most regular bins of one attribute in optimal binning."
+    )
     reload_interval: float = Field(
         5.0, gt=0, description="Seconds between checks for a moved alias (hot reload)."
     )

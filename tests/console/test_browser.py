@@ -246,6 +246,8 @@ def test_every_page_renders_offline_and_draws_its_charts(
             page.wait_for_selector("redoc h1, [role=navigation]")
         page.screenshot(path=ARTIFACTS / f"{name}-{viewport}.png", full_page=True)
         assert charts_are_drawn(page, name) == charts, name
+        if name == "dataset":  # the characteristic analysis: IV ranking and bins
+            assert page.locator("#iv-ranking tbody tr").count() > 0
         if name in NAMED:
             notice = page.locator("section.problems")
             assert notice.is_visible(), f"{name}: no notice of the bad items"

@@ -162,8 +162,8 @@ def test_every_class_row_and_chart_table_is_the_reports(card: str, history: Path
         f"{report['roc_curve']['fpr'][-1] * 100:.1f}%",
         f"{report['roc_curve']['tpr'][-1] * 100:.1f}%",
     ]
-    scores = rows(figure(card, "scores"))
-    distribution = report["score_distribution"]
+    scores = rows(figure(card, "probabilities"))
+    distribution = report["probability_distribution"]
     assert [r[1] for r in scores] == [f"{c:,}" for c in distribution["non_default"]]
     assert [r[3] for r in scores] == [f"{c:,}" for c in distribution["default"]]
 
@@ -222,7 +222,7 @@ def test_a_version_without_a_fairness_report_says_so(fresh_history: Path) -> Non
     registry = ModelRegistry(storage, "models")
     loaded = registry.load("loan-default", 1)
     report = {k: v for k, v in loaded.report.to_json().items() if not k.startswith("fairness")}
-    report.pop("score_distribution")  # as versions published before it was recorded
+    report.pop("probability_distribution")  # as versions published before it was recorded
     registry.publish(
         "loan-default",
         booster=loaded.booster,

@@ -190,7 +190,7 @@ def test_charts_of_a_model_with_long_names_are_legible(
             assert keys == [
                 "roc",
                 "calibration",
-                "scores",
+                "probabilities",
                 "confusion",
                 "importance",
                 f"parity-{PROTECTED}",

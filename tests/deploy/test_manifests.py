@@ -362,7 +362,7 @@ def test_the_alerts_are_valid_rules_over_metrics_the_app_exports(tmp_path: Path)
     spec = _RuleSpec.model_validate(rule["spec"])
     alerts = {r.alert: r for g in spec.groups for r in g.rules}
     assert set(alerts) == {
-        "LoanriskScoreDrift",
+        "LoanriskProbabilityDrift",
         "LoanriskFeatureDrift",
         "LoanriskErrorRate",
         "LoanriskScoringLatency",
@@ -370,7 +370,7 @@ def test_the_alerts_are_valid_rules_over_metrics_the_app_exports(tmp_path: Path)
         "LoanriskPredictionLogDropping",
         "LoanriskBacktestRed",
     }
-    assert "> 0.25" in alerts["LoanriskScoreDrift"].expr
+    assert "> 0.25" in alerts["LoanriskProbabilityDrift"].expr
     assert ">= 2" in alerts["LoanriskBacktestRed"].expr  # 2 is red
     assert all(r.labels["severity"] in ("warning", "critical") for r in alerts.values())
     # Every metric an alert reads is one the app exports (a renamed metric breaks this).

@@ -167,7 +167,15 @@ def test_csv_rows_are_numbered_across_chunks_and_ids_are_kept(scorer: Scorer) ->
     )
     assert (summary.scored, summary.rejected, summary.rejected_rows) == (9, 1, [8])
     written = pd.read_csv(io.BytesIO(out.getvalue()))
-    assert list(written.columns) == ["row", "loan_id", "probability", "label", "band", "grade"]
+    assert list(written.columns) == [
+        "row",
+        "loan_id",
+        "probability",
+        "label",
+        "band",
+        "grade",
+        "score",
+    ]
     assert written["loan_id"].tolist() == [f"L{i}" for i in range(10) if i != 7]
     with pytest.raises(InvalidInput, match="at row 8"):
         scorer.score_csv(io.BytesIO(data), io.BytesIO(), BatchOptions(chunk_rows=3))
@@ -181,7 +189,7 @@ def test_reason_codes_match_a_direct_pred_contribs_computation(scorer: Scorer) -
     result = scorer.score_record(RECORD, explain=True, top_k=3)
     clean = clean_record(RECORD)
     assert isinstance(clean, CleanRecord)
-    row = np.array([scorer.transformer.transform_record(clean.values)], dtype=np.float32)
+    row = np.array([scorer.encoder.encode_record(clean)], dtype=np.float32)
     contributions = scorer.model.booster.predict(xgb.DMatrix(row), pred_contribs=True)[0, :-1]
     by_attribute: dict[str, float] = {}
     for column, value in zip(scorer.model.spec.output_columns, contributions, strict=True):

@@ -81,6 +81,7 @@ def test_the_mlmodel_has_both_flavours_a_signature_from_the_schema_and_no_pickle
         ("label", "boolean"),
         ("band", "string"),
         ("grade", "string"),
+        ("score", "long"),
     ]
     example = json.loads((exported / "input_example.json").read_text())
     assert dict(zip(example["columns"], example["data"][0], strict=True)) == {
@@ -117,6 +118,7 @@ def test_mlflow_scores_raw_loans_as_loanrisk_does_in_a_fresh_process(
         "label",
         "band",
         "grade",
+        "score",
     ]
     assert "loan_int_rate" in facts["refused"] and "row 2" in facts["refused"]
 

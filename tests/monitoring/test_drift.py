@@ -97,7 +97,7 @@ def test_a_stable_stream_is_stable_and_a_shifted_one_shows_where(root: Path) -> 
     log_stream(storage, generate_sample(4_000, seed=1))
     stable = drift_for(storage, registry, "prediction-log", "loan-default", "production")
     assert stable.rows == 4_000 and stable.rejected == 0
-    assert stable.score is not None and stable.score.index < 0.1
+    assert stable.probability is not None and stable.probability.index < 0.1
     assert max(f.index for f in stable.features) < 0.1, [(f.name, f.index) for f in stable.features]
 
     later = datetime.now(UTC)
@@ -118,7 +118,7 @@ def test_a_stable_stream_is_stable_and_a_shifted_one_shows_where(root: Path) -> 
     assert [f.name for f in moved.features[:2]] == sorted(
         over, key=lambda n: -next(f.index for f in moved.features if f.name == n)
     )
-    assert moved.score is not None and moved.score.index > 0.1
+    assert moved.probability is not None and moved.probability.index > 0.1
     doc = moved.model_dump(mode="json")
     grade = next(f for f in doc["features"] if f["name"] == "loan_grade")
     assert grade["band"] == "shift"
@@ -186,15 +186,25 @@ def test_drift_by_day_splits_the_window_into_utc_days(root: Path) -> None:
         until=today + timedelta(days=1),
     ).model_dump(mode="json")
     last = days[-1].model_dump(mode="json")
-    assert last["features"] == alone["features"] and last["score"] == alone["score"]
+    assert last["features"] == alone["features"] and last["probability"] == alone["probability"]
     chart = drift_over_time(days)
     assert chart is not None and [row[:2] for row in chart.rows] == [
         (today.date().isoformat(), "2,000")
     ]
-    assert chart.columns[:3] == ("Day", "Loans", "score")
+    assert chart.columns[:3] == ("Day", "Loans", "probability")
     worst = max(alone["features"], key=lambda f: f["index"])
     assert chart.columns[3] == worst["name"] and chart.rows[0][3] == f"{worst['index']:,.3f}"
     assert drift_over_time(days[:2]) is None  # no loans: nothing to draw
+
+
+def test_a_profile_written_when_score_meant_the_probability_still_reads(root: Path) -> None:
+    """Profiles stored before "score" meant points name the probability's bins ``score``."""
+    registry = ModelRegistry(FsspecStorage(str(root)))
+    stored = json.loads(registry.file("loan-default", 1, PROFILE_FILE) or b"")
+    old = {k: v for k, v in stored.items() if k not in ("probability", "probability_rows")}
+    old |= {"score": stored["probability"], "score_rows": stored["probability_rows"]}
+    assert Profile.model_validate(old) == Profile.model_validate(stored)
+    assert "score" not in Profile.model_validate(old).model_dump()
 
 
 def test_a_version_without_a_profile_gets_one_from_its_dataset(root: Path) -> None:
@@ -264,12 +274,16 @@ def test_the_service_reports_drift_and_sets_the_gauges(client: TestClient, root:
         x for x in metrics.splitlines() if x.startswith('loanrisk_psi{feature="loan_grade"')
     )
     assert float(line.rsplit(" ", 1)[1]) > 0.25
+    # the PD's entry is "probability": "score" means points (docs/scorecard.md)
+    assert 'loanrisk_psi{feature="probability"' in metrics
+    assert 'loanrisk_psi{feature="score"' not in metrics
     report = client.get("/v1/models/loan-default/drift").json()
     assert report["rows"] == 500 and report["version"] == 1
+    assert report["probability"]["name"] == "probability" and "score" not in report
     assert report["features"][0]["name"] in ("person_income", "loan_grade")
     assert client.get("/v1/models/loan-default/drift?since=tomorrow").status_code == 422
     empty = client.get("/v1/models/loan-default/drift?until=2020-01-01T00:00:00").json()
-    assert empty["rows"] == 0 and empty["score"] is None
+    assert empty["rows"] == 0 and empty["probability"] is None
     assert client.get("/v1/models/nope/drift").status_code == 404
 
 
@@ -286,7 +300,7 @@ def test_the_cli_prints_the_worst_features_first(root: Path) -> None:
     )
     assert table.returncode == 0, table.stderr
     lines = [x for x in table.stdout.splitlines() if "│" in x]
-    assert "score (PSI)" in lines[0]
+    assert "probability (PSI)" in lines[0]
     assert any(name in lines[1] for name in ("person_income", "loan_grade"))
     done = subprocess.run(
         [LOANRISK, "monitor", "drift", "--storage", str(root), "--json", "--save"],

@@ -14,7 +14,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loanrisk.monitoring.log import COLUMNS
-from loanrisk.monitoring.log.reader import known_loan_ids, read_log, read_window
+from loanrisk.monitoring.log.reader import (
+    known_loan_ids,
+    logged_features,
+    read_log,
+    read_window,
+)
+from loanrisk.schema import builtin_schema, validate_frame
 from loanrisk.storage import MemoryStorage, Storage
 from loanrisk.storage.problems import Problem
 
@@ -149,3 +155,20 @@ def test_an_unreadable_log_file_is_skipped_and_named() -> None:
     found = known_loan_ids(storage, "log", model="m", among=["L-0-1", "L-1-2"], problems=problems)
     assert found == {"L-0-1", "L-1-2"}
     assert [p.path for p in problems] == [f"{folder}/b.parquet", f"{folder}/c.parquet"]
+
+
+def test_loans_logged_from_a_file_and_from_json_read_back_as_one_set_of_columns() -> None:
+    """A file's loans are logged with its header's spelling (``LOAN_AMNT``), JSON loans with
+    theirs: read back, each key is matched as validation matches a header, so a window holding
+    both validates (it used to fail with "duplicate column(s)")."""
+    schema = builtin_schema()
+    loan = dict(schema.example_record())
+    texts = [
+        json.dumps(loan),
+        json.dumps({f" {k.upper()}": v for k, v in loan.items()}),
+    ]
+    frame = logged_features(texts)
+    assert list(frame.columns) == list(loan)
+    loans = validate_frame(frame, schema=schema, mode="score", on_error="drop")
+    assert len(loans.frame) == 2
+    assert loans.frame.iloc[0].equals(loans.frame.iloc[1])

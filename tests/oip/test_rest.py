@@ -76,6 +76,7 @@ def test_tritonclient_reads_the_server_and_the_model(
         "label",
         "band",
         "grade",
+        "score",
         "reasons",
         "decline_reasons",
     ]

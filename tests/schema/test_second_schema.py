@@ -100,7 +100,7 @@ def test_the_cli_runs_the_whole_flow_on_the_second_schema(files: Path, tmp_path:
     scored = run("predict", str(files / "new.csv"), "--storage", store, "--explain")
     assert scored.returncode == 0, scored.stderr
     lines = scored.stdout.splitlines()
-    assert lines[0].startswith("row,application_id,probability,label,band,grade,reason_1")
+    assert lines[0].startswith("row,application_id,probability,label,band,grade,score,reason_1")
     assert lines[1].startswith("1,A000000,")
 
 

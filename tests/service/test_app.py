@@ -81,7 +81,7 @@ def test_csv_in_csv_out(client: TestClient) -> None:
     response = client.post("/v1/predict", content=csv, headers={"Content-Type": "text/csv"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
-    assert response.text.splitlines()[0] == "row,probability,label,band,grade"
+    assert response.text.splitlines()[0] == "row,probability,label,band,grade,score"
     as_json = client.post(
         "/v1/predict",
         content=csv,

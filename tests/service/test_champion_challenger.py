@@ -395,7 +395,7 @@ def test_a_comparison_matches_values_computed_independently(root: Path) -> None:
         "a_approves_b_declines": int(np.sum(~a_l & b_l)),
         "a_declines_b_approves": int(np.sum(a_l & ~b_l)),
     }
-    assert live["score_psi"] == pytest.approx(psi_by_hand(a_p, b_p), abs=1e-6)
+    assert live["probability_psi"] == pytest.approx(psi_by_hand(a_p, b_p), abs=1e-6)
     assert live["abs_difference"]["mean"] == pytest.approx(np.mean(np.abs(a_p - b_p)), abs=1e-6)
     assert live["abs_difference"]["max"] == pytest.approx(np.max(np.abs(a_p - b_p)), abs=1e-6)
     known = np.arange(0, 120, 2)

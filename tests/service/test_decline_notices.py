@@ -110,7 +110,7 @@ def test_a_csv_body_honours_explain_and_decline_reasons_as_query_parameters(
     header = explained.json()["csv"].splitlines()[0].split(",")
     assert "reason_1" in header and "decline_reasons" not in header
     plain = client.post("/v1/predict", content=CSV, headers={"Content-Type": "text/csv"})
-    assert plain.text.splitlines()[0] == "row,probability,label,band,grade"
+    assert plain.text.splitlines()[0] == "row,probability,label,band,grade,score"
 
 
 @pytest.mark.parametrize(

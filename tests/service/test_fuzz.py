@@ -65,6 +65,7 @@ FALSE_POSITIVES: dict[str, dict[str, str]] = {
         "by id) is refused with dataset_size, a rule across fields",
     },
     "GET /v1/models/{name}/drift": {"positive_data_acceptance": CROSS},
+    "GET /v1/models/{name}/drift/points": {"positive_data_acceptance": CROSS},
     "GET /v1/models/{name}/performance": {"positive_data_acceptance": CROSS},
     "POST /data_processing": {
         "positive_data_acceptance": "an uploaded file must be CSV text, which a "

@@ -131,7 +131,7 @@ def test_csv_results_carry_a_grade_column(client: TestClient, scored: list[dict[
     )
     assert response.status_code == 200, response.text
     table = pd.read_csv(io.StringIO(response.text))
-    assert list(table.columns) == ["row", "id", "probability", "label", "band", "grade"]
+    assert list(table.columns) == ["row", "id", "probability", "label", "band", "grade", "score"]
     assert table["grade"].tolist() == [r["grade"] for r in scored]
 
 
@@ -260,7 +260,7 @@ def test_the_cli_refuses_a_bad_scale_file_naming_the_row_and_field(tmp_path: Pat
 
 def test_log_files_written_before_grades_read_with_a_null_grade() -> None:
     storage = MemoryStorage()
-    before = pa.schema([f for f in COLUMNS if f.name != "grade"])
+    before = pa.schema([f for f in COLUMNS if f.name not in ("grade", "score")])
     row = {"time": datetime(2026, 11, 2, tzinfo=UTC), "model": "m", "version": 1}
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pylist([{**row, "probability": 0.2, "band": "A"}], before), buffer)

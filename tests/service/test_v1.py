@@ -218,7 +218,14 @@ def test_a_monotone_calibrated_version_with_a_catalog_and_a_batch_with_decline_r
     )
     assert scored["state"] == "succeeded", scored["error"]
     header = (root / "predictions" / "notices.csv").read_text().splitlines()[0].split(",")
-    assert header[4:8] == ["grade", "reason_1", "reason_1_code", "reason_1_value"]
+    assert header[4:10] == [
+        "grade",
+        "score",
+        "reason_1",
+        "reason_1_code",
+        "reason_1_value",
+        "reason_1_points",
+    ]
     assert header[-2:] == ["decline_codes", "decline_reasons"]
 
 

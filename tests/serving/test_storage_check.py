@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, MemoryStorage
 from loanrisk.training.job import TrainingRequest, run_training
 from tests.builtin import EXAMPLE_LOAN
-from tests.test_cli import run
+from tests.test_cli import LOANRISK, run
 from tests.training.test_changed_splits import flip_a_byte
 from tests.training.test_job import sample_dataset
 
@@ -189,3 +190,43 @@ def test_an_object_store_is_checked_the_same_way_without_links() -> None:
         ("job", "jobs/notes.json"),
     ]
     assert report.checked.datasets == 1 and report.checked.links == 0
+
+
+#: Commands whose last act is reading the prediction log. Each read a log file with
+#: ``pq.read_table`` over the Python ``bytes``; an Arrow pool thread could drop the last
+#: reference to them after the read returned, while the interpreter finalized, and the
+#: process aborted ("terminate called without an active exception", exit 134; issue 26).
+LOG_READERS = (
+    ("storage", "check"),
+    ("storage", "check"),
+    ("monitor", "drift"),
+    ("monitor", "performance"),
+)
+
+
+@pytest.mark.slow
+def test_commands_that_read_the_log_exit_0_every_time_even_side_by_side(stored: Path) -> None:
+    """Four at once on two cores: each is descheduled often, which is when a pool thread
+    finishes its part of a read late. A race: before the fix, 4 of 24 checks aborted under 3
+    busy loops; the deterministic guard is tests/storage/test_parquet.py's source test."""
+    assert LOANRISK
+    env = {**os.environ, "COLUMNS": "200", "OMP_WAIT_POLICY": "PASSIVE"}
+    running = [
+        (
+            command,
+            subprocess.Popen(
+                [LOANRISK, *command, "--storage", str(stored)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            ),
+        )
+        for command in LOG_READERS
+    ]
+    failed = []
+    for command, process in running:
+        _, stderr = process.communicate(timeout=120)
+        if process.returncode != 0:
+            failed.append((" ".join(command), process.returncode, stderr[-500:]))
+    assert not failed

@@ -8,6 +8,7 @@ from scipy import stats
 from sklearn.metrics import brier_score_loss, f1_score, log_loss, precision_score, roc_auc_score
 
 from loanrisk.errors import InvalidInput
+from loanrisk.registry.report import EvaluationReport
 from loanrisk.training.evaluate import evaluate
 from loanrisk.training.fairness import parity_report
 
@@ -62,15 +63,25 @@ def test_calibration_table_has_ten_bins_covering_every_row(
     assert low["observed_rate"] == pytest.approx(labels[inside].mean())
 
 
-def test_score_distribution_counts_each_label_in_twenty_bins() -> None:
+def test_probability_distribution_counts_each_label_in_twenty_bins() -> None:
     labels = np.array([0, 0, 0, 1, 1])
     probability = np.array([0.01, 0.04, 0.51, 0.97, 1.0])
-    distribution = evaluate(labels, probability).to_json()["score_distribution"]
+    distribution = evaluate(labels, probability).to_json()["probability_distribution"]
     assert distribution["edges"][0] == 0.0 and distribution["edges"][-1] == 1.0
     assert len(distribution["edges"]) == 21
     assert distribution["non_default"][0] == 2 and distribution["non_default"][10] == 1
     assert sum(distribution["non_default"]) == 3
     assert distribution["default"][19] == 2 and sum(distribution["default"]) == 2
+
+
+def test_a_report_written_when_score_meant_the_probability_still_reads() -> None:
+    """Reports stored before "score" meant points name the distribution ``score_distribution``."""
+    report = evaluate(np.array([0, 1] * 20), np.linspace(0.01, 0.99, 40))
+    stored = report.to_json()
+    stored["score_distribution"] = stored.pop("probability_distribution")
+    read = EvaluationReport.model_validate(stored)
+    assert read.probability_distribution == report.probability_distribution
+    assert "score_distribution" not in read.to_json()
 
 
 def test_degenerate_input_is_refused() -> None:

@@ -23,6 +23,7 @@ from loanrisk.errors import InvalidInput
 
 if TYPE_CHECKING:
     from loanrisk.contracts import DatasetManifest
+    from loanrisk.data.characteristics import Characteristics
     from loanrisk.schema import LoanSchema, Validated
     from loanrisk.settings import Settings
 
@@ -188,11 +189,85 @@ def data_show(
     dataset: Annotated[str, typer.Argument(help="A dataset id, or 'latest'.")],
     storage: StorageOpt = None,
     directory: DirectoryOpt = "data",
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print JSON: {manifest, characteristics} (characteristics null "
+            "with --no-characteristics).",
+        ),
+    ] = False,
+    with_characteristics: Annotated[
+        bool,
+        typer.Option(
+            "--characteristics/--no-characteristics",
+            help="The characteristic analysis (bins, WoE, IV of each attribute; computed on "
+            "first request on at most LOANRISK_BINNING_MAX_ROWS training loans, then stored).",
+        ),
+    ] = True,
 ) -> None:
-    """Print a dataset's manifest (JSON), including its data-quality report."""
+    """Show a dataset: its manifest (data-quality report included) and its characteristic
+    analysis, the attributes ranked by information value."""
+    from loanrisk.data.characteristics import characteristics, limits_of
     from loanrisk.data.datasets import DatasetCatalogue
     from loanrisk.storage import open_storage
 
     with cli_errors():
-        catalogue = DatasetCatalogue(open_storage(settings_from(storage=storage)), directory)
-        out.print_json(catalogue.resolve(dataset).model_dump_json())
+        settings = settings_from(storage=storage)
+        target = open_storage(settings)
+        catalogue = DatasetCatalogue(target, directory)
+        manifest = catalogue.resolve(dataset)
+        analysis = (
+            characteristics(catalogue, manifest.id, limits=limits_of(settings))
+            if with_characteristics
+            else None
+        )
+        if as_json:
+            doc = {
+                "manifest": manifest.model_dump(mode="json"),
+                "characteristics": analysis.model_dump(mode="json") if analysis else None,
+            }
+            out.print_json(data=doc)
+            return
+        print_summary(manifest, target.url)
+        if analysis is not None:
+            print_characteristics(analysis)
+
+
+def print_characteristics(analysis: Characteristics) -> None:
+    """The IV ranking, highest first: attribute, bins, IV, band, Gini, the event rate's
+    trend across the regular bins, the trend asked of the binning (the declared direction of
+    risk) and flags."""
+    by_name = {a.name: a for a in analysis.attributes}
+    sample = " (seeded sample)" if analysis.sampled else ""
+    table = Table(
+        "attribute",
+        "bins",
+        "IV",
+        "band",
+        "Gini",
+        "trend",
+        "asked",
+        "flags",
+        title=f"characteristics: {analysis.fitted_rows:,} of {analysis.rows:,} training "
+        f"loans{sample}, ranked by IV",
+        title_justify="left",
+    )
+    for ranked in analysis.ranking:
+        a = by_name[ranked.name]
+        flags = []
+        if a.quality.follows_declared is False:
+            flags.append("against declared direction")
+        if a.quality.small_bins:
+            flags.append(f"{a.quality.small_bins} small bin(s)")
+        table.add_row(
+            a.name,
+            str(len(a.bins)),
+            f"{a.iv:.4f}",
+            a.quality.iv_band,
+            f"{a.gini:.3f}",
+            a.quality.trend,
+            "-" if a.constraint == "none" else a.constraint,
+            ", ".join(flags),
+        )
+    out.print(table)

@@ -52,6 +52,7 @@ ReasonOpt = Annotated[
 
 class ExportFormat(StrEnum):
     mlflow = "mlflow"
+    scorecard = "scorecard"
 
 
 def _registry(settings: Settings, model_directory: str) -> ModelRegistry:
@@ -104,12 +105,13 @@ def models_show(
     storage: StorageOpt = None,
     model_directory: ModelDirOpt = "models",
 ) -> None:
-    """A version's manifest and evaluation report, as JSON."""
+    """A version's manifest, points scaling and evaluation report, as JSON."""
     with cli_errors():
         registry = _registry(settings_from(storage=storage), model_directory)
         number = registry.resolve(model, version)
         doc = {
             "manifest": registry.manifest(model, number).model_dump(mode="json"),
+            "scaling": registry.scaling(model, number).model_dump(mode="json"),
             "report": registry.report(model, number).to_json(),
         }
         out.print_json(json.dumps(doc))
@@ -147,22 +149,38 @@ def models_export(
     ref: Annotated[str, typer.Argument(help="NAME@VERSION|ALIAS (default alias: production).")],
     directory: Annotated[Path, typer.Argument(help="New (or empty) directory to write.")],
     export_format: Annotated[
-        ExportFormat, typer.Option("--format", help="What to write: an MLflow model.")
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help="What to write: an MLflow model, or a scorecard's points table (CSV, HTML) "
+            "and SQL.",
+        ),
     ] = ExportFormat.mlflow,
     storage: StorageOpt = None,
     model_directory: ModelDirOpt = "models",
 ) -> None:
-    """Write a version in another tool's format: an MLflow model whose python_function
-    flavour scores raw loans as loanrisk does, with an xgboost flavour beside it (needs the
-    mlflow extra)."""
+    """Write a version in another tool's format. ``mlflow``: an MLflow model whose
+    python_function flavour scores raw loans as loanrisk does, with an xgboost flavour beside
+    it (needs the mlflow extra). ``scorecard`` (a scorecard version only): points.csv,
+    points.html, and score.sql / probability.sql, SQL expressions that score a loan in a
+    database as the scorer does (docs/scorecard.md#export)."""
     with cli_errors():
-        from loanrisk.interop.mlflow_model import export_mlflow
-
         settings = settings_from(storage=storage)
         name, version = model_ref(ref)
-        written = export_mlflow(
-            _registry(settings, model_directory), name, version, directory, settings
-        )
+        registry = _registry(settings, model_directory)
+        if export_format is ExportFormat.scorecard:
+            from loanrisk.reporting.scorecard_export import export_scorecard
+
+            done = export_scorecard(registry, name, version, directory)
+            err.print(
+                f"{name}@{done.version} written to {done.directory} as a scorecard: "
+                f"{', '.join(done.files)}",
+                highlight=False,
+            )
+            return
+        from loanrisk.interop.mlflow_model import export_mlflow
+
+        written = export_mlflow(registry, name, version, directory, settings)
         err.print(f"{name}@{version} written to {written} as an MLflow model", highlight=False)
 
 
@@ -280,6 +298,10 @@ def _number(value: float | None, digits: int = 4) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
+def _interval(bounds: tuple[float, float] | None) -> str:
+    return "" if bounds is None else f"[{bounds[0]:.4f}, {bounds[1]:.4f}]"
+
+
 def _print_comparison(report: Comparison) -> None:
     a, b = report.a, report.b
     held = report.held_out
@@ -295,6 +317,7 @@ def _print_comparison(report: Comparison) -> None:
             ("KS", held.a.ks, held.b.ks),
         ):
             table.add_row(metric, _number(first), _number(second))
+        table.add_row("AUC 95% (DeLong)", _interval(held.a.auc_ci95), _interval(held.b.auc_ci95))
         out.print(table)
         d = held.auc_difference
         low, high = d.ci95
@@ -319,7 +342,7 @@ def _print_comparison(report: Comparison) -> None:
         )
         diff = live.abs_difference
         out.print(
-            f"  score PSI {live.score_psi:.4f}; absolute difference mean "
+            f"  probability PSI {live.probability_psi:.4f}; absolute difference mean "
             f"{diff.mean:.4f}, max {diff.max:.4f}"
         )
     realized = live.outcomes

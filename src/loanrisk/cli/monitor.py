@@ -26,6 +26,7 @@ from loanrisk.errors import InvalidInput
 
 if TYPE_CHECKING:
     from loanrisk.monitoring.drift import DriftReport
+    from loanrisk.monitoring.points import PointsReport
     from loanrisk.validation.window import BacktestReport
 
 
@@ -73,17 +74,20 @@ def parse_time(text: str | None, option: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _window_text(since: datetime | None, until: datetime | None) -> str:
+    """A report's window as its table's title states it."""
+    if since and until:
+        return f"{since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M} UTC"
+    return "all logged loans"
+
+
 def _table(report: DriftReport) -> Table:
-    window = (
-        f"{report.since:%Y-%m-%d %H:%M} to {report.until:%Y-%m-%d %H:%M} UTC"
-        if report.since and report.until
-        else "all logged loans"
-    )
+    window = _window_text(report.since, report.until)
     title = f"drift of {report.model} version {report.version}, {window}: {report.rows:,} loans"
     table = Table("variable", "index", "band", title=title, title_justify="left")
-    rows = ([report.score] if report.score else []) + report.features
+    rows = ([report.probability] if report.probability else []) + report.features
     for item in rows:
-        name = "score (PSI)" if item.name == "score" else item.name
+        name = "probability (PSI)" if item is report.probability else item.name
         table.add_row(name, f"{item.index:.4f}", item.band)
     return table
 
@@ -105,9 +109,9 @@ def drift(
         ),
     ] = None,
 ) -> None:
-    """PSI of the score and CSI of each feature (worst first) for a window of the prediction
-    log, against the version's training profile: < 0.1 stable, 0.1-0.25 investigate,
-    > 0.25 shift."""
+    """PSI of the probability of default and CSI of each feature (worst first) for a window
+    of the prediction log, against the version's training profile: < 0.1 stable, 0.1-0.25
+    investigate, > 0.25 shift."""
     from loanrisk.monitoring.reports import drift_for, window, window_with_outcomes
     from loanrisk.registry.models import ModelRegistry
     from loanrisk.storage import open_storage
@@ -156,6 +160,62 @@ def drift(
             out.print_json(json.dumps(report.model_dump(mode="json")))
         else:
             out.print(_table(report))
+
+
+def _points_table(report: PointsReport) -> Table:
+    window = _window_text(report.since, report.until)
+    title = (
+        f"stability in points of {report.model} version {report.version} ({report.kind}), "
+        f"{window}: {report.rows:,} loans"
+    )
+    table = Table("variable", "PSI", "band", "points shift", title=title, title_justify="left")
+    if report.system is not None:
+        table.add_row("score (system)", f"{report.system.psi:.4f}", report.system.band, "")
+    for c in report.characteristics:
+        table.add_row(c.name, f"{c.psi:.4f}", c.band, f"{c.points_shift:+.2f}")
+    if report.characteristics_note:  # the whole reason is in --json
+        reason = report.characteristics_note.split(":", 1)[0]
+        table.caption = f"characteristic analysis: {reason} ({report.kind} version)"
+    return table
+
+
+@monitor_app.command("points")
+def points(
+    model: ModelRefOpt = f"loan-default@{PRODUCTION}",
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    storage: StorageOpt = None,
+    model_directory: ModelDirOpt = "models",
+    as_json: JsonOpt = False,
+) -> None:
+    """Stability in points (optbinning's scorecard monitoring): the PSI of the score over
+    its bins against the development sample and, for a scorecard, each attribute's PSI and
+    points shift (sum of share change x bin points), largest shift first."""
+    from loanrisk.monitoring.points import points_for
+    from loanrisk.monitoring.reports import window
+    from loanrisk.registry.models import ModelRegistry
+    from loanrisk.storage import open_storage
+
+    with cli_errors():
+        settings = settings_from(storage=storage)
+        target = open_storage(settings)
+        start, end = window(parse_time(since, "--since"), parse_time(until, "--until"))
+        name, ref = model_ref(model)
+        report = points_for(
+            target,
+            ModelRegistry(target, model_directory),
+            target.resolve(settings.log_directory),
+            name,
+            ref,
+            since=start,
+            until=end,
+            max_rows=settings.monitor_max_rows,
+        )
+        print_problems(report.problems)
+        if as_json:
+            out.print_json(json.dumps(report.model_dump(mode="json")))
+        else:
+            out.print(_points_table(report))
 
 
 def _p(value: float | None) -> str:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from loanrisk.registry.masterscale import MasterScale
     from loanrisk.registry.reasons import ReasonCatalog
     from loanrisk.registry.report import EvaluationReport, MonotoneCheck
+    from loanrisk.registry.scaling import ScalingOptions
     from loanrisk.settings import Settings
 
 
@@ -71,8 +72,14 @@ def train_summary(manifest: ModelManifest, report: EvaluationReport, promoted: b
     table.add_row("dataset", (manifest.dataset or {}).get("id", "?"))
     if manifest.schema_ref is not None:
         table.add_row("schema", f"{manifest.schema_ref.name} ({manifest.schema_ref.hash})")
-    rounds = manifest.rounds
-    table.add_row("rounds", f"{rounds['trained']} new, {rounds['total_trees']} trees in all")
+    rounds, card = manifest.rounds, (manifest.model_extra or {}).get("scorecard") or {}
+    if manifest.kind == "scorecard":
+        table.add_row(
+            "scorecard",
+            f"{card.get('attributes', '?')} attributes, base points {card.get('base_points', '?')}",
+        )
+    else:
+        table.add_row("rounds", f"{rounds['trained']} new, {rounds['total_trees']} trees in all")
     table.add_row("AUC", f"{report.auc:.4f}")
     table.add_row("accuracy", f"{classes.accuracy:.4f}")
     default = classes.default
@@ -105,7 +112,10 @@ def train_summary(manifest: ModelManifest, report: EvaluationReport, promoted: b
             f"{report.master_scale or 'master scale'}: "
             + "; ".join(f"{g.grade} {g.share:.1%}" for g in report.grades if g.loans),
         )
-    table.add_row("monotone", _monotone_summary(report.monotonicity))
+    if manifest.kind == "scorecard":  # its bins follow the declared directions by construction
+        table.add_row("monotone", "bins follow each declared direction of risk (the binning's)")
+    else:
+        table.add_row("monotone", _monotone_summary(report.monotonicity))
     fairness = _fairness_summary(report)
     if fairness:
         table.add_row("fairness", fairness)
@@ -121,6 +131,11 @@ def train_summary(manifest: ModelManifest, report: EvaluationReport, promoted: b
     table.add_row("timings", ", ".join(f"{k} {v:.2f}s" for k, v in manifest.timings.items()))
     table.add_row("production", "promoted" if promoted else "unchanged")
     out.print(table)
+
+
+class Kind(StrEnum):
+    xgboost = "xgboost"
+    scorecard = "scorecard"
 
 
 class Calibrate(StrEnum):
@@ -174,6 +189,28 @@ def master_scale_file(path: Path) -> MasterScale:
     return scale
 
 
+def scaling_options(
+    *, points: float | None, odds: float | None, pdo: float | None
+) -> ScalingOptions | None:
+    """``--points``, ``--odds`` and ``--pdo`` as the scaling options of a training (None:
+    none given); :class:`InvalidInput` naming the option of a value out of its bounds."""
+    from pydantic import ValidationError
+
+    from loanrisk.registry.scaling import ScalingOptions
+
+    given = {k: v for k, v in {"points": points, "odds": odds, "pdo": pdo}.items() if v is not None}
+    if not given:
+        return None
+    try:
+        return ScalingOptions(**given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0])
+        raise InvalidInput(
+            f"--{field} {given[field]!r}: {first['msg']}", details={"field": f"scaling.{field}"}
+        ) from None
+
+
 def _cutoffs(text: str | None) -> list[float] | None:
     """``--band-cutoffs 0.05,0.15,0.3`` as numbers (checked as a policy by the caller)."""
     if text is None:
@@ -213,6 +250,13 @@ def train(
     directory: DirectoryOpt = "data",
     model_directory: ModelDirOpt = "models",
     model: Annotated[str, typer.Option(help="Model name.")] = "loan-default",
+    kind: Annotated[
+        Kind,
+        typer.Option(
+            help="What to train: xgboost (gradient-boosted trees) or scorecard (a WoE "
+            "logistic scorecard on the same dataset and split, docs/scorecard.md)."
+        ),
+    ] = Kind.xgboost,
     continue_from: Annotated[
         str | None, typer.Option(help="Continue from a version number or alias (production).")
     ] = None,
@@ -309,13 +353,31 @@ def train(
             "CR6 PD ranges].",
         ),
     ] = None,
+    points: Annotated[
+        float | None,
+        typer.Option(
+            help="Scaling: points at the reference odds (0 to 100000) \\[the parent's, else 600]."
+        ),
+    ] = None,
+    odds: Annotated[
+        float | None,
+        typer.Option(
+            help="Scaling: the reference odds, good:bad (50 means 50 goods to 1 bad) "
+            "\\[the parent's, else 50].",
+        ),
+    ] = None,
+    pdo: Annotated[
+        float | None,
+        typer.Option(help="Scaling: points to double the odds \\[the parent's, else 20]."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Train (or continue training) a model on a dataset and publish it as a new version.
 
-    The version records its decision policy (threshold, risk bands) and its master scale
-    (every scored loan's grade); the service scores with the policy unless
-    LOANRISK_THRESHOLD or LOANRISK_BAND_* is set (docs/scoring.md)."""
+    The version records its decision policy (threshold, risk bands), its master scale
+    (every scored loan's grade) and its points scaling (every scored loan's score,
+    docs/scorecard.md); the service scores with the policy unless LOANRISK_THRESHOLD or
+    LOANRISK_BAND_* is set (docs/scoring.md)."""
     with cli_errors():
         from loanrisk.contracts import TrainingOptions
         from loanrisk.jobs.training import train_in_subprocess
@@ -332,6 +394,7 @@ def train(
             dask_scheduler=dask_scheduler,
         )
         given = {
+            "kind": kind.value,
             "dataset": dataset,
             "dataset_size": size,
             "data_directory": directory,
@@ -351,6 +414,7 @@ def train(
             "band_cutoffs": _cutoffs(band_cutoffs),
             "band_names": _names(band_names),
             "master_scale": master_scale_file(master_scale) if master_scale else None,
+            "scaling": scaling_options(points=points, odds=odds, pdo=pdo),
         }
         options = TrainingOptions(**{k: v for k, v in given.items() if v is not None})
         request = training_request(
@@ -360,6 +424,11 @@ def train(
             model_name=model,
             model_directory=model_directory,
         )
+        if dask_scheduler is not None and request.kind != "xgboost":
+            raise InvalidInput(
+                "--kind scorecard trains in one process: not on a Dask cluster",
+                details={"field": "kind"},
+            )
         if dask_scheduler is not None:
             from loanrisk.training.distributed import train_distributed
 

@@ -34,6 +34,7 @@ from loanrisk.console.session import (
     set_login,
     viewer,
 )
+from loanrisk.data.characteristics import Characteristics, characteristics, limits_of
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import Forbidden, InvalidInput, LoanRiskError
 from loanrisk.inference.scorer import servable_check
@@ -311,7 +312,22 @@ async def dataset_page(dataset_id: str, request: Request, who: ViewerDep) -> Res
 
     async def work() -> Response:
         manifest = await run_in_threadpool(catalogue.resolve, dataset_id)
-        return page(request, "dataset.html", viewer=who, data=manifest)
+        limits = limits_of(services_of(request.app).settings)
+        try:  # computed on the first view, then read back (docs/scorecard.md)
+            analysis: Characteristics | None = await run_in_threadpool(
+                characteristics, catalogue, manifest.id, limits=limits
+            )
+            problem = None
+        except LoanRiskError as exc:  # the page still shows the manifest
+            analysis, problem = None, exc.message
+        return page(
+            request,
+            "dataset.html",
+            viewer=who,
+            data=manifest,
+            characteristics=analysis,
+            characteristics_problem=problem,
+        )
 
     return await _guarded(request, who, work)
 

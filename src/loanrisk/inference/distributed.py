@@ -7,10 +7,10 @@ catalog, as bytes and JSON, the same files the registry stores. Each worker puts
 registry of its own, loads it as the service loads a version, and builds the same
 :class:`Scorer` once per process. It then scores its partitions of the Parquet input. The
 workers write the results as partitioned Parquet under ``--output``, one file per input
-partition, in input order: ``probability``, ``label``, ``band`` (and the id column, the
-reason and decline columns when asked). They are written to ``<output>.partial`` first and
-moved into place once every partition is written; a failed run removes them. Needs the
-``dask`` extra.
+partition, in input order: ``probability``, ``label``, ``band``, ``grade``, ``score`` (and
+the id column, the reason and decline columns when asked). They are written to
+``<output>.partial`` first and moved into place once every partition is written; a failed
+run removes them. Needs the ``dask`` extra.
 """
 
 from __future__ import annotations

@@ -8,6 +8,14 @@ catalog entry for it (:mod:`loanrisk.inference.reasons`: the statement of the lo
 where the catalog has one, else that of the value's direction): the material of an
 adverse-action notice. The contributions come from the booster whatever backend scores,
 so the reasons are the same on every backend.
+
+Each reason also carries its ``points``: its contribution in points of the version's scaling
+(:meth:`~loanrisk.registry.scaling.Scaling.points_of_log_odds`, ``-factor * contribution``:
+negative, the points the attribute cost the loan). Over all attributes, the base points
+(``offset - factor * bias``) plus every attribute's points is the loan's exact score before
+rounding (:func:`attribute_contributions` gives every attribute's contribution and the bias),
+for a version without calibration; with one, they sum to the score of the booster's own PD,
+before the calibration map moves it (docs/scorecard.md).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from loanrisk.inference.reasons import above_typical, reason_of
 from loanrisk.inference.records import ReasonValues, SpecialCode
 from loanrisk.inference.results import Reason
 from loanrisk.registry.reasons import ReasonCatalog, derived_catalog
+from loanrisk.registry.scaling import DEFAULT_SCALING, Scaling
 from loanrisk.schema import LoanSchema, builtin_schema
 
 #: A contribution (log-odds) below this did not raise the risk in any sense a notice means.
@@ -38,6 +47,19 @@ def attribute_matrix(spec: FeatureSpec) -> tuple[list[str], np.ndarray]:
     return attributes, matrix
 
 
+def attribute_contributions(
+    booster: xgb.Booster, spec: FeatureSpec, features: np.ndarray
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The raw attribute names, each row's contribution of each attribute to the log-odds of
+    default (rows x attributes: TreeSHAP values, one-hot columns summed back), and each
+    row's bias; per row, the bias plus the contributions is the booster's margin."""
+    contributions = booster.predict(xgb.DMatrix(features), pred_contribs=True)
+    attributes, matrix = attribute_matrix(spec)
+    by_attribute: np.ndarray = contributions[:, :-1] @ matrix
+    bias: np.ndarray = contributions[:, -1]
+    return attributes, by_attribute, bias
+
+
 def reason_codes(
     booster: xgb.Booster,
     spec: FeatureSpec,
@@ -47,22 +69,22 @@ def reason_codes(
     top_k: int = 4,
     schema: LoanSchema | None = None,
     catalog: ReasonCatalog | None = None,
+    scaling: Scaling = DEFAULT_SCALING,
 ) -> list[list[Reason]]:
     """Per row, up to ``top_k`` attributes that raised the risk, largest first, each a
     :class:`Reason` (``reason`` is the catalog's statement: the loan's category's where it
     has one, else the direction's; for a declared special code in ``values``
     (:class:`SpecialCode`), the direction ``special`` and "<title>: <its meaning>", under
-    the missing value's code; contribution in log-odds)."""
+    the missing value's code; contribution in log-odds, and in ``points`` of ``scaling``)."""
     schema = schema or builtin_schema()
     catalog = catalog or derived_catalog(schema)
     entries, by_value = catalog.lookup(), catalog.value_lookup()
-    contributions = booster.predict(xgb.DMatrix(features), pred_contribs=True)[:, :-1]
-    attributes, matrix = attribute_matrix(spec)
+    attributes, by_attribute, _ = attribute_contributions(booster, spec, features)
     above = above_typical(spec, features)
-    by_attribute = contributions @ matrix
     out: list[list[Reason]] = []
     for r, (row, record) in enumerate(zip(by_attribute, values, strict=True)):
         reasons: list[Reason] = []
+        points = scaling.points_of_log_odds(row)
         for i in [i for i in np.argsort(-row) if row[i] >= MIN_CONTRIBUTION][:top_k]:
             name = attributes[i]
             raw = record.get(name)
@@ -90,6 +112,7 @@ def reason_codes(
                     code=entry.code if entry else None,
                     reason=statement,
                     contribution=round(float(row[i]), 6),
+                    points=float(points[i]),
                 )
             )
         out.append(reasons)

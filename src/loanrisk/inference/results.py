@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from loanrisk.inference.records import FieldError
 from loanrisk.registry.policy import PolicySource
 from loanrisk.registry.reasons import Direction
+from loanrisk.registry.scaling import Scaling
 from loanrisk.schema import Issue
 
 #: An applicant's value a reason speaks of (a special code as sent, when the loan held one).
@@ -29,7 +30,8 @@ ReasonValue = str | float | None
 ReasonDoc = dict[str, ReasonValue]
 DeclineDoc = dict[str, str | None]
 RejectionDoc = dict[str, int | list[dict[str, str]]]
-#: A loan's score as JSON: numbers, label, band, grade, warnings, and the reasons asked for.
+#: A loan's score as JSON: numbers, label, band, grade, points, warnings, and the reasons
+#: asked for.
 ScoreDoc = dict[str, int | float | bool | str | list[str] | list[ReasonDoc] | list[DeclineDoc]]
 
 
@@ -37,7 +39,10 @@ ScoreDoc = dict[str, int | float | bool | str | list[str] | list[ReasonDoc] | li
 class Reason:
     """An attribute that raised a loan's risk: its ``value``, the ``direction`` of that value
     (``special`` for a declared special code), the catalog's ``code`` and statement
-    (``reason``), and its ``contribution`` to the log-odds of default."""
+    (``reason``), its ``contribution`` to the log-odds of default, and the same in ``points``
+    of the version's scaling (:meth:`~loanrisk.registry.scaling.Scaling.points_of_log_odds`:
+    negative, the points the attribute cost the loan; unrounded here, rounded to 2 decimals
+    in JSON)."""
 
     feature: str
     name: str
@@ -46,6 +51,7 @@ class Reason:
     code: str | None
     reason: str
     contribution: float
+    points: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +66,10 @@ class DeclineReason:
 class LoanScore:
     """One loan's score: its 0-based ``record`` index in the call, the ``version`` that scored
     it, the probability of default, the label at the threshold, the risk band, the grade of
-    the version's master scale and the record's warnings; ``reasons`` when asked for,
-    ``decline_reasons`` when asked for (empty for an approved loan)."""
+    the version's master scale, the ``score`` in whole points of the version's scaling
+    (:meth:`~loanrisk.registry.scaling.Scaling.score_of` of the probability) and the record's
+    warnings; ``reasons`` when asked for, ``decline_reasons`` when asked for (empty for an
+    approved loan)."""
 
     record: int
     version: int
@@ -69,6 +77,7 @@ class LoanScore:
     label: bool
     band: str
     grade: str
+    score: int
     warnings: list[str]
     reasons: list[Reason] | None = None
     decline_reasons: list[DeclineReason] | None = None
@@ -100,6 +109,7 @@ def reason_json(reason: Reason) -> ReasonDoc:
         "code": reason.code,
         "reason": reason.reason,
         "contribution": reason.contribution,
+        "points": round(reason.points, 2),
     }
 
 
@@ -117,6 +127,7 @@ def score_json(score: LoanScore) -> ScoreDoc:
         "label": score.label,
         "band": score.band,
         "grade": score.grade,
+        "score": score.score,
         "warnings": score.warnings,
     }
     if score.reasons is not None:
@@ -176,8 +187,8 @@ class ScaleDescription(BaseModel):
 
 class ScorerDescription(BaseModel):
     """What a scorer serves: model, version, schema, backend (and why XGBoost, when it fell
-    back), decision policy and where it came from, the master scale it grades with, and how
-    long it took to build."""
+    back), decision policy and where it came from, the master scale it grades with, the
+    points scaling it scores with, and how long it took to build."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
 
@@ -193,6 +204,7 @@ class ScorerDescription(BaseModel):
     #: the version), "version" (its recorded policy), "default", "given".
     policy_source: dict[str, PolicySource]
     master_scale: ScaleDescription
+    scaling: Scaling
     load_seconds: float
 
     def to_json(self) -> dict[str, JsonValue]:

@@ -1,10 +1,12 @@
-"""The scorer: a model version's FeatureSpec and booster behind one fast backend.
+"""The scorer: a model version behind one fast backend, whatever its kind (XGBoost trees
+behind their FeatureSpec, or a scorecard's points table: :mod:`loanrisk.inference.kinds`).
 
 Per loan it returns the probability of default, the label at the decision threshold (default
-when p > threshold), a risk band and the grade of the version's master scale
-(:mod:`loanrisk.registry.masterscale`); on request, reason codes. The threshold and the bands
-are the version's decision policy unless the caller (or an explicitly set setting, in
-:func:`scorer_from_settings`) overrides them (:mod:`loanrisk.registry.policy`).
+when p > threshold), a risk band, the grade of the version's master scale
+(:mod:`loanrisk.registry.masterscale`) and the score in points of its scaling
+(:mod:`loanrisk.registry.scaling`); on request, reason codes (each with its points). The
+threshold and the bands are the version's decision policy unless the caller (or an explicitly
+set setting, in :func:`scorer_from_settings`) overrides them (:mod:`loanrisk.registry.policy`).
 Records (dicts) take a plain-Python path and give typed results
 (:mod:`loanrisk.inference.results`); frames and CSV streams are validated and encoded
 in batches. A batch with bad rows is refused whole (``on_error="raise"``) or scored without
@@ -29,9 +31,7 @@ import pyarrow.parquet as pq
 from loanrisk.contracts import OnError
 from loanrisk.data.readahead import read_ahead
 from loanrisk.errors import InvalidInput
-from loanrisk.features.transform import FeatureTransformer
-from loanrisk.inference.backends import BackendChoice, make_backend
-from loanrisk.inference.explain import reason_codes
+from loanrisk.inference.backends import BackendChoice
 from loanrisk.inference.records import (
     CleanRecord,
     ReasonValues,
@@ -53,6 +53,7 @@ from loanrisk.inference.results import (
     Scored,
     ScorerDescription,
 )
+from loanrisk.inference.runtime import runtime_of
 from loanrisk.registry.models import LoadedModel
 from loanrisk.registry.policy import DEFAULT_THRESHOLD, PolicySource, served_policy
 from loanrisk.schema import (
@@ -148,14 +149,12 @@ class Scorer:
         self.model = model
         self.schema = model.schema
         self.rules = RecordRules(model.schema, spec=model.spec)
-        self.transformer = FeatureTransformer(model.spec)
-        self.backend, self.fallback = make_backend(
-            model.booster,
-            model.spec,
-            choice=backend,
-            nthread=nthread,
-            calibration=model.calibration,
-        )
+        #: The version's kind at work: encoder, backend and explainer (:mod:`.kinds`).
+        self.runtime = runtime_of(model, backend=backend, nthread=nthread)
+        if self.runtime.missing_as is not None:  # warnings say how the kind scores a gap
+            self.rules.missing_as = self.runtime.missing_as
+        self.encoder = self.runtime.encoder
+        self.backend, self.fallback = self.runtime.backend, self.runtime.fallback
         recorded = model.manifest.policy
         fallback: PolicySource = "version" if recorded is not None else "default"
         self.threshold = (
@@ -168,6 +167,10 @@ class Scorer:
         )
         #: The version's master scale, as the lookup every scored loan is graded with.
         self.grader = model.master_scale.grader
+        #: The version's points scaling: every scored loan's ``score`` (``score_of``: its
+        #: per-loan function, :meth:`~loanrisk.registry.scaling.Scaling.scorer`).
+        self.scaling = model.scaling
+        self.score_of = model.scaling.scorer()
         self.policy_source: dict[str, PolicySource] = dict(
             policy_source
             or {
@@ -199,6 +202,7 @@ class Scorer:
                     for g in self.model.master_scale.grades
                 ],
             ),
+            scaling=self.scaling,
             load_seconds=round(self.load_seconds, 4),
         )
 
@@ -207,15 +211,7 @@ class Scorer:
     ) -> list[list[Reason]]:
         """The reasons of encoded loans ``features`` (raw ``values``), from the version's
         reason catalog (the schema's derived one for versions published before catalogs)."""
-        return reason_codes(
-            self.model.booster,
-            self.model.spec,
-            features,
-            values,
-            top_k=top_k,
-            schema=self.schema,
-            catalog=self.model.reasons,
-        )
+        return self.runtime.explain(features, values, top_k=top_k)
 
     # -- records ----------------------------------------------------------------------
 
@@ -224,7 +220,7 @@ class Scorer:
     ) -> LoanScore:
         """One loan (``record`` 0); raises :class:`InvalidInput` naming the bad fields."""
         clean = require_clean(record, self.rules)
-        row = np.array([self.transformer.transform_record(clean.values)], dtype=np.float32)
+        row = np.array([self.encoder.encode_record(clean)], dtype=np.float32)
         probability = float(self.backend.predict_proba(row)[0])
         return LoanScore(
             0,
@@ -233,6 +229,7 @@ class Scorer:
             probability > self.threshold,
             self.bands.of(probability),
             self.grader.of(probability),
+            self.score_of(probability),
             clean.warnings,
             self.reasons(row, [clean.reason_values], top_k=top_k)[0] if explain else None,
         )
@@ -264,9 +261,7 @@ class Scorer:
                 rejected.append(Rejection(index, clean))
         results: list[LoanScore] = []
         if good:
-            matrix = np.array(
-                [self.transformer.transform_record(c.values) for _, c in good], dtype=np.float32
-            )
+            matrix = np.array([self.encoder.encode_record(c) for _, c in good], dtype=np.float32)
             probabilities = self.backend.predict_proba(matrix)
             reasons = (
                 self.reasons(matrix, [c.reason_values for _, c in good], top_k=top_k)
@@ -274,7 +269,7 @@ class Scorer:
                 else None
             )
             version, threshold, band = self.model.version, self.threshold, self.bands.of
-            grade = self.grader.of
+            grade, score = self.grader.of, self.score_of
             for i, ((index, clean), p) in enumerate(zip(good, probabilities.tolist(), strict=True)):
                 label = p > threshold
                 declined = None
@@ -288,6 +283,7 @@ class Scorer:
                         label,
                         band(p),
                         grade(p),
+                        score(p),
                         clean.warnings,
                         reasons[i] if reasons is not None and explain else None,
                         declined,
@@ -308,10 +304,11 @@ class Scorer:
         decline_reasons: bool = False,
     ) -> tuple[pd.DataFrame, ValidationReport]:
         """Score a raw frame of loans: ``(results, report)``; results have the input ``row``
-        number (1-based), ``probability``, ``label``, ``band`` and ``grade``; with
-        ``explain``, also ``reason_1`` .. ``reason_<top_k>`` (the attributes that raised the
-        risk most, empty where fewer did), ``reason_<i>_code`` (the catalog's code) and
-        ``reason_<i>_value`` (the applicant's value); with ``decline_reasons``,
+        number (1-based), ``probability``, ``label``, ``band``, ``grade`` and ``score`` (whole
+        points, int64); with ``explain``, also ``reason_1`` .. ``reason_<top_k>`` (the
+        attributes that raised the risk most, empty where fewer did), ``reason_<i>_code`` (the
+        catalog's code), ``reason_<i>_value`` (the applicant's value) and ``reason_<i>_points``
+        (the points it cost, 2 decimals); with ``decline_reasons``,
         ``decline_codes`` and ``decline_reasons``: for each loan over the threshold, its
         reasons' codes and statements (``; ``-separated), empty for an approved loan."""
         loans = validate_frame(
@@ -321,7 +318,10 @@ class Scorer:
             row_offset=row_offset,
             on_error="drop" if on_error == "skip" else "raise",
         )
-        features = self.transformer.transform(loans.frame, dtype=np.float32)
+        positions = loans.row_numbers - 1 - row_offset
+        features = self.encoder.encode_frame(
+            loans, lambda: special_codes(self.schema, frame, positions)
+        )
         probability = self.backend.predict_proba(features) if len(loans.frame) else np.zeros(0)
         results = pd.DataFrame(
             {
@@ -330,6 +330,7 @@ class Scorer:
                 "label": probability > self.threshold,
                 "band": self.bands.of_many(probability),
                 "grade": self.grader.of_many(probability),
+                "score": self.scaling.scores_of(probability),
             }
         )
         if explain or decline_reasons:
@@ -379,8 +380,8 @@ class Scorer:
         options: BatchOptions | None = None,
     ) -> BatchSummary:
         """Stream a CSV of any size through the model in chunks (bounded memory), writing
-        ``row[,id],probability,label,band,grade`` CSV to ``output`` (the id is ``id_column``, or
-        the schema's id column when the input has it) and handing each chunk's
+        ``row[,id],probability,label,band,grade,score`` CSV to ``output`` (the id is
+        ``id_column``, or the schema's id column when the input has it) and handing each chunk's
         results frame to ``on_results``. Returns the counts (scored, defaults, rejected),
         the rejected rows and their grouped issues. With ``on_error="raise"`` the first bad chunk
         stops the batch. ``on_scored(offset, raw chunk, results)`` sees each chunk as read
@@ -469,13 +470,14 @@ def _write_csv(results: pd.DataFrame, output: IO[bytes], *, header: bool) -> Non
 
 
 def _add_reasons(results: pd.DataFrame, reasons: list[list[Reason]], top_k: int) -> None:
-    """``reason_1`` .. ``reason_<top_k>`` (attribute, ``_code``, ``_value``), empty where a
-    loan has fewer."""
+    """``reason_1`` .. ``reason_<top_k>`` (attribute, ``_code``, ``_value``, ``_points``),
+    empty where a loan has fewer."""
     for i in range(top_k):
         top = [r[i] if i < len(r) else None for r in reasons]
         results[f"reason_{i + 1}"] = [t.feature if t else "" for t in top]
         results[f"reason_{i + 1}_code"] = [t.code if t else "" for t in top]
         results[f"reason_{i + 1}_value"] = [t.value if t else None for t in top]
+        results[f"reason_{i + 1}_points"] = [round(t.points, 2) if t else None for t in top]
 
 
 def _add_decline_reasons(results: pd.DataFrame, reasons: list[list[Reason]]) -> None:

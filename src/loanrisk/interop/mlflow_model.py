@@ -58,7 +58,7 @@ def signature(schema: LoanSchema) -> Any:
     """Inputs: the schema's features, a feature that may be missing optional. Categories are
     text; numbers are ``Any``: MLflow would refuse an int64 column (what ``pd.read_csv`` makes
     of whole numbers) for ``double``, and the schema's own validation checks every value.
-    Outputs: probability, label, band and grade."""
+    Outputs: probability, label, band, grade and score (whole points, long)."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema, TensorSpec
     from mlflow.types.schema import AnyType
@@ -75,6 +75,7 @@ def signature(schema: LoanSchema) -> Any:
         ColSpec("boolean", "label"),
         ColSpec("string", "band"),
         ColSpec("string", "grade"),
+        ColSpec("long", "score"),
     ]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
 
@@ -130,15 +131,16 @@ def export_mlflow(
         code = Path(tmp, "code", "loanrisk")
         shutil.copytree(Path(__file__).parents[1], code, ignore=shutil.ignore_patterns(*_NOT_CODE))
         model = Model(metadata={"loanrisk_model": name, "loanrisk_version": str(version)})
-        booster = f"data/loanrisk/{MODELS}/{name}/versions/{version}/{MODEL_FILE}"
-        model.add_flavor(
-            "xgboost",
-            xgb_version=xgb.__version__,
-            data=booster,
-            code=None,
-            model_class="xgboost.core.Booster",
-            model_format="ubj",
-        )
+        if loaded.booster is not None:  # a scorecard has no booster: the pyfunc flavour alone
+            booster = f"data/loanrisk/{MODELS}/{name}/versions/{version}/{MODEL_FILE}"
+            model.add_flavor(
+                "xgboost",
+                xgb_version=xgb.__version__,
+                data=booster,
+                code=None,
+                model_class="xgboost.core.Booster",
+                model_format="ubj",
+            )
         staged = Path(tmp, "model")
         mlflow.pyfunc.save_model(
             str(staged),

@@ -4,8 +4,9 @@ MLflow imports this module from the model's own ``code/`` copy of loanrisk and c
 :func:`_load_pyfunc` with the model's data directory: a registry holding the one version
 (every file checked against its manifest's hash, as the service loads it) and ``pyfunc.json``
 (which version, the threshold and the bands). Nothing is unpickled. ``predict`` takes raw loans
-as a frame and returns loanrisk's own scoring of them: ``probability``, ``label``, ``band`` and
-``grade`` (the version's master scale, :mod:`loanrisk.registry.masterscale`).
+as a frame and returns loanrisk's own scoring of them: ``probability``, ``label``, ``band``,
+``grade`` (the version's master scale, :mod:`loanrisk.registry.masterscale`) and ``score``
+(points of the version's scaling, :mod:`loanrisk.registry.scaling`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from loanrisk.storage.fs import FsspecStorage
 PYFUNC_FILE = "pyfunc.json"
 #: The registry directory inside the model's data directory.
 MODELS = "models"
-OUTPUTS = ("probability", "label", "band", "grade")
+OUTPUTS = ("probability", "label", "band", "grade", "score")
 
 
 class PyfuncConfig(BaseModel):
@@ -46,8 +47,9 @@ class LoanRiskPyfunc:
         self.scorer = scorer
 
     def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Raw loans (a frame, or records) -> ``probability``, ``label``, ``band`` and ``grade``
-        (the version's master scale) per loan, in order; a loan failing the version's schema
+        """Raw loans (a frame, or records) -> ``probability``, ``label``, ``band``, ``grade``
+        (the version's master scale) and ``score`` (whole points of its scaling, int64) per
+        loan, in order; a loan failing the version's schema
         raises, naming the row and the field."""
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         results, _ = self.scorer.score_frame(frame.reset_index(drop=True))

@@ -15,7 +15,8 @@ follow the rule every format shares (``loanrisk.schema.text``): a number a BYTES
 an ASCII decimal, and text with a control character is refused naming the attribute (a JSON
 body with a lone surrogate, or BYTES that are not UTF-8, never parse). Outputs:
 ``probability`` (FP64), ``label`` (BOOL), ``band`` (BYTES), ``grade`` (BYTES: the grade of the
-version's master scale), and, when asked for, ``reasons``
+version's master scale), ``score`` (INT64: whole points of the version's scaling), and, when
+asked for, ``reasons``
 (BYTES, a JSON list per loan) and ``decline_reasons`` (BYTES, a JSON list of ``{code,
 reason}`` per loan: what a declined loan's adverse-action notice states, ``[]`` for an
 approved one).
@@ -71,8 +72,8 @@ NUMPY = {
 #: Schema column types sent as BYTES (the rest are numbers).
 TEXT = frozenset({"categorical", "ordinal", "date"})
 NUMBERS = frozenset(NUMPY)  # every datatype but BYTES
-OUTPUTS = ("probability", "label", "band", "grade", "reasons", "decline_reasons")
-DEFAULT_OUTPUTS = ("probability", "label", "band", "grade")
+OUTPUTS = ("probability", "label", "band", "grade", "score", "reasons", "decline_reasons")
+DEFAULT_OUTPUTS = ("probability", "label", "band", "grade", "score")
 MAX_INPUTS = 64
 _NAME = r"^[A-Za-z0-9_.\-]{1,64}$"
 
@@ -363,7 +364,7 @@ def _columnar(
 
 
 def requested(request: InferenceRequest) -> tuple[str, ...]:
-    """The outputs to return (default: probability, label, band and grade)."""
+    """The outputs to return (default: probability, label, band, grade and score)."""
     if request.outputs is None:
         return DEFAULT_OUTPUTS
     names = tuple(o.name for o in request.outputs)
@@ -382,7 +383,7 @@ class OutputTensor:
     name: str
     datatype: str
     shape: list[int]
-    data: list[float] | list[bool] | list[str]
+    data: list[float] | list[bool] | list[str] | list[int]
 
     def to_json(self) -> TensorDoc:
         return {
@@ -422,11 +423,12 @@ class InferenceResponse:
 def outputs(results: Sequence[LoanScore], names: Sequence[str]) -> list[OutputTensor]:
     """The response's output tensors, in the order asked for."""
     n = len(results)
-    columns: dict[str, tuple[str, list[float] | list[bool] | list[str]]] = {
+    columns: dict[str, tuple[str, list[float] | list[bool] | list[str] | list[int]]] = {
         "probability": ("FP64", [r.probability for r in results]),
         "label": ("BOOL", [r.label for r in results]),
         "band": ("BYTES", [r.band for r in results]),
         "grade": ("BYTES", [r.grade for r in results]),
+        "score": ("INT64", [r.score for r in results]),
     }
     if "reasons" in names:
         columns["reasons"] = (
@@ -491,6 +493,7 @@ def model_metadata(name: str, versions: Sequence[int], schema: LoanSchema) -> Mo
             TensorMetadata("label", "BOOL", [-1]),
             TensorMetadata("band", "BYTES", [-1]),
             TensorMetadata("grade", "BYTES", [-1]),
+            TensorMetadata("score", "INT64", [-1]),
             TensorMetadata("reasons", "BYTES", [-1]),
             TensorMetadata("decline_reasons", "BYTES", [-1]),
         ],

@@ -34,7 +34,7 @@ from loanrisk.monitoring.paired import (
     brier,
     delong,
     ks_statistic,
-    score_psi,
+    probability_psi,
 )
 from loanrisk.registry.models import LoadedModel, ModelRegistry
 from loanrisk.settings import Settings
@@ -62,6 +62,9 @@ class HeldOutScores(BaseModel):
     auc: float
     brier: float
     ks: float
+    auc_ci95: tuple[float, float] | None = Field(
+        None, description="The AUC's DeLong 95% interval (on these loans)."
+    )
 
 
 class HeldOut(BaseModel):
@@ -124,7 +127,7 @@ class LiveComparison(BaseModel):
     agreement: float | None
     flips: Flips
     threshold: float
-    score_psi: float
+    probability_psi: float
     abs_difference: AbsDifference
     outcomes: RealizedAuc
 
@@ -200,8 +203,8 @@ def held_out(
         rows=int(both.size),
         left_out=len(test) - int(both.size),
         sampled_from=total if total > settings.compare_max_rows else None,
-        a=HeldOutScores(auc=auc.a, brier=brier(y, pa), ks=ks_statistic(y, pa)),
-        b=HeldOutScores(auc=auc.b, brier=brier(y, pb), ks=ks_statistic(y, pb)),
+        a=HeldOutScores(auc=auc.a, brier=brier(y, pa), ks=ks_statistic(y, pa), auc_ci95=auc.a_ci95),
+        b=HeldOutScores(auc=auc.b, brier=brier(y, pb), ks=ks_statistic(y, pb), auc_ci95=auc.b_ci95),
         auc_difference=auc.difference,
     )
 
@@ -259,7 +262,7 @@ def live(
         agreement=agreed.agreement,
         flips=agreed.flips,
         threshold=threshold,
-        score_psi=score_psi(pa, pb),
+        probability_psi=probability_psi(pa, pb),
         abs_difference=AbsDifference(
             mean=float(difference.mean()) if difference.size else None,
             max=float(difference.max()) if difference.size else None,

@@ -1,6 +1,7 @@
-"""Drift: the population stability index (PSI) of the score and the characteristic
-stability index (CSI, the same formula) of each feature, for a window of the prediction log
-against the version's reference profile.
+"""Drift: the population stability index (PSI) of the probability of default and the
+characteristic stability index (CSI, the same formula) of each feature, for a window of the
+prediction log against the version's reference profile. (The PD's entry is named
+``probability``: "score" means a loan's points, :mod:`loanrisk.registry.scaling`.)
 
 ``PSI = sum over bins of (a - e) * ln(a / e)``, with ``e`` the bin's share of the training
 rows and ``a`` its share of the window's loans. A share of 0 would make the logarithm
@@ -10,15 +11,15 @@ sum. The usual reading: below 0.1 stable, 0.1 to 0.25 investigate, above 0.25 a 
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PlainSerializer
 
 from loanrisk.monitoring.log.personal import readable_schema
+from loanrisk.monitoring.log.reader import logged_features
 from loanrisk.monitoring.profile import Bins, Profile, feature_values
 from loanrisk.schema import LoanSchema, validate_frame
 from loanrisk.storage.problems import Problem
@@ -98,8 +99,10 @@ class Bands(BaseModel):
 
 
 class DriftReport(BaseModel):
-    """PSI of the score and CSI per feature (worst first) for a window of logged loans;
-    ``model_dump(mode="json")`` gives the report the API, the CLI and the stored file hold."""
+    """PSI of the probability of default (``probability``) and CSI per feature (worst
+    first) for a window of logged loans; ``model_dump(mode="json")`` gives the report the API,
+    the CLI and the stored file hold (reports written before the rename, whose PSI entry was
+    ``score``, still read)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -113,7 +116,10 @@ class DriftReport(BaseModel):
     rejected: int
     bands: Bands = Bands()
     epsilon: float = EPSILON
-    score: Stability | None
+    probability: Stability | None = Field(
+        validation_alias=AliasChoices("probability", "score"),
+        description="The PSI of the probability of default (None: no loans in the window).",
+    )
     features: list[Stability] = []
     left_out: list[str] = Field(
         default_factory=list,
@@ -144,12 +150,11 @@ def drift_report(
     (among those read). Personal features (``pii: true``) are logged hashed or dropped: they
     are read as ignored columns and named in ``left_out``."""
     total = len(log) if rows is None else rows
-    rejected, score, features = 0, None, []
+    rejected, stability, features = 0, None, []
     readable, left_out = readable_schema(schema)
     if not log.empty and readable is not None:
-        records = [json.loads(text) for text in log["features"]]
         loans = validate_frame(
-            pd.DataFrame.from_records(records), schema=readable, mode="score", on_error="drop"
+            logged_features(log["features"]), schema=readable, mode="score", on_error="drop"
         )
         rejected = len(log) - len(loans.frame)
         features = [
@@ -160,7 +165,9 @@ def drift_report(
         features.sort(key=lambda s: s.index, reverse=True)
     if not log.empty:
         probability = log["probability"].to_numpy(dtype=np.float64)
-        score = _stability("score", profile.score, profile.score.count(probability))
+        stability = _stability(
+            "probability", profile.probability, profile.probability.count(probability)
+        )
     return DriftReport(
         model=model,
         version=version,
@@ -169,7 +176,7 @@ def drift_report(
         rows=total,
         sampled=len(log) if total > len(log) else None,
         rejected=rejected,
-        score=score,
+        probability=stability,
         features=features,
         problems=problems or [],
         left_out=left_out,

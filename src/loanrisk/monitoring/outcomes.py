@@ -39,6 +39,7 @@ from loanrisk.schema import invalid_from_issues
 from loanrisk.schema.model import Column, label_token
 from loanrisk.schema.validate import Issue
 from loanrisk.storage.base import Storage
+from loanrisk.storage.parquet import read_parquet
 from loanrisk.storage.problems import Listing, Problem
 
 COLUMNS = pa.schema(
@@ -315,8 +316,7 @@ def _outcome_tables(
     for name in sorted(n for n in found.names if n.endswith(".parquet")):
         path = storage.join(directory, name)
         try:
-            data = pa.BufferReader(storage.read_bytes(path))
-            table = pq.read_table(data, schema=COLUMNS, columns=columns)
+            table = read_parquet(storage, path, schema=COLUMNS, columns=columns)
         except NotFound:
             continue  # removed since it was listed
         except (pa.ArrowException, OSError, ValueError, StorageError) as exc:

@@ -62,13 +62,18 @@ class AucDifference(BaseModel):
 
 
 class PairedAuc(BaseModel):
-    """The AUC of each of two models on the same loans, and their difference."""
+    """The AUC of each of two models on the same loans, each with its DeLong standard error
+    and 95% interval, and their difference."""
 
     model_config = ConfigDict(frozen=True)
 
     a: float
     b: float
     difference: AucDifference
+    a_se: float | None = None
+    b_se: float | None = None
+    a_ci95: tuple[float, float] | None = None
+    b_ci95: tuple[float, float] | None = None
 
 
 class Flips(BaseModel):
@@ -91,8 +96,9 @@ class Agreement(BaseModel):
 
 
 def delong(labels: np.ndarray, a: np.ndarray, b: np.ndarray) -> PairedAuc:
-    """AUC of ``a`` and ``b`` on the same loans (labels 1 = default), and the difference
-    ``b - a`` with its standard error, 95% interval and two-sided p-value."""
+    """AUC of ``a`` and ``b`` on the same loans (labels 1 = default), each with its DeLong
+    standard error and 95% interval, and the difference ``b - a`` with its standard error, 95%
+    interval and two-sided p-value (DeLong, DeLong and Clarke-Pearson, Biometrics 1988)."""
     labels = np.asarray(labels).astype(np.int64)
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if not labels.shape == a.shape == b.shape or not 0 < labels.sum() < labels.size:
@@ -108,9 +114,14 @@ def delong(labels: np.ndarray, a: np.ndarray, b: np.ndarray) -> PairedAuc:
     difference = auc_b - auc_a
     same = 1.0 if difference == 0 else 0.0
     p_value = 2 * _normal_sf(abs(difference) / se) if se > 0 else same
+    se_a, se_b = math.sqrt(max(float(cov[0, 0]), 0.0)), math.sqrt(max(float(cov[1, 1]), 0.0))
     return PairedAuc(
         a=auc_a,
         b=auc_b,
+        a_se=se_a,
+        b_se=se_b,
+        a_ci95=(auc_a - Z95 * se_a, auc_a + Z95 * se_a),
+        b_ci95=(auc_b - Z95 * se_b, auc_b + Z95 * se_b),
         difference=AucDifference(
             b_minus_a=difference,
             se=se,
@@ -131,8 +142,8 @@ def brier(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(np.mean((np.asarray(scores, dtype=np.float64) - labels) ** 2))
 
 
-def score_psi(a: np.ndarray, b: np.ndarray) -> float:
-    """PSI of ``b``'s scores against ``a``'s, over the deciles of ``a``'s."""
+def probability_psi(a: np.ndarray, b: np.ndarray) -> float:
+    """PSI of ``b``'s probabilities of default against ``a``'s, over the deciles of ``a``'s."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.size == 0 or b.size == 0:
         return 0.0

@@ -3,7 +3,6 @@ loans of a window that have outcomes, exported as training data (closing the loo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -13,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from sklearn.metrics import roc_auc_score
 
 from loanrisk.monitoring.drift import Moment
+from loanrisk.monitoring.log.reader import logged_features
 from loanrisk.schema import LoanSchema
 from loanrisk.storage.problems import Problem
 
@@ -132,7 +132,7 @@ def performance_report(
 def training_rows(matched: pd.DataFrame, schema: LoanSchema) -> pd.DataFrame:
     """Joined loans as the schema's training data: the loans as logged, and the label as the
     schema writes it (its first positive or negative value)."""
-    loans = pd.DataFrame.from_records([json.loads(text) for text in matched["features"]])
+    loans = logged_features(matched["features"])
     label = schema.label
     negative = label.negative_values or ("0",)
     loans[label.name] = np.where(

@@ -1,11 +1,15 @@
 """Reference profiles: how a model version's training data fell into bins, per feature and
-for the score, stored in the version (``profile.json``) so later loans can be compared.
+for the probability of default, stored in the version (``profile.json``) so later loans can
+be compared.
 
 Numbers (and booleans) get decile edges of the training values (fewer where values repeat)
 and a bin of their own for missing values; categories get one bin each, an ``other`` bin for
-values the schema does not list and a missing bin; the score gets decile edges of the
+values the schema does not list and a missing bin; the probability gets decile edges of the
 probabilities the version gives a sample of its training rows. Bins are right-closed
-intervals: ``(-inf, e1], (e1, e2], ..., (e_k, inf)``.
+intervals: ``(-inf, e1], (e1, e2], ..., (e_k, inf)``. ``points`` holds the same rows' scores
+(whole points of the version's scaling) over the system-stability bins of
+:mod:`.score_bins` (None in profiles written before they were recorded: the points report
+then reads the probability's bins through the scaling, :mod:`.points`).
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import xgboost as xgb
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from loanrisk.features.spec import FeatureSpec
 from loanrisk.features.transform import FeatureTransformer
+from loanrisk.monitoring.score_bins import ScoreBins, score_bins
 from loanrisk.registry.calibration import Calibration
+from loanrisk.registry.scaling import Scaling
 from loanrisk.schema import LoanSchema
 
 FORMAT: Literal["loanrisk.profile"] = "loanrisk.profile"
@@ -83,16 +89,24 @@ def categorical_bins(values: Any, categories: list[str]) -> Bins:
 
 
 class Profile(BaseModel):
-    """A version's reference profile: the bins of each feature and of the score."""
+    """A version's reference profile: the bins of each feature and of the probability of
+    default (read from ``score_rows`` and ``score`` too, their names before "score" meant
+    points)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     format: Literal["loanrisk.profile"] = FORMAT
     version: Literal[1] = 1
     rows: int = Field(description="Training rows the feature bins were counted on.")
-    score_rows: int = Field(description="Training rows scored for the score's bins.")
+    probability_rows: int = Field(
+        description="Training rows scored for the probability's bins.",
+        validation_alias=AliasChoices("probability_rows", "score_rows"),
+    )
     features: dict[str, Bins]
-    score: Bins
+    probability: Bins = Field(validation_alias=AliasChoices("probability", "score"))
+    points: ScoreBins | None = Field(
+        None, description="The scores (points) over the system-stability bins (None: older)."
+    )
 
 
 def feature_values(frame: pd.DataFrame, name: str) -> Any:
@@ -103,9 +117,16 @@ def feature_values(frame: pd.DataFrame, name: str) -> Any:
     return column.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def build_profile(frame: pd.DataFrame, schema: LoanSchema, probability: np.ndarray) -> Profile:
+def build_profile(
+    frame: pd.DataFrame,
+    schema: LoanSchema,
+    probability: np.ndarray,
+    *,
+    scaling: Scaling | None = None,
+) -> Profile:
     """The profile of validated training rows ``frame`` and the probabilities of (a sample
-    of) them."""
+    of) them; with the version's ``scaling`` (and ``frame`` holding the label), also their
+    scores over the system-stability bins (``points``)."""
     features = {}
     for column in schema.features:
         values = feature_values(frame, column.name)
@@ -115,9 +136,16 @@ def build_profile(frame: pd.DataFrame, schema: LoanSchema, probability: np.ndarr
             features[column.name] = numeric_bins(values)
     return Profile(
         rows=len(frame),
-        score_rows=len(probability),
+        probability_rows=len(probability),
         features=features,
-        score=numeric_bins(probability),
+        probability=numeric_bins(probability),
+        points=(
+            score_bins(scaling.scores_of(probability), frame[schema.label_name].to_numpy())
+            if scaling is not None
+            and schema.label_name in frame.columns
+            and len(frame) == len(probability)
+            else None
+        ),
     )
 
 
@@ -146,12 +174,14 @@ def profile_of(
     seed: int = 0,
     nthread: int = 1,
     calibration: Calibration | None = None,
+    scaling: Scaling | None = None,
 ) -> Profile:
     """The profile of a version: :func:`profile_sample` of its validated training rows,
-    binned, and scored by ``booster`` (then ``calibration``) for the score's bins."""
+    binned, and scored by ``booster`` (then ``calibration``) for the score's bins (and, with
+    the version's ``scaling``, the points' bins)."""
     frame = profile_sample(frame, seed=seed)
     features = FeatureTransformer(spec).transform(frame, dtype=np.float32)
     probability = booster.predict(xgb.DMatrix(features, nthread=nthread))
     if calibration is not None:
         probability = calibration.apply(probability)
-    return build_profile(frame, schema, probability)
+    return build_profile(frame, schema, probability, scaling=scaling)

@@ -121,7 +121,12 @@ def version_profile(
         else catalogue.load_rows(dataset_id, "train", rows)
     )
     profile = profile_of(
-        train, model.schema, model.spec, model.booster, calibration=model.calibration
+        train,
+        model.schema,
+        model.spec,
+        model.require_booster("a profile made after publishing"),
+        calibration=model.calibration,
+        scaling=model.scaling,
     )
     with _LOCK:
         _MADE[key] = profile
@@ -143,7 +148,7 @@ def drift_for(
 ) -> DriftReport:
     """Drift of version ``ref`` of model ``name`` over ``[since, until)`` of the log (from a
     sample of ``max_rows`` of its loans, past that)."""
-    model, profile, log = _version_window(
+    model, profile, log = version_window(
         storage, registry, log_directory, name, ref, since=since, until=until, max_rows=max_rows
     )
     return drift_report(
@@ -159,7 +164,7 @@ def drift_for(
     )
 
 
-def _version_window(
+def version_window(
     storage: Storage,
     registry: ModelRegistry,
     log_directory: str,
@@ -170,8 +175,8 @@ def _version_window(
     until: datetime | None,
     max_rows: int | None,
 ) -> tuple[LoadedModel, Profile, LogWindow]:
-    """The version, its profile and its loans of the window: what a drift report reads (the
-    window's ``problems`` also name a stored profile that could not be read)."""
+    """The version, its profile and its loans of the window: what a drift or points report
+    reads (the window's ``problems`` also name a stored profile that could not be read)."""
     model = registry.load(name, ref)
     problems: list[Problem] = []
     profile = version_profile(registry, model, problems=problems)
@@ -202,7 +207,7 @@ def drift_by_day(
     """The drift of each UTC day of ``[since, until)`` (oldest first; days without loans
     have ``rows`` 0): the log is read once for the whole window (a sample of ``max_rows`` of
     its loans, past that, each day's its share of it)."""
-    model, profile, window = _version_window(
+    model, profile, window = version_window(
         storage, registry, log_directory, name, ref, since=since, until=until, max_rows=max_rows
     )
     log = window.frame

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
@@ -102,6 +102,11 @@ class RoundsSection(TypedDict, total=False):
     total_trees: int
 
 
+#: What a model version is: gradient-boosted trees (``model.ubj``) or a WoE logistic
+#: scorecard (``scorecard.json``, :mod:`loanrisk.registry.scorecard`).
+ModelKind = Literal["xgboost", "scorecard"]
+
+
 class DistributedRun(BaseModel):
     """A version trained on a Dask cluster: the scheduler and its workers."""
 
@@ -124,6 +129,11 @@ class ModelManifest(BaseModel):
     version: int
     files: dict[str, FileEntry]
     created_at: str
+    kind: ModelKind = Field(
+        "xgboost",
+        description="xgboost (model.ubj) or scorecard (scorecard.json); versions published "
+        "before kinds were recorded are xgboost.",
+    )
     parent: ModelRef | None = None
     schema_ref: SchemaRef | None = Field(
         None, alias="schema", description="The declared schema it was trained on."

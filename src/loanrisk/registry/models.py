@@ -4,12 +4,14 @@ Layout, under the registry root (the reference's ``model_directory``)::
 
     <root>/<name>/versions/<n>/claim.json          taken first, exclusively: n is ours alone
                               /model.ubj           XGBoost UBJSON (never a pickle)
+                              /scorecard.json      instead, for a scorecard (kind: scorecard)
                               /feature_spec.json   the preprocessing the model was trained with
                               /schema.json         the declared schema of its training data
                               /profile.json        the training data's bins (monitoring)
                               /calibration.json    the calibration map, when trained with one
                               /reasons.json        the adverse-action reason catalog
                               /master_scale.json   the rating master scale (its grades)
+                              /scaling.json        the points scaling (every loan's score)
                               /report.json         the evaluation report
                               /manifest.json       written last: the version exists once it has one
     <root>/<name>/aliases/<alias>.json             {"version", "previous", "history", ...}
@@ -50,10 +52,12 @@ from loanrisk.features.spec import FeatureSpec
 from loanrisk.registry.alias_lock import alias_lock
 from loanrisk.registry.aliases import ALIAS_RECORD, AliasMove, AliasRecord
 from loanrisk.registry.calibration import Calibration
-from loanrisk.registry.manifest import FileEntry, ModelManifest
+from loanrisk.registry.manifest import FileEntry, ModelKind, ModelManifest
 from loanrisk.registry.masterscale import DEFAULT_SCALE, MasterScale
 from loanrisk.registry.reasons import ReasonCatalog
 from loanrisk.registry.report import EvaluationReport
+from loanrisk.registry.scaling import DEFAULT_SCALING, Scaling
+from loanrisk.registry.scorecard import Scorecard
 from loanrisk.schema import LoanSchema, builtin_schema, parse_schema
 from loanrisk.storage.base import Storage
 from loanrisk.storage.problems import Problem
@@ -61,12 +65,14 @@ from loanrisk.storage.problems import Problem
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.ubj"
+SCORECARD_FILE = "scorecard.json"
 SPEC_FILE = "feature_spec.json"
 SCHEMA_FILE = "schema.json"
 PROFILE_FILE = "profile.json"
 CALIBRATION_FILE = "calibration.json"
 REASONS_FILE = "reasons.json"
 MASTER_SCALE_FILE = "master_scale.json"
+SCALING_FILE = "scaling.json"
 REPORT_FILE = "report.json"
 MANIFEST_FILE = "manifest.json"
 CLAIM_FILE = "claim.json"
@@ -129,11 +135,12 @@ def _now() -> str:
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A verified model version, ready to score."""
+    """A verified model version, ready to score: an XGBoost version has its ``booster``, a
+    scorecard (``kind: scorecard``) its ``scorecard`` and no booster."""
 
     name: str
     version: int
-    booster: xgb.Booster
+    booster: xgb.Booster | None
     spec: FeatureSpec
     manifest: ModelManifest
     #: The evaluation report (None when the stored one is not a readable report: versions
@@ -147,6 +154,26 @@ class LoadedModel:
     #: The rating master scale its loans are graded on (versions published before scales
     #: were recorded: the default scale).
     master_scale: MasterScale = DEFAULT_SCALE
+    #: The points scaling its loans are scored in (versions published before scalings
+    #: were recorded: the default scaling).
+    scaling: Scaling = DEFAULT_SCALING
+    #: The scorecard of a ``kind: scorecard`` version (None for XGBoost).
+    scorecard: Scorecard | None = None
+
+    @property
+    def kind(self) -> ModelKind:
+        return self.manifest.kind
+
+    def require_booster(self, needed_for: str) -> xgb.Booster:
+        """The booster; :class:`InvalidInput` naming what needed it for a version without one
+        (a scorecard)."""
+        if self.booster is None:
+            raise InvalidInput(
+                f"model {self.name!r} version {self.version} is a {self.kind}: {needed_for} "
+                "needs an XGBoost version",
+                details={"kind": self.kind},
+            )
+        return self.booster
 
 
 @dataclass(frozen=True)
@@ -370,13 +397,18 @@ class ModelRegistry:
     def load(self, name: str, ref: str | int = LATEST) -> LoadedModel:
         """Load and verify a version (every file's SHA-256 against the manifest)."""
         version = self.resolve(name, ref)
-        booster = xgb.Booster()
-        booster.load_model(bytearray(self._verified(name, version, MODEL_FILE)))
         manifest = self.manifest(name, version)
+        booster, scorecard = None, None
+        if manifest.kind == "scorecard":
+            scorecard = Scorecard.model_validate_json(self._verified(name, version, SCORECARD_FILE))
+        else:
+            booster = xgb.Booster()
+            booster.load_model(bytearray(self._verified(name, version, MODEL_FILE)))
         return LoadedModel(
             name=name,
             version=version,
             booster=booster,
+            scorecard=scorecard,
             spec=FeatureSpec.from_json(self._verified(name, version, SPEC_FILE)),
             manifest=manifest,
             report=_evaluation(name, version, self._verified(name, version, REPORT_FILE)),
@@ -396,6 +428,11 @@ class ModelRegistry:
                 if MASTER_SCALE_FILE in manifest.files
                 else DEFAULT_SCALE
             ),
+            scaling=(
+                Scaling.model_validate_json(self._verified(name, version, SCALING_FILE))
+                if SCALING_FILE in manifest.files
+                else DEFAULT_SCALING
+            ),
         )
 
     def _schema(self, name: str, version: int, manifest: ModelManifest) -> LoanSchema:
@@ -410,6 +447,12 @@ class ModelRegistry:
         scales were recorded: the default scale)."""
         data = self.file(name, version, MASTER_SCALE_FILE)
         return DEFAULT_SCALE if data is None else MasterScale.model_validate_json(data)
+
+    def scaling(self, name: str, version: int) -> Scaling:
+        """The version's points scaling, verified against its hash (versions published
+        before scalings were recorded: the default scaling)."""
+        data = self.file(name, version, SCALING_FILE)
+        return DEFAULT_SCALING if data is None else Scaling.model_validate_json(data)
 
     def file(self, name: str, version: int, file: str) -> bytes | None:
         """An optional file of a version, verified against its hash (None: it has none)."""
@@ -453,12 +496,13 @@ class ModelRegistry:
         self,
         name: str,
         *,
-        booster: xgb.Booster,
+        booster: xgb.Booster | None,
         spec: FeatureSpec,
         report: EvaluationReport | Mapping[str, object],
         metadata: dict[str, Any],
         schema: LoanSchema | None = None,
         extra_files: dict[str, bytes] | None = None,
+        scorecard: Scorecard | None = None,
     ) -> ModelManifest:
         """Publish a new immutable version; return its manifest.
 
@@ -467,12 +511,21 @@ class ModelRegistry:
         creation time. ``schema`` (default: the built-in one) is stored with the version:
         scoring validates records against it. ``report`` is stored as ``report.json`` (a
         mapping is stored as it is: reports written elsewhere). ``extra_files`` (e.g. the
-        reference profile) are stored and hashed with the rest.
+        reference profile) are stored and hashed with the rest. A version is either an
+        XGBoost one (``booster``, stored as ``model.ubj``) or a scorecard (``scorecard``,
+        stored as ``scorecard.json``; its manifest's ``kind`` is ``scorecard``): exactly one.
         """
         check_name("model", name)
+        kind: ModelKind
+        if booster is not None and scorecard is None:
+            kind, model_file = "xgboost", {MODEL_FILE: bytes(booster.save_raw("ubj"))}
+        elif scorecard is not None and booster is None:
+            kind, model_file = "scorecard", {SCORECARD_FILE: scorecard.to_json().encode()}
+        else:
+            raise InvalidInput("a version is either a booster or a scorecard: give one")
         schema = schema or builtin_schema()
         files = {
-            MODEL_FILE: bytes(booster.save_raw("ubj")),
+            **model_file,
             SPEC_FILE: spec.to_json().encode(),
             SCHEMA_FILE: schema.to_json().encode(),
             REPORT_FILE: _json(
@@ -487,6 +540,7 @@ class ModelRegistry:
         manifest = ModelManifest.model_validate(
             {
                 **metadata,
+                "kind": kind,
                 "name": name,
                 "version": version,
                 "schema": {"name": schema.name, "hash": schema.fingerprint()},

@@ -4,7 +4,7 @@ Built by :func:`loanrisk.training.evaluate.evaluate` and the training job, read 
 model card, the CLI, MLflow and the reference routes; turned into JSON only where it leaves
 the library (:meth:`EvaluationReport.to_json`: the stored file, job results, HTTP answers).
 The JSON is the one earlier versions wrote: the optional sections are left out when absent,
-and reports written before a section existed (``ece``, ``score_distribution``, ``policy`` ...)
+and reports written before a section existed (``ece``, ``probability_distribution``, ``policy`` ...)
 still parse.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -90,8 +91,8 @@ class CalibrationBin(BaseModel):
     observed_rate: float | None
 
 
-class ScoreDistribution(BaseModel):
-    """Counts of the test loans' scores per bin (``edges``), by true label."""
+class ProbabilityDistribution(BaseModel):
+    """Counts of the test loans' probabilities of default per bin (``edges``), by true label."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -251,7 +252,7 @@ class ParityReport(BaseModel):
 #: Sections a report has only when they apply; left out of the JSON when absent.
 _OPTIONAL = (
     "ece",
-    "score_distribution",
+    "probability_distribution",
     "policy",
     "bands",
     "master_scale",
@@ -282,7 +283,10 @@ class EvaluationReport(BaseModel):
     roc_curve: RocCurve
     calibration: list[CalibrationBin]
     ece: float | None = None
-    score_distribution: ScoreDistribution | None = None
+    #: Read from ``score_distribution`` too, its name before "score" meant points.
+    probability_distribution: ProbabilityDistribution | None = Field(
+        None, validation_alias=AliasChoices("probability_distribution", "score_distribution")
+    )
     rows: int
     policy: DecisionPolicy | None = None
     bands: list[BandRow] | None = None

@@ -50,6 +50,8 @@ STYLE = Style(
 #: and cards forbid scripts, so it is cut out.
 _SCRIPT = re.compile(r"<script\b.*?</script>", re.DOTALL)
 DASHED = {"dasharray": "6, 4", "width": 1.5}
+#: The drift chart's series of the probability of default (the drift report's PSI entry).
+PD_SERIES = "probability"
 #: The characters a legend entry holds whole in a legend of 3 and 2 columns at 640 px.
 _LEGEND_CHARS = {3: 20, 2: 32}
 #: Parity ratios inside [0.8, 1.25] pass the four-fifths rule of thumb.
@@ -218,10 +220,10 @@ def calibration(report: EvaluationReport) -> Chart:
     )
 
 
-def score_distribution(report: EvaluationReport) -> Chart | None:
-    """Scores of the test loans by true label, as shares of each label (None for versions
-    published before the report recorded them)."""
-    distribution = report.score_distribution
+def probability_distribution(report: EvaluationReport) -> Chart | None:
+    """Probabilities of default of the test loans by true label, as shares of each label
+    (None for versions published before the report recorded them)."""
+    distribution = report.probability_distribution
     if distribution is None:
         return None
     edges = distribution.edges
@@ -252,12 +254,12 @@ def score_distribution(report: EvaluationReport) -> Chart | None:
         for label, n, d in zip(labels, series["Non-default"], series["Default"], strict=True)
     ]
     return Chart(
-        "scores",
-        "Score distribution by true label",
-        f"Scores of {count(sum(series['Non-default']))} non-defaults and "
+        "probabilities",
+        "Probability of default by true label",
+        f"Probabilities of default of {count(sum(series['Non-default']))} non-defaults and "
         f"{count(sum(series['Default']))} defaults in 20 bins.",
         _render(chart),
-        ("Score bin", "Non-defaults", "Share", "Defaults", "Share"),
+        ("PD bin", "Non-defaults", "Share", "Defaults", "Share"),
         rows,
     )
 
@@ -459,9 +461,9 @@ def parity(fairness: ParityReport) -> Chart:
 
 
 def drift_over_time(days: Sequence[DriftReport], *, top: int = 6) -> Chart | None:
-    """PSI of the score and CSI of the ``top`` most-shifted features, one point per day, with
-    the 0.1 and 0.25 bands drawn; ``days`` are drift reports of single days. Indices are
-    read as the reports write them (six decimals)."""
+    """PSI of the probability of default and CSI of the ``top`` most-shifted features, one
+    point per day, with the 0.1 and 0.25 bands drawn; ``days`` are drift reports of single
+    days. Indices are read as the reports write them (six decimals)."""
     scored = [d for d in days if d.rows]
     if not scored:
         return None
@@ -469,18 +471,18 @@ def drift_over_time(days: Sequence[DriftReport], *, top: int = 6) -> Chart | Non
     for day in scored:
         for feature in day.features:
             worst[feature.name] = max(worst.get(feature.name, 0.0), round(feature.index, 6))
-    names = ["score", *sorted(worst, key=lambda n: worst[n], reverse=True)[:top]]
+    names = [PD_SERIES, *sorted(worst, key=lambda n: worst[n], reverse=True)[:top]]
 
     def index(day: DriftReport, name: str) -> float | None:
-        if name == "score":
-            return round(day.score.index, 6) if day.score else None
+        if name == PD_SERIES:
+            return round(day.probability.index, 6) if day.probability else None
         return next((round(f.index, 6) for f in day.features if f.name == name), None)
 
     def since(day: DriftReport) -> str:
         return day.since.isoformat()[:10] if day.since else "None"
 
     labels = [since(d) for d in days]  # the whole window, days without loans too
-    legend = ["score (PSI)", *names[1:], f"{STABLE} investigate", f"{SHIFT} shift"]
+    legend = [f"{PD_SERIES} (PSI)", *names[1:], f"{STABLE} investigate", f"{SHIFT} shift"]
     chart = pygal.Line(
         **_config(
             x_labels=labels,
@@ -495,7 +497,7 @@ def drift_over_time(days: Sequence[DriftReport], *, top: int = 6) -> Chart | Non
     )
     for name in names:
         chart.add(
-            name if name != "score" else "score (PSI)",
+            name if name != PD_SERIES else f"{PD_SERIES} (PSI)",
             [index(d, name) if d.rows else None for d in days],
         )
     chart.add(f"{STABLE} investigate", [STABLE] * len(days), stroke_style=DASHED, show_dots=False)
@@ -507,7 +509,7 @@ def drift_over_time(days: Sequence[DriftReport], *, top: int = 6) -> Chart | Non
     ]
     return Chart(
         "drift",
-        "Drift by day (PSI of the score, CSI of the most-shifted features)",
+        "Drift by day (PSI of the probability of default, CSI of the most-shifted features)",
         f"{len(scored)} days with scored loans; bands at {STABLE} and {SHIFT}.",
         _render(chart),
         ("Day", "Loans", *names),
@@ -560,7 +562,7 @@ def report_charts(
     charts = [
         roc(report),
         calibration(report),
-        score_distribution(report),
+        probability_distribution(report),
         confusion(report),
         importance(gain, schema=schema),
     ]

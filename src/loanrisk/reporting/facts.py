@@ -1,6 +1,7 @@
 """What is known about one model version, gathered once for its page in the console and for
 its model card: the manifest, the evaluation report, the dataset it was trained on (with its
-quality report), its aliases, the gain of each feature, and the limitations these facts imply.
+quality report), its aliases, the gain of each feature, its points scaling, and the limitations
+these facts imply.
 Nothing here is written by hand per version: every figure comes from stored records."""
 
 from __future__ import annotations
@@ -12,12 +13,20 @@ from pydantic import JsonValue
 from loanrisk.contracts import DatasetManifest
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import InvalidInput, NotFound, StorageError
+from loanrisk.inference.scorecard import missing_treatment
 from loanrisk.monitoring.compare import MAX_AUC_DROP
 from loanrisk.monitoring.drift import SHIFT, STABLE
 from loanrisk.registry.manifest import ModelManifest
-from loanrisk.registry.models import LoadedModel, ModelRegistry, aliases_by_version
+from loanrisk.registry.models import (
+    SCALING_FILE,
+    LoadedModel,
+    ModelRegistry,
+    aliases_by_version,
+)
 from loanrisk.registry.policy import DecisionPolicy, served_policy
 from loanrisk.registry.report import EvaluationReport, ParityReport
+from loanrisk.registry.scaling import DEFAULT_SCALING, Scaling
+from loanrisk.registry.scorecard import Scorecard
 from loanrisk.reporting.charts import Chart, report_charts
 from loanrisk.reporting.formats import DASH, count, percent
 from loanrisk.schema import LoanSchema
@@ -28,6 +37,8 @@ from loanrisk.training.fairness import assessed
 CALIBRATION_GAP = 0.05
 #: A feature missing in more than this share of the training loans is named too.
 MISSING_SHARE = 0.05
+#: The PDs whose scores a version's page shows beside its scaling.
+SCALING_EXAMPLE_PDS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,17 @@ class VersionFacts:
     charts: list[Chart] = field(default_factory=list)
     #: Per model input, what its missing value is scored as (the version's FeatureSpec).
     missing_as: dict[str, str] = field(default_factory=dict)
+    #: The points scaling its loans are scored in, and whether the version records it
+    #: (versions published before scalings score with the default).
+    scaling: Scaling = DEFAULT_SCALING
+    scaling_recorded: bool = True
+    #: A scorecard version's scorecard (its card shows the points table); None for XGBoost.
+    scorecard: Scorecard | None = None
+
+    @property
+    def scaling_examples(self) -> list[tuple[float, int]]:
+        """A few PDs and the scores they get, for the page's table."""
+        return [(pd, self.scaling.score_of(pd)) for pd in SCALING_EXAMPLE_PDS]
 
     @property
     def classes(self) -> list[tuple[str, dict[str, float]]]:
@@ -62,7 +84,10 @@ class VersionFacts:
 
 
 def gain_by_feature(model: LoadedModel) -> dict[str, float]:
-    """Total gain of each model input, by the FeatureSpec's output name."""
+    """Total gain of each model input, by the FeatureSpec's output name (none for a
+    scorecard: its card shows its points table instead)."""
+    if model.booster is None:
+        return {}
     names = model.spec.output_columns
     gain = model.booster.get_score(importance_type="total_gain")
     out = {}
@@ -104,7 +129,14 @@ def version_facts(registry: ModelRegistry, name: str, ref: str | int) -> Version
         dataset,
         note,
         report_charts(report, gain, schema=model.schema),
-        missing_as=model.spec.missing_treatment(),
+        missing_as=(
+            missing_treatment(model.scorecard)
+            if model.scorecard is not None
+            else model.spec.missing_treatment()
+        ),
+        scaling=model.scaling,
+        scaling_recorded=SCALING_FILE in model.manifest.files,
+        scorecard=model.scorecard,
     )
 
 
@@ -183,7 +215,7 @@ def monitoring_plan(facts: VersionFacts, settings: Settings) -> list[tuple[str, 
     labelled = (matrix.tp + matrix.fp) / max(matrix.tn + matrix.fp + matrix.fn + matrix.tp, 1)
     return [
         (
-            "PSI of the score, CSI of each feature, over the last "
+            "PSI of the probability of default, CSI of each feature, over the last "
             f"{hours:g} hours of the prediction log",
             f"< {STABLE} stable; {STABLE} to {SHIFT} investigate; > {SHIFT} shift",
             "Investigate the features that moved; above the shift band, retrain on recent loans "

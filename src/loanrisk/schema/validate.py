@@ -248,6 +248,8 @@ def _boolean(
     raw: pd.Series[Any], spec: Column, errors: _Problems, report: ValidationReport
 ) -> np.ndarray[Any, np.dtype[np.float64]]:
     codes, tokens = _tokens(raw)
+    if pd.api.types.is_float_dtype(raw.dtype):  # numbers (a stored split's 0/1): 1.0 is true
+        tokens = [t.removesuffix(".0") for t in tokens]
     lookup = np.array(
         [
             1.0 if t in TRUE_TOKENS else 0.0 if t in FALSE_TOKENS else np.nan if not t else -1.0

@@ -127,7 +127,8 @@ class Metrics:
         self.psi = Gauge(
             "loanrisk_psi",
             "Stability index of the served version's recent loans against its training data: "
-            'PSI of the score (feature="score") and CSI of each feature.',
+            'PSI of the probability of default (feature="probability") and CSI of each '
+            "feature.",
             ["model", "version", "feature"],
             registry=r,
             multiprocess_mode="livemax",
@@ -164,7 +165,7 @@ class Metrics:
 
     def drift(self, report: DriftReport) -> None:
         """Set the stability gauges from a drift report (nothing when the window is empty)."""
-        items = ([report.score] if report.score else []) + report.features
+        items = ([report.probability] if report.probability else []) + report.features
         for item in items:
             self.psi.labels(report.model, str(report.version), item.name).set(item.index)
         self.bad_items("drift", report.problems)

@@ -25,7 +25,6 @@ import re
 from typing import Literal
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from loanrisk.data.datasets import MANIFEST, DatasetCatalogue
@@ -42,6 +41,7 @@ from loanrisk.registry.aliases import ALIAS_RECORD
 from loanrisk.registry.models import MANIFEST_FILE, ModelRegistry
 from loanrisk.settings import Settings
 from loanrisk.storage.base import Storage
+from loanrisk.storage.parquet import read_parquet
 
 #: What a bad item is: a model version's file or manifest, an alias record, a dataset's file
 #: or manifest, a job record, a prediction-log file, a symlink leading out of the storage.
@@ -327,7 +327,7 @@ def _check_log(walk: _Walk, directory: str) -> None:
     for path in paths:
         walk.checked.log_files += 1
         try:
-            pq.read_table(pa.BufferReader(walk.storage.read_bytes(path)), schema=COLUMNS)
+            read_parquet(walk.storage, path, schema=COLUMNS)
         except (NotFound, PathNotAllowed):
             continue  # compacted while the check ran, or a link the link check names
         except LoanRiskError as exc:

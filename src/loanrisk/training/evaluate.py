@@ -33,8 +33,8 @@ from loanrisk.registry.report import (
     ConfusionMatrix,
     EvaluationReport,
     GradeRow,
+    ProbabilityDistribution,
     RocCurve,
-    ScoreDistribution,
 )
 from loanrisk.validation import Backtest, backtest
 
@@ -106,7 +106,7 @@ def evaluate(
         ),
         calibration=calibration,
         ece=expected_calibration_error(calibration),
-        score_distribution=ScoreDistribution(
+        probability_distribution=ProbabilityDistribution(
             edges=[float(x) for x in score_edges], non_default=counts(0), default=counts(1)
         ),
         rows=int(labels.size),

@@ -15,7 +15,7 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -28,20 +28,18 @@ from loanrisk.contracts import TrainingRequest as TrainingRequest
 from loanrisk.contracts import TrainingResult as TrainingResult
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.data.split import split_indices
-from loanrisk.errors import Conflict, InvalidInput, NotFound, naming
+from loanrisk.errors import InvalidInput, NotFound, naming
 from loanrisk.features.spec import FeatureSpec
 from loanrisk.features.transform import FeatureTransformer
-from loanrisk.inference.scorer import Scorer, check_servable
 from loanrisk.monitoring.profile import profile_of, profile_sample
 from loanrisk.registry.calibration import Calibration, check_calibration_size, fit_calibration
 from loanrisk.registry.manifest import DistributedRun
-from loanrisk.registry.masterscale import MasterScale
 from loanrisk.registry.models import (
     CALIBRATION_FILE,
     MASTER_SCALE_FILE,
-    PRODUCTION,
     PROFILE_FILE,
     REASONS_FILE,
+    SCALING_FILE,
     LoadedModel,
     ModelRegistry,
 )
@@ -50,16 +48,14 @@ from loanrisk.registry.report import (
     CalibrationFigures,
     CalibrationStep,
     EvaluationReport,
-    NotAssessed,
-    ParityReport,
 )
 from loanrisk.schema import LoanSchema, incompatibilities
-from loanrisk.schema.model import PrivilegedGroup
 from loanrisk.storage.base import Storage
-from loanrisk.training.evaluate import band_table, development_backtest, evaluate, grade_table
-from loanrisk.training.fairness import describe_group, parity_report, privileged_mask
+from loanrisk.training.assess import assessed, promoted
+from loanrisk.training.evaluate import evaluate
 from loanrisk.training.monotone import check as monotone_check
 from loanrisk.training.monotone import constrained_spec, constraint_param, constraint_vector
+from loanrisk.training.scorecard import check_kind, train_scorecard
 from loanrisk.training.train import DEFAULT_PARAMS, RoundProgress, train_booster
 
 if TYPE_CHECKING:
@@ -135,6 +131,7 @@ def prepare(request: TrainingRequest, storage: Storage) -> Prepared:
     _check_calibration_request(request, dataset)
     registry = ModelRegistry(storage, request.model_directory)
     parent = _load_parent(registry, request)
+    check_kind(request, parent)
     if parent is not None:
         problems = incompatibilities(parent.schema, schema)
         if problems:
@@ -196,7 +193,11 @@ def evaluate_and_publish(
     training rows the request's calibration is fitted on. ``distributed`` (the Dask path)
     is recorded in the manifest.
     """
-    parent_rounds = prepared.parent.booster.num_boosted_rounds() if prepared.parent else 0
+    parent_rounds = (
+        prepared.parent.require_booster("continued training").num_boosted_rounds()
+        if prepared.parent
+        else 0
+    )
     trained_rounds = booster.num_boosted_rounds() - parent_rounds
     if best_iteration is not None:
         booster = booster[: best_iteration + 1]
@@ -222,7 +223,7 @@ def evaluate_and_publish(
     probability = uncalibrated if calibration is None else calibration.apply(uncalibrated)
     labels = test[prepared.schema.label_name].to_numpy()
     evaluated = evaluate(labels, probability, threshold=request.threshold)
-    policy = request.policy  # recorded with the version: the report shows it at work
+    policy = request.policy
     step = None
     if calibration is not None:
         step = _calibration_step(
@@ -236,27 +237,15 @@ def evaluate_and_publish(
         enforced=request.monotone,
         seed=request.seed,
     )
-    fairness, unassessed = [], _unassessed(request, prepared.schema)
-    for column, group in _fairness_groups(request, prepared.schema):
-        try:
-            fairness.append(_fairness(request, column, group, labels, test, probability))
-        except InvalidInput as exc:  # e.g. a rule no test loan meets: said, not fatal
-            unassessed.append(NotAssessed(attribute=column, reason=exc.message))
-    report = evaluated.model_copy(
-        update={
-            "policy": policy,
-            "bands": band_table(
-                labels, probability, cutoffs=policy.band_cutoffs, names=policy.band_names
-            ),
-            "master_scale": request.master_scale.name,
-            "grades": grade_table(labels, probability, request.master_scale),
-            "backtest": _backtest_json(labels, probability, request.master_scale),
-            "calibration_step": step,
-            "monotonicity": monotonicity,
-            "fairness": fairness[0] if fairness else None,
-            "fairness_by_attribute": {f.attribute: f for f in fairness} or None,
-            "fairness_not_assessed": unassessed or None,
-        }
+    report = assessed(
+        request,
+        prepared.schema,
+        labels,
+        probability,
+        test,
+        evaluated,
+        calibration_step=step,
+        monotonicity=monotonicity,
     )
     timings["evaluate"] = time.perf_counter() - clock
 
@@ -322,6 +311,7 @@ def evaluate_and_publish(
         seed=request.seed,
         nthread=nthread,
         calibration=calibration,
+        scaling=request.scaling,
     )
     del profile_rows
     registry = prepared.registry
@@ -336,41 +326,17 @@ def evaluate_and_publish(
             PROFILE_FILE: profile.model_dump_json().encode(),
             REASONS_FILE: prepared.reasons.model_dump_json(indent=2).encode(),
             MASTER_SCALE_FILE: request.master_scale.to_json().encode(),
+            SCALING_FILE: request.scaling.to_json().encode(),
             **({CALIBRATION_FILE: calibration.to_json().encode()} if calibration else {}),
         },
     )
-    promote = request.promote
-    if promote is None:
-        promote = not registry.has_alias(request.model_name, PRODUCTION)
-    not_promoted = None
-    if promote:
-        reason = "trained with promote" if request.promote else "the model's first production"
-        try:  # loaded and scored as the service will: an unservable version is never promoted
-            registry.promote(
-                request.model_name,
-                manifest.version,
-                PRODUCTION,
-                by="training",
-                reason=reason,
-                check=lambda model: check_servable(Scorer(model)),
-            )
-        except Conflict as exc:
-            promote, not_promoted = False, exc.message
-            log.warning("published but not promoted: %s", exc.message)
+    promote, not_promoted = promoted(request, registry, manifest.version)
     # The stored manifest has every stage but publishing itself; the caller gets that too.
     timings = {**manifest.timings, "publish": round(time.perf_counter() - clock, 4)}
     manifest = manifest.model_copy(update={"timings": timings})
     return TrainingResult(
         manifest=manifest, report=report, promoted=promote, not_promoted=not_promoted
     )
-
-
-def _backtest_json(
-    labels: np.ndarray, probability: np.ndarray, scale: MasterScale
-) -> dict[str, JsonValue] | None:
-    """The development backtest as the report stores it (None for a one-grade scale)."""
-    result = development_backtest(labels, probability, scale)
-    return None if result is None else result.model_dump(mode="json")
 
 
 def _calibration_step(
@@ -407,11 +373,24 @@ def run_training(
     """Train, evaluate on the dataset's test split, publish a new version, maybe promote it.
 
     ``promote=None`` promotes to ``production`` only when the model has no production version
-    yet. A cancelled or failed training publishes nothing.
+    yet. A cancelled or failed training publishes nothing. ``kind: scorecard`` trains a
+    scorecard on the same dataset and split instead (:mod:`loanrisk.training.scorecard`).
     """
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     prepared = prepare(request, storage)
+    if request.kind == "scorecard":
+        return train_scorecard(
+            request,
+            catalogue=prepared.catalogue,
+            dataset=prepared.dataset,
+            registry=prepared.registry,
+            schema=prepared.schema,
+            spec=prepared.spec,
+            reasons=prepared.reasons,
+            nthread=nthread,
+            should_cancel=should_cancel,
+        )
     train = prepared.catalogue.load_split(prepared.dataset.id, "train")
     timings["load"] = time.perf_counter() - clock
 
@@ -501,49 +480,3 @@ def _check_fairness_request(
             "a protected attribute needs the privileged value",
             details={"field": "privileged_value"},
         )
-
-
-def _fairness_groups(
-    request: TrainingRequest, schema: LoanSchema
-) -> list[tuple[str, str | PrivilegedGroup]]:
-    """(attribute, privileged group) pairs to report parity for: the request's, else every
-    protected column of the schema that declares its privileged group."""
-    if request.protected_attribute is not None:
-        declared = schema.by_name.get(request.protected_attribute)
-        value = request.privileged_value or (declared.privileged if declared else None)
-        assert value is not None  # checked by _check_fairness_request
-        return [(request.protected_attribute, value)]
-    return [(c.name, c.privileged) for c in schema.protected if c.privileged is not None]
-
-
-def _unassessed(request: TrainingRequest, schema: LoanSchema) -> list[NotAssessed]:
-    """Protected columns no parity was computed for, and why (the card says so)."""
-    if request.protected_attribute is not None:
-        return []
-    return [
-        NotAssessed(
-            attribute=c.name,
-            reason="no privileged group declared (privileged: a value, values or a min/max range)",
-        )
-        for c in schema.protected
-        if c.privileged is None
-    ]
-
-
-def _fairness(
-    request: TrainingRequest,
-    column: str,
-    group: str | PrivilegedGroup,
-    labels: np.ndarray,
-    test: Any,
-    probability: np.ndarray,
-) -> ParityReport:
-    privileged = privileged_mask(test[column], group)
-    return parity_report(
-        labels,
-        probability,
-        privileged,
-        attribute=column,
-        privileged_value=describe_group(group),
-        threshold=request.threshold,
-    )

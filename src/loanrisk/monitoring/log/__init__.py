@@ -9,11 +9,12 @@ after its host, pid and a random token, so writers never contend; any process re
 file of a model as one table. A row (:data:`COLUMNS`) holds the time, the request id, the
 caller's loan id, the model, version and backend, where it was scored (``source``), the loan
 as received (``features``, JSON: it round-trips exactly), the probability, label and band, the
-``grade`` of the version's master scale, and the ``role`` of the version that scored it:
+``grade`` of the version's master scale, the ``score`` in whole points of the version's
+scaling, and the ``role`` of the version that scored it:
 ``champion`` (the served alias), ``canary`` (a share of loans answered by the canary alias) or
 ``shadow`` (scored alongside, never returned; its rows share the request id and loan id of the
 answer's). Files written before roles existed read as ``champion``; files written before
-grades existed read with ``grade`` null.
+grades (scores) existed read with ``grade`` (``score``) null.
 
 This package holds the format; :mod:`~loanrisk.monitoring.log.writer` writes the log (off the
 request path), :mod:`~loanrisk.monitoring.log.reader` reads windows of it for reports, and
@@ -47,6 +48,7 @@ COLUMNS = pa.schema(
         ("band", pa.string()),
         ("role", pa.string()),
         ("grade", pa.string()),
+        ("score", pa.int64()),
     ]
 )
 

@@ -6,11 +6,11 @@ from collections.abc import Iterator, Sequence
 from datetime import date
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from loanrisk.errors import NotFound, StorageError, describe_error
 from loanrisk.monitoring.log import COLUMNS
 from loanrisk.storage.base import Storage
+from loanrisk.storage.parquet import read_parquet
 from loanrisk.storage.problems import Problem
 
 
@@ -59,7 +59,9 @@ def read_file_or_skip(
 
 
 def read_file(storage: Storage, path: str, columns: Sequence[str] | None = None) -> pa.Table:
-    return pq.read_table(pa.BufferReader(storage.read_bytes(path)), schema=COLUMNS, columns=columns)
+    """The log file ``path`` in the log's format (``columns``: only those), read from memory
+    Arrow owns (:mod:`loanrisk.storage.parquet` says why)."""
+    return read_parquet(storage, path, schema=COLUMNS, columns=columns)
 
 
 def _day(value: str) -> date | None:

@@ -32,6 +32,7 @@ from loanrisk.errors import NotFound
 from loanrisk.monitoring.log._files import day_files, read_file
 from loanrisk.monitoring.log._lock import erasing_outcomes, maintaining
 from loanrisk.storage.base import Storage
+from loanrisk.storage.parquet import read_parquet
 from loanrisk.storage.problems import Problem, ProblemKind
 
 log = logging.getLogger("loanrisk.monitoring")
@@ -153,7 +154,7 @@ def _erase_in(
             if log_format:
                 ids = read_file(storage, path, ["loan_id"])
             else:
-                ids = pq.read_table(pa.BufferReader(storage.read_bytes(path)), columns=["loan_id"])
+                ids = read_parquet(storage, path, columns=["loan_id"])
         except Exception as exc:  # one bad file never stops the erasure (reported)
             log.warning("erasure: %s could not be read: %s", path, exc)
             message = (
@@ -164,11 +165,7 @@ def _erase_in(
             continue
         if not _without(ids, loan_id)[1]:
             continue
-        whole = (
-            read_file(storage, path)
-            if log_format
-            else pq.read_table(pa.BufferReader(storage.read_bytes(path)))
-        )
+        whole = read_file(storage, path) if log_format else read_parquet(storage, path)
         kept, found = _without(whole, loan_id)
         _rewrite(storage, path, kept)
         rows += found

@@ -7,6 +7,7 @@ loan (:func:`read_window`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -18,6 +19,7 @@ import pyarrow.compute as pc
 from loanrisk.errors import InvalidInput
 from loanrisk.monitoring.log import CHAMPION, COLUMNS
 from loanrisk.monitoring.log._files import day_files, read_file_or_skip
+from loanrisk.schema import header_name
 from loanrisk.storage.base import Storage
 from loanrisk.storage.problems import Problem
 
@@ -46,6 +48,17 @@ class LogWindow:
 SAMPLE_KEY = ("request_id", "features")
 _HASH = "_hash"
 _MAX_SHIFT = 60
+
+
+def logged_features(texts: Iterable[str]) -> pd.DataFrame:
+    """The loans of a log window's ``features`` column (JSON objects, one per row) as one
+    frame, each key matched as validation matches a header (:func:`header_name`: trimmed,
+    lower case). Loans scored from a file keep its header's spelling (``ID_SHOP``) and loans
+    sent as JSON their own (``id_shop``); read as they are, one window holding both would
+    have every attribute twice."""
+    return pd.DataFrame.from_records(
+        [{header_name(key): value for key, value in json.loads(text).items()} for text in texts]
+    )
 
 
 def read_log(

@@ -127,6 +127,11 @@ def _append_rows(item: Scored, out: dict[str, list[Any]], personal: PersonalFiel
         out["grade"] += (
             results["grade"].astype(str).tolist() if "grade" in results else [None] * len(results)
         )
+        out["score"] += (
+            results["score"].to_numpy(dtype=np.int64).tolist()
+            if "score" in results
+            else [None] * len(results)
+        )
     else:
         loans = item.loans
         assert not isinstance(loans, pd.DataFrame)
@@ -137,6 +142,7 @@ def _append_rows(item: Scored, out: dict[str, list[Any]], personal: PersonalFiel
             out["label"].append(result.label)
             out["band"].append(result.band)
             out["grade"].append(result.grade)
+            out["score"].append(result.score)
     encode = _ENCODER.encode
     for record in records:
         loan_id = next((record[f] for f in item.id_fields if record.get(f) is not None), None)

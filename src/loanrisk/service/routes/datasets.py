@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_serializer
 from starlette.concurrency import run_in_threadpool
 
 from loanrisk.contracts import STUDY_NAME, DatasetManifest, LabelRates, RowCounts, TuneOptions
+from loanrisk.data.characteristics import Characteristics, characteristics, limits_of
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import InvalidInput, NotFound, naming
 from loanrisk.requests import process_data_job, tune_job
@@ -214,6 +215,29 @@ async def get_quality(
     catalogue = DatasetCatalogue(storage, storage.resolve(directory))
     manifest = await run_in_threadpool(catalogue.resolve, dataset_id)
     return DatasetQuality(id=manifest.id, quality=manifest.quality)
+
+
+@router.get(
+    "/{dataset_id}/characteristics",
+    summary="A dataset's characteristic analysis (bins, WoE, IV)",
+    responses={404: {"description": "no such dataset"}},
+)
+async def get_characteristics(
+    dataset_id: str, services: ServicesDep, directory: Directory = "data"
+) -> Characteristics:
+    """Each feature attribute of the train split binned (optimal binning with optbinning,
+    constrained to the schema's declared direction of risk; special codes and missing in bins
+    of their own): counts, event rate, WoE, IV, Gini and quality flags, with the attributes
+    ranked by IV (docs/scorecard.md#characteristic-analysis). Computed on the first request
+    (on at most ``LOANRISK_BINNING_MAX_ROWS`` loans) and stored with the dataset; later
+    requests read it. ``latest`` names the newest dataset."""
+    storage = services.storage
+    with naming("directory"):
+        root = storage.resolve(directory)
+    catalogue = DatasetCatalogue(storage, root)
+    limits = limits_of(services.settings)
+    with naming("dataset_id"):
+        return await run_in_threadpool(characteristics, catalogue, dataset_id, limits=limits)
 
 
 class TuneBody(TuneOptions):

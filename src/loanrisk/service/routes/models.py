@@ -62,6 +62,7 @@ class TrainBody(TrainingOptions):
                         ],
                     }
                 },
+                {"scaling": {"points": 600, "odds": 50, "pdo": 20}},
             ]
         },
     )

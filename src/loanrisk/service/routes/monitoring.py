@@ -22,6 +22,7 @@ from loanrisk.monitoring.outcomes import (
     read_outcome_csv,
 )
 from loanrisk.monitoring.performance import PerformanceReport
+from loanrisk.monitoring.points import PointsReport, points_for
 from loanrisk.monitoring.reports import (
     BACKTEST_DAYS,
     add_outcomes,
@@ -66,7 +67,8 @@ async def get_drift(
     version: VersionRef = None,
     model_directory: ModelDir = None,
 ) -> DriftReport:
-    """PSI of the score and CSI of each feature, worst first, for the loans the version
+    """PSI of the probability of default (``probability``) and CSI of each feature, worst
+    first, for the loans the version
     scored in ``[since, until)`` against its training profile; each with its band (< 0.1
     stable, 0.1 to 0.25 investigate, > 0.25 shift) and the shares per bin. Past
     ``LOANRISK_MONITOR_MAX_ROWS`` loans the shares come from a uniform sample: ``rows``
@@ -88,6 +90,45 @@ async def get_drift(
         max_rows=settings.monitor_max_rows,
     )
     services.metrics.bad_items("drift", report.problems)
+    return report
+
+
+@router.get(
+    "/v1/models/{name}/drift/points",
+    summary="Stability in points: the score and each scorecard attribute",
+    response_model=PointsReport,
+)
+async def get_points_drift(
+    name: str,
+    services: ServicesDep,
+    since: Since = None,
+    until: Until = None,
+    version: VersionRef = None,
+    model_directory: ModelDir = None,
+) -> PointsReport:
+    """optbinning's scorecard monitoring for the loans the version scored in ``[since,
+    until)``: ``system``, the PSI of the score (points) per score bin and in total against
+    the development sample (the bins CART found on it at training; older versions: its
+    probability bins read in points, ``source: probability``); for a scorecard version,
+    ``characteristics``, per attribute the PSI over its bins and the points shift, sum of
+    (actual - expected share) x bin points, largest shift first (an XGBoost version:
+    ``characteristics_note`` says why none). Bands as in the drift report; sampling and
+    ``problems`` as there."""
+    settings = services.settings
+    start, end = window(since, until)
+    registry = registry_of(services, model_directory)
+    report = await run_in_threadpool(
+        points_for,
+        services.storage,
+        registry,
+        services.storage.resolve(settings.log_directory),
+        check_name("model", name),
+        version or settings.model_alias,
+        since=start,
+        until=end,
+        max_rows=settings.monitor_max_rows,
+    )
+    services.metrics.bad_items("points", report.problems)
     return report
 
 

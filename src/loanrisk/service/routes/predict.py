@@ -209,7 +209,8 @@ async def predict(request: Request, services: ServicesDep) -> Response:
     "top_k", "on_error", "decline_reasons"}``) or as CSV (``Content-Type: text/csv``, the
     same options as query parameters; CSV back unless ``Accept: application/json``). Each
     result: probability of default, label, band, grade (of the version's master scale),
-    warnings; with ``explain``, the reasons; with ``decline_reasons``, what a declined loan's
+    score (whole points of the version's scaling), warnings; with ``explain``, the reasons
+    (each with the points it cost); with ``decline_reasons``, what a declined loan's
     adverse-action notice states. Bad loans:
     422 naming record and field, or, with ``on_error: "skip"``, scored without them and
     listed in ``rejected``. No model: 409."""

@@ -1,0 +1,61 @@
+"""PAKDD 2009 through the real path: draft its schema, apply the reviewer's patch, process it
+(docs/schema.md), then the characteristic analysis of the dataset (docs/scorecard.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from loanrisk.binning import BinningLimits
+from loanrisk.data.characteristics import characteristics
+from loanrisk.data.datasets import DatasetCatalogue
+from loanrisk.storage import FsspecStorage
+from tests.test_cli import run
+from tests.test_pakdd_journey import PAKDD, REVIEW, reviewed
+
+
+@pytest.mark.slow
+def test_the_pakdd_dataset_is_analysed_through_the_real_path(tmp_path: Path) -> None:
+    assert PAKDD.is_file(), f"the PAKDD 2009 file is expected at {PAKDD}"
+    drafted = run("schema", "infer", str(PAKDD), "--output", str(tmp_path / "draft.yaml"))
+    assert drafted.returncode == 0, drafted.stderr
+    draft = yaml.safe_load((tmp_path / "draft.yaml").read_text())
+    schema_file = tmp_path / "pakdd.yaml"
+    patch = yaml.safe_load(REVIEW.read_text())
+    schema_file.write_text(yaml.safe_dump(reviewed(draft, patch), sort_keys=False))
+    store = tmp_path / "store"
+    processed = run(
+        "data",
+        "process",
+        str(PAKDD),
+        "--schema",
+        str(schema_file),
+        "--skip-bad-rows",
+        "--storage",
+        str(store),
+        "--json",
+    )
+    assert processed.returncode == 0, processed.stderr
+    dataset = json.loads(processed.stdout)["id"]
+    catalogue = DatasetCatalogue(FsspecStorage(str(store)), "data")
+    schema = catalogue.load_schema(dataset)
+    analysis = characteristics(catalogue, dataset, limits=BinningLimits(max_rows=20_000))
+    assert analysis.fitted_rows == 20_000 and analysis.sampled
+    assert [a.name for a in analysis.attributes] == list(schema.feature_names)
+    ivs = [r.iv for r in analysis.ranking]
+    assert ivs == sorted(ivs, reverse=True) and ivs[0] > 0.02
+    for column in schema.features:
+        attribute = next(a for a in analysis.attributes if a.name == column.name)
+        assert sum(b.count for b in attribute.bins) == 20_000
+        if column.risk is not None:
+            rates = [b.event_rate for b in attribute.bins[: attribute.regular] if b.count]
+            assert rates == sorted(rates, reverse=column.risk == "decreasing"), column.name
+    profession = next(a for a in analysis.attributes if a.name == "profession_code")
+    # Processing turned the code 999 (treated as missing) into missing values: its bin is
+    # declared and empty, its loans are in the missing bin.
+    assert [b.kind for b in profession.bins][-2:] == ["special", "missing"]
+    assert profession.bins[-2].code == 999.0 and profession.bins[-2].count == 0
+    assert profession.bins[-1].count > 0
