@@ -171,6 +171,7 @@ def test_train_continue_promote_and_roll_back(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert "model loan-default version 1" in first.stdout
     assert "production │ promoted" in first.stdout
+    assert "points     │ 600 at good:bad odds 50:1, 20 to double the odds" in first.stdout
     second = run(
         "train",
         *storage,

@@ -106,6 +106,13 @@ def train_summary(manifest: ModelManifest, report: EvaluationReport, promoted: b
                 for b in report.bands
             ),
         )
+    scaling = (manifest.request or {}).get("scaling")
+    if isinstance(scaling, dict):
+        table.add_row(
+            "points",
+            f"{scaling['points']:g} at good:bad odds {scaling['odds']:g}:1, "
+            f"{scaling['pdo']:g} to double the odds",
+        )
     if report.grades:
         table.add_row(
             "grades",
