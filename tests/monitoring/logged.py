@@ -3,13 +3,16 @@ retention and erasure (no model needed: a batch's frame path of the writer)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime
 
 import pandas as pd
 
 from loanrisk.monitoring.log import SHADOW
+from loanrisk.monitoring.log.reader import read_log
 from loanrisk.monitoring.log.writer import PredictionLog, Scored
+from loanrisk.storage import Storage
 from tests.builtin import EXAMPLE_LOAN
 
 
@@ -46,3 +49,17 @@ def write_file(log: PredictionLog, *items: Scored) -> None:
     for item in items:
         log.record(item)
     log.flush()
+
+
+def wait_for_loans(
+    storage: Storage, loan_ids: Sequence[str], *, model: str = "loan-default"
+) -> pd.DataFrame:
+    """The prediction log's rows of ``model`` once every one of ``loan_ids`` is on it (the
+    log is written off the response path), or as they stand after 20 s."""
+    directory = storage.resolve("prediction-log")
+    deadline = time.monotonic() + 20
+    rows = read_log(storage, directory, model=model)
+    while time.monotonic() < deadline and rows["loan_id"].isin(loan_ids).sum() < len(loan_ids):
+        time.sleep(0.1)
+        rows = read_log(storage, directory, model=model)
+    return rows

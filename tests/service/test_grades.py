@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +29,7 @@ from loanrisk.data.process import process_dataset
 from loanrisk.data.sample import generate_sample
 from loanrisk.inference.scorer import Scorer
 from loanrisk.monitoring.log import COLUMNS
-from loanrisk.monitoring.log.reader import read_log, read_window
+from loanrisk.monitoring.log.reader import read_window
 from loanrisk.registry import ModelRegistry
 from loanrisk.registry.masterscale import DEFAULT_SCALE, MasterScale, parse_master_scale
 from loanrisk.registry.models import MASTER_SCALE_FILE
@@ -43,6 +42,8 @@ from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, MemoryStorage
 from loanrisk.training.job import TrainingRequest, run_training
 from loanrisk.validation import Backtest
+from tests.builtin import oip_inputs
+from tests.monitoring.logged import wait_for_loans
 
 #: A bank's own scale, as its file gives it (percentages).
 SCALE = parse_master_scale(
@@ -138,16 +139,7 @@ def test_csv_results_carry_a_grade_column(client: TestClient, scored: list[dict[
 def test_oip_answers_a_grade_tensor_by_default(
     client: TestClient, scored: list[dict[str, Any]]
 ) -> None:
-    inputs = [
-        {
-            "name": c.name,
-            "shape": [len(RECORDS)],
-            "datatype": "BYTES" if c.type in ("categorical", "ordinal") else "FP64",
-            "data": [r[c.name] for r in RECORDS],
-        }
-        for c in builtin_schema().features
-    ]
-    response = client.post("/v2/models/loan-default/infer", json={"inputs": inputs})
+    response = client.post("/v2/models/loan-default/infer", json={"inputs": oip_inputs(RECORDS)})
     assert response.status_code == 200, response.text
     outputs = {o["name"]: o for o in response.json()["outputs"]}
     assert (outputs["grade"]["datatype"], outputs["grade"]["shape"]) == ("BYTES", [len(RECORDS)])
@@ -159,15 +151,7 @@ def test_oip_answers_a_grade_tensor_by_default(
 def test_the_prediction_log_records_each_loans_grade(
     root: Path, client: TestClient, scored: list[dict[str, Any]]
 ) -> None:
-    storage = FsspecStorage(str(root))
-    directory = storage.resolve("prediction-log")
-    deadline = time.monotonic() + 20
-    rows = pd.DataFrame()
-    while time.monotonic() < deadline:
-        rows = read_log(storage, directory, model="loan-default")
-        if rows["loan_id"].isin([r["id"] for r in RECORDS]).sum() >= len(RECORDS):
-            break
-        time.sleep(0.1)
+    rows = wait_for_loans(FsspecStorage(str(root)), [r["id"] for r in RECORDS])
     assert len(rows) >= len(RECORDS)
     assert rows["grade"].notna().all()
     expected = [SCALE.grade_of(p) for p in rows["probability"]]

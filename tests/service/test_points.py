@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +34,7 @@ from loanrisk.features.transform import FeatureTransformer
 from loanrisk.inference.explain import attribute_contributions
 from loanrisk.inference.scorer import Scorer
 from loanrisk.monitoring.log import COLUMNS
-from loanrisk.monitoring.log.reader import read_log, read_window
+from loanrisk.monitoring.log.reader import read_window
 from loanrisk.registry import ModelRegistry
 from loanrisk.registry.models import SCALING_FILE
 from loanrisk.registry.scaling import DEFAULT_SCALING, Scaling, ScalingOptions
@@ -47,6 +46,8 @@ from loanrisk.service.routes.models import TrainBody
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, MemoryStorage
 from loanrisk.training.job import TrainingRequest, run_training
+from tests.builtin import oip_inputs
+from tests.monitoring.logged import wait_for_loans
 
 #: How far (points) float32 TreeSHAP sums may be from the exact score: XGBoost adds its
 #: contributions in single precision.
@@ -163,16 +164,7 @@ def test_frames_score_as_records_do(root: Path, scored: list[dict[str, Any]]) ->
 def test_oip_answers_a_score_tensor_by_default(
     client: TestClient, scored: list[dict[str, Any]]
 ) -> None:
-    inputs = [
-        {
-            "name": c.name,
-            "shape": [len(RECORDS)],
-            "datatype": "BYTES" if c.type in ("categorical", "ordinal") else "FP64",
-            "data": [r[c.name] for r in RECORDS],
-        }
-        for c in builtin_schema().features
-    ]
-    response = client.post("/v2/models/loan-default/infer", json={"inputs": inputs})
+    response = client.post("/v2/models/loan-default/infer", json={"inputs": oip_inputs(RECORDS)})
     assert response.status_code == 200, response.text
     outputs = {o["name"]: o for o in response.json()["outputs"]}
     assert (outputs["score"]["datatype"], outputs["score"]["shape"]) == ("INT64", [len(RECORDS)])
@@ -184,15 +176,7 @@ def test_oip_answers_a_score_tensor_by_default(
 def test_the_prediction_log_records_each_loans_score(
     root: Path, client: TestClient, scored: list[dict[str, Any]]
 ) -> None:
-    storage = FsspecStorage(str(root))
-    directory = storage.resolve("prediction-log")
-    deadline = time.monotonic() + 20
-    rows = pd.DataFrame()
-    while time.monotonic() < deadline:
-        rows = read_log(storage, directory, model="loan-default")
-        if rows["loan_id"].isin([r["id"] for r in RECORDS]).sum() >= len(RECORDS):
-            break
-        time.sleep(0.1)
+    rows = wait_for_loans(FsspecStorage(str(root)), [r["id"] for r in RECORDS])
     assert len(rows) >= len(RECORDS)
     assert rows["score"].notna().all()
     assert rows["score"].astype(int).tolist() == [SCALING.score_of(p) for p in rows["probability"]]
