@@ -4,7 +4,9 @@ realized performance, and the backtest of a version per grade (docs/validation.m
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Literal
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -44,7 +46,7 @@ from loanrisk.service.bodies import (
 from loanrisk.service.deps import ServicesDep
 from loanrisk.service.routes.models import DATASET_ID, ModelDir, VersionRef
 from loanrisk.serving.auth import ADMIN
-from loanrisk.serving.state import registry_of
+from loanrisk.serving.state import Services, registry_of
 from loanrisk.validation.window import BacktestReport, Window, backtest_for, previous_window
 
 router = APIRouter(tags=["monitoring"], dependencies=[require(ADMIN)])
@@ -52,6 +54,36 @@ Since = Annotated[
     IsoMoment | None, Query(description="Window start, ISO 8601 (default: 30 days ago).")
 ]
 Until = Annotated[IsoMoment | None, Query(description="Window end, ISO 8601 (default: now).")]
+#: A report of a window of the log that names its unreadable items (``problems``).
+ReportT = TypeVar("ReportT", DriftReport, PointsReport)
+
+
+async def _window_report(
+    build: Callable[..., ReportT],
+    view: str,
+    services: Services,
+    name: str,
+    window_of: tuple[datetime | None, datetime | None],
+    version: str | None,
+    model_directory: str | None,
+) -> ReportT:
+    """A report of a window of the log (drift, points), built off the event loop; its
+    unreadable items counted under the metrics ``view``."""
+    settings = services.settings
+    start, end = window(*window_of)
+    report = await run_in_threadpool(
+        build,
+        services.storage,
+        registry_of(services, model_directory),
+        services.storage.resolve(settings.log_directory),
+        check_name("model", name),
+        version or settings.model_alias,
+        since=start,
+        until=end,
+        max_rows=settings.monitor_max_rows,
+    )
+    services.metrics.bad_items(view, report.problems)
+    return report
 
 
 @router.get(
@@ -75,22 +107,9 @@ async def get_drift(
     counts every loan, ``sampled`` how many were read (null: all). Log files that cannot be
     read (and a stored profile that cannot, replaced by one made from the training data) are
     skipped and named in ``problems``."""
-    settings = services.settings
-    start, end = window(since, until)
-    registry = registry_of(services, model_directory)
-    report = await run_in_threadpool(
-        drift_for,
-        services.storage,
-        registry,
-        services.storage.resolve(settings.log_directory),
-        check_name("model", name),
-        version or settings.model_alias,
-        since=start,
-        until=end,
-        max_rows=settings.monitor_max_rows,
+    return await _window_report(
+        drift_for, "drift", services, name, (since, until), version, model_directory
     )
-    services.metrics.bad_items("drift", report.problems)
-    return report
 
 
 @router.get(
@@ -114,22 +133,9 @@ async def get_points_drift(
     (actual - expected share) x bin points, largest shift first (an XGBoost version:
     ``characteristics_note`` says why none). Bands as in the drift report; sampling and
     ``problems`` as there."""
-    settings = services.settings
-    start, end = window(since, until)
-    registry = registry_of(services, model_directory)
-    report = await run_in_threadpool(
-        points_for,
-        services.storage,
-        registry,
-        services.storage.resolve(settings.log_directory),
-        check_name("model", name),
-        version or settings.model_alias,
-        since=start,
-        until=end,
-        max_rows=settings.monitor_max_rows,
+    return await _window_report(
+        points_for, "points", services, name, (since, until), version, model_directory
     )
-    services.metrics.bad_items("points", report.problems)
-    return report
 
 
 VersionOf = Annotated[str, Query(description="Version number, 'vN', 'latest' or an alias.")]
