@@ -34,12 +34,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from loanrisk.errors import InvalidInput, NotFound, StorageError, TooLarge, describe_error
+from loanrisk.errors import InvalidInput, NotFound, TooLarge
 from loanrisk.schema import invalid_from_issues
 from loanrisk.schema.model import Column, label_token
 from loanrisk.schema.validate import Issue
 from loanrisk.storage.base import Storage
-from loanrisk.storage.parquet import read_parquet
+from loanrisk.storage.parquet import read_parquet_or_skip
 from loanrisk.storage.problems import Listing, Problem
 
 COLUMNS = pa.schema(
@@ -314,22 +314,17 @@ def _outcome_tables(
         found = Listing([])
     skipped.extend(p.model_copy(update={"kind": "outcome_file"}) for p in found.problems)
     for name in sorted(n for n in found.names if n.endswith(".parquet")):
-        path = storage.join(directory, name)
-        try:
-            table = read_parquet(storage, path, schema=COLUMNS, columns=columns)
-        except NotFound:
-            continue  # removed since it was listed
-        except (pa.ArrowException, OSError, ValueError, StorageError) as exc:
-            skipped.append(
-                Problem(
-                    kind="outcome_file",
-                    path=path,
-                    message=f"not a readable outcomes file ({describe_error(exc)}): skipped; "
-                    "upload its outcomes again and remove it",
-                )
-            )
-            continue
-        yield table
+        table = read_parquet_or_skip(
+            storage,
+            storage.join(directory, name),
+            problems=skipped,
+            kind="outcome_file",
+            advice="an outcomes file skipped; upload its outcomes again and remove it",
+            schema=COLUMNS,
+            columns=columns,
+        )
+        if table is not None:
+            yield table
 
 
 def read_outcomes(

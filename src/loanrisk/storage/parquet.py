@@ -24,7 +24,9 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from loanrisk.errors import NotFound, StorageError, describe_error
 from loanrisk.storage.base import Storage
+from loanrisk.storage.problems import Problem, ProblemKind
 
 
 def arrow_owned(data: bytes) -> pa.Buffer:
@@ -65,4 +67,29 @@ def read_parquet(
     return parquet_table(storage.read_bytes(path), schema=schema, columns=columns)
 
 
-__all__ = ["arrow_owned", "parquet_table", "read_parquet"]
+def read_parquet_or_skip(
+    storage: Storage,
+    path: str,
+    *,
+    problems: list[Problem],
+    kind: ProblemKind,
+    advice: str,
+    schema: pa.Schema | None = None,
+    columns: Sequence[str] | None = None,
+) -> pa.Table | None:
+    """:func:`read_parquet`, or None when the file cannot serve: gone since it was listed
+    (nothing appended), or not a readable file of ``schema`` (truncated, not Parquet, another
+    schema; a ``kind`` problem naming it and ending with ``advice`` is appended to
+    ``problems``). One bad file never fails a listing or a report."""
+    try:
+        return read_parquet(storage, path, schema=schema, columns=columns)
+    except NotFound:
+        return None
+    except (pa.ArrowException, OSError, ValueError, StorageError) as exc:
+        problems.append(
+            Problem(kind=kind, path=path, message=f"not readable ({describe_error(exc)}): {advice}")
+        )
+        return None
+
+
+__all__ = ["arrow_owned", "parquet_table", "read_parquet", "read_parquet_or_skip"]

@@ -7,10 +7,10 @@ from datetime import date
 
 import pyarrow as pa
 
-from loanrisk.errors import NotFound, StorageError, describe_error
+from loanrisk.errors import NotFound
 from loanrisk.monitoring.log import COLUMNS
 from loanrisk.storage.base import Storage
-from loanrisk.storage.parquet import read_parquet
+from loanrisk.storage.parquet import read_parquet, read_parquet_or_skip
 from loanrisk.storage.problems import Problem
 
 
@@ -42,20 +42,16 @@ def read_file_or_skip(
 ) -> pa.Table | None:
     """:func:`read_file`, or None with a problem appended when the file is not a readable
     log file (truncated, not Parquet, another schema): one bad file never fails a report."""
-    try:
-        return read_file(storage, path, columns)
-    except NotFound:
-        return None  # compacted away since it was listed
-    except (pa.ArrowException, OSError, ValueError, StorageError) as exc:
-        problems.append(
-            Problem(
-                kind="log_file",
-                path=path,
-                message=f"not a readable prediction-log file ({describe_error(exc)}): "
-                "skipped; move it out of the log to keep its rows for inspection",
-            )
-        )
-        return None
+    return read_parquet_or_skip(
+        storage,
+        path,
+        problems=problems,
+        kind="log_file",
+        advice="a prediction-log file skipped; move it out of the log to keep its rows for "
+        "inspection",
+        schema=COLUMNS,
+        columns=columns,
+    )
 
 
 def read_file(storage: Storage, path: str, columns: Sequence[str] | None = None) -> pa.Table:
