@@ -38,6 +38,7 @@ from loanrisk.features.spec import FeatureSpec
 from loanrisk.registry.manifest import FileEntry
 from loanrisk.schema import LoanSchema, builtin_schema, parse_schema
 from loanrisk.storage.base import Storage
+from loanrisk.storage.parquet import read_parquet
 from loanrisk.storage.problems import Problem
 
 MANIFEST = "manifest.json"
@@ -202,8 +203,8 @@ class DatasetCatalogue:
         (:meth:`verify_file`)."""
         schema = self.load_schema(dataset_id)
         self.verify_file(dataset_id, f"{split}.parquet")
-        with self.storage.open_read(self.path(dataset_id, f"{split}.parquet")) as stream:
-            return conform(pd.read_parquet(stream), schema)
+        table = read_parquet(self.storage, self.path(dataset_id, f"{split}.parquet"))
+        return conform(table.to_pandas(), schema)
 
     def count_rows(self, dataset_id: str, split: Split) -> int:
         """The split's row count, from the Parquet footer (no rows read)."""
