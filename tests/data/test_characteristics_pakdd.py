@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -54,8 +55,15 @@ def test_the_pakdd_dataset_is_analysed_through_the_real_path(tmp_path: Path) -> 
             rates = [b.event_rate for b in attribute.bins[: attribute.regular] if b.count]
             assert rates == sorted(rates, reverse=column.risk == "decreasing"), column.name
     profession = next(a for a in analysis.attributes if a.name == "profession_code")
-    # Processing turned the code 999 (treated as missing) into missing values: its bin is
-    # declared and empty, its loans are in the missing bin.
+    # The code 999 (treated as missing) is a missing value in the split, as the trees see
+    # it; processing kept which loans held it, and its bin holds those of the sample.
     assert [b.kind for b in profession.bins][-2:] == ["special", "missing"]
-    assert profession.bins[-2].code == 999.0 and profession.bins[-2].count == 0
-    assert profession.bins[-1].count > 0
+    rows = catalogue.count_rows(dataset, "train")
+    taken = np.sort(np.random.default_rng(0).choice(rows, size=20_000, replace=False))
+    held = catalogue.load_special(dataset, "train", taken)
+    assert held is not None
+    split = catalogue.load_rows(dataset, "train", taken)["profession_code"]
+    assert split[held["profession_code"].notna().to_numpy()].isna().all()
+    assert profession.bins[-2].code == 999.0
+    assert profession.bins[-2].count == int((held["profession_code"] == 999.0).sum()) > 2_000
+    assert profession.bins[-1].count == int(split.isna().sum()) - profession.bins[-2].count
