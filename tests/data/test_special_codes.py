@@ -21,7 +21,7 @@ from loanrisk.contracts import DatasetManifest
 from loanrisk.data.characteristics import compute
 from loanrisk.data.datasets import DatasetCatalogue, special_file
 from loanrisk.data.process import process_dataset
-from loanrisk.schema import LoanSchema, Validated, validate_frame
+from loanrisk.schema import LoanSchema, Validated, validate_chunks, validate_frame
 from loanrisk.storage import MemoryStorage
 from tests.schema.generated import ROWS, loans_of, schemas
 
@@ -125,10 +125,8 @@ def _codes_follow_their_rows(
         assert counted == expected.to_dict()
 
 
-def test_codes_put_back_are_the_values_the_loans_held() -> None:
-    """with_codes: numbers as floats, categories as text; a loan without a code keeps its
-    value; without codes, the values as they are."""
-    schema = LoanSchema.model_validate(
+def _small_schema() -> LoanSchema:
+    return LoanSchema.model_validate(
         {
             "name": "codes",
             "columns": [
@@ -143,6 +141,12 @@ def test_codes_put_back_are_the_values_the_loans_held() -> None:
             ],
         }
     )
+
+
+def test_codes_put_back_are_the_values_the_loans_held() -> None:
+    """with_codes: numbers as floats, categories as text; a loan without a code keeps its
+    value; without codes, the values as they are."""
+    schema = _small_schema()
     raw = pd.DataFrame(
         {"months": [3, 98, None, "-1"], "job": ["a", " N/A", None, "b"], "bad": [0, 1, 0, 1]}
     )
@@ -155,3 +159,15 @@ def test_codes_put_back_are_the_values_the_loans_held() -> None:
     assert with_codes(loans.frame["job"], None).tolist() == ["A", None, None, "B"]
     scored = validate_frame(raw.drop(columns=["bad"]), schema=schema, mode="score")
     assert scored.special.columns.empty  # scoring reads codes from what was sent
+
+
+def test_a_file_read_in_chunks_keeps_each_code_on_its_loan_and_drops_it_with_a_bad_row() -> None:
+    schema = _small_schema()
+    first = pd.DataFrame({"months": [98, "x", 5], "job": ["n/a", "a", "b"], "bad": [1, 0, 0]})
+    second = pd.DataFrame({"months": [-1, 7], "job": ["a", "N/A"], "bad": [0, 1]})
+    loans = validate_chunks([(0, first), (3, second)], schema=schema, on_error="drop")
+    assert loans.row_numbers.tolist() == [1, 3, 4, 5]  # row 2 is not a number: dropped
+    months = with_codes(loans.frame["months"], loans.special["months"])
+    assert months.tolist() == [98.0, 5.0, -1.0, 7.0]
+    assert with_codes(loans.frame["job"], loans.special["job"]).tolist() == ["N/A", "B", "A", "N/A"]
+    assert loans.special["months"].cat.categories.tolist() == [-1.0, 98.0]
