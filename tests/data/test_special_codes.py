@@ -13,6 +13,7 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +22,7 @@ from loanrisk.contracts import DatasetManifest
 from loanrisk.data.characteristics import compute
 from loanrisk.data.datasets import DatasetCatalogue, special_file
 from loanrisk.data.process import process_dataset
+from loanrisk.errors import HashMismatch
 from loanrisk.schema import LoanSchema, Validated, validate_chunks, validate_frame
 from loanrisk.storage import MemoryStorage
 from tests.schema.generated import ROWS, loans_of, schemas
@@ -171,3 +173,28 @@ def test_a_file_read_in_chunks_keeps_each_code_on_its_loan_and_drops_it_with_a_b
     assert months.tolist() == [98.0, 5.0, -1.0, 7.0]
     assert with_codes(loans.frame["job"], loans.special["job"]).tolist() == ["N/A", "B", "A", "N/A"]
     assert loans.special["months"].cat.categories.tolist() == [-1.0, 98.0]
+
+
+def test_a_changed_codes_file_is_refused_naming_it() -> None:
+    schema = _small_schema()
+    raw = pd.DataFrame(
+        {
+            "months": [98, 3, -1, 12, 7, 98, 4, 30] * 4,
+            "job": ["a", "n/a", "b", "a", "b", "a", "n/a", "b"] * 4,
+            "bad": [1, 0, 0, 1, 0, 1, 0, 0] * 4,
+        }
+    )
+    storage = MemoryStorage()
+    dataset = process_dataset(
+        validate_frame(raw, schema=schema), storage, source="codes", schema=schema
+    )
+    catalogue = DatasetCatalogue(storage)
+    path = catalogue.path(dataset.id, special_file("train"))
+    data = bytearray(storage.read_bytes(path))
+    data[len(data) // 2] ^= 0xFF
+    storage.write_bytes(path, bytes(data))
+    with pytest.raises(HashMismatch) as refused:
+        catalogue.load_special(dataset.id, "train")
+    assert refused.value.details["file"] == special_file("train")
+    held = catalogue.load_special(dataset.id, "test")  # the other file is intact
+    assert held is not None and list(held.columns) == ["months", "job"]
