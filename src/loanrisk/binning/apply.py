@@ -27,6 +27,30 @@ def bin_indices(attribute: AttributeBinning, values: np.ndarray | Sequence[Any])
     return _categorical(attribute, values)
 
 
+def with_codes(values: pd.Series[Any] | np.ndarray, codes: pd.Series[Any] | None) -> np.ndarray:
+    """A validated column's values with the declared special codes its loans held put back
+    where validation made them missing (``codes``: aligned with ``values``, missing where a
+    loan held none, as :attr:`loanrisk.schema.Validated.special` and
+    :meth:`~loanrisk.data.datasets.DatasetCatalogue.load_special` give them), so that each
+    code falls into its own bin. Numbers come back as float64, categories as objects (None
+    for missing); without ``codes``, the values so converted."""
+    series = pd.Series(values)
+    numeric = pd.api.types.is_numeric_dtype(series.dtype) and not isinstance(
+        series.dtype, pd.CategoricalDtype
+    )
+    out: np.ndarray = (
+        series.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+        if numeric
+        else series.astype(object).where(series.notna(), None).to_numpy(copy=True)
+    )
+    if codes is None:
+        return out
+    held = pd.Series(codes).notna().to_numpy()
+    if held.any():
+        out[held] = np.asarray(pd.Series(codes).astype(object))[held]
+    return out
+
+
 def woe_of(attribute: AttributeBinning, values: np.ndarray | Sequence[Any]) -> np.ndarray:
     """Each value's bin's WoE (float64), the scorecard's regression input."""
     table = np.array([b.woe for b in attribute.bins], dtype=np.float64)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from loanrisk.binning.apply import with_codes
 from loanrisk.binning.models import (
     SMALL_BIN_SHARE,
     AttributeBinning,
@@ -48,6 +49,7 @@ def fit_schema(
     frame: pd.DataFrame,
     *,
     limits: BinningLimits | None = None,
+    special: pd.DataFrame | None = None,
 ) -> SchemaBinning:
     """Bin every feature attribute of ``schema`` on ``frame`` against its label.
 
@@ -55,8 +57,12 @@ def fit_schema(
     split): the features as the schema declares them (numbers as floats, booleans as 0/1,
     categorical and ordinal columns as categoricals or text) and the label as 0/1. Special
     codes still in the frame (a raw value equal to a declared code) fall into their code's
-    bin; validation has already turned codes declared ``treat: missing`` into missing values,
-    which fall into the missing bin.
+    bin. Validation turns codes declared ``treat: missing`` into missing values; ``special``
+    (aligned with ``frame``: ``Validated.special``, or a dataset's
+    :meth:`~loanrisk.data.datasets.DatasetCatalogue.load_special`) says which code each loan
+    held, and puts it back (:func:`~loanrisk.binning.apply.with_codes`), so that each code
+    gets its own bin. Without it (a dataset stored before codes were kept) those loans fall
+    into the missing bin.
 
     Above ``limits.max_rows`` rows a seeded sample of that many rows is fitted on (the same
     rows for the same frame and seed). Raises :class:`InvalidInput` naming the column when a
@@ -75,10 +81,20 @@ def fit_schema(
     target = _target(frame[label], label)
     if sample is not None:
         frame, target = frame.iloc[sample], target[sample]
-    attributes = [
-        fit_attribute(column, frame[column.name], target, limits=limits)
-        for column in schema.features
-    ]
+        special = None if special is None else special.iloc[sample]
+    held = special if special is not None else pd.DataFrame()
+    attributes = []
+    for column in schema.features:
+        codes = held.get(column.name)
+        values = frame[column.name]
+        attributes.append(
+            fit_attribute(
+                column,
+                values if codes is None else with_codes(values, codes),
+                target,
+                limits=limits,
+            )
+        )
     return SchemaBinning(
         schema_name=schema.name,
         rows=rows,

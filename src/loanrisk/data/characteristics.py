@@ -6,7 +6,10 @@ dataset's folder as ``characteristics.json``; later requests read it back. A sto
 made with other limits (``LOANRISK_BINNING_MAX_ROWS``, ``LOANRISK_BINNING_MAX_BINS``), or one
 that does not parse, is computed again and replaced. Above ``max_rows`` training loans, a
 seeded sample of that many is read (a row group at a time: memory holds the sample, never
-the whole split) and fitted on. The engine and its conventions: :mod:`loanrisk.binning`.
+the whole split) and fitted on. Each declared special code treated as missing gets a bin of
+its own from the codes stored beside the split; a dataset stored without them (processed
+before codes were kept) bins those loans as missing. The engine and its conventions:
+:mod:`loanrisk.binning`.
 """
 
 from __future__ import annotations
@@ -88,13 +91,15 @@ def compute(
     """Bin the dataset's train split (no storing)."""
     schema = catalogue.load_schema(dataset_id)
     rows = catalogue.count_rows(dataset_id, "train")
+    taken: np.ndarray | None = None
     if rows > limits.max_rows:
         rng = np.random.default_rng(limits.seed)
         taken = np.sort(rng.choice(rows, size=limits.max_rows, replace=False))
         frame = catalogue.load_rows(dataset_id, "train", taken)
     else:
         frame = catalogue.load_split(dataset_id, "train")
-    binned = fit_schema(schema, frame, limits=limits)
+    special = catalogue.load_special(dataset_id, "train", taken)
+    binned = fit_schema(schema, frame, limits=limits, special=special)
     ranking = [
         Ranked(name=a.name, iv=a.iv, band=a.quality.iv_band, bins=len(a.bins))
         for a in binned.ranking()

@@ -4,6 +4,9 @@ Layout, under a directory of the storage (the reference's ``data_directory``)::
 
     <directory>/datasets/<id>/train.parquet
                              /test.parquet
+                             /train.special.parquet  the declared special codes each loan held
+                             /test.special.parquet   (where the schema declares codes treated
+                                                     as missing; row for row with its split)
                              /feature_spec.json
                              /schema.json       the declared schema the loans were validated with
                              /manifest.json     <- written last: a dataset exists once it has one
@@ -45,6 +48,13 @@ MANIFEST = "manifest.json"
 SPEC = "feature_spec.json"
 SCHEMA = "schema.json"
 Split = Literal["train", "test"]
+
+
+def special_file(split: Split) -> str:
+    """The file beside a split holding, row for row, the declared special codes treated as
+    missing that its loans held (one categorical column per feature declaring such codes,
+    missing where a loan held none): what the split's own missing values do not tell."""
+    return f"{split}.special.parquet"
 
 
 class _Hashing(io.RawIOBase):
@@ -217,9 +227,16 @@ class DatasetCatalogue:
         rows taken, never the whole split. The file is checked against the manifest's hash
         first (:meth:`verify_file`)."""
         schema = self.load_schema(dataset_id)
-        self.verify_file(dataset_id, f"{split}.parquet")
-        with self.storage.open_read(self.path(dataset_id, f"{split}.parquet")) as stream:
+        return conform(self._read(dataset_id, f"{split}.parquet", rows).to_pandas(), schema)
+
+    def _read(self, dataset_id: str, name: str, rows: np.ndarray | None) -> pa.Table:
+        """The Parquet file ``name`` (checked against the manifest's hash), all of it or the
+        rows at the ascending positions ``rows``, a row group at a time."""
+        self.verify_file(dataset_id, name)
+        with self.storage.open_read(self.path(dataset_id, name)) as stream:
             parquet = pq.ParquetFile(stream)
+            if rows is None:
+                return parquet.read()
             tables = []
             start = 0
             for group in range(parquet.num_row_groups):
@@ -229,8 +246,27 @@ class DatasetCatalogue:
                     taken = pa.array(rows[low:high] - start)
                     tables.append(parquet.read_row_group(group).take(taken))
                 start += size
-            table = pa.concat_tables(tables) if tables else parquet.schema_arrow.empty_table()
-        return conform(table.to_pandas(), schema)
+            return pa.concat_tables(tables) if tables else parquet.schema_arrow.empty_table()
+
+    def load_special(
+        self, dataset_id: str, split: Split, rows: np.ndarray | None = None
+    ) -> pd.DataFrame | None:
+        """The declared special codes the split's loans held (:func:`special_file`), all
+        rows or those at the ascending positions ``rows`` (as :meth:`load_rows` takes them):
+        one categorical column per feature declaring codes treated as missing, its
+        categories the codes (numbers as floats, text upper-case), missing where a loan held
+        none. None for a dataset stored without them (processed before codes were kept, or
+        from loans that carried none): its codes are missing values, as in its split. The
+        file is checked against the manifest's hash first (:meth:`verify_file`)."""
+        name = special_file(split)
+        if name not in self.get(dataset_id).files:
+            return None
+        schema = self.load_schema(dataset_id)
+        frame: pd.DataFrame = self._read(dataset_id, name, rows).to_pandas()
+        for column in frame.columns:  # Parquet gives numbers back as plain floats
+            declared = sorted(schema.column(str(column)).special_missing)
+            frame[column] = pd.Categorical(frame[column].astype(object), categories=declared)
+        return frame
 
     def load_schema(self, dataset_id: str) -> LoanSchema:
         """The schema the dataset was validated with (datasets processed before schemas

@@ -10,6 +10,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -19,7 +20,14 @@ import pandas as pd
 
 from loanrisk._version import __version__
 from loanrisk.contracts import DatasetManifest, LabelRates, RowCounts
-from loanrisk.data.datasets import SCHEMA, SPEC, DatasetCatalogue, ParquetSink
+from loanrisk.data.datasets import (
+    SCHEMA,
+    SPEC,
+    DatasetCatalogue,
+    ParquetSink,
+    Split,
+    special_file,
+)
 from loanrisk.data.expand import expand_chunks
 from loanrisk.data.split import split_frame
 from loanrisk.data.stats import column_stats
@@ -53,7 +61,11 @@ def process_dataset(
     """Process validated loans into a dataset on ``storage`` and return its manifest.
 
     ``loans`` were validated against ``schema`` (default: the built-in one); the dataset
-    stores it, and the split is stratified on its label.
+    stores it, and the split is stratified on its label. Where the loans carry the special
+    codes they held (``loans.special``: training data whose schema declares codes treated
+    as missing), each split's codes are stored beside it, row for row
+    (:func:`~loanrisk.data.datasets.special_file`), for the binning engine; the splits
+    themselves hold those values as missing, as the model receives them.
 
     ``size`` expands the data to that many rows (no expansion when it is not larger than the
     input, as in the reference). An expansion is made, split and written chunk by chunk
@@ -77,14 +89,16 @@ def process_dataset(
         test_fraction=test_fraction,
         stratify=stratify,
         label=label,
+        codes=not loans.special.columns.empty,
     )
+    carried = _carrying_codes(frame, loans.special)
     try:
         chunks = (
             expand_chunks(
-                frame, target, seed=seed, progress=partial(report, "expand"), schema=schema
+                carried, target, seed=seed, progress=partial(report, "expand"), schema=schema
             )
             if plan.expanded
-            else iter([frame])
+            else iter([carried])
         )
         parts = _write_parts(catalogue, dataset_id, chunks, plan, report, timings)
 
@@ -140,6 +154,40 @@ def process_dataset(
     return manifest
 
 
+#: Prefix of the columns that carry each loan's special codes through expansion and split
+#: (upper-case: no schema or kept column can be named so, they are lower-case).
+_CODE = "Special code: "
+
+
+def _carrying_codes(frame: pd.DataFrame, special: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the special codes its loans held as extra categorical columns, so
+    that expansion repeats them with their rows (a loan's value stays missing, the noise of
+    a missing number is missing) and the split takes them with their rows; no copy."""
+    if special.columns.empty:
+        return frame
+    carried = frame.copy(deep=False)
+    for name in special.columns:
+        carried[_CODE + name] = special[name].array
+    return carried
+
+
+def _parted(part: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A split part as stored: the loans (without the carried codes), and the codes."""
+    carried = [c for c in part.columns if str(c).startswith(_CODE)]
+    if not carried:
+        return part, pd.DataFrame(index=part.index)
+    codes = part[carried].rename(columns=lambda c: c.removeprefix(_CODE))
+    return part.drop(columns=carried), codes
+
+
+def _files(plan: _SplitPlan) -> list[str]:
+    """The Parquet files a dataset's rows are written to: the splits, and the special codes
+    of their loans where the schema declares codes treated as missing."""
+    splits: tuple[Split, ...] = ("train", "test")
+    codes = [special_file(s) for s in splits] if plan.codes else []
+    return [*(f"{s}.parquet" for s in splits), *codes]
+
+
 @dataclass(frozen=True)
 class _SplitPlan:
     """How each chunk is split into train and test rows."""
@@ -149,6 +197,8 @@ class _SplitPlan:
     test_fraction: float
     stratify: bool
     label: str
+    #: The loans carry their special codes (``Validated.special``): their files are written.
+    codes: bool = False
 
     def split(self, chunk: pd.DataFrame, number: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Chunk ``number``'s train and test rows; one stream per chunk of an expansion, the
@@ -201,11 +251,11 @@ def _write_parts(
     label = plan.label
     totals = {"rows": 0, "defaults": 0, "train_defaults": 0}
     fit_rows: pd.DataFrame | None = None
-    with (
-        catalogue.open_file(dataset_id, "train.parquet") as train_file,
-        catalogue.open_file(dataset_id, "test.parquet") as test_file,
-    ):
-        sinks = {"train": ParquetSink(train_file), "test": ParquetSink(test_file)}
+    with ExitStack() as files_open:
+        sinks = {
+            file: ParquetSink(files_open.enter_context(catalogue.open_file(dataset_id, file)))
+            for file in _files(plan)
+        }
         clock = time.perf_counter()
         for number, chunk in enumerate(chunks):
             timings["expand"] += time.perf_counter() - clock
@@ -214,9 +264,15 @@ def _write_parts(
             train, test = plan.split(chunk, number)
             timings["split"] += time.perf_counter() - clock
             clock = time.perf_counter()
-            for name, part in (("train", train), ("test", test)):
+            parts: tuple[tuple[Split, pd.DataFrame], ...] = (("train", train), ("test", test))
+            for name, part in parts:
+                part, codes = _parted(part)
+                if name == "train":
+                    train = part
                 if len(part):
-                    sinks[name].append(part)
+                    sinks[f"{name}.parquet"].append(part)
+                    if plan.codes:
+                        sinks[special_file(name)].append(codes)
             timings["write"] += time.perf_counter() - clock
             totals["rows"] += len(chunk)
             totals["defaults"] += int(chunk[label].sum())
@@ -225,7 +281,7 @@ def _write_parts(
                 fit_rows = train
             del chunk, train, test
             clock = time.perf_counter()
-        train_rows, test_rows = sinks["train"].rows, sinks["test"].rows
+        train_rows, test_rows = sinks["train.parquet"].rows, sinks["test.parquet"].rows
         if train_rows == 0 or test_rows == 0:
             raise InvalidInput(
                 f"cannot split the loans into train and test: {totals['rows']} rows are "
@@ -233,10 +289,7 @@ def _write_parts(
             )
         report("split", 1, 1)
         clock = time.perf_counter()
-        files: dict[str, FileEntry] = {
-            name: sink.close()
-            for name, sink in (("train.parquet", sinks["train"]), ("test.parquet", sinks["test"]))
-        }
+        files: dict[str, FileEntry] = {name: sink.close() for name, sink in sinks.items()}
         timings["write"] += time.perf_counter() - clock
     assert fit_rows is not None
     return _Parts(fit_rows, files, train_rows, test_rows, **totals)

@@ -44,12 +44,23 @@ def feature_values(column: pd.Series, *, numeric: bool) -> np.ndarray:
     return column.astype(object).where(column.notna(), None).to_numpy()
 
 
-def frame_bins(scorecard: Scorecard, frame: pd.DataFrame) -> np.ndarray:
+def frame_bins(
+    scorecard: Scorecard, frame: pd.DataFrame, special: pd.DataFrame | None = None
+) -> np.ndarray:
     """The bins of a frame of validated loans (float32, rows x attributes): what a stored
-    split or a validated batch holds, where special codes are missing values already."""
+    split or a validated batch holds, where special codes are missing values. ``special``
+    (aligned with ``frame``: a split's
+    :meth:`~loanrisk.data.datasets.DatasetCatalogue.load_special`) names the code each loan
+    held, which takes its code's bin (the missing bin where the scorecard has none)."""
     out = np.empty((len(frame), len(scorecard.characteristics)), dtype=np.float32)
+    held = special if special is not None else pd.DataFrame()
     for j, c in enumerate(scorecard.characteristics):
         out[:, j] = c.indices(feature_values(frame[c.name], numeric=c.type == "numeric"))
+        codes = held.get(c.name)
+        if codes is not None:
+            bins = {code: c.index_of(None, code) for code in codes.cat.categories}
+            for code, index in bins.items():
+                out[(codes == code).to_numpy(dtype=bool, na_value=False), j] = index
     return out
 
 

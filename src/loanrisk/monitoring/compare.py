@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from loanrisk.binning.apply import with_codes
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.defaults import MAX_AUC_DROP as MAX_AUC_DROP
 from loanrisk.errors import Conflict, NotFound
@@ -176,6 +177,7 @@ def held_out(
     manifest = catalogue.resolve(dataset_id)
     label = catalogue.load_schema(manifest.id).label_name
     total = catalogue.count_rows(manifest.id, "test")
+    rows: np.ndarray | None = None
     if total > settings.compare_max_rows:  # only the sample is read
         rows = np.sort(
             np.random.default_rng(settings.seed).choice(
@@ -186,7 +188,7 @@ def held_out(
     else:
         test = catalogue.load_split(manifest.id, "test")
     labels = test[label].to_numpy().astype(np.int64)
-    loans = test.drop(columns=[label])
+    loans = _as_sent(test.drop(columns=[label]), catalogue.load_special(manifest.id, "test", rows))
     scores = []
     for model in (a, b):
         scorer = scorer_from_settings(model, settings, nthread=nthread)
@@ -207,6 +209,18 @@ def held_out(
         b=HeldOutScores(auc=auc.b, brier=brier(y, pb), ks=ks_statistic(y, pb), auc_ci95=auc.b_ci95),
         auc_difference=auc.difference,
     )
+
+
+def _as_sent(loans: pd.DataFrame, special: pd.DataFrame | None) -> pd.DataFrame:
+    """Stored loans with the declared special codes they held put back (the split keeps
+    them beside it), as a client would send them: a scorecard scores each code in its bin;
+    to the trees a code is the missing value the split holds."""
+    if special is None:
+        return loans
+    loans = loans.copy(deep=False)
+    for name in special.columns:
+        loans[name] = with_codes(loans[name], special[name])
+    return loans
 
 
 def _numbered(rows: pd.DataFrame) -> pd.DataFrame:

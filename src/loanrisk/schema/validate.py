@@ -97,13 +97,21 @@ class Validated:
     categories (upper-case), an int8 label if present, and carried columns as text.
 
     ``row_numbers`` are the 1-based input row numbers of the frame's rows (rejected rows are
-    missing from it when validation dropped them)."""
+    missing from it when validation dropped them).
+
+    ``special`` (training data only: ``mode="train"``) keeps what the frame no longer shows:
+    which declared special code treated as missing each loan held. One column per feature
+    declaring such codes (even when no loan holds one), aligned with ``frame``'s rows: a
+    categorical whose categories are the declared codes (numbers as floats, text upper-case),
+    missing where the loan held no code. In ``frame`` those values are missing, as the model
+    receives them; the binning engine gives each code a bin of its own."""
 
     frame: pd.DataFrame
     report: ValidationReport
     row_numbers: np.ndarray[Any, np.dtype[np.int64]] = field(
         default_factory=lambda: np.zeros(0, dtype=np.int64)
     )
+    special: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 class _Problems:
@@ -165,7 +173,11 @@ def _normalise_columns(frame: pd.DataFrame, report: ValidationReport) -> pd.Data
 
 
 def _numeric(
-    raw: pd.Series[Any], spec: Column, errors: _Problems, report: ValidationReport
+    raw: pd.Series[Any],
+    spec: Column,
+    errors: _Problems,
+    report: ValidationReport,
+    codes: dict[str, pd.Categorical[Any]] | None = None,
 ) -> np.ndarray[Any, np.dtype[np.float64]]:
     if pd.api.types.is_bool_dtype(raw):
         mask = raw.notna().to_numpy()
@@ -191,8 +203,14 @@ def _numeric(
         values[blank.to_numpy()] = np.nan
     special = np.zeros(len(values), dtype=bool)
     if spec.special_missing:
-        special = np.isin(values, np.array(sorted(spec.special_missing), dtype=np.float64))
+        declared = np.array(sorted(spec.special_missing), dtype=np.float64)
+        special = np.isin(values, declared)
         report.special[spec.name] = int(special.sum())
+        if codes is not None:
+            held = np.where(special, np.searchsorted(declared, values), -1).astype(np.int64)
+            codes[spec.name] = pd.Categorical.from_codes(
+                held, dtype=pd.CategoricalDtype(list(declared))
+            )
         values[special] = np.nan
     missing = np.isnan(values)
     if not pd.api.types.is_numeric_dtype(raw):
@@ -276,24 +294,32 @@ def _categorical(
     mode: Mode,
     errors: _Problems,
     report: ValidationReport,
+    codes: dict[str, pd.Categorical[Any]] | None = None,
 ) -> pd.Categorical:
     # Factorise first: a 4M-row column has a handful of distinct values to clean.
-    codes, uniques = pd.factorize(raw.astype("string"), use_na_sentinel=True)
+    positions, uniques = pd.factorize(raw.astype("string"), use_na_sentinel=True)
     cleaned_uniques = [str(u).strip().upper() for u in uniques]
     changed = [i for i, (u, c) in enumerate(zip(uniques, cleaned_uniques, strict=True)) if u != c]
     if changed:
-        report.cleaned[spec.name] = int(np.isin(codes, changed).sum())
+        report.cleaned[spec.name] = int(np.isin(positions, changed).sum())
     categories = spec.categories or ()
     allowed = {c: i for i, c in enumerate(categories)}
     special = spec.special_missing
     lookup = np.array(
         [allowed.get(c, -2) if c and c not in special else -1 for c in cleaned_uniques] + [-1]
     )
-    mapped = lookup[codes]  # code -1 (missing) indexes the trailing -1
+    mapped = lookup[positions]  # position -1 (missing) indexes the trailing -1
     is_special = np.zeros(len(mapped), dtype=bool)
     if special:
-        is_special = np.isin(codes, [i for i, c in enumerate(cleaned_uniques) if c in special])
+        is_special = np.isin(positions, [i for i, c in enumerate(cleaned_uniques) if c in special])
         report.special[spec.name] = int(is_special.sum())
+        if codes is not None:
+            declared = sorted(str(c) for c in special)
+            code_of = [declared.index(c) if c in special else -1 for c in cleaned_uniques]
+            held = np.array([*code_of, -1], dtype=np.int64)[positions]
+            codes[spec.name] = pd.Categorical.from_codes(
+                held, dtype=pd.CategoricalDtype(list(declared))
+            )
     unknown = mapped == -2
     _missing(spec, mapped == -1, errors, report, special=is_special)
     if unknown.any():
@@ -397,17 +423,20 @@ def validate_frame(
         raise InvalidInput("no rows: the input has a header but no loans")
     report.rows = len(frame)
     errors = _Problems(len(frame), row_offset)
-    out = _columns(frame, schema, mode, kept, errors, report)
+    codes: dict[str, pd.Categorical[Any]] | None = {} if mode == "train" else None
+    out = _columns(frame, schema, mode, kept, errors, report, codes)
     numbers = np.arange(row_offset + 1, row_offset + len(frame) + 1)
     result = pd.DataFrame(out, copy=False)
+    special = pd.DataFrame(codes or {}, index=result.index, copy=False)
     if errors.issues and on_error == "raise":
         raise invalid_from_issues(errors.issues)
     if errors.issues:
         report.rejected = errors.issues
         report.rejected_rows = [int(r) for r in numbers[errors.rows]]
         result = result[~errors.rows].reset_index(drop=True)
+        special = special[~errors.rows].reset_index(drop=True)
         numbers = numbers[~errors.rows]
-    return Validated(result, report, numbers)
+    return Validated(result, report, numbers, special)
 
 
 def _kept_columns(
@@ -441,20 +470,22 @@ def _columns(
     kept: Sequence[str],
     errors: _Problems,
     report: ValidationReport,
+    codes: dict[str, pd.Categorical[Any]] | None = None,
 ) -> dict[str, np.ndarray[Any, np.dtype[Any]] | pd.Categorical[Any]]:
     """The validated columns: the features in schema order, the label in train mode, then
-    the kept columns as categoricals (their problems go to ``errors``)."""
+    the kept columns as categoricals (their problems go to ``errors``; with ``codes``, each
+    feature's declared special codes treated as missing go there, per loan)."""
     out: dict[str, np.ndarray[Any, np.dtype[Any]] | pd.Categorical[Any]] = {}
     label = [schema.label_name] if mode == "train" else []
     checked = {n: _check_text(frame[n], n, errors) for n in [*schema.feature_names, *label, *kept]}
     for spec in schema.features:
         raw = checked[spec.name]
         if spec.type in ("numeric", "integer"):
-            out[spec.name] = _numeric(raw, spec, errors, report)
+            out[spec.name] = _numeric(raw, spec, errors, report, codes)
         elif spec.type == "boolean":
             out[spec.name] = _boolean(raw, spec, errors, report)
         else:
-            out[spec.name] = _categorical(raw, spec, mode, errors, report)
+            out[spec.name] = _categorical(raw, spec, mode, errors, report, codes)
     if mode == "train":
         out[schema.label_name] = _label(checked[schema.label_name], schema.label, errors)
     for name in kept:
@@ -540,6 +571,7 @@ def validate_chunks(
     frames: list[pd.DataFrame] = []
     reports: list[ValidationReport] = []
     numbers: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+    specials: list[pd.DataFrame] = []
     for offset, chunk in chunks:
         if len(chunk) == 0:
             continue
@@ -549,18 +581,20 @@ def validate_chunks(
         frames.append(part.frame)
         reports.append(part.report)
         numbers.append(part.row_numbers)
+        specials.append(part.special)
     if not frames:
         raise InvalidInput("no rows: the input has a header but no loans")
     report = merge_reports(reports)
     if report.rejected and on_error == "raise":
         raise invalid_from_issues(report.rejected)
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    special = specials[0] if len(specials) == 1 else pd.concat(specials, ignore_index=True)
     schema = schema or builtin_schema()
     known = {*schema.feature_names, schema.label_name}
     for name in frame.columns:  # carried columns: each chunk found its own categories
         if name not in known:
             frame[name] = frame[name].astype("string").astype("category")
-    return Validated(frame, report, np.concatenate(numbers))
+    return Validated(frame, report, np.concatenate(numbers), special)
 
 
 def invalid_from_issues(issues: Sequence[Issue]) -> InvalidInput:

@@ -31,7 +31,7 @@ import sklearn
 from sklearn.linear_model import LogisticRegression
 
 from loanrisk._version import __version__
-from loanrisk.binning.apply import woe_of
+from loanrisk.binning.apply import with_codes, woe_of
 from loanrisk.binning.fit import fit_schema
 from loanrisk.binning.models import AttributeBinning, BinningLimits, SchemaBinning
 from loanrisk.contracts import DatasetManifest, TrainingRequest, TrainingResult
@@ -39,7 +39,7 @@ from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import Cancelled, InvalidInput
 from loanrisk.features.spec import FeatureSpec
 from loanrisk.inference.scorecard import feature_values, frame_bins
-from loanrisk.monitoring.profile import build_profile, profile_sample
+from loanrisk.monitoring.profile import build_profile, profile_sample, sample_rows
 from loanrisk.registry.models import (
     MASTER_SCALE_FILE,
     PROFILE_FILE,
@@ -91,8 +91,9 @@ def _characteristic(
     attribute: AttributeBinning, coefficient: float, factor: float
 ) -> Characteristic:
     """One attribute's bins with their points: ``rint(-factor * coefficient * woe)``. A
-    special code's bin that no training loan fell into is left out: such a code was scored
-    as missing in training (validation had made it so), and is scored as missing here."""
+    special code's bin that no training loan fell into is left out (no training loan held
+    the code, or the dataset was stored before codes were kept, and its loans were binned as
+    missing): the code is scored as missing."""
     bins = [
         ScorecardBin(
             kind=b.kind,
@@ -119,10 +120,19 @@ def _characteristic(
     )
 
 
-def _woe_matrix(binning: SchemaBinning, frame: pd.DataFrame) -> np.ndarray:
-    """Each loan's WoE per attribute (rows x attributes), through the fitted bins."""
+def _woe_matrix(
+    binning: SchemaBinning, frame: pd.DataFrame, special: pd.DataFrame | None
+) -> np.ndarray:
+    """Each loan's WoE per attribute (rows x attributes), through the fitted bins (a
+    special code a loan held, named in ``special``, through its code's bin)."""
+    held = special if special is not None else pd.DataFrame()
     columns = [
-        woe_of(a, feature_values(frame[a.name], numeric=a.type == "numeric"))
+        woe_of(
+            a,
+            feature_values(frame[a.name], numeric=a.type == "numeric")
+            if a.name not in held.columns
+            else with_codes(frame[a.name], held[a.name]),
+        )
         for a in binning.attributes
     ]
     return np.column_stack(columns) if columns else np.zeros((len(frame), 0))
@@ -134,14 +144,17 @@ def fit_scorecard(
     scaling: Scaling,
     *,
     limits: BinningLimits | None = None,
+    special: pd.DataFrame | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> Scorecard:
     """The scorecard of validated training loans ``train`` (features and 0/1 label of
-    ``schema``) in points of ``scaling``."""
-    binning = fit_schema(schema, train, limits=limits)
+    ``schema``) in points of ``scaling``; ``special``, the declared special codes its
+    loans held (aligned with ``train``: :func:`~loanrisk.binning.fit.fit_schema`), gives
+    each code its own bin and points."""
+    binning = fit_schema(schema, train, limits=limits, special=special)
     if should_cancel is not None and should_cancel():
         raise Cancelled("training cancelled")
-    woe = _woe_matrix(binning, train)
+    woe = _woe_matrix(binning, train, special)
     labels = train[schema.label_name].to_numpy(dtype=np.int64)
     model = LogisticRegression(
         C=float(REGULARISATION["C"]), l1_ratio=0.0, solver="lbfgs", max_iter=1_000
@@ -181,6 +194,7 @@ def train_scorecard(
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     train = catalogue.load_split(dataset.id, "train")
+    special = catalogue.load_special(dataset.id, "train")
     timings["load"] = time.perf_counter() - clock
     clock = time.perf_counter()
     scorecard = fit_scorecard(
@@ -188,15 +202,20 @@ def train_scorecard(
         schema,
         request.scaling,
         limits=BinningLimits(seed=request.seed),
+        special=special,
         should_cancel=should_cancel,
     )
     timings["train"] = time.perf_counter() - clock
+    sampled = sample_rows(len(train), seed=request.seed)
     profile_rows = profile_sample(train, seed=request.seed)
+    if special is not None and sampled is not None:
+        special = special.take(sampled).reset_index(drop=True)
     del train
 
     clock = time.perf_counter()
     test = catalogue.load_split(dataset.id, "test")
-    probability = scorecard.probabilities(frame_bins(scorecard, test))
+    test_codes = catalogue.load_special(dataset.id, "test")
+    probability = scorecard.probabilities(frame_bins(scorecard, test, test_codes))
     labels = test[schema.label_name].to_numpy()
     report = assessed(
         request,
@@ -212,7 +231,7 @@ def train_scorecard(
     profile = build_profile(
         profile_rows,
         schema,
-        scorecard.probabilities(frame_bins(scorecard, profile_rows)),
+        scorecard.probabilities(frame_bins(scorecard, profile_rows, special)),
         scaling=request.scaling,
     )
     manifest = registry.publish(
