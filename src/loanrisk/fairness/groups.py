@@ -119,7 +119,8 @@ def attribute_groups(
 ) -> AttributeGroups:
     """The groups of ``attribute`` (a protected column, or a proxy attribute of the schema)
     among the loans of ``frame``; ``privileged`` overrides a column's declared reference
-    group. Raises :class:`InvalidInput` naming the attribute when the schema declares no
+    group (and names the groups of a column the schema does not declare, kept with the
+    data: a category). Raises :class:`InvalidInput` naming the attribute when there are no
     groups for it, its columns are not in ``frame``, or no loan is in the reference group or
     in any other group."""
     proxies = [
@@ -128,9 +129,11 @@ def attribute_groups(
     if proxies:
         return _proxy_groups(attribute, frame, proxies)
     column = schema.by_name.get(attribute)
-    if column is None or column.role != "protected":
+    if column is not None and column.role == "feature":
+        raise InvalidInput(f"{attribute!r} is a feature: a protected attribute never is one")
+    if privileged is None and (column is None or column.role != "protected"):
         raise InvalidInput(f"{attribute!r} is not a protected column or proxy attribute")
-    rule = privileged if privileged is not None else column.privileged
+    rule = privileged if privileged is not None else column.privileged if column else None
     if rule is None:
         raise InvalidInput(
             f"attribute {attribute!r}: no privileged group declared "
