@@ -3,7 +3,8 @@ cases as JSON on stdin, writes solas-ai's AIR and SMD of each as JSON on stdout.
 
 A case: ``outcome`` (approvals 0/1), ``score`` (the PD), ``groups`` (name -> weight per
 loan; null for a loan in no group), ``protected`` (group names), ``reference`` (the one
-reference group's name, in a list) and optionally ``sample_weight``. Only the standard library, numpy and pandas besides solas-ai.
+reference group's name, in a list) and optionally ``sample_weight``. Only the standard
+library and pandas besides solas-ai.
 """
 
 import json

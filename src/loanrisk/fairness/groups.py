@@ -17,12 +17,13 @@ a category or rule, the probabilities for a proxy (a missing probability is 0).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from loanrisk.errors import InvalidInput
+from loanrisk.fairness.models import Kind
 from loanrisk.schema.model import (
     FALSE_TOKENS,
     MIN_GROUP_SIZE,
@@ -30,8 +31,6 @@ from loanrisk.schema.model import (
     LoanSchema,
     PrivilegedGroup,
 )
-
-Kind = Literal["category", "rule", "proxy"]
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,10 @@ import math
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 from scipy import stats
 
 from loanrisk.errors import InvalidInput
+from loanrisk.fairness.models import AirResult, SmdResult
 
 #: While a cell of the approvals table holds at most this many loans, the AIR's p-value is
 #: Fisher's exact test's; above, the chi-squared test's (solas-ai's ``max_for_fishers``).
@@ -42,46 +42,6 @@ SIGNIFICANCE = 0.05
 CONFIDENCE = 0.95
 #: An |SMD| above it is flagged as practically significant (solas-ai's usual threshold).
 SMD_THRESHOLD = 0.3
-
-
-class AirResult(BaseModel):
-    """The adverse impact ratio of a protected group against its reference group.
-
-    ``air`` is None when it is undefined (no reference approvals, or an empty group), and so
-    are ``low``/``high`` when no approval or no refusal in a group leaves the log interval
-    undefined; ``p_value`` is None when the table has an empty row or column."""
-
-    model_config = ConfigDict(frozen=True)
-
-    protected_count: float
-    reference_count: float
-    protected_rate: float | None
-    reference_rate: float | None
-    shortfall: float | None
-    air: float | None
-    low: float | None
-    high: float | None
-    p_value: float | None
-    test: Literal["fisher", "chi_squared"]
-    four_fifths: bool
-    significant: bool
-
-
-class SmdResult(BaseModel):
-    """The standardized mean difference of a score (the PD) between a protected group and
-    its reference group: positive when the protected group's mean is higher (a higher PD is
-    unfavourable). None where a group is empty or the score does not vary."""
-
-    model_config = ConfigDict(frozen=True)
-
-    protected_mean: float | None
-    reference_mean: float | None
-    smd: float | None
-    low: float | None
-    high: float | None
-    p_value: float | None
-    practical: bool
-    significant: bool
 
 
 def _weights(name: str, weight: np.ndarray, size: int) -> np.ndarray:
@@ -223,3 +183,16 @@ def standardized_mean_difference(
         practical=abs(smd) > SMD_THRESHOLD,
         significant=p_value is not None and p_value < SIGNIFICANCE,
     )
+
+
+__all__ = [
+    "CONFIDENCE",
+    "FOUR_FIFTHS",
+    "MAX_FOR_FISHERS",
+    "SIGNIFICANCE",
+    "SMD_THRESHOLD",
+    "AirResult",
+    "SmdResult",
+    "adverse_impact_ratio",
+    "standardized_mean_difference",
+]

@@ -7,69 +7,13 @@ test split, ``loanrisk monitor fairness`` on a window of the prediction log.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 from sklearn.metrics import roc_auc_score
 
 from loanrisk.errors import InvalidInput
-from loanrisk.fairness.groups import AttributeGroups, Group, Kind
-from loanrisk.fairness.measures import (
-    FOUR_FIFTHS,
-    SIGNIFICANCE,
-    AirResult,
-    SmdResult,
-    adverse_impact_ratio,
-    standardized_mean_difference,
-)
-
-
-class GroupOutcomes(BaseModel):
-    """A group's loans with an outcome (weighted for a proxy): the observed default rate,
-    the mean PD over the same loans, and the AUC (None: a single class among them)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    loans: float
-    observed: float | None
-    predicted: float | None
-    auc: float | None
-
-
-class GroupFigures(BaseModel):
-    """One group's loans, approval rate and mean PD; against the reference group (None for
-    the reference itself) its ``air`` and ``smd``; ``outcomes`` where loans have them."""
-
-    model_config = ConfigDict(frozen=True)
-
-    group: str
-    loans: float
-    approval_rate: float | None
-    mean_pd: float | None
-    air: AirResult | None = None
-    smd: SmdResult | None = None
-    outcomes: GroupOutcomes | None = None
-
-
-class AttributeFairness(BaseModel):
-    """The fairness figures of ``attribute`` (``kind``: category, rule or proxy) over
-    ``loans`` loans, approvals being a PD at or below ``threshold``; ``warnings`` name the
-    groups below the minimum size."""
-
-    model_config = ConfigDict(frozen=True)
-
-    attribute: str
-    kind: Kind
-    threshold: float
-    loans: int
-    reference: GroupFigures
-    groups: list[GroupFigures]
-    warnings: list[str] = []
-
-    def flagged(self, flag: Literal["four_fifths", "significant"]) -> list[str]:
-        """The groups whose AIR raises ``flag`` (below four fifths, or significant)."""
-        return [g.group for g in self.groups if g.air is not None and getattr(g.air, flag)]
+from loanrisk.fairness.groups import AttributeGroups, Group
+from loanrisk.fairness.measures import adverse_impact_ratio, standardized_mean_difference
+from loanrisk.fairness.models import AttributeFairness, GroupFigures, GroupOutcomes
 
 
 def _mean(values: np.ndarray, weight: np.ndarray) -> float | None:
@@ -143,8 +87,6 @@ def attribute_fairness(
 
 
 __all__ = [
-    "FOUR_FIFTHS",
-    "SIGNIFICANCE",
     "AttributeFairness",
     "GroupFigures",
     "GroupOutcomes",

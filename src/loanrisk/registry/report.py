@@ -22,7 +22,7 @@ from pydantic import (
     model_serializer,
 )
 
-from loanrisk.fairness.report import AttributeFairness
+from loanrisk.fairness.models import AttributeFairness
 from loanrisk.registry.policy import DecisionPolicy
 
 #: The two classes of the classification report, in the reference's names.
