@@ -40,7 +40,8 @@ FOUR_FIFTHS = 0.8
 SIGNIFICANCE = 0.05
 #: Coverage of the intervals.
 CONFIDENCE = 0.95
-#: An |SMD| above it is flagged as practically significant (solas-ai's usual threshold).
+#: An |SMD| above it is flagged as practically significant (loanrisk's convention, between
+#: Cohen's "small" 0.2 and "medium" 0.5; solas-ai leaves the threshold to its caller).
 SMD_THRESHOLD = 0.3
 
 
