@@ -28,22 +28,34 @@ def _listed(value: Any) -> Any:
     return value
 
 
+def run_solas(cases: list[dict[str, Any]]) -> list[dict[str, dict[str, float]]]:
+    """Runs cases (see solas_driver.py) through solas-ai: one subprocess for a batch; per
+    case, per protected group, solas-ai's figures."""
+    assert SOLAS_PYTHON.exists(), "solas-ai's venv is missing: run make (requirements/solas.lock)"
+    answer = subprocess.run(
+        [str(SOLAS_PYTHON), str(DRIVER)],
+        input=json.dumps([_listed(case) for case in cases]),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert answer.returncode == 0, answer.stderr[-3000:]
+    result: list[dict[str, dict[str, float]]] = json.loads(answer.stdout)
+    return result
+
+
+def solas_case(groups: Any, approved: np.ndarray, probability: np.ndarray) -> dict[str, Any]:
+    """A case of an attribute's groups (:class:`loanrisk.fairness.AttributeGroups`)."""
+    return {
+        "outcome": approved.astype(float),
+        "score": probability,
+        "groups": {g.name: g.weight for g in (groups.reference, *groups.groups)},
+        "protected": [g.name for g in groups.groups],
+        "reference": [groups.reference.name],
+    }
+
+
 @pytest.fixture(scope="session")
 def solas() -> Solas:
-    """Runs cases (see solas_driver.py) through solas-ai: one subprocess for a batch."""
-    assert SOLAS_PYTHON.exists(), "solas-ai's venv is missing: run make (requirements/solas.lock)"
-
-    def run(cases: list[dict[str, Any]]) -> list[dict[str, dict[str, float]]]:
-        answer = subprocess.run(
-            [str(SOLAS_PYTHON), str(DRIVER)],
-            input=json.dumps([_listed(case) for case in cases]),
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=300,
-        )
-        assert answer.returncode == 0, answer.stderr[-3000:]
-        result: list[dict[str, dict[str, float]]] = json.loads(answer.stdout)
-        return result
-
-    return run
+    return run_solas

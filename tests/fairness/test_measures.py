@@ -214,6 +214,8 @@ def test_undefined_figures_are_none_never_a_division_by_zero() -> None:
     no_reference = adverse_impact_ratio(approved, np.array([0, 0, 1, 1]), np.zeros(4))
     assert no_reference.air is None and no_reference.p_value is None
     assert not no_reference.four_fifths and not no_reference.significant
+    everyone = adverse_impact_ratio(np.ones(4), np.array([1, 1, 0, 0]), np.array([0, 0, 1, 1]))
+    assert (everyone.air, everyone.low, everyone.high, everyone.p_value) == (1, 1, 1, 1)
     flat = standardized_mean_difference(np.ones(4), np.array([1, 1, 0, 0]), np.array([0, 0, 1, 1]))
     assert flat.smd is None and flat.protected_mean == 1.0
 

@@ -23,6 +23,7 @@ from loanrisk.data.process import process_dataset
 from loanrisk.fairness.groups import attribute_groups
 from loanrisk.features.transform import FeatureTransformer
 from loanrisk.inference.scorer import Scorer
+from loanrisk.interop.mlflow_run import report_metrics
 from loanrisk.monitoring.log.writer import PredictionLog
 from loanrisk.registry import ModelRegistry
 from loanrisk.reporting.card import model_card
@@ -32,7 +33,7 @@ from loanrisk.service import create_app
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage
 from tests.builtin import LABEL
-from tests.fairness.conftest import Solas
+from tests.fairness.conftest import Solas, solas_case
 from tests.monitoring.logged import wait_for_loans
 from tests.monitoring.test_backtest_window import post_outcomes
 from tests.monitoring.test_drift import as_records
@@ -85,16 +86,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory, real_loans: Validated) -> 
     return Trained(root, storage, model.report, test, probability)
 
 
-def solas_case(groups: Any, approved: np.ndarray, probability: np.ndarray) -> dict[str, Any]:
-    return {
-        "outcome": approved.astype(float),
-        "score": probability,
-        "groups": {g.name: g.weight for g in (groups.reference, *groups.groups)},
-        "protected": [g.name for g in groups.groups],
-        "reference": [groups.reference.name],
-    }
-
-
 def test_the_report_s_air_and_smd_equal_solas_ai_s(trained: Trained, solas: Solas) -> None:
     measures = trained.report.fairness_measures[AGE]
     assert measures.kind == "rule" and measures.reference.group == "at least 25"
@@ -111,6 +102,8 @@ def test_the_report_s_air_and_smd_equal_solas_ai_s(trained: Trained, solas: Sola
     assert young.air.low < young.air.air < young.air.high
     assert young.smd.low < young.smd.smd < young.smd.high
     assert young.outcomes is not None and 0.5 < young.outcomes.auc < 1  # the test split's
+    logged = report_metrics(trained.report)  # MLflow's names: no character it refuses
+    assert logged[f"air.{AGE}.not at least 25"] == young.air.air
 
 
 def test_the_card_and_the_console_show_the_measures(trained: Trained) -> None:

@@ -16,7 +16,7 @@ class AirResult(BaseModel):
 
     ``air`` is None when it is undefined (no reference approvals, or an empty group), and so
     are ``low``/``high`` when no approval or no refusal in a group leaves the log interval
-    undefined; ``p_value`` is None when the table has an empty row or column."""
+    undefined; ``p_value`` is None when a group is empty."""
 
     model_config = ConfigDict(frozen=True)
 
