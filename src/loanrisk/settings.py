@@ -311,12 +311,19 @@ class Settings(BaseSettings):
         "each reads the served version's last 365 days of log and every outcome, off the "
         "event loop, one refresh at a time.",
     )
+    fairness_interval: float = Field(
+        3600.0,
+        ge=0,
+        description="Seconds between refreshes of the loanrisk_air gauges (0: off): each "
+        "reads the served version's last 365 days of log (at most monitor_max_rows loans) and "
+        "every outcome, off the event loop, one refresh at a time.",
+    )
     monitor_max_rows: int = Field(
         200_000,
         ge=1_000,
         description=(
-            "Most logged loans a drift, performance or live-comparison report reads; past "
-            "it, a uniform sample of them (the report says so, and still counts them all)."
+            "Most logged loans a drift, performance, fairness or live-comparison report reads; "
+            "past it, a uniform sample of them (the report says so, and still counts them all)."
         ),
     )
     drift_window_hours: float = Field(

@@ -134,8 +134,18 @@ class PrivilegedGroup(_Strict):
         return Range(min=self.min, max=self.max).describe()
 
 
+class Proxy(_Strict):
+    """A protected column of membership probabilities (a lender's proxy such as BISG): the
+    ``attribute`` it estimates, the ``group`` it is the probability of, and whether that
+    group is the attribute's ``reference`` (exactly one column per attribute is)."""
+
+    attribute: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
+    group: str = Field(min_length=1, max_length=80)
+    reference: bool = False
+
+
 #: Column fields added after the schema format's first release (hashed only when set).
-ADDED_FIELDS = ("reasons", "special")
+ADDED_FIELDS = ("reasons", "special", "proxy")
 #: Column fields never hashed: how the prediction log keeps a value, not what it means.
 UNHASHED_FIELDS = ("pii",)
 #: Fewest test loans in either group of a protected attribute for its parity ratios to be
@@ -187,6 +197,11 @@ class Column(_Strict):
     )
     special: tuple[Special, ...] | None = Field(
         None, description="Codes that are not values: treated as missing or as a category."
+    )
+    proxy: Proxy | None = Field(
+        None,
+        description="Protected numeric column: a membership probability (e.g. BISG) of a "
+        "group of an attribute, a weight in the fairness measures, never a feature.",
     )
     date_format: str | None = Field(None, description="strftime format of a date; ISO if unset.")
     pii: bool = Field(
@@ -286,6 +301,10 @@ class Column(_Strict):
             raise ValueError("positive and negative apply to the label")
         if self.privileged is not None and self.role != "protected":
             raise ValueError("privileged applies to protected columns")
+        if self.proxy is not None and (self.role != "protected" or self.type != "numeric"):
+            raise ValueError("proxy applies to protected numeric columns (probabilities)")
+        if self.proxy is not None and self.privileged is not None:
+            raise ValueError("a proxy column's reference group is proxy.reference, not privileged")
         if self.pii and self.role in ("id", "label"):
             raise ValueError(
                 f"pii does not apply to the {self.role}: the loan id joins outcomes and "
@@ -473,7 +492,23 @@ class LoanSchema(_Strict):
         ids = [c.name for c in self.columns if c.role == "id"]
         if len(ids) > 1:
             raise ValueError(f"more than one id column: {', '.join(ids)}")
+        self._check_proxies()
         return self
+
+    def _check_proxies(self) -> None:
+        """Each proxy attribute: one reference column, distinct groups, no column's name."""
+        by_attribute: dict[str, list[Proxy]] = {}
+        for column in self.columns:
+            if column.proxy is not None:
+                by_attribute.setdefault(column.proxy.attribute, []).append(column.proxy)
+        for attribute, proxies in by_attribute.items():
+            if attribute in {c.name for c in self.columns}:
+                raise ValueError(f"proxy attribute {attribute!r} is also a column's name")
+            if sum(p.reference for p in proxies) != 1:
+                raise ValueError(f"proxy attribute {attribute!r} needs exactly one reference group")
+            groups = [p.group for p in proxies]
+            if len(set(groups)) != len(groups) or len(groups) < 2:
+                raise ValueError(f"proxy attribute {attribute!r}: two or more distinct groups")
 
     # -- views, computed once per schema ---------------------------------------------------
 

@@ -8,14 +8,14 @@ undefined because its denominator is empty).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-import pandas as pd
 
 from loanrisk.errors import InvalidInput
+from loanrisk.fairness.groups import describe_group, privileged_mask
 from loanrisk.registry.report import EvaluationReport, GroupRates, ParityGroups, ParityReport
-from loanrisk.schema.model import FALSE_TOKENS, MIN_GROUP_SIZE, TRUE_TOKENS, PrivilegedGroup
+from loanrisk.schema.model import MIN_GROUP_SIZE
+
+__all__ = ["RATES", "assessed", "describe_group", "group_rates", "parity_report", "privileged_mask"]
 
 RATES = ("PPV", "FDR", "NPV", "FOR", "TPR", "FNR", "TNR", "FPR")
 
@@ -48,31 +48,6 @@ def assessed(report: EvaluationReport) -> list[ParityReport]:
     if report.fairness_by_attribute:
         return list(report.fairness_by_attribute.values())
     return [report.fairness] if report.fairness else []
-
-
-def describe_group(rule: str | PrivilegedGroup) -> str:
-    """The privileged group in words: its value, values or range."""
-    return rule if isinstance(rule, str) else rule.describe()
-
-
-def privileged_mask(values: pd.Series[Any], rule: str | PrivilegedGroup) -> np.ndarray:
-    """Which loans are in the privileged group: text matched trimmed and case-insensitively
-    against a value or a set of values, numbers against a range (a missing or non-numeric
-    value is never privileged)."""
-    if isinstance(rule, PrivilegedGroup) and rule.values is None:
-        numbers = pd.to_numeric(values.astype("string").str.strip(), errors="coerce")
-        low = -np.inf if rule.min is None else rule.min
-        high = np.inf if rule.max is None else rule.max
-        inside = numbers.between(low, high, inclusive="both")
-        return inside.to_numpy(dtype=bool, na_value=False)
-    wanted = {w.strip().upper() for w in ([rule] if isinstance(rule, str) else rule.values or ())}
-    text = values.astype("string").str.strip()
-    mask = text.str.upper().isin(wanted)
-    # ``privileged: no`` reads in YAML as false: any way of writing false (or true) matches.
-    for word, tokens in (("TRUE", TRUE_TOKENS), ("FALSE", FALSE_TOKENS)):
-        if word in wanted:
-            mask |= text.str.lower().isin(tokens)
-    return mask.to_numpy(dtype=bool, na_value=False)
 
 
 def parity_report(
