@@ -349,7 +349,10 @@ def run_tuning(
     if job.fairness is not None:
         from loanrisk.fairness.groups import attribute_groups
 
-        groups = attribute_groups(schema, train, job.fairness)
+        try:
+            groups = attribute_groups(schema, train, job.fairness)
+        except InvalidInput as exc:
+            raise InvalidInput(f"fairness: {exc.message}", details={"field": "fairness"}) from None
         if not groups.groups:
             raise InvalidInput(
                 f"fairness: no training loan of dataset {dataset.id} is outside the reference "
@@ -442,6 +445,11 @@ def run_tuning(
             )
     if not study.trials:
         raise InvalidInput("the time budget ended before the first trial completed")
+    if len(study.trials) == resumed:  # no new trial: the tolerances given are stored still
+        study.updated_at = _now()
+        storage.write_bytes(
+            study_path(catalogue, dataset.id, job.study), study.model_dump_json(indent=2).encode()
+        )
     return study
 
 
