@@ -23,6 +23,8 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     StrictBool,
     StrictInt,
+    ValidationInfo,
+    field_validator,
     model_serializer,
     model_validator,
 )
@@ -313,6 +315,7 @@ class TuneOptions(_Job):
     lean_tolerance: float = Field(0.001, ge=0, le=0.1, description="For the lean pick.")
     fairness: str | None = Field(
         None,
+        validate_default=True,
         min_length=1,
         max_length=128,
         description="A protected attribute of the dataset's schema: search for a less "
@@ -347,14 +350,18 @@ class TuneOptions(_Job):
             return {**data, "objective": "auc-air"}
         return data
 
-    @model_validator(mode="after")
-    def _fairness_given(self) -> TuneOptions:
-        if (self.objective == "auc-air") != (self.fairness is not None):
+    @field_validator("fairness")
+    @classmethod
+    def _fairness_given(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """The auc-air objective and a protected attribute go together (named here, where
+        a client fixes either)."""
+        objective = info.data.get("objective")
+        if objective is not None and (objective == "auc-air") != (value is not None):
             raise ValueError(
-                "fairness: the auc-air objective searches on a protected attribute, and a "
+                "the auc-air objective searches on a protected attribute (fairness), and a "
                 "protected attribute is searched with the auc-air objective"
             )
-        return self
+        return value
 
 
 class TuneJob(TuneOptions):
