@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from loanrisk.contracts import TrainingOptions, TuneJob, TuneOptions
@@ -38,12 +39,15 @@ from loanrisk.reporting.card import model_card
 from loanrisk.requests import training_request
 from loanrisk.schema import LoanSchema, builtin_schema, validate_frame
 from loanrisk.schema.infer import infer_schema
+from loanrisk.service import create_app
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage
 from loanrisk.training.job import TrainingRequest, run_training
 from loanrisk.training.tune import Study, Trial, run_tuning
 
 from ..conftest import REAL_CSV
+from ..console.conftest import ADMIN_KEY, KEYS
+from ..console.test_console import log_in
 from ..test_cli import run
 from ..test_pakdd_journey import LABEL, PAKDD, REVIEW, reviewed
 
@@ -229,6 +233,15 @@ def test_the_search_on_the_public_dataset_with_age_trains_an_alternative_to_comp
     assert "Search for a less discriminatory alternative" in card
     assert found.statement[1:] in card and "(this version)" in card
     assert "less discriminatory" not in model_card(registry, MODEL, 1, settings)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LOANRISK_API_KEYS", KEYS)
+        app = create_app(Settings(storage=str(public.root), nthread=1))
+    with TestClient(app, follow_redirects=False) as client:
+        log_in(client, ADMIN_KEY)
+        page = client.get(f"/console/models/{MODEL}/versions/{version}")
+    assert page.status_code == 200
+    assert '<h2 id="lda-search">Search for a less discriminatory alternative</h2>' in page.text
+    assert found.statement[1:] in page.text
 
 
 def test_tune_fairness_train_lda_and_compare_on_the_command_line(public: Data) -> None:
