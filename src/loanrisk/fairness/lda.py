@@ -181,8 +181,8 @@ def find_lda(trials: Sequence[T], best: T, target: SearchTarget) -> LdaFinding:
         material=material,
         statement=(
             f"trial {chosen.number} raises the AIR for {target.attribute} from "
-            f"{_air(best.air)} to {_air(chosen.air)} for {best.auc - chosen.auc:.4f} of CV AUC "
-            f"(allowed {target.auc_loss:g}): "
+            f"{_air(best.air)} to {_air(chosen.air)} (a gain of {gain:.4f}, AIRs capped at 1) "
+            f"for {best.auc - chosen.auc:.4f} of CV AUC (allowed {target.auc_loss:g}): "
             + (
                 f"materially higher (a gain of at least {target.min_air_gain:g})"
                 if material
@@ -193,4 +193,4 @@ def find_lda(trials: Sequence[T], best: T, target: SearchTarget) -> LdaFinding:
 
 
 def _air(air: float | None) -> str:
-    return "undefined" if air is None else f"{air:.3f}"
+    return "undefined" if air is None else f"{air:.4f}"
