@@ -14,11 +14,13 @@ $(VENV)/.runtime: $(BIN)/python requirements/runtime.lock requirements/install.s
 	sh requirements/install.sh $(VENV) runtime --editable
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements/dask.lock requirements/dev.lock requirements/mlflow.lock requirements/kserve.lock requirements/validation-nodeps.lock requirements/mlflow-server.lock tests/azurite/package-lock.json requirements/debian.txt
+$(VENV)/.dev: $(VENV)/.runtime requirements/dask.lock requirements/dev.lock requirements/mlflow.lock requirements/kserve.lock requirements/validation-nodeps.lock requirements/mlflow-server.lock requirements/solas.lock tests/azurite/package-lock.json requirements/debian.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.lock -r requirements/mlflow.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements/kserve.lock -r requirements/validation-nodeps.lock
 	$(PYTHON) -m venv $(VENV)/mlflow-server
 	$(VENV)/mlflow-server/bin/pip install --quiet --disable-pip-version-check -r requirements/mlflow-server.lock
+	$(PYTHON) -m venv $(VENV)/solas
+	$(VENV)/solas/bin/pip install --quiet --disable-pip-version-check -r requirements/solas.lock
 	npm ci --prefix tests/azurite --no-audit --no-fund --loglevel=error
 	@missing=$$(for p in $$(grep -v '^#' requirements/debian.txt); do command -v $$p >/dev/null || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -85,6 +87,9 @@ lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install --quiet "mlflow==$$(sed -n 's/^mlflow-skinny==//p' requirements/mlflow.lock)"
 	(sed -n 1,2p requirements/mlflow-server.lock; .lock-venv/bin/pip freeze) > requirements/mlflow-server.lock.new
 	mv requirements/mlflow-server.lock.new requirements/mlflow-server.lock
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install --quiet "solas-ai==$$(sed -n 's/^solas-ai==//p' requirements/solas.lock)"
+	(sed -n 1,3p requirements/solas.lock; .lock-venv/bin/pip freeze) > requirements/solas.lock.new
+	mv requirements/solas.lock.new requirements/solas.lock
 	rm -rf .lock-venv
 
 clean:

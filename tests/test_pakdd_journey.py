@@ -32,11 +32,14 @@ import yaml
 from sklearn.metrics import roc_auc_score
 
 from loanrisk.data.datasets import DatasetCatalogue
+from loanrisk.fairness.groups import attribute_groups
+from loanrisk.features.transform import FeatureTransformer
 from loanrisk.inference.backends import onedal_available
 from loanrisk.registry import ModelRegistry
 from loanrisk.storage import FsspecStorage
 from loanrisk.training.train import DEFAULT_PARAMS
 from tests.conftest import ROOT, free_port, wait_until_serving
+from tests.fairness.conftest import run_solas, solas_case
 from tests.test_cli import LOANRISK, run
 
 PAKDD = ROOT.parent / "shared" / "data" / "pakdd2009_credit_card.tsv"
@@ -241,6 +244,34 @@ def test_served_scored_monitored_and_documented(journey: dict[str, Any]) -> None
     assert "at least 25" in html  # age's rule, reported
     assert "marital_status" in html and "not assessed" in html
     assert "Traceback" not in html
+
+
+def test_the_report_s_air_and_smd_on_sex_and_age_equal_solas_ai_s(journey: dict[str, Any]) -> None:
+    """docs/fairness.md on this file: sex (M the reference) and age (25 or older) measured on
+    the test split, each group's AIR, SMD and p-values equal to solas-ai's within 1e-9."""
+    storage = FsspecStorage(journey["store"])
+    model = ModelRegistry(storage).load("loan-default", 1)
+    measures = model.report.fairness_measures
+    assert set(measures) == {"sex", "age"}  # marital_status declares no group
+    assert measures["sex"].reference.group == "M" and measures["sex"].kind == "category"
+    catalogue = DatasetCatalogue(storage)
+    test = catalogue.load_split(catalogue.find().id, "test")
+    features = FeatureTransformer(model.spec).transform(test, dtype=np.float32)
+    raw = model.require_booster("the test").predict(xgb.DMatrix(features, nthread=1))
+    probability = raw if model.calibration is None else model.calibration.apply(raw)
+    approved = probability <= model.report.threshold
+    attributes = ("sex", "age")
+    groups = [attribute_groups(model.schema, test, name) for name in attributes]
+    answers = run_solas([solas_case(g, approved, probability) for g in groups])
+    for name, theirs in zip(attributes, answers, strict=True):
+        assert {g.group for g in measures[name].groups} == set(theirs)
+        for group in measures[name].groups:
+            figures = theirs[group.group]
+            assert group.air.air == pytest.approx(figures["air"], rel=1e-9), (name, group.group)
+            assert group.air.p_value == pytest.approx(figures["air_p_value"], rel=1e-9)
+            assert 100 * group.smd.smd == pytest.approx(figures["smd"], rel=1e-9)
+            assert group.smd.p_value == pytest.approx(figures["smd_p_value"], rel=1e-9)
+            assert group.air.low <= group.air.air <= group.air.high
 
 
 @pytest.mark.slow

@@ -330,6 +330,13 @@ class Settings(BaseSettings):
         "each reads the served version's last 365 days of log and every outcome, off the "
         "event loop, one refresh at a time.",
     )
+    fairness_interval: float = Field(
+        3600.0,
+        ge=0,
+        description="Seconds between refreshes of the loanrisk_air gauges (0: off): each "
+        "reads the served version's last 365 days of log (at most monitor_max_rows loans) and "
+        "every outcome, off the event loop, one refresh at a time.",
+    )
     monitor_max_rows: int = Field(
         200_000,
         ge=1_000,

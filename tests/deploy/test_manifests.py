@@ -369,8 +369,10 @@ def test_the_alerts_are_valid_rules_over_metrics_the_app_exports(tmp_path: Path)
         "LoanriskTrainingFailed",
         "LoanriskPredictionLogDropping",
         "LoanriskBacktestRed",
+        "LoanriskAdverseImpact",
     }
     assert "> 0.25" in alerts["LoanriskProbabilityDrift"].expr
+    assert "< 0.8" in alerts["LoanriskAdverseImpact"].expr  # the four-fifths rule
     assert ">= 2" in alerts["LoanriskBacktestRed"].expr  # 2 is red
     assert all(r.labels["severity"] in ("warning", "critical") for r in alerts.values())
     # Every metric an alert reads is one the app exports (a renamed metric breaks this).

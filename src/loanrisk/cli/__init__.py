@@ -9,7 +9,19 @@ from __future__ import annotations
 
 import typer
 
-from loanrisk.cli import data, demo, models, monitor, predict, schema, serve, storage, train, tune
+from loanrisk.cli import (
+    data,
+    demo,
+    fairness,
+    models,
+    monitor,
+    predict,
+    schema,
+    serve,
+    storage,
+    train,
+    tune,
+)
 from loanrisk.cli.common import cli_errors
 
 app = typer.Typer(
@@ -20,6 +32,7 @@ app = typer.Typer(
 app.add_typer(data.data_app, name="data")
 app.add_typer(models.models_app, name="models")
 app.add_typer(schema.schema_app, name="schema")
+monitor.monitor_app.command("fairness")(fairness.fairness)
 app.add_typer(monitor.monitor_app, name="monitor")
 app.add_typer(monitor.outcomes_app, name="outcomes")
 app.add_typer(storage.storage_app, name="storage")

@@ -17,12 +17,13 @@ a category or rule, the probabilities for a proxy (a missing probability is 0).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from loanrisk.errors import InvalidInput
+from loanrisk.fairness.models import Kind
 from loanrisk.schema.model import (
     FALSE_TOKENS,
     MIN_GROUP_SIZE,
@@ -30,8 +31,6 @@ from loanrisk.schema.model import (
     LoanSchema,
     PrivilegedGroup,
 )
-
-Kind = Literal["category", "rule", "proxy"]
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,8 @@ def attribute_groups(
 ) -> AttributeGroups:
     """The groups of ``attribute`` (a protected column, or a proxy attribute of the schema)
     among the loans of ``frame``; ``privileged`` overrides a column's declared reference
-    group. Raises :class:`InvalidInput` naming the attribute when the schema declares no
+    group (and names the groups of a column the schema does not declare, kept with the
+    data: a category). Raises :class:`InvalidInput` naming the attribute when there are no
     groups for it, its columns are not in ``frame``, or no loan is in the reference group or
     in any other group."""
     proxies = [
@@ -128,9 +128,11 @@ def attribute_groups(
     if proxies:
         return _proxy_groups(attribute, frame, proxies)
     column = schema.by_name.get(attribute)
-    if column is None or column.role != "protected":
+    if column is not None and column.role == "feature":
+        raise InvalidInput(f"{attribute!r} is a feature: a protected attribute never is one")
+    if privileged is None and (column is None or column.role != "protected"):
         raise InvalidInput(f"{attribute!r} is not a protected column or proxy attribute")
-    rule = privileged if privileged is not None else column.privileged
+    rule = privileged if privileged is not None else column.privileged if column else None
     if rule is None:
         raise InvalidInput(
             f"attribute {attribute!r}: no privileged group declared "

@@ -26,10 +26,10 @@ import math
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 from scipy import stats
 
 from loanrisk.errors import InvalidInput
+from loanrisk.fairness.models import AirResult, SmdResult
 
 #: While a cell of the approvals table holds at most this many loans, the AIR's p-value is
 #: Fisher's exact test's; above, the chi-squared test's (solas-ai's ``max_for_fishers``).
@@ -40,48 +40,9 @@ FOUR_FIFTHS = 0.8
 SIGNIFICANCE = 0.05
 #: Coverage of the intervals.
 CONFIDENCE = 0.95
-#: An |SMD| above it is flagged as practically significant (solas-ai's usual threshold).
+#: An |SMD| above it is flagged as practically significant (loanrisk's convention, between
+#: Cohen's "small" 0.2 and "medium" 0.5; solas-ai leaves the threshold to its caller).
 SMD_THRESHOLD = 0.3
-
-
-class AirResult(BaseModel):
-    """The adverse impact ratio of a protected group against its reference group.
-
-    ``air`` is None when it is undefined (no reference approvals, or an empty group), and so
-    are ``low``/``high`` when no approval or no refusal in a group leaves the log interval
-    undefined; ``p_value`` is None when the table has an empty row or column."""
-
-    model_config = ConfigDict(frozen=True)
-
-    protected_count: float
-    reference_count: float
-    protected_rate: float | None
-    reference_rate: float | None
-    shortfall: float | None
-    air: float | None
-    low: float | None
-    high: float | None
-    p_value: float | None
-    test: Literal["fisher", "chi_squared"]
-    four_fifths: bool
-    significant: bool
-
-
-class SmdResult(BaseModel):
-    """The standardized mean difference of a score (the PD) between a protected group and
-    its reference group: positive when the protected group's mean is higher (a higher PD is
-    unfavourable). None where a group is empty or the score does not vary."""
-
-    model_config = ConfigDict(frozen=True)
-
-    protected_mean: float | None
-    reference_mean: float | None
-    smd: float | None
-    low: float | None
-    high: float | None
-    p_value: float | None
-    practical: bool
-    significant: bool
 
 
 def _weights(name: str, weight: np.ndarray, size: int) -> np.ndarray:
@@ -105,11 +66,12 @@ def _approvals_table(
 def _p_value(table: np.ndarray) -> tuple[float | None, Literal["fisher", "chi_squared"]]:
     """Fisher's exact test when a cell holds at most :data:`MAX_FOR_FISHERS` loans (on the
     table's whole loans, weighted counts rounded down), else Pearson's chi-squared test with
-    Yates's continuity correction: solas-ai's ``fishers_or_chi_squared``."""
+    Yates's continuity correction: solas-ai's ``fishers_or_chi_squared``. Every loan approved
+    (or every one refused) leaves nothing to tell the groups apart: Fisher's p-value is 1."""
     test: Literal["fisher", "chi_squared"] = (
         "fisher" if table.min() <= MAX_FOR_FISHERS else "chi_squared"
     )
-    if (table.sum(axis=0) <= 0).any() or (table.sum(axis=1) <= 0).any():
+    if (table.sum(axis=1) <= 0).any():  # an empty group: nothing to test
         return None, test
     if test == "fisher":
         return float(stats.fisher_exact(np.floor(table).astype(np.int64)).pvalue), test
@@ -223,3 +185,16 @@ def standardized_mean_difference(
         practical=abs(smd) > SMD_THRESHOLD,
         significant=p_value is not None and p_value < SIGNIFICANCE,
     )
+
+
+__all__ = [
+    "CONFIDENCE",
+    "FOUR_FIFTHS",
+    "MAX_FOR_FISHERS",
+    "SIGNIFICANCE",
+    "SMD_THRESHOLD",
+    "AirResult",
+    "SmdResult",
+    "adverse_impact_ratio",
+    "standardized_mean_difference",
+]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -51,10 +52,16 @@ CLASS_FIGURES = {
 }
 
 
+#: Characters an MLflow metric name may not hold.
+_METRIC_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
+
+
 def report_metrics(report: EvaluationReport) -> dict[str, float]:
     """The report's figures as MLflow metrics: ``auc``, ``log_loss``, ``brier``, ``ks``,
     ``accuracy``, ``rows``, ``confusion.<tn|fp|fn|tp>``, ``<class>.<precision|recall|f1|
-    support>`` and, with a fairness report, ``fairness.<attribute>.<rate>`` parity ratios."""
+    support>`` and, with a fairness report, ``fairness.<attribute>.<rate>`` parity ratios and
+    ``air.<attribute>.<group>`` and ``smd.<attribute>.<group>`` (characters MLflow refuses in a
+    name become ``_``)."""
     classes = report.classification_report
     metrics = {
         "auc": report.auc,
@@ -74,6 +81,13 @@ def report_metrics(report: EvaluationReport) -> dict[str, float]:
         for rate, ratio in fairness.parity.items():
             if ratio is not None:
                 metrics[f"fairness.{attribute}.{rate}"] = float(ratio)
+    for attribute, measures in (report.fairness_measures or {}).items():
+        for group in measures.groups:
+            key = _METRIC_UNSAFE.sub("_", f"{attribute}.{group.group}")
+            if group.air is not None and group.air.air is not None:
+                metrics[f"air.{key}"] = group.air.air
+            if group.smd is not None and group.smd.smd is not None:
+                metrics[f"smd.{key}"] = group.smd.smd
     return metrics
 
 

@@ -22,6 +22,7 @@ from pydantic import (
     model_serializer,
 )
 
+from loanrisk.fairness.models import AttributeFairness
 from loanrisk.registry.policy import DecisionPolicy
 
 #: The two classes of the classification report, in the reference's names.
@@ -263,6 +264,7 @@ _OPTIONAL = (
     "fairness",
     "fairness_by_attribute",
     "fairness_not_assessed",
+    "fairness_measures",
 )
 
 
@@ -306,6 +308,10 @@ class EvaluationReport(BaseModel):
     fairness: ParityReport | None = None
     fairness_by_attribute: dict[str, ParityReport] | None = None
     fairness_not_assessed: list[NotAssessed] | None = None
+    #: The fair-lending measures per protected attribute (AIR, SMD, calibration and AUC per
+    #: group against the reference group: :mod:`loanrisk.fairness`); reports written before
+    #: them have only the parity ratios above.
+    fairness_measures: dict[str, AttributeFairness] | None = None
 
     @model_serializer(mode="wrap")
     def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:

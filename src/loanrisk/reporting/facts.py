@@ -203,12 +203,35 @@ def limitations(facts: VersionFacts) -> list[str]:
         )
     for f in facts.fairness:
         out += [f"Fairness on {f.attribute!r}: {w}." for w in f.warnings or ()]
+    out += _fair_lending(facts.report)
     if not facts.fairness and not facts.report.fairness_not_assessed:
         out.append("No protected attribute was given at training: fairness was not assessed.")
     out.append(
         f"The label is a fixed cut at probability {facts.report.threshold:g}; its error "
         "rates (the confusion matrix) change with the threshold."
     )
+    return out
+
+
+def _fair_lending(report: EvaluationReport) -> list[str]:
+    """A limitation per group whose AIR fails the four-fifths rule or differs significantly
+    from its reference group's, and per group too small to measure."""
+    out = []
+    for attribute, f in (report.fairness_measures or {}).items():
+        for g in f.groups:
+            air = g.air
+            if air is None or air.air is None or not (air.four_fifths or air.significant):
+                continue
+            said = [
+                *(["below the four-fifths rule"] if air.four_fifths else []),
+                *([f"significant (p = {air.p_value:.2g})"] if air.significant else []),
+            ]
+            out.append(
+                f"Fair lending on {attribute!r}: group {g.group!r} is approved at "
+                f"{air.air:.2f} times the rate of {f.reference.group!r} ({' and '.join(said)}); "
+                "look for a less discriminatory alternative (docs/fairness.md)."
+            )
+        out += [f"Fair lending on {attribute!r}: {w}." for w in f.warnings]
     return out
 
 

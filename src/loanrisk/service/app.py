@@ -19,6 +19,7 @@ from loanrisk.console import routes as console
 from loanrisk.errors import Conflict
 from loanrisk.inference.backends import limit_onedal_threads
 from loanrisk.jobs.manager import JobManager
+from loanrisk.monitoring.fairness import fairness_for
 from loanrisk.monitoring.log import CANARY, SHADOW
 from loanrisk.monitoring.reports import BACKTEST_DAYS, drift_for
 from loanrisk.oip import rest as oip_rest
@@ -146,6 +147,39 @@ async def _refresh_backtest(
     metrics.backtest(report)
 
 
+async def _watch_fairness(services: Services, metrics: Metrics) -> None:
+    """Refresh the ``loanrisk_air`` gauges of the served version every ``fairness_interval``
+    seconds, over the loans scored in the last ``BACKTEST_DAYS`` days (a refresh at a time,
+    in a worker thread)."""
+    settings, storage = services.settings, services.storage
+    served = services.models.served
+    while True:
+        await asyncio.sleep(settings.fairness_interval)
+        scorer = served.serving()
+        if scorer is None:
+            continue
+        until = datetime.now(UTC)
+        try:
+            report = await run_in_threadpool(
+                functools.partial(
+                    fairness_for,
+                    storage,
+                    served.registry,
+                    storage.resolve(settings.log_directory),
+                    storage.resolve(settings.outcome_directory),
+                    served.name,
+                    scorer.version,
+                    since=until - timedelta(days=BACKTEST_DAYS),
+                    until=until,
+                    max_rows=settings.monitor_max_rows,
+                )
+            )
+        except Exception:  # a storage hiccup must not end the loop
+            log.exception("fairness refresh failed; the gauges keep their last values")
+            continue
+        metrics.fairness(report)
+
+
 async def _collect_abandoned_writes(storage: Storage) -> None:
     """Remove what writers killed mid-write left on a local storage (off the start-up path)."""
     if not isinstance(storage, FsspecStorage):
@@ -183,6 +217,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for watch, interval in (
                 (_watch_drift, settings.drift_interval),
                 (_watch_backtest, settings.backtest_interval),
+                (_watch_fairness, settings.fairness_interval),
             )
             if interval and services.log is not None
         ]

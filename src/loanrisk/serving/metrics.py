@@ -33,6 +33,7 @@ from prometheus_client import (
 from loanrisk.contracts import JobRecord
 from loanrisk.inference.results import BatchSummary
 from loanrisk.monitoring.drift import DriftReport
+from loanrisk.monitoring.fairness import FairnessWindowReport
 from loanrisk.monitoring.log import CHAMPION
 from loanrisk.storage.problems import Problem
 from loanrisk.validation.window import BacktestReport
@@ -143,6 +144,16 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.air = Gauge(
+            "loanrisk_air",
+            "Adverse impact ratio of the served version's approvals per group of each "
+            "protected attribute against its reference group (docs/fairness.md), over the "
+            "loans scored in the last 365 days; below 0.8 fails the four-fifths rule. A group "
+            "whose ratio is undefined has none.",
+            ["model", "version", "attribute", "group"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self.shadow_rows = Counter(
             "loanrisk_shadow_rows",
             "Loans handed to shadow scoring: scored, refused (by the shadow version's "
@@ -153,8 +164,8 @@ class Metrics:
         self.bad_item_count = Gauge(
             "loanrisk_bad_items",
             "Stored items the last listing or report of each view skipped, by view (models, "
-            "datasets, drift, performance, backtest, outcomes) and kind (link, alias, dataset, "
-            "log_file, outcome_file, profile); the answer's problems name them.",
+            "datasets, drift, performance, backtest, fairness, outcomes) and kind (link, "
+            "alias, dataset, log_file, outcome_file, profile); the answer's problems name them.",
             ["view", "kind"],
             registry=r,
             multiprocess_mode="livemax",
@@ -181,6 +192,19 @@ class Metrics:
             else:
                 self.backtest_light.labels(*labels).set(LIGHTS[grade.light])
         self.bad_items("backtest", report.problems)
+
+    def fairness(self, report: FairnessWindowReport) -> None:
+        """Set the AIR gauges from a fairness report (a group whose AIR is undefined loses
+        its gauge)."""
+        for figures in report.attributes:
+            for group in figures.groups:
+                labels = (report.model, str(report.version), figures.attribute, group.group)
+                if group.air is None or group.air.air is None:
+                    with contextlib.suppress(KeyError):
+                        self.air.remove(*labels)
+                else:
+                    self.air.labels(*labels).set(group.air.air)
+        self.bad_items("fairness", report.problems)
 
     def bad_items(self, view: str, problems: Iterable[Problem]) -> None:
         """Set the bad-item gauges of ``view`` from the problems its last answer met (the

@@ -12,6 +12,8 @@ import numpy as np
 
 from loanrisk.contracts import TrainingRequest
 from loanrisk.errors import Conflict, InvalidInput
+from loanrisk.fairness.groups import attribute_groups, protected_attributes
+from loanrisk.fairness.report import AttributeFairness, attribute_fairness
 from loanrisk.inference.scorer import Scorer, check_servable
 from loanrisk.registry.masterscale import MasterScale
 from loanrisk.registry.models import PRODUCTION, ModelRegistry
@@ -48,6 +50,7 @@ def assessed(
             fairness.append(_fairness(request, column, group, labels, test, probability))
         except InvalidInput as exc:  # e.g. a rule no test loan meets: said, not fatal
             unassessed.append(NotAssessed(attribute=column, reason=exc.message))
+    measures = _measures(request, schema, labels, probability, test, unassessed)
     return evaluated.model_copy(
         update={
             "policy": policy,
@@ -60,6 +63,7 @@ def assessed(
             "fairness": fairness[0] if fairness else None,
             "fairness_by_attribute": {f.attribute: f for f in fairness} or None,
             "fairness_not_assessed": unassessed or None,
+            "fairness_measures": measures or None,
             **sections,
         }
     )
@@ -111,6 +115,33 @@ def _fairness_groups(
         assert value is not None  # checked by the training's request checks
         return [(request.protected_attribute, value)]
     return [(c.name, c.privileged) for c in schema.protected if c.privileged is not None]
+
+
+def _measures(
+    request: TrainingRequest,
+    schema: LoanSchema,
+    labels: np.ndarray,
+    probability: np.ndarray,
+    test: Any,
+    unassessed: list[NotAssessed],
+) -> dict[str, AttributeFairness]:
+    """The fair-lending measures of each protected attribute on the test split: the
+    request's, else every attribute the schema declares groups for (one that cannot be
+    measured is added to ``unassessed``, once)."""
+    asked = request.protected_attribute
+    out = {}
+    for attribute in [asked] if asked is not None else protected_attributes(schema):
+        try:
+            groups = attribute_groups(
+                schema, test, attribute, privileged=request.privileged_value if asked else None
+            )
+            out[attribute] = attribute_fairness(
+                groups, probability, threshold=request.threshold, labels=labels
+            )
+        except InvalidInput as exc:
+            if all(item.attribute != attribute for item in unassessed):
+                unassessed.append(NotAssessed(attribute=attribute, reason=exc.message))
+    return out
 
 
 def _unassessed(request: TrainingRequest, schema: LoanSchema) -> list[NotAssessed]:

@@ -17,6 +17,7 @@ from loanrisk.contracts import IsoMoment
 from loanrisk.errors import TooLarge
 from loanrisk.monitoring.compare import Comparison, Versions, compare
 from loanrisk.monitoring.drift import DriftReport
+from loanrisk.monitoring.fairness import FairnessWindowReport, fairness_for
 from loanrisk.monitoring.outcomes import (
     Outcome,
     OutcomesStored,
@@ -381,4 +382,63 @@ async def get_backtest(
         )
     )
     services.metrics.bad_items("backtest", report.problems)
+    return report
+
+
+@router.get(
+    "/v1/models/{name}/fairness",
+    summary="Fair lending: AIR, SMD, calibration and AUC per group",
+    response_model=FairnessWindowReport,
+)
+async def get_fairness(
+    name: str,
+    services: ServicesDep,
+    since: Annotated[
+        IsoMoment | None, Query(description="Window start, ISO 8601 (default: 365 days ago).")
+    ] = None,
+    until: Until = None,
+    version: VersionRef = None,
+    model_directory: ModelDir = None,
+    attribute: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=100,
+            description="One protected attribute of the version's schema (default: every one "
+            "it declares groups for).",
+        ),
+    ] = None,
+) -> FairnessWindowReport:
+    """Fair lending over the loans the version scored in ``[since, until)`` (each once, its
+    latest score): per group of each protected attribute (read from the loans as logged:
+    send them with the loans), the approval rate and mean PD; against the reference group
+    the adverse impact ratio (AIR) of the logged approvals with its 95% interval (Katz),
+    p-value (Fisher's exact or chi-squared, as solas-ai) and flags ``four_fifths`` (AIR <
+    0.8) and ``significant`` (p < 0.05), the standardized mean difference (SMD) of the PD
+    with its interval and p-value; where loans have outcomes, the observed default rate, the
+    mean PD and the AUC per group. Proxy probabilities give weighted figures
+    (docs/fairness.md). Past ``LOANRISK_MONITOR_MAX_ROWS`` log rows a uniform sample is
+    measured (``sampled``). An attribute the loans do not carry is in ``not_assessed``; one
+    the schema declares no groups for is a 422 naming ``attribute``. Unreadable log and
+    outcome files are skipped and named in ``problems``; the ``loanrisk_air`` gauges take
+    the report's ratios."""
+    settings = services.settings
+    start, end = window(since, until, days=BACKTEST_DAYS)
+    storage = services.storage
+    report = await run_in_threadpool(
+        functools.partial(
+            fairness_for,
+            storage,
+            registry_of(services, model_directory),
+            storage.resolve(settings.log_directory),
+            storage.resolve(settings.outcome_directory),
+            check_name("model", name),
+            version or settings.model_alias,
+            since=start,
+            until=end,
+            max_rows=settings.monitor_max_rows,
+            attribute=attribute,
+        )
+    )
+    services.metrics.fairness(report)
     return report
