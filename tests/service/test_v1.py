@@ -340,7 +340,7 @@ def test_tune_as_a_job_then_train_from_its_lean_trial(client: TestClient, root: 
     body = {"study": "fair", "fairness": "loan_amnt", "trials": 1, "folds": 2}
     unprotected = finished(client, client.post("/v1/datasets/latest/studies", json=body))
     assert unprotected["state"] == "failed"
-    assert unprotected["error"]["message"].startswith("fairness: 'loan_amnt' is not a protected")
+    assert unprotected["error"]["message"].startswith("fairness: 'loan_amnt' is a feature")
 
     trained = finished(
         client, client.post("/v1/models/risk/versions", json={"params_from": "q4:lean"})

@@ -195,11 +195,12 @@ def test_the_search_on_the_public_dataset_with_age_trains_an_alternative_to_comp
     # The AIRs were counted at one threshold: a resumption at another is refused.
     with pytest.raises(InvalidInput, match=r"threshold: 0\.5 not 0\.4"):
         run_tuning(job.model_copy(update={"threshold": 0.4, "trials": 9}), storage, nthread=1)
-    with pytest.raises(InvalidInput, match="fairness: 'loan_amnt' is not a protected"):
+    with pytest.raises(InvalidInput, match="fairness: 'loan_amnt' is a feature") as refused:
         run_tuning(
             job.model_copy(update={"study": "x", "fairness": "loan_amnt"}), storage, nthread=1
         )
 
+    assert refused.value.details == {"field": "fairness"}
     options = TrainingOptions(dataset=public.dataset, params_from="age:lda", promote=False)
     request = training_request(
         options, settings, storage, model_name=MODEL, model_directory="models"
