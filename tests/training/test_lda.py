@@ -43,7 +43,7 @@ from loanrisk.service import create_app
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage
 from loanrisk.training.job import TrainingRequest, run_training
-from loanrisk.training.tune import Study, Trial, run_tuning
+from loanrisk.training.tune import Study, Trial, run_tuning, study_path
 
 from ..conftest import REAL_CSV
 from ..console.conftest import ADMIN_KEY, KEYS
@@ -243,6 +243,11 @@ def test_the_search_on_the_public_dataset_with_age_trains_an_alternative_to_comp
     assert page.status_code == 200
     assert '<h2 id="lda-search">Search for a less discriminatory alternative</h2>' in page.text
     assert found.statement[1:] in page.text
+
+    # A study gone bad is said on the card, never fatal to it.
+    storage.write_bytes(study_path(DatasetCatalogue(storage), public.dataset, "age"), b"{")
+    damaged = model_card(registry, MODEL, version, settings)
+    assert "The search's frontier is not shown: the study cannot be read" in damaged
 
 
 def test_tune_fairness_train_lda_and_compare_on_the_command_line(public: Data) -> None:

@@ -44,14 +44,17 @@ def search_facts(registry: ModelRegistry, manifest: ModelManifest) -> SearchFact
     if not isinstance(tuned, dict) or "attribute" not in tuned:
         return None
     directory = manifest.training_dataset[0] if manifest.training_dataset else "data"
-    known = SearchFacts(
-        study=str(tuned.get("study")),
-        dataset=str(tuned.get("dataset")),
-        pick=str(tuned.get("pick")),
-        trial=int(tuned.get("trial", -1)),
-        cv_auc=float(tuned.get("cv_auc", float("nan"))),
-        air=float(tuned["air"]) if tuned.get("air") is not None else None,
-    )
+    try:
+        known = SearchFacts(
+            study=str(tuned.get("study")),
+            dataset=str(tuned.get("dataset")),
+            pick=str(tuned.get("pick")),
+            trial=int(tuned.get("trial", -1)),
+            cv_auc=float(tuned.get("cv_auc", float("nan"))),
+            air=float(tuned["air"]) if tuned.get("air") is not None else None,
+        )
+    except (TypeError, ValueError):  # a manifest edited by hand: no search to show
+        return None
     try:
         catalogue = DatasetCatalogue(registry.storage, directory)
         study = load_study(catalogue, known.dataset, known.study)
