@@ -43,6 +43,7 @@ EXCLUSIVE = frozenset(
 LONGEST = (
     "tests/service/test_fuzz.py",
     "tests/test_cli.py",
+    "tests/fairness/test_surfaces.py",
 )
 
 

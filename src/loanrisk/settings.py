@@ -341,8 +341,8 @@ class Settings(BaseSettings):
         200_000,
         ge=1_000,
         description=(
-            "Most logged loans a drift, performance or live-comparison report reads; past "
-            "it, a uniform sample of them (the report says so, and still counts them all)."
+            "Most logged loans a drift, performance, fairness or live-comparison report reads; "
+            "past it, a uniform sample of them (the report says so, and still counts them all)."
         ),
     )
     drift_window_hours: float = Field(

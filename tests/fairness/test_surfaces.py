@@ -162,12 +162,17 @@ def test_a_window_s_figures_are_the_logged_decisions_and_outcomes(
     assert "not at least 25" in table.stdout and "AIR" in table.stdout
 
 
-def test_an_attribute_without_groups_is_refused_naming_it(
+def test_an_attribute_without_groups_is_refused_and_one_not_logged_is_said(
     trained: Trained, logged: TestClient
 ) -> None:
     answer = logged.get("/v1/models/loan-default/fairness", params={"attribute": "loan_intent"})
     assert answer.status_code == 422
     assert answer.json()["error"]["details"]["field"] == "attribute"
     assert "(declared: person_age)" in answer.json()["error"]["message"]
+    empty = {"since": "2000-01-01", "until": "2000-01-02"}
+    before = logged.get("/v1/models/loan-default/fairness", params=empty).json()
+    assert before["loans"] == 0 and before["attributes"] == []
+    (unmeasured,) = before["not_assessed"]
+    assert unmeasured["attribute"] == AGE and "not among the loans' columns" in unmeasured["reason"]
     cli = run("monitor", "fairness", "--attribute", "nope", "--storage", str(trained.root))
     assert cli.returncode == 2 and "attribute 'nope'" in cli.stderr

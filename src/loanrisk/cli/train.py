@@ -41,7 +41,8 @@ def refuse_unpromoted(not_promoted: str | None) -> None:
 
 def _fairness_summary(report: EvaluationReport) -> str:
     """Each protected attribute: its privileged group and the evaluation loans in each
-    group, or why it was not assessed (the report and card have the parity ratios)."""
+    group, the groups whose AIR is below four fifths, or why it was not assessed (the report
+    and card have every figure)."""
     from loanrisk.schema.model import MIN_GROUP_SIZE
     from loanrisk.training.fairness import assessed
 
@@ -51,6 +52,10 @@ def _fairness_summary(report: EvaluationReport) -> str:
         sizes = f"{groups.privileged.size:,} vs {groups.non_privileged.size:,} loans"
         warned = f" (a group under {MIN_GROUP_SIZE}: noise)" if item.warnings else ""
         parts.append(f"{item.attribute} (privileged {item.privileged_value}): {sizes}{warned}")
+    for attribute, measures in (report.fairness_measures or {}).items():
+        flagged = measures.flagged("four_fifths")
+        if flagged:
+            parts.append(f"{attribute}: AIR below four fifths for {', '.join(flagged)}")
     unassessed = report.fairness_not_assessed or ()
     parts += [f"{i.attribute}: not assessed, {i.reason}" for i in unassessed]
     return "; ".join(parts)

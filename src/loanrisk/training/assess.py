@@ -154,7 +154,7 @@ def _unassessed(request: TrainingRequest, schema: LoanSchema) -> list[NotAssesse
             reason="no privileged group declared (privileged: a value, values or a min/max range)",
         )
         for c in schema.protected
-        if c.privileged is None
+        if c.privileged is None and c.proxy is None  # a proxy's groups are its attribute's
     ]
 
 
