@@ -44,6 +44,7 @@ LONGEST = (
     "tests/service/test_fuzz.py",
     "tests/test_cli.py",
     "tests/fairness/test_surfaces.py",
+    "tests/training/test_lda.py",
 )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
     BaseModel,
@@ -23,12 +23,14 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     StrictBool,
     StrictInt,
+    ValidationInfo,
+    field_validator,
     model_serializer,
     model_validator,
 )
 from typing_extensions import TypedDict
 
-from loanrisk.defaults import DEFAULT_CALIBRATION_FRACTION
+from loanrisk.defaults import DEFAULT_CALIBRATION_FRACTION, LDA_AUC_LOSS, LDA_MIN_AIR_GAIN
 from loanrisk.defaults import DEFAULT_ROUNDS as DEFAULT_ROUNDS
 from loanrisk.errors import InvalidInput
 from loanrisk.registry.manifest import FileEntry, ModelKind, ModelManifest
@@ -98,6 +100,8 @@ class TunedFrom(TypedDict):
     trial: int
     cv_auc: float
     nodes: float
+    air: NotRequired[float]
+    attribute: NotRequired[str]
 
 
 class _Job(BaseModel):
@@ -299,12 +303,65 @@ class TuneOptions(_Job):
     time_budget: float | None = Field(
         None, gt=0, le=7 * 86_400, description="Seconds after which no trial starts."
     )
-    objective: Literal["auc", "auc-per-cost"] = Field("auc", description="What to search for.")
+    objective: Literal["auc", "auc-per-cost", "auc-air"] = Field(
+        "auc",
+        description="What to search for: AUC, AUC against cost, or AUC against the adverse "
+        "impact ratio of the protected attribute fairness names (given fairness, the default).",
+    )
     folds: StrictInt = Field(3, ge=2, le=10, description="Stratified cross-validation folds.")
     monotone: StrictBool = Field(
         False, description="Search with the schema's monotone constraints."
     )
     lean_tolerance: float = Field(0.001, ge=0, le=0.1, description="For the lean pick.")
+    fairness: str | None = Field(
+        None,
+        validate_default=True,
+        min_length=1,
+        max_length=128,
+        description="A protected attribute of the dataset's schema: search for a less "
+        "discriminatory alternative, a Pareto search on AUC and its adverse impact ratio "
+        "(docs/fairness.md).",
+    )
+    auc_loss: float | None = Field(
+        None,
+        ge=0,
+        le=0.1,
+        description="The CV AUC an alternative may lose against the best trial (None: "
+        "LOANRISK_LDA_AUC_LOSS).",
+    )
+    min_air_gain: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="The AIR gain that is material (None: LOANRISK_LDA_MIN_AIR_GAIN).",
+    )
+    threshold: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="The decision threshold approvals are counted at (None: LOANRISK_THRESHOLD).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fairness_objective(cls, data: Any) -> Any:
+        """Naming a protected attribute asks for the AUC/AIR search."""
+        if isinstance(data, dict) and data.get("fairness") and "objective" not in data:
+            return {**data, "objective": "auc-air"}
+        return data
+
+    @field_validator("fairness")
+    @classmethod
+    def _fairness_given(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """The auc-air objective and a protected attribute go together (named here, where
+        a client fixes either)."""
+        objective = info.data.get("objective")
+        if objective is not None and (objective == "auc-air") != (value is not None):
+            raise ValueError(
+                "the auc-air objective searches on a protected attribute (fairness), and a "
+                "protected attribute is searched with the auc-air objective"
+            )
+        return value
 
 
 class TuneJob(TuneOptions):
@@ -312,6 +369,9 @@ class TuneJob(TuneOptions):
 
     dataset: str = "latest"
     data_directory: str = "data"
+    auc_loss: float = Field(LDA_AUC_LOSS, ge=0, le=0.1)
+    min_air_gain: float = Field(LDA_MIN_AIR_GAIN, gt=0, le=1)
+    threshold: float = Field(0.5, gt=0, lt=1)
     max_rounds: int = Field(2_000, ge=10, le=100_000)
     early_stopping_rounds: int = Field(50, ge=1, le=1_000)
     seed: Seed = 0

@@ -17,6 +17,10 @@ DEFAULT_ROUNDS = 500
 DEFAULT_CALIBRATION_FRACTION = 0.1
 #: The AUC drop a guarded promotion tolerates beyond noise.
 MAX_AUC_DROP = 0.002
+#: A less discriminatory alternative may cost at most this much cross-validated AUC.
+LDA_AUC_LOSS = 0.005
+#: An alternative's AIR (capped at 1) is materially higher when it gains at least this much.
+LDA_MIN_AIR_GAIN = 0.02
 #: Rows a schema draft reads.
 SCHEMA_SAMPLE_ROWS = 200_000
 #: More distinct text values than this in a drafted column: not a category.

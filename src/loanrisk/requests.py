@@ -53,7 +53,9 @@ def training_request(
     them first), every default filled:
 
     - ``params_from``: the study's trial gives the parameters (under ``params``), the rounds
-      (unless ``rounds`` was given) and the monotone choice (unless ``monotone`` was);
+      (unless ``rounds`` was given) and the monotone choice (unless ``monotone`` was); a
+      search for a less discriminatory alternative also its threshold (unless ``threshold``
+      was), the one its AIRs were counted at;
     - ``monotone`` and ``calibration`` not given: the settings' (a scorecard's calibration:
       none);
     - ``threshold`` and the bands not given: the setting when set explicitly, else the
@@ -75,6 +77,7 @@ def training_request(
 
     given = {name: getattr(options, name) for name in TrainingInputs.model_fields}
     rounds, monotone, tuned_from = options.rounds, options.monotone, None
+    threshold = options.threshold
     if options.params_from is not None and options.kind == "scorecard":
         raise InvalidInput(
             "params_from: a scorecard takes no tuned XGBoost parameters",
@@ -95,13 +98,15 @@ def training_request(
         if monotone is None:
             monotone = tuned.monotone
         tuned_from = tuned.provenance
+        if threshold is None:  # a search's approvals were counted at its threshold
+            threshold = tuned.threshold
     check_params(given["params"])
     registry = ModelRegistry(storage, model_directory)
     parent = parent_policy(registry, model_name, options.continue_from)
     policy = training_policy(
         settings,
         parent=parent,
-        threshold=options.threshold,
+        threshold=threshold,
         band_cutoffs=options.band_cutoffs,
         band_names=options.band_names,
     )
@@ -178,9 +183,20 @@ def tune_job(
     options: TuneOptions, settings: Settings, *, dataset: str, data_directory: str
 ) -> TuneJob:
     """The tuning study ``options`` ask for, of ``dataset`` in ``data_directory`` (as the
-    caller names them on the storage), seeded by the settings."""
+    caller names them on the storage), seeded by the settings; a search for a less
+    discriminatory alternative takes the AUC loss, the material AIR gain and the decision
+    threshold not given from the settings."""
+    given = options.model_dump(exclude={"auc_loss", "min_air_gain", "threshold"})
     return TuneJob(
-        **options.model_dump(), dataset=dataset, data_directory=data_directory, seed=settings.seed
+        **given,
+        dataset=dataset,
+        data_directory=data_directory,
+        seed=settings.seed,
+        auc_loss=settings.lda_auc_loss if options.auc_loss is None else options.auc_loss,
+        min_air_gain=(
+            settings.lda_min_air_gain if options.min_air_gain is None else options.min_air_gain
+        ),
+        threshold=settings.threshold if options.threshold is None else options.threshold,
     )
 
 

@@ -102,6 +102,25 @@ class Settings(BaseSettings):
         ge=1_000,
         description="Most held-out loans a comparison scores (a seeded sample beyond).",
     )
+    lda_auc_loss: float = Field(
+        0.005,  # loanrisk.defaults.LDA_AUC_LOSS, which the command line's help shows
+        ge=0,
+        le=0.1,
+        description=(
+            "The search for a less discriminatory alternative (loanrisk tune --fairness): the "
+            "cross-validated AUC an alternative may lose against the best trial "
+            "(docs/fairness.md)."
+        ),
+    )
+    lda_min_air_gain: float = Field(
+        0.02,  # loanrisk.defaults.LDA_MIN_AIR_GAIN
+        gt=0,
+        le=1,
+        description=(
+            "The gain of adverse impact ratio (capped at 1) at which an alternative's AIR is "
+            "materially higher than the best trial's (docs/fairness.md)."
+        ),
+    )
     binning_max_rows: int = Field(
         200_000,
         ge=100,

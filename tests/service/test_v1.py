@@ -19,6 +19,7 @@ from loanrisk.service import create_app
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage
 from tests.builtin import EXAMPLE_LOAN
+from tests.training.test_lda import age_schema
 
 
 @pytest.fixture
@@ -331,6 +332,15 @@ def test_tune_as_a_job_then_train_from_its_lean_trial(client: TestClient, root: 
         "body.study",
         "body.folds",
     }
+    unsearched = client.post("/v1/datasets/latest/studies", json={"objective": "auc-air"})
+    assert unsearched.status_code == 422
+    assert [f["field"] for f in unsearched.json()["error"]["details"]["fields"]] == [
+        "body.fairness"
+    ]
+    body = {"study": "fair", "fairness": "loan_amnt", "trials": 1, "folds": 2}
+    unprotected = finished(client, client.post("/v1/datasets/latest/studies", json=body))
+    assert unprotected["state"] == "failed"
+    assert unprotected["error"]["message"].startswith("fairness: 'loan_amnt' is a feature")
 
     trained = finished(
         client, client.post("/v1/models/risk/versions", json={"params_from": "q4:lean"})
@@ -339,6 +349,22 @@ def test_tune_as_a_job_then_train_from_its_lean_trial(client: TestClient, root: 
     manifest = trained["result"]["manifest"]
     assert manifest["tuned_from"]["trial"] == summary["lean"]["number"]
     assert manifest["rounds"]["trained"] == summary["lean"]["rounds"]
+
+    # A search for a less discriminatory alternative on a dataset with age protected.
+    schema = age_schema().model_dump(mode="json", exclude_none=True)
+    aged = finished(
+        client, client.post("/v1/datasets", json={"source": "raw.csv", "schema": schema})
+    )
+    assert aged["state"] == "succeeded", aged["error"]
+    aged_id = aged["result"]["dataset"]["id"]
+    body = {"study": "age", "fairness": "person_age", "trials": 2, "folds": 2, "auc_loss": 0.1}
+    searched = finished(client, client.post(f"/v1/datasets/{aged_id}/studies", json=body))
+    assert searched["state"] == "succeeded", searched["error"]
+    lda = searched["result"]["lda"]
+    assert lda["attribute"] == "person_age" and lda["auc_loss"] == 0.1
+    assert all("air" in point for point in searched["result"]["frontier"])
+    page = client.get(f"/console/jobs/{searched['id']}")
+    assert "less discriminatory alternative on <code>person_age</code>" in page.text
 
 
 def test_one_training_per_model_at_a_time_and_cancel(client: TestClient, root: Path) -> None:

@@ -163,6 +163,6 @@ def test_tune_then_train_from_the_lean_trial_on_the_command_line(tmp_path: Path)
     missing = run("train", "--dataset", data, "--params-from", "nope:best", *store)
     assert missing.returncode == 2 and "no tuning study 'nope'" in missing.stderr
     bad = run("train", "--dataset", data, "--params-from", "tune:fastest", *store)
-    assert bad.returncode == 2 and "pick best or lean" in bad.stderr
+    assert bad.returncode == 2 and "pick best, lean or lda" in bad.stderr
     bad_budget = run("tune", "--dataset", data, "--time-budget", "soon", *store)
     assert bad_budget.returncode == 2 and "--time-budget" in bad_budget.stderr

@@ -31,6 +31,7 @@ from loanrisk.defaults import MAX_AUC_DROP, PRODUCTION
 from loanrisk.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from loanrisk.fairness.paired import FairnessComparison
     from loanrisk.monitoring.compare import Comparison
     from loanrisk.registry.aliases import AliasRecord
     from loanrisk.registry.models import ModelRegistry
@@ -302,6 +303,40 @@ def _interval(bounds: tuple[float, float] | None) -> str:
     return "" if bounds is None else f"[{bounds[0]:.4f}, {bounds[1]:.4f}]"
 
 
+def _air(value: float | None, low: float | None = None, high: float | None = None) -> str:
+    if value is None:
+        return "-"
+    interval = "" if low is None or high is None else f" [{low:.3f}, {high:.3f}]"
+    return f"{value:.3f}{interval}"
+
+
+def _print_airs(fairness: FairnessComparison, a: int, b: int) -> None:
+    """Each protected group's AIR under both versions, with the difference."""
+    table = Table(
+        "attribute",
+        "group (vs reference)",
+        f"AIR version {a} (95%)",
+        f"AIR version {b} (95%)",
+        "AIR difference (b - a)",
+        title=(
+            f"adverse impact ratio of approvals (version {a} at PD <= "
+            f"{fairness.threshold_a:g}, version {b} at PD <= {fairness.threshold_b:g})"
+        ),
+        title_justify="left",
+    )
+    for g in fairness.groups:
+        table.add_row(
+            g.attribute,
+            f"{g.group} (vs {g.reference})",
+            _air(g.a.air, g.a.low, g.a.high),
+            _air(g.b.air, g.b.low, g.b.high),
+            "-" if g.difference is None else f"{g.difference:+.3f}",
+        )
+    out.print(table)
+    for attribute, reason in fairness.not_assessed.items():
+        out.print(f"{attribute}: not compared ({reason})", highlight=False)
+
+
 def _print_comparison(report: Comparison) -> None:
     a, b = report.a, report.b
     held = report.held_out
@@ -325,6 +360,8 @@ def _print_comparison(report: Comparison) -> None:
             f"AUC difference (b - a): {d.b_minus_a:+.4f}, 95% interval "
             f"[{low:+.4f}, {high:+.4f}], p = {d.p_value:.3g} ({d.method})"
         )
+        if held.fairness is not None:
+            _print_airs(held.fairness, a, b)
     live = report.live
     since, until = (f"{moment:%Y-%m-%d %H:%M}" for moment in (live.since, live.until))
     out.print(
@@ -369,8 +406,9 @@ def models_compare(
     storage: StorageOpt = None,
     model_directory: ModelDirOpt = "models",
 ) -> None:
-    """Two versions on held-out loans (AUC, Brier, KS, the AUC difference's DeLong interval)
-    and on the live log (agreement, flipped decisions, score PSI, realized AUC)."""
+    """Two versions on held-out loans (AUC, Brier, KS, the AUC difference's DeLong interval,
+    each protected group's adverse impact ratio under both) and on the live log (agreement,
+    flipped decisions, score PSI, realized AUC)."""
     from loanrisk.monitoring.compare import Versions, compare
     from loanrisk.monitoring.reports import window
 

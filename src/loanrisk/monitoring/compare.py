@@ -4,6 +4,10 @@ loans both scored: agreement, flipped decisions, score PSI, differences), and on
 of those loans (realized AUC of each); and the guard of a promotion that must not make the
 model worse.
 
+Held out, each protected group's adverse impact ratio under each version (approvals at the
+version's own threshold) is compared too (:mod:`loanrisk.fairness.paired`): a challenger,
+such as a less discriminatory alternative, is judged on AUC and AIR side by side.
+
 Held out means the test split of a processed dataset: by default the dataset the candidate
 (``b``) was trained on, which neither version trained on when ``b`` continued ``a`` on new
 data; ``--dataset`` picks another. Beyond ``compare_max_rows`` rows, a seeded sample is used.
@@ -24,6 +28,8 @@ from loanrisk.binning.apply import with_codes
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.defaults import MAX_AUC_DROP as MAX_AUC_DROP
 from loanrisk.errors import Conflict, NotFound
+from loanrisk.fairness.groups import protected_attributes
+from loanrisk.fairness.paired import FairnessComparison, compare_airs
 from loanrisk.inference.scorer import scorer_from_settings
 from loanrisk.monitoring.drift import Moment
 from loanrisk.monitoring.log.reader import read_window
@@ -38,6 +44,7 @@ from loanrisk.monitoring.paired import (
     probability_psi,
 )
 from loanrisk.registry.models import LoadedModel, ModelRegistry
+from loanrisk.registry.policy import served_policy
 from loanrisk.settings import Settings
 from loanrisk.storage.base import Storage
 
@@ -81,6 +88,12 @@ class HeldOut(BaseModel):
     a: HeldOutScores
     b: HeldOutScores
     auc_difference: AucDifference
+    fairness: FairnessComparison | None = Field(
+        None,
+        exclude_if=lambda value: value is None,
+        description="Each protected group's AIR under each version (at its threshold) and "
+        "the difference b - a; None when the schema declares no protected groups.",
+    )
 
 
 class ScoredCounts(BaseModel):
@@ -200,6 +213,16 @@ def held_out(
     y = labels[both.to_numpy()]
     pa, pb = scores[0][both].to_numpy(), scores[1][both].to_numpy()
     auc = delong(y, pa, pb)
+    fairness = None
+    if protected_attributes(b.schema):
+        fairness = compare_airs(
+            b.schema,
+            loans.iloc[both.to_numpy()].reset_index(drop=True),
+            pa,
+            pb,
+            threshold_a=served_policy(a.manifest.policy, settings).policy.threshold,
+            threshold_b=served_policy(b.manifest.policy, settings).policy.threshold,
+        )
     return HeldOut(
         dataset=manifest.id,
         rows=int(both.size),
@@ -208,6 +231,7 @@ def held_out(
         a=HeldOutScores(auc=auc.a, brier=brier(y, pa), ks=ks_statistic(y, pa), auc_ci95=auc.a_ci95),
         b=HeldOutScores(auc=auc.b, brier=brier(y, pb), ks=ks_statistic(y, pb), auc_ci95=auc.b_ci95),
         auc_difference=auc.difference,
+        fairness=fairness,
     )
 
 

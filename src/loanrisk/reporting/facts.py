@@ -29,6 +29,7 @@ from loanrisk.registry.scaling import DEFAULT_SCALING, Scaling
 from loanrisk.registry.scorecard import Scorecard
 from loanrisk.reporting.charts import Chart, report_charts
 from loanrisk.reporting.formats import DASH, count, percent
+from loanrisk.reporting.search import SearchFacts, search_facts
 from loanrisk.schema import LoanSchema
 from loanrisk.settings import Settings
 from loanrisk.training.fairness import assessed
@@ -61,6 +62,8 @@ class VersionFacts:
     scaling_recorded: bool = True
     #: A scorecard version's scorecard (its card shows the points table); None for XGBoost.
     scorecard: Scorecard | None = None
+    #: The search for a less discriminatory alternative it was trained from (None: none).
+    search: SearchFacts | None = None
 
     @property
     def scaling_examples(self) -> list[tuple[float, int]]:
@@ -137,6 +140,7 @@ def version_facts(registry: ModelRegistry, name: str, ref: str | int) -> Version
         scaling=model.scaling,
         scaling_recorded=SCALING_FILE in model.manifest.files,
         scorecard=model.scorecard,
+        search=search_facts(registry, model.manifest),
     )
 
 

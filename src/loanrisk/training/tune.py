@@ -15,6 +15,11 @@ The study (``<data>/<dataset>/studies/<name>.json``) is rewritten after every tr
 frontier lists the trials that no other trial beats on both AUC and cost. ``best`` is the
 highest CV AUC. ``lean`` is the cheapest trial within ``lean_tolerance`` of the best AUC.
 ``loanrisk train --params-from NAME[:best|:lean]`` trains from either.
+
+With a protected attribute (``fairness``, the ``auc-air`` objective) the second objective is
+the adverse impact ratio of the trial's out-of-fold approvals instead of the cost: the search
+for a less discriminatory alternative of :mod:`loanrisk.fairness.lda`. Its frontier is on AUC
+and AIR, and ``lda`` (``--params-from NAME:lda``) picks the alternative it found.
 """
 
 from __future__ import annotations
@@ -32,11 +37,20 @@ import xgboost as xgb
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
-from typing_extensions import TypedDict
 
-from loanrisk.contracts import JobProgress, TuneJob
+from loanrisk.contracts import JobProgress, TunedFrom, TuneJob
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import Cancelled, InvalidInput, NotFound
+from loanrisk.fairness.lda import (
+    LdaFinding,
+    SearchTarget,
+    air_frontier,
+    approval_airs,
+    capped,
+    find_lda,
+    search_target,
+    worst,
+)
 from loanrisk.features.transform import FeatureTransformer
 from loanrisk.storage.base import Storage
 from loanrisk.training.monotone import constrained_spec, constraint_param, constraint_vector
@@ -60,7 +74,8 @@ SPACE: dict[str, tuple[str, float, float, bool]] = {
     "reg_lambda": ("float", 1e-3, 10.0, True),
     "gamma": ("float", 1e-3, 5.0, True),
 }
-Pick = Literal["best", "lean"]
+Pick = Literal["best", "lean", "lda"]
+Objective = Literal["auc", "auc-per-cost", "auc-air"]
 
 
 class Trial(BaseModel):
@@ -73,6 +88,14 @@ class Trial(BaseModel):
     nodes: float = Field(description="Mean tree-node count of the folds' kept trees.")
     rounds: int = Field(description="Mean rounds kept by early stopping (what training uses).")
     seconds: float
+    air: float | None = Field(
+        None,
+        description="auc-air: the worst protected group's adverse impact ratio of the "
+        "out-of-fold approvals at the study's threshold (None: undefined).",
+    )
+    air_by_group: dict[str, float | None] | None = Field(
+        None, description="auc-air: each protected group's AIR."
+    )
 
 
 class FrontierPoint(BaseModel):
@@ -84,6 +107,7 @@ class FrontierPoint(BaseModel):
     auc: float
     nodes: float
     rounds: int
+    air: float | None = Field(None, exclude_if=lambda value: value is None)
 
 
 class TuneSummary(BaseModel):
@@ -94,11 +118,16 @@ class TuneSummary(BaseModel):
 
     study: str
     dataset: str
-    objective: Literal["auc", "auc-per-cost"]
+    objective: Objective
     trials: int
     best: Trial
     lean: Trial
     frontier: list[FrontierPoint]
+    lda: LdaFinding | None = Field(
+        None,
+        exclude_if=lambda value: value is None,
+        description="auc-air: the less discriminatory alternative found (docs/fairness.md).",
+    )
 
 
 class Study(BaseModel):
@@ -110,13 +139,16 @@ class Study(BaseModel):
     version: Literal[1] = 1
     name: str
     dataset: str
-    objective: Literal["auc", "auc-per-cost"]
+    objective: Objective
     folds: int
     seed: int
     monotone: bool
     max_rounds: int
     early_stopping_rounds: int
     lean_tolerance: float
+    fairness: SearchTarget | None = Field(
+        None, description="auc-air: the attribute, threshold and tolerances of the search."
+    )
     trials: list[Trial] = Field(default_factory=list)
     created_at: str
     updated_at: str
@@ -130,11 +162,30 @@ class Study(BaseModel):
         floor = self.best().auc - self.lean_tolerance
         return min((t for t in self.trials if t.auc >= floor), key=lambda t: (t.nodes, -t.auc))
 
+    def lda(self) -> LdaFinding | None:
+        """The search for a less discriminatory alternative's finding (None: not one)."""
+        if self.fairness is None:
+            return None
+        return find_lda(self.trials, self.best(), self.fairness)
+
     def pick(self, which: Pick) -> Trial:
+        if which == "lda":
+            finding = self.lda()
+            if finding is None:
+                raise InvalidInput(
+                    f"study {self.name!r} searched no protected attribute: pick best or lean"
+                )
+            if finding.alternative is None:
+                raise NotFound(f"study {self.name!r} found no alternative: {finding.statement}")
+            number = finding.alternative.number
+            return next(t for t in self.trials if t.number == number)
         return self.best() if which == "best" else self.lean()
 
     def frontier(self) -> list[Trial]:
-        """Trials no other trial beats on both AUC and cost, cheapest first."""
+        """Trials no other trial beats on both AUC and cost, cheapest first (auc-air: on
+        both AUC and AIR, highest AUC first)."""
+        if self.objective == "auc-air":
+            return air_frontier(self.trials)
         ordered = sorted(self.trials, key=lambda t: (t.nodes, -t.auc))
         out: list[Trial] = []
         for trial in ordered:
@@ -152,9 +203,10 @@ class Study(BaseModel):
             best=self.best(),
             lean=self.lean(),
             frontier=[
-                FrontierPoint(number=t.number, auc=t.auc, nodes=t.nodes, rounds=t.rounds)
+                FrontierPoint(number=t.number, auc=t.auc, nodes=t.nodes, rounds=t.rounds, air=t.air)
                 for t in self.frontier()
             ],
+            lda=self.lda(),
         )
 
     def summary(self) -> dict[str, JsonValue]:
@@ -203,10 +255,12 @@ def cross_validate(
     job: TuneJob,
     nthread: int,
     should_cancel: Callable[[], bool],
-) -> dict[str, float]:
-    """Mean and spread of the folds' AUC, mean node count and rounds of ``params``."""
+) -> tuple[dict[str, float], np.ndarray]:
+    """Mean and spread of the folds' AUC, mean node count and rounds of ``params``; and the
+    out-of-fold probabilities (each loan's, from the fold's model that did not train on it)."""
     folds = StratifiedKFold(n_splits=job.folds, shuffle=True, random_state=job.seed)
     aucs, nodes, rounds = [], [], []
+    out_of_fold = np.empty(labels.size, dtype=np.float64)
     for fit_rows, valid_rows in folds.split(features, labels):
         fit = xgb.DMatrix(features[fit_rows], label=labels[fit_rows], nthread=nthread)
         valid = xgb.DMatrix(features[valid_rows], label=labels[valid_rows], nthread=nthread)
@@ -220,7 +274,8 @@ def cross_validate(
             callbacks=[_Stop(should_cancel)],
         )
         kept = booster[: booster.best_iteration + 1]
-        aucs.append(float(roc_auc_score(labels[valid_rows], kept.predict(valid))))
+        out_of_fold[valid_rows] = kept.predict(valid)
+        aucs.append(float(roc_auc_score(labels[valid_rows], out_of_fold[valid_rows])))
         nodes.append(tree_nodes(kept))
         rounds.append(booster.best_iteration + 1)
     return {
@@ -228,7 +283,7 @@ def cross_validate(
         "auc_std": statistics.pstdev(aucs),
         "nodes": statistics.fmean(nodes),
         "rounds": round(statistics.fmean(rounds)),
-    }
+    }, out_of_fold
 
 
 def _suggest(trial: Any) -> dict[str, float | int]:
@@ -253,7 +308,15 @@ def _distributions() -> dict[str, BaseDistribution]:
 
 
 def _values(study: Study, trial: Trial) -> list[float]:
+    if study.objective == "auc-air":
+        return [trial.auc, capped(trial.air)]
     return [trial.auc] if study.objective == "auc" else [trial.auc, trial.nodes]
+
+
+def _directions(objective: Objective) -> list[Literal["maximize", "minimize"]]:
+    if objective == "auc":
+        return ["maximize"]
+    return ["maximize", "maximize" if objective == "auc-air" else "minimize"]
 
 
 def run_tuning(
@@ -281,39 +344,34 @@ def run_tuning(
     train = catalogue.load_split(dataset.id, "train")  # never the test split
     features = FeatureTransformer(spec).transform(train, dtype=np.float32)
     labels = train[schema.label_name].to_numpy().astype(np.int64)
-    del train
 
-    stored = load_study(catalogue, dataset.id, job.study)
-    settings = {
-        "objective": job.objective,
-        "folds": job.folds,
-        "seed": job.seed,
-        "monotone": job.monotone,
-        "max_rounds": job.max_rounds,
-        "early_stopping_rounds": job.early_stopping_rounds,
-    }
-    if stored is not None:
-        differing = {
-            k: (getattr(stored, k), v) for k, v in settings.items() if getattr(stored, k) != v
-        }
-        if differing:
+    groups = None
+    if job.fairness is not None:
+        from loanrisk.fairness.groups import attribute_groups
+
+        try:
+            groups = attribute_groups(schema, train, job.fairness)
+        except InvalidInput as exc:
+            raise InvalidInput(f"fairness: {exc.message}", details={"field": "fairness"}) from None
+        if not groups.groups:
             raise InvalidInput(
-                f"study {job.study!r} of dataset {dataset.id} was run with other settings "
-                f"({', '.join(f'{k}: {a} not {b}' for k, (a, b) in differing.items())}); "
-                "resume it with the same ones, or name a new study"
+                f"fairness: no training loan of dataset {dataset.id} is outside the reference "
+                f"group of {job.fairness!r} ({groups.reference.name})",
+                details={"field": "fairness"},
             )
-    study = stored or Study(
-        name=job.study,
-        dataset=dataset.id,
-        lean_tolerance=job.lean_tolerance,
-        created_at=_now(),
-        updated_at=_now(),
-        **settings,
+    del train
+    target = (
+        None
+        if groups is None
+        else search_target(
+            groups,
+            threshold=job.threshold,
+            auc_loss=job.auc_loss,
+            min_air_gain=job.min_air_gain,
+        )
     )
-    study.lean_tolerance = job.lean_tolerance
-    directions: list[Literal["maximize", "minimize"]] = (
-        ["maximize"] if job.objective == "auc" else ["maximize", "minimize"]
-    )
+    study = _open_study(catalogue, dataset.id, job, target)
+    directions = _directions(job.objective)
     # Seeded by the seed and the trials already stored: a resumed study draws new points
     # (a sampler seeded as the first run would propose that run's first trials again).
     sampler = optuna.samplers.TPESampler(seed=job.seed * 1_000_003 + len(study.trials))
@@ -327,7 +385,7 @@ def run_tuning(
             for t in study.trials
         ]
     )
-    target = (
+    wanted = (
         job.trials
         if job.trials is not None
         else (None if job.time_budget is not None else DEFAULT_TRIALS)
@@ -335,7 +393,7 @@ def run_tuning(
     started, resumed = time.monotonic(), len(study.trials)
 
     def more() -> bool:
-        if target is not None and len(study.trials) >= target:
+        if wanted is not None and len(study.trials) >= wanted:
             return False
         return job.time_budget is None or time.monotonic() - started < job.time_budget
 
@@ -343,13 +401,16 @@ def run_tuning(
         proposal = search.ask()
         params = _suggest(proposal)
         clock = time.monotonic()
-        scored = cross_validate(
+        scored, out_of_fold = cross_validate(
             features,
             labels,
             {**base, **params},
             job=job,
             nthread=nthread,
             should_cancel=should_cancel,
+        )
+        airs = (
+            None if groups is None else approval_airs(out_of_fold, groups, threshold=job.threshold)
         )
         trial = Trial(
             number=len(study.trials),
@@ -359,6 +420,8 @@ def run_tuning(
             nodes=scored["nodes"],
             rounds=int(scored["rounds"]),
             seconds=time.monotonic() - clock,
+            air=None if airs is None else worst(airs),
+            air_by_group=airs,
         )
         search.tell(proposal, _values(study, trial))
         study.trials.append(trial)
@@ -369,12 +432,12 @@ def run_tuning(
         if progress is not None:
             elapsed = time.monotonic() - started
             done = len(study.trials)
-            eta = (elapsed / (done - resumed) * (target - done)) if target is not None else None
+            eta = (elapsed / (done - resumed) * (wanted - done)) if wanted is not None else None
             progress(
                 JobProgress(
                     stage="tune",
                     done=done,
-                    total=target,
+                    total=wanted,
                     elapsed=elapsed,
                     eta=eta,
                     metrics={"best_auc": study.best().auc, "lean_nodes": study.lean().nodes},
@@ -382,42 +445,91 @@ def run_tuning(
             )
     if not study.trials:
         raise InvalidInput("the time budget ended before the first trial completed")
+    if len(study.trials) == resumed:  # no new trial: the tolerances given are stored still
+        study.updated_at = _now()
+        storage.write_bytes(
+            study_path(catalogue, dataset.id, job.study), study.model_dump_json(indent=2).encode()
+        )
     return study
 
 
-class TunedFrom(TypedDict):
-    """The trial a training's parameters came from, as its request and manifest record it."""
-
-    dataset: str
-    study: str
-    pick: str
-    trial: int
-    cv_auc: float
-    nodes: float
+def _open_study(
+    catalogue: DatasetCatalogue, dataset: str, job: TuneJob, target: SearchTarget | None
+) -> Study:
+    """The stored study ``job`` names, to resume (refused when it was run with other
+    settings: its trials would not be comparable), or a new one. The tolerances that only
+    pick among trials (``lean_tolerance``, and a search's AUC loss and material gain) take
+    the job's."""
+    stored = load_study(catalogue, dataset, job.study)
+    settings: dict[str, Any] = {
+        "objective": job.objective,
+        "folds": job.folds,
+        "seed": job.seed,
+        "monotone": job.monotone,
+        "max_rounds": job.max_rounds,
+        "early_stopping_rounds": job.early_stopping_rounds,
+    }
+    if stored is not None:
+        differing = {
+            k: (getattr(stored, k), v) for k, v in settings.items() if getattr(stored, k) != v
+        }
+        before = stored.fairness
+        if before is not None and target is not None:
+            differing.update(
+                {
+                    k: (getattr(before, k), getattr(target, k))
+                    for k in ("attribute", "reference", "groups", "threshold")
+                    if getattr(before, k) != getattr(target, k)
+                }
+            )
+        if differing:
+            raise InvalidInput(
+                f"study {job.study!r} of dataset {dataset} was run with other settings "
+                f"({', '.join(f'{k}: {a} not {b}' for k, (a, b) in differing.items())}); "
+                "resume it with the same ones, or name a new study"
+            )
+    study = stored or Study(
+        name=job.study,
+        dataset=dataset,
+        lean_tolerance=job.lean_tolerance,
+        created_at=_now(),
+        updated_at=_now(),
+        **settings,
+    )
+    study.lean_tolerance = job.lean_tolerance
+    study.fairness = target
+    return study
 
 
 @dataclass(frozen=True)
 class Tuned:
-    """What a training takes from a study's trial."""
+    """What a training takes from a study's trial (``threshold``: a search for a less
+    discriminatory alternative's, which its AIRs were counted at; None otherwise)."""
 
     params: dict[str, float | int]
     rounds: int
     monotone: bool
     provenance: TunedFrom
+    threshold: float | None = None
 
 
 def tuned_params(storage: Storage, data_directory: str, dataset_ref: str, reference: str) -> Tuned:
-    """``NAME[:best|:lean]`` of the dataset's tuning studies, for a training."""
+    """``NAME[:best|:lean|:lda]`` of the dataset's tuning studies, for a training
+    (:class:`InvalidInput` for another pick, or ``lda`` of a study that searched no protected
+    attribute; :class:`NotFound` when the study, or its alternative, does not exist)."""
     name, _, which = reference.partition(":")
     which = which or "best"
-    if which not in ("best", "lean"):
-        raise InvalidInput(f"--params-from {reference!r}: pick best or lean, not {which!r}")
+    if which not in ("best", "lean", "lda"):
+        raise InvalidInput(
+            f"--params-from {reference!r}: pick best, lean or lda, not {which!r}",
+            details={"field": "params_from"},
+        )
     catalogue = DatasetCatalogue(storage, data_directory)
     dataset = catalogue.resolve(dataset_ref)
     study = load_study(catalogue, dataset.id, name)
     if study is None:
         raise NotFound(f"dataset {dataset.id} has no tuning study {name!r}")
-    trial = study.pick("best" if which == "best" else "lean")
+    trial = study.pick("best" if which == "best" else "lean" if which == "lean" else "lda")
     provenance = TunedFrom(
         dataset=dataset.id,
         study=name,
@@ -426,4 +538,9 @@ def tuned_params(storage: Storage, data_directory: str, dataset_ref: str, refere
         cv_auc=trial.auc,
         nodes=trial.nodes,
     )
-    return Tuned(dict(trial.params), trial.rounds, study.monotone, provenance)
+    target = study.fairness
+    if target is not None and trial.air is not None:
+        provenance["air"] = trial.air
+        provenance["attribute"] = target.attribute
+    threshold = None if target is None else target.threshold
+    return Tuned(dict(trial.params), trial.rounds, study.monotone, provenance, threshold)

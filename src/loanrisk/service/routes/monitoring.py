@@ -161,8 +161,9 @@ async def get_comparison(
     model_directory: ModelDir = None,
 ) -> Comparison:
     """``a`` and ``b`` on a held-out split (AUC, Brier and KS of each; the AUC difference
-    b - a with its DeLong 95% interval and p-value), on the loans both scored in the
-    prediction log in ``[since, until)`` (agreement, decisions flipped at the threshold in
+    b - a with its DeLong 95% interval and p-value; per protected group the adverse impact
+    ratio of each version's approvals and their difference b - a), on the loans both scored
+    in the prediction log in ``[since, until)`` (agreement, decisions flipped at the threshold in
     each direction, PSI between the score distributions, mean and max absolute difference)
     and, where outcomes are known, the realized AUC of each on the same loans."""
     settings = services.settings
