@@ -258,6 +258,10 @@ def test_the_console_page_shows_the_lights_and_the_vintages(served: Served) -> N
     assert 'id="chart-vintages"' in page.text
     assert page.text.count('class="text light-') == 13  # twelve grades and the portfolio
     assert served.client.get("/console/backtest?days=0").status_code == 422
+    card = served.client.get("/v1/models/loan-default/versions/1/card").text
+    outcomes = card[card.index('<section id="outcomes">') :]
+    assert 'id="chart-vintages"' in outcomes and "chart-vintages-amount" not in outcomes
+    assert "the time they were scored (the schema declares no origination" in outcomes
 
 
 def write_log(root: Path, day: datetime, pds: dict[str, float], *, version: int = 1) -> None:

@@ -150,6 +150,11 @@ def test_loans_are_dated_by_their_declared_origination_and_weighed_by_their_amou
         weights[within].sum() / weights.sum(), rel=1e-12
     )
     assert cohorts["2025-01"]["amount"] == pytest.approx(weights.sum())
+    # The amounts weigh the concentration too: on outcomes, and at development.
+    answer = served.client.get(URL, params={"since": "2020-01-01"}).json()
+    assert answer["portfolio"]["herfindahl"]["exposure_index"] is not None
+    report = served.client.get("/v1/models/loan-default/versions/1/report").json()
+    assert report["backtest"]["portfolio"]["herfindahl"]["exposure_index"] is not None
 
 
 def test_the_card_and_the_console_draw_the_vintages_by_count_and_by_amount(

@@ -511,7 +511,8 @@ def _tested(
         at = positions[start : start + CHUNK]
         pd_ = np.clip(latest.probability[at], PD_EPSILON, 1.0 - PD_EPSILON)
         grade = scale.grade_index(latest.probability[at])
-        whole.add(pd_, defaulted[at], grade)
+        amount = None if latest.amounts is None else np.nan_to_num(latest.amounts[at], nan=0.0)
+        whole.add(pd_, defaulted[at], grade, amount=amount)
         if parts is not None and latest.values is not None:
             parts.add(pd_, defaulted[at], grade, latest.values[at])
     options: dict[str, Any] = {
