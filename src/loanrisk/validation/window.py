@@ -13,7 +13,8 @@ in two arrays aligned with the outcomes (16 bytes a loan), and the arrays are fe
 validation accumulators in chunks (the vintages too, merged per origination month). Nothing is
 sampled: every loan with an outcome counts, however many the window holds. Memory: about 41
 bytes per outcome (plus the segment value with ``segment``), one log file and O(grades); log
-rows without an outcome cost nothing (docs/validation.md gives the peaks measured). Loan ids
+rows without an outcome cost nothing (docs/validation.md gives the peaks measured); a declared
+origination date and amount add 8 bytes each per outcome. Loan ids
 are matched by their hash: two distinct ids of the log and the outcomes share one with
 probability at most n(n-1)/2**65 for n distinct ids (about 1e-5 for 20 million), the one way
 a count could be off. Only the migration matrix, which pairs loans across two windows or

@@ -347,7 +347,11 @@ async def get_backtest(
     ] = None,
     vintages: Annotated[
         Literal["true", "false"],
-        Query(description="Add the vintages (cumulative default rates by month): true or false."),
+        Query(
+            description="Add the vintages (cumulative default rates by origination month: "
+            "the schema's declared origination date, else the scoring time; by amount too "
+            "when the schema declares an amount): true or false."
+        ),
     ] = "true",
 ) -> BacktestReport:
     """The loans the version scored in ``[since, until)`` joined to their outcomes, tested
