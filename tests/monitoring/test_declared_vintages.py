@@ -92,6 +92,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             "application_id": loan.application_id,
             "applied_on": None if pd.isna(loan.applied_on) else loan.applied_on,
             "credit_limit": None if pd.isna(loan.credit_limit) else loan.credit_limit,
+            **({} if loan.Index % 10 == 0 else {"region": "north" if loan.Index % 2 else "south"}),
         }
         for row, loan in zip(features.to_dict(orient="records"), loans.itertuples(), strict=True)
     ]
@@ -201,3 +202,18 @@ def test_a_bad_declaration_is_refused_naming_the_field(served: Served) -> None:
     training["credit_limit"] = "lots"
     with pytest.raises(InvalidInput, match="credit_limit"):
         validate_frame(training, schema=LoanSchema.model_validate(DATED), mode="train")
+
+
+def test_a_kept_or_protected_attribute_the_loans_carried_segments_the_backtest(
+    served: Served,
+) -> None:
+    """``region`` is protected, never a feature: logged as the loans carried it (every tenth
+    without it, in the ``(missing)`` segment)."""
+    answer = served.client.get(URL, params={"since": "2020-01-01", "segment": "region"})
+    assert answer.status_code == 200, answer.text
+    segments = answer.json()["segments"]
+    sizes = {s["value"]: s["backtest"]["rows"] for s in segments["segments"]}
+    n = len(served.loans)
+    assert sizes == {"(missing)": n // 10, "north": n // 2, "south": n - n // 2 - n // 10}
+    refused = served.client.get(URL, params={"segment": "applied_on"})
+    assert refused.status_code == 422 and "segment" in refused.text

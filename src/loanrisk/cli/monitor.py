@@ -303,7 +303,10 @@ def backtest(
     until: UntilOpt = None,
     segment: Annotated[
         str | None,
-        typer.Option(help="A categorical or ordinal feature: the backtest per value."),
+        typer.Option(
+            help="A categorical or ordinal attribute (a feature, or a kept or protected "
+            "column the loans carried): the backtest per value."
+        ),
     ] = None,
     against: Annotated[
         str | None,

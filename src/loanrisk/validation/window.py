@@ -72,6 +72,8 @@ CHUNK = 100_000
 PD_EPSILON = 1e-12
 #: The types of attribute a backtest is segmented by.
 SEGMENT_TYPES = ("categorical", "ordinal", "boolean")
+#: The roles of a segment attribute: what the log holds as the loans carried it.
+SEGMENT_ROLES = ("feature", "kept", "protected")
 _COLUMNS = ["time", "loan_id", "version", "probability", "grade"]
 _MIN_TIME = np.iinfo(np.int64).min
 
@@ -155,14 +157,15 @@ def development_figures(model: LoadedModel) -> tuple[float | None, list[float] |
 
 
 def segment_column(schema: LoanSchema, segment: str) -> str:
-    """``segment`` if it names a categorical or ordinal (or boolean) feature of the schema
-    that the log holds in clear (protected and kept columns are not logged; ``pii`` ones are
-    hashed or left out); else :class:`InvalidInput` naming ``segment``."""
+    """``segment`` if it names a categorical, ordinal or boolean column of the schema that
+    the log holds in clear: a feature, or a kept or protected column (logged when the loans
+    carry it: a loan scored without it falls in the ``(missing)`` segment); never a ``pii``
+    one (hashed or left out of the log). Else :class:`InvalidInput` naming ``segment``."""
     column = schema.by_name.get(segment)
-    if column is None or column.role != "feature":
+    if column is None or column.role not in SEGMENT_ROLES:
         choices = [c.name for c in schema.columns if _segmentable(c)]
         raise InvalidInput(
-            f"segment: {segment!r} is no feature of the schema the log holds; one of: "
+            f"segment: {segment!r} is no attribute of the schema the log holds; one of: "
             + ", ".join(choices),
             details={"field": "segment"},
         )
@@ -177,7 +180,7 @@ def segment_column(schema: LoanSchema, segment: str) -> str:
 
 
 def _segmentable(column: Any) -> bool:
-    return bool(column.role == "feature" and column.type in SEGMENT_TYPES and not column.pii)
+    return bool(column.role in SEGMENT_ROLES and column.type in SEGMENT_TYPES and not column.pii)
 
 
 def _window_files(

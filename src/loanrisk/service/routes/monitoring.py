@@ -325,8 +325,9 @@ async def get_backtest(
         Query(
             min_length=1,
             max_length=100,
-            description="A categorical or ordinal feature of the schema: the backtest per "
-            "value, Benjamini-Hochberg adjusted.",
+            description="A categorical or ordinal attribute of the schema (a feature, or a "
+            "kept or protected column the loans carried; not pii): the backtest per value, "
+            "Benjamini-Hochberg adjusted.",
         ),
     ] = None,
     against: Annotated[
@@ -361,7 +362,7 @@ async def get_backtest(
     Hosmer-Lemeshow, Spiegelhalter, the AUC against the development AUC, Herfindahl, the
     grade PSI and the heterogeneity of adjacent grades. Counts are exact (every loan with an
     outcome, however many). Optional: ``segment`` (422 naming it if it is no categorical or
-    ordinal feature), the ``vintages``, and a ``migration`` (``against`` another version,
+    ordinal attribute the log holds in clear), the ``vintages``, and a ``migration`` (``against`` another version,
     or from ``previous_since``..``previous_until``). Log and outcome files that cannot be
     read are skipped and named in ``problems``."""
     settings = services.settings
