@@ -362,9 +362,9 @@ async def get_backtest(
     Hosmer-Lemeshow, Spiegelhalter, the AUC against the development AUC, Herfindahl, the
     grade PSI and the heterogeneity of adjacent grades. Counts are exact (every loan with an
     outcome, however many). Optional: ``segment`` (422 naming it if it is no categorical or
-    ordinal attribute the log holds in clear), the ``vintages``, and a ``migration`` (``against`` another version,
-    or from ``previous_since``..``previous_until``). Log and outcome files that cannot be
-    read are skipped and named in ``problems``."""
+    ordinal attribute the log holds in clear), the ``vintages``, and a ``migration``
+    (``against`` another version, or from ``previous_since``..``previous_until``). Log and
+    outcome files that cannot be read are skipped and named in ``problems``."""
     settings = services.settings
     start, end = window(since, until, days=BACKTEST_DAYS)
     previous = previous_window(against, previous_since, previous_until)
