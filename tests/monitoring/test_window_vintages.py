@@ -5,7 +5,10 @@ month (validation/window.py): the merge gives exactly what one call of
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from loanrisk.errors import TooLarge
@@ -13,7 +16,14 @@ from loanrisk.monitoring.outcomes import OutcomeArrays
 from loanrisk.registry.masterscale import DEFAULT_SCALE
 from loanrisk.schema.model import Column
 from loanrisk.validation.vintages import vintages
-from loanrisk.validation.window import VintageReport, _Latest, _vintages
+from loanrisk.validation.window import (
+    VintageReport,
+    _amounts,
+    _dates,
+    _fields,
+    _Latest,
+    _vintages,
+)
 
 DAY_US = 86_400_000_000
 
@@ -141,3 +151,25 @@ def test_declared_dates_and_amounts_date_and_weigh_the_loans_merged_exactly() ->
     by_scoring = window_vintages(times, outcomes, scored)
     assert by_scoring.origination == "scored" and not by_scoring.by_amount
     assert [c.loans for c in by_scoring.cohorts] != [c.loans for c in merged.cohorts]
+
+
+def test_the_declared_fields_are_read_from_the_logged_loans_as_json_holds_them() -> None:
+    """Top-level keys only (matched trimmed and case-insensitively, names with '=' and '-'
+    too), never text inside another field's string; a number or numeric text as an amount; a
+    negative, absent or null value unreadable."""
+    loans = [
+        {"Opened_On": "2025-01-02", "amt=1": 12.5},
+        {"note": '"opened_on":"2020-01-01","amt=1":9', "opened_on": None, "amt=1": "7"},
+        {"opened_on": "2025-02-30", "amt=1": -3},
+        {"other": 1},
+    ]
+    texts = pa.chunked_array(
+        [pa.array([json.dumps(loan, separators=(",", ":")) for loan in loans])]
+    )
+    column = Column(name="opened_on", role="kept", type="date", origination=True)
+    dates = _dates(_fields(texts, "opened_on", numbers=False), column)
+    unread = np.iinfo(np.int64).min
+    assert dates[0] == np.datetime64("2025-01-02", "us").astype(np.int64)
+    assert list(dates[1:]) == [unread] * 3  # null, not a date, absent
+    amounts = _amounts(_fields(texts, "amt=1", numbers=True))
+    assert amounts[:2].tolist() == [12.5, 7.0] and np.isnan(amounts[2:]).all()
