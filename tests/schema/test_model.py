@@ -140,12 +140,13 @@ def test_a_bad_schema_is_refused_with_one_clear_line(doc: Any, line: str) -> Non
 
 def test_the_cli_checks_a_file_and_prints_one_line_per_problem(tmp_path: Path) -> None:
     good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
-    good.write_text(yaml.safe_dump(small()))
+    good.write_text(yaml.safe_dump(small(score={"amount": True})))
     bad.write_text(yaml.safe_dump(small(score={"type": "decimal"}, product={"risk": "increasing"})))
     runner = CliRunner()
-    ok = runner.invoke(app, ["schema", "check", str(good)])
+    ok = runner.invoke(app, ["schema", "check", str(good)], env={"COLUMNS": "200"})
     assert ok.exit_code == 0, ok.output
     assert "score" in ok.output and "outcome" in ok.output
+    assert "feature (amount)" in ok.output
     failed = runner.invoke(app, ["schema", "check", str(bad)])
     assert failed.exit_code == 2
     assert "columns[0] (score).type" in failed.output
