@@ -217,6 +217,7 @@ def test_the_cli_prints_the_lights_and_saves_the_report(served: Served) -> None:
     assert shown.exit_code == 0, shown.output
     assert "Jeffreys p" in shown.output and "portfolio" in shown.output
     assert "Hosmer-Lemeshow" in shown.output
+    assert "dated by the time scored, by count" in shown.output
     saved = CliRunner().invoke(app, ["monitor", "backtest", "--json", "--save", *storage])
     assert saved.exit_code == 0, saved.output
     (stored,) = (served.root / "prediction-log" / "reports").glob("backtest-loan-default-v1-*")
