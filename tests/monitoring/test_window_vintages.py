@@ -91,21 +91,33 @@ def test_chunked_vintages_equal_one_call_over_every_loan() -> None:
     assert sum(c.loans for c in merged.cohorts) == int(usable.sum())
 
 
-def test_no_loans_give_empty_vintages_and_too_many_months_are_refused() -> None:
+def test_no_loans_give_empty_vintages_and_only_the_latest_months_are_kept() -> None:
     times, outcomes = portfolio(50, seed=3)
     empty = window_vintages(times, outcomes, np.zeros(times.size, dtype=bool))
     assert empty.cohorts == [] and empty.months_on_book == []
-    # chunks of few months each, 25 years in all: refused as one call would refuse it
+    # 25 years of loans, in chunks of a few months each: the latest 240 months are kept, the
+    # older loans counted (a stray old date never sinks the report).
     times, outcomes = portfolio(400, seed=4, days=25 * 365)
-    order = np.argsort(times)  # each chunk of 10 spans a few months only
+    order = np.argsort(times)
     ordered = OutcomeArrays(
         outcomes.ids,
         outcomes.defaulted[order],
         outcomes.defaulted_at[order],
         outcomes.observed[order],
     )
-    with pytest.raises(TooLarge, match="origination months"):
-        window_vintages(times[order], ordered, np.ones(times.size, dtype=bool), chunk=10)
+    scored = np.ones(times.size, dtype=bool)
+    found = window_vintages(times[order], ordered, scored, chunk=10)
+    whole = window_vintages(times[order], ordered, scored)
+    first, last = (np.datetime64(found.cohorts[i].month, "M") for i in (0, -1))
+    assert (last - first).astype(int) < 240 and found.older_left_out > 0
+    assert last == times.max().astype("datetime64[us]").astype("datetime64[M]")
+    assert [c.model_dump() for c in found.cohorts] == [c.model_dump() for c in whole.cohorts]
+    kept = sum(c.loans for c in found.cohorts)
+    left_out = found.undated_defaults + found.inconsistent + found.older_left_out
+    assert kept + left_out == times.size
+    with pytest.raises(TooLarge, match="origination months"):  # the array-level call refuses
+        start = times[order].astype("datetime64[us]")
+        vintages(start, np.full(times.size, np.datetime64("NaT"), "datetime64[us]"), start)
 
 
 def test_declared_dates_and_amounts_date_and_weigh_the_loans_merged_exactly() -> None:

@@ -64,7 +64,7 @@ from loanrisk.storage.problems import Problem
 from loanrisk.validation.backtest import Backtest, BacktestAccumulator
 from loanrisk.validation.migration import Migration, migration_counts, migration_from_counts
 from loanrisk.validation.segments import SegmentAccumulator, Segments
-from loanrisk.validation.vintages import Sums, Vintages, cohort_sums, from_sums
+from loanrisk.validation.vintages import MAX_COHORTS, Sums, Vintages, cohort_sums, from_sums
 
 #: Loans fed to the accumulators at once.
 CHUNK = 100_000
@@ -76,6 +76,8 @@ SEGMENT_TYPES = ("categorical", "ordinal", "boolean")
 SEGMENT_ROLES = ("feature", "kept", "protected")
 _COLUMNS = ["time", "loan_id", "version", "probability", "grade"]
 _MIN_TIME = np.iinfo(np.int64).min
+#: Origination months a chunk of the window may span (any: the merge keeps the latest).
+_ANY = 10**6
 
 
 class VintageReport(Vintages):
@@ -85,8 +87,9 @@ class VintageReport(Vintages):
     time although the schema declares a date column (they lacked a readable one). With an
     amount column (``amount`` names it, ``by_amount``), the rates by amount too, of the loans
     with a readable amount (``unknown_amounts`` counts the others). Left out: defaults without
-    a ``defaulted_at`` (``undated_defaults``) and loans whose default or observation precedes
-    their origination (``inconsistent``)."""
+    a ``defaulted_at`` (``undated_defaults``), loans whose default or observation precedes
+    their origination (``inconsistent``), and loans originated before the latest
+    :data:`~loanrisk.validation.vintages.MAX_COHORTS` months (``older_left_out``)."""
 
     origination: str = "scored"
     dated_by_scoring: int = 0
@@ -95,6 +98,7 @@ class VintageReport(Vintages):
     unknown_amounts: int = 0
     undated_defaults: int = 0
     inconsistent: int = 0
+    older_left_out: int = 0
 
 
 class MigrationReport(Migration):
@@ -322,9 +326,9 @@ def _fields(texts: pa.ChunkedArray, name: str, *, numbers: bool) -> pd.Series:
     """The top-level field ``name`` of each logged loan (compact JSON, as the log writes it;
     the key matched trimmed and case-insensitively, as columns are) as text: a JSON string's
     content, or with ``numbers`` a number's literal too; None where absent, null or another
-    kind. One regular-expression pass in Arrow: a JSON parse of every loan costs 5 to 10
-    times more. A string's escapes are not decoded (a date or an amount has none: one that
-    does reads as unreadable)."""
+    kind. One regular-expression pass in Arrow, cheaper than a JSON parse of every loan
+    (benchmarks/bench_declared_vintages.py). A string's escapes are not decoded (a date or an
+    amount has none: one that does reads as unreadable)."""
     key = re.escape(json.dumps(name)[1:-1])
     number = r"|(?P<number>-?[0-9][0-9.eE+-]*)" if numbers else ""
     value = r'"(?P<text>(?:[^"\\]|\\.)*)"' + number
@@ -400,15 +404,19 @@ def _vintages(
             amounts = latest.amounts[at][usable]
             unknown_amounts += int(np.isnan(amounts).sum())
             weights = np.nan_to_num(amounts, nan=0.0)
-        part = cohort_sums(start[usable], default_at[usable], seen[usable], amount=weights)
+        part = cohort_sums(
+            start[usable], default_at[usable], seen[usable], amount=weights, max_cohorts=_ANY
+        )
         for month, sums in part.items():
             if month in merged:
                 merged[month].add(sums)
             else:
                 merged[month] = sums
+    older = _keep_latest_months(merged)
     by_amount = latest.amount is not None
     return VintageReport(
         **from_sums(merged, by_amount=by_amount).model_dump(),
+        older_left_out=older,
         origination="scored" if latest.origination is None else latest.origination.name,
         dated_by_scoring=by_scoring,
         by_amount=by_amount,
@@ -417,6 +425,17 @@ def _vintages(
         undated_defaults=undated_total,
         inconsistent=inconsistent_total,
     )
+
+
+def _keep_latest_months(merged: Sums) -> int:
+    """Keep the latest :data:`~loanrisk.validation.vintages.MAX_COHORTS` origination months
+    of ``merged`` (in place; a stray old date must not sink the whole report); the loans of
+    the months dropped."""
+    if not merged:
+        return 0
+    first = max(merged) - (MAX_COHORTS - 1)
+    older = [month for month in merged if month < first]
+    return sum(merged.pop(month).loans for month in older)
 
 
 @dataclass(frozen=True)
