@@ -216,3 +216,9 @@ def test_cancel_benchmark_compares_a_baseline_tree_with_this_one() -> None:
     )
     assert "run 1 before" in out and "run 1 after" in out
     assert "medians (after / before)" in out and "reasons cost" in out
+
+
+def test_declared_vintages_benchmark_compares_the_regex_with_parsing() -> None:
+    out = run_benchmark("bench_declared_vintages.py", "--rows", "2000", "--repeat", "1")
+    assert "loanrisk" in out and "json" in out and "plain" in out
+    assert "regex over json.loads:" in out

@@ -26,6 +26,7 @@ from .test_browser import (  # noqa: F401  (browser: the module's Chromium fixtu
     Server,
     browser,
     charts_are_drawn,
+    drawn_share,
     logged_in,
     start,
     stop,
@@ -103,3 +104,28 @@ def test_the_backtest_page_shows_the_lights_and_draws_the_vintages(
     assert fits, "the backtest page is wider than a phone's screen"
     phone.clean()
     phone.page.context.close()
+
+
+def test_the_model_card_shows_the_backtest_on_outcomes_and_draws_the_vintages(
+    browser: Browser,  # noqa: F811  (the fixture imported above)
+    scored: Server,
+) -> None:
+    """The served version's card, as the console serves it (under the card's
+    Content-Security-Policy): the lights of the loans it scored and the vintage chart, drawn
+    by the page's code."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    watched = logged_in(browser, scored, ADMIN_KEY)
+    page = watched.page
+    page.goto(scored.url + "/console/models/loan-default/versions/production/card")
+    page.wait_for_load_state("networkidle")
+    outcomes = page.locator("section#outcomes")
+    outcomes.screenshot(path=ARTIFACTS / "card-backtest.png")
+    plot = outcomes.locator("figure.chart#chart-vintages .plot svg")
+    assert plot.count() == 1 and drawn_share(plot.screenshot()) > 0.02
+    assert outcomes.locator("figure.chart#chart-vintages table.numbers tbody tr").count() > 0
+    assert outcomes.locator("#backtest-grades tbody tr").count() == 13
+    lights = outcomes.locator("td.light-green, td.light-yellow, td.light-red")
+    assert lights.count() >= 2
+    assert "dated by the time they were scored" in outcomes.inner_text()
+    watched.clean()
+    page.context.close()

@@ -292,3 +292,9 @@ def test_the_intended_use_names_the_label_s_own_default_value(tmp_path: Path) ->
     run_training(TrainingRequest(rounds=5), storage, nthread=1)
     text = model_card(ModelRegistry(storage), "loan-default", 1, Settings(storage=str(tmp_path)))
     assert "<code>outcome</code> = <code>bad</code>" in section(text, "use")
+
+
+def test_without_outcomes_the_card_says_so_instead_of_an_empty_backtest(card: str) -> None:
+    outcomes = section(card, "outcomes")
+    assert "has an outcome yet" in outcomes and "loanrisk outcomes add" in outcomes
+    assert "backtest-grades" not in outcomes and "chart-vintages" not in outcomes

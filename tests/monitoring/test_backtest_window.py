@@ -217,6 +217,7 @@ def test_the_cli_prints_the_lights_and_saves_the_report(served: Served) -> None:
     assert shown.exit_code == 0, shown.output
     assert "Jeffreys p" in shown.output and "portfolio" in shown.output
     assert "Hosmer-Lemeshow" in shown.output
+    assert "dated by the time scored, by count" in shown.output
     saved = CliRunner().invoke(app, ["monitor", "backtest", "--json", "--save", *storage])
     assert saved.exit_code == 0, saved.output
     (stored,) = (served.root / "prediction-log" / "reports").glob("backtest-loan-default-v1-*")
@@ -258,6 +259,10 @@ def test_the_console_page_shows_the_lights_and_the_vintages(served: Served) -> N
     assert 'id="chart-vintages"' in page.text
     assert page.text.count('class="text light-') == 13  # twelve grades and the portfolio
     assert served.client.get("/console/backtest?days=0").status_code == 422
+    card = served.client.get("/v1/models/loan-default/versions/1/card").text
+    outcomes = card[card.index('<section id="outcomes">') :]
+    assert 'id="chart-vintages"' in outcomes and "chart-vintages-amount" not in outcomes
+    assert "the time they were scored (the schema declares no origination" in outcomes
 
 
 def write_log(root: Path, day: datetime, pds: dict[str, float], *, version: int = 1) -> None:

@@ -1,7 +1,9 @@
 """Schemas and loan files nobody here wrote: Hypothesis strategies for the declared schema.
 
 :func:`schemas` draws a schema with every role (feature, label, id, protected, kept,
-ignored), every type (numeric, integer, categorical, ordinal, boolean), every preprocessing
+ignored), every type (numeric, integer, categorical, ordinal, boolean, date), a kept
+origination date (ISO or a ``date_format``) and an amount (a feature or a kept number), every
+preprocessing
 step of each type, both missing policies, every unknown-category policy, special codes,
 risk directions, integer, text and boolean labels, and protected groups by value, by set
 and by numeric rule. Column names are drawn too: long, with digits, '=' and '-'.
@@ -111,6 +113,19 @@ def _protected(draw: st.DrawFn, name: str) -> dict[str, Any]:
 
 
 @st.composite
+def _kept(draw: st.DrawFn, name: str) -> dict[str, Any]:
+    """A kept column: text, the origination date (ISO or a ``date_format``), or the amount."""
+    kind = draw(st.sampled_from(["categorical", "origination", "amount"]))
+    if kind == "origination":
+        column = {"name": name, "role": "kept", "type": "date", "origination": True}
+        date_format = draw(st.sampled_from([None, "%d/%m/%Y"]))
+        return column | ({"date_format": date_format} if date_format else {})
+    if kind == "amount":
+        return {"name": name, "role": "kept", "type": "numeric", "amount": True}
+    return {"name": name, "role": "kept", "type": "categorical"}
+
+
+@st.composite
 def schemas(draw: st.DrawFn) -> LoanSchema:
     """A valid schema of 1 to 6 features and, at random, an id, protected, kept and ignored
     columns, in a random order."""
@@ -130,9 +145,13 @@ def schemas(draw: st.DrawFn) -> LoanSchema:
         elif extra == "protected":
             columns.append(draw(_protected(name)))
         elif extra == "kept":
-            columns.append({"name": name, "role": "kept", "type": "categorical"})
+            columns.append(draw(_kept(name)))
         else:
             columns.append({"name": name, "role": "ignored", "type": "numeric"})
+    numbers = [c for c in columns[:n] if c["type"] in ("numeric", "integer")]
+    if numbers and not any(c.get("amount") for c in columns) and draw(st.booleans()):
+        numbers[0]["amount"] = True
+        numbers[0]["valid"] = {"min": 0}
     order = draw(st.permutations(range(len(columns))))
     return LoanSchema.model_validate({"name": "generated", "columns": [columns[i] for i in order]})
 
@@ -203,15 +222,23 @@ def loans_of(schema: LoanSchema, seed: int, rows: int = ROWS) -> pd.DataFrame:
             frame[column.name] = pd.Series(rng.integers(18, 80, rows))
         elif column.role == "protected":
             frame[column.name] = pd.Series(rng.choice(list(column.categories or ["A"]), rows))
+        elif column.type == "date":
+            days = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 700, rows), "D")
+            frame[column.name] = pd.Series(days.strftime(column.date_format or "%Y-%m-%d"))
         else:
             frame[column.name] = pd.Series(rng.integers(0, 1000, rows))
     return pd.DataFrame(frame)
 
 
 def record_of(schema: LoanSchema, loans: pd.DataFrame, row: int) -> dict[str, Any]:
-    """Row ``row`` of a loan file as a JSON loan: the features, numbers as JSON numbers,
-    blanks as null."""
-    record: dict[str, Any] = {}
+    """Row ``row`` of a loan file as a JSON loan: the features (numbers as JSON numbers,
+    blanks as null), and the kept origination date and amount when the schema declares them."""
+    record: dict[str, Any] = {
+        c.name: loans[c.name].iloc[row]
+        for c in (schema.origination, schema.amount)
+        if c is not None and c.role == "kept"
+    }
+    record = {k: v.item() if isinstance(v, np.generic) else v for k, v in record.items()}
     for column in schema.features:
         value = loans[column.name].iloc[row]
         if value is None or (isinstance(value, float) and np.isnan(value)):

@@ -11,14 +11,17 @@ be served) fails here on its first example.
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from loanrisk.data.ingest import read_csv
 from loanrisk.data.process import process_dataset
+from loanrisk.errors import InvalidInput
 from loanrisk.inference.backends import onedal_available
 from loanrisk.inference.results import scored_json
 from loanrisk.inference.scorer import BatchOptions, scorer_from_settings
@@ -79,6 +82,11 @@ def test_a_generated_schema_trains_serves_and_explains_on_the_default_path(
             assert reason["feature"] in schema.feature_names
             assert reason["reason"].strip()
         assert bool(result["decline_reasons"]) == (result["label"] and bool(result["reasons"]))
+    for column in (schema.origination, schema.amount):
+        if column is not None and column.role == "kept":  # what vintages read: checked
+            bad = {**record_of(schema, loans, 0), column.name: "soon"}
+            with pytest.raises(InvalidInput, match=re.escape(column.name)):
+                scorer.score_records([bad])
 
     body = loans.drop(columns=[schema.label_name]).to_csv(index=False, sep=delimiter).encode()
     output = io.BytesIO()

@@ -229,3 +229,22 @@ def test_rare_isolated_past_due_codes_are_special_and_named_labels_are_found() -
     assert schema.column("marriage").role == "protected"
     plausible = schema.column("dependants").plausible
     assert plausible is not None and float(plausible.max).is_integer()  # whole bounds
+
+
+def test_an_origination_date_and_a_loan_amount_are_drafted_for_vintages() -> None:
+    """A date named like an origination date is drafted kept with ``origination: true``
+    (never a feature), a non-negative number named like an amount with ``amount: true`` (its
+    role unchanged); a date named otherwise stays ignored."""
+    frame = pd.read_csv(io.BytesIO(odd_file()))
+    frame["disbursed_on"] = frame["applied_on"]
+    draft = infer_schema(io.BytesIO(frame.to_csv(index=False).encode()), name="odd")
+    schema = draft.schema
+    assert schema.origination is not None and schema.origination.name == "disbursed_on"
+    assert schema.origination.role == "kept"
+    assert schema.column("applied_on").role == "ignored"
+    assert schema.amount is not None and schema.amount.name == "amount"
+    assert schema.amount.role == "feature" and "amount" in schema.feature_names
+    assert any("origination date" in n for n in draft.notes["disbursed_on"])
+    text = render_yaml(draft)
+    assert "origination: true" in text and "amount: true" in text
+    assert parse_schema(text) == schema

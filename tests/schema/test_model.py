@@ -105,6 +105,31 @@ def test_a_valid_schema_reads_from_yaml_and_json_with_categories_upper_case() ->
         (small(score={"Name": "x"}), "columns[0] (score).Name: Extra inputs are not permitted"),
         (small(product={"categories": ["card", "CARD"]}), "category listed twice"),
         (small(score={"name": "Score"}), "write 'score': headers are matched trimmed"),
+        (
+            small(score={"origination": True}),
+            "columns[0] (score): origination applies to a date column of role kept "
+            "(this one is a integer feature)",
+        ),
+        (
+            small(product={"amount": True}),
+            "columns[1] (product): amount applies to a numeric or integer column",
+        ),
+        (small(score={"amount": True, "pii": True}), "columns[0] (score): amount cannot be pii"),
+        (
+            small(score={"amount": True, "valid": {"min": -5}}),
+            "columns[0] (score): an amount is not negative",
+        ),
+        (
+            {
+                "name": "small",
+                "columns": [
+                    *small(score={"amount": True})["columns"],
+                    {"name": "limit", "role": "kept", "type": "numeric", "amount": True},
+                ],
+            },
+            "more than one amount column: score, limit",
+        ),
+        (small(score={"amount": "maybe"}), "columns[0] (score).amount: "),
     ],
 )
 def test_a_bad_schema_is_refused_with_one_clear_line(doc: Any, line: str) -> None:
@@ -115,12 +140,13 @@ def test_a_bad_schema_is_refused_with_one_clear_line(doc: Any, line: str) -> Non
 
 def test_the_cli_checks_a_file_and_prints_one_line_per_problem(tmp_path: Path) -> None:
     good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
-    good.write_text(yaml.safe_dump(small()))
+    good.write_text(yaml.safe_dump(small(score={"amount": True})))
     bad.write_text(yaml.safe_dump(small(score={"type": "decimal"}, product={"risk": "increasing"})))
     runner = CliRunner()
-    ok = runner.invoke(app, ["schema", "check", str(good)])
+    ok = runner.invoke(app, ["schema", "check", str(good)], env={"COLUMNS": "200"})
     assert ok.exit_code == 0, ok.output
     assert "score" in ok.output and "outcome" in ok.output
+    assert "feature (amount)" in ok.output
     failed = runner.invoke(app, ["schema", "check", str(bad)])
     assert failed.exit_code == 2
     assert "columns[0] (score).type" in failed.output
@@ -128,6 +154,20 @@ def test_the_cli_checks_a_file_and_prints_one_line_per_problem(tmp_path: Path) -
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: [unclosed\n")
     assert "not YAML or JSON at line" in runner.invoke(app, ["schema", "check", str(broken)]).output
+
+
+def test_origination_and_amount_columns_are_declared_and_hashed_only_when_set() -> None:
+    dated = {"name": "opened_on", "role": "kept", "type": "date", "origination": True}
+    doc = small(score={"amount": True})
+    schema = parse_schema(yaml.safe_dump({**doc, "columns": [*doc["columns"], dated]}))
+    assert schema.origination is not None and schema.origination.name == "opened_on"
+    assert schema.amount is not None and schema.amount.name == "score"
+    assert schema.feature_names == ("score", "product")  # the date is never a feature
+    plain = parse_schema(yaml.safe_dump(small()))
+    assert (plain.origination, plain.amount) == (None, None)
+    # Unset flags leave the hash of a schema written before them as it was; set, they count.
+    assert "amount" not in plain.to_json()
+    assert plain.fingerprint() != parse_schema(yaml.safe_dump(doc)).fingerprint()
 
 
 def test_the_published_json_schema_is_the_model_s() -> None:

@@ -291,6 +291,14 @@ def _portfolio_lines(report: BacktestReport) -> list[str]:
         lines.append(f"PSI of the grades against development: {p.psi:.4f}")
     if report.grade_mismatches:
         lines.append(f"{report.grade_mismatches:,} logged grade(s) differ from the scale's")
+    v = report.vintages
+    if v is not None and v.cohorts:
+        dated = "the time scored" if v.origination == "scored" else v.origination
+        weighed = f" and by amount ({v.amount_column})" if v.by_amount else ""
+        lines.append(
+            f"Vintages: {len(v.cohorts)} origination month(s) dated by {dated}, by count"
+            f"{weighed} (--json for the rates)"
+        )
     return lines
 
 
@@ -303,7 +311,10 @@ def backtest(
     until: UntilOpt = None,
     segment: Annotated[
         str | None,
-        typer.Option(help="A categorical or ordinal feature: the backtest per value."),
+        typer.Option(
+            help="A categorical or ordinal attribute (a feature, or a kept or protected "
+            "column the loans carried): the backtest per value."
+        ),
     ] = None,
     against: Annotated[
         str | None,

@@ -82,9 +82,10 @@ def _table(schema: LoanSchema) -> Table:
         title_justify="left",
     )
     for column in schema.columns:
+        vintage = " (origination)" if column.origination else " (amount)" if column.amount else ""
         table.add_row(
             column.name,
-            column.role,
+            column.role + vintage,
             column.type,
             column.encoding if column.role == "feature" else "",
             column.risk or "",

@@ -415,12 +415,7 @@ async def backtest_page(
     async def work() -> Response:
         registry = registry_of(services, None)
         found = await run_in_threadpool(
-            backtest.backtest_page,
-            services.storage,
-            registry,
-            settings,
-            settings.model_name,
-            days,
+            backtest.backtest_page, registry, settings, settings.model_name, days
         )
         return page(request, "backtest.html", viewer=who, page=found, choices=backtest.DAY_CHOICES)
 

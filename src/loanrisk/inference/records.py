@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
 
@@ -138,6 +139,11 @@ class RecordRules:
         }
         # ``id``: the caller's loan id in JSON records (the prediction log keeps it).
         self.known = frozenset([*(c.name for c in schema.columns), "id"])
+        #: Kept columns vintages read from the log (the origination date, the amount): a
+        #: value sent is checked, so the log holds only readable ones.
+        self.declared = [
+            c for c in (schema.origination, schema.amount) if c is not None and c.role != "feature"
+        ]
 
 
 def _shape(lowered: Mapping[str, Any], rules: RecordRules) -> list[FieldError]:
@@ -210,10 +216,52 @@ def clean_record(
         and _clean_categories(lowered, rules, clean, problems)
     ):
         return _shape(lowered, rules)
+    if rules.declared:
+        _check_declared(lowered, rules, problems)
     extra = lowered.keys() - rules.known
     if extra:
         clean.warnings.append(f"ignored field(s): {', '.join(sorted(extra))}")
     return problems if problems else clean
+
+
+def _check_declared(
+    lowered: Mapping[str, Any], rules: RecordRules, problems: list[FieldError]
+) -> None:
+    """The kept origination date and amount, where sent (absent or null: the loan is dated
+    by its scoring, its amount unknown): a date as the column declares it, a non-negative
+    number."""
+    for column in rules.declared:
+        raw = lowered.get(column.name)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            continue
+        if column.type == "date":
+            if not _is_date(raw, column.date_format):
+                expected = column.date_format or "an ISO date, e.g. 2024-03-31"
+                problems.append(
+                    FieldError(column.name, f"not a date ({raw!r}; expected {expected})")
+                )
+            continue
+        try:
+            number = _number(raw)
+        except ValueError:
+            problems.append(FieldError(column.name, f"not a number ({raw!r})"))
+            continue
+        if number < 0:
+            problems.append(FieldError(column.name, f"an amount is not negative ({raw!r})"))
+
+
+def _is_date(raw: Any, date_format: str | None) -> bool:
+    """Whether ``raw`` is text holding a date (``date_format``, else ISO 8601)."""
+    if not isinstance(raw, str):
+        return False
+    try:
+        if date_format is None:
+            datetime.fromisoformat(raw.strip())
+        else:
+            datetime.strptime(raw.strip(), date_format)
+    except ValueError:
+        return False
+    return True
 
 
 def _text_problems(record: Mapping[str, Any]) -> list[FieldError]:

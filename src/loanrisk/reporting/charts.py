@@ -517,12 +517,13 @@ def drift_over_time(days: Sequence[DriftReport], *, top: int = 6) -> Chart | Non
     )
 
 
-def vintage_curves(found: Vintages, *, cohorts: int = 12) -> Chart | None:
-    """The cumulative default rate (by count) of the ``cohorts`` latest origination months
-    by months on book, one line each, to the last month on book any of them was observed;
-    None when no loan was observed."""
+def vintage_curves(found: Vintages, *, cohorts: int = 12, by_amount: bool = False) -> Chart | None:
+    """The cumulative default rate of the ``cohorts`` latest origination months by months on
+    book, one line each, to the last month on book any of them was observed: by count, or
+    ``by_amount`` (the share of the amount lent that defaulted; None when the vintages carry
+    no amounts). None when no loan was observed."""
     shown = [c for c in found.cohorts if any(c.observed)][-cohorts:]
-    if not shown:
+    if not shown or (by_amount and any(c.rate_by_amount is None for c in shown)):
         return None
     width = 1 + max(max(m for m, n in enumerate(c.observed) if n) for c in shown)
     months = [str(m) for m in found.months_on_book[:width]]
@@ -530,7 +531,7 @@ def vintage_curves(found: Vintages, *, cohorts: int = 12) -> Chart | None:
         **_config(
             x_labels=months,
             x_title="Months on book",
-            y_title="Cumulative default rate",
+            y_title="Cumulative default rate" + (" by amount" if by_amount else ""),
             dots_size=3,
             value_formatter=lambda v: f"{v:.1%}",
             show_minor_x_labels=False,
@@ -538,11 +539,27 @@ def vintage_curves(found: Vintages, *, cohorts: int = 12) -> Chart | None:
             **_bottom_legend([c.month for c in shown]),
         )
     )
-    for cohort in shown:
-        chart.add(cohort.month, cohort.rate_by_count[:width])
+    rates = [(c.rate_by_amount or []) if by_amount else c.rate_by_count for c in shown]
+    for cohort, rate in zip(shown, rates, strict=True):
+        chart.add(cohort.month, rate[:width])
     rows = [
-        (c.month, count(c.loans), *(percent(r, 1) for r in c.rate_by_count[:width])) for c in shown
+        (
+            c.month,
+            decimal(c.amount or 0.0, 0) if by_amount else count(c.loans),
+            *(percent(r, 1) for r in rate[:width]),
+        )
+        for c, rate in zip(shown, rates, strict=True)
     ]
+    if by_amount:
+        return Chart(
+            "vintages-amount",
+            "Vintages by amount: cumulative share of the amount lent that defaulted",
+            f"{len(shown)} origination months, up to {width - 1} months on book, weighted by "
+            "each loan's amount.",
+            _render(chart),
+            ("Month", "Amount", *months),
+            rows,
+        )
     return Chart(
         "vintages",
         "Vintages: cumulative default rate by origination month and months on book",

@@ -57,6 +57,14 @@ _LABEL_NAMES = re.compile(
     r"(^|_)(status|default|defaulted|label|target|bad|outcome|y|creditability)($|_)"
     r"|dlq|delinq|default"  # inside a name too: SeriousDlqin2yrs
 )
+#: Names of an origination date and of a loan amount, drafted as such (whole words).
+_ORIGINATION_NAMES = re.compile(
+    r"(^|_)(orig|origination|originated|opened|open_date|issue_d|issued|issue_date|funded|"
+    r"disbursed|disbursement|booked|booking|start_date)($|_)"
+)
+_AMOUNT_NAMES = re.compile(
+    r"(^|_)(amount|amnt|amt|principal|loan_amount|funded_amnt|exposure)($|_)"
+)
 _POSITIVE_WORDS = ("1", "bad", "default", "defaulted", "charged off", "yes", "y", "true")
 _ID_NAMES = re.compile(r"(^|_)(id|key|number|no|ref|reference)($|_)")
 #: Names of possible protected attributes: ECOA's (Regulation B's) prohibited bases (race,
@@ -133,6 +141,8 @@ class _Drafted:
     special: tuple[float | int, ...] = ()
     valid_min: float | int | None = None
     plausible: tuple[float | int, float | int] | None = None
+    origination: bool = False
+    amount: bool = False
 
     def column(self) -> Column:
         """The declared column; raises ValidationError where the draft breaks a rule."""
@@ -152,6 +162,8 @@ class _Drafted:
             plausible=Range(min=self.plausible[0], max=self.plausible[1])
             if self.plausible is not None
             else None,
+            origination=self.origination,
+            amount=self.amount,
         )
 
 
@@ -384,11 +396,47 @@ def infer_schema(
             column = _protected(column, notes[column_name])
         have_id = have_id or column.role == "id"
         columns.append(column)
+    columns = _vintage_columns(columns, notes)
     try:
         schema = LoanSchema(name=name, columns=tuple(c.column() for c in columns))
     except ValidationError as exc:
         raise InvalidInput(f"cannot draft a schema from this file: {exc}") from None
     return Draft(schema, notes, rows=len(frame), source=source)
+
+
+def _vintage_columns(columns: list[_Drafted], notes: dict[str, list[str]]) -> list[_Drafted]:
+    """The first date named like an origination date becomes the kept ``origination``
+    column, the first non-negative number named like a loan amount the ``amount`` column
+    (its role unchanged: a feature stays one), each with a REVIEW note."""
+    out = list(columns)
+    dated = next(
+        (i for i, c in enumerate(out) if c.type == "date" and _ORIGINATION_NAMES.search(c.name)),
+        None,
+    )
+    if dated is not None:
+        out[dated] = replace(out[dated], role="kept", origination=True)
+        notes[out[dated].name].append(
+            "REVIEW: named like an origination date: kept (never a feature) as the loans' "
+            "origination date, which vintages date them by (origination: true)"
+        )
+    weighed = next(
+        (
+            i
+            for i, c in enumerate(out)
+            if c.type in ("numeric", "integer")
+            and c.role in ("feature", "kept")
+            and c.valid_min is not None
+            and _AMOUNT_NAMES.search(c.name)
+        ),
+        None,
+    )
+    if weighed is not None:
+        out[weighed] = replace(out[weighed], amount=True)
+        notes[out[weighed].name].append(
+            "REVIEW: named like the loan's amount: vintages report default rates by it "
+            "(amount: true); its role decides whether the model uses it"
+        )
+    return out
 
 
 def _protected(column: _Drafted, notes: list[str]) -> _Drafted:

@@ -3,7 +3,9 @@
 A schema is data (YAML or JSON), validated by :class:`LoanSchema`. It names every column with
 its role (feature, label, id, protected, kept, ignored) and type (numeric, integer,
 categorical, ordinal, boolean, date), and for features the ranges, categories, missing-value
-policy, preprocessing, expected direction of risk and plain-language reason. Everything
+policy, preprocessing, expected direction of risk and plain-language reason. Two flags name
+the columns vintages read (validation): ``origination: true`` on a kept date (the loan's
+origination date) and ``amount: true`` on a number (the loan's amount). Everything
 downstream (validation, the FeatureSpec fit, expansion, the split, training, reasons, the
 API's fields) reads it; docs/schema.md documents it field by field.
 """
@@ -144,8 +146,9 @@ class Proxy(_Strict):
     reference: bool = False
 
 
-#: Column fields added after the schema format's first release (hashed only when set).
-ADDED_FIELDS = ("reasons", "special", "proxy")
+#: Column fields added after the schema format's first release (hashed only when set: not
+#: null, not false).
+ADDED_FIELDS = ("reasons", "special", "proxy", "origination", "amount")
 #: Column fields never hashed: how the prediction log keeps a value, not what it means.
 UNHASHED_FIELDS = ("pii",)
 #: Fewest test loans in either group of a protected attribute for its parity ratios to be
@@ -209,6 +212,17 @@ class Column(_Strict):
         description="Personal data: the prediction log stores it hashed or drops it "
         "(LOANRISK_LOG_PII), never in clear; drift leaves it out. Not for the id or the label.",
     )
+    origination: bool = Field(
+        False,
+        description="The loan's origination date (a kept date column, one per schema): "
+        "vintages date each loan by it instead of the time it was scored. Never a feature.",
+    )
+    amount: bool = Field(
+        False,
+        description="The loan's amount (a non-negative number: a feature or a kept column, one "
+        "per schema): vintages report default rates by amount too. Its role says whether the "
+        "model uses it.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -248,6 +262,7 @@ class Column(_Strict):
         self._check_preprocess()
         self._check_applies()
         self._check_special()
+        self._check_vintage_flags()
         if self.role == "label":
             self._check_label()
         return self
@@ -312,6 +327,33 @@ class Column(_Strict):
                 if self.role == "id"
                 else "pii does not apply to the label (it is not logged)"
             )
+
+    def _check_vintage_flags(self) -> None:
+        """``origination`` on a kept date, ``amount`` on a feature or kept number; neither
+        personal (vintages read them from the prediction log, which never holds pii in clear)."""
+        if self.origination and (self.type != "date" or self.role != "kept"):
+            raise ValueError(
+                "origination applies to a date column of role kept "
+                f"(this one is a {self.type} {self.role})"
+            )
+        if self.amount and (self.type not in NUMBER_TYPES or self.role not in ("feature", "kept")):
+            raise ValueError(
+                "amount applies to a numeric or integer column of role feature or kept "
+                f"(this one is a {self.type} {self.role})"
+            )
+        if (self.origination or self.amount) and self.pii:
+            flag = "origination" if self.origination else "amount"
+            raise ValueError(
+                f"{flag} cannot be pii: vintages read it from the prediction log, which holds "
+                "personal fields hashed or not at all"
+            )
+        if (
+            self.amount
+            and self.valid is not None
+            and self.valid.min is not None
+            and self.valid.min < 0
+        ):
+            raise ValueError("an amount is not negative: its valid range starts at 0 or above")
 
     def _check_special(self) -> None:
         for special in self.special or ():
@@ -492,6 +534,10 @@ class LoanSchema(_Strict):
         ids = [c.name for c in self.columns if c.role == "id"]
         if len(ids) > 1:
             raise ValueError(f"more than one id column: {', '.join(ids)}")
+        for flag in ("origination", "amount"):
+            flagged = [c.name for c in self.columns if getattr(c, flag)]
+            if len(flagged) > 1:
+                raise ValueError(f"more than one {flag} column: {', '.join(flagged)}")
         self._check_proxies()
         return self
 
@@ -546,6 +592,16 @@ class LoanSchema(_Strict):
         return tuple(c for c in self.columns if c.role == "protected")
 
     @cached_property
+    def origination(self) -> Column | None:
+        """The declared origination date column (``origination: true``), if any."""
+        return next((c for c in self.columns if c.origination), None)
+
+    @cached_property
+    def amount(self) -> Column | None:
+        """The declared amount column (``amount: true``), if any."""
+        return next((c for c in self.columns if c.amount), None)
+
+    @cached_property
     def personal(self) -> frozenset[str]:
         """The columns declared personal (``pii: true``)."""
         return frozenset(c.name for c in self.columns if c.pii)
@@ -570,7 +626,7 @@ class LoanSchema(_Strict):
         doc = self.model_dump(mode="json")
         for column in doc["columns"]:
             for name in ADDED_FIELDS:
-                if column.get(name) is None:
+                if column.get(name) in (None, False):
                     column.pop(name, None)
             for name in UNHASHED_FIELDS:
                 column.pop(name, None)

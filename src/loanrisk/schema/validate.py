@@ -387,6 +387,21 @@ def _date(raw: pd.Series[Any], spec: Column, errors: _Problems) -> None:
         errors.add(spec.name, "not_a_date", f"not a date (expected {expected})", bad, raw)
 
 
+def _amount(raw: pd.Series[Any], spec: Column, errors: _Problems) -> None:
+    """A kept amount column (``amount: true``): present values are non-negative numbers."""
+    text = raw.astype("string").str.strip()
+    present = (text.notna() & (text != "")).to_numpy(dtype=bool, na_value=False)
+    numbers = pd.to_numeric(text.where(present), errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
+    bad = present & ~np.isfinite(numbers)
+    if bad.any():
+        errors.add(spec.name, "not_a_number", "not a number", bad, raw)
+    negative = present & np.isfinite(numbers) & (numbers < 0)
+    if negative.any():
+        errors.add(spec.name, "negative_amount", "an amount is not negative", negative, raw)
+
+
 def validate_frame(
     frame: pd.DataFrame,
     *,
@@ -492,6 +507,8 @@ def _columns(
         column = schema.by_name.get(name)
         if column is not None and column.type == "date":
             _date(checked[name], column, errors)
+        elif column is not None and column.amount:
+            _amount(checked[name], column, errors)
         out[name] = pd.Categorical(checked[name].astype("string").str.strip())
     return out
 

@@ -9,6 +9,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from loanrisk.contracts import TrainingRequest
 from loanrisk.errors import Conflict, InvalidInput
@@ -59,7 +60,9 @@ def assessed(
             ),
             "master_scale": request.master_scale.name,
             "grades": grade_table(labels, probability, request.master_scale),
-            "backtest": _backtest_json(labels, probability, request.master_scale),
+            "backtest": _backtest_json(
+                labels, probability, request.master_scale, _amounts(schema, test)
+            ),
             "fairness": fairness[0] if fairness else None,
             "fairness_by_attribute": {f.attribute: f for f in fairness} or None,
             "fairness_not_assessed": unassessed or None,
@@ -97,11 +100,21 @@ def promoted(
 
 
 def _backtest_json(
-    labels: np.ndarray, probability: np.ndarray, scale: MasterScale
+    labels: np.ndarray, probability: np.ndarray, scale: MasterScale, amount: np.ndarray | None
 ) -> dict[str, JsonValue] | None:
     """The development backtest as the report stores it (None for a one-grade scale)."""
-    result = development_backtest(labels, probability, scale)
+    result = development_backtest(labels, probability, scale, amount=amount)
     return None if result is None else result.model_dump(mode="json")
+
+
+def _amounts(schema: LoanSchema, test: Any) -> np.ndarray | None:
+    """The test loans' amounts when the schema declares an amount column the split holds
+    (a feature, or a kept column carried as text); NaN where missing or unreadable."""
+    column = schema.amount
+    if column is None or column.name not in getattr(test, "columns", ()):
+        return None
+    values = pd.to_numeric(pd.Series(test[column.name]).astype("string"), errors="coerce")
+    return values.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _fairness_groups(

@@ -178,17 +178,28 @@ PD_EDGE = 1e-9
 
 
 def development_backtest(
-    labels: np.ndarray, probability: np.ndarray, scale: MasterScale
+    labels: np.ndarray,
+    probability: np.ndarray,
+    scale: MasterScale,
+    *,
+    amount: np.ndarray | None = None,
 ) -> Backtest | None:
     """The backtest of the test split's PDs against its outcomes, per grade of ``scale`` and
     for the portfolio (:func:`loanrisk.validation.backtest`; no development figures: this is
-    the development sample). None for a scale of one grade (a backtest compares grades)."""
+    the development sample). ``amount``: each loan's amount (the schema's amount column; a
+    missing one counts 0), for the exposure-weighted concentration. None for a scale of one
+    grade (a backtest compares grades)."""
     if len(scale.grades) < 2:
         return None
     pd_ = np.asarray(probability, dtype=np.float64)
+    weights = None
+    if amount is not None:
+        weights = np.asarray(amount, dtype=np.float64)
+        weights = np.where(np.isfinite(weights) & (weights >= 0), weights, 0.0)
     return backtest(
         np.clip(pd_, PD_EDGE, 1.0 - PD_EDGE),
         np.asarray(labels).astype(np.int64),
         scale.grade_index(pd_),
         scale.names,
+        amount=weights,
     )

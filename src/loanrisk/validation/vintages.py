@@ -15,6 +15,8 @@ and ``max_cohorts`` rows.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
@@ -72,6 +74,35 @@ def months_between(start: np.ndarray, end: np.ndarray) -> np.ndarray:
     return result
 
 
+@dataclass
+class CohortSums:
+    """One origination month's sums over its loans: ``loans``, ``amount``, and per month on
+    book the loans ``observed`` and ``defaulted`` by then, and the same weighted by amount
+    (``None`` without amounts). Sums over loans: the sums of two sets of loans add up."""
+
+    loans: int
+    amount: float
+    observed: np.ndarray
+    defaulted: np.ndarray
+    observed_amount: np.ndarray | None
+    defaulted_amount: np.ndarray | None
+
+    def add(self, other: CohortSums) -> None:
+        """Add ``other``'s loans (of the same month and width) to these."""
+        self.loans += other.loans
+        self.amount += other.amount
+        self.observed = self.observed + other.observed
+        self.defaulted = self.defaulted + other.defaulted
+        if self.observed_amount is not None and other.observed_amount is not None:
+            self.observed_amount = self.observed_amount + other.observed_amount
+        if self.defaulted_amount is not None and other.defaulted_amount is not None:
+            self.defaulted_amount = self.defaulted_amount + other.defaulted_amount
+
+
+#: Origination month -> its sums.
+Sums = dict[np.datetime64, CohortSums]
+
+
 def vintages(
     originated: np.ndarray,
     defaulted_at: np.ndarray,
@@ -90,6 +121,29 @@ def vintages(
     the field); more origination months than ``max_cohorts`` raise :class:`TooLarge`. Months on
     book past ``max_months`` are not shown.
     """
+    sums = cohort_sums(
+        originated,
+        defaulted_at,
+        observed_at,
+        amount=amount,
+        max_months=max_months,
+        max_cohorts=max_cohorts,
+    )
+    return from_sums(sums, max_months=max_months, by_amount=amount is not None)
+
+
+def cohort_sums(
+    originated: np.ndarray,
+    defaulted_at: np.ndarray,
+    observed_at: np.ndarray | np.datetime64 | str,
+    *,
+    amount: np.ndarray | None = None,
+    max_months: int = MAX_MONTHS,
+    max_cohorts: int = MAX_COHORTS,
+) -> Sums:
+    """The sums :func:`vintages` rates are made of, per origination month present (same
+    arguments and refusals): the sums of chunks of loans add up (:meth:`CohortSums.add`) to
+    the sums of all of them, so a caller can feed any number of loans a chunk at a time."""
     start = _moment(originated, "originated")
     size = start.size
     default = _moment(defaulted_at, "defaulted_at", size)
@@ -115,41 +169,87 @@ def vintages(
                 "amount must be one non-negative number per loan", details={"field": "amount"}
             )
     if size == 0:
-        return Vintages(months_on_book=[], cohorts=[])
+        return {}
     months = start.astype("datetime64[M]")
     first = months.min()
     cohort = (months - first).astype(np.int64)
     count = int(cohort.max()) + 1
-    if count > max_cohorts:
-        raise TooLarge(
-            f"{count} origination months: at most {max_cohorts} in one report",
-            details={"field": "originated"},
-        )
+    _check_cohorts(count, max_cohorts)
     width = max_months + 1
     observed_mob = np.minimum(months_between(start, seen), max_months)
     default_mob = np.where(
         has_default, months_between(start, np.where(has_default, default, start)), -1
     )
-    counts = _table(cohort, observed_mob, default_mob, None, count, width)
-    amounts = (
+    observed, defaulted = _table(cohort, observed_mob, default_mob, None, count, width)
+    weighted = (
         None
         if weights is None
         else _table(cohort, observed_mob, default_mob, weights, count, width)
     )
-    return Vintages(
-        months_on_book=list(range(width)),
-        cohorts=[
-            Cohort(
-                month=str(first + c),
-                loans=int((cohort == c).sum()),
-                amount=None if weights is None else float(weights[cohort == c].sum()),
-                observed=[int(v) for v in counts[0][c]],
-                rate_by_count=_rates(counts, c),
-                rate_by_amount=None if amounts is None else _rates(amounts, c),
+    loans = np.bincount(cohort, minlength=count)
+    amounts = np.zeros(count) if weights is None else np.bincount(cohort, weights, count)
+    return {
+        first + c: CohortSums(
+            loans=int(loans[c]),
+            amount=float(amounts[c]),
+            observed=observed[c].astype(np.int64),
+            defaulted=np.rint(defaulted[c]).astype(np.int64),
+            observed_amount=None if weighted is None else weighted[0][c],
+            defaulted_amount=None if weighted is None else weighted[1][c],
+        )
+        for c in range(count)
+        if loans[c] > 0
+    }
+
+
+def _check_cohorts(count: int, max_cohorts: int) -> None:
+    if count > max_cohorts:
+        raise TooLarge(
+            f"{count} origination months: at most {max_cohorts} in one report",
+            details={"field": "originated"},
+        )
+
+
+def from_sums(
+    sums: Sums,
+    *,
+    max_months: int = MAX_MONTHS,
+    by_amount: bool = False,
+    max_cohorts: int = MAX_COHORTS,
+) -> Vintages:
+    """The vintages of :func:`cohort_sums` (merged or not): every month from the first to
+    the last, a month without loans an empty cohort; rates by amount when ``by_amount``
+    (a month without amounts has them null); :class:`TooLarge` past ``max_cohorts``."""
+    if not sums:
+        return Vintages(months_on_book=[], cohorts=[])
+    first, last = min(sums), max(sums)
+    count = int((last - first).astype(np.int64)) + 1
+    _check_cohorts(count, max_cohorts)
+    width = max_months + 1
+    zeros = np.zeros(width, dtype=np.int64)
+    empty = CohortSums(0, 0.0, zeros, zeros, np.zeros(width), np.zeros(width))
+    cohorts = []
+    for month in (first + step for step in range(count)):
+        found = sums.get(month, empty)
+        observed_amount, defaulted_amount = found.observed_amount, found.defaulted_amount
+        by_weight: list[float | None] | None = None
+        if by_amount:
+            by_weight = (
+                _rates(observed_amount, defaulted_amount)
+                if observed_amount is not None and defaulted_amount is not None
+                else [None] * width
             )
-            for c in range(count)
-        ],
-    )
+        cohorts.append(
+            Cohort(
+                month=str(month),
+                loans=found.loans,
+                amount=found.amount if by_amount else None,
+                observed=[int(v) for v in found.observed],
+                rate_by_count=_rates(found.observed, found.defaulted),
+                rate_by_amount=by_weight,
+            )
+        )
+    return Vintages(months_on_book=list(range(width)), cohorts=cohorts)
 
 
 def _table(
@@ -177,9 +277,5 @@ def _table(
     return observed, defaulted
 
 
-def _rates(table: tuple[np.ndarray, np.ndarray], c: int) -> list[float | None]:
-    observed, defaulted = table
-    return [
-        float(defaulted[c, m] / observed[c, m]) if observed[c, m] > 0 else None
-        for m in range(observed.shape[1])
-    ]
+def _rates(observed: np.ndarray, defaulted: np.ndarray) -> list[float | None]:
+    return [float(d / o) if o > 0 else None for d, o in zip(defaulted, observed, strict=True)]

@@ -13,7 +13,8 @@ in two arrays aligned with the outcomes (16 bytes a loan), and the arrays are fe
 validation accumulators in chunks (the vintages too, merged per origination month). Nothing is
 sampled: every loan with an outcome counts, however many the window holds. Memory: about 41
 bytes per outcome (plus the segment value with ``segment``), one log file and O(grades); log
-rows without an outcome cost nothing (docs/validation.md gives the peaks measured). Loan ids
+rows without an outcome cost nothing (docs/validation.md gives the peaks measured); a declared
+origination date and amount add 8 bytes each per outcome. Loan ids
 are matched by their hash: two distinct ids of the log and the outcomes share one with
 probability at most n(n-1)/2**65 for n distinct ids (about 1e-5 for 20 million), the one way
 a count could be off. Only the migration matrix, which pairs loans across two windows or
@@ -27,14 +28,17 @@ inside (0, 1) by :data:`PD_EPSILON` for the tests that need it. The development 
 distribution come from the version's report (its development backtest) when it records them
 for the same master scale.
 
-Vintages take a loan's origination to be the time it was scored (the built-in schema
-declares no origination date column, and no schema role names one), and its amount is not
-known to the log as such (no schema role names an amount): the vintages are by count only.
+Vintages date a loan by the origination date column its schema declares (``origination:
+true``), read from the loan as logged, and by the time it was scored when the schema declares
+none or the loan lacks a readable date; with a declared amount column (``amount: true``) they
+are by amount too. Those values are read from the logged loans (JSON) of the loans with an
+outcome only, a file at a time.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,21 +50,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from loanrisk.errors import InvalidInput, TooLarge
+from loanrisk.errors import InvalidInput
 from loanrisk.monitoring.drift import Moment
 from loanrisk.monitoring.log import COLUMNS
 from loanrisk.monitoring.log._files import day_files, read_file_or_skip
 from loanrisk.monitoring.outcomes import OutcomeArrays, loan_id_hashes, read_outcome_arrays
 from loanrisk.registry.masterscale import MasterScale
 from loanrisk.registry.models import LoadedModel, ModelRegistry
-from loanrisk.schema import LoanSchema
+from loanrisk.schema import Column, LoanSchema
 from loanrisk.settings import Settings
 from loanrisk.storage.base import Storage
 from loanrisk.storage.problems import Problem
 from loanrisk.validation.backtest import Backtest, BacktestAccumulator
 from loanrisk.validation.migration import Migration, migration_counts, migration_from_counts
 from loanrisk.validation.segments import SegmentAccumulator, Segments
-from loanrisk.validation.vintages import MAX_COHORTS, MAX_MONTHS, Cohort, Vintages, vintages
+from loanrisk.validation.vintages import MAX_COHORTS, Sums, Vintages, cohort_sums, from_sums
 
 #: Loans fed to the accumulators at once.
 CHUNK = 100_000
@@ -68,20 +72,33 @@ CHUNK = 100_000
 PD_EPSILON = 1e-12
 #: The types of attribute a backtest is segmented by.
 SEGMENT_TYPES = ("categorical", "ordinal", "boolean")
+#: The roles of a segment attribute: what the log holds as the loans carried it.
+SEGMENT_ROLES = ("feature", "kept", "protected")
 _COLUMNS = ["time", "loan_id", "version", "probability", "grade"]
 _MIN_TIME = np.iinfo(np.int64).min
+#: Origination months a chunk of the window may span (any: the merge keeps the latest).
+_ANY = 10**6
 
 
 class VintageReport(Vintages):
-    """:class:`~loanrisk.validation.Vintages` of the loans with an outcome, by the month they
-    were scored (``origination``: ``scored``), and the loans left out: defaults without a
-    ``defaulted_at`` (``undated_defaults``) and loans whose default or observation precedes
-    their scoring (``inconsistent``)."""
+    """:class:`~loanrisk.validation.Vintages` of the loans with an outcome, by origination
+    month: ``origination`` names the schema's origination date column, or is ``scored`` (the
+    month each loan was scored); ``dated_by_scoring`` counts the loans dated by their scoring
+    time although the schema declares a date column (they lacked a readable one). With an
+    amount column (``amount`` names it, ``by_amount``), the rates by amount too, of the loans
+    with a readable amount (``unknown_amounts`` counts the others). Left out: defaults without
+    a ``defaulted_at`` (``undated_defaults``), loans whose default or observation precedes
+    their origination (``inconsistent``), and loans originated before the latest
+    :data:`~loanrisk.validation.vintages.MAX_COHORTS` months (``older_left_out``)."""
 
     origination: str = "scored"
+    dated_by_scoring: int = 0
     by_amount: bool = False
+    amount_column: str | None = None
+    unknown_amounts: int = 0
     undated_defaults: int = 0
     inconsistent: int = 0
+    older_left_out: int = 0
 
 
 class MigrationReport(Migration):
@@ -144,14 +161,15 @@ def development_figures(model: LoadedModel) -> tuple[float | None, list[float] |
 
 
 def segment_column(schema: LoanSchema, segment: str) -> str:
-    """``segment`` if it names a categorical or ordinal (or boolean) feature of the schema
-    that the log holds in clear (protected and kept columns are not logged; ``pii`` ones are
-    hashed or left out); else :class:`InvalidInput` naming ``segment``."""
+    """``segment`` if it names a categorical, ordinal or boolean column of the schema that
+    the log holds in clear: a feature, or a kept or protected column (logged when the loans
+    carry it: a loan scored without it falls in the ``(missing)`` segment); never a ``pii``
+    one (hashed or left out of the log). Else :class:`InvalidInput` naming ``segment``."""
     column = schema.by_name.get(segment)
-    if column is None or column.role != "feature":
+    if column is None or column.role not in SEGMENT_ROLES:
         choices = [c.name for c in schema.columns if _segmentable(c)]
         raise InvalidInput(
-            f"segment: {segment!r} is no feature of the schema the log holds; one of: "
+            f"segment: {segment!r} is no attribute of the schema the log holds; one of: "
             + ", ".join(choices),
             details={"field": "segment"},
         )
@@ -166,7 +184,7 @@ def segment_column(schema: LoanSchema, segment: str) -> str:
 
 
 def _segmentable(column: Any) -> bool:
-    return bool(column.role == "feature" and column.type in SEGMENT_TYPES and not column.pii)
+    return bool(column.role in SEGMENT_ROLES and column.type in SEGMENT_TYPES and not column.pii)
 
 
 def _window_files(
@@ -203,14 +221,20 @@ class _Latest:
     """The latest score of the window of each loan with an outcome, aligned with the
     outcomes (``outcomes.ids``: their loan ids' hashes); every row of the window counted
     (``scored``) and its logged grade checked against ``scale``'s grade of its PD
-    (``mismatches``)."""
+    (``mismatches``). With ``segment``, ``origination`` or ``amount`` (columns of the
+    schema), those values of the logged loan too: the segment's text, the origination date
+    (microseconds, :data:`_MIN_TIME` where unreadable) and the amount (NaN where unreadable)."""
 
     outcomes: OutcomeArrays
     segment: str | None
     scale: MasterScale
+    origination: Column | None = None
+    amount: Column | None = None
     time: np.ndarray = field(init=False)
     probability: np.ndarray = field(init=False)
     values: np.ndarray | None = field(init=False)
+    originated: np.ndarray | None = field(init=False)
+    amounts: np.ndarray | None = field(init=False)
     scored: int = 0
     mismatches: int = 0
 
@@ -219,6 +243,15 @@ class _Latest:
         self.time = np.full(size, _MIN_TIME, dtype=np.int64)
         self.probability = np.full(size, np.nan)
         self.values = None if self.segment is None else np.full(size, None, dtype=object)
+        self.originated = (
+            None if self.origination is None else np.full(size, _MIN_TIME, dtype=np.int64)
+        )
+        self.amounts = None if self.amount is None else np.full(size, np.nan)
+
+    @property
+    def reads_loans(self) -> bool:
+        """Whether the logged loans (``features``) are read."""
+        return self.segment is not None or self.origination is not None or self.amount is not None
 
     def add(self, table: pa.Table) -> None:
         self.scored += table.num_rows
@@ -240,9 +273,21 @@ class _Latest:
         at = where[picked]
         self.time[at] = times[picked]
         self.probability[at] = rows["probability"].to_numpy(zero_copy_only=False)[picked]
+        if self.reads_loans:
+            self._read_loans(at, rows["features"].take(pa.array(picked)))
+
+    def _read_loans(self, at: np.ndarray, texts: pa.ChunkedArray) -> None:
+        """Keep the segment, origination date and amount of the logged loans ``texts`` (their
+        JSON), which are those at ``at``: the segment by parsing each loan, the date and the
+        amount by one vectorised search of the texts for their fields (:func:`_fields`)."""
         if self.values is not None and self.segment is not None:
-            features = rows["features"].to_numpy(zero_copy_only=False)[picked]
-            self.values[at] = [_value(text, self.segment) for text in features]
+            loans = [_loan(text) for text in texts.to_numpy(zero_copy_only=False)]
+            self.values[at] = [_text_value(loan.get(self.segment)) for loan in loans]
+        if self.originated is not None and self.origination is not None:
+            found = _fields(texts, self.origination.name, numbers=False)
+            self.originated[at] = _dates(found, self.origination)
+        if self.amounts is not None and self.amount is not None:
+            self.amounts[at] = _amounts(_fields(texts, self.amount.name, numbers=True))
 
     def _check_grades(self, table: pa.Table) -> None:
         """Count the rows whose logged grade is not the scale's grade of their PD."""
@@ -260,85 +305,137 @@ class _Latest:
             self.mismatches += int((logged[valid] != computed).sum())
 
 
-def _value(text: object, name: str) -> object:
-    """One attribute of a logged loan (its features as received, JSON); None if absent."""
+def _loan(text: object) -> dict[str, Any]:
+    """A logged loan (its features as received, JSON), keys as schemas name columns (trimmed,
+    lower-case); empty if it cannot be read."""
     try:
-        found = json.loads(str(text)).get(name)
-    except (ValueError, AttributeError):
-        return None
+        found = json.loads(str(text))
+    except ValueError:
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {str(k).strip().lower(): v for k, v in found.items()}
+
+
+def _text_value(found: object) -> object:
+    """A segment's value as text; None if absent or not a scalar."""
     return None if found is None or isinstance(found, dict | list) else str(found)
 
 
+def _fields(texts: pa.ChunkedArray, name: str, *, numbers: bool) -> pd.Series:
+    """The top-level field ``name`` of each logged loan (compact JSON, as the log writes it;
+    the key matched trimmed and case-insensitively, as columns are) as text: a JSON string's
+    content, or with ``numbers`` a number's literal too; None where absent, null or another
+    kind. One regular-expression pass in Arrow, cheaper than a JSON parse of every loan
+    (benchmarks/bench_declared_vintages.py). A string's escapes are not decoded (a date or an
+    amount has none: one that does reads as unreadable)."""
+    key = re.escape(json.dumps(name)[1:-1])
+    number = r"|(?P<number>-?[0-9][0-9.eE+-]*)" if numbers else ""
+    value = r'"(?P<text>(?:[^"\\]|\\.)*)"' + number
+    pattern = r'[{,]"\s*(?i:' + key + r')\s*":(?:' + value + ")"
+    found = pc.extract_regex(texts, pattern)
+    text = _present(pc.struct_field(found, "text"))
+    if numbers:  # the alternative not taken reads as empty text
+        text = pc.coalesce(text, _present(pc.struct_field(found, "number")))
+    series: pd.Series = text.to_pandas()
+    return series
+
+
+def _present(text: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``text`` with empty values null."""
+    empty = pc.equal(text, "")
+    result: pa.ChunkedArray = pc.if_else(empty, pa.scalar(None, pa.string()), text)
+    return result
+
+
+def _dates(values: pd.Series, column: Column) -> np.ndarray:
+    """Dates as the column declares them (``date_format``, else ISO; UTC unless they say
+    otherwise), in microseconds; :data:`_MIN_TIME` where absent or unreadable."""
+    parsed = pd.to_datetime(
+        values.astype("string").str.strip(),
+        errors="coerce",
+        format=column.date_format or "ISO8601",
+        utc=True,
+    )
+    micros = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    out: np.ndarray = np.where(np.isnat(micros), _MIN_TIME, micros.view(np.int64))
+    return out
+
+
+def _amounts(values: pd.Series) -> np.ndarray:
+    """Amounts as logged (a JSON number or numeric text); NaN where absent, unreadable or
+    negative."""
+    numbers = pd.to_numeric(values.astype("string").str.strip(), errors="coerce")
+    out = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+    result: np.ndarray = np.where(np.isfinite(out) & (out >= 0), out, np.nan)
+    return result
+
+
 def _vintages(
-    times: np.ndarray, outcomes: OutcomeArrays, scored: np.ndarray, chunk: int = CHUNK
+    latest: _Latest, outcomes: OutcomeArrays, scored: np.ndarray, chunk: int = CHUNK
 ) -> VintageReport:
-    """The vintages of the loans ``scored`` (``times``: when each was scored, aligned with the
-    outcomes), computed ``chunk`` loans at a time by :func:`~loanrisk.validation.vintages`
-    and merged per origination month: a cohort's figures are sums over its loans, so the
-    merge is exact (each chunk's defaulted counts are recovered from its rates and observed
-    counts, exactly, being integers far below 2**51)."""
+    """The vintages of the loans ``scored`` (aligned with the outcomes), computed ``chunk``
+    loans at a time by :func:`~loanrisk.validation.vintages.cohort_sums` and merged per
+    origination month: a cohort's figures are sums over its loans, so the merge is exact. A
+    loan is dated by its declared origination date where ``latest`` read one, else by the time
+    it was scored."""
     positions = np.flatnonzero(scored)
-    undated_total = inconsistent_total = 0
-    merged: dict[np.datetime64, list[Any]] = {}  # month -> [loans, observed, defaulted]
+    undated_total = inconsistent_total = by_scoring = unknown_amounts = 0
+    merged: Sums = {}
     for first in range(0, positions.size, chunk):
         at = positions[first : first + chunk]
         default_at, seen = outcomes.defaulted_at[at], outcomes.observed[at]
-        start = times[at].astype("datetime64[us]")
+        start = latest.time[at]
+        if latest.originated is not None:
+            declared = latest.originated[at]
+            dated = declared > _MIN_TIME
+            start = np.where(dated, declared, start)
+        start = start.astype("datetime64[us]")
         undated = outcomes.defaulted[at] & np.isnat(default_at)
         has_default = ~np.isnat(default_at)
         inconsistent = (seen < start) | (has_default & (default_at < start))
         usable = ~undated & ~inconsistent
         undated_total += int(undated.sum())
         inconsistent_total += int((inconsistent & ~undated).sum())
-        part = vintages(start[usable], default_at[usable], seen[usable])
-        for cohort in part.cohorts:
-            if cohort.loans == 0:
-                continue
-            observed = np.asarray(cohort.observed, dtype=np.int64)
-            rates = np.array([np.nan if r is None else r for r in cohort.rate_by_count])
-            defaulted = np.where(observed > 0, np.rint(np.nan_to_num(rates) * observed), 0)
-            kept = merged.setdefault(np.datetime64(cohort.month, "M"), [0, 0, 0])
-            kept[0] += cohort.loans
-            kept[1] = kept[1] + observed
-            kept[2] = kept[2] + defaulted.astype(np.int64)
+        if latest.originated is not None:
+            by_scoring += int((usable & ~dated).sum())
+        weights = None
+        if latest.amounts is not None:
+            amounts = latest.amounts[at][usable]
+            unknown_amounts += int(np.isnan(amounts).sum())
+            weights = np.nan_to_num(amounts, nan=0.0)
+        part = cohort_sums(
+            start[usable], default_at[usable], seen[usable], amount=weights, max_cohorts=_ANY
+        )
+        for month, sums in part.items():
+            if month in merged:
+                merged[month].add(sums)
+            else:
+                merged[month] = sums
+    older = _keep_latest_months(merged)
+    by_amount = latest.amount is not None
     return VintageReport(
-        **_merged_vintages(merged).model_dump(),
+        **from_sums(merged, by_amount=by_amount).model_dump(),
+        older_left_out=older,
+        origination="scored" if latest.origination is None else latest.origination.name,
+        dated_by_scoring=by_scoring,
+        by_amount=by_amount,
+        amount_column=None if latest.amount is None else latest.amount.name,
+        unknown_amounts=unknown_amounts,
         undated_defaults=undated_total,
         inconsistent=inconsistent_total,
     )
 
 
-def _merged_vintages(merged: dict[np.datetime64, list[Any]]) -> Vintages:
-    """Vintages from per-month sums, every month from the first to the last (as
-    :func:`~loanrisk.validation.vintages` lists them); :class:`TooLarge` past its bound."""
+def _keep_latest_months(merged: Sums) -> int:
+    """Keep the latest :data:`~loanrisk.validation.vintages.MAX_COHORTS` origination months
+    of ``merged`` (in place; a stray old date must not sink the whole report); the loans of
+    the months dropped."""
     if not merged:
-        return Vintages(months_on_book=[], cohorts=[])
-    first, last = min(merged), max(merged)
-    count = int((last - first).astype(np.int64)) + 1
-    if count > MAX_COHORTS:
-        raise TooLarge(
-            f"{count} origination months: at most {MAX_COHORTS} in one report",
-            details={"field": "originated"},
-        )
-    width = MAX_MONTHS + 1
-    empty = [0, np.zeros(width, dtype=np.int64), np.zeros(width, dtype=np.int64)]
-    cohorts = []
-    for month in (first + step for step in range(count)):
-        loans, observed, defaulted = merged.get(month, empty)
-        cohorts.append(
-            Cohort(
-                month=str(month),
-                loans=int(loans),
-                amount=None,
-                observed=[int(v) for v in observed],
-                rate_by_count=[
-                    float(d / o) if o > 0 else None
-                    for d, o in zip(defaulted.astype(np.float64), observed, strict=True)
-                ],
-                rate_by_amount=None,
-            )
-        )
-    return Vintages(months_on_book=list(range(width)), cohorts=cohorts)
+        return 0
+    first = max(merged) - (MAX_COHORTS - 1)
+    older = [month for month in merged if month < first]
+    return sum(merged.pop(month).loans for month in older)
 
 
 @dataclass(frozen=True)
@@ -393,8 +490,15 @@ def backtest_for(
     other = None if against is None else registry.load(name, against)
     problems: list[Problem] = []
     outcomes = read_outcome_arrays(where.storage, where.outcome_directory, problems=problems)
-    latest = _Latest(outcomes, attribute, model.master_scale)
-    columns = _COLUMNS + ([] if attribute is None else ["features"])
+    schema = model.schema
+    latest = _Latest(
+        outcomes,
+        attribute,
+        model.master_scale,
+        schema.origination if with_vintages else None,
+        schema.amount if with_vintages else None,
+    )
+    columns = _COLUMNS + (["features"] if latest.reads_loans else [])
     for table in _window_files(
         where.storage,
         where.log_directory,
@@ -421,7 +525,7 @@ def backtest_for(
         development=None if auc is None and shares is None else "report",
         grade_mismatches=latest.mismatches,
         segments=segments,
-        vintages=_vintages(latest.time, outcomes, scored) if with_vintages else None,
+        vintages=_vintages(latest, outcomes, scored) if with_vintages else None,
         problems=problems,
     )
     if other is not None or previous is not None:
@@ -457,7 +561,8 @@ def _tested(
         at = positions[start : start + CHUNK]
         pd_ = np.clip(latest.probability[at], PD_EPSILON, 1.0 - PD_EPSILON)
         grade = scale.grade_index(latest.probability[at])
-        whole.add(pd_, defaulted[at], grade)
+        amount = None if latest.amounts is None else np.nan_to_num(latest.amounts[at], nan=0.0)
+        whole.add(pd_, defaulted[at], grade, amount=amount)
         if parts is not None and latest.values is not None:
             parts.add(pd_, defaulted[at], grade, latest.values[at])
     options: dict[str, Any] = {

@@ -327,8 +327,9 @@ async def get_backtest(
         Query(
             min_length=1,
             max_length=100,
-            description="A categorical or ordinal feature of the schema: the backtest per "
-            "value, Benjamini-Hochberg adjusted.",
+            description="A categorical or ordinal attribute of the schema (a feature, or a "
+            "kept or protected column the loans carried; not pii): the backtest per value, "
+            "Benjamini-Hochberg adjusted.",
         ),
     ] = None,
     against: Annotated[
@@ -349,7 +350,11 @@ async def get_backtest(
     ] = None,
     vintages: Annotated[
         Literal["true", "false"],
-        Query(description="Add the vintages (cumulative default rates by month): true or false."),
+        Query(
+            description="Add the vintages (cumulative default rates by origination month: "
+            "the schema's declared origination date, else the scoring time; by amount too "
+            "when the schema declares an amount): true or false."
+        ),
     ] = "true",
 ) -> BacktestReport:
     """The loans the version scored in ``[since, until)`` joined to their outcomes, tested
@@ -359,9 +364,9 @@ async def get_backtest(
     Hosmer-Lemeshow, Spiegelhalter, the AUC against the development AUC, Herfindahl, the
     grade PSI and the heterogeneity of adjacent grades. Counts are exact (every loan with an
     outcome, however many). Optional: ``segment`` (422 naming it if it is no categorical or
-    ordinal feature), the ``vintages``, and a ``migration`` (``against`` another version,
-    or from ``previous_since``..``previous_until``). Log and outcome files that cannot be
-    read are skipped and named in ``problems``."""
+    ordinal attribute the log holds in clear), the ``vintages``, and a ``migration``
+    (``against`` another version, or from ``previous_since``..``previous_until``). Log and
+    outcome files that cannot be read are skipped and named in ``problems``."""
     settings = services.settings
     start, end = window(since, until, days=BACKTEST_DAYS)
     previous = previous_window(against, previous_since, previous_until)
