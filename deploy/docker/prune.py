@@ -57,7 +57,7 @@ def main(venv: Path) -> None:
     (site,) = venv.glob("lib/python3*/site-packages")
     steps = [
         ("unused solvers, pip", lambda: pip_uninstall(venv)),
-        ("test suites", lambda: remove([p for p in site.glob("*/**/tests") if own(p, site)])),
+        ("test suites", lambda: remove_test_suites(site)),
         ("headers and sources", lambda: remove_sources(site)),
         ("duplicate libraries", lambda: link_duplicate_libraries(venv)),
     ]
@@ -78,6 +78,10 @@ def own(path: Path, site: Path) -> bool:
 def pip_uninstall(venv: Path) -> None:
     python = venv / "bin" / "python"
     subprocess.run([python, "-m", "pip", "uninstall", "--quiet", "--yes", *UNUSED], check=True)
+
+
+def remove_test_suites(site: Path) -> None:
+    remove([p for p in site.glob("*/**/tests") if own(p, site)])
 
 
 def remove_sources(site: Path) -> None:
