@@ -65,6 +65,12 @@ if [ -n "${CA:-}" ]; then
   [ -s "$CA" ] || { echo "CA=$CA: no such bundle" >&2; exit 1; }
   set -- "$@" --secret "id=ca,src=$CA"
 fi
+image_id() {
+  if [ "$ENGINE" = buildah ]; then buildah inspect --type image --format '{{.FromImageID}}' "$1"
+  else "$ENGINE" image inspect --format '{{.Id}}' "$1"
+  fi 2>/dev/null || true
+}
+previous=$(image_id "$tag")
 echo "building $tag (LOCK=$lock) with $ENGINE on $python_image${CA:+, trusting $CA}"
 # No layer cache (--layers=false): a build leaves only its image behind, not a 1.5 GB build
 # stage per source change; only the tagged base above is reused.
@@ -74,3 +80,7 @@ case "$ENGINE" in
   podman) podman build --network host --layers=false --format docker "$@" . ;;
   *) echo "ENGINE=$ENGINE: docker, buildah or podman" >&2; exit 1 ;;
 esac
+# The image this tag named before, now untagged: removed unless something still uses it.
+if [ -n "$previous" ] && [ "$previous" != "$(image_id "$tag")" ]; then
+  "$ENGINE" rmi "$previous" >/dev/null 2>&1 || true
+fi
