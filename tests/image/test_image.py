@@ -9,6 +9,7 @@ on the mounted storage, ``loanrisk serve``, requests, a SIGTERM; the tests read 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -74,12 +75,12 @@ def image_config() -> dict[str, Any]:
     return config
 
 
-def process_in_container(parent: int) -> int:
+def process_in_container(parent: int, *, timeout: float = 30) -> int:
     """The host PID of the container's first process under ``buildah run`` (``parent``):
     chroot isolation shares the PID namespace, and buildah run does not forward signals, so
     the test signals the process itself, as the kubelet signals a container's PID 1."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + timeout
+    while True:
         pending = [parent]
         while pending:
             pid = pending.pop()
@@ -93,8 +94,9 @@ def process_in_container(parent: int) -> int:
             if root != "/" and not cmdline[0].endswith(b"buildah-chroot-exec"):
                 return pid
             pending += map(int, children)
+        if time.monotonic() > deadline:
+            raise AssertionError("the container's process did not start")
         time.sleep(0.2)
-    raise AssertionError("the container's process did not start")
 
 
 def answer(response: httpx.Response) -> tuple[int, Any]:
@@ -153,7 +155,9 @@ def serve(container: Container, config: dict[str, Any], storage: Path) -> tuple[
         exit_code = server.wait(timeout=90)
         return ready, scored, reference, healthcheck, exit_code, log.read_text()
     finally:
-        if server.poll() is None:
+        if server.poll() is None:  # a failed step: killing buildah run leaves its process
+            with contextlib.suppress(AssertionError, ProcessLookupError):
+                os.kill(process_in_container(server.pid, timeout=0), signal.SIGKILL)
             server.kill()
             server.wait()
 
