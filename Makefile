@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STORAGE ?= ./loanrisk-data
 
-.PHONY: demo test lint typecheck unit bench lock proto clean
+.PHONY: demo test lint typecheck unit bench lock proto clean image image-test
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "loanrisk needs Python 3.11, found " + sys.version'
@@ -51,6 +51,22 @@ typecheck: $(VENV)/.dev
 WORKERS ?= 2
 unit: $(VENV)/.dev
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/pytest -n $(WORKERS) --dist loadgroup --no-loadscope-reorder
+
+## image: build the container image with the engine present (deploy/docker/build.sh,
+## docs/deploy-aws.md#the-image): loanrisk:VERSION, or loanrisk-LOCK:VERSION with LOCK=dask.
+## CA=FILE: a CA bundle the build trusts (a TLS-intercepting proxy's); by default the one pip
+## here trusts (PIP_CERT, else pip's configured cert); CA= builds without one.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+LOCK    ?= runtime
+IMAGE   ?= $(if $(filter runtime,$(LOCK)),loanrisk,loanrisk-$(LOCK)):$(VERSION)
+CA      ?= $(or $(PIP_CERT),$(shell $(BIN)/pip config get global.cert 2>/dev/null))
+image:
+	CA='$(CA)' sh deploy/docker/build.sh $(IMAGE) $(LOCK)
+
+## image-test: run the built image as Kubernetes does and check it (tests/image, buildah)
+image-test: $(VENV)/.dev
+	LOANRISK_IMAGE=$(IMAGE) LOANRISK_IMAGE_CA='$(CA)' OMP_WAIT_POLICY=PASSIVE \
+	  $(BIN)/pytest tests/image -p no:randomly -p no:xdist
 
 ## bench: the benchmarks (see benchmarks/README.md)
 bench: $(VENV)/.dev

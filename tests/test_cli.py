@@ -23,7 +23,7 @@ from loanrisk.registry.scaling import DEFAULT_SCALING
 from loanrisk.settings import Settings
 from tests.builtin import EXAMPLE_LOAN
 
-from .conftest import FIXTURES, REAL_CSV, free_port, wait_until_serving
+from .conftest import FIXTURES, REAL_CSV, ROOT, free_port, wait_until_serving
 
 LOANRISK = shutil.which("loanrisk", path=os.path.dirname(sys.executable))
 
@@ -41,6 +41,15 @@ def run(
         env={**os.environ, **(env or {}), "COLUMNS": "200"},
         cwd=cwd,
     )
+
+
+def test_version_is_the_packages() -> None:
+    import tomllib
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    shown = run("--version")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == f"loanrisk {declared}\n"
 
 
 def test_demo_processes_trains_and_serves_the_built_in_sample(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""The container image, checked statically (no Docker engine here): it installs what CI
-installs, runs as a non-root user, has no build tools, and starts a real CLI command."""
+"""The container image, checked statically: it installs what CI installs, runs as a non-root
+user, has no build tools, and starts a real CLI command. tests/image runs the built image."""
 
 from __future__ import annotations
 
@@ -59,7 +59,9 @@ def test_the_image_installs_with_the_script_ci_uses() -> None:
 def test_the_final_stage_has_no_build_tools_and_runs_as_a_user() -> None:
     _, final = stages()
     runs = " ".join(rest for keyword, rest in final if keyword == "RUN")
-    installed = re.findall(r"apt-get install -y --no-install-recommends ([\w\s.-]+?) &&", runs)
+    installed = re.findall(
+        r"apt-get \$apt_ca install -y --no-install-recommends ([\w\s.-]+?);", runs
+    )
     assert [packages.split() for packages in installed] == [
         ["libgomp1"]
     ]  # XGBoost's OpenMP runtime, nothing to compile with
@@ -75,8 +77,22 @@ def test_port_health_check_and_entrypoint_are_the_apps() -> None:
     by_keyword = dict(final)
     port = Settings(_env_file=None).port  # type: ignore[call-arg]
     assert by_keyword["EXPOSE"] == str(port)
-    assert f"http://127.0.0.1:{port}/healthz" in by_keyword["HEALTHCHECK"]
+    assert "http://127.0.0.1:%s/healthz" in by_keyword["HEALTHCHECK"]
+    assert f"os.environ.get('LOANRISK_PORT', '{port}')" in by_keyword["HEALTHCHECK"]
     assert "LOANRISK_HOST=0.0.0.0" in by_keyword["ENV"]
     entrypoint = json.loads(by_keyword["ENTRYPOINT"])
     assert entrypoint == ["loanrisk", "serve"]
     assert cli_context(entrypoint).command.name == "serve"
+
+
+def test_a_corporate_ca_is_a_build_secret_of_every_step_that_downloads() -> None:
+    build, final = stages()
+    for stage in (build, final):
+        downloads = [rest for keyword, rest in stage if keyword == "RUN" and "install" in rest]
+        assert downloads and all(r.startswith("--mount=type=secret,id=ca ") for r in downloads)
+    (pip_step,) = [rest for keyword, rest in build if keyword == "RUN" and "install" in rest]
+    assert "export PIP_CERT=/run/secrets/ca" in pip_step
+    (apt_step,) = [rest for keyword, rest in final if keyword == "RUN"]
+    assert 'apt_ca="-o Acquire::https::CAInfo=/run/secrets/ca"' in apt_step
+    # nothing copies it into a layer
+    assert "/run/secrets" not in " ".join(rest for keyword, rest in final if keyword != "RUN")

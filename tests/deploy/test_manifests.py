@@ -396,3 +396,43 @@ def test_the_dask_cluster_runs_what_the_dask_image_installs() -> None:
     assert "distributed==" in lock and "dask==" in lock
     assert worker["image"] == scheduler["image"]
     assert cluster["spec"]["worker"]["spec"]["serviceAccountName"] == "loanrisk"
+
+
+def pod_specs(node: Any) -> list[dict[str, Any]]:
+    """Every pod spec (a mapping with ``containers``) inside a manifest object."""
+    if isinstance(node, dict):
+        found = [node] if isinstance(node.get("containers"), list) else []
+        return found + [spec for value in node.values() for spec in pod_specs(value)]
+    if isinstance(node, list):
+        return [spec for item in node for spec in pod_specs(item)]
+    return []
+
+
+def test_every_loanrisk_workload_runs_as_the_image_test_proved_it_can() -> None:
+    """tests/image runs the image as user 10001 and finds nothing writable outside its storage
+    and /tmp: so every workload of it runs as that user, on a read-only root, with no
+    capabilities, and mounts /tmp. Serving and jobs use the serving image ``loanrisk``, the
+    Dask cluster ``loanrisk-dask``, both at the package's version (make image's tags)."""
+    import tomllib
+
+    version = tomllib.loads((KUBERNETES.parents[1] / "pyproject.toml").read_text())["project"][
+        "version"
+    ]
+    images = set()
+    for path in sorted(KUBERNETES.rglob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            for pod in pod_specs(document):
+                for container in pod["containers"]:
+                    if not container.get("image", "").startswith("loanrisk"):
+                        continue  # a sidecar's, or an overlay's patch
+                    images.add(container["image"])
+                    where = f"{path.relative_to(KUBERNETES)}: {container['name']}"
+                    security = {**pod.get("securityContext", {}), **container["securityContext"]}
+                    assert security["runAsNonRoot"] is True, where
+                    assert security["runAsUser"] == 10001, where
+                    assert security["readOnlyRootFilesystem"] is True, where
+                    assert security["allowPrivilegeEscalation"] is False, where
+                    assert security["capabilities"] == {"drop": ["ALL"]}, where
+                    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+                    assert "/tmp" in mounts, where
+    assert images == {f"loanrisk:{version}", f"loanrisk-dask:{version}"}

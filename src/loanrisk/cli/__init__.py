@@ -7,6 +7,8 @@ library and no web framework (tests/test_imports.py holds it to that).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from loanrisk.cli import (
@@ -27,7 +29,6 @@ from loanrisk.cli.common import cli_errors
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
-    help="The ``loanrisk`` command line: a thin front end over the library.",
 )
 app.add_typer(data.data_app, name="data")
 app.add_typer(models.models_app, name="models")
@@ -41,6 +42,29 @@ app.command("demo")(demo.demo)
 app.command("train")(train.train)
 app.command("predict")(predict.predict)
 app.command("serve")(serve.serve)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from loanrisk._version import __version__
+
+        typer.echo(f"loanrisk {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print the installed loanrisk's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """The ``loanrisk`` command line: a thin front end over the library."""
 
 
 def main() -> None:
