@@ -136,6 +136,11 @@ def test_processing_refuses_the_shifted_rows_and_counts_the_special_codes(
     dataset = catalogue.find()
     assert dataset.rows.model_dump()["input"] == 39_988
     assert dataset.quality.special["profession_code"] == 5_088
+    # The shifted rows are dropped, so no warning about kept values names them.
+    flagged = {r for issue in dataset.quality.flagged for r in issue.rows}
+    assert len(dataset.quality.rejected_rows) == 12
+    assert not flagged & set(dataset.quality.rejected_rows)
+    assert not any("cod_application_booth" in w for w in dataset.quality.warnings)
     spec = catalogue.load_spec(dataset.id)
     assert not {"sex", "age", "marital_status"} & set(spec.input_columns)
 

@@ -187,6 +187,20 @@ def test_rows_that_cannot_be_used_can_be_dropped_with_their_row_numbers() -> Non
     assert loans.report.rejected_rows == [1]
 
 
+def test_dropped_rows_are_neither_flagged_as_kept_nor_counted_as_missing() -> None:
+    # Row 1 (no label) also employs someone for 123 years; row 6 (bad label) lacks its rate.
+    text = (BAD / "missing_label_value.csv").read_text()
+    text += "44,59000,RENT,2,PERSONAL,D,35000,,1,0.59,Y,3\n"
+    text += "144,59000,RENT,2,PERSONAL,D,35000,,x,0.59,Y,3\n"
+    loans = read_csv(text.encode(), on_error="drop")
+    report = loans.report
+    assert report.rejected_rows == [1, 6]
+    assert {i.column for i in report.rejected} == {LABEL}
+    assert report.flagged == []
+    assert not any("person_emp_length" in w or "person_age" in w for w in report.warnings)
+    assert report.missing["loan_int_rate"] == 1 == loans.frame["loan_int_rate"].isna().sum()
+
+
 def test_a_long_header_is_read_whole() -> None:
     text = (BAD / "missing_label_value.csv").read_text().splitlines()
     extra = [f"x{i}" for i in range(2_000)]  # an 11,000-character header

@@ -134,7 +134,7 @@ def test_served_scores_are_the_points_table_summed_by_hand(
     assert one.score == expected[5] == scaling.score_of(one.probability)
     assert one.grade == scorer.grader.of(one.probability) and one.band in ("low", "medium", "high")
     assert any("loan_intent: unknown category 'travel'" in w for w in one.warnings)
-    assert any("scored in its own bin" in w for w in many[0].warnings + many[7].warnings)
+    assert any("scored in the missing bin" in w for w in many[0].warnings + many[7].warnings)
 
 
 @pytest.mark.parametrize("scaling", [Scaling(), Scaling(points=500, odds=20, pdo=40)])

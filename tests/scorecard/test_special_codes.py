@@ -24,6 +24,7 @@ from loanrisk.inference.scorer import Scorer, scorer_from_settings
 from loanrisk.monitoring.compare import Versions, held_out
 from loanrisk.registry import ModelRegistry
 from loanrisk.registry.scorecard import Characteristic, Scorecard
+from loanrisk.reporting.facts import limitations, version_facts
 from loanrisk.reporting.scorecard_sql import score_sql
 from loanrisk.schema import LoanSchema, builtin_schema, validate_frame
 from loanrisk.settings import Settings
@@ -231,3 +232,37 @@ def test_the_sql_scores_100_000_coded_loans_exactly_as_served(registry: ModelReg
             for n, codes in CODES.items()
         )
     assert codes_held > 15_000
+
+
+def test_the_card_gives_each_code_its_share_and_points_and_counts_every_input(
+    registry: ModelRegistry,
+) -> None:
+    facts = version_facts(registry, NAME, 2)
+    card = card_of(registry, 2)
+    c = next(c for c in card.characteristics if c.name == "person_emp_length")
+    assert facts.dataset is not None
+    quality = facts.dataset.quality
+    rows, special = quality.rows, quality.special["person_emp_length"]
+    blank = quality.missing["person_emp_length"] - special
+    total = sum(b.count for b in c.bins)
+    each = "; ".join(
+        f"{b.code:g}: {b.count / total:.1%} of the training loans, {b.points} points"
+        for b in c.bins
+        if b.kind == "special"
+    )
+    line = (
+        f"person_emp_length held a declared special code in {special / rows:.1%} of the raw "
+        f"loans, each code scored in its own bin ({each}); it was blank in {blank / rows:.1%}, "
+        f"scored in the missing bin ({c.bins[c.missing_index].points} points)."
+    )
+    assert blank > 0 and each.count("points") == 2
+    assert line in limitations(facts)
+    assert facts.inputs_used == len(card.characteristics) > 0
+    xgboost = version_facts(registry, NAME, 1)
+    assert xgboost.inputs_used == len(xgboost.gain) > 0
+    said = [line for line in limitations(xgboost) if line.startswith("person_emp_length")]
+    assert said == [
+        f"person_emp_length was missing in {(blank + special) / rows:.1%} of the raw loans "
+        f"({special / rows:.1%} a declared special code treated as missing): "
+        f"{xgboost.missing_as['person_emp_length']}."
+    ]

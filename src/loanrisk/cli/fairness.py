@@ -37,8 +37,7 @@ def _flags(group: GroupFigures) -> str:
     air = group.air
     if air is None:
         return "reference"
-    flags = ["below 4/5"] * air.four_fifths + ["significant"] * air.significant
-    return ", ".join(flags)
+    return ", ".join(air.flags)
 
 
 def fairness_table(figures: AttributeFairness, title: str) -> Table:

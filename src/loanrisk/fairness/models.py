@@ -33,6 +33,22 @@ class AirResult(BaseModel):
     four_fifths: bool
     significant: bool
 
+    @property
+    def adverse(self) -> bool:
+        """Adverse impact: the AIR is below 1 and below four fifths or significantly different
+        from 1 (docs/fairness.md). A significant difference above 1 favours the protected
+        group: no adverse impact, and no reason to look for a less discriminatory model."""
+        return self.air is not None and self.air < 1 and (self.four_fifths or self.significant)
+
+    @property
+    def flags(self) -> list[str]:
+        """The flags in words, as the CLI prints them: ``below 4/5``, ``significant``, or
+        ``significant, in favour`` for a significant difference that is no adverse impact."""
+        out = ["below 4/5"] * self.four_fifths
+        if self.significant:
+            out.append("significant" if self.adverse else "significant, in favour")
+        return out
+
 
 class SmdResult(BaseModel):
     """The standardized mean difference of a score (the PD) between a protected group and

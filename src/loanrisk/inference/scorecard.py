@@ -160,7 +160,7 @@ def scorecard_reasons(
 def missing_treatment(scorecard: Scorecard) -> dict[str, str]:
     """What a missing value of each attribute is scored as (the words after "missing, ")."""
     return {
-        c.name: f"scored in its own bin ({c.bins[c.missing_index].points} points)"
+        c.name: f"scored in the missing bin ({c.bins[c.missing_index].points} points)"
         for c in scorecard.characteristics
     }
 

@@ -6,7 +6,9 @@ Nothing here is written by hand per version: every figure comes from stored reco
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from statistics import NormalDist
 
 from pydantic import JsonValue
 
@@ -34,8 +36,11 @@ from loanrisk.schema import LoanSchema
 from loanrisk.settings import Settings
 from loanrisk.training.fairness import assessed
 
-#: A calibration bin off by more than this (absolute) is named in the limitations.
+#: A calibration bin off by more than this (absolute) is named in the limitations, if its
+#: mean PD is also outside the Wilson interval of its observed default rate at this level
+#: (a bin of a few loans is too small to judge).
 CALIBRATION_GAP = 0.05
+CALIBRATION_CONFIDENCE = 0.95
 #: A feature missing in more than this share of the training loans is named too.
 MISSING_SHARE = 0.05
 #: The PDs whose scores a version's page shows beside its scaling.
@@ -84,6 +89,14 @@ class VersionFacts:
     @property
     def fairness(self) -> list[ParityReport]:
         return assessed(self.report)
+
+    @property
+    def inputs_used(self) -> int:
+        """How many model inputs the version uses: a scorecard's characteristics, or the
+        XGBoost inputs with a gain (an input no tree splits on is unused)."""
+        if self.scorecard is not None:
+            return len(self.scorecard.characteristics)
+        return len(self.gain)
 
 
 def gain_by_feature(model: LoadedModel) -> dict[str, float]:
@@ -160,14 +173,7 @@ def limitations(facts: VersionFacts) -> list[str]:
                 f"{count(data.rows.total)} rows: its test figures include synthetic loans and "
                 "may overstate performance on real applicants."
             )
-        rows = max(data.quality.rows, 1)
-        for column, missing in sorted(data.quality.missing.items()):
-            if missing / rows > MISSING_SHARE:
-                how = facts.missing_as.get(column)
-                out.append(
-                    f"{column} was missing in {percent(missing / rows)} of the raw loans"
-                    + (f": {how}." if how else ".")
-                )
+        out += _often_missing(facts, data)
         warnings = data.quality.warnings
         if warnings:
             out.append(
@@ -180,7 +186,8 @@ def limitations(facts: VersionFacts) -> list[str]:
         predicted, observed = row.mean_predicted, row.observed_rate
         if predicted is None or observed is None or not row.count:
             continue
-        if abs(predicted - observed) > CALIBRATION_GAP:
+        low, high = wilson_interval(round(observed * row.count), row.count)
+        if abs(predicted - observed) > CALIBRATION_GAP and not low <= predicted <= high:
             out.append(
                 f"Probabilities between {row.bin[0]:.1f} and {row.bin[1]:.1f} are "
                 f"miscalibrated: predicted {percent(predicted)} on average, observed "
@@ -213,22 +220,83 @@ def limitations(facts: VersionFacts) -> list[str]:
     return out
 
 
+def wilson_interval(
+    events: int, n: int, confidence: float = CALIBRATION_CONFIDENCE
+) -> tuple[float, float]:
+    """The Wilson score interval of a proportion of ``events`` in ``n`` > 0 trials (E. B.
+    Wilson, "Probable inference, the law of succession, and statistical inference", JASA 22,
+    1927): unlike the normal approximation it stays inside [0, 1] and is wide for a few
+    trials (1 default in 1 loan: 0.21 to 1 at 95%)."""
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p, z2 = events / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _code(value: float | str | None) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _often_missing(facts: VersionFacts, data: DatasetManifest) -> list[str]:
+    """A line per feature missing in more than :data:`MISSING_SHARE` of the raw loans (the
+    declared special codes treated as missing count too), saying how each is scored: the
+    blank ones as the version scores a missing value; a scorecard's special codes in their
+    own bins, each with its share of the training loans and the points it gets."""
+    out = []
+    rows = max(data.quality.rows, 1)
+    scorecard = facts.scorecard.characteristics if facts.scorecard is not None else []
+    characteristics = {c.name: c for c in scorecard}
+    for column, missing in sorted(data.quality.missing.items()):
+        if missing / rows <= MISSING_SHARE:
+            continue
+        how = facts.missing_as.get(column)
+        special = data.quality.special.get(column, 0)
+        bins = characteristics[column].bins if column in characteristics else []
+        codes = [b for b in bins if b.kind == "special"]
+        if special and codes:
+            total = max(sum(b.count for b in bins), 1)
+            each = "; ".join(
+                f"{_code(b.code)}: {percent(b.count / total)} of the training loans, "
+                f"{b.points} points"
+                for b in codes
+            )
+            out.append(
+                f"{column} held a declared special code in {percent(special / rows)} of the "
+                f"raw loans, each code scored in its own bin ({each}); it was blank in "
+                f"{percent((missing - special) / rows)}" + (f", {how}." if how else ".")
+            )
+        elif special:
+            out.append(
+                f"{column} was missing in {percent(missing / rows)} of the raw loans "
+                f"({percent(special / rows)} a declared special code treated as missing)"
+                + (f": {how}." if how else ".")
+            )
+        else:
+            out.append(
+                f"{column} was missing in {percent(missing / rows)} of the raw loans"
+                + (f": {how}." if how else ".")
+            )
+    return out
+
+
 def _fair_lending(report: EvaluationReport) -> list[str]:
-    """A limitation per group whose AIR fails the four-fifths rule or differs significantly
-    from its reference group's, and per group too small to measure."""
+    """A limitation per group with an adverse impact (an AIR below 1 that fails the
+    four-fifths rule or differs significantly from 1: :attr:`AirResult.adverse`), and per
+    group too small to measure. A group approved more often than the reference is none."""
     out = []
     for attribute, f in (report.fairness_measures or {}).items():
         for g in f.groups:
             air = g.air
-            if air is None or air.air is None or not (air.four_fifths or air.significant):
+            if air is None or air.air is None or not air.adverse:
                 continue
             said = [
                 *(["below the four-fifths rule"] if air.four_fifths else []),
-                *([f"significant (p = {air.p_value:.2g})"] if air.significant else []),
+                *([f"significantly below 1, p = {air.p_value:.2g}"] if air.significant else []),
             ]
             out.append(
                 f"Fair lending on {attribute!r}: group {g.group!r} is approved at "
-                f"{air.air:.2f} times the rate of {f.reference.group!r} ({' and '.join(said)}); "
+                f"{air.air:.2f} times the rate of {f.reference.group!r} ({'; '.join(said)}); "
                 "look for a less discriminatory alternative (docs/fairness.md)."
             )
         out += [f"Fair lending on {attribute!r}: {w}." for w in f.warnings]

@@ -20,6 +20,9 @@ What is an error and what is cleaned (docs/data.md has the full table):
 * flagged (kept, counted in the report with example rows): values outside the plausible range,
   such as the public dataset's ages of 144 and employment lengths of 123 years.
 
+With ``on_error="drop"``, the flagged values, kept unknown categories and the missing and
+special counts are those of the kept rows only: a dropped row is reported once, as rejected.
+
 Row numbers in messages are 1-based data rows: row 1 is the first loan after the header.
 """
 
@@ -115,12 +118,49 @@ class Validated:
 
 
 class _Problems:
-    """Grouped issues, and which rows they touch (for dropping bad rows instead of failing)."""
+    """Grouped issues, and which rows they touch (for dropping bad rows instead of failing).
+
+    It also holds what the report says about the rows that are kept (warnings, counts of
+    missing and special values) until :meth:`settle`: only then are the refused rows known,
+    and a row that is dropped must be neither reported as kept nor counted as missing."""
 
     def __init__(self, n: int, offset: int) -> None:
         self.issues: list[Issue] = []
         self.rows = np.zeros(n, dtype=bool)
         self.offset = offset
+        self._notes: list[
+            tuple[list[Issue], Issue, np.ndarray[Any, np.dtype[np.bool_]], pd.Series[Any]]
+        ] = []
+        self._counts: list[tuple[dict[str, int], str, np.ndarray[Any, np.dtype[np.bool_]]]] = []
+
+    def note(
+        self,
+        into: list[Issue],
+        issue: Issue,
+        mask: np.ndarray[Any, np.dtype[np.bool_]],
+        values: pd.Series[Any],
+    ) -> None:
+        """Report ``issue`` (its column, problem and message) in ``into`` for the rows of
+        ``mask`` that are kept, once :meth:`settle` knows them."""
+        self._notes.append((into, issue, mask, values))
+
+    def count(
+        self, into: dict[str, int], name: str, mask: np.ndarray[Any, np.dtype[np.bool_]]
+    ) -> None:
+        """Add the kept rows of ``mask`` to ``into[name]`` (0 if none), at :meth:`settle`."""
+        into.setdefault(name, 0)
+        self._counts.append((into, name, mask))
+
+    def settle(self, dropped: np.ndarray[Any, np.dtype[np.bool_]]) -> None:
+        """Write the notes and counts, leaving out the ``dropped`` rows."""
+        for into, issue, mask, values in self._notes:
+            kept = mask & ~dropped
+            if kept.any():
+                into.append(
+                    _issue(issue.column, issue.problem, issue.message, kept, values, self.offset)
+                )
+        for counts, name, mask in self._counts:
+            counts[name] += int((mask & ~dropped).sum())
 
     def add(
         self,
@@ -205,7 +245,7 @@ def _numeric(
     if spec.special_missing:
         declared = np.array(sorted(spec.special_missing), dtype=np.float64)
         special = np.isin(values, declared)
-        report.special[spec.name] = int(special.sum())
+        errors.count(report.special, spec.name, special)
         if codes is not None:
             held = np.where(special, np.searchsorted(declared, values), -1).astype(np.int64)
             codes[spec.name] = pd.Categorical.from_codes(
@@ -234,9 +274,7 @@ def _numeric(
             odd = ((values < low) | (values > high)) & ~impossible
         if odd.any():
             message = f"outside the plausible range {spec.plausible.describe()} (kept)"
-            report.flagged.append(
-                _issue(spec.name, "implausible", message, odd, raw, errors.offset)
-            )
+            errors.note(report.flagged, Issue(spec.name, "implausible", message), odd, raw)
     return values
 
 
@@ -250,7 +288,7 @@ def _missing(
 ) -> None:
     """Count the missing values; under ``missing: refuse`` refuse them, except the declared
     special codes (``special``), which are known answers, not gaps."""
-    report.missing[spec.name] = int(missing.sum())
+    errors.count(report.missing, spec.name, missing)
     absent = missing if special is None else missing & ~special
     if spec.missing == "refuse" and absent.any():
         errors.add(spec.name, "missing", "required value missing", absent)
@@ -312,7 +350,7 @@ def _categorical(
     is_special = np.zeros(len(mapped), dtype=bool)
     if special:
         is_special = np.isin(positions, [i for i, c in enumerate(cleaned_uniques) if c in special])
-        report.special[spec.name] = int(is_special.sum())
+        errors.count(report.special, spec.name, is_special)
         if codes is not None:
             declared = sorted(str(c) for c in special)
             code_of = [declared.index(c) if c in special else -1 for c in cleaned_uniques]
@@ -330,17 +368,10 @@ def _categorical(
         if refuse:
             errors.add(spec.name, "unknown_category", message, unknown, raw)
         else:
-            issue = _issue(
-                spec.name,
-                "unknown_category",
-                f"{message}, kept as a missing value",
-                unknown,
-                raw,
-                errors.offset,
-            )
-            report.unknown_categories.append(issue)
+            issue = Issue(spec.name, "unknown_category", f"{message}, kept as a missing value")
+            errors.note(report.unknown_categories, issue, unknown, raw)
             # Kept, an unknown category is a missing value in the frame (and to the model).
-            report.missing[spec.name] += int(unknown.sum())
+            errors.count(report.missing, spec.name, unknown)
     out = np.where(mapped < 0, -1, mapped)
     categorical: pd.Categorical = pd.Categorical.from_codes(out, dtype=_dtype(spec))
     return categorical
@@ -443,6 +474,7 @@ def validate_frame(
     numbers = np.arange(row_offset + 1, row_offset + len(frame) + 1)
     result = pd.DataFrame(out, copy=False)
     special = pd.DataFrame(codes or {}, index=result.index, copy=False)
+    errors.settle(errors.rows)  # raised below if on_error="raise", else these rows are dropped
     if errors.issues and on_error == "raise":
         raise invalid_from_issues(errors.issues)
     if errors.issues:
