@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import tempfile
 from collections.abc import Iterator
 from typing import IO, Annotated, Any, cast
@@ -52,6 +53,19 @@ from loanrisk.serving.state import Services, services_of
 router = APIRouter(tags=["scoring"])
 
 CHUNK_BYTES = 2**20
+#: Encodes every JSON answer of the route as Starlette's JSONResponse does (the same bytes),
+#: built once and without the circular-reference check that answers made of scores never
+#: need: about a third of the encoding's time for one loan.
+_ANSWER = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
+)
+
+
+class _Answer(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return _ANSWER.encode(content).encode("utf-8")
+
+
 #: A CSV body over this size (about SMALL_REQUEST loans) is watched for its client leaving.
 WATCHED_CSV_BYTES = SMALL_REQUEST * 128
 
@@ -284,7 +298,7 @@ async def _score_json_body(
     if answer.canary is not None:
         doc["canary"] = _described(answer.canary)
         versions += f",{answer.canary.version}"
-    return JSONResponse(doc, headers={"X-Loanrisk-Model-Version": versions})
+    return _Answer(doc, headers={"X-Loanrisk-Model-Version": versions})
 
 
 def _described(scorer: Scorer) -> dict[str, str | int]:
