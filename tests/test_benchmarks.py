@@ -216,3 +216,21 @@ def test_cancel_benchmark_compares_a_baseline_tree_with_this_one() -> None:
     )
     assert "run 1 before" in out and "run 1 after" in out
     assert "medians (after / before)" in out and "reasons cost" in out
+
+
+def test_overhead_benchmark_compares_a_baseline_tree_with_this_one() -> None:
+    out = run_benchmark(
+        "bench_overhead.py",
+        "--baseline-src",
+        str(ROOT / "src"),
+        "--repeat",
+        "1",
+        "--duration",
+        "1",
+        "--connections",
+        "2",
+        "--rounds",
+        "20",
+    )
+    assert "run 1 before" in out and "run 1 after" in out
+    assert "medians of 1" in out and "no-op/predict" in out

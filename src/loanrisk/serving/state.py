@@ -100,9 +100,9 @@ class Services:
         return Locations(self.settings, self.storage)
 
     def close(self) -> None:
-        """Stop, in order: the jobs of this replica, the scoring queue (to new requests), the shadow process
-        (after scoring what it was sent), and the prediction log, flushed: a clean shutdown
-        loses nothing (blocking: call it off the event loop)."""
+        """Stop, in order: the jobs of this replica, the scoring queue (to new requests), the
+        shadow process (after scoring what it was sent), and the prediction log, flushed: a
+        clean shutdown loses nothing (blocking: call it off the event loop)."""
         self.jobs.shutdown()
         self.scoring.close()
         if self.shadow_scoring is not None:
