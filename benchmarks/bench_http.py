@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
+import psutil
 
 from _timing import p99
 from loanrisk.data.ingest import read_csv
@@ -150,6 +151,30 @@ def run_wrk(url: str, connections: int, duration: int, script: Path | None) -> d
     }
 
 
+def server_cpu(port: int) -> float:
+    """CPU seconds (user + system) the ``loanrisk serve`` on ``port`` and its workers used."""
+    total = 0.0
+    for process in psutil.process_iter(["cmdline"]):
+        line = process.info["cmdline"] or []
+        if "serve" in line and str(port) in line:
+            for p in [process, *process.children(recursive=True)]:
+                times = p.cpu_times()
+                total += times.user + times.system
+    return total
+
+
+def run_wrk_counting_cpu(
+    url: str, connections: int, duration: int, script: Path | None
+) -> dict[str, float]:
+    """:func:`run_wrk`, and the server's CPU time per answered request meanwhile (``cpu_us``:
+    what the work costs, which a busy machine moves less than requests/s)."""
+    port = int(url.split(":")[2].split("/")[0])
+    before = server_cpu(port)
+    result = run_wrk(url, connections, duration, script)
+    result["cpu_us"] = (server_cpu(port) - before) / max(result["requests"], 1) * 1e6
+    return result
+
+
 def server_side(base: str, calls: int) -> list[float]:
     spent = []
     with httpx.Client(timeout=30) as client:
@@ -200,18 +225,25 @@ def main() -> None:
             print(f"\nwrk -t1, {args.duration} s per run, server: {args.workers} workers")
             print(
                 f"{'conns':>5}  {'route':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-                f"{'non-2xx':>7}  {'vs no-op':>8}"
+                f"{'non-2xx':>7}  {'vs no-op':>8} {'server CPU/req':>14}"
             )
             for connections in (int(c) for c in args.connections.split(",")):
-                noop = run_wrk(f"{base}/healthz", connections, args.duration, None)
-                scored = run_wrk(f"{base}/v1/predict", connections, args.duration, script)
+                noop = run_wrk_counting_cpu(f"{base}/healthz", connections, args.duration, None)
+                scored = run_wrk_counting_cpu(
+                    f"{base}/v1/predict", connections, args.duration, script
+                )
                 for route, result in (("GET /healthz", noop), ("POST /v1/predict", scored)):
                     ratio = result["rps"] / noop["rps"]
                     print(
                         f"{connections:>5}  {route:<16} {result['rps']:>9.0f} "
                         f"{result['p50_ms']:>8.2f} {result['p99_ms']:>8.2f} "
-                        f"{result['non_2xx']:>7.0f}  {ratio:>7.0%}"
+                        f"{result['non_2xx']:>7.0f}  {ratio:>7.0%} {result['cpu_us']:>11.0f} us"
                     )
+                cpu = noop["cpu_us"] / scored["cpu_us"]
+                print(
+                    f"{connections:>5}  no-op / predict server CPU per request: {cpu:.0%} (the "
+                    "throughput ratio when the server's CPU is the limit)"
+                )
 
             spent = server_side(base, args.calls)
             print(

@@ -31,11 +31,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx2 as httpx
-import psutil
 
 import _ab
 from _ab import parse_options, side_by_side
-from bench_http import LUA, prepare, run_wrk
+from bench_http import LUA, prepare, run_wrk_counting_cpu
 from loanrisk.monitoring.log.reader import read_log
 from loanrisk.schema import builtin_schema
 from loanrisk.storage import FsspecStorage
@@ -49,31 +48,6 @@ def dropped(base: str) -> float:
         if x.startswith('loanrisk_prediction_log_rows_total{outcome="dropped"}')
     ]
     return float(lines[0].rsplit(" ", 1)[1]) if lines else 0.0
-
-
-def server_cpu(port: int) -> float:
-    """CPU seconds (user + system) the ``loanrisk serve`` on ``port`` and its workers used."""
-    total = 0.0
-    for process in psutil.process_iter(["cmdline"]):
-        line = process.info["cmdline"] or []
-        if "serve" in line and str(port) in line:
-            for p in [process, *process.children(recursive=True)]:
-                times = p.cpu_times()
-                total += times.user + times.system
-    return total
-
-
-def run_wrk_counting_cpu(
-    url: str, connections: int, duration: int, script: Path | None
-) -> dict[str, float]:
-    """:func:`bench_http.run_wrk`, and the server's CPU time per request meanwhile (robust to
-    a busy machine where requests/s are not: what the work costs, not when it ran). It leaves
-    out each run's last write of the log, made at shutdown, which favours the buffered log."""
-    port = int(url.split(":")[2].split("/")[0])
-    before = server_cpu(port)
-    result = run_wrk(url, connections, duration, script)
-    result["cpu_us"] = (server_cpu(port) - before) / max(result["requests"], 1) * 1e6
-    return result
 
 
 def in_process(calls: int = 20_000, repeat: int = 5) -> None:
@@ -135,6 +109,8 @@ def main() -> None:
         in_process()
         return
     args = parse_options(__doc__.split("\n")[0])
+    # the server's CPU per request leaves out each run's last write of the log, made at
+    # shutdown, which favours the buffered log
     _ab.run_wrk = run_wrk_counting_cpu  # type: ignore[attr-defined]
     cpu: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-log-") as tmp:

@@ -222,3 +222,21 @@ def test_declared_vintages_benchmark_compares_the_regex_with_parsing() -> None:
     out = run_benchmark("bench_declared_vintages.py", "--rows", "2000", "--repeat", "1")
     assert "loanrisk" in out and "json" in out and "plain" in out
     assert "regex over json.loads:" in out
+
+
+def test_overhead_benchmark_compares_a_baseline_tree_with_this_one() -> None:
+    out = run_benchmark(
+        "bench_overhead.py",
+        "--baseline-src",
+        str(ROOT / "src"),
+        "--repeat",
+        "1",
+        "--duration",
+        "1",
+        "--connections",
+        "2",
+        "--rounds",
+        "20",
+    )
+    assert "run 1 before" in out and "run 1 after" in out
+    assert "medians of 1" in out and "no-op/predict" in out

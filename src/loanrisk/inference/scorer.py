@@ -524,8 +524,8 @@ def scorer_from_settings(
     """The scorer the settings ask for (backend, nthread) with the decision policy they
     resolve to (:func:`~loanrisk.registry.policy.served_policy`: a threshold or band setting
     set explicitly overrides the version's policy; otherwise the version's; versions without
-    one use the settings); ``nthread`` defaults to the setting (the service passes 1: one
-    scoring thread per worker)."""
+    one use the settings); ``nthread`` defaults to the setting (the service passes 1: a
+    worker per core scores its small requests on its event loop)."""
     served = served_policy(model.manifest.policy, settings)
     return Scorer(
         model,

@@ -1,7 +1,7 @@
 """The Open Inference Protocol v2 over gRPC (``oip.proto``), on ``LOANRISK_GRPC_PORT`` when it
 is set. Each worker runs a gRPC server on the same port (``SO_REUSEPORT``: the kernel spreads
 connections, as it does for HTTP); its threads hand each call to the worker's event loop, so
-the call is scored exactly as an HTTP request is (scoring thread, canary, shadow, log,
+the call is scored exactly as an HTTP request is (batching, canary, shadow, log,
 metrics). Keys travel as ``authorization: Bearer <key>`` (or ``x-api-key``) metadata.
 """
 

@@ -1,19 +1,27 @@
-"""Adaptive batching of small scoring requests: one scoring thread per worker.
+"""Adaptive batching of small scoring requests, on each worker's event loop.
 
-Concurrent requests queue here; whenever the scoring thread is free it takes everything that
-is waiting (up to ``max_records`` loans) and scores it in one call, then hands each request
-its own part. An idle server pays one thread hand-off per request, as with a thread pool; a
-busy one pays one per batch, and oneDAL scores a batch of 16 loans in about 60% of the time
-16 single calls take. One thread also means no GIL convoy of dozens of threads (the p99 of
-a thread-per-request design at 32 connections). Requests that ask for reasons (or decline
-reasons) are scored alone (reason codes cost more than the batch saves).
+A request queues here and waits; once the event loop has run every other task that was
+ready, it scores everything waiting (up to ``max_records`` loans) in one call and hands each
+request its own part. Requests that arrive together (uvicorn reads every connection that
+has data, then runs their handlers until they wait here) are scored together: an idle server
+scores a request alone as soon as its handler waits, a busy one in batches, and oneDAL scores
+a batch of 16 loans in about 60% of the time 16 single calls take. Requests that ask for
+reasons (or decline reasons) are scored alone (reason codes cost more than the batch saves).
+
+Why on the loop and not on a scoring thread of its own (the design until issue 25): at 32
+connections a worker's event-loop thread was the bottleneck (73% of the worker's CPU, perf
+samples), so the scoring thread was idle whenever a request reached it and scored batches
+of one; each request paid two thread hand-offs (a condition's wake-up, the interpreter's
+lock passed twice, a ``call_soon_threadsafe`` that wakes the loop through its self-pipe)
+for no batching. Scoring a batch holds the loop for its duration, as it held the
+interpreter's lock on the thread (only the oneDAL call itself let the loop run): with a
+worker per core nothing else was waiting for that core.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -33,7 +41,6 @@ class _Request:
     explain: bool
     top_k: int
     decline_reasons: bool
-    loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Scored]
 
     @property
@@ -42,15 +49,12 @@ class _Request:
 
 
 def _deliver(request: _Request, outcome: Scored | BaseException) -> None:
-    def settle() -> None:
-        if request.future.done():  # the client went away
-            return
-        if isinstance(outcome, BaseException):
-            request.future.set_exception(outcome)
-        else:
-            request.future.set_result(outcome)
-
-    request.loop.call_soon_threadsafe(settle)
+    if request.future.done():  # the client went away
+        return
+    if isinstance(outcome, BaseException):
+        request.future.set_exception(outcome)
+    else:
+        request.future.set_result(outcome)
 
 
 def _shifted(item: Shifted, offset: int) -> Shifted:
@@ -81,13 +85,13 @@ def split_scored(scored: Scored, sizes: Sequence[int]) -> list[Scored]:
 
 
 class ScoringQueue:
+    """The small requests of one event loop, scored in batches of at most ``max_records``
+    loans (a request bigger than that alone)."""
+
     def __init__(self, *, max_records: int = 256) -> None:
         self.max_records = max_records
         self._pending: list[_Request] = []
-        self._ready = threading.Condition()
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="scoring", daemon=True)
-        self._thread.start()
 
     async def score(
         self,
@@ -99,48 +103,46 @@ class ScoringQueue:
         top_k: int = 4,
         decline_reasons: bool = False,
     ) -> Scored:
-        """:meth:`Scorer.score_records`, batched with whatever else is waiting."""
+        """:meth:`Scorer.score_records`, batched with whatever else is waiting. Raises
+        ``RuntimeError`` once the queue is closed."""
+        if self._closed:
+            raise RuntimeError("the scoring queue is closed")
         loop = asyncio.get_running_loop()
         request = _Request(
-            scorer, records, on_error, explain, top_k, decline_reasons, loop, loop.create_future()
+            scorer, records, on_error, explain, top_k, decline_reasons, loop.create_future()
         )
-        with self._ready:
-            self._pending.append(request)
-            self._ready.notify()
+        self._pending.append(request)
+        if len(self._pending) == 1:  # the first to wait: score once the ready tasks ran
+            loop.call_soon(self._flush, loop)
         return await request.future
 
     def close(self) -> None:
-        with self._ready:
-            self._closed = True
-            self._ready.notify()
+        """Refuse new requests (those waiting are still scored)."""
+        self._closed = True
 
-    def _take(self) -> list[_Request] | None:
-        with self._ready:
-            while not self._pending and not self._closed:
-                self._ready.wait()
-            if self._closed:
-                return None
-            batch: list[_Request] = []
-            size = 0
-            while self._pending and (
-                not batch or size + len(self._pending[0].records) <= self.max_records
-            ):
-                request = self._pending.pop(0)
-                batch.append(request)
-                size += len(request.records)
-            return batch
+    def _take(self) -> list[_Request]:
+        batch: list[_Request] = []
+        size = 0
+        while self._pending and (
+            not batch or size + len(self._pending[0].records) <= self.max_records
+        ):
+            request = self._pending.pop(0)
+            batch.append(request)
+            size += len(request.records)
+        return batch
 
-    def _run(self) -> None:
-        while (batch := self._take()) is not None:
-            alone = [r for r in batch if r.reasons]
-            together: dict[int, list[_Request]] = {}
-            for request in batch:
-                if not request.reasons:
-                    together.setdefault(id(request.scorer), []).append(request)
-            for request in alone:
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._take()
+        if self._pending:  # over max_records: the rest after the loop's other work
+            loop.call_soon(self._flush, loop)
+        together: dict[int, list[_Request]] = {}
+        for request in batch:
+            if request.reasons:
                 self._score_alone(request)
-            for group in together.values():
-                self._score_together(group)
+            else:
+                together.setdefault(id(request.scorer), []).append(request)
+        for group in together.values():
+            self._score_together(group)
 
     @staticmethod
     def _score_alone(request: _Request) -> None:

@@ -29,7 +29,7 @@ from loanrisk.serving.state import Services
 from loanrisk.serving.threads import off_loop
 from loanrisk.settings import Settings
 
-#: Requests with at most this many loans are batched on the worker's scoring thread.
+#: Requests with at most this many loans are batched on the worker's event loop.
 SMALL_REQUEST = 64
 
 
@@ -76,7 +76,7 @@ async def _score(
             top_k=top_k,
             decline_reasons=decline_reasons,
         )
-    # a big batch must not hold up the small requests queued for the scoring thread
+    # a big batch must not hold up the small requests batched on the event loop
     return await off_loop(
         scorer.score_records,
         records,

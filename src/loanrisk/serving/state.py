@@ -38,7 +38,7 @@ class Services:
     keys: ApiKeys
     metrics: Metrics
     models: ModelCaches
-    #: Scores small JSON requests, batched, on one thread per worker.
+    #: Scores small JSON requests, batched, on the worker's event loop.
     scoring: ScoringQueue = field(default_factory=ScoringQueue)
     #: The prediction log's writer (None when the setting turns it off).
     log: PredictionLog | None = None
@@ -100,9 +100,9 @@ class Services:
         return Locations(self.settings, self.storage)
 
     def close(self) -> None:
-        """Stop, in order: the jobs of this replica, the scoring thread, the shadow process
-        (after scoring what it was sent), and the prediction log, flushed: a clean shutdown
-        loses nothing (blocking: call it off the event loop)."""
+        """Stop, in order: the jobs of this replica, the scoring queue (to new requests), the
+        shadow process (after scoring what it was sent), and the prediction log, flushed: a
+        clean shutdown loses nothing (blocking: call it off the event loop)."""
         self.jobs.shutdown()
         self.scoring.close()
         if self.shadow_scoring is not None:
