@@ -630,8 +630,7 @@ def builtin_schema_hint(hint: str) -> Iterator[None]:
             raise
         name = builtin_schema().name
         raise InvalidInput(
-            f"{exc.message} (the built-in {name!r} schema was used because none was given); "
-            f"{hint}",
+            f"{exc.message} (the built-in {name!r} schema was used because none was given); {hint}",
             details={**exc.details, "schema": name},
         ) from None
 
