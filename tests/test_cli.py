@@ -180,6 +180,7 @@ def test_train_continue_promote_and_roll_back(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert "model loan-default version 1" in first.stdout
     assert "production │ promoted" in first.stdout
+    assert "parent     │ none (new model)" in first.stdout
     assert "points     │ 600 at good:bad odds 50:1, 20 to double the odds" in first.stdout
     second = run(
         "train",
@@ -205,6 +206,10 @@ def test_train_continue_promote_and_roll_back(tmp_path: Path) -> None:
     shown = json.loads(run("models", "show", "loan-default", "production", *storage).stdout)
     assert shown["manifest"]["version"] == 1 and shown["scaling"]["pdo"] == 20
     assert "Default" in shown["report"]["classification_report"]
+    fresh = run("train", *storage, "--rounds", "2", "--no-promote")
+    assert fresh.returncode == 0, fresh.stderr
+    assert "model loan-default version 3" in fresh.stdout
+    assert "parent     │ none (trained from scratch)" in fresh.stdout  # not a new model
 
 
 @pytest.mark.parametrize(

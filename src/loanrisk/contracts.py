@@ -372,6 +372,9 @@ class TuneJob(TuneOptions):
     auc_loss: float = Field(LDA_AUC_LOSS, ge=0, le=0.1)
     min_air_gain: float = Field(LDA_MIN_AIR_GAIN, gt=0, le=1)
     threshold: float = Field(0.5, gt=0, lt=1)
+    threshold_source: str = Field(
+        "given", max_length=200, description="Where the threshold came from, for a person."
+    )
     max_rounds: int = Field(2_000, ge=10, le=100_000)
     early_stopping_rounds: int = Field(50, ge=1, le=1_000)
     seed: Seed = 0

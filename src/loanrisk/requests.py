@@ -37,7 +37,14 @@ if TYPE_CHECKING:
     from loanrisk.settings import Settings
     from loanrisk.storage.base import Storage
 
-__all__ = ["process_data_job", "score_job", "training_request", "tune_job"]
+__all__ = [
+    "champion",
+    "champion_threshold",
+    "process_data_job",
+    "score_job",
+    "training_request",
+    "tune_job",
+]
 
 
 def training_request(
@@ -47,10 +54,13 @@ def training_request(
     *,
     model_name: str,
     model_directory: str,
+    decision_from: int | None = None,
 ) -> TrainingRequest:
     """The training ``options`` ask for, in model ``model_name`` of ``model_directory``
     (both as the caller names them on ``storage``; a front end that confines paths resolves
-    them first), every default filled:
+    them first), every default filled. ``decision_from``, a version of the model, stands
+    for the parent below where a training starts from scratch (a less discriminatory
+    alternative takes its champion's decision settings, to be comparable and promotable):
 
     - ``params_from``: the study's trial gives the parameters (under ``params``), the rounds
       (unless ``rounds`` was given) and the monotone choice (unless ``monotone`` was); a
@@ -59,10 +69,12 @@ def training_request(
     - ``monotone`` and ``calibration`` not given: the settings' (a scorecard's calibration:
       none);
     - ``threshold`` and the bands not given: the setting when set explicitly, else the
-      parent's policy (a continued training), else the settings' defaults;
-    - ``master_scale`` not given: the parent's (a continued training), else the default scale;
-    - each field of ``scaling`` not given: the parent's (a continued training), else the
-      default scaling's;
+      parent's policy (a continued training, or ``decision_from``), else the settings'
+      defaults;
+    - ``master_scale`` not given: the parent's (a continued training, or
+      ``decision_from``), else the default scale;
+    - each field of ``scaling`` not given: the parent's (a continued training, or
+      ``decision_from``), else the default scaling's;
     - the seed: the settings'.
 
     :class:`~loanrisk.errors.InvalidInput` when the options do not make a request (a policy
@@ -102,7 +114,8 @@ def training_request(
             threshold = tuned.threshold
     check_params(given["params"])
     registry = ModelRegistry(storage, model_directory)
-    parent = parent_policy(registry, model_name, options.continue_from)
+    parent_ref = options.continue_from if options.continue_from is not None else decision_from
+    parent = parent_policy(registry, model_name, parent_ref)
     policy = training_policy(
         settings,
         parent=parent,
@@ -119,10 +132,8 @@ def training_request(
         # A scorecard's PD is its score's: the calibration setting is the trees' alone.
         calibration=options.calibration
         or (settings.calibration if options.kind == "xgboost" else "none"),
-        master_scale=training_scale(
-            registry, model_name, options.continue_from, options.master_scale
-        ),
-        scaling=_training_scaling(registry, model_name, options.continue_from, options.scaling),
+        master_scale=training_scale(registry, model_name, parent_ref, options.master_scale),
+        scaling=_training_scaling(registry, model_name, parent_ref, options.scaling),
         seed=settings.seed,
         tuned_from=tuned_from,
         **policy.model_dump(),
@@ -130,7 +141,10 @@ def training_request(
 
 
 def _training_scaling(
-    registry: ModelRegistry, name: str, continue_from: str | None, given: ScalingOptions | None
+    registry: ModelRegistry,
+    name: str,
+    continue_from: str | int | None,
+    given: ScalingOptions | None,
 ) -> Scaling:
     """The scaling a training records: the fields ``given`` over the parent's scaling (a
     continued training scores as its model did), else over the default scaling (also when
@@ -180,13 +194,29 @@ def process_data_job(
 
 
 def tune_job(
-    options: TuneOptions, settings: Settings, *, dataset: str, data_directory: str
+    options: TuneOptions,
+    settings: Settings,
+    storage: Storage,
+    *,
+    dataset: str,
+    data_directory: str,
+    model_name: str,
+    model_directory: str,
 ) -> TuneJob:
     """The tuning study ``options`` ask for, of ``dataset`` in ``data_directory`` (as the
-    caller names them on the storage), seeded by the settings; a search for a less
-    discriminatory alternative takes the AUC loss, the material AIR gain and the decision
-    threshold not given from the settings."""
+    caller names them on ``storage``), seeded by the settings; a search for a less
+    discriminatory alternative takes the AUC loss and the material AIR gain not given from
+    the settings, and the decision threshold not given from :func:`champion_threshold`
+    (model ``model_name`` of ``model_directory``): the approvals are counted where the
+    champion decides."""
     given = options.model_dump(exclude={"auc_loss", "min_air_gain", "threshold"})
+    threshold, source = options.threshold, "given"
+    if threshold is None and options.fairness is None:  # no approvals are counted
+        threshold, source = settings.threshold, "LOANRISK_THRESHOLD"
+    elif threshold is None:
+        threshold, source = champion_threshold(
+            settings, storage, model_name=model_name, model_directory=model_directory
+        )
     return TuneJob(
         **given,
         dataset=dataset,
@@ -196,8 +226,50 @@ def tune_job(
         min_air_gain=(
             settings.lda_min_air_gain if options.min_air_gain is None else options.min_air_gain
         ),
-        threshold=settings.threshold if options.threshold is None else options.threshold,
+        threshold=threshold,
+        threshold_source=source,
     )
+
+
+def champion(
+    settings: Settings, storage: Storage, *, model_name: str, model_directory: str
+) -> int | None:
+    """The version the settings' alias (``model_alias``, the champion) names in model
+    ``model_name`` of ``model_directory``; None when the model has none, or the alias
+    cannot be read (stored items are read defensively: the default applies)."""
+    from loanrisk.registry.models import ModelRegistry
+
+    try:
+        return ModelRegistry(storage, model_directory).resolve(model_name, settings.model_alias)
+    except LoanRiskError:
+        return None
+
+
+def champion_threshold(
+    settings: Settings, storage: Storage, *, model_name: str, model_directory: str
+) -> tuple[float, str]:
+    """The threshold the champion of ``model_name`` decides at as served
+    (:func:`~loanrisk.registry.policy.served_policy`: ``LOANRISK_THRESHOLD`` when set
+    explicitly, else the version's recorded policy), and where it came from, said for a
+    person; with no champion (or none readable), the setting's."""
+    from loanrisk.registry.models import ModelRegistry
+    from loanrisk.registry.policy import served_policy
+
+    version = champion(settings, storage, model_name=model_name, model_directory=model_directory)
+    if version is None:
+        return settings.threshold, f"LOANRISK_THRESHOLD (model {model_name!r} has no champion)"
+    try:
+        recorded = ModelRegistry(storage, model_directory).manifest(model_name, version).policy
+    except LoanRiskError:
+        recorded = None
+    served = served_policy(recorded, settings)
+    where = f"{model_name}@{settings.model_alias} (version {version})"
+    said = {
+        "setting": f"LOANRISK_THRESHOLD, which {where} is served with",
+        "version": f"the champion {where}'s",
+        "default": f"LOANRISK_THRESHOLD ({where} records no threshold)",
+    }
+    return served.policy.threshold, said[served.threshold_source]
 
 
 def score_job(

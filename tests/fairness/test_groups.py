@@ -12,6 +12,7 @@ import pytest
 
 from loanrisk.errors import InvalidInput
 from loanrisk.fairness import attribute_groups, protected_attributes
+from loanrisk.fairness.groups import declared_name
 from loanrisk.schema import LoanSchema
 from loanrisk.schema.model import MIN_GROUP_SIZE, PrivilegedGroup
 
@@ -60,6 +61,15 @@ FRAME = pd.DataFrame(
 def test_the_attributes_a_schema_declares_groups_for() -> None:
     assert protected_attributes(SCHEMA) == ["sex", "age", "race"]
     assert SCHEMA.feature_names == ("income",)  # proxies are never features
+
+
+def test_an_attribute_is_named_as_headers_are_matched_when_unambiguous() -> None:
+    assert attribute_groups(SCHEMA, FRAME, " SEX").attribute == "sex"
+    assert attribute_groups(SCHEMA, FRAME, "Race").kind == "proxy"
+    assert declared_name(["sex", "age"], "AGE") == "age"
+    assert declared_name(["Race", "race"], "race") == "race"  # itself first
+    assert declared_name(["Race", "race"], "RACE") is None  # two names match: none is taken
+    assert declared_name(["sex"], "gender") is None
 
 
 def test_a_category_s_other_values_are_groups_of_their_own() -> None:

@@ -128,6 +128,7 @@ def test_cli_validation_errors_name_the_second_schema_s_columns(
     assert "column 'bureau_score': not a number at row 4 ('unknown')" in message
     assert "column 'risk_tier': unknown category (allowed: LOW, MEDIUM, HIGH) at row 8" in message
     assert "column 'outcome': label must be good or bad at row 10 ('maybe')" in message
+    assert message.endswith("add --skip-bad-rows")  # what to do about it
     builtin = run(
         "data",
         "process",
@@ -139,6 +140,14 @@ def test_cli_validation_errors_name_the_second_schema_s_columns(
     )
     assert builtin.returncode == 2
     assert "missing required column(s): applicant_age, monthly_income" in builtin.stderr
+    assert "built-in" not in builtin.stderr  # a schema was given: no word of the built-in one
+    unschemed = run("data", "process", str(files / "loans.csv"), "--storage", str(tmp_path))
+    assert unschemed.returncode == 2
+    message = " ".join(unschemed.stderr.split())
+    assert "missing required column(s): person_age," in message
+    assert "the built-in 'credit-risk' schema was used because none was given" in message
+    assert "--schema FILE" in message
+    assert f"loanrisk schema infer {files / 'loans.csv'}" in message
 
 
 def test_continued_training_across_incompatible_schemas_is_refused(
@@ -385,3 +394,8 @@ def test_a_bad_schema_in_a_request_is_refused_naming_the_problem(client: TestCli
         client, client.post("/v1/datasets", json={"source": "loans.csv", "schema": SECOND})
     )
     assert inline["state"] == "succeeded", inline["error"]
+    unschemed = finished(client, client.post("/v1/datasets", json={"source": "loans.csv"}))
+    assert unschemed["state"] == "failed"
+    error = unschemed["error"]
+    assert "the built-in 'credit-risk' schema was used because none was given" in str(error)
+    assert "schema_name" in str(error)

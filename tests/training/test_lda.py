@@ -35,8 +35,10 @@ from loanrisk.fairness.lda import (
 from loanrisk.inference.scorer import Scorer
 from loanrisk.monitoring.compare import Versions, held_out
 from loanrisk.registry import ModelRegistry
+from loanrisk.registry.masterscale import Grade, MasterScale
+from loanrisk.registry.scaling import Scaling
 from loanrisk.reporting.card import model_card
-from loanrisk.requests import training_request
+from loanrisk.requests import training_request, tune_job
 from loanrisk.schema import LoanSchema, builtin_schema, validate_frame
 from loanrisk.schema.infer import infer_schema
 from loanrisk.service import create_app
@@ -250,6 +252,64 @@ def test_the_search_on_the_public_dataset_with_age_trains_an_alternative_to_comp
     assert "The search's frontier is not shown: the study cannot be read" in damaged
 
 
+def test_a_search_is_measured_against_the_champion_s_decision_settings(public: Data) -> None:
+    """No threshold given: approvals are counted where the model's champion decides (0.3
+    here), else at LOANRISK_THRESHOLD; a given one wins. The alternative takes the
+    champion's bands, master scale and points scaling."""
+    storage, settings = public.storage, Settings(storage=str(public.root))
+    scale = MasterScale(
+        name="house",
+        grades=(Grade(name="good", lower=0.0, upper=0.1), Grade(name="bad", lower=0.1, upper=1.0)),
+    )
+    decided = {"threshold": 0.3, "band_cutoffs": (0.1, 0.2, 0.4), "band_names": tuple("ABCD")}
+    run_training(
+        TrainingRequest(
+            dataset=public.dataset,
+            rounds=5,
+            model_name="cautious",
+            master_scale=scale,
+            scaling=Scaling(points=500, odds=20, pdo=40),
+            **decided,
+        ),
+        storage,
+        nthread=1,
+    )
+    search = TuneOptions(fairness="person_age")
+    where = {"dataset": public.dataset, "data_directory": "data", "model_directory": "models"}
+    job = tune_job(search, settings, storage, model_name="cautious", **where)
+    assert job.threshold == 0.3
+    assert job.threshold_source == "the champion cautious@production (version 1)'s"
+    alone = tune_job(search, settings, storage, model_name="no-such-model", **where)
+    assert (alone.threshold, alone.threshold_source) == (
+        0.5,
+        "LOANRISK_THRESHOLD (model 'no-such-model' has no champion)",
+    )
+    given = tune_job(
+        search.model_copy(update={"threshold": 0.4}),
+        settings,
+        storage,
+        model_name="cautious",
+        **where,
+    )
+    assert (given.threshold, given.threshold_source) == (0.4, "given")
+
+    options = TrainingOptions(dataset=public.dataset, promote=False)
+    inherited = training_request(
+        options, settings, storage, model_name="cautious", model_directory="models", decision_from=1
+    )
+    assert (inherited.threshold, inherited.band_cutoffs, inherited.band_names) == (
+        0.3,
+        (0.1, 0.2, 0.4),
+        tuple("ABCD"),
+    )
+    assert inherited.master_scale == scale
+    assert inherited.scaling == Scaling(points=500, odds=20, pdo=40)
+    fresh = training_request(
+        options, settings, storage, model_name="cautious", model_directory="models"
+    )
+    assert fresh.band_names == ("low", "medium", "high") and fresh.threshold == 0.5
+
+
 def test_tune_fairness_train_lda_and_compare_on_the_command_line(public: Data) -> None:
     store = ["--storage", str(public.root)]
     tuned = run(
@@ -271,6 +331,13 @@ def test_tune_fairness_train_lda_and_compare_on_the_command_line(public: Data) -
         "--json",
     )
     assert tuned.returncode == 0, tuned.stderr
+    said = " ".join(tuned.stderr.split())
+    assert (
+        "approvals counted at PD <= 0.5: the champion loan-default@production (version 1)'s" in said
+    )
+    assert (
+        "the alternative takes the decision settings of loan-default@production (version 1)" in said
+    )
     doc = json.loads(tuned.stdout)
     lda = doc["study"]["lda"]
     assert lda["attribute"] == "person_age" and lda["auc_loss"] == 0.1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Literal
 
@@ -127,9 +129,10 @@ def data_process(
         check_size(size, settings, field="--size")
         declared = read_schema(schema) if schema is not None else None
         target = open_storage(settings)
-        loans = load_source(
-            source, settings, keep_column, skip_bad_rows=skip_bad_rows, schema=declared
-        )
+        with _hints(source, schema_given=declared is not None):
+            loans = load_source(
+                source, settings, keep_column, skip_bad_rows=skip_bad_rows, schema=declared
+            )
         _report_dropped(loans)
         with progress_bar() as progress:
             manifest = process_dataset(
@@ -147,6 +150,30 @@ def data_process(
             out.print_json(manifest.model_dump_json())
         else:
             print_summary(manifest, target.url)
+
+
+@contextmanager
+def _hints(source: str, *, schema_given: bool) -> Iterator[None]:
+    """What to do next when the loans are refused: with no --schema, a missing column points
+    to --schema and ``schema infer``; a refusal of bad values (whole rows are refused only
+    when some value is bad) points to --skip-bad-rows."""
+    from loanrisk.schema import builtin_schema_hint
+
+    hint = (
+        f"give the file's own schema with --schema FILE (draft one with: "
+        f"loanrisk schema infer {source} --output FILE)"
+    )
+    try:
+        with builtin_schema_hint(hint) if not schema_given else nullcontext():
+            yield
+    except InvalidInput as exc:
+        if "invalid_values" not in exc.details:
+            raise
+        raise InvalidInput(
+            f"{exc.message}; to leave the rows that cannot be used out (and list them), "
+            "add --skip-bad-rows",
+            details=exc.details,
+        ) from None
 
 
 def _report_dropped(loans: Validated) -> None:

@@ -73,7 +73,8 @@ def train_summary(manifest: ModelManifest, report: EvaluationReport, promoted: b
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")
     parent = manifest.parent
-    table.add_row("parent", f"version {parent.version}" if parent else "none (new model)")
+    fresh = "none (new model)" if manifest.version == 1 else "none (trained from scratch)"
+    table.add_row("parent", f"version {parent.version}" if parent else fresh)
     table.add_row("dataset", (manifest.dataset or {}).get("id", "?"))
     if manifest.schema_ref is not None:
         table.add_row("schema", f"{manifest.schema_ref.name} ({manifest.schema_ref.hash})")

@@ -162,7 +162,10 @@ def tune(
     ] = None,
     threshold: Annotated[
         float | None,
-        typer.Option(help="Approvals counted at this PD threshold (LOANRISK_THRESHOLD)."),
+        typer.Option(
+            help="Approvals counted at this PD threshold (default: the one --model's "
+            "champion decides at, else LOANRISK_THRESHOLD)."
+        ),
     ] = None,
     train_lda: Annotated[
         bool,
@@ -170,9 +173,13 @@ def tune(
             help="Train the alternative found as a new version of --model (never promoted)."
         ),
     ] = False,
-    model: Annotated[str, typer.Option(help="--train-lda: the model to add it to.")] = (
-        "loan-default"
-    ),
+    model: Annotated[
+        str,
+        typer.Option(
+            help="The model whose champion the search is measured against: its threshold "
+            "and, with --train-lda, the model the alternative is added to."
+        ),
+    ] = "loan-default",
     model_directory: ModelDirOpt = "models",
     storage: StorageOpt = None,
     directory: Annotated[str, typer.Option(help="Directory of datasets.")] = "data",
@@ -186,6 +193,7 @@ def tune(
     from loanrisk.contracts import JobProgress, TuneOptions
     from loanrisk.jobs.child import run_in_process
     from loanrisk.requests import tune_job
+    from loanrisk.storage import open_storage
 
     with cli_errors():
         settings = settings_from(storage=storage, nthread=nthread)
@@ -209,7 +217,23 @@ def tune(
             lean_tolerance=lean_tolerance,
             **{k: v for k, v in given.items() if v is not None},
         )
-        job = tune_job(options, settings, dataset=dataset, data_directory=directory)
+        target = open_storage(settings)
+        job = tune_job(
+            options,
+            settings,
+            target,
+            dataset=dataset,
+            data_directory=directory,
+            model_name=model,
+            model_directory=model_directory,
+        )
+        if job.fairness is not None:
+            err.print(
+                f"approvals counted at PD <= {job.threshold:g}: "
+                f"{'--threshold' if job.threshold_source == 'given' else job.threshold_source}",
+                highlight=False,
+                soft_wrap=True,
+            )
         with progress_bar() as progress:
 
             def show(step: JobProgress) -> None:
@@ -245,12 +269,14 @@ def _train_alternative(
     as_json: bool,
 ) -> None:
     """Train the alternative ``result`` found as a new version of ``model``, never promoted:
-    a challenger to shadow, compare and promote through the usual guards. With ``as_json``
-    the summary and the version's manifest are printed as one JSON document."""
+    a challenger to shadow, compare and promote through the usual guards. It takes the
+    champion's decision settings (bands, master scale, points scaling; the threshold is the
+    search's), so that it decides, grades and scores as the version it would replace. With
+    ``as_json`` the summary and the version's manifest are printed as one JSON document."""
     from loanrisk.cli.train import train_summary
     from loanrisk.contracts import TrainingOptions
     from loanrisk.jobs.training import train_in_subprocess
-    from loanrisk.requests import training_request
+    from loanrisk.requests import champion, training_request
     from loanrisk.storage import open_storage
     from loanrisk.training.train import RoundProgress
 
@@ -267,9 +293,25 @@ def _train_alternative(
         params_from=f"{result.study}:lda",
         promote=False,
     )
-    request = training_request(
-        options, settings, open_storage(settings), model_name=model, model_directory=model_directory
+    storage = open_storage(settings)
+    champion_version = champion(
+        settings, storage, model_name=model, model_directory=model_directory
     )
+    request = training_request(
+        options,
+        settings,
+        storage,
+        model_name=model,
+        model_directory=model_directory,
+        decision_from=champion_version,
+    )
+    if champion_version is not None:
+        err.print(
+            f"the alternative takes the decision settings of {model}@{settings.model_alias} "
+            f"(version {champion_version}): bands, master scale and points scaling",
+            highlight=False,
+            soft_wrap=True,
+        )
     with progress_bar() as progress:
 
         def show(p: RoundProgress) -> None:

@@ -16,6 +16,7 @@ a category or rule, the probabilities for a proxy (a missing probability is 0).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +110,16 @@ def protected_attributes(schema: LoanSchema) -> list[str]:
     return names
 
 
+def declared_name(declared: Sequence[str], given: str) -> str | None:
+    """``given`` as one of the ``declared`` names: itself, else the one name it matches
+    ignoring case and surrounding spaces, as a file's headers are matched (``SEX`` for
+    ``sex``); None when no name, or more than one, matches."""
+    if given in declared:
+        return given
+    matches = {d for d in declared if d.strip().lower() == given.strip().lower()}
+    return matches.pop() if len(matches) == 1 else None
+
+
 def attribute_groups(
     schema: LoanSchema,
     frame: pd.DataFrame,
@@ -121,7 +132,10 @@ def attribute_groups(
     group (and names the groups of a column the schema does not declare, kept with the
     data: a category). Raises :class:`InvalidInput` naming the attribute when there are no
     groups for it, its columns are not in ``frame``, or no loan is in the reference group or
-    in any other group."""
+    in any other group. ``attribute`` is matched to the schema's names as
+    :func:`declared_name` matches."""
+    known = [*protected_attributes(schema), *schema.by_name]
+    attribute = declared_name(known, attribute) or attribute
     proxies = [
         c for c in schema.protected if c.proxy is not None and c.proxy.attribute == attribute
     ]

@@ -10,6 +10,7 @@ to be stored in the job's record. Every task runs in a child process
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 
 from loanrisk.contracts import (
     JobParams,
@@ -28,6 +29,7 @@ from loanrisk.jobs.results import DaskRun, JobResult, ProcessingResult, ScoredBy
 from loanrisk.monitoring.log.staging import publish_staged, staging_directory
 from loanrisk.monitoring.log.writer import prediction_log
 from loanrisk.registry.models import LoadedModel, ModelRegistry
+from loanrisk.schema import builtin_schema_hint
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, open_storage
 from loanrisk.training.job import run_training
@@ -54,7 +56,12 @@ def process_data(
         progress(JobProgress(stage=name, done=done, total=total))
 
     stage("validate", 0, 1)
-    with storage.open_read(params.source) as stream:
+    given = params.loan_schema is not None
+    hint = "give the loans' schema (schema, or schema_name of one stored by PUT /v1/schemas/NAME)"
+    with (
+        nullcontext() if given else builtin_schema_hint(hint),
+        storage.open_read(params.source) as stream,
+    ):
         loans = read_csv(stream, schema=params.loan_schema, keep=params.keep_columns)
     stage("validate", 1, 1)
     manifest = process_dataset(

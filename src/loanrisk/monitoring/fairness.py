@@ -21,7 +21,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from loanrisk.errors import InvalidInput
-from loanrisk.fairness.groups import attribute_groups, protected_attributes
+from loanrisk.fairness.groups import attribute_groups, declared_name, protected_attributes
 from loanrisk.fairness.report import AttributeFairness, attribute_fairness
 from loanrisk.monitoring.drift import Moment
 from loanrisk.monitoring.log.reader import logged_features, read_window
@@ -79,7 +79,8 @@ def fairness_for(
     attribute: str | None = None,
 ) -> FairnessWindowReport:
     """The fair-lending figures of version ``ref`` of model ``name`` over the window: of
-    ``attribute``, else of every attribute its schema declares groups for. Raises
+    ``attribute`` (matched as :func:`~loanrisk.fairness.groups.declared_name` matches: case
+    aside, when unambiguous), else of every attribute its schema declares groups for. Raises
     :class:`InvalidInput` naming ``attribute`` when the schema declares no groups for it;
     an attribute the window's loans do not carry is listed in ``not_assessed``."""
     model = registry.load(name, ref)
@@ -88,9 +89,12 @@ def fairness_for(
     # The threshold the version was trained with (the logged decisions are the served one's).
     threshold = DEFAULT_THRESHOLD if report is None else report.threshold
     declared = protected_attributes(schema)
-    if attribute is not None and attribute not in declared:
+    asked = attribute
+    if asked is not None:
+        attribute = declared_name(declared, asked)
+    if asked is not None and attribute is None:
         raise InvalidInput(
-            f"attribute {attribute!r} is not a protected attribute with groups declared in "
+            f"attribute {asked!r} is not a protected attribute with groups declared in "
             f"the schema of version {model.version} (declared: {', '.join(declared) or 'none'})",
             details={"field": "attribute"},
         )

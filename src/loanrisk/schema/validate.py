@@ -28,7 +28,8 @@ Row numbers in messages are 1-based data rows: row 1 is the first loan after the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -644,6 +645,26 @@ def validate_chunks(
         if name not in known:
             frame[name] = frame[name].astype("string").astype("category")
     return Validated(frame, report, np.concatenate(numbers), special)
+
+
+@contextmanager
+def builtin_schema_hint(hint: str) -> Iterator[None]:
+    """Around reading loans with no declared schema: a refusal for missing columns (which
+    then are the built-in schema's) is raised again saying that the built-in schema was
+    used because none was given, followed by ``hint`` (how the front end's user gives one);
+    its details gain ``"schema": <the built-in schema's name>``. Other errors pass as they
+    are."""
+    try:
+        yield
+    except InvalidInput as exc:
+        issues = exc.details.get("issues") or [{}]
+        if issues[0].get("problem") != "missing_column":
+            raise
+        name = builtin_schema().name
+        raise InvalidInput(
+            f"{exc.message} (the built-in {name!r} schema was used because none was given); {hint}",
+            details={**exc.details, "schema": name},
+        ) from None
 
 
 def invalid_from_issues(issues: Sequence[Issue]) -> InvalidInput:

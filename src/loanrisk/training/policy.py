@@ -17,7 +17,7 @@ from loanrisk.settings import Settings
 
 
 def parent_policy(
-    registry: ModelRegistry, name: str, continue_from: str | None
+    registry: ModelRegistry, name: str, continue_from: str | int | None
 ) -> DecisionPolicy | None:
     """The policy of the version a training continues from (None: it starts from scratch,
     the parent has none, or it cannot be read, which the training's own checks report)."""
@@ -30,7 +30,7 @@ def parent_policy(
 
 
 def training_scale(
-    registry: ModelRegistry, name: str, continue_from: str | None, given: MasterScale | None
+    registry: ModelRegistry, name: str, continue_from: str | int | None, given: MasterScale | None
 ) -> MasterScale:
     """The master scale a training records: the one ``given``, else the parent's (a
     continued training grades as its model did), else the default scale (also when the

@@ -260,11 +260,26 @@ async def tune(
     dataset_id: str, body: TuneBody, services: ServicesDep, directory: Directory = "data"
 ) -> JSONResponse:
     """Starts (or resumes) a tuning study as a job; the job's result is the study's summary
-    (frontier, best, lean). One run per study at a time, across replicas."""
+    (frontier, best, lean). One run per study at a time, across replicas. A search for a less
+    discriminatory alternative without ``threshold`` counts approvals at the threshold the
+    served model's champion decides at (else ``LOANRISK_THRESHOLD``); the job's
+    ``threshold_source`` says which."""
     folder = services.storage.resolve(directory)
     catalogue = DatasetCatalogue(services.storage, folder)
     manifest = await run_in_threadpool(catalogue.resolve, dataset_id)
-    params = tune_job(body, services.settings, dataset=manifest.id, data_directory=folder)
+    settings = services.settings
+    params = await run_in_threadpool(  # reads the champion's threshold off the registry
+        functools.partial(
+            tune_job,
+            body,
+            settings,
+            services.storage,
+            dataset=manifest.id,
+            data_directory=folder,
+            model_name=settings.model_name,
+            model_directory=services.storage.resolve(settings.model_directory),
+        )
+    )
     scope = f"tuning study {body.study!r} of dataset {manifest.id!r} in {folder!r}"
     record, _ = await run_in_threadpool(
         functools.partial(services.jobs.submit, params, lock_scope=scope)
