@@ -77,6 +77,7 @@ FALSE_POSITIVES: dict[str, dict[str, str]] = {
     "POST /v1/datasets/{dataset_id}/studies": {"positive_data_acceptance": STATE},
     "GET /v1/models/{name}/compare": {"positive_data_acceptance": CROSS},
     "GET /v1/models/{name}/backtest": {"positive_data_acceptance": CROSS},
+    "GET /v1/models/{name}/fairness": {"positive_data_acceptance": CROSS},
     "PUT /v1/schemas/{name}": {
         "positive_data_acceptance": "a schema's rules across its columns (one label, one "
         "id, roles and types), and its name must be the path's: more than a JSON Schema "
