@@ -13,9 +13,14 @@ from pathlib import Path
 from bench_http import DEFAULT_CSV, _free_port, run_wrk, start_server
 
 
-def parse_options(description: str) -> argparse.Namespace:
-    """The options every side-by-side benchmark takes; exits when wrk is missing."""
+def parse_options(
+    description: str, more: Callable[[argparse.ArgumentParser], object] | None = None
+) -> argparse.Namespace:
+    """The options every side-by-side benchmark takes (``more`` adds a benchmark's own);
+    exits when wrk is missing."""
     parser = argparse.ArgumentParser(description=description)
+    if more is not None:
+        more(parser)
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
@@ -24,7 +29,7 @@ def parse_options(description: str) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=DEFAULT_CSV)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: run `make bench-tools` (Debian package wrk)")
+        raise SystemExit("wrk is not installed: `make test` installs it (Debian package wrk)")
     return args
 
 

@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_CSV)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: run `make bench-tools` (Debian package wrk)")
+        raise SystemExit("wrk is not installed: `make test` installs it (Debian package wrk)")
     modes = {"before": {"PYTHONPATH": str(args.baseline_src.resolve())}, "after": {}}
     results: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_http.py --duration 10
 
-Needs ``wrk`` (Debian package ``wrk``; ``make bench-tools`` installs it). The server scores
+Needs ``wrk`` (Debian package ``wrk``; ``make test`` installs it). The server scores
 with the reference's model (500 rounds, depth 10) trained on the public dataset (or the
 built-in sample when that file is absent). Measured in one run, side by side:
 
@@ -205,7 +205,7 @@ def main() -> None:
     parser.add_argument("--monotone", action="store_true")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: run `make bench-tools` (Debian package wrk)")
+        raise SystemExit("wrk is not installed: `make test` installs it (Debian package wrk)")
 
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
         root = Path(tmp) / "store"

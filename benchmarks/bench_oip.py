@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_CSV)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: run `make bench-tools` (Debian package wrk)")
+        raise SystemExit("wrk is not installed: `make test` installs it (Debian package wrk)")
     with tempfile.TemporaryDirectory(prefix="bench-oip-") as tmp:
         root = Path(tmp) / "store"
         print(f"training the reference model ({args.rounds} rounds) ...", flush=True)

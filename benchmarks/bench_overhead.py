@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import tempfile
 from pathlib import Path
 
+from _ab import parse_options
 from bench_http import (
-    DEFAULT_CSV,
     LUA,
     _free_port,
     prepare,
@@ -71,17 +70,12 @@ def line(name: str, r: dict[str, float]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--baseline-src", required=True, help="the baseline tree's src folder")
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=500)
-    parser.add_argument("--data", type=Path, default=DEFAULT_CSV)
-    args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: run `make bench-tools` (Debian package wrk)")
+    args = parse_options(
+        __doc__.split("\n")[0],
+        lambda parser: parser.add_argument(
+            "--baseline-src", required=True, help="the baseline tree's src folder"
+        ),
+    )
     trees = {"before": str(Path(args.baseline_src).resolve()), "after": THIS}
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
         root = Path(tmp) / "store"
