@@ -96,7 +96,9 @@ def print_summary(manifest: DatasetManifest, storage_url: str) -> None:
     for warning in warnings[:5]:
         table.add_row("", f"- {warning}")
     if len(warnings) > 5:
-        table.add_row("", f"... and {len(warnings) - 5} more: loanrisk data show {manifest.id}")
+        table.add_row(
+            "", f"... and {len(warnings) - 5} more: loanrisk data show {manifest.id} --json"
+        )
     out.print(table)
 
 
