@@ -12,14 +12,19 @@ from loanrisk.serving.auth import ANONYMOUS, presented_key
 from loanrisk.serving.state import services_of
 
 
+def authorize(request: Request, scope: str) -> None:
+    """Let ``request`` through if its key has ``scope`` (or any, when open), keeping the
+    key's name for the route (:func:`caller`); raises what :meth:`ApiKeys.check` raises."""
+    request.state.caller = services_of(request.app).keys.check(
+        presented_key(request.headers), scope
+    )
+
+
 def require(scope: str) -> Any:
-    """A route dependency that lets through keys with ``scope`` (or any, when open); the
-    key's name is kept for the route (:func:`caller`)."""
+    """A route dependency that runs :func:`authorize` with ``scope``."""
 
     async def check(request: Request) -> None:  # async: no threadpool hop
-        request.state.caller = services_of(request.app).keys.check(
-            presented_key(request.headers), scope
-        )
+        authorize(request, scope)
 
     return Depends(check)
 

@@ -24,7 +24,7 @@ from loanrisk.registry.models import check_name
 from loanrisk.requests import score_job
 from loanrisk.schema import builtin_schema
 from loanrisk.schema.rawcsv import stored_columns
-from loanrisk.service.auth import require
+from loanrisk.service.auth import authorize, require
 from loanrisk.service.bodies import (
     CSV,
     JSON,
@@ -39,7 +39,7 @@ from loanrisk.service.direct import direct_post
 from loanrisk.service.disconnect import cancellation
 from loanrisk.service.loan_docs import predict_body
 from loanrisk.service.routes.jobs import accepted
-from loanrisk.serving.auth import ADMIN, SCORE, presented_key
+from loanrisk.serving.auth import ADMIN, SCORE
 from loanrisk.serving.cancel import holding
 from loanrisk.serving.logs import request_id
 from loanrisk.serving.scoring import (
@@ -230,8 +230,8 @@ async def predict(request: Request) -> Response:
     422 naming record and field, or, with ``on_error: "skip"``, scored without them and
     listed in ``rejected``. No model: 409."""
     # a direct route (no dependencies solved per request): the key is checked here
+    authorize(request, SCORE)
     services = services_of(request.app)
-    request.state.caller = services.keys.check(presented_key(request.headers), SCORE)
     query = _csv_query(request)
     if require_media_type(request, (JSON, CSV), default=JSON) == CSV:
         return await _score_csv_body(
