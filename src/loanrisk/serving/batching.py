@@ -58,8 +58,15 @@ def _deliver(request: _Request, outcome: Scored | BaseException) -> None:
 
 
 def _shifted(item: Shifted, offset: int) -> Shifted:
-    """``item`` with its ``record`` index ``offset`` less (itself at offset 0)."""
-    return dataclasses.replace(item, record=item.record - offset) if offset else item
+    """``item`` with its ``record`` index ``offset`` less: a score is changed in place (each
+    is new to the batch's call, and only its own request receives it), a rejection, frozen,
+    copied."""
+    if not offset:
+        return item
+    if isinstance(item, LoanScore):
+        item.record -= offset
+        return item
+    return dataclasses.replace(item, record=item.record - offset)
 
 
 def split_scored(scored: Scored, sizes: Sequence[int]) -> list[Scored]:

@@ -83,6 +83,9 @@ class Metrics:
             ["model", "version", "role", "label"],
             registry=r,
         )
+        #: The two series of each (model, version, role) scored so far: every scored request
+        #: counts into them, and prometheus_client's labels() validates and locks per call.
+        self._predicted: dict[tuple[str, int, str], tuple[Counter, Counter]] = {}
         self.jobs = Counter(
             "loanrisk_jobs",
             "Jobs ended on this replica, by kind and state.",
@@ -239,10 +242,18 @@ class Metrics:
     def predicted_counts(
         self, model: str, version: int, *, scored: int, defaults: int, role: str = CHAMPION
     ) -> None:
+        counts = self._predicted.get((model, version, role))
+        if counts is None:  # a new version or role: its two series, looked up once
+            labels = (model, str(version), role)
+            counts = (
+                self.predictions.labels(*labels, "default"),
+                self.predictions.labels(*labels, "non_default"),
+            )
+            self._predicted[(model, version, role)] = counts
         if defaults:
-            self.predictions.labels(model, str(version), role, "default").inc(defaults)
+            counts[0].inc(defaults)
         if scored - defaults:
-            self.predictions.labels(model, str(version), role, "non_default").inc(scored - defaults)
+            counts[1].inc(scored - defaults)
 
     def shadow(self, outcome: str, rows: int) -> None:
         self.shadow_rows.labels(outcome).inc(rows)

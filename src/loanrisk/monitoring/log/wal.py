@@ -70,7 +70,8 @@ def _plain(value: Any) -> Any:
 
 
 #: One encoder for every line (ASCII: a lone surrogate is written escaped, never refused).
-_ENCODER = json.JSONEncoder(default=_plain, separators=(",", ":"))
+#: Without the circular-reference check: a line holds parsed JSON and scores, never a cycle.
+_ENCODER = json.JSONEncoder(default=_plain, separators=(",", ":"), check_circular=False)
 
 
 def header_line(doc: Mapping[str, Sequence[str]]) -> bytes:
