@@ -161,6 +161,40 @@ def test_a_failed_write_is_retried_at_the_next_flush() -> None:
     assert len(read_log(storage, "log", model="loan-default")) == 1
 
 
+class FailingSecondFile(MemoryStorage):
+    """A storage that refuses the first write of a log file under ``model=second`` (after
+    the same write put ``model=first``'s file)."""
+
+    failed = False
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        if "model=second/" in path and not self.failed:
+            self.failed = True
+            raise StorageError("the storage is unreachable")
+        super().write_bytes(path, data)
+
+
+def test_a_write_that_failed_part_way_is_retried_without_duplicating_its_first_file() -> None:
+    storage = FailingSecondFile()
+    scorer = trained(storage)
+    log = PredictionLog(storage, "log", flush_seconds=60)
+    loans = [{**EXAMPLE_LOAN, "id": "L-1"}]
+    scored = scorer.score_records(loans)
+    for model in ("first", "second"):
+        log.record(
+            Scored(time.time(), "r", model, 1, "onedal", "v1", loans, scored.results, ("id",))
+        )
+    assert log.flush() == 0 and storage.failed  # first's file written, second's refused
+    assert len(read_log(storage, "log", model="first")) == 1
+    log.scored_records(scorer, loans, scored, source="v1")  # converted before the retry
+    assert log.flush() == 3
+    log.close()
+    assert len(read_log(storage, "log", model="first")) == 1
+    assert len(read_log(storage, "log", model="second")) == 1
+    assert len(read_log(storage, "log", model="loan-default")) == 1
+    assert log.dropped == 0
+
+
 def test_a_batch_chunk_the_storage_refuses_is_counted_and_scoring_goes_on() -> None:
     storage = FailingOnce()
     scorer = trained(storage)

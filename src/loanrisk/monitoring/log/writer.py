@@ -332,6 +332,8 @@ class PredictionLog:
         self._closed = False
         self._flushing = threading.Lock()
         self._sequence = 0
+        #: The file name of a write that failed part-way, reused by its retry (see _write).
+        self._retry_name: str | None = None
         self.dropped = 0
         #: This process's write-ahead files (None: rows are only in memory until written).
         self.wal = _write_ahead(write_ahead, self.writer) if write_ahead is not None else None
@@ -558,7 +560,15 @@ class PredictionLog:
         return written
 
     def _write(self, table: pa.Table) -> int:
-        return write_partitions(self.storage, self.directory, table, self._name)
+        """Write ``table`` as one file per model and day, every file of one write under one
+        name. A write that fails part-way (its first day written, its second refused) keeps
+        its name: the retry, whose table holds the same rows and any converted since,
+        replaces the files already written instead of adding a second copy of their rows."""
+        name = self._retry_name or self._name()
+        self._retry_name = name
+        written = write_partitions(self.storage, self.directory, table, lambda _m, _d: name)
+        self._retry_name = None
+        return written
 
     def close(self) -> None:
         """Stop the background writer and write what is buffered (a clean shutdown: no
