@@ -68,6 +68,10 @@ class FieldError:
 
 
 def _number(value: Any) -> float:
+    if type(value) is float:  # JSON's numbers, the common case, first
+        if not math.isfinite(value):
+            raise ValueError("not a finite number")
+        return value
     if isinstance(value, bool):
         raise ValueError("true/false is not a number")
     if isinstance(value, int | float):
@@ -207,7 +211,9 @@ def clean_record(
     bad_text = _text_problems(record)
     if bad_text:
         return bad_text
-    lowered = {str(k).strip().lower(): v for k, v in record.items()}
+    # a field named as the schema names it (the usual case) is its own lower-case name
+    known = rules.known
+    lowered = {k if k in known else str(k).strip().lower(): v for k, v in record.items()}
     clean = CleanRecord({})
     problems: list[FieldError] = []
     if not (

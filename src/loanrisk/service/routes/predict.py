@@ -191,15 +191,21 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     return parameters
 
 
-def _parse_request(body: bytes) -> PredictOptions:
-    """A loan object, a list of loans, or ``{"records": [...], options}``, typed."""
+#: The options of a body that is a loan or a list of loans (nothing to validate but the list).
+DEFAULT_OPTIONS = PredictOptions(records=[])
+
+
+def _parse_request(body: bytes) -> tuple[list[Any], PredictOptions]:
+    """A loan object, a list of loans, or ``{"records": [...], options}``: the loans, and
+    the options typed (:data:`DEFAULT_OPTIONS` for a loan or a list)."""
     doc = parse_json(body)
     if isinstance(doc, list):
-        return PredictOptions(records=doc)
+        return doc, DEFAULT_OPTIONS
     if isinstance(doc, dict) and "records" in doc:
-        return parse_model(PredictOptions, doc)
+        options = parse_model(PredictOptions, doc)
+        return options.records, options
     if isinstance(doc, dict):
-        return PredictOptions(records=[doc])
+        return [doc], DEFAULT_OPTIONS
     raise InvalidInput('send a loan object, a list of loans, or {"records": [...]}')
 
 
@@ -266,8 +272,7 @@ async def _score_json_body(
 ) -> Response:
     """The JSON body parsed, scored and answered, while its share of the worker's parse
     budget is held (the parsed loans live until the answer is rendered)."""
-    options = _parse_request(body)
-    records = options.records
+    records, options = _parse_request(body)
     if len(records) > services.settings.max_records:
         raise TooLarge(f"{len(records)} records: at most {services.settings.max_records} a request")
     # a big request stops at its next chunk if its client goes away
