@@ -445,3 +445,18 @@ def test_every_loanrisk_workload_runs_as_the_image_test_proved_it_can() -> None:
     serving = ("base/deployment.yaml", "kserve/servingruntime.yaml")
     assert {images[path] for path in serving} == {f"loanrisk:{version}"}
     assert images["jobs/train/job.yaml"] == f"loanrisk-runtime:{version}"
+
+
+@pytest.mark.parametrize(
+    ("overlay", "registry"),
+    [
+        ("overlays/aws/train", "123456789012.dkr.ecr.us-east-1.amazonaws.com"),
+        ("overlays/azure-sgx/train", "loanriskregistry.azurecr.io"),
+    ],
+)
+def test_a_clouds_training_job_runs_the_full_image_from_its_registry(
+    overlay: str, registry: str
+) -> None:
+    (job,) = by_kind(render(overlay), "Job")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"{registry}/loanrisk-runtime:0.1.0"
