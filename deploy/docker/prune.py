@@ -165,8 +165,11 @@ def own(path: Path, site: Path) -> bool:
 
 def pip_uninstall(venv: Path) -> None:
     python = venv / "bin" / "python"
-    installed = [name for name in UNUSED if _installed(name)]
-    subprocess.run([python, "-m", "pip", "uninstall", "--quiet", "--yes", *installed], check=True)
+    installed = [name for name in UNUSED if _installed(name)]  # pip refuses an absent one
+    if installed:
+        subprocess.run(
+            [python, "-m", "pip", "uninstall", "--quiet", "--yes", *installed], check=True
+        )
 
 
 def _installed(distribution: str) -> bool:
