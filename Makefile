@@ -53,19 +53,20 @@ unit: $(VENV)/.dev
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/pytest -n $(WORKERS) --dist loadgroup --no-loadscope-reorder
 
 ## image: build the container image with the engine present (deploy/docker/build.sh,
-## docs/deploy-aws.md#the-image): loanrisk:VERSION, or loanrisk-LOCK:VERSION with LOCK=dask.
+## docs/deploy-aws.md#the-image): the serving image loanrisk:VERSION, or loanrisk-LOCK:VERSION
+## with LOCK=runtime (everything: tuning, scorecards) or LOCK=dask.
 ## CA=FILE: a CA bundle the build trusts (a TLS-intercepting proxy's); by default the one pip
 ## here trusts (PIP_CERT, else pip's configured cert); CA= builds without one.
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
-LOCK    ?= runtime
-IMAGE   ?= $(if $(filter runtime,$(LOCK)),loanrisk,loanrisk-$(LOCK)):$(VERSION)
+LOCK    ?= serve
+IMAGE   ?= $(if $(filter serve,$(LOCK)),loanrisk,loanrisk-$(LOCK)):$(VERSION)
 CA      ?= $(or $(PIP_CERT),$(shell $(BIN)/pip config get global.cert 2>/dev/null))
 image:
 	CA='$(CA)' sh deploy/docker/build.sh $(IMAGE) $(LOCK)
 
 ## image-test: run the built image as Kubernetes does and check it (tests/image, buildah)
 image-test: $(VENV)/.dev
-	LOANRISK_IMAGE=$(IMAGE) LOANRISK_IMAGE_CA='$(CA)' OMP_WAIT_POLICY=PASSIVE \
+	LOANRISK_IMAGE=$(IMAGE) LOANRISK_IMAGE_LOCK=$(LOCK) LOANRISK_IMAGE_CA='$(CA)' OMP_WAIT_POLICY=PASSIVE \
 	  $(BIN)/pytest tests/image -p no:randomly -p no:xdist
 
 ## bench: the benchmarks (see benchmarks/README.md)
@@ -91,7 +92,7 @@ proto: $(VENV)/.dev
 
 ## lock: re-resolve requirements/*.lock from pyproject.toml in throw-away venvs
 lock:
-	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install --quiet .
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install --quiet '.[tune,scorecard]'
 	.lock-venv/bin/pip freeze --exclude loanrisk > requirements/runtime.lock
 	.lock-venv/bin/pip install --quiet '.[dask]'
 	(echo '-r runtime.lock'; .lock-venv/bin/pip freeze --exclude loanrisk | grep -vxFf requirements/runtime.lock) > requirements/dask.lock
@@ -106,6 +107,9 @@ lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install --quiet "solas-ai==$$(sed -n 's/^solas-ai==//p' requirements/solas.lock)"
 	(sed -n 1,3p requirements/solas.lock; .lock-venv/bin/pip freeze) > requirements/solas.lock.new
 	mv requirements/solas.lock.new requirements/solas.lock
+	# The serving image's: loanrisk without its tune and scorecard extras, at runtime.lock's pins.
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install --quiet -c requirements/runtime.lock .
+	.lock-venv/bin/pip freeze --exclude loanrisk > requirements/serve.lock
 	rm -rf .lock-venv
 
 clean:

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install loanrisk's locked dependencies and loanrisk itself into the virtual environment $1.
 # The one install recipe: `make` runs it for CI and the README, the Dockerfile for the image.
-#   requirements/install.sh VENV runtime|dask [--editable]
+#   requirements/install.sh VENV serve|runtime|dask [--editable]
 set -eu
 venv=$1
 set_name=$2

@@ -2,7 +2,8 @@
 # Build loanrisk's image with the container engine present; `make image` runs it.
 #   deploy/docker/build.sh TAG [LOCK]
 # TAG: the image's name (loanrisk:VERSION; loanrisk-LOCK:VERSION for another lock).
-# LOCK: runtime (serving, the default) or dask (the DaskCluster's images).
+# LOCK: serve (the serving image, the default), runtime (everything, tuning and optimal
+#       binning too) or dask (runtime and Dask: the DaskCluster's images).
 # Environment (all optional):
 #   ENGINE  docker | buildah | podman. Default: docker if its daemon answers, else buildah,
 #           else podman. buildah runs with chroot isolation, which needs no OCI runtime.
@@ -15,7 +16,7 @@
 #           passed as the build secret `ca`; never stored in the image. Empty: none.
 set -eu
 tag=$1
-lock=${2:-runtime}
+lock=${2:-serve}
 cd "$(dirname "$0")/../.."
 
 if [ -z "${ENGINE:-}" ]; then

@@ -111,6 +111,14 @@ class Forbidden(LoanRiskError):
     code = "forbidden"
 
 
+class NotInstalled(LoanRiskError):
+    """The command needs an optional extra this installation lacks (``details["extra"]``;
+    :mod:`loanrisk.extras`): the serving image leaves tuning and optimal binning out.
+    Retrying fails the same way until it runs where the extra is installed."""
+
+    code = "not_installed"
+
+
 _BY_CODE: dict[str, type[LoanRiskError]] = {
     cls.code: cls
     for cls in (
@@ -126,6 +134,7 @@ _BY_CODE: dict[str, type[LoanRiskError]] = {
         Cancelled,
         Unauthenticated,
         Forbidden,
+        NotInstalled,
     )
 }
 

@@ -29,6 +29,7 @@ from loanrisk.contracts import (
     check_size,
 )
 from loanrisk.errors import InvalidInput, LoanRiskError
+from loanrisk.extras import require
 from loanrisk.registry.scaling import DEFAULT_SCALING, Scaling, ScalingOptions
 
 if TYPE_CHECKING:
@@ -81,8 +82,11 @@ def training_request(
     that does not hold, naming its field; a pick other than best or lean; ``params_from``
     with ``dataset_size``; parameters no backend could serve, such as a ``gblinear``
     booster or a ``num_class``, naming ``params.<name>``); :class:`~loanrisk.errors.NotFound`
-    when the study or its dataset does not exist.
+    when the study or its dataset does not exist; :class:`~loanrisk.errors.NotInstalled` for
+    a scorecard where the ``scorecard`` extra is not installed (the serving image).
     """
+    if options.kind == "scorecard":
+        require("scorecard")
     from loanrisk.registry.models import ModelRegistry
     from loanrisk.training.policy import parent_policy, training_policy, training_scale
     from loanrisk.training.train import check_params
@@ -208,7 +212,9 @@ def tune_job(
     discriminatory alternative takes the AUC loss and the material AIR gain not given from
     the settings, and the decision threshold not given from :func:`champion_threshold`
     (model ``model_name`` of ``model_directory``): the approvals are counted where the
-    champion decides."""
+    champion decides. :class:`~loanrisk.errors.NotInstalled` where the ``tune`` extra is
+    not installed (the serving image)."""
+    require("tune")
     given = options.model_dump(exclude={"auc_loss", "min_air_gain", "threshold"})
     threshold, source = options.threshold, "given"
     if threshold is None and options.fairness is None:  # no approvals are counted

@@ -48,12 +48,24 @@ def test_the_image_installs_with_the_script_ci_uses() -> None:
     build, final = stages()
     runs = " ".join(rest for keyword, rest in build if keyword == "RUN")
     assert 'sh requirements/install.sh /opt/loanrisk "${LOCK}"' in runs
-    assert ("ARG", "LOCK=runtime") in build
+    assert ("ARG", "LOCK=serve") in build  # the serving image; make demo installs runtime
     makefile = (ROOT / "Makefile").read_text()
     assert "sh requirements/install.sh $(VENV) runtime --editable" in makefile
     assert ("COPY", "--from=build /opt/loanrisk /opt/loanrisk") in final
-    for lock in ("runtime", "dask"):
+    for lock in ("serve", "runtime", "dask"):
         assert (ROOT / "requirements" / f"{lock}.lock").is_file()
+
+
+def test_binutils_strip_the_build_stage_and_never_reach_the_image() -> None:
+    build, final = stages()
+    build_runs = " ".join(rest for keyword, rest in build if keyword == "RUN")
+    assert "apt-get $apt_ca install -y --no-install-recommends binutils" in build_runs
+    assert build_runs.index("binutils") < build_runs.index("prune.py")
+    final_runs = " ".join(rest for keyword, rest in final if keyword == "RUN")
+    assert "binutils" not in final_runs
+    assert [rest for keyword, rest in final if keyword == "COPY"] == [
+        "--from=build /opt/loanrisk /opt/loanrisk"
+    ]
 
 
 def test_the_final_stage_has_no_build_tools_and_runs_as_a_user() -> None:
@@ -90,9 +102,11 @@ def test_a_corporate_ca_is_a_build_secret_of_every_step_that_downloads() -> None
     for stage in (build, final):
         downloads = [rest for keyword, rest in stage if keyword == "RUN" and "install" in rest]
         assert downloads and all(r.startswith("--mount=type=secret,id=ca ") for r in downloads)
-    (pip_step,) = [rest for keyword, rest in build if keyword == "RUN" and "install" in rest]
+    (pip_step,) = [rest for keyword, rest in build if keyword == "RUN" and "install.sh" in rest]
     assert "export PIP_CERT=/run/secrets/ca" in pip_step
-    (apt_step,) = [rest for keyword, rest in final if keyword == "RUN"]
-    assert 'apt_ca="-o Acquire::https::CAInfo=/run/secrets/ca"' in apt_step
+    (build_apt,) = [rest for keyword, rest in build if keyword == "RUN" and "apt-get" in rest]
+    (final_apt,) = [rest for keyword, rest in final if keyword == "RUN"]
+    for apt_step in (build_apt, final_apt):
+        assert 'apt_ca="-o Acquire::https::CAInfo=/run/secrets/ca"' in apt_step
     # nothing copies it into a layer
     assert "/run/secrets" not in " ".join(rest for keyword, rest in final if keyword != "RUN")

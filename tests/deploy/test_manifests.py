@@ -411,21 +411,23 @@ def pod_specs(node: Any) -> list[dict[str, Any]]:
 def test_every_loanrisk_workload_runs_as_the_image_test_proved_it_can() -> None:
     """tests/image runs the image as user 10001 and finds nothing writable outside its storage
     and /tmp: so every workload of it runs as that user, on a read-only root, with no
-    capabilities, and mounts /tmp. Serving and jobs use the serving image ``loanrisk``, the
-    Dask cluster ``loanrisk-dask``, both at the package's version (make image's tags)."""
+    capabilities, and mounts /tmp. Serving and the monitoring jobs use the serving image
+    ``loanrisk``, the training job (which may fit a scorecard's bins) the full image
+    ``loanrisk-runtime``, the Dask cluster ``loanrisk-dask``, all at the package's version
+    (make image's tags)."""
     import tomllib
 
     version = tomllib.loads((KUBERNETES.parents[1] / "pyproject.toml").read_text())["project"][
         "version"
     ]
-    images = set()
+    images: dict[str, str] = {}
     for path in sorted(KUBERNETES.rglob("*.yaml")):
         for document in yaml.safe_load_all(path.read_text()):
             for pod in pod_specs(document):
                 for container in pod["containers"]:
                     if not container.get("image", "").startswith("loanrisk"):
                         continue  # a sidecar's, or an overlay's patch
-                    images.add(container["image"])
+                    images[f"{path.relative_to(KUBERNETES)}"] = container["image"]
                     where = f"{path.relative_to(KUBERNETES)}: {container['name']}"
                     security = {**pod.get("securityContext", {}), **container["securityContext"]}
                     assert security["runAsNonRoot"] is True, where
@@ -435,4 +437,26 @@ def test_every_loanrisk_workload_runs_as_the_image_test_proved_it_can() -> None:
                     assert security["capabilities"] == {"drop": ["ALL"]}, where
                     mounts = {m["mountPath"] for m in container["volumeMounts"]}
                     assert "/tmp" in mounts, where
-    assert images == {f"loanrisk:{version}", f"loanrisk-dask:{version}"}
+    assert set(images.values()) == {
+        f"loanrisk:{version}",
+        f"loanrisk-runtime:{version}",
+        f"loanrisk-dask:{version}",
+    }
+    serving = ("base/deployment.yaml", "kserve/servingruntime.yaml")
+    assert {images[path] for path in serving} == {f"loanrisk:{version}"}
+    assert images["jobs/train/job.yaml"] == f"loanrisk-runtime:{version}"
+
+
+@pytest.mark.parametrize(
+    ("overlay", "registry"),
+    [
+        ("overlays/aws/train", "123456789012.dkr.ecr.us-east-1.amazonaws.com"),
+        ("overlays/azure-sgx/train", "loanriskregistry.azurecr.io"),
+    ],
+)
+def test_a_clouds_training_job_runs_the_full_image_from_its_registry(
+    overlay: str, registry: str
+) -> None:
+    (job,) = by_kind(render(overlay), "Job")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"{registry}/loanrisk-runtime:0.1.0"

@@ -23,7 +23,12 @@ from pathlib import Path
 
 #: Pseudo-filesystems and this script's own mount: not the image's contents.
 SKIPPED = ("/proc", "/sys", "/dev", "/check")
-TOOLS = ("gcc", "cc", "c++", "g++", "clang", "make", "ld", "as", "pip", "pip3")
+#: Compilers, binutils (the build stage strips with them) and installers.
+TOOLS = (
+    *("gcc", "cc", "c++", "g++", "clang", "make"),
+    *("ld", "as", "strip", "objcopy", "readelf", "ar"),
+    *("pip", "pip3"),
+)
 CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----(.+?)-----END CERTIFICATE-----", re.S)
 
 

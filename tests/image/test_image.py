@@ -5,6 +5,8 @@ runtime needed); tests/image/conftest.py leaves it out of ``make test``.
 
 One module fixture takes the image through a deployment's life: ``loanrisk demo --no-serve``
 on the mounted storage, ``loanrisk serve``, requests, a SIGTERM; the tests read what it saw.
+The serving image (LOANRISK_IMAGE_LOCK=serve, make's default) is also held to its size
+ceiling, and refuses tuning and scorecard training (extras it leaves out) in one line.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ from tests.builtin import EXAMPLE_LOAN, FEATURES
 from ..conftest import ROOT, free_port
 
 IMAGE = os.environ.get("LOANRISK_IMAGE", "")
+#: The lock it was built from (make's LOCK=): serve, the serving image, lacks two extras.
+LOCK = os.environ.get("LOANRISK_IMAGE_LOCK", "serve")
+#: The serving image's ceiling (issue 30), in buildah's decimal units.
+SERVING_IMAGE_LIMIT = 800e6
 #: The build's CA bundle (make's CA=), which the image must not hold.
 CA_BUNDLE = os.environ.get("LOANRISK_IMAGE_CA", "")
 #: Where the image's storage (LOANRISK_STORAGE's default, ./loanrisk-data) is.
@@ -125,6 +131,7 @@ class Lifecycle:
     exit_code: int
     server_log: str
     storage: Path
+    refused: dict[str, subprocess.CompletedProcess[str]]
 
 
 def serve(container: Container, config: dict[str, Any], storage: Path) -> tuple[Any, ...]:
@@ -185,9 +192,46 @@ def lifecycle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lifecycle]:
         inside = ["python", "/check/inside.py", "contents", *WRITABLE]
         contents = json.loads(container.run(inside, env=contents_env, root=True).stdout)
         answers = serve(container, config, storage)
-        yield Lifecycle(config, demo, version, user, contents, *answers, storage)
+        refused = {  # what the serving image has not the extras for (docs/deploy-aws.md#images)
+            extra: container.run(["loanrisk", *command])
+            for extra, command in NEEDS_AN_EXTRA.items()
+            if LOCK == "serve"
+        }
+        yield Lifecycle(config, demo, version, user, contents, *answers, storage, refused)
     finally:
         subprocess.run(["buildah", "rm", name], capture_output=True, check=False)
+
+
+#: A command per extra the serving image leaves out, on the demo's dataset.
+NEEDS_AN_EXTRA = {
+    "tune": ["tune", "--trials", "2"],
+    "scorecard": ["train", "--kind", "scorecard", "--model", "card"],
+}
+
+
+def image_size(image: str) -> float:
+    """The image's size in bytes as ``buildah images`` shows it (decimal units: "770 MB")."""
+    shown = subprocess.run(
+        ["buildah", "images", "--json", image], capture_output=True, text=True, check=True
+    )
+    number, unit = json.loads(shown.stdout)[0]["size"].split()
+    return float(number) * {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}[unit]
+
+
+@pytest.mark.skipif(LOCK != "serve", reason="the ceiling is the serving image's")
+def test_the_serving_image_is_at_most_800_mb() -> None:
+    assert image_size(IMAGE) <= SERVING_IMAGE_LIMIT
+
+
+@pytest.mark.skipif(LOCK != "serve", reason="the full images have every extra")
+@pytest.mark.parametrize("extra", sorted(NEEDS_AN_EXTRA))
+def test_the_serving_image_refuses_what_needs_an_extra_in_one_line(
+    lifecycle: Lifecycle, extra: str
+) -> None:
+    refused = lifecycle.refused[extra]
+    assert refused.returncode == 1, refused.stderr
+    assert f"needs loanrisk's {extra!r} extra" in refused.stderr
+    assert "loanrisk-runtime:" in refused.stderr and "Traceback" not in refused.stderr
 
 
 def test_demo_processes_and_trains_on_the_mounted_storage(lifecycle: Lifecycle) -> None:

@@ -28,6 +28,7 @@ from loanrisk.binning.models import (
     iv_band,
 )
 from loanrisk.errors import InvalidInput
+from loanrisk.extras import require
 from loanrisk.schema.model import CATEGORY_TYPES, Column, LoanSchema
 
 #: The trend asked of optbinning for each declared direction of risk.
@@ -66,8 +67,10 @@ def fit_schema(
 
     Above ``limits.max_rows`` rows a seeded sample of that many rows is fitted on (the same
     rows for the same frame and seed). Raises :class:`InvalidInput` naming the column when a
-    feature or the label is absent, or the label is not 0/1 with both classes present.
+    feature or the label is absent, or the label is not 0/1 with both classes present;
+    :class:`~loanrisk.errors.NotInstalled` without the ``scorecard`` extra (optbinning).
     """
+    require("scorecard")
     limits = limits or BinningLimits()
     label = schema.label_name
     absent = [c for c in (*schema.feature_names, label) if c not in frame.columns]

@@ -21,7 +21,7 @@ from loanrisk.cli.common import (
     progress_bar,
     settings_from,
 )
-from loanrisk.errors import InvalidInput
+from loanrisk.errors import InvalidInput, NotInstalled
 
 if TYPE_CHECKING:
     from loanrisk.contracts import DatasetManifest
@@ -227,13 +227,15 @@ def data_show(
         ),
     ] = False,
     with_characteristics: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             "--characteristics/--no-characteristics",
             help="The characteristic analysis (bins, WoE, IV of each attribute; computed on "
-            "first request on at most LOANRISK_BINNING_MAX_ROWS training loans, then stored).",
+            "first request on at most LOANRISK_BINNING_MAX_ROWS training loans, then stored). "
+            "Default: shown where it can be (stored, or the scorecard extra installed).",
+            show_default=False,
         ),
-    ] = True,
+    ] = None,
 ) -> None:
     """Show a dataset: its manifest (data-quality report included) and its characteristic
     analysis, the attributes ranked by information value."""
@@ -246,11 +248,14 @@ def data_show(
         target = open_storage(settings)
         catalogue = DatasetCatalogue(target, directory)
         manifest = catalogue.resolve(dataset)
-        analysis = (
-            characteristics(catalogue, manifest.id, limits=limits_of(settings))
-            if with_characteristics
-            else None
-        )
+        analysis = None
+        if with_characteristics is not False:
+            try:
+                analysis = characteristics(catalogue, manifest.id, limits=limits_of(settings))
+            except NotInstalled as exc:  # the serving image: the manifest alone, unless asked
+                if with_characteristics:
+                    raise
+                err.print(f"no characteristic analysis: {exc.message}", soft_wrap=True)
         if as_json:
             doc = {
                 "manifest": manifest.model_dump(mode="json"),

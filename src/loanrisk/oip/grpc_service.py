@@ -42,6 +42,7 @@ CODES: dict[type[errors.LoanRiskError], grpc.StatusCode] = {
     errors.Conflict: grpc.StatusCode.FAILED_PRECONDITION,
     errors.Cancelled: grpc.StatusCode.FAILED_PRECONDITION,
     errors.StorageError: grpc.StatusCode.UNAVAILABLE,
+    errors.NotInstalled: grpc.StatusCode.UNIMPLEMENTED,
 }
 _FIELDS = {
     "BOOL": "bool_contents",

@@ -4,10 +4,11 @@ FastAPI documents the success answers and, for routes with typed parameters, a 4
 own ``{"detail": [...]}`` shape, which this service never sends. Here every operation gets
 the errors it can return in the one error shape (``service/errors.py``): the client errors of
 authentication, missing things, clashes and bad input; the body errors of routes that read a
-body; 429 for routes that start jobs; and 500/503, which any route that touches the storage
-can answer. The schema is built once, when first asked for; every request body that carries
-a loan (``/v1/predict``, the OIP infer routes, the reference's ``/predict``) then shows the
-declared schema of the model the service serves (rebuilt when it changes).
+body; 429 for routes that start jobs; 501 for routes that need an optional extra; and
+500/503, which any route that touches the storage can answer. The schema is built once, when
+first asked for; every request body that carries a loan (``/v1/predict``, the OIP infer
+routes, the reference's ``/predict``) then shows the declared schema of the model the service
+serves (rebuilt when it changes).
 
 The document resolves: the ``$defs`` of a model's JSON Schema embedded in a body are moved
 to ``components/schemas`` (:func:`hoist_defs`), so every ``$ref`` names a schema of the
@@ -65,6 +66,8 @@ DESCRIPTIONS = {
     429: "this replica's job queue, or its budget of JSON bodies being parsed, is full; "
     "retry after Retry-After seconds",
     500: "an unexpected error; quote its error id",
+    501: "needs an optional extra this installation lacks (`not_installed`: the serving image "
+    "has no tuning and no optimal binning); details name the extra and the image that has it",
     503: "the storage is unreachable or failing",
 }
 #: Routes anyone may call, answered without the storage (so without 4xx of their own).
@@ -77,6 +80,13 @@ JOB_ROUTES = {
     ("post", "/data"),
     ("post", "/data_processing"),
     ("post", "/train"),
+}
+
+#: Routes that need an optional extra (loanrisk.extras): where it is not installed, 501.
+EXTRA_ROUTES = {
+    ("get", "/v1/datasets/{dataset_id}/characteristics"),  # scorecard: optimal binning
+    ("post", "/v1/datasets/{dataset_id}/studies"),  # tune
+    ("post", "/v1/models/{name}/versions"),  # scorecard, for kind: scorecard
 }
 
 #: Routes that parse a JSON body of loans within the worker's budget (max_parsing_bytes):
@@ -180,6 +190,8 @@ def _error_codes(path: str, method: str) -> list[int]:
         codes += [400, 413, 415]
     if (method, path) in JOB_ROUTES or (method, path) in PARSING_ROUTES:
         codes.append(429)
+    if (method, path) in EXTRA_ROUTES:
+        codes.append(501)
     return sorted(codes)
 
 

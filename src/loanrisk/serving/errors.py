@@ -22,6 +22,7 @@ STATUS: dict[type[errors.LoanRiskError], int] = {
     errors.Conflict: 409,
     errors.Cancelled: 409,
     errors.StorageError: 503,
+    errors.NotInstalled: 501,
 }
 
 

@@ -41,6 +41,7 @@ from sklearn.model_selection import StratifiedKFold
 from loanrisk.contracts import JobProgress, TunedFrom, TuneJob
 from loanrisk.data.datasets import DatasetCatalogue
 from loanrisk.errors import Cancelled, InvalidInput, NotFound
+from loanrisk.extras import require
 from loanrisk.fairness.lda import (
     LdaFinding,
     SearchTarget,
@@ -329,7 +330,9 @@ def run_tuning(
 ) -> Study:
     """Run (or resume) the study ``job`` names until it has ``trials`` complete trials or the
     time budget is spent; the study is stored after every trial. Cancelling keeps every
-    complete trial and raises :class:`Cancelled`."""
+    complete trial and raises :class:`Cancelled`; without the ``tune`` extra (optuna),
+    :class:`~loanrisk.errors.NotInstalled`."""
+    require("tune")
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
