@@ -22,7 +22,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements/dask.lock requirements/dev.lock requ
 	$(PYTHON) -m venv $(VENV)/solas
 	$(VENV)/solas/bin/pip install --quiet --disable-pip-version-check -r requirements/solas.lock
 	npm ci --prefix tests/azurite --no-audit --no-fund --loglevel=error
-	@missing=$$(for p in $$(grep -v '^#' requirements/debian.txt); do command -v $$p >/dev/null || echo $$p; done); \
+	@missing=$$(for p in $$(grep -v '^#' requirements/debian.txt); do command -v $$p >/dev/null || dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages: $$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null \
