@@ -240,3 +240,13 @@ def test_overhead_benchmark_compares_a_baseline_tree_with_this_one() -> None:
     )
     assert "run 1 before" in out and "run 1 after" in out
     assert "medians of 1" in out and "no-op/predict" in out
+
+
+def test_instruction_benchmark_counts_both_routes_under_callgrind() -> None:
+    out = run_benchmark(
+        "bench_instructions.py", "--requests", "16", "--concurrency", "4", "--rounds", "5"
+    )
+    line = next(x for x in out.splitlines() if x.strip().startswith("this"))
+    assert "no-op" in line and "predict / no-op" in line
+    noop = int(line.split("no-op")[1].split("(")[0].replace(",", ""))
+    assert noop > 10_000  # instructions were counted around the requests, not zero

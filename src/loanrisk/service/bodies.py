@@ -76,18 +76,13 @@ def _no_constant(name: str) -> Any:
 #: One decoder for every body (``json.loads`` with hooks builds a new one, and its scanner, per
 #: call: about a quarter of a one-loan body's parsing).
 _DECODER = json.JSONDecoder(parse_int=_bounded_int, parse_constant=_no_constant)
-#: The same without the integer hook (a Python call per integer literal), for a body whose
-#: text has no run of digits long enough to make an integer over the bound: the same result.
-_SHORT_INTS = json.JSONDecoder(parse_constant=_no_constant)
-_LONG_DIGITS = re.compile(f"[0-9]{{{MAX_INT_DIGITS + 1}}}")
 
 
 def parse_json(body: bytes) -> Any:
     """The JSON document in ``body``; :class:`InvalidInput` naming what is wrong."""
     try:
         # as json.loads reads bytes: UTF-8, -16 or -32, lone surrogates kept for the check below
-        text = body.decode(json.detect_encoding(body), "surrogatepass")
-        doc = (_DECODER if _LONG_DIGITS.search(text) else _SHORT_INTS).decode(text)
+        doc = _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"the body is not valid JSON: {exc}") from None
     except RecursionError:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -153,7 +153,7 @@ class Observe:
             await self.app(scope, receive, send)
             return
         given = _header(scope, b"x-request-id")
-        rid = given.decode() if given and _SAFE_ID.match(given) else uuid.uuid4().hex[:16]
+        rid = given.decode() if given and _SAFE_ID.match(given) else os.urandom(8).hex()
         token = request_id.set(rid)
         status = 500
         clock = time.perf_counter()
