@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -298,6 +299,35 @@ def test_exclusive_create_lets_exactly_one_writer_win(storage: Storage) -> None:
     assert sorted(results) == [False] * 5 + [True]
     assert storage.read_bytes("claims/1").startswith(b"writer ")
     assert storage.create_exclusive("claims/2", b"x") is True
+
+
+def test_an_exclusively_created_file_is_never_seen_part_written(tmp_path: Path) -> None:
+    """A lock file read while it is being created is absent or whole: an empty one would be
+    taken for a dead writer's and taken over (two alias moves at once, one lost)."""
+    storage = FsspecStorage(str(tmp_path / "root"))
+    seen: dict[str, int] = {"empty": 0, "whole": 0}
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            with contextlib.suppress(NotFound):
+                seen["whole" if storage.read_bytes("locks/a.lock") else "empty"] += 1
+
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # the reader runs between any two steps of the creation
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(1_500):
+            assert storage.create_exclusive("locks/a.lock", b'{"at": 1}')
+            assert not storage.create_exclusive("locks/a.lock", b'{"at": 2}')
+            storage.delete("locks/a.lock")
+    finally:
+        done.set()
+        reader.join()
+        sys.setswitchinterval(switching)
+    assert seen["empty"] == 0 and seen["whole"] > 0
+    assert [p.name for p in (tmp_path / "root" / "locks").iterdir()] == []  # no temporaries
 
 
 def test_temporary_files_of_killed_writers_are_collected(tmp_path: Path) -> None:

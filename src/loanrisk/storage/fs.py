@@ -28,6 +28,35 @@ _TEMPORARY = re.compile(r"^\..+\.tmp-[0-9a-f]{32}$")
 ABANDONED_AFTER = 3600.0
 
 
+#: What link(2) answers where a file system has no hard links (some network shares).
+_NO_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK})
+
+
+def _create_whole(full: str, data: bytes) -> bool:
+    """Create ``full`` holding ``data`` only if it is absent, never visible part-written: the
+    bytes go to a temporary file beside it, then link(2) gives them the name, failing if it
+    exists (a reader of a lock file created with O_EXCL then written could find it empty,
+    and take an empty lock for a dead writer's). Where the file system has no hard links,
+    O_EXCL then the write. False if ``full`` exists."""
+    directory, name = os.path.split(full)
+    temporary = os.path.join(directory, f".{name}.new-{uuid.uuid4().hex}")
+    with open(temporary, "xb") as stream:
+        stream.write(data)
+    try:
+        os.link(temporary, full)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:
+            raise
+        fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+    finally:
+        os.unlink(temporary)
+    return True
+
+
 @contextlib.contextmanager
 def _backend_errors(path: str) -> Iterator[None]:
     try:
@@ -211,10 +240,7 @@ class FsspecStorage(Storage):
             if self.is_local:
                 with _backend_errors(path):
                     os.makedirs(os.path.dirname(full), exist_ok=True)
-                    fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                    with os.fdopen(fd, "wb") as stream:
-                        stream.write(data)
-                return True
+                    return _create_whole(full, data)
             # S3 and Azure: a conditional PUT (If-None-Match: *), decided by the store itself.
             with _backend_errors(path), self.fs.open(full, "xb") as stream:
                 stream.write(data)
