@@ -21,6 +21,7 @@ cases = [
     (errors.InvalidInput("x"), grpc.StatusCode.INVALID_ARGUMENT),
     (BadTensor("x"), grpc.StatusCode.INVALID_ARGUMENT),
     (errors.StorageError("x"), grpc.StatusCode.UNAVAILABLE),
+    (errors.NotInstalled("x"), grpc.StatusCode.UNIMPLEMENTED),
     (errors.LoanRiskError("x"), grpc.StatusCode.INTERNAL),
 ]
 print([type(e).__name__ for e, code in cases if code_of(e) is not code])
