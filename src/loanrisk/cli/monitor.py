@@ -84,11 +84,17 @@ def _window_text(since: datetime | None, until: datetime | None) -> str:
 def _table(report: DriftReport) -> Table:
     window = _window_text(report.since, report.until)
     title = f"drift of {report.model} version {report.version}, {window}: {report.rows:,} loans"
-    table = Table("variable", "index", "band", title=title, title_justify="left")
+    table = Table("variable", "index", "chance (5%)", "band", title=title, title_justify="left")
     rows = ([report.probability] if report.probability else []) + report.features
     for item in rows:
         name = "probability (PSI)" if item is report.probability else item.name
-        table.add_row(name, f"{item.index:.4f}", item.band)
+        table.add_row(name, f"{item.index:.4f}", _number(item.chance), item.reading)
+    if any(item.within_chance and item.band != "stable" for item in rows):
+        table.caption = (
+            "within chance: windows this small, drawn from the training data itself, reach "
+            "such an index 5% of the time; more loans are needed to call it a shift"
+        )
+        table.caption_justify = "left"
     return table
 
 

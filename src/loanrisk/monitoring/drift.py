@@ -7,6 +7,21 @@ prediction log against the version's reference profile. (The PD's entry is named
 rows and ``a`` its share of the window's loans. A share of 0 would make the logarithm
 infinite: shares below :data:`EPSILON` are raised to it (in both distributions) before the
 sum. The usual reading: below 0.1 stable, 0.1 to 0.25 investigate, above 0.25 a shift.
+
+Those bands ignore how many loans the window holds, and a small window's PSI is large by
+chance alone: five loans leave at least half of ten bins empty, and each empty bin adds about
+``e * ln(e / EPSILON)``. So each index comes with its **chance level**: the PSI that windows of
+the same size, drawn from the training shares themselves (nothing shifted), exceed
+:data:`CHANCE` (5%) of the time. For a window where every bin expects at least five loans it is
+the two-sample chi-square approximation of the PSI, ``chi2(1 - 0.05; B - 1) * (1/n + 1/N)``
+for ``B`` bins, ``n`` window and ``N`` training loans (B. Yurdakul, *Statistical properties
+of population stability index*, Western Michigan University, 2018: for small differences the
+PSI is about ``sum (a - e)^2 / e``, Pearson's two-sample statistic times ``1/n + 1/N``). For a
+smaller window, where that approximation fails (the floor at :data:`EPSILON` dominates), it is
+a parametric bootstrap of this very formula: :data:`CHANCE_DRAWS` seeded multinomial windows
+of the window's size against multinomial training samples of the training's size. The tests
+hold both to windows drawn independently. An index at or below its chance level is reported
+as within chance whatever its band: the window cannot tell a shift from its own noise.
 """
 
 from __future__ import annotations
@@ -16,7 +31,8 @@ from typing import Annotated
 
 import numpy as np
 import pandas as pd
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PlainSerializer, computed_field
+from scipy.stats import chi2
 
 from loanrisk.monitoring.log.personal import readable_schema
 from loanrisk.monitoring.log.reader import logged_features
@@ -26,6 +42,12 @@ from loanrisk.storage.problems import Problem
 
 EPSILON = 1e-4
 STABLE, SHIFT = 0.1, 0.25
+#: The share of unshifted windows whose PSI exceeds the chance level.
+CHANCE = 0.05
+#: Windows drawn to find a small window's chance level.
+CHANCE_DRAWS = 1000
+#: Loans each bin must expect for the chi-square approximation of the chance level.
+CHI2_MIN_EXPECTED = 5
 
 
 def band(index: float) -> str:
@@ -42,6 +64,28 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
     e = np.maximum(e / e.sum(), EPSILON)
     a = np.maximum(a / a.sum(), EPSILON)
     return float(np.sum((a - e) * np.log(a / e)))
+
+
+def chance_level(expected: np.ndarray, rows: int, *, seed: int = 0) -> float | None:
+    """The PSI that a window of ``rows`` loans drawn from the shares of ``expected`` (training
+    counts per bin) exceeds with probability :data:`CHANCE`. Where every bin holding training
+    rows expects at least :data:`CHI2_MIN_EXPECTED` of the window's loans (Cochran's rule for
+    the chi-square approximation), ``chi2(1 - CHANCE; B - 1) * (1/n + 1/N)``; otherwise the
+    95th percentile of :func:`psi` over :data:`CHANCE_DRAWS` seeded multinomial draws of both
+    samples, the floor at :data:`EPSILON` included. None without loans or with fewer than two
+    bins holding training rows."""
+    e = np.asarray(expected, dtype=np.float64)
+    total = int(e.sum())
+    if rows <= 0 or total <= 0 or np.count_nonzero(e) < 2:
+        return None
+    shares = e / total
+    held = shares[shares > 0]
+    if rows * held.min() >= CHI2_MIN_EXPECTED:
+        return float(chi2.ppf(1 - CHANCE, len(held) - 1) * (1 / rows + 1 / total))
+    rng = np.random.default_rng(seed)
+    a = np.maximum(rng.multinomial(rows, shares, size=CHANCE_DRAWS) / rows, EPSILON)
+    t = np.maximum(rng.multinomial(total, shares, size=CHANCE_DRAWS) / total, EPSILON)
+    return float(np.quantile(np.sum((a - t) * np.log(a / t), axis=1), 1 - CHANCE))
 
 
 #: A float as reports write it: six decimals.
@@ -61,7 +105,7 @@ class StabilityBin(BaseModel):
 
 
 class Stability(BaseModel):
-    """One variable's index, its band, and the shares per bin."""
+    """One variable's index, its band, its chance level, and the shares per bin."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -69,6 +113,27 @@ class Stability(BaseModel):
     index: Rounded
     band: str
     bins: list[StabilityBin]
+    chance: Rounded | None = Field(
+        None,
+        description="The index that windows of this many loans exceed 5% of the time when "
+        "nothing shifted (None: reports written before it was measured, or no loans).",
+    )
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def within_chance(self) -> bool | None:
+        """Whether the index is at or below its chance level: the window is too small to
+        tell this index from sampling noise, whatever its band (None: no chance level)."""
+        return None if self.chance is None else self.index <= self.chance
+
+    @property
+    def reading(self) -> str:
+        """The band, or the band marked within chance."""
+        return (
+            f"{self.band} (within chance)"
+            if self.within_chance and self.band != "stable"
+            else self.band
+        )
 
 
 def _shares(counts: np.ndarray) -> list[float]:
@@ -85,6 +150,7 @@ def _stability(name: str, bins: Bins, actual: np.ndarray) -> Stability:
         index=index,
         band=band(index),
         bins=[StabilityBin(bin=b, expected=e, actual=a) for b, e, a in shares],
+        chance=chance_level(expected, int(np.asarray(actual).sum())),
     )
 
 

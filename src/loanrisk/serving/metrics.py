@@ -137,6 +137,14 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.psi_chance = Gauge(
+            "loanrisk_psi_chance",
+            "The stability index that windows of as many loans reach 5% of the time when "
+            "nothing shifted (loanrisk_psi at or below it is within chance).",
+            ["model", "version", "feature"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self.backtest_light = Gauge(
             "loanrisk_backtest_light",
             "Traffic light of the served version's backtest per grade of its master scale "
@@ -181,7 +189,10 @@ class Metrics:
         """Set the stability gauges from a drift report (nothing when the window is empty)."""
         items = ([report.probability] if report.probability else []) + report.features
         for item in items:
-            self.psi.labels(report.model, str(report.version), item.name).set(item.index)
+            labels = (report.model, str(report.version), item.name)
+            self.psi.labels(*labels).set(item.index)
+            if item.chance is not None:
+                self.psi_chance.labels(*labels).set(item.chance)
         self.bad_items("drift", report.problems)
 
     def backtest(self, report: BacktestReport) -> None:
