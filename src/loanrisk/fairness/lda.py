@@ -150,45 +150,38 @@ def find_lda(trials: Sequence[T], best: T, target: SearchTarget) -> LdaFinding:
     floor = best.auc - target.auc_loss - _EPS
     better = [t for t in trials if t.auc >= floor and capped(t.air) > capped(best.air) + _EPS]
     chosen = max(better, key=lambda t: (capped(t.air), t.auc, -t.number), default=None)
-    baseline = SearchPoint(number=best.number, auc=best.auc, air=best.air)
+    alternative, gain, cost, material = None, None, None, False
     if chosen is None:
-        return LdaFinding(
-            attribute=target.attribute,
-            threshold=target.threshold,
-            auc_loss=target.auc_loss,
-            min_air_gain=target.min_air_gain,
-            baseline=baseline,
-            alternative=None,
-            air_gain=None,
-            auc_cost=None,
-            material=False,
-            statement=(
-                f"no trial within {target.auc_loss:g} of the best CV AUC has a higher AIR "
-                f"for {target.attribute} than the best trial ({_air(best.air)})"
-            ),
+        statement = (
+            f"no trial within {target.auc_loss:g} of the best CV AUC has a higher AIR "
+            f"for {target.attribute} than the best trial ({_air(best.air)})"
         )
-    gain = capped(chosen.air) - capped(best.air)
-    material = gain >= target.min_air_gain - _EPS
-    return LdaFinding(
-        attribute=target.attribute,
-        threshold=target.threshold,
-        auc_loss=target.auc_loss,
-        min_air_gain=target.min_air_gain,
-        baseline=baseline,
-        alternative=SearchPoint(number=chosen.number, auc=chosen.auc, air=chosen.air),
-        air_gain=gain,
-        auc_cost=best.auc - chosen.auc,
-        material=material,
-        statement=(
+    else:
+        alternative = SearchPoint(number=chosen.number, auc=chosen.auc, air=chosen.air)
+        gain = capped(chosen.air) - capped(best.air)
+        cost = best.auc - chosen.auc
+        material = gain >= target.min_air_gain - _EPS
+        statement = (
             f"trial {chosen.number} raises the AIR for {target.attribute} from "
             f"{_air(best.air)} to {_air(chosen.air)} (a gain of {gain:.4f}, AIRs capped at 1) "
-            f"for {best.auc - chosen.auc:.4f} of CV AUC (allowed {target.auc_loss:g}): "
+            f"for {cost:.4f} of CV AUC (allowed {target.auc_loss:g}): "
             + (
                 f"materially higher (a gain of at least {target.min_air_gain:g})"
                 if material
                 else f"not materially higher (a gain under {target.min_air_gain:g})"
             )
-        ),
+        )
+    return LdaFinding(
+        attribute=target.attribute,
+        threshold=target.threshold,
+        auc_loss=target.auc_loss,
+        min_air_gain=target.min_air_gain,
+        baseline=SearchPoint(number=best.number, auc=best.auc, air=best.air),
+        alternative=alternative,
+        air_gain=gain,
+        auc_cost=cost,
+        material=material,
+        statement=statement,
     )
 
 
