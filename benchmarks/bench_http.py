@@ -60,6 +60,13 @@ wrk.body = '{body}'
 """
 
 
+def one_loan_script(folder: Path) -> Path:
+    """wrk's script in ``folder`` that posts :data:`EXAMPLE_LOAN` as JSON (``-s`` takes it)."""
+    script = folder / "predict.lua"
+    script.write_text(LUA.format(body=json.dumps(EXAMPLE_LOAN)))
+    return script
+
+
 def prepare(
     root: Path,
     source: Path,
@@ -220,8 +227,7 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         server = start_server(root, port, args.workers)
         try:
-            script = Path(tmp) / "predict.lua"
-            script.write_text(LUA.format(body=json.dumps(EXAMPLE_LOAN)))
+            script = one_loan_script(Path(tmp))
             print(f"\nwrk -t1, {args.duration} s per run, server: {args.workers} workers")
             print(
                 f"{'conns':>5}  {'route':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "

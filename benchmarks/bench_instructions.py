@@ -30,7 +30,7 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
-from bench_http import DEFAULT_CSV, prepare
+from bench_http import DEFAULT_CSV, EXAMPLE_LOAN, prepare
 
 THIS = str(Path(__file__).resolve().parents[1] / "src")
 ROUTES = {"noop": ("GET", "/healthz"), "predict": ("POST", "/v1/predict")}
@@ -117,12 +117,10 @@ def _total(path: Path) -> int:
 async def count(route: str, requests: int, concurrency: int) -> None:
     """In the child, under callgrind: the app, started; warm-up; then ``requests`` requests
     of ``route`` counted."""
-    from loanrisk.schema import builtin_schema
     from loanrisk.service.app import create_app
 
-    body = builtin_schema().example_record()
     method, path = ROUTES[route]
-    payload = json.dumps(body).encode() if method == "POST" else b""
+    payload = json.dumps(EXAMPLE_LOAN).encode() if method == "POST" else b""
     app = create_app()
     startup: asyncio.Queue[MutableMapping[str, Any]] = asyncio.Queue()
     replies: asyncio.Queue[MutableMapping[str, Any]] = asyncio.Queue()

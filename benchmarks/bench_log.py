@@ -22,7 +22,6 @@ counted by wrk) and its dropped counter.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -34,7 +33,7 @@ import httpx2 as httpx
 
 import _ab
 from _ab import parse_options, side_by_side
-from bench_http import LUA, prepare, run_wrk_counting_cpu
+from bench_http import one_loan_script, prepare, run_wrk_counting_cpu
 from loanrisk.monitoring.log.reader import read_log
 from loanrisk.schema import builtin_schema
 from loanrisk.storage import FsspecStorage
@@ -117,8 +116,7 @@ def main() -> None:
         root = Path(tmp) / "store"
         print(f"training the reference model ({args.rounds} rounds) ...", flush=True)
         prepare(root, args.data, args.rounds)
-        script = Path(tmp) / "predict.lua"
-        script.write_text(LUA.format(body=json.dumps(builtin_schema().example_record())))
+        script = one_loan_script(Path(tmp))
         logged_before = 0
 
         def after(mode: str, base: str, result: dict[str, float]) -> Callable[[], str]:

@@ -17,7 +17,6 @@ one run, is what the throughput ratio becomes when the server's CPU is the limit
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
@@ -25,13 +24,12 @@ from pathlib import Path
 
 from _ab import parse_options
 from bench_http import (
-    LUA,
     _free_port,
+    one_loan_script,
     prepare,
     run_wrk_counting_cpu,
     start_server,
 )
-from loanrisk.schema import builtin_schema
 
 THIS = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -81,8 +79,7 @@ def main() -> None:
         root = Path(tmp) / "store"
         print(f"training the reference model ({args.rounds} rounds) ...", flush=True)
         prepare(root, args.data, args.rounds)
-        script = Path(tmp) / "predict.lua"
-        script.write_text(LUA.format(body=json.dumps(builtin_schema().example_record())))
+        script = one_loan_script(Path(tmp))
         print(
             f"\nwrk -t1 -c{args.connections}, {args.duration} s per route, {args.workers} "
             f"workers, load average {os.getloadavg()[0]:.1f} at the start"

@@ -14,7 +14,6 @@ grows by at most 25% at 32 connections).
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -23,9 +22,8 @@ from pathlib import Path
 import httpx2 as httpx
 
 from _ab import parse_options, side_by_side
-from bench_http import LUA, prepare
+from bench_http import one_loan_script, prepare
 from loanrisk.registry import ModelRegistry
-from loanrisk.schema import builtin_schema
 from loanrisk.storage import FsspecStorage
 from loanrisk.training.job import TrainingRequest, run_training
 
@@ -53,8 +51,7 @@ def main() -> None:
             nthread=len(os.sched_getaffinity(0)),
         )
         ModelRegistry(storage, "models").promote("loan-default", 2, "challenger")
-        script = Path(tmp) / "predict.lua"
-        script.write_text(LUA.format(body=json.dumps(builtin_schema().example_record())))
+        script = one_loan_script(Path(tmp))
 
         def after(mode: str, base: str, result: dict[str, float]) -> Callable[[], str]:
             rows = shadow_rows(base)
