@@ -13,8 +13,8 @@ in the same order, the optional ones left out when absent.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass, replace
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -98,6 +98,22 @@ class Scored:
 
     results: list[LoanScore]
     rejected: list[Rejection]
+
+
+#: What a call numbers by its loans' 0-based index.
+Numbered = TypeVar("Numbered", LoanScore, Rejection)
+
+
+def shifted(item: Numbered, by: int) -> Numbered:
+    """``item`` with its ``record`` index moved by ``by``: one call's results numbered as
+    part of another's, before anything else holds them (a score is changed in place, each
+    being its call's own; a rejection, frozen, is copied)."""
+    if not by:
+        return item
+    if isinstance(item, LoanScore):
+        item.record += by
+        return item
+    return replace(item, record=item.record + by)
 
 
 def reason_json(reason: Reason) -> ReasonDoc:

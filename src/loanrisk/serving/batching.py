@@ -21,16 +21,13 @@ worker per core nothing else was waiting for that core.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from loanrisk.contracts import OnError
-from loanrisk.inference.results import LoanScore, Rejection, Scored
+from loanrisk.inference.results import Scored, shifted
 from loanrisk.inference.scorer import Scorer
-
-Shifted = TypeVar("Shifted", LoanScore, Rejection)
 
 
 @dataclass
@@ -57,18 +54,6 @@ def _deliver(request: _Request, outcome: Scored | BaseException) -> None:
         request.future.set_result(outcome)
 
 
-def _shifted(item: Shifted, offset: int) -> Shifted:
-    """``item`` with its ``record`` index ``offset`` less: a score is changed in place (each
-    is new to the batch's call, and only its own request receives it), a rejection, frozen,
-    copied."""
-    if not offset:
-        return item
-    if isinstance(item, LoanScore):
-        item.record -= offset
-        return item
-    return dataclasses.replace(item, record=item.record - offset)
-
-
 def split_scored(scored: Scored, sizes: Sequence[int]) -> list[Scored]:
     """The results and rejections of one :meth:`Scorer.score_records` call over several
     requests' records put end to end, given back per request (``sizes``: each one's count),
@@ -81,10 +66,10 @@ def split_scored(scored: Scored, sizes: Sequence[int]) -> list[Scored]:
         end = offset + size
         part = Scored([], [])
         while next_result is not None and next_result.record < end:
-            part.results.append(_shifted(next_result, offset))
+            part.results.append(shifted(next_result, -offset))
             next_result = next(results, None)
         while next_rejected is not None and next_rejected.record < end:
-            part.rejected.append(_shifted(next_rejected, offset))
+            part.rejected.append(shifted(next_rejected, -offset))
             next_rejected = next(rejected, None)
         parts.append(part)
         offset = end

@@ -19,7 +19,7 @@ from loanrisk.contracts import OnError
 from loanrisk.errors import Conflict, TooLarge
 from loanrisk.inference.cache import ModelCache, Routing
 from loanrisk.inference.records import require_clean
-from loanrisk.inference.results import BatchSummary, LoanScore, Rejection, Scored
+from loanrisk.inference.results import BatchSummary, LoanScore, Rejection, Scored, shifted
 from loanrisk.inference.scorer import BatchOptions, Scorer
 from loanrisk.monitoring.log import CANARY, CHAMPION
 from loanrisk.registry.models import ModelRegistry, check_name
@@ -122,10 +122,8 @@ async def _score_chunks(
         if part.rejected and on_error == "raise":
             first = start + part.rejected[0].record
             require_clean(records[first], scorer.rules, index=first)  # raises, naming it
-        for result in part.results:  # LoanScore is mutable: no copy of each
-            result.record += start
-        rejected += (dataclasses.replace(r, record=r.record + start) for r in part.rejected)
-        results += part.results
+        results += (shifted(r, start) for r in part.results)
+        rejected += (shifted(r, start) for r in part.rejected)
     cancel.check()
     return Scored(results, rejected)
 
@@ -252,6 +250,7 @@ async def _score_split(
     results: list[LoanScore] = []
     for (scorer, role, indexes), part in zip(groups, parts, strict=True):
         _record(services, scorer, [records[i] for i in indexes], part, role=role, source=source)
+        # copies: the log, handed ``part`` above, reads each score's own index later
         results += [dataclasses.replace(r, record=indexes[r.record]) for r in part.results]
     results.sort(key=lambda r: r.record)
     answered = canary if split[1] else None
