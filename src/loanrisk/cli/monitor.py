@@ -89,7 +89,7 @@ def _table(report: DriftReport) -> Table:
     for item in rows:
         name = "probability (PSI)" if item is report.probability else item.name
         table.add_row(name, f"{item.index:.4f}", _number(item.chance), item.reading)
-    if any(item.within_chance and item.band != "stable" for item in rows):
+    if any(item.chance_only for item in rows):
         table.caption = (
             "within chance: windows this small, drawn from the training data itself, reach "
             "such an index 5% of the time; more loans are needed to call it a shift"

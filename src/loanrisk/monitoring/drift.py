@@ -127,13 +127,15 @@ class Stability(BaseModel):
         return None if self.chance is None else self.index <= self.chance
 
     @property
+    def chance_only(self) -> bool:
+        """Whether the band calls for a look (investigate or shift) but the index is within
+        chance."""
+        return bool(self.within_chance) and self.band != "stable"
+
+    @property
     def reading(self) -> str:
         """The band, or the band marked within chance."""
-        return (
-            f"{self.band} (within chance)"
-            if self.within_chance and self.band != "stable"
-            else self.band
-        )
+        return f"{self.band} (within chance)" if self.chance_only else self.band
 
 
 def _shares(counts: np.ndarray) -> list[float]:
