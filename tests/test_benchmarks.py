@@ -244,7 +244,15 @@ def test_overhead_benchmark_compares_a_baseline_tree_with_this_one() -> None:
 
 def test_instruction_benchmark_counts_both_routes_under_callgrind() -> None:
     out = run_benchmark(
-        "bench_instructions.py", "--requests", "16", "--concurrency", "4", "--rounds", "5"
+        "bench_instructions.py",
+        "--requests",
+        "16",
+        "--concurrency",
+        "4",
+        "--warm-up",
+        "32",
+        "--rounds",
+        "5",
     )
     line = next(x for x in out.splitlines() if x.strip().startswith("this"))
     assert "no-op" in line and "predict / no-op" in line

@@ -120,6 +120,50 @@ def test_a_dead_writer_s_rows_are_recovered_exactly_as_the_log_writes_them(
     assert set(got["loan_id"]) == {"J0", "J1", "F0", "F1", "F2"}
 
 
+def test_a_batch_of_requests_is_one_line_whose_rows_keep_each_request_s_id(
+    scorer: Scorer, tmp_path: Path
+) -> None:
+    storage = MemoryStorage()
+    personal = PersonalFields("hash", b"k" * 32)
+    buffered = PredictionLog(storage, "buffered", flush_seconds=60, personal=personal)
+    ahead = PredictionLog(
+        storage, "ahead", flush_seconds=60, personal=personal, write_ahead=str(tmp_path)
+    )
+    assert ahead.wait_recovered(10) is not None
+    # three requests of a batch, the second's first loan refused (not scored, not logged)
+    requests = [
+        ("req-a", [{**EXAMPLE_LOAN, "id": "A0"}]),
+        (
+            "req-b",
+            [{**EXAMPLE_LOAN, "loan_amnt": "lots", "id": "B0"}, {**EXAMPLE_LOAN, "id": "B1"}],
+        ),
+        (None, [{**EXAMPLE_LOAN, "person_income": "61000.5", "id": "C0"}]),
+    ]
+    loans, results, ids = [], [], []
+    for request_id, records in requests:
+        part = scorer.score_records(records, on_error="skip")
+        loans += [records[r.record] for r in part.results]
+        results += part.results
+        ids += [request_id] * len(part.results)
+    for log in (buffered, ahead):
+        log.scored_loans(scorer, loans, results, source="v1", request_ids=ids)
+    buffered.close()
+    segment = next(tmp_path.glob("*.wal")).read_bytes().rstrip(b"\0").splitlines()
+    assert len(segment) == 2  # the header and the batch's one line
+    _died(ahead)
+    assert recover(str(tmp_path), storage, "ahead").rows == 3
+    expected, got = _frame(storage, "buffered"), _frame(storage, "ahead")
+    # each log timed its item as it was handed it
+    pd.testing.assert_frame_equal(expected.drop(columns="time"), got.drop(columns="time"))
+    ids_logged = [None if pd.isna(v) else v for v in got["request_id"]]
+    assert dict(zip(got["loan_id"], ids_logged, strict=True)) == {
+        "A0": "req-a",
+        "B1": "req-b",
+        "C0": None,
+    }
+    assert got.loc[got["loan_id"] == "C0", "features"].item().count("61000.5") == 1
+
+
 def test_a_torn_last_line_is_skipped_and_a_second_recovery_adds_nothing(
     scorer: Scorer, tmp_path: Path
 ) -> None:

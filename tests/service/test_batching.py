@@ -13,6 +13,7 @@ from loanrisk.inference.scorer import Scorer
 from loanrisk.registry import ModelRegistry
 from loanrisk.schema import validate_frame
 from loanrisk.serving.batching import ScoringQueue
+from loanrisk.serving.recording import LogAs
 from loanrisk.storage import FsspecStorage
 from loanrisk.training.job import TrainingRequest, run_training
 from tests.builtin import EXAMPLE_LOAN
@@ -93,3 +94,84 @@ def test_a_request_whose_client_left_does_not_stop_the_queue(scorer: Scorer) -> 
 
     result = asyncio.run(run())
     assert len(result.results) == 1  # type: ignore[attr-defined]
+
+
+def test_the_answered_requests_of_a_batch_are_recorded_together_in_one_call(
+    scorer: Scorer,
+) -> None:
+    recorded: list[list[tuple[int, int, LogAs]]] = []
+    requests = [
+        (loans(2), "raise", LogAs("champion", "v1", "a")),
+        ([loans(1)[0], BAD], "skip", LogAs("champion", "reference", "b")),
+        ([BAD], "raise", LogAs("champion", "v1", "c")),  # refused: nothing recorded
+        (loans(3, "C"), "raise", None),  # scored, not to be recorded
+        (loans(1, "B"), "raise", LogAs("champion", "v1", "d")),
+    ]
+
+    def recorder(_: Scorer, calls: object) -> None:
+        recorded.append([(len(r), len(s.results), how) for r, s, how in calls])  # type: ignore[attr-defined]
+
+    async def run_all() -> list[object]:
+        queue = ScoringQueue(recorder=recorder)
+        try:
+            return await asyncio.gather(
+                *(
+                    queue.score(scorer, records, on_error=on_error, log_as=how)  # type: ignore[arg-type]
+                    for records, on_error, how in requests
+                ),
+                return_exceptions=True,
+            )
+        finally:
+            queue.close()
+
+    outcomes = asyncio.run(run_all())
+    assert isinstance(outcomes[2], InvalidInput)
+    assert recorded == [
+        [
+            (2, 2, LogAs("champion", "v1", "a")),
+            (2, 1, LogAs("champion", "reference", "b")),
+            (1, 1, LogAs("champion", "v1", "d")),
+        ]
+    ]
+
+
+def test_a_recording_that_fails_answers_its_requests_with_the_error(scorer: Scorer) -> None:
+    def recorder(_: Scorer, calls: object) -> None:
+        raise RuntimeError("the recorder broke")
+
+    async def run_all() -> list[object]:
+        queue = ScoringQueue(recorder=recorder)
+        try:
+            return await asyncio.gather(
+                queue.score(scorer, loans(1), log_as=LogAs("champion", "v1", "a")),
+                queue.score(scorer, loans(2)),  # not recorded: answered
+                return_exceptions=True,
+            )
+        finally:
+            queue.close()
+
+    failed, answered = asyncio.run(run_all())
+    assert isinstance(failed, RuntimeError)
+    assert len(answered.results) == 2  # type: ignore[attr-defined]
+
+
+def test_a_request_whose_client_left_is_not_recorded(scorer: Scorer) -> None:
+    recorded: list[object] = []
+
+    async def run() -> None:
+        queue = ScoringQueue(recorder=lambda _, calls: recorded.extend(calls))
+        try:
+            left = asyncio.ensure_future(
+                queue.score(scorer, loans(2), log_as=LogAs("champion", "v1", "gone"))
+            )
+            stays = asyncio.ensure_future(
+                queue.score(scorer, loans(1), log_as=LogAs("champion", "v1", "here"))
+            )
+            await asyncio.sleep(0)  # both wait in the queue
+            left.cancel()
+            await stays
+        finally:
+            queue.close()
+
+    asyncio.run(run())
+    assert [how.request_id for _, _, how in recorded] == ["here"]  # type: ignore[attr-defined]

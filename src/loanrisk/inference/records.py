@@ -20,7 +20,7 @@ numbers, as they are not in a CSV file).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 from loanrisk.errors import InvalidInput
 from loanrisk.features.spec import MISSING_BY_ENCODING, FeatureSpec
+from loanrisk.inference.compiled import compile_common_case
 from loanrisk.schema import Column, LoanSchema, builtin_schema
 from loanrisk.schema.model import FALSE_TOKENS, TRUE_TOKENS
 from loanrisk.schema.text import all_fit, decimal, shown, strings, text_problem
@@ -148,6 +149,10 @@ class RecordRules:
         self.declared = [
             c for c in (schema.origination, schema.amount) if c is not None and c.role != "feature"
         ]
+        #: The common, plain loan's cleaning, compiled (None: the general path for all).
+        self.common_case: Callable[[Any], CleanRecord | None] | None = compile_common_case(
+            self, CleanRecord
+        )
 
 
 def _shape(lowered: Mapping[str, Any], rules: RecordRules) -> list[FieldError]:
@@ -205,9 +210,11 @@ def clean_record(
     record: Mapping[str, Any], rules: RecordRules | None = None
 ) -> CleanRecord | list[FieldError]:
     """The cleaned record, or every problem that rejects it (never raises for bad data)."""
+    rules = rules or _builtin_rules()
+    if rules.common_case is not None and (plain := rules.common_case(record)) is not None:
+        return plain
     if not isinstance(record, Mapping):
         return [FieldError("", "a loan record must be a JSON object")]
-    rules = rules or _builtin_rules()
     bad_text = _text_problems(record)
     if bad_text:
         return bad_text

@@ -18,6 +18,7 @@ from typing import IO, Any, TypeVar, cast
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
+from loanrisk import jsontext
 from loanrisk.errors import InvalidInput, UnsupportedMediaType
 from loanrisk.schema.text import UNENCODABLE, strings, unencodable
 from loanrisk.serving.errors import invalid_fields
@@ -79,7 +80,14 @@ _DECODER = json.JSONDecoder(parse_int=_bounded_int, parse_constant=_no_constant)
 
 
 def parse_json(body: bytes) -> Any:
-    """The JSON document in ``body``; :class:`InvalidInput` naming what is wrong."""
+    """The JSON document in ``body``; :class:`InvalidInput` naming what is wrong. Read by
+    orjson where it reads what :mod:`json` would (:mod:`loanrisk.jsontext`): every body it
+    refuses (bad JSON, lone surrogates, other encodings) is read by :func:`_parse_slowly`, which
+    says what is wrong."""
+    return jsontext.loads(body, _parse_slowly)
+
+
+def _parse_slowly(body: bytes) -> Any:
     try:
         # as json.loads reads bytes: UTF-8, -16 or -32, lone surrogates kept for the check below
         doc = _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))

@@ -7,6 +7,8 @@ has data, then runs their handlers until they wait here) are scored together: an
 scores a request alone as soon as its handler waits, a busy one in batches, and oneDAL scores
 a batch of 16 loans in about 60% of the time 16 single calls take. Requests that ask for
 reasons (or decline reasons) are scored alone (reason codes cost more than the batch saves).
+The loans of the requests a batch answers are recorded (counted and logged) together, by the
+queue's ``recorder``, before any of them is answered (:mod:`~loanrisk.serving.recording`).
 
 Why on the loop and not on a scoring thread of its own (the design until issue 25): at 32
 connections a worker's event-loop thread was the bottleneck (73% of the worker's CPU, perf
@@ -21,13 +23,18 @@ worker per core nothing else was waiting for that core.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from loanrisk.contracts import OnError
 from loanrisk.inference.results import Scored, shifted
 from loanrisk.inference.scorer import Scorer
+from loanrisk.serving.recording import Call, LogAs
+
+#: Records the answered requests of a batch that ``scorer`` scored (each request's loans,
+#: result, and how it is recorded).
+Recorder = Callable[[Scorer, Sequence[Call]], None]
 
 
 @dataclass
@@ -39,10 +46,14 @@ class _Request:
     top_k: int
     decline_reasons: bool
     future: asyncio.Future[Scored]
+    log_as: LogAs | None
 
     @property
     def reasons(self) -> bool:
         return self.explain or self.decline_reasons
+
+
+Outcome = tuple[_Request, Scored | BaseException]
 
 
 def _deliver(request: _Request, outcome: Scored | BaseException) -> None:
@@ -80,8 +91,10 @@ class ScoringQueue:
     """The small requests of one event loop, scored in batches of at most ``max_records``
     loans (a request bigger than that alone)."""
 
-    def __init__(self, *, max_records: int = 256) -> None:
+    def __init__(self, *, max_records: int = 256, recorder: Recorder | None = None) -> None:
         self.max_records = max_records
+        #: Records the loans of requests scored with ``log_as`` (None: nothing is recorded).
+        self.recorder = recorder
         self._pending: list[_Request] = []
         self._closed = False
 
@@ -94,14 +107,25 @@ class ScoringQueue:
         explain: bool = False,
         top_k: int = 4,
         decline_reasons: bool = False,
+        log_as: LogAs | None = None,
     ) -> Scored:
-        """:meth:`Scorer.score_records`, batched with whatever else is waiting. Raises
-        ``RuntimeError`` once the queue is closed."""
+        """:meth:`Scorer.score_records`, batched with whatever else is waiting; with
+        ``log_as``, the loans are recorded (by the queue's recorder) before the result is
+        given back, unless it is an error. Raises ``RuntimeError`` once the queue is closed."""
         if self._closed:
             raise RuntimeError("the scoring queue is closed")
+        if log_as is not None and self.recorder is None:
+            raise RuntimeError("loans to record, and the scoring queue has no recorder")
         loop = asyncio.get_running_loop()
         request = _Request(
-            scorer, records, on_error, explain, top_k, decline_reasons, loop.create_future()
+            scorer,
+            records,
+            on_error,
+            explain,
+            top_k,
+            decline_reasons,
+            loop.create_future(),
+            log_as,
         )
         self._pending.append(request)
         if len(self._pending) == 1:  # the first to wait: score once the ready tasks ran
@@ -128,16 +152,44 @@ class ScoringQueue:
         if self._pending:  # over max_records: the rest after the loop's other work
             loop.call_soon(self._flush, loop)
         together: dict[int, list[_Request]] = {}
+        outcomes: list[Outcome] = []
         for request in batch:
             if request.reasons:
-                self._score_alone(request)
+                outcomes.append(self._score_alone(request))
             else:
                 together.setdefault(id(request.scorer), []).append(request)
         for group in together.values():
-            self._score_together(group)
+            outcomes += self._score_together(group)
+        failed = self._record(outcomes)
+        for request, outcome in outcomes:
+            _deliver(request, failed.get(id(request), outcome))
+
+    def _record(self, outcomes: list[Outcome]) -> dict[int, BaseException]:
+        """Record the loans of the requests about to be answered, once per scorer; the
+        error of each request whose recording failed (by ``id``), which it is answered with
+        instead (a bug: 500 with an error id, as for an unrecorded request scored alone)."""
+        if self.recorder is None:
+            return {}
+        calls: dict[int, tuple[Scorer, list[_Request], list[Call]]] = {}
+        for request, outcome in outcomes:
+            if request.log_as is None or isinstance(outcome, BaseException):
+                continue
+            if request.future.done():  # the client went away: nothing answered, nothing kept
+                continue
+            scorer = request.scorer
+            _, requests, scored = calls.setdefault(id(scorer), (scorer, [], []))
+            requests.append(request)
+            scored.append((request.records, outcome, request.log_as))
+        failed: dict[int, BaseException] = {}
+        for scorer, requests, scored in calls.values():
+            try:
+                self.recorder(scorer, scored)
+            except Exception as exc:
+                failed.update((id(request), exc) for request in requests)
+        return failed
 
     @staticmethod
-    def _score_alone(request: _Request) -> None:
+    def _score_alone(request: _Request) -> Outcome:
         try:
             result = request.scorer.score_records(
                 request.records,
@@ -147,24 +199,23 @@ class ScoringQueue:
                 decline_reasons=request.decline_reasons,
             )
         except Exception as exc:  # the request's own error (a bug: 500 with an error id)
-            _deliver(request, exc)
-            return
-        _deliver(request, result)
+            return request, exc
+        return request, result
 
-    def _score_together(self, group: list[_Request]) -> None:
+    def _score_together(self, group: list[_Request]) -> list[Outcome]:
         if len(group) == 1:
-            self._score_alone(group[0])
-            return
+            return [self._score_alone(group[0])]
         combined = [record for request in group for record in request.records]
         try:
             scored = group[0].scorer.score_records(combined, on_error="skip")
         except Exception:
-            for request in group:  # rare (e.g. a record that is not an object): one by one
-                self._score_alone(request)
-            return
+            # rare (e.g. a record that is not an object): one by one
+            return [self._score_alone(request) for request in group]
         parts = split_scored(scored, [len(request.records) for request in group])
-        for request, part in zip(group, parts, strict=True):
-            if part.rejected and request.on_error == "raise":
-                self._score_alone(request)  # raises the error naming its first bad record
-            else:
-                _deliver(request, part)
+        return [
+            # a bad record and on_error "raise": scored alone, for the error naming it
+            self._score_alone(request)
+            if part.rejected and request.on_error == "raise"
+            else (request, part)
+            for request, part in zip(group, parts, strict=True)
+        ]

@@ -25,6 +25,7 @@ from loanrisk.monitoring.log import CANARY, CHAMPION
 from loanrisk.registry.models import ModelRegistry, check_name
 from loanrisk.serving.cancel import Cancellation, check_work, work_units
 from loanrisk.serving.logs import request_id
+from loanrisk.serving.recording import LogAs, record_call
 from loanrisk.serving.state import Services
 from loanrisk.serving.threads import off_loop
 from loanrisk.settings import Settings
@@ -53,7 +54,11 @@ async def _score(
     top_k: int,
     decline_reasons: bool = False,
     cancel: Cancellation | None = None,
+    log_as: LogAs | None = None,
 ) -> Scored:
+    """Score ``records`` with ``scorer``: a small request batched on the event loop, a big
+    one off it (in chunks, watched by ``cancel``). With ``log_as``, the loans are recorded
+    once scored (a small request's with the rest of its batch)."""
     if len(records) <= SMALL_REQUEST:
         return await services.scoring.score(
             scorer,
@@ -62,7 +67,34 @@ async def _score(
             explain=explain,
             top_k=top_k,
             decline_reasons=decline_reasons,
+            log_as=log_as,
         )
+    result = await _score_big(
+        services,
+        scorer,
+        records,
+        on_error=on_error,
+        explain=explain,
+        top_k=top_k,
+        decline_reasons=decline_reasons,
+        cancel=cancel,
+    )
+    if log_as is not None:
+        record_call(services, scorer, records, result, log_as)
+    return result
+
+
+async def _score_big(
+    services: Services,
+    scorer: Scorer,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    on_error: OnError,
+    explain: bool,
+    top_k: int,
+    decline_reasons: bool,
+    cancel: Cancellation | None,
+) -> Scored:
     size = chunk_loans(services.settings, reasons=explain or decline_reasons)
     if cancel is not None and len(records) > size:
         cancel.watch()
@@ -128,23 +160,6 @@ async def _score_chunks(
     return Scored(results, rejected)
 
 
-def _record(
-    services: Services,
-    scorer: Scorer,
-    records: Sequence[Mapping[str, Any]],
-    result: Scored,
-    *,
-    role: str,
-    source: str,
-) -> None:
-    labels = [r.label for r in result.results]
-    services.metrics.predicted(scorer.model.name, scorer.version, labels, role)
-    if services.log is not None:
-        services.log.scored_records(
-            scorer, records, result, source=source, request_id=request_id.get(), role=role
-        )
-
-
 async def score_records(
     services: Services,
     cache: ModelCache,
@@ -179,8 +194,8 @@ async def score_records(
             top_k=top_k,
             decline_reasons=decline_reasons,
             cancel=cancel,
+            log_as=LogAs(CHAMPION, source, request_id.get()),
         )
-        _record(services, champion, records, result, role=CHAMPION, source=source)
         answer = Answer(result, champion, None)
     else:
         id_fields = [f for f in (champion.schema.id_name, "id") if f]
@@ -248,8 +263,9 @@ async def _score_split(
         scorer = next(s for s, _, indexes in groups if first in indexes)
         require_clean(records[first], scorer.rules, index=first)  # raises, naming the field
     results: list[LoanScore] = []
+    rid = request_id.get()
     for (scorer, role, indexes), part in zip(groups, parts, strict=True):
-        _record(services, scorer, [records[i] for i in indexes], part, role=role, source=source)
+        record_call(services, scorer, [records[i] for i in indexes], part, LogAs(role, source, rid))
         # copies: the log, handed ``part`` above, reads each score's own index later
         results += [dataclasses.replace(r, record=indexes[r.record]) for r in part.results]
     results.sort(key=lambda r: r.record)
@@ -281,8 +297,8 @@ async def score_version(
         top_k=top_k,
         decline_reasons=decline_reasons,
         cancel=cancel,
+        log_as=LogAs(role, source, request_id.get()),
     )
-    _record(services, scorer, records, result, role=role, source=source)
     return result
 
 

@@ -3,6 +3,7 @@ accessor every transport reads it through (:func:`services_of`)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from loanrisk.serving.batching import ScoringQueue
 from loanrisk.serving.cancel import ParseBudget
 from loanrisk.serving.locations import Locations
 from loanrisk.serving.metrics import Metrics
+from loanrisk.serving.recording import record_batch
 from loanrisk.serving.shadow import ShadowScoring
 from loanrisk.settings import Settings
 from loanrisk.storage import Storage
@@ -38,7 +40,7 @@ class Services:
     keys: ApiKeys
     metrics: Metrics
     models: ModelCaches
-    #: Scores small JSON requests, batched, on the worker's event loop.
+    #: Scores small JSON requests, batched, on the worker's event loop (and records them).
     scoring: ScoringQueue = field(default_factory=ScoringQueue)
     #: The prediction log's writer (None when the setting turns it off).
     log: PredictionLog | None = None
@@ -46,6 +48,10 @@ class Services:
     shadow_scoring: ShadowScoring | None = None
     #: The bytes of JSON bodies this worker parses at once (setting max_parsing_bytes).
     parsing: ParseBudget | None = None
+
+    def __post_init__(self) -> None:
+        if self.scoring.recorder is None:  # the batches' loans are counted and logged here
+            self.scoring.recorder = functools.partial(record_batch, self)
 
     @property
     def shadow(self) -> ShadowScoring:

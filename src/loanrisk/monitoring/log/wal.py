@@ -23,12 +23,13 @@ the log's :data:`~loanrisk.monitoring.log.COLUMNS` and the score fields a call c
 was written). Each further line is one call, as a JSON list, in one of two forms the log's
 writer makes (:mod:`~loanrisk.monitoring.log.writer`) and rebuilds rows from through its own
 row builder: ``["r", ...]``, a JSON call as scored (its loans with their personal fields
-already dropped or hashed, and each loan's score fields): little to serialise on the request
-path; or ``["c", rows, ...]``, the log's columns made already (a frame's rows), a column whose
-values are all one value written once. Times are exact (float seconds as Python reads them
-back, or integer microseconds), so a line rebuilds exactly the rows the buffered writer would
-have written. :mod:`~loanrisk.monitoring.log.recovery` turns the segments of dead writers into
-log files.
+already dropped or hashed, and each loan's score fields; the calls of a batch of requests
+scored together as one, its request id then a list of each loan's): little to serialise on
+the request path; or ``["c", rows, ...]``, the log's columns made already (a frame's rows), a
+column whose values are all one value written once. Times are exact (float seconds as Python
+reads them back, or integer microseconds), so a line rebuilds exactly the rows the buffered
+writer would have written. :mod:`~loanrisk.monitoring.log.recovery` turns the segments of
+dead writers into log files.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from loanrisk import jsontext
 from loanrisk.settings import Settings
 from loanrisk.storage.base import Storage
 from loanrisk.storage.fs import FsspecStorage
@@ -69,8 +71,9 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-#: One encoder for every line (ASCII: a lone surrogate is written escaped, never refused).
-#: Without the circular-reference check: a line holds parsed JSON and scores, never a cycle.
+#: Encodes a line orjson cannot (:mod:`loanrisk.jsontext`): a ``"c"`` line's times, text with a
+#: lone surrogate (written escaped, never refused). Built once, without the circular-reference
+#: check: a line holds parsed JSON and scores, never a cycle.
 _ENCODER = json.JSONEncoder(default=_plain, separators=(",", ":"), check_circular=False)
 
 
@@ -90,8 +93,12 @@ def decode_header(line: bytes) -> dict[str, list[str]]:
 
 
 def encode(line: Sequence[Any]) -> bytes:
-    """A line as written (ASCII JSON and a newline)."""
-    return (_ENCODER.encode(line) + "\n").encode("ascii")
+    """A line as written (UTF-8 JSON and a newline)."""
+    return jsontext.dumps(line, _encode_slowly) + b"\n"
+
+
+def _encode_slowly(line: Sequence[Any]) -> bytes:
+    return _ENCODER.encode(line).encode("ascii")
 
 
 def columns_line(

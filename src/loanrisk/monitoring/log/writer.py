@@ -30,7 +30,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from loanrisk import jsontext
 from loanrisk.errors import StorageError
 from loanrisk.inference.results import LoanScore
 from loanrisk.monitoring.log import CHAMPION, COLUMNS
@@ -84,10 +85,23 @@ class Scored:
     role: str = CHAMPION
     #: Fields the schema declares personal: dropped or hashed as the log is written.
     personal: frozenset[str] = frozenset()
+    #: Several requests scored together (a batch): each result's request id, and ``loans``
+    #: holds each result's loan in the results' order. None: one request (``request_id``),
+    #: whose results name their loans by index (``record``).
+    request_ids: Sequence[str | None] | None = None
 
     @property
     def rows(self) -> int:
         return len(self.results)
+
+    def scored_loans(self) -> Iterator[Mapping[str, Any]]:
+        """Each result's loan, in the results' order (a call of JSON loans)."""
+        loans = self.loans
+        assert not isinstance(loans, pd.DataFrame)
+        assert not isinstance(self.results, pd.DataFrame)
+        if self.request_ids is not None:
+            return iter(loans)
+        return (loans[result.record] for result in self.results)
 
 
 def _id_fields(*names: str | None) -> tuple[str, ...]:
@@ -97,8 +111,18 @@ def _id_fields(*names: str | None) -> tuple[str, ...]:
 #: Personal fields dropped: the default, which needs no key.
 _DROP = PersonalFields()
 
-#: One encoder for every row (``json.dumps`` with options builds a new one per call).
+#: Encodes a row's loan where orjson cannot (:mod:`loanrisk.jsontext`); built once
+#: (``json.dumps`` with options builds a new one per call).
 _ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
+
+
+def _encode_slowly(record: Mapping[str, Any]) -> bytes:
+    return _ENCODER.encode(record).encode("ascii")  # a lone surrogate is written escaped
+
+
+def _loan_text(record: Mapping[str, Any]) -> str:
+    """A loan as the log's ``features`` column holds it: JSON, read back as sent."""
+    return jsontext.dumps(record, _encode_slowly).decode("utf-8")
 
 
 def _clean(value: Any) -> Any:
@@ -133,28 +157,25 @@ def _append_rows(item: Scored, out: dict[str, list[Any]], personal: PersonalFiel
             else [None] * len(results)
         )
     else:
-        loans = item.loans
-        assert not isinstance(loans, pd.DataFrame)
-        records = []
+        assert not isinstance(item.results, pd.DataFrame)
+        records = list(item.scored_loans())
         for result in item.results:
-            records.append(loans[result.record])
             out["probability"].append(result.probability)
             out["label"].append(result.label)
             out["band"].append(result.band)
             out["grade"].append(result.grade)
             out["score"].append(result.score)
-    encode = _ENCODER.encode
     for record in records:
         loan_id = next((record[f] for f in item.id_fields if record.get(f) is not None), None)
         out["loan_id"].append(None if loan_id is None else str(loan_id))
         if item.personal:
             record = personal.protect(record, item.personal)
-        out["features"].append(encode(record))
+        out["features"].append(_loan_text(record))
     n = len(records)
     at = datetime.fromtimestamp(item.at, UTC)
+    out["request_id"] += [item.request_id] * n if item.request_ids is None else item.request_ids
     for name, value in (
         ("time", at),
-        ("request_id", item.request_id),
         ("model", item.model),
         ("version", item.version),
         ("backend", item.backend),
@@ -199,16 +220,14 @@ def _written_ahead(item: Scored, personal: PersonalFields) -> bytes:
     frame = isinstance(item.results, pd.DataFrame) or isinstance(item.loans, pd.DataFrame)
     if frame or (names and any(str(f).strip().lower() in names for f in item.id_fields)):
         return encode(columns_line(_columns(item, personal), COLUMNS.names, item.rows))
-    loans = item.loans
-    assert not isinstance(loans, pd.DataFrame)
     assert not isinstance(item.results, pd.DataFrame)
-    records: list[Mapping[str, Any]] = []
-    results: list[list[Any]] = []
-    for result in item.results:
-        record = loans[result.record]
-        records.append(personal.protect(record, names) if names else record)
-        results.append([getattr(result, f) for f in _CARRIED])
-    call = [item.at, item.request_id, item.model, item.version, item.backend, item.source]
+    records = list(item.scored_loans())
+    if names:
+        records = [personal.protect(record, names) for record in records]
+    results = [[getattr(result, f) for f in _CARRIED] for result in item.results]
+    # a batch's line carries each loan's request id
+    ids = item.request_id if item.request_ids is None else list(item.request_ids)
+    call = [item.at, ids, item.model, item.version, item.backend, item.source]
     return encode(["r", *call, item.role, list(item.id_fields), item.offset, results, records])
 
 
@@ -235,9 +254,10 @@ def _rows_of(line: bytes, header: Mapping[str, Sequence[str]], out: Columns) -> 
         at, request_id, model, version, backend, source, role, ids, offset = doc[1:10]
         fields = header["results"]
         results = [_score(i, fields, values) for i, values in enumerate(doc[10])]
+        batch = isinstance(request_id, list)  # a batch's: each loan's request id
         item = Scored(
             at,
-            request_id,
+            None if batch else request_id,
             model,
             version,
             backend,
@@ -247,6 +267,7 @@ def _rows_of(line: bytes, header: Mapping[str, Sequence[str]], out: Columns) -> 
             tuple(ids),
             offset,
             role,
+            request_ids=request_id if batch else None,
         )
         _append_rows(item, out)  # personal fields were dropped or hashed before it was written
     except (TypeError, KeyError, IndexError, AttributeError) as exc:
@@ -393,6 +414,35 @@ class PredictionLog:
                 _id_fields(scorer.schema.id_name, "id"),
                 role=role,
                 personal=scorer.schema.personal,
+            )
+        )
+
+    def scored_loans(
+        self,
+        scorer: Scorer,
+        loans: Sequence[Mapping[str, Any]],
+        results: Sequence[scores.LoanScore],
+        *,
+        source: str,
+        request_ids: Sequence[str | None],
+        role: str = CHAMPION,
+    ) -> None:
+        """Log the loans several requests had ``scorer`` score together (a batch): each
+        result's loan and request id, in the results' order, as one item."""
+        self.record(
+            Scored(
+                time.time(),
+                None,
+                scorer.model.name,
+                scorer.version,
+                scorer.backend.name,
+                source,
+                loans,
+                results,
+                _id_fields(scorer.schema.id_name, "id"),
+                role=role,
+                personal=scorer.schema.personal,
+                request_ids=request_ids,
             )
         )
 

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, BeforeValidator, Field, StrictBool, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from loanrisk import jsontext
 from loanrisk.contracts import MAX_REASONS, OnError, PredictOptions
 from loanrisk.errors import InvalidInput, TooLarge, naming
 from loanrisk.inference.cache import ModelCache, Routing
@@ -53,9 +54,9 @@ from loanrisk.serving.state import Services, services_of
 router = APIRouter(tags=["scoring"])
 
 CHUNK_BYTES = 2**20
-#: Encodes every JSON answer of the route as Starlette's JSONResponse does (the same bytes),
-#: built once and without the circular-reference check that answers made of scores never
-#: need: about a third of the encoding's time for one loan.
+#: Encodes a JSON answer of the route where orjson cannot (:mod:`loanrisk.jsontext`), as
+#: Starlette's JSONResponse does, built once and without the circular-reference check that
+#: answers made of scores never need.
 _ANSWER = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
 )
@@ -63,7 +64,11 @@ _ANSWER = json.JSONEncoder(
 
 class _Answer(JSONResponse):
     def render(self, content: Any) -> bytes:
-        return _ANSWER.encode(content).encode("utf-8")
+        return jsontext.dumps(content, _encode_slowly)
+
+
+def _encode_slowly(content: Any) -> bytes:
+    return _ANSWER.encode(content).encode("utf-8")
 
 
 #: A CSV body over this size (about SMALL_REQUEST loans) is watched for its client leaving.
