@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +86,19 @@ def prepare(
 
 
 def start_server(
-    root: Path, port: int, workers: int, env: dict[str, str] | None = None
+    root: Path,
+    port: int,
+    workers: int,
+    env: dict[str, str] | None = None,
+    *,
+    under: Sequence[str] = (),
+    ready_seconds: float = 120,
 ) -> subprocess.Popen[bytes]:
+    """``loanrisk serve`` (run ``under`` a command such as valgrind, if given), once every
+    worker listens and the model is ready."""
     server = subprocess.Popen(
         [
+            *under,
             str(LOANRISK),
             "serve",
             "--port",
@@ -102,7 +112,7 @@ def start_server(
         stderr=subprocess.DEVNULL,
         env={**os.environ, **(env or {})},
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + ready_seconds
     while time.monotonic() < deadline:
         try:
             ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).json()["model"]

@@ -22,14 +22,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-from bench_http import DEFAULT_CSV, EXAMPLE_LOAN, LOANRISK, _free_port, prepare
+from bench_http import DEFAULT_CSV, EXAMPLE_LOAN, _free_port, prepare, start_server
 
 THIS = str(Path(__file__).resolve().parents[1] / "src")
 ROUTES = {"noop": ("GET", "/healthz"), "predict": ("POST", "/v1/predict")}
@@ -75,33 +73,21 @@ def measure(
     """(event loop's thread, all threads) instructions a request of ``route`` costs a
     server of the tree at ``src``."""
     env = {
-        **os.environ,
         "PYTHONPATH": src,
         "PYTHONHASHSEED": "0",
         "OMP_WAIT_POLICY": "PASSIVE",
         "LOANRISK_LOG_FLUSH_SECONDS": "3600",
     }
     port = _free_port()
-    server = subprocess.Popen(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            "--separate-threads=yes",
-            "--instr-atstart=no",
-            f"--callgrind-out-file={out}",
-            str(LOANRISK),
-            "serve",
-            "--port",
-            str(port),
-            "--storage",
-            str(root),
-            "--workers",
-            "1",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    callgrind = [
+        "valgrind",
+        "--tool=callgrind",
+        "--separate-threads=yes",
+        "--instr-atstart=no",
+        f"--callgrind-out-file={out}",
+    ]
+    # under valgrind a start (imports, the model's load) takes a minute or more
+    server = start_server(root, port, 1, env, under=callgrind, ready_seconds=1200)
     try:
         asyncio.run(_drive(server.pid, port, route, args))
     finally:
@@ -120,14 +106,13 @@ def _total(path: Path) -> int:
 
 
 async def _drive(pid: int, port: int, route: str, args: argparse.Namespace) -> None:
-    """Wait for the server; warm it up; then ``args.requests`` requests counted."""
+    """Warm the server up; then ``args.requests`` requests counted."""
     method, path = ROUTES[route]
     body = json.dumps(EXAMPLE_LOAN).encode() if method == "POST" else b""
     head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
     if body:
         head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
     request = (head + "\r\n").encode() + body
-    await _ready(port)
 
     async def clients(total: int) -> None:
         async def client(calls: int) -> None:
@@ -144,23 +129,6 @@ async def _drive(pid: int, port: int, route: str, args: argparse.Namespace) -> N
     _instrument(pid, True)
     await clients(args.requests)
     _instrument(pid, False)
-
-
-async def _ready(port: int, timeout: float = 900) -> None:
-    """Until ``/readyz`` answers 200 (under valgrind a start takes a minute or more)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            status = await asyncio.wait_for(_answer(reader), 60)
-            writer.close()
-            if status == 200:
-                return
-        except (OSError, asyncio.IncompleteReadError, TimeoutError):
-            pass
-        await asyncio.sleep(1)
-    raise SystemExit("the server under valgrind did not become ready")
 
 
 async def _answer(reader: asyncio.StreamReader) -> int:

@@ -93,16 +93,23 @@ def _frame(storage: MemoryStorage, directory: str) -> pd.DataFrame:
     return rows.sort_values(["loan_id"]).reset_index(drop=True)
 
 
-def test_a_dead_writer_s_rows_are_recovered_exactly_as_the_log_writes_them(
-    scorer: Scorer, tmp_path: Path
-) -> None:
+def _two_logs(wal: Path) -> tuple[MemoryStorage, PredictionLog, PredictionLog]:
+    """One storage; a log that buffers only, and one that writes ahead to ``wal`` (nothing
+    to recover there yet); both hashing personal fields with one key."""
     storage = MemoryStorage()
     personal = PersonalFields("hash", b"k" * 32)
     buffered = PredictionLog(storage, "buffered", flush_seconds=60, personal=personal)
     ahead = PredictionLog(
-        storage, "ahead", flush_seconds=60, personal=personal, write_ahead=str(tmp_path)
+        storage, "ahead", flush_seconds=60, personal=personal, write_ahead=str(wal)
     )
-    assert ahead.wait_recovered(10) is not None  # nothing to recover yet
+    assert ahead.wait_recovered(10) is not None
+    return storage, buffered, ahead
+
+
+def test_a_dead_writer_s_rows_are_recovered_exactly_as_the_log_writes_them(
+    scorer: Scorer, tmp_path: Path
+) -> None:
+    storage, buffered, ahead = _two_logs(tmp_path)
     for call in _calls(scorer, 0):
         buffered.record(call)
         ahead.record(call)
@@ -123,13 +130,7 @@ def test_a_dead_writer_s_rows_are_recovered_exactly_as_the_log_writes_them(
 def test_a_batch_of_requests_is_one_line_whose_rows_keep_each_request_s_id(
     scorer: Scorer, tmp_path: Path
 ) -> None:
-    storage = MemoryStorage()
-    personal = PersonalFields("hash", b"k" * 32)
-    buffered = PredictionLog(storage, "buffered", flush_seconds=60, personal=personal)
-    ahead = PredictionLog(
-        storage, "ahead", flush_seconds=60, personal=personal, write_ahead=str(tmp_path)
-    )
-    assert ahead.wait_recovered(10) is not None
+    storage, buffered, ahead = _two_logs(tmp_path)
     # three requests of a batch, the second's first loan refused (not scored, not logged)
     requests = [
         ("req-a", [{**EXAMPLE_LOAN, "id": "A0"}]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -96,6 +97,21 @@ def test_a_request_whose_client_left_does_not_stop_the_queue(scorer: Scorer) -> 
     assert len(result.results) == 1  # type: ignore[attr-defined]
 
 
+def at_once(queue: ScoringQueue, scorer: Scorer, calls: list[dict[str, Any]]) -> list[object]:
+    """``queue.score`` with each of ``calls`` (its keyword arguments), all waiting together;
+    what each gave back or raised."""
+
+    async def run_all() -> list[object]:
+        try:
+            return await asyncio.gather(
+                *(queue.score(scorer, **call) for call in calls), return_exceptions=True
+            )
+        finally:
+            queue.close()
+
+    return asyncio.run(run_all())
+
+
 def test_the_answered_requests_of_a_batch_are_recorded_together_in_one_call(
     scorer: Scorer,
 ) -> None:
@@ -111,20 +127,11 @@ def test_the_answered_requests_of_a_batch_are_recorded_together_in_one_call(
     def recorder(_: Scorer, calls: object) -> None:
         recorded.append([(len(r), len(s.results), how) for r, s, how in calls])  # type: ignore[attr-defined]
 
-    async def run_all() -> list[object]:
-        queue = ScoringQueue(recorder=recorder)
-        try:
-            return await asyncio.gather(
-                *(
-                    queue.score(scorer, records, on_error=on_error, log_as=how)  # type: ignore[arg-type]
-                    for records, on_error, how in requests
-                ),
-                return_exceptions=True,
-            )
-        finally:
-            queue.close()
-
-    outcomes = asyncio.run(run_all())
+    outcomes = at_once(
+        ScoringQueue(recorder=recorder),
+        scorer,
+        [{"records": r, "on_error": on_error, "log_as": how} for r, on_error, how in requests],
+    )
     assert isinstance(outcomes[2], InvalidInput)
     assert recorded == [
         [
@@ -139,18 +146,14 @@ def test_a_recording_that_fails_answers_its_requests_with_the_error(scorer: Scor
     def recorder(_: Scorer, calls: object) -> None:
         raise RuntimeError("the recorder broke")
 
-    async def run_all() -> list[object]:
-        queue = ScoringQueue(recorder=recorder)
-        try:
-            return await asyncio.gather(
-                queue.score(scorer, loans(1), log_as=LogAs("champion", "v1", "a")),
-                queue.score(scorer, loans(2)),  # not recorded: answered
-                return_exceptions=True,
-            )
-        finally:
-            queue.close()
-
-    failed, answered = asyncio.run(run_all())
+    failed, answered = at_once(
+        ScoringQueue(recorder=recorder),
+        scorer,
+        [
+            {"records": loans(1), "log_as": LogAs("champion", "v1", "a")},
+            {"records": loans(2)},  # not recorded: answered
+        ],
+    )
     assert isinstance(failed, RuntimeError)
     assert len(answered.results) == 2  # type: ignore[attr-defined]
 

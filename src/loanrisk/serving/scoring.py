@@ -69,36 +69,10 @@ async def _score(
             decline_reasons=decline_reasons,
             log_as=log_as,
         )
-    result = await _score_big(
-        services,
-        scorer,
-        records,
-        on_error=on_error,
-        explain=explain,
-        top_k=top_k,
-        decline_reasons=decline_reasons,
-        cancel=cancel,
-    )
-    if log_as is not None:
-        record_call(services, scorer, records, result, log_as)
-    return result
-
-
-async def _score_big(
-    services: Services,
-    scorer: Scorer,
-    records: Sequence[Mapping[str, Any]],
-    *,
-    on_error: OnError,
-    explain: bool,
-    top_k: int,
-    decline_reasons: bool,
-    cancel: Cancellation | None,
-) -> Scored:
     size = chunk_loans(services.settings, reasons=explain or decline_reasons)
     if cancel is not None and len(records) > size:
         cancel.watch()
-        return await _score_chunks(
+        result = await _score_chunks(
             scorer,
             records,
             size,
@@ -108,15 +82,19 @@ async def _score_big(
             top_k=top_k,
             decline_reasons=decline_reasons,
         )
-    # a big batch must not hold up the small requests batched on the event loop
-    return await off_loop(
-        scorer.score_records,
-        records,
-        on_error=on_error,
-        explain=explain,
-        top_k=top_k,
-        decline_reasons=decline_reasons,
-    )
+    else:
+        # a big batch must not hold up the small requests batched on the event loop
+        result = await off_loop(
+            scorer.score_records,
+            records,
+            on_error=on_error,
+            explain=explain,
+            top_k=top_k,
+            decline_reasons=decline_reasons,
+        )
+    if log_as is not None:
+        record_call(services, scorer, records, result, log_as)
+    return result
 
 
 def chunk_loans(settings: Settings, *, reasons: bool) -> int:
