@@ -16,6 +16,7 @@ import pytest
 from loanrisk.errors import NotFound, PathNotAllowed, StorageError
 from loanrisk.settings import Settings
 from loanrisk.storage import FsspecStorage, MemoryStorage, Storage, open_storage
+from loanrisk.storage import fs as fs_module
 from loanrisk.storage.base import HASH_CHUNK
 from loanrisk.storage.problems import Listing
 
@@ -346,6 +347,23 @@ def test_temporary_files_of_killed_writers_are_collected(tmp_path: Path) -> None
     assert not abandoned.exists()
     assert in_flight.exists() and lookalike.exists()
     assert storage.read_bytes("models/m/versions/1/manifest.json") == b"{}"
+
+
+def test_an_exclusive_creation_s_temporary_left_by_a_killed_writer_is_collected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = FsspecStorage(str(tmp_path / "root"))
+    storage.write_bytes("locks/keep.json", b"{}")
+    # killed after the link, before the temporary's unlink
+    monkeypatch.setattr(fs_module.os, "unlink", lambda path: None)
+    assert storage.create_exclusive("locks/a.lock", b'{"at": 1}')
+    monkeypatch.undo()
+    folder = tmp_path / "root" / "locks"
+    (left,) = (p for p in folder.iterdir() if p.name.startswith("."))
+    two_hours_ago = time.time() - 7200
+    os.utime(left, (two_hours_ago, two_hours_ago))
+    assert storage.collect_abandoned_writes() == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["a.lock", "keep.json"]
 
 
 def test_an_error_of_the_writer_is_its_own_not_a_storage_error(storage: Storage) -> None:

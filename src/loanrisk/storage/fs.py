@@ -22,10 +22,17 @@ from loanrisk.storage.problems import Listing, Problem
 if TYPE_CHECKING:
     from pydantic import JsonValue
 
-#: The hidden temporary name of a local atomic write (see ``_local_write``).
+#: The hidden temporary name of a local atomic write (:func:`_temporary_beside`).
 _TEMPORARY = re.compile(r"^\..+\.tmp-[0-9a-f]{32}$")
 #: A temporary file this old belongs to a writer that died (no write takes an hour).
 ABANDONED_AFTER = 3600.0
+
+
+def _temporary_beside(full: str) -> str:
+    """A new hidden temporary name beside ``full`` for the bytes of a local write, which
+    :meth:`FsspecStorage.collect_abandoned_writes` removes if its writer dies."""
+    directory, name = os.path.split(full)
+    return os.path.join(directory, f".{name}.tmp-{uuid.uuid4().hex}")
 
 
 #: What link(2) answers where a file system has no hard links (some network shares).
@@ -38,8 +45,7 @@ def _create_whole(full: str, data: bytes) -> bool:
     exists (a reader of a lock file created with O_EXCL then written could find it empty,
     and take an empty lock for a dead writer's). Where the file system has no hard links,
     O_EXCL then the write. False if ``full`` exists."""
-    directory, name = os.path.split(full)
-    temporary = os.path.join(directory, f".{name}.new-{uuid.uuid4().hex}")
+    temporary = _temporary_beside(full)
     with open(temporary, "xb") as stream:
         stream.write(data)
     try:
@@ -197,10 +203,9 @@ class FsspecStorage(Storage):
 
     @contextlib.contextmanager
     def _local_write(self, full: str, path: str) -> Iterator[IO[bytes]]:
-        directory, name = os.path.split(full)
         with _backend_errors(path):
-            os.makedirs(directory, exist_ok=True)
-        temporary = os.path.join(directory, f".{name}.tmp-{uuid.uuid4().hex}")
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+        temporary = _temporary_beside(full)
         try:
             with _backend_errors(path):
                 stream = open(temporary, "xb")  # noqa: SIM115 (closed below)
