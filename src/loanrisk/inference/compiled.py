@@ -54,14 +54,14 @@ def compile_common_case(rules: Rules, record_type: type) -> CommonCase | None:
     names += [n for n, *_ in rules.categories]
     if any(text_problem(n) is not None for n in names):
         return None
+    features = frozenset(names)
+    # other declared columns a plain loan may carry (the kept date and amount are checked by
+    # the general path)
+    others = rules.known - features - {c.name for c in rules.declared}
     constants: dict[str, Any] = {
         "CleanRecord": record_type,
-        "all_fit": all_fit,
         "isfinite": math.isfinite,
-        "FEATURES": frozenset(names),
-        # other declared columns a plain loan may carry (the kept date and amount are checked
-        # by the general path)
-        "OTHERS": rules.known - frozenset(names) - {c.name for c in rules.declared},
+        "others_fit": _others_fit(features, others),
     }
     lines = [
         "def common_case(record):",
@@ -129,9 +129,9 @@ def compile_common_case(rules: Rules, record_type: type) -> CommonCase | None:
     pairs = ", ".join(f"{name!r}: {value}" for name, value in zip(names, values, strict=True))
     lines.append(f"    return CleanRecord({{{pairs}}}, warnings)")
     source = "\n".join(lines) + "\n"
-    namespace: dict[str, Any] = {**constants, "others_fit": _others_fit(constants)}
-    exec(compile(source, f"<common case of schema {rules.schema.name!r}>", "exec"), namespace)  # noqa: S102 (source made of reprs)
-    common_case: CommonCase = namespace["common_case"]
+    # the constants are the function's globals
+    exec(compile(source, f"<common case of schema {rules.schema.name!r}>", "exec"), constants)  # noqa: S102 (source made of reprs)
+    common_case: CommonCase = constants["common_case"]
     return common_case
 
 
@@ -143,10 +143,11 @@ def _literal(value: float, constants: dict[str, Any], name: str) -> str:
     return name
 
 
-def _others_fit(constants: Mapping[str, Any]) -> Callable[[dict[str, Any]], bool]:
-    """Whether a record's fields beyond the features are other declared columns holding a
-    number, a boolean, null or fit text (what the general path neither refuses nor warns of)."""
-    features, others = constants["FEATURES"], constants["OTHERS"]
+def _others_fit(
+    features: frozenset[str], others: frozenset[str]
+) -> Callable[[dict[str, Any]], bool]:
+    """Whether a record's fields beyond ``features`` are among ``others`` and hold a number,
+    a boolean, null or fit text (what the general path neither refuses nor warns of)."""
 
     def others_fit(record: dict[str, Any]) -> bool:
         extra = record.keys() - features
