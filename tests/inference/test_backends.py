@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import xgboost as xgb
@@ -16,7 +18,13 @@ from loanrisk.features.spec import (
     ScaledColumn,
 )
 from loanrisk.features.transform import FeatureTransformer
-from loanrisk.inference.backends import OneDALBackend, XGBoostBackend, make_backend, probe_set
+from loanrisk.inference.backends import (
+    REUSED_ROWS,
+    OneDALBackend,
+    XGBoostBackend,
+    make_backend,
+    probe_set,
+)
 from loanrisk.registry import LoadedModel
 from loanrisk.schema import Validated
 from loanrisk.storage import MemoryStorage
@@ -37,6 +45,36 @@ def test_onedal_matches_xgboost_on_the_public_dataset(
     assert features.shape == (33_081, 26)
     assert np.max(np.abs(onedal - expected)) <= 1e-5
     assert np.max(np.abs(stock - expected)) <= 1e-6
+
+
+def test_onedal_gives_daal4pys_answers_whichever_call_came_before(model: LoadedModel) -> None:
+    """Small calls reuse a prediction algorithm per thread and row count: each answer is
+    still daal4py's own, for any order of sizes and precisions, an earlier answer is not
+    written over by a later call, and threads do not share an algorithm."""
+    backend = OneDALBackend(model.booster)
+    rng = np.random.default_rng(7)
+
+    def loans(rows: int, dtype: type) -> np.ndarray:
+        features = (rng.normal(size=(rows, 26)) * 3).astype(dtype)
+        features[rng.random(features.shape) < 0.1] = np.nan
+        return features
+
+    sizes = [1, 3, 1, 16, 3, REUSED_ROWS, REUSED_ROWS + 1, 1, 16]
+    calls = [loans(rows, dtype) for rows in sizes for dtype in (np.float32, np.float64)]
+
+    def daal4pys(features: np.ndarray) -> np.ndarray:
+        return backend.model.predict_proba(features)[:, 1].astype(np.float64)
+
+    answers = [backend.predict_proba(features) for features in calls]
+    for features, answer in zip(calls, answers, strict=True):
+        assert answer.dtype == np.float64 and answer.shape == (len(features),)
+        assert np.array_equal(answer, daal4pys(features))
+    with ThreadPoolExecutor(4) as pool:
+        again = list(pool.map(backend.predict_proba, calls * 3))
+    for features, answer in zip(calls * 3, again, strict=True):
+        assert np.array_equal(answer, daal4pys(features))
+    with pytest.raises(ValueError, match="Shape of input"):
+        backend.predict_proba(loans(2, np.float32)[:, :25])
 
 
 def test_auto_serves_with_onedal_after_the_probe_agrees(model: LoadedModel) -> None:

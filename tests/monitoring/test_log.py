@@ -195,6 +195,47 @@ def test_a_write_that_failed_part_way_is_retried_without_duplicating_its_first_f
     assert log.dropped == 0
 
 
+def test_a_write_goes_to_each_of_its_rows_days_and_models_once() -> None:
+    """A write's rows go to the partition of their own model and UTC day, each row once,
+    whether the write spans midnight, two models, or (the usual) one model and one day."""
+    storage = MemoryStorage()
+    scorer = trained(storage)
+    log = PredictionLog(storage, "log", flush_seconds=3600)
+    loans = [{**EXAMPLE_LOAN, "id": f"L-{i}"} for i in range(3)]
+    scored = scorer.score_records(loans)
+    midnight = datetime(2026, 12, 7, tzinfo=UTC).timestamp()
+
+    def record(at: float, model: str) -> None:
+        log.record(Scored(at, "r", model, 1, "onedal", "v1", loans, scored.results, ("id",)))
+
+    def rows(model: str, day: str) -> list[pd.DataFrame]:
+        folder = f"log/model={model}/day={day}"
+        return [
+            pd.read_parquet(io.BytesIO(storage.read_bytes(f"{folder}/{file}")))
+            for file in storage.list(folder)
+        ]
+
+    record(midnight - 0.5, "first")
+    record(midnight, "first")
+    assert log.flush() == 6  # one model, two days
+    record(midnight + 1, "first")
+    record(midnight + 2, "second")
+    assert log.flush() == 6  # one day, two models
+    record(midnight + 3, "second")
+    assert log.flush() == 3  # one model, one day
+    assert storage.list("log/model=first") == ["day=2026-12-06", "day=2026-12-07"]
+    assert storage.list("log/model=second") == ["day=2026-12-07"]
+    for model, day, times in (
+        ("first", "2026-12-06", [[midnight - 0.5]]),
+        ("first", "2026-12-07", [[midnight], [midnight + 1]]),
+        ("second", "2026-12-07", [[midnight + 2], [midnight + 3]]),
+    ):
+        files = rows(model, day)
+        assert sorted(sorted({t.timestamp() for t in f["time"]}) for f in files) == times
+        assert all(sorted(f["loan_id"]) == ["L-0", "L-1", "L-2"] for f in files)
+    log.close()
+
+
 def test_a_batch_chunk_the_storage_refuses_is_counted_and_scoring_goes_on() -> None:
     storage = FailingOnce()
     scorer = trained(storage)

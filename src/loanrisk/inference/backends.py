@@ -11,7 +11,8 @@ this check is what makes oneDAL safe to be the default.
 from __future__ import annotations
 
 import logging
-from typing import Literal, NamedTuple, Protocol
+import threading
+from typing import Any, Literal, NamedTuple, Protocol
 
 import numpy as np
 import xgboost as xgb
@@ -53,16 +54,46 @@ class XGBoostBackend:
         return np.asarray(self.booster.inplace_predict(features), dtype=np.float64)
 
 
+#: Calls of up to this many rows reuse a oneDAL prediction algorithm (one per thread, row
+#: count and precision: an algorithm keeps the result table of its first call's size).
+REUSED_ROWS = 256
+_PRECISION = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+
+
 class OneDALBackend:
+    """oneDAL's prediction of the converted model. ``daal4py``'s ``predict_proba`` builds a
+    prediction algorithm per call, which costs about what scoring a loan does (one loan:
+    48 µs a call, 35 µs with the algorithm reused); calls of at most :data:`REUSED_ROWS`
+    rows, a server's, reuse one."""
+
     name = "onedal"
 
     def __init__(self, booster: xgb.Booster) -> None:
         import daal4py
 
+        self._daal4py = daal4py
         self.model = daal4py.mb.convert_model(booster)
+        self._reused = threading.local()
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict_proba(features)[:, 1], dtype=np.float64)
+        rows, precision = len(features), _PRECISION.get(features.dtype)
+        model = self.model
+        if precision is None or not 0 < rows <= REUSED_ROWS or features.ndim != 2:
+            return np.asarray(model.predict_proba(features)[:, 1], dtype=np.float64)
+        if features.shape[1] != model.n_features_in_:
+            raise ValueError("Shape of input is different from what was seen in `fit`")
+        algorithms: dict[tuple[int, str], Any] = self._reused.__dict__.setdefault("by_rows", {})
+        algorithm = algorithms.get((rows, precision))
+        if algorithm is None:
+            algorithm = self._daal4py.gbt_classification_prediction(
+                nClasses=model.n_classes_,
+                fptype=precision,
+                resultsToEvaluate="computeClassProbabilities",
+            )
+            algorithms[rows, precision] = algorithm
+        result = algorithm.compute(features, model.daal_model_)
+        # a copy: the algorithm's next call writes over its result table
+        return np.array(result.probabilities[:, 1], dtype=np.float64)
 
 
 class CalibratedBackend:

@@ -125,6 +125,15 @@ def _loan_text(record: Mapping[str, Any]) -> str:
     return jsontext.dumps(record, _encode_slowly).decode("utf-8")
 
 
+def _loan_id(record: Mapping[str, Any], fields: Sequence[str]) -> str | None:
+    """The loan's id: its first of ``fields`` that is not null, as text."""
+    for field in fields:
+        value = record.get(field)
+        if value is not None:
+            return str(value)
+    return None
+
+
 def _clean(value: Any) -> Any:
     """A cell of a raw frame as JSON can hold it (NaN and missing become null)."""
     if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
@@ -159,18 +168,16 @@ def _append_rows(item: Scored, out: dict[str, list[Any]], personal: PersonalFiel
     else:
         assert not isinstance(item.results, pd.DataFrame)
         records = list(item.scored_loans())
-        for result in item.results:
-            out["probability"].append(result.probability)
-            out["label"].append(result.label)
-            out["band"].append(result.band)
-            out["grade"].append(result.grade)
-            out["score"].append(result.score)
-    for record in records:
-        loan_id = next((record[f] for f in item.id_fields if record.get(f) is not None), None)
-        out["loan_id"].append(None if loan_id is None else str(loan_id))
-        if item.personal:
-            record = personal.protect(record, item.personal)
-        out["features"].append(_loan_text(record))
+        scores = item.results
+        out["probability"] += [result.probability for result in scores]
+        out["label"] += [result.label for result in scores]
+        out["band"] += [result.band for result in scores]
+        out["grade"] += [result.grade for result in scores]
+        out["score"] += [result.score for result in scores]
+    out["loan_id"] += [_loan_id(record, item.id_fields) for record in records]
+    if item.personal:
+        records = [personal.protect(record, item.personal) for record in records]
+    out["features"] += map(_loan_text, records)
     n = len(records)
     at = datetime.fromtimestamp(item.at, UTC)
     out["request_id"] += [item.request_id] * n if item.request_ids is None else item.request_ids
