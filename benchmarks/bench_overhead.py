@@ -9,7 +9,8 @@ turn (which goes first alternates), the tree's sources first on ``PYTHONPATH``. 
 gets wrk at --connections connections for --duration seconds on ``GET /healthz``, then on
 ``POST /v1/predict``. Per run: requests/s, the predict/no-op ratio, predict's p50 and p99,
 and the server's CPU time per answered request of each route (its processes' user + system
-time over the run, from /proc). On a busy machine requests/s move with the neighbours; the
+time over the run, from /proc), and the mean batch the workers scored predict's loans in
+(``loanrisk_scoring_batch_loans``). On a busy machine requests/s move with the neighbours; the
 CPU per request moves less, and the no-op/predict ratio of CPU per request, both measured in
 one run, is what the throughput ratio becomes when the server's CPU is the limit.
 """
@@ -17,10 +18,14 @@ one run, is what the throughput ratio becomes when the server's CPU is the limit
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import statistics
 import tempfile
 from pathlib import Path
+
+import httpx2 as httpx
 
 from _ab import parse_options
 from bench_http import (
@@ -42,6 +47,7 @@ def one_run(root: Path, src: str, args: argparse.Namespace, script: Path) -> dic
         base = f"http://127.0.0.1:{port}"
         noop = run_wrk_counting_cpu(f"{base}/healthz", args.connections, args.duration, None)
         scored = run_wrk_counting_cpu(f"{base}/v1/predict", args.connections, args.duration, script)
+        batch = mean_batch(base)
     finally:
         server.terminate()
         server.wait(60)
@@ -55,7 +61,18 @@ def one_run(root: Path, src: str, args: argparse.Namespace, script: Path) -> dic
         "cpu_us": scored["cpu_us"],
         "cpu_ratio": noop["cpu_us"] / scored["cpu_us"],
         "non_2xx": scored["non_2xx"] + noop["non_2xx"],
+        "batch": batch,
     }
+
+
+def mean_batch(base: str) -> float:
+    """The mean of ``loanrisk_scoring_batch_loans`` over the workers (NaN: a tree without
+    it)."""
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    found = dict(re.findall(r"^loanrisk_scoring_batch_loans_(sum|count) (\S+)$", text, re.M))
+    if "count" not in found or not float(found["count"]):
+        return math.nan
+    return float(found["sum"]) / float(found["count"])
 
 
 def line(name: str, r: dict[str, float]) -> str:
@@ -63,7 +80,8 @@ def line(name: str, r: dict[str, float]) -> str:
         f"{name:<8} no-op {r['noop_rps']:>6.0f} req/s, predict {r['rps']:>6.0f} req/s "
         f"({r['ratio']:.1%}), p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms; server CPU "
         f"no-op {r['noop_cpu_us']:.0f} us, predict {r['cpu_us']:.0f} us a request "
-        f"(no-op/predict {r['cpu_ratio']:.1%}); non-2xx {r['non_2xx']:.0f}"
+        f"(no-op/predict {r['cpu_ratio']:.1%}); {r['batch']:.1f} loans a batch; "
+        f"non-2xx {r['non_2xx']:.0f}"
     )
 
 

@@ -178,3 +178,28 @@ def test_a_request_whose_client_left_is_not_recorded(scorer: Scorer) -> None:
 
     asyncio.run(run())
     assert [how.request_id for _, _, how in recorded] == ["here"]  # type: ignore[attr-defined]
+
+
+def test_requests_reaching_the_queue_within_a_turn_of_the_loop_are_scored_together(
+    scorer: Scorer,
+) -> None:
+    """The queue scores one turn of the event loop after the first request waits: a request
+    whose handler gets there a turn later (its connection read meanwhile) joins the batch;
+    one two turns later is the next batch's."""
+    batches: list[list[str | None]] = []
+
+    async def run() -> None:
+        queue = ScoringQueue(recorder=lambda _, calls: batches.append([c[2][2] for c in calls]))
+
+        async def after(turns: int, name: str) -> object:
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            return await queue.score(scorer, loans(1), log_as=LogAs("champion", "v1", name))
+
+        try:
+            await asyncio.gather(after(0, "first"), after(1, "a turn later"), after(2, "two"))
+        finally:
+            queue.close()
+
+    asyncio.run(run())
+    assert batches == [["first", "a turn later"], ["two"]]

@@ -460,6 +460,10 @@ def test_metrics_and_request_ids(client: TestClient) -> None:
         if line.startswith("loanrisk_predictions_total{") and 'version="1"' in line
     ]
     assert sum(float(line.rsplit(" ", 1)[1]) for line in predicted) == 4
+    # one request at a time: a batch each, of 1 loan and of 3
+    assert "loanrisk_scoring_batch_loans_count 2.0" in text
+    assert "loanrisk_scoring_batch_loans_sum 4.0" in text
+    assert 'loanrisk_scoring_batch_loans_bucket{le="2.0"} 1.0' in text
     assert 'loanrisk_jobs_total{kind="train",state="succeeded"} 1.0' in text
     served = 'loanrisk_model_info{backend="onedal",model="loan-default",role="champion"'
     served += ',version="1"}'

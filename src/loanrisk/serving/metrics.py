@@ -58,6 +58,7 @@ LATENCY_BUCKETS = (
 #: The gauge's value of each traffic light.
 LIGHTS = {"green": 0, "yellow": 1, "red": 2}
 JOB_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 class Metrics:
@@ -86,6 +87,13 @@ class Metrics:
         #: The two series of each (model, version, role) scored so far: every scored request
         #: counts into them, and prometheus_client's labels() validates and locks per call.
         self._predicted: dict[tuple[str, int, str], tuple[Counter, Counter]] = {}
+        self.batch_loans = Histogram(
+            "loanrisk_scoring_batch_loans",
+            "Loans each batch scored on a worker's event loop held (small JSON requests "
+            "waiting together are scored in one call).",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
         self.jobs = Counter(
             "loanrisk_jobs",
             "Jobs ended on this replica, by kind and state.",

@@ -52,6 +52,8 @@ class Services:
     def __post_init__(self) -> None:
         if self.scoring.recorder is None:  # the batches' loans are counted and logged here
             self.scoring.recorder = functools.partial(record_batch, self)
+        if self.scoring.observe is None:
+            self.scoring.observe = self.metrics.batch_loans.observe
 
     @property
     def shadow(self) -> ShadowScoring:
