@@ -4,13 +4,16 @@ A request queues here and waits; one more turn of the event loop later (every ta
 was ready has run, the connections with data were read once more, and their handlers have
 run until they wait here too), it scores everything waiting (up to ``max_records`` loans) in
 one call and hands each request its own part. An idle server scores a request alone a turn
-after its handler waits, a busy one in batches: oneDAL scores a batch of 16 loans in about
-half the time 16 single calls take, and in less again when the rest of the request has
-pushed the model out of the processor's caches (a loan alone: 70-90 µs; in a batch of 4,
-40-45 µs each; of 16, 27 µs each). Waiting that one more turn, not just for the tasks
-already ready, took the batches of 16 keep-alive connections on a worker from 9 loans on
-average to 13, and the loans scored in batches of at most 4 from 8% to 1%. Requests that ask for
-reasons (or decline reasons) are scored alone (reason codes cost more than the batch saves).
+after its handler waits, a busy one in batches (``loanrisk_scoring_batch_loans``). oneDAL's
+cost a loan falls with the batch, the more so as the rest of each request pushes the model
+out of the processor's caches between two calls (``benchmarks/bench_onedal_batch.py``, caches
+flushed: 87 µs for a loan alone, 44 µs each in a batch of 4, 30 µs each in one of 64).
+Waiting that one more turn, rather than scoring once the tasks already ready had run, took
+the batches of 32 keep-alive connections on two workers from 9 loans on average (counted
+in the queue, before this metric) to 13-14 (as ``benchmarks/bench_overhead.py`` reports),
+and the server's CPU a scored request down by 4%.
+Requests that ask for reasons (or decline reasons) are scored alone (reason codes cost more
+than the batch saves).
 The loans of the requests a batch answers are recorded (counted and logged) together, by the
 queue's ``recorder``, before any of them is answered (:mod:`~loanrisk.serving.recording`).
 
