@@ -89,8 +89,8 @@ class Metrics:
         self._predicted: dict[tuple[str, int, str], tuple[Counter, Counter]] = {}
         self.batch_loans = Histogram(
             "loanrisk_scoring_batch_loans",
-            "Loans each batch scored on a worker's event loop held (small JSON requests "
-            "waiting together are scored in one call).",
+            "Loans of the requests each batch on a worker's event loop took, a refused loan "
+            "included (small JSON requests waiting together are scored in one call).",
             buckets=BATCH_BUCKETS,
             registry=r,
         )
